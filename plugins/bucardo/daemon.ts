@@ -1,0 +1,163 @@
+// The Bucardo daemon of a job: start, stop (Bucardo's stop is asynchronous: wait until it is gone),
+// restart, reload, and kicking a sync over SQL.
+import { existsSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+import { sleep } from '../../src/core/activity.js';
+import { runBucardo } from '../../src/core/bucardo.js';
+import { OperatorError } from '../../src/core/errors.js';
+import type { Job } from '../../src/core/job.js';
+import { kickerStatus, startKicker, stopKicker } from '../../src/core/kicker.js';
+import type { Check, CommandContext, CommandOutcome } from '../../src/core/plugin.js';
+import { isProcessAlive, processCommandLine, readPidFile } from '../../src/core/process.js';
+import { quoteIdent } from '../../src/core/quote.js';
+import { ensureDirectory } from './install.js';
+import { metadataDatabaseExists, syncRow, withMetadata } from './metadata.js';
+
+export function daemonPid(job: Job): number | undefined {
+  const pid = readPidFile(job.paths.mcpPidFile);
+  return pid !== undefined && isProcessAlive(pid) && /bucardo/i.test(processCommandLine(pid)) ? pid : undefined;
+}
+
+export function isDaemonRunning(job: Job): boolean {
+  return daemonPid(job) !== undefined;
+}
+
+/** The controller of a sync writes this pid file once the daemon has loaded the sync. */
+function controllerPidFile(job: Job): string {
+  return path.join(job.paths.pidDir, `bucardo.ctl.sync.${job.syncName}.pid`);
+}
+
+export function syncLoaded(job: Job): boolean {
+  const pid = readPidFile(controllerPidFile(job));
+  return pid !== undefined && isProcessAlive(pid);
+}
+
+/** NOTIFY on the metadata database: what `bucardo kick` does, without starting Perl. */
+export async function kickSync(job: Job): Promise<void> {
+  await withMetadata(job, (client) => client.query(`NOTIFY ${quoteIdent(`bucardo_kick_sync_${job.syncName}`)}`));
+}
+
+function lastLogLines(job: Job, count = 5): string {
+  if (!existsSync(job.paths.logFile)) return '';
+  return readFileSync(job.paths.logFile, 'utf8').trim().split('\n').slice(-count).join('\n');
+}
+
+async function requireInstalled(job: Job): Promise<void> {
+  if (!(await metadataDatabaseExists(job))) {
+    throw new OperatorError(`Bucardo is not installed for ${job.name}: the metadata database ${job.metadataDb} does not exist. Run bucardo.install (and bucardo.add_triggers) first.`);
+  }
+}
+
+export interface DaemonData { pid?: number; kickerPid?: number; steps: string[] }
+
+export async function startDaemon(job: Job, ctx: CommandContext): Promise<DaemonData> {
+  await requireInstalled(job);
+  const steps: string[] = [];
+  ensureDirectory(job.paths.pidDir, 'pid directory');
+  ensureDirectory(job.paths.logDir, 'log directory');
+  let pid = daemonPid(job);
+  const sync = await withMetadata(job, (client) => syncRow(client, job.syncName));
+  if (pid) {
+    steps.push(`daemon already running (pid ${pid})`);
+    if (sync && !syncLoaded(job)) {
+      // A sync added to a running daemon is not picked up until a full reload, and a reloaded sync is
+      // not kicked (bucardo-behaviour.md §5): without both its initial copy never starts.
+      ctx.progress('reloading the daemon so it loads the new sync');
+      await reloadDaemon(job, ctx);
+      steps.push('reloaded it so it loads the sync, and kicked the sync');
+    }
+  } else {
+    ctx.progress('starting the Bucardo daemon');
+    await runBucardo(job, ['start', '--logdest', job.paths.logDir, '--logextension', job.paths.logExtension], { activity: ctx.activity });
+    for (let i = 0; i < 200 && !(pid = daemonPid(job)); i++) await sleep(100, ctx.activity.signal);
+    if (!pid) throw new OperatorError(`The Bucardo daemon did not stay up (no live process in ${job.paths.mcpPidFile} after 20 s). Last log lines (${job.paths.logFile}):\n${lastLogLines(job) || '(empty)'}`);
+    steps.push(`started the daemon (pid ${pid}), logging to ${job.paths.logFile}`);
+    if (sync) {
+      // The MCP kicks every sync once at start; wait for the controller so the check sees it loaded.
+      for (let i = 0; i < 100 && !syncLoaded(job); i++) await sleep(100, ctx.activity.signal);
+    }
+  }
+  if (!sync) steps.push(`no sync yet: run bucardo.add_triggers to create sync ${job.syncName}`);
+  let kickerPid: number | undefined;
+  if (job.config.bucardo.asynchronousKicking) {
+    const kicker = await startKicker(job);
+    kickerPid = kicker.pid;
+    steps.push(kicker.started ? `started the kicker (pid ${kicker.pid}, every ${job.config.bucardo.kickInterval} s)` : `kicker already running (pid ${kicker.pid})`);
+  }
+  return { pid, ...(kickerPid ? { kickerPid } : {}), steps };
+}
+
+export async function stopDaemon(job: Job, ctx: CommandContext): Promise<DaemonData> {
+  const steps: string[] = [];
+  if (await stopKicker(job)) steps.push('stopped the kicker');
+  const pid = daemonPid(job);
+  if (!pid) {
+    steps.push('daemon not running');
+    return { steps };
+  }
+  ctx.progress(`stopping the Bucardo daemon (pid ${pid})`);
+  await runBucardo(job, ['stop'], { activity: ctx.activity });
+  // `bucardo stop` only drops a stop file; the MCP notices it and exits a second or two later.
+  for (let i = 0; i < 600 && (isProcessAlive(pid) || existsSync(job.paths.mcpPidFile)); i++) await sleep(100, ctx.activity.signal);
+  if (isProcessAlive(pid)) throw new OperatorError(`The Bucardo daemon (pid ${pid}) is still running 60 s after bucardo stop. Look at ${job.paths.logFile}; stop it with kill ${pid} if it hangs.`);
+  steps.push(`stopped the daemon (pid ${pid})`);
+  return { steps };
+}
+
+export async function reloadDaemon(job: Job, ctx: CommandContext): Promise<void> {
+  if (!isDaemonRunning(job)) throw new OperatorError(`The Bucardo daemon of ${job.name} is not running, so there is nothing to reload. Start it with bucardo.start.`);
+  // reload_config re-reads bucardo_config and reloads the MCP, which loads new syncs too.
+  await runBucardo(job, ['reload_config'], { activity: ctx.activity, timeoutMs: 120_000 });
+  for (let i = 0; i < 100 && !syncLoaded(job); i++) await sleep(100, ctx.activity.signal);
+  const sync = await withMetadata(job, (client) => syncRow(client, job.syncName));
+  if (sync) await kickSync(job);
+}
+
+const describe = (data: DaemonData) => data.steps.join('; ');
+
+export async function start(ctx: CommandContext): Promise<CommandOutcome<DaemonData>> {
+  const data = await startDaemon(ctx.job, ctx);
+  return { data, message: `Started: ${describe(data)}.` };
+}
+
+export async function stop(ctx: CommandContext): Promise<CommandOutcome<DaemonData>> {
+  const data = await stopDaemon(ctx.job, ctx);
+  return { data, message: `Stopped: ${describe(data)}.` };
+}
+
+export async function restart(ctx: CommandContext): Promise<CommandOutcome<DaemonData>> {
+  const stopped = await stopDaemon(ctx.job, ctx);
+  const started = await startDaemon(ctx.job, ctx);
+  const data = { ...started, steps: [...stopped.steps, ...started.steps] };
+  return { data, message: `Restarted: ${describe(data)}.` };
+}
+
+export async function reload(ctx: CommandContext): Promise<CommandOutcome<DaemonData>> {
+  await reloadDaemon(ctx.job, ctx);
+  return { data: { steps: ['reloaded'] }, message: 'Reloaded the daemon\'s configuration and syncs, and kicked the sync.' };
+}
+
+export async function validateRunning(ctx: CommandContext): Promise<Check[]> {
+  const { job } = ctx;
+  const pid = readPidFile(job.paths.mcpPidFile);
+  const checks: Check[] = [{
+    name: 'pid file names a live Bucardo process',
+    pass: daemonPid(job) !== undefined,
+    detail: pid === undefined ? `no pid in ${job.paths.mcpPidFile}` : `pid ${pid}${isProcessAlive(pid) ? '' : ' is dead (or a zombie)'}`,
+  }];
+  if (job.config.bucardo.asynchronousKicking) {
+    const kicker = kickerStatus(job);
+    checks.push({ name: 'exactly one live kicker for this job', pass: kicker.running, detail: kicker.running ? `pid ${kicker.pid}` : 'no live kicker' });
+  }
+  return checks;
+}
+
+export async function validateStopped(ctx: CommandContext): Promise<Check[]> {
+  const { job } = ctx;
+  const pid = readPidFile(job.paths.mcpPidFile);
+  return [
+    { name: 'no Bucardo pid file', pass: !existsSync(job.paths.mcpPidFile), detail: job.paths.mcpPidFile },
+    { name: 'no live Bucardo process', pass: pid === undefined || !isProcessAlive(pid) },
+    { name: 'no kicker running', pass: !kickerStatus(job).running },
+  ];
+}

@@ -1,0 +1,76 @@
+// The bucardo plugin: the whole A→B migration lifecycle on the real Bucardo daemon.
+// Command bodies are loaded on first use so the shell's menu appears without loading pg or execa.
+import { definePlugin } from '../../src/core/plugin.js';
+import { formatStatus } from './status-format.js';
+
+const install = () => import('./install.js');
+const sync = () => import('./sync.js');
+const daemon = () => import('./daemon.js');
+const status = () => import('./status.js');
+
+export default definePlugin({
+  name: 'bucardo',
+  summary: 'set up, run and tear down Bucardo replication from the primary to the secondary',
+  commands: {
+    install: {
+      summary: 'check everything first, then create the metadata database and record the databases, tables and sequences',
+      run: async (ctx) => (await install()).install(ctx),
+      validate: async (ctx) => (await install()).validateInstall(ctx),
+      format: (data: { findings: { ok: boolean; item: string; detail: string; fix?: string }[]; steps: string[] }) => [
+        'Preflight:', ...data.findings.map((f) => `  ${f.ok ? 'ok  ' : 'FAIL'} ${f.item}: ${f.detail}${!f.ok && f.fix ? `\n       fix: ${f.fix}` : ''}`),
+        ...(data.steps.length ? ['Install:', ...data.steps.map((s) => `  - ${s}`)] : []),
+      ],
+    },
+    add_triggers: {
+      summary: 'create the sync, which puts Bucardo\'s triggers on the primary\'s tables (bounded by lock_timeout)',
+      run: async (ctx) => (await sync()).addTriggers(ctx),
+      validate: async (ctx) => (await sync()).validateTriggers(ctx),
+    },
+    drop_triggers: {
+      summary: 'remove this job\'s sync and its triggers, table by table under a lock timeout',
+      run: async (ctx) => (await sync()).dropTriggers(ctx),
+      validate: async (ctx) => (await sync()).validateNoTriggers(ctx),
+    },
+    start: {
+      summary: 'start the Bucardo daemon (and the kicker with asynchronous kicking); a new sync is loaded and kicked',
+      run: async (ctx) => (await daemon()).start(ctx),
+      validate: async (ctx) => (await daemon()).validateRunning(ctx),
+    },
+    stop: {
+      summary: 'stop the daemon and the kicker, and wait until they have really exited',
+      run: async (ctx) => (await daemon()).stop(ctx),
+      validate: async (ctx) => (await daemon()).validateStopped(ctx),
+    },
+    restart: {
+      summary: 'stop, then start the daemon (after a schema change on a replicated table)',
+      run: async (ctx) => (await daemon()).restart(ctx),
+      validate: async (ctx) => (await daemon()).validateRunning(ctx),
+    },
+    reload: {
+      summary: 'reload Bucardo\'s settings and syncs in the running daemon (after change_config)',
+      run: async (ctx) => (await daemon()).reload(ctx),
+      validate: async (ctx) => (await daemon()).validateRunning(ctx),
+    },
+    status: {
+      summary: 'daemon, sync runs, initial copy progress, pending changes and lag, with a verdict',
+      run: async (ctx) => (await status()).status(ctx),
+      format: formatStatus,
+    },
+    wait_for_copy: {
+      summary: 'wait until the initial copy has finished, showing the table being copied',
+      run: async (ctx) => (await import('./copy.js')).waitForCopy(ctx),
+      validate: async (ctx) => (await import('./copy.js')).validateCopyDone(ctx),
+    },
+    change_config: {
+      summary: 'change one of Bucardo\'s settings (prompts for it; in list mode: bucardo.change_config name=value)',
+      run: async (ctx) => (await import('./settings.js')).changeConfig(ctx),
+      validate: async (ctx) => (await import('./settings.js')).validateChangeConfig(ctx),
+    },
+    uninstall: {
+      summary: 'stop the daemon, drop the triggers table by table, the bucardo schema and the metadata database',
+      run: async (ctx) => (await install()).uninstall(ctx),
+      validate: async (ctx) => (await install()).validateUninstall(ctx),
+    },
+  },
+});
+

@@ -1,0 +1,282 @@
+// bucardo.install and bucardo.uninstall.
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { bucardoEnvironment, runBucardo } from '../../src/core/bucardo.js';
+import { resolvePassword } from '../../src/core/credentials.js';
+import { withClient, withTransaction, type Client } from '../../src/core/db.js';
+import { errorMessage, OperatorError } from '../../src/core/errors.js';
+import type { Job } from '../../src/core/job.js';
+import { bucardoRelationName, quoteIdent } from '../../src/core/quote.js';
+import type { CommandContext, CommandOutcome } from '../../src/core/plugin.js';
+import type { Relation } from '../../src/core/objects.js';
+import { isDaemonRunning, stopDaemon } from './daemon.js';
+import { metadataDatabaseExists, otherSyncs, recordedDatabases, relgroupMembers, withMetadata } from './metadata.js';
+import { preflight, type Finding } from './preflight.js';
+import { dropJobTriggers, formatFailures, listTriggers } from './triggers.js';
+
+export interface InstallData { findings: Finding[]; steps: string[] }
+
+/** Names per `bucardo add table` call: one Perl start per batch instead of per table. */
+const ADD_BATCH = 250;
+const BUCARDO_SCHEMA_FILE = '/usr/share/bucardo/bucardo.schema';
+
+export function ensureDirectory(dir: string, purpose: string): void {
+  try {
+    mkdirSync(dir, { recursive: true });
+  } catch (error) {
+    throw new OperatorError(`Cannot create the ${purpose} ${dir}: ${(error as NodeJS.ErrnoException).code ?? errorMessage(error)}. Create it with write permission for this user, or point bucardo.${purpose === 'pid directory' ? 'pid_dir' : 'log_dir'} somewhere writable.`);
+  }
+}
+
+export async function install(ctx: CommandContext): Promise<CommandOutcome<InstallData>> {
+  const { job, activity, progress } = ctx;
+  const report = await preflight(job, activity, progress);
+  const data: InstallData = { findings: report.findings, steps: [] };
+  if (!report.passed || !report.scope) {
+    return { ok: false, data, message: 'Preflight found problems (listed above with their fixes); nothing was changed. Fix them and run bucardo.install again.' };
+  }
+  const { pidDir, logDir } = job.paths;
+  ensureDirectory(pidDir, 'pid directory');
+  ensureDirectory(logDir, 'log directory');
+
+  progress(`creating the metadata database ${job.metadataDb}`);
+  if (await metadataDatabaseExists(job, activity)) {
+    data.steps.push(`metadata database "${job.metadataDb}" already exists`);
+  } else {
+    await createMetadataDatabase(job, ctx);
+    data.steps.push(`created metadata database "${job.metadataDb}" on ${job.config.databases.bucardo.host}:${job.config.databases.bucardo.port}`);
+  }
+
+  progress('pointing Bucardo\'s pid dir and log files at this job');
+  await storeJobPaths(job, ctx);
+  data.steps.push(`pid dir ${pidDir}, logs in ${logDir}`);
+
+  progress('recording the databases');
+  data.steps.push(...await recordDatabases(job, ctx));
+
+  progress('recording tables and sequences');
+  data.steps.push(...await recordRelations(job, ctx, report.scope.tables, 'table'));
+  data.steps.push(...await recordRelations(job, ctx, report.scope.sequences, 'sequence'));
+  return { data, message: `Installed Bucardo metadata for ${job.name}: ${report.scope.tables.length} table(s) and ${report.scope.sequences.length} sequence(s) recorded in relgroup ${job.relgroupName}.` };
+}
+
+/**
+ * Points Bucardo's pid dir and reason/warning/conflict files at this job's paths. A trigger in
+ * Bucardo 5.6's schema lowercases most settings, piddir included ("/tmp/Run" would become
+ * "/tmp/run" and the daemon could not start), so the values are stored with triggers bypassed.
+ */
+export async function storeSettingsVerbatim(job: Job, settings: [string, string][], activity?: CommandContext['activity']): Promise<void> {
+  await withMetadata(job, async (client) => withTransaction(client, async () => {
+    await client.query('SET LOCAL session_replication_role = replica');
+    for (const [name, value] of settings) {
+      await client.query('UPDATE bucardo.bucardo_config SET setting = $1 WHERE name = $2 AND type IS NULL', [value, name]);
+    }
+  }), activity);
+}
+
+async function storeJobPaths(job: Job, ctx: CommandContext): Promise<void> {
+  await storeSettingsVerbatim(job, [
+    ['piddir', job.paths.pidDir], ['reason_file', job.paths.reasonFile],
+    ['warning_file', job.paths.warningFile], ['log_conflict_file', job.paths.conflictFile],
+  ], ctx.activity);
+}
+
+async function createMetadataDatabase(job: Job, ctx: CommandContext): Promise<void> {
+  const bucardo = job.config.databases.bucardo;
+  if (job.metadataDb === 'bucardo') {
+    // Bucardo's own installer: it creates the bucardo role and database, and appends the role's
+    // generated password to $HOME/.pgpass, which is the job's private state dir (never ~root).
+    await runBucardo(job, ['install', '--batch', '--piddir', job.paths.pidDir], {
+      activity: ctx.activity, safeToStop: false, connection: { dbname: bucardo.fallbackDb, dbuser: bucardo.installUser },
+    });
+    return;
+  }
+  // Bucardo's installer hard-codes the database name (bucardo-behaviour.md §6), so a custom name is
+  // installed from the packaged schema with that name substituted, applied with psql by the tool.
+  const schema = customSchema(job);
+  const file = path.join(job.paths.stateDir, `bucardo.${job.metadataDb}.schema`);
+  mkdirSync(job.paths.stateDir, { recursive: true, mode: 0o700 });
+  writeFileSync(file, schema, { mode: 0o600 });
+  const { execa } = await import('execa');
+  const result = await execa('psql', ['-h', bucardo.host, '-p', String(bucardo.port), '-U', bucardo.installUser, '-d', bucardo.fallbackDb, '-AX', '-qt', '-f', file], {
+    env: bucardoEnvironment(job), extendEnv: false, reject: false, stdin: 'ignore', all: true, detached: true,
+  });
+  const output = String(result.all ?? '');
+  if (!output.includes('Pl/PerlU was successfully installed')) {
+    throw new OperatorError(`Installing the metadata database "${job.metadataDb}" with psql failed (exit code ${result.exitCode}): ${output.split('\n').filter((l) => /ERROR|FATAL|psql:/.test(l)).slice(0, 3).join(' ') || output.slice(0, 300)}. Check that plperl is installed on the metadata host and that databases.bucardo.install_user is a superuser.`);
+  }
+}
+
+export function customSchema(job: Job): string {
+  if (!existsSync(BUCARDO_SCHEMA_FILE)) throw new OperatorError(`${BUCARDO_SCHEMA_FILE} is missing: install Debian's bucardo package (scripts/setup.sh).`);
+  const name = job.metadataDb;
+  if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(name)) throw new OperatorError(`The metadata database name '${name}' must be a plain identifier (letters, digits, underscores).`);
+  return readFileSync(BUCARDO_SCHEMA_FILE, 'utf8')
+    .replace(/^CREATE DATABASE bucardo OWNER bucardo;$/m, `CREATE DATABASE ${name} OWNER bucardo;`)
+    .replace(/^\\c bucardo$/m, `\\c ${name}`)
+    .replace(/^ALTER DATABASE bucardo SET/m, `ALTER DATABASE ${name} SET`)
+    .replace(/^piddir\|\/var\/run\/bucardo\|/m, `piddir|${job.paths.pidDir}|`);
+}
+
+/** The dbconn Bucardo appends to its DSN: sslmode, and on the primary a lock_timeout for its trigger DDL. */
+export function dbconnFor(job: Job, role: 'primary' | 'secondary'): string {
+  const db = job.config.databases[role];
+  const parts: string[] = [];
+  if (db.sslmode !== 'prefer') parts.push(`sslmode=${db.sslmode}`);
+  if (db.sslrootcert) parts.push(`sslrootcert=${db.sslrootcert}`);
+  // validate_sync creates triggers with a plain $dbh->do: without this it would wait on a lock forever.
+  if (role === 'primary') parts.push(`options=-clock_timeout=${job.config.bucardo.lockTimeoutMs}`);
+  return parts.join(';');
+}
+
+async function recordDatabases(job: Job, ctx: CommandContext): Promise<string[]> {
+  const steps: string[] = [];
+  const recorded = await withMetadata(job, recordedDatabases, ctx.activity);
+  for (const role of ['primary', 'secondary'] as const) {
+    const db = job.config.databases[role];
+    const name = job.bucardoDbName[role];
+    const wanted = { dbname: db.dbname, host: db.host, port: String(db.port), user: db.databaseOwner, conn: dbconnFor(job, role) };
+    const existing = recorded.find((r) => r.name === name);
+    if (!existing) {
+      await runBucardo(job, ['add', 'db', name, `dbname=${wanted.dbname}`, `host=${wanted.host}`, `port=${wanted.port}`, `user=${wanted.user}`, ...(wanted.conn ? [`conn=${wanted.conn}`] : [])], { activity: ctx.activity });
+      steps.push(`recorded ${role} as ${name} (${db.host}:${db.port}/${db.dbname})`);
+    } else if (existing.dbname !== wanted.dbname || existing.dbhost !== wanted.host || existing.dbport !== wanted.port || existing.dbuser !== wanted.user || existing.dbconn !== wanted.conn) {
+      await runBucardo(job, ['update', 'db', name, `dbname=${wanted.dbname}`, `host=${wanted.host}`, `port=${wanted.port}`, `user=${wanted.user}`], { activity: ctx.activity });
+      await withMetadata(job, (client) => client.query('UPDATE bucardo.db SET dbconn = $1 WHERE name = $2', [wanted.conn, name]), ctx.activity);
+      steps.push(`updated ${name} to match the config`);
+    } else {
+      steps.push(`${name} already recorded`);
+    }
+    // validate_sync runs inside the metadata server and connects from there: libpq in that server
+    // process cannot see our password file, so Bucardo needs the password in its own table. It is
+    // sent as a bind parameter: never on a command line, never in a log.
+    const password = resolvePassword({ db, user: db.databaseOwner, database: db.dbname });
+    if (password !== undefined) await withMetadata(job, (client) => client.query('UPDATE bucardo.db SET dbpass = $1 WHERE name = $2', [password, name]), ctx.activity);
+  }
+  return steps;
+}
+
+async function recordRelations(job: Job, ctx: CommandContext, relations: Relation[], kind: 'table' | 'sequence'): Promise<string[]> {
+  if (relations.length === 0) return [];
+  const members = await withMetadata(job, (client) => relgroupMembers(client, job.relgroupName), ctx.activity);
+  const reltype = kind === 'table' ? 'table' : 'sequence';
+  const known = new Set(members.filter((m) => m.reltype === reltype).map((m) => `${m.schema}.${m.name}`));
+  const missing = relations.filter((r) => !known.has(`${r.schema}.${r.name}`));
+  for (let start = 0; start < missing.length; start += ADD_BATCH) {
+    ctx.activity.throwIfInterrupted();
+    const batch = missing.slice(start, start + ADD_BATCH);
+    ctx.progress(`recording ${kind}s: ${start}/${missing.length}`);
+    await runBucardo(job, ['add', kind, ...batch.map((r) => bucardoRelationName(r.schema, r.name)), `db=${job.bucardoDbName.primary}`, `relgroup=${job.relgroupName}`], { activity: ctx.activity });
+  }
+  return [`${missing.length} ${kind}(s) added to relgroup ${job.relgroupName}, ${relations.length - missing.length} already there`];
+}
+
+export async function validateInstall(ctx: CommandContext) {
+  const { job } = ctx;
+  const exists = await metadataDatabaseExists(job);
+  if (!exists) return [{ name: `metadata database ${job.metadataDb} exists`, pass: false }];
+  const { databases, members } = await withMetadata(job, async (client) => ({
+    databases: await recordedDatabases(client), members: await relgroupMembers(client, job.relgroupName),
+  }));
+  const { findReplicationObjects } = await import('../../src/core/objects.js');
+  const scope = await withClient(job, { role: 'primary' }, (client) => findReplicationObjects(client, job.config.bucardo.replicationObjects));
+  const recorded = new Set(members.filter((m) => m.reltype === 'table').map((m) => `${m.schema}.${m.name}`));
+  const missing = scope.tables.filter((t) => !recorded.has(`${t.schema}.${t.name}`)).map((t) => `${t.schema}.${t.name}`);
+  const names = databases.map((d) => d.name);
+  return [
+    { name: `metadata database ${job.metadataDb} exists`, pass: true },
+    { name: 'primary and secondary recorded', pass: names.includes(job.bucardoDbName.primary) && names.includes(job.bucardoDbName.secondary), detail: names.join(', ') },
+    { name: `every table in scope recorded (${scope.tables.length})`, pass: missing.length === 0 && scope.tables.length > 0, ...(missing.length ? { detail: `missing: ${missing.join(', ')}` } : {}) },
+  ];
+}
+
+export interface UninstallData { steps: string[] }
+
+export async function uninstall(ctx: CommandContext): Promise<CommandOutcome<UninstallData>> {
+  const { job, activity, progress } = ctx;
+  const steps: string[] = [];
+  if (isDaemonRunning(job)) {
+    progress('stopping the daemon');
+    await stopDaemon(job, ctx);
+    steps.push('stopped the Bucardo daemon and the kicker');
+  }
+  const metadataExists = await metadataDatabaseExists(job, activity);
+  let sharedWith: string[] = [];
+  if (metadataExists) {
+    sharedWith = await withMetadata(job, (client) => otherSyncs(client, job.syncName), activity);
+    // In a shared metadata database the other jobs' daemon may validate syncs again: remove ours
+    // first so nothing re-creates the triggers we are about to drop.
+    if (sharedWith.length > 0) await runBucardo(job, ['remove', 'sync', job.syncName], { activity, allowFailure: true });
+  }
+  progress('dropping triggers table by table');
+  const drop = await dropJobTriggers(job, activity, progress);
+  if (drop.dropped.length) steps.push(`dropped this job's triggers on ${drop.dropped.length} table(s)`);
+  if (drop.failed.length) {
+    ctx.log(formatFailures(drop.failed).join('\n'));
+    return { ok: false, data: { steps }, message: `Could not drop the triggers of ${drop.failed.length} table(s) within bucardo.lock_timeout (listed above with who holds the lock). Nothing else was removed; run bucardo.uninstall again when the locks are released, or use the retry plugin.` };
+  }
+  progress('dropping the bucardo schema on the primary');
+  const schemaStep = await withClient(job, { role: 'primary', login: 'schema_owner', activity }, async (client) => dropBucardoSchema(client, job));
+  steps.push(schemaStep);
+  if (metadataExists) {
+    if (sharedWith.length > 0) {
+      await removeJobFromSharedMetadata(job, ctx);
+      steps.push(`metadata database ${job.metadataDb} kept: it also holds sync(s) ${sharedWith.join(', ')}; removed only this job's sync, relgroup and databases`);
+    } else {
+      progress(`dropping the metadata database ${job.metadataDb}`);
+      await withClient(job, { role: 'bucardo', login: 'install_user', database: job.config.databases.bucardo.fallbackDb, activity }, async (client) => {
+        try {
+          await client.query(`DROP DATABASE IF EXISTS ${quoteIdent(job.metadataDb)}`);
+        } catch (error) {
+          const sessions = await client.query<{ pid: number; application_name: string }>('SELECT pid, application_name FROM pg_stat_activity WHERE datname = $1', [job.metadataDb]);
+          throw new OperatorError(`Could not drop the metadata database ${job.metadataDb}: ${errorMessage(error)}. Sessions still connected: ${sessions.rows.map((r) => `${r.pid} (${r.application_name || 'unnamed'})`).join(', ') || 'none'}. Stop whatever uses it (bucardo.stop) and run bucardo.uninstall again.`);
+        }
+      });
+      steps.push(`dropped metadata database ${job.metadataDb}`);
+    }
+  }
+  return { data: { steps }, message: `Uninstalled ${job.name}.` };
+}
+
+async function dropBucardoSchema(client: Client, job: Job): Promise<string> {
+  // Other jobs (another metadata database) may still use the primary's bucardo schema: their
+  // triggers reference its functions. Only drop it when no Bucardo trigger is left.
+  const { rows } = await client.query<{ count: string }>(
+    `SELECT count(*) FROM pg_trigger t JOIN pg_proc p ON p.oid = t.tgfoid JOIN pg_namespace n ON n.oid = p.pronamespace
+      WHERE n.nspname = 'bucardo' AND NOT t.tgisinternal`);
+  const remaining = Number(rows[0]!.count);
+  const exists = (await client.query("SELECT 1 FROM pg_namespace WHERE nspname = 'bucardo'")).rowCount;
+  if (!exists) return 'no bucardo schema on the primary';
+  if (remaining > 0) {
+    return `kept the bucardo schema on the primary: ${remaining} trigger(s) of other Bucardo jobs still use it`;
+  }
+  await client.query('BEGIN');
+  await client.query(`SET LOCAL lock_timeout = ${Number(job.config.bucardo.lockTimeoutMs)}`);
+  await client.query('DROP SCHEMA bucardo CASCADE');
+  await client.query('COMMIT');
+  return 'dropped the bucardo schema on the primary';
+}
+
+async function removeJobFromSharedMetadata(job: Job, ctx: CommandContext): Promise<void> {
+  const remove = (args: string[]) => runBucardo(job, ['remove', ...args], { activity: ctx.activity, allowFailure: true });
+  await remove(['relgroup', job.relgroupName]);
+  await withMetadata(job, async (client) => {
+    await client.query('DELETE FROM bucardo.goat WHERE db = $1', [job.bucardoDbName.primary]);
+  }, ctx.activity);
+  await remove(['db', job.bucardoDbName.primary, job.bucardoDbName.secondary, '--force']);
+}
+
+export async function validateUninstall(ctx: CommandContext) {
+  const { job } = ctx;
+  const exists = await metadataDatabaseExists(job);
+  const { triggers, schema } = await withClient(job, { role: 'primary' }, async (client) => ({
+    triggers: await listTriggers(client, (await import('./triggers.js')).jobTriggerNames(job)),
+    schema: ((await client.query("SELECT 1 FROM pg_namespace WHERE nspname = 'bucardo'")).rowCount ?? 0) > 0,
+  }));
+  return [
+    { name: `metadata database ${job.metadataDb} gone`, pass: !exists },
+    { name: 'no bucardo trigger of this job on the primary', pass: triggers.length === 0, ...(triggers.length ? { detail: triggers.map((t) => `${t.schema}.${t.table}:${t.trigger}`).join(', ') } : {}) },
+    { name: 'no bucardo schema on the primary', pass: !schema },
+    { name: 'daemon not running', pass: !isDaemonRunning(job) },
+  ];
+}

@@ -1,0 +1,17 @@
+// Names Bucardo gives to the objects it creates for a sync (bucardo-behaviour.md §3). Sync names are
+// at most 42 characters (checked in the config), so these are the stable, non-random forms.
+
+export const DELTA_TRIGGER = 'bucardo_delta';
+
+export function kickTriggerName(syncName: string): string {
+  return syncName.length <= 48 ? `bucardo_kick_${syncName}` : `bkick_${syncName}`;
+}
+
+export function truncateTriggerName(syncName: string): string {
+  return syncName.length <= 42 ? `bucardo_note_trunc_${syncName}` : `btrunc_${syncName}`;
+}
+
+/** copy_data → Bucardo's onetimecopy: never 0, always 1, empty (copy only into empty tables) 2. */
+export function onetimecopyFor(copyData: 'never' | 'always' | 'empty'): 0 | 1 | 2 {
+  return copyData === 'never' ? 0 : copyData === 'always' ? 1 : 2;
+}

@@ -1,0 +1,53 @@
+// bucardo.change_config: change one of Bucardo's own settings (bucardo_config).
+import { runBucardo } from '../../src/core/bucardo.js';
+import { OperatorError } from '../../src/core/errors.js';
+import type { CommandContext, CommandOutcome } from '../../src/core/plugin.js';
+import { isDaemonRunning } from './daemon.js';
+import { storeSettingsVerbatim } from './install.js';
+import { configSettings, withMetadata } from './metadata.js';
+
+/** Settings the daemon reads only at start: a reload is not enough. */
+const RESTART_SETTINGS = new Set(['piddir', 'reason_file', 'warning_file', 'log_conflict_file', 'log_level', 'log_showpid', 'log_showtime', 'log_showline', 'log_showlevel', 'log_microsecond', 'stats_script_url', 'host_safety_check', 'mcp_dbproblem_sleep']);
+
+export interface ChangeConfigData { name: string; old: string; new: string; needs: 'reload' | 'restart' }
+
+export async function changeConfig(ctx: CommandContext): Promise<CommandOutcome<ChangeConfigData>> {
+  const { job, prompt, activity } = ctx;
+  const settings = await withMetadata(job, configSettings, activity);
+  let name: string;
+  let value: string;
+  const assignment = ctx.args.find((arg) => arg.includes('='));
+  if (assignment) {
+    [name, value] = [assignment.slice(0, assignment.indexOf('=')), assignment.slice(assignment.indexOf('=') + 1)];
+  } else if (prompt.interactive) {
+    name = await prompt.select('Which setting?', settings.map((s) => ({ name: `${s.name} = ${s.setting}`, value: s.name, ...(s.about ? { description: s.about } : {}) })));
+    value = await prompt.input(`New value for ${name}:`, settings.find((s) => s.name === name)?.setting);
+  } else {
+    throw new OperatorError('In list mode give the setting as an argument: -l "bucardo.change_config log_level=verbose".');
+  }
+  const current = settings.find((s) => s.name === name);
+  if (!current) throw new OperatorError(`Bucardo has no setting named '${name}'. Known settings: ${settings.map((s) => s.name).join(', ')}.`);
+  if (name === 'piddir') {
+    // Bucardo 5.6 lowercases piddir values (a trigger in its schema); store the path verbatim.
+    await storeSettingsVerbatim(job, [[name, value]], activity);
+  } else {
+    await runBucardo(job, ['set', `${name}=${value}`], { activity });
+  }
+  const needs = RESTART_SETTINGS.has(name) ? 'restart' : 'reload';
+  const running = isDaemonRunning(job);
+  return {
+    data: { name, old: current.setting, new: value, needs },
+    message: `Set ${name} from '${current.setting}' to '${value}'.${running ? ` The running daemon uses it after bucardo.${needs}.` : ' It takes effect when the daemon starts.'}`,
+  };
+}
+
+export async function validateChangeConfig(ctx: CommandContext) {
+  // The check re-reads the setting the command wrote: it confirms Bucardo stored it.
+  const assignment = ctx.args.find((arg) => arg.includes('='));
+  if (!assignment) return [];
+  const [name, value] = [assignment.slice(0, assignment.indexOf('=')), assignment.slice(assignment.indexOf('=') + 1)];
+  const settings = await withMetadata(ctx.job, configSettings);
+  const stored = settings.find((s) => s.name === name)?.setting;
+  // Bucardo stores most settings lowercased.
+  return [{ name: `${name} is stored as '${value}'`, pass: stored?.toLowerCase() === value.toLowerCase(), detail: `stored: ${stored}` }];
+}

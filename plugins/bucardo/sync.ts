@@ -1,0 +1,113 @@
+// bucardo.add_triggers and bucardo.drop_triggers: the sync and the triggers it puts on the primary.
+import { BucardoError, runBucardo } from '../../src/core/bucardo.js';
+import { OperatorError } from '../../src/core/errors.js';
+import type { Job } from '../../src/core/job.js';
+import type { Check, CommandContext, CommandOutcome } from '../../src/core/plugin.js';
+import { isDaemonRunning, reloadDaemon } from './daemon.js';
+import { metadataDatabaseExists, recordedDatabases, syncRow, withMetadata } from './metadata.js';
+import { onetimecopyFor } from './names.js';
+import { applyTriggerPolicy, auditTriggers, dropJobTriggers, formatFailures, jobTriggerNames, listTriggers, type TableFailure } from './triggers.js';
+import { withClient } from '../../src/core/db.js';
+
+export interface TriggerData { steps: string[]; failed: TableFailure[] }
+
+async function requireRecorded(job: Job): Promise<void> {
+  const installed = await metadataDatabaseExists(job) && (await withMetadata(job, recordedDatabases)).some((d) => d.name === job.bucardoDbName.primary);
+  if (!installed) throw new OperatorError(`Bucardo is not installed for ${job.name} (no metadata database ${job.metadataDb} with the primary recorded). Run bucardo.install first.`);
+}
+
+/** Bucardo's messages for a lock wait that hit lock_timeout, turned into the operator's next step. */
+function explainSyncFailure(error: unknown, job: Job): Error {
+  if (error instanceof BucardoError && /lock timeout/i.test(error.message)) {
+    return new OperatorError(`A table on the primary was locked by another session for longer than bucardo.lock_timeout (${job.config.bucardo.lockTimeoutMs} ms), so Bucardo rolled the whole trigger installation back: nothing was changed. Run bucardo.add_triggers again when the lock is released, or use retry.add_triggers, which works table by table and retries. Bucardo said: ${error.message}`);
+  }
+  if (error instanceof BucardoError && /must specify a primary key/i.test(error.message)) {
+    return new OperatorError(`${error.message}. Add a primary key to that table or exclude it (bucardo.replication_objects.table_exclude), then run bucardo.install and bucardo.add_triggers again.`);
+  }
+  return error as Error;
+}
+
+export async function addTriggers(ctx: CommandContext): Promise<CommandOutcome<TriggerData>> {
+  const { job, activity } = ctx;
+  await requireRecorded(job);
+  const steps: string[] = [];
+  const asynchronous = job.config.bucardo.asynchronousKicking;
+  const sync = await withMetadata(job, (client) => syncRow(client, job.syncName), activity);
+  try {
+    if (!sync) {
+      ctx.progress(`creating sync ${job.syncName} (Bucardo adds its triggers to every table)`);
+      await runBucardo(job, ['add', 'sync', job.syncName, `relgroup=${job.relgroupName}`,
+        `dbs=${job.bucardoDbName.primary}:source,${job.bucardoDbName.secondary}:target`,
+        `onetimecopy=${onetimecopyFor(job.config.bucardo.copyData)}`,
+        // With asynchronous kicking the kick triggers are never created: one table lock fewer than
+        // creating and then disabling them, and no per-commit NOTIFY on the primary.
+        `autokick=${asynchronous ? 0 : 1}`], { activity, safeToStop: false });
+      steps.push(`created sync ${job.syncName} (copy_data ${job.config.bucardo.copyData}, ${asynchronous ? 'no kick triggers: asynchronous kicking' : 'per-commit kick triggers'})`);
+    } else {
+      if (sync.autokick === asynchronous) {
+        ctx.progress(`switching the sync's kick triggers ${asynchronous ? 'off' : 'on'}`);
+        await runBucardo(job, ['update', 'sync', job.syncName, `autokick=${asynchronous ? 0 : 1}`], { activity, safeToStop: false });
+        steps.push(`sync ${job.syncName}: kick triggers ${asynchronous ? 'removed (asynchronous kicking)' : 'enabled'}`);
+      }
+      ctx.progress(`validating sync ${job.syncName} (re-creates any missing trigger)`);
+      await runBucardo(job, ['validate', job.syncName], { activity, safeToStop: false });
+      steps.push(`sync ${job.syncName} already exists; validated it`);
+    }
+  } catch (error) {
+    throw explainSyncFailure(error, job);
+  }
+  const policy = await applyTriggerPolicy(job, activity, ctx.progress);
+  if (policy.changed.length) steps.push(`set trigger modes on ${policy.changed.length} table(s)${job.config.databases.primary.cascade ? ' (ENABLE ALWAYS: cascade middle hop)' : ''}`);
+  if (policy.failed.length === 0 && isDaemonRunning(job)) {
+    ctx.progress('reloading the running daemon so it picks up the sync');
+    await reloadDaemon(job, ctx);
+    steps.push('reloaded the running daemon and kicked the sync');
+  }
+  if (policy.failed.length) {
+    ctx.log(formatFailures(policy.failed).join('\n'));
+    return { ok: false, data: { steps, failed: policy.failed }, message: `Triggers are in place, but ${policy.failed.length} table(s) could not get their trigger mode within the lock timeout (listed above). Run bucardo.add_triggers again when the locks are released.` };
+  }
+  return { data: { steps, failed: [] }, message: `Triggers in place: ${steps.join('; ')}.` };
+}
+
+export async function validateTriggers(ctx: CommandContext): Promise<Check[]> {
+  const audit = await auditTriggers(ctx.job);
+  const detail = audit.wrong.slice(0, 5).map((w) => `${w.table}: ${w.problems.join(', ')}`).join('; ');
+  return [{
+    name: `every table in scope carries exactly the expected bucardo triggers (${audit.tables.length} tables)`,
+    pass: audit.wrong.length === 0 && audit.tables.length > 0,
+    ...(audit.wrong.length ? { detail: `${audit.wrong.length} table(s) differ: ${detail}` } : {}),
+  }];
+}
+
+export async function dropTriggers(ctx: CommandContext): Promise<CommandOutcome<TriggerData>> {
+  const { job, activity } = ctx;
+  if (isDaemonRunning(job)) {
+    throw new OperatorError(`The Bucardo daemon of ${job.name} is running: dropping its triggers now would silently stop capturing changes for a live sync. Stop it first with bucardo.stop, then run bucardo.drop_triggers.`);
+  }
+  const steps: string[] = [];
+  if (await metadataDatabaseExists(job, activity)) {
+    const sync = await withMetadata(job, (client) => syncRow(client, job.syncName), activity);
+    if (sync) {
+      // Without the sync nothing (a daemon start, a validate) re-creates the triggers we drop.
+      await runBucardo(job, ['remove', 'sync', job.syncName], { activity });
+      steps.push(`removed sync ${job.syncName} from Bucardo (bucardo.add_triggers creates it again)`);
+    }
+  }
+  const report = await dropJobTriggers(job, activity, ctx.progress);
+  steps.push(`dropped triggers on ${report.dropped.length} table(s)`);
+  if (report.failed.length) {
+    ctx.log(formatFailures(report.failed).join('\n'));
+    return { ok: false, data: { steps, failed: report.failed }, message: `${report.failed.length} table(s) kept their triggers: each was locked longer than bucardo.lock_timeout (listed above with the lock holders). Run bucardo.drop_triggers again, or retry.drop_triggers.` };
+  }
+  return { data: { steps, failed: [] }, message: `Dropped: ${steps.join('; ')}.` };
+}
+
+export async function validateNoTriggers(ctx: CommandContext): Promise<Check[]> {
+  const remaining = await withClient(ctx.job, { role: 'primary' }, (client) => listTriggers(client, jobTriggerNames(ctx.job)));
+  return [{
+    name: 'no bucardo trigger of this job left',
+    pass: remaining.length === 0,
+    ...(remaining.length ? { detail: remaining.slice(0, 5).map((r) => `${r.schema}.${r.table}:${r.trigger}`).join(', ') } : {}),
+  }];
+}

@@ -1,0 +1,171 @@
+// Reads one job's YAML file into a JobConfig. All problems are reported together, with key paths;
+// plugin sections are validated by the plugin that owns them.
+import { readFileSync } from 'node:fs';
+import { homedir } from 'node:os';
+import path from 'node:path';
+import yaml from 'js-yaml';
+import { ConfigReader, closest, type Raw } from './reader.js';
+import { SSL_MODES, type DatabaseConfig, type DatabaseRole, type JobConfig, type ReplicationObjects } from './types.js';
+import type { PluginCatalog } from '../core/plugin.js';
+
+export class ConfigError extends Error {
+  constructor(readonly file: string, readonly problems: string[]) {
+    super(`Config file ${file} has ${problems.length === 1 ? 'a problem' : `${problems.length} problems`}:\n${problems.map((p) => `  - ${p}`).join('\n')}`);
+    this.name = 'ConfigError';
+  }
+}
+
+const TOP_LEVEL_KEYS = ['plugins', 'databases', 'bucardo'] as const;
+const DATABASE_KEYS = ['host', 'port', 'dbname', 'database_owner', 'schema_owner', 'password_env', 'passfile', 'sslmode', 'sslrootcert'];
+const ROLE_KEYS: Record<DatabaseRole, string[]> = {
+  // The metadata database is named 'bucardo' unless the concurrency plugin names it (concurrency.bucardo_dbname).
+  bucardo: [...DATABASE_KEYS.filter((key) => key !== 'dbname'), 'fallback_db', 'install_user'],
+  primary: [...DATABASE_KEYS, 'cascade', 'disable_kicking'],
+  secondary: [...DATABASE_KEYS, 'cascade'],
+};
+const BUCARDO_KEYS = ['replication_name', 'copy_data', 'asynchronous_kicking', 'kick_interval', 'replication_objects',
+  'pid_dir', 'log_dir', 'state_dir', 'lock_timeout', 'executable'];
+export const REPLICATION_OBJECT_KEYS = ['namespace_include', 'namespace_exclude', 'table_include', 'table_exclude'];
+
+/** Bucardo keeps trigger names stable only for sync names up to 42 characters (bucardo-behaviour.md §3). */
+export const MAX_REPLICATION_NAME = 42;
+
+export function readYaml(file: string): unknown {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    const reason = code === 'ENOENT' ? 'it does not exist' : code === 'EACCES' ? 'permission denied' : String((error as Error).message);
+    throw new ConfigError(file, [`cannot read the file: ${reason}. Pass the job's file with -c FILE (default: config.yml in the current directory); configs/example.yml is a commented template.`]);
+  }
+  try {
+    return yaml.load(text, { filename: file }) ?? {};
+  } catch (error) {
+    if (error instanceof yaml.YAMLException) {
+      const mark = error.mark;
+      throw new ConfigError(file, [`YAML syntax error at line ${mark.line + 1}, column ${mark.column + 1}: ${error.reason}`]);
+    }
+    throw error;
+  }
+}
+
+export async function loadConfig(file: string, catalog: PluginCatalog): Promise<JobConfig> {
+  const absolute = path.resolve(file);
+  const document = readYaml(absolute);
+  const reader = new ConfigReader(absolute);
+  const available = catalog.available();
+  const root = reader.section(document, '', [...TOP_LEVEL_KEYS, ...available]);
+
+  const plugins = reader.stringList(root, 'plugins', 'plugins');
+  if (root['plugins'] === undefined) reader.problem('plugins', `is required: list the plugins this job uses, for example [bucardo]. Available: ${available.join(', ')}`);
+  for (const name of plugins) {
+    if (!available.includes(name)) {
+      const hint = closest(name, available);
+      reader.problem('plugins', `'${name}' is not a plugin${hint ? ` (did you mean '${hint}'?)` : ''}; available plugins: ${available.join(', ')}`);
+    }
+  }
+
+  const databasesRaw = reader.section(root['databases'], 'databases', ['bucardo', 'primary', 'secondary']);
+  const bucardoRaw = reader.section(root['bucardo'], 'bucardo', BUCARDO_KEYS);
+  const replicationName = reader.requiredString(bucardoRaw, 'replication_name', 'bucardo');
+  validateReplicationName(reader, replicationName);
+
+  const roleSections = {} as Record<DatabaseRole, Raw>;
+  const databases = {} as Record<DatabaseRole, DatabaseConfig>;
+  for (const role of ['bucardo', 'primary', 'secondary'] as const) {
+    const value = databasesRaw[role];
+    if (value === undefined || value === null) reader.problem(`databases.${role}`, `is required: ${role === 'bucardo' ? 'host, port and database_owner of the metadata host' : `host, port, dbname and database_owner of the ${role} database`}`);
+    roleSections[role] = reader.section(value, `databases.${role}`, ROLE_KEYS[role]);
+    databases[role] = readDatabase(reader, role, roleSections[role]);
+  }
+  const primaryRaw = roleSections.primary;
+  // The original tool's key (databases.primary.disable_kicking) and the newer bucardo.asynchronous_kicking
+  // mean the same thing; either one turns the per-commit kick triggers off.
+  const kickingOffByBucardoKey = reader.boolean(bucardoRaw, 'asynchronous_kicking', 'bucardo', false);
+  const kickingOffByPrimaryKey = reader.boolean(primaryRaw, 'disable_kicking', 'databases.primary', false);
+  const asynchronousKicking = kickingOffByBucardoKey || kickingOffByPrimaryKey;
+
+  const safeName = replicationName || 'job';
+  const config: JobConfig = {
+    file: absolute,
+    plugins,
+    databases,
+    bucardo: {
+      replicationName,
+      copyData: reader.oneOf(bucardoRaw, 'copy_data', 'bucardo', ['always', 'never', 'empty'] as const, 'empty'),
+      asynchronousKicking,
+      kickInterval: reader.number(bucardoRaw, 'kick_interval', 'bucardo', 1, 0.05),
+      replicationObjects: readReplicationObjects(reader, bucardoRaw['replication_objects'], 'bucardo.replication_objects'),
+      pidDir: resolvePath(reader.string(bucardoRaw, 'pid_dir', 'bucardo', `/var/run/bucardo/${safeName}_piddir`), absolute),
+      logDir: resolvePath(reader.string(bucardoRaw, 'log_dir', 'bucardo', '/var/log/bucardo'), absolute),
+      stateDir: resolvePath(reader.string(bucardoRaw, 'state_dir', 'bucardo', path.join(homedir(), '.bucardo-console', safeName)), absolute),
+      lockTimeoutMs: reader.integer(bucardoRaw, 'lock_timeout', 'bucardo', 5000, 1, 3_600_000),
+      executable: reader.string(bucardoRaw, 'executable', 'bucardo', 'bucardo'),
+    },
+    pluginSettings: {},
+  };
+
+  for (const name of available) {
+    // The bucardo plugin's settings are the core 'bucardo' section, read above.
+    if ((TOP_LEVEL_KEYS as readonly string[]).includes(name)) continue;
+    if (!plugins.includes(name) && root[name] === undefined) continue;
+    const plugin = await catalog.load(name);
+    if (plugin.parseSettings) config.pluginSettings[name] = plugin.parseSettings(reader, root[name], name, config);
+    else if (root[name] !== undefined && root[name] !== null) reader.problem(name, `plugin '${name}' takes no settings`);
+  }
+
+  if (reader.problems.length > 0) throw new ConfigError(absolute, reader.problems);
+  return config;
+}
+
+function validateReplicationName(reader: ConfigReader, name: string): void {
+  if (!name) return;
+  if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(name)) {
+    reader.problem('bucardo.replication_name', `'${name}' must start with a letter or underscore and contain only letters, digits and underscores (it names the Bucardo sync, relgroup, pid dir and log files)`);
+  } else if (name.length > MAX_REPLICATION_NAME) {
+    reader.problem('bucardo.replication_name', `'${name}' is ${name.length} characters; at most ${MAX_REPLICATION_NAME} keep Bucardo's trigger names stable (longer names get random trigger names that change on every validate)`);
+  }
+}
+
+function readDatabase(reader: ConfigReader, role: DatabaseRole, raw: Raw): DatabaseConfig {
+  const where = `databases.${role}`;
+  const databaseOwner = reader.string(raw, 'database_owner', where, role === 'bucardo' ? 'bucardo' : 'postgres');
+  const passwordEnv = reader.string(raw, 'password_env', where);
+  if (passwordEnv !== undefined && !/^[A-Za-z_][A-Za-z0-9_]*$/.test(passwordEnv)) reader.problem(`${where}.password_env`, `'${passwordEnv}' is not an environment variable name`);
+  const sslmode = reader.oneOf(raw, 'sslmode', where, SSL_MODES, (process.env['PGSSLMODE'] as never) ?? 'prefer');
+  const sslrootcert = reader.string(raw, 'sslrootcert', where);
+  const passfile = reader.string(raw, 'passfile', where);
+  return {
+    role,
+    host: reader.string(raw, 'host', where, 'localhost'),
+    port: reader.integer(raw, 'port', where, 5432, 1, 65535),
+    dbname: role === 'bucardo' ? 'bucardo' : reader.requiredString(raw, 'dbname', where),
+    databaseOwner,
+    schemaOwner: reader.string(raw, 'schema_owner', where, databaseOwner),
+    ...(passwordEnv ? { passwordEnv } : {}),
+    ...(passfile ? { passfile: path.resolve(passfile) } : {}),
+    sslmode,
+    ...(sslrootcert ? { sslrootcert: path.resolve(sslrootcert) } : {}),
+    installUser: role === 'bucardo' ? reader.string(raw, 'install_user', where, 'postgres') : databaseOwner,
+    fallbackDb: role === 'bucardo' ? reader.string(raw, 'fallback_db', where, 'postgres') : 'postgres',
+    cascade: role === 'bucardo' ? false : reader.boolean(raw, 'cascade', where, false),
+  };
+}
+
+export function readReplicationObjects(reader: ConfigReader, value: unknown, where: string): ReplicationObjects {
+  const raw = reader.section(value, where, REPLICATION_OBJECT_KEYS);
+  return {
+    namespaceInclude: reader.stringList(raw, 'namespace_include', where),
+    namespaceExclude: reader.stringList(raw, 'namespace_exclude', where),
+    tableInclude: reader.stringList(raw, 'table_include', where),
+    tableExclude: reader.stringList(raw, 'table_exclude', where),
+  };
+}
+
+function resolvePath(value: string, configFile: string): string {
+  if (value.startsWith('~/')) return path.join(homedir(), value.slice(2));
+  return path.resolve(path.dirname(configFile), value);
+}
+
+export type { Raw };

@@ -1,0 +1,62 @@
+// The typed, validated form of one replication job's YAML file.
+
+export type DatabaseRole = 'bucardo' | 'primary' | 'secondary';
+export type SslMode = 'disable' | 'allow' | 'prefer' | 'require' | 'verify-ca' | 'verify-full';
+export const SSL_MODES: readonly SslMode[] = ['disable', 'allow', 'prefer', 'require', 'verify-ca', 'verify-full'];
+export type CopyData = 'always' | 'never' | 'empty';
+
+export interface DatabaseConfig {
+  role: DatabaseRole;
+  host: string;
+  port: number;
+  /** For the bucardo role this is the metadata database (see Job.metadataDb for the effective name). */
+  dbname: string;
+  /** Owns the database: Bucardo connects as this role; it creates the bucardo schema on a primary. */
+  databaseOwner: string;
+  /** Owns the replicated tables: needed for trigger DDL when it differs from the database owner. */
+  schemaOwner: string;
+  /** Name of an environment variable holding the password (instead of PGPASSWORD). */
+  passwordEnv?: string;
+  /** A libpq password file for this database (instead of PGPASSFILE / ~/.pgpass). */
+  passfile?: string;
+  sslmode: SslMode;
+  sslrootcert?: string;
+  /** bucardo role only: an existing superuser that installs Bucardo (creates the bucardo role and database). */
+  installUser: string;
+  /** bucardo role only: database to connect to while the metadata database does not exist yet. */
+  fallbackDb: string;
+  /** primary: this job is the B→C hop of a cascade; secondary: this job is the A→B hop. */
+  cascade: boolean;
+}
+
+export interface ReplicationObjects {
+  namespaceInclude: string[];
+  namespaceExclude: string[];
+  tableInclude: string[];
+  tableExclude: string[];
+}
+
+export interface BucardoSettings {
+  replicationName: string;
+  copyData: CopyData;
+  asynchronousKicking: boolean;
+  /** Seconds between kicks of the asynchronous kicker (sub-second allowed). */
+  kickInterval: number;
+  replicationObjects: ReplicationObjects;
+  pidDir: string;
+  logDir: string;
+  /** Private HOME for the bucardo executable (its .pgpass lives here, never in the operator's). */
+  stateDir: string;
+  /** Upper bound (ms) on any lock wait of Bucardo's or the tool's own DDL. */
+  lockTimeoutMs: number;
+  executable: string;
+}
+
+export interface JobConfig {
+  file: string;
+  plugins: string[];
+  databases: Record<DatabaseRole, DatabaseConfig>;
+  bucardo: BucardoSettings;
+  /** Parsed plugin sections, keyed by plugin name; each plugin owns the shape of its own section. */
+  pluginSettings: Record<string, unknown>;
+}

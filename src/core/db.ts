@@ -1,0 +1,180 @@
+// The one module that opens database connections. Every connection is built from the job's config
+// for a role (metadata db, primary, secondary) and a login (database owner or schema owner),
+// follows libpq's password and sslmode conventions, and is registered with the command's Activity
+// so that Ctrl-C cancels its statement on the server.
+import { existsSync, readFileSync } from 'node:fs';
+import { homedir } from 'node:os';
+import path from 'node:path';
+import type pg from 'pg';
+import type { DatabaseConfig, DatabaseRole } from '../config/types.js';
+import type { Activity } from './activity.js';
+import { privatePgpassFile, resolvePassword } from './credentials.js';
+import { OperatorError } from './errors.js';
+import type { Job } from './job.js';
+
+export type Login = 'database_owner' | 'schema_owner' | 'install_user';
+
+export interface ConnectionRequest {
+  role: DatabaseRole;
+  /** Which configured role to log in as; default database_owner. */
+  login?: Login;
+  /** Another database on the same server (e.g. the metadata db's fallback_db). */
+  database?: string;
+  activity?: Activity;
+  applicationName?: string;
+}
+
+export type Client = pg.Client;
+
+let pgModule: typeof pg | undefined;
+async function loadPg(): Promise<typeof pg> {
+  // pg is loaded on first use only: the shell must reach its prompt without it.
+  pgModule ??= (await import('pg')).default;
+  return pgModule;
+}
+
+export function databaseFor(job: Job, role: DatabaseRole): DatabaseConfig {
+  return job.config.databases[role];
+}
+
+export function defaultDatabase(job: Job, role: DatabaseRole): string {
+  return role === 'bucardo' ? job.metadataDb : job.config.databases[role].dbname;
+}
+
+export function loginUser(db: DatabaseConfig, login: Login = 'database_owner'): string {
+  return login === 'schema_owner' ? db.schemaOwner : login === 'install_user' ? db.installUser : db.databaseOwner;
+}
+
+function describeTarget(db: DatabaseConfig, database: string, user: string): string {
+  return `${db.role} database "${database}" on ${db.host}:${db.port} as ${user}`;
+}
+
+type SslOption = false | { rejectUnauthorized: boolean; ca?: string; checkServerIdentity?: () => undefined };
+
+function sslAttempts(db: DatabaseConfig): SslOption[] {
+  const rootCertFile = db.sslrootcert ?? process.env['PGSSLROOTCERT'] ?? path.join(homedir(), '.postgresql', 'root.crt');
+  const ca = existsSync(rootCertFile) ? readFileSync(rootCertFile, 'utf8') : undefined;
+  const encrypted: SslOption = { rejectUnauthorized: false };
+  switch (db.sslmode) {
+    case 'disable': return [false];
+    case 'allow': return [false, encrypted];
+    case 'prefer': return [encrypted, false];
+    case 'require': return [encrypted];
+    case 'verify-ca':
+    case 'verify-full': {
+      if (!ca) throw new OperatorError(`sslmode ${db.sslmode} for the ${db.role} database needs a root certificate, and ${rootCertFile} does not exist. Set databases.${db.role}.sslrootcert (or PGSSLROOTCERT) to the CA file, or use sslmode require.`);
+      return [db.sslmode === 'verify-ca' ? { rejectUnauthorized: true, ca, checkServerIdentity: () => undefined } : { rejectUnauthorized: true, ca }];
+    }
+  }
+}
+
+/** Opens a connected client. The caller must end() it; prefer withClient. */
+export async function openClient(job: Job, request: ConnectionRequest): Promise<Client> {
+  const { Client: PgClient } = await loadPg();
+  const db = databaseFor(job, request.role);
+  const user = loginUser(db, request.login);
+  const database = request.database ?? defaultDatabase(job, request.role);
+  const password = resolvePassword({ db, user, database }, privatePgpassFile(job));
+  const attempts = sslAttempts(db);
+  let lastError: unknown;
+  for (const ssl of attempts) {
+    const client = new PgClient({
+      host: db.host, port: db.port, database, user, password, ssl,
+      application_name: request.applicationName ?? 'bucardo-console',
+      connectionTimeoutMillis: 10_000,
+    });
+    // An idle client whose server goes away emits 'error'; without a listener that would crash the shell.
+    client.on('error', () => undefined);
+    try {
+      await client.connect();
+      if (request.activity) trackClient(job, request, client, db, database, user);
+      return client;
+    } catch (error) {
+      lastError = error;
+      await client.end().catch(() => undefined);
+      const message = (error as Error).message ?? '';
+      const sslRefused = /does not support SSL|SSL/i.test(message) && !/password|does not exist/i.test(message);
+      if (!(sslRefused && attempts.length > 1)) break;
+    }
+  }
+  throw explainConnectionError(lastError, db, database, user);
+}
+
+function trackClient(job: Job, request: ConnectionRequest, client: Client, db: DatabaseConfig, database: string, user: string): void {
+  const activity = request.activity!;
+  const backendPid = (client as unknown as { processID?: number }).processID;
+  const untrack = activity.trackSession({
+    description: describeTarget(db, database, user),
+    backendPid,
+    busy: () => Boolean((client as unknown as { activeQuery?: unknown }).activeQuery) || ((client as unknown as { queryQueue?: unknown[] }).queryQueue?.length ?? 0) > 0,
+    cancel: async () => {
+      const canceller = await openClient(job, { ...request, activity: undefined, applicationName: 'bucardo-console cancel' });
+      try {
+        const result = await canceller.query<{ cancelled: boolean }>('SELECT pg_cancel_backend($1) AS cancelled', [backendPid]);
+        return result.rows[0]?.cancelled === true;
+      } finally {
+        await canceller.end().catch(() => undefined);
+      }
+    },
+  });
+  client.once('end', untrack);
+}
+
+/** Runs fn with a connection and always closes it. */
+export async function withClient<T>(job: Job, request: ConnectionRequest, fn: (client: Client) => Promise<T>): Promise<T> {
+  const client = await openClient(job, request);
+  try {
+    return await fn(client);
+  } finally {
+    await client.end().catch(() => undefined);
+  }
+}
+
+/** BEGIN / COMMIT around fn; ROLLBACK on any error. */
+export async function withTransaction<T>(client: Client, fn: () => Promise<T>): Promise<T> {
+  await client.query('BEGIN');
+  try {
+    const result = await fn();
+    await client.query('COMMIT');
+    return result;
+  } catch (error) {
+    await client.query('ROLLBACK').catch(() => undefined);
+    throw error;
+  }
+}
+
+/** Turns driver errors into one paragraph naming the cause and the fix. */
+export function explainConnectionError(error: unknown, db: DatabaseConfig, database: string, user: string): Error {
+  const err = error as { code?: string; message?: string };
+  const target = describeTarget(db, database, user);
+  const keys = `databases.${db.role}`;
+  const message = err?.message ?? String(error);
+  switch (err?.code) {
+    case 'ECONNREFUSED':
+      return new OperatorError(`Cannot reach the ${target}: connection refused. Is PostgreSQL running and listening on ${db.host}:${db.port}? Check ${keys}.host and ${keys}.port, and listen_addresses on the server.`);
+    case 'ENOTFOUND':
+    case 'EAI_AGAIN':
+      return new OperatorError(`Cannot reach the ${target}: the host name ${db.host} does not resolve. Check ${keys}.host.`);
+    case 'ETIMEDOUT':
+    case 'EHOSTUNREACH':
+      return new OperatorError(`Cannot reach the ${target}: ${message}. Check ${keys}.host/port and any firewall between this machine and the server.`);
+    case '28P01':
+      return new OperatorError(`Password authentication failed for the ${target}. Supply the right password through ${keys}.password_env (an environment variable name), ${keys}.passfile, PGPASSWORD, PGPASSFILE or ~/.pgpass.`);
+    case '28000':
+      return new OperatorError(`The server refused the ${target}: ${message}. Add a pg_hba.conf entry for this host and role, or check ${keys}.database_owner / sslmode.`);
+    case '3D000':
+      return new OperatorError(`The ${target} does not exist: ${message}. Check ${keys}.dbname${db.role === 'bucardo' ? ' (the metadata database is created by bucardo.install)' : ''}.`);
+    case '57P03':
+      return new OperatorError(`The server for the ${target} is starting up or shutting down; try again in a moment.`);
+  }
+  if (/timeout expired|Connection terminated due to connection timeout/i.test(message)) {
+    return new OperatorError(`Cannot reach the ${target}: the connection timed out after 10 s. Check ${keys}.host/port and the network path.`);
+  }
+  if (/password must be a string|SASL|client password must be a string/i.test(message)) {
+    return new OperatorError(`The ${target} asks for a password and none was found. Supply it through ${keys}.password_env, ${keys}.passfile, PGPASSWORD, PGPASSFILE or ~/.pgpass.`);
+  }
+  if (/self.signed|certificate|SSL/i.test(message)) {
+    return new OperatorError(`SSL negotiation with the ${target} failed: ${message}. Check ${keys}.sslmode and ${keys}.sslrootcert.`);
+  }
+  return new OperatorError(`Cannot connect to the ${target}: ${message}.`);
+}

@@ -1,0 +1,68 @@
+// A replication job: one config file plus every name and path derived from it. Plugins read names
+// from here instead of building them, so a pid dir or a Bucardo object name is decided in one place.
+import path from 'node:path';
+import type { DatabaseRole, JobConfig } from '../config/types.js';
+
+export interface JobPaths {
+  pidDir: string;
+  logDir: string;
+  /** Private HOME of the bucardo executable: its .pgpass lives here, never in the operator's home. */
+  stateDir: string;
+  logExtension: string;
+  logFile: string;
+  reasonFile: string;
+  warningFile: string;
+  conflictFile: string;
+  mcpPidFile: string;
+  stopFile: string;
+  kickerPidFile: string;
+  kickerLogFile: string;
+  kickerStateFile: string;
+}
+
+export interface Job {
+  /** '' for a single-config session, 'c1' / 'c2' when two configs are loaded. */
+  label: string;
+  config: JobConfig;
+  name: string;
+  syncName: string;
+  relgroupName: string;
+  /** Name of the metadata database; plugins may change it (concurrency) through configureJob. */
+  metadataDb: string;
+  /** Names under which the databases are recorded in Bucardo's metadata (as the original tool did). */
+  bucardoDbName: Record<Exclude<DatabaseRole, 'bucardo'>, string>;
+  paths: JobPaths;
+}
+
+export function createJob(config: JobConfig, label = ''): Job {
+  const { replicationName, pidDir, logDir, stateDir } = config.bucardo;
+  return {
+    label,
+    config,
+    name: replicationName,
+    syncName: replicationName,
+    relgroupName: replicationName,
+    metadataDb: config.databases.bucardo.dbname,
+    bucardoDbName: { primary: 'primary_db', secondary: 'secondary_db' },
+    paths: {
+      pidDir,
+      logDir,
+      stateDir,
+      logExtension: replicationName,
+      logFile: path.join(logDir, `log.bucardo.${replicationName}`),
+      reasonFile: path.join(logDir, `bucardo.${replicationName}.restart.reason`),
+      warningFile: path.join(logDir, `bucardo.${replicationName}.warning.log`),
+      conflictFile: path.join(logDir, `bucardo.${replicationName}.conflict.log`),
+      mcpPidFile: path.join(pidDir, 'bucardo.mcp.pid'),
+      stopFile: path.join(pidDir, 'fullstopbucardo'),
+      kickerPidFile: path.join(pidDir, `kicker.${replicationName}.pid`),
+      kickerLogFile: path.join(logDir, `kicker.${replicationName}.log`),
+      kickerStateFile: path.join(pidDir, `kicker.${replicationName}.json`),
+    },
+  };
+}
+
+/** "c1 (a_to_b)" or "a_to_b": how messages name a job. */
+export function jobTitle(job: Job): string {
+  return job.label ? `${job.label} (${job.name})` : job.name;
+}

@@ -1,0 +1,29 @@
+// Replication backlog on a source database: changes recorded in Bucardo's delta tables that its
+// track tables do not yet mark as applied for a target (the query of reference/pending-changes.sql).
+// Raw delta counts are not the backlog: delta rows stay until Bucardo's VAC purges them.
+import type { Client } from './db.js';
+
+export interface PendingTable { target: string; table: string; changes: number; oldest: Date | null }
+
+/** True once Bucardo has created its schema on this source (the first add sync does). */
+export async function bucardoSchemaExists(client: Client): Promise<boolean> {
+  const { rows } = await client.query<{ present: boolean }>("SELECT to_regclass('bucardo.bucardo_delta_names') IS NOT NULL AS present");
+  return rows[0]!.present;
+}
+
+export async function pendingChanges(client: Client, syncName?: string): Promise<PendingTable[]> {
+  if (!(await bucardoSchemaExists(client))) return [];
+  const { rows } = await client.query<{ target: string; table: string; changes: string; oldest: Date | null }>(`
+    SELECT dt.target, dn.tablename AS table,
+      (xpath('/row/c/text()', query_to_xml(format(
+         'SELECT count(*) AS c FROM bucardo.%s d WHERE NOT EXISTS (SELECT 1 FROM bucardo.%s t WHERE t.txntime = d.txntime AND t.target = %L)',
+         dn.deltaname, dn.trackname, dt.target), false, true, '')))[1]::text::bigint AS changes,
+      (xpath('/row/m/text()', query_to_xml(format(
+         'SELECT min(d.txntime) AS m FROM bucardo.%s d WHERE NOT EXISTS (SELECT 1 FROM bucardo.%s t WHERE t.txntime = d.txntime AND t.target = %L)',
+         dn.deltaname, dn.trackname, dt.target), false, true, '')))[1]::text::timestamptz AS oldest
+    FROM bucardo.bucardo_delta_names dn
+    JOIN bucardo.bucardo_delta_targets dt ON dt.tablename = to_regclass(dn.tablename)::oid
+    WHERE $1::text IS NULL OR dt.target = $1
+    ORDER BY 1, 2`, [syncName ? `dbgroup ${syncName}` : null]);
+  return rows.map((row) => ({ target: row.target, table: row.table, changes: Number(row.changes), oldest: row.oldest }));
+}

@@ -1,0 +1,119 @@
+// What a plugin is: a folder plugins/<name>/ whose index module exports a PluginDescriptor. The shell
+// discovers the folders, renders the menu from the descriptors and runs commands through them.
+// Index modules must stay light (no pg, execa, ...): they are loaded before the prompt appears.
+import { existsSync, readdirSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { ConfigReader } from '../config/reader.js';
+import type { JobConfig } from '../config/types.js';
+import type { Activity } from './activity.js';
+import type { Job } from './job.js';
+
+export interface Check { name: string; pass: boolean; detail?: string }
+
+export interface CommandOutcome<D = unknown> {
+  /** One line saying what happened. */
+  message: string;
+  /** Structured result (printed as JSON with --json in list mode). */
+  data?: D;
+  /** false when the command itself could not do its job (list mode stops, exit code non-zero). */
+  ok?: boolean;
+}
+
+/** How a command talks to the operator; in list mode questions get their safe default or fail. */
+export interface Prompter {
+  interactive: boolean;
+  confirm(question: string, defaultAnswer: boolean): Promise<boolean>;
+  select(question: string, choices: { name: string; value: string; description?: string }[]): Promise<string>;
+  input(question: string, defaultValue?: string): Promise<string>;
+}
+
+export interface CommandContext {
+  job: Job;
+  /** Every job of the session (c1 and c2 when two configs are loaded), for cascade-aware commands. */
+  jobs: Job[];
+  activity: Activity;
+  /** Progress text for the spinner ("copying public.orders: 120,000 rows"). */
+  progress(text: string): void;
+  /** A line of output that should stay on screen (the spinner is cleared around it). */
+  log(text: string): void;
+  prompt: Prompter;
+  /** Extra words typed after the command name (e.g. `bucardo.status --json`). */
+  args: string[];
+}
+
+export interface CommandDescriptor<D = unknown> {
+  summary: string;
+  run(context: CommandContext): Promise<CommandOutcome<D>>;
+  /** Runs after the command; each check prints as `Check: <name> Pass/Fail`. */
+  validate?(context: CommandContext): Promise<Check[]>;
+  /** Turns the outcome's data into lines for a terminal (tables, lists). */
+  format?(data: D): string[];
+}
+
+export interface PluginDescriptor<S = unknown> {
+  name: string;
+  summary: string;
+  commands: Record<string, CommandDescriptor<any>>;
+  /** Validates the plugin's own config section (called even when the plugin is not enabled but the section exists). */
+  parseSettings?(reader: ConfigReader, raw: unknown, path: string, config: JobConfig): S;
+  /** Lets a plugin adjust derived job names (the concurrency plugin names the metadata database). */
+  configureJob?(job: Job, settings: S): void;
+}
+
+export function definePlugin<S>(plugin: PluginDescriptor<S>): PluginDescriptor<S> {
+  return plugin;
+}
+
+export class PluginCatalog {
+  private readonly cache = new Map<string, PluginDescriptor>();
+  readonly directories: string[];
+
+  /** Plugins come from dist/plugins, plus any folders listed in BUCARDO_CONSOLE_PLUGIN_PATH (colon-separated). */
+  constructor(directories?: string[]) {
+    this.directories = directories ?? [defaultPluginDirectory(), ...(process.env['BUCARDO_CONSOLE_PLUGIN_PATH'] ?? '').split(':').filter(Boolean)];
+  }
+
+  private locate(name: string): string | undefined {
+    for (const directory of this.directories) {
+      const file = path.join(directory, name, 'index.js');
+      if (existsSync(file)) return file;
+    }
+    return undefined;
+  }
+
+  available(): string[] {
+    const names = new Set<string>();
+    for (const directory of this.directories) {
+      if (!existsSync(directory)) continue;
+      for (const entry of readdirSync(directory, { withFileTypes: true })) {
+        if (entry.isDirectory() && existsSync(path.join(directory, entry.name, 'index.js'))) names.add(entry.name);
+      }
+    }
+    return [...names].sort();
+  }
+
+  async load(name: string): Promise<PluginDescriptor> {
+    const cached = this.cache.get(name);
+    if (cached) return cached;
+    const file = this.locate(name);
+    if (!file) throw new Error(`no plugin named '${name}' (looked in ${this.directories.join(', ')})`);
+    const module = (await import(file)) as { default?: PluginDescriptor };
+    const plugin = module.default;
+    if (!plugin || typeof plugin !== 'object' || typeof plugin.commands !== 'object') {
+      throw new Error(`plugins/${name}/index.ts must export default a plugin description (definePlugin({...}))`);
+    }
+    this.cache.set(name, plugin);
+    return plugin;
+  }
+}
+
+/** Compiled plugins live in dist/plugins next to dist/src. */
+function defaultPluginDirectory(): string {
+  return path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', 'plugins');
+}
+
+/** The order plugins appear in the menu: bucardo first, the others alphabetical. */
+export function menuOrder(names: string[]): string[] {
+  return [...names].sort((a, b) => (a === 'bucardo' ? -1 : b === 'bucardo' ? 1 : a.localeCompare(b)));
+}

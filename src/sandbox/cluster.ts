@@ -1,0 +1,132 @@
+// Throwaway PostgreSQL clusters for tests, benchmarks and the demo: initdb/pg_ctl as the postgres
+// user (PostgreSQL refuses to run as root), a free port, a temporary directory, and a registry that
+// stops every cluster this process started, by its postmaster pid, even when the process fails.
+import { execFileSync } from 'node:child_process';
+import { chownSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import net from 'node:net';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { isProcessAlive } from '../core/process.js';
+
+export const PG_BIN = process.env['PG_BIN'] ?? '/usr/lib/postgresql/15/bin';
+
+export interface ClusterInfo { name: string; host: string; port: number; dataDir: string; socketDir: string; logFile: string; baseDir: string; postmasterPid: number }
+
+const running = new Map<string, ClusterInfo>();
+let exitHookInstalled = false;
+
+function postgresIds(): { uid: number; gid: number } | undefined {
+  if (process.getuid?.() !== 0) return undefined;
+  const line = readFileSync('/etc/passwd', 'utf8').split('\n').find((l) => l.startsWith('postgres:'));
+  if (!line) throw new Error('there is no postgres user: run scripts/setup.sh (it installs postgresql-15)');
+  const [, , uid, gid] = line.split(':');
+  return { uid: Number(uid), gid: Number(gid) };
+}
+
+/** Runs a PostgreSQL binary as the postgres user when we are root (argument array, no shell). */
+function runAsPostgres(binary: string, args: string[], options: { timeout?: number } = {}): string {
+  const ids = postgresIds();
+  const [command, fullArgs] = ids ? ['runuser', ['-u', 'postgres', '--', binary, ...args]] : [binary, args];
+  return execFileSync(command, fullArgs, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], timeout: options.timeout ?? 60_000 });
+}
+
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = net.createServer();
+    server.unref();
+    server.on('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      const port = typeof address === 'object' && address ? address.port : 0;
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+export interface StartOptions {
+  /** Extra server settings (-c name=value). */
+  settings?: Record<string, string | number>;
+  /** Where to create the cluster's directory (default: a new temp dir). */
+  parentDir?: string;
+}
+
+export async function startCluster(name: string, options: StartOptions = {}): Promise<ClusterInfo> {
+  installExitHook();
+  const ids = postgresIds();
+  const parent = options.parentDir ?? tmpdir();
+  mkdirSync(parent, { recursive: true });
+  const baseDir = mkdtempSync(path.join(parent, `bc-${name}-`));
+  const dataDir = path.join(baseDir, 'data');
+  const socketDir = path.join(baseDir, 'sock');
+  mkdirSync(socketDir);
+  if (ids) { chownSync(baseDir, ids.uid, ids.gid); chownSync(socketDir, ids.uid, ids.gid); }
+  runAsPostgres(path.join(PG_BIN, 'initdb'), ['-D', dataDir, '-U', 'postgres', '--auth=trust', '-E', 'UTF8', '--no-locale', '--no-sync']);
+  const settings: Record<string, string | number> = {
+    listen_addresses: '127.0.0.1', unix_socket_directories: socketDir,
+    // A throwaway cluster needs no crash safety; this makes tests and the demo much faster.
+    fsync: 'off', synchronous_commit: 'off', full_page_writes: 'off',
+    max_connections: 200, shared_buffers: '128MB', log_min_messages: 'warning',
+    ...options.settings,
+  };
+  const conf = Object.entries(settings).map(([key, value]) => `${key} = '${String(value).replace(/'/g, "''")}'`).join('\n');
+  const logFile = path.join(baseDir, 'postgres.log');
+  for (let attempt = 0; ; attempt++) {
+    const port = await freePort();
+    writeFileSync(path.join(dataDir, 'postgresql.auto.conf'), `${conf}\nport = ${port}\n`);
+    if (ids) chownSync(path.join(dataDir, 'postgresql.auto.conf'), ids.uid, ids.gid);
+    try {
+      runAsPostgres(path.join(PG_BIN, 'pg_ctl'), ['-D', dataDir, '-l', logFile, '-w', '-t', '60', 'start']);
+      const postmasterPid = Number(readFileSync(path.join(dataDir, 'postmaster.pid'), 'utf8').split('\n')[0]);
+      const info: ClusterInfo = { name, host: '127.0.0.1', port, dataDir, socketDir, logFile, baseDir, postmasterPid };
+      running.set(baseDir, info);
+      return info;
+    } catch (error) {
+      // Another process may have taken the port between our probe and the server's bind.
+      if (attempt >= 3) {
+        const log = existsSync(logFile) ? readFileSync(logFile, 'utf8').slice(-2000) : '';
+        rmSync(baseDir, { recursive: true, force: true });
+        throw new Error(`could not start PostgreSQL cluster ${name}: ${(error as Error).message}\n${log}`);
+      }
+    }
+  }
+}
+
+/** Stops the cluster (fast shutdown) and removes its directory. Safe to call twice. */
+export function stopCluster(info: ClusterInfo, options: { keepFiles?: boolean } = {}): void {
+  try {
+    if (existsSync(path.join(info.dataDir, 'postmaster.pid'))) {
+      runAsPostgres(path.join(PG_BIN, 'pg_ctl'), ['-D', info.dataDir, '-m', 'fast', '-w', '-t', '30', 'stop']);
+    }
+  } catch {
+    // pg_ctl failed: stop this cluster's own postmaster by its pid (never by name).
+    if (isProcessAlive(info.postmasterPid)) {
+      try { process.kill(info.postmasterPid, 'SIGQUIT'); } catch { /* already gone */ }
+    }
+  }
+  running.delete(info.baseDir);
+  if (!options.keepFiles) rmSync(info.baseDir, { recursive: true, force: true });
+}
+
+/** Restarts a cluster in place (fault-injection tests): same port, same data. */
+export function restartCluster(info: ClusterInfo): ClusterInfo {
+  runAsPostgres(path.join(PG_BIN, 'pg_ctl'), ['-D', info.dataDir, '-l', info.logFile, '-m', 'fast', '-w', '-t', '60', 'restart']);
+  info.postmasterPid = Number(readFileSync(path.join(info.dataDir, 'postmaster.pid'), 'utf8').split('\n')[0]);
+  return info;
+}
+
+export function stopAllClusters(): void {
+  for (const info of [...running.values()]) stopCluster(info);
+}
+
+function installExitHook(): void {
+  if (exitHookInstalled) return;
+  exitHookInstalled = true;
+  process.on('exit', stopAllClusters);
+  for (const signal of ['SIGTERM', 'SIGHUP'] as const) {
+    process.once(signal, () => { stopAllClusters(); process.exit(128 + (signal === 'SIGTERM' ? 15 : 1)); });
+  }
+}
+
+export function connectionUrl(info: ClusterInfo, database = 'postgres', user = 'postgres'): string {
+  return `postgresql://${encodeURIComponent(user)}@${info.host}:${info.port}/${encodeURIComponent(database)}`;
+}

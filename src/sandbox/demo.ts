@@ -1,0 +1,86 @@
+// `node wrapper.js --demo`: three local clusters A, B and C with sample data, configs for A→B and
+// B→C, the shell on both (c1./c2.), and everything stopped when the shell exits.
+import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { execFileSync } from 'node:child_process';
+import type { CliOptions } from '../shell/args.js';
+import { style, write, writeError } from '../shell/output.js';
+import { isProcessAlive, readPidFile } from '../core/process.js';
+import { PG_BIN, startCluster, stopAllClusters, type ClusterInfo } from './cluster.js';
+import { SAMPLE_SCHEMA, sampleData } from './sample-data.js';
+
+function psql(cluster: ClusterInfo, database: string, sql: string): void {
+  execFileSync(path.join(PG_BIN, 'psql'), ['-h', cluster.host, '-p', String(cluster.port), '-U', 'postgres', '-d', database, '-v', 'ON_ERROR_STOP=1', '-qAtX'], { input: sql, stdio: ['pipe', 'ignore', 'pipe'] });
+}
+
+export function demoConfig(name: string, primary: ClusterInfo, secondary: ClusterInfo, dir: string, cascade: { primary: boolean; secondary: boolean }): string {
+  return `# Demo job ${name}: written by node wrapper.js --demo (see configs/example.yml for every key)
+plugins: [bucardo]
+databases:
+  bucardo:   {host: ${primary.host}, port: ${primary.port}, database_owner: bucardo, install_user: postgres, fallback_db: postgres}
+  primary:   {host: ${primary.host}, port: ${primary.port}, dbname: shop, database_owner: postgres, cascade: ${cascade.primary}}
+  secondary: {host: ${secondary.host}, port: ${secondary.port}, dbname: shop, database_owner: postgres, cascade: ${cascade.secondary}}
+bucardo:
+  replication_name: ${name}
+  copy_data: empty
+  asynchronous_kicking: true
+  kick_interval: 0.2
+  pid_dir: ${path.join(dir, name, 'run')}
+  log_dir: ${path.join(dir, name, 'log')}
+  state_dir: ${path.join(dir, name, 'state')}
+`;
+}
+
+/** Stops every Bucardo daemon and kicker the demo's jobs started, by the pids in their own pid dirs. */
+function stopDemoDaemons(dir: string): void {
+  for (const job of ['a_to_b', 'b_to_c']) {
+    const runDir = path.join(dir, job, 'run');
+    let files: string[] = [];
+    try { files = readdirSync(runDir).filter((f) => f.endsWith('.pid')); } catch { continue; }
+    for (const file of files) {
+      const pid = readPidFile(path.join(runDir, file));
+      if (pid && isProcessAlive(pid)) { try { process.kill(pid, 'SIGTERM'); } catch { /* gone */ } }
+    }
+  }
+}
+
+export async function runDemo(options: CliOptions): Promise<number> {
+  const dir = mkdtempSync(path.join(tmpdir(), 'bucardo-console-demo-'));
+  const cleanup = () => { stopDemoDaemons(dir); stopAllClusters(); rmSync(dir, { recursive: true, force: true }); };
+  process.on('exit', cleanup);
+  try {
+    write(style.heading('Starting the demo sandbox: three PostgreSQL clusters A, B and C on this machine...'));
+    const [a, b, c] = await Promise.all([startCluster('A'), startCluster('B'), startCluster('C')]);
+    for (const cluster of [a, b, c]) {
+      psql(cluster, 'postgres', 'CREATE DATABASE shop');
+      psql(cluster, 'shop', SAMPLE_SCHEMA);
+    }
+    psql(a, 'shop', sampleData(Number(process.env['DEMO_ORDERS'] ?? 300_000)));
+    for (const name of ['a_to_b', 'b_to_c']) mkdirSync(path.join(dir, name), { recursive: true });
+    const aToB = path.join(dir, 'a_to_b.yml');
+    const bToC = path.join(dir, 'b_to_c.yml');
+    writeFileSync(aToB, demoConfig('a_to_b', a, b, dir, { primary: false, secondary: true }));
+    writeFileSync(bToC, demoConfig('b_to_c', b, c, dir, { primary: true, secondary: false }));
+    write(`  A: 127.0.0.1:${a.port}  B: 127.0.0.1:${b.port}  C: 127.0.0.1:${c.port}  (database "shop", user postgres)`);
+    write(`  Configs: ${aToB} (c1) and ${bToC} (c2)`);
+    write(`  Try: c1.bucardo.install, c1.bucardo.add_triggers, c2.bucardo.install, c2.bucardo.add_triggers,`);
+    write(`       c1.bucardo.start, c1.bucardo.wait_for_copy, c2.bucardo.start, c1.bucardo.status`);
+    write(`  Everything is stopped and removed when you exit.\n`);
+    const { Session } = await import('../shell/session.js');
+    const session = await Session.load([aToB, bToC]);
+    if (options.list) {
+      const { runList } = await import('../shell/list.js');
+      return await runList(session, options.list, options.json);
+    }
+    const { runShell } = await import('../shell/repl.js');
+    return await runShell(session);
+  } catch (error) {
+    writeError(`The demo could not start: ${(error as Error).message}`);
+    return 1;
+  } finally {
+    write(style.dim('Stopping the demo: Bucardo daemons, kickers and clusters...'));
+    process.off('exit', cleanup);
+    cleanup();
+  }
+}

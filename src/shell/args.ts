@@ -1,0 +1,63 @@
+// The command line: node wrapper.js [-c FILE] [-c1 FILE -c2 FILE] [-i] [-l "cmd cmd ..."] [--json] [--demo]
+import { OperatorError } from '../core/errors.js';
+
+export interface CliOptions {
+  configFiles: string[];
+  list?: string[];
+  json: boolean;
+  demo: boolean;
+  help: boolean;
+  version: boolean;
+}
+
+export const USAGE = `Usage: node wrapper.js [options]
+
+Options:
+  -c, --config FILE   the replication job's config (default: config.yml in the current directory)
+  -c1 FILE -c2 FILE   two jobs in one session (A->B and B->C); prefix commands with c1. / c2.
+  -i, --interactive   open the prompt (the default when no -l is given)
+  -l, --list "CMDS"   run these commands in order, each followed by its check; stop at the first failure
+      --json          with -l: print one JSON object per command (for scripts)
+      --demo          start a sandbox with three local PostgreSQL clusters and open the shell on A->B->C
+  -h, --help          this help, and every command of every enabled plugin when a config loads
+  -v, --version       the tool's version`;
+
+export function parseArguments(argv: string[]): CliOptions {
+  const options: CliOptions = { configFiles: [], json: false, demo: false, help: false, version: false };
+  const numbered: string[] = [];
+  const value = (flag: string, index: number): string => {
+    const next = argv[index + 1];
+    if (next === undefined || (next.startsWith('-') && next.length > 1)) throw new OperatorError(`${flag} needs a value. ${flag === '-l' || flag === '--list' ? 'Example: -l "bucardo.install bucardo.add_triggers"' : 'Example: -c configs/a_to_b.yml'}`);
+    return next;
+  };
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]!;
+    const numberedMatch = /^--?c(\d)$/.exec(arg);
+    if (arg === '-c' || arg === '--config') options.configFiles.push(value(arg, i++));
+    else if (numberedMatch) numbered[Number(numberedMatch[1]) - 1] = value(arg, i++);
+    else if (arg === '-l' || arg === '--list') options.list = splitList(value(arg, i++));
+    else if (arg === '-i' || arg === '--interactive') continue;
+    else if (arg === '--json') options.json = true;
+    else if (arg === '--demo') options.demo = true;
+    else if (arg === '-h' || arg === '--help') options.help = true;
+    else if (arg === '-v' || arg === '--version') options.version = true;
+    else throw new OperatorError(`Unknown option '${arg}'.\n\n${USAGE}`);
+  }
+  if (numbered.length > 0) {
+    if (options.configFiles.length > 0) throw new OperatorError('Use either -c FILE or -c1 FILE -c2 FILE, not both.');
+    if (numbered.some((file) => file === undefined) || numbered.length < 2) throw new OperatorError('Two-config sessions need both -c1 FILE and -c2 FILE (A->B first, B->C second).');
+    options.configFiles = numbered;
+  }
+  if (options.configFiles.length > 1 && numbered.length === 0) throw new OperatorError('Give one -c FILE, or two configs as -c1 FILE -c2 FILE.');
+  return options;
+}
+
+/** "a b --json c" → ["a", "b --json", "c"]: words starting with -- belong to the command before them. */
+export function splitList(text: string): string[] {
+  const items: string[] = [];
+  for (const word of text.split(/\s+/).filter(Boolean)) {
+    if (word.startsWith('--') && items.length > 0) items[items.length - 1] += ` ${word}`;
+    else items.push(word);
+  }
+  return items;
+}

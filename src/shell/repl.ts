@@ -1,0 +1,59 @@
+// The interactive prompt: menu, Tab completion, history across sessions, help/exit, and running
+// commands through the runner. A fresh readline interface is made for each prompt so that while a
+// command runs the terminal is in its normal mode and Ctrl-C reaches the runner as SIGINT.
+import readline from 'node:readline';
+import { menuLines } from './menu.js';
+import { write, writeError } from './output.js';
+import { appendHistory, loadHistory } from './history.js';
+import { interactivePrompter } from './prompter.js';
+import { runCommand } from './runner.js';
+import type { Session } from './session.js';
+
+const PROMPT = 'Enter the command you wish to run here, or type "exit": ';
+
+export function completer(session: Session): (line: string) => [string[], string] {
+  return (line) => {
+    const words = [...session.commandNames(), 'help', 'exit'];
+    const hits = words.filter((word) => word.startsWith(line.trim()));
+    return [hits.length ? hits : [], line.trim()];
+  };
+}
+
+function ask(session: Session, history: string[]): Promise<string | undefined> {
+  return new Promise((resolve) => {
+    const rl = readline.createInterface({
+      input: process.stdin,
+      output: process.stdout,
+      completer: completer(session),
+      history: [...history],
+      historySize: 1000,
+      removeHistoryDuplicates: true,
+      terminal: Boolean(process.stdin.isTTY),
+    });
+    let answered = false;
+    rl.on('SIGINT', () => { answered = true; rl.close(); write(''); resolve(undefined); });
+    rl.on('close', () => { if (!answered) { write(''); resolve(undefined); } });
+    rl.question(PROMPT, (line) => { answered = true; rl.close(); resolve(line); });
+  });
+}
+
+export async function runShell(session: Session, onExit?: () => Promise<void>): Promise<number> {
+  for (const line of menuLines(session)) write(line);
+  const history = loadHistory();
+  const prompt = interactivePrompter();
+  for (;;) {
+    const line = await ask(session, history);
+    if (line === undefined) break;
+    const trimmed = line.trim();
+    if (trimmed === '') continue;
+    if (history[0] !== trimmed) { history.unshift(trimmed); appendHistory(trimmed); }
+    if (trimmed === 'exit' || trimmed === 'quit') break;
+    if (trimmed === 'help' || trimmed === '?') { for (const menuLine of menuLines(session)) write(menuLine); continue; }
+    const [name, ...args] = trimmed.split(/\s+/);
+    const resolved = session.resolve(name!);
+    if ('error' in resolved) { writeError(resolved.error); continue; }
+    await runCommand(session, resolved, args, { interactive: true, json: false, prompt });
+  }
+  await onExit?.();
+  return 0;
+}

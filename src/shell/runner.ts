@@ -1,0 +1,141 @@
+// Runs one command and then its validation checks, with a spinner for progress and Ctrl-C handling:
+// an interrupt cancels the command's SQL on the server and stops its children (see Activity), and
+// the operator gets a line saying what state was left.
+import { Activity } from '../core/activity.js';
+import { errorMessage, InterruptedError, OperatorError } from '../core/errors.js';
+import type { Check, CommandContext, CommandOutcome, Prompter } from '../core/plugin.js';
+import { style, write, writeError } from './output.js';
+import type { ResolvedCommand, Session } from './session.js';
+
+export interface RunReport {
+  command: string;
+  ok: boolean;
+  interrupted: boolean;
+  outcome?: CommandOutcome;
+  error?: string;
+  checks: Check[];
+}
+
+export interface RunOptions {
+  interactive: boolean;
+  json: boolean;
+  prompt: Prompter;
+}
+
+interface Spinner { text: string; start(): Spinner; stop(): Spinner; clear(): Spinner; render(): Spinner; isSpinning: boolean }
+
+async function createSpinner(enabled: boolean, text: string): Promise<Spinner | undefined> {
+  if (!enabled) return undefined;
+  const { default: ora } = await import('ora');
+  return ora({ text, discardStdin: false }).start() as unknown as Spinner;
+}
+
+export async function runCommand(session: Session, resolved: ResolvedCommand, args: string[], options: RunOptions): Promise<RunReport> {
+  const activity = new Activity();
+  const report: RunReport = { command: resolved.fullName, ok: false, interrupted: false, checks: [] };
+  const spinner = await createSpinner(Boolean(process.stdout.isTTY) && !options.json, `${resolved.fullName}`);
+  let lastPlainProgress = 0;
+  const context: CommandContext = {
+    job: resolved.job,
+    jobs: session.jobs,
+    activity,
+    args,
+    prompt: wrapPrompter(options.prompt, spinner),
+    progress: (text) => {
+      if (spinner) spinner.text = `${resolved.fullName}: ${text}`;
+      else if (!options.json && Date.now() - lastPlainProgress > 2000) {
+        lastPlainProgress = Date.now();
+        write(style.dim(`  ... ${text}`));
+      }
+    },
+    log: (text) => {
+      if (spinner?.isSpinning) { spinner.clear(); write(text); spinner.render(); } else if (!options.json) write(text);
+    },
+  };
+
+  let interruptLines: string[] | undefined;
+  let interruptCount = 0;
+  let abandon: (() => void) | undefined;
+  const abandoned = new Promise<'abandoned'>((resolve) => { abandon = () => resolve('abandoned'); });
+  const onInterrupt = () => {
+    interruptCount += 1;
+    if (interruptCount === 1) {
+      spinner?.stop();
+      write(style.warn('\nInterrupting: cancelling running statements and stopping child processes...'));
+      void activity.interrupt().then((lines) => { interruptLines = lines; });
+      // Give the command a few seconds to unwind by itself after its statements were cancelled.
+      setTimeout(() => abandon?.(), 8000).unref();
+    } else {
+      abandon?.();
+    }
+  };
+  process.on('SIGINT', onInterrupt);
+  try {
+    const result = await Promise.race([resolved.command.run(context), abandoned]);
+    if (result === 'abandoned') throw new InterruptedError();
+    report.outcome = result;
+    report.ok = result.ok !== false;
+  } catch (error) {
+    report.interrupted = activity.interrupted || error instanceof InterruptedError || (error as { name?: string }).name === 'ExitPromptError';
+    report.error = report.interrupted ? 'interrupted' : errorMessage(error);
+    if (!(error instanceof OperatorError) && !report.interrupted && process.env['BUCARDO_CONSOLE_DEBUG']) console.error(error);
+  } finally {
+    spinner?.stop();
+    process.off('SIGINT', onInterrupt);
+  }
+
+  if (report.interrupted) {
+    // Wait for the interrupt's own report (cancellations) before telling the operator what was left.
+    for (let i = 0; i < 50 && interruptLines === undefined && interruptCount > 0; i++) await new Promise((r) => setTimeout(r, 100));
+    if (!options.json) {
+      writeError(`${resolved.fullName} was interrupted.`);
+      for (const line of interruptLines ?? ['nothing was running on a server']) write(`  - ${line}`);
+      write('  State: whatever the command finished before the interrupt stays done; rerunning the command continues from there.');
+    }
+    return report;
+  }
+
+  if (report.outcome && !options.json) printOutcome(resolved, report.outcome);
+  if (report.error && !options.json) writeError(report.error);
+
+  if (report.ok && resolved.command.validate) {
+    const checkSpinner = await createSpinner(Boolean(process.stdout.isTTY) && !options.json, `${resolved.fullName}: checking`);
+    try {
+      report.checks = await resolved.command.validate({ ...context, activity: new Activity() });
+    } catch (error) {
+      report.checks = [{ name: 'validation could run', pass: false, detail: errorMessage(error) }];
+    } finally {
+      checkSpinner?.stop();
+    }
+    report.ok = report.checks.every((check) => check.pass);
+    if (!options.json) for (const check of report.checks) write(formatCheck(check));
+  }
+  if (options.json) write(JSON.stringify({ command: report.command, ok: report.ok, message: report.outcome?.message, error: report.error, data: report.outcome?.data, checks: report.checks }));
+  return report;
+}
+
+function printOutcome(resolved: ResolvedCommand, outcome: CommandOutcome): void {
+  const lines = outcome.data !== undefined && resolved.command.format ? resolved.command.format(outcome.data) : [];
+  for (const line of lines) write(line);
+  write(outcome.ok === false ? style.fail(outcome.message) : outcome.message);
+}
+
+export function formatCheck(check: Check): string {
+  const verdict = check.pass ? style.pass('Pass.') : style.fail('Fail.');
+  return `Check: ${check.name} ${verdict}${check.detail ? ` ${style.dim(check.detail)}` : ''}`;
+}
+
+function wrapPrompter(prompt: Prompter, spinner: Spinner | undefined): Prompter {
+  // A question must not be drawn over by the spinner.
+  const paused = async <T>(ask: () => Promise<T>): Promise<T> => {
+    const spinning = spinner?.isSpinning;
+    if (spinning) spinner!.stop();
+    try { return await ask(); } finally { if (spinning) spinner!.start(); }
+  };
+  return {
+    interactive: prompt.interactive,
+    confirm: (q, d) => paused(() => prompt.confirm(q, d)),
+    select: (q, c) => paused(() => prompt.select(q, c)),
+    input: (q, d) => paused(() => prompt.input(q, d)),
+  };
+}

@@ -1,0 +1,66 @@
+// Pure logic: command-line parsing, replication filters, identifier quoting, pgpass files, names.
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { parseArguments, splitList } from '../../src/shell/args.js';
+import { inScope } from '../../src/core/objects.js';
+import { quoteIdent, quoteLiteral, quoteQualified } from '../../src/core/quote.js';
+import { formatPgpassLine, matchPassword, parsePgpassLine } from '../../src/core/pgpass.js';
+import { closest } from '../../src/config/reader.js';
+import { kickTriggerName, onetimecopyFor, truncateTriggerName } from '../../plugins/bucardo/names.js';
+
+test('command line: -c, -c1/-c2, -l with per-command flags, and errors', () => {
+  assert.deepEqual(parseArguments(['-c', 'x.yml']).configFiles, ['x.yml']);
+  assert.deepEqual(parseArguments(['-c1', 'a.yml', '-c2', 'b.yml']).configFiles, ['a.yml', 'b.yml']);
+  assert.deepEqual(parseArguments(['-l', 'bucardo.install  bucardo.status --json']).list, ['bucardo.install', 'bucardo.status --json']);
+  assert.equal(parseArguments(['-i']).list, undefined);
+  assert.throws(() => parseArguments(['-c1', 'a.yml']), /both -c1 FILE and -c2 FILE/);
+  assert.throws(() => parseArguments(['-c', 'a.yml', '-c1', 'b.yml', '-c2', 'c.yml']), /either -c FILE or -c1/);
+  assert.throws(() => parseArguments(['--bogus']), /Unknown option '--bogus'/);
+  assert.throws(() => parseArguments(['-l']), /-l needs a value/);
+  assert.deepEqual(splitList('a b --json c'), ['a', 'b --json', 'c']);
+});
+
+test('replication filters: schemas, qualified and unqualified tables, partitions follow their root', () => {
+  const none = { namespaceInclude: [], namespaceExclude: [], tableInclude: [], tableExclude: [] };
+  const t = (schema: string, name: string, root?: string) => ({ schema, name, ...(root ? { partitionRoot: { schema, name: root } } : {}) });
+  assert.equal(inScope(t('public', 'a'), none), true);
+  assert.equal(inScope(t('public', 'a'), { ...none, namespaceInclude: ['sales'] }), false);
+  assert.equal(inScope(t('sales', 'a'), { ...none, namespaceInclude: ['sales'] }), true);
+  assert.equal(inScope(t('sales', 'a'), { ...none, namespaceInclude: ['sales'], tableExclude: ['a'] }), false);
+  assert.equal(inScope(t('sales', 'a'), { ...none, namespaceExclude: ['sales'] }), false);
+  assert.equal(inScope(t('sales', 'a'), { ...none, namespaceExclude: ['sales'], tableInclude: ['sales.a'] }), true, 'an explicitly included table wins over its excluded schema');
+  assert.equal(inScope(t('public', 'b'), { ...none, tableInclude: ['a'] }), false);
+  assert.equal(inScope(t('public', 'Mixed'), { ...none, tableInclude: ['Mixed'] }), true);
+  assert.equal(inScope(t('public', 'mixed'), { ...none, tableInclude: ['Mixed'] }), false, 'names are case-sensitive');
+  assert.equal(inScope(t('public', 'events_2025', 'events'), { ...none, tableExclude: ['events'] }), false, 'excluding a partitioned table excludes its leaves');
+  assert.equal(inScope(t('public', 'events_2025', 'events'), { ...none, tableInclude: ['public.events'] }), true);
+});
+
+test('identifiers are always quoted; quotes inside are doubled', () => {
+  assert.equal(quoteIdent('orders'), '"orders"');
+  assert.equal(quoteIdent('Mixed Case'), '"Mixed Case"');
+  assert.equal(quoteIdent('we"ird'), '"we""ird"');
+  assert.equal(quoteQualified('my schema', 'T'), '"my schema"."T"');
+  assert.equal(quoteLiteral("it's"), "'it''s'");
+  assert.throws(() => quoteIdent('a\u0000b'));
+});
+
+test('pgpass lines: escapes, wildcards, round trip', () => {
+  const entry = parsePgpassLine('db\\:host:5432:*:app:pa\\:ss\\\\word')!;
+  assert.deepEqual(entry, { host: 'db:host', port: '5432', database: '*', user: 'app', password: 'pa:ss\\word' });
+  assert.deepEqual(parsePgpassLine(formatPgpassLine(entry)), entry);
+  assert.equal(parsePgpassLine('# comment'), undefined);
+  assert.equal(matchPassword([entry], 'db:host', 5432, 'anything', 'app'), 'pa:ss\\word');
+  assert.equal(matchPassword([entry], 'db:host', 5433, 'anything', 'app'), undefined);
+});
+
+test('did-you-mean picks the closest candidate only when it is close', () => {
+  assert.equal(closest('bucardo.instal', ['bucardo.install', 'bucardo.status']), 'bucardo.install');
+  assert.equal(closest('zzzzzz', ['bucardo.install']), undefined);
+});
+
+test('Bucardo trigger names and onetimecopy values', () => {
+  assert.equal(kickTriggerName('a_to_b'), 'bucardo_kick_a_to_b');
+  assert.equal(truncateTriggerName('a_to_b'), 'bucardo_note_trunc_a_to_b');
+  assert.deepEqual(['never', 'always', 'empty'].map((v) => onetimecopyFor(v as 'never')), [0, 1, 2]);
+});
