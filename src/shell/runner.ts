@@ -25,7 +25,8 @@ export interface RunOptions {
 interface Spinner { text: string; start(): Spinner; stop(): Spinner; clear(): Spinner; render(): Spinner; isSpinning: boolean }
 
 async function createSpinner(enabled: boolean, text: string): Promise<Spinner | undefined> {
-  if (!enabled) return undefined;
+  // A terminal that reports no width (some ptys) would make ora's line arithmetic divide by zero.
+  if (!enabled || !process.stdout.columns) return undefined;
   const { default: ora } = await import('ora');
   return ora({ text, discardStdin: false }).start() as unknown as Spinner;
 }

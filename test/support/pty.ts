@@ -1,0 +1,54 @@
+// Drives the shell through a real pseudo-terminal (util-linux `script`), as an operator's terminal would.
+import { spawn, type ChildProcess } from 'node:child_process';
+import path from 'node:path';
+import { FIXTURE_PLUGINS, ROOT } from './harness.js';
+
+/** Single-quotes a word for the one /bin/sh line `script -c` needs (test-owned temp paths only). */
+function shellWord(word: string): string {
+  return `'${word.replace(/'/g, "'\\''")}'`;
+}
+
+export class PtySession {
+  private readonly child: ChildProcess;
+  private raw = '';
+  readonly exited: Promise<number>;
+
+  constructor(args: string[], env: Record<string, string> = {}) {
+    const command = `stty cols 160 rows 50; exec ${[process.execPath, path.join(ROOT, 'wrapper.js'), ...args].map(shellWord).join(' ')}`;
+    this.child = spawn('script', ['-qfec', command, '/dev/null'], {
+      env: { ...process.env, BUCARDO_CONSOLE_PLUGIN_PATH: FIXTURE_PLUGINS, TERM: 'xterm', ...env },
+      stdio: ['pipe', 'pipe', 'pipe'],
+    });
+    this.child.stdout!.on('data', (chunk: Buffer) => { this.raw += chunk.toString('utf8'); });
+    this.child.stderr!.on('data', (chunk: Buffer) => { this.raw += chunk.toString('utf8'); });
+    this.exited = new Promise((resolve) => this.child.on('exit', (code) => resolve(code ?? 1)));
+  }
+
+  /** Screen text without terminal escapes. */
+  get output(): string {
+    // eslint-disable-next-line no-control-regex
+    return this.raw.replace(/\u001b\[[0-9;?]*[A-Za-z]/g, '').replace(/\r/g, '');
+  }
+
+  send(keys: string): void {
+    this.child.stdin!.write(keys);
+  }
+
+  /** Waits until the output after `from` matches; returns the index after the match. */
+  async waitFor(pattern: RegExp, timeoutMs = 15_000, from = 0): Promise<number> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const text = this.output.slice(from);
+      const match = pattern.exec(text);
+      if (match) return from + match.index + match[0].length;
+      if (Date.now() > deadline) throw new Error(`timed out waiting for ${pattern}; screen so far:\n${this.output.slice(-3000)}`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+
+  kill(): void {
+    if (this.child.exitCode === null) this.child.kill('SIGKILL');
+  }
+}
+
+export const KEYS = { tab: '\t', enter: '\r', up: '\u001b[A', ctrlC: '\u0003', ctrlD: '\u0004', ctrlU: '\u0015' };
