@@ -243,7 +243,8 @@ async function dropBucardoSchema(client: Client, job: Job): Promise<string> {
   // triggers reference its functions. Only drop it when no Bucardo trigger is left.
   const { rows } = await client.query<{ count: string }>(
     `SELECT count(*) FROM pg_trigger t JOIN pg_proc p ON p.oid = t.tgfoid JOIN pg_namespace n ON n.oid = p.pronamespace
-      WHERE n.nspname = 'bucardo' AND NOT t.tgisinternal`);
+       JOIN pg_class c ON c.oid = t.tgrelid
+      WHERE n.nspname = 'bucardo' AND NOT t.tgisinternal AND c.relnamespace <> n.oid`);
   const remaining = Number(rows[0]!.count);
   const exists = (await client.query("SELECT 1 FROM pg_namespace WHERE nspname = 'bucardo'")).rowCount;
   if (!exists) return 'no bucardo schema on the primary';

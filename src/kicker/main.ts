@@ -19,6 +19,14 @@ let metadata: Client | undefined;
 let primary: Client | undefined;
 /** Fingerprint of the delta tables at the last look: newest txntime and rows ever inserted. */
 let lastFingerprint: string | undefined;
+/**
+ * A kick can be lost: Bucardo drops it while the sync has no kid (e.g. between the initial copy's kid
+ * and the next one). So each kick stays unconfirmed until a sync run starts after it (bucardo.syncrun),
+ * and is repeated with backoff until then.
+ */
+let unconfirmedKickAt: string | undefined;
+let retryDelayMs = 0;
+let nextRetryAt = 0;
 
 function log(message: string): void {
   process.stdout.write(`${new Date().toISOString()} kicker ${job.name} [${process.pid}] ${message}\n`);
@@ -71,11 +79,26 @@ async function tick(): Promise<void> {
     lastFingerprint = '';
   }
   if (fingerprint !== lastFingerprint) {
-    await metadata!.query(`NOTIFY ${quoteIdent(`bucardo_kick_sync_${job.syncName}`)}`);
     lastFingerprint = fingerprint;
-    state.kicks += 1;
-    state.lastKickAt = new Date().toISOString();
+    await kick(false);
+  } else if (unconfirmedKickAt !== undefined && Date.now() >= nextRetryAt) {
+    const { rows } = await metadata!.query<{ confirmed: boolean }>(
+      'SELECT EXISTS (SELECT 1 FROM bucardo.syncrun WHERE sync = $1 AND started >= $2::timestamptz) AS confirmed', [job.syncName, unconfirmedKickAt]);
+    if (rows[0]!.confirmed) unconfirmedKickAt = undefined;
+    else await kick(true);
   }
+}
+
+async function kick(retry: boolean): Promise<void> {
+  // The database's clock, not ours, is what syncrun.started is compared with.
+  const { rows } = await metadata!.query<{ at: string }>('SELECT clock_timestamp()::text AS at');
+  await metadata!.query(`NOTIFY ${quoteIdent(`bucardo_kick_sync_${job.syncName}`)}`);
+  unconfirmedKickAt = rows[0]!.at;
+  retryDelayMs = retry ? Math.min(30_000, retryDelayMs * 2) : Math.max(2000, 3 * intervalMs);
+  nextRetryAt = Date.now() + retryDelayMs;
+  state.kicks += 1;
+  state.lastKickAt = new Date().toISOString();
+  if (retry) log(`no sync run started since the last kick; kicked again (next check in ${retryDelayMs} ms)`);
 }
 
 async function main(): Promise<void> {

@@ -52,11 +52,14 @@ export function parseArguments(argv: string[]): CliOptions {
   return options;
 }
 
-/** "a b --json c" → ["a", "b --json", "c"]: words starting with -- belong to the command before them. */
+/**
+ * "a b --json c x=1" → ["a", "b --json", "c x=1"]: words starting with -- and name=value words are
+ * arguments of the command before them (a command name never contains '=').
+ */
 export function splitList(text: string): string[] {
   const items: string[] = [];
   for (const word of text.split(/\s+/).filter(Boolean)) {
-    if (word.startsWith('--') && items.length > 0) items[items.length - 1] += ` ${word}`;
+    if ((word.startsWith('--') || word.includes('=')) && items.length > 0) items[items.length - 1] += ` ${word}`;
     else items.push(word);
   }
   return items;

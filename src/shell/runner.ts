@@ -116,9 +116,15 @@ export async function runCommand(session: Session, resolved: ResolvedCommand, ar
 }
 
 function printOutcome(resolved: ResolvedCommand, outcome: CommandOutcome): void {
-  const lines = outcome.data !== undefined && resolved.command.format ? resolved.command.format(outcome.data) : [];
+  const lines = outcome.data !== undefined && resolved.command.format ? resolved.command.format(outcome.data) : stepLines(outcome.data);
   for (const line of lines) write(line);
   write(outcome.ok === false ? style.fail(outcome.message) : outcome.message);
+}
+
+/** Without a format of its own, a command's `steps` (what it did, in order) are listed. */
+function stepLines(data: unknown): string[] {
+  const steps = (data as { steps?: unknown } | undefined)?.steps;
+  return Array.isArray(steps) ? steps.map((step) => `  - ${String(step)}`) : [];
 }
 
 export function formatCheck(check: Check): string {

@@ -36,7 +36,7 @@ export async function clusters(): Promise<TestClusters> {
 after(async () => {
   // Stop every Bucardo process and kicker a test left, by the pids in its own pid dirs.
   for (const dir of pidDirs) stopProcessesIn(dir);
-  for (const dir of tempDirs) rmSync(dir, { recursive: true, force: true });
+  if (!process.env['BUCARDO_CONSOLE_KEEP_TEST_DIRS']) for (const dir of tempDirs) rmSync(dir, { recursive: true, force: true });
 });
 
 export function stopProcessesIn(pidDir: string): void {
@@ -46,6 +46,23 @@ export function stopProcessesIn(pidDir: string): void {
     const pid = readPidFile(path.join(pidDir, file));
     if (pid && isProcessAlive(pid)) { try { process.kill(pid, 'SIGTERM'); } catch { /* gone */ } }
   }
+}
+
+/**
+ * Leaves no trace of a job whatever state a failed test left it in: its processes (by pid) and the
+ * metadata database (the next test installs into the same cluster).
+ */
+export async function forgetJob(job: { pidDir: string }, metadata: ClusterInfo, metadataDb = 'bucardo'): Promise<void> {
+  stopProcessesIn(job.pidDir);
+  for (let i = 0; i < 50; i++) {
+    let alive = false;
+    try {
+      alive = readdirSync(job.pidDir).some((f) => f.startsWith('bucardo.mcp') && isProcessAlive(readPidFile(path.join(job.pidDir, f)) ?? 0));
+    } catch { /* no pid dir */ }
+    if (!alive) break;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  await query(metadata, 'postgres', `DROP DATABASE IF EXISTS "${metadataDb}" WITH (FORCE)`).catch(() => undefined);
 }
 
 export function tempDir(prefix: string): string {

@@ -18,6 +18,7 @@ test('command line: -c, -c1/-c2, -l with per-command flags, and errors', () => {
   assert.throws(() => parseArguments(['--bogus']), /Unknown option '--bogus'/);
   assert.throws(() => parseArguments(['-l']), /-l needs a value/);
   assert.deepEqual(splitList('a b --json c'), ['a', 'b --json', 'c']);
+  assert.deepEqual(splitList('bucardo.change_config log_level=verbose bucardo.reload'), ['bucardo.change_config log_level=verbose', 'bucardo.reload']);
 });
 
 test('replication filters: schemas, qualified and unqualified tables, partitions follow their root', () => {
