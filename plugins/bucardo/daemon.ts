@@ -10,6 +10,7 @@ import { kickerStatus, startKicker, stopKicker } from '../../src/core/kicker.js'
 import type { Check, CommandContext, CommandOutcome } from '../../src/core/plugin.js';
 import { isProcessAlive, processCommandLine, readPidFile } from '../../src/core/process.js';
 import { quoteIdent } from '../../src/core/quote.js';
+import { ensureUpstreamCopied } from './cascade.js';
 import { ensureDirectory } from './install.js';
 import { metadataDatabaseExists, syncRow, withMetadata } from './metadata.js';
 
@@ -67,6 +68,8 @@ export async function startDaemon(job: Job, ctx: CommandContext): Promise<Daemon
       steps.push('reloaded it so it loads the sync, and kicked the sync');
     }
   } else {
+    const note = await ensureUpstreamCopied(job, ctx.jobs);
+    if (note) steps.push(note);
     ctx.progress('starting the Bucardo daemon');
     await runBucardo(job, ['start', '--logdest', job.paths.logDir, '--logextension', job.paths.logExtension], { activity: ctx.activity });
     for (let i = 0; i < 200 && !(pid = daemonPid(job)); i++) await sleep(100, ctx.activity.signal);

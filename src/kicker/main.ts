@@ -55,10 +55,12 @@ async function deltaFingerprint(client: Client): Promise<string> {
   if (names.length === 0) return 'no-delta-tables';
   // deltaname comes quote_ident-ed from Bucardo's own table (e.g. "delta_public_CamelCase").
   const parts = names.map((n) => `SELECT max(txntime) AS m FROM bucardo.${n.deltaname}`);
-  const { rows } = await client.query<{ newest: string | null; inserted: string | null }>(
+  // A TRUNCATE writes no delta row, only a row in bucardo_truncate_trigger: watch that too.
+  const { rows } = await client.query<{ newest: string | null; inserted: string | null; truncated: string | null }>(
     `SELECT (SELECT max(m) FROM (${parts.join(' UNION ALL ')}) d)::text AS newest,
-            (SELECT sum(n_tup_ins) FROM pg_stat_user_tables WHERE schemaname = 'bucardo' AND relname LIKE 'delta\\_%')::text AS inserted`);
-  return `${rows[0]!.newest}|${rows[0]!.inserted}`;
+            (SELECT sum(n_tup_ins) FROM pg_stat_user_tables WHERE schemaname = 'bucardo' AND relname LIKE 'delta\\_%')::text AS inserted,
+            (SELECT max(cdate) FROM bucardo.bucardo_truncate_trigger WHERE sync = $1 AND replicated IS NULL)::text AS truncated`, [job.syncName]);
+  return `${rows[0]!.newest}|${rows[0]!.inserted}|${rows[0]!.truncated}`;
 }
 
 async function connect(): Promise<void> {
