@@ -96,7 +96,10 @@ async function kick(retry: boolean): Promise<void> {
   const { rows } = await metadata!.query<{ at: string }>('SELECT clock_timestamp()::text AS at');
   await metadata!.query(`NOTIFY ${quoteIdent(`bucardo_kick_sync_${job.syncName}`)}`);
   unconfirmedKickAt = rows[0]!.at;
-  retryDelayMs = retry ? Math.min(30_000, retryDelayMs * 2) : Math.max(2000, 3 * intervalMs);
+  // Bucardo restarts a sync's worker ~10 s after its initial copy and drops kicks meanwhile: retry
+  // often enough that the first change after the copy is not held back long, but never more often
+  // than every 2 s (each retry is a NOTIFY, and a run only when there is something to do).
+  retryDelayMs = retry ? Math.min(5000, Math.round(retryDelayMs * 1.5)) : Math.max(2000, 3 * intervalMs);
   nextRetryAt = Date.now() + retryDelayMs;
   state.kicks += 1;
   state.lastKickAt = new Date().toISOString();

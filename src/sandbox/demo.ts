@@ -1,10 +1,11 @@
 // `node wrapper.js --demo`: three local clusters A, B and C with sample data, configs for A→B and
 // B→C, the shell on both (c1./c2.), and everything stopped when the shell exits.
-import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { execFileSync } from 'node:child_process';
 import type { CliOptions } from '../shell/args.js';
+import type { Job } from '../core/job.js';
 import { style, write, writeError } from '../shell/output.js';
 import { isProcessAlive, readPidFile } from '../core/process.js';
 import { PG_BIN, startCluster, stopAllClusters, type ClusterInfo } from './cluster.js';
@@ -45,13 +46,25 @@ function stopDemoDaemons(dir: string): void {
   }
 }
 
+async function stopJobs(jobs: Job[]): Promise<void> {
+  const { stopDaemon } = await import('../../plugins/bucardo/daemon.js');
+  const { Activity } = await import('../core/activity.js');
+  for (const job of jobs) {
+    const context = { job, jobs, activity: new Activity(), progress: () => undefined, log: () => undefined, args: [], prompt: undefined as never };
+    await stopDaemon(job, context).catch(() => undefined);
+  }
+}
+
 export async function runDemo(options: CliOptions): Promise<number> {
   const dir = mkdtempSync(path.join(tmpdir(), 'bucardo-console-demo-'));
+  // The clusters live inside, and their server runs as the postgres user: it must be able to pass through.
+  chmodSync(dir, 0o711);
   const cleanup = () => { stopDemoDaemons(dir); stopAllClusters(); rmSync(dir, { recursive: true, force: true }); };
+  let jobs: Job[] = [];
   process.on('exit', cleanup);
   try {
     write(style.heading('Starting the demo sandbox: three PostgreSQL clusters A, B and C on this machine...'));
-    const [a, b, c] = await Promise.all([startCluster('A'), startCluster('B'), startCluster('C')]);
+    const [a, b, c] = await Promise.all(['A', 'B', 'C'].map((name) => startCluster(name, { parentDir: dir })));
     for (const cluster of [a, b, c]) {
       psql(cluster, 'postgres', 'CREATE DATABASE shop');
       psql(cluster, 'shop', SAMPLE_SCHEMA);
@@ -69,6 +82,7 @@ export async function runDemo(options: CliOptions): Promise<number> {
     write(`  Everything is stopped and removed when you exit.\n`);
     const { Session } = await import('../shell/session.js');
     const session = await Session.load([aToB, bToC]);
+    jobs = session.jobs;
     if (options.list) {
       const { runList } = await import('../shell/list.js');
       return await runList(session, options.list, options.json);
@@ -80,6 +94,8 @@ export async function runDemo(options: CliOptions): Promise<number> {
     return 1;
   } finally {
     write(style.dim('Stopping the demo: Bucardo daemons, kickers and clusters...'));
+    // A clean `bucardo stop` first (it stops the controllers and workers too); pids are the fallback.
+    await stopJobs(jobs);
     process.off('exit', cleanup);
     cleanup();
   }

@@ -1,7 +1,7 @@
 // Drives the shell through a real pseudo-terminal (util-linux `script`), as an operator's terminal would.
 import { spawn, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
-import { FIXTURE_PLUGINS, ROOT } from './harness.js';
+import { FIXTURE_PLUGINS, ROOT } from './paths.js';
 
 /** Single-quotes a word for the one /bin/sh line `script -c` needs (test-owned temp paths only). */
 function shellWord(word: string): string {

@@ -1,0 +1,124 @@
+// Commit on the primary -> row visible on the secondary, p50/p95 over 60 commits, for
+// (1) Bucardo's per-commit kick triggers, (2) this tool's kicker, (3) the original tool's method
+// (`bucardo kick` spawned once a second, as `watch -n 1 bucardo kick` did); CPU seconds per minute of
+// (2) and (3), syncrun rows written per idle minute; and A->C latency through a cascade.
+// Run: node dist/bench/kick-latency.js   (about 5 minutes)
+import { spawn } from 'node:child_process';
+import { sleep } from '../src/core/activity.js';
+import { baseArguments, bucardoEnvironment } from '../src/core/bucardo.js';
+import { createJob } from '../src/core/job.js';
+import { loadConfig } from '../src/config/load.js';
+import { PluginCatalog } from '../src/core/plugin.js';
+import { kickerStatus } from '../src/core/kicker.js';
+import type { ClusterInfo } from '../src/sandbox/cluster.js';
+import { query } from '../test/support/tool.js';
+import { benchClusters, cleanUp, cpuSeconds, job, percentile, run, syncrunRows } from './support.js';
+
+const COMMITS = 60;
+const IDLE_SECONDS = 30;
+const SCHEMA = 'CREATE TABLE public.pings (id int PRIMARY KEY, at timestamptz DEFAULT clock_timestamp())';
+
+async function latencies(primary: ClusterInfo, source: string, target: ClusterInfo, targetDb: string, offset: number): Promise<number[]> {
+  const results: number[] = [];
+  for (let i = 0; i < COMMITS; i++) {
+    const id = offset + i;
+    // Spread the commits over the kick cycle, as real traffic is.
+    await sleep(Math.floor(Math.random() * 400));
+    const started = performance.now();
+    await query(primary, source, 'INSERT INTO public.pings (id) VALUES ($1)', [id]);
+    for (;;) {
+      if ((await query(target, targetDb, 'SELECT 1 FROM public.pings WHERE id = $1', [id])).length) break;
+      if (performance.now() - started > 20_000) throw new Error(`row ${id} never arrived`);
+      await sleep(10);
+    }
+    results.push(performance.now() - started);
+  }
+  return results;
+}
+
+function summary(label: string, values: number[]): string {
+  // Printed at once too, so a long run shows its figures as it goes.
+  console.log(`${label}: p50 ${percentile(values, 50).toFixed(0)} ms, p95 ${percentile(values, 95).toFixed(0)} ms`);
+  return `${label.padEnd(44)} p50 ${percentile(values, 50).toFixed(0).padStart(5)} ms   p95 ${percentile(values, 95).toFixed(0).padStart(5)} ms`;
+}
+
+async function fresh(clusters: ClusterInfo[], db: string): Promise<void> {
+  for (const cluster of clusters) {
+    await query(cluster, 'postgres', `DROP DATABASE IF EXISTS ${db} WITH (FORCE)`);
+    await query(cluster, 'postgres', `CREATE DATABASE ${db}`);
+    await query(cluster, db, SCHEMA);
+  }
+}
+
+async function main(): Promise<void> {
+  const [a, b, c] = await benchClusters(['A', 'B', 'C']);
+  const lines: string[] = [];
+
+  // (1) Bucardo's own per-commit kick triggers.
+  await fresh([a!, b!], 'k1');
+  const triggers = job({ name: 'kick_triggers', primary: { cluster: a!, dbname: 'k1' }, secondary: { cluster: b!, dbname: 'k1' }, asynchronousKicking: false });
+  await run(triggers.file, 'bucardo.install bucardo.add_triggers bucardo.start bucardo.wait_for_copy');
+  lines.push(summary('(1) per-commit kick triggers', await latencies(a!, 'k1', b!, 'k1', 0)));
+  await run(triggers.file, 'bucardo.uninstall');
+
+  // (2) The kicker, at its default interval (1 s) and at 0.2 s.
+  for (const interval of [0.2, 1]) {
+    const db = `k2_${String(interval).replace('.', '_')}`;
+    await fresh([a!, b!], db);
+    const kicked = job({ name: `kicker_${db}`, primary: { cluster: a!, dbname: db }, secondary: { cluster: b!, dbname: db }, asynchronousKicking: true, kickInterval: interval });
+    await run(kicked.file, 'bucardo.install bucardo.add_triggers bucardo.start bucardo.wait_for_copy');
+    const config = await loadConfig(kicked.file, new PluginCatalog());
+    const kickerPid = kickerStatus(createJob(config)).pid!;
+    const cpuBefore = cpuSeconds(kickerPid);
+    const started = performance.now();
+    lines.push(summary(`(2) kicker, kick_interval ${interval} s`, await latencies(a!, db, b!, db, 0)));
+    const busyMinutes = (performance.now() - started) / 60_000;
+    const cpuBusy = (cpuSeconds(kickerPid) - cpuBefore) / busyMinutes;
+    const rowsBefore = await syncrunRows(a!, `kicker_${db}`);
+    const idleCpuBefore = cpuSeconds(kickerPid);
+    await sleep(IDLE_SECONDS * 1000);
+    const idleCpu = (cpuSeconds(kickerPid) - idleCpuBefore) * (60 / IDLE_SECONDS);
+    const idleRows = (await syncrunRows(a!, `kicker_${db}`) - rowsBefore) * (60 / IDLE_SECONDS);
+    lines.push(`    CPU: ${cpuBusy.toFixed(2)} CPU-s/min under commits, ${idleCpu.toFixed(2)} CPU-s/min idle; syncrun rows per idle minute: ${idleRows}`);
+    await run(kicked.file, 'bucardo.uninstall');
+  }
+
+  // (3) The original tool's method: kick triggers off, `bucardo kick` spawned once a second.
+  await fresh([a!, b!], 'k3');
+  const original = job({ name: 'watch_kick', primary: { cluster: a!, dbname: 'k3' }, secondary: { cluster: b!, dbname: 'k3' }, asynchronousKicking: true });
+  await run(original.file, 'bucardo.install bucardo.add_triggers bucardo.start bucardo.wait_for_copy bucardo.stop');
+  // Restart the daemon without our kicker (bucardo.start would start it), then kick like `watch -n 1`.
+  const originalJob = createJob(await loadConfig(original.file, new PluginCatalog()));
+  const daemon = spawn('bucardo', [...baseArguments(originalJob), 'start', '--logdest', originalJob.paths.logDir], { env: bucardoEnvironment(originalJob), stdio: 'ignore' });
+  await new Promise((resolve) => daemon.on('exit', resolve));
+  await sleep(3000);
+  // The loop's command is an argument array handed to bash as positional parameters ("$@"), never
+  // spliced into the script text.
+  const loop = spawn('bash', ['-c', 'while true; do "$@" >/dev/null; sleep 1; done', 'watch', 'bucardo', ...baseArguments(originalJob), 'kick', 'watch_kick'],
+    { env: bucardoEnvironment(originalJob), stdio: 'ignore' });
+  const loopStarted = performance.now();
+  const rowsBefore = await syncrunRows(a!, 'watch_kick');
+  lines.push(summary('(3) `bucardo kick` once a second', await latencies(a!, 'k3', b!, 'k3', 0)));
+  const cpuBusy = cpuSeconds(loop.pid!, true);
+  const busyMinutes = (performance.now() - loopStarted) / 60_000;
+  const idleRowsBefore = await syncrunRows(a!, 'watch_kick');
+  await sleep(IDLE_SECONDS * 1000);
+  const cpuAll = cpuSeconds(loop.pid!, true);
+  loop.kill();
+  const idleRows = (await syncrunRows(a!, 'watch_kick') - idleRowsBefore) * (60 / IDLE_SECONDS);
+  lines.push(`    CPU: ${(cpuBusy / busyMinutes).toFixed(2)} CPU-s/min under commits, ${((cpuAll - cpuBusy) * (60 / IDLE_SECONDS)).toFixed(2)} CPU-s/min idle; syncrun rows per idle minute: ${idleRows} (${rowsBefore} before)`);
+  await run(original.file, 'bucardo.uninstall');
+
+  // A->C through a cascade, both hops with the kicker at 0.2 s.
+  await fresh([a!, b!, c!], 'kc');
+  const aToB = job({ name: 'cas_ab', primary: { cluster: a!, dbname: 'kc' }, secondary: { cluster: b!, dbname: 'kc', cascade: true }, metadata: a!, asynchronousKicking: true });
+  const bToC = job({ name: 'cas_bc', primary: { cluster: b!, dbname: 'kc', cascade: true }, secondary: { cluster: c!, dbname: 'kc' }, metadata: b!, asynchronousKicking: true });
+  await run(['-c1', aToB.file, '-c2', bToC.file], 'c1.bucardo.install c1.bucardo.add_triggers c2.bucardo.install c2.bucardo.add_triggers c1.bucardo.start c1.bucardo.wait_for_copy c2.bucardo.start c2.bucardo.wait_for_copy');
+  lines.push(summary('A->B->C cascade, kicker 0.2 s on both hops', await latencies(a!, 'kc', c!, 'kc', 0)));
+  await run(['-c1', aToB.file, '-c2', bToC.file], 'c2.bucardo.uninstall c1.bucardo.uninstall');
+
+  console.log(`\nCommit -> visible on the target, ${COMMITS} commits each (2 cores, PostgreSQL 15, Bucardo 5.6):`);
+  for (const line of lines) console.log(line);
+}
+
+main().then(cleanUp, (error) => { console.error(error); cleanUp(); process.exitCode = 1; });

@@ -1,0 +1,55 @@
+// Shared set-up for benchmarks: clusters, a job replicating one table, CPU time of a process.
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { stopAllClusters, startCluster, type ClusterInfo } from '../src/sandbox/cluster.js';
+import { query, runTool, writeJobConfigIn, type JobOptions, type WrittenJob } from '../test/support/tool.js';
+import { isProcessAlive, readPidFile } from '../src/core/process.js';
+
+export const benchDir = mkdtempSync(path.join(tmpdir(), 'bench-'));
+const jobs: WrittenJob[] = [];
+
+export async function benchClusters(names: string[]): Promise<ClusterInfo[]> {
+  return Promise.all(names.map((name) => startCluster(`bench${name}`, { settings: { max_connections: 300 } })));
+}
+
+export function job(options: JobOptions): WrittenJob {
+  const written = writeJobConfigIn(mkdtempSync(path.join(benchDir, `${options.name}-`)), options);
+  jobs.push(written);
+  return written;
+}
+
+export async function run(jobFile: string | string[], commands: string): Promise<void> {
+  const result = await runTool([...(Array.isArray(jobFile) ? jobFile : ['-c', jobFile]), '-l', commands], { timeoutMs: 600_000 });
+  if (result.code !== 0) throw new Error(`${commands} failed:\n${result.stdout}\n${result.stderr}`);
+}
+
+/** user+system CPU seconds a live process has used so far (from /proc), optionally with its waited-for children. */
+export function cpuSeconds(pid: number, withChildren = false): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ').map(Number);
+  return (fields[11]! + fields[12]! + (withChildren ? fields[13]! + fields[14]! : 0)) / 100;
+}
+
+export async function syncrunRows(metadata: ClusterInfo, sync: string, metadataDb = 'bucardo'): Promise<number> {
+  return Number((await query<{ n: string }>(metadata, metadataDb, 'SELECT count(*) AS n FROM bucardo.syncrun WHERE sync = $1', [sync]))[0]!.n);
+}
+
+export function percentile(values: number[], p: number): number {
+  const sorted = [...values].sort((x, y) => x - y);
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
+}
+
+/** Stops everything the benchmark started: daemons and kickers by their pid files, then clusters. */
+export function cleanUp(): void {
+  for (const written of jobs) {
+    let files: string[] = [];
+    try { files = readdirSync(written.pidDir).filter((f) => f.endsWith('.pid')); } catch { continue; }
+    for (const file of files) {
+      const pid = readPidFile(path.join(written.pidDir, file));
+      if (pid && isProcessAlive(pid)) { try { process.kill(pid, 'SIGTERM'); } catch { /* gone */ } }
+    }
+  }
+  stopAllClusters();
+  rmSync(benchDir, { recursive: true, force: true });
+}

@@ -1,0 +1,99 @@
+// Driving the tool and the databases from tests and benchmarks: run wrapper.js as an operator
+// would, write job configs, query a cluster, wait for a condition, compare tables.
+import { spawn } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import path from 'node:path';
+import yaml from 'js-yaml';
+import pg from 'pg';
+import type { ClusterInfo } from '../../src/sandbox/cluster.js';
+import { FIXTURE_PLUGINS, ROOT } from './paths.js';
+
+export async function query<T extends pg.QueryResultRow = Record<string, unknown>>(cluster: ClusterInfo, database: string, text: string, params: unknown[] = []): Promise<T[]> {
+  const client = new pg.Client({ host: cluster.host, port: cluster.port, user: 'postgres', database });
+  await client.connect();
+  try {
+    return (await client.query<T>(text, params)).rows;
+  } finally {
+    await client.end();
+  }
+}
+
+export interface JobOptions {
+  name: string;
+  plugins?: string[];
+  primary: { cluster: ClusterInfo; dbname: string; cascade?: boolean };
+  secondary: { cluster: ClusterInfo; dbname: string; cascade?: boolean };
+  metadata?: ClusterInfo;
+  copyData?: 'always' | 'never' | 'empty';
+  asynchronousKicking?: boolean;
+  replicationObjects?: Record<string, string[]>;
+  kickInterval?: number;
+  extra?: Record<string, unknown>;
+}
+
+export interface WrittenJob { file: string; dir: string; pidDir: string; logDir: string }
+
+/** Writes a job config in the original tool's format, with pid/log/state dirs inside `dir`. */
+export function writeJobConfigIn(dir: string, options: JobOptions): WrittenJob {
+  const pidDir = path.join(dir, 'run');
+  const logDir = path.join(dir, 'log');
+  const metadata = options.metadata ?? options.primary.cluster;
+  const config = {
+    plugins: options.plugins ?? ['bucardo'],
+    databases: {
+      bucardo: { host: metadata.host, port: metadata.port, database_owner: 'bucardo', install_user: 'postgres', fallback_db: 'postgres' },
+      primary: { host: options.primary.cluster.host, port: options.primary.cluster.port, dbname: options.primary.dbname, database_owner: 'postgres', schema_owner: 'postgres', cascade: options.primary.cascade ?? false },
+      secondary: { host: options.secondary.cluster.host, port: options.secondary.cluster.port, dbname: options.secondary.dbname, database_owner: 'postgres', schema_owner: 'postgres', cascade: options.secondary.cascade ?? false },
+    },
+    bucardo: {
+      replication_name: options.name,
+      copy_data: options.copyData ?? 'empty',
+      asynchronous_kicking: options.asynchronousKicking ?? false,
+      kick_interval: options.kickInterval ?? 0.2,
+      lock_timeout: 2000,
+      pid_dir: pidDir,
+      log_dir: logDir,
+      state_dir: path.join(dir, 'state'),
+      replication_objects: options.replicationObjects ?? {},
+    },
+    ...options.extra,
+  };
+  const file = path.join(dir, `${options.name}.yml`);
+  writeFileSync(file, yaml.dump(config));
+  return { file, dir, pidDir, logDir };
+}
+
+export interface ToolResult { code: number; stdout: string; stderr: string }
+
+/** Runs `node wrapper.js ARGS` as an operator would (no terminal, no colours). */
+export function runTool(args: string[], options: { env?: Record<string, string>; timeoutMs?: number; input?: string } = {}): Promise<ToolResult> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [path.join(ROOT, 'wrapper.js'), ...args], {
+      cwd: ROOT, env: { ...process.env, NO_COLOR: '1', BUCARDO_CONSOLE_PLUGIN_PATH: FIXTURE_PLUGINS, ...options.env },
+      stdio: ['pipe', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (chunk) => { stdout += chunk; });
+    child.stderr.on('data', (chunk) => { stderr += chunk; });
+    child.stdin.end(options.input ?? '');
+    const timer = setTimeout(() => { child.kill('SIGKILL'); reject(new Error(`wrapper.js ${args.join(' ')} timed out\n${stdout}\n${stderr}`)); }, options.timeoutMs ?? 180_000);
+    child.on('exit', (code) => { clearTimeout(timer); resolve({ code: code ?? 1, stdout, stderr }); });
+  });
+}
+
+export async function waitFor<T>(probe: () => Promise<T | undefined | false>, timeoutMs: number, what: string): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await probe();
+    if (value) return value;
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
+/** Rows of a table as sorted JSON lines, for row-by-row comparison of primary and secondary. */
+export async function tableRows(cluster: ClusterInfo, database: string, qualifiedTable: string): Promise<string[]> {
+  const rows = await query<{ r: string }>(cluster, database, `SELECT row_to_json(t)::text AS r FROM ${qualifiedTable} t`);
+  return rows.map((row) => row.r).sort();
+}
