@@ -110,7 +110,8 @@ async function createMetadataDatabase(job: Job, ctx: CommandContext): Promise<vo
 export function customSchema(job: Job): string {
   if (!existsSync(BUCARDO_SCHEMA_FILE)) throw new OperatorError(`${BUCARDO_SCHEMA_FILE} is missing: install Debian's bucardo package (scripts/setup.sh).`);
   const name = job.metadataDb;
-  if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(name)) throw new OperatorError(`The metadata database name '${name}' must be a plain identifier (letters, digits, underscores).`);
+  // The schema file uses the name unquoted, so PostgreSQL would fold capitals: allow lower case only.
+  if (!/^[a-z_][a-z0-9_]*$/.test(name)) throw new OperatorError(`The metadata database name '${name}' must be lower-case letters, digits and underscores (Bucardo's schema file uses it unquoted).`);
   return readFileSync(BUCARDO_SCHEMA_FILE, 'utf8')
     .replace(/^CREATE DATABASE bucardo OWNER bucardo;$/m, `CREATE DATABASE ${name} OWNER bucardo;`)
     .replace(/^\\c bucardo$/m, `\\c ${name}`)

@@ -59,6 +59,8 @@ export interface PluginDescriptor<S = unknown> {
   parseSettings?(reader: ConfigReader, raw: unknown, path: string, config: JobConfig): S;
   /** Lets a plugin adjust derived job names (the concurrency plugin names the metadata database). */
   configureJob?(job: Job, settings: S): void;
+  /** Lets a plugin refuse a job it prepared while the plugin is no longer enabled (its metadata lives elsewhere). */
+  checkDisabled?(job: Job): void;
 }
 
 export function definePlugin<S>(plugin: PluginDescriptor<S>): PluginDescriptor<S> {

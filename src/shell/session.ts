@@ -28,6 +28,9 @@ export class Session {
         plugins.set(name, plugin);
         plugin.configureJob?.(job, config.pluginSettings[name]);
       }
+      for (const name of catalog.available()) {
+        if (!config.plugins.includes(name)) (await catalog.load(name)).checkDisabled?.(job);
+      }
       jobs.push(job);
     }
     return new Session(jobs, plugins, catalog);

@@ -1,0 +1,102 @@
+// concurrency.install: check that this job can run beside every other Bucardo job on the host, then
+// prepare it: the marker in its state dir (which makes job.metadataDb answer with the job's own
+// metadata database name) and its entry in the per-user registry of prepared jobs.
+import { existsSync } from 'node:fs';
+import { jobTitle } from '../../src/core/job.js';
+import type { Check, CommandContext, CommandOutcome } from '../../src/core/plugin.js';
+import { compareJobs, type Clash, type OtherJob } from './clashes.js';
+import { footprintOf, type JobFootprint } from './footprint.js';
+import { scanMetadataServer } from './host-scan.js';
+import { markerFile, readMarker, writeMarker } from './marker.js';
+import { isSameJob, readRegistry, readRegistryEntry, registryFile, writeRegistryEntry } from './registry.js';
+import { compareWithServer } from './server-clashes.js';
+import { serverKey } from './settings.js';
+
+export interface PrepareData { clashes: Clash[]; warnings: string[]; steps: string[] }
+
+export async function install(ctx: CommandContext): Promise<CommandOutcome<PrepareData>> {
+  const { job, activity, progress } = ctx;
+  const mine = footprintOf(job);
+  const target = mine.metadata.dbname;
+  const data: PrepareData = { clashes: [], warnings: [], steps: [] };
+
+  progress('comparing with the other jobs of this session and of the registry');
+  const others = otherJobs(ctx, mine, data.warnings);
+  const comparison = compareJobs(mine, others);
+  data.clashes.push(...comparison.clashes);
+  data.warnings.push(...comparison.warnings);
+
+  progress(`looking at the Bucardo metadata databases on ${mine.metadata.host}:${mine.metadata.port}`);
+  const scan = await scanMetadataServer(job, activity);
+  const server = serverKey(mine.metadata);
+  const marker = readMarker(job.paths.stateDir);
+  const compared = new Set(others.filter((o) => serverKey(o.footprint.metadata) === server).map((o) => `${server}/${o.footprint.metadata.dbname}`));
+  // A database this job was prepared for earlier is judged from the marker below, not as a stranger's.
+  if (marker && marker.metadataServer === server && marker.metadataDb !== target) compared.add(`${server}/${marker.metadataDb}`);
+  data.clashes.push(...compareWithServer(mine, scan, compared));
+  for (const { database, error } of scan.unreadable) data.warnings.push(`could not look into database '${database}' on the metadata server (${error}); a Bucardo job there would not be seen`);
+
+  if (marker && (marker.metadataDb !== target || (marker.metadataServer && marker.metadataServer !== server))) {
+    const moved = marker.metadataServer && marker.metadataServer !== server;
+    if (moved || scan.databases.includes(marker.metadataDb)) {
+      data.clashes.push({
+        kind: 'installed elsewhere',
+        message: moved
+          ? `this job was prepared for the metadata database '${marker.metadataDb}' on ${marker.metadataServer}, and databases.bucardo now points at ${server}. Put the old host and port back and uninstall the job there first (bucardo.uninstall, concurrency.uninstall); if nothing is installed there any more, delete ${markerFile(job.paths.stateDir)}.`
+          : `this job was prepared for the metadata database '${marker.metadataDb}', which still exists on ${mine.metadata.host}:${mine.metadata.port}. Put concurrency.bucardo_dbname back to '${marker.metadataDb}' and uninstall the job (bucardo.uninstall, concurrency.uninstall) before switching to '${target}'.`,
+      });
+    }
+  }
+
+  if (data.clashes.length > 0) {
+    return { ok: false, data, message: `${jobTitle(job)} cannot run beside the other Bucardo jobs on this host: ${data.clashes.length} clash(es), listed above with their fixes. Nothing was changed.` };
+  }
+
+  const now = new Date().toISOString();
+  if (marker?.metadataDb === target && marker.metadataServer === server) {
+    data.steps.push(`already prepared for metadata database '${target}' (${markerFile(job.paths.stateDir)})`);
+  } else {
+    writeMarker(job.paths.stateDir, { metadataDb: target, metadataServer: server, replicationName: mine.replicationName, configFile: mine.configFile, preparedAt: now });
+    data.steps.push(marker ? `switched from '${marker.metadataDb}' (never installed) to metadata database '${target}'` : `prepared for metadata database '${target}' (${markerFile(job.paths.stateDir)})`);
+  }
+  const previous = readRegistryEntry(mine.replicationName);
+  const file = writeRegistryEntry({ ...mine, preparedAt: previous?.preparedAt ?? now });
+  data.steps.push(previous ? `registry entry refreshed (${file})` : `registered in ${file}`);
+  return {
+    data,
+    message: `Prepared ${jobTitle(job)}: bucardo.install creates the metadata database '${target}' on ${mine.metadata.host}:${mine.metadata.port}, and every bucardo command, the daemon and the kicker of this job use it. Next: bucardo.install.`,
+  };
+}
+
+/** The session's other configs first (they are current), then registered jobs not loaded here. */
+function otherJobs(ctx: CommandContext, mine: JobFootprint, warnings: string[]): OtherJob[] {
+  const others: OtherJob[] = ctx.jobs
+    .filter((other) => other !== ctx.job)
+    .map((other) => ({ footprint: footprintOf(other), origin: `${jobTitle(other)}, loaded in this session from ${other.config.file}` }));
+  const registry = readRegistry();
+  for (const file of registry.unreadable) warnings.push(`registry file ${file} is not a job entry and was not compared; delete it if it is not needed`);
+  for (const { entry, file } of registry.jobs) {
+    if (isSameJob(entry, mine) || others.some((o) => isSameJob(o.footprint, entry))) continue;
+    const gone = existsSync(entry.configFile) ? '' : `; that file no longer exists: if the job is gone too, delete ${file}`;
+    others.push({ footprint: entry, origin: `job ${entry.replicationName} (prepared from ${entry.configFile}${gone})` });
+  }
+  return others;
+}
+
+export async function validateInstall(ctx: CommandContext): Promise<Check[]> {
+  const { job } = ctx;
+  const mine = footprintOf(job);
+  const marker = readMarker(job.paths.stateDir);
+  const entry = readRegistryEntry(mine.replicationName);
+  let used: string;
+  try {
+    used = job.metadataDb;
+  } catch (error) {
+    used = `none: ${(error as Error).message}`;
+  }
+  return [
+    { name: `the job is prepared for metadata database ${mine.metadata.dbname}`, pass: marker?.metadataDb === mine.metadata.dbname, detail: markerFile(job.paths.stateDir) },
+    { name: 'the job is in the registry of prepared jobs', pass: entry !== undefined && isSameJob(entry, mine) && entry.metadata.dbname === mine.metadata.dbname && entry.pidDir === mine.pidDir, detail: registryFile(mine.replicationName) },
+    { name: `bucardo commands use metadata database ${mine.metadata.dbname}`, pass: used === mine.metadata.dbname, ...(used !== mine.metadata.dbname ? { detail: used } : {}) },
+  ];
+}

@@ -1,0 +1,71 @@
+// The per-user registry of prepared jobs: one small JSON file per replication name, so that
+// concurrency.install can see the other jobs on this host even when their configs are not loaded.
+// The directory name contains a hyphen, which no replication name can, so it never collides with a
+// job's default state dir (~/.bucardo-console/<replication_name>).
+import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { homedir } from 'node:os';
+import path from 'node:path';
+import type { JobFootprint } from './footprint.js';
+
+/** Tests (and operators who want a shared registry) point this elsewhere. */
+export const REGISTRY_ENV = 'BUCARDO_CONSOLE_JOB_REGISTRY';
+
+export interface RegistryEntry extends JobFootprint { preparedAt: string }
+
+export interface RegisteredJob { entry: RegistryEntry; file: string }
+
+export function registryDir(): string {
+  return process.env[REGISTRY_ENV] || path.join(homedir(), '.bucardo-console', 'installed-jobs');
+}
+
+export function registryFile(replicationName: string): string {
+  return path.join(registryDir(), `${replicationName}.json`);
+}
+
+/** Every readable entry; a file that is not an entry is reported, never silently skipped. */
+export function readRegistry(): { jobs: RegisteredJob[]; unreadable: string[] } {
+  const dir = registryDir();
+  if (!existsSync(dir)) return { jobs: [], unreadable: [] };
+  const jobs: RegisteredJob[] = [];
+  const unreadable: string[] = [];
+  for (const name of readdirSync(dir).filter((f) => f.endsWith('.json')).sort()) {
+    const file = path.join(dir, name);
+    try {
+      const entry = JSON.parse(readFileSync(file, 'utf8')) as RegistryEntry;
+      if (typeof entry.replicationName !== 'string' || typeof entry.pidDir !== 'string' || !entry.metadata || !entry.primary) throw new Error('not an entry');
+      jobs.push({ entry, file });
+    } catch {
+      unreadable.push(file);
+    }
+  }
+  return { jobs, unreadable };
+}
+
+/** The same job: the same replication name prepared from the same config file. */
+export function isSameJob(a: JobFootprint, b: JobFootprint): boolean {
+  return a.replicationName === b.replicationName && path.resolve(a.configFile) === path.resolve(b.configFile);
+}
+
+export function writeRegistryEntry(entry: RegistryEntry): string {
+  const file = registryFile(entry.replicationName);
+  mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
+  writeFileSync(`${file}.tmp`, `${JSON.stringify(entry, null, 2)}\n`, { mode: 0o600 });
+  renameSync(`${file}.tmp`, file);
+  return file;
+}
+
+export function readRegistryEntry(replicationName: string): RegistryEntry | undefined {
+  const file = registryFile(replicationName);
+  try {
+    return JSON.parse(readFileSync(file, 'utf8')) as RegistryEntry;
+  } catch {
+    return undefined;
+  }
+}
+
+export function removeRegistryEntry(replicationName: string): boolean {
+  const file = registryFile(replicationName);
+  if (!existsSync(file)) return false;
+  rmSync(file, { force: true });
+  return true;
+}
