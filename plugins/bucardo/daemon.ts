@@ -81,13 +81,12 @@ export async function startDaemon(job: Job, ctx: CommandContext): Promise<Daemon
     }
   }
   if (!sync) steps.push(`no sync yet: run bucardo.add_triggers to create sync ${job.syncName}`);
-  let kickerPid: number | undefined;
-  if (job.config.bucardo.asynchronousKicking) {
-    const kicker = await startKicker(job);
-    kickerPid = kicker.pid;
-    steps.push(kicker.started ? `started the kicker (pid ${kicker.pid}, every ${job.config.bucardo.kickInterval} s)` : `kicker already running (pid ${kicker.pid})`);
-  }
-  return { pid, ...(kickerPid ? { kickerPid } : {}), steps };
+  // The kicker runs in every mode: with kick triggers it only keeps statistics fresh and watches for stalls.
+  const kicker = await startKicker(job);
+  const kickerPid = kicker.pid;
+  const role = job.config.bucardo.asynchronousKicking ? `kicks every ${job.config.bucardo.kickInterval} s when changes are pending` : 'maintenance and stall watchdog only';
+  steps.push(kicker.started ? `started the kicker (pid ${kicker.pid}; ${role})` : `kicker already running (pid ${kicker.pid})`);
+  return { pid, kickerPid, steps };
 }
 
 export async function stopDaemon(job: Job, ctx: CommandContext): Promise<DaemonData> {
@@ -148,10 +147,8 @@ export async function validateRunning(ctx: CommandContext): Promise<Check[]> {
     pass: daemonPid(job) !== undefined,
     detail: pid === undefined ? `no pid in ${job.paths.mcpPidFile}` : `pid ${pid}${isProcessAlive(pid) ? '' : ' is dead (or a zombie)'}`,
   }];
-  if (job.config.bucardo.asynchronousKicking) {
-    const kicker = kickerStatus(job);
-    checks.push({ name: 'exactly one live kicker for this job', pass: kicker.running, detail: kicker.running ? `pid ${kicker.pid}` : 'no live kicker' });
-  }
+  const kicker = kickerStatus(job);
+  checks.push({ name: 'exactly one live kicker for this job', pass: kicker.running, detail: kicker.running ? `pid ${kicker.pid}` : 'no live kicker' });
   return checks;
 }
 

@@ -7,6 +7,7 @@ import { kickerStatus } from '../../src/core/kicker.js';
 import { pendingChanges, type PendingTable } from '../../src/core/pending.js';
 import type { CommandContext, CommandOutcome } from '../../src/core/plugin.js';
 import { processUptimeSeconds } from '../../src/core/process.js';
+import { detectStuckStatements, noProgressStall, type Stall } from '../../src/core/watchdog.js';
 import { daemonPid, syncLoaded } from './daemon.js';
 import { lastRun, metadataDatabaseExists, recentRuns, syncRow, withMetadata } from './metadata.js';
 
@@ -18,12 +19,13 @@ export interface StatusData {
   job: string;
   installed: boolean;
   daemon: { running: boolean; pid?: number; uptimeSeconds?: number };
-  kicker?: { running: boolean; pid?: number; lastKickAt?: string; kicks?: number; lastError?: string };
+  kicker?: { running: boolean; kicking: boolean; pid?: number; lastKickAt?: string; kicks?: number; lastError?: string; maintenance?: number; lastMaintenanceAt?: string; remedies?: string[] };
   sync?: { name: string; exists: boolean; loaded: boolean; lastGood?: string; lastGoodRows?: string; lastBad?: string; lastError?: string; running?: string };
   copy: CopyProgress;
   pending: PendingTable[];
   pendingTotal: number;
   oldestPendingSeconds?: number;
+  stalls: Stall[];
   verdict: string;
   problems: string[];
 }
@@ -57,13 +59,17 @@ export async function collectStatus(job: Job): Promise<StatusData> {
   const data: StatusData = {
     job: job.name, installed: false,
     daemon: { running: pid !== undefined, ...(pid ? { pid } : {}), ...(uptime !== undefined ? { uptimeSeconds: uptime } : {}) },
-    copy: { state: 'unknown' }, pending: [], pendingTotal: 0, verdict: '', problems,
+    copy: { state: 'unknown' }, pending: [], pendingTotal: 0, stalls: [], verdict: '', problems,
   };
-  if (job.config.bucardo.asynchronousKicking) {
-    const kicker = kickerStatus(job);
-    data.kicker = { running: kicker.running, ...(kicker.pid ? { pid: kicker.pid } : {}), ...(kicker.state?.lastKickAt ? { lastKickAt: kicker.state.lastKickAt } : {}), kicks: kicker.state?.kicks ?? 0, ...(kicker.state?.lastError ? { lastError: kicker.state.lastError } : {}) };
-    if (pid && !kicker.running) problems.push('asynchronous kicking is on but no kicker runs: changes are not being kicked (bucardo.restart starts one)');
-  }
+  const kicker = kickerStatus(job);
+  const kicking = job.config.bucardo.asynchronousKicking;
+  data.kicker = {
+    running: kicker.running, kicking, ...(kicker.pid ? { pid: kicker.pid } : {}), ...(kicker.state?.lastKickAt ? { lastKickAt: kicker.state.lastKickAt } : {}),
+    kicks: kicker.state?.kicks ?? 0, ...(kicker.state?.lastError ? { lastError: kicker.state.lastError } : {}),
+    maintenance: kicker.state?.maintenance ?? 0, ...(kicker.state?.lastMaintenanceAt ? { lastMaintenanceAt: kicker.state.lastMaintenanceAt } : {}),
+    ...(kicker.state?.remedies?.length ? { remedies: kicker.state.remedies } : {}),
+  };
+  if (pid && !kicker.running) problems.push(kicking ? 'asynchronous kicking is on but no kicker runs: changes are not being kicked (bucardo.restart starts one)' : 'no kicker runs: nothing keeps Bucardo\'s statistics fresh or watches for stalls (bucardo.restart starts one)');
   data.installed = await metadataDatabaseExists(job).catch((error) => { problems.push(errorMessage(error)); return false; });
   if (data.installed) {
     const info = await withMetadata(job, async (client) => ({
@@ -88,6 +94,15 @@ export async function collectStatus(job: Job): Promise<StatusData> {
   data.pendingTotal = data.pending.reduce((sum, p) => sum + p.changes, 0);
   const oldest = data.pending.map((p) => p.oldest).filter((d): d is Date => d !== null).sort((a, b) => a.getTime() - b.getTime())[0];
   if (oldest) data.oldestPendingSeconds = Math.max(0, Math.round((Date.now() - oldest.getTime()) / 1000));
+  if (pid) {
+    const threshold = job.config.bucardo.watchdogSeconds;
+    data.stalls = await detectStuckStatements(job, threshold).catch(() => []);
+    const lastGoodAge = data.sync?.lastGood ? Math.round((Date.now() - Date.parse(data.sync.lastGood)) / 1000) : undefined;
+    const uptime = data.daemon.uptimeSeconds ?? 0;
+    // A daemon younger than the threshold has not had the chance to make progress yet.
+    const noProgress = uptime >= threshold && data.copy.state !== 'running' ? noProgressStall(data.oldestPendingSeconds, lastGoodAge, threshold, data.pendingTotal) : undefined;
+    if (noProgress) data.stalls.push(noProgress);
+  }
   data.verdict = verdict(data);
   return data;
 }
@@ -97,6 +112,7 @@ function verdict(data: StatusData): string {
   if (!data.sync?.exists) return 'no sync yet (run bucardo.add_triggers)';
   const backlog = data.pendingTotal > 0 ? `${data.pendingTotal} change(s) pending, oldest ${data.oldestPendingSeconds ?? 0} s` : '';
   if (!data.daemon.running) return `daemon stopped${backlog ? `: ${backlog}` : ''}`;
+  if (data.stalls.length) return `STALLED: ${data.stalls[0]!.cause}${backlog ? ` (${backlog})` : ''}`;
   if (data.copy.state === 'running' || data.copy.state === 'pending') {
     return `copy ${data.copy.state}${data.copy.table ? ` (${data.copy.table}: ${data.copy.rows} rows so far)` : ''}`;
   }

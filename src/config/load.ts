@@ -24,7 +24,7 @@ const ROLE_KEYS: Record<DatabaseRole, string[]> = {
   secondary: [...DATABASE_KEYS, 'cascade'],
 };
 const BUCARDO_KEYS = ['replication_name', 'copy_data', 'asynchronous_kicking', 'kick_interval', 'replication_objects',
-  'pid_dir', 'log_dir', 'state_dir', 'lock_timeout', 'executable'];
+  'pid_dir', 'log_dir', 'state_dir', 'lock_timeout', 'executable', 'watchdog_seconds', 'stall_remedy'];
 export const REPLICATION_OBJECT_KEYS = ['namespace_include', 'namespace_exclude', 'table_include', 'table_exclude'];
 
 /** Bucardo keeps trigger names stable only for sync names up to 42 characters (bucardo-behaviour.md §3). */
@@ -101,6 +101,8 @@ export async function loadConfig(file: string, catalog: PluginCatalog): Promise<
       logDir: resolvePath(reader.string(bucardoRaw, 'log_dir', 'bucardo', '/var/log/bucardo'), absolute),
       stateDir: resolvePath(reader.string(bucardoRaw, 'state_dir', 'bucardo', path.join(homedir(), '.bucardo-console', safeName)), absolute),
       lockTimeoutMs: reader.integer(bucardoRaw, 'lock_timeout', 'bucardo', 5000, 1, 3_600_000),
+      watchdogSeconds: reader.integer(bucardoRaw, 'watchdog_seconds', 'bucardo', 120, 1, 86_400),
+      stallRemedy: reader.boolean(bucardoRaw, 'stall_remedy', 'bucardo', false),
       executable: reader.string(bucardoRaw, 'executable', 'bucardo', 'bucardo'),
     },
     pluginSettings: {},

@@ -47,6 +47,10 @@ export interface BucardoSettings {
   logDir: string;
   /** Private HOME for the bucardo executable (its .pgpass lives here, never in the operator's). */
   stateDir: string;
+  /** A worker statement running this long, or an old backlog with no good run for this long, is a stall. */
+  watchdogSeconds: number;
+  /** Let the kicker apply the stall remedy (refresh statistics, cancel the stuck statement). */
+  stallRemedy: boolean;
   /** Upper bound (ms) on any lock wait of Bucardo's or the tool's own DDL. */
   lockTimeoutMs: number;
   executable: string;

@@ -1,5 +1,6 @@
-// The asynchronous kicker of a job: one detached background process (src/kicker/main.ts) that
-// NOTIFYs Bucardo when changes are pending, instead of a per-commit kick trigger on every table.
+// The kicker of a job: one detached background process (src/kicker/main.ts) that, with asynchronous
+// kicking, NOTIFYs Bucardo when changes are pending instead of a per-commit kick trigger on every
+// table, and in every mode keeps Bucardo's bookkeeping statistics fresh and watches for stalls.
 // This module starts, stops and reports on it; its pid file and state live in the job's pid dir.
 import { spawn } from 'node:child_process';
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -17,6 +18,12 @@ export interface KickerState {
   lastError?: string;
   lastErrorAt?: string;
   intervalSeconds: number;
+  /** Bookkeeping-table maintenance runs (ANALYZE/VACUUM) so far, and the last one. */
+  maintenance?: number;
+  lastMaintenanceAt?: string;
+  /** Stalls seen at the last watchdog look (cause and fix), and remedies applied. */
+  stalls?: string[];
+  remedies?: string[];
 }
 
 export interface KickerStatus { running: boolean; pid?: number; stalePidFile: boolean; state?: KickerState }

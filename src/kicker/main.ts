@@ -9,10 +9,19 @@ import { openClient, type Client } from '../core/db.js';
 import { errorMessage } from '../core/errors.js';
 import type { Job } from '../core/job.js';
 import type { KickerState } from '../core/kicker.js';
+import { maintainBookkeepingTables } from '../core/maintenance.js';
 import { quoteIdent } from '../core/quote.js';
+import { applyStallRemedy, detectStuckStatements } from '../core/watchdog.js';
 
 const job = JSON.parse(readFileSync(process.argv[2]!, 'utf8')) as Job;
 const intervalMs = Math.max(50, Math.round(job.config.bucardo.kickInterval * 1000));
+/** With per-commit kick triggers the kicker only maintains statistics and watches for stalls. */
+const kicking = job.config.bucardo.asynchronousKicking;
+const MAINTENANCE_EVERY_MS = 15_000;
+const WATCHDOG_EVERY_MS = 5_000;
+let lastMaintenance = 0;
+let lastWatchdog = 0;
+let lastRemedy = 0;
 const state: KickerState = { pid: process.pid, startedAt: new Date().toISOString(), kicks: 0, connected: false, intervalSeconds: intervalMs / 1000 };
 let stopping = false;
 let metadata: Client | undefined;
@@ -21,8 +30,9 @@ let primary: Client | undefined;
 let lastFingerprint: string | undefined;
 /**
  * A kick can be lost: Bucardo drops it while the sync has no kid (e.g. between the initial copy's kid
- * and the next one). So each kick stays unconfirmed until a sync run starts after it (bucardo.syncrun),
- * and is repeated with backoff until then.
+ * and the next one), and a run that fails leaves its changes pending. So each kick stays unconfirmed
+ * until a sync run started after it has finished well (bucardo.syncrun), and is repeated with backoff
+ * until then (not while a run is still in progress).
  */
 let unconfirmedKickAt: string | undefined;
 let retryDelayMs = 0;
@@ -75,6 +85,8 @@ async function connect(): Promise<void> {
 
 async function tick(): Promise<void> {
   await connect();
+  await housekeeping();
+  if (!kicking) return;
   const fingerprint = await deltaFingerprint(primary!);
   if (lastFingerprint === undefined) {
     // First look after (re)connecting: kick once, in case changes arrived while we were away.
@@ -84,10 +96,43 @@ async function tick(): Promise<void> {
     lastFingerprint = fingerprint;
     await kick(false);
   } else if (unconfirmedKickAt !== undefined && Date.now() >= nextRetryAt) {
-    const { rows } = await metadata!.query<{ confirmed: boolean }>(
-      'SELECT EXISTS (SELECT 1 FROM bucardo.syncrun WHERE sync = $1 AND started >= $2::timestamptz) AS confirmed', [job.syncName, unconfirmedKickAt]);
-    if (rows[0]!.confirmed) unconfirmedKickAt = undefined;
+    // Delivered means: a run that started after the kick has finished well. A run that failed (a
+    // cancelled or crashed worker) leaves its changes pending and Bucardo does not retry by itself.
+    const { rows } = await metadata!.query<{ confirmed: boolean; running: boolean }>(
+      `SELECT bool_or(ended IS NOT NULL AND (lastgood OR lastempty OR status LIKE 'Complete%' OR status LIKE 'No delta%')) AS confirmed,
+              bool_or(ended IS NULL) AS running
+         FROM bucardo.syncrun WHERE sync = $1 AND started >= $2::timestamptz`, [job.syncName, unconfirmedKickAt]);
+    if (rows[0]?.confirmed) unconfirmedKickAt = undefined;
+    else if (rows[0]?.running) nextRetryAt = Date.now() + retryDelayMs;
     else await kick(true);
+  }
+}
+
+/** Fresh statistics on Bucardo's bookkeeping tables, and the stall watchdog (see src/core/watchdog.ts). */
+async function housekeeping(): Promise<void> {
+  const now = Date.now();
+  if (now - lastMaintenance >= MAINTENANCE_EVERY_MS) {
+    lastMaintenance = now;
+    const actions = await maintainBookkeepingTables(primary!);
+    for (const action of actions) log(`${action.action} bucardo.${action.table}: ${action.reason}`);
+    if (actions.length) { state.maintenance = (state.maintenance ?? 0) + actions.length; state.lastMaintenanceAt = new Date().toISOString(); }
+  }
+  if (now - lastWatchdog >= WATCHDOG_EVERY_MS) {
+    lastWatchdog = now;
+    const threshold = job.config.bucardo.watchdogSeconds;
+    const stalls = await detectStuckStatements(job, threshold);
+    state.stalls = stalls.map((s) => `${s.cause}. Fix: ${s.fix}`);
+    if (stalls.length) {
+      for (const stall of stalls) log(`stall: ${stall.cause}`);
+      // At most one remedy per watchdog period: give the restarted worker time to get going.
+      if (job.config.bucardo.stallRemedy && now - lastRemedy >= threshold * 1000) {
+        lastRemedy = now;
+        const remedy = await applyStallRemedy(job, stalls);
+        const line = `remedy: analyzed ${remedy.analyzed.length} bookkeeping table(s); cancelled ${remedy.cancelled.map((c) => `backend ${c.pid} on the ${c.role}`).join(', ') || 'nothing'}`;
+        log(line);
+        state.remedies = [...(state.remedies ?? []), `${new Date().toISOString()} ${line}`].slice(-10);
+      }
+    }
   }
 }
 
@@ -103,11 +148,13 @@ async function kick(retry: boolean): Promise<void> {
   nextRetryAt = Date.now() + retryDelayMs;
   state.kicks += 1;
   state.lastKickAt = new Date().toISOString();
-  if (retry) log(`no sync run started since the last kick; kicked again (next check in ${retryDelayMs} ms)`);
+  if (retry) log(`no sync run has finished well since the last kick; kicked again (next check in ${retryDelayMs} ms)`);
 }
 
 async function main(): Promise<void> {
-  log(`started, kicking sync ${job.syncName} every ${intervalMs} ms when changes are pending`);
+  log(kicking
+    ? `started, kicking sync ${job.syncName} every ${intervalMs} ms when changes are pending`
+    : `started for sync ${job.syncName}: per-commit kick triggers do the kicking; maintaining statistics and watching for stalls`);
   saveState();
   let failures = 0;
   let lastSave = 0;

@@ -28,6 +28,8 @@ export interface JobOptions {
   asynchronousKicking?: boolean;
   replicationObjects?: Record<string, string[]>;
   kickInterval?: number;
+  /** More keys for the bucardo section (watchdog_seconds, lock_timeout, ...). */
+  bucardoSettings?: Record<string, unknown>;
   extra?: Record<string, unknown>;
 }
 
@@ -55,6 +57,7 @@ export function writeJobConfigIn(dir: string, options: JobOptions): WrittenJob {
       log_dir: logDir,
       state_dir: path.join(dir, 'state'),
       replication_objects: options.replicationObjects ?? {},
+      ...options.bucardoSettings,
     },
     ...options.extra,
   };

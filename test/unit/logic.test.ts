@@ -65,3 +65,21 @@ test('Bucardo trigger names and onetimecopy values', () => {
   assert.equal(truncateTriggerName('a_to_b'), 'bucardo_note_trunc_a_to_b');
   assert.deepEqual(['never', 'always', 'empty'].map((v) => onetimecopyFor(v as 'never')), [0, 1, 2]);
 });
+
+test('maintenance plan: ANALYZE after enough change, VACUUM when a fifth of the table is dead', async () => {
+  const { plannedMaintenance } = await import('../../src/core/maintenance.js');
+  const table = (name: string, live: number, dead: number, mods: number, vacuumAge: number | null = null) => ({ table: name, live, dead, modifiedSinceAnalyze: mods, lastAnalyzeAgeSeconds: null, lastVacuumAgeSeconds: vacuumAge });
+  assert.deepEqual(plannedMaintenance([table('delta_a', 100, 0, 50)]), [], 'small changes wait for autovacuum');
+  assert.deepEqual(plannedMaintenance([table('delta_a', 5000, 0, 4000)]).map((a) => a.action), ['ANALYZE']);
+  assert.deepEqual(plannedMaintenance([table('delta_a', 500_000, 0, 20_000)]), [], 'under 10% of a big table');
+  assert.deepEqual(plannedMaintenance([table('track_a', 30_000, 20_000, 0)]).map((a) => a.action), ['VACUUM (ANALYZE)']);
+  assert.deepEqual(plannedMaintenance([table('track_a', 30_000, 20_000, 0, 60)]), [], 'vacuumed a minute ago');
+});
+
+test('no-progress stall: an old backlog and no good run for as long', async () => {
+  const { noProgressStall } = await import('../../src/core/watchdog.js');
+  assert.equal(noProgressStall(500, 10, 120, 40), undefined, 'a recent good run means it is moving');
+  assert.equal(noProgressStall(30, 500, 120, 40), undefined, 'the backlog is young');
+  assert.equal(noProgressStall(500, 500, 120, 0), undefined, 'nothing pending');
+  assert.match(noProgressStall(500, 300, 120, 40)!.cause, /^40 change\(s\) pending, the oldest 500 s old, and no sync run has succeeded for 300 s$/);
+});

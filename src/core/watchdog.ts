@@ -1,0 +1,77 @@
+// Notices replication that has stopped moving: a Bucardo worker stuck in one statement (on the
+// primary or the secondary), or a backlog that is old while no sync run has succeeded for as long.
+// The remedy (refresh the bookkeeping tables' statistics, then cancel the stuck statement so Bucardo
+// restarts its worker) is applied by the kicker when bucardo.stall_remedy is on.
+import { withClient, type Client } from './db.js';
+import type { Job } from './job.js';
+import { maintainBookkeepingTables, type MaintenanceAction } from './maintenance.js';
+
+export interface Stall {
+  kind: 'stuck statement' | 'no progress';
+  role: 'primary' | 'secondary' | 'bucardo';
+  seconds: number;
+  pid?: number;
+  statement?: string;
+  cause: string;
+  fix: string;
+}
+
+interface ActiveStatement { pid: number; seconds: number; query: string; wait: string | null }
+
+/** Bucardo's workers name their sessions 'bucardo KID (PID n)'. The initial copy's COPY is legitimately long. */
+async function longWorkerStatements(client: Client, thresholdSeconds: number): Promise<ActiveStatement[]> {
+  const { rows } = await client.query<ActiveStatement>(
+    `SELECT pid, extract(epoch FROM now() - query_start)::int AS seconds, left(query, 200) AS query,
+            nullif(concat_ws('/', wait_event_type, wait_event), '') AS wait
+       FROM pg_stat_activity
+      WHERE application_name LIKE 'bucardo KID%' AND state = 'active' AND query NOT ILIKE 'COPY %'
+        AND now() - query_start > make_interval(secs => $1)
+      ORDER BY query_start`, [thresholdSeconds]);
+  return rows;
+}
+
+export async function detectStuckStatements(job: Job, thresholdSeconds: number): Promise<Stall[]> {
+  const stalls: Stall[] = [];
+  for (const role of ['primary', 'secondary'] as const) {
+    const statements = await withClient(job, { role }, (client) => longWorkerStatements(client, thresholdSeconds)).catch(() => []);
+    for (const s of statements) {
+      const deltaCheck = /bucardo_delta_check/.test(s.query);
+      stalls.push({
+        kind: 'stuck statement', role, seconds: s.seconds, pid: s.pid, statement: s.query,
+        cause: deltaCheck
+          ? `Bucardo's worker has run bucardo_delta_check on the ${role} for ${s.seconds} s: with stale statistics on its delta/track tables the planner picks a nested loop that can run for many minutes`
+          : `Bucardo's worker has been in one statement on the ${role} for ${s.seconds} s${s.wait ? ` (waiting on ${s.wait})` : ''}: ${s.query}`,
+        fix: deltaCheck
+          ? `ANALYZE the bucardo delta and track tables on the primary, then cancel backend ${s.pid} (SELECT pg_cancel_backend(${s.pid})); Bucardo restarts the worker. With bucardo.stall_remedy: true the kicker does this itself.`
+          : `Find what holds it up${s.wait?.startsWith('Lock') ? ' (a lock: see pg_locks for who holds it)' : ''}; cancelling backend ${s.pid} makes Bucardo restart the worker (bucardo.stall_remedy: true lets the kicker do that).`,
+      });
+    }
+  }
+  return stalls;
+}
+
+/** A backlog older than the threshold while the last good run ended longer ago than that. */
+export function noProgressStall(oldestPendingSeconds: number | undefined, lastGoodAgeSeconds: number | undefined, thresholdSeconds: number, pending: number): Stall | undefined {
+  if (pending === 0 || oldestPendingSeconds === undefined || oldestPendingSeconds < thresholdSeconds) return undefined;
+  if (lastGoodAgeSeconds !== undefined && lastGoodAgeSeconds < thresholdSeconds) return undefined;
+  return {
+    kind: 'no progress', role: 'bucardo', seconds: oldestPendingSeconds,
+    cause: `${pending} change(s) pending, the oldest ${oldestPendingSeconds} s old, and no sync run has succeeded for ${lastGoodAgeSeconds === undefined ? 'as long as the daemon has run' : `${lastGoodAgeSeconds} s`}`,
+    fix: 'Check bucardo.status for the last error and the log; if a worker is stuck, cancelling it (or bucardo.restart) makes Bucardo start over.',
+  };
+}
+
+export interface RemedyReport { analyzed: MaintenanceAction[]; cancelled: { role: string; pid: number }[] }
+
+/** Statistics first (so the restarted worker plans well), then cancel the stuck statements. */
+export async function applyStallRemedy(job: Job, stalls: Stall[]): Promise<RemedyReport> {
+  const analyzed = await withClient(job, { role: 'primary' }, (client) => maintainBookkeepingTables(client, true));
+  const cancelled: { role: string; pid: number }[] = [];
+  for (const stall of stalls) {
+    if (stall.kind !== 'stuck statement' || stall.pid === undefined || stall.role === 'bucardo') continue;
+    const done = await withClient(job, { role: stall.role }, async (client) =>
+      (await client.query<{ ok: boolean }>('SELECT pg_cancel_backend($1) AS ok', [stall.pid])).rows[0]?.ok === true);
+    if (done) cancelled.push({ role: stall.role, pid: stall.pid });
+  }
+  return { analyzed, cancelled };
+}
