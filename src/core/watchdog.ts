@@ -30,10 +30,12 @@ async function longWorkerStatements(client: Client, thresholdSeconds: number): P
   return rows;
 }
 
-export async function detectStuckStatements(job: Job, thresholdSeconds: number): Promise<Stall[]> {
+/** Uses the given open connections when there are (the kicker keeps them), else opens its own. */
+export async function detectStuckStatements(job: Job, thresholdSeconds: number, open: Partial<Record<'primary' | 'secondary', Client>> = {}): Promise<Stall[]> {
   const stalls: Stall[] = [];
   for (const role of ['primary', 'secondary'] as const) {
-    const statements = await withClient(job, { role }, (client) => longWorkerStatements(client, thresholdSeconds)).catch(() => []);
+    const client = open[role];
+    const statements = await (client ? longWorkerStatements(client, thresholdSeconds) : withClient(job, { role }, (c) => longWorkerStatements(c, thresholdSeconds))).catch(() => []);
     for (const s of statements) {
       const deltaCheck = /bucardo_delta_check/.test(s.query);
       stalls.push({
@@ -64,8 +66,8 @@ export function noProgressStall(oldestPendingSeconds: number | undefined, lastGo
 export interface RemedyReport { analyzed: MaintenanceAction[]; cancelled: { role: string; pid: number }[] }
 
 /** Statistics first (so the restarted worker plans well), then cancel the stuck statements. */
-export async function applyStallRemedy(job: Job, stalls: Stall[]): Promise<RemedyReport> {
-  const analyzed = await withClient(job, { role: 'primary' }, (client) => maintainBookkeepingTables(client, true));
+export async function applyStallRemedy(job: Job, stalls: Stall[], primary?: Client): Promise<RemedyReport> {
+  const analyzed = await (primary ? maintainBookkeepingTables(primary, true) : withClient(job, { role: 'primary' }, (client) => maintainBookkeepingTables(client, true)));
   const cancelled: { role: string; pid: number }[] = [];
   for (const stall of stalls) {
     if (stall.kind !== 'stuck statement' || stall.pid === undefined || stall.role === 'bucardo') continue;

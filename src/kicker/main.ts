@@ -22,10 +22,15 @@ const WATCHDOG_EVERY_MS = 5_000;
 let lastMaintenance = 0;
 let lastWatchdog = 0;
 let lastRemedy = 0;
+let lastHousekeepingError = '';
 const state: KickerState = { pid: process.pid, startedAt: new Date().toISOString(), kicks: 0, connected: false, intervalSeconds: intervalMs / 1000 };
 let stopping = false;
 let metadata: Client | undefined;
 let primary: Client | undefined;
+/** Opened by the watchdog (worker statements on the target); kept like the others. */
+let secondary: Client | undefined;
+/** Bucardo's delta tables for this sync, re-read every 30 s (new tables appear only with a validate). */
+let deltaTables: { names: string[]; readAt: number } | undefined;
 /** Fingerprint of the delta tables at the last look: newest txntime and rows ever inserted. */
 let lastFingerprint: string | undefined;
 /**
@@ -47,9 +52,11 @@ function saveState(): void {
 }
 
 async function closeAll(): Promise<void> {
-  await Promise.all([metadata?.end().catch(() => undefined), primary?.end().catch(() => undefined)]);
+  await Promise.all([metadata, primary, secondary].map((client) => client?.end().catch(() => undefined)));
   metadata = undefined;
   primary = undefined;
+  secondary = undefined;
+  deltaTables = undefined;
 }
 
 /**
@@ -58,13 +65,16 @@ async function closeAll(): Promise<void> {
  * older txntime. Together: cheap enough to run every 200 ms on thousands of tables.
  */
 async function deltaFingerprint(client: Client): Promise<string> {
-  const { rows: names } = await client.query<{ deltaname: string }>(
-    `SELECT DISTINCT dn.deltaname FROM bucardo.bucardo_delta_names dn
-       JOIN bucardo.bucardo_delta_targets dt ON dt.tablename = to_regclass(dn.tablename)::oid
-      WHERE dt.target = $1`, [`dbgroup ${job.syncName}`]);
-  if (names.length === 0) return 'no-delta-tables';
+  if (!deltaTables || Date.now() - deltaTables.readAt > 30_000) {
+    const { rows } = await client.query<{ deltaname: string }>(
+      `SELECT DISTINCT dn.deltaname FROM bucardo.bucardo_delta_names dn
+         JOIN bucardo.bucardo_delta_targets dt ON dt.tablename = to_regclass(dn.tablename)::oid
+        WHERE dt.target = $1`, [`dbgroup ${job.syncName}`]);
+    deltaTables = { names: rows.map((row) => row.deltaname), readAt: Date.now() };
+  }
+  if (deltaTables.names.length === 0) return 'no-delta-tables';
   // deltaname comes quote_ident-ed from Bucardo's own table (e.g. "delta_public_CamelCase").
-  const parts = names.map((n) => `SELECT max(txntime) AS m FROM bucardo.${n.deltaname}`);
+  const parts = deltaTables.names.map((name) => `SELECT max(txntime) AS m FROM bucardo.${name}`);
   // A TRUNCATE writes no delta row, only a row in bucardo_truncate_trigger: watch that too.
   const { rows } = await client.query<{ newest: string | null; inserted: string | null; truncated: string | null }>(
     `SELECT (SELECT max(m) FROM (${parts.join(' UNION ALL ')}) d)::text AS newest,
@@ -85,7 +95,13 @@ async function connect(): Promise<void> {
 
 async function tick(): Promise<void> {
   await connect();
-  await housekeeping();
+  // Maintenance and the watchdog must never hold up kicking (the secondary may be down, a table
+  // may be locked for ANALYZE): their failures are logged and retried at their next turn.
+  await housekeeping().catch((error) => {
+    const message = errorMessage(error);
+    if (message !== lastHousekeepingError) log(`housekeeping failed, will retry: ${message}`);
+    lastHousekeepingError = message;
+  });
   if (!kicking) return;
   const fingerprint = await deltaFingerprint(primary!);
   if (lastFingerprint === undefined) {
@@ -120,14 +136,17 @@ async function housekeeping(): Promise<void> {
   if (now - lastWatchdog >= WATCHDOG_EVERY_MS) {
     lastWatchdog = now;
     const threshold = job.config.bucardo.watchdogSeconds;
-    const stalls = await detectStuckStatements(job, threshold);
+    secondary ??= await openClient(job, { role: 'secondary', applicationName: `bucardo-console kicker ${job.name}` });
+    secondary.removeAllListeners('error');
+    secondary.on('error', () => { secondary = undefined; });
+    const stalls = await detectStuckStatements(job, threshold, { primary: primary!, secondary });
     state.stalls = stalls.map((s) => `${s.cause}. Fix: ${s.fix}`);
     if (stalls.length) {
       for (const stall of stalls) log(`stall: ${stall.cause}`);
       // At most one remedy per watchdog period: give the restarted worker time to get going.
       if (job.config.bucardo.stallRemedy && now - lastRemedy >= threshold * 1000) {
         lastRemedy = now;
-        const remedy = await applyStallRemedy(job, stalls);
+        const remedy = await applyStallRemedy(job, stalls, primary!);
         const line = `remedy: analyzed ${remedy.analyzed.length} bookkeeping table(s); cancelled ${remedy.cancelled.map((c) => `backend ${c.pid} on the ${c.role}`).join(', ') || 'nothing'}`;
         log(line);
         state.remedies = [...(state.remedies ?? []), `${new Date().toISOString()} ${line}`].slice(-10);
