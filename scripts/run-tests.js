@@ -6,7 +6,8 @@ import { readdirSync, existsSync } from 'node:fs';
 import path from 'node:path';
 
 const root = path.resolve(path.dirname(new URL(import.meta.url).pathname), '..');
-const { startCluster, stopAllClusters } = await import(path.join(root, 'dist/src/sandbox/cluster.js'));
+const { startCluster, stopAllClusters, handleSignalsYourself } = await import(path.join(root, 'dist/src/sandbox/cluster.js'));
+handleSignalsYourself();
 
 const only = process.argv.slice(2);
 const files = ['unit', 'integration']
@@ -20,7 +21,8 @@ try {
   const [a, b] = await Promise.all([startCluster('testA'), startCluster('testB')]);
   const env = { ...process.env, BUCARDO_CONSOLE_TEST_CLUSTERS: JSON.stringify({ a, b }) };
   const child = spawn(process.execPath, ['--test', '--test-concurrency=1', '--test-reporter=spec', ...files], { stdio: 'inherit', env });
-  for (const signal of ['SIGINT', 'SIGTERM']) process.on(signal, () => child.kill(signal));
+  // Interrupted: the test files stop their own daemons on the signal; the clusters go after they exit.
+  for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP']) process.on(signal, () => child.kill('SIGTERM'));
   exitCode = await new Promise((resolve) => child.on('exit', (code, signal) => resolve(code ?? (signal ? 1 : 0))));
 } finally {
   stopAllClusters();

@@ -51,6 +51,19 @@ export async function preflight(job: Job, activity: Activity, progress: (text: s
       progress(`connecting to the ${db.role} as ${login.replace('_', ' ')}`);
       try {
         await withClient(job, { role: db.role as 'primary' | 'secondary', login, activity }, async (client) => {
+          if (db.role === 'secondary' && login === 'database_owner') {
+            // Bucardo applies rows with session_replication_role = replica (so the target's triggers
+            // and foreign keys do not fire); a role that may not set it makes every run fail.
+            await client.query('BEGIN');
+            try {
+              await client.query('SET LOCAL session_replication_role = replica');
+              add({ item: 'secondary role may set session_replication_role', ok: true, detail: db.databaseOwner });
+            } catch (error) {
+              add({ item: 'secondary role may set session_replication_role', ok: false, detail: errorMessage(error), fix: `Bucardo writes to the secondary with session_replication_role = replica: make ${db.databaseOwner} a superuser, or on PostgreSQL 15+ run GRANT SET ON PARAMETER session_replication_role TO ${db.databaseOwner} on the secondary.` });
+            } finally {
+              await client.query('ROLLBACK');
+            }
+          }
           if (db.role === 'primary' && login === 'database_owner') {
             scope = await findReplicationObjects(client, job.config.bucardo.replicationObjects);
             const { rows } = await client.query<{ pubname: string }>('SELECT pubname FROM pg_publication WHERE puballtables');

@@ -16,8 +16,18 @@ async function requireRecorded(job: Job): Promise<void> {
   if (!installed) throw new OperatorError(`Bucardo is not installed for ${job.name} (no metadata database ${job.metadataDb} with the primary recorded). Run bucardo.install first.`);
 }
 
+/** `bucardo add sync` for this job: copy_data as onetimecopy; no kick triggers with asynchronous kicking. */
+export function addSyncArguments(job: Job): string[] {
+  return ['add', 'sync', job.syncName, `relgroup=${job.relgroupName}`,
+    `dbs=${job.bucardoDbName.primary}:source,${job.bucardoDbName.secondary}:target`,
+    `onetimecopy=${onetimecopyFor(job.config.bucardo.copyData)}`,
+    // With asynchronous kicking the kick triggers are never created: one table lock fewer than
+    // creating and then disabling them, and no per-commit NOTIFY on the primary.
+    `autokick=${job.config.bucardo.asynchronousKicking ? 0 : 1}`];
+}
+
 /** Bucardo's messages for a lock wait that hit lock_timeout, turned into the operator's next step. */
-function explainSyncFailure(error: unknown, job: Job): Error {
+export function explainSyncFailure(error: unknown, job: Job): Error {
   if (error instanceof BucardoError && /lock timeout/i.test(error.message)) {
     return new OperatorError(`A table on the primary was locked by another session for longer than bucardo.lock_timeout (${job.config.bucardo.lockTimeoutMs} ms), so Bucardo rolled the whole trigger installation back: nothing was changed. Run bucardo.add_triggers again when the lock is released, or use retry.add_triggers, which works table by table and retries. Bucardo said: ${error.message}`);
   }
@@ -36,12 +46,7 @@ export async function addTriggers(ctx: CommandContext): Promise<CommandOutcome<T
   try {
     if (!sync) {
       ctx.progress(`creating sync ${job.syncName} (Bucardo adds its triggers to every table)`);
-      await runBucardo(job, ['add', 'sync', job.syncName, `relgroup=${job.relgroupName}`,
-        `dbs=${job.bucardoDbName.primary}:source,${job.bucardoDbName.secondary}:target`,
-        `onetimecopy=${onetimecopyFor(job.config.bucardo.copyData)}`,
-        // With asynchronous kicking the kick triggers are never created: one table lock fewer than
-        // creating and then disabling them, and no per-commit NOTIFY on the primary.
-        `autokick=${asynchronous ? 0 : 1}`], { activity, safeToStop: false });
+      await runBucardo(job, addSyncArguments(job), { activity, safeToStop: false });
       steps.push(`created sync ${job.syncName} (copy_data ${job.config.bucardo.copyData}, ${asynchronous ? 'no kick triggers: asynchronous kicking' : 'per-commit kick triggers'})`);
     } else {
       if (sync.autokick === asynchronous) {
@@ -86,19 +91,17 @@ export async function dropTriggers(ctx: CommandContext): Promise<CommandOutcome<
     throw new OperatorError(`The Bucardo daemon of ${job.name} is running: dropping its triggers now would silently stop capturing changes for a live sync. Stop it first with bucardo.stop, then run bucardo.drop_triggers.`);
   }
   const steps: string[] = [];
-  if (await metadataDatabaseExists(job, activity)) {
-    const sync = await withMetadata(job, (client) => syncRow(client, job.syncName), activity);
-    if (sync) {
-      // Without the sync nothing (a daemon start, a validate) re-creates the triggers we drop.
-      await runBucardo(job, ['remove', 'sync', job.syncName], { activity });
-      steps.push(`removed sync ${job.syncName} from Bucardo (bucardo.add_triggers creates it again)`);
-    }
-  }
   const report = await dropJobTriggers(job, activity, ctx.progress);
   steps.push(`dropped triggers on ${report.dropped.length} table(s)`);
   if (report.failed.length) {
     ctx.log(formatFailures(report.failed).join('\n'));
-    return { ok: false, data: { steps, failed: report.failed }, message: `${report.failed.length} table(s) kept their triggers: each was locked longer than bucardo.lock_timeout (listed above with the lock holders). Run bucardo.drop_triggers again, or retry.drop_triggers.` };
+    return { ok: false, data: { steps, failed: report.failed }, message: `${report.failed.length} table(s) kept their triggers: each was locked longer than bucardo.lock_timeout (listed above with the lock holders). The sync stays recorded until they are gone: run bucardo.drop_triggers again, or retry.drop_triggers.` };
+  }
+  // Only now: while any trigger remains it must belong to a recorded sync (no orphans). The daemon
+  // is stopped, so nothing re-creates the dropped ones in between.
+  if (await metadataDatabaseExists(job, activity) && await withMetadata(job, (client) => syncRow(client, job.syncName), activity)) {
+    await runBucardo(job, ['remove', 'sync', job.syncName], { activity });
+    steps.push(`removed sync ${job.syncName} from Bucardo (bucardo.add_triggers creates it again)`);
   }
   return { data: { steps, failed: [] }, message: `Dropped: ${steps.join('; ')}.` };
 }

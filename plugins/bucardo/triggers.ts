@@ -34,8 +34,18 @@ export async function listTriggers(client: Client, names: string[]): Promise<Tri
   return rows;
 }
 
+/** Trigger rows grouped by "schema.table". */
+export function groupByTable(rows: TriggerRow[]): Map<string, TriggerRow[]> {
+  const grouped = new Map<string, TriggerRow[]>();
+  for (const row of rows) {
+    const key = `${row.schema}.${row.table}`;
+    grouped.set(key, [...(grouped.get(key) ?? []), row]);
+  }
+  return grouped;
+}
+
 /** Other syncs' note-truncation triggers on a table mean its bucardo_delta trigger is shared. */
-async function tablesSharingDelta(client: Client, job: Job): Promise<Set<string>> {
+export async function tablesSharingDelta(client: Client, job: Job): Promise<Set<string>> {
   const { rows } = await client.query<{ schema: string; table: string }>(
     `SELECT DISTINCT n.nspname AS schema, c.relname AS table
        FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid JOIN pg_namespace n ON n.oid = c.relnamespace
@@ -63,20 +73,20 @@ export async function lockHolders(client: Client, schema: string, table: string)
 
 export interface DropReport { dropped: string[]; failed: TableFailure[] }
 
+/** This job's triggers to drop, by table; a bucardo_delta another sync still uses stays. */
+export async function triggersToDrop(client: Client, job: Job): Promise<Map<string, TriggerRow[]>> {
+  const present = await listTriggers(client, jobTriggerNames(job));
+  const shared = await tablesSharingDelta(client, job);
+  return groupByTable(present.filter((row) => !(row.trigger === DELTA_TRIGGER && shared.has(`${row.schema}.${row.table}`))));
+}
+
 /**
  * Drops this job's triggers one table per transaction, each under lock_timeout: DROP TRIGGER takes
  * an ACCESS EXCLUSIVE lock, and a wait in the lock queue would block every later query on the table.
  */
 export async function dropJobTriggers(job: Job, activity: Activity, progress: (text: string) => void): Promise<DropReport> {
   return withClient(job, { role: 'primary', login: 'schema_owner', activity }, async (client) => {
-    const present = await listTriggers(client, jobTriggerNames(job));
-    const shared = await tablesSharingDelta(client, job);
-    const byTable = new Map<string, TriggerRow[]>();
-    for (const row of present) {
-      const key = `${row.schema}.${row.table}`;
-      if (row.trigger === DELTA_TRIGGER && shared.has(key)) continue;
-      byTable.set(key, [...(byTable.get(key) ?? []), row]);
-    }
+    const byTable = await triggersToDrop(client, job);
     const report: DropReport = { dropped: [], failed: [] };
     let done = 0;
     for (const [key, rows] of byTable) {
@@ -104,9 +114,7 @@ export async function dropJobTriggers(job: Job, activity: Activity, progress: (t
 export async function applyTriggerPolicy(job: Job, activity: Activity, progress: (text: string) => void): Promise<{ changed: string[]; failed: TableFailure[] }> {
   const expected = expectedTriggers(job);
   return withClient(job, { role: 'primary', login: 'schema_owner', activity }, async (client) => {
-    const rows = (await listTriggers(client, [...expected.keys()])).filter((row) => expected.get(row.trigger) !== row.enabled);
-    const byTable = new Map<string, TriggerRow[]>();
-    for (const row of rows) byTable.set(`${row.schema}.${row.table}`, [...(byTable.get(`${row.schema}.${row.table}`) ?? []), row]);
+    const byTable = groupByTable((await listTriggers(client, [...expected.keys()])).filter((row) => expected.get(row.trigger) !== row.enabled));
     const changed: string[] = [];
     const failed: TableFailure[] = [];
     for (const [key, tableRows] of byTable) {
@@ -137,9 +145,7 @@ export async function auditTriggers(job: Job, activity?: Activity): Promise<{ ta
   const expected = expectedTriggers(job);
   return withClient(job, { role: 'primary', activity }, async (client) => {
     const { tables } = await findReplicationObjects(client, job.config.bucardo.replicationObjects);
-    const present = await listTriggers(client, jobTriggerNames(job));
-    const byTable = new Map<string, TriggerRow[]>();
-    for (const row of present) byTable.set(`${row.schema}.${row.table}`, [...(byTable.get(`${row.schema}.${row.table}`) ?? []), row]);
+    const byTable = groupByTable(await listTriggers(client, jobTriggerNames(job)));
     const wrong: TriggerAudit[] = [];
     for (const table of tables) {
       const rows = byTable.get(displayName(table)) ?? [];

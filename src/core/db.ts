@@ -103,10 +103,24 @@ export async function openClient(job: Job, request: ConnectionRequest): Promise<
 function trackClient(job: Job, request: ConnectionRequest, client: Client, db: DatabaseConfig, database: string, user: string): void {
   const activity = request.activity!;
   const backendPid = (client as unknown as { processID?: number }).processID;
+  // Count statements in flight ourselves (pg's own activeQuery/queryQueue are private and deprecated).
+  let inFlight = 0;
+  const query = client.query.bind(client) as (...args: unknown[]) => unknown;
+  (client as unknown as { query: (...args: unknown[]) => unknown }).query = (...args: unknown[]) => {
+    inFlight += 1;
+    const done = () => { inFlight -= 1; };
+    const result = query(...args);
+    if (result && typeof (result as Promise<unknown>).then === 'function') (result as Promise<unknown>).then(done, done);
+    else if (result && typeof (result as { once?: unknown }).once === 'function') {
+      (result as NodeJS.EventEmitter).once('end', done);
+      (result as NodeJS.EventEmitter).once('error', done);
+    } else done();
+    return result;
+  };
   const untrack = activity.trackSession({
     description: describeTarget(db, database, user),
     backendPid,
-    busy: () => Boolean((client as unknown as { activeQuery?: unknown }).activeQuery) || ((client as unknown as { queryQueue?: unknown[] }).queryQueue?.length ?? 0) > 0,
+    busy: () => inFlight > 0,
     cancel: async () => {
       const canceller = await openClient(job, { ...request, activity: undefined, applicationName: 'bucardo-console cancel' });
       try {

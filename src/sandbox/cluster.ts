@@ -14,6 +14,12 @@ export interface ClusterInfo { name: string; host: string; port: number; dataDir
 
 const running = new Map<string, ClusterInfo>();
 let exitHookInstalled = false;
+let signalHooks = true;
+
+/** For a caller that handles SIGTERM/SIGHUP itself (and calls stopAllClusters when it is done). */
+export function handleSignalsYourself(): void {
+  signalHooks = false;
+}
 
 function postgresIds(): { uid: number; gid: number } | undefined {
   if (process.getuid?.() !== 0) return undefined;
@@ -48,6 +54,8 @@ export interface StartOptions {
   settings?: Record<string, string | number>;
   /** Where to create the cluster's directory (default: a new temp dir). */
   parentDir?: string;
+  /** pg_hba.conf lines replacing initdb's trust-everything default (tests of password handling). */
+  hba?: string[];
 }
 
 export async function startCluster(name: string, options: StartOptions = {}): Promise<ClusterInfo> {
@@ -69,6 +77,10 @@ export async function startCluster(name: string, options: StartOptions = {}): Pr
     ...options.settings,
   };
   const conf = Object.entries(settings).map(([key, value]) => `${key} = '${String(value).replace(/'/g, "''")}'`).join('\n');
+  if (options.hba) {
+    writeFileSync(path.join(dataDir, 'pg_hba.conf'), `${options.hba.join('\n')}\n`);
+    if (ids) chownSync(path.join(dataDir, 'pg_hba.conf'), ids.uid, ids.gid);
+  }
   const logFile = path.join(baseDir, 'postgres.log');
   for (let attempt = 0; ; attempt++) {
     const port = await freePort();
@@ -123,7 +135,11 @@ function installExitHook(): void {
   exitHookInstalled = true;
   process.on('exit', stopAllClusters);
   for (const signal of ['SIGTERM', 'SIGHUP'] as const) {
-    process.once(signal, () => { stopAllClusters(); process.exit(128 + (signal === 'SIGTERM' ? 15 : 1)); });
+    process.once(signal, () => {
+      if (!signalHooks) return;
+      stopAllClusters();
+      process.exit(128 + (signal === 'SIGTERM' ? 15 : 1));
+    });
   }
 }
 

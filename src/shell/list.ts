@@ -37,7 +37,8 @@ export async function runList(session: Session, items: string[], json: boolean):
     write('');
     write(`Summary: ran ${summary.ran.length} of ${items.length} command(s); passed: ${summary.passed.join(', ') || 'none'}; failed: ${summary.failed.join(', ') || 'none'}${notRun.length ? `; not run: ${notRun.join(', ')}` : ''}.`);
     for (const report of failed) {
-      const reason = report.error ?? report.checks.filter((c) => !c.pass).map((c) => `check '${c.name}' failed${c.detail ? ` (${c.detail})` : ''}`).join('; ');
+      const failedChecks = report.checks.filter((c) => !c.pass).map((c) => `check '${c.name}' failed${c.detail ? ` (${c.detail})` : ''}`).join('; ');
+      const reason = report.error ?? (failedChecks || report.outcome?.message || 'failed');
       writeError(`${report.command}: ${reason}`);
     }
   }

@@ -39,6 +39,15 @@ export async function clusters(): Promise<TestClusters> {
   return own;
 }
 
+// Killed from outside (a CI time limit, Ctrl-C): after() hooks do not run, so stop what we started now.
+for (const signal of ['SIGTERM', 'SIGINT', 'SIGHUP'] as const) {
+  process.once(signal, () => {
+    for (const dir of pidDirs) stopProcessesIn(dir);
+    if (own) { stopCluster(own.a); stopCluster(own.b); }
+    process.exit(1);
+  });
+}
+
 after(async () => {
   // Stop every Bucardo process and kicker a test left, by the pids in its own pid dirs.
   for (const dir of pidDirs) stopProcessesIn(dir);
