@@ -3,10 +3,8 @@ import { readFileSync } from 'node:fs';
 import { ConfigError } from '../config/load.js';
 import { errorMessage, OperatorError } from '../core/errors.js';
 import { parseArguments, USAGE, type CliOptions } from './args.js';
-import { runList } from './list.js';
 import { menuLines } from './menu.js';
 import { write, writeError } from './output.js';
-import { runShell } from './repl.js';
 import { Session } from './session.js';
 
 export async function main(argv: string[]): Promise<number> {
@@ -48,5 +46,7 @@ export async function main(argv: string[]): Promise<number> {
     }
     throw error;
   }
-  return options.list ? runList(session, options.list, options.json) : runShell(session);
+  // Only the mode in use is loaded: the prompt should appear as fast as possible.
+  if (options.list) return (await import('./list.js')).runList(session, options.list, options.json);
+  return (await import('./repl.js')).runShell(session);
 }

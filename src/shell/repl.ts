@@ -41,7 +41,10 @@ export async function runShell(session: Session, onExit?: () => Promise<void>): 
   for (const line of menuLines(session)) write(line);
   const history = loadHistory();
   const prompt = interactivePrompter();
+  let first = true;
   for (;;) {
+    if (first && process.env['BUCARDO_CONSOLE_TIMING']) process.stderr.write(`[timing] prompt after ${performance.now().toFixed(1)} ms\n`);
+    first = false;
     const line = await ask(session, history);
     if (line === undefined) break;
     const trimmed = line.trim();

@@ -18,6 +18,8 @@ export class Session {
 
   static async load(configFiles: string[], catalog = new PluginCatalog()): Promise<Session> {
     const labels = configFiles.length > 1 ? configFiles.map((_, i) => `c${i + 1}`) : [''];
+    // Every plugin's light index module is needed below (settings, checkDisabled): load them side by side.
+    await Promise.all(catalog.available().map((name) => catalog.load(name)));
     const plugins = new Map<string, PluginDescriptor>();
     const jobs: Job[] = [];
     for (const [index, file] of configFiles.entries()) {
