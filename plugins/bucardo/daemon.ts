@@ -1,6 +1,6 @@
 // The Bucardo daemon of a job: start, stop (Bucardo's stop is asynchronous: wait until it is gone),
 // restart, reload, and kicking a sync over SQL.
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { sleep } from '../../src/core/activity.js';
 import { runBucardo } from '../../src/core/bucardo.js';
@@ -49,6 +49,21 @@ async function requireInstalled(job: Job): Promise<void> {
   }
 }
 
+/**
+ * A daemon killed hard (kill -9) leaves its VAC, controllers and workers running; a new daemon would
+ * run beside them and their cleanup later deletes the new daemon's pid files. Stop them first, by
+ * the pids in this job's own pid dir, only when their command line says Bucardo.
+ */
+async function stopStrayWorkers(job: Job): Promise<number[]> {
+  let files: string[] = [];
+  try { files = readdirSync(job.paths.pidDir).filter((f) => /^bucardo\.(vac|ctl|kid)\..*pid$|^bucardo\.vac\.pid$/.test(f)); } catch { return []; }
+  const pids = files.map((f) => readPidFile(path.join(job.paths.pidDir, f))).filter((pid): pid is number => pid !== undefined && isProcessAlive(pid) && /Bucardo/.test(processCommandLine(pid)));
+  for (const pid of pids) { try { process.kill(pid, 'SIGTERM'); } catch { /* gone */ } }
+  for (let i = 0; i < 50 && pids.some(isProcessAlive); i++) await sleep(100);
+  for (const pid of pids.filter(isProcessAlive)) { try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ } }
+  return pids;
+}
+
 export interface DaemonData { pid?: number; kickerPid?: number; steps: string[] }
 
 export async function startDaemon(job: Job, ctx: CommandContext): Promise<DaemonData> {
@@ -68,6 +83,8 @@ export async function startDaemon(job: Job, ctx: CommandContext): Promise<Daemon
       steps.push('reloaded it so it loads the sync, and kicked the sync');
     }
   } else {
+    const strays = await stopStrayWorkers(job);
+    if (strays.length) steps.push(`stopped Bucardo processes left by a daemon that died (pids ${strays.join(', ')})`);
     const note = await ensureUpstreamCopied(job, ctx.jobs);
     if (note) steps.push(note);
     ctx.progress('starting the Bucardo daemon');

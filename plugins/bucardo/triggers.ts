@@ -66,7 +66,8 @@ export async function lockHolders(client: Client, schema: string, table: string)
        FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
       WHERE l.locktype = 'relation' AND l.granted AND l.pid <> pg_backend_pid()
         AND l.relation = (SELECT c.oid FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = $1 AND c.relname = $2)
-        AND l.mode IN ('RowExclusiveLock', 'ShareUpdateExclusiveLock', 'ShareLock', 'ShareRowExclusiveLock', 'ExclusiveLock', 'AccessExclusiveLock')`,
+        -- DROP TRIGGER (ACCESS EXCLUSIVE) waits even for plain readers, so every mode counts.
+        `,
     [schema, table]);
   return rows;
 }

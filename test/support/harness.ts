@@ -51,8 +51,20 @@ for (const signal of ['SIGTERM', 'SIGINT', 'SIGHUP'] as const) {
 after(async () => {
   // Stop every Bucardo process and kicker a test left, by the pids in its own pid dirs.
   for (const dir of pidDirs) stopProcessesIn(dir);
-  if (!process.env['BUCARDO_CONSOLE_KEEP_TEST_DIRS']) for (const dir of tempDirs) rmSync(dir, { recursive: true, force: true });
+  // Let them exit before their directories go: a daemon still shutting down writes into its pid dir.
+  for (let i = 0; i < 50 && [...pidDirs].some(liveProcessesIn); i++) await new Promise((r) => setTimeout(r, 100));
+  if (!process.env['BUCARDO_CONSOLE_KEEP_TEST_DIRS']) {
+    for (const dir of tempDirs) rmSync(dir, { recursive: true, force: true, maxRetries: 5, retryDelay: 200 });
+  }
 });
+
+function liveProcessesIn(pidDir: string): boolean {
+  try {
+    return readdirSync(pidDir).filter((f) => f.endsWith('.pid')).some((f) => isProcessAlive(readPidFile(path.join(pidDir, f)) ?? 0));
+  } catch {
+    return false;
+  }
+}
 
 export function stopProcessesIn(pidDir: string): void {
   let files: string[] = [];

@@ -1,0 +1,253 @@
+// cutover.finish: the guided switch to the secondary.
+//   readiness check → operator stops writes and confirms → backlog drained → sequences advanced
+//   past the primary's → final strict verify → replication stopped → sync and triggers removed.
+// Each finished step is recorded in the metadata database (cutover.finish_progress); a rerun after
+// any interruption continues from there. Up to the final verify nothing is irreversible: if writes
+// reach the primary after the confirmation (Bucardo's change capture shows them), the recorded
+// steps are forgotten and the switch starts over. Stopping replication is the point of no return.
+import { sleep } from '../../src/core/activity.js';
+import { runBucardo } from '../../src/core/bucardo.js';
+import { withClient, type Client } from '../../src/core/db.js';
+import { OperatorError } from '../../src/core/errors.js';
+import type { Job } from '../../src/core/job.js';
+import { findReplicationObjects } from '../../src/core/objects.js';
+import type { Check, CommandContext, CommandOutcome } from '../../src/core/plugin.js';
+import { daemonPid, kickSync, stopDaemon } from '../bucardo/daemon.js';
+import { metadataDatabaseExists, syncRow, withMetadata } from '../bucardo/metadata.js';
+import { dropJobTriggers, formatFailures, jobTriggerNames, listTriggers, type TableFailure } from '../bucardo/triggers.js';
+import { collectReadiness, type ReadinessItem } from './check.js';
+import { markStep, readProgress, resetProgress, withRecords, type FinishProgress, type FinishStep } from './records.js';
+import { advanceSequences, compareSequences } from './sequences.js';
+import { cutoverSettings } from './settings.js';
+import { recordVerify } from './verify.js';
+import { runVerify } from './verify-engine.js';
+import { backlog, describeWrites, writesSince } from './writes.js';
+
+export interface FinishData {
+  steps: string[];
+  progress: FinishProgress;
+  finished: boolean;
+  readiness?: ReadinessItem[];
+  verdict?: string;
+  failed?: TableFailure[];
+}
+
+const ARGUMENTS = ['--writes-stopped'];
+
+class Steps {
+  readonly lines: string[] = [];
+  constructor(private readonly ctx: CommandContext) {}
+  say(line: string): void {
+    this.lines.push(line);
+    this.ctx.log(`  - ${line}`);
+  }
+}
+
+async function record<T>(job: Job, ctx: CommandContext, fn: (client: Client) => Promise<T>): Promise<T> {
+  const result = await withRecords(job, ctx.activity, async (client) => ({ value: await fn(client) }));
+  if (result === undefined) throw new OperatorError(`The metadata database ${job.metadataDb} of ${job.name} has gone: cutover.finish keeps its progress there. If bucardo.uninstall was run, replication is already gone; otherwise check databases.bucardo in the config.`);
+  return result.value;
+}
+
+async function primaryNow(job: Job, ctx: CommandContext): Promise<string> {
+  return withClient(job, { role: 'primary', activity: ctx.activity }, async (client) => (await client.query<{ now: string }>('SELECT now()::text AS now')).rows[0]!.now);
+}
+
+async function mark(job: Job, ctx: CommandContext, progress: FinishProgress, step: FinishStep, at?: string): Promise<void> {
+  progress[step] = await record(job, ctx, (client) => markStep(client, job, step, at));
+}
+
+/** Writes since the confirmation, plus (once drained) anything pending again: either means writes did not stop. */
+async function writesAfterConfirmation(job: Job, ctx: CommandContext, progress: FinishProgress): Promise<string | undefined> {
+  return withClient(job, { role: 'primary', activity: ctx.activity }, async (client) => {
+    const writes = await writesSince(client, job.syncName, progress.confirmed!);
+    if (writes.length) return `${writes.reduce((sum, w) => sum + w.changes, 0)} change(s) by transactions started after ${progress.confirmed} (${describeWrites(writes)})`;
+    const pending = progress.drained ? await backlog(client, job.syncName) : 0;
+    return pending ? `${pending} change(s) committed after the backlog was drained` : undefined;
+  });
+}
+
+async function drain(job: Job, ctx: CommandContext): Promise<number> {
+  const settings = cutoverSettings(job.config);
+  if (!daemonPid(job)) throw new OperatorError(`The Bucardo daemon of ${job.name} is not running, so the last changes cannot reach the secondary. Keep writes stopped, start it with bucardo.start, then run cutover.finish again.`);
+  const started = Date.now();
+  let lastKick = 0;
+  for (;;) {
+    const pending = await withClient(job, { role: 'primary', activity: ctx.activity }, (client) => backlog(client, job.syncName));
+    if (pending === 0) return Math.round((Date.now() - started) / 100) / 10;
+    if (Date.now() - started > settings.drainTimeoutSeconds * 1000) {
+      throw new OperatorError(`${pending} change(s) are still pending replication after ${settings.drainTimeoutSeconds} s (cutover.drain_timeout). Replication may be failing: look at bucardo.status and ${job.paths.logFile}. Keep writes stopped and run cutover.finish again to keep waiting; nothing after the confirmation has been done yet.`);
+    }
+    if (Date.now() - lastKick > 5000) {
+      // A kick costs one sync run; asking every few seconds is plenty while waiting.
+      await kickSync(job);
+      lastKick = Date.now();
+    }
+    ctx.progress(`waiting for replication to apply ${pending} pending change(s) (${Math.round((Date.now() - started) / 1000)} s)`);
+    await sleep(500, ctx.activity.signal);
+  }
+}
+
+async function removeTriggers(job: Job, ctx: CommandContext, steps: Steps): Promise<TableFailure[]> {
+  const sync = await withMetadata(job, (client) => syncRow(client, job.syncName), ctx.activity);
+  if (sync) {
+    // Without the sync nothing (a daemon start, a validate) would put the triggers back.
+    await runBucardo(job, ['remove', 'sync', job.syncName], { activity: ctx.activity });
+    steps.say(`removed sync ${job.syncName} from Bucardo`);
+  }
+  let failed: TableFailure[] = [];
+  let dropped = 0;
+  for (let round = 1; round <= 3; round++) {
+    const report = await dropJobTriggers(job, ctx.activity, ctx.progress);
+    dropped += report.dropped.length;
+    failed = report.failed;
+    if (failed.length === 0) break;
+    if (round < 3) await sleep(2000, ctx.activity.signal);
+  }
+  steps.say(`dropped this job's triggers on ${dropped} table(s)${job.config.plugins.includes('retry') ? ' (each under bucardo.lock_timeout; the retry plugin\'s own rounds are not used here yet)' : ''}`);
+  return failed;
+}
+
+async function secondaryAcceptsWrites(job: Job, ctx?: CommandContext): Promise<{ pass: boolean; detail: string }> {
+  return withClient(job, { role: 'secondary', ...(ctx ? { activity: ctx.activity } : {}) }, async (client) => {
+    const { rows } = await client.query<{ recovery: boolean; read_only: string }>("SELECT pg_is_in_recovery() AS recovery, current_setting('default_transaction_read_only') AS read_only");
+    const { recovery, read_only: readOnly } = rows[0]!;
+    if (recovery) return { pass: false, detail: 'the secondary is a standby in recovery: it cannot take writes until promoted' };
+    if (readOnly === 'on') return { pass: false, detail: 'default_transaction_read_only is on for the secondary database: turn it off before pointing writes at it' };
+    return { pass: true, detail: 'not in recovery, not read-only' };
+  });
+}
+
+export async function finish(ctx: CommandContext): Promise<CommandOutcome<FinishData>> {
+  const { job } = ctx;
+  for (const arg of ctx.args) if (!ARGUMENTS.includes(arg)) throw new OperatorError(`cutover.finish does not understand '${arg}'. It accepts --writes-stopped (in list mode: you have stopped every write to the primary).`);
+  if (!(await metadataDatabaseExists(job, ctx.activity))) throw new OperatorError(`Bucardo is not installed for ${job.name} (no metadata database ${job.metadataDb}), so there is no replication to finish. Set it up with bucardo.install, bucardo.add_triggers and bucardo.start.`);
+  const settings = cutoverSettings(job.config);
+  const steps = new Steps(ctx);
+  let progress = await record(job, ctx, (client) => readProgress(client, job));
+  const data = (extra: Partial<FinishData> = {}): FinishData => ({ steps: steps.lines, progress, finished: Boolean(progress.finished), ...extra });
+
+  if (progress.finished) {
+    return { data: data(), message: `The cutover of ${job.name} already finished at ${progress.finished}: replication is stopped and its triggers are gone. The secondary takes the writes.` };
+  }
+
+  if (progress.replication_stopped) {
+    steps.say(`continuing: replication was stopped at ${progress.replication_stopped}; what is left is removing its triggers`);
+  } else if (progress.confirmed) {
+    const writes = await writesAfterConfirmation(job, ctx, progress);
+    if (writes) {
+      await record(job, ctx, (client) => resetProgress(client, job));
+      progress = {};
+      steps.say(`the earlier run's confirmation no longer holds: ${writes}. Starting over`);
+    } else {
+      steps.say(`continuing the run that began at ${progress.confirmed}: nothing was written to the replicated tables since writes stopped`);
+    }
+  }
+
+  if (!progress.confirmed) {
+    ctx.progress('checking readiness');
+    const readiness = await collectReadiness(job, ctx.activity);
+    if (!readiness.ready) {
+      const failing = readiness.items.filter((i) => !i.pass);
+      for (const item of failing) ctx.log(`  FAIL ${item.item}: ${item.detail}${item.fix ? `\n       fix: ${item.fix}` : ''}`);
+      return { ok: false, data: data({ readiness: readiness.items }), message: `Not ready for cutover: ${failing.length} check(s) fail (listed above; cutover.check shows them all). Nothing was changed.` };
+    }
+    steps.say(`readiness: all ${readiness.items.length} checks pass`);
+    if (!ctx.args.includes('--writes-stopped')) {
+      if (!ctx.prompt.interactive) {
+        throw new OperatorError('cutover.finish switches production to the secondary, and that is only safe once nothing writes to the primary any more. Stop every writer (application, jobs, cron) first; in list mode, say you did with the argument: -l "cutover.finish --writes-stopped". Nothing was changed.');
+      }
+      ctx.log('  Stop every write to the primary now (application servers, background jobs, cron); reads may go on.');
+      const stopped = await ctx.prompt.confirm('Have all writes to the primary stopped?', false);
+      if (!stopped) return { ok: false, data: data(), message: 'Cutover not started: writes to the primary have not stopped. Nothing was changed; run cutover.finish again once they have.' };
+    }
+    const at = await primaryNow(job, ctx);
+    await mark(job, ctx, progress, 'confirmed', at);
+    steps.say(`writes to the primary stopped (confirmed at ${at}, the primary's clock)`);
+  }
+
+  if (!progress.drained) {
+    ctx.progress('kicking replication and waiting for the backlog to drain');
+    const seconds = await drain(job, ctx);
+    await mark(job, ctx, progress, 'drained');
+    steps.say(`replication caught up: nothing pending (waited ${seconds} s)`);
+  }
+
+  const scope = await withClient(job, { role: 'primary', activity: ctx.activity }, (client) => findReplicationObjects(client, job.config.bucardo.replicationObjects));
+  const advance = () => withClient(job, { role: 'primary', activity: ctx.activity }, (primary) => withClient(job, { role: 'secondary', activity: ctx.activity }, (secondary) => advanceSequences(primary, secondary, scope.sequences, settings.sequenceMargin)));
+  if (!progress.sequences) {
+    ctx.progress('advancing the secondary\'s sequences');
+    const changes = await advance();
+    await mark(job, ctx, progress, 'sequences');
+    steps.say(`sequences: ${changes.length} of ${scope.sequences.length} set on the secondary to ${settings.sequenceMargin} increment(s) past the primary's${changes.length ? ` (${changes.slice(0, 5).map((c) => `${c.sequence} ${c.from} → ${c.to}`).join(', ')}${changes.length > 5 ? ', ...' : ''})` : ''}`);
+  }
+
+  if (!progress.verified) {
+    const verify = await runVerify(job, { settings, strict: true, activity: ctx.activity, progress: (text) => ctx.progress(`final verify: ${text}`) });
+    await recordVerify(job, verify, ctx.activity);
+    if (!verify.passed) {
+      return {
+        ok: false, data: data({ verdict: verify.verdict }),
+        message: `The final verify failed: ${verify.verdict} Replication is still running and nothing is switched. Repair the differences (cutover.verify lists them with their keys) and run cutover.finish again with writes still stopped, or let writes resume on the primary to call the cutover off.`,
+      };
+    }
+    await mark(job, ctx, progress, 'verified');
+    steps.say(`final verify: ${verify.verdict}`);
+  }
+
+  if (!progress.replication_stopped) {
+    const writes = await writesAfterConfirmation(job, ctx, progress);
+    if (writes) {
+      await record(job, ctx, (client) => resetProgress(client, job));
+      throw new OperatorError(`Writes reached the primary after you confirmed they had stopped: ${writes}. The cutover was called off before anything irreversible: replication is still running. Stop every writer, then run cutover.finish again (it starts over).`);
+    }
+    const stopped = await stopDaemon(job, ctx);
+    await mark(job, ctx, progress, 'replication_stopped');
+    steps.say(`replication stopped: ${stopped.steps.join('; ')}`);
+    // A last sync run may have copied a sequence value over the margin; setting it again is harmless.
+    const again = await advance();
+    if (again.length) steps.say(`sequences set again after the last sync run: ${again.map((c) => `${c.sequence} → ${c.to}`).join(', ')}`);
+  }
+
+  if (!progress.triggers_removed) {
+    const writes = await writesAfterConfirmation(job, ctx, progress);
+    if (writes) {
+      // Replication is stopped: these changes are on the primary only. Start over once they are carried across.
+      await record(job, ctx, (client) => resetProgress(client, job));
+      throw new OperatorError(`Writes reached the primary after you confirmed they had stopped: ${writes}. Replication is already stopped, so these rows are NOT on the secondary; the triggers were kept, so they are recorded. Stop every writer, start replication again with bucardo.start so it carries them across, then run cutover.finish again (it starts over).`);
+    }
+    const failed = await removeTriggers(job, ctx, steps);
+    if (failed.length) {
+      ctx.log(formatFailures(failed).join('\n'));
+      return { ok: false, data: data({ failed }), message: `${failed.length} table(s) still carry this job's triggers: each stayed locked longer than bucardo.lock_timeout (listed above, with the sessions holding locks that were found). Replication is stopped: end those sessions or wait for them, then run cutover.finish again to retry.` };
+    }
+    await mark(job, ctx, progress, 'triggers_removed');
+  }
+
+  const writable = await secondaryAcceptsWrites(job, ctx);
+  await mark(job, ctx, progress, 'finished');
+  const secondary = job.config.databases.secondary;
+  steps.say(writable.pass ? `the secondary accepts writes (${writable.detail})` : `WARNING: ${writable.detail}`);
+  return {
+    data: data(),
+    message: `Cutover finished: replication is stopped, its triggers are gone, and the secondary (${secondary.dbname} on ${secondary.host}:${secondary.port}) holds the primary's data. Point the writers at it. Bucardo's metadata and the bucardo schema on the primary remain until bucardo.uninstall.`,
+  };
+}
+
+export async function validateFinish(ctx: CommandContext): Promise<Check[]> {
+  const { job } = ctx;
+  const progress = await withRecords(job, undefined, (client) => readProgress(client, job));
+  const triggers = await withClient(job, { role: 'primary' }, (client) => listTriggers(client, jobTriggerNames(job)));
+  const scope = await withClient(job, { role: 'primary' }, (client) => findReplicationObjects(client, job.config.bucardo.replicationObjects));
+  const sequences = await withClient(job, { role: 'primary' }, (primary) => withClient(job, { role: 'secondary' }, (secondary) => compareSequences(primary, secondary, scope.sequences)));
+  const behind = sequences.filter((q) => q.status !== 'ahead' && q.status !== 'match');
+  const writable = await secondaryAcceptsWrites(job);
+  const pid = daemonPid(job);
+  return [
+    { name: 'cutover recorded as finished', pass: Boolean(progress?.finished), detail: progress?.finished ?? 'not finished' },
+    { name: 'no Bucardo daemon running for this job', pass: pid === undefined, ...(pid ? { detail: `pid ${pid}` } : {}) },
+    { name: 'no trigger of this job left on the primary', pass: triggers.length === 0, ...(triggers.length ? { detail: triggers.slice(0, 5).map((t) => `${t.schema}.${t.table}:${t.trigger}`).join(', ') } : {}) },
+    { name: 'every sequence on the secondary at or past the primary\'s', pass: behind.length === 0, detail: behind.length ? behind.map((q) => `${q.sequence} ${q.status}`).join(', ') : `${sequences.length} sequence(s)` },
+    { name: 'the secondary accepts writes', pass: writable.pass, detail: writable.detail },
+  ];
+}

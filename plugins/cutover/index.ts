@@ -1,0 +1,31 @@
+// The cutover plugin: prove the secondary holds the primary's data, list what still stands between
+// the job and a cutover, and walk the operator through the switch itself. Command bodies are loaded
+// on first use so the shell's menu appears without loading pg.
+import { definePlugin } from '../../src/core/plugin.js';
+import { formatCheck, formatFinish } from './format.js';
+import { parseCutoverSettings, type CutoverSettings } from './settings.js';
+import { formatVerify } from './verify-format.js';
+
+export default definePlugin<CutoverSettings>({
+  name: 'cutover',
+  summary: 'verify the secondary\'s data against the primary, check readiness, and switch over step by step',
+  parseSettings: (reader, raw, path) => parseCutoverSettings(reader, raw, path),
+  commands: {
+    verify: {
+      summary: 'compare every table (row counts and checksums per key range, on the servers) and the sequences; name the differing keys',
+      run: async (ctx) => (await import('./verify.js')).verify(ctx),
+      format: formatVerify,
+    },
+    check: {
+      summary: 'the readiness list: daemon, initial copy, lag, indexes, materialized views, Bucardo errors, a recent verify',
+      run: async (ctx) => (await import('./check.js')).check(ctx),
+      format: formatCheck,
+    },
+    finish: {
+      summary: 'the guided switch: check, stop writes, drain, advance sequences, final verify, stop replication, drop triggers',
+      run: async (ctx) => (await import('./finish.js')).finish(ctx),
+      validate: async (ctx) => (await import('./finish.js')).validateFinish(ctx),
+      format: formatFinish,
+    },
+  },
+});

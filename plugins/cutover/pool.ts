@@ -1,0 +1,87 @@
+// A few connection pairs (one to each side) that verify's work items share: tables are checked in
+// parallel, each statement short. Every connection uses the same session settings, so a row's text
+// form (dates, floats, bytea) is the same on both servers.
+import type { Activity } from '../../src/core/activity.js';
+import { openClient, type Client } from '../../src/core/db.js';
+import type { Job } from '../../src/core/job.js';
+import type { Sides } from './compare.js';
+import { COMPARABLE_SESSION } from './sql.js';
+
+export async function prepareSession(client: Client): Promise<void> {
+  await client.query(COMPARABLE_SESSION.join('; '));
+}
+
+export async function openSides(job: Job, activity: Activity): Promise<Sides> {
+  const applicationName = 'bucardo-console cutover.verify';
+  const primary = await openClient(job, { role: 'primary', activity, applicationName });
+  let secondary: Client | undefined;
+  try {
+    secondary = await openClient(job, { role: 'secondary', activity, applicationName });
+    await Promise.all([prepareSession(primary), prepareSession(secondary)]);
+    return { primary, secondary };
+  } catch (error) {
+    await Promise.all([primary.end().catch(() => undefined), secondary?.end().catch(() => undefined)]);
+    throw error;
+  }
+}
+
+export async function closeSides(sides: Sides[]): Promise<void> {
+  await Promise.all(sides.flatMap((s) => [s.primary.end().catch(() => undefined), s.secondary.end().catch(() => undefined)]));
+}
+
+export type Task = (sides: Sides) => Promise<void>;
+
+/**
+ * Work shared by the connection pairs: each pair takes the next task when it is free. A task may add
+ * tasks (walking a table's key finds its chunks); the pairs keep going until the queue is empty and
+ * nothing running can add more.
+ */
+export class TaskQueue {
+  private readonly tasks: Task[] = [];
+  private running = 0;
+  private waiting: (() => void)[] = [];
+  private failure: unknown;
+
+  push(task: Task, first = false): void {
+    if (first) this.tasks.unshift(task); else this.tasks.push(task);
+    this.wake();
+  }
+
+  private wake(): void {
+    const waiting = this.waiting;
+    this.waiting = [];
+    for (const resume of waiting) resume();
+  }
+
+  async run(pool: Sides[], activity: Activity): Promise<void> {
+    await Promise.all(pool.map(async (sides) => {
+      for (;;) {
+        if (this.failure !== undefined) return;
+        activity.throwIfInterrupted();
+        const task = this.tasks.shift();
+        if (!task) {
+          if (this.running === 0) return;
+          await new Promise<void>((resume) => this.waiting.push(resume));
+          continue;
+        }
+        this.running += 1;
+        try {
+          await task(sides);
+        } catch (error) {
+          this.failure ??= error;
+        } finally {
+          this.running -= 1;
+          this.wake();
+        }
+      }
+    }));
+    if (this.failure !== undefined) throw this.failure;
+  }
+}
+
+/** Runs a fixed list of tasks over the connection pairs. */
+export async function runTasks(pool: Sides[], tasks: Task[], activity: Activity): Promise<void> {
+  const queue = new TaskQueue();
+  for (const task of tasks) queue.push(task);
+  await queue.run(pool, activity);
+}

@@ -1,0 +1,97 @@
+// What the cutover plugin remembers, in the job's metadata database (schema cutover): every verify
+// result (cutover.check asks for a recent pass) and how far cutover.finish got, so an interrupted
+// finish continues where it stopped, from any machine. bucardo.uninstall drops the metadata
+// database and with it this record, so a new migration starts clean. Rows are keyed by job.
+import { withClient, type Client } from '../../src/core/db.js';
+import type { Activity } from '../../src/core/activity.js';
+import type { Job } from '../../src/core/job.js';
+import { metadataDatabaseExists } from '../bucardo/metadata.js';
+
+export const RECORD_SCHEMA = 'cutover';
+
+const CREATE_RECORDS = `
+CREATE SCHEMA IF NOT EXISTS ${RECORD_SCHEMA};
+CREATE TABLE IF NOT EXISTS ${RECORD_SCHEMA}.verify_run (
+  id          bigserial PRIMARY KEY,
+  job         text NOT NULL,
+  started_at  timestamptz NOT NULL,
+  finished_at timestamptz NOT NULL DEFAULT now(),
+  -- passed: no row or schema differs; clean: also nothing in flight and no sequence behind
+  passed      boolean NOT NULL,
+  clean       boolean NOT NULL,
+  verdict     text NOT NULL,
+  summary     jsonb NOT NULL
+);
+CREATE INDEX IF NOT EXISTS verify_run_job ON ${RECORD_SCHEMA}.verify_run (job, finished_at DESC);
+CREATE TABLE IF NOT EXISTS ${RECORD_SCHEMA}.finish_progress (
+  job                    text PRIMARY KEY,
+  confirmed_at           timestamptz,
+  drained_at             timestamptz,
+  sequences_at           timestamptz,
+  verified_at            timestamptz,
+  replication_stopped_at timestamptz,
+  triggers_removed_at    timestamptz,
+  finished_at            timestamptz,
+  updated_at             timestamptz NOT NULL DEFAULT now()
+);`;
+
+async function ensureRecords(client: Client): Promise<void> {
+  try {
+    await client.query(CREATE_RECORDS);
+  } catch (error) {
+    // Two commands creating the schema at the same moment: the other one won, which is fine.
+    if (!['23505', '42P06', '42P07'].includes((error as { code?: string }).code ?? '')) throw error;
+  }
+}
+
+/** Runs fn on the metadata database with the record tables in place; undefined when Bucardo is not installed. */
+export async function withRecords<T>(job: Job, activity: Activity | undefined, fn: (client: Client) => Promise<T>): Promise<T | undefined> {
+  if (!(await metadataDatabaseExists(job, activity))) return undefined;
+  return withClient(job, { role: 'bucardo', activity }, async (client) => {
+    await ensureRecords(client);
+    return fn(client);
+  });
+}
+
+export interface VerifyRecord { id: number; startedAt: Date; finishedAt: Date; passed: boolean; clean: boolean; verdict: string }
+
+export async function saveVerifyRun(client: Client, job: Job, run: { startedAt: string; passed: boolean; clean: boolean; verdict: string; summary: unknown }): Promise<number> {
+  const { rows } = await client.query<{ id: string }>(
+    `INSERT INTO ${RECORD_SCHEMA}.verify_run (job, started_at, passed, clean, verdict, summary) VALUES ($1, $2, $3, $4, $5, $6) RETURNING id`,
+    [job.name, run.startedAt, run.passed, run.clean, run.verdict, JSON.stringify(run.summary)]);
+  return Number(rows[0]!.id);
+}
+
+export async function lastVerifyRun(client: Client, job: Job): Promise<VerifyRecord | undefined> {
+  const { rows } = await client.query<{ id: string; started_at: Date; finished_at: Date; passed: boolean; clean: boolean; verdict: string }>(
+    `SELECT id, started_at, finished_at, passed, clean, verdict FROM ${RECORD_SCHEMA}.verify_run WHERE job = $1 ORDER BY finished_at DESC, id DESC LIMIT 1`, [job.name]);
+  const row = rows[0];
+  return row ? { id: Number(row.id), startedAt: row.started_at, finishedAt: row.finished_at, passed: row.passed, clean: row.clean, verdict: row.verdict } : undefined;
+}
+
+export const FINISH_STEPS = ['confirmed', 'drained', 'sequences', 'verified', 'replication_stopped', 'triggers_removed', 'finished'] as const;
+export type FinishStep = typeof FINISH_STEPS[number];
+/** When each step was done, as PostgreSQL timestamptz text (microseconds kept: 'confirmed' is compared with txntimes). */
+export type FinishProgress = Partial<Record<FinishStep, string>>;
+
+export async function readProgress(client: Client, job: Job): Promise<FinishProgress> {
+  const { rows } = await client.query<Record<string, string | null>>(
+    `SELECT ${FINISH_STEPS.map((step) => `${step}_at::text AS ${step}`).join(', ')} FROM ${RECORD_SCHEMA}.finish_progress WHERE job = $1`, [job.name]);
+  const progress: FinishProgress = {};
+  if (rows[0]) for (const step of FINISH_STEPS) if (rows[0][step]) progress[step] = rows[0][step]!;
+  return progress;
+}
+
+/** Records a step as done at the given time (the primary's clock for 'confirmed'), or now. */
+export async function markStep(client: Client, job: Job, step: FinishStep, at?: string): Promise<string> {
+  const column = `${step}_at`;
+  const { rows } = await client.query<{ at: string }>(
+    `INSERT INTO ${RECORD_SCHEMA}.finish_progress (job, ${column}) VALUES ($1, coalesce($2::timestamptz, now()))
+     ON CONFLICT (job) DO UPDATE SET ${column} = EXCLUDED.${column}, updated_at = now() RETURNING ${column}::text AS at`, [job.name, at ?? null]);
+  return rows[0]!.at;
+}
+
+/** Forgets the steps before the point of no return (writes resumed, or the operator starts over). */
+export async function resetProgress(client: Client, job: Job): Promise<void> {
+  await client.query(`DELETE FROM ${RECORD_SCHEMA}.finish_progress WHERE job = $1`, [job.name]);
+}

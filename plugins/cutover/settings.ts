@@ -1,0 +1,54 @@
+// The cutover section of a job's config: how much lag still counts as ready, how verify works
+// through the data, and the safety margins of the switch. Every key is optional.
+import { availableParallelism } from 'node:os';
+import type { ConfigReader } from '../../src/config/reader.js';
+
+export interface CutoverSettings {
+  /** Seconds of replication lag (oldest pending change) that still count as ready. */
+  maxLagSeconds: number;
+  /** A verify older than this many seconds no longer counts for cutover.check. */
+  verifyMaxAgeSeconds: number;
+  /** Tables verified at the same time (each uses one connection to each side). */
+  jobs: number;
+  /** Rows per checksum chunk: each chunk is one short statement on each side. */
+  chunkRows: number;
+  /** How long verify waits for differing rows to arrive through replication before judging them. */
+  settleSeconds: number;
+  /** cutover.finish sets each sequence on the secondary this many increments past the primary's. */
+  sequenceMargin: number;
+  /** How long cutover.finish waits for the backlog to drain after writes stopped. */
+  drainTimeoutSeconds: number;
+}
+
+const KEYS = ['max_lag', 'verify_max_age', 'jobs', 'chunk_rows', 'settle_time', 'sequence_margin', 'drain_timeout'];
+
+export function defaultCutoverSettings(): CutoverSettings {
+  return {
+    maxLagSeconds: 5,
+    verifyMaxAgeSeconds: 3600,
+    jobs: Math.min(4, availableParallelism()),
+    chunkRows: 100_000,
+    settleSeconds: 30,
+    sequenceMargin: 1000,
+    drainTimeoutSeconds: 300,
+  };
+}
+
+export function parseCutoverSettings(reader: ConfigReader, value: unknown, path: string): CutoverSettings {
+  const raw = reader.section(value, path, KEYS);
+  const defaults = defaultCutoverSettings();
+  return {
+    maxLagSeconds: reader.number(raw, 'max_lag', path, defaults.maxLagSeconds),
+    verifyMaxAgeSeconds: reader.number(raw, 'verify_max_age', path, defaults.verifyMaxAgeSeconds, 1),
+    jobs: reader.integer(raw, 'jobs', path, defaults.jobs, 1, 64),
+    chunkRows: reader.integer(raw, 'chunk_rows', path, defaults.chunkRows, 100, 100_000_000),
+    settleSeconds: reader.number(raw, 'settle_time', path, defaults.settleSeconds),
+    sequenceMargin: reader.integer(raw, 'sequence_margin', path, defaults.sequenceMargin, 0, 1_000_000_000),
+    drainTimeoutSeconds: reader.number(raw, 'drain_timeout', path, defaults.drainTimeoutSeconds, 1),
+  };
+}
+
+/** The job's settings; a job without a cutover section gets the defaults. */
+export function cutoverSettings(config: { pluginSettings: Record<string, unknown> }): CutoverSettings {
+  return (config.pluginSettings['cutover'] as CutoverSettings | undefined) ?? defaultCutoverSettings();
+}

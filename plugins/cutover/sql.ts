@@ -1,0 +1,140 @@
+// The statements verify sends for one table. Rows are identified by their primary key (values as
+// text, cast back to the key's type in the statement) and compared by a hash of their text form,
+// summed per key range: order-independent, computed on the server, one short statement per chunk.
+import { quoteIdent, quoteQualified } from '../../src/core/quote.js';
+import type { TableShape } from './shape.js';
+
+/**
+ * hashtext: hashtextextended of the row's text (PostgreSQL 11+), about twice as fast as md5;
+ * md5: for older servers. Both sides always use the same method.
+ */
+export type HashMethod = 'hashtext' | 'md5';
+
+/** A key range: from `lower` (inclusive) to `upper` (exclusive); a missing end is open. */
+export interface KeyRange { lower?: string[]; upper?: string[] }
+
+export interface Statement { text: string; values: unknown[] }
+
+export class TableSql {
+  readonly table: string;
+  private readonly rowText: string;
+  private readonly keyColumns: string[];
+  private readonly keyTypes: string[];
+
+  constructor(readonly shape: TableShape, readonly method: HashMethod, forceCollationC: boolean) {
+    this.table = quoteQualified(shape.schema, shape.name);
+    // Columns by name in the primary's order, so a different column order on the secondary does not matter.
+    this.rowText = `ROW(${shape.columns.map((c) => quoteIdent(c.name)).join(', ')})::text`;
+    this.keyColumns = shape.key.map((k) => `${quoteIdent(k.name)}${forceCollationC && k.collation ? ' COLLATE "C"' : ''}`);
+    // format_type gives a type name that is valid SQL (quoted where needed).
+    this.keyTypes = shape.key.map((k) => `${k.type}${forceCollationC && k.collation ? ' COLLATE "C"' : ''}`);
+  }
+
+  get hasKey(): boolean { return this.keyColumns.length > 0; }
+
+  private rowHash(): string {
+    return this.method === 'hashtext'
+      ? `hashtextextended(${this.rowText}, 0)`
+      : `('x' || left(md5(${this.rowText}), 16))::bit(64)::bigint`;
+  }
+
+  keyTuple(): string {
+    return this.keyColumns.length === 1 ? this.keyColumns[0]! : `(${this.keyColumns.join(', ')})`;
+  }
+
+  keyTextArray(): string {
+    return `ARRAY[${this.shape.key.map((k) => `${quoteIdent(k.name)}::text`).join(', ')}]`;
+  }
+
+  private boundTuple(firstParam: number): string {
+    const parts = this.keyTypes.map((type, i) => `$${firstParam + i}::${type}`);
+    return parts.length === 1 ? parts[0]! : `(${parts.join(', ')})`;
+  }
+
+  private orderBy(): string {
+    return this.keyColumns.join(', ');
+  }
+
+  /** WHERE clause for a range, with its parameters numbered from firstParam. */
+  private where(range: KeyRange, firstParam = 1): { text: string; values: unknown[] } {
+    const conditions: string[] = [];
+    const values: unknown[] = [];
+    if (range.lower) {
+      conditions.push(`${this.keyTuple()} >= ${this.boundTuple(firstParam + values.length)}`);
+      values.push(...range.lower);
+    }
+    if (range.upper) {
+      conditions.push(`${this.keyTuple()} < ${this.boundTuple(firstParam + values.length)}`);
+      values.push(...range.upper);
+    }
+    return { text: conditions.length ? `WHERE ${conditions.join(' AND ')}` : '', values };
+  }
+
+  /** Row count and the sum of row hashes in a range. */
+  checksum(range: KeyRange): Statement {
+    const where = this.where(range);
+    return { text: `SELECT count(*)::text AS rows, coalesce(sum(${this.rowHash()}), 0)::text AS hash FROM ${this.table} ${where.text}`, values: where.values };
+  }
+
+  /** The key `offset` rows past `from` (inclusive) in key order: the start of the next chunk. */
+  nextBoundary(from: string[] | undefined, offset: number): Statement {
+    const where = this.where(from ? { lower: from } : {});
+    return {
+      text: `SELECT ${this.keyTextArray()} AS key FROM ${this.table} ${where.text} ORDER BY ${this.orderBy()} OFFSET $${where.values.length + 1} LIMIT 1`,
+      values: [...where.values, offset],
+    };
+  }
+
+  /** Keys that cut a range into pieces of `step` rows (for narrowing a differing range). */
+  splitPoints(range: KeyRange, step: number): Statement {
+    const where = this.where(range);
+    return {
+      text: `SELECT key FROM (SELECT ${this.keyTextArray()} AS key, row_number() OVER (ORDER BY ${this.orderBy()}) AS n FROM ${this.table} ${where.text}) s
+              WHERE n > 1 AND (n - 1) % $${where.values.length + 1} = 0 ORDER BY n`,
+      values: [...where.values, step],
+    };
+  }
+
+  /** Every row of a (small) range as key and hash. */
+  rowHashes(range: KeyRange): Statement {
+    const where = this.where(range);
+    return { text: `SELECT ${this.keyTextArray()} AS key, ${this.rowHash()}::text AS hash FROM ${this.table} ${where.text} ORDER BY ${this.orderBy()}`, values: where.values };
+  }
+
+  /** Key and hash of the rows with these keys (rows that do not exist are simply absent). */
+  rowHashesFor(keys: string[][]): Statement {
+    return {
+      text: `SELECT ${this.keyTextArray()} AS key, ${this.rowHash()}::text AS hash FROM ${this.table}
+              WHERE ${this.keyTuple()} IN (SELECT ${this.castKeys('w')} FROM ${this.unnestKeys('w')})`,
+      values: transposeKeys(keys, this.shape.key.length),
+    };
+  }
+
+  /** The given keys, cast from text to the key's types, as a select list over the unnest alias. */
+  castKeys(alias: string): string {
+    return this.keyTypes.map((type, i) => `${alias}.c${i}::${type}`).join(', ');
+  }
+
+  unnestKeys(alias: string, firstParam = 1): string {
+    const arrays = this.keyTypes.map((_, i) => `$${firstParam + i}::text[]`).join(', ');
+    return `unnest(${arrays}) AS ${alias}(${this.keyTypes.map((_, i) => `c${i}`).join(', ')})`;
+  }
+}
+
+/** [[a1, b1], [a2, b2]] → [[a1, a2], [b1, b2]]: one text[] parameter per key column. */
+export function transposeKeys(keys: string[][], width: number): string[][] {
+  return Array.from({ length: width }, (_, i) => keys.map((key) => key[i]!));
+}
+
+/** Session settings that make a row's text form the same on both servers. */
+export const COMPARABLE_SESSION = [
+  "SET TimeZone = 'UTC'",
+  "SET DateStyle = 'ISO, YMD'",
+  "SET IntervalStyle = 'postgres'",
+  'SET extra_float_digits = 3',
+  "SET bytea_output = 'hex'",
+  "SET lc_monetary = 'C'",
+  "SET search_path = 'pg_catalog'",
+  // Verify spreads its work over its own connections; parallel workers per chunk would only contend.
+  'SET max_parallel_workers_per_gather = 0',
+];

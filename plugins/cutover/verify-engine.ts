@@ -1,0 +1,222 @@
+// Verify: compare every table in scope on primary and secondary, chunk by chunk on the server.
+// 1. Checksum every key range on both sides (tables in parallel over a few connection pairs).
+// 2. While replication is running, re-check the differing ranges until they match or the backlog
+//    is empty (settle_time at most): most differences under load are rows on their way.
+// 3. Narrow what still differs down to keys, and sort those keys into in flight (an unapplied change
+//    is recorded for them) and mismatches (nothing pending, still different on a re-read).
+// 4. Compare sequences.
+import { sleep, type Activity } from '../../src/core/activity.js';
+import { withClient, type Client } from '../../src/core/db.js';
+import type { Job } from '../../src/core/job.js';
+import { findReplicationObjects } from '../../src/core/objects.js';
+import { pendingChanges } from '../../src/core/pending.js';
+import { daemonPid } from '../bucardo/daemon.js';
+import { copyState } from '../bucardo/status.js';
+import { integerChunks, walkedChunks } from './chunks.js';
+import { compareRange, type RangeComparison, type Sides } from './compare.js';
+import { judgeTable } from './judge.js';
+import { closeSides, openSides, prepareSession, runTasks, TaskQueue, type Task } from './pool.js';
+import type { TableReport, VerifyReport } from './report.js';
+import { compareSequences } from './sequences.js';
+import { collationsDiffer, hasIntegerKey, readShapes, shapeProblems, tableId } from './shape.js';
+import { TableSql, type HashMethod, type KeyRange } from './sql.js';
+import type { CutoverSettings } from './settings.js';
+import { summarise } from './verdict.js';
+
+export interface VerifyOptions {
+  settings: CutoverSettings;
+  /** Seconds to wait for differing rows to arrive (overrides settle_time). */
+  settleSeconds?: number;
+  /** Rows in flight and sequences behind fail the verify (the final verify of cutover.finish). */
+  strict?: boolean;
+  activity: Activity;
+  progress(text: string): void;
+}
+
+interface TableWork {
+  report: TableReport;
+  sql: TableSql;
+  differing: RangeComparison[];
+  startedAt: number;
+  doneAt?: number;
+  chunksLeft: number;
+  /** All of the table's chunks are known (queued). */
+  walked: boolean;
+}
+
+async function hashMethod(primary: Client, secondary: Client): Promise<HashMethod> {
+  const version = async (client: Client) => Number((await client.query<{ v: string }>("SELECT current_setting('server_version_num') AS v")).rows[0]!.v);
+  const [ours, theirs] = await Promise.all([version(primary), version(secondary)]);
+  return Math.min(ours, theirs) >= 110000 ? 'hashtext' : 'md5';
+}
+
+function emptyReport(table: string): TableReport {
+  return { table, status: 'match', rowsPrimary: 0, rowsSecondary: 0, chunks: 0, missing: 0, extra: 0, changed: 0, inFlight: 0, keys: [], ranges: [], problems: [], seconds: 0 };
+}
+
+export async function runVerify(job: Job, options: VerifyOptions): Promise<VerifyReport> {
+  const { settings, activity, progress } = options;
+  const started = Date.now();
+  const startedAt = new Date(started).toISOString();
+  const strict = options.strict ?? false;
+  const notes: string[] = [];
+  progress('reading the tables in scope on both sides');
+  return withClient(job, { role: 'primary', activity, applicationName: 'bucardo-console cutover.verify' }, (primary) =>
+    withClient(job, { role: 'secondary', activity, applicationName: 'bucardo-console cutover.verify' }, async (secondary) => {
+      await Promise.all([prepareSession(primary), prepareSession(secondary)]);
+      const method = await hashMethod(primary, secondary);
+      const scope = await findReplicationObjects(primary, job.config.bucardo.replicationObjects);
+      const [ourShapes, theirShapes] = await Promise.all([readShapes(primary, scope.tables), readShapes(secondary, scope.tables)]);
+
+      const work: TableWork[] = [];
+      const reports: TableReport[] = [];
+      for (const table of scope.tables) {
+        const id = tableId(table);
+        const report = emptyReport(id);
+        reports.push(report);
+        const ours = ourShapes.get(id);
+        if (!ours) continue;
+        const theirs = theirShapes.get(id);
+        const problems = shapeProblems(ours, theirs);
+        if (problems.length) {
+          report.status = 'schema differs';
+          report.problems = problems;
+          continue;
+        }
+        if (ours.key.length === 0) report.problems.push('no primary key: compared as a whole, differences cannot be narrowed to rows');
+        const forceC = collationsDiffer(ours, theirs!);
+        if (forceC) report.problems.push('the key\'s collation differs between the servers: ranges are compared in the "C" collation (slower)');
+        work.push({ report, sql: new TableSql(ours, method, forceC), differing: [], startedAt: 0, chunksLeft: 0, walked: false });
+      }
+
+      const { replicating, why } = await replicationState(job);
+      const pool: Sides[] = [];
+      try {
+        for (let i = 0; i < Math.max(1, Math.min(settings.jobs, work.length)); i++) pool.push(await openSides(job, activity));
+        const counters = { rows: 0, tablesDone: 0, estimate: work.reduce((sum, w) => sum + Math.max(0, w.sql.shape.estimatedRows), 0) };
+        const report = (text: string) => progress(`${text}: ${counters.rows.toLocaleString('en')}${counters.estimate ? ` of ~${Math.round(counters.estimate).toLocaleString('en')}` : ''} rows, ${counters.tablesDone}/${work.length} tables done`);
+
+        const recordChunk = (w: TableWork, comparison: RangeComparison) => {
+          w.report.chunks += 1;
+          w.report.rowsPrimary += comparison.primary.rows;
+          w.report.rowsSecondary += comparison.secondary.rows;
+          counters.rows += Math.max(comparison.primary.rows, comparison.secondary.rows);
+          if (!comparison.same) w.differing.push(comparison);
+          report(`checking ${w.report.table}`);
+        };
+        const tableDone = (w: TableWork) => {
+          w.doneAt = Date.now();
+          counters.tablesDone += 1;
+        };
+
+        // Pass 1. Every chunk is a task any connection pair can take. Integer keys are cut up front;
+        // other keys are walked on the primary (an index scan, much cheaper than hashing rows) by a
+        // task that queues each chunk it finds. Walks start first, the biggest tables first.
+        const queue = new TaskQueue();
+        const chunkTask = (w: TableWork, range: KeyRange): Task => async (sides) => {
+          recordChunk(w, await compareRange(sides, w.sql, range));
+          if (--w.chunksLeft === 0 && w.walked) tableDone(w);
+        };
+        const ordered = [...work].sort((x, y) => y.sql.shape.estimatedRows - x.sql.shape.estimatedRows);
+        const walks: Task[] = [];
+        for (const w of ordered) {
+          w.startedAt = Date.now();
+          if (w.sql.hasKey && hasIntegerKey(w.sql.shape)) {
+            const ranges = await integerChunks(primary, w.sql, settings.chunkRows);
+            w.chunksLeft = ranges.length;
+            w.walked = true;
+            for (const range of ranges) queue.push(chunkTask(w, range));
+          } else {
+            walks.push(async (sides) => {
+              const ranges: AsyncIterable<KeyRange> = w.sql.hasKey ? walkedChunks(sides.primary, w.sql, settings.chunkRows) : single();
+              for await (const range of ranges) {
+                activity.throwIfInterrupted();
+                w.chunksLeft += 1;
+                queue.push(chunkTask(w, range), true);
+              }
+              w.walked = true;
+              if (w.chunksLeft === 0) tableDone(w);
+            });
+          }
+        }
+        for (const walk of walks.reverse()) queue.push(walk, true);
+        report('checking');
+        await queue.run(pool, activity);
+
+        if (why && work.some((w) => w.differing.length > 0)) notes.push(why);
+        await settle(job, primary, pool, work, { ...options, replicating });
+
+        // Narrow down and judge what still differs, table by table in parallel.
+        const differing = work.filter((w) => w.differing.length > 0);
+        let judged = 0;
+        await runTasks(pool, differing.map((w) => async (sides: Sides) => {
+          progress(`narrowing down the differences in ${w.report.table} (${judged}/${differing.length} tables done)`);
+          await judgeTable(job, sides, w, activity, replicating);
+          judged += 1;
+        }), activity);
+
+        for (const w of work) w.report.seconds = Math.round(((w.doneAt ?? Date.now()) - w.startedAt) / 100) / 10;
+        progress('comparing sequences');
+        const sequences = await compareSequences(primary, secondary, scope.sequences);
+        return summarise(job, { startedAt, started, method, strict, reports, sequences, notes });
+      } finally {
+        await closeSides(pool);
+      }
+    }));
+}
+
+/**
+ * Whether replication is running and past its initial copy: only then is it worth waiting for
+ * differing rows to arrive. `why` says otherwise (worth telling when something differs).
+ */
+async function replicationState(job: Job): Promise<{ replicating: boolean; why?: string }> {
+  if (!daemonPid(job)) return { replicating: false, why: 'the Bucardo daemon is not running here: differing rows were judged without waiting for replication' };
+  const copy = await copyState(job).catch(() => undefined);
+  if (copy && copy.state !== 'done' && copy.state !== 'not requested') {
+    return { replicating: false, why: `the initial copy has not finished (${copy.state}${copy.table ? `, now ${copy.table}` : ''}): tables still being copied differ; bucardo.wait_for_copy waits for it` };
+  }
+  return { replicating: true };
+}
+
+async function* single(): AsyncGenerator<KeyRange> {
+  yield {};
+}
+
+/**
+ * Re-checks the differing ranges while replication may still bring the rows over, until they all
+ * match, the deadline passes, or nothing is pending any more (what differs then is not on its way;
+ * the per-key judgement that follows catches rows that arrived in between).
+ */
+async function settle(job: Job, primary: Client, pool: Sides[], work: TableWork[], options: VerifyOptions & { replicating: boolean }): Promise<void> {
+  const seconds = options.settleSeconds ?? options.settings.settleSeconds;
+  let open = work.filter((w) => w.differing.length > 0);
+  if (open.length === 0 || seconds <= 0 || !options.replicating) return;
+  const deadline = Date.now() + seconds * 1000;
+  while (open.length > 0 && Date.now() < deadline) {
+    const backlog = (await pendingChanges(primary, job.syncName)).reduce((sum, p) => sum + p.changes, 0);
+    if (backlog === 0) return;
+    const ranges = open.reduce((sum, w) => sum + w.differing.length, 0);
+    options.progress(`${ranges} range(s) in ${open.length} table(s) differ; waiting for replication (backlog ${backlog} change(s), up to ${Math.max(0, Math.round((deadline - Date.now()) / 1000))} s more)`);
+    await sleep(1000, options.activity.signal);
+    const tasks: Task[] = [];
+    for (const w of open) {
+      const previous = w.differing;
+      w.differing = [];
+      for (const comparison of previous) {
+        tasks.push(async (sides) => {
+          const again = await compareRange(sides, w.sql, comparison.range);
+          fixCounts(w, comparison, again);
+          if (!again.same) w.differing.push(again);
+        });
+      }
+    }
+    await runTasks(pool, tasks, options.activity);
+    open = open.filter((w) => w.differing.length > 0);
+  }
+}
+
+/** A range re-checked later counts with its latest row counts. */
+function fixCounts(w: TableWork, before: RangeComparison, after: RangeComparison): void {
+  w.report.rowsPrimary += after.primary.rows - before.primary.rows;
+  w.report.rowsSecondary += after.secondary.rows - before.secondary.rows;
+}

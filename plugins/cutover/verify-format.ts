@@ -1,0 +1,50 @@
+// Terminal layout of a verify result: one line per table, then what differs, then sequences.
+import { describeKey, type DifferingRange, type VerifyReport } from './report.js';
+
+const LISTED_KEYS = 20;
+const LISTED_RANGES = 10;
+
+const number = (n: number) => n.toLocaleString('en');
+
+function table(rows: string[][]): string[] {
+  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((row) => row[i]!.length)));
+  return rows.map((row) => `  ${row.map((cell, i) => (i === 0 || i === row.length - 1 ? cell.padEnd(widths[i]!) : cell.padStart(widths[i]!))).join('  ')}`.trimEnd());
+}
+
+function describeRange(range: DifferingRange): string {
+  const from = range.from ? `from ${describeKey(range.from)}` : 'from the first key';
+  const to = range.to ? `up to (not including) ${describeKey(range.to)}` : 'to the last key';
+  return `${from} ${to}: ${number(range.primaryRows)} row(s) on the primary, ${number(range.secondaryRows)} on the secondary`;
+}
+
+export function formatVerify(report: VerifyReport): string[] {
+  const lines: string[] = [];
+  const rows = [['table', 'rows (primary)', 'rows (secondary)', 'chunks', 'status']];
+  for (const t of report.tables) {
+    const detail = t.status === 'mismatch' ? ` (${[t.missing && `${t.missing} missing`, t.extra && `${t.extra} extra`, t.changed && `${t.changed} changed`, t.inFlight && `${t.inFlight} in flight`, t.ranges.length && `${t.ranges.length} range(s) not narrowed`].filter(Boolean).join(', ')})`
+      : t.status === 'in flight' ? ` (${t.inFlight} row(s))` : '';
+    rows.push([t.table, number(t.rowsPrimary), number(t.rowsSecondary), String(t.chunks), `${t.status}${detail}`]);
+  }
+  lines.push(...table(rows));
+  for (const t of report.tables) {
+    if (t.status === 'match' && t.problems.length === 0) continue;
+    if (t.problems.length === 0 && t.keys.length === 0 && t.ranges.length === 0) continue;
+    lines.push(`  ${t.table}:`);
+    for (const problem of t.problems) lines.push(`    ${problem}`);
+    const confirmed = t.keys.filter((k) => !k.inFlight);
+    const flying = t.keys.filter((k) => k.inFlight);
+    const label = { missing: 'missing on the secondary', extra: 'only on the secondary', changed: 'different content' } as const;
+    for (const [title, keys] of [['differs', confirmed], ['in flight', flying]] as const) {
+      if (keys.length === 0) continue;
+      lines.push(`    ${title}: ${keys.slice(0, LISTED_KEYS).map((k) => `${describeKey(k.key)} (${label[k.difference]})`).join(', ')}${keys.length > LISTED_KEYS ? `, and ${keys.length - LISTED_KEYS} more (--json lists up to 1000)` : ''}`);
+    }
+    for (const range of t.ranges.slice(0, LISTED_RANGES)) lines.push(`    range ${describeRange(range)}`);
+    if (t.ranges.length > LISTED_RANGES) lines.push(`    and ${t.ranges.length - LISTED_RANGES} more range(s)`);
+  }
+  if (report.sequences.length) {
+    lines.push(...table([['sequence', 'next (primary)', 'next (secondary)', 'status'], ...report.sequences.map((q) => [q.sequence, q.primaryNext ?? '-', q.secondaryNext ?? '-', q.status])]));
+  }
+  for (const note of report.notes) lines.push(`  note: ${note}`);
+  lines.push(`  ${number(Math.max(report.totals.rowsPrimary, report.totals.rowsSecondary))} rows in ${report.seconds} s (${number(report.totals.rowsPerSecond)} rows/s), ${report.method}`);
+  return lines;
+}

@@ -1,0 +1,35 @@
+// The indexes plugin: a fast initial copy. Bucardo's copy maintains every index of the secondary row by
+// row; dropping the big ones first and rebuilding them afterwards, in parallel, is many times faster.
+// Command bodies are loaded on first use so the shell's menu appears without loading pg.
+import { definePlugin } from '../../src/core/plugin.js';
+import { formatDrop, formatRecreate } from './format.js';
+import { parseIndexSettings, type IndexSettings } from './settings.js';
+
+const install = () => import('./install.js');
+const drop = () => import('./drop.js');
+const recreate = () => import('./recreate.js');
+
+export default definePlugin<IndexSettings>({
+  name: 'indexes',
+  summary: 'drop the secondary\'s indexes on large tables before the initial copy, and rebuild them in parallel after it',
+  parseSettings: parseIndexSettings,
+  commands: {
+    install: {
+      summary: 'create the table in the metadata database that records dropped index definitions',
+      run: async (ctx) => (await install()).install(ctx),
+      validate: async (ctx) => (await install()).validateInstall(ctx),
+    },
+    drop: {
+      summary: 'list, then record and drop the secondary\'s non-primary-key indexes on tables larger than indexes.larger_than (--dry-run: list only)',
+      run: async (ctx) => (await drop()).dropIndexes(ctx),
+      validate: async (ctx) => (await drop()).validateDrop(ctx),
+      format: formatDrop,
+    },
+    recreate: {
+      summary: 'rebuild the dropped indexes, now or after the initial copy (--now / --wait), largest first, indexes.jobs at a time',
+      run: async (ctx) => (await recreate()).recreateIndexes(ctx),
+      validate: async (ctx) => (await recreate()).validateRecreate(ctx),
+      format: formatRecreate,
+    },
+  },
+});

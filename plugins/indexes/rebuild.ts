@@ -1,0 +1,71 @@
+// Runs index rebuilds on the secondary over a pool of connections, largest first, so the longest
+// build starts at once and the small ones fill the gaps. Each connection gets its own
+// maintenance_work_mem: PostgreSQL sorts in memory up to that size and spills to disk beyond it.
+import type { Activity } from '../../src/core/activity.js';
+import { withClient, type Client } from '../../src/core/db.js';
+import { errorMessage, InterruptedError } from '../../src/core/errors.js';
+import type { Job } from '../../src/core/job.js';
+import type { RebuildStep } from './statements.js';
+
+export interface RebuildTask { schema: string; index: string; table: string; sizeBytes: number; steps: RebuildStep[] }
+
+export interface RebuildResult { schema: string; index: string; table: string; sizeBytes: number; seconds: number; error?: string }
+
+/** "schema.index" for messages. */
+export function indexName(item: { schema: string; index: string }): string {
+  return `${item.schema}.${item.index}`;
+}
+
+export interface RebuildProgress { done: number; total: number; building: string[]; elapsedSeconds: number }
+
+async function runStep(client: Client, step: RebuildStep): Promise<void> {
+  await client.query('BEGIN');
+  try {
+    for (const statement of step) await client.query(statement);
+    await client.query('COMMIT');
+  } catch (error) {
+    await client.query('ROLLBACK').catch(() => undefined);
+    throw error;
+  }
+}
+
+export async function rebuildInParallel(job: Job, tasks: RebuildTask[], options: {
+  jobs: number; maintenanceWorkMemKb: number; activity: Activity;
+  onProgress(progress: RebuildProgress): void; onFinished(result: RebuildResult): void;
+}): Promise<RebuildResult[]> {
+  const queue = [...tasks].sort((a, b) => b.sizeBytes - a.sizeBytes);
+  const results: RebuildResult[] = [];
+  const building = new Set<string>();
+  const began = Date.now();
+  const report = () => options.onProgress({ done: results.length, total: tasks.length, building: [...building], elapsedSeconds: (Date.now() - began) / 1000 });
+  const ticker = setInterval(report, 1000);
+  const worker = () => withClient(job, { role: 'secondary', login: 'schema_owner', activity: options.activity, applicationName: 'bucardo-console indexes.recreate' }, async (client) => {
+    await client.query(`SET maintenance_work_mem = '${Math.floor(options.maintenanceWorkMemKb)}kB'`);
+    // An index build takes as long as it takes; a role's statement_timeout must not cut it short.
+    await client.query('SET statement_timeout = 0');
+    for (let task = queue.shift(); task && !options.activity.interrupted; task = queue.shift()) {
+      building.add(indexName(task));
+      report();
+      const started = Date.now();
+      let error: string | undefined;
+      try {
+        for (const step of task.steps) await runStep(client, step);
+      } catch (failure) {
+        error = errorMessage(failure);
+      }
+      building.delete(indexName(task));
+      if (options.activity.interrupted) break;
+      const result: RebuildResult = { schema: task.schema, index: task.index, table: task.table, sizeBytes: task.sizeBytes, seconds: (Date.now() - started) / 1000, ...(error ? { error } : {}) };
+      results.push(result);
+      options.onFinished(result);
+      report();
+    }
+  });
+  // allSettled: a worker that cannot connect must not leave the others running unwatched.
+  const outcomes = await Promise.allSettled(Array.from({ length: Math.max(1, Math.min(options.jobs, tasks.length)) }, worker));
+  clearInterval(ticker);
+  if (options.activity.interrupted) throw new InterruptedError();
+  const failed = outcomes.find((outcome): outcome is PromiseRejectedResult => outcome.status === 'rejected');
+  if (failed) throw failed.reason;
+  return results;
+}

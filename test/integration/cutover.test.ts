@@ -1,0 +1,250 @@
+// The cutover plugin on real clusters with a real Bucardo daemon: verify finds rows changed, deleted
+// and added directly on the secondary and names their keys, tells rows in flight from mismatches;
+// check lists what is missing with the fix; finish refuses without the operator's word, stops at a
+// failed final verify, notices writes after the confirmation, survives a locked table, and resumes.
+import assert from 'node:assert/strict';
+import { after, before, test } from 'node:test';
+import pg from 'pg';
+import type { ClusterInfo } from '../../src/sandbox/cluster.js';
+import { clusters, dropDatabase, forgetJob, freshDatabase, query, runTool, tableRows, waitFor, writeJobConfig, type ToolResult } from '../support/harness.js';
+
+const SCHEMA = `
+CREATE SCHEMA shop;
+CREATE TABLE shop.customers (id int PRIMARY KEY, name text, joined date, score float8, seen timestamptz);
+CREATE INDEX customers_name ON shop.customers (name);
+CREATE TABLE shop."Order Lines" (order_id bigint, line int, sku text, qty numeric(10,2), PRIMARY KEY (order_id, line));
+CREATE TABLE public.tags (tag text PRIMARY KEY, note text);
+CREATE TABLE public.big (id bigint PRIMARY KEY, payload text, raw bytea);
+CREATE SEQUENCE public.invoice_no;
+`;
+const DATA = `
+INSERT INTO shop.customers SELECT g, 'customer ' || g, DATE '2020-01-01' + g, g / 7.0, TIMESTAMPTZ '2024-01-01 00:00+02' + g * interval '1 hour' FROM generate_series(1, 2000) g;
+INSERT INTO shop."Order Lines" SELECT o, l, 'sku-' || (o * l) % 97, (o % 13) + l / 4.0 FROM generate_series(1, 1500) o, generate_series(1, 2) l;
+INSERT INTO public.tags SELECT 'tag-' || g, CASE WHEN g % 2 = 0 THEN 'note ' || g END FROM generate_series(1, 1500) g;
+INSERT INTO public.big SELECT g, repeat('x', g % 50), decode(md5(g::text), 'hex') FROM generate_series(1, 20000) g;
+SELECT setval('public.invoice_no', 500);
+`;
+const VIEW = 'CREATE MATERIALIZED VIEW public.tag_counts AS SELECT count(*) AS n FROM public.tags';
+const TABLES = ['shop.customers', 'shop."Order Lines"', 'public.tags', 'public.big'];
+
+let a: ClusterInfo;
+let b: ClusterInfo;
+let job: { file: string; dir: string; pidDir: string };
+
+function tool(list: string): Promise<ToolResult> {
+  return runTool(['-c', job.file, '-l', list], { timeoutMs: 150_000 });
+}
+
+/** The JSON object a `-l "cmd --json"` run printed for its command. */
+function outcome(result: ToolResult): { ok: boolean; message?: string; error?: string; data?: any; checks?: { name: string; pass: boolean }[] } {
+  const line = result.stdout.split('\n').find((l) => l.startsWith('{"command"'));
+  assert.ok(line, `no JSON outcome in:\n${result.stdout}\n${result.stderr}`);
+  return JSON.parse(line);
+}
+
+async function caughtUp(): Promise<void> {
+  for (const table of TABLES) {
+    await waitFor(async () => JSON.stringify(await tableRows(a, 'cut_a', table)) === JSON.stringify(await tableRows(b, 'cut_b', table)), 30_000, `${table} to be identical`);
+  }
+}
+
+function tableReport(data: any, table: string): any {
+  const report = data.tables.find((t: any) => t.table === table);
+  assert.ok(report, `no report for ${table}`);
+  return report;
+}
+
+before(async () => {
+  ({ a, b } = await clusters());
+  await freshDatabase(a, 'cut_a', `${SCHEMA}${DATA}${VIEW}`);
+  await freshDatabase(b, 'cut_b', `${SCHEMA}${VIEW} WITH NO DATA`);
+  job = writeJobConfig({
+    name: 'cut', plugins: ['bucardo', 'cutover'], primary: { cluster: a, dbname: 'cut_a' }, secondary: { cluster: b, dbname: 'cut_b' },
+    // Small chunks so that every table is cut into several ranges (integer, composite and text keys).
+    extra: { cutover: { chunk_rows: 1000, settle_time: 5, max_lag: 5, sequence_margin: 1000 } },
+  });
+  const setup = await tool('bucardo.install bucardo.add_triggers bucardo.start bucardo.wait_for_copy');
+  assert.equal(setup.code, 0, setup.stdout + setup.stderr);
+  await caughtUp();
+});
+
+after(async () => {
+  await tool('bucardo.stop').catch(() => undefined);
+  await forgetJob(job, a);
+  await dropDatabase(a, 'cut_a').catch(() => undefined);
+  await dropDatabase(b, 'cut_b').catch(() => undefined);
+});
+
+test('verify: a caught-up secondary is identical, chunk by chunk; check names the missing index and the unpopulated view with their fixes', async () => {
+  await query(b, 'cut_b', 'DROP INDEX shop.customers_name');
+  const verified = await tool('cutover.verify --json');
+  assert.equal(verified.code, 0, verified.stdout + verified.stderr);
+  const data = outcome(verified).data;
+  assert.equal(data.clean, true, data.verdict);
+  assert.equal(data.method, 'hashtextextended(row text)');
+  assert.match(data.verdict, /^Identical: 4 table\(s\), 26,500 row\(s\), 1 sequence\(s\)\.$/);
+  const bigChunks = tableReport(data, 'public.big').chunks;
+  assert.ok(bigChunks >= 10 && bigChunks <= 40, `an integer key is cut into ranges of about chunk_rows (20,000 rows, ${bigChunks} chunks)`);
+  assert.ok(tableReport(data, 'shop.Order Lines').chunks >= 3, 'a composite key is walked in chunks');
+  assert.ok(tableReport(data, 'public.tags').chunks >= 2, 'a text key is walked in chunks');
+  for (const t of data.tables) assert.equal(t.rowsPrimary, t.rowsSecondary);
+  assert.deepEqual(data.sequences, [{ sequence: 'public.invoice_no', primaryNext: '501', secondaryNext: '501', status: 'match' }]);
+
+  const notReady = await tool('cutover.check');
+  assert.equal(notReady.code, 1);
+  assert.match(notReady.stdout, /ok {3}replication daemon running: pid \d+/);
+  assert.match(notReady.stdout, /ok {3}initial copy done: done/);
+  assert.match(notReady.stdout, /ok {3}replication lag under 5 s: nothing pending/);
+  assert.match(notReady.stdout, /FAIL indexes recreated on the secondary: missing: CREATE INDEX ON shop\.customers USING btree \(name\)\n\s+fix: indexes\.recreate/);
+  assert.match(notReady.stdout, /FAIL materialized views populated: not populated: public\.tag_counts\n\s+fix: mat_views\.refresh/);
+  assert.match(notReady.stdout, /ok {3}no Bucardo errors since the daemon started/);
+  assert.match(notReady.stdout, /ok {3}verify passed recently: \d+ s ago: Identical/);
+
+  await query(b, 'cut_b', 'CREATE INDEX customers_name_rebuilt ON shop.customers (name); REFRESH MATERIALIZED VIEW public.tag_counts');
+  const ready = await tool('cutover.check');
+  assert.equal(ready.code, 0, ready.stdout + ready.stderr);
+  assert.match(ready.stdout, /Ready for cutover: all 7 checks pass/);
+});
+
+test('verify names a changed, a deleted and an extra row on the secondary; rows not yet replicated are in flight, not mismatches', async () => {
+  await query(b, 'cut_b', `
+    UPDATE shop.customers SET name = 'tampered' WHERE id = 17;
+    DELETE FROM public.big WHERE id = 12345;
+    INSERT INTO public.tags VALUES ('only-on-b', NULL);
+    UPDATE shop."Order Lines" SET qty = 0 WHERE order_id = 5 AND line = 2;`);
+  const failed = await tool('cutover.verify --json');
+  assert.equal(failed.code, 1, 'a mismatch fails the command');
+  const data = outcome(failed).data;
+  assert.equal(data.passed, false);
+  assert.match(data.verdict, /^FAILED: MISMATCH in 4 table\(s\): 1 row\(s\) missing on the secondary, 1 row\(s\) only on the secondary, 2 row\(s\) changed\.$/);
+  assert.deepEqual(tableReport(data, 'shop.customers').keys, [{ key: { id: '17' }, difference: 'changed', inFlight: false }]);
+  assert.deepEqual(tableReport(data, 'public.big').keys, [{ key: { id: '12345' }, difference: 'missing', inFlight: false }]);
+  assert.deepEqual(tableReport(data, 'public.tags').keys, [{ key: { tag: 'only-on-b' }, difference: 'extra', inFlight: false }]);
+  assert.deepEqual(tableReport(data, 'shop.Order Lines').keys, [{ key: { order_id: '5', line: '2' }, difference: 'changed', inFlight: false }]);
+  assert.equal(tableReport(data, 'public.big').rowsSecondary, 19_999);
+
+  const text = await tool('cutover.verify settle=0');
+  assert.equal(text.code, 1);
+  assert.match(text.stdout, /shop\.customers:\n\s+differs: id=17 \(different content\)/);
+  assert.match(text.stdout, /public\.big:\n\s+differs: id=12345 \(missing on the secondary\)/);
+  assert.match(text.stdout, /shop\.Order Lines:\n\s+differs: \(order_id, line\)=\(5, 2\) \(different content\)/);
+  const check = await tool('cutover.check');
+  assert.match(check.stdout, /FAIL verify passed recently: the last verify \(\d+ s ago\) failed: FAILED: MISMATCH/);
+
+  // Repair the secondary (Bucardo applies nothing there for these rows: they did not change on the primary).
+  const [customer] = await query<{ name: string }>(a, 'cut_a', 'SELECT name FROM shop.customers WHERE id = 17');
+  const [big] = await query<{ payload: string; raw: Buffer }>(a, 'cut_a', 'SELECT payload, raw FROM public.big WHERE id = 12345');
+  const [line] = await query<{ qty: string }>(a, 'cut_a', 'SELECT qty::text FROM shop."Order Lines" WHERE order_id = 5 AND line = 2');
+  await query(b, 'cut_b', `UPDATE shop.customers SET name = $1 WHERE id = 17`, [customer!.name]);
+  await query(b, 'cut_b', `INSERT INTO public.big VALUES (12345, $1, $2)`, [big!.payload, big!.raw]);
+  await query(b, 'cut_b', `DELETE FROM public.tags WHERE tag = 'only-on-b'`);
+  await query(b, 'cut_b', `UPDATE shop."Order Lines" SET qty = $1 WHERE order_id = 5 AND line = 2`, [line!.qty]);
+
+  // With replication stopped, changes on the primary wait in Bucardo's delta tables: in flight.
+  const stop = await tool('bucardo.stop');
+  assert.equal(stop.code, 0, stop.stdout + stop.stderr);
+  await query(a, 'cut_a', `
+    UPDATE shop.customers SET score = score + 1 WHERE id IN (1, 2, 3);
+    INSERT INTO public.big VALUES (100001, 'new', NULL);
+    DELETE FROM public.tags WHERE tag = 'tag-7';`);
+  const flying = await tool('cutover.verify --json');
+  assert.equal(flying.code, 0, 'rows in flight do not fail a verify');
+  const flyingData = outcome(flying).data;
+  assert.equal(flyingData.passed, true);
+  assert.equal(flyingData.clean, false);
+  assert.match(flyingData.verdict, /^No differences: .*; but 5 row\(s\) in flight in 3 table\(s\)/);
+  const customers = tableReport(flyingData, 'shop.customers');
+  assert.equal(customers.status, 'in flight');
+  assert.deepEqual(customers.keys.map((k: any) => k.key.id).sort(), ['1', '2', '3']);
+  assert.ok(customers.keys.every((k: any) => k.inFlight && k.difference === 'changed'));
+  assert.deepEqual(tableReport(flyingData, 'public.big').keys, [{ key: { id: '100001' }, difference: 'missing', inFlight: true }]);
+  assert.deepEqual(tableReport(flyingData, 'public.tags').keys, [{ key: { tag: 'tag-7' }, difference: 'extra', inFlight: true }]);
+  assert.equal(tableReport(flyingData, 'shop.Order Lines').status, 'match');
+
+  const start = await tool('bucardo.start');
+  assert.equal(start.code, 0, start.stdout + start.stderr);
+  await caughtUp();
+  const clean = await tool('cutover.verify --json');
+  assert.equal(outcome(clean).data.clean, true, outcome(clean).data.verdict);
+});
+
+test('finish: needs the operator\'s word, stops at a failed final verify, starts over after writes, resumes after a locked table', async () => {
+  const refused = await tool('cutover.finish');
+  assert.equal(refused.code, 1, refused.stdout + refused.stderr);
+  assert.match(refused.stderr, /in list mode, say you did with the argument: -l "cutover\.finish --writes-stopped"\. Nothing was changed\./);
+  assert.deepEqual(await query(a, 'bucardo', 'SELECT * FROM cutover.finish_progress'), []);
+
+  // A difference the final verify must catch (nothing pending for it, so not in flight).
+  await query(b, 'cut_b', "UPDATE public.tags SET note = 'edited on b' WHERE tag = 'tag-100'");
+  const badVerify = await tool('cutover.finish --writes-stopped');
+  assert.equal(badVerify.code, 1);
+  assert.match(badVerify.stdout, /- readiness: all 7 checks pass/);
+  assert.match(badVerify.stdout, /- writes to the primary stopped \(confirmed at /);
+  assert.match(badVerify.stdout, /- replication caught up: nothing pending/);
+  assert.match(badVerify.stdout, /- sequences: 1 of 1 set on the secondary to 1000 increment\(s\) past the primary's \(public\.invoice_no 501 → 1501\)/);
+  assert.match(badVerify.stdout, /The final verify failed: FAILED: MISMATCH in 1 table\(s\): 1 row\(s\) changed\. Replication is still running/);
+  const [progress] = await query<{ confirmed: boolean; verified: boolean }>(a, 'bucardo', "SELECT confirmed_at IS NOT NULL AS confirmed, verified_at IS NOT NULL AS verified FROM cutover.finish_progress WHERE job = 'cut'");
+  assert.deepEqual(progress, { confirmed: true, verified: false });
+
+  // Writes after the confirmation void it: the rerun starts over (and the failed verify blocks readiness).
+  await query(a, 'cut_a', "INSERT INTO public.tags VALUES ('written-after-confirmation', NULL)");
+  const restarted = await tool('cutover.finish --writes-stopped');
+  assert.equal(restarted.code, 1, restarted.stdout + restarted.stderr);
+  assert.match(restarted.stdout + restarted.stderr, /the earlier run's confirmation no longer holds: 1 change\(s\) by transactions started after .* \(public\.tags: 1\)\. Starting over/);
+  assert.match(restarted.stdout, /FAIL verify passed recently: the last verify \(\d+ s ago\) failed/);
+
+  await query(b, 'cut_b', "UPDATE public.tags SET note = 'note 100' WHERE tag = 'tag-100'");
+  await caughtUp();
+  const verified = await tool('cutover.verify');
+  assert.equal(verified.code, 0, verified.stdout);
+
+  // A table locked by a session on the primary keeps its triggers: the run stops after the point of no return.
+  const holder = new pg.Client({ host: a.host, port: a.port, user: 'postgres', database: 'cut_a' });
+  await holder.connect();
+  try {
+    await holder.query('BEGIN');
+    await holder.query('SELECT count(*) FROM public.tags');
+    const locked = await tool('cutover.finish --writes-stopped');
+    assert.equal(locked.code, 1, locked.stdout + locked.stderr);
+    assert.match(locked.stdout, /- final verify: Identical/);
+    assert.match(locked.stdout, /- replication stopped: /);
+    assert.match(locked.stdout, /1 table\(s\) still carry this job's triggers/);
+    const remaining = await query<{ tgrelid: string }>(a, 'cut_a', "SELECT DISTINCT tgrelid::regclass::text AS tgrelid FROM pg_trigger WHERE tgname LIKE 'bucardo%' AND tgrelid::regclass::text NOT LIKE 'bucardo.%'");
+    assert.deepEqual(remaining.map((r) => r.tgrelid), ['tags']);
+  } finally {
+    await holder.query('COMMIT').catch(() => undefined);
+    await holder.end();
+  }
+  const mcpAfterStop = await tool('bucardo.status --json');
+  assert.equal(outcome(mcpAfterStop).data.daemon.running, false, 'replication was stopped');
+
+  // The rerun needs no new confirmation: it continues after the point of no return.
+  const resumed = await tool('cutover.finish');
+  assert.equal(resumed.code, 0, resumed.stdout + resumed.stderr);
+  assert.match(resumed.stdout, /continuing: replication was stopped at /);
+  assert.doesNotMatch(resumed.stdout, /readiness/);
+  assert.match(resumed.stdout, /Cutover finished: replication is stopped, its triggers are gone/);
+  assert.match(resumed.stdout, /Check: no trigger of this job left on the primary Pass\./);
+  assert.match(resumed.stdout, /Check: every sequence on the secondary at or past the primary's Pass\./);
+  assert.match(resumed.stdout, /Check: the secondary accepts writes Pass\./);
+  assert.deepEqual(await query(a, 'cut_a', "SELECT tgname FROM pg_trigger WHERE tgname LIKE 'bucardo%' AND tgrelid::regclass::text NOT LIKE 'bucardo.%'"), []);
+  const [next] = await query<{ n: string }>(b, 'cut_b', "SELECT nextval('public.invoice_no') AS n");
+  assert.equal(next!.n, '1501', 'the secondary hands out values past the primary\'s with the margin');
+  for (const table of TABLES) assert.deepEqual(await tableRows(b, 'cut_b', table), await tableRows(a, 'cut_a', table), `${table} identical after the cutover`);
+
+  const again = await tool('cutover.finish');
+  assert.equal(again.code, 0);
+  assert.match(again.stdout, /already finished at /);
+});
+
+test('the cutover section is checked like the rest of the config: every problem with its key', async () => {
+  const broken = writeJobConfig({
+    name: 'cut_config', plugins: ['bucardo', 'cutover'], primary: { cluster: a, dbname: 'cut_a' }, secondary: { cluster: b, dbname: 'cut_b' },
+    extra: { cutover: { max_lagg: 5, jobs: 0, settle_time: 'soon' } },
+  });
+  const result = await runTool(['-c', broken.file, '-l', 'cutover.check']);
+  assert.notEqual(result.code, 0);
+  assert.match(result.stderr, /cutover\.max_lagg: unknown key \(did you mean 'max_lag'\?\)/);
+  assert.match(result.stderr, /cutover\.jobs: expected an integer between 1 and 64, got 0/);
+  assert.match(result.stderr, /cutover\.settle_time: expected a number, got 'soon'/);
+});
