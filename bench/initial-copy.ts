@@ -14,7 +14,7 @@ import { runBucardo } from '../src/core/bucardo.js';
 import { withClient } from '../src/core/db.js';
 import type { Job } from '../src/core/job.js';
 import type { CommandContext, CommandOutcome } from '../src/core/plugin.js';
-import { isProcessAlive, readPidFile } from '../src/core/process.js';
+import { stopProcessesIn } from '../src/core/process.js';
 import { startCluster, stopAllClusters, type ClusterInfo } from '../src/sandbox/cluster.js';
 import { listModePrompter } from '../src/shell/prompter.js';
 import { Session } from '../src/shell/session.js';
@@ -179,15 +179,7 @@ async function dropRecordedByHand(job: Job): Promise<void> {
 
 /** Stops any Bucardo process a failed run left, by the pids in the benchmark's own pid dirs. */
 function stopDaemons(dir: string): void {
-  for (const job of readdirSync(dir)) {
-    const runDir = path.join(dir, job, 'run');
-    let files: string[] = [];
-    try { files = readdirSync(runDir).filter((f) => f.endsWith('.pid')); } catch { continue; }
-    for (const file of files) {
-      const pid = readPidFile(path.join(runDir, file));
-      if (pid && isProcessAlive(pid)) { try { process.kill(pid, 'SIGTERM'); } catch { /* gone */ } }
-    }
-  }
+  for (const job of readdirSync(dir)) stopProcessesIn(path.join(dir, job, 'run'));
 }
 
 /** One pass over the three scenarios, each into a fresh secondary database. */

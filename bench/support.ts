@@ -1,10 +1,10 @@
 // Shared set-up for benchmarks: clusters, a job replicating one table, CPU time of a process.
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { stopAllClusters, startCluster, type ClusterInfo } from '../src/sandbox/cluster.js';
 import { query, runTool, writeJobConfigIn, type JobOptions, type WrittenJob } from '../test/support/tool.js';
-import { isProcessAlive, readPidFile } from '../src/core/process.js';
+import { stopProcessesIn } from '../src/core/process.js';
 
 export const benchDir = mkdtempSync(path.join(tmpdir(), 'bench-'));
 const jobs: WrittenJob[] = [];
@@ -42,14 +42,7 @@ export function percentile(values: number[], p: number): number {
 
 /** Stops everything the benchmark started: daemons and kickers by their pid files, then clusters. */
 export function cleanUp(): void {
-  for (const written of jobs) {
-    let files: string[] = [];
-    try { files = readdirSync(written.pidDir).filter((f) => f.endsWith('.pid')); } catch { continue; }
-    for (const file of files) {
-      const pid = readPidFile(path.join(written.pidDir, file));
-      if (pid && isProcessAlive(pid)) { try { process.kill(pid, 'SIGTERM'); } catch { /* gone */ } }
-    }
-  }
+  for (const written of jobs) stopProcessesIn(written.pidDir);
   stopAllClusters();
   rmSync(benchDir, { recursive: true, force: true });
 }

@@ -36,20 +36,8 @@ CREATE TABLE IF NOT EXISTS ${RECORD_TABLE} (
 );
 COMMENT ON TABLE ${RECORD_TABLE} IS 'Index definitions dropped on the secondary by bucardo-console indexes.drop, rebuilt by indexes.recreate';`;
 
-export interface DroppedIndex {
-  schema: string;
-  table: string;
-  index: string;
-  indexDefinition: string;
-  constraintType: 'u' | 'x' | null;
-  constraintDefinition: string | null;
-  deferrable: boolean;
-  initiallyDeferred: boolean;
-  tablespace: string | null;
-  comment: string | null;
-  constraintComment: string | null;
-  clustered: boolean;
-  sizeBytes: number;
+/** A recorded secondary index: its shape as found (catalog.ts), and when it was dropped/rebuilt. */
+export interface DroppedIndex extends Omit<SecondaryIndex, 'keepReason'> {
   droppedAt: Date | null;
   recreatedAt: Date | null;
 }

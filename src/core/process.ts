@@ -1,6 +1,7 @@
 // Process liveness as this machine really behaves: PID 1 does not reap orphans, so a daemon that
 // exited lingers as a zombie and kill -0 says "alive". Read the process state instead.
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
+import path from 'node:path';
 
 export function readPidFile(file: string): number | undefined {
   try {
@@ -42,4 +43,21 @@ export function processUptimeSeconds(pid: number): number | undefined {
   } catch {
     return undefined;
   }
+}
+
+/**
+ * Sends SIGTERM to every live process named by a *.pid file in the directory: how tests, benchmarks
+ * and the demo stop what a job started, by pid, never by a broad name.
+ */
+export function stopProcessesIn(pidDir: string): number[] {
+  let files: string[] = [];
+  try { files = readdirSync(pidDir).filter((f) => f.endsWith('.pid')); } catch { return []; }
+  const stopped: number[] = [];
+  for (const file of files) {
+    const pid = readPidFile(path.join(pidDir, file));
+    if (pid && isProcessAlive(pid)) {
+      try { process.kill(pid, 'SIGTERM'); stopped.push(pid); } catch { /* exited meanwhile */ }
+    }
+  }
+  return stopped;
 }

@@ -1,13 +1,13 @@
 // `node wrapper.js --demo`: three local clusters A, B and C with sample data, configs for A→B and
 // B→C, the shell on both (c1./c2.), and everything stopped when the shell exits.
-import { chmodSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { execFileSync } from 'node:child_process';
 import type { CliOptions } from '../shell/args.js';
 import type { Job } from '../core/job.js';
 import { style, write, writeError } from '../shell/output.js';
-import { isProcessAlive, readPidFile } from '../core/process.js';
+import { stopProcessesIn } from '../core/process.js';
 import { PG_BIN, startCluster, stopAllClusters, type ClusterInfo } from './cluster.js';
 import { SAMPLE_SCHEMA, sampleData } from './sample-data.js';
 
@@ -35,15 +35,7 @@ bucardo:
 
 /** Stops every Bucardo daemon and kicker the demo's jobs started, by the pids in their own pid dirs. */
 function stopDemoDaemons(dir: string): void {
-  for (const job of ['a_to_b', 'b_to_c']) {
-    const runDir = path.join(dir, job, 'run');
-    let files: string[] = [];
-    try { files = readdirSync(runDir).filter((f) => f.endsWith('.pid')); } catch { continue; }
-    for (const file of files) {
-      const pid = readPidFile(path.join(runDir, file));
-      if (pid && isProcessAlive(pid)) { try { process.kill(pid, 'SIGTERM'); } catch { /* gone */ } }
-    }
-  }
+  for (const job of ['a_to_b', 'b_to_c']) stopProcessesIn(path.join(dir, job, 'run'));
 }
 
 async function stopJobs(jobs: Job[]): Promise<void> {

@@ -5,7 +5,9 @@ import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after } from 'node:test';
-import { isProcessAlive, readPidFile } from '../../src/core/process.js';
+import { isProcessAlive, readPidFile, stopProcessesIn } from '../../src/core/process.js';
+
+export { stopProcessesIn };
 import { startCluster, stopCluster, type ClusterInfo } from '../../src/sandbox/cluster.js';
 
 import { FIXTURE_PLUGINS, ROOT } from './paths.js';
@@ -66,14 +68,6 @@ function liveProcessesIn(pidDir: string): boolean {
   }
 }
 
-export function stopProcessesIn(pidDir: string): void {
-  let files: string[] = [];
-  try { files = readdirSync(pidDir).filter((f) => f.endsWith('.pid')); } catch { return; }
-  for (const file of files) {
-    const pid = readPidFile(path.join(pidDir, file));
-    if (pid && isProcessAlive(pid)) { try { process.kill(pid, 'SIGTERM'); } catch { /* gone */ } }
-  }
-}
 
 /**
  * Leaves no trace of a job whatever state a failed test left it in: its processes (by pid) and the
