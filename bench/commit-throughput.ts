@@ -37,7 +37,10 @@ async function main(): Promise<void> {
     const replicated = job({ name: `tp_${db}`, primary: { cluster: a!, dbname: db }, secondary: { cluster: b!, dbname: db }, asynchronousKicking, kickInterval: 1 });
     await run(replicated.file, 'bucardo.install bucardo.add_triggers bucardo.start bucardo.wait_for_copy');
     results[label] = CLIENTS.map((n) => pgbench(a!, db, n));
-    await run(replicated.file, 'bucardo.uninstall');
+    // A big delta table can keep autovacuum busy: retry the uninstall instead of losing the figures.
+    for (let attempt = 1; ; attempt++) {
+      try { await run(replicated.file, 'bucardo.uninstall'); break; } catch (error) { if (attempt >= 5) throw error; await new Promise((r) => setTimeout(r, 5000)); }
+    }
   }
   console.log(`\nINSERT TPS on the primary, ${SECONDS} s per run (2 cores, PostgreSQL 15, Bucardo 5.6):`);
   console.log(`${'clients'.padEnd(30)}${CLIENTS.map((n) => String(n).padStart(10)).join('')}`);

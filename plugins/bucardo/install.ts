@@ -266,10 +266,21 @@ async function dropBucardoSchema(client: Client, job: Job): Promise<string> {
   if (remaining > 0) {
     return `kept the bucardo schema on the primary: ${remaining} trigger(s) of other Bucardo jobs still use it`;
   }
-  await client.query('BEGIN');
-  await client.query(`SET LOCAL lock_timeout = ${Number(job.config.bucardo.lockTimeoutMs)}`);
-  await client.query('DROP SCHEMA bucardo CASCADE');
-  await client.query('COMMIT');
+  try {
+    await client.query('BEGIN');
+    await client.query(`SET LOCAL lock_timeout = ${Number(job.config.bucardo.lockTimeoutMs)}`);
+    await client.query('DROP SCHEMA bucardo CASCADE');
+    await client.query('COMMIT');
+  } catch (error) {
+    await client.query('ROLLBACK').catch(() => undefined);
+    if ((error as { code?: string }).code !== '55P03') throw error;
+    // Typically autovacuum on a big delta table, or a session still reading Bucardo's tables.
+    const { rows: holders } = await client.query<{ pid: number; who: string; query: string }>(
+      `SELECT DISTINCT a.pid, coalesce(nullif(a.application_name, ''), a.backend_type) AS who, left(a.query, 120) AS query
+         FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid JOIN pg_class c ON c.oid = l.relation
+        WHERE c.relnamespace = 'bucardo'::regnamespace AND l.pid <> pg_backend_pid()`);
+    throw new OperatorError(`The primary's bucardo schema could not be dropped within bucardo.lock_timeout (${job.config.bucardo.lockTimeoutMs} ms): ${holders.map((h) => `pid ${h.pid} (${h.who}: ${h.query})`).join('; ') || 'another session'} holds a lock on its tables. The triggers are already gone, so nothing is being captured any more; run bucardo.uninstall again in a moment.`);
+  }
   return 'dropped the bucardo schema on the primary';
 }
 
