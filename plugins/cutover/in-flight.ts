@@ -46,7 +46,7 @@ function unchanged(before: KeyChanges | undefined, after: KeyChanges | undefined
   return before.changes === after.changes && before.last === after.last;
 }
 
-async function reread(sides: Sides, sql: TableSql, diffs: KeyDiff[]): Promise<KeyDiff[]> {
+export async function reread(sides: Sides, sql: TableSql, diffs: KeyDiff[]): Promise<KeyDiff[]> {
   if (diffs.length === 0) return [];
   const statement = sql.rowHashesFor(diffs.map((d) => d.key));
   const [primary, secondary] = await Promise.all([rowHashes(sides.primary, statement), rowHashes(sides.secondary, statement)]);

@@ -4,7 +4,7 @@
 import { definePlugin } from '../../src/core/plugin.js';
 import { formatCheck, formatFinish } from './format.js';
 import { parseCutoverSettings, type CutoverSettings } from './settings.js';
-import { formatVerify } from './verify-format.js';
+import { formatRepair, formatVerify } from './verify-format.js';
 
 export default definePlugin<CutoverSettings>({
   name: 'cutover',
@@ -15,6 +15,12 @@ export default definePlugin<CutoverSettings>({
       summary: 'compare every table (row counts and checksums per key range, on the servers) and the sequences; name the differing keys',
       run: async (ctx) => (await import('./verify.js')).verify(ctx),
       format: formatVerify,
+    },
+    repair: {
+      summary: 'make Bucardo re-apply the rows the last verify found differing (re-queues their keys on the primary), then verify',
+      run: async (ctx) => (await import('./repair.js')).repair(ctx),
+      validate: async (ctx) => (await import('./repair.js')).validateRepair(ctx),
+      format: formatRepair,
     },
     check: {
       summary: 'the readiness list: daemon, initial copy, lag, indexes, materialized views, Bucardo errors, a recent verify',

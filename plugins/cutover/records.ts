@@ -6,6 +6,7 @@ import { withClient, type Client } from '../../src/core/db.js';
 import type { Activity } from '../../src/core/activity.js';
 import type { Job } from '../../src/core/job.js';
 import { metadataDatabaseExists } from '../bucardo/metadata.js';
+import type { VerifyReport } from './report.js';
 
 export const RECORD_SCHEMA = 'cutover';
 
@@ -67,6 +68,14 @@ export async function lastVerifyRun(client: Client, job: Job): Promise<VerifyRec
     `SELECT id, started_at, finished_at, passed, clean, verdict FROM ${RECORD_SCHEMA}.verify_run WHERE job = $1 ORDER BY finished_at DESC, id DESC LIMIT 1`, [job.name]);
   const row = rows[0];
   return row ? { id: Number(row.id), startedAt: row.started_at, finishedAt: row.finished_at, passed: row.passed, clean: row.clean, verdict: row.verdict } : undefined;
+}
+
+/** The last recorded verify with its whole report (differing keys and ranges), for cutover.repair. */
+export async function lastVerifyReport(client: Client, job: Job): Promise<{ record: VerifyRecord; report: VerifyReport } | undefined> {
+  const record = await lastVerifyRun(client, job);
+  if (!record) return undefined;
+  const { rows } = await client.query<{ summary: VerifyReport }>(`SELECT summary FROM ${RECORD_SCHEMA}.verify_run WHERE id = $1`, [record.id]);
+  return { record, report: rows[0]!.summary };
 }
 
 export const FINISH_STEPS = ['confirmed', 'drained', 'sequences', 'verified', 'replication_stopped', 'triggers_removed', 'finished'] as const;

@@ -68,3 +68,39 @@ export function describeKey(key: Record<string, string>): string {
   const names = Object.keys(key);
   return names.length === 1 ? `${names[0]}=${key[names[0]!]}` : `(${names.join(', ')})=(${names.map((n) => key[n]).join(', ')})`;
 }
+
+/** What cutover.repair did for one table of the verify it worked from. */
+export interface RepairedTable {
+  table: string;
+  /** Keys whose change records were written (Bucardo re-applied them). */
+  requeued: number;
+  /** Of those, keys identical on both sides afterwards. */
+  fixed: number;
+  /** Keys that already matched when repair looked again (replication or someone else fixed them). */
+  alreadyMatching: number;
+  /** Keys with an application change on its way: left to replication. */
+  inFlight: number;
+  /** Keys still differing after the re-apply (at most 1000 listed). */
+  remaining: ListedKey[];
+  /** Ranges too different to name every key (run repair again: each run re-queues up to its budget). */
+  remainingRanges: number;
+  /** Differing keys the verify counted beyond the 1000 it lists: a new verify names them. */
+  unlisted: number;
+  /** Why the table could not be repaired at all (schema differs, no primary key, not replicated). */
+  problem?: string;
+}
+
+export interface RepairReport {
+  job: string;
+  /** The recorded verify the repair worked from. */
+  basedOn: { id: number; finishedAt: string; verdict: string };
+  seconds: number;
+  /** Seconds Bucardo took to apply the re-queued keys (absent: nothing re-queued, or it timed out). */
+  appliedAfterSeconds?: number;
+  timedOut: boolean;
+  requeued: number;
+  fixed: number;
+  remaining: number;
+  tables: RepairedTable[];
+  verdict: string;
+}

@@ -44,7 +44,7 @@ interface TableWork {
   walked: boolean;
 }
 
-async function hashMethod(primary: Client, secondary: Client): Promise<HashMethod> {
+export async function hashMethod(primary: Client, secondary: Client): Promise<HashMethod> {
   const version = async (client: Client) => Number((await client.query<{ v: string }>("SELECT current_setting('server_version_num') AS v")).rows[0]!.v);
   const [ours, theirs] = await Promise.all([version(primary), version(secondary)]);
   return Math.min(ours, theirs) >= 110000 ? 'hashtext' : 'md5';
@@ -169,7 +169,7 @@ export async function runVerify(job: Job, options: VerifyOptions): Promise<Verif
  * Whether replication is running and past its initial copy: only then is it worth waiting for
  * differing rows to arrive. `why` says otherwise (worth telling when something differs).
  */
-async function replicationState(job: Job): Promise<{ replicating: boolean; why?: string }> {
+export async function replicationState(job: Job): Promise<{ replicating: boolean; why?: string }> {
   if (!daemonPid(job)) return { replicating: false, why: 'the Bucardo daemon is not running here: differing rows were judged without waiting for replication' };
   const copy = await copyState(job).catch(() => undefined);
   if (copy && copy.state !== 'done' && copy.state !== 'not requested') {

@@ -1,5 +1,5 @@
 // Terminal layout of a verify result: one line per table, then what differs, then sequences.
-import { describeKey, type DifferingRange, type VerifyReport } from './report.js';
+import { describeKey, type DifferingRange, type RepairReport, type VerifyReport } from './report.js';
 
 const LISTED_KEYS = 20;
 const LISTED_RANGES = 10;
@@ -46,5 +46,22 @@ export function formatVerify(report: VerifyReport): string[] {
   }
   for (const note of report.notes) lines.push(`  note: ${note}`);
   lines.push(`  ${number(Math.max(report.totals.rowsPrimary, report.totals.rowsSecondary))} rows in ${report.seconds} s (${number(report.totals.rowsPerSecond)} rows/s), ${report.method}`);
+  return lines;
+}
+
+/** One line per table the repair looked at, then the keys that still differ. */
+export function formatRepair(report: RepairReport): string[] {
+  const lines = [`  working from verify #${report.basedOn.id} (${report.basedOn.finishedAt}): ${report.basedOn.verdict}`];
+  for (const t of report.tables) {
+    if (t.problem) { lines.push(`  ${t.table}: not repaired: ${t.problem}`); continue; }
+    const parts = [`${t.requeued} key(s) re-queued`, `${t.fixed} fixed`];
+    if (t.alreadyMatching) parts.push(`${t.alreadyMatching} already matching`);
+    if (t.inFlight) parts.push(`${t.inFlight} in flight (left to replication)`);
+    if (t.remainingRanges) parts.push(`${t.remainingRanges} range(s) beyond the budget`);
+    if (t.unlisted) parts.push(`${t.unlisted} not named by the verify`);
+    lines.push(`  ${t.table}: ${parts.join(', ')}`);
+    if (t.remaining.length) lines.push(`    still differs: ${t.remaining.slice(0, LISTED_KEYS).map((k) => describeKey(k.key)).join(', ')}${t.remaining.length > LISTED_KEYS ? `, and ${t.remaining.length - LISTED_KEYS} more` : ''}`);
+  }
+  lines.push(`  ${report.seconds} s${report.appliedAfterSeconds !== undefined ? `; Bucardo applied the re-queued keys after ${report.appliedAfterSeconds} s` : ''}`);
   return lines;
 }

@@ -25,8 +25,8 @@ export function parseVerifyArguments(args: string[]): VerifyArguments {
 /** Stores the result for cutover.check; a job without a metadata database simply has no record. */
 export async function recordVerify(job: Job, report: VerifyReport, activity: Activity): Promise<void> {
   try {
-    const summary = { ...report, tables: report.tables.map(({ keys: _keys, ranges: _ranges, ...table }) => table) };
-    const id = await withRecords(job, activity, (client) => saveVerifyRun(client, job, { startedAt: report.startedAt, passed: report.passed, clean: report.clean, verdict: report.verdict, summary }));
+    // The whole report, differing keys and ranges included: cutover.repair works from the last recorded verify.
+    const id = await withRecords(job, activity, (client) => saveVerifyRun(client, job, { startedAt: report.startedAt, passed: report.passed, clean: report.clean, verdict: report.verdict, summary: report }));
     if (id === undefined) report.notes.push(`not recorded: the metadata database ${job.metadataDb} does not exist (cutover.check needs a recorded verify)`);
     else report.recordId = id;
   } catch (error) {

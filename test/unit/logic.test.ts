@@ -83,3 +83,29 @@ test('no-progress stall: an old backlog and no good run for as long', async () =
   assert.equal(noProgressStall(500, 500, 120, 0), undefined, 'nothing pending');
   assert.match(noProgressStall(500, 300, 120, 40)!.cause, /^40 change\(s\) pending, the oldest 500 s old, and no sync run has succeeded for 300 s$/);
 });
+
+test('repair output: a line per table with what was done, the keys still differing, and unrepairable tables', async () => {
+  const { formatRepair } = await import('../../plugins/cutover/verify-format.js');
+  const { parseRepairArguments } = await import('../../plugins/cutover/repair.js');
+  const table = { requeued: 0, fixed: 0, alreadyMatching: 0, inFlight: 0, remaining: [], remainingRanges: 0, unlisted: 0 };
+  const lines = formatRepair({
+    job: 'j', basedOn: { id: 7, finishedAt: '2026-11-22T10:00:00.000Z', verdict: 'FAILED: MISMATCH in 3 table(s)' }, seconds: 4.2, appliedAfterSeconds: 1.5, timedOut: false,
+    requeued: 3, fixed: 2, remaining: 1, verdict: 'NOT REPAIRED',
+    tables: [
+      { ...table, table: 'public.a', requeued: 2, fixed: 2, alreadyMatching: 1, inFlight: 3 },
+      { ...table, table: 'public.b', requeued: 1, remaining: [{ key: { id: '9' }, difference: 'changed', inFlight: false }] },
+      { ...table, table: 'public.c', problem: 'no primary key: Bucardo cannot re-apply single rows; copy the table again' },
+    ],
+  });
+  assert.deepEqual(lines, [
+    '  working from verify #7 (2026-11-22T10:00:00.000Z): FAILED: MISMATCH in 3 table(s)',
+    '  public.a: 2 key(s) re-queued, 2 fixed, 1 already matching, 3 in flight (left to replication)',
+    '  public.b: 1 key(s) re-queued, 0 fixed',
+    '    still differs: id=9',
+    '  public.c: not repaired: no primary key: Bucardo cannot re-apply single rows; copy the table again',
+    '  4.2 s; Bucardo applied the re-queued keys after 1.5 s',
+  ]);
+  assert.deepEqual(parseRepairArguments(['wait=30'], 300), { waitSeconds: 30 });
+  assert.deepEqual(parseRepairArguments([], 300), { waitSeconds: 300 });
+  assert.throws(() => parseRepairArguments(['soon'], 300), /cutover\.repair does not understand 'soon'\. It accepts wait=SECONDS/);
+});
