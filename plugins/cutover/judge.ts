@@ -8,6 +8,7 @@ import { classify, findChangeLog } from './in-flight.js';
 import { mergeAdjacent, narrow, newBudget } from './narrow.js';
 import type { DifferingRange, ListedKey, TableReport } from './report.js';
 import type { TableSql } from './sql.js';
+import { appendAll } from '../../src/core/arrays.js';
 
 const MAX_LISTED_KEYS = 1000;
 
@@ -31,8 +32,8 @@ export async function judgeTable(job: Job, sides: Sides, w: DifferingTable, acti
   for (const comparison of w.differing) {
     activity.throwIfInterrupted();
     const narrowed = await narrow(sides, w.sql, comparison, budget);
-    keys.push(...narrowed.keys);
-    ranges.push(...narrowed.ranges);
+    appendAll(keys, narrowed.keys);
+    appendAll(ranges, narrowed.ranges);
   }
   const log = await findChangeLog(sides.primary, w.sql, job.syncName);
   // While replication runs, rows in flight get a few seconds to arrive; without it nothing would change.

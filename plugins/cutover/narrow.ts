@@ -3,6 +3,7 @@
 // name the keys. A budget bounds the work when a table differs nearly everywhere.
 import type { KeyRange, TableSql } from './sql.js';
 import { compareRange, diffRows, rowHashes, type KeyDiff, type RangeComparison, type Sides } from './compare.js';
+import { appendAll } from '../../src/core/arrays.js';
 
 /** Ranges this small are compared row by row (keys and hashes only). */
 export const LEAF_ROWS = 2000;
@@ -44,7 +45,7 @@ export async function narrow(sides: Sides, sql: TableSql, start: RangeComparison
       const statement = sql.rowHashes(current.range);
       const [primary, secondary] = await Promise.all([rowHashes(sides.primary, statement), rowHashes(sides.secondary, statement)]);
       const diffs = diffRows(primary, secondary);
-      result.keys.push(...diffs);
+      appendAll(result.keys, diffs);
       budget.keys -= diffs.length;
       continue;
     }
@@ -62,7 +63,7 @@ export async function narrow(sides: Sides, sql: TableSql, start: RangeComparison
       if (!comparison.same) differing.push(comparison);
     }
     // Lowest keys first: the keys named (and what is left when the budget runs out) stay in key order.
-    pending.push(...differing.reverse());
+    appendAll(pending, differing.reverse());
   }
   return result;
 }

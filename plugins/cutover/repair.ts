@@ -24,6 +24,7 @@ import { cutoverSettings } from './settings.js';
 import { TableSql, type KeyRange } from './sql.js';
 import { hashMethod, replicationState, runVerify } from './verify-engine.js';
 import { recordVerify } from './verify.js';
+import { appendAll } from '../../src/core/arrays.js';
 
 const MAX_LISTED_KEYS = 1000;
 /** Per table and run: enough to repair any realistic loss; a table differing everywhere needs a recopy. */
@@ -79,7 +80,7 @@ async function planTable(sides: Sides, reported: TableReport, sql: TableSql, log
     const comparison = await compareRange(sides, sql, keyRange(sql.shape, range.from, range.to));
     if (comparison.same) continue;
     const narrowed = await narrow(sides, sql, comparison, budget);
-    diffs.push(...narrowed.keys);
+    appendAll(diffs, narrowed.keys);
     result.remainingRanges += narrowed.ranges.length;
   }
   const unique = [...new Map(diffs.map((d) => [keyId(d.key), d])).values()];

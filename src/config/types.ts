@@ -51,6 +51,16 @@ export interface BucardoSettings {
   watchdogSeconds: number;
   /** Let the kicker apply the stall remedy (refresh statistics, cancel the stuck statement). */
   stallRemedy: boolean;
+  /**
+   * Seconds Bucardo's daemon, controller and workers sleep between looks for kicks (its mcp_loop_sleep,
+   * ctl_sleep and kid_sleep; Bucardo's own defaults 0.2/0.2/0.5 put up to 0.9 s on every change).
+   */
+  workerSleep: number;
+  /**
+   * The kicker ANALYZEs Bucardo's delta/track tables as they grow. Off for an operator whose DBA runs
+   * their own maintenance on them (the watchdog and the stall remedy work either way).
+   */
+  maintainStatistics: boolean;
   /** Upper bound (ms) on any lock wait of Bucardo's or the tool's own DDL. */
   lockTimeoutMs: number;
   executable: string;

@@ -18,15 +18,21 @@ export interface Stall {
 
 interface ActiveStatement { pid: number; seconds: number; query: string; wait: string | null }
 
-/** Bucardo's workers name their sessions 'bucardo KID (PID n)'. The initial copy's COPY is legitimately long. */
+/**
+ * A COPY statement, which is legitimately long during the initial copy. Bucardo prefixes its statements
+ * with a comment ('/* Bucardo 5.6.0 *\/COPY ...'), so leading comments are skipped. A PostgreSQL regex.
+ */
+export const COPY_STATEMENT = String.raw`^\s*(/\*[^*]*\*/\s*)*COPY\s`;
+
+/** Bucardo's workers name their sessions 'bucardo KID (PID n)'. */
 async function longWorkerStatements(client: Client, thresholdSeconds: number): Promise<ActiveStatement[]> {
   const { rows } = await client.query<ActiveStatement>(
     `SELECT pid, extract(epoch FROM now() - query_start)::int AS seconds, left(query, 200) AS query,
             nullif(concat_ws('/', wait_event_type, wait_event), '') AS wait
        FROM pg_stat_activity
-      WHERE application_name LIKE 'bucardo KID%' AND state = 'active' AND query NOT ILIKE 'COPY %'
+      WHERE application_name LIKE 'bucardo KID%' AND state = 'active' AND query !~* $2
         AND now() - query_start > make_interval(secs => $1)
-      ORDER BY query_start`, [thresholdSeconds]);
+      ORDER BY query_start`, [thresholdSeconds, COPY_STATEMENT]);
   return rows;
 }
 

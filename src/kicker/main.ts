@@ -10,7 +10,6 @@ import { errorMessage } from '../core/errors.js';
 import type { Job } from '../core/job.js';
 import type { KickerState } from '../core/kicker.js';
 import { maintainBookkeepingTables } from '../core/maintenance.js';
-import { quoteIdent } from '../core/quote.js';
 import { applyStallRemedy, detectStuckStatements } from '../core/watchdog.js';
 
 const job = JSON.parse(readFileSync(process.argv[2]!, 'utf8')) as Job;
@@ -76,20 +75,29 @@ async function deltaFingerprint(client: Client): Promise<string> {
   // deltaname comes quote_ident-ed from Bucardo's own table (e.g. "delta_public_CamelCase").
   const parts = deltaTables.names.map((name) => `SELECT max(txntime) AS m FROM bucardo.${name}`);
   // A TRUNCATE writes no delta row, only a row in bucardo_truncate_trigger: watch that too.
-  const { rows } = await client.query<{ newest: string | null; inserted: string | null; truncated: string | null }>(
-    `SELECT (SELECT max(m) FROM (${parts.join(' UNION ALL ')}) d)::text AS newest,
+  const text = `SELECT (SELECT max(m) FROM (${parts.join(' UNION ALL ')}) d)::text AS newest,
             (SELECT sum(n_tup_ins) FROM pg_stat_user_tables WHERE schemaname = 'bucardo' AND relname LIKE 'delta\\_%')::text AS inserted,
-            (SELECT max(cdate) FROM bucardo.bucardo_truncate_trigger WHERE sync = $1 AND replicated IS NULL)::text AS truncated`, [job.syncName]);
+            (SELECT max(cdate) FROM bucardo.bucardo_truncate_trigger WHERE sync = $1 AND replicated IS NULL)::text AS truncated`;
+  // Several times a second for as long as the job runs: a named statement is parsed and planned once
+  // per connection (a new name when the table list changes).
+  if (fingerprintStatement?.text !== text) fingerprintStatement = { text, name: `fingerprint_${++statementCount}` };
+  const { rows } = await client.query<{ newest: string | null; inserted: string | null; truncated: string | null }>({ ...fingerprintStatement, values: [job.syncName] });
   return `${rows[0]!.newest}|${rows[0]!.inserted}|${rows[0]!.truncated}`;
 }
 
+let fingerprintStatement: { text: string; name: string } | undefined;
+let statementCount = 0;
+
+async function open(role: 'bucardo' | 'primary'): Promise<Client> {
+  const client = await openClient(job, { role, applicationName: `bucardo-console kicker ${job.name}` });
+  client.removeAllListeners('error');
+  client.on('error', (error) => { state.lastError = errorMessage(error); void closeAll(); });
+  return client;
+}
+
 async function connect(): Promise<void> {
-  metadata ??= await openClient(job, { role: 'bucardo', applicationName: `bucardo-console kicker ${job.name}` });
-  primary ??= await openClient(job, { role: 'primary', applicationName: `bucardo-console kicker ${job.name}` });
-  for (const client of [metadata, primary]) {
-    client.removeAllListeners('error');
-    client.on('error', (error) => { state.lastError = errorMessage(error); void closeAll(); });
-  }
+  metadata ??= await open('bucardo');
+  primary ??= await open('primary');
   state.connected = true;
 }
 
@@ -127,7 +135,8 @@ async function tick(): Promise<void> {
 /** Fresh statistics on Bucardo's bookkeeping tables, and the stall watchdog (see src/core/watchdog.ts). */
 async function housekeeping(): Promise<void> {
   const now = Date.now();
-  if (now - lastMaintenance >= MAINTENANCE_EVERY_MS) {
+  // Off when the operator's DBA maintains these tables; the remedy still ANALYZEs them when a stall is found.
+  if (job.config.bucardo.maintainStatistics && now - lastMaintenance >= MAINTENANCE_EVERY_MS) {
     lastMaintenance = now;
     const actions = await maintainBookkeepingTables(primary!);
     for (const action of actions) log(`${action.action} bucardo.${action.table}: ${action.reason}`);
@@ -157,8 +166,8 @@ async function housekeeping(): Promise<void> {
 
 async function kick(retry: boolean): Promise<void> {
   // The database's clock, not ours, is what syncrun.started is compared with.
-  const { rows } = await metadata!.query<{ at: string }>('SELECT clock_timestamp()::text AS at');
-  await metadata!.query(`NOTIFY ${quoteIdent(`bucardo_kick_sync_${job.syncName}`)}`);
+  // One round trip: pg_notify takes the channel name as a value (no identifier quoting involved).
+  const { rows } = await metadata!.query<{ at: string }>({ name: 'kick', text: "SELECT clock_timestamp()::text AS at, pg_notify($1, '')", values: [`bucardo_kick_sync_${job.syncName}`] });
   unconfirmedKickAt = rows[0]!.at;
   // Bucardo restarts a sync's worker ~10 s after its initial copy and drops kicks meanwhile: retry
   // often enough that the first change after the copy is not held back long, but never more often
@@ -174,9 +183,11 @@ async function main(): Promise<void> {
   log(kicking
     ? `started, kicking sync ${job.syncName} every ${intervalMs} ms when changes are pending`
     : `started for sync ${job.syncName}: per-commit kick triggers do the kicking; maintaining statistics and watching for stalls`);
+  if (!job.config.bucardo.maintainStatistics) log('bucardo.maintain_statistics is false: not analyzing Bucardo\'s delta/track tables (only the stall remedy does)');
   saveState();
   let failures = 0;
   let lastSave = 0;
+  let lastSaved = '';
   while (!stopping) {
     const began = Date.now();
     try {
@@ -194,7 +205,9 @@ async function main(): Promise<void> {
       await sleep(Math.min(10_000, 500 * failures)).catch(() => undefined);
       continue;
     }
-    if (Date.now() - lastSave > 1000) { saveState(); lastSave = Date.now(); }
+    // The state file is what bucardo.status shows: written when it changed, at most once a second.
+    const snapshot = JSON.stringify(state);
+    if (snapshot !== lastSaved && Date.now() - lastSave > 1000) { saveState(); lastSave = Date.now(); lastSaved = snapshot; }
     await sleep(Math.max(0, intervalMs - (Date.now() - began))).catch(() => undefined);
   }
 }

@@ -58,6 +58,14 @@ test('bucardo.asynchronous_kicking is accepted as well', async () => {
   assert.equal(config.bucardo.copyData, 'never');
 });
 
+test('the kicker maintains the bookkeeping statistics unless bucardo.maintain_statistics is false', async () => {
+  assert.equal((await loadConfig(file('maintain-default.yml', VALID), catalog)).bucardo.maintainStatistics, true);
+  const off = await loadConfig(file('maintain-off.yml', VALID.replace('copy_data: empty', 'copy_data: empty\n  maintain_statistics: false')), catalog);
+  assert.equal(off.bucardo.maintainStatistics, false);
+  const found = await problems(VALID.replace('copy_data: empty', 'copy_data: empty\n  maintain_statistics: sometimes'));
+  assert.ok(found.some((p) => p.startsWith('bucardo.maintain_statistics')), found.join('\n'));
+});
+
 test('a bad port, an unknown key and a bad enum are all reported at once with their key paths', async () => {
   const found = await problems(VALID.replace('port: 5433', 'port: abc').replace('schema_owner: app_owner, cascade: false}', 'schema_ownr: x}').replace('copy_data: empty', 'copy_data: sometimes'));
   assert.ok(found.includes("databases.secondary.port: expected an integer, got 'abc'"), found.join('\n'));

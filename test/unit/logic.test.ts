@@ -84,6 +84,17 @@ test('no-progress stall: an old backlog and no good run for as long', async () =
   assert.match(noProgressStall(500, 300, 120, 40)!.cause, /^40 change\(s\) pending, the oldest 500 s old, and no sync run has succeeded for 300 s$/);
 });
 
+test('watchdog exempts COPY, also behind the comment Bucardo puts first; appendAll takes any number of items', async () => {
+  const { COPY_STATEMENT } = await import('../../src/core/watchdog.js');
+  const { appendAll } = await import('../../src/core/arrays.js');
+  const copy = new RegExp(COPY_STATEMENT, 'i');
+  assert.ok(copy.test('/* Bucardo 5.6.0 */COPY public.t FROM STDIN'));
+  assert.ok(copy.test('copy "a" TO STDOUT'));
+  assert.ok(!copy.test('/* Bucardo 5.6.0 */SELECT * FROM bucardo.bucardo_delta_check($1)'));
+  assert.ok(!copy.test('SELECT 1 /* COPY x */'));
+  assert.equal(appendAll([0], Array.from({ length: 300_000 }, (_, i) => i)).length, 300_001);
+});
+
 test('repair output: a line per table with what was done, the keys still differing, and unrepairable tables', async () => {
   const { formatRepair } = await import('../../plugins/cutover/verify-format.js');
   const { parseRepairArguments } = await import('../../plugins/cutover/repair.js');
