@@ -8,8 +8,8 @@
 // - successful sync runs (bucardo.syncrun), noted when the sampler first sees them committed (what an
 //   operator watching would see); the gap by Bucardo's own syncrun.ended is printed beside it;
 // - visible lag: the age (A's clock) of A's oldest row newer than B's newest id;
-// - backlog: changes Bucardo recorded but has not applied (src/core/pending.ts) and the age of the
-//   oldest one. "Lag" is the larger of the two ages;
+// - backlog (every BENCH_PENDING_EVERY s, default 5): changes Bucardo recorded but has not applied
+//   (src/core/pending.ts) and the age of the oldest one. "Lag" is the larger of the two ages;
 // - the load average, and any stall the kicker's watchdog reports.
 //
 // Run: node dist/bench/sustained-load.js   (BENCH_SECONDS=45 for a short run). A full run takes about
@@ -39,6 +39,8 @@ const SEED_ROWS = Number(process.env['BENCH_SEED_ROWS'] ?? 10_000);
 const DRAIN_LIMIT_SECONDS = Number(process.env['BENCH_DRAIN_SECONDS'] ?? 600);
 /** bucardo.stall_remedy for the job (default off, as in a fresh config): BENCH_STALL_REMEDY=1 turns it on. */
 const STALL_REMEDY = process.env['BENCH_STALL_REMEDY'] === '1';
+/** How often the backlog is counted (the visible lag is sampled every second). */
+const PENDING_EVERY_MS = 1000 * Number(process.env['BENCH_PENDING_EVERY'] ?? 5);
 const GOAL = { gapSeconds: 30, lagSeconds: 5, recoverSeconds: 60 };
 const DB = 'load';
 const NAME = 'sustained';
@@ -164,7 +166,10 @@ class Sampler {
 
   static async start(a: ClusterInfo, b: ClusterInfo, job: Job): Promise<Sampler> {
     const sampler = new Sampler({ meta: await connect(a, 'bucardo'), a: await connect(a, DB), b: await connect(b, DB), aPending: await connect(a, DB) }, job);
-    sampler.loops = [sampler.every(1000, () => sampler.sample()), sampler.every(1000, () => sampler.samplePending())];
+    // Counting the backlog reads the whole delta table (seconds under load): every PENDING_EVERY_MS, on
+    // one core, so the measurement takes little from the load and from Bucardo.
+    await sampler.clients.aPending.query('SET max_parallel_workers_per_gather = 0');
+    sampler.loops = [sampler.every(1000, () => sampler.sample()), sampler.every(PENDING_EVERY_MS, () => sampler.samplePending())];
     return sampler;
   }
 

@@ -119,14 +119,27 @@ export function customSchema(job: Job): string {
     .replace(/^piddir\|\/var\/run\/bucardo\|/m, `piddir|${job.paths.pidDir}|`);
 }
 
-/** The dbconn Bucardo appends to its DSN: sslmode, and on the primary a lock_timeout for its trigger DDL. */
+/**
+ * The dbconn Bucardo appends to its DSN: sslmode, and on the primary session settings. DBD::Pg turns
+ * ';' into spaces outside single quotes and hands the rest to libpq, so a quoted options value may
+ * carry several -c settings.
+ */
 export function dbconnFor(job: Job, role: 'primary' | 'secondary'): string {
   const db = job.config.databases[role];
   const parts: string[] = [];
   if (db.sslmode !== 'prefer') parts.push(`sslmode=${db.sslmode}`);
   if (db.sslrootcert) parts.push(`sslrootcert=${db.sslrootcert}`);
-  // validate_sync creates triggers with a plain $dbh->do: without this it would wait on a lock forever.
-  if (role === 'primary') parts.push(`options=-clock_timeout=${job.config.bucardo.lockTimeoutMs}`);
+  if (role === 'primary') {
+    // validate_sync creates triggers with a plain $dbh->do: without a lock_timeout it would wait on a lock forever.
+    const settings = [`-clock_timeout=${job.config.bucardo.lockTimeoutMs}`];
+    // Bucardo finds changes with `SELECT DISTINCT pk FROM delta WHERE NOT EXISTS (track)`. Planned as a
+    // nested loop (stale statistics, LIMIT 1) the anti join is O(delta x track) (reference/under-load.md);
+    // once the DISTINCT's hash aggregate spills past work_mem, PostgreSQL 15 was seen resetting its hash
+    // table for minutes at 100% CPU on 400k pending keys (a sort takes a second). Either stalls the worker
+    // while changes pile up. Only Bucardo's own sessions get these settings.
+    if (job.config.bucardo.robustPlans) settings.push('-cenable_nestloop=off', '-cenable_hashagg=off');
+    parts.push(settings.length === 1 ? `options=${settings[0]}` : `options='${settings.join(' ')}'`);
+  }
   return parts.join(';');
 }
 
@@ -139,7 +152,10 @@ async function recordDatabases(job: Job, ctx: CommandContext): Promise<string[]>
     const wanted = { dbname: db.dbname, host: db.host, port: String(db.port), user: db.databaseOwner, conn: dbconnFor(job, role) };
     const existing = recorded.find((r) => r.name === name);
     if (!existing) {
-      await runBucardo(job, ['add', 'db', name, `dbname=${wanted.dbname}`, `host=${wanted.host}`, `port=${wanted.port}`, `user=${wanted.user}`, ...(wanted.conn ? [`conn=${wanted.conn}`] : [])], { activity: ctx.activity });
+      // The CLI splits its arguments at spaces, quoted or not: a conn with a quoted options value goes in by SQL.
+      const cliConn = wanted.conn.includes(' ') ? '' : wanted.conn;
+      await runBucardo(job, ['add', 'db', name, `dbname=${wanted.dbname}`, `host=${wanted.host}`, `port=${wanted.port}`, `user=${wanted.user}`, ...(cliConn ? [`conn=${cliConn}`] : [])], { activity: ctx.activity });
+      if (cliConn !== wanted.conn) await withMetadata(job, (client) => client.query('UPDATE bucardo.db SET dbconn = $1 WHERE name = $2', [wanted.conn, name]), ctx.activity);
       steps.push(`recorded ${role} as ${name} (${db.host}:${db.port}/${db.dbname})`);
     } else if (existing.dbname !== wanted.dbname || existing.dbhost !== wanted.host || existing.dbport !== wanted.port || existing.dbuser !== wanted.user || existing.dbconn !== wanted.conn) {
       await runBucardo(job, ['update', 'db', name, `dbname=${wanted.dbname}`, `host=${wanted.host}`, `port=${wanted.port}`, `user=${wanted.user}`], { activity: ctx.activity });

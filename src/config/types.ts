@@ -61,6 +61,12 @@ export interface BucardoSettings {
    * their own maintenance on them (the watchdog and the stall remedy work either way).
    */
   maintainStatistics: boolean;
+  /**
+   * Bucardo's sessions on the primary run with enable_nestloop and enable_hashagg off: its delta/track
+   * anti joins are hashed (a nested loop is O(delta x track)) and its DISTINCTs sorted (a hash aggregate
+   * that spills was seen resetting its table for minutes). Both stalled workers under load.
+   */
+  robustPlans: boolean;
   /** Upper bound (ms) on any lock wait of Bucardo's or the tool's own DDL. */
   lockTimeoutMs: number;
   executable: string;
