@@ -2,9 +2,13 @@
 // (1) Bucardo's per-commit kick triggers, (2) this tool's kicker, (3) the original tool's method
 // (`bucardo kick` spawned once a second, as `watch -n 1 bucardo kick` did); CPU seconds per minute of
 // (2) and (3), syncrun rows written per idle minute; and A->C latency through a cascade.
-// Run: node dist/bench/kick-latency.js   (about 5 minutes)
+// Run: node dist/bench/kick-latency.js   (about 6 minutes). BENCH_ONLY=kicker, BENCH_KICK_INTERVALS=0.25,1 and
+// BENCH_WORKER_SLEEP=0.05 measure other settings of the kicker alone.
 import { spawn } from 'node:child_process';
+import { readdirSync } from 'node:fs';
+import path from 'node:path';
 import { sleep } from '../src/core/activity.js';
+import { readPidFile } from '../src/core/process.js';
 import { baseArguments, bucardoEnvironment } from '../src/core/bucardo.js';
 import { createJob } from '../src/core/job.js';
 import { loadConfig } from '../src/config/load.js';
@@ -15,6 +19,12 @@ import { query } from '../test/support/tool.js';
 import { benchClusters, cleanUp, cpuSeconds, job, percentile, run, syncrunRows } from './support.js';
 
 const COMMITS = 60;
+/** The kicker intervals measured in (2): BENCH_KICK_INTERVALS=0.25,1 (default 0.25,1). */
+const KICK_INTERVALS = (process.env['BENCH_KICK_INTERVALS'] ?? '0.25,1').split(',').map(Number);
+/** bucardo.worker_sleep for every job (default: the tool's default). */
+const WORKER_SLEEP = process.env['BENCH_WORKER_SLEEP'] ? { worker_sleep: Number(process.env['BENCH_WORKER_SLEEP']) } : {};
+/** BENCH_ONLY=kicker measures (2) alone. */
+const ONLY_KICKER = process.env['BENCH_ONLY'] === 'kicker';
 const IDLE_SECONDS = 30;
 const SCHEMA = 'CREATE TABLE public.pings (id int PRIMARY KEY, at timestamptz DEFAULT clock_timestamp())';
 
@@ -42,6 +52,17 @@ function summary(label: string, values: number[]): string {
   return `${label.padEnd(44)} p50 ${percentile(values, 50).toFixed(0).padStart(5)} ms   p95 ${percentile(values, 95).toFixed(0).padStart(5)} ms`;
 }
 
+/** Bucardo's MCP, controller and worker of a job, by the pid files in its pid dir. */
+function bucardoPids(pidDir: string): number[] {
+  return readdirSync(pidDir).filter((f) => /^bucardo\.(mcp|ctl|kid)/.test(f))
+    .map((f) => readPidFile(path.join(pidDir, f))).filter((pid): pid is number => pid !== undefined);
+}
+
+/** CPU seconds of processes still alive (a worker that exited in between counts as 0 from then on). */
+function sumCpu(pids: number[]): number {
+  return pids.reduce((sum, pid) => { try { return sum + cpuSeconds(pid); } catch { return sum; } }, 0);
+}
+
 async function fresh(clusters: ClusterInfo[], db: string): Promise<void> {
   for (const cluster of clusters) {
     await query(cluster, 'postgres', `DROP DATABASE IF EXISTS ${db} WITH (FORCE)`);
@@ -55,21 +76,25 @@ async function main(): Promise<void> {
   const lines: string[] = [];
 
   // (1) Bucardo's own per-commit kick triggers.
-  await fresh([a!, b!], 'k1');
-  const triggers = job({ name: 'kick_triggers', primary: { cluster: a!, dbname: 'k1' }, secondary: { cluster: b!, dbname: 'k1' }, asynchronousKicking: false });
-  await run(triggers.file, 'bucardo.install bucardo.add_triggers bucardo.start bucardo.wait_for_copy');
-  lines.push(summary('(1) per-commit kick triggers', await latencies(a!, 'k1', b!, 'k1', 0)));
-  await run(triggers.file, 'bucardo.uninstall');
+  if (!ONLY_KICKER) {
+    await fresh([a!, b!], 'k1');
+    const triggers = job({ name: 'kick_triggers', primary: { cluster: a!, dbname: 'k1' }, secondary: { cluster: b!, dbname: 'k1' }, asynchronousKicking: false, bucardoSettings: WORKER_SLEEP });
+    await run(triggers.file, 'bucardo.install bucardo.add_triggers bucardo.start bucardo.wait_for_copy');
+    lines.push(summary('(1) per-commit kick triggers', await latencies(a!, 'k1', b!, 'k1', 0)));
+    await run(triggers.file, 'bucardo.uninstall');
+  }
 
-  // (2) The kicker, at its default interval (1 s) and at 0.2 s.
-  for (const interval of [0.2, 1]) {
+  // (2) The kicker, at 0.25 s and at its default interval (1 s).
+  for (const interval of KICK_INTERVALS) {
     const db = `k2_${String(interval).replace('.', '_')}`;
     await fresh([a!, b!], db);
-    const kicked = job({ name: `kicker_${db}`, primary: { cluster: a!, dbname: db }, secondary: { cluster: b!, dbname: db }, asynchronousKicking: true, kickInterval: interval });
+    const kicked = job({ name: `kicker_${db}`, primary: { cluster: a!, dbname: db }, secondary: { cluster: b!, dbname: db }, asynchronousKicking: true, kickInterval: interval, bucardoSettings: WORKER_SLEEP });
     await run(kicked.file, 'bucardo.install bucardo.add_triggers bucardo.start bucardo.wait_for_copy');
     const config = await loadConfig(kicked.file, new PluginCatalog());
     const kickerPid = kickerStatus(createJob(config)).pid!;
+    const daemonPids = bucardoPids(kicked.pidDir);
     const cpuBefore = cpuSeconds(kickerPid);
+    const daemonBefore = sumCpu(daemonPids);
     const started = performance.now();
     lines.push(summary(`(2) kicker, kick_interval ${interval} s`, await latencies(a!, db, b!, db, 0)));
     const busyMinutes = (performance.now() - started) / 60_000;
@@ -78,9 +103,16 @@ async function main(): Promise<void> {
     const idleCpuBefore = cpuSeconds(kickerPid);
     await sleep(IDLE_SECONDS * 1000);
     const idleCpu = (cpuSeconds(kickerPid) - idleCpuBefore) * (60 / IDLE_SECONDS);
+    const daemonCpu = (sumCpu(daemonPids) - daemonBefore) / (busyMinutes + IDLE_SECONDS / 60);
     const idleRows = (await syncrunRows(a!, `kicker_${db}`) - rowsBefore) * (60 / IDLE_SECONDS);
-    lines.push(`    CPU: ${cpuBusy.toFixed(2)} CPU-s/min under commits, ${idleCpu.toFixed(2)} CPU-s/min idle; syncrun rows per idle minute: ${idleRows}`);
+    lines.push(`    CPU: ${cpuBusy.toFixed(2)} CPU-s/min under commits, ${idleCpu.toFixed(2)} CPU-s/min idle; syncrun rows per idle minute: ${idleRows}; Bucardo's MCP+CTL+KID ${daemonCpu.toFixed(2)} CPU-s/min`);
     await run(kicked.file, 'bucardo.uninstall');
+  }
+
+  if (ONLY_KICKER) {
+    console.log(`\nCommit -> visible on the target, ${COMMITS} commits each:`);
+    for (const line of lines) console.log(line);
+    return;
   }
 
   // (3) The original tool's method: kick triggers off, `bucardo kick` spawned once a second.
@@ -109,12 +141,12 @@ async function main(): Promise<void> {
   lines.push(`    CPU: ${(cpuBusy / busyMinutes).toFixed(2)} CPU-s/min under commits, ${((cpuAll - cpuBusy) * (60 / IDLE_SECONDS)).toFixed(2)} CPU-s/min idle; syncrun rows per idle minute: ${idleRows} (${rowsBefore} before)`);
   await run(original.file, 'bucardo.uninstall');
 
-  // A->C through a cascade, both hops with the kicker at 0.2 s.
+  // A->C through a cascade, both hops with the kicker at 0.25 s.
   await fresh([a!, b!, c!], 'kc');
-  const aToB = job({ name: 'cas_ab', primary: { cluster: a!, dbname: 'kc' }, secondary: { cluster: b!, dbname: 'kc', cascade: true }, metadata: a!, asynchronousKicking: true });
-  const bToC = job({ name: 'cas_bc', primary: { cluster: b!, dbname: 'kc', cascade: true }, secondary: { cluster: c!, dbname: 'kc' }, metadata: b!, asynchronousKicking: true });
+  const aToB = job({ name: 'cas_ab', primary: { cluster: a!, dbname: 'kc' }, secondary: { cluster: b!, dbname: 'kc', cascade: true }, metadata: a!, asynchronousKicking: true, kickInterval: 0.25, bucardoSettings: WORKER_SLEEP });
+  const bToC = job({ name: 'cas_bc', primary: { cluster: b!, dbname: 'kc', cascade: true }, secondary: { cluster: c!, dbname: 'kc' }, metadata: b!, asynchronousKicking: true, kickInterval: 0.25, bucardoSettings: WORKER_SLEEP });
   await run(['-c1', aToB.file, '-c2', bToC.file], 'c1.bucardo.install c1.bucardo.add_triggers c2.bucardo.install c2.bucardo.add_triggers c1.bucardo.start c1.bucardo.wait_for_copy c2.bucardo.start c2.bucardo.wait_for_copy');
-  lines.push(summary('A->B->C cascade, kicker 0.2 s on both hops', await latencies(a!, 'kc', c!, 'kc', 0)));
+  lines.push(summary('A->B->C cascade, kicker 0.25 s on both hops', await latencies(a!, 'kc', c!, 'kc', 0)));
   await run(['-c1', aToB.file, '-c2', bToC.file], 'c2.bucardo.uninstall c1.bucardo.uninstall');
 
   console.log(`\nCommit -> visible on the target, ${COMMITS} commits each (2 cores, PostgreSQL 15, Bucardo 5.6):`);

@@ -12,7 +12,7 @@
 //   (src/core/pending.ts) and the age of the oldest one. "Lag" is the larger of the two ages;
 // - the load average, and any stall the kicker's watchdog reports.
 //
-// Run: node dist/bench/sustained-load.js   (BENCH_SECONDS=45 for a short run). A full run takes about
+// Run: node dist/bench/sustained-load.js   (BENCH_SECONDS=45 for a short run, BENCH_RATE=2000 to throttle the load). A full run takes about
 // 7 minutes when replication keeps up, up to about 18 when it stalls (the drain is watched for at most
 // BENCH_DRAIN_SECONDS, default 600, and a failing verify is followed by repair and a second verify).
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -34,6 +34,8 @@ import { benchClusters, benchDir, cleanUp, job, percentile } from './support.js'
 const SECONDS = Number(process.env['BENCH_SECONDS'] ?? 300);
 const KICK_INTERVAL = Number(process.env['BENCH_KICK_INTERVAL'] ?? 1);
 const CLIENTS = 64;
+/** BENCH_RATE: total transactions per second pgbench aims at (pgbench -R); unset: as fast as it can. */
+const RATE = process.env['BENCH_RATE'] ? Number(process.env['BENCH_RATE']) : undefined;
 const SEED_ROWS = Number(process.env['BENCH_SEED_ROWS'] ?? 10_000);
 /** After the load: how long to keep watching for the backlog to drain before giving up. */
 const DRAIN_LIMIT_SECONDS = Number(process.env['BENCH_DRAIN_SECONDS'] ?? 600);
@@ -114,7 +116,7 @@ function startLoad(cluster: ClusterInfo): { child: ChildProcess; done: Promise<L
   writeFileSync(path.join(dir, 'update.sql'), UPDATE_SCRIPT);
   const started = Date.now();
   const { child, done } = spawnTracked(path.join(PG_BIN, 'pgbench'), ['-n', '-h', cluster.host, '-p', String(cluster.port), '-U', 'postgres',
-    '-c', String(CLIENTS), '-j', '2', '-T', String(SECONDS), '-P', '10',
+    '-c', String(CLIENTS), '-j', '2', '-T', String(SECONDS), '-P', '10', ...(RATE ? ['-R', String(RATE)] : []),
     '-f', `${path.join(dir, 'insert.sql')}@1`, '-f', `${path.join(dir, 'update.sql')}@1`, DB]);
   child.stderr!.on('data', (chunk: Buffer) => {
     for (const line of chunk.toString().split('\n')) if (line.startsWith('progress:')) console.log(`  pgbench ${line}`);
@@ -407,7 +409,7 @@ async function main(): Promise<void> {
   const row = (label: string, value: string) => `  ${label.padEnd(44)} ${value}`;
   const lines = [
     '',
-    `Sustained load, ${CLIENTS} clients (pgbench -j 2), single-row INSERT + UPDATE 1:1, ${SECONDS} s, kicker every ${KICK_INTERVAL} s (2 cores, PostgreSQL 15, Bucardo 5.6)`,
+    `Sustained load, ${CLIENTS} clients (pgbench -j 2${RATE ? `, -R ${RATE}` : ''}), single-row INSERT + UPDATE 1:1, ${SECONDS} s, kicker every ${KICK_INTERVAL} s (2 cores, PostgreSQL 15, Bucardo 5.6)`,
     row('host', `${availableParallelism()} cores; load average before start ${loadBefore.join(' ')}; other PostgreSQL clusters running: ${others.clusters}, other Bucardo daemons: ${others.bucardos}`),
     row('load average during the load (1 min)', `mean ${(loads.reduce((x, y) => x + y, 0) / Math.max(1, loads.length)).toFixed(2)}, max ${Math.max(0, ...loads).toFixed(2)}; at load end ${loadAvgAtEnd.join(' ')}`),
     row('pgbench', `${loadResult.tps.toFixed(0)} tps over ${seconds(loadResult.seconds * 1000)}, ${loadResult.transactions.toLocaleString('en')} transactions, ${loadResult.failed} failed; ${loadResult.perScript.join(', ')}`),

@@ -103,7 +103,7 @@ export async function loadConfig(file: string, catalog: PluginCatalog): Promise<
       lockTimeoutMs: reader.integer(bucardoRaw, 'lock_timeout', 'bucardo', 5000, 1, 3_600_000),
       watchdogSeconds: reader.integer(bucardoRaw, 'watchdog_seconds', 'bucardo', 120, 1, 86_400),
       stallRemedy: reader.boolean(bucardoRaw, 'stall_remedy', 'bucardo', false),
-      workerSleep: reader.number(bucardoRaw, 'worker_sleep', 'bucardo', 0.1, 0.05),
+      workerSleep: reader.number(bucardoRaw, 'worker_sleep', 'bucardo', 0.05, 0.02),
       maintainStatistics: reader.boolean(bucardoRaw, 'maintain_statistics', 'bucardo', true),
       robustPlans: reader.boolean(bucardoRaw, 'robust_plans', 'bucardo', true),
       executable: reader.string(bucardoRaw, 'executable', 'bucardo', 'bucardo'),
