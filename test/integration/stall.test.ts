@@ -5,8 +5,9 @@
 // bucardo_delta_check's `NOT EXISTS (...) LIMIT 1` is planned without statistics: a nested-loop anti
 // join over a materialized track table. Every delta row already replicated is compared with the
 // track table before the one new change is found, O(delta × track): the worker spins for minutes and
-// replicates nothing. Three runs of the same workload: statistics left alone (reported, then fixed by
-// hand as the status says), the kicker's stall remedy on, and the kicker's statistics maintenance on.
+// replicates nothing. Four runs of the same workload: statistics left alone (reported, then fixed by
+// hand as the status says), the kicker's stall remedy on, the kicker's statistics maintenance on
+// (these three with bucardo.robust_plans off, as Bucardo plans by itself), and robust plans alone.
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
