@@ -27,9 +27,8 @@ import { kickerStatus } from '../src/core/kicker.js';
 import { pendingChanges } from '../src/core/pending.js';
 import { PluginCatalog } from '../src/core/plugin.js';
 import { handleSignalsYourself, PG_BIN, type ClusterInfo } from '../src/sandbox/cluster.js';
-import { FIXTURE_PLUGINS, ROOT } from '../test/support/paths.js';
-import { query } from '../test/support/tool.js';
-import { benchClusters, benchDir, cleanUp, job, percentile } from './support.js';
+import { query, runTool } from '../test/support/tool.js';
+import { benchClusters, benchDir, cleanUp, job, percentile, run } from './support.js';
 
 const SECONDS = Number(process.env['BENCH_SECONDS'] ?? 300);
 const KICK_INTERVAL = Number(process.env['BENCH_KICK_INTERVAL'] ?? 1);
@@ -59,8 +58,8 @@ const UPDATE_SCRIPT = `UPDATE public.events SET payload = md5(random()::text), u
 
 const children = new Set<ChildProcess>();
 
-function spawnTracked(command: string, args: string[], env?: NodeJS.ProcessEnv): { child: ChildProcess; done: Promise<{ code: number; stdout: string; stderr: string }> } {
-  const child = spawn(command, args, { env: env ?? process.env, stdio: ['ignore', 'pipe', 'pipe'] });
+function spawnTracked(command: string, args: string[]): { child: ChildProcess; done: Promise<{ code: number; stdout: string; stderr: string }> } {
+  const child = spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'] });
   children.add(child);
   let stdout = '';
   let stderr = '';
@@ -89,21 +88,15 @@ for (const [signal, code] of [['SIGINT', 130], ['SIGTERM', 143], ['SIGHUP', 129]
 }
 process.on('exit', stopEverything);
 
-// ---- the tool, as an operator runs it (list mode), with its pid tracked
+// ---- the tool, as an operator runs it (list mode)
 
 interface ToolJson { command?: string; ok?: boolean; error?: string; message?: string; data?: unknown; checks?: { name: string; pass: boolean; detail?: string }[] }
 
 async function tool(jobFile: string, commands: string): Promise<{ code: number; stdout: string; stderr: string; json: ToolJson[] }> {
-  const { done } = spawnTracked(process.execPath, [path.join(ROOT, 'wrapper.js'), '-c', jobFile, '-l', commands],
-    { ...process.env, NO_COLOR: '1', BUCARDO_CONSOLE_PLUGIN_PATH: FIXTURE_PLUGINS });
-  const result = await done;
+  // A verify of a big backlog, or a repair, may take long: the daemons it touches are stopped by pid file on exit.
+  const result = await runTool(['-c', jobFile, '-l', commands], { timeoutMs: 1_800_000 });
   const json = result.stdout.split('\n').filter((line) => line.startsWith('{"command"')).map((line) => JSON.parse(line) as ToolJson);
   return { ...result, json };
-}
-
-async function toolOrFail(jobFile: string, commands: string): Promise<void> {
-  const result = await tool(jobFile, commands);
-  if (result.code !== 0) throw new Error(`${commands} failed:\n${result.stdout}\n${result.stderr}`);
 }
 
 // ---- pgbench
@@ -312,7 +305,7 @@ async function main(): Promise<void> {
   });
   const jobObject = createJob(await loadConfig(written.file, new PluginCatalog()));
   console.log('Installing Bucardo, adding triggers, starting the daemon and the kicker, initial copy...');
-  await toolOrFail(written.file, 'bucardo.install bucardo.add_triggers bucardo.start bucardo.wait_for_copy');
+  await run(written.file, 'bucardo.install bucardo.add_triggers bucardo.start bucardo.wait_for_copy');
   // Bucardo restarts the sync's worker after the initial copy: wait until a change goes through, so
   // the measurement is of sustained load, not of start-up.
   const warmUpStarted = Date.now();

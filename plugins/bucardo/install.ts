@@ -143,6 +143,11 @@ export function dbconnFor(job: Job, role: 'primary' | 'secondary'): string {
   return parts.join(';');
 }
 
+/** By SQL: the bucardo CLI's argument parser splits values at spaces, even quoted ones. */
+async function storeDbconn(job: Job, name: string, conn: string, ctx: CommandContext): Promise<void> {
+  await withMetadata(job, (client) => client.query('UPDATE bucardo.db SET dbconn = $1 WHERE name = $2', [conn, name]), ctx.activity);
+}
+
 async function recordDatabases(job: Job, ctx: CommandContext): Promise<string[]> {
   const steps: string[] = [];
   const recorded = await withMetadata(job, recordedDatabases, ctx.activity);
@@ -155,11 +160,11 @@ async function recordDatabases(job: Job, ctx: CommandContext): Promise<string[]>
       // The CLI splits its arguments at spaces, quoted or not: a conn with a quoted options value goes in by SQL.
       const cliConn = wanted.conn.includes(' ') ? '' : wanted.conn;
       await runBucardo(job, ['add', 'db', name, `dbname=${wanted.dbname}`, `host=${wanted.host}`, `port=${wanted.port}`, `user=${wanted.user}`, ...(cliConn ? [`conn=${cliConn}`] : [])], { activity: ctx.activity });
-      if (cliConn !== wanted.conn) await withMetadata(job, (client) => client.query('UPDATE bucardo.db SET dbconn = $1 WHERE name = $2', [wanted.conn, name]), ctx.activity);
+      if (cliConn !== wanted.conn) await storeDbconn(job, name, wanted.conn, ctx);
       steps.push(`recorded ${role} as ${name} (${db.host}:${db.port}/${db.dbname})`);
     } else if (existing.dbname !== wanted.dbname || existing.dbhost !== wanted.host || existing.dbport !== wanted.port || existing.dbuser !== wanted.user || existing.dbconn !== wanted.conn) {
       await runBucardo(job, ['update', 'db', name, `dbname=${wanted.dbname}`, `host=${wanted.host}`, `port=${wanted.port}`, `user=${wanted.user}`], { activity: ctx.activity });
-      await withMetadata(job, (client) => client.query('UPDATE bucardo.db SET dbconn = $1 WHERE name = $2', [wanted.conn, name]), ctx.activity);
+      await storeDbconn(job, name, wanted.conn, ctx);
       steps.push(`updated ${name} to match the config`);
     } else {
       steps.push(`${name} already recorded`);
