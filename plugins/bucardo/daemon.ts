@@ -66,12 +66,15 @@ async function stopStrayWorkers(job: Job): Promise<number[]> {
 
 /**
  * A change travels daemon → controller → worker, each polling for notices and sleeping in between:
- * with Bucardo's defaults (0.2, 0.2, 0.5 s) that alone adds up to 0.9 s to every change. The
- * daemon reads them at start. (They are settings of the whole metadata database.)
+ * with Bucardo's defaults (0.2, 0.2, 0.5 s) that alone adds up to 0.9 s to every change. The VAC
+ * purges change records every vac_sleep (120 s by default) once vac_run has passed; until then
+ * every worker run and delta check scans them. The daemon reads all of these at start. (They are
+ * settings of the whole metadata database.)
  */
-function workerSleepSettings(job: Job): [string, string][] {
+function loopSettings(job: Job): [string, string][] {
   const seconds = String(job.config.bucardo.workerSleep);
-  return [['mcp_loop_sleep', seconds], ['ctl_sleep', seconds], ['kid_sleep', seconds]];
+  const purge = String(job.config.bucardo.purgeIntervalSeconds);
+  return [['mcp_loop_sleep', seconds], ['ctl_sleep', seconds], ['kid_sleep', seconds], ['vac_sleep', purge], ['vac_run', purge]];
 }
 
 export interface DaemonData { pid?: number; kickerPid?: number; steps: string[] }
@@ -97,7 +100,7 @@ export async function startDaemon(job: Job, ctx: CommandContext): Promise<Daemon
     if (strays.length) steps.push(`stopped Bucardo processes left by a daemon that died (pids ${strays.join(', ')})`);
     const note = await ensureUpstreamCopied(job, ctx.jobs);
     if (note) steps.push(note);
-    await storeSettingsVerbatim(job, workerSleepSettings(job), ctx.activity);
+    await storeSettingsVerbatim(job, loopSettings(job), ctx.activity);
     ctx.progress('starting the Bucardo daemon');
     await runBucardo(job, ['start', '--logdest', job.paths.logDir, '--logextension', job.paths.logExtension], { activity: ctx.activity });
     for (let i = 0; i < 200 && !(pid = daemonPid(job)); i++) await sleep(100, ctx.activity.signal);

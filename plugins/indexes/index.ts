@@ -8,6 +8,7 @@ import { parseIndexSettings, type IndexSettings } from './settings.js';
 const install = () => import('./install.js');
 const drop = () => import('./drop.js');
 const recreate = () => import('./recreate.js');
+const uninstall = () => import('./uninstall.js');
 
 export default definePlugin<IndexSettings>({
   name: 'indexes',
@@ -30,6 +31,11 @@ export default definePlugin<IndexSettings>({
       run: async (ctx) => (await recreate()).recreateIndexes(ctx),
       validate: async (ctx) => (await recreate()).validateRecreate(ctx),
       format: formatRecreate,
+    },
+    uninstall: {
+      summary: 'remove this job\'s index records, and the record table once no job has any (refuses while a dropped index is not rebuilt)',
+      run: async (ctx) => (await uninstall()).uninstall(ctx),
+      validate: async (ctx) => (await uninstall()).validateUninstall(ctx),
     },
   },
 });

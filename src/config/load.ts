@@ -24,7 +24,7 @@ const ROLE_KEYS: Record<DatabaseRole, string[]> = {
   secondary: [...DATABASE_KEYS, 'cascade'],
 };
 const BUCARDO_KEYS = ['replication_name', 'copy_data', 'asynchronous_kicking', 'kick_interval', 'replication_objects',
-  'pid_dir', 'log_dir', 'state_dir', 'lock_timeout', 'executable', 'watchdog_seconds', 'stall_remedy', 'worker_sleep', 'maintain_statistics', 'robust_plans'];
+  'pid_dir', 'log_dir', 'state_dir', 'lock_timeout', 'executable', 'watchdog_seconds', 'stall_remedy', 'worker_sleep', 'purge_interval', 'maintain_statistics', 'robust_plans'];
 export const REPLICATION_OBJECT_KEYS = ['namespace_include', 'namespace_exclude', 'table_include', 'table_exclude'];
 
 /** Bucardo keeps trigger names stable only for sync names up to 42 characters (bucardo-behaviour.md §3). */
@@ -104,6 +104,7 @@ export async function loadConfig(file: string, catalog: PluginCatalog): Promise<
       watchdogSeconds: reader.integer(bucardoRaw, 'watchdog_seconds', 'bucardo', 120, 1, 86_400),
       stallRemedy: reader.boolean(bucardoRaw, 'stall_remedy', 'bucardo', false),
       workerSleep: reader.number(bucardoRaw, 'worker_sleep', 'bucardo', 0.05, 0.02),
+      purgeIntervalSeconds: reader.integer(bucardoRaw, 'purge_interval', 'bucardo', 10, 1, 3600),
       maintainStatistics: reader.boolean(bucardoRaw, 'maintain_statistics', 'bucardo', true),
       robustPlans: reader.boolean(bucardoRaw, 'robust_plans', 'bucardo', true),
       executable: reader.string(bucardoRaw, 'executable', 'bucardo', 'bucardo'),

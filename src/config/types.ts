@@ -57,6 +57,12 @@ export interface BucardoSettings {
    */
   workerSleep: number;
   /**
+   * Seconds between Bucardo's purges of replicated change records (its VAC's vac_sleep and vac_run;
+   * Bucardo's own 120 s lets the delta and track tables hold two minutes of changes, and every worker
+   * run scans both whole).
+   */
+  purgeIntervalSeconds: number;
+  /**
    * The kicker ANALYZEs Bucardo's delta/track tables as they grow. Off for an operator whose DBA runs
    * their own maintenance on them (the watchdog and the stall remedy work either way).
    */

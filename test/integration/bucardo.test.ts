@@ -78,9 +78,10 @@ test('A→B: install, add_triggers, start, wait_for_copy, status in one list; ch
   assert.match(flow.stdout, /Check: every table in scope recorded \(6\) Pass\./, 'five tables and the leaf partitions, no parent');
   assert.match(flow.stdout, /Check: pid file names a live Bucardo process Pass\./);
   for (const table of REPLICATED) await assertSame(table);
-  // bucardo.worker_sleep (default 0.05) replaces Bucardo's 0.2/0.2/0.5 s loop sleeps before the daemon starts.
-  const sleeps = await query<{ name: string; setting: string }>(a, 'bucardo', "SELECT name, setting FROM bucardo.bucardo_config WHERE name IN ('mcp_loop_sleep', 'ctl_sleep', 'kid_sleep') ORDER BY name");
-  assert.deepEqual(sleeps, [{ name: 'ctl_sleep', setting: '0.05' }, { name: 'kid_sleep', setting: '0.05' }, { name: 'mcp_loop_sleep', setting: '0.05' }]);
+  // bucardo.worker_sleep (default 0.05) replaces Bucardo's 0.2/0.2/0.5 s loop sleeps before the daemon
+  // starts, and bucardo.purge_interval (default 10) its VAC's 120 s between purges of change records.
+  const sleeps = await query<{ name: string; setting: string }>(a, 'bucardo', "SELECT name, setting FROM bucardo.bucardo_config WHERE name IN ('mcp_loop_sleep', 'ctl_sleep', 'kid_sleep', 'vac_sleep', 'vac_run') ORDER BY name");
+  assert.deepEqual(sleeps, [{ name: 'ctl_sleep', setting: '0.05' }, { name: 'kid_sleep', setting: '0.05' }, { name: 'mcp_loop_sleep', setting: '0.05' }, { name: 'vac_run', setting: '10' }, { name: 'vac_sleep', setting: '10' }]);
   const [sequence] = await query<{ last_value: string }>(b, 'e2e_b', 'SELECT last_value FROM public.counter');
   assert.equal(sequence!.last_value, '42', 'the sequence was copied');
 

@@ -333,3 +333,29 @@ test('once A→B\'s copy is done, the B→C job may drop: its dry run finds B\'s
   assert.match(drop.data.notes.join(' '), /A→B job c1 \(idx_ab\): initial copy done/);
   assert.equal((await query(b, 'idx_c', `SELECT count(*)::int AS n FROM pg_indexes WHERE indexname = 'orders_customer'`))[0]!['n'], 1, 'a dry run drops nothing');
 });
+
+test('indexes.uninstall refuses while a recorded index is not rebuilt, then removes the records and the table', async () => {
+  const recordCount = async () => (await query<{ n: number }>(a, 'bucardo', `SELECT count(*)::int AS n FROM manage_indexes.dropped_index WHERE job = 'idx_ab'`))[0]!.n;
+  const before = await recordCount();
+  assert.ok(before >= DROPPABLE.length);
+  // As after an indexes.drop whose rebuild has not run yet: the record is the only copy of the definition.
+  await query(a, 'bucardo', `UPDATE manage_indexes.dropped_index SET recreated_at = NULL WHERE job = 'idx_ab' AND index_name = 'orders_code_key'`);
+  const refused = await listMode(job.file, 'indexes.uninstall');
+  assert.equal(refused.code, 1);
+  assert.match(refused.stdout + refused.stderr, /1 index\(es\) recorded by indexes\.drop for idx_ab are not rebuilt \(public\.orders_code_key\).*Run indexes\.recreate first/s);
+  assert.equal(await recordCount(), before, 'nothing removed');
+
+  // recreate finds the index present and marks it rebuilt; then uninstall removes every record and the table.
+  const result = await listMode(job.file, 'indexes.recreate --now indexes.uninstall');
+  assert.equal(result.code, 0, result.stdout + result.stderr);
+  const removed = outcomes(result).get('indexes.uninstall')!;
+  assert.equal(removed.data.removedRecords, before);
+  assert.equal(removed.data.droppedTable, true);
+  assert.deepEqual(removed.checks.map((c) => c.pass), [true]);
+  assert.deepEqual(await query(a, 'bucardo', `SELECT 1 FROM pg_namespace WHERE nspname = 'manage_indexes'`), []);
+
+  // Safe to run twice.
+  const again = outcomes(await listMode(job.file, 'indexes.uninstall')).get('indexes.uninstall')!;
+  assert.equal(again.ok, true);
+  assert.match(again.message!, /Nothing to remove/);
+});

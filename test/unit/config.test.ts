@@ -66,6 +66,16 @@ test('the kicker maintains the bookkeeping statistics unless bucardo.maintain_st
   assert.ok(found.some((p) => p.startsWith('bucardo.maintain_statistics')), found.join('\n'));
 });
 
+test('bucardo.purge_interval defaults to 10 s and must be a whole number of seconds from 1 to 3600', async () => {
+  assert.equal((await loadConfig(file('purge-default.yml', VALID), catalog)).bucardo.purgeIntervalSeconds, 10);
+  const set = await loadConfig(file('purge-set.yml', VALID.replace('copy_data: empty', 'copy_data: empty\n  purge_interval: 30')), catalog);
+  assert.equal(set.bucardo.purgeIntervalSeconds, 30);
+  for (const bad of ['0', '0.5', 'often']) {
+    const found = await problems(VALID.replace('copy_data: empty', `copy_data: empty\n  purge_interval: ${bad}`));
+    assert.ok(found.some((p) => p.startsWith('bucardo.purge_interval')), `${bad}: ${found.join('\n')}`);
+  }
+});
+
 test('a bad port, an unknown key and a bad enum are all reported at once with their key paths', async () => {
   const found = await problems(VALID.replace('port: 5433', 'port: abc').replace('schema_owner: app_owner, cascade: false}', 'schema_ownr: x}').replace('copy_data: empty', 'copy_data: sometimes'));
   assert.ok(found.includes("databases.secondary.port: expected an integer, got 'abc'"), found.join('\n'));
