@@ -67,15 +67,21 @@ async function stopStrayWorkers(job: Job): Promise<number[]> {
 /**
  * A change travels daemon → controller → worker, each polling for notices and sleeping in between:
  * with Bucardo's defaults (0.2, 0.2, 0.5 s) that alone adds up to 0.9 s to every change. The VAC
- * purges change records every vac_sleep (120 s by default) once vac_run has passed; until then
- * every worker run and delta check scans them. The daemon reads all of these at start. (They are
- * settings of the whole metadata database.)
+ * purges applied change records every vac_sleep (120 s by default) once vac_run has passed; until
+ * then every worker run and delta check scans them. The daemon reads all of these at start. (They
+ * are settings of the whole metadata database.)
  */
 function loopSettings(job: Job): [string, string][] {
-  const seconds = String(job.config.bucardo.workerSleep);
+  const sleep = String(job.config.bucardo.workerSleep);
   const purge = String(job.config.bucardo.purgeIntervalSeconds);
-  return [['mcp_loop_sleep', seconds], ['ctl_sleep', seconds], ['kid_sleep', seconds], ['vac_sleep', purge], ['vac_run', purge]];
+  return [['mcp_loop_sleep', sleep], ['ctl_sleep', sleep], ['kid_sleep', sleep], ['vac_sleep', purge], ['vac_run', purge]];
 }
+
+/** Bucardo settings bucardo.start sets from the job's config, and the config key each comes from. */
+export const SETTINGS_FROM_CONFIG: Record<string, string> = {
+  mcp_loop_sleep: 'bucardo.worker_sleep', ctl_sleep: 'bucardo.worker_sleep', kid_sleep: 'bucardo.worker_sleep',
+  vac_sleep: 'bucardo.purge_interval', vac_run: 'bucardo.purge_interval',
+};
 
 export interface DaemonData { pid?: number; kickerPid?: number; steps: string[] }
 

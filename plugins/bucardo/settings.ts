@@ -2,7 +2,7 @@
 import { runBucardo } from '../../src/core/bucardo.js';
 import { OperatorError } from '../../src/core/errors.js';
 import type { CommandContext, CommandOutcome } from '../../src/core/plugin.js';
-import { isDaemonRunning } from './daemon.js';
+import { isDaemonRunning, SETTINGS_FROM_CONFIG } from './daemon.js';
 import { storeSettingsVerbatim } from './install.js';
 import { configSettings, withMetadata } from './metadata.js';
 
@@ -24,6 +24,10 @@ export async function changeConfig(ctx: CommandContext): Promise<CommandOutcome<
     value = await prompt.input(`New value for ${name}:`, settings.find((s) => s.name === name)?.setting);
   } else {
     throw new OperatorError('In list mode give the setting as an argument: -l "bucardo.change_config log_level=verbose".');
+  }
+  const configKey = SETTINGS_FROM_CONFIG[name];
+  if (configKey) {
+    throw new OperatorError(`${name} is set by bucardo.start from ${configKey} in the job's config every time it starts the daemon, so a change here would be overwritten. Set ${configKey} in the job's config instead, then run bucardo.restart. Nothing was changed.`);
   }
   const current = settings.find((s) => s.name === name);
   if (!current) throw new OperatorError(`Bucardo has no setting named '${name}'. Known settings: ${settings.map((s) => s.name).join(', ')}.`);

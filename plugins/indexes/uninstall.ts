@@ -1,9 +1,10 @@
 // indexes.uninstall: removes this job's records of dropped index definitions, and the record table
 // itself once no job has any left. Refuses while an index it dropped is not rebuilt: the record is
 // the only copy of that index's definition.
-import { OperatorError } from '../../src/core/errors.js';
+import { errorMessage, OperatorError } from '../../src/core/errors.js';
 import type { Check, CommandContext, CommandOutcome } from '../../src/core/plugin.js';
-import { withTransaction } from '../../src/core/db.js';
+import { withTransaction, type Client } from '../../src/core/db.js';
+import type { Job } from '../../src/core/job.js';
 import { metadataDatabaseExists } from '../bucardo/metadata.js';
 import { RECORD_SCHEMA, RECORD_TABLE, recordsInstalled, withRecords } from './records.js';
 
@@ -17,31 +18,55 @@ export async function uninstall(ctx: CommandContext): Promise<CommandOutcome<Uni
   }
   return withRecords(job, activity, async (client) => {
     if (!(await recordsInstalled(client))) return { data: nothing, message: `Nothing to remove: ${RECORD_TABLE} does not exist in ${job.metadataDb}.` };
-    return withTransaction(client, async () => {
-      // Locked so that an indexes.drop of this job cannot record a definition between the check and the delete.
-      await client.query(`LOCK TABLE ${RECORD_TABLE} IN SHARE ROW EXCLUSIVE MODE`);
-      const unrebuilt = await client.query<{ schema_name: string; index_name: string }>(
-        `SELECT schema_name, index_name FROM ${RECORD_TABLE} WHERE job = $1 AND recreated_at IS NULL ORDER BY 1, 2`, [job.name]);
-      if (unrebuilt.rows.length > 0) {
-        const names = unrebuilt.rows.map((r) => `${r.schema_name}.${r.index_name}`);
-        throw new OperatorError(`${names.length} index(es) recorded by indexes.drop for ${job.name} are not rebuilt (${names.slice(0, 10).join(', ')}${names.length > 10 ? ', …' : ''}); their definitions exist only in ${RECORD_TABLE}. Run indexes.recreate first, then indexes.uninstall again. Nothing was removed.`);
-      }
-      const removed = await client.query(`DELETE FROM ${RECORD_TABLE} WHERE job = $1`, [job.name]);
-      const others = await client.query<{ job: string }>(`SELECT DISTINCT job FROM ${RECORD_TABLE} ORDER BY 1`);
-      const otherJobs = others.rows.map((r) => r.job);
-      let droppedTable = false;
-      if (otherJobs.length === 0) {
-        await client.query(`DROP TABLE ${RECORD_TABLE}`);
-        // Not CASCADE: anything else someone put in the schema stays, and so does the schema.
-        const leftovers = await client.query<{ n: string }>('SELECT count(*) AS n FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = $1', [RECORD_SCHEMA]);
-        if (Number(leftovers.rows[0]!.n) === 0) await client.query(`DROP SCHEMA IF EXISTS ${RECORD_SCHEMA}`);
-        droppedTable = true;
-      }
-      const removedRecords = removed.rowCount ?? 0;
-      const tail = droppedTable ? `; no job has records left, so ${RECORD_TABLE} is dropped` : `; ${RECORD_TABLE} stays for ${otherJobs.join(', ')}`;
-      return { data: { removedRecords, droppedTable, otherJobs }, message: `Removed ${removedRecords} rebuilt index record(s) of ${job.name}${tail}.` };
-    });
+    try {
+      return await withTransaction(client, () => removeRecords(client, job));
+    } catch (error) {
+      const code = (error as { code?: string }).code;
+      // Another indexes.uninstall dropped the table between the check and the lock.
+      if (code === '42P01') return { data: nothing, message: `Nothing to remove: ${RECORD_TABLE} no longer exists in ${job.metadataDb}.` };
+      if (code === '55P03') throw new OperatorError(`${RECORD_TABLE} in ${job.metadataDb} stayed locked for longer than bucardo.lock_timeout (${job.config.bucardo.lockTimeoutMs} ms): an indexes.drop or indexes.recreate of some job is probably writing to it. Nothing was removed; run indexes.uninstall again when it has finished.`);
+      throw error;
+    }
   });
+}
+
+async function removeRecords(client: Client, job: Job): Promise<CommandOutcome<UninstallData>> {
+  await client.query(`SET LOCAL lock_timeout = ${Number(job.config.bucardo.lockTimeoutMs)}`);
+  // Locked so that an indexes.drop of this job cannot record a definition between the check and the delete.
+  await client.query(`LOCK TABLE ${RECORD_TABLE} IN SHARE ROW EXCLUSIVE MODE`);
+  const unrebuilt = await client.query<{ schema_name: string; index_name: string }>(
+    `SELECT schema_name, index_name FROM ${RECORD_TABLE} WHERE job = $1 AND recreated_at IS NULL ORDER BY 1, 2`, [job.name]);
+  if (unrebuilt.rows.length > 0) {
+    const names = unrebuilt.rows.map((r) => `${r.schema_name}.${r.index_name}`);
+    throw new OperatorError(`${names.length} index(es) recorded by indexes.drop for ${job.name} are not marked rebuilt (${names.slice(0, 10).join(', ')}${names.length > 10 ? ', …' : ''}); their definitions may exist only in ${RECORD_TABLE}. Run indexes.recreate first (it also marks indexes that are still present), then indexes.uninstall again. Nothing was removed.`);
+  }
+  const removed = await client.query(`DELETE FROM ${RECORD_TABLE} WHERE job = $1`, [job.name]);
+  const others = await client.query<{ job: string }>(`SELECT DISTINCT job FROM ${RECORD_TABLE} ORDER BY 1`);
+  const otherJobs = others.rows.map((r) => r.job);
+  const removedRecords = removed.rowCount ?? 0;
+  if (otherJobs.length > 0) {
+    return { data: { removedRecords, droppedTable: false, otherJobs }, message: `Removed ${removedRecords} rebuilt index record(s) of ${job.name}; ${RECORD_TABLE} stays for ${otherJobs.join(', ')}.` };
+  }
+  await client.query(`DROP TABLE ${RECORD_TABLE}`);
+  const schemaNote = await dropSchemaIfPossible(client);
+  return { data: { removedRecords, droppedTable: true, otherJobs }, message: `Removed ${removedRecords} rebuilt index record(s) of ${job.name}; no job has records left, so ${RECORD_TABLE} is dropped${schemaNote}.` };
+}
+
+/**
+ * The schema goes too unless something else lives in it or another role owns it (the original tool
+ * used the same name, and indexes.install adopts an existing schema): then it stays, and says why.
+ */
+async function dropSchemaIfPossible(client: Client): Promise<string> {
+  await client.query('SAVEPOINT drop_schema');
+  try {
+    // Not CASCADE: whatever else is in the schema is not ours to drop.
+    await client.query(`DROP SCHEMA ${RECORD_SCHEMA}`);
+    await client.query('RELEASE SAVEPOINT drop_schema');
+    return ` with its schema ${RECORD_SCHEMA}`;
+  } catch (error) {
+    await client.query('ROLLBACK TO SAVEPOINT drop_schema');
+    return `; the schema ${RECORD_SCHEMA} stays (${errorMessage(error)})`;
+  }
 }
 
 export async function validateUninstall(ctx: CommandContext): Promise<Check[]> {

@@ -57,9 +57,9 @@ export interface BucardoSettings {
    */
   workerSleep: number;
   /**
-   * Seconds between Bucardo's purges of replicated change records (its VAC's vac_sleep and vac_run;
-   * Bucardo's own 120 s lets the delta and track tables hold two minutes of changes, and every worker
-   * run scans both whole).
+   * Seconds between Bucardo's purges of applied change records (its VAC's vac_sleep and vac_run).
+   * Bucardo purges records at least 45 s old that every target has applied; at its own 120 s the delta
+   * and track tables hold up to about 165 s of changes, and every worker run scans both whole.
    */
   purgeIntervalSeconds: number;
   /**

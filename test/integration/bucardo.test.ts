@@ -130,6 +130,12 @@ test('A→B: install, add_triggers, start, wait_for_copy, status in one list; ch
   await query(a, 'e2e_a', "INSERT INTO public.t1 (val) VALUES ('after the second round')");
   await assertSame('public.t1');
 
+  // The loop sleeps and purge interval belong to the job's config: change_config would be overwritten at the next start.
+  const sleepChange = await runTool(['-c', job.file, '-l', 'bucardo.change_config kid_sleep=1']);
+  assert.equal(sleepChange.code, 1);
+  assert.match(sleepChange.stderr, /kid_sleep is set by bucardo\.start from bucardo\.worker_sleep .* Set bucardo\.worker_sleep in the job's config instead/);
+  assert.deepEqual(await query(a, 'bucardo', "SELECT setting FROM bucardo.bucardo_config WHERE name = 'kid_sleep'"), [{ setting: '0.05' }]);
+
   const refused = await runTool(['-c', job.file, '-l', 'bucardo.drop_triggers']);
   assert.equal(refused.code, 1);
   assert.match(refused.stderr, /is running: dropping its triggers now would silently stop capturing changes/);

@@ -342,17 +342,21 @@ test('indexes.uninstall refuses while a recorded index is not rebuilt, then remo
   await query(a, 'bucardo', `UPDATE manage_indexes.dropped_index SET recreated_at = NULL WHERE job = 'idx_ab' AND index_name = 'orders_code_key'`);
   const refused = await listMode(job.file, 'indexes.uninstall');
   assert.equal(refused.code, 1);
-  assert.match(refused.stdout + refused.stderr, /1 index\(es\) recorded by indexes\.drop for idx_ab are not rebuilt \(public\.orders_code_key\).*Run indexes\.recreate first/s);
+  assert.match(refused.stdout + refused.stderr, /1 index\(es\) recorded by indexes\.drop for idx_ab are not marked rebuilt \(public\.orders_code_key\).*Run indexes\.recreate first/s);
   assert.equal(await recordCount(), before, 'nothing removed');
 
-  // recreate finds the index present and marks it rebuilt; then uninstall removes every record and the table.
+  // recreate finds the index present and marks it rebuilt; then uninstall removes every record and the
+  // table. Something else living in the schema keeps the schema (and the command still succeeds).
+  await query(a, 'bucardo', 'CREATE DOMAIN manage_indexes.not_ours AS integer');
   const result = await listMode(job.file, 'indexes.recreate --now indexes.uninstall');
   assert.equal(result.code, 0, result.stdout + result.stderr);
   const removed = outcomes(result).get('indexes.uninstall')!;
   assert.equal(removed.data.removedRecords, before);
   assert.equal(removed.data.droppedTable, true);
   assert.deepEqual(removed.checks.map((c) => c.pass), [true]);
-  assert.deepEqual(await query(a, 'bucardo', `SELECT 1 FROM pg_namespace WHERE nspname = 'manage_indexes'`), []);
+  assert.match(removed.message!, /the schema manage_indexes stays \(.*depend/);
+  assert.deepEqual(await query(a, 'bucardo', `SELECT to_regclass('manage_indexes.dropped_index') IS NULL AS gone`), [{ gone: true }]);
+  assert.deepEqual(await query(a, 'bucardo', `SELECT typname FROM pg_type WHERE typnamespace = 'manage_indexes'::regnamespace AND typtype = 'd'`), [{ typname: 'not_ours' }]);
 
   // Safe to run twice.
   const again = outcomes(await listMode(job.file, 'indexes.uninstall')).get('indexes.uninstall')!;
