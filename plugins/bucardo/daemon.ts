@@ -71,17 +71,22 @@ async function stopStrayWorkers(job: Job): Promise<number[]> {
  * then every worker run and delta check scans them. The daemon reads all of these at start. (They
  * are settings of the whole metadata database.)
  */
+const SET_AT_START: Record<string, { configKey: string; value: (job: Job) => number }> = {
+  mcp_loop_sleep: { configKey: 'bucardo.worker_sleep', value: (job) => job.config.bucardo.workerSleep },
+  ctl_sleep: { configKey: 'bucardo.worker_sleep', value: (job) => job.config.bucardo.workerSleep },
+  kid_sleep: { configKey: 'bucardo.worker_sleep', value: (job) => job.config.bucardo.workerSleep },
+  vac_sleep: { configKey: 'bucardo.purge_interval', value: (job) => job.config.bucardo.purgeIntervalSeconds },
+  vac_run: { configKey: 'bucardo.purge_interval', value: (job) => job.config.bucardo.purgeIntervalSeconds },
+};
+
 function loopSettings(job: Job): [string, string][] {
-  const sleep = String(job.config.bucardo.workerSleep);
-  const purge = String(job.config.bucardo.purgeIntervalSeconds);
-  return [['mcp_loop_sleep', sleep], ['ctl_sleep', sleep], ['kid_sleep', sleep], ['vac_sleep', purge], ['vac_run', purge]];
+  return Object.entries(SET_AT_START).map(([name, { value }]) => [name, String(value(job))]);
 }
 
-/** Bucardo settings bucardo.start sets from the job's config, and the config key each comes from. */
-export const SETTINGS_FROM_CONFIG: Record<string, string> = {
-  mcp_loop_sleep: 'bucardo.worker_sleep', ctl_sleep: 'bucardo.worker_sleep', kid_sleep: 'bucardo.worker_sleep',
-  vac_sleep: 'bucardo.purge_interval', vac_run: 'bucardo.purge_interval',
-};
+/** The job-config key a Bucardo setting is set from at every start, if it is one of those. */
+export function configKeySetting(name: string): string | undefined {
+  return SET_AT_START[name]?.configKey;
+}
 
 export interface DaemonData { pid?: number; kickerPid?: number; steps: string[] }
 

@@ -2,7 +2,7 @@
 import { runBucardo } from '../../src/core/bucardo.js';
 import { OperatorError } from '../../src/core/errors.js';
 import type { CommandContext, CommandOutcome } from '../../src/core/plugin.js';
-import { isDaemonRunning, SETTINGS_FROM_CONFIG } from './daemon.js';
+import { configKeySetting, isDaemonRunning } from './daemon.js';
 import { storeSettingsVerbatim } from './install.js';
 import { configSettings, withMetadata } from './metadata.js';
 
@@ -25,7 +25,7 @@ export async function changeConfig(ctx: CommandContext): Promise<CommandOutcome<
   } else {
     throw new OperatorError('In list mode give the setting as an argument: -l "bucardo.change_config log_level=verbose".');
   }
-  const configKey = SETTINGS_FROM_CONFIG[name];
+  const configKey = configKeySetting(name);
   if (configKey) {
     throw new OperatorError(`${name} is set by bucardo.start from ${configKey} in the job's config every time it starts the daemon, so a change here would be overwritten. Set ${configKey} in the job's config instead, then run bucardo.restart. Nothing was changed.`);
   }

@@ -17,13 +17,12 @@ export async function uninstall(ctx: CommandContext): Promise<CommandOutcome<Uni
     return { data: nothing, message: `Nothing to remove: the metadata database ${job.metadataDb} does not exist.` };
   }
   return withRecords(job, activity, async (client) => {
-    if (!(await recordsInstalled(client))) return { data: nothing, message: `Nothing to remove: ${RECORD_TABLE} does not exist in ${job.metadataDb}.` };
     try {
       return await withTransaction(client, () => removeRecords(client, job));
     } catch (error) {
       const code = (error as { code?: string }).code;
-      // Another indexes.uninstall dropped the table between the check and the lock.
-      if (code === '42P01') return { data: nothing, message: `Nothing to remove: ${RECORD_TABLE} no longer exists in ${job.metadataDb}.` };
+      // Never installed, or dropped already (by an earlier run, or a concurrent one while we waited for the lock).
+      if (code === '42P01') return { data: nothing, message: `Nothing to remove: ${RECORD_TABLE} does not exist in ${job.metadataDb}.` };
       if (code === '55P03') throw new OperatorError(`${RECORD_TABLE} in ${job.metadataDb} stayed locked for longer than bucardo.lock_timeout (${job.config.bucardo.lockTimeoutMs} ms): an indexes.drop or indexes.recreate of some job is probably writing to it. Nothing was removed; run indexes.uninstall again when it has finished.`);
       throw error;
     }
