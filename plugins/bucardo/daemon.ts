@@ -11,12 +11,31 @@ import type { Check, CommandContext, CommandOutcome } from '../../src/core/plugi
 import { isProcessAlive, processCommandLine, readPidFile } from '../../src/core/process.js';
 import { quoteIdent } from '../../src/core/quote.js';
 import { ensureUpstreamCopied } from './cascade.js';
-import { ensureDirectory, storeSettingsVerbatim } from './install.js';
+import { ensureDirectory, jobPathSettings, storeSettingsVerbatim } from './install.js';
 import { metadataDatabaseExists, syncRow, withMetadata } from './metadata.js';
 
 export function daemonPid(job: Job): number | undefined {
-  const pid = readPidFile(job.paths.mcpPidFile);
+  return liveBucardoPid(job.paths.mcpPidFile);
+}
+
+function liveBucardoPid(pidFile: string): number | undefined {
+  const pid = readPidFile(pidFile);
   return pid !== undefined && isProcessAlive(pid) && /bucardo/i.test(processCommandLine(pid)) ? pid : undefined;
+}
+
+/**
+ * Bucardo writes its pid files where bucardo_config's piddir says, recorded at install. When the
+ * config's pid_dir has changed since, the new one is recorded before the start (or the tool would
+ * look for the daemon in the wrong place), unless a daemon still runs from the old one.
+ */
+async function adoptPidDir(job: Job): Promise<string | undefined> {
+  const recorded = await withMetadata(job, async (client) => (await client.query<{ setting: string }>("SELECT setting FROM bucardo.bucardo_config WHERE name = 'piddir' AND type IS NULL")).rows[0]?.setting);
+  if (recorded === undefined || recorded === job.paths.pidDir) return undefined;
+  const running = liveBucardoPid(path.join(recorded, 'bucardo.mcp.pid'));
+  if (running) {
+    throw new OperatorError(`A Bucardo daemon (pid ${running}) already runs on the metadata database ${job.metadataDb} from pid dir ${recorded}, but this config's bucardo.pid_dir is ${job.paths.pidDir}. A second daemon would run the same syncs twice, so none was started. Stop the running one with the config that started it (bucardo.stop), or set bucardo.pid_dir back to ${recorded}.`);
+  }
+  return `bucardo.pid_dir changed since the last install or start (${recorded} → ${job.paths.pidDir}): recorded the new one in Bucardo's settings`;
 }
 
 export function isDaemonRunning(job: Job): boolean {
@@ -111,7 +130,9 @@ export async function startDaemon(job: Job, ctx: CommandContext): Promise<Daemon
     if (strays.length) steps.push(`stopped Bucardo processes left by a daemon that died (pids ${strays.join(', ')})`);
     const note = await ensureUpstreamCopied(job, ctx.jobs);
     if (note) steps.push(note);
-    await storeSettingsVerbatim(job, loopSettings(job), ctx.activity);
+    const moved = await adoptPidDir(job);
+    if (moved) steps.push(moved);
+    await storeSettingsVerbatim(job, [...jobPathSettings(job), ...loopSettings(job)], ctx.activity);
     ctx.progress('starting the Bucardo daemon');
     await runBucardo(job, ['start', '--logdest', job.paths.logDir, '--logextension', job.paths.logExtension], { activity: ctx.activity });
     for (let i = 0; i < 200 && !(pid = daemonPid(job)); i++) await sleep(100, ctx.activity.signal);

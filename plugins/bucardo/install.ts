@@ -74,11 +74,16 @@ export async function storeSettingsVerbatim(job: Job, settings: [string, string]
   }), activity);
 }
 
-async function storeJobPaths(job: Job, ctx: CommandContext): Promise<void> {
-  await storeSettingsVerbatim(job, [
+/** Where Bucardo keeps its pid files and writes its reason, warning and conflict files: the job's own dirs. */
+export function jobPathSettings(job: Job): [string, string][] {
+  return [
     ['piddir', job.paths.pidDir], ['reason_file', job.paths.reasonFile],
     ['warning_file', job.paths.warningFile], ['log_conflict_file', job.paths.conflictFile],
-  ], ctx.activity);
+  ];
+}
+
+async function storeJobPaths(job: Job, ctx: CommandContext): Promise<void> {
+  await storeSettingsVerbatim(job, jobPathSettings(job), ctx.activity);
 }
 
 async function createMetadataDatabase(job: Job, ctx: CommandContext): Promise<void> {

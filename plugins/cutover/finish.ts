@@ -21,7 +21,7 @@ import { advanceSequences, compareSequences } from './sequences.js';
 import { cutoverSettings } from './settings.js';
 import { recordVerify } from './verify.js';
 import { runVerify } from './verify-engine.js';
-import { backlog, describeWrites, writesSince } from './writes.js';
+import { backlog, describeWriters, describeWrites, openWriters, writesSince } from './writes.js';
 
 export interface FinishData {
   steps: string[];
@@ -88,12 +88,21 @@ async function drain(job: Job, ctx: CommandContext): Promise<number> {
   }
 }
 
-async function removeTriggers(job: Job, ctx: CommandContext, steps: Steps): Promise<TableFailure[]> {
+interface TriggerRemoval { failed: TableFailure[]; /** the bound each lock wait had, for the message */ limit: string }
+
+async function removeTriggers(job: Job, ctx: CommandContext, steps: Steps): Promise<TriggerRemoval> {
   const sync = await withMetadata(job, (client) => syncRow(client, job.syncName), ctx.activity);
   if (sync) {
     // Without the sync nothing (a daemon start, a validate) would put the triggers back.
     await runBucardo(job, ['remove', 'sync', job.syncName], { activity: ctx.activity });
     steps.say(`removed sync ${job.syncName} from Bucardo`);
+  }
+  if (job.config.plugins.includes('retry')) {
+    // The operator tuned retry.timeout/attempts/backoff for this primary's locks: use the same rounds.
+    const { dropTriggersInRounds } = await import('../retry/drop.js');
+    const result = await withClient(job, { role: 'primary', login: 'schema_owner', activity: ctx.activity }, (primary) => dropTriggersInRounds(primary, job, ctx.activity, ctx.progress));
+    steps.say(`dropped this job's triggers on ${result.total - result.waiting.length} of ${result.total} table(s) in ${result.rounds} round(s) (the retry plugin's rounds: each lock wait at most retry.timeout)`);
+    return { failed: result.waiting, limit: `retry.timeout in each of ${result.rounds} round(s)` };
   }
   let failed: TableFailure[] = [];
   let dropped = 0;
@@ -104,8 +113,8 @@ async function removeTriggers(job: Job, ctx: CommandContext, steps: Steps): Prom
     if (failed.length === 0) break;
     if (round < 3) await sleep(2000, ctx.activity.signal);
   }
-  steps.say(`dropped this job's triggers on ${dropped} table(s)${job.config.plugins.includes('retry') ? ' (each under bucardo.lock_timeout; the retry plugin\'s own rounds are not used here yet)' : ''}`);
-  return failed;
+  steps.say(`dropped this job's triggers on ${dropped} table(s) (each lock wait at most bucardo.lock_timeout, 3 rounds)`);
+  return { failed, limit: 'bucardo.lock_timeout in each of 3 rounds' };
 }
 
 async function secondaryAcceptsWrites(job: Job, ctx?: CommandContext): Promise<{ pass: boolean; detail: string }> {
@@ -201,6 +210,11 @@ export async function finish(ctx: CommandContext): Promise<CommandOutcome<Finish
       await record(job, ctx, (client) => resetProgress(client, job));
       throw new OperatorError(`Writes reached the primary after you confirmed they had stopped: ${writes}. The cutover was called off before anything irreversible: replication is still running. Stop every writer, then run cutover.finish again (it starts over).`);
     }
+    // The last moment a late commit can still be carried across: after the stop it would be lost.
+    const writers = await withClient(job, { role: 'primary', activity: ctx.activity }, (client) => openWriters(client, scope.tables));
+    if (writers.length) {
+      throw new OperatorError(`${writers.length} session(s) on the primary have a transaction open that changed a replicated table: ${describeWriters(writers)}. If one commits after replication stops, its changes never reach the secondary, so replication was not stopped. End those transactions (commit, roll back, or pg_terminate_backend(pid)), then run cutover.finish again: replication is still running, so whatever they commit reaches the secondary before it stops.`);
+    }
     const stopped = await stopDaemon(job, ctx);
     await mark(job, ctx, progress, 'replication_stopped');
     steps.say(`replication stopped: ${stopped.steps.join('; ')}`);
@@ -216,10 +230,10 @@ export async function finish(ctx: CommandContext): Promise<CommandOutcome<Finish
       await record(job, ctx, (client) => resetProgress(client, job));
       throw new OperatorError(`Writes reached the primary after you confirmed they had stopped: ${writes}. Replication is already stopped, so these rows are NOT on the secondary; the triggers were kept, so they are recorded. Stop every writer, start replication again with bucardo.start so it carries them across, then run cutover.finish again (it starts over).`);
     }
-    const failed = await removeTriggers(job, ctx, steps);
+    const { failed, limit } = await removeTriggers(job, ctx, steps);
     if (failed.length) {
       ctx.log(formatFailures(failed).join('\n'));
-      return { ok: false, data: data({ failed }), message: `${failed.length} table(s) still carry this job's triggers: each stayed locked longer than bucardo.lock_timeout (listed above, with the sessions holding locks that were found). Replication is stopped: end those sessions or wait for them, then run cutover.finish again to retry.` };
+      return { ok: false, data: data({ failed }), message: `${failed.length} table(s) still carry this job's triggers: each stayed locked longer than ${limit} (listed above, with the sessions holding locks that were found). Replication is stopped: end those sessions or wait for them, then run cutover.finish again to retry.` };
     }
     await mark(job, ctx, progress, 'triggers_removed');
   }

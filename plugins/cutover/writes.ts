@@ -34,6 +34,34 @@ async function truncations(client: Client, condition: string, values: unknown[])
   return Number(rows[0]!.n);
 }
 
+export interface OpenWriter { pid: number; user: string; application: string; since: string; tables: string[] }
+
+/**
+ * Sessions whose open transaction holds a write lock (ROW EXCLUSIVE or stronger) on one of these
+ * tables. Such a transaction may have begun before the operator's confirmation, so its changes carry
+ * an older txntime; if it commits after replication stops they never reach the secondary.
+ */
+export async function openWriters(client: Client, tables: { schema: string; name: string }[]): Promise<OpenWriter[]> {
+  if (tables.length === 0) return [];
+  const { rows } = await client.query<{ pid: number; user: string | null; application: string; since: string | null; tables: string[] }>(`
+    SELECT a.pid, a.usename AS user, a.application_name AS application, a.xact_start::text AS since,
+           array_agg(DISTINCT format('%s.%s', n.nspname, c.relname) ORDER BY format('%s.%s', n.nspname, c.relname)) AS tables
+      FROM pg_locks l
+      JOIN pg_stat_activity a ON a.pid = l.pid
+      JOIN pg_class c ON c.oid = l.relation
+      JOIN pg_namespace n ON n.oid = c.relnamespace
+      JOIN unnest($1::text[], $2::text[]) AS scope(schema, name) ON scope.schema = n.nspname AND scope.name = c.relname
+     WHERE l.locktype = 'relation' AND l.granted AND l.pid <> pg_backend_pid()
+       AND l.mode IN ('RowExclusiveLock', 'ShareRowExclusiveLock', 'ExclusiveLock', 'AccessExclusiveLock')
+     GROUP BY 1, 2, 3, 4 ORDER BY 1`, [tables.map((t) => t.schema), tables.map((t) => t.name)]);
+  return rows.map((row) => ({ pid: row.pid, user: row.user ?? '?', application: row.application, since: row.since ?? '?', tables: row.tables }));
+}
+
+export function describeWriters(writers: OpenWriter[]): string {
+  return writers.slice(0, 5).map((w) => `pid ${w.pid} (${w.user}, ${w.application || 'no application name'}, transaction open since ${w.since}) on ${w.tables.slice(0, 3).join(', ')}${w.tables.length > 3 ? ', ...' : ''}`).join('; ')
+    + (writers.length > 5 ? `; and ${writers.length - 5} more session(s)` : '');
+}
+
 export function describeWrites(writes: TableWrites[]): string {
   return writes.slice(0, 5).map((w) => `${w.table}: ${w.changes}`).join(', ') + (writes.length > 5 ? `, and ${writes.length - 5} more table(s)` : '');
 }

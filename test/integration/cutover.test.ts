@@ -1,7 +1,8 @@
 // The cutover plugin on real clusters with a real Bucardo daemon: verify finds rows changed, deleted
 // and added directly on the secondary and names their keys, tells rows in flight from mismatches;
 // check lists what is missing with the fix; finish refuses without the operator's word, stops at a
-// failed final verify, notices writes after the confirmation, survives a locked table, and resumes.
+// failed final verify, notices writes after the confirmation, will not stop replication under an open
+// writing transaction, survives a locked table, and resumes.
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import pg from 'pg';
@@ -214,7 +215,7 @@ test('repair: a lost change record, a row deleted and one added on the secondary
   assert.match(again.stdout, /Nothing to repair: the last verify \(#\d+, \d+ s ago\) found no differing rows: Identical/);
 });
 
-test('finish: needs the operator\'s word, stops at a failed final verify, starts over after writes, resumes after a locked table', async () => {
+test('finish: needs the operator\'s word, stops at a failed final verify, starts over after writes, refuses to stop replication under an open writing transaction, resumes after a locked table', async () => {
   const refused = await tool('cutover.finish');
   assert.equal(refused.code, 1, refused.stdout + refused.stderr);
   assert.match(refused.stderr, /in list mode, say you did with the argument: -l "cutover\.finish --writes-stopped"\. Nothing was changed\./);
@@ -244,6 +245,24 @@ test('finish: needs the operator\'s word, stops at a failed final verify, starts
   const verified = await tool('cutover.verify');
   assert.equal(verified.code, 0, verified.stdout);
 
+  // A transaction open since before the confirmation that changed a replicated table could commit after
+  // replication stops, and its change would be lost: the run refuses before the point of no return.
+  const writer = new pg.Client({ host: a.host, port: a.port, user: 'postgres', database: 'cut_a', application_name: 'late-writer' });
+  await writer.connect();
+  try {
+    await writer.query('BEGIN');
+    await writer.query("UPDATE public.tags SET note = note WHERE tag = 'tag-7'");
+    const writerPid = (await writer.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0]!.pid;
+    const open = await tool('cutover.finish --writes-stopped');
+    assert.equal(open.code, 1, open.stdout + open.stderr);
+    assert.match(open.stdout, /- final verify: Identical/);
+    assert.match(open.stdout + open.stderr, new RegExp(`1 session\\(s\\) on the primary have a transaction open that changed a replicated table: pid ${writerPid} \\(postgres, late-writer, transaction open since [^)]+\\) on public\\.tags\\. .*replication was not stopped`));
+    assert.equal(outcome(await tool('bucardo.status --json')).data.daemon.running, true, 'replication still runs');
+  } finally {
+    await writer.query('ROLLBACK').catch(() => undefined);
+    await writer.end();
+  }
+
   // A table locked by a session on the primary keeps its triggers: the run stops after the point of no return.
   const holder = new pg.Client({ host: a.host, port: a.port, user: 'postgres', database: 'cut_a' });
   await holder.connect();
@@ -252,7 +271,8 @@ test('finish: needs the operator\'s word, stops at a failed final verify, starts
     await holder.query('SELECT count(*) FROM public.tags');
     const locked = await tool('cutover.finish --writes-stopped');
     assert.equal(locked.code, 1, locked.stdout + locked.stderr);
-    assert.match(locked.stdout, /- final verify: Identical/);
+    assert.match(locked.stdout, /continuing the run that began at .*: nothing was written to the replicated tables since writes stopped/);
+    assert.doesNotMatch(locked.stdout, /final verify/, 'the recorded final verify is not repeated');
     assert.match(locked.stdout, /- replication stopped: /);
     assert.match(locked.stdout, /1 table\(s\) still carry this job's triggers/);
     const remaining = await query<{ tgrelid: string }>(a, 'cut_a', "SELECT DISTINCT tgrelid::regclass::text AS tgrelid FROM pg_trigger WHERE tgname LIKE 'bucardo%' AND tgrelid::regclass::text NOT LIKE 'bucardo.%'");

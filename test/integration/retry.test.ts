@@ -382,6 +382,56 @@ test('asynchronous kicking on a cascade middle hop: kick triggers go table by ta
   assert.equal((await query<{ autokick: boolean }>(a, 'bucardo', 'SELECT autokick FROM bucardo.sync WHERE name = $1', [JOB]))[0]?.autokick, false);
 });
 
+test('cutover.finish with the retry plugin drops the triggers in its rounds: a table read-locked through the first round loses them in a later one (and a changed pid_dir is adopted at start, refused while a daemon runs from the old one)', async () => {
+  const cutover = writeJobConfig({ name: JOB, plugins: ['bucardo', 'retry', 'cutover'], primary: { cluster: a, dbname: PRIMARY }, secondary: { cluster: b, dbname: SECONDARY }, extra: { retry: RETRY, cutover: { settle_time: 1, max_lag: 5 } } });
+  try {
+    // This config has its own pid_dir. While a daemon runs from the one recorded at install, starting is refused.
+    const first = await runTool(['-c', job.file, '-l', 'bucardo.start']);
+    assert.equal(first.code, 0, first.stdout + first.stderr);
+    const running = Number(/started the daemon \(pid (\d+)\)/.exec(first.stdout)?.[1]);
+    const refused = await runTool(['-c', cutover.file, '-l', 'bucardo.start']);
+    assert.equal(refused.code, 1, refused.stdout + refused.stderr);
+    assert.match(refused.stdout + refused.stderr, new RegExp(`A Bucardo daemon \\(pid ${running}\\) already runs on the metadata database bucardo from pid dir ${job.pidDir}, but this config's bucardo\\.pid_dir is ${cutover.pidDir}\\. A second daemon would run the same syncs twice, so none was started\\.`));
+    assert.equal((await runTool(['-c', job.file, '-l', 'bucardo.stop'])).code, 0);
+    const setup = await runTool(['-c', cutover.file, '-l', 'retry.add_triggers bucardo.start bucardo.wait_for_copy']);
+    assert.equal(setup.code, 0, setup.stdout + setup.stderr);
+    assert.match(setup.stdout, new RegExp(`- bucardo\\.pid_dir changed since the last install or start \\(${job.pidDir} → ${cutover.pidDir}\\): recorded the new one in Bucardo's settings`));
+    // Earlier tests' workloads left change records from before the copy; a write kicks the sync so they are applied.
+    await query(a, PRIMARY, "UPDATE public.t1 SET val = val WHERE id = 3");
+    await waitFor(async () => (await runTool(['-c', cutover.file, '-l', 'cutover.verify cutover.check'])).code === 0, 60_000, 'the secondary to verify identical and cutover.check to pass');
+    // A long report holds ACCESS SHARE on t3: DROP TRIGGER (ACCESS EXCLUSIVE) must wait for it, and give up after retry.timeout.
+    const reader = new pg.Client({ host: a.host, port: a.port, user: 'postgres', database: PRIMARY, application_name: 'retry-test-report' });
+    await reader.connect();
+    let released = false;
+    try {
+      await reader.query('BEGIN');
+      await reader.query('SELECT count(*) FROM public.t3');
+      let ended: ToolResult | undefined;
+      const running = runTool(['-c', cutover.file, '-l', 'cutover.finish --writes-stopped']).then((result) => (ended = result));
+      await waitFor(async () => {
+        if (ended) assert.fail(`cutover.finish ended before its first round was over:\n${ended.stdout}\n${ended.stderr}`);
+        const left = await jobTriggers();
+        return left.size === 1 && left.has('public.t3');
+      }, 120_000, 'the first round to drop every table\'s triggers but the read-locked one');
+      await reader.query('COMMIT');
+      released = true;
+      const run = await running;
+      assert.equal(run.code, 0, run.stdout + run.stderr);
+      const rounds = Number(/- dropped this job's triggers on 8 of 8 table\(s\) in (\d+) round\(s\) \(the retry plugin's rounds: each lock wait at most retry\.timeout\)/.exec(run.stdout)?.[1]);
+      assert.ok(rounds >= 2 && rounds <= RETRY.attempts, `a later round dropped t3's triggers (rounds: ${rounds}):\n${run.stdout}`);
+      assert.match(run.stdout, /Cutover finished: replication is stopped, its triggers are gone/);
+      assert.match(run.stdout, /Check: no trigger of this job left on the primary Pass\./);
+      assert.equal((await jobTriggers()).size, 0);
+      assert.equal(await syncRecorded(), false);
+    } finally {
+      if (!released) await reader.query('ROLLBACK').catch(() => undefined);
+      await reader.end();
+    }
+  } finally {
+    stopProcessesIn(cutover.pidDir);
+  }
+});
+
 test('uninstall puts Bucardo\'s own validate_sync back exactly; add_triggers then asks for retry.install', async () => {
   const run = await runTool(['-c', job.file, '-l', 'retry.uninstall retry.uninstall']);
   assert.equal(run.code, 0, run.stdout + run.stderr);
