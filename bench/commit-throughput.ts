@@ -15,7 +15,7 @@ import { benchClusters, benchDir, cleanUp, job, run } from './support.js';
 
 const SECONDS = Number(process.env['BENCH_SECONDS'] ?? 15);
 // BENCH_CLIENTS=64 BENCH_ROUNDS=3 repeats only the goal's cell, three times, and prints medians.
-const CLIENTS = (process.env['BENCH_CLIENTS'] ?? '8 32 64').split(/[ ,]+/).map(Number);
+const CLIENTS = (process.env['BENCH_CLIENTS'] ?? '8 32 64').split(/[ ,]+/).filter(Boolean).map(Number);
 const ROUNDS = Number(process.env['BENCH_ROUNDS'] ?? 1);
 const scriptDir = mkdtempSync(path.join(benchDir, 'pgbench-'));
 const script = path.join(scriptDir, 'insert.sql');
@@ -104,7 +104,7 @@ async function main(): Promise<void> {
   for (let round = 1; round <= ROUNDS; round++) {
     for (const mode of MODES) {
       for (const [index, clients] of CLIENTS.entries()) {
-        // The three methods back to back for each client count, so a slow spell of the machine hits all three.
+        // The methods back to back for each client count, so a slow spell of the machine hits them all.
         for (const label of LABELS) {
           const result = await measureCell(mode, label, clients);
           ((tps[mode.label] ??= {})[label] ??= CLIENTS.map(() => []))[index]!.push(result.tps);

@@ -12,7 +12,7 @@ import { isProcessAlive, processCommandLine, readPidFile } from '../../src/core/
 import { quoteIdent } from '../../src/core/quote.js';
 import { ensureUpstreamCopied } from './cascade.js';
 import { ensureDirectory, jobPathSettings, storeSettingsVerbatim } from './install.js';
-import { metadataDatabaseExists, syncRow, withMetadata } from './metadata.js';
+import { metadataDatabaseExists, otherSyncs, syncRow, withMetadata } from './metadata.js';
 
 export function daemonPid(job: Job): number | undefined {
   return liveBucardoPid(job.paths.mcpPidFile);
@@ -26,14 +26,22 @@ function liveBucardoPid(pidFile: string): number | undefined {
 /**
  * Bucardo writes its pid files where bucardo_config's piddir says, recorded at install. When the
  * config's pid_dir has changed since, the new one is recorded before the start (or the tool would
- * look for the daemon in the wrong place), unless a daemon still runs from the old one.
+ * look for the daemon in the wrong place). Refused while any Bucardo process still runs from the
+ * old dir, and when the metadata database holds other jobs' syncs: one daemon serves them all, from
+ * the dir they recorded.
  */
 async function adoptPidDir(job: Job): Promise<string | undefined> {
-  const recorded = await withMetadata(job, async (client) => (await client.query<{ setting: string }>("SELECT setting FROM bucardo.bucardo_config WHERE name = 'piddir' AND type IS NULL")).rows[0]?.setting);
+  const { recorded, others } = await withMetadata(job, async (client) => ({
+    recorded: (await client.query<{ setting: string }>("SELECT setting FROM bucardo.bucardo_config WHERE name = 'piddir' AND type IS NULL")).rows[0]?.setting,
+    others: await otherSyncs(client, job.syncName),
+  }));
   if (recorded === undefined || recorded === job.paths.pidDir) return undefined;
-  const running = liveBucardoPid(path.join(recorded, 'bucardo.mcp.pid'));
-  if (running) {
-    throw new OperatorError(`A Bucardo daemon (pid ${running}) already runs on the metadata database ${job.metadataDb} from pid dir ${recorded}, but this config's bucardo.pid_dir is ${job.paths.pidDir}. A second daemon would run the same syncs twice, so none was started. Stop the running one with the config that started it (bucardo.stop), or set bucardo.pid_dir back to ${recorded}.`);
+  const running = liveBucardoPids(recorded, false);
+  if (running.length) {
+    throw new OperatorError(`Bucardo processes (pid ${running.join(', ')}) still run on the metadata database ${job.metadataDb} from pid dir ${recorded}, but this config's bucardo.pid_dir is ${job.paths.pidDir}. A second daemon would run the same syncs twice, so none was started. Stop them with the config that started them (bucardo.stop), or set bucardo.pid_dir back to ${recorded}.`);
+  }
+  if (others.length) {
+    throw new OperatorError(`The metadata database ${job.metadataDb} also holds other jobs' syncs (${others.join(', ')}), and its daemon keeps its pid files in ${recorded}, not in this config's bucardo.pid_dir ${job.paths.pidDir}. One daemon serves every sync of a metadata database, so nothing was started. Set bucardo.pid_dir to ${recorded} in this config, or give each job its own metadata database with the concurrency plugin.`);
   }
   return `bucardo.pid_dir changed since the last install or start (${recorded} → ${job.paths.pidDir}): recorded the new one in Bucardo's settings`;
 }
@@ -73,10 +81,16 @@ async function requireInstalled(job: Job): Promise<void> {
  * run beside them and their cleanup later deletes the new daemon's pid files. Stop them first, by
  * the pids in this job's own pid dir, only when their command line says Bucardo.
  */
-async function stopStrayWorkers(job: Job): Promise<number[]> {
+/** Live Bucardo processes named by the pid files in a pid dir; with `workersOnly`, not the MCP's. */
+function liveBucardoPids(pidDir: string, workersOnly: boolean): number[] {
   let files: string[] = [];
-  try { files = readdirSync(job.paths.pidDir).filter((f) => /^bucardo\.(vac|ctl|kid)\..*pid$|^bucardo\.vac\.pid$/.test(f)); } catch { return []; }
-  const pids = files.map((f) => readPidFile(path.join(job.paths.pidDir, f))).filter((pid): pid is number => pid !== undefined && isProcessAlive(pid) && /Bucardo/.test(processCommandLine(pid)));
+  const pattern = workersOnly ? /^bucardo\.(vac|ctl|kid)\..*pid$|^bucardo\.vac\.pid$/ : /^bucardo\..*pid$/;
+  try { files = readdirSync(pidDir).filter((f) => pattern.test(f)); } catch { return []; }
+  return files.map((f) => readPidFile(path.join(pidDir, f))).filter((pid): pid is number => pid !== undefined && isProcessAlive(pid) && /bucardo/i.test(processCommandLine(pid)));
+}
+
+async function stopStrayWorkers(job: Job): Promise<number[]> {
+  const pids = liveBucardoPids(job.paths.pidDir, true);
   for (const pid of pids) { try { process.kill(pid, 'SIGTERM'); } catch { /* gone */ } }
   for (let i = 0; i < 50 && pids.some(isProcessAlive); i++) await sleep(100);
   for (const pid of pids.filter(isProcessAlive)) { try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ } }

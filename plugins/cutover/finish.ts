@@ -213,7 +213,7 @@ export async function finish(ctx: CommandContext): Promise<CommandOutcome<Finish
     // The last moment a late commit can still be carried across: after the stop it would be lost.
     const writers = await withClient(job, { role: 'primary', activity: ctx.activity }, (client) => openWriters(client, scope.tables));
     if (writers.length) {
-      throw new OperatorError(`${writers.length} session(s) on the primary have a transaction open that changed a replicated table: ${describeWriters(writers)}. If one commits after replication stops, its changes never reach the secondary, so replication was not stopped. End those transactions (commit, roll back, or pg_terminate_backend(pid)), then run cutover.finish again: replication is still running, so whatever they commit reaches the secondary before it stops.`);
+      throw new OperatorError(`${writers.length} transaction(s) on the primary are open and may change a replicated table: ${describeWriters(writers)}. If one commits after replication stops, its changes never reach the secondary, so replication was not stopped. End them (commit or roll back; pg_terminate_backend(pid) for a session, COMMIT PREPARED or ROLLBACK PREPARED for a prepared one), then run cutover.finish again. Replication is still running: after a rollback the run continues; a commit is carried across, and if it is not across yet when you rerun, the cutover starts over with a new confirmation.`);
     }
     const stopped = await stopDaemon(job, ctx);
     await mark(job, ctx, progress, 'replication_stopped');

@@ -34,32 +34,55 @@ async function truncations(client: Client, condition: string, values: unknown[])
   return Number(rows[0]!.n);
 }
 
-export interface OpenWriter { pid: number; user: string; application: string; since: string; tables: string[] }
+export interface OpenWriter { pid: number | null; user: string; application: string; since: string; tables: string[]; prepared?: string }
 
 /**
- * Sessions whose open transaction holds a write lock (ROW EXCLUSIVE or stronger) on one of these
- * tables. Such a transaction may have begun before the operator's confirmation, so its changes carry
- * an older txntime; if it commits after replication stops they never reach the secondary.
+ * Transactions in this database holding or awaiting a write lock (ROW EXCLUSIVE or stronger) on one
+ * of these tables: client sessions (not an aborted one, which can only roll back) and prepared
+ * transactions, which have no session. Such a transaction may have begun before the operator's
+ * confirmation, so its changes carry an older txntime; if it commits after replication stops they
+ * never reach the secondary.
  */
 export async function openWriters(client: Client, tables: { schema: string; name: string }[]): Promise<OpenWriter[]> {
   if (tables.length === 0) return [];
-  const { rows } = await client.query<{ pid: number; user: string | null; application: string; since: string | null; tables: string[] }>(`
-    SELECT a.pid, a.usename AS user, a.application_name AS application, a.xact_start::text AS since,
-           array_agg(DISTINCT format('%s.%s', n.nspname, c.relname) ORDER BY format('%s.%s', n.nspname, c.relname)) AS tables
-      FROM pg_locks l
-      JOIN pg_stat_activity a ON a.pid = l.pid
-      JOIN pg_class c ON c.oid = l.relation
-      JOIN pg_namespace n ON n.oid = c.relnamespace
-      JOIN unnest($1::text[], $2::text[]) AS scope(schema, name) ON scope.schema = n.nspname AND scope.name = c.relname
-     WHERE l.locktype = 'relation' AND l.granted AND l.pid <> pg_backend_pid()
-       AND l.mode IN ('RowExclusiveLock', 'ShareRowExclusiveLock', 'ExclusiveLock', 'AccessExclusiveLock')
-     GROUP BY 1, 2, 3, 4 ORDER BY 1`, [tables.map((t) => t.schema), tables.map((t) => t.name)]);
-  return rows.map((row) => ({ pid: row.pid, user: row.user ?? '?', application: row.application, since: row.since ?? '?', tables: row.tables }));
+  const { rows } = await client.query<{ pid: number | null; user: string | null; application: string | null; since: string | null; prepared: string | null; tables: string[] }>(`
+    WITH scope AS (
+      SELECT c.oid, format('%s.%s', n.nspname, c.relname) AS name
+        FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+        JOIN unnest($1::text[], $2::text[]) AS t(schema, name) ON t.schema = n.nspname AND t.name = c.relname
+    ), writes AS (
+      SELECT l.pid, l.virtualtransaction, scope.name
+        FROM pg_locks l JOIN scope ON scope.oid = l.relation
+       WHERE l.locktype = 'relation' AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+         AND l.mode IN ('RowExclusiveLock', 'ShareRowExclusiveLock', 'ExclusiveLock', 'AccessExclusiveLock')
+         AND l.pid IS DISTINCT FROM pg_backend_pid()
+    )
+    SELECT a.pid, a.usename AS user, a.application_name AS application, a.xact_start::text AS since, NULL::text AS prepared,
+           array_agg(DISTINCT w.name ORDER BY w.name) AS tables
+      FROM writes w JOIN pg_stat_activity a ON a.pid = w.pid
+     WHERE a.backend_type = 'client backend' AND a.state IS DISTINCT FROM 'idle in transaction (aborted)'
+     GROUP BY 1, 2, 3, 4
+    UNION ALL
+    SELECT NULL::int, p.owner, NULL::text, p.prepared::text, p.gid, array_agg(DISTINCT w.name ORDER BY w.name)
+      -- A prepared transaction's locks have no pid; its transactionid lock ties them to pg_prepared_xacts.
+      FROM writes w
+      JOIN pg_locks x ON x.locktype = 'transactionid' AND x.pid IS NULL AND x.virtualtransaction = w.virtualtransaction
+      JOIN pg_prepared_xacts p ON p.transaction = x.transactionid
+     WHERE w.pid IS NULL
+     GROUP BY 1, 2, 3, 4, 5
+     ORDER BY 1 NULLS LAST, 5`, [tables.map((t) => t.schema), tables.map((t) => t.name)]);
+  return rows.map((row) => ({
+    pid: row.pid, user: row.user ?? '?', application: row.application ?? '', since: row.since ?? '?', tables: row.tables,
+    ...(row.prepared !== null ? { prepared: row.prepared } : {}),
+  }));
 }
 
 export function describeWriters(writers: OpenWriter[]): string {
-  return writers.slice(0, 5).map((w) => `pid ${w.pid} (${w.user}, ${w.application || 'no application name'}, transaction open since ${w.since}) on ${w.tables.slice(0, 3).join(', ')}${w.tables.length > 3 ? ', ...' : ''}`).join('; ')
-    + (writers.length > 5 ? `; and ${writers.length - 5} more session(s)` : '');
+  const who = (w: OpenWriter): string => (w.prepared !== undefined
+    ? `prepared transaction '${w.prepared}' (${w.user}, prepared at ${w.since})`
+    : `pid ${w.pid} (${w.user}, ${w.application || 'no application name'}, transaction open since ${w.since})`);
+  return writers.slice(0, 5).map((w) => `${who(w)} on ${w.tables.slice(0, 3).join(', ')}${w.tables.length > 3 ? ', ...' : ''}`).join('; ')
+    + (writers.length > 5 ? `; and ${writers.length - 5} more` : '');
 }
 
 export function describeWrites(writes: TableWrites[]): string {

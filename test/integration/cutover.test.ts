@@ -6,7 +6,8 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import pg from 'pg';
-import type { ClusterInfo } from '../../src/sandbox/cluster.js';
+import { startCluster, stopCluster, type ClusterInfo } from '../../src/sandbox/cluster.js';
+import { describeWriters, openWriters } from '../../plugins/cutover/writes.js';
 import { clusters, dropDatabase, forgetJob, freshDatabase, query, runTool, tableRows, waitFor, writeJobConfig, type ToolResult } from '../support/harness.js';
 
 const SCHEMA = `
@@ -256,7 +257,7 @@ test('finish: needs the operator\'s word, stops at a failed final verify, starts
     const open = await tool('cutover.finish --writes-stopped');
     assert.equal(open.code, 1, open.stdout + open.stderr);
     assert.match(open.stdout, /- final verify: Identical/);
-    assert.match(open.stdout + open.stderr, new RegExp(`1 session\\(s\\) on the primary have a transaction open that changed a replicated table: pid ${writerPid} \\(postgres, late-writer, transaction open since [^)]+\\) on public\\.tags\\. .*replication was not stopped`));
+    assert.match(open.stdout + open.stderr, new RegExp(`1 transaction\\(s\\) on the primary are open and may change a replicated table: pid ${writerPid} \\(postgres, late-writer, transaction open since [^)]+\\) on public\\.tags\\. .*replication was not stopped`));
     assert.equal(outcome(await tool('bucardo.status --json')).data.daemon.running, true, 'replication still runs');
   } finally {
     await writer.query('ROLLBACK').catch(() => undefined);
@@ -313,4 +314,51 @@ test('the cutover section is checked like the rest of the config: every problem 
   assert.match(result.stderr, /cutover\.max_lagg: unknown key \(did you mean 'max_lag'\?\)/);
   assert.match(result.stderr, /cutover\.jobs: expected an integer between 1 and 64, got 0/);
   assert.match(result.stderr, /cutover\.settle_time: expected a number, got 'soon'/);
+});
+
+test('open writers: a session\'s and a prepared transaction\'s write locks are found; a reader, an aborted transaction and another database are not', async () => {
+  // Its own cluster: prepared transactions need max_prepared_transactions, which the shared clusters leave at 0.
+  const cluster = await startCluster('writers', { settings: { max_prepared_transactions: 5 } });
+  const clients: pg.Client[] = [];
+  const connect = async (database: string, application: string): Promise<pg.Client> => {
+    const client = new pg.Client({ host: cluster.host, port: cluster.port, user: 'postgres', database, application_name: application });
+    await client.connect();
+    clients.push(client);
+    return client;
+  };
+  try {
+    await query(cluster, 'postgres', 'CREATE DATABASE other');
+    for (const db of ['postgres', 'other']) await query(cluster, db, 'CREATE TABLE public.t (id int PRIMARY KEY); CREATE TABLE public.u (id int PRIMARY KEY)');
+    const prepared = await connect('postgres', 'preparer');
+    await prepared.query('BEGIN');
+    await prepared.query('INSERT INTO public.t VALUES (1)');
+    await prepared.query("PREPARE TRANSACTION 'late one'");
+    const writer = await connect('postgres', 'writer');
+    await writer.query('BEGIN');
+    await writer.query('UPDATE public.u SET id = id');
+    const reader = await connect('postgres', 'reader');
+    await reader.query('BEGIN');
+    await reader.query('SELECT count(*) FROM public.t');
+    const aborted = await connect('postgres', 'aborted');
+    await aborted.query('BEGIN');
+    await aborted.query('INSERT INTO public.u VALUES (5)');
+    await aborted.query('SELECT 1/0').catch(() => undefined);
+    const elsewhere = await connect('other', 'elsewhere');
+    await elsewhere.query('BEGIN');
+    await elsewhere.query('INSERT INTO public.t VALUES (9)');
+
+    const checker = await connect('postgres', 'checker');
+    const found = await openWriters(checker, [{ schema: 'public', name: 't' }, { schema: 'public', name: 'u' }]);
+    assert.deepEqual(found.map((w) => ({ application: w.application, prepared: w.prepared, tables: w.tables })), [
+      { application: 'writer', prepared: undefined, tables: ['public.u'] },
+      { application: '', prepared: 'late one', tables: ['public.t'] },
+    ]);
+    assert.match(describeWriters(found), /^pid \d+ \(postgres, writer, transaction open since [^)]+\) on public\.u; prepared transaction 'late one' \(postgres, prepared at [^)]+\) on public\.t$/);
+    await prepared.query("ROLLBACK PREPARED 'late one'");
+    await writer.query('ROLLBACK');
+    assert.deepEqual(await openWriters(checker, [{ schema: 'public', name: 't' }, { schema: 'public', name: 'u' }]), []);
+  } finally {
+    for (const client of clients) await client.end().catch(() => undefined);
+    stopCluster(cluster);
+  }
 });
