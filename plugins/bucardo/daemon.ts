@@ -12,7 +12,7 @@ import { isProcessAlive, processCommandLine, readPidFile } from '../../src/core/
 import { quoteIdent } from '../../src/core/quote.js';
 import { ensureUpstreamCopied } from './cascade.js';
 import { ensureDirectory, jobPathSettings, storeSettingsVerbatim } from './install.js';
-import { metadataDatabaseExists, otherSyncs, syncRow, withMetadata } from './metadata.js';
+import { metadataDatabaseExists, otherSyncs, recordedPidDir, syncRow, withMetadata } from './metadata.js';
 
 export function daemonPid(job: Job): number | undefined {
   return liveBucardoPid(job.paths.mcpPidFile);
@@ -32,7 +32,7 @@ function liveBucardoPid(pidFile: string): number | undefined {
  */
 async function adoptPidDir(job: Job): Promise<string | undefined> {
   const { recorded, others } = await withMetadata(job, async (client) => ({
-    recorded: (await client.query<{ setting: string }>("SELECT setting FROM bucardo.bucardo_config WHERE name = 'piddir' AND type IS NULL")).rows[0]?.setting,
+    recorded: await recordedPidDir(client),
     others: await otherSyncs(client, job.syncName),
   }));
   if (recorded === undefined || recorded === job.paths.pidDir) return undefined;
@@ -76,19 +76,19 @@ async function requireInstalled(job: Job): Promise<void> {
   }
 }
 
-/**
- * A daemon killed hard (kill -9) leaves its VAC, controllers and workers running; a new daemon would
- * run beside them and their cleanup later deletes the new daemon's pid files. Stop them first, by
- * the pids in this job's own pid dir, only when their command line says Bucardo.
- */
 /** Live Bucardo processes named by the pid files in a pid dir; with `workersOnly`, not the MCP's. */
 function liveBucardoPids(pidDir: string, workersOnly: boolean): number[] {
   let files: string[] = [];
   const pattern = workersOnly ? /^bucardo\.(vac|ctl|kid)\..*pid$|^bucardo\.vac\.pid$/ : /^bucardo\..*pid$/;
   try { files = readdirSync(pidDir).filter((f) => pattern.test(f)); } catch { return []; }
-  return files.map((f) => readPidFile(path.join(pidDir, f))).filter((pid): pid is number => pid !== undefined && isProcessAlive(pid) && /bucardo/i.test(processCommandLine(pid)));
+  return files.map((f) => liveBucardoPid(path.join(pidDir, f))).filter((pid): pid is number => pid !== undefined);
 }
 
+/**
+ * A daemon killed hard (kill -9) leaves its VAC, controllers and workers running; a new daemon would
+ * run beside them and their cleanup later deletes the new daemon's pid files. Stop them first, by
+ * the pids in this job's own pid dir, only when their command line says Bucardo.
+ */
 async function stopStrayWorkers(job: Job): Promise<number[]> {
   const pids = liveBucardoPids(job.paths.pidDir, true);
   for (const pid of pids) { try { process.kill(pid, 'SIGTERM'); } catch { /* gone */ } }
@@ -151,11 +151,13 @@ export async function startDaemon(job: Job, ctx: CommandContext): Promise<Daemon
     await runBucardo(job, ['start', '--logdest', job.paths.logDir, '--logextension', job.paths.logExtension], { activity: ctx.activity });
     for (let i = 0; i < 200 && !(pid = daemonPid(job)); i++) await sleep(100, ctx.activity.signal);
     if (!pid) throw new OperatorError(`The Bucardo daemon did not stay up (no live process in ${job.paths.mcpPidFile} after 20 s). Last log lines (${job.paths.logFile}):\n${lastLogLines(job) || '(empty)'}`);
+    // The MCP forks itself once more and rewrites its pid file, so the first pid seen may be gone
+    // soon; the final MCP forks the VAC and the controllers. With a sync, wait for its controller too:
+    // the MCP kicks every sync once at start, and the check should see it loaded.
+    const settled = (): boolean => (sync ? syncLoaded(job) : liveBucardoPid(path.join(job.paths.pidDir, 'bucardo.vac.pid')) !== undefined);
+    for (let i = 0; i < (sync ? 100 : 50) && !settled(); i++) await sleep(100, ctx.activity.signal);
+    pid = daemonPid(job) ?? pid;
     steps.push(`started the daemon (pid ${pid}), logging to ${job.paths.logFile}`);
-    if (sync) {
-      // The MCP kicks every sync once at start; wait for the controller so the check sees it loaded.
-      for (let i = 0; i < 100 && !syncLoaded(job); i++) await sleep(100, ctx.activity.signal);
-    }
   }
   if (!sync) steps.push(`no sync yet: run bucardo.add_triggers to create sync ${job.syncName}`);
   // The kicker runs in every mode: with kick triggers it only keeps statistics fresh and watches for stalls.

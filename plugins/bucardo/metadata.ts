@@ -63,6 +63,12 @@ export async function lastRun(client: Client, syncName: string, kind: 'lastgood'
   return rows[0];
 }
 
+/** The pid dir Bucardo's daemon uses (bucardo_config's piddir, recorded at install and at each start). */
+export async function recordedPidDir(client: Client): Promise<string | undefined> {
+  const { rows } = await client.query<{ setting: string }>("SELECT setting FROM bucardo.bucardo_config WHERE name = 'piddir' AND type IS NULL");
+  return rows[0]?.setting;
+}
+
 export async function configSettings(client: Client): Promise<{ name: string; setting: string; about: string | null }[]> {
   const { rows } = await client.query<{ name: string; setting: string; about: string | null }>(
     'SELECT name, setting, about FROM bucardo.bucardo_config WHERE type IS NULL ORDER BY name');

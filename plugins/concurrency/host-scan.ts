@@ -5,6 +5,7 @@ import type { Activity } from '../../src/core/activity.js';
 import { withClient, type Client } from '../../src/core/db.js';
 import { errorMessage } from '../../src/core/errors.js';
 import type { Job } from '../../src/core/job.js';
+import { recordedPidDir } from '../bucardo/metadata.js';
 
 export interface RecordedSource { name: string; dbname: string; host: string; port: number }
 
@@ -48,7 +49,7 @@ async function readInstance(client: Client): Promise<Omit<BucardoInstance, 'data
   const { rows: [probe] } = await client.query<{ metadata: boolean }>(
     "SELECT to_regclass('bucardo.bucardo_config') IS NOT NULL AND to_regclass('bucardo.sync') IS NOT NULL AND to_regclass('bucardo.herd') IS NOT NULL AND to_regclass('bucardo.goat') IS NOT NULL AS metadata");
   if (!probe?.metadata) return undefined;
-  const piddir = await client.query<{ setting: string }>("SELECT setting FROM bucardo.bucardo_config WHERE name = 'piddir' AND type IS NULL");
+  const piddir = await recordedPidDir(client);
   const syncs = await client.query<{ name: string }>('SELECT name FROM bucardo.sync ORDER BY 1');
   const relgroups = await client.query<{ name: string }>('SELECT name FROM bucardo.herd ORDER BY 1');
   // dbport is text in Bucardo's schema and may be empty (libpq's default port then).
@@ -56,7 +57,7 @@ async function readInstance(client: Client): Promise<Omit<BucardoInstance, 'data
     `SELECT DISTINCT d.name, coalesce(d.dbname, '') AS dbname, coalesce(d.dbhost, '') AS host, coalesce(d.dbport, '') AS port
        FROM bucardo.goat g JOIN bucardo.db d ON d.name = g.db ORDER BY 1`);
   return {
-    ...(piddir.rows[0] ? { piddir: piddir.rows[0].setting } : {}),
+    ...(piddir !== undefined ? { piddir } : {}),
     syncs: syncs.rows.map((r) => r.name),
     relgroups: relgroups.rows.map((r) => r.name),
     sources: sources.rows.map((r) => ({ name: r.name, dbname: r.dbname, host: r.host, port: /^\d+$/.test(r.port) ? Number(r.port) : 5432 })),
