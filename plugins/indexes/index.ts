@@ -14,6 +14,10 @@ export default definePlugin<IndexSettings>({
   name: 'indexes',
   summary: 'drop the secondary\'s indexes on large tables before the initial copy, and rebuild them in parallel after it',
   parseSettings: parseIndexSettings,
+  hooks: {
+    // Dropping the metadata database would lose the only copy of the dropped indexes' definitions.
+    'bucardo.uninstall': { before: async (ctx) => (await import('./uninstall-guard.js')).refuseWithUnrebuiltIndexes(ctx) },
+  },
   commands: {
     install: {
       summary: 'create the table in the metadata database that records dropped index definitions',

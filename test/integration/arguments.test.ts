@@ -1,6 +1,7 @@
 // Declared command arguments through the real shell: a mistyped argument anywhere in a list refuses
 // the whole list before anything runs (the old shell dropped the indexes on `indexes.drop --dryrun`),
-// help shows a command's arguments, and a malformed assignment is refused.
+// help shows a command's arguments, and a malformed assignment is refused; and the indexes plugin's
+// hook that refuses bucardo.uninstall while a dropped index is not rebuilt.
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import type { ClusterInfo } from '../../src/sandbox/cluster.js';
@@ -73,6 +74,19 @@ test('the correctly spelled --dry-run runs the list and still drops nothing', as
   assert.equal(result.code, 0, result.stdout + result.stderr);
   assert.match(result.stdout, /orders_customer/, 'the index the real run would drop is listed');
   assert.equal(await metadataDatabaseExists(), true);
+  assert.deepEqual(await secondaryIndexes(), ['orders_customer', 'orders_pkey']);
+});
+
+test('a plugin hook: bucardo.uninstall is refused while an index indexes.drop dropped is not rebuilt', async () => {
+  const dropped = await tool('indexes.drop');
+  assert.equal(dropped.code, 0, dropped.stdout + dropped.stderr);
+  assert.deepEqual(await secondaryIndexes(), ['orders_pkey']);
+  const refused = await tool('bucardo.uninstall');
+  assert.equal(refused.code, 1, refused.stdout + refused.stderr);
+  assert.match(refused.stderr, /1 index\(es\) were dropped on the secondary by indexes\.drop and not rebuilt \(public\.orders_customer\); .* Run indexes\.recreate first, then bucardo\.uninstall again\. Nothing was changed\./);
+  assert.equal(await metadataDatabaseExists(), true, 'the definitions are still there');
+  const rebuilt = await tool('indexes.recreate --now');
+  assert.equal(rebuilt.code, 0, rebuilt.stdout + rebuilt.stderr);
   assert.deepEqual(await secondaryIndexes(), ['orders_customer', 'orders_pkey']);
 });
 
