@@ -10,6 +10,7 @@ import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node
 import { availableParallelism, tmpdir } from 'node:os';
 import path from 'node:path';
 import { detachedActivity, sleep } from '../src/core/activity.js';
+import { parseCommandArguments } from '../src/core/arguments.js';
 import { runBucardo } from '../src/core/bucardo.js';
 import { withClient } from '../src/core/db.js';
 import type { Job } from '../src/core/job.js';
@@ -98,7 +99,7 @@ async function command<D = unknown>(session: Session, name: string, args: string
   const resolved = session.resolve(name);
   if ('error' in resolved) throw new Error(resolved.error);
   const context: CommandContext = {
-    job: resolved.job, jobs: session.jobs, activity: detachedActivity(), args, prompt: listModePrompter(true),
+    job: resolved.job, jobs: session.jobs, activity: detachedActivity(), options: parseCommandArguments(name, resolved.command.arguments, args).options, args, prompt: listModePrompter(true),
     progress: () => undefined, log: (text) => { if (VERBOSE) log(`    ${text}`); },
   };
   const outcome = await resolved.command.run(context);

@@ -250,7 +250,6 @@ export async function uninstall(ctx: CommandContext): Promise<CommandOutcome<Uni
       await removeJobFromSharedMetadata(job, ctx);
       steps.push(`metadata database ${job.metadataDb} kept: it also holds sync(s) ${sharedWith.join(', ')}; removed only this job's sync, relgroup and databases`);
     } else {
-      await refuseWithUnrebuiltIndexes(job);
       progress(`dropping the metadata database ${job.metadataDb}`);
       await withClient(job, { role: 'bucardo', login: 'install_user', database: job.config.databases.bucardo.fallbackDb, activity }, async (client) => {
         try {
@@ -264,19 +263,6 @@ export async function uninstall(ctx: CommandContext): Promise<CommandOutcome<Uni
     }
   }
   return { data: { steps }, message: `Uninstalled ${job.name}.` };
-}
-
-/** The indexes plugin keeps dropped index definitions in the metadata database: never lose them. */
-async function refuseWithUnrebuiltIndexes(job: Job): Promise<void> {
-  const pending = await withMetadata(job, async (client) => {
-    const { rows } = await client.query<{ present: boolean }>("SELECT to_regclass('manage_indexes.dropped_index') IS NOT NULL AS present");
-    if (!rows[0]!.present) return 0;
-    const count = await client.query<{ n: string }>('SELECT count(*) AS n FROM manage_indexes.dropped_index WHERE job = $1 AND recreated_at IS NULL', [job.name]);
-    return Number(count.rows[0]!.n);
-  });
-  if (pending > 0) {
-    throw new OperatorError(`${pending} index(es) were dropped on the secondary by indexes.drop and not rebuilt; their definitions live in the metadata database this would drop. Run indexes.recreate first, then bucardo.uninstall again (the triggers are already gone).`);
-  }
 }
 
 async function dropBucardoSchema(client: Client, job: Job): Promise<string> {

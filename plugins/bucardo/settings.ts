@@ -16,9 +16,10 @@ export async function changeConfig(ctx: CommandContext): Promise<CommandOutcome<
   const settings = await withMetadata(job, configSettings, activity);
   let name: string;
   let value: string;
-  const assignment = ctx.args.find((arg) => arg.includes('='));
+  // Declared in index.ts: one SETTING=VALUE word, checked by the runner before the command starts.
+  const assignment = ctx.options.assignment('setting');
   if (assignment) {
-    [name, value] = [assignment.slice(0, assignment.indexOf('=')), assignment.slice(assignment.indexOf('=') + 1)];
+    ({ name, value } = assignment);
   } else if (prompt.interactive) {
     name = await prompt.select('Which setting?', settings.map((s) => ({ name: `${s.name} = ${s.setting}`, value: s.name, ...(s.about ? { description: s.about } : {}) })));
     value = await prompt.input(`New value for ${name}:`, settings.find((s) => s.name === name)?.setting);
@@ -47,9 +48,9 @@ export async function changeConfig(ctx: CommandContext): Promise<CommandOutcome<
 
 export async function validateChangeConfig(ctx: CommandContext) {
   // The check re-reads the setting the command wrote: it confirms Bucardo stored it.
-  const assignment = ctx.args.find((arg) => arg.includes('='));
+  const assignment = ctx.options.assignment('setting');
   if (!assignment) return [];
-  const [name, value] = [assignment.slice(0, assignment.indexOf('=')), assignment.slice(assignment.indexOf('=') + 1)];
+  const { name, value } = assignment;
   const settings = await withMetadata(ctx.job, configSettings);
   const stored = settings.find((s) => s.name === name)?.setting;
   // Bucardo stores most settings lowercased.

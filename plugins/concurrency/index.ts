@@ -10,6 +10,7 @@ import { parseConcurrencySettings, preparedButDisabled, type ConcurrencySettings
 
 const install = () => import('./install.js');
 const uninstall = () => import('./uninstall.js');
+const lifecycle = () => import('./lifecycle.js');
 
 export default definePlugin<ConcurrencySettings>({
   name: 'concurrency',
@@ -19,6 +20,10 @@ export default definePlugin<ConcurrencySettings>({
   checkDisabled: (job) => {
     const problem = preparedButDisabled(job.paths.stateDir);
     if (problem) throw new OperatorError(`${job.config.file}: ${problem}`);
+  },
+  hooks: {
+    'bucardo.install': { after: async (ctx) => (await lifecycle()).recordInstalled(ctx) },
+    'bucardo.uninstall': { after: async (ctx) => (await lifecycle()).forgetUninstalled(ctx) },
   },
   commands: {
     install: {

@@ -1,16 +1,16 @@
 // concurrency.install: check that this job can run beside every other Bucardo job on the host, then
 // prepare it: the marker in its state dir (which makes job.metadataDb answer with the job's own
 // metadata database name) and its entry in the per-user registry of prepared jobs.
-import { existsSync } from 'node:fs';
+import { existsSync, rmSync } from 'node:fs';
 import { jobTitle } from '../../src/core/job.js';
 import type { Check, CommandContext, CommandOutcome } from '../../src/core/plugin.js';
 import { compareJobs, type Clash, type OtherJob } from './clashes.js';
 import { footprintOf, type JobFootprint } from './footprint.js';
-import { scanMetadataServer } from './host-scan.js';
+import { scanMetadataServer, type HostScan } from './host-scan.js';
 import { markerFile, readMarker, writeMarker } from './marker.js';
-import { isSameJob, readRegistry, readRegistryEntry, registryFile, writeRegistryEntry } from './registry.js';
+import { isSameJob, readRegistry, readRegistryEntry, registryFile, writeRegistryEntry, type RegistryEntry } from './registry.js';
 import { compareWithServer } from './server-clashes.js';
-import { serverKey } from './settings.js';
+import { sameServer, serverKey } from './settings.js';
 
 export interface PrepareData { clashes: Clash[]; warnings: string[]; steps: string[] }
 
@@ -20,14 +20,15 @@ export async function install(ctx: CommandContext): Promise<CommandOutcome<Prepa
   const target = mine.metadata.dbname;
   const data: PrepareData = { clashes: [], warnings: [], steps: [] };
 
+  // The server first: it tells which registered jobs still exist.
+  progress(`looking at the Bucardo metadata databases on ${mine.metadata.host}:${mine.metadata.port}`);
+  const scan = await scanMetadataServer(job, activity);
   progress('comparing with the other jobs of this session and of the registry');
-  const others = otherJobs(ctx, mine, data.warnings);
+  const others = otherJobs(ctx, mine, scan, data.warnings);
   const comparison = compareJobs(mine, others);
   data.clashes.push(...comparison.clashes);
   data.warnings.push(...comparison.warnings);
 
-  progress(`looking at the Bucardo metadata databases on ${mine.metadata.host}:${mine.metadata.port}`);
-  const scan = await scanMetadataServer(job, activity);
   const server = serverKey(mine.metadata);
   const marker = readMarker(job.paths.stateDir);
   const compared = new Set(others.filter((o) => serverKey(o.footprint.metadata) === server).map((o) => `${server}/${o.footprint.metadata.dbname}`));
@@ -60,7 +61,8 @@ export async function install(ctx: CommandContext): Promise<CommandOutcome<Prepa
     data.steps.push(marker ? `switched from '${marker.metadataDb}' (never installed) to metadata database '${target}'` : `prepared for metadata database '${target}' (${markerFile(job.paths.stateDir)})`);
   }
   const previous = readRegistryEntry(mine.replicationName);
-  const file = writeRegistryEntry({ ...mine, preparedAt: previous?.preparedAt ?? now });
+  const installedAt = previous && isSameJob(previous, mine) ? previous.installedAt : undefined;
+  const file = writeRegistryEntry({ ...mine, preparedAt: previous?.preparedAt ?? now, ...(installedAt ? { installedAt } : {}) });
   data.steps.push(previous ? `registry entry refreshed (${file})` : `registered in ${file}`);
   return {
     data,
@@ -69,7 +71,7 @@ export async function install(ctx: CommandContext): Promise<CommandOutcome<Prepa
 }
 
 /** The session's other configs first (they are current), then registered jobs not loaded here. */
-function otherJobs(ctx: CommandContext, mine: JobFootprint, warnings: string[]): OtherJob[] {
+function otherJobs(ctx: CommandContext, mine: JobFootprint, scan: HostScan, warnings: string[]): OtherJob[] {
   const others: OtherJob[] = ctx.jobs
     .filter((other) => other !== ctx.job)
     .map((other) => ({ footprint: footprintOf(other), origin: `${jobTitle(other)}, loaded in this session from ${other.config.file}` }));
@@ -77,10 +79,36 @@ function otherJobs(ctx: CommandContext, mine: JobFootprint, warnings: string[]):
   for (const file of registry.unreadable) warnings.push(`registry file ${file} is not a job entry and was not compared; delete it if it is not needed`);
   for (const { entry, file } of registry.jobs) {
     if (isSameJob(entry, mine) || others.some((o) => isSameJob(o.footprint, entry))) continue;
+    const stale = staleReason(entry, mine, scan);
+    if (stale) {
+      // A job uninstalled by hand (or before bucardo.uninstall told this plugin) occupies nothing.
+      rmSync(file, { force: true });
+      warnings.push(`removed the stale registry entry of job ${entry.replicationName} (${file}): ${stale}; it is no longer compared`);
+      continue;
+    }
     const gone = existsSync(entry.configFile) ? '' : `; that file no longer exists: if the job is gone too, delete ${file}`;
     others.push({ footprint: entry, origin: `job ${entry.replicationName} (prepared from ${entry.configFile}${gone})` });
   }
   return others;
+}
+
+/**
+ * Why a registered job no longer exists, judged from its metadata server (only when that is this
+ * job's, which was just scanned): its metadata database is gone or holds no sync or relgroup of its
+ * name. A job prepared but not installed yet has no database either: it stays while its preparation
+ * marker does, unless bucardo.install had already recorded it as installed.
+ */
+function staleReason(entry: RegistryEntry, mine: JobFootprint, scan: HostScan): string | undefined {
+  const { dbname } = entry.metadata;
+  if (!sameServer(entry.metadata, mine.metadata) || scan.unreadable.some((u) => u.database === dbname)) return undefined;
+  const instance = scan.instances.find((i) => i.database === dbname);
+  if (instance && (instance.syncs.includes(entry.replicationName) || instance.relgroups.includes(entry.replicationName))) return undefined;
+  const missing = !scan.databases.includes(dbname)
+    ? `its metadata database '${dbname}' no longer exists on ${entry.metadata.host}:${entry.metadata.port}`
+    : `its metadata database '${dbname}' holds no sync or relgroup named ${entry.replicationName}`;
+  if (entry.installedAt) return `${missing}, though bucardo.install installed it at ${entry.installedAt}`;
+  if (!existsSync(markerFile(entry.stateDir))) return `${missing}, and it is no longer prepared (no ${markerFile(entry.stateDir)})`;
+  return undefined;
 }
 
 export async function validateInstall(ctx: CommandContext): Promise<Check[]> {

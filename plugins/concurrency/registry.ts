@@ -10,7 +10,11 @@ import type { JobFootprint } from './footprint.js';
 /** Tests (and operators who want a shared registry) point this elsewhere. */
 export const REGISTRY_ENV = 'BUCARDO_CONSOLE_JOB_REGISTRY';
 
-export interface RegistryEntry extends JobFootprint { preparedAt: string }
+export interface RegistryEntry extends JobFootprint {
+  preparedAt: string;
+  /** Set by bucardo.install: from then on a missing metadata database means the entry is stale. */
+  installedAt?: string;
+}
 
 export interface RegisteredJob { entry: RegistryEntry; file: string }
 

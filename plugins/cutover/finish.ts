@@ -32,8 +32,6 @@ export interface FinishData {
   failed?: TableFailure[];
 }
 
-const ARGUMENTS = ['--writes-stopped'];
-
 class Steps {
   readonly lines: string[] = [];
   constructor(private readonly ctx: CommandContext) {}
@@ -129,7 +127,6 @@ async function secondaryAcceptsWrites(job: Job, ctx?: CommandContext): Promise<{
 
 export async function finish(ctx: CommandContext): Promise<CommandOutcome<FinishData>> {
   const { job } = ctx;
-  for (const arg of ctx.args) if (!ARGUMENTS.includes(arg)) throw new OperatorError(`cutover.finish does not understand '${arg}'. It accepts --writes-stopped (in list mode: you have stopped every write to the primary).`);
   if (!(await metadataDatabaseExists(job, ctx.activity))) throw new OperatorError(`Bucardo is not installed for ${job.name} (no metadata database ${job.metadataDb}), so there is no replication to finish. Set it up with bucardo.install, bucardo.add_triggers and bucardo.start.`);
   const settings = cutoverSettings(job.config);
   const steps = new Steps(ctx);
@@ -162,7 +159,7 @@ export async function finish(ctx: CommandContext): Promise<CommandOutcome<Finish
       return { ok: false, data: data({ readiness: readiness.items }), message: `Not ready for cutover: ${failing.length} check(s) fail (listed above; cutover.check shows them all). Nothing was changed.` };
     }
     steps.say(`readiness: all ${readiness.items.length} checks pass`);
-    if (!ctx.args.includes('--writes-stopped')) {
+    if (!ctx.options.flag('writes-stopped')) {
       if (!ctx.prompt.interactive) {
         throw new OperatorError('cutover.finish switches production to the secondary, and that is only safe once nothing writes to the primary any more. Stop every writer (application, jobs, cron) first; in list mode, say you did with the argument: -l "cutover.finish --writes-stopped". Nothing was changed.');
       }

@@ -30,16 +30,6 @@ const MAX_LISTED_KEYS = 1000;
 /** Per table and run: enough to repair any realistic loss; a table differing everywhere needs a recopy. */
 const REPAIR_BUDGET = { keys: 200_000, comparisons: 20_000 };
 
-export function parseRepairArguments(args: string[], defaultWait: number): { waitSeconds: number } {
-  let waitSeconds = defaultWait;
-  for (const arg of args) {
-    const wait = /^wait=(\d+)$/.exec(arg);
-    if (wait) waitSeconds = Number(wait[1]);
-    else throw new OperatorError(`cutover.repair does not understand '${arg}'. It accepts wait=SECONDS (how long to wait for Bucardo to apply the re-queued rows; default cutover.drain_timeout).`);
-  }
-  return { waitSeconds };
-}
-
 async function requireReplicating(job: Job): Promise<void> {
   const state = await replicationState(job);
   const why = !state.replicating ? state.why : !syncLoaded(job) ? `the daemon has not loaded sync ${job.syncName}` : undefined;
@@ -130,7 +120,8 @@ function verdictOf(report: Omit<RepairReport, 'verdict'>): string {
 export async function repair(ctx: CommandContext): Promise<CommandOutcome<RepairReport>> {
   const { job, activity, progress } = ctx;
   const started = Date.now();
-  const { waitSeconds } = parseRepairArguments(ctx.args, cutoverSettings(job.config).drainTimeoutSeconds);
+  // Declared in index.ts: --wait SECONDS (also wait=SECONDS); the config's drain_timeout otherwise.
+  const waitSeconds = ctx.options.number('wait') ?? cutoverSettings(job.config).drainTimeoutSeconds;
   await requireReplicating(job);
   const last = await withRecords(job, activity, (client) => lastVerifyReport(client, job));
   if (!last) throw new OperatorError(`No verify is recorded for ${job.name}: cutover.repair repairs the differences cutover.verify found. Run cutover.verify first, then cutover.repair.`);

@@ -7,6 +7,8 @@ import { jobTitle, type Job } from '../../src/core/job.js';
 import { copyState } from '../bucardo/status.js';
 
 export const UPSTREAM_CONFIRM_ARG = '--upstream-copy-done';
+/** Declared in index.ts as a flag of indexes.drop. */
+const UPSTREAM_CONFIRM_FLAG = 'upstream-copy-done';
 
 /** Throws when this job's own initial copy makes a drop pointless or impossible. */
 export async function requireCopyNotStarted(job: Job): Promise<void> {
@@ -42,7 +44,7 @@ export async function requireUpstreamCopyDone(ctx: CommandContext): Promise<stri
     if (copy.state === 'done' || copy.state === 'not requested') return `A→B job ${jobTitle(upstream)}: initial copy ${copy.state}`;
     throw new OperatorError(`${job.name} is the B→C hop of a cascade, and the A→B initial copy (job ${jobTitle(upstream)}) is ${copy.state}: until it is done, B is not filled, so no table looks large and indexes.drop would drop the wrong set. Wait with ${upstream.label ? `${upstream.label}.` : ''}bucardo.wait_for_copy, then run indexes.drop again.`);
   }
-  if (ctx.args.includes(UPSTREAM_CONFIRM_ARG)) return 'A→B initial copy confirmed done by the operator';
+  if (ctx.options.flag(UPSTREAM_CONFIRM_FLAG)) return 'A→B initial copy confirmed done by the operator';
   const question = `${job.name} is the B→C hop of a cascade and the A→B config is not loaded. Has the A→B initial copy finished (its bucardo.status says the copy is done)?`;
   if (ctx.prompt.interactive && await ctx.prompt.confirm(question, false)) return 'A→B initial copy confirmed done by the operator';
   throw new OperatorError(`${job.name} is the B→C hop of a cascade (databases.primary.cascade is true), and indexes.drop must wait until the A→B initial copy has filled B. The A→B job is not loaded in this session, so that cannot be checked. Load both configs (node wrapper.js -c1 a_to_b.yml -c2 b_to_c.yml, then c2.indexes.drop), or, after checking the A→B copy is done with bucardo.status on the A→B config, confirm it: answer yes at the prompt, or in list mode run "indexes.drop ${UPSTREAM_CONFIRM_ARG}".`);

@@ -16,7 +16,8 @@ import { indexSettings } from './settings.js';
 import { formatSize } from './size.js';
 import { rebuildScript } from './statements.js';
 
-export const DRY_RUN_ARG = '--dry-run';
+/** Declared in index.ts: list what would be dropped, drop nothing. */
+export const DRY_RUN_FLAG = 'dry-run';
 
 export interface PlannedIndex { table: string; index: string; kind: 'index' | 'unique constraint' | 'exclusion constraint'; sizeBytes: number }
 
@@ -126,7 +127,7 @@ export async function dropIndexes(ctx: CommandContext): Promise<CommandOutcome<D
     planned: plan.droppable.map(planned),
     kept: plan.kept.map((i) => ({ table: `${i.schema}.${i.table}`, index: i.index, reason: i.keepReason! })),
     plannedBytes: plan.droppable.reduce((sum, i) => sum + i.sizeBytes, 0),
-    dryRun: ctx.args.includes(DRY_RUN_ARG),
+    dryRun: ctx.options.flag(DRY_RUN_FLAG),
     dropped: [], failed: [], notes,
   };
   if (plan.droppable.length === 0) {
@@ -188,7 +189,7 @@ export async function dropIndexes(ctx: CommandContext): Promise<CommandOutcome<D
 /** After a drop: no droppable index is left on the large tables, and every recorded one is gone from the secondary. */
 export async function validateDrop(ctx: CommandContext): Promise<Check[]> {
   const { job } = ctx;
-  if (ctx.args.includes(DRY_RUN_ARG)) return [];
+  if (ctx.options.flag(DRY_RUN_FLAG)) return [];
   const plan = await planDrop(job, { activity: ctx.activity, progress: () => undefined });
   const pending = (await withRecords(job, undefined, (client) => recordedIndexes(client, job))).filter((r) => r.recreatedAt === null);
   const present = await withClient(job, { role: 'secondary' }, (secondary) => presence(secondary, pending));

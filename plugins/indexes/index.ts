@@ -14,6 +14,10 @@ export default definePlugin<IndexSettings>({
   name: 'indexes',
   summary: 'drop the secondary\'s indexes on large tables before the initial copy, and rebuild them in parallel after it',
   parseSettings: parseIndexSettings,
+  hooks: {
+    // Dropping the metadata database would lose the only copy of the dropped indexes' definitions.
+    'bucardo.uninstall': { before: async (ctx) => (await import('./uninstall-guard.js')).refuseWithUnrebuiltIndexes(ctx) },
+  },
   commands: {
     install: {
       summary: 'create the table in the metadata database that records dropped index definitions',
@@ -22,12 +26,20 @@ export default definePlugin<IndexSettings>({
     },
     drop: {
       summary: 'list, then record and drop the secondary\'s non-primary-key indexes on tables larger than indexes.larger_than (--dry-run: list only)',
+      arguments: {
+        'dry-run': { kind: 'flag', help: 'list what would be dropped and kept; drop nothing' },
+        'upstream-copy-done': { kind: 'flag', help: 'on a B→C job whose A→B config is not loaded: the A→B initial copy is done' },
+      },
       run: async (ctx) => (await drop()).dropIndexes(ctx),
       validate: async (ctx) => (await drop()).validateDrop(ctx),
       format: formatDrop,
     },
     recreate: {
       summary: 'rebuild the dropped indexes, now or after the initial copy (--now / --wait), largest first, indexes.jobs at a time',
+      arguments: {
+        now: { kind: 'flag', conflicts: ['wait'], help: 'rebuild at once, even while the initial copy runs' },
+        wait: { kind: 'flag', conflicts: ['now'], help: 'wait for the initial copy to finish, then rebuild (list mode\'s choice)' },
+      },
       run: async (ctx) => (await recreate()).recreateIndexes(ctx),
       validate: async (ctx) => (await recreate()).validateRecreate(ctx),
       format: formatRecreate,

@@ -70,8 +70,9 @@ async function loadWork(job: Job, ctx: Pick<CommandContext, 'activity'>): Promis
 
 /** Rebuild now, or first wait for the copy: from the arguments, the operator, or (list mode) the safe choice. */
 async function chooseWhen(ctx: CommandContext, state: CopyState): Promise<'now' | 'wait'> {
-  if (ctx.args.includes(NOW_ARG)) return 'now';
-  if (ctx.args.includes(WAIT_ARG)) return 'wait';
+  // Declared in index.ts as flags that exclude each other.
+  if (ctx.options.flag('now')) return 'now';
+  if (ctx.options.flag('wait')) return 'wait';
   if (!ctx.prompt.interactive) {
     ctx.log(`The initial copy is ${state}: waiting for it to finish before rebuilding (list mode; pass ${NOW_ARG} to rebuild at once).`);
     return 'wait';

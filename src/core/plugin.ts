@@ -7,6 +7,7 @@ import { fileURLToPath } from 'node:url';
 import type { ConfigReader } from '../config/reader.js';
 import type { JobConfig } from '../config/types.js';
 import type { Activity } from './activity.js';
+import type { ArgumentDescriptor, CommandOptions } from './arguments.js';
 import type { Job } from './job.js';
 
 export interface Check { name: string; pass: boolean; detail?: string }
@@ -38,12 +39,20 @@ export interface CommandContext {
   /** A line of output that should stay on screen (the spinner is cleared around it). */
   log(text: string): void;
   prompt: Prompter;
-  /** Extra words typed after the command name (e.g. `bucardo.status --json`). */
+  /** The command's declared arguments, parsed and checked before it started (see `arguments`). */
+  options: CommandOptions;
+  /** The words typed after the command name, already checked against its arguments; prefer `options`. */
   args: string[];
 }
 
 export interface CommandDescriptor<D = unknown> {
   summary: string;
+  /**
+   * Every argument the command accepts, by name without dashes (`'dry-run'` is typed `--dry-run`).
+   * The runner refuses anything else before the command starts; `--json` and `--help` are the
+   * runner's own and accepted by every command (docs/commands-arguments.md).
+   */
+  arguments?: Record<string, ArgumentDescriptor>;
   run(context: CommandContext): Promise<CommandOutcome<D>>;
   /** Runs after the command; each check prints as `Check: <name> Pass/Fail`. */
   validate?(context: CommandContext): Promise<Check[]>;
@@ -61,6 +70,18 @@ export interface PluginDescriptor<S = unknown> {
   configureJob?(job: Job, settings: S): void;
   /** Lets a plugin refuse a job it prepared while the plugin is no longer enabled (its metadata lives elsewhere). */
   checkDisabled?(job: Job): void;
+  /**
+   * Steps this plugin adds around other plugins' commands, by full command name ('bucardo.uninstall'),
+   * so that plugins never import each other's files. The runner calls them for every enabled plugin.
+   */
+  hooks?: Record<string, CommandHooks>;
+}
+
+export interface CommandHooks {
+  /** Runs before the command; throwing refuses it with the error's message, nothing run. */
+  before?(context: CommandContext): Promise<void>;
+  /** Runs once the command did its job (not when it failed); returns lines saying what it did. */
+  after?(context: CommandContext, outcome: CommandOutcome): Promise<string[]>;
 }
 
 export function definePlugin<S>(plugin: PluginDescriptor<S>): PluginDescriptor<S> {

@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { execFileSync } from 'node:child_process';
 import type { CliOptions } from '../shell/args.js';
+import { CommandOptions } from '../core/arguments.js';
 import type { Job } from '../core/job.js';
 import { style, write, writeError } from '../shell/output.js';
 import { stopProcessesIn } from '../core/process.js';
@@ -42,7 +43,7 @@ async function stopJobs(jobs: Job[]): Promise<void> {
   const { stopDaemon } = await import('../../plugins/bucardo/daemon.js');
   const { Activity } = await import('../core/activity.js');
   for (const job of jobs) {
-    const context = { job, jobs, activity: new Activity(), progress: () => undefined, log: () => undefined, args: [], prompt: undefined as never };
+    const context = { job, jobs, activity: new Activity(), progress: () => undefined, log: () => undefined, options: new CommandOptions(), args: [], prompt: undefined as never };
     await stopDaemon(job, context).catch(() => undefined);
   }
 }

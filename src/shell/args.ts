@@ -53,13 +53,15 @@ export function parseArguments(argv: string[]): CliOptions {
 }
 
 /**
- * "a b --json c x=1" → ["a", "b --json", "c x=1"]: words starting with -- and name=value words are
- * arguments of the command before them (a command name never contains '=').
+ * "a b --json c x=1 d --watch 5" → ["a", "b --json", "c x=1", "d --watch 5"]: words starting with -,
+ * name=value words and numbers are arguments of the command before them (a command name never
+ * starts with a dash or a digit, nor contains '='). A leading argument stays an item of its own, for
+ * list mode to refuse.
  */
 export function splitList(text: string): string[] {
   const items: string[] = [];
   for (const word of text.split(/\s+/).filter(Boolean)) {
-    if ((word.startsWith('--') || word.includes('=')) && items.length > 0) items[items.length - 1] += ` ${word}`;
+    if ((word.startsWith('-') || word.includes('=') || /^\d/.test(word)) && items.length > 0) items[items.length - 1] += ` ${word}`;
     else items.push(word);
   }
   return items;

@@ -1,23 +1,62 @@
-// List mode (-l): run each command then its checks; stop at the first failure; summarise.
+// List mode (-l): check every command name and argument of the list first (any problem: exit code 2,
+// nothing run), then run each command and its checks; stop at the first failure; summarise.
+import { commandHelpLines } from './menu.js';
 import { listModePrompter } from './prompter.js';
 import { style, write, writeError } from './output.js';
-import { runCommand, type RunReport } from './runner.js';
-import type { Session } from './session.js';
+import { checkArguments, runCommand, type RunReport } from './runner.js';
+import type { ResolvedCommand, Session } from './session.js';
+
+interface ListItem { typed: string; resolved: ResolvedCommand; args: string[]; json: boolean; help: boolean }
+
+/** Every item resolved and its arguments parsed, or every problem of the whole list. */
+export function checkList(session: Session, items: string[]): { items: ListItem[]; problems: string[] } {
+  const checked: ListItem[] = [];
+  const problems: string[] = [];
+  let previous: ListItem | undefined;
+  for (const item of items) {
+    const [name, ...args] = item.split(/\s+/);
+    if (name!.startsWith('-') || name!.includes('=')) {
+      problems.push(`'${name}' comes before any command: arguments follow the command they belong to, as in -l "indexes.drop --dry-run".`);
+      continue;
+    }
+    const resolved = session.resolve(name!);
+    if ('error' in resolved && !name!.includes('.') && previous) {
+      // `cutover.repair soon`: a bare word after a command is more likely a mistyped argument of it.
+      const asArgument = checkArguments(previous.resolved, [name!]).problems;
+      problems.push(`'${name}' is not a command, and ${asArgument[0] ?? `${previous.resolved.fullName} does not accept it`}`);
+      continue;
+    }
+    previous = undefined;
+    if ('error' in resolved) { problems.push(resolved.error); continue; }
+    const parsed = checkArguments(resolved, args);
+    problems.push(...parsed.problems);
+    previous = { typed: item, resolved, args, json: parsed.json, help: parsed.help };
+    checked.push(previous);
+  }
+  return { items: checked, problems };
+}
 
 export async function runList(session: Session, items: string[], json: boolean): Promise<number> {
+  const checked = checkList(session, items);
+  if (checked.problems.length > 0) {
+    if (json) write(JSON.stringify({ ok: false, errors: checked.problems, summary: { ran: [], not_run: items.map((i) => i.split(/\s+/)[0]) } }));
+    else {
+      for (const problem of checked.problems) writeError(problem);
+      writeError(`Nothing was run: the list has ${checked.problems.length} problem(s), listed above. Fix them and run the list again.`);
+    }
+    return 2;
+  }
+  // `cmd --help` anywhere in a list shows help and runs nothing: the operator is asking, not doing.
+  const asked = checked.items.filter((item) => item.help);
+  if (asked.length > 0) {
+    for (const item of asked) { for (const line of commandHelpLines(item.resolved)) write(line); write(''); }
+    write('Nothing was run (--help only shows the arguments).');
+    return 0;
+  }
   const reports: RunReport[] = [];
   const prompt = listModePrompter(json);
-  for (const item of items) {
-    const [name, ...rest] = item.split(/\s+/);
-    const args = rest.filter((word) => word !== '--json');
-    const wantsJson = json || rest.includes('--json');
-    const resolved = session.resolve(name!);
-    if ('error' in resolved) {
-      reports.push({ command: name!, ok: false, interrupted: false, error: resolved.error, checks: [] });
-      if (wantsJson) write(JSON.stringify({ command: name, ok: false, error: resolved.error }));
-      else writeError(resolved.error);
-      break;
-    }
+  for (const { resolved, args, json: itemJson } of checked.items) {
+    const wantsJson = json || itemJson;
     if (!wantsJson) write(style.heading(`== ${resolved.fullName}`));
     const report = await runCommand(session, resolved, args, { interactive: false, json: wantsJson, prompt });
     reports.push(report);

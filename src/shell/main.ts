@@ -30,7 +30,8 @@ export async function main(argv: string[]): Promise<number> {
     try {
       const session = await Session.load(configFiles);
       write('');
-      for (const line of menuLines(session)) write(line);
+      for (const line of menuLines(session, true)) write(line);
+      write('Every command also takes --json and --help; docs/commands-arguments.md explains the syntax.');
     } catch (error) {
       write(`\nThe command list appears when a config loads; this one did not:\n${errorMessage(error)}`);
     }

@@ -2,7 +2,7 @@
 // commands through the runner. A fresh readline interface is made for each prompt so that while a
 // command runs the terminal is in its normal mode and Ctrl-C reaches the runner as SIGINT.
 import readline from 'node:readline';
-import { menuLines } from './menu.js';
+import { commandHelpLines, menuLines } from './menu.js';
 import { write, writeError } from './output.js';
 import { appendHistory, loadHistory } from './history.js';
 import { interactivePrompter } from './prompter.js';
@@ -53,6 +53,12 @@ export async function runShell(session: Session, onExit?: () => Promise<void>): 
     if (trimmed === 'exit' || trimmed === 'quit') break;
     if (trimmed === 'help' || trimmed === '?') { for (const menuLine of menuLines(session)) write(menuLine); continue; }
     const [name, ...args] = trimmed.split(/\s+/);
+    if (name === 'help' || name === '?') {
+      const asked = session.resolve(args[0]!);
+      if ('error' in asked) writeError(asked.error);
+      else for (const helpLine of commandHelpLines(asked)) write(helpLine);
+      continue;
+    }
     const resolved = session.resolve(name!);
     if ('error' in resolved) { writeError(resolved.error); continue; }
     await runCommand(session, resolved, args, { interactive: true, json: false, prompt });

@@ -2,8 +2,10 @@
 // an interrupt cancels the command's SQL on the server and stops its children (see Activity), and
 // the operator gets a line saying what state was left.
 import { Activity } from '../core/activity.js';
+import { parseCommandArguments, type ParsedArguments } from '../core/arguments.js';
 import { errorMessage, InterruptedError, OperatorError } from '../core/errors.js';
-import type { Check, CommandContext, CommandOutcome, Prompter } from '../core/plugin.js';
+import type { Check, CommandContext, CommandHooks, CommandOutcome, Prompter } from '../core/plugin.js';
+import { commandHelpLines } from './menu.js';
 import { style, write, writeError } from './output.js';
 import type { ResolvedCommand, Session } from './session.js';
 
@@ -14,6 +16,8 @@ export interface RunReport {
   outcome?: CommandOutcome;
   error?: string;
   checks: Check[];
+  /** What other plugins' hooks did after the command (`concurrency: removed the registry entry ...`). */
+  hookLines?: string[];
 }
 
 export interface RunOptions {
@@ -31,15 +35,43 @@ async function createSpinner(enabled: boolean, text: string): Promise<Spinner | 
   return ora({ text, discardStdin: false }).start() as unknown as Spinner;
 }
 
-export async function runCommand(session: Session, resolved: ResolvedCommand, args: string[], options: RunOptions): Promise<RunReport> {
-  const activity = new Activity();
+/** The words after a command name, checked against its declared arguments (and the runner's --json, --help). */
+export function checkArguments(resolved: ResolvedCommand, words: readonly string[]): ParsedArguments {
+  return parseCommandArguments(resolved.fullName, resolved.command.arguments, words);
+}
+
+/** Every enabled plugin's hooks on this command, in menu order. */
+function hooksOf(session: Session, resolved: ResolvedCommand): { plugin: string; hooks: CommandHooks }[] {
+  const name = `${resolved.plugin.name}.${resolved.commandName}`;
+  return session.orderedPlugins()
+    .filter((plugin) => resolved.job.config.plugins.includes(plugin.name) && plugin.hooks?.[name])
+    .map((plugin) => ({ plugin: plugin.name, hooks: plugin.hooks![name]! }));
+}
+
+export async function runCommand(session: Session, resolved: ResolvedCommand, args: string[], runOptions: RunOptions): Promise<RunReport> {
   const report: RunReport = { command: resolved.fullName, ok: false, interrupted: false, checks: [] };
+  const parsed = checkArguments(resolved, args);
+  const options = { ...runOptions, json: runOptions.json || parsed.json };
+  if (parsed.problems.length > 0) {
+    report.error = parsed.problems.join('\n');
+    if (options.json) write(JSON.stringify({ command: report.command, ok: false, error: report.error }));
+    else writeError(`${report.error}\nNothing was run.`);
+    return report;
+  }
+  if (parsed.help) {
+    for (const line of commandHelpLines(resolved)) write(line);
+    report.ok = true;
+    return report;
+  }
+  const activity = new Activity();
+  const hooks = hooksOf(session, resolved);
   const spinner = await createSpinner(Boolean(process.stdout.isTTY) && !options.json, `${resolved.fullName}`);
   let lastPlainProgress = 0;
   const context: CommandContext = {
     job: resolved.job,
     jobs: session.jobs,
     activity,
+    options: parsed.options,
     args,
     prompt: wrapPrompter(options.prompt, spinner),
     progress: (text) => {
@@ -72,10 +104,16 @@ export async function runCommand(session: Session, resolved: ResolvedCommand, ar
   };
   process.on('SIGINT', onInterrupt);
   try {
+    for (const { hooks: { before } } of hooks) await before?.(context);
     const result = await Promise.race([resolved.command.run(context), abandoned]);
     if (result === 'abandoned') throw new InterruptedError();
     report.outcome = result;
     report.ok = result.ok !== false;
+    if (report.ok) {
+      for (const { plugin, hooks: { after } } of hooks) {
+        if (after) (report.hookLines ??= []).push(...(await after(context, result)).map((line) => `${plugin}: ${line}`));
+      }
+    }
   } catch (error) {
     report.interrupted = activity.interrupted || error instanceof InterruptedError || (error as { name?: string }).name === 'ExitPromptError';
     report.error = report.interrupted ? 'interrupted' : errorMessage(error);
@@ -97,6 +135,7 @@ export async function runCommand(session: Session, resolved: ResolvedCommand, ar
   }
 
   if (report.outcome && !options.json) printOutcome(resolved, report.outcome);
+  if (!options.json) for (const line of report.hookLines ?? []) write(`  - ${line}`);
   if (report.error && !options.json) writeError(report.error);
 
   if (report.ok && resolved.command.validate) {
@@ -111,7 +150,7 @@ export async function runCommand(session: Session, resolved: ResolvedCommand, ar
     report.ok = report.checks.every((check) => check.pass);
     if (!options.json) for (const check of report.checks) write(formatCheck(check));
   }
-  if (options.json) write(JSON.stringify({ command: report.command, ok: report.ok, message: report.outcome?.message, error: report.error, data: report.outcome?.data, checks: report.checks }));
+  if (options.json) write(JSON.stringify({ command: report.command, ok: report.ok, message: report.outcome?.message, error: report.error, data: report.outcome?.data, ...(report.hookLines ? { hooks: report.hookLines } : {}), checks: report.checks }));
   return report;
 }
 

@@ -18,7 +18,7 @@ const SYSTEM_FILES = ['/usr/bin/bucardo', '/usr/share/bucardo/bucardo.schema', '
 const SCHEMA = `CREATE TABLE public.items (id serial PRIMARY KEY, label text NOT NULL, added timestamptz DEFAULT now());`;
 const SOURCES = ['conc_a', 'conc_x', 'conc_m'];
 const TARGETS = ['conc_b', 'conc_y', 'conc_n'];
-const METADATA = ['bucardo_conc_ab', 'bucardo_conc_xy', 'bucardo_conc_w1', 'bucardo_conc_w2'];
+const METADATA = ['bucardo_conc_ab', 'bucardo_conc_xy', 'bucardo_conc_w1', 'bucardo_conc_w2', 'bucardo_conc_p1', 'bucardo_conc_p2', 'bucardo_conc_p3'];
 
 const registry = tempDir('registry');
 const env = { BUCARDO_CONSOLE_JOB_REGISTRY: registry };
@@ -304,6 +304,49 @@ test('a prepared job refuses a disabled plugin, a changed name and metadata left
   assert.equal(cleanup.code, 0, output(cleanup));
   assert.equal(await databaseExists('bucardo_conc_w1'), false);
   assert.equal(await databaseExists('bucardo_conc_w2'), false);
+});
+
+test('bucardo.uninstall alone frees the primary for a new job; an entry whose metadata database was dropped by hand is pruned', async () => {
+  const entry = (name: string) => path.join(registry, `${name}.json`);
+  const first = jobConfig('conc_p1', 'conc_m', 'conc_n', 'bucardo_conc_p1');
+  const installed = await tool(['-c', first.file, '-l', 'concurrency.install bucardo.install']);
+  assert.equal(installed.code, 0, output(installed));
+  assert.match(output(installed), /concurrency: conc_p1 recorded as installed in /);
+  assert.ok(JSON.parse(readFileSync(entry('conc_p1'), 'utf8')).installedAt, 'bucardo.install marks the entry installed');
+
+  // Only bucardo.uninstall, as an operator who is done with the job would run it.
+  const removed = await tool(['-c', first.file, '-l', 'bucardo.uninstall']);
+  assert.equal(removed.code, 0, output(removed));
+  assert.match(output(removed), /concurrency: removed conc_p1's registry entry .*conc_p1\.json/);
+  assert.equal(existsSync(entry('conc_p1')), false);
+
+  // A new job on the same primary is not refused because of the removed one.
+  const second = jobConfig('conc_p2', 'conc_m', 'conc_n', 'bucardo_conc_p2');
+  const next = await tool(['-c', second.file, '-l', 'concurrency.install bucardo.install']);
+  assert.equal(next.code, 0, output(next));
+  assert.doesNotMatch(output(next), /conc_p1/);
+
+  // Its metadata database dropped by hand: its entry stays behind, stale, and must not refuse a third job.
+  await query(a, 'postgres', 'DROP DATABASE bucardo_conc_p2 WITH (FORCE)');
+  assert.ok(existsSync(entry('conc_p2')));
+  const third = jobConfig('conc_p3', 'conc_m', 'conc_n', 'bucardo_conc_p3');
+  const pruned = await tool(['-c', third.file, '-l', 'concurrency.install']);
+  assert.equal(pruned.code, 0, output(pruned));
+  assert.match(output(pruned), /removed the stale registry entry of job conc_p2 \(.*conc_p2\.json\): its metadata database 'bucardo_conc_p2' no longer exists on 127\.0\.0\.1:\d+, though bucardo\.install installed it at /);
+  assert.equal(existsSync(entry('conc_p2')), false);
+  assert.ok(existsSync(entry('conc_p3')));
+
+  // A job that is prepared but not installed yet has no database either: it is not stale.
+  const fourth = jobConfig('conc_p4', 'conc_m', 'conc_n', 'bucardo_conc_p4');
+  const refused = await tool(['-c', fourth.file, '-l', 'concurrency.install']);
+  assert.equal(refused.code, 1, output(refused));
+  assert.match(output(refused), /primary 127\.0\.0\.1:\d+\/conc_m is also the primary of job conc_p3/);
+
+  for (const job of [third, second, first]) {
+    const cleanup = await tool(['-c', job.file, '-l', 'bucardo.uninstall concurrency.uninstall']);
+    assert.equal(cleanup.code, 0, output(cleanup));
+  }
+  for (const name of ['conc_p1', 'conc_p2', 'conc_p3']) assert.equal(existsSync(entry(name)), false);
 });
 
 test('the last job stops and uninstalls cleanly; no file under /usr or /etc changed', async () => {

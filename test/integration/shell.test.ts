@@ -114,10 +114,33 @@ test('list mode with --json prints one object per command and a summary', async 
   assert.deepEqual((objects[2]!['summary'] as Record<string, string[]>)['failed'], ['sleeper.bad_check']);
 });
 
-test('an unknown command in a list fails at once with a suggestion', async () => {
-  const result = await runTool(['-c', configFile, '-l', 'sleeper.okk sleeper.ok']);
-  assert.equal(result.code, 1);
+test('an unknown command or argument anywhere in a list: exit 2, every problem named, nothing run', async () => {
+  const result = await runTool(['-c', configFile, '-l', 'sleeper.ok sleeper.okk sleeper.unchecked --fast']);
+  assert.equal(result.code, 2, result.stdout + result.stderr);
   assert.match(result.stderr, /Unknown command 'sleeper\.okk'\. Did you mean 'sleeper\.ok'\?/);
+  assert.match(result.stderr, /sleeper\.unchecked does not accept '--fast'\. sleeper\.unchecked accepts --json, --help/);
+  assert.match(result.stderr, /Nothing was run: the list has 2 problem\(s\)/);
+  assert.doesNotMatch(result.stdout, /ok ran|== sleeper/, 'the first, valid command did not run either');
+});
+
+test('at the prompt: help <command> and <command> --help show its arguments; an unknown argument is refused', async () => {
+  const session = shell();
+  let at = await session.waitFor(PROMPT);
+  session.send(`help bucardo.change_config${KEYS.enter}`);
+  at = await session.waitFor(/Usage: bucardo\.change_config \[SETTING=VALUE\] \[--json\]/, 5000, at);
+  at = await session.waitFor(PROMPT, 5000, at);
+  session.send(`bucardo.status --help${KEYS.enter}`);
+  at = await session.waitFor(/--watch \[SECONDS\] +show the status again every SECONDS/, 5000, at);
+  at = await session.waitFor(PROMPT, 5000, at);
+  session.send(`sleeper.ok --quick${KEYS.enter}`);
+  at = await session.waitFor(/sleeper\.ok does not accept '--quick'\.[^]*Nothing was run\./, 5000, at);
+  at = await session.waitFor(PROMPT, 5000, at);
+  assert.doesNotMatch(session.output, /ok ran/);
+  session.send(`sleeper.ok --json${KEYS.enter}`);
+  at = await session.waitFor(/\{"command":"sleeper\.ok","ok":true,"message":"ok ran"/, 10_000, at);
+  await session.waitFor(PROMPT, 5000, at);
+  session.send(`exit${KEYS.enter}`);
+  assert.equal(await session.exited, 0);
 });
 
 test('two configs: c1./c2. prefixes reach each job; an unknown prefix is named', async () => {
@@ -126,7 +149,7 @@ test('two configs: c1./c2. prefixes reach each job; an unknown prefix is named',
   assert.match(result.stdout, /== c2\.sleeper\.ok/);
   assert.match(result.stdout, /== c1\.sleeper\.unchecked/);
   const bad = await runTool(['-c1', configFile, '-c2', secondConfig, '-l', 'c3.sleeper.ok']);
-  assert.equal(bad.code, 1);
+  assert.equal(bad.code, 2);
   assert.match(bad.stderr, /There is no c3 in this session: use c1\. or c2\./);
 });
 
@@ -135,6 +158,7 @@ test('--help lists the options and every command; a bad config exits 2 with the 
   assert.equal(help.code, 0);
   assert.match(help.stdout, /-l, --list "CMDS"/);
   assert.match(help.stdout, /bucardo\.wait_for_copy: /);
+  assert.match(help.stdout, /bucardo\.change_config \[SETTING=VALUE\]: /);
   assert.match(help.stdout, /sleeper\.sleep: runs SELECT pg_sleep/);
   const missing = await runTool(['-c', '/nonexistent/job.yml', '-l', 'bucardo.status']);
   assert.equal(missing.code, 2);

@@ -19,6 +19,8 @@ test('command line: -c, -c1/-c2, -l with per-command flags, and errors', () => {
   assert.throws(() => parseArguments(['-l']), /-l needs a value/);
   assert.deepEqual(splitList('a b --json c'), ['a', 'b --json', 'c']);
   assert.deepEqual(splitList('bucardo.change_config log_level=verbose bucardo.reload'), ['bucardo.change_config log_level=verbose', 'bucardo.reload']);
+  assert.deepEqual(splitList('bucardo.status --watch 5 bucardo.stop'), ['bucardo.status --watch 5', 'bucardo.stop']);
+  assert.deepEqual(splitList('--json bucardo.status -x'), ['--json', 'bucardo.status -x']);
 });
 
 test('replication filters: schemas, qualified and unqualified tables, partitions follow their root', () => {
@@ -97,7 +99,6 @@ test('watchdog exempts COPY, also behind the comment Bucardo puts first; appendA
 
 test('repair output: a line per table with what was done, the keys still differing, and unrepairable tables', async () => {
   const { formatRepair } = await import('../../plugins/cutover/verify-format.js');
-  const { parseRepairArguments } = await import('../../plugins/cutover/repair.js');
   const table = { requeued: 0, fixed: 0, alreadyMatching: 0, inFlight: 0, remaining: [], remainingRanges: 0, unlisted: 0 };
   const lines = formatRepair({
     job: 'j', basedOn: { id: 7, finishedAt: '2026-11-22T10:00:00.000Z', verdict: 'FAILED: MISMATCH in 3 table(s)' }, seconds: 4.2, appliedAfterSeconds: 1.5, timedOut: false,
@@ -116,7 +117,4 @@ test('repair output: a line per table with what was done, the keys still differi
     '  public.c: not repaired: no primary key: Bucardo cannot re-apply single rows; copy the table again',
     '  4.2 s; Bucardo applied the re-queued keys after 1.5 s',
   ]);
-  assert.deepEqual(parseRepairArguments(['wait=30'], 300), { waitSeconds: 30 });
-  assert.deepEqual(parseRepairArguments([], 300), { waitSeconds: 300 });
-  assert.throws(() => parseRepairArguments(['soon'], 300), /cutover\.repair does not understand 'soon'\. It accepts wait=SECONDS/);
 });
