@@ -115,9 +115,11 @@ export async function revert(ctx: CommandContext): Promise<CommandOutcome<Revert
   const { job } = ctx;
   const directory = forkDirectory(job.paths.stateDir);
   const pid = runningDaemon(job);
-  if (pid !== undefined && runsFrom(pid, directory)) {
-    // Bucardo's MCP re-executes its own file when it respawns: removing the fork under it would kill it.
-    throw new OperatorError(`The daemon of ${job.name} (pid ${pid}) runs from the fork in ${directory}, and Bucardo re-executes its own file when it respawns, so the fork was not removed. Stop it (bucardo.stop), run fork_bucardo.revert, then bucardo.start to run the packaged Bucardo.`);
+  if (pid !== undefined && existsSync(directory)) {
+    // Bucardo's MCP re-executes its own file when it respawns: removing the fork under it would kill
+    // it. Which files a running daemon loaded cannot be told from outside (Perl's $0 rewrite clobbers
+    // /proc/<pid>/environ), so any running daemon of the job is taken to run from the fork.
+    throw new OperatorError(`The daemon of ${job.name} (pid ${pid}) is running, possibly from the fork in ${directory}, and Bucardo re-executes its own file when it respawns, so the fork was not removed. Stop it (bucardo.stop), run fork_bucardo.revert, then bucardo.start to run the packaged Bucardo.`);
   }
   const existed = existsSync(directory) || existsSync(`${directory}.new`);
   rmSync(`${directory}.new`, { recursive: true, force: true });
@@ -125,7 +127,7 @@ export async function revert(ctx: CommandContext): Promise<CommandOutcome<Revert
   useFork(job, undefined);
   return {
     message: existed
-      ? `Removed this job's fork of Bucardo (${directory}): its bucardo commands${pid !== undefined ? ' and its next daemon start' : ' and daemon'} use the packaged Bucardo again.`
+      ? `Removed this job's fork of Bucardo (${directory}): its bucardo commands and daemon use the packaged Bucardo again.`
       : `This job has no fork of Bucardo (${directory} does not exist): it already uses the packaged Bucardo.`,
     data: { directory, removed: existed },
   };
@@ -142,16 +144,4 @@ export async function validateRevert(ctx: CommandContext): Promise<Check[]> {
 function runningDaemon(job: Job): number | undefined {
   const pid = readPidFile(job.paths.mcpPidFile);
   return pid !== undefined && isProcessAlive(pid) && /bucardo/i.test(processCommandLine(pid)) ? pid : undefined;
-}
-
-/** Whether a process was started with the fork first on Perl's module path (its environment at exec). */
-export function runsFrom(pid: number, directory: string): boolean {
-  try {
-    const environment = readFileSync(`/proc/${pid}/environ`, 'utf8').split('\0');
-    const perl5lib = environment.find((entry) => entry.startsWith('PERL5LIB='))?.slice('PERL5LIB='.length) ?? '';
-    return perl5lib.split(':').some((entry) => entry.startsWith(directory + path.sep) || entry === directory);
-  } catch {
-    // Unreadable (another user's process): assume it does, so nothing is removed under it.
-    return true;
-  }
 }
