@@ -55,7 +55,8 @@ export async function loadConfig(file: string, catalog: PluginCatalog): Promise<
   const document = readYaml(absolute);
   const reader = new ConfigReader(absolute);
   const available = catalog.available();
-  const root = reader.section(document, '', [...TOP_LEVEL_KEYS, ...available]);
+  // The bucardo plugin's section is the core 'bucardo' key: list each allowed key once.
+  const root = reader.section(document, '', [...new Set([...TOP_LEVEL_KEYS, ...available])]);
 
   const plugins = reader.stringList(root, 'plugins', 'plugins');
   if (root['plugins'] === undefined) reader.problem('plugins', `is required: list the plugins this job uses, for example [bucardo]. Available: ${available.join(', ')}`);
@@ -115,7 +116,9 @@ export async function loadConfig(file: string, catalog: PluginCatalog): Promise<
   for (const name of available) {
     // The bucardo plugin's settings are the core 'bucardo' section, read above.
     if ((TOP_LEVEL_KEYS as readonly string[]).includes(name)) continue;
-    if (!plugins.includes(name) && root[name] === undefined) continue;
+    // A section whose plugin is not enabled is accepted as it stands and ignored (the original tool's
+    // config.yml carries every plugin's section, placeholders included).
+    if (!plugins.includes(name)) continue;
     const plugin = await catalog.load(name);
     if (plugin.parseSettings) config.pluginSettings[name] = plugin.parseSettings(reader, root[name], name, config);
     else if (root[name] !== undefined && root[name] !== null) reader.problem(name, `plugin '${name}' takes no settings`);

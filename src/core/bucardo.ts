@@ -75,6 +75,8 @@ export function bucardoEnvironment(job: Job, extra: Record<string, string> = {})
   env['PGSSLMODE'] = db.sslmode;
   if (db.sslrootcert) env['PGSSLROOTCERT'] = db.sslrootcert;
   env['PGCONNECT_TIMEOUT'] ??= '10';
+  // A forked Bucardo: Perl's module path starts at the fork, for the CLI and every process it forks or execs.
+  if (job.bucardoFork) env['PERL5LIB'] = [job.bucardoFork.perlLib, env['PERL5LIB']].filter(Boolean).join(':');
   return { ...env, ...extra };
 }
 
@@ -82,7 +84,7 @@ export async function runBucardo(job: Job, args: string[], options: BucardoOptio
   const { execa } = await import('execa');
   const connection = options.connection ?? (options.metadataDb ? { dbname: options.metadataDb, dbuser: job.config.databases.bucardo.databaseOwner } : undefined);
   const fullArgs = [...baseArguments(job, connection), ...args];
-  const child = execa(job.config.bucardo.executable, fullArgs, {
+  const child = execa(job.bucardoFork?.executable ?? job.config.bucardo.executable, fullArgs, {
     env: bucardoEnvironment(job, options.extraEnv),
     extendEnv: false,
     reject: false,

@@ -32,6 +32,16 @@ export interface Job {
   /** Names under which the databases are recorded in Bucardo's metadata (as the original tool did). */
   bucardoDbName: Record<Exclude<DatabaseRole, 'bucardo'>, string>;
   paths: JobPaths;
+  /** Set by the fork_bucardo plugin: this job runs a changed private copy of Bucardo (docs/fork_bucardo.md). */
+  bucardoFork?: BucardoFork;
+}
+
+export interface BucardoFork {
+  executable: string;
+  /** First on Perl's module path, so that the CLI and every daemon process load Bucardo.pm from here. */
+  perlLib: string;
+  /** Installed path of each Bucardo file → the fork's copy. */
+  files: Record<string, string>;
 }
 
 export function createJob(config: JobConfig, label = ''): Job {

@@ -64,7 +64,7 @@ export interface PluginDescriptor<S = unknown> {
   name: string;
   summary: string;
   commands: Record<string, CommandDescriptor<any>>;
-  /** Validates the plugin's own config section (called even when the plugin is not enabled but the section exists). */
+  /** Validates the plugin's own config section (only when the plugin is enabled: a disabled one's section is ignored). */
   parseSettings?(reader: ConfigReader, raw: unknown, path: string, config: JobConfig): S;
   /** Lets a plugin adjust derived job names (the concurrency plugin names the metadata database). */
   configureJob?(job: Job, settings: S): void;
