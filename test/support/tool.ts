@@ -9,7 +9,8 @@ import type { ClusterInfo } from '../../src/sandbox/cluster.js';
 import { FIXTURE_PLUGINS, ROOT } from './paths.js';
 
 export async function query<T extends pg.QueryResultRow = Record<string, unknown>>(cluster: ClusterInfo, database: string, text: string, params: unknown[] = []): Promise<T[]> {
-  const client = new pg.Client({ host: cluster.host, port: cluster.port, user: 'postgres', database });
+  // An SSL-only cluster takes TCP logins with SSL and a password only: the test's own sessions use its socket.
+  const client = new pg.Client({ host: cluster.caFile ? cluster.socketDir : cluster.host, port: cluster.port, user: 'postgres', database });
   await client.connect();
   try {
     return (await client.query<T>(text, params)).rows;
