@@ -84,7 +84,7 @@ export function pgpassHost(host: string): string {
 }
 
 function fieldMatches(pattern: string, value: string): boolean {
-  return pattern === ANY || pattern === value;
+  return pattern === ANY || (pattern === LITERAL_STAR ? ANY : pattern) === value;
 }
 
 /** Does this line apply to logins of `user` on host:port, whatever the database? */

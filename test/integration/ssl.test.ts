@@ -5,13 +5,13 @@
 // password is on any process's command line or in its environment; a wrong CA is named with its fix.
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { copyFileSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
 import yaml from 'js-yaml';
 import { matchPassword, readPgpass } from '../../src/core/pgpass.js';
 import { startCluster, stopCluster, type ClusterInfo } from '../../src/sandbox/cluster.js';
-import { forgetJob, query, runTool, tempDir, waitFor, writeJobConfig, type WrittenJob } from '../support/harness.js';
+import { forgetJob, processesHolding, query, runTool, tempDir, waitFor, writeJobConfig, type WrittenJob } from '../support/harness.js';
 
 const INSTALL_PASSWORD = 'inst:all\\pw #1';
 const APP_PASSWORD = 'app ssl:pw\\2';
@@ -74,20 +74,6 @@ function sslJob(name: string, ssl: Record<string, string>): WrittenJob {
 }
 
 const env = () => ({ PGPASSFILE: passfile });
-
-/** Every process on the machine whose command line or environment holds one of the secrets. */
-function processesHolding(secrets: string[]): string[] {
-  const found: string[] = [];
-  for (const pid of readdirSync('/proc').filter((entry) => /^\d+$/.test(entry))) {
-    for (const part of ['cmdline', 'environ']) {
-      try {
-        const text = readFileSync(`/proc/${pid}/${part}`, 'utf8');
-        if (secrets.some((secret) => text.includes(secret))) found.push(`${pid} ${part}: ${text.replace(/\0/g, ' ').slice(0, 200)}`);
-      } catch { /* exited, or not ours to read */ }
-    }
-  }
-  return found;
-}
 
 interface Session { application_name: string; usename: string; datname: string; ssl: boolean | null }
 
