@@ -157,7 +157,7 @@ test('sslmode verify-full with sslrootcert: the tool, bucardo, the daemon and va
   await wholeFlow(job);
 });
 
-test('a wrong root certificate is named with its fix, and relative sslrootcert/passfile follow the config file', async (t) => {
+test('a wrong root certificate is named with its fix; relative sslrootcert/passfile follow the config file; services', async (t) => {
   await freshData();
   const job = sslJob('ssl_bad', { sslmode: 'verify-full' });
   t.after(() => forgetJob(job, primaryServer));
@@ -180,8 +180,16 @@ test('a wrong root certificate is named with its fix, and relative sslrootcert/p
   assert.match(wrong.stdout, /metadata host reachable: SSL connection to the bucardo database "postgres" on 127\.0\.0\.1:\d+ as postgres failed: certificate verify failed: the server's certificate is not signed by the root certificate \S+\/certs\/wrong-ca\.crt .* Set databases\.bucardo\.sslrootcert \(or PGSSLROOTCERT\) to the CA file that signed the server's certificate/);
   assert.equal((await query(primaryServer, 'postgres', "SELECT 1 FROM pg_database WHERE datname = 'bucardo'")).length, 0, 'nothing installed');
 
-  // The right CA and the password file, both named relative to the config's folder (the tool runs elsewhere).
+  // The right CA and the password file, both named relative to the config's folder (the tool runs elsewhere);
+  // the primary's settings only from a pg_service.conf service (its password from the service too).
   setKeys({ sslrootcert: 'certs/right-ca.crt', passfile: 'pgpass' });
-  const right = await runTool(['-c', job.file, '-l', 'bucardo.install'], { env: { PGPASSFILE: '/nonexistent' } });
+  const config = yaml.load(readFileSync(job.file, 'utf8')) as { databases: Record<string, Record<string, unknown>> };
+  config.databases['primary'] = { service: 'ssl_primary' };
+  writeFileSync(job.file, yaml.dump(config));
+  const serviceFile = path.join(job.dir, 'pg_service.conf');
+  writeFileSync(serviceFile, ['# the operator\'s services', '[ssl_primary]', 'host=127.0.0.1', `port=${primaryServer.port}`, 'dbname=ssl_a',
+    'user=app', `password=${APP_PASSWORD}`, 'sslmode=verify-full', `sslrootcert=${primaryServer.caFile}`, ''].join('\n'), { mode: 0o600 });
+  const right = await runTool(['-c', job.file, '-l', 'bucardo.install'], { env: { PGPASSFILE: '/nonexistent', PGSERVICEFILE: serviceFile } });
   assert.match(right.stdout, /metadata host reachable: 127\.0\.0\.1:\d+ as postgres/, right.stdout);
+  assert.match(right.stdout, /primary reachable as database owner: 127\.0\.0\.1:\d+\/ssl_a as app/, right.stdout);
 });
