@@ -3,7 +3,7 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { bucardoEnvironment, runBucardo } from '../../src/core/bucardo.js';
 import { resolvePassword } from '../../src/core/credentials.js';
-import { withClient, withTransaction, type Client } from '../../src/core/db.js';
+import { conninfoValue, rootCertificate, withClient, withTransaction, type Client } from '../../src/core/db.js';
 import { errorMessage, OperatorError } from '../../src/core/errors.js';
 import type { Job } from '../../src/core/job.js';
 import { bucardoRelationName, quoteIdent } from '../../src/core/quote.js';
@@ -132,8 +132,13 @@ export function customSchema(job: Job): string {
 export function dbconnFor(job: Job, role: 'primary' | 'secondary'): string {
   const db = job.config.databases[role];
   const parts: string[] = [];
-  if (db.sslmode !== 'prefer') parts.push(`sslmode=${db.sslmode}`);
-  if (db.sslrootcert) parts.push(`sslrootcert=${db.sslrootcert}`);
+  // Bucardo's processes get the metadata database's sslmode through PGSSLMODE, which libpq applies to
+  // every connection without its own: name this database's mode whenever the two could differ.
+  if (db.sslmode !== 'prefer' || job.config.databases.bucardo.sslmode !== 'prefer') parts.push(`sslmode=${db.sslmode}`);
+  // The same CA file the tool verifies with; validate_sync reads it inside the metadata server, so
+  // that server's operating-system user must be able to read it too (docs/credentials-and-ssl.md).
+  const rootCert = db.sslmode === 'disable' ? undefined : rootCertificate(db) ?? db.sslrootcert;
+  if (rootCert) parts.push(`sslrootcert=${conninfoValue(rootCert)}`);
   if (role === 'primary') {
     // validate_sync creates triggers with a plain $dbh->do: without a lock_timeout it would wait on a lock forever.
     const settings = [`-clock_timeout=${job.config.bucardo.lockTimeoutMs}`];

@@ -7,6 +7,7 @@ import yaml from 'js-yaml';
 import { ConfigReader, closest, type Raw } from './reader.js';
 import { SSL_MODES, type DatabaseConfig, type DatabaseRole, type JobConfig, type ReplicationObjects } from './types.js';
 import type { PluginCatalog } from '../core/plugin.js';
+import { findService, serviceFiles } from '../core/pgservice.js';
 
 export class ConfigError extends Error {
   constructor(readonly file: string, readonly problems: string[]) {
@@ -16,7 +17,7 @@ export class ConfigError extends Error {
 }
 
 const TOP_LEVEL_KEYS = ['plugins', 'databases', 'bucardo'] as const;
-const DATABASE_KEYS = ['host', 'port', 'dbname', 'database_owner', 'schema_owner', 'password_env', 'passfile', 'sslmode', 'sslrootcert'];
+const DATABASE_KEYS = ['host', 'port', 'dbname', 'database_owner', 'schema_owner', 'password_env', 'passfile', 'sslmode', 'sslrootcert', 'service'];
 const ROLE_KEYS: Record<DatabaseRole, string[]> = {
   // The metadata database is named 'bucardo' unless the concurrency plugin names it (concurrency.bucardo_dbname).
   bucardo: [...DATABASE_KEYS.filter((key) => key !== 'dbname'), 'fallback_db', 'install_user'],
@@ -78,7 +79,7 @@ export async function loadConfig(file: string, catalog: PluginCatalog): Promise<
     const value = databasesRaw[role];
     if (value === undefined || value === null) reader.problem(`databases.${role}`, `is required: ${role === 'bucardo' ? 'host, port and database_owner of the metadata host' : `host, port, dbname and database_owner of the ${role} database`}`);
     roleSections[role] = reader.section(value, `databases.${role}`, ROLE_KEYS[role]);
-    databases[role] = readDatabase(reader, role, roleSections[role]);
+    databases[role] = readDatabase(reader, role, roleSections[role], absolute);
   }
   const primaryRaw = roleSections.primary;
   // The original tool's key (databases.primary.disable_kicking) and the newer bucardo.asynchronous_kicking
@@ -137,14 +138,24 @@ function validateReplicationName(reader: ConfigReader, name: string): void {
   }
 }
 
-function readDatabase(reader: ConfigReader, role: DatabaseRole, raw: Raw): DatabaseConfig {
+function readDatabase(reader: ConfigReader, role: DatabaseRole, explicit: Raw, configFile: string): DatabaseConfig {
   const where = `databases.${role}`;
+  const service = reader.string(explicit, 'service', where);
+  // As in libpq, keys given in the config win over the service's, and the service's over the defaults.
+  const raw: Raw = { ...(service ? serviceKeys(reader, role, service, where) : {}), ...explicit };
   const databaseOwner = reader.string(raw, 'database_owner', where, role === 'bucardo' ? 'bucardo' : 'postgres');
   const passwordEnv = reader.string(raw, 'password_env', where);
   if (passwordEnv !== undefined && !/^[A-Za-z_][A-Za-z0-9_]*$/.test(passwordEnv)) reader.problem(`${where}.password_env`, `'${passwordEnv}' is not an environment variable name`);
   const sslmode = reader.oneOf(raw, 'sslmode', where, SSL_MODES, (process.env['PGSSLMODE'] as never) ?? 'prefer');
-  const sslrootcert = reader.string(raw, 'sslrootcert', where);
-  const passfile = reader.string(raw, 'passfile', where);
+  // Relative paths in the config are relative to the config file's folder, like pid_dir and log_dir;
+  // those that came from a service file are relative to the working directory, as libpq reads them.
+  const filePath = (key: string) => {
+    const value = reader.string(raw, key, where);
+    if (value === undefined) return undefined;
+    return key in explicit ? resolvePath(value, configFile) : path.resolve(value);
+  };
+  const sslrootcert = filePath('sslrootcert');
+  const passfile = filePath('passfile');
   return {
     role,
     host: reader.string(raw, 'host', where, 'localhost'),
@@ -153,13 +164,40 @@ function readDatabase(reader: ConfigReader, role: DatabaseRole, raw: Raw): Datab
     databaseOwner,
     schemaOwner: reader.string(raw, 'schema_owner', where, databaseOwner),
     ...(passwordEnv ? { passwordEnv } : {}),
-    ...(passfile ? { passfile: path.resolve(passfile) } : {}),
+    ...(passfile ? { passfile } : {}),
     sslmode,
-    ...(sslrootcert ? { sslrootcert: path.resolve(sslrootcert) } : {}),
+    ...(sslrootcert ? { sslrootcert } : {}),
+    ...(service ? { service } : {}),
     installUser: role === 'bucardo' ? reader.string(raw, 'install_user', where, 'postgres') : databaseOwner,
     fallbackDb: role === 'bucardo' ? reader.string(raw, 'fallback_db', where, 'postgres') : 'postgres',
     cascade: role === 'bucardo' ? false : reader.boolean(raw, 'cascade', where, false),
   };
+}
+
+/**
+ * A pg_service.conf service as config keys. The metadata role has no dbname of its own: there the
+ * service's dbname and user are the fallback db and the install user (the login that installs Bucardo).
+ */
+function serviceKeys(reader: ConfigReader, role: DatabaseRole, name: string, where: string): Raw {
+  let service;
+  try {
+    service = findService(name);
+  } catch (error) {
+    reader.problem(`${where}.service`, (error as Error).message);
+    return {};
+  }
+  if (!service) {
+    reader.problem(`${where}.service`, `service '${name}' is not defined in ${serviceFiles().join(' or ')}. Define it there (a [${name}] section), point PGSERVICEFILE or PGSYSCONFDIR at the file that has it, or give host, port${role === 'bucardo' ? '' : ', dbname'} and database_owner instead`);
+    return {};
+  }
+  const s = service.settings;
+  const keys: Raw = {};
+  const host = s['host'] ?? s['hostaddr'];
+  if (host !== undefined) keys['host'] = host;
+  for (const key of ['port', 'sslmode', 'sslrootcert', 'passfile'] as const) if (s[key] !== undefined) keys[key] = s[key];
+  if (s['dbname'] !== undefined) keys[role === 'bucardo' ? 'fallback_db' : 'dbname'] = s['dbname'];
+  if (s['user'] !== undefined) keys[role === 'bucardo' ? 'install_user' : 'database_owner'] = s['user'];
+  return keys;
 }
 
 export function readReplicationObjects(reader: ConfigReader, value: unknown, where: string): ReplicationObjects {

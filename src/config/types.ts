@@ -20,7 +20,13 @@ export interface DatabaseConfig {
   /** A libpq password file for this database (instead of PGPASSFILE / ~/.pgpass). */
   passfile?: string;
   sslmode: SslMode;
+  /** The CA file that verifies the server's certificate (verify-ca, verify-full). */
   sslrootcert?: string;
+  /**
+   * A pg_service.conf service this database's settings came from. Its values were copied into the
+   * keys above when the config was read (explicit keys win); its password= is looked up when needed.
+   */
+  service?: string;
   /** bucardo role only: an existing superuser that installs Bucardo (creates the bucardo role and database). */
   installUser: string;
   /** bucardo role only: database to connect to while the metadata database does not exist yet. */

@@ -5,6 +5,7 @@
 import { mkdirSync } from 'node:fs';
 import type { Activity } from './activity.js';
 import { writePrivatePgpass } from './credentials.js';
+import { rootCertificate } from './db.js';
 import { OperatorError } from './errors.js';
 import type { Job } from './job.js';
 
@@ -67,13 +68,20 @@ export function bucardoEnvironment(job: Job, extra: Record<string, string> = {})
   mkdirSync(job.paths.stateDir, { recursive: true, mode: 0o700 });
   writePrivatePgpass(job);
   const env: Record<string, string> = {};
+  // The variables the config names as password holders stay out too: a process's environment can be
+  // read by its owner and root (/proc/<pid>/environ), and Bucardo's processes live for days.
+  const passwordVariables = new Set(Object.values(job.config.databases).flatMap((d) => d.passwordEnv ?? []));
   for (const [key, value] of Object.entries(process.env)) {
-    if (value !== undefined && !/^PG(PASSWORD|PASSFILE|HOST|PORT|DATABASE|USER|SERVICE)$/.test(key)) env[key] = value;
+    if (value === undefined || passwordVariables.has(key)) continue;
+    if (!/^PG(PASSWORD|PASSFILE|HOST|PORT|DATABASE|USER|SERVICE)$/.test(key)) env[key] = value;
   }
   const db = job.config.databases.bucardo;
   env['HOME'] = job.paths.stateDir;
+  // For the metadata database, whose DSN Bucardo builds itself; the other databases carry their
+  // sslmode and sslrootcert in their dbconn (plugins/bucardo/install.ts dbconnFor).
   env['PGSSLMODE'] = db.sslmode;
-  if (db.sslrootcert) env['PGSSLROOTCERT'] = db.sslrootcert;
+  const rootCert = rootCertificate(db) ?? db.sslrootcert;
+  if (rootCert) env['PGSSLROOTCERT'] = rootCert;
   env['PGCONNECT_TIMEOUT'] ??= '10';
   // A forked Bucardo: Perl's module path starts at the fork, for the CLI and every process it forks or execs.
   if (job.bucardoFork) env['PERL5LIB'] = [job.bucardoFork.perlLib, env['PERL5LIB']].filter(Boolean).join(':');

@@ -51,10 +51,32 @@ function describeTarget(db: DatabaseConfig, database: string, user: string): str
 
 type SslOption = false | { rejectUnauthorized: boolean; ca?: string; checkServerIdentity?: () => undefined };
 
+/**
+ * The CA file libpq would use for this database: its sslrootcert, else PGSSLROOTCERT, else
+ * ~/.postgresql/root.crt of the operator (Bucardo's HOME is the job's state dir, so it is named to
+ * Bucardo explicitly). Undefined when that file does not exist.
+ */
+export function rootCertificate(db: DatabaseConfig): string | undefined {
+  const file = defaultRootCertificate(db);
+  return existsSync(file) ? file : undefined;
+}
+
+function defaultRootCertificate(db: DatabaseConfig): string {
+  return db.sslrootcert ?? process.env['PGSSLROOTCERT'] ?? path.join(homedir(), '.postgresql', 'root.crt');
+}
+
 function sslAttempts(db: DatabaseConfig): SslOption[] {
-  const rootCertFile = db.sslrootcert ?? process.env['PGSSLROOTCERT'] ?? path.join(homedir(), '.postgresql', 'root.crt');
-  const ca = existsSync(rootCertFile) ? readFileSync(rootCertFile, 'utf8') : undefined;
-  const encrypted: SslOption = { rejectUnauthorized: false };
+  const rootCertFile = rootCertificate(db);
+  let ca: string | undefined;
+  try {
+    ca = rootCertFile ? readFileSync(rootCertFile, 'utf8') : undefined;
+  } catch (error) {
+    throw new OperatorError(`Cannot read the root certificate ${rootCertFile} for the ${db.role} database: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}. Make databases.${db.role}.sslrootcert (or PGSSLROOTCERT) a readable CA file.`);
+  }
+  // As libpq does: when a root certificate exists, every encrypted connection verifies the server's
+  // certificate against it (require then behaves as verify-ca); without one, require only encrypts.
+  const verifyCa: SslOption | undefined = ca ? { rejectUnauthorized: true, ca, checkServerIdentity: () => undefined } : undefined;
+  const encrypted: SslOption = verifyCa ?? { rejectUnauthorized: false };
   switch (db.sslmode) {
     case 'disable': return [false];
     case 'allow': return [false, encrypted];
@@ -62,10 +84,15 @@ function sslAttempts(db: DatabaseConfig): SslOption[] {
     case 'require': return [encrypted];
     case 'verify-ca':
     case 'verify-full': {
-      if (!ca) throw new OperatorError(`sslmode ${db.sslmode} for the ${db.role} database needs a root certificate, and ${rootCertFile} does not exist. Set databases.${db.role}.sslrootcert (or PGSSLROOTCERT) to the CA file, or use sslmode require.`);
-      return [db.sslmode === 'verify-ca' ? { rejectUnauthorized: true, ca, checkServerIdentity: () => undefined } : { rejectUnauthorized: true, ca }];
+      if (!ca) throw new OperatorError(`sslmode ${db.sslmode} for the ${db.role} database needs a root certificate, and ${defaultRootCertificate(db)} does not exist. Set databases.${db.role}.sslrootcert (or PGSSLROOTCERT) to the CA file that signed the server's certificate, or use sslmode require.`);
+      return [db.sslmode === 'verify-ca' ? verifyCa! : { rejectUnauthorized: true, ca }];
     }
   }
+}
+
+/** A libpq conninfo value, single-quoted (with \\ and \\' escapes) when it holds spaces, quotes, backslashes or ';'. */
+export function conninfoValue(value: string): string {
+  return /^[^\s';\\]+$/.test(value) ? value : `'${value.replace(/\\/g, '\\\\').replace(/'/g, "\\'")}'`;
 }
 
 /** Opens a connected client. The caller must end() it; prefer withClient. */
@@ -175,6 +202,9 @@ export function explainConnectionError(error: unknown, db: DatabaseConfig, datab
     case '28P01':
       return new OperatorError(`Password authentication failed for the ${target}. Supply the right password through ${keys}.password_env (an environment variable name), ${keys}.passfile, PGPASSWORD, PGPASSFILE or ~/.pgpass.`);
     case '28000':
+      if (/no encryption/.test(message)) {
+        return new OperatorError(`The server refused the unencrypted ${target}: ${message}. It accepts SSL connections only: set ${keys}.sslmode to require (or verify-full with ${keys}.sslrootcert).`);
+      }
       return new OperatorError(`The server refused the ${target}: ${message}. Add a pg_hba.conf entry for this host and role, or check ${keys}.database_owner / sslmode.`);
     case '3D000':
       return new OperatorError(`The ${target} does not exist: ${message}. Check ${keys}.dbname${db.role === 'bucardo' ? ' (the metadata database is created by bucardo.install)' : ''}.`);
@@ -187,8 +217,14 @@ export function explainConnectionError(error: unknown, db: DatabaseConfig, datab
   if (/password must be a string|SASL|client password must be a string/i.test(message)) {
     return new OperatorError(`The ${target} asks for a password and none was found. Supply it through ${keys}.password_env, ${keys}.passfile, PGPASSWORD, PGPASSFILE or ~/.pgpass.`);
   }
-  if (/self.signed|certificate|SSL/i.test(message)) {
-    return new OperatorError(`SSL negotiation with the ${target} failed: ${message}. Check ${keys}.sslmode and ${keys}.sslrootcert.`);
+  if (/self.signed|certificate|unable to (get|verify)|Hostname\/IP does not match/i.test(message) || /^CERT_|_CERT|SELF_SIGNED/.test(err?.code ?? '')) {
+    const cause = /Hostname\/IP does not match|ERR_TLS_CERT_ALTNAME_INVALID/.test(`${message} ${err?.code ?? ''}`)
+      ? `the server's certificate does not name ${db.host} (sslmode ${db.sslmode} checks the host name)`
+      : `certificate verify failed: the server's certificate is not signed by the root certificate ${rootCertificate(db) ?? '(none found)'}`;
+    return new OperatorError(`SSL connection to the ${target} failed: ${cause} (${message}). Set ${keys}.sslrootcert (or PGSSLROOTCERT) to the CA file that signed the server's certificate${db.sslmode === 'verify-full' ? ', connect by the name the certificate carries' : ''}, or lower ${keys}.sslmode to require to encrypt without verifying.`);
+  }
+  if (/does not support SSL|SSL/i.test(message)) {
+    return new OperatorError(`SSL negotiation with the ${target} failed: ${message}. Check ${keys}.sslmode (the server may not offer SSL, or may require it) and ${keys}.sslrootcert.`);
   }
   return new OperatorError(`Cannot connect to the ${target}: ${message}.`);
 }

@@ -2,7 +2,7 @@
 // user (PostgreSQL refuses to run as root), a free port, a temporary directory, and a registry that
 // stops every cluster this process started, by its postmaster pid, even when the process fails.
 import { execFileSync } from 'node:child_process';
-import { chownSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -10,7 +10,11 @@ import { isProcessAlive } from '../core/process.js';
 
 export const PG_BIN = process.env['PG_BIN'] ?? '/usr/lib/postgresql/15/bin';
 
-export interface ClusterInfo { name: string; host: string; port: number; dataDir: string; socketDir: string; logFile: string; baseDir: string; postmasterPid: number }
+export interface ClusterInfo {
+  name: string; host: string; port: number; dataDir: string; socketDir: string; logFile: string; baseDir: string; postmasterPid: number;
+  /** SSL-only clusters: the test CA that signed the server's certificate (for sslrootcert). */
+  caFile?: string;
+}
 
 const running = new Map<string, ClusterInfo>();
 let exitHookInstalled = false;
@@ -56,6 +60,33 @@ export interface StartOptions {
   parentDir?: string;
   /** pg_hba.conf lines replacing initdb's trust-everything default (tests of password handling). */
   hba?: string[];
+  /**
+   * SSL only, as a cloud server with forced SSL: a test CA and a server certificate for 127.0.0.1 and
+   * localhost (so verify-full passes), TCP logins only over SSL with scram passwords, plain TCP
+   * refused; Unix-socket logins stay trusted for the test's own superuser sessions.
+   */
+  sslOnly?: boolean;
+}
+
+const SSL_ONLY_HBA = ['local all all trust', 'hostssl all all 127.0.0.1/32 scram-sha-256', 'host all all 127.0.0.1/32 reject'];
+
+/** A throwaway CA and a server certificate it signed, made with openssl in dir/ssl; returns the files. */
+function makeCertificates(baseDir: string, ids: { uid: number; gid: number } | undefined): { caFile: string; certFile: string; keyFile: string } {
+  const dir = path.join(baseDir, 'ssl');
+  mkdirSync(dir);
+  const file = (name: string) => path.join(dir, name);
+  const openssl = (args: string[]) => execFileSync('openssl', args, { stdio: ['ignore', 'pipe', 'pipe'], timeout: 30_000 });
+  const ecKey = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes'];
+  openssl(['req', '-x509', ...ecKey, '-keyout', file('ca.key'), '-out', file('ca.crt'), '-days', '7', '-subj', '/CN=bucardo-console test CA',
+    '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign,cRLSign']);
+  openssl(['req', ...ecKey, '-keyout', file('server.key'), '-out', file('server.csr'), '-subj', '/CN=127.0.0.1']);
+  writeFileSync(file('server.ext'), 'subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n');
+  openssl(['x509', '-req', '-in', file('server.csr'), '-CA', file('ca.crt'), '-CAkey', file('ca.key'), '-CAcreateserial',
+    '-out', file('server.crt'), '-days', '7', '-extfile', file('server.ext')]);
+  // PostgreSQL refuses a key file that others may read or that it does not own.
+  chmodSync(file('server.key'), 0o600);
+  if (ids) for (const name of ['', 'server.key', 'server.crt', 'ca.crt']) chownSync(file(name), ids.uid, ids.gid);
+  return { caFile: file('ca.crt'), certFile: file('server.crt'), keyFile: file('server.key') };
 }
 
 export async function startCluster(name: string, options: StartOptions = {}): Promise<ClusterInfo> {
@@ -69,16 +100,20 @@ export async function startCluster(name: string, options: StartOptions = {}): Pr
   mkdirSync(socketDir);
   if (ids) { chownSync(baseDir, ids.uid, ids.gid); chownSync(socketDir, ids.uid, ids.gid); }
   runAsPostgres(path.join(PG_BIN, 'initdb'), ['-D', dataDir, '-U', 'postgres', '--auth=trust', '-E', 'UTF8', '--no-locale', '--no-sync']);
+  const ssl = options.sslOnly ? makeCertificates(baseDir, ids) : undefined;
+  const sslSettings: Record<string, string> = ssl ? { ssl: 'on', ssl_cert_file: ssl.certFile, ssl_key_file: ssl.keyFile, password_encryption: 'scram-sha-256' } : {};
+  const hba = options.hba ?? (ssl ? SSL_ONLY_HBA : undefined);
   const settings: Record<string, string | number> = {
     listen_addresses: '127.0.0.1', unix_socket_directories: socketDir,
     // A throwaway cluster needs no crash safety; this makes tests and the demo much faster.
     fsync: 'off', synchronous_commit: 'off', full_page_writes: 'off',
     max_connections: 200, shared_buffers: '128MB', log_min_messages: 'warning',
+    ...sslSettings,
     ...options.settings,
   };
   const conf = Object.entries(settings).map(([key, value]) => `${key} = '${String(value).replace(/'/g, "''")}'`).join('\n');
-  if (options.hba) {
-    writeFileSync(path.join(dataDir, 'pg_hba.conf'), `${options.hba.join('\n')}\n`);
+  if (hba) {
+    writeFileSync(path.join(dataDir, 'pg_hba.conf'), `${hba.join('\n')}\n`);
     if (ids) chownSync(path.join(dataDir, 'pg_hba.conf'), ids.uid, ids.gid);
   }
   const logFile = path.join(baseDir, 'postgres.log');
@@ -89,7 +124,7 @@ export async function startCluster(name: string, options: StartOptions = {}): Pr
     try {
       runAsPostgres(path.join(PG_BIN, 'pg_ctl'), ['-D', dataDir, '-l', logFile, '-w', '-t', '60', 'start']);
       const postmasterPid = Number(readFileSync(path.join(dataDir, 'postmaster.pid'), 'utf8').split('\n')[0]);
-      const info: ClusterInfo = { name, host: '127.0.0.1', port, dataDir, socketDir, logFile, baseDir, postmasterPid };
+      const info: ClusterInfo = { name, host: '127.0.0.1', port, dataDir, socketDir, logFile, baseDir, postmasterPid, ...(ssl ? { caFile: ssl.caFile } : {}) };
       running.set(baseDir, info);
       return info;
     } catch (error) {

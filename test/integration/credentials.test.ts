@@ -6,7 +6,7 @@ import { readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
 import { startCluster, stopCluster, type ClusterInfo } from '../../src/sandbox/cluster.js';
-import { forgetJob, query, runTool, tempDir, waitFor, writeJobConfig } from '../support/harness.js';
+import { forgetJob, processesHolding, query, runTool, tempDir, waitFor, writeJobConfig } from '../support/harness.js';
 
 const PASSWORD = 'app s3cret:with#odd\\chars';
 let cluster: ClusterInfo;
@@ -68,6 +68,10 @@ test('with password_env the whole flow works, Bucardo included; then PGPASSFILE 
   await query(cluster, 'cred_a', "INSERT INTO public.accounts VALUES (1000, 'new')");
   await waitFor(async () => (await query(cluster, 'cred_b', 'SELECT 1 FROM public.accounts WHERE id = 1000')).length === 1, 20_000, 'a change to replicate with password authentication');
   assert.deepEqual(commandLinesMentioning(PASSWORD), [], 'the password is on no command line');
+  // Nor in the environment of Bucardo's processes: password_env variables are not passed on to them.
+  // (The kicker, the tool's own process, keeps them: it logs in with them.)
+  const holders = processesHolding([PASSWORD]).filter((p) => !/kicker/.test(p.cmdline));
+  assert.deepEqual(holders, [], 'no Bucardo process holds the password in its environment');
 
   // Bucardo's private password file: mode 0600, in the job's state dir, holding the password we resolved.
   const privateFile = path.join(job.dir, 'state', '.pgpass');
@@ -84,5 +88,32 @@ test('with password_env the whole flow works, Bucardo included; then PGPASSFILE 
   assert.equal((JSON.parse(status.stdout.trim().split('\n')[0]!) as { data: { verdict: string } }).data.verdict, 'caught up');
 
   const uninstall = await runTool(['-c', job.file, '-l', 'bucardo.uninstall'], { env: { APP_PW: PASSWORD } });
+  assert.equal(uninstall.code, 0, uninstall.stdout + uninstall.stderr);
+});
+
+test('a scram install user whose password is only on a wildcard line of PGPASSFILE installs Bucardo', async (t) => {
+  // Bucardo's schema script reconnects (\\c) to the new metadata database as the install user: that
+  // login must find the password too (it once failed with "fe_sendauth: no password supplied").
+  const adminPassword = 'adm:in\\pw';
+  await query(cluster, 'postgres', `CREATE ROLE admin SUPERUSER LOGIN PASSWORD '${adminPassword.replace(/'/g, "''")}'`);
+  // The bucardo role of an earlier test has a password only that test's job knew: start without it.
+  await query(cluster, 'postgres', 'DROP ROLE IF EXISTS bucardo');
+  const job = jobFile();
+  writeFileSync(job.file, readFileSync(job.file, 'utf8').replace('install_user: postgres', 'install_user: admin'));
+  t.after(async () => {
+    await forgetJob(job, cluster);
+    await query(cluster, 'postgres', 'DROP ROLE IF EXISTS bucardo');
+    await query(cluster, 'postgres', 'DROP ROLE IF EXISTS admin');
+  });
+  const passfile = path.join(tempDir('wildcard'), 'pgpass');
+  const escape = (value: string) => value.replace(/\\/g, '\\\\').replace(/:/g, '\\:');
+  writeFileSync(passfile, `127.0.0.1:${cluster.port}:*:admin:${escape(adminPassword)}\n*:*:*:app:${escape(PASSWORD)}\n`, { mode: 0o600 });
+  const install = await runTool(['-c', job.file, '-l', 'bucardo.install'], { env: { PGPASSFILE: passfile } });
+  assert.equal(install.code, 0, install.stdout + install.stderr);
+  assert.deepEqual(await query(cluster, 'bucardo', 'SELECT count(*)::int AS n FROM bucardo.db'), [{ n: 2 }], 'primary and secondary recorded');
+  const privateFile = readFileSync(path.join(job.dir, 'state', '.pgpass'), 'utf8');
+  assert.match(privateFile, new RegExp(`^127\\.0\\.0\\.1:${cluster.port}:\\*:admin:`, 'm'), 'the wildcard line stays a wildcard line');
+  assert.deepEqual(processesHolding([adminPassword, PASSWORD]), []);
+  const uninstall = await runTool(['-c', job.file, '-l', 'bucardo.uninstall'], { env: { PGPASSFILE: passfile } });
   assert.equal(uninstall.code, 0, uninstall.stdout + uninstall.stderr);
 });

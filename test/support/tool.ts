@@ -1,7 +1,7 @@
 // Driving the tool and the databases from tests and benchmarks: run wrapper.js as an operator
 // would, write job configs, query a cluster, wait for a condition, compare tables.
 import { spawn } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import yaml from 'js-yaml';
 import pg from 'pg';
@@ -9,7 +9,8 @@ import type { ClusterInfo } from '../../src/sandbox/cluster.js';
 import { FIXTURE_PLUGINS, ROOT } from './paths.js';
 
 export async function query<T extends pg.QueryResultRow = Record<string, unknown>>(cluster: ClusterInfo, database: string, text: string, params: unknown[] = []): Promise<T[]> {
-  const client = new pg.Client({ host: cluster.host, port: cluster.port, user: 'postgres', database });
+  // An SSL-only cluster takes TCP logins with SSL and a password only: the test's own sessions use its socket.
+  const client = new pg.Client({ host: cluster.caFile ? cluster.socketDir : cluster.host, port: cluster.port, user: 'postgres', database });
   await client.connect();
   try {
     return (await client.query<T>(text, params)).rows;
@@ -99,4 +100,21 @@ export async function waitFor<T>(probe: () => Promise<T | undefined | false>, ti
 export async function tableRows(cluster: ClusterInfo, database: string, qualifiedTable: string): Promise<string[]> {
   const rows = await query<{ r: string }>(cluster, database, `SELECT row_to_json(t)::text AS r FROM ${qualifiedTable} t`);
   return rows.map((row) => row.r).sort();
+}
+
+export interface ProcessSecret { pid: number; where: 'cmdline' | 'environ'; cmdline: string }
+
+/** Every process on the machine whose command line or environment holds one of the secrets. */
+export function processesHolding(secrets: string[]): ProcessSecret[] {
+  const found: ProcessSecret[] = [];
+  for (const pid of readdirSync('/proc').filter((entry) => /^\d+$/.test(entry))) {
+    try {
+      const cmdline = readFileSync(`/proc/${pid}/cmdline`, 'utf8');
+      const environ = readFileSync(`/proc/${pid}/environ`, 'utf8');
+      for (const [where, text] of [['cmdline', cmdline], ['environ', environ]] as const) {
+        if (secrets.some((secret) => text.includes(secret))) found.push({ pid: Number(pid), where, cmdline: cmdline.replace(/\0/g, ' ').slice(0, 200) });
+      }
+    } catch { /* exited meanwhile */ }
+  }
+  return found;
 }
