@@ -10,7 +10,11 @@ import { isProcessAlive } from '../core/process.js';
 
 export const PG_BIN = process.env['PG_BIN'] ?? '/usr/lib/postgresql/15/bin';
 
-export interface ClusterInfo { name: string; host: string; port: number; dataDir: string; socketDir: string; logFile: string; baseDir: string; postmasterPid: number }
+export interface ClusterInfo {
+  name: string; host: string; port: number; dataDir: string; socketDir: string; logFile: string; baseDir: string; postmasterPid: number;
+  /** The server's bin directory when it is not PG_BIN (another major version: src/sandbox/versions.ts). */
+  pgBin?: string;
+}
 
 const running = new Map<string, ClusterInfo>();
 let exitHookInstalled = false;
@@ -56,6 +60,8 @@ export interface StartOptions {
   parentDir?: string;
   /** pg_hba.conf lines replacing initdb's trust-everything default (tests of password handling). */
   hba?: string[];
+  /** The bin directory of another PostgreSQL version (pgBinFor in src/sandbox/versions.ts); default PG_BIN. */
+  pgBin?: string;
 }
 
 export async function startCluster(name: string, options: StartOptions = {}): Promise<ClusterInfo> {
@@ -68,7 +74,8 @@ export async function startCluster(name: string, options: StartOptions = {}): Pr
   const socketDir = path.join(baseDir, 'sock');
   mkdirSync(socketDir);
   if (ids) { chownSync(baseDir, ids.uid, ids.gid); chownSync(socketDir, ids.uid, ids.gid); }
-  runAsPostgres(path.join(PG_BIN, 'initdb'), ['-D', dataDir, '-U', 'postgres', '--auth=trust', '-E', 'UTF8', '--no-locale', '--no-sync']);
+  const pgBin = options.pgBin ?? PG_BIN;
+  runAsPostgres(path.join(pgBin, 'initdb'), ['-D', dataDir, '-U', 'postgres', '--auth=trust', '-E', 'UTF8', '--no-locale', '--no-sync']);
   const settings: Record<string, string | number> = {
     listen_addresses: '127.0.0.1', unix_socket_directories: socketDir,
     // A throwaway cluster needs no crash safety; this makes tests and the demo much faster.
@@ -87,9 +94,11 @@ export async function startCluster(name: string, options: StartOptions = {}): Pr
     writeFileSync(path.join(dataDir, 'postgresql.auto.conf'), `${conf}\nport = ${port}\n`);
     if (ids) chownSync(path.join(dataDir, 'postgresql.auto.conf'), ids.uid, ids.gid);
     try {
-      runAsPostgres(path.join(PG_BIN, 'pg_ctl'), ['-D', dataDir, '-l', logFile, '-w', '-t', '60', 'start']);
+      runAsPostgres(path.join(pgBin, 'pg_ctl'), ['-D', dataDir, '-l', logFile, '-w', '-t', '60', 'start']);
       const postmasterPid = Number(readFileSync(path.join(dataDir, 'postmaster.pid'), 'utf8').split('\n')[0]);
-      const info: ClusterInfo = { name, host: '127.0.0.1', port, dataDir, socketDir, logFile, baseDir, postmasterPid };
+      const info: ClusterInfo = {
+        name, host: '127.0.0.1', port, dataDir, socketDir, logFile, baseDir, postmasterPid, ...(options.pgBin ? { pgBin } : {}),
+      };
       running.set(baseDir, info);
       return info;
     } catch (error) {
@@ -107,7 +116,7 @@ export async function startCluster(name: string, options: StartOptions = {}): Pr
 export function stopCluster(info: ClusterInfo, options: { keepFiles?: boolean } = {}): void {
   try {
     if (existsSync(path.join(info.dataDir, 'postmaster.pid'))) {
-      runAsPostgres(path.join(PG_BIN, 'pg_ctl'), ['-D', info.dataDir, '-m', 'fast', '-w', '-t', '30', 'stop']);
+      runAsPostgres(path.join(info.pgBin ?? PG_BIN, 'pg_ctl'), ['-D', info.dataDir, '-m', 'fast', '-w', '-t', '30', 'stop']);
     }
   } catch {
     // pg_ctl failed: stop this cluster's own postmaster by its pid (never by name).
@@ -121,7 +130,7 @@ export function stopCluster(info: ClusterInfo, options: { keepFiles?: boolean } 
 
 /** Restarts a cluster in place (fault-injection tests): same port, same data. */
 export function restartCluster(info: ClusterInfo): ClusterInfo {
-  runAsPostgres(path.join(PG_BIN, 'pg_ctl'), ['-D', info.dataDir, '-l', info.logFile, '-m', 'fast', '-w', '-t', '60', 'restart']);
+  runAsPostgres(path.join(info.pgBin ?? PG_BIN, 'pg_ctl'), ['-D', info.dataDir, '-l', info.logFile, '-m', 'fast', '-w', '-t', '60', 'restart']);
   info.postmasterPid = Number(readFileSync(path.join(info.dataDir, 'postmaster.pid'), 'utf8').split('\n')[0]);
   return info;
 }
