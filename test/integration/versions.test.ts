@@ -1,10 +1,12 @@
 // Major-version upgrades on real servers of other versions (src/sandbox/versions.ts): for each pair
 // in BUCARDO_CONSOLE_VERSION_PAIRS ("11:15,15:17"; `npm run test:versions` passes the whole matrix)
 // a primary and a secondary of those versions, the metadata database on the 15 one (Bucardo needs
-// plperl). Each pair goes the whole way: install, triggers, start, initial copy, live changes of every
+// plperl), each database with its own DateStyle, float digits, interval and bytea styles and time
+// zone. Each pair goes the whole way: install, triggers, start, initial copy, live changes of every
 // kind, sequences, verify (also of values whose text differs between versions), finish, uninstall.
 import assert from 'node:assert/strict';
 import { after, describe, test } from 'node:test';
+import pg from 'pg';
 import { startCluster, stopCluster, type ClusterInfo } from '../../src/sandbox/cluster.js';
 import { SYSTEM_MAJOR, pgBinFor } from '../../src/sandbox/versions.js';
 import { query, runTool, waitFor, writeJobConfig, forgetJob, type ToolResult } from '../support/harness.js';
@@ -47,9 +49,26 @@ const COMPARABLE = `SELECT id, encode(float4send(f4), 'hex') AS f4, encode(float
   FROM app.samples ORDER BY id`;
 
 async function samples(cluster: ClusterInfo, database: string): Promise<string[]> {
-  const rows = await query(cluster, database, COMPARABLE);
-  return (rows as unknown as Record<string, unknown>[]).map((r) => JSON.stringify(r));
+  const client = new pg.Client({ host: cluster.host, port: cluster.port, user: 'postgres', database });
+  await client.connect();
+  try {
+    // The databases print intervals in other styles (below): read them in one.
+    await client.query("SET IntervalStyle = 'postgres'");
+    return (await client.query(COMPARABLE)).rows.map((r) => JSON.stringify(r));
+  } finally {
+    await client.end();
+  }
 }
+
+// Each side prints values its own way, as servers in the field do: dates day first on the primary and
+// month first on the secondary (02/03 would swap), floats with 15 digits, other interval and bytea
+// styles, other time zones. Replication and verify must not depend on any of them.
+const PRIMARY_STYLE = `ALTER DATABASE va SET DateStyle = 'SQL, DMY'; ALTER DATABASE va SET extra_float_digits = 0;
+  ALTER DATABASE va SET IntervalStyle = 'iso_8601'; ALTER DATABASE va SET bytea_output = 'escape';
+  ALTER DATABASE va SET TimeZone = 'America/New_York'`;
+const SECONDARY_STYLE = `ALTER DATABASE vb SET DateStyle = 'SQL, MDY'; ALTER DATABASE vb SET extra_float_digits = 0;
+  ALTER DATABASE vb SET IntervalStyle = 'sql_standard'; ALTER DATABASE vb SET bytea_output = 'escape';
+  ALTER DATABASE vb SET TimeZone = 'Asia/Kolkata'`;
 
 async function events(cluster: ClusterInfo, database: string): Promise<string> {
   return JSON.stringify(await query(cluster, database, 'SELECT id, note FROM app.events ORDER BY id'));
@@ -83,6 +102,8 @@ describe('major-version pairs', { concurrency }, () => {
       await query(b, 'postgres', 'CREATE DATABASE vb');
       await query(a, 'va', `${SCHEMA}${DATA}`);
       await query(b, 'vb', SCHEMA);
+      await query(a, 'va', PRIMARY_STYLE);
+      await query(b, 'vb', SECONDARY_STYLE);
       const job = writeJobConfig({
         name: `ver${pair.primary}_${pair.secondary}`, plugins: ['bucardo', 'cutover'], metadata,
         primary: { cluster: a, dbname: 'va' }, secondary: { cluster: b, dbname: 'vb' },
