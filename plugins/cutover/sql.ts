@@ -2,7 +2,7 @@
 // text, cast back to the key's type in the statement) and compared by a hash of their text form,
 // summed per key range: order-independent, computed on the server, one short statement per chunk.
 import { quoteIdent, quoteQualified } from '../../src/core/quote.js';
-import type { TableShape } from './shape.js';
+import type { Column, TableShape } from './shape.js';
 
 /**
  * hashtext: hashtextextended of the row's text (PostgreSQL 11+), about twice as fast as md5;
@@ -24,7 +24,7 @@ export class TableSql {
   constructor(readonly shape: TableShape, readonly method: HashMethod, forceCollationC: boolean) {
     this.table = quoteQualified(shape.schema, shape.name);
     // Columns by name in the primary's order, so a different column order on the secondary does not matter.
-    this.rowText = `ROW(${shape.columns.map((c) => quoteIdent(c.name)).join(', ')})::text`;
+    this.rowText = `ROW(${shape.columns.map(comparableColumn).join(', ')})::text`;
     this.keyColumns = shape.key.map((k) => `${quoteIdent(k.name)}${forceCollationC && k.collation ? ' COLLATE "C"' : ''}`);
     // format_type gives a type name that is valid SQL (quoted where needed).
     this.keyTypes = shape.key.map((k) => `${k.type}${forceCollationC && k.collation ? ' COLLATE "C"' : ''}`);
@@ -119,6 +119,25 @@ export class TableSql {
     const arrays = this.keyTypes.map((_, i) => `$${firstParam + i}::text[]`).join(', ');
     return `unnest(${arrays}) AS ${alias}(${this.keyTypes.map((_, i) => `c${i}`).join(', ')})`;
   }
+}
+
+const FLOAT_SEND: Record<string, string> = { real: 'float4send', 'double precision': 'float8send' };
+
+/**
+ * A column as it enters the row text. Floats by their bits: their text depends on the server's major
+ * version (before PostgreSQL 12, extra_float_digits = 3 prints 17 significant digits, from 12 the
+ * shortest exact form), so the same value would hash differently on an 11 primary and a 15
+ * secondary, and a lower extra_float_digits would hide a real difference in the last digits.
+ */
+export function comparableColumn(column: Column): string {
+  const name = quoteIdent(column.name);
+  const send = FLOAT_SEND[column.type];
+  if (send) return `${send}(${name})`;
+  const elementSend = column.type.endsWith('[]') ? FLOAT_SEND[column.type.slice(0, -2)] : undefined;
+  if (!elementSend) return name;
+  // Arrays of floats element by element, with their bounds, so '{}', NULL and '[0:1]={..}' stay apart.
+  return `CASE WHEN ${name} IS NOT NULL THEN coalesce(array_dims(${name}), '[]') || (SELECT array_agg(${elementSend}(e) ORDER BY o)`
+    + ` FROM unnest(${name}) WITH ORDINALITY AS u(e, o))::text END`;
 }
 
 /** [[a1, b1], [a2, b2]] → [[a1, a2], [b1, b2]]: one text[] parameter per key column. */

@@ -26,14 +26,25 @@ const SYSTEM_SCHEMA = `n.nspname NOT IN ('pg_catalog', 'information_schema', 'bu
 interface RelationRow { schema: string; name: string; kind: string; root_schema: string | null; root_name: string | null; has_pk: boolean; size_bytes: string }
 
 export async function findReplicationObjects(client: Client, filters: ReplicationObjects): Promise<ReplicationScope> {
+  // The partition root by a walk up pg_inherits rather than pg_partition_root(): that function only
+  // exists from PostgreSQL 12, declarative partitions (relispartition) from 10.
   const { rows } = await client.query<RelationRow>(`
+    WITH RECURSIVE ancestry (leaf, ancestor) AS (
+      SELECT c.oid, i.inhparent FROM pg_class c JOIN pg_inherits i ON i.inhrelid = c.oid WHERE c.relispartition
+      UNION ALL
+      SELECT a.leaf, i.inhparent FROM ancestry a JOIN pg_class p ON p.oid = a.ancestor AND p.relispartition
+        JOIN pg_inherits i ON i.inhrelid = p.oid
+    ), roots AS (
+      SELECT a.leaf, a.ancestor AS root FROM ancestry a JOIN pg_class p ON p.oid = a.ancestor AND NOT p.relispartition
+    )
     SELECT n.nspname AS schema, c.relname AS name, c.relkind AS kind,
            rn.nspname AS root_schema, r.relname AS root_name,
            EXISTS (SELECT 1 FROM pg_constraint k WHERE k.conrelid = c.oid AND k.contype = 'p') AS has_pk,
            CASE WHEN c.relkind IN ('r', 'm') THEN pg_table_size(c.oid) ELSE 0 END AS size_bytes
       FROM pg_class c
       JOIN pg_namespace n ON n.oid = c.relnamespace
-      LEFT JOIN pg_class r ON c.relispartition AND r.oid = pg_partition_root(c.oid)
+      LEFT JOIN roots ON roots.leaf = c.oid
+      LEFT JOIN pg_class r ON r.oid = roots.root
       LEFT JOIN pg_namespace rn ON rn.oid = r.relnamespace
      WHERE c.relkind IN ('r', 'S', 'm') AND c.relpersistence = 'p' AND ${SYSTEM_SCHEMA}
        AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid AND d.deptype = 'e')

@@ -14,6 +14,8 @@ export interface ClusterInfo {
   name: string; host: string; port: number; dataDir: string; socketDir: string; logFile: string; baseDir: string; postmasterPid: number;
   /** SSL-only clusters: the test CA that signed the server's certificate (for sslrootcert). */
   caFile?: string;
+  /** The server's bin directory when it is not PG_BIN (another major version: src/sandbox/versions.ts). */
+  pgBin?: string;
 }
 
 const running = new Map<string, ClusterInfo>();
@@ -66,6 +68,8 @@ export interface StartOptions {
    * refused; Unix-socket logins stay trusted for the test's own superuser sessions.
    */
   sslOnly?: boolean;
+  /** The bin directory of another PostgreSQL version (pgBinFor in src/sandbox/versions.ts); default PG_BIN. */
+  pgBin?: string;
 }
 
 const SSL_ONLY_HBA = ['local all all trust', 'hostssl all all 127.0.0.1/32 scram-sha-256', 'host all all 127.0.0.1/32 reject'];
@@ -99,7 +103,8 @@ export async function startCluster(name: string, options: StartOptions = {}): Pr
   const socketDir = path.join(baseDir, 'sock');
   mkdirSync(socketDir);
   if (ids) { chownSync(baseDir, ids.uid, ids.gid); chownSync(socketDir, ids.uid, ids.gid); }
-  runAsPostgres(path.join(PG_BIN, 'initdb'), ['-D', dataDir, '-U', 'postgres', '--auth=trust', '-E', 'UTF8', '--no-locale', '--no-sync']);
+  const pgBin = options.pgBin ?? PG_BIN;
+  runAsPostgres(path.join(pgBin, 'initdb'), ['-D', dataDir, '-U', 'postgres', '--auth=trust', '-E', 'UTF8', '--no-locale', '--no-sync']);
   const ssl = options.sslOnly ? makeCertificates(baseDir, ids) : undefined;
   const sslSettings: Record<string, string> = ssl ? { ssl: 'on', ssl_cert_file: ssl.certFile, ssl_key_file: ssl.keyFile, password_encryption: 'scram-sha-256' } : {};
   const hba = options.hba ?? (ssl ? SSL_ONLY_HBA : undefined);
@@ -122,9 +127,12 @@ export async function startCluster(name: string, options: StartOptions = {}): Pr
     writeFileSync(path.join(dataDir, 'postgresql.auto.conf'), `${conf}\nport = ${port}\n`);
     if (ids) chownSync(path.join(dataDir, 'postgresql.auto.conf'), ids.uid, ids.gid);
     try {
-      runAsPostgres(path.join(PG_BIN, 'pg_ctl'), ['-D', dataDir, '-l', logFile, '-w', '-t', '60', 'start']);
+      runAsPostgres(path.join(pgBin, 'pg_ctl'), ['-D', dataDir, '-l', logFile, '-w', '-t', '60', 'start']);
       const postmasterPid = Number(readFileSync(path.join(dataDir, 'postmaster.pid'), 'utf8').split('\n')[0]);
-      const info: ClusterInfo = { name, host: '127.0.0.1', port, dataDir, socketDir, logFile, baseDir, postmasterPid, ...(ssl ? { caFile: ssl.caFile } : {}) };
+      const info: ClusterInfo = {
+        name, host: '127.0.0.1', port, dataDir, socketDir, logFile, baseDir, postmasterPid,
+        ...(options.pgBin ? { pgBin } : {}), ...(ssl ? { caFile: ssl.caFile } : {}),
+      };
       running.set(baseDir, info);
       return info;
     } catch (error) {
@@ -142,7 +150,7 @@ export async function startCluster(name: string, options: StartOptions = {}): Pr
 export function stopCluster(info: ClusterInfo, options: { keepFiles?: boolean } = {}): void {
   try {
     if (existsSync(path.join(info.dataDir, 'postmaster.pid'))) {
-      runAsPostgres(path.join(PG_BIN, 'pg_ctl'), ['-D', info.dataDir, '-m', 'fast', '-w', '-t', '30', 'stop']);
+      runAsPostgres(path.join(info.pgBin ?? PG_BIN, 'pg_ctl'), ['-D', info.dataDir, '-m', 'fast', '-w', '-t', '30', 'stop']);
     }
   } catch {
     // pg_ctl failed: stop this cluster's own postmaster by its pid (never by name).
@@ -156,7 +164,7 @@ export function stopCluster(info: ClusterInfo, options: { keepFiles?: boolean } 
 
 /** Restarts a cluster in place (fault-injection tests): same port, same data. */
 export function restartCluster(info: ClusterInfo): ClusterInfo {
-  runAsPostgres(path.join(PG_BIN, 'pg_ctl'), ['-D', info.dataDir, '-l', info.logFile, '-m', 'fast', '-w', '-t', '60', 'restart']);
+  runAsPostgres(path.join(info.pgBin ?? PG_BIN, 'pg_ctl'), ['-D', info.dataDir, '-l', info.logFile, '-m', 'fast', '-w', '-t', '60', 'restart']);
   info.postmasterPid = Number(readFileSync(path.join(info.dataDir, 'postmaster.pid'), 'utf8').split('\n')[0]);
   return info;
 }
