@@ -1,6 +1,8 @@
 // The bucardo plugin: the whole A→B migration lifecycle on the real Bucardo daemon.
 // Command bodies are loaded on first use so the shell's menu appears without loading pg or execa.
 import { definePlugin } from '../../src/core/plugin.js';
+import { formatScope } from './scope-format.js';
+import type { ScopeReport } from './scope.js';
 import { formatStatus } from './status-format.js';
 
 const install = () => import('./install.js');
@@ -16,13 +18,19 @@ export default definePlugin({
       summary: 'check everything first, then create the metadata database and record the databases, tables and sequences',
       run: async (ctx) => (await install()).install(ctx),
       validate: async (ctx) => (await install()).validateInstall(ctx),
-      format: (data: { findings: { ok: boolean; item: string; detail: string; fix?: string }[]; steps: string[] }) => [
+      format: (data: { scope?: ScopeReport; findings: { ok: boolean; item: string; detail: string; fix?: string }[]; steps: string[] }) => [
+        ...(data.scope ? formatScope(data.scope) : []),
         'Preflight:', ...data.findings.map((f) => `  ${f.ok ? 'ok  ' : 'FAIL'} ${f.item}: ${f.detail}${!f.ok && f.fix ? `\n       fix: ${f.fix}` : ''}`),
         ...(data.steps.length ? ['Install:', ...data.steps.map((s) => `  - ${s}`)] : []),
       ],
     },
+    scope: {
+      summary: 'show what replication_objects selects on the primary (sizes, estimated rows) and why the rest is left out; changes nothing',
+      run: async (ctx) => (await import('./scope.js')).scope(ctx),
+      format: formatScope,
+    },
     add_triggers: {
-      summary: 'create the sync, which puts Bucardo\'s triggers on the primary\'s tables (bounded by lock_timeout)',
+      summary: 'create the sync, which puts Bucardo\'s triggers on the primary\'s tables (bounded by lock_timeout); --yes: copy_data always may empty secondary tables',
       run: async (ctx) => (await sync()).addTriggers(ctx),
       validate: async (ctx) => (await sync()).validateTriggers(ctx),
     },
