@@ -5,6 +5,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { ReplicationObjects } from '../../src/config/types.js';
 import { exclusionReasons, filterWarnings, inScope, readTableEntry, type NamedRelation } from '../../src/core/objects.js';
+import { formatScope } from '../../plugins/bucardo/scope-format.js';
 
 const NONE: ReplicationObjects = { namespaceInclude: [], namespaceExclude: [], tableInclude: [], tableExclude: [] };
 const rel = (schema: string, name: string, root?: [string, string]): NamedRelation =>
@@ -108,4 +109,27 @@ test('filter entries that select nothing, or only what other lists keep out, are
   ]);
   assert.deepEqual(filterWarnings(UNIVERSE, NONE), []);
   assert.deepEqual(filterWarnings([rel('parts', 'e_1', ['app', 'events'])], { ...NONE, namespaceInclude: ['app'], tableInclude: ['events'] }), [], 'a partitioned table\'s name and schema count');
+});
+
+test('bucardo.scope\'s summary: figures per relation, every reason, the entries to check', () => {
+  const lines = formatScope({
+    filters: { ...NONE, namespaceInclude: ['sales'], tableInclude: ['orders', 'events', 'ordres'] },
+    included: [
+      { name: 'sales.orders', kind: 'table', sizeBytes: 2_621_440, estimatedRows: 12_345 },
+      { name: 'sales.events_2025', kind: 'partition', partitionOf: 'sales.events', sizeBytes: 8192, estimatedRows: null },
+    ],
+    excluded: [{ name: 's2.t9', kind: 'table', reasons: ['schema s2 not in namespace_include'] }],
+    warnings: [{ list: 'table_include', entry: 'ordres', problem: 'matches no table, sequence or materialized view on the primary' }],
+  });
+  assert.deepEqual(lines, [
+    'Scope on the primary (namespace_include [sales] AND table_include [orders, events, ordres]):',
+    '  In scope: 2 table(s) (1 of them leaf partitions), 0 sequence(s), 0 materialized view(s); 2.5 MB, ~12,345 rows (estimated)',
+    '    table             sales.orders           2.5 MB  ~12,345 rows',
+    '    partition         sales.events_2025      8.0 kB  rows unknown (never analyzed) (partition of sales.events)',
+    '  Left out (1):',
+    '    s2.t9: schema s2 not in namespace_include',
+    '  Filter entries to check (a typo selects nothing):',
+    "    table_include 'ordres': matches no table, sequence or materialized view on the primary",
+  ]);
+  assert.match(formatScope({ filters: NONE, included: [], excluded: [], warnings: [] })[0]!, /no filters: every table and sequence in every user schema/);
 });
