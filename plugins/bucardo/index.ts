@@ -5,6 +5,13 @@ import { formatScope } from './scope-format.js';
 import type { ScopeReport } from './scope.js';
 import { formatStatus } from './status-format.js';
 
+/** bucardo.install's data as its format needs it (the type lives in install.ts, which loads pg). */
+interface InstallView {
+  scope?: ScopeReport;
+  findings: { ok: boolean; item: string; detail: string; fix?: string }[];
+  steps: string[];
+}
+
 const install = () => import('./install.js');
 const sync = () => import('./sync.js');
 const daemon = () => import('./daemon.js');
@@ -18,19 +25,20 @@ export default definePlugin({
       summary: 'check everything first, then create the metadata database and record the databases, tables and sequences',
       run: async (ctx) => (await install()).install(ctx),
       validate: async (ctx) => (await install()).validateInstall(ctx),
-      format: (data: { scope?: ScopeReport; findings: { ok: boolean; item: string; detail: string; fix?: string }[]; steps: string[] }) => [
+      format: (data: InstallView) => [
         ...(data.scope ? formatScope(data.scope) : []),
         'Preflight:', ...data.findings.map((f) => `  ${f.ok ? 'ok  ' : 'FAIL'} ${f.item}: ${f.detail}${!f.ok && f.fix ? `\n       fix: ${f.fix}` : ''}`),
         ...(data.steps.length ? ['Install:', ...data.steps.map((s) => `  - ${s}`)] : []),
       ],
     },
     scope: {
-      summary: 'show what replication_objects selects on the primary (sizes, estimated rows) and why the rest is left out; changes nothing',
+      summary: 'what replication_objects selects on the primary, with sizes and rows, and why the rest is out',
       run: async (ctx) => (await import('./scope.js')).scope(ctx),
       format: formatScope,
     },
     add_triggers: {
-      summary: 'create the sync, which puts Bucardo\'s triggers on the primary\'s tables (bounded by lock_timeout); --yes: copy_data always may empty secondary tables',
+      summary: 'create the sync, which puts Bucardo\'s triggers on the primary\'s tables (bounded by lock_timeout);'
+        + ' --yes lets copy_data always empty secondary tables that hold rows',
       run: async (ctx) => (await sync()).addTriggers(ctx),
       validate: async (ctx) => (await sync()).validateTriggers(ctx),
     },

@@ -16,7 +16,8 @@ function size(bytes: number): string {
 
 function rows(relation: ScopedRelation): string {
   if (relation.kind === 'sequence') return '';
-  return relation.estimatedRows === null ? 'rows unknown (never analyzed)' : `~${relation.estimatedRows.toLocaleString('en-US')} rows`;
+  if (relation.estimatedRows === null) return 'rows unknown (never analyzed)';
+  return `~${relation.estimatedRows.toLocaleString('en-US')} rows`;
 }
 
 function filterText(report: ScopeReport): string {
@@ -32,20 +33,22 @@ export function formatScope(report: ScopeReport): string[] {
   const count = (kind: string) => report.included.filter((r) => r.kind === kind).length;
   const totalBytes = report.included.reduce((sum, r) => sum + r.sizeBytes, 0);
   const totalRows = report.included.reduce((sum, r) => sum + (r.estimatedRows ?? 0), 0);
-  const lines = [
-    `Scope on the primary (${filterText(report)}):`,
-    `  In scope: ${count('table') + count('partition')} table(s) (${count('partition')} of them leaf partitions), ${count('sequence')} sequence(s), ${count('materialized view')} materialized view(s); ${size(totalBytes)}, ~${totalRows.toLocaleString('en-US')} rows (estimated)`,
-  ];
-  const width = Math.min(60, Math.max(0, ...report.included.map((r) => r.name.length)));
-  for (const relation of report.included.slice(0, SHOWN)) {
+  const tables = `${count('table') + count('partition')} table(s) (${count('partition')} of them leaf partitions)`;
+  const others = `${count('sequence')} sequence(s), ${count('materialized view')} materialized view(s)`;
+  const totals = `${size(totalBytes)}, ~${totalRows.toLocaleString('en-US')} rows (estimated)`;
+  const lines = [`Scope on the primary (${filterText(report)}):`, `  In scope: ${tables}, ${others}; ${totals}`];
+  const shown = report.included.slice(0, SHOWN);
+  const width = Math.min(60, shown.reduce((widest, r) => Math.max(widest, r.name.length), 0));
+  for (const relation of shown) {
     const of = relation.partitionOf ? ` (partition of ${relation.partitionOf})` : '';
     const figures = relation.kind === 'sequence' ? '' : `  ${size(relation.sizeBytes).padStart(10)}  ${rows(relation)}`;
     lines.push(`    ${relation.kind.padEnd(17)} ${relation.name.padEnd(width)}${figures}${of}`);
   }
-  if (report.included.length > SHOWN) lines.push(`    ... and ${report.included.length - SHOWN} more (--json lists them all)`);
+  const more = (total: number) => `    ... and ${total - SHOWN} more (--json lists them all)`;
+  if (report.included.length > SHOWN) lines.push(more(report.included.length));
   if (report.excluded.length) lines.push(`  Left out (${report.excluded.length}):`);
-  for (const relation of report.excluded.slice(0, SHOWN)) lines.push(`    ${relation.name}: ${relation.reasons.join('; ')}`);
-  if (report.excluded.length > SHOWN) lines.push(`    ... and ${report.excluded.length - SHOWN} more (--json lists them all)`);
+  for (const { name, reasons } of report.excluded.slice(0, SHOWN)) lines.push(`    ${name}: ${reasons.join('; ')}`);
+  if (report.excluded.length > SHOWN) lines.push(more(report.excluded.length));
   if (report.warnings.length) lines.push('  Filter entries to check (a typo selects nothing):');
   for (const warning of report.warnings) lines.push(`    ${warning.list} '${warning.entry}': ${warning.problem}`);
   return lines;

@@ -30,7 +30,9 @@ export interface ScopeReport {
   warnings: FilterWarning[];
 }
 
-const NO_FILTERS: ReplicationObjects = { namespaceInclude: [], namespaceExclude: [], tableInclude: [], tableExclude: [] };
+const NO_FILTERS: ReplicationObjects = {
+  namespaceInclude: [], namespaceExclude: [], tableInclude: [], tableExclude: [],
+};
 
 /** The planner's row estimates per "schema.name"; -1 (PostgreSQL 14+) means never analyzed. */
 async function estimatedRows(client: Client): Promise<Map<string, number | null>> {
@@ -77,8 +79,13 @@ export async function scope(ctx: CommandContext): Promise<CommandOutcome<ScopeRe
   const tables = report.included.filter((r) => r.kind === 'table' || r.kind === 'partition').length;
   const sequences = report.included.filter((r) => r.kind === 'sequence').length;
   if (tables === 0) {
-    return { ok: false, data: report, message: 'No table on the primary is in scope: check bucardo.replication_objects (the entries to check are listed above; names are case-sensitive) and databases.primary.dbname. Nothing was changed.' };
+    const message = 'No table on the primary is in scope: check bucardo.replication_objects (the entries to check'
+      + ' are listed above; names are case-sensitive) and databases.primary.dbname. Nothing was changed.';
+    return { ok: false, data: report, message };
   }
-  const check = report.warnings.length ? `; ${report.warnings.length} filter entr${report.warnings.length === 1 ? 'y' : 'ies'} to check (above)` : '';
-  return { data: report, message: `${tables} table(s) and ${sequences} sequence(s) in scope, ${report.excluded.length} relation(s) left out${check}. Nothing was changed.` };
+  const warnings = report.warnings.length;
+  const check = warnings ? `; ${warnings} filter entr${warnings === 1 ? 'y' : 'ies'} to check (above)` : '';
+  const left = `${report.excluded.length} relation(s) left out`;
+  const counts = `${tables} table(s) and ${sequences} sequence(s) in scope, ${left}`;
+  return { data: report, message: `${counts}${check}. Nothing was changed.` };
 }

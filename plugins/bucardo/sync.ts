@@ -47,12 +47,15 @@ export async function filledSecondaryTables(job: Job, activity: CommandContext['
     const filled: FilledTable[] = [];
     for (const { schema, name } of tables) {
       activity.throwIfInterrupted();
-      const { rows: [exists] } = await client.query<{ oid: string | null }>('SELECT to_regclass($1)::oid AS oid', [quoteQualified(schema, name)]);
+      const table = quoteQualified(schema, name);
+      const { rows: [exists] } = await client.query<{ oid: string | null }>(
+        'SELECT to_regclass($1)::oid AS oid', [table]);
       if (!exists?.oid) continue;
       const { rows: [counted] } = await client.query<{ rows: string }>(
-        `SELECT count(*) AS rows FROM (SELECT 1 FROM ${quoteQualified(schema, name)} LIMIT ${COUNT_LIMIT + 1}) AS sample`);
+        `SELECT count(*) AS rows FROM (SELECT 1 FROM ${table} LIMIT ${COUNT_LIMIT + 1}) AS sample`);
       const rows = Number(counted!.rows);
-      if (rows > 0) filled.push({ table: `${schema}.${name}`, rows: Math.min(rows, COUNT_LIMIT), atLeast: rows > COUNT_LIMIT });
+      if (rows === 0) continue;
+      filled.push({ table: `${schema}.${name}`, rows: Math.min(rows, COUNT_LIMIT), atLeast: rows > COUNT_LIMIT });
     }
     return filled;
   });
@@ -71,14 +74,15 @@ export async function confirmCopyOverwrite(ctx: CommandContext, command: string)
   const filled = await filledSecondaryTables(job, ctx.activity);
   if (filled.length === 0) return undefined;
   const listed = filled.map((f) => `${f.table} (${f.atLeast ? 'more than ' : ''}${f.rows.toLocaleString('en-US')} rows)`);
-  const what = `copy_data is always, so Bucardo's initial copy empties ${filled.length} secondary table(s) that hold rows before copying the primary's into them: ${listed.join(', ')}`;
+  const what = `copy_data is always, so Bucardo's initial copy empties ${filled.length} secondary table(s) that hold`
+    + ` rows before copying the primary's into them: ${listed.join(', ')}`;
   if (answeredYes(ctx)) return `${what}; confirmed with ${YES_ARGUMENT}`;
-  const refusal = `Nothing was created. If those rows may go, run ${command} ${YES_ARGUMENT}; to keep them, set bucardo.copy_data to empty (copies only into empty tables) or never.`;
+  const refusal = `Nothing was created. If those rows may go, run ${command} ${YES_ARGUMENT}; to keep them, set`
+    + ' bucardo.copy_data to empty (copies only into empty tables) or never.';
   if (!ctx.prompt.interactive) throw new OperatorError(`${what}. A list cannot ask, so ${command} stops here. ${refusal}`);
   ctx.log(`${what}.`);
-  if (!await ctx.prompt.confirm(`Empty these ${filled.length} secondary table(s) and copy the primary's rows into them?`, false)) {
-    throw new OperatorError(`Not confirmed. ${refusal}`);
-  }
+  const question = `Empty these ${filled.length} secondary table(s) and copy the primary's rows into them?`;
+  if (!await ctx.prompt.confirm(question, false)) throw new OperatorError(`Not confirmed. ${refusal}`);
   return `${what}; confirmed at the prompt`;
 }
 

@@ -109,7 +109,8 @@ export async function addTriggers(ctx: CommandContext): Promise<CommandOutcome<R
         // Named after every round, not only at the end: the operator can act on a blocker while we wait.
         const waiting = await describeWaiting(primary, [...states.needTriggers, ...states.needMode],
           `could not be locked within retry.timeout (${settings.timeoutMs} ms)`);
-        ctx.log(formatRoundEnd(progress.round, settings.attempts, states.ready.length, total, waiting).join('\n'));
+        const round = { number: progress.round, of: settings.attempts, ready: states.ready.length, total };
+        ctx.log(formatRoundEnd(round, waiting).join('\n'));
       }
     }
     const rounds = progress.round;

@@ -29,7 +29,8 @@ export function formatWaiting(waiting: TableFailure[]): string[] {
 }
 
 /** After a round that left tables waiting, before the next one: which, and who holds their locks. */
-export function formatRoundEnd(round: number, attempts: number, ready: number, total: number, waiting: TableFailure[]): string[] {
-  return [`After round ${round} of ${attempts}: ${ready}/${total} tables ready, ${waiting.length} still waiting on locks:`,
-    ...formatWaiting(waiting)];
+export function formatRoundEnd(round: { number: number; of: number; ready: number; total: number },
+  waiting: TableFailure[]): string[] {
+  const counts = `${round.ready}/${round.total} tables ready, ${waiting.length} still waiting on locks`;
+  return [`After round ${round.number} of ${round.of}: ${counts}:`, ...formatWaiting(waiting)];
 }

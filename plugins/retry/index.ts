@@ -22,7 +22,8 @@ export default definePlugin<RetrySettings>({
       format: formatSteps,
     },
     add_triggers: {
-      summary: 'put this job\'s triggers on every table, each lock wait bounded by retry.timeout, retrying busy tables in rounds',
+      summary: 'put this job\'s triggers on every table, each lock wait bounded by retry.timeout, retrying busy tables'
+        + ' in rounds; --yes lets copy_data always empty secondary tables that hold rows',
       run: async (ctx) => (await add()).addTriggers(ctx),
       validate: async (ctx) => (await add()).validateAddTriggers(ctx),
       format: formatRun,

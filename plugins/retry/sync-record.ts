@@ -21,7 +21,9 @@ export async function ensureSync(job: Job, ctx: CommandContext): Promise<string[
       const confirmed = await confirmCopyOverwrite(ctx, 'retry.add_triggers');
       ctx.progress(`recording sync ${job.syncName} (no table is touched yet)`);
       await runBucardo(job, addSyncArguments(job), options);
-      return [...(confirmed ? [confirmed] : []), `recorded sync ${job.syncName} (copy_data ${job.config.bucardo.copyData}, ${asynchronous ? 'no kick triggers: asynchronous kicking' : 'per-commit kick triggers'})`];
+      const kicking = asynchronous ? 'no kick triggers: asynchronous kicking' : 'per-commit kick triggers';
+      const recorded = `recorded sync ${job.syncName} (copy_data ${job.config.bucardo.copyData}, ${kicking})`;
+      return confirmed ? [confirmed, recorded] : [recorded];
     }
     if (sync.autokick === asynchronous) {
       ctx.progress(`switching the sync's kick triggers ${asynchronous ? 'off' : 'on'}`);
