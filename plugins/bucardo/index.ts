@@ -1,7 +1,16 @@
 // The bucardo plugin: the whole A→B migration lifecycle on the real Bucardo daemon.
 // Command bodies are loaded on first use so the shell's menu appears without loading pg or execa.
 import { definePlugin } from '../../src/core/plugin.js';
+import { formatScope } from './scope-format.js';
+import type { ScopeReport } from './scope.js';
 import { formatStatus } from './status-format.js';
+
+/** bucardo.install's data as its format needs it (the type lives in install.ts, which loads pg). */
+interface InstallView {
+  scope?: ScopeReport;
+  findings: { ok: boolean; item: string; detail: string; fix?: string }[];
+  steps: string[];
+}
 
 const install = () => import('./install.js');
 const sync = () => import('./sync.js');
@@ -16,10 +25,16 @@ export default definePlugin({
       summary: 'check everything first, then create the metadata database and record the databases, tables and sequences',
       run: async (ctx) => (await install()).install(ctx),
       validate: async (ctx) => (await install()).validateInstall(ctx),
-      format: (data: { findings: { ok: boolean; item: string; detail: string; fix?: string }[]; steps: string[] }) => [
+      format: (data: InstallView) => [
+        ...(data.scope ? formatScope(data.scope) : []),
         'Preflight:', ...data.findings.map((f) => `  ${f.ok ? 'ok  ' : 'FAIL'} ${f.item}: ${f.detail}${!f.ok && f.fix ? `\n       fix: ${f.fix}` : ''}`),
         ...(data.steps.length ? ['Install:', ...data.steps.map((s) => `  - ${s}`)] : []),
       ],
+    },
+    scope: {
+      summary: 'what replication_objects selects on the primary, with sizes and rows, and why the rest is out',
+      run: async (ctx) => (await import('./scope.js')).scope(ctx),
+      format: formatScope,
     },
     add_triggers: {
       summary: 'create the sync, which puts Bucardo\'s triggers on the primary\'s tables (bounded by lock_timeout)',

@@ -12,9 +12,15 @@ import type { Relation } from '../../src/core/objects.js';
 import { isDaemonRunning, stopDaemon } from './daemon.js';
 import { metadataDatabaseExists, otherSyncs, recordedDatabases, relgroupMembers, withMetadata } from './metadata.js';
 import { preflight, type Finding } from './preflight.js';
+import { describeScope, type ScopeReport } from './scope.js';
 import { dropJobTriggers, formatFailures, listTriggers } from './triggers.js';
 
-export interface InstallData { findings: Finding[]; steps: string[] }
+export interface InstallData {
+  /** What the filters select, shown before anything else (absent when the primary cannot be read). */
+  scope?: ScopeReport;
+  findings: Finding[];
+  steps: string[];
+}
 
 /** Names per `bucardo add table` call: one Perl start per batch instead of per table. */
 const ADD_BATCH = 250;
@@ -30,8 +36,11 @@ export function ensureDirectory(dir: string, purpose: string): void {
 
 export async function install(ctx: CommandContext): Promise<CommandOutcome<InstallData>> {
   const { job, activity, progress } = ctx;
+  progress('reading what bucardo.replication_objects selects on the primary');
+  // An unreachable primary is one of preflight's findings, with its fix: the summary is then left out.
+  const scope = await describeScope(job, activity).catch(() => undefined);
   const report = await preflight(job, activity, progress);
-  const data: InstallData = { findings: report.findings, steps: [] };
+  const data: InstallData = { ...(scope ? { scope } : {}), findings: report.findings, steps: [] };
   if (!report.passed || !report.scope) {
     return { ok: false, data, message: 'Preflight found problems (listed above with their fixes); nothing was changed. Fix them and run bucardo.install again.' };
   }

@@ -4,10 +4,11 @@ import { OperatorError } from '../../src/core/errors.js';
 import type { Job } from '../../src/core/job.js';
 import type { Check, CommandContext, CommandOutcome } from '../../src/core/plugin.js';
 import { isDaemonRunning, reloadDaemon } from './daemon.js';
-import { metadataDatabaseExists, recordedDatabases, syncRow, withMetadata } from './metadata.js';
+import { metadataDatabaseExists, recordedDatabases, relgroupMembers, syncRow, withMetadata } from './metadata.js';
 import { onetimecopyFor } from './names.js';
 import { applyTriggerPolicy, auditTriggers, dropJobTriggers, formatFailures, jobTriggerNames, listTriggers, type TableFailure } from './triggers.js';
 import { withClient } from '../../src/core/db.js';
+import { quoteQualified } from '../../src/core/quote.js';
 
 export interface TriggerData { steps: string[]; failed: TableFailure[] }
 
@@ -24,6 +25,65 @@ export function addSyncArguments(job: Job): string[] {
     // With asynchronous kicking the kick triggers are never created: one table lock fewer than
     // creating and then disabling them, and no per-commit NOTIFY on the primary.
     `autokick=${job.config.bucardo.asynchronousKicking ? 0 : 1}`];
+}
+
+/** The argument that answers yes to copy_data: always emptying secondary tables (also in list mode). */
+export const YES_ARGUMENT = '--yes';
+
+export function answeredYes(ctx: Pick<CommandContext, 'args'>): boolean {
+  return ctx.args.includes(YES_ARGUMENT);
+}
+
+/** Rows are counted up to this many per table: enough to show what would be lost, bounded in cost. */
+const COUNT_LIMIT = 1_000_000;
+
+export interface FilledTable { table: string; rows: number; atLeast: boolean }
+
+/** Tables of the job's relgroup that hold rows on the secondary (missing ones are preflight's concern). */
+export async function filledSecondaryTables(job: Job, activity: CommandContext['activity']): Promise<FilledTable[]> {
+  const members = await withMetadata(job, (client) => relgroupMembers(client, job.relgroupName), activity);
+  const tables = members.filter((m) => m.reltype === 'table');
+  return withClient(job, { role: 'secondary', activity }, async (client) => {
+    const filled: FilledTable[] = [];
+    for (const { schema, name } of tables) {
+      activity.throwIfInterrupted();
+      const table = quoteQualified(schema, name);
+      const { rows: [exists] } = await client.query<{ oid: string | null }>(
+        'SELECT to_regclass($1)::oid AS oid', [table]);
+      if (!exists?.oid) continue;
+      const { rows: [counted] } = await client.query<{ rows: string }>(
+        `SELECT count(*) AS rows FROM (SELECT 1 FROM ${table} LIMIT ${COUNT_LIMIT + 1}) AS sample`);
+      const rows = Number(counted!.rows);
+      if (rows === 0) continue;
+      filled.push({ table: `${schema}.${name}`, rows: Math.min(rows, COUNT_LIMIT), atLeast: rows > COUNT_LIMIT });
+    }
+    return filled;
+  });
+}
+
+/**
+ * copy_data: always is Bucardo's onetimecopy=1, which empties every target table before copying it:
+ * before the sync that sets this up is created, name the secondary tables that hold rows and ask.
+ * The shell asks (default no); a list refuses unless the command was given --yes. Throws when not
+ * confirmed, before anything is created.
+ */
+export async function confirmCopyOverwrite(ctx: CommandContext, command: string): Promise<string | undefined> {
+  const { job } = ctx;
+  if (job.config.bucardo.copyData !== 'always') return undefined;
+  ctx.progress('counting rows in the secondary\'s tables (copy_data: always empties them)');
+  const filled = await filledSecondaryTables(job, ctx.activity);
+  if (filled.length === 0) return undefined;
+  const listed = filled.map((f) => `${f.table} (${f.atLeast ? 'more than ' : ''}${f.rows.toLocaleString('en-US')} rows)`);
+  const what = `copy_data is always, so Bucardo's initial copy empties ${filled.length} secondary table(s) that hold`
+    + ` rows before copying the primary's into them: ${listed.join(', ')}`;
+  if (answeredYes(ctx)) return `${what}; confirmed with ${YES_ARGUMENT}`;
+  const refusal = `Nothing was created. If those rows may go, run ${command} ${YES_ARGUMENT}; to keep them, set`
+    + ' bucardo.copy_data to empty (copies only into empty tables) or never.';
+  if (!ctx.prompt.interactive) throw new OperatorError(`${what}. A list cannot ask, so ${command} stops here. ${refusal}`);
+  ctx.log(`${what}.`);
+  const question = `Empty these ${filled.length} secondary table(s) and copy the primary's rows into them?`;
+  if (!await ctx.prompt.confirm(question, false)) throw new OperatorError(`Not confirmed. ${refusal}`);
+  return `${what}; confirmed at the prompt`;
 }
 
 /** Bucardo's messages for a lock wait that hit lock_timeout, turned into the operator's next step. */
@@ -45,6 +105,8 @@ export async function addTriggers(ctx: CommandContext): Promise<CommandOutcome<T
   const sync = await withMetadata(job, (client) => syncRow(client, job.syncName), activity);
   try {
     if (!sync) {
+      const confirmed = await confirmCopyOverwrite(ctx, 'bucardo.add_triggers');
+      if (confirmed) steps.push(confirmed);
       ctx.progress(`creating sync ${job.syncName} (Bucardo adds its triggers to every table)`);
       await runBucardo(job, addSyncArguments(job), { activity, safeToStop: false });
       steps.push(`created sync ${job.syncName} (copy_data ${job.config.bucardo.copyData}, ${asynchronous ? 'no kick triggers: asynchronous kicking' : 'per-commit kick triggers'})`);

@@ -12,6 +12,7 @@ import { isDaemonRunning, reloadDaemon } from '../bucardo/daemon.js';
 import { metadataDatabaseExists, recordedDatabases, relgroupMembers, syncRow, withMetadata } from '../bucardo/metadata.js';
 import { validateTriggers } from '../bucardo/sync.js';
 import type { TableFailure } from '../bucardo/triggers.js';
+import { formatRoundEnd } from './format.js';
 import { installedDefinition } from './function-store.js';
 import { describeWaiting, tryTableDdl } from './locked-ddl.js';
 import { isPatched } from './patch.js';
@@ -103,6 +104,13 @@ export async function addTriggers(ctx: CommandContext): Promise<CommandOutcome<R
       if (states.needMode.length) {
         await applyModes(primary, states, ctx, settings, progress);
         states = await triggerStates(primary, job);
+      }
+      if (pendingCount(states) > 0 && progress.round < settings.attempts) {
+        // Named after every round, not only at the end: the operator can act on a blocker while we wait.
+        const waiting = await describeWaiting(primary, [...states.needTriggers, ...states.needMode],
+          `could not be locked within retry.timeout (${settings.timeoutMs} ms)`);
+        const round = { number: progress.round, of: settings.attempts, ready: states.ready.length, total };
+        ctx.log(formatRoundEnd(round, waiting).join('\n'));
       }
     }
     const rounds = progress.round;

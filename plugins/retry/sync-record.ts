@@ -4,7 +4,7 @@ import { runBucardo } from '../../src/core/bucardo.js';
 import type { Job } from '../../src/core/job.js';
 import type { CommandContext } from '../../src/core/plugin.js';
 import { syncRow, withMetadata } from '../bucardo/metadata.js';
-import { addSyncArguments, explainSyncFailure } from '../bucardo/sync.js';
+import { addSyncArguments, confirmCopyOverwrite, explainSyncFailure } from '../bucardo/sync.js';
 
 /** Session options for a bucardo call that must record or change the sync without touching any table. */
 function deferEnvironment(): Record<string, string> {
@@ -18,9 +18,12 @@ export async function ensureSync(job: Job, ctx: CommandContext): Promise<string[
   const sync = await withMetadata(job, (client) => syncRow(client, job.syncName), ctx.activity);
   try {
     if (!sync) {
+      const confirmed = await confirmCopyOverwrite(ctx, 'retry.add_triggers');
       ctx.progress(`recording sync ${job.syncName} (no table is touched yet)`);
       await runBucardo(job, addSyncArguments(job), options);
-      return [`recorded sync ${job.syncName} (copy_data ${job.config.bucardo.copyData}, ${asynchronous ? 'no kick triggers: asynchronous kicking' : 'per-commit kick triggers'})`];
+      const kicking = asynchronous ? 'no kick triggers: asynchronous kicking' : 'per-commit kick triggers';
+      const recorded = `recorded sync ${job.syncName} (copy_data ${job.config.bucardo.copyData}, ${kicking})`;
+      return confirmed ? [confirmed, recorded] : [recorded];
     }
     if (sync.autokick === asynchronous) {
       ctx.progress(`switching the sync's kick triggers ${asynchronous ? 'off' : 'on'}`);

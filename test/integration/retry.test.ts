@@ -256,6 +256,13 @@ test('add_triggers with one table held by an open UPDATE: the others get their t
   const human = await runTool(['-c', job.file, '-l', 'retry.add_triggers']);
   assert.equal(human.code, 1);
   assert.match(human.stdout, new RegExp(`public\\.t3: could not be locked within retry\\.timeout \\(${TIMEOUT_MS} ms\\)[^\\n]*\\n\\s+lock held by pid ${blocker.pid} \\(user postgres, application retry-test-blocker, \\d+ s\\): UPDATE "public"\\."t3"`));
+  // Every round but the last names the waiting table and its blocker as soon as the round ends.
+  const roundEnd = new RegExp(`After round 1 of ${RETRY.attempts}: 7/8 tables ready, 1 still waiting on locks:\\n\\s+public\\.t3: could not be locked within retry\\.timeout \\(${TIMEOUT_MS} ms\\)\\n\\s+lock held by pid ${blocker.pid} \\(user postgres, application retry-test-blocker, \\d+ s\\): UPDATE "public"\\."t3"`);
+  const roundEndAt = human.stdout.search(roundEnd);
+  assert.ok(roundEndAt >= 0, `round 1's end names the table and pid ${blocker.pid}:\n${human.stdout}`);
+  assert.ok(roundEndAt < human.stdout.indexOf('Still waiting on locks (1):'), 'before the final report');
+  for (let round = 2; round < RETRY.attempts; round++) assert.match(human.stdout, new RegExp(`After round ${round} of ${RETRY.attempts}: 7/8 tables ready, 1 still waiting`));
+  assert.doesNotMatch(human.stdout, new RegExp(`After round ${RETRY.attempts} of`), 'the last round is reported once, by the final list');
 
   await blocker.release();
   const rerun = await runTool(['-c', job.file, '-l', 'retry.add_triggers']);
