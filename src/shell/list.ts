@@ -4,7 +4,7 @@ import { style, write, writeError } from './output.js';
 import { runCommand, type RunReport } from './runner.js';
 import type { Session } from './session.js';
 
-export async function runList(session: Session, items: string[], json: boolean): Promise<number> {
+export async function runList(session: Session, items: string[], json: boolean, { summary: printSummary = true } = {}): Promise<number> {
   const reports: RunReport[] = [];
   const prompt = listModePrompter(json);
   for (const item of items) {
@@ -31,7 +31,9 @@ export async function runList(session: Session, items: string[], json: boolean):
     failed: failed.map((r) => r.command),
     not_run: notRun,
   };
-  if (json) {
+  if (!printSummary) {
+    // One command given on the command line: its own output (and exit code) is all.
+  } else if (json) {
     write(JSON.stringify({ summary }));
   } else {
     write('');
@@ -42,5 +44,7 @@ export async function runList(session: Session, items: string[], json: boolean):
       writeError(`${report.command}: ${reason}`);
     }
   }
-  return failed.length === 0 && reports.length === items.length ? 0 : 1;
+  if (failed.length > 0 || reports.length < items.length) return 1;
+  // All passed: a status in the list makes its state's code the list's (the last one wins).
+  return reports.reduce((code, report) => report.exitCode ?? code, 0);
 }

@@ -4,6 +4,7 @@
 import { Activity } from '../core/activity.js';
 import { errorMessage, InterruptedError, OperatorError } from '../core/errors.js';
 import type { Check, CommandContext, CommandOutcome, Prompter } from '../core/plugin.js';
+import { recordAudit } from './audit.js';
 import { style, write, writeError } from './output.js';
 import type { ResolvedCommand, Session } from './session.js';
 
@@ -14,6 +15,8 @@ export interface RunReport {
   outcome?: CommandOutcome;
   error?: string;
   checks: Check[];
+  /** The exit code the command's outcome asked for (bucardo.status's state), if any. */
+  exitCode?: number;
 }
 
 export interface RunOptions {
@@ -32,6 +35,13 @@ async function createSpinner(enabled: boolean, text: string): Promise<Spinner | 
 }
 
 export async function runCommand(session: Session, resolved: ResolvedCommand, args: string[], options: RunOptions): Promise<RunReport> {
+  const started = new Date();
+  const report = await runAndCheck(session, resolved, args, options);
+  recordAudit(resolved.job, report, args, started);
+  return report;
+}
+
+async function runAndCheck(session: Session, resolved: ResolvedCommand, args: string[], options: RunOptions): Promise<RunReport> {
   const activity = new Activity();
   const report: RunReport = { command: resolved.fullName, ok: false, interrupted: false, checks: [] };
   const spinner = await createSpinner(Boolean(process.stdout.isTTY) && !options.json, `${resolved.fullName}`);
@@ -76,6 +86,7 @@ export async function runCommand(session: Session, resolved: ResolvedCommand, ar
     if (result === 'abandoned') throw new InterruptedError();
     report.outcome = result;
     report.ok = result.ok !== false;
+    if (result.exitCode !== undefined) report.exitCode = result.exitCode;
   } catch (error) {
     report.interrupted = activity.interrupted || error instanceof InterruptedError || (error as { name?: string }).name === 'ExitPromptError';
     report.error = report.interrupted ? 'interrupted' : errorMessage(error);
