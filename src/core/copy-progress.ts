@@ -58,13 +58,13 @@ export async function copyInProgress(job: Job): Promise<{ schema: string; name: 
  * transaction is not committed until the last table), and the per-table log lines are only
  * written at log_level verbose. Between two tables no COPY runs: `table` is absent then.
  */
-export async function copyProgress(job: Job, relgroup: string, startedAt?: Date): Promise<Omit<CopyProgress, 'state'>> {
+export async function copyProgress(job: Job, relgroup: string, startedAt?: Date, running = true): Promise<Omit<CopyProgress, 'state'>> {
   const order = await copyOrder(job, relgroup);
   const sizes = await sourceSizes(job, order);
   const bytesTotal = sizes.reduce((sum, size) => sum + size.bytes, 0);
   const progress: Omit<CopyProgress, 'state'> = { tablesTotal: order.length, bytesTotal };
   if (startedAt) progress.elapsedSeconds = Math.max(0, Math.round((Date.now() - startedAt.getTime()) / 1000));
-  const current = await copyInProgress(job);
+  const current = running ? await copyInProgress(job) : undefined;
   if (!current) return progress;
   const index = order.findIndex((t) => t.schema === current.schema && t.name === current.name);
   progress.table = `${current.schema}.${current.name}`;
