@@ -2,6 +2,7 @@
 // Command bodies are loaded on first use so the shell's menu appears without loading pg or execa.
 import { definePlugin } from '../../src/core/plugin.js';
 import { formatStatus } from './status-format.js';
+import type { StatusData } from './status.js';
 
 const install = () => import('./install.js');
 const sync = () => import('./sync.js');
@@ -52,9 +53,9 @@ export default definePlugin({
       validate: async (ctx) => (await daemon()).validateRunning(ctx),
     },
     status: {
-      summary: 'daemon, sync runs, initial copy progress, pending changes and lag, with a verdict',
+      summary: 'state (exit code 0 caught up, 1 lagging/copying, 2 stopped/stalled/failed, 3 unknown), copy progress, backlog; --watch [S], --json',
       run: async (ctx) => (await status()).status(ctx),
-      format: formatStatus,
+      format: (data: StatusData | undefined) => (data ? formatStatus(data) : []),
     },
     wait_for_copy: {
       summary: 'wait until the initial copy has finished, showing the table being copied',

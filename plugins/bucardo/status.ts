@@ -157,7 +157,10 @@ export function judge(data: StatusData): { state: StatusState; verdict: string }
   return { state: 'caught up', verdict: 'caught up' };
 }
 
-export async function status(ctx: CommandContext): Promise<CommandOutcome<StatusData>> {
+export async function status(ctx: CommandContext): Promise<CommandOutcome<StatusData | undefined>> {
+  const { watchSeconds, watchStatus } = await import('./status-watch.js');
+  const seconds = watchSeconds(ctx.args);
+  if (seconds !== undefined) return watchStatus(ctx, seconds);
   const data = await collectStatus(ctx.job);
   return { data, message: `Verdict: ${data.verdict}`, exitCode: data.exitCode };
 }

@@ -21,9 +21,10 @@ test('every command leaves one audit line; the password of password_env never ap
   assert.match(readFileSync(job.file, 'utf8'), /password_env: AUDIT_PASSWORD/);
   const env = { AUDIT_PASSWORD: SECRET };
 
-  // A password typed where it does not belong (an argument) is masked too.
+  // A password typed where it does not belong (an argument, refused and repeated in the error) is masked too.
   const list = await runTool(['-c', job.file, '-l', `bucardo.status bucardo.status --note=${SECRET}`], { env });
-  assert.equal(list.code, 2, list.stdout + list.stderr);
+  assert.equal(list.code, 1, list.stdout + list.stderr);
+  assert.match(list.stdout + list.stderr, /does not know the argument/);
   const shell = await runTool(['-c', job.file], { env, input: 'status\nbucardo.nosuch\n' });
   assert.equal(shell.code, 0, shell.stdout + shell.stderr);
   const unknownCommand = await runTool(['-c', job.file, '-l', 'bucardo.wait_for_copy'], { env });
@@ -39,6 +40,8 @@ test('every command leaves one audit line; the password of password_env never ap
   assert.equal(first!['outcome'], 'ok');
   assert.equal(first!['exitCode'], 2);
   assert.deepEqual(second!['args'], ['--note=********']);
+  assert.equal(second!['outcome'], 'failed');
+  assert.match(String(second!['error']), /does not know the argument '--note=\*{8}'/);
   assert.ok(Date.parse(String(first!['startedAt'])) <= Date.parse(String(first!['endedAt'])));
   assert.equal(failed!['outcome'], 'failed');
   assert.match(String(failed!['error'] ?? (failed!['checks'] as { detail?: string }[]).map((c) => c.detail).join()), /./);
