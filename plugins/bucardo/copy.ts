@@ -1,4 +1,5 @@
-// bucardo.wait_for_copy: waits for the initial copy, judged from Bucardo's metadata (never the log).
+// bucardo.wait_for_copy: waits for the initial copy, judged from Bucardo's metadata (never the log),
+// showing tables and bytes done of all, the table being copied, and an estimate of the time left.
 import { sleep } from '../../src/core/activity.js';
 import { OperatorError } from '../../src/core/errors.js';
 import type { Check, CommandContext, CommandOutcome } from '../../src/core/plugin.js';
@@ -6,6 +7,7 @@ import type { Job } from '../../src/core/job.js';
 import { daemonPid } from './daemon.js';
 import { withMetadata } from './metadata.js';
 import { copyState, type CopyProgress } from './status.js';
+import { formatCopy, formatDuration } from './status-format.js';
 
 /** Runs of the sync that failed since `since` (Bucardo records them as 'Failed : <error> (KID n)'). */
 async function failuresSince(job: Job, since: Date): Promise<{ count: number; last?: string }> {
@@ -36,7 +38,7 @@ export async function waitForCopy(ctx: CommandContext): Promise<CommandOutcome<C
     if (failures.count >= FAILED_ATTEMPTS_LIMIT) {
       throw new OperatorError(`The initial copy of ${job.name} keeps failing (${failures.count} attempts since the wait began); Bucardo's last error: ${cleanBucardoError(failures.last ?? '')}. Fix the cause, then bucardo.restart and wait again; the log is ${job.paths.logFile}.`);
     }
-    ctx.progress(`initial copy ${copy.state}${copy.table ? `: ${copy.table}, ${copy.rows!.toLocaleString('en-US')} rows so far` : ''} (${seconds()} s)${failures.last ? `; last attempt failed: ${cleanBucardoError(failures.last)}` : ''}`);
+    ctx.progress(`initial copy ${formatCopy(copy)}${copy.elapsedSeconds === undefined ? ` (waited ${formatDuration(seconds())})` : ''}${failures.last ? `; last attempt failed: ${cleanBucardoError(failures.last)}` : ''}`);
     await sleep(1000, activity.signal);
   }
 }

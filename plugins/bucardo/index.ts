@@ -4,6 +4,7 @@ import { definePlugin } from '../../src/core/plugin.js';
 import { formatScope } from './scope-format.js';
 import type { ScopeReport } from './scope.js';
 import { formatStatus } from './status-format.js';
+import type { StatusData } from './status.js';
 
 /** bucardo.install's data as its format needs it (the type lives in install.ts, which loads pg). */
 interface InstallView {
@@ -70,12 +71,12 @@ export default definePlugin({
       validate: async (ctx) => (await daemon()).validateRunning(ctx),
     },
     status: {
-      summary: 'daemon, sync runs, initial copy progress, pending changes and lag, with a verdict',
+      summary: 'state (exit code 0 caught up, 1 lagging/copying, 2 stopped/stalled/failed, 3 unknown), copy progress, backlog',
       arguments: {
         watch: { kind: 'seconds', bareValue: 5, help: 'show the status again every SECONDS until Ctrl-C' },
       },
       run: async (ctx) => (await status()).status(ctx),
-      format: formatStatus,
+      format: (data: StatusData | undefined) => (data ? formatStatus(data) : []),
     },
     wait_for_copy: {
       summary: 'wait until the initial copy has finished, showing the table being copied',

@@ -1,11 +1,59 @@
-// Terminal layout of bucardo.status (kept apart from status.ts so the menu loads without pg).
+// Terminal layout of bucardo.status, its states and their exit codes (kept apart from status.ts so
+// the menu loads without pg). The states and codes are documented in docs/status-and-monitoring.md.
 import type { StatusData } from './status.js';
+
+/** The fixed set of states bucardo.status reports, each with the process exit code of a status run. */
+export type StatusState = 'caught up' | 'lagging' | 'copying' | 'stopped' | 'stalled' | 'failed' | 'unknown';
+
+export const STATE_EXIT_CODES: Record<StatusState, number> = {
+  'caught up': 0, lagging: 1, copying: 1, stopped: 2, stalled: 2, failed: 2, unknown: 3,
+};
+
+/** "1 d 2 h", "3 min 5 s", "42 s": the two largest units, for people (JSON keeps seconds). */
+export function formatDuration(seconds: number): string {
+  const total = Math.max(0, Math.round(seconds));
+  const units: [string, number][] = [['d', 86_400], ['h', 3_600], ['min', 60], ['s', 1]];
+  const first = units.findIndex(([, size]) => total >= size);
+  if (first < 0) return '0 s';
+  const [name, size] = units[first]!;
+  const next = units[first + 1];
+  const rest = next ? Math.floor((total % size) / next[1]) : 0;
+  return `${Math.floor(total / size)} ${name}${rest > 0 ? ` ${rest} ${next![0]}` : ''}`;
+}
+
+/** 1536 → "1.5 KB"; one decimal below 10 of a unit. */
+export function formatBytes(bytes: number): string {
+  const units = ['B', 'KB', 'MB', 'GB', 'TB'];
+  let value = bytes;
+  let unit = 0;
+  while (value >= 1024 && unit < units.length - 1) { value /= 1024; unit += 1; }
+  return `${unit === 0 || value >= 10 ? Math.round(value) : value.toFixed(1)} ${units[unit]}`;
+}
+
+/** The copy in one line: "3 of 120 tables, 41 GB of 300 GB, sales.orders 120,000 of 300,000 rows (40%), 2 min 5 s elapsed, about 1 h left". */
+export function formatCopy(copy: StatusData['copy']): string {
+  const parts: string[] = [copy.state];
+  if (copy.tablesTotal !== undefined) parts.push(`${copy.tablesDone ?? '?'} of ${copy.tablesTotal} tables`);
+  if (copy.bytesTotal !== undefined) parts.push(`${copy.bytesDone !== undefined ? formatBytes(copy.bytesDone) : '?'} of ${formatBytes(copy.bytesTotal)}`);
+  if (copy.table) {
+    const of = copy.tableRows !== undefined ? ` of ~${copy.tableRows.toLocaleString('en-US')}` : '';
+    parts.push(`${copy.table} ${(copy.rows ?? 0).toLocaleString('en-US')}${of} rows${copy.tablePercent !== undefined ? ` (${copy.tablePercent}%)` : ''}`);
+  } else if (copy.state === 'running' && copy.tablesTotal !== undefined) {
+    parts.push('between tables');
+  }
+  if (copy.elapsedSeconds !== undefined) parts.push(`${formatDuration(copy.elapsedSeconds)} elapsed`);
+  if (copy.remainingSeconds !== undefined) parts.push(`about ${formatDuration(copy.remainingSeconds)} left`);
+  return parts.join(', ');
+}
 
 export function formatStatus(data: StatusData): string[] {
   const lines: string[] = [];
-  const ago = (iso?: string) => iso ? `${iso.replace('T', ' ').replace(/\.\d+Z$/, 'Z')} (${Math.round((Date.now() - Date.parse(iso)) / 1000)} s ago)` : 'never';
+  const since = (iso: string) => formatDuration((Date.now() - Date.parse(iso)) / 1000);
+  const ago = (iso?: string) => iso ? `${iso.replace('T', ' ').replace(/\.\d+Z$/, 'Z')} (${since(iso)} ago)` : 'never';
   lines.push(`Job ${data.job}`);
-  lines.push(`  Daemon        : ${data.daemon.running ? `running, pid ${data.daemon.pid}, up ${data.daemon.uptimeSeconds ?? '?'} s` : 'not running'}`);
+  lines.push(`  State         : ${data.state} (exit code ${data.exitCode})`);
+  const uptime = data.daemon.uptimeSeconds !== undefined ? formatDuration(data.daemon.uptimeSeconds) : '?';
+  lines.push(`  Daemon        : ${data.daemon.running ? `running, pid ${data.daemon.pid}, up ${uptime}` : 'not running'}`);
   if (data.kicker) {
     const kicks = data.kicker.kicking ? `${data.kicker.kicks} kick(s), last ${ago(data.kicker.lastKickAt)}` : 'kick triggers do the kicking';
     lines.push(`  Kicker        : ${data.kicker.running ? `running, pid ${data.kicker.pid}, ${kicks}; ${data.kicker.maintenance} statistics refresh(es)` : 'not running'}${data.kicker.lastError ? ` (last error: ${data.kicker.lastError})` : ''}`);
@@ -16,14 +64,16 @@ export function formatStatus(data: StatusData): string[] {
     lines.push(`  Last good run : ${ago(data.sync.lastGood)}${data.sync.lastGoodRows ? `, ${data.sync.lastGoodRows}` : ''}`);
     lines.push(`  Last error    : ${data.sync.lastBad ? `${ago(data.sync.lastBad)}: ${data.sync.lastError}` : 'none'}`);
   }
-  lines.push(`  Initial copy  : ${data.copy.state}${data.copy.table ? `, ${data.copy.table}: ${data.copy.rows} rows so far` : ''}`);
+  lines.push(`  Initial copy  : ${formatCopy(data.copy)}`);
   const pending = data.pending.filter((p) => p.changes > 0);
-  lines.push(`  Pending       : ${data.pendingTotal} change(s)${data.oldestPendingSeconds !== undefined ? `, oldest ${data.oldestPendingSeconds} s` : ''}`);
+  const unknownBacklog = data.unreachable.some((u) => u.includes('the primary'));
+  lines.push(`  Pending       : ${unknownBacklog ? 'unknown (the primary cannot be reached)' : `${data.pendingTotal} change(s)${data.oldestPendingSeconds !== undefined ? `, oldest ${formatDuration(data.oldestPendingSeconds)}` : ''}`}`);
   if (pending.length) {
     const width = Math.max(...pending.map((p) => p.table.length));
-    for (const p of pending) lines.push(`    ${p.table.padEnd(width)}  ${String(p.changes).padStart(8)}  oldest ${p.oldest ? `${Math.round((Date.now() - p.oldest.getTime()) / 1000)} s` : '-'}`);
+    for (const p of pending) lines.push(`    ${p.table.padEnd(width)}  ${String(p.changes).padStart(8)}  oldest ${p.oldest ? formatDuration((Date.now() - p.oldest.getTime()) / 1000) : '-'}`);
   }
   for (const stall of data.stalls) lines.push(`  STALL         : ${stall.cause}\n                  fix: ${stall.fix}`);
+  for (const cause of data.unreachable) lines.push(`  Unreachable   : ${cause}`);
   for (const problem of data.problems) lines.push(`  Problem       : ${problem}`);
   return lines;
 }

@@ -1,5 +1,7 @@
 // bucardo.status: more than Bucardo's own "Good" — daemon, sync runs, initial copy progress, the
-// backlog of pending changes (the real replication lag), the kicker, and a one-line verdict.
+// backlog of pending changes (the real replication lag), the kicker, and one state out of a fixed set
+// (docs/status-and-monitoring.md) whose exit code scripts and monitoring can rely on.
+import { copyProgress, type CopyProgress } from '../../src/core/copy-progress.js';
 import { withClient } from '../../src/core/db.js';
 import { errorMessage } from '../../src/core/errors.js';
 import type { Job } from '../../src/core/job.js';
@@ -10,13 +12,22 @@ import { processUptimeSeconds } from '../../src/core/process.js';
 import { detectStuckStatements, noProgressStall, type Stall } from '../../src/core/watchdog.js';
 import { daemonPid, syncLoaded } from './daemon.js';
 import { lastRun, metadataDatabaseExists, recentRuns, syncRow, withMetadata } from './metadata.js';
+import { STATE_EXIT_CODES, formatDuration, type StatusState } from './status-format.js';
 
-export type CopyState = 'not requested' | 'pending' | 'running' | 'done' | 'unknown';
+export type { StatusState } from './status-format.js';
+export type { CopyProgress, CopyState } from '../../src/core/copy-progress.js';
 
-export interface CopyProgress { state: CopyState; table?: string; rows?: number }
+/** Bumped when a field of the JSON changes meaning or disappears (new fields do not bump it). */
+export const STATUS_SCHEMA_VERSION = 1;
 
 export interface StatusData {
+  schemaVersion: number;
+  checkedAt: string;
   job: string;
+  state: StatusState;
+  exitCode: number;
+  /** One line: why this state (names what could not be reached for `unknown`). */
+  verdict: string;
   installed: boolean;
   daemon: { running: boolean; pid?: number; uptimeSeconds?: number };
   kicker?: { running: boolean; kicking: boolean; pid?: number; lastKickAt?: string; kicks?: number; lastError?: string; maintenance?: number; lastMaintenanceAt?: string; remedies?: string[] };
@@ -26,40 +37,46 @@ export interface StatusData {
   pendingTotal: number;
   oldestPendingSeconds?: number;
   stalls: Stall[];
-  verdict: string;
+  /** The databases status could not reach, each with the cause. */
+  unreachable: string[];
   problems: string[];
-}
-
-/** Which table the initial copy is writing now and how many rows so far (pg_stat_progress_copy on the target). */
-export async function copyInProgress(job: Job): Promise<{ table: string; rows: number } | undefined> {
-  return withClient(job, { role: 'secondary' }, async (client) => {
-    const { rows } = await client.query<{ table: string; rows: string }>(
-      `SELECT relid::regclass::text AS table, tuples_processed AS rows FROM pg_stat_progress_copy
-        WHERE datid = (SELECT oid FROM pg_database WHERE datname = current_database()) AND type = 'COPY FROM' ORDER BY pid LIMIT 1`);
-    return rows[0] ? { table: rows[0].table, rows: Number(rows[0].rows) } : undefined;
-  });
 }
 
 /** The initial copy's state, from Bucardo's metadata (onetimecopy drops to 0 when the copy kid is done). */
 export async function copyState(job: Job): Promise<CopyProgress> {
   if (job.config.bucardo.copyData === 'never') return { state: 'not requested' };
   if (!(await metadataDatabaseExists(job))) return { state: 'unknown' };
-  const sync = await withMetadata(job, (client) => syncRow(client, job.syncName));
-  if (!sync) return { state: 'pending' };
-  if (Number(sync.onetimecopy) === 0) return { state: 'done' };
+  const info = await withMetadata(job, async (client) => ({
+    sync: await syncRow(client, job.syncName),
+    current: (await recentRuns(client, job.syncName, 1)).find((run) => run.ended === null),
+  }));
+  if (!info.sync) return { state: 'pending' };
+  if (Number(info.sync.onetimecopy) === 0) return { state: 'done' };
   if (!daemonPid(job) || !syncLoaded(job)) return { state: 'pending' };
-  const copying = await copyInProgress(job).catch(() => undefined);
-  return copying ? { state: 'running', ...copying } : { state: 'running' };
+  const progress = await copyProgress(job, info.sync.relgroup, info.current?.started ?? undefined).catch(() => ({}));
+  return { state: 'running', ...progress };
+}
+
+/** Runs a probe; a failure to reach the database is recorded as the cause of an `unknown` state. */
+async function reach<T>(unreachable: string[], what: string, probe: () => Promise<T>): Promise<T | undefined> {
+  try {
+    return await probe();
+  } catch (error) {
+    unreachable.push(`cannot reach the ${what} (${errorMessage(error).split('\n')[0]})`);
+    return undefined;
+  }
 }
 
 export async function collectStatus(job: Job): Promise<StatusData> {
   const problems: string[] = [];
+  const unreachable: string[] = [];
   const pid = daemonPid(job);
   const uptime = pid ? processUptimeSeconds(pid) : undefined;
   const data: StatusData = {
-    job: job.name, installed: false,
+    schemaVersion: STATUS_SCHEMA_VERSION, checkedAt: new Date().toISOString(), job: job.name,
+    state: 'unknown', exitCode: STATE_EXIT_CODES.unknown, verdict: '', installed: false,
     daemon: { running: pid !== undefined, ...(pid ? { pid } : {}), ...(uptime !== undefined ? { uptimeSeconds: uptime } : {}) },
-    copy: { state: 'unknown' }, pending: [], pendingTotal: 0, stalls: [], verdict: '', problems,
+    copy: { state: 'unknown' }, pending: [], pendingTotal: 0, stalls: [], unreachable, problems,
   };
   const kicker = kickerStatus(job);
   const kicking = job.config.bucardo.asynchronousKicking;
@@ -70,31 +87,32 @@ export async function collectStatus(job: Job): Promise<StatusData> {
     ...(kicker.state?.remedies?.length ? { remedies: kicker.state.remedies } : {}),
   };
   if (pid && !kicker.running) problems.push(kicking ? 'asynchronous kicking is on but no kicker runs: changes are not being kicked (bucardo.restart starts one)' : 'no kicker runs: nothing keeps Bucardo\'s statistics fresh or watches for stalls (bucardo.restart starts one)');
-  data.installed = await metadataDatabaseExists(job).catch((error) => { problems.push(errorMessage(error)); return false; });
+  data.installed = (await reach(unreachable, 'metadata database\'s server', () => metadataDatabaseExists(job))) ?? false;
   if (data.installed) {
-    const info = await withMetadata(job, async (client) => ({
+    const info = await reach(unreachable, 'metadata database', () => withMetadata(job, async (client) => ({
       sync: await syncRow(client, job.syncName),
       good: await lastRun(client, job.syncName, 'lastgood'),
       bad: await lastRun(client, job.syncName, 'lastbad'),
       current: (await recentRuns(client, job.syncName, 1)).find((run) => run.ended === null),
-    }));
-    data.sync = {
-      name: job.syncName, exists: Boolean(info.sync), loaded: syncLoaded(job),
-      ...(info.good?.ended ? { lastGood: info.good.ended.toISOString(), lastGoodRows: `${info.good.inserts} inserted / ${info.good.deletes} deleted` } : {}),
-      ...(info.bad?.ended ? { lastBad: info.bad.ended.toISOString(), lastError: (info.bad.status ?? info.bad.details ?? '').slice(0, 300) } : {}),
-      ...(info.current?.started ? { running: info.current.started.toISOString() } : {}),
-    };
-    data.copy = await copyState(job).catch(() => ({ state: 'unknown' as const }));
+    })));
+    if (info) {
+      data.sync = {
+        name: job.syncName, exists: Boolean(info.sync), loaded: syncLoaded(job),
+        ...(info.good?.ended ? { lastGood: info.good.ended.toISOString(), lastGoodRows: `${info.good.inserts} inserted / ${info.good.deletes} deleted` } : {}),
+        ...(info.bad?.ended ? { lastBad: info.bad.ended.toISOString(), lastError: (info.bad.status ?? info.bad.details ?? '').slice(0, 300) } : {}),
+        ...(info.current?.started ? { running: info.current.started.toISOString() } : {}),
+      };
+    }
   }
-  try {
-    data.pending = await withClient(job, { role: 'primary' }, (client) => pendingChanges(client, job.syncName));
-  } catch (error) {
-    problems.push(`cannot read the backlog on the primary: ${errorMessage(error)}`);
-  }
+  const pending = await reach(unreachable, 'primary', () => withClient(job, { role: 'primary' }, (client) => pendingChanges(client, job.syncName)));
+  data.pending = pending ?? [];
+  // The secondary is where the rows go: a status that cannot see it cannot say replication works.
+  await reach(unreachable, 'secondary', () => withClient(job, { role: 'secondary' }, (client) => client.query('SELECT 1')));
+  if (data.installed && data.sync && unreachable.length === 0) data.copy = await copyState(job).catch(() => ({ state: 'unknown' as const }));
   data.pendingTotal = data.pending.reduce((sum, p) => sum + p.changes, 0);
   const oldest = data.pending.map((p) => p.oldest).filter((d): d is Date => d !== null).sort((a, b) => a.getTime() - b.getTime())[0];
   if (oldest) data.oldestPendingSeconds = Math.max(0, Math.round((Date.now() - oldest.getTime()) / 1000));
-  if (pid) {
+  if (pid && unreachable.length === 0) {
     const threshold = job.config.bucardo.watchdogSeconds;
     data.stalls = await detectStuckStatements(job, threshold).catch(() => []);
     const lastGoodAge = data.sync?.lastGood ? Math.round((Date.now() - Date.parse(data.sync.lastGood)) / 1000) : undefined;
@@ -103,24 +121,46 @@ export async function collectStatus(job: Job): Promise<StatusData> {
     const noProgress = uptime >= threshold && data.copy.state !== 'running' ? noProgressStall(data.oldestPendingSeconds, lastGoodAge, threshold, data.pendingTotal) : undefined;
     if (noProgress) data.stalls.push(noProgress);
   }
-  data.verdict = verdict(data);
+  const judged = judge(data);
+  data.state = judged.state;
+  data.exitCode = STATE_EXIT_CODES[judged.state];
+  data.verdict = judged.verdict;
   return data;
 }
 
-function verdict(data: StatusData): string {
-  if (!data.installed) return 'not installed (run bucardo.install)';
-  if (!data.sync?.exists) return 'no sync yet (run bucardo.add_triggers)';
-  const backlog = data.pendingTotal > 0 ? `${data.pendingTotal} change(s) pending, oldest ${data.oldestPendingSeconds ?? 0} s` : '';
-  if (!data.daemon.running) return `daemon stopped${backlog ? `: ${backlog}` : ''}`;
-  if (data.stalls.length) return `STALLED: ${data.stalls[0]!.cause}${backlog ? ` (${backlog})` : ''}`;
-  if (data.copy.state === 'running' || data.copy.state === 'pending') {
-    return `copy ${data.copy.state}${data.copy.table ? ` (${data.copy.table}: ${data.copy.rows} rows so far)` : ''}`;
+/**
+ * The state and its one-line reason; the order of the tests is the order of precedence. The verdict
+ * texts of the states that existed before the states did are kept ('caught up', 'daemon stopped: ...',
+ * 'STALLED: ...'): scripts match them.
+ */
+export function judge(data: StatusData): { state: StatusState; verdict: string } {
+  if (data.unreachable.length) return { state: 'unknown', verdict: `unknown: ${data.unreachable.join('; ')}` };
+  if (!data.installed) return { state: 'stopped', verdict: 'not installed (run bucardo.install)' };
+  if (!data.sync?.exists) return { state: 'stopped', verdict: 'no sync yet (run bucardo.add_triggers)' };
+  const backlog = data.pendingTotal > 0 ? `${data.pendingTotal} change(s) pending, oldest ${formatDuration(data.oldestPendingSeconds ?? 0)}` : '';
+  if (!data.daemon.running) return { state: 'stopped', verdict: `daemon stopped${backlog ? `: ${backlog}` : ''}` };
+  if (data.stalls.length) return { state: 'stalled', verdict: `STALLED: ${data.stalls[0]!.cause}${backlog ? ` (${backlog})` : ''}` };
+  // A failed run newer than the last good one, with work left: Bucardo does not retry it by itself.
+  const failedLast = data.sync.lastBad && (!data.sync.lastGood || Date.parse(data.sync.lastBad) > Date.parse(data.sync.lastGood));
+  if (failedLast && !data.sync.running && (data.pendingTotal > 0 || data.copy.state === 'running')) {
+    return { state: 'failed', verdict: `FAILED: the last sync run failed: ${data.sync.lastError}` };
   }
-  return backlog || 'caught up';
+  if (data.copy.state === 'running' || data.copy.state === 'pending') {
+    const copy = data.copy;
+    const tables = copy.tablesTotal !== undefined && copy.tablesDone !== undefined ? `${copy.tablesDone} of ${copy.tablesTotal} tables done` : '';
+    const now = copy.table ? `${copy.table} ${copy.tablePercent !== undefined ? `${copy.tablePercent}%` : `${copy.rows} rows`}` : '';
+    const left = copy.remainingSeconds !== undefined ? `about ${formatDuration(copy.remainingSeconds)} left` : '';
+    const detail = [tables, now, left].filter(Boolean).join(', ');
+    return { state: 'copying', verdict: `copy ${copy.state}${detail ? ` (${detail})` : ''}` };
+  }
+  if (backlog) return { state: 'lagging', verdict: backlog };
+  return { state: 'caught up', verdict: 'caught up' };
 }
 
-export async function status(ctx: CommandContext): Promise<CommandOutcome<StatusData>> {
+export async function status(ctx: CommandContext): Promise<CommandOutcome<StatusData | undefined>> {
+  const { watchSeconds, watchStatus } = await import('./status-watch.js');
+  const seconds = watchSeconds(ctx.args);
+  if (seconds !== undefined) return watchStatus(ctx, seconds);
   const data = await collectStatus(ctx.job);
-  return { data, message: `Verdict: ${data.verdict}` };
+  return { data, message: `Verdict: ${data.verdict}`, exitCode: data.exitCode };
 }
-

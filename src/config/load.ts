@@ -5,7 +5,7 @@ import { homedir } from 'node:os';
 import path from 'node:path';
 import yaml from 'js-yaml';
 import { ConfigReader, closest, type Raw } from './reader.js';
-import { SSL_MODES, type DatabaseConfig, type DatabaseRole, type JobConfig, type ReplicationObjects } from './types.js';
+import { SSL_MODES, type DatabaseConfig, type DatabaseRole, type JobConfig, type MetricsSettings, type ReplicationObjects } from './types.js';
 import type { PluginCatalog } from '../core/plugin.js';
 import { findService, serviceFiles } from '../core/pgservice.js';
 
@@ -16,7 +16,7 @@ export class ConfigError extends Error {
   }
 }
 
-const TOP_LEVEL_KEYS = ['plugins', 'databases', 'bucardo'] as const;
+const TOP_LEVEL_KEYS = ['plugins', 'databases', 'bucardo', 'metrics'] as const;
 const DATABASE_KEYS = ['host', 'port', 'dbname', 'database_owner', 'schema_owner', 'password_env', 'passfile', 'sslmode', 'sslrootcert', 'service'];
 const ROLE_KEYS: Record<DatabaseRole, string[]> = {
   // The metadata database is named 'bucardo' unless the concurrency plugin names it (concurrency.bucardo_dbname).
@@ -112,6 +112,7 @@ export async function loadConfig(file: string, catalog: PluginCatalog): Promise<
       executable: reader.string(bucardoRaw, 'executable', 'bucardo', 'bucardo'),
     },
     pluginSettings: {},
+    metrics: readMetrics(reader, root['metrics']),
   };
 
   for (const name of available) {
@@ -127,6 +128,20 @@ export async function loadConfig(file: string, catalog: PluginCatalog): Promise<
 
   if (reader.problems.length > 0) throw new ConfigError(absolute, reader.problems);
   return config;
+}
+
+/** The kicker's Prometheus endpoint (docs/status-and-monitoring.md): off unless metrics.listen is set. */
+function readMetrics(reader: ConfigReader, value: unknown): MetricsSettings {
+  const raw = reader.section(value, 'metrics', ['listen', 'per_table']);
+  const perTable = reader.boolean(raw, 'per_table', 'metrics', false);
+  const listen = reader.string(raw, 'listen', 'metrics');
+  if (listen === undefined) return { perTable };
+  const match = /^\[?([^\]]+?)\]?:(\d{1,5})$/.exec(listen);
+  if (!match || Number(match[2]) > 65_535) {
+    reader.problem('metrics.listen', `'${listen}' is not host:port; example: 127.0.0.1:9187 (keep it on a local or private address: the metrics are not protected)`);
+    return { perTable };
+  }
+  return { listen: { host: match[1]!, port: Number(match[2]) }, perTable };
 }
 
 function validateReplicationName(reader: ConfigReader, name: string): void {

@@ -91,4 +91,12 @@ export interface JobConfig {
   bucardo: BucardoSettings;
   /** Parsed plugin sections, keyed by plugin name; each plugin owns the shape of its own section. */
   pluginSettings: Record<string, unknown>;
+  /** Where the kicker serves Prometheus metrics; absent (off) unless the config has metrics.listen. */
+  metrics?: MetricsSettings;
+}
+
+export interface MetricsSettings {
+  listen?: { host: string; port: number };
+  /** Pending changes per table as well as per job (one series per table: off by default). */
+  perTable: boolean;
 }

@@ -24,6 +24,11 @@ export interface KickerState {
   /** Stalls seen at the last watchdog look (cause and fix), and remedies applied. */
   stalls?: string[];
   remedies?: string[];
+  /** Stall episodes seen (a look with stalls after one without) and remedies applied, since the start. */
+  stallsDetected?: number;
+  remediesApplied?: number;
+  /** Where the kicker serves Prometheus metrics (metrics.listen), or why it could not. */
+  metrics?: string;
 }
 
 export interface KickerStatus { running: boolean; pid?: number; stalePidFile: boolean; state?: KickerState }

@@ -19,6 +19,8 @@ export interface CommandOutcome<D = unknown> {
   data?: D;
   /** false when the command itself could not do its job (list mode stops, exit code non-zero). */
   ok?: boolean;
+  /** The process exit code this outcome asks for (bucardo.status: its state's code), when ok. */
+  exitCode?: number;
 }
 
 /** How a command talks to the operator; in list mode questions get their safe default or fail. */

@@ -149,6 +149,7 @@ async function housekeeping(): Promise<void> {
     secondary.removeAllListeners('error');
     secondary.on('error', () => { secondary = undefined; });
     const stalls = await detectStuckStatements(job, threshold, { primary: primary!, secondary });
+    if (stalls.length && !state.stalls?.length) state.stallsDetected = (state.stallsDetected ?? 0) + 1;
     state.stalls = stalls.map((s) => `${s.cause}. Fix: ${s.fix}`);
     if (stalls.length) {
       for (const stall of stalls) log(`stall: ${stall.cause}`);
@@ -159,6 +160,7 @@ async function housekeeping(): Promise<void> {
         const line = `remedy: analyzed ${remedy.analyzed.length} bookkeeping table(s); cancelled ${remedy.cancelled.map((c) => `backend ${c.pid} on the ${c.role}`).join(', ') || 'nothing'}`;
         log(line);
         state.remedies = [...(state.remedies ?? []), `${new Date().toISOString()} ${line}`].slice(-10);
+        state.remediesApplied = (state.remediesApplied ?? 0) + 1;
       }
     }
   }
@@ -179,10 +181,32 @@ async function kick(retry: boolean): Promise<void> {
   if (retry) log(`no sync run has finished well since the last kick; kicked again (next check in ${retryDelayMs} ms)`);
 }
 
+/**
+ * Prometheus metrics on metrics.listen (off by default). An address in use must not cost the job
+ * its kicker: the failure is logged and shown in the state file, and kicking goes on.
+ */
+async function startMetrics(): Promise<void> {
+  const listen = job.config.metrics?.listen;
+  if (!listen) return;
+  const where = `http://${listen.host.includes(':') ? `[${listen.host}]` : listen.host}:${listen.port}/metrics`;
+  try {
+    const { serveMetrics } = await import('../core/metrics.js');
+    metricsServer = await serveMetrics(job, () => state);
+    state.metrics = where;
+    log(`serving Prometheus metrics at ${where}`);
+  } catch (error) {
+    state.metrics = `not served: ${errorMessage(error)}`;
+    log(`cannot serve metrics at ${where}: ${errorMessage(error)}; kicking goes on without them`);
+  }
+}
+
+let metricsServer: { close(): void } | undefined;
+
 async function main(): Promise<void> {
   log(kicking
     ? `started, kicking sync ${job.syncName} every ${intervalMs} ms when changes are pending`
     : `started for sync ${job.syncName}: per-commit kick triggers do the kicking; maintaining statistics and watching for stalls`);
+  await startMetrics();
   if (!job.config.bucardo.maintainStatistics) log('bucardo.maintain_statistics is false: not analyzing Bucardo\'s delta/track tables (only the stall remedy does)');
   saveState();
   let failures = 0;
@@ -216,6 +240,7 @@ async function shutdown(signal: string): Promise<void> {
   if (stopping) return;
   stopping = true;
   log(`stopping on ${signal}`);
+  metricsServer?.close();
   await closeAll();
   state.connected = false;
   saveState();

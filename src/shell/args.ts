@@ -4,13 +4,15 @@ import { OperatorError } from '../core/errors.js';
 export interface CliOptions {
   configFiles: string[];
   list?: string[];
+  /** A command given after the options (`-c job.yml status --json`): run alone, like -l with one command. */
+  command?: string;
   json: boolean;
   demo: boolean;
   help: boolean;
   version: boolean;
 }
 
-export const USAGE = `Usage: node wrapper.js [options]
+export const USAGE = `Usage: node wrapper.js [options] [COMMAND [ARGS]]
 
 Options:
   -c, --config FILE   the replication job's config (default: config.yml in the current directory)
@@ -19,6 +21,7 @@ Options:
   -l, --list "CMDS"   run these commands in order, each followed by its check; stop at the first failure
       --json          with -l: print one JSON object per command (for scripts)
       --demo          start a sandbox with three local PostgreSQL clusters and open the shell on A->B->C
+  COMMAND [ARGS]      run one command and exit with its code (status --json: the state as JSON)
   -h, --help          this help, and every command of every enabled plugin when a config loads
   -v, --version       the tool's version`;
 
@@ -41,6 +44,11 @@ export function parseArguments(argv: string[]): CliOptions {
     else if (arg === '--demo') options.demo = true;
     else if (arg === '-h' || arg === '--help') options.help = true;
     else if (arg === '-v' || arg === '--version') options.version = true;
+    else if (!arg.startsWith('-') && !options.list) {
+      options.command = argv.slice(i).join(' ');
+      if (argv.slice(i).includes('--json')) options.json = true;
+      break;
+    }
     else throw new OperatorError(`Unknown option '${arg}'.\n\n${USAGE}`);
   }
   if (numbered.length > 0) {

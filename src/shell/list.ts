@@ -36,7 +36,7 @@ export function checkList(session: Session, items: string[]): { items: ListItem[
   return { items: checked, problems };
 }
 
-export async function runList(session: Session, items: string[], json: boolean): Promise<number> {
+export async function runList(session: Session, items: string[], json: boolean, { summary: printSummary = true } = {}): Promise<number> {
   const checked = checkList(session, items);
   if (checked.problems.length > 0) {
     if (json) write(JSON.stringify({ ok: false, errors: checked.problems, summary: { ran: [], not_run: items.map((i) => i.split(/\s+/)[0]) } }));
@@ -70,7 +70,9 @@ export async function runList(session: Session, items: string[], json: boolean):
     failed: failed.map((r) => r.command),
     not_run: notRun,
   };
-  if (json) {
+  if (!printSummary) {
+    // One command given on the command line: its own output (and exit code) is all.
+  } else if (json) {
     write(JSON.stringify({ summary }));
   } else {
     write('');
@@ -81,5 +83,7 @@ export async function runList(session: Session, items: string[], json: boolean):
       writeError(`${report.command}: ${reason}`);
     }
   }
-  return failed.length === 0 && reports.length === items.length ? 0 : 1;
+  if (failed.length > 0 || reports.length < items.length) return 1;
+  // All passed: a status in the list makes its state's code the list's (the last one wins).
+  return reports.reduce((code, report) => report.exitCode ?? code, 0);
 }

@@ -13,7 +13,7 @@ const PROMPT = 'Enter the command you wish to run here, or type "exit": ';
 
 export function completer(session: Session): (line: string) => [string[], string] {
   return (line) => {
-    const words = [...session.commandNames(), 'help', 'exit'];
+    const words = [...session.commandNames(), 'status', 'help', 'exit'];
     const hits = words.filter((word) => word.startsWith(line.trim()));
     return [hits.length ? hits : [], line.trim()];
   };
@@ -61,7 +61,7 @@ export async function runShell(session: Session, onExit?: () => Promise<void>): 
     }
     const resolved = session.resolve(name!);
     if ('error' in resolved) { writeError(resolved.error); continue; }
-    await runCommand(session, resolved, args, { interactive: true, json: false, prompt });
+    await runCommand(session, resolved, args.filter((arg) => arg !== '--json'), { interactive: true, json: args.includes('--json'), prompt });
   }
   await onExit?.();
   return 0;

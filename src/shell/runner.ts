@@ -5,6 +5,7 @@ import { Activity } from '../core/activity.js';
 import { parseCommandArguments, type ParsedArguments } from '../core/arguments.js';
 import { errorMessage, InterruptedError, OperatorError } from '../core/errors.js';
 import type { Check, CommandContext, CommandHooks, CommandOutcome, Prompter } from '../core/plugin.js';
+import { recordAudit } from './audit.js';
 import { commandHelpLines } from './menu.js';
 import { style, write, writeError } from './output.js';
 import type { ResolvedCommand, Session } from './session.js';
@@ -18,6 +19,8 @@ export interface RunReport {
   checks: Check[];
   /** What other plugins' hooks did after the command (`concurrency: removed the registry entry ...`). */
   hookLines?: string[];
+  /** The exit code the command's outcome asked for (bucardo.status's state), if any. */
+  exitCode?: number;
 }
 
 export interface RunOptions {
@@ -48,7 +51,14 @@ function hooksOf(session: Session, resolved: ResolvedCommand): { plugin: string;
     .map((plugin) => ({ plugin: plugin.name, hooks: plugin.hooks![name]! }));
 }
 
-export async function runCommand(session: Session, resolved: ResolvedCommand, args: string[], runOptions: RunOptions): Promise<RunReport> {
+export async function runCommand(session: Session, resolved: ResolvedCommand, args: string[], options: RunOptions): Promise<RunReport> {
+  const started = new Date();
+  const report = await runAndCheck(session, resolved, args, options);
+  recordAudit(resolved.job, report, args, started);
+  return report;
+}
+
+async function runAndCheck(session: Session, resolved: ResolvedCommand, args: string[], runOptions: RunOptions): Promise<RunReport> {
   const report: RunReport = { command: resolved.fullName, ok: false, interrupted: false, checks: [] };
   const parsed = checkArguments(resolved, args);
   const options = { ...runOptions, json: runOptions.json || parsed.json };
@@ -109,6 +119,7 @@ export async function runCommand(session: Session, resolved: ResolvedCommand, ar
     if (result === 'abandoned') throw new InterruptedError();
     report.outcome = result;
     report.ok = result.ok !== false;
+    if (result.exitCode !== undefined) report.exitCode = result.exitCode;
     if (report.ok) {
       for (const { plugin, hooks: { after } } of hooks) {
         if (after) (report.hookLines ??= []).push(...(await after(context, result)).map((line) => `${plugin}: ${line}`));

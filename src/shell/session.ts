@@ -64,7 +64,8 @@ export class Session {
   }
 
   resolve(typed: string): ResolvedCommand | { error: string } {
-    const parts = typed.split('.');
+    // `status` (or c1.status) is short for bucardo.status, at the prompt and on the command line.
+    const parts = typed.replace(/^((?:c\d+\.)?)status$/, '$1bucardo.status').split('.');
     let job = this.jobs[0]!;
     const labelMatch = /^c(\d+)$/.exec(parts[0] ?? '');
     if (labelMatch) {

@@ -1,0 +1,73 @@
+// bucardo.status --watch [SECONDS]: the status of every job of the session, redrawn in place every
+// few seconds on a terminal (one block per job), with the backlog's and the lag's trend since the
+// previous refresh, until Ctrl-C. Without a terminal each refresh is printed below the last.
+import { sleep } from '../../src/core/activity.js';
+import { InterruptedError, OperatorError } from '../../src/core/errors.js';
+import type { CommandContext, CommandOutcome } from '../../src/core/plugin.js';
+import { collectStatus, type StatusData } from './status.js';
+import { formatDuration, formatStatus } from './status-format.js';
+
+export const DEFAULT_WATCH_SECONDS = 2;
+
+/** `--watch`, `--watch 5` or `--watch=5` among the arguments: the refresh interval; undefined without. */
+export function watchSeconds(args: string[]): number | undefined {
+  let seconds: number | undefined;
+  for (let i = 0; i < args.length; i++) {
+    const arg = args[i]!;
+    const inline = /^--watch=(.*)$/.exec(arg);
+    if (inline || arg === '--watch') {
+      const text = inline ? inline[1]! : /^\d+(\.\d+)?$/.test(args[i + 1] ?? '') ? args[++i]! : String(DEFAULT_WATCH_SECONDS);
+      seconds = Number(text);
+      if (!Number.isFinite(seconds) || seconds < 1 || seconds > 3600) {
+        throw new OperatorError(`--watch takes a refresh interval of 1 to 3600 seconds, not '${text}'. Example: bucardo.status --watch 5`);
+      }
+    } else {
+      throw new OperatorError(`bucardo.status does not know the argument '${arg}'. It takes --watch [SECONDS] (redraw until Ctrl-C) and --json.`);
+    }
+  }
+  return seconds;
+}
+
+function trend(now: number | undefined, before: number | undefined, show: (n: number) => string): string {
+  if (now === undefined) return 'none';
+  if (before === undefined) return show(now);
+  const change = now - before;
+  return `${show(now)} (${change === 0 ? 'steady' : change > 0 ? `up ${show(change)}` : `down ${show(-change)}`})`;
+}
+
+function block(data: StatusData, previous: StatusData | undefined): string[] {
+  const backlog = trend(data.pendingTotal, previous?.pendingTotal, (n) => `${n} change(s)`);
+  const lag = trend(data.oldestPendingSeconds ?? 0, previous ? previous.oldestPendingSeconds ?? 0 : undefined, formatDuration);
+  return [...formatStatus(data), `  Trend         : backlog ${backlog}; lag ${lag}`];
+}
+
+export async function watchStatus(ctx: CommandContext, seconds: number): Promise<CommandOutcome<undefined>> {
+  const terminal = Boolean(process.stdout.isTTY);
+  const previous = new Map<string, StatusData>();
+  let drawnLines = 0;
+  let refresh = 0;
+  let exitCode = 0;
+  ctx.progress(`watching, every ${formatDuration(seconds)}; Ctrl-C stops`);
+  try {
+    for (;;) {
+      refresh += 1;
+      const all = await Promise.all(ctx.jobs.map((job) => collectStatus(job)));
+      const lines = [`Status of ${ctx.jobs.length} job(s), refresh #${refresh} at ${new Date().toISOString().slice(11, 19)} UTC, every ${formatDuration(seconds)} (Ctrl-C stops)`];
+      for (const [index, data] of all.entries()) {
+        const job = ctx.jobs[index]!;
+        lines.push(...block(data, previous.get(job.name)).map((line, i) => (i === 0 && job.label ? `${line} [${job.label}]` : line)));
+        previous.set(job.name, data);
+      }
+      // The worst state of all jobs is the watch's exit code.
+      exitCode = Math.max(...all.map((data) => data.exitCode));
+      const text = lines.join('\n');
+      // Up over the previous block and clear to the end of the screen: the block is redrawn in place.
+      ctx.log(terminal && drawnLines > 0 ? `\u001b[${drawnLines}A\u001b[0J${text}` : `${terminal || refresh === 1 ? '' : '\n'}${text}`);
+      drawnLines = text.split('\n').length;
+      await sleep(seconds * 1000, ctx.activity.signal);
+    }
+  } catch (error) {
+    if (!(error instanceof InterruptedError)) throw error;
+  }
+  return { message: `Stopped watching after ${refresh} refresh(es).`, exitCode };
+}

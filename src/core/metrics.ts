@@ -1,0 +1,192 @@
+// Prometheus metrics of one job, served by its kicker (the one long-running process per job) on
+// metrics.listen. Every scrape reads the facts fresh: the backlog on the primary, the last good run
+// and the copy in the metadata database, the last verify the cutover plugin recorded there, the
+// daemon's pid, and the kicker's own counters. The list is in docs/status-and-monitoring.md.
+import http from 'node:http';
+import { Counter, Gauge, Registry } from 'prom-client';
+import { copyProgress } from './copy-progress.js';
+import { withClient, type Client } from './db.js';
+import { errorMessage } from './errors.js';
+import type { Job } from './job.js';
+import type { KickerState } from './kicker.js';
+import { pendingChanges } from './pending.js';
+import { isProcessAlive, processCommandLine, readPidFile } from './process.js';
+
+/** A scrape must answer even when a database hangs: each source gets this long. */
+const SOURCE_TIMEOUT_MS = 5_000;
+
+type Labels = 'job';
+
+interface JobMetrics {
+  registry: Registry;
+  reachable: Gauge<'job' | 'role'>;
+  pending: Gauge<Labels>;
+  pendingOldest: Gauge<Labels>;
+  pendingTable: Gauge<'job' | 'table'>;
+  lastGoodAge: Gauge<Labels>;
+  daemonUp: Gauge<Labels>;
+  kicks: Counter<Labels>;
+  stallsDetected: Counter<Labels>;
+  remedies: Counter<Labels>;
+  stalled: Gauge<Labels>;
+  copyRunning: Gauge<Labels>;
+  copyTablesDone: Gauge<Labels>;
+  copyTablesTotal: Gauge<Labels>;
+  copyBytesDone: Gauge<Labels>;
+  copyBytesTotal: Gauge<Labels>;
+  verifyPassed: Gauge<Labels>;
+  verifyAge: Gauge<Labels>;
+}
+
+function defineMetrics(): JobMetrics {
+  const registry = new Registry();
+  const gauge = <L extends string>(name: string, help: string, labelNames: L[]) => new Gauge<L>({ name: `bucardo_console_${name}`, help, labelNames, registers: [registry] });
+  const counter = (name: string, help: string) => new Counter<Labels>({ name: `bucardo_console_${name}`, help, labelNames: ['job'], registers: [registry] });
+  return {
+    registry,
+    reachable: gauge('database_reachable', '1 when the last scrape could query this database (role: primary, secondary, bucardo)', ['job', 'role']),
+    pending: gauge('pending_changes', 'Changes recorded on the primary not yet applied to the secondary', ['job']),
+    pendingOldest: gauge('pending_oldest_seconds', 'Age of the oldest pending change (0 when nothing is pending)', ['job']),
+    pendingTable: gauge('pending_table_changes', 'Pending changes per table (with metrics.per_table: true)', ['job', 'table']),
+    lastGoodAge: gauge('last_good_run_age_seconds', 'Seconds since the last sync run that finished well', ['job']),
+    daemonUp: gauge('daemon_up', '1 when the Bucardo daemon of this job runs', ['job']),
+    kicks: counter('kicker_kicks_total', 'Kicks the kicker sent since it started'),
+    stallsDetected: counter('stalls_detected_total', "Stalls the kicker's watchdog detected since it started (one per episode)"),
+    remedies: counter('stall_remedies_total', 'Stall remedies the kicker applied since it started'),
+    stalled: gauge('stalled', '1 while the watchdog sees a stall', ['job']),
+    copyRunning: gauge('copy_running', '1 while the initial copy runs', ['job']),
+    copyTablesDone: gauge('copy_tables_done', 'Tables the initial copy has finished', ['job']),
+    copyTablesTotal: gauge('copy_tables_total', 'Tables the initial copy has to do', ['job']),
+    copyBytesDone: gauge('copy_bytes_done', 'Bytes (heap size on the primary) the initial copy has done', ['job']),
+    copyBytesTotal: gauge('copy_bytes_total', 'Bytes (heap size on the primary) the initial copy has to do', ['job']),
+    verifyPassed: gauge('verify_passed', '1 when the last cutover.verify passed, 0 when it failed', ['job']),
+    verifyAge: gauge('verify_age_seconds', 'Seconds since the last cutover.verify finished', ['job']),
+  };
+}
+
+function bounded<T>(promise: Promise<T>): Promise<T> {
+  const timeout = new Promise<T>((_, reject) => {
+    setTimeout(() => reject(new Error(`no answer within ${SOURCE_TIMEOUT_MS} ms`)), SOURCE_TIMEOUT_MS).unref();
+  });
+  return Promise.race([promise, timeout]);
+}
+
+function daemonRunning(job: Job): boolean {
+  const pid = readPidFile(job.paths.mcpPidFile);
+  return pid !== undefined && isProcessAlive(pid) && /bucardo/i.test(processCommandLine(pid));
+}
+
+/** The last verify of this job, from the cutover plugin's record table when it exists. */
+async function lastVerify(client: Client, job: Job): Promise<{ passed: boolean; ageSeconds: number } | undefined> {
+  const present = (await client.query<{ t: string | null }>("SELECT to_regclass('cutover.verify_run')::text AS t")).rows[0]?.t;
+  if (!present) return undefined;
+  const { rows } = await client.query<{ passed: boolean; age: number }>(
+    `SELECT passed, extract(epoch FROM now() - finished_at)::float8 AS age FROM cutover.verify_run
+      WHERE job = $1 ORDER BY finished_at DESC, id DESC LIMIT 1`, [job.name]);
+  return rows[0] ? { passed: rows[0].passed, ageSeconds: rows[0].age } : undefined;
+}
+
+export class MetricsCollector {
+  private readonly metrics = defineMetrics();
+  private counted = { kicks: 0, stalls: 0, remedies: 0 };
+
+  constructor(private readonly job: Job, private readonly kickerState: () => KickerState) {}
+
+  /** Reads every source and returns the exposition text; a source that fails is marked unreachable. */
+  async scrape(): Promise<string> {
+    const { job, metrics: m } = this;
+    const labels = { job: job.name };
+    m.daemonUp.set(labels, daemonRunning(job) ? 1 : 0);
+    const state = this.kickerState();
+    this.advance(m.kicks, 'kicks', state.kicks);
+    this.advance(m.stallsDetected, 'stalls', state.stallsDetected ?? 0);
+    this.advance(m.remedies, 'remedies', state.remediesApplied ?? 0);
+    m.stalled.set(labels, state.stalls?.length ? 1 : 0);
+    await Promise.all([this.primary(), this.metadata(), this.secondary()]);
+    return m.registry.metrics();
+  }
+
+  get contentType(): string {
+    return this.metrics.registry.contentType;
+  }
+
+  private advance(counter: Counter<Labels>, key: keyof MetricsCollector['counted'], value: number): void {
+    // The kicker's counts only grow while it runs; a counter must never go down.
+    if (value > this.counted[key]) counter.inc({ job: this.job.name }, value - this.counted[key]);
+    this.counted[key] = Math.max(this.counted[key], value);
+  }
+
+  private async source(role: 'primary' | 'secondary' | 'bucardo', fn: (client: Client) => Promise<void>): Promise<void> {
+    try {
+      await bounded(withClient(this.job, { role, applicationName: `bucardo-console metrics ${this.job.name}` }, fn));
+      this.metrics.reachable.set({ job: this.job.name, role }, 1);
+    } catch {
+      // The scrape still answers: the gauge says which database could not be read.
+      this.metrics.reachable.set({ job: this.job.name, role }, 0);
+    }
+  }
+
+  private primary(): Promise<void> {
+    const { job, metrics: m } = this;
+    return this.source('primary', async (client) => {
+      const pending = await pendingChanges(client, job.syncName);
+      const total = pending.reduce((sum, p) => sum + p.changes, 0);
+      const oldest = pending.map((p) => p.oldest?.getTime()).filter((t): t is number => t !== undefined).sort((a, b) => a - b)[0];
+      m.pending.set({ job: job.name }, total);
+      m.pendingOldest.set({ job: job.name }, oldest === undefined ? 0 : Math.max(0, (Date.now() - oldest) / 1000));
+      if (job.config.metrics?.perTable) {
+        m.pendingTable.reset();
+        for (const p of pending) m.pendingTable.set({ job: job.name, table: p.table }, p.changes);
+      }
+    });
+  }
+
+  private metadata(): Promise<void> {
+    const { job, metrics: m } = this;
+    const labels = { job: job.name };
+    return this.source('bucardo', async (client) => {
+      const { rows } = await client.query<{ age: number | null; onetimecopy: number | null; relgroup: string | null; started: Date | null }>(
+        `SELECT (SELECT extract(epoch FROM now() - max(ended))::float8 FROM bucardo.syncrun WHERE sync = $1 AND lastgood) AS age,
+                s.onetimecopy, s.herd AS relgroup,
+                (SELECT max(started) FROM bucardo.syncrun WHERE sync = $1 AND ended IS NULL) AS started
+           FROM (SELECT 1) one LEFT JOIN bucardo.sync s ON s.name = $1`, [job.syncName]);
+      const row = rows[0]!;
+      if (row.age !== null) m.lastGoodAge.set(labels, row.age);
+      const verify = await lastVerify(client, job);
+      if (verify) { m.verifyPassed.set(labels, verify.passed ? 1 : 0); m.verifyAge.set(labels, verify.ageSeconds); }
+      if (row.relgroup === null || job.config.bucardo.copyData === 'never') return;
+      const running = Number(row.onetimecopy) !== 0 && daemonRunning(job);
+      const progress = await copyProgress(job, row.relgroup, row.started ?? undefined, running);
+      m.copyRunning.set(labels, running ? 1 : 0);
+      m.copyTablesTotal.set(labels, progress.tablesTotal ?? 0);
+      m.copyBytesTotal.set(labels, progress.bytesTotal ?? 0);
+      const done = Number(row.onetimecopy) === 0;
+      if (done || progress.tablesDone !== undefined) m.copyTablesDone.set(labels, done ? progress.tablesTotal ?? 0 : progress.tablesDone!);
+      if (done || progress.bytesDone !== undefined) m.copyBytesDone.set(labels, done ? progress.bytesTotal ?? 0 : progress.bytesDone!);
+    });
+  }
+
+  private secondary(): Promise<void> {
+    return this.source('secondary', async (client) => { await client.query('SELECT 1'); });
+  }
+}
+
+/** Serves GET /metrics on the job's metrics.listen address. Resolves once listening. */
+export async function serveMetrics(job: Job, kickerState: () => KickerState): Promise<http.Server> {
+  const listen = job.config.metrics!.listen!;
+  const collector = new MetricsCollector(job, kickerState);
+  const server = http.createServer((request, response) => {
+    if (request.method !== 'GET' || (request.url ?? '/').split('?')[0] !== '/metrics') {
+      response.writeHead(404, { 'content-type': 'text/plain' }).end('Prometheus metrics are at /metrics\n');
+      return;
+    }
+    collector.scrape().then(
+      (text) => response.writeHead(200, { 'content-type': collector.contentType }).end(text),
+      (error) => response.writeHead(500, { 'content-type': 'text/plain' }).end(`${errorMessage(error)}\n`));
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(listen.port, listen.host, () => { server.off('error', reject); resolve(); });
+  });
+  return server;
+}

@@ -1,0 +1,135 @@
+// bucardo.status as scripts and monitoring use it: one state out of a fixed set, its exit code, and
+// the facts behind it in JSON. Each state is produced for real: an unreachable primary, a stopped
+// daemon with changes waiting, a worker held up by a lock (lagging, then stalled), a copy under way.
+import assert from 'node:assert/strict';
+import { after, before, test } from 'node:test';
+import pg from 'pg';
+import type { ClusterInfo } from '../../src/sandbox/cluster.js';
+import { clusters, dropDatabase, forgetJob, freshDatabase, query, runTool, waitFor, writeJobConfig, type WrittenJob } from '../support/harness.js';
+
+let a: ClusterInfo;
+let b: ClusterInfo;
+before(async () => { ({ a, b } = await clusters()); });
+after(async () => {
+  for (const [cluster, db] of [[a, 'st_a'], [b, 'st_b'], [a, 'stc_a'], [b, 'stc_b']] as const) await dropDatabase(cluster, db).catch(() => undefined);
+});
+
+interface StatusJson {
+  ok: boolean;
+  data: {
+    schemaVersion: number; checkedAt: string; state: string; exitCode: number; verdict: string; pendingTotal: number; unreachable: string[];
+    copy: { state: string; table?: string; rows?: number; tableRows?: number; tablePercent?: number; tablesDone?: number; tablesTotal?: number; bytesDone?: number; bytesTotal?: number; elapsedSeconds?: number };
+  };
+}
+
+/** `node wrapper.js -c FILE status --json`: the JSON and the process exit code. */
+async function status(job: WrittenJob): Promise<{ code: number; json: StatusJson; stdout: string }> {
+  const result = await runTool(['-c', job.file, 'status', '--json']);
+  const line = result.stdout.trim().split('\n').find((l) => l.startsWith('{'));
+  assert.ok(line, `no JSON from status: ${result.stdout}${result.stderr}`);
+  return { code: result.code, json: JSON.parse(line) as StatusJson, stdout: result.stdout };
+}
+
+test('an unreachable primary is state unknown, exit code 3, and the message names it', async () => {
+  const dead = { ...a, port: 1 };
+  const job = writeJobConfig({ name: 'stdead', primary: { cluster: dead, dbname: 'nowhere' }, secondary: { cluster: b, dbname: 'postgres' }, metadata: b });
+  const { code, json } = await status(job);
+  assert.equal(code, 3);
+  assert.equal(json.data.state, 'unknown');
+  assert.equal(json.data.schemaVersion, 1);
+  assert.ok(Date.now() - Date.parse(json.data.checkedAt) < 60_000);
+  assert.match(json.data.verdict, /^unknown: cannot reach the primary \(/);
+  const text = await runTool(['-c', job.file, '-l', 'bucardo.status']);
+  assert.equal(text.code, 3, 'list mode exits with the status\'s code');
+  assert.match(text.stdout, /State {9}: unknown \(exit code 3\)/);
+  assert.match(text.stdout, /Pending {7}: unknown \(the primary cannot be reached\)/);
+});
+
+test('caught up 0, stopped 2, lagging 1 and stalled 2 on a running job; the status shortcut at the prompt', async (t) => {
+  const schema = 'CREATE TABLE public.s (id int PRIMARY KEY, v text);';
+  await freshDatabase(a, 'st_a', schema);
+  await freshDatabase(b, 'st_b', schema);
+  const job = writeJobConfig({
+    name: 'st', primary: { cluster: a, dbname: 'st_a' }, secondary: { cluster: b, dbname: 'st_b' }, asynchronousKicking: true,
+    copyData: 'never', bucardoSettings: { watchdog_seconds: 12 },
+  });
+  t.after(() => forgetJob(job, a));
+  const notInstalled = await status(job);
+  assert.equal(notInstalled.code, 2);
+  assert.equal(notInstalled.json.data.state, 'stopped');
+  assert.equal(notInstalled.json.data.verdict, 'not installed (run bucardo.install)');
+
+  const flow = await runTool(['-c', job.file, '-l', 'bucardo.install bucardo.add_triggers bucardo.start']);
+  assert.equal(flow.code, 0, flow.stdout + flow.stderr);
+  await query(a, 'st_a', "INSERT INTO public.s VALUES (1, 'one')");
+  await waitFor(async () => (await query(b, 'st_b', 'SELECT 1 FROM public.s WHERE id = 1')).length === 1, 30_000, 'the first row to replicate');
+  const caughtUp = await waitFor(async () => { const s = await status(job); return s.code === 0 ? s : undefined; }, 30_000, 'status exit code 0');
+  assert.equal(caughtUp.json.data.state, 'caught up');
+
+  const stop = await runTool(['-c', job.file, '-l', 'bucardo.stop']);
+  assert.equal(stop.code, 0, stop.stdout + stop.stderr);
+  await query(a, 'st_a', "INSERT INTO public.s VALUES (2, 'two')");
+  const stopped = await status(job);
+  assert.equal(stopped.code, 2);
+  assert.equal(stopped.json.data.state, 'stopped');
+  assert.equal(stopped.json.data.pendingTotal, 1);
+  const start = await runTool(['-c', job.file, '-l', 'bucardo.start']);
+  assert.equal(start.code, 0, start.stdout + start.stderr);
+  await waitFor(async () => (await status(job)).code === 0, 30_000, 'caught up again after the start');
+
+  // A lock on the secondary holds the worker: lagging first, stalled once watchdog_seconds pass.
+  const blocker = new pg.Client({ host: b.host, port: b.port, user: 'postgres', database: 'st_b' });
+  await blocker.connect();
+  t.after(() => blocker.end().catch(() => undefined));
+  await blocker.query('BEGIN');
+  await blocker.query('LOCK TABLE public.s IN ACCESS EXCLUSIVE MODE');
+  await query(a, 'st_a', "INSERT INTO public.s VALUES (3, 'three')");
+  const lagging = await status(job);
+  assert.equal(lagging.code, 1, lagging.json.data.verdict);
+  assert.equal(lagging.json.data.state, 'lagging');
+  assert.match(lagging.json.data.verdict, /^1 change\(s\) pending, oldest \d+ s$/);
+  const stalled = await waitFor(async () => { const s = await status(job); return s.json.data.state === 'stalled' ? s : undefined; }, 40_000, 'the stalled state');
+  assert.equal(stalled.code, 2);
+  assert.match(stalled.json.data.verdict, /^STALLED: Bucardo's worker has been in one statement on the secondary/);
+  await blocker.query('COMMIT');
+  await waitFor(async () => (await status(job)).code === 0, 40_000, 'caught up once the lock is gone');
+
+  // The shortcut, as typed at the prompt (stdin is not a terminal: one line, then end of input).
+  const prompt = await runTool(['-c', job.file], { input: 'status\n' });
+  assert.match(prompt.stdout, /State {9}: caught up \(exit code 0\)/);
+  assert.match(prompt.stdout, /Daemon {8}: running, pid \d+, up \d+ (s|min)/);
+  const uninstall = await runTool(['-c', job.file, '-l', 'bucardo.uninstall']);
+  assert.equal(uninstall.code, 0, uninstall.stdout + uninstall.stderr);
+});
+
+test('during the initial copy: copying, exit code 1, tables and bytes done of all, the table being copied', async (t) => {
+  const schema = `CREATE TABLE public.big (id int PRIMARY KEY, pad text);
+    CREATE TABLE public.small1 (id int PRIMARY KEY); CREATE TABLE public.small2 (id int PRIMARY KEY);`;
+  await freshDatabase(a, 'stc_a', schema);
+  await freshDatabase(b, 'stc_b', schema);
+  await query(a, 'stc_a', `INSERT INTO public.big SELECT g, repeat('x', 200) FROM generate_series(1, 1500000) g;
+    INSERT INTO public.small1 SELECT generate_series(1, 1000); INSERT INTO public.small2 SELECT generate_series(1, 1000); ANALYZE`);
+  const job = writeJobConfig({ name: 'stc', primary: { cluster: a, dbname: 'stc_a' }, secondary: { cluster: b, dbname: 'stc_b' }, copyData: 'empty' });
+  t.after(() => forgetJob(job, a));
+  const flow = await runTool(['-c', job.file, '-l', 'bucardo.install bucardo.add_triggers bucardo.start']);
+  assert.equal(flow.code, 0, flow.stdout + flow.stderr);
+  const copying = await waitFor(async () => {
+    const s = await status(job);
+    return s.json.data.copy.table === 'public.big' && (s.json.data.copy.rows ?? 0) > 0 ? s : undefined;
+  }, 60_000, 'status to show public.big being copied');
+  assert.equal(copying.code, 1);
+  assert.equal(copying.json.data.state, 'copying');
+  const copy = copying.json.data.copy;
+  assert.equal(copy.tablesTotal, 3);
+  assert.ok(copy.tablesDone! >= 0 && copy.tablesDone! < 3, `tables done ${copy.tablesDone}`);
+  assert.ok(copy.bytesTotal! > 300_000_000, `bytes in all ${copy.bytesTotal}`);
+  assert.ok(copy.bytesDone! > 0 && copy.bytesDone! < copy.bytesTotal!, `bytes done ${copy.bytesDone}`);
+  assert.ok(Math.abs(copy.tableRows! - 1_500_000) < 150_000, `estimated rows ${copy.tableRows}`);
+  assert.ok(copy.tablePercent! >= 0 && copy.tablePercent! <= 100);
+  assert.match(copying.stdout, /"elapsedSeconds":\d+/);
+  const wait = await runTool(['-c', job.file, '-l', 'bucardo.wait_for_copy']);
+  assert.equal(wait.code, 0, wait.stdout + wait.stderr);
+  const done = await waitFor(async () => { const s = await status(job); return s.code === 0 ? s : undefined; }, 30_000, 'caught up after the copy');
+  assert.equal(done.json.data.copy.state, 'done');
+  assert.equal((await query<{ n: number }>(b, 'stc_b', 'SELECT count(*)::int AS n FROM public.big'))[0]!.n, 1_500_000);
+});
