@@ -27,8 +27,7 @@ function data(rows: number): string {
   return `
 INSERT INTO bench.items SELECT g, g % 10000, (g % 100000) / 100.0, 'item ' || g, TIMESTAMPTZ '2024-01-01' + g * interval '1 second' FROM generate_series(1, ${rows}) g;
 INSERT INTO bench.owners SELECT g, 'owner ' || g FROM generate_series(0, 9999) g;
-SELECT setval('bench.ticket', 1000);
-VACUUM ANALYZE bench.items; VACUUM ANALYZE bench.owners;`;
+SELECT setval('bench.ticket', 1000);`;
 }
 
 interface Outcome { ok: boolean; message?: string; error?: string; data?: any }
@@ -82,7 +81,10 @@ async function measure(a: ClusterInfo, b: ClusterInfo, rows: number): Promise<Fi
     await query(cluster, 'pause', SCHEMA);
   }
   console.log(`${rows.toLocaleString('en')} rows: loading both sides`);
-  await Promise.all([query(a, 'pause', data(rows)), query(b, 'pause', data(rows))]);
+  await Promise.all([a, b].map(async (cluster) => {
+    await query(cluster, 'pause', data(rows));
+    await query(cluster, 'pause', 'VACUUM ANALYZE bench.items');
+  }));
   const written = job({ name: `pause_${rows}`, plugins: ['bucardo', 'cutover'], primary: { cluster: a, dbname: 'pause' }, secondary: { cluster: b, dbname: 'pause' }, copyData: 'never', extra: { cutover: { verify_max_age: VERIFY_AGE + 3600, max_lag: 30 } } });
   await run(written.file, 'bucardo.install bucardo.add_triggers bucardo.start');
   const load = new WriteLoad(a, rows, WRITE_RATE);
