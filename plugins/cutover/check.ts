@@ -119,7 +119,9 @@ function verifyItem(run: VerifyRecord | undefined, maxAgeSeconds: number, instal
   const age = (Date.now() - run.finishedAt.getTime()) / 1000;
   if (!run.passed) return { pass: false, detail: `the last verify (${ago(run.finishedAt)}) failed: ${run.verdict}`, fix: 'repair the differences it lists (or find why they appeared), then cutover.verify' };
   if (age > maxAgeSeconds) return { pass: false, detail: `the last passing verify is ${Math.round(age)} s old (cutover.verify_max_age ${maxAgeSeconds} s)`, fix: 'cutover.verify' };
-  return { pass: true, detail: `${ago(run.finishedAt)}: ${run.verdict}` };
+  // The final check of cutover.finish starts from this verify's horizon: the fresher, the fewer keys in the pause.
+  const final = run.horizon ? `cutover.finish re-checks the keys changed since ${run.horizon.from ?? 'the hold began'}` : 'no change capture recorded with it: cutover.finish will compare every row while writes are stopped';
+  return { pass: true, detail: `${ago(run.finishedAt)}: ${run.verdict} (at most cutover.verify_max_age ${maxAgeSeconds} s old; ${final})` };
 }
 
 export async function check(ctx: CommandContext): Promise<CommandOutcome<CheckData>> {

@@ -1,6 +1,11 @@
 // cutover.finish: the guided switch to the secondary.
-//   readiness check → operator stops writes and confirms → backlog drained → sequences advanced
-//   past the primary's → final strict verify → replication stopped → sync and triggers removed.
+//   readiness check (a recent passing verify among it) → operator stops writes and confirms →
+//   backlog drained → sequences advanced past the primary's → final check → replication stopped →
+//   sync and triggers removed.
+// Everything from the confirmation on is the write pause. Its length must not grow with the
+// database, so the final check does not read every row again: it re-compares only the keys Bucardo
+// recorded as changed since the last verify's horizon, plus row counts and sequences (final-check.ts;
+// why that is enough: capture.ts and docs/cutover.md). Each step of the pause is timed and printed.
 // Each finished step is recorded in the metadata database (cutover.finish_progress); a rerun after
 // any interruption continues from there. Up to the final verify nothing is irreversible: if writes
 // reach the primary after the confirmation (Bucardo's change capture shows them), the recorded
@@ -16,7 +21,9 @@ import { daemonPid, kickSync, stopDaemon } from '../bucardo/daemon.js';
 import { metadataDatabaseExists, syncRow, withMetadata } from '../bucardo/metadata.js';
 import { dropJobTriggers, formatFailures, jobTriggerNames, listTriggers, type TableFailure } from '../bucardo/triggers.js';
 import { collectReadiness, type ReadinessItem } from './check.js';
-import { markStep, readProgress, resetProgress, withRecords, type FinishProgress, type FinishStep } from './records.js';
+import { lastVerifyRun, markStep, readProgress, resetProgress, withRecords, type FinishProgress, type FinishStep } from './records.js';
+import { holdIntact, releaseHold, type ChangeHorizon } from './capture.js';
+import { runFinalCheck, type FinalCheck } from './final-check.js';
 import { advanceSequences, compareSequences } from './sequences.js';
 import { cutoverSettings } from './settings.js';
 import { recordVerify } from './verify.js';
@@ -30,14 +37,37 @@ export interface FinishData {
   readiness?: ReadinessItem[];
   verdict?: string;
   failed?: TableFailure[];
+  /** The write pause: each step after the confirmation, timed (only the steps this run did). */
+  pause: PauseReport;
+  /** What the final check compared (absent when it was done in an earlier run, or fell back to a full verify). */
+  finalCheck?: FinalCheck;
+}
+
+export interface PauseReport {
+  steps: { step: string; seconds: number }[];
+  /** From the confirmation to "writes may go to the secondary" (primary's clock), once finished. */
+  seconds?: number;
 }
 
 class Steps {
   readonly lines: string[] = [];
+  readonly pause: PauseReport = { steps: [] };
   constructor(private readonly ctx: CommandContext) {}
   say(line: string): void {
     this.lines.push(line);
     this.ctx.log(`  - ${line}`);
+  }
+  /** Runs one step of the write pause and records how long it took. */
+  async timed<T>(step: string, fn: () => Promise<T>): Promise<T> {
+    const started = Date.now();
+    try {
+      return await fn();
+    } finally {
+      this.pause.steps.push({ step, seconds: Math.round((Date.now() - started) / 100) / 10 });
+    }
+  }
+  lastSeconds(): string {
+    return `${this.pause.steps.at(-1)?.seconds ?? 0} s`;
   }
 }
 
@@ -115,6 +145,19 @@ async function removeTriggers(job: Job, ctx: CommandContext, steps: Steps): Prom
   return { failed, limit: 'bucardo.lock_timeout in each of 3 rounds' };
 }
 
+/**
+ * The final check may compare only the keys changed since the last verify when that verify recorded
+ * a horizon and Bucardo's change records have been kept whole since (capture.ts).
+ */
+async function changeCheckPossible(job: Job, ctx: CommandContext): Promise<{ horizon: ChangeHorizon } | { why: string }> {
+  const last = await record(job, ctx, (client) => lastVerifyRun(client, job));
+  if (!last?.passed) return { why: 'no passing verify recorded' };
+  if (!last.horizon) return { why: 'the last verify recorded no horizon (no change capture on the primary when it ran)' };
+  const horizon = last.horizon;
+  const hold = await withClient(job, { role: 'primary', activity: ctx.activity }, (client) => holdIntact(client, job.syncName, horizon));
+  return hold.intact ? { horizon } : { why: `the change records since the last verify may be incomplete: ${hold.detail}` };
+}
+
 async function secondaryAcceptsWrites(job: Job, ctx?: CommandContext): Promise<{ pass: boolean; detail: string }> {
   return withClient(job, { role: 'secondary', ...(ctx ? { activity: ctx.activity } : {}) }, async (client) => {
     const { rows } = await client.query<{ recovery: boolean; read_only: string }>("SELECT pg_is_in_recovery() AS recovery, current_setting('default_transaction_read_only') AS read_only");
@@ -131,7 +174,8 @@ export async function finish(ctx: CommandContext): Promise<CommandOutcome<Finish
   const settings = cutoverSettings(job.config);
   const steps = new Steps(ctx);
   let progress = await record(job, ctx, (client) => readProgress(client, job));
-  const data = (extra: Partial<FinishData> = {}): FinishData => ({ steps: steps.lines, progress, finished: Boolean(progress.finished), ...extra });
+  let finalCheck: FinalCheck | undefined;
+  const data = (extra: Partial<FinishData> = {}): FinishData => ({ steps: steps.lines, progress, finished: Boolean(progress.finished), pause: steps.pause, ...(finalCheck ? { finalCheck } : {}), ...extra });
 
   if (progress.finished) {
     return { data: data(), message: `The cutover of ${job.name} already finished at ${progress.finished}: replication is stopped and its triggers are gone. The secondary takes the writes.` };
@@ -174,7 +218,7 @@ export async function finish(ctx: CommandContext): Promise<CommandOutcome<Finish
 
   if (!progress.drained) {
     ctx.progress('kicking replication and waiting for the backlog to drain');
-    const seconds = await drain(job, ctx);
+    const seconds = await steps.timed('drain', () => drain(job, ctx));
     await mark(job, ctx, progress, 'drained');
     steps.say(`replication caught up: nothing pending (waited ${seconds} s)`);
   }
@@ -183,38 +227,55 @@ export async function finish(ctx: CommandContext): Promise<CommandOutcome<Finish
   const advance = () => withClient(job, { role: 'primary', activity: ctx.activity }, (primary) => withClient(job, { role: 'secondary', activity: ctx.activity }, (secondary) => advanceSequences(primary, secondary, scope.sequences, settings.sequenceMargin)));
   if (!progress.sequences) {
     ctx.progress('advancing the secondary\'s sequences');
-    const changes = await advance();
+    const changes = await steps.timed('sequences', advance);
     await mark(job, ctx, progress, 'sequences');
-    steps.say(`sequences: ${changes.length} of ${scope.sequences.length} set on the secondary to ${settings.sequenceMargin} increment(s) past the primary's${changes.length ? ` (${changes.slice(0, 5).map((c) => `${c.sequence} ${c.from} → ${c.to}`).join(', ')}${changes.length > 5 ? ', ...' : ''})` : ''}`);
+    steps.say(`sequences: ${changes.length} of ${scope.sequences.length} set on the secondary to ${settings.sequenceMargin} increment(s) past the primary's${changes.length ? ` (${changes.slice(0, 5).map((c) => `${c.sequence} ${c.from} → ${c.to}`).join(', ')}${changes.length > 5 ? ', ...' : ''})` : ''} (${steps.lastSeconds()})`);
   }
 
   if (!progress.verified) {
-    const verify = await runVerify(job, { settings, strict: true, activity: ctx.activity, progress: (text) => ctx.progress(`final verify: ${text}`) });
-    await recordVerify(job, verify, ctx.activity);
-    if (!verify.passed) {
-      return {
-        ok: false, data: data({ verdict: verify.verdict }),
-        message: `The final verify failed: ${verify.verdict} Replication is still running and nothing is switched. Repair the differences (cutover.verify lists them with their keys) and run cutover.finish again with writes still stopped, or let writes resume on the primary to call the cutover off.`,
-      };
+    const quick = ctx.options.flag('full-verify') ? { why: 'asked for with --full-verify' } : await changeCheckPossible(job, ctx);
+    if ('horizon' in quick) {
+      const check = await steps.timed('final check', () => runFinalCheck(job, quick.horizon, { settings, activity: ctx.activity, progress: (text) => ctx.progress(`final check: ${text}`) }));
+      finalCheck = check;
+      if (!check.passed) {
+        return {
+          ok: false, data: data({ verdict: check.verdict }),
+          message: `The final check failed: ${check.verdict} Replication is still running and nothing is switched. Find and repair the differences (cutover.verify names them, cutover.repair re-applies them), then run cutover.finish again with writes still stopped; or let writes resume on the primary to call the cutover off.`,
+        };
+      }
+      await mark(job, ctx, progress, 'verified');
+      steps.say(`final check: ${check.verdict} Changes since ${check.from ?? 'the hold began'} (${quick.horizon.reason}); ${steps.lastSeconds()}`);
+    } else {
+      steps.say(`final check: a full strict verify (${quick.why})`);
+      const verify = await steps.timed('final verify (full)', () => runVerify(job, { settings, strict: true, activity: ctx.activity, progress: (text) => ctx.progress(`final verify: ${text}`) }));
+      await recordVerify(job, verify, ctx.activity);
+      if (!verify.passed) {
+        return {
+          ok: false, data: data({ verdict: verify.verdict }),
+          message: `The final verify failed: ${verify.verdict} Replication is still running and nothing is switched. Repair the differences (cutover.verify lists them with their keys) and run cutover.finish again with writes still stopped, or let writes resume on the primary to call the cutover off.`,
+        };
+      }
+      await mark(job, ctx, progress, 'verified');
+      steps.say(`final verify: ${verify.verdict} (${steps.lastSeconds()})`);
     }
-    await mark(job, ctx, progress, 'verified');
-    steps.say(`final verify: ${verify.verdict}`);
   }
 
   if (!progress.replication_stopped) {
-    const writes = await writesAfterConfirmation(job, ctx, progress);
+    const { writes, writers } = await steps.timed('late-write checks', async () => {
+      const late = await writesAfterConfirmation(job, ctx, progress);
+      // The last moment a late commit can still be carried across: after the stop it would be lost.
+      return { writes: late, writers: late ? [] : await withClient(job, { role: 'primary', activity: ctx.activity }, (client) => openWriters(client, scope.tables)) };
+    });
     if (writes) {
       await record(job, ctx, (client) => resetProgress(client, job));
       throw new OperatorError(`Writes reached the primary after you confirmed they had stopped: ${writes}. The cutover was called off before anything irreversible: replication is still running. Stop every writer, then run cutover.finish again (it starts over).`);
     }
-    // The last moment a late commit can still be carried across: after the stop it would be lost.
-    const writers = await withClient(job, { role: 'primary', activity: ctx.activity }, (client) => openWriters(client, scope.tables));
     if (writers.length) {
       throw new OperatorError(`${writers.length} transaction(s) on the primary are open and may change a replicated table: ${describeWriters(writers)}. If one commits after replication stops, its changes never reach the secondary, so replication was not stopped. End them (commit or roll back; pg_terminate_backend(pid) for a session, COMMIT PREPARED or ROLLBACK PREPARED for a prepared one), then run cutover.finish again. Replication is still running: after a rollback the run continues; a commit is carried across, and if it is not across yet when you rerun, the cutover starts over with a new confirmation.`);
     }
-    const stopped = await stopDaemon(job, ctx);
+    const stopped = await steps.timed('stop replication', () => stopDaemon(job, ctx));
     await mark(job, ctx, progress, 'replication_stopped');
-    steps.say(`replication stopped: ${stopped.steps.join('; ')}`);
+    steps.say(`replication stopped: ${stopped.steps.join('; ')} (${steps.lastSeconds()})`);
     // A last sync run may have copied a sequence value over the margin; setting it again is harmless.
     const again = await advance();
     if (again.length) steps.say(`sequences set again after the last sync run: ${again.map((c) => `${c.sequence} → ${c.to}`).join(', ')}`);
@@ -227,7 +288,7 @@ export async function finish(ctx: CommandContext): Promise<CommandOutcome<Finish
       await record(job, ctx, (client) => resetProgress(client, job));
       throw new OperatorError(`Writes reached the primary after you confirmed they had stopped: ${writes}. Replication is already stopped, so these rows are NOT on the secondary; the triggers were kept, so they are recorded. Stop every writer, start replication again with bucardo.start so it carries them across, then run cutover.finish again (it starts over).`);
     }
-    const { failed, limit } = await removeTriggers(job, ctx, steps);
+    const { failed, limit } = await steps.timed('remove triggers', () => removeTriggers(job, ctx, steps));
     if (failed.length) {
       ctx.log(formatFailures(failed).join('\n'));
       return { ok: false, data: data({ failed }), message: `${failed.length} table(s) still carry this job's triggers: each stayed locked longer than ${limit} (listed above, with the sessions holding locks that were found). Replication is stopped: end those sessions or wait for them, then run cutover.finish again to retry.` };
@@ -239,6 +300,11 @@ export async function finish(ctx: CommandContext): Promise<CommandOutcome<Finish
   await mark(job, ctx, progress, 'finished');
   const secondary = job.config.databases.secondary;
   steps.say(writable.pass ? `the secondary accepts writes (${writable.detail})` : `WARNING: ${writable.detail}`);
+  steps.pause.seconds = await withClient(job, { role: 'primary', activity: ctx.activity }, async (client) =>
+    Math.round(Number((await client.query<{ s: string }>('SELECT extract(epoch FROM now() - $1::timestamptz)::text AS s', [progress.confirmed])).rows[0]!.s) * 10) / 10);
+  steps.say(`write pause: ${steps.pause.seconds} s from the confirmation to now (${steps.pause.steps.map((p) => `${p.step} ${p.seconds} s`).join(', ') || 'steps done in earlier runs'})`);
+  // The change records kept for the final check are no use any more.
+  await withClient(job, { role: 'primary', activity: ctx.activity }, (client) => releaseHold(client, job.syncName)).catch(() => undefined);
   return {
     data: data(),
     message: `Cutover finished: replication is stopped, its triggers are gone, and the secondary (${secondary.dbname} on ${secondary.host}:${secondary.port}) holds the primary's data. Point the writers at it. Bucardo's metadata and the bucardo schema on the primary remain until bucardo.uninstall.`,

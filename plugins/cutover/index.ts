@@ -38,6 +38,7 @@ export default definePlugin<CutoverSettings>({
       summary: 'the guided switch: check, stop writes, drain, advance sequences, final verify, stop replication, drop triggers',
       arguments: {
         'writes-stopped': { kind: 'flag', help: 'you have stopped every write to the primary (list mode\'s answer to the question)' },
+        'full-verify': { kind: 'flag', help: 'the final check reads every row again instead of the keys changed since the last verify (a longer write pause)' },
       },
       run: async (ctx) => (await import('./finish.js')).finish(ctx),
       validate: async (ctx) => (await import('./finish.js')).validateFinish(ctx),

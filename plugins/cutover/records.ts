@@ -6,6 +6,7 @@ import { withClient, type Client } from '../../src/core/db.js';
 import type { Activity } from '../../src/core/activity.js';
 import type { Job } from '../../src/core/job.js';
 import { metadataDatabaseExists } from '../bucardo/metadata.js';
+import type { ChangeHorizon } from './capture.js';
 import type { VerifyReport } from './report.js';
 
 export const RECORD_SCHEMA = 'cutover';
@@ -54,7 +55,11 @@ export async function withRecords<T>(job: Job, activity: Activity | undefined, f
   });
 }
 
-export interface VerifyRecord { id: number; startedAt: Date; finishedAt: Date; passed: boolean; clean: boolean; verdict: string }
+export interface VerifyRecord {
+  id: number; startedAt: Date; finishedAt: Date; passed: boolean; clean: boolean; verdict: string;
+  /** Where cutover.finish's final check starts (capture.ts); absent for a verify without change capture. */
+  horizon?: ChangeHorizon;
+}
 
 export async function saveVerifyRun(client: Client, job: Job, run: { startedAt: string; passed: boolean; clean: boolean; verdict: string; summary: unknown }): Promise<number> {
   const { rows } = await client.query<{ id: string }>(
@@ -64,10 +69,15 @@ export async function saveVerifyRun(client: Client, job: Job, run: { startedAt: 
 }
 
 export async function lastVerifyRun(client: Client, job: Job): Promise<VerifyRecord | undefined> {
-  const { rows } = await client.query<{ id: string; started_at: Date; finished_at: Date; passed: boolean; clean: boolean; verdict: string }>(
-    `SELECT id, started_at, finished_at, passed, clean, verdict FROM ${RECORD_SCHEMA}.verify_run WHERE job = $1 ORDER BY finished_at DESC, id DESC LIMIT 1`, [job.name]);
+  const { rows } = await client.query<{ id: string; started_at: Date; finished_at: Date; passed: boolean; clean: boolean; verdict: string; horizon: ChangeHorizon | null }>(
+    `SELECT id, started_at, finished_at, passed, clean, verdict, summary->'horizon' AS horizon
+       FROM ${RECORD_SCHEMA}.verify_run WHERE job = $1 ORDER BY finished_at DESC, id DESC LIMIT 1`, [job.name]);
   const row = rows[0];
-  return row ? { id: Number(row.id), startedAt: row.started_at, finishedAt: row.finished_at, passed: row.passed, clean: row.clean, verdict: row.verdict } : undefined;
+  if (!row) return undefined;
+  return {
+    id: Number(row.id), startedAt: row.started_at, finishedAt: row.finished_at, passed: row.passed, clean: row.clean, verdict: row.verdict,
+    ...(row.horizon ? { horizon: row.horizon } : {}),
+  };
 }
 
 /** The last recorded verify with its whole report (differing keys and ranges), for cutover.repair. */

@@ -38,6 +38,8 @@ export interface TableReport {
   ranges: DifferingRange[];
   problems: string[];
   seconds: number;
+  /** Exact row counts of the whole table on each side (the cross-check of the chunk sums). */
+  counts?: { primary: number; secondary: number };
 }
 
 export interface VerifyReport {
@@ -56,6 +58,11 @@ export interface VerifyReport {
   sequences: SequenceReport[];
   totals: { tables: number; rowsPrimary: number; rowsSecondary: number; mismatchedRows: number; inFlightRows: number; rowsPerSecond: number };
   notes: string[];
+  /**
+   * Where cutover.finish's final check starts: Bucardo's change records are kept from the verify's
+   * start, and every key changed at or after `from` is re-compared (absent: no change capture).
+   */
+  horizon?: { takenAt: string; from: string | null; heldSince: string; reason: string };
   /** Id of the recorded result in the metadata database (cutover.verify_run). */
   recordId?: number;
 }

@@ -76,6 +76,11 @@ export class TableSql {
     return { text: `SELECT count(*)::text AS rows, coalesce(sum(${this.rowHash()}), 0)::text AS hash FROM ${this.table} ${where.text}`, values: where.values };
   }
 
+  /** The table's exact row count (a second aggregate, independent of the chunk checksums). */
+  rowCount(): string {
+    return `SELECT count(*)::text AS n FROM ${this.table}`;
+  }
+
   /** The key `offset` rows past `from` (inclusive) in key order: the start of the next chunk. */
   nextBoundary(from: string[] | undefined, offset: number): Statement {
     const where = this.where(from ? { lower: from } : {});

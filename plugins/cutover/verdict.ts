@@ -38,6 +38,8 @@ export function summarise(job: Job, s: Summary): VerifyReport {
       if (unnamed.length) named.push(`more in ${unnamed.reduce((sum, t) => sum + t.ranges.length, 0)} key range(s) of ${unnamed.map((t) => t.table).join(', ')}`);
       parts.push(`MISMATCH in ${failing.length - schema.length} table(s): ${named.join(', ')}`);
     }
+    const miscounted = failing.filter((t) => t.problems.some((p) => p.startsWith('row counts differ:')));
+    if (miscounted.length) parts.push(`row counts differ in ${miscounted.map((t) => `${t.table} (${t.counts!.primary} on the primary, ${t.counts!.secondary} on the secondary)`).join(', ')}`);
     if (schema.length) parts.push(`schema differs for ${schema.map((t) => t.table).join(', ')}`);
   }
   if (missingSequences.length) parts.push(`sequence(s) missing on the secondary: ${missingSequences.map((q) => q.sequence).join(', ')}`);

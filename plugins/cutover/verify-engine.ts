@@ -4,13 +4,18 @@
 //    is empty (settle_time at most): most differences under load are rows on their way.
 // 3. Narrow what still differs down to keys, and sort those keys into in flight (an unapplied change
 //    is recorded for them) and mismatches (nothing pending, still different on a re-read).
-// 4. Compare sequences.
+// 4. Cross-check each table's exact row count on both sides: independent of the chunk checksums,
+//    so a chunk comparison that wrongly said "same" still cannot hide rows missing from a table.
+// 5. Compare sequences.
+// Before reading anything it puts Bucardo's change records on hold and takes the horizon from which
+// cutover.finish re-compares changed keys (capture.ts).
 import { sleep, type Activity } from '../../src/core/activity.js';
 import { withClient, type Client } from '../../src/core/db.js';
 import type { Job } from '../../src/core/job.js';
 import { findReplicationObjects } from '../../src/core/objects.js';
 import { pendingChanges } from '../../src/core/pending.js';
 import { daemonPid } from '../bucardo/daemon.js';
+import { holdAndTakeHorizon, releaseHold } from './capture.js';
 import { copyState } from '../bucardo/status.js';
 import { integerChunks, walkedChunks } from './chunks.js';
 import { compareRange, type RangeComparison, type Sides } from './compare.js';
@@ -65,6 +70,8 @@ export async function runVerify(job: Job, options: VerifyOptions): Promise<Verif
     withClient(job, { role: 'secondary', activity, applicationName: 'bucardo-console cutover.verify' }, async (secondary) => {
       await Promise.all([prepareSession(primary), prepareSession(secondary)]);
       const method = await hashMethod(primary, secondary);
+      progress('holding Bucardo\'s change records and taking the horizon for the final check');
+      const horizon = await holdAndTakeHorizon(primary, job.syncName);
       const scope = await findReplicationObjects(primary, job.config.bucardo.replicationObjects);
       const [ourShapes, theirShapes] = await Promise.all([readShapes(primary, scope.tables), readShapes(secondary, scope.tables)]);
 
@@ -156,9 +163,15 @@ export async function runVerify(job: Job, options: VerifyOptions): Promise<Verif
         }), activity);
 
         for (const w of work) w.report.seconds = Math.round(((w.doneAt ?? Date.now()) - w.startedAt) / 100) / 10;
+        progress('counting every table\'s rows on both sides');
+        await crossCheckCounts(job, primary, pool, work, { ...options, replicating });
         progress('comparing sequences');
         const sequences = await compareSequences(primary, secondary, scope.sequences);
-        return summarise(job, { startedAt, started, method, strict, reports, sequences, notes });
+        const result = summarise(job, { startedAt, started, method, strict, reports, sequences, notes });
+        if (horizon && result.passed) result.horizon = horizon;
+        // A failed verify cannot serve a cutover: let Bucardo purge again until the next one.
+        else if (horizon) await releaseHold(primary, job.syncName);
+        return result;
       } finally {
         await closeSides(pool);
       }
@@ -219,4 +232,58 @@ async function settle(job: Job, primary: Client, pool: Sides[], work: TableWork[
 function fixCounts(w: TableWork, before: RangeComparison, after: RangeComparison): void {
   w.report.rowsPrimary += after.primary.rows - before.primary.rows;
   w.report.rowsSecondary += after.secondary.rows - before.secondary.rows;
+}
+
+/**
+ * How many more rows the primary should have than the secondary given the differing keys already
+ * named: each row missing on the secondary adds one, each row only there takes one. When the table's
+ * differences could not all be named (ranges, or more keys than listed), any gap counts as explained.
+ */
+function explainedGap(report: TableReport): number {
+  if (report.ranges.length > 0 || report.keys.length < report.missing + report.extra + report.changed + report.inFlight) return NaN;
+  return report.keys.reduce((sum, k) => sum + (k.difference === 'missing' ? 1 : k.difference === 'extra' ? -1 : 0), 0);
+}
+
+/**
+ * Exact row counts per table on both sides. Under load the two counts are taken at slightly different
+ * moments: while changes are pending, a difference is re-counted until it goes or nothing is pending
+ * any more (settle_time at most). A difference with nothing pending fails the table even when every
+ * chunk compared equal.
+ */
+async function crossCheckCounts(job: Job, primary: Client, pool: Sides[], work: TableWork[], options: VerifyOptions & { replicating: boolean }): Promise<void> {
+  const count = (w: TableWork): Task => async (sides) => {
+    const statement = w.sql.rowCount();
+    const [ours, theirs] = await Promise.all([sides.primary.query<{ n: string }>(statement), sides.secondary.query<{ n: string }>(statement)]);
+    w.report.counts = { primary: Number(ours.rows[0]!.n), secondary: Number(theirs.rows[0]!.n) };
+  };
+  const differ = (w: TableWork) => {
+    const gap = explainedGap(w.report);
+    return w.report.counts !== undefined && !Number.isNaN(gap) && w.report.counts.primary - w.report.counts.secondary !== gap;
+  };
+  await runTasks(pool, work.map(count), options.activity);
+  let open = work.filter(differ);
+  const deadline = Date.now() + (options.settleSeconds ?? options.settings.settleSeconds) * 1000;
+  let pending = 0;
+  while (open.length > 0) {
+    pending = options.replicating ? (await pendingChanges(primary, job.syncName)).reduce((sum, p) => sum + p.changes, 0) : 0;
+    if (pending === 0 || Date.now() >= deadline) break;
+    options.progress(`row counts differ in ${open.length} table(s); re-counting while replication applies ${pending} change(s)`);
+    await sleep(1000, options.activity.signal);
+    await runTasks(pool, open.map(count), options.activity);
+    open = open.filter(differ);
+  }
+  if (open.length && pending === 0) {
+    // Nothing pending: one last count, so a change applied just before the backlog query does not count.
+    await runTasks(pool, open.map(count), options.activity);
+    open = open.filter(differ);
+  }
+  for (const w of open) {
+    const { primary: ours, secondary: theirs } = w.report.counts!;
+    if (pending === 0) {
+      if (w.report.status === 'match' || w.report.status === 'in flight') w.report.status = 'mismatch';
+      w.report.problems.push(`row counts differ: ${ours.toLocaleString('en')} on the primary, ${theirs.toLocaleString('en')} on the secondary, with nothing pending replication`);
+    } else {
+      w.report.problems.push(`row counts differ (${ours.toLocaleString('en')} on the primary, ${theirs.toLocaleString('en')} on the secondary) while ${pending} change(s) are still pending: run verify again once bucardo.status says caught up`);
+    }
+  }
 }

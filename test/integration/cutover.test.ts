@@ -1,8 +1,9 @@
 // The cutover plugin on real clusters with a real Bucardo daemon: verify finds rows changed, deleted
 // and added directly on the secondary and names their keys, tells rows in flight from mismatches;
-// check lists what is missing with the fix; finish refuses without the operator's word, stops at a
-// failed final verify, notices writes after the confirmation, will not stop replication under an open
-// writing transaction, survives a locked table, and resumes.
+// check lists what is missing with the fix; finish refuses without the operator's word, stops when its
+// final check (only the keys changed since the last verify) finds a row tampered on the secondary,
+// notices writes after the confirmation, will not stop replication under an open writing transaction,
+// carries a change committed just before the confirmation, survives a locked table, and resumes.
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import pg from 'pg';
@@ -216,32 +217,50 @@ test('repair: a lost change record, a row deleted and one added on the secondary
   assert.match(again.stdout, /Nothing to repair: the last verify \(#\d+, \d+ s ago\) found no differing rows: Identical/);
 });
 
-test('finish: needs the operator\'s word, stops at a failed final verify, starts over after writes, refuses to stop replication under an open writing transaction, resumes after a locked table', async () => {
+/** The steps a `--json` run of cutover.finish reported, as the lines it prints without --json. */
+function stepsText(result: ToolResult): string {
+  return outcome(result).data.steps.map((step: string) => `  - ${step}`).join('\n');
+}
+
+function triggersOnA(): Promise<{ tgrelid: string }[]> {
+  return query<{ tgrelid: string }>(a, 'cut_a', "SELECT DISTINCT tgrelid::regclass::text AS tgrelid FROM pg_trigger WHERE tgname LIKE 'bucardo%' AND tgrelid::regclass::text NOT LIKE 'bucardo.%' ORDER BY 1");
+}
+
+test('finish: needs the operator\'s word, its final check catches a row tampered on the secondary in a key changed since the verify, starts over after writes, refuses to stop replication under an open writing transaction, checks only the changed keys, resumes after a locked table', async () => {
   const refused = await tool('cutover.finish');
   assert.equal(refused.code, 1, refused.stdout + refused.stderr);
   assert.match(refused.stderr, /in list mode, say you did with the argument: -l "cutover\.finish --writes-stopped"\. Nothing was changed\./);
   assert.deepEqual(await query(a, 'bucardo', 'SELECT * FROM cutover.finish_progress'), []);
 
-  // A difference the final verify must catch (nothing pending for it, so not in flight).
+  // A key changed on the primary after the last verify, replicated, then tampered on the secondary:
+  // the final check re-compares exactly such keys (nothing is pending for it, so it is not in flight).
+  await query(a, 'cut_a', "UPDATE public.tags SET note = 'changed after the verify' WHERE tag = 'tag-100'");
+  await waitFor(async () => (await query<{ note: string }>(b, 'cut_b', "SELECT note FROM public.tags WHERE tag = 'tag-100'"))[0]?.note === 'changed after the verify', 30_000, 'the change to reach the secondary');
   await query(b, 'cut_b', "UPDATE public.tags SET note = 'edited on b' WHERE tag = 'tag-100'");
-  const badVerify = await tool('cutover.finish --writes-stopped');
+  const triggersBefore = await triggersOnA();
+  const badVerify = await tool('cutover.finish --writes-stopped --json');
   assert.equal(badVerify.code, 1);
-  assert.match(badVerify.stdout, /- readiness: all 7 checks pass/);
-  assert.match(badVerify.stdout, /- writes to the primary stopped \(confirmed at /);
-  assert.match(badVerify.stdout, /- replication caught up: nothing pending/);
-  assert.match(badVerify.stdout, /- sequences: 1 of 1 set on the secondary to 1000 increment\(s\) past the primary's \(public\.invoice_no 501 → 1501\)/);
-  assert.match(badVerify.stdout, /The final verify failed: FAILED: MISMATCH in 1 table\(s\): 1 row\(s\) changed\. Replication is still running/);
+  assert.match(stepsText(badVerify), /- readiness: all 7 checks pass/);
+  assert.match(stepsText(badVerify), /- writes to the primary stopped \(confirmed at /);
+  assert.match(stepsText(badVerify), /- replication caught up: nothing pending/);
+  assert.match(stepsText(badVerify), /- sequences: 1 of 1 set on the secondary to 1000 increment\(s\) past the primary's \(public\.invoice_no 501 → 1501\)/);
+  const badData = outcome(badVerify);
+  assert.match(badData.message!, /^The final check failed: FAILED: public\.tags: tag=tag-100 \(changed\)\. Replication is still running and nothing is switched/);
+  assert.ok(badData.data.finalCheck.keysCompared < 100, `only the changed keys were compared (${badData.data.finalCheck.keysCompared})`);
+  assert.ok(!badData.data.pause.steps.some((s: any) => /full/.test(s.step)), 'no full verify in the pause');
   const [progress] = await query<{ confirmed: boolean; verified: boolean }>(a, 'bucardo', "SELECT confirmed_at IS NOT NULL AS confirmed, verified_at IS NOT NULL AS verified FROM cutover.finish_progress WHERE job = 'cut'");
   assert.deepEqual(progress, { confirmed: true, verified: false });
+  assert.equal(outcome(await tool('bucardo.status --json')).data.daemon.running, true, 'replication keeps running');
+  assert.deepEqual(await triggersOnA(), triggersBefore, 'the triggers stay');
 
-  // Writes after the confirmation void it: the rerun starts over (and the failed verify blocks readiness).
+  // Writes after the confirmation void it: the rerun starts over (and its final check fails the same way).
   await query(a, 'cut_a', "INSERT INTO public.tags VALUES ('written-after-confirmation', NULL)");
   const restarted = await tool('cutover.finish --writes-stopped');
   assert.equal(restarted.code, 1, restarted.stdout + restarted.stderr);
   assert.match(restarted.stdout + restarted.stderr, /the earlier run's confirmation no longer holds: 1 change\(s\) by transactions started after .* \(public\.tags: 1\)\. Starting over/);
-  assert.match(restarted.stdout, /FAIL verify passed recently: the last verify \(\d+ s ago\) failed/);
+  assert.match(restarted.stdout + restarted.stderr, /The final check failed: FAILED: public\.tags: tag=tag-100 \(changed\)/);
 
-  await query(b, 'cut_b', "UPDATE public.tags SET note = 'note 100' WHERE tag = 'tag-100'");
+  await query(b, 'cut_b', "UPDATE public.tags SET note = 'changed after the verify' WHERE tag = 'tag-100'");
   await caughtUp();
   const verified = await tool('cutover.verify');
   assert.equal(verified.code, 0, verified.stdout);
@@ -256,7 +275,7 @@ test('finish: needs the operator\'s word, stops at a failed final verify, starts
     const writerPid = (await writer.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0]!.pid;
     const open = await tool('cutover.finish --writes-stopped');
     assert.equal(open.code, 1, open.stdout + open.stderr);
-    assert.match(open.stdout, /- final verify: Identical/);
+    assert.match(open.stdout, /- final check: Identical: \d+ changed key\(s\) compared row by row in 4 table\(s\), row counts equal, 1 sequence\(s\) at or past the primary's\./);
     assert.match(open.stdout + open.stderr, new RegExp(`1 transaction\\(s\\) on the primary are open and may change a replicated table: pid ${writerPid} \\(postgres, late-writer, transaction open since [^)]+\\) on public\\.tags\\. .*replication was not stopped`));
     assert.equal(outcome(await tool('bucardo.status --json')).data.daemon.running, true, 'replication still runs');
   } finally {
@@ -264,20 +283,30 @@ test('finish: needs the operator\'s word, stops at a failed final verify, starts
     await writer.end();
   }
 
+  // A change committed just before the confirmation: the run starts over, drains it, and its final
+  // check compares that key (and only a handful of keys: nothing like the 20,000 rows of public.big).
   // A table locked by a session on the primary keeps its triggers: the run stops after the point of no return.
+  await query(a, 'cut_a', "INSERT INTO public.big VALUES (300001, 'just before the confirmation', NULL)");
   const holder = new pg.Client({ host: a.host, port: a.port, user: 'postgres', database: 'cut_a' });
   await holder.connect();
   try {
     await holder.query('BEGIN');
     await holder.query('SELECT count(*) FROM public.tags');
-    const locked = await tool('cutover.finish --writes-stopped');
+    const locked = await tool('cutover.finish --writes-stopped --json');
     assert.equal(locked.code, 1, locked.stdout + locked.stderr);
-    assert.match(locked.stdout, /continuing the run that began at .*: nothing was written to the replicated tables since writes stopped/);
-    assert.doesNotMatch(locked.stdout, /final verify/, 'the recorded final verify is not repeated');
-    assert.match(locked.stdout, /- replication stopped: /);
-    assert.match(locked.stdout, /1 table\(s\) still carry this job's triggers/);
-    const remaining = await query<{ tgrelid: string }>(a, 'cut_a', "SELECT DISTINCT tgrelid::regclass::text AS tgrelid FROM pg_trigger WHERE tgname LIKE 'bucardo%' AND tgrelid::regclass::text NOT LIKE 'bucardo.%'");
-    assert.deepEqual(remaining.map((r) => r.tgrelid), ['tags']);
+    assert.match(stepsText(locked), /the earlier run's confirmation no longer holds: 1 change\(s\) .*\(public\.big: 1\)\. Starting over/);
+    const lockedData = outcome(locked).data;
+    const big = lockedData.finalCheck.tables.find((t: any) => t.table === 'public.big');
+    assert.ok(big.keysCompared >= 1 && big.keysCompared <= 10, `the final check compared the changed keys of public.big only (${big.keysCompared})`);
+    const [bigRows] = await query<{ n: number }>(a, 'cut_a', 'SELECT count(*)::int AS n FROM public.big');
+    assert.ok(bigRows!.n > 20_000);
+    assert.deepEqual([big.rowsPrimary, big.rowsSecondary], [bigRows!.n, bigRows!.n], 'exact row counts on both sides');
+    assert.ok(lockedData.finalCheck.keysCompared < 100, `few keys compared in all (${lockedData.finalCheck.keysCompared})`);
+    assert.deepEqual(lockedData.pause.steps.map((s: any) => s.step), ['drain', 'sequences', 'final check', 'late-write checks', 'stop replication', 'remove triggers']);
+    assert.deepEqual(await query(b, 'cut_b', 'SELECT payload FROM public.big WHERE id = 300001'), [{ payload: 'just before the confirmation' }]);
+    assert.match(stepsText(locked), /- replication stopped: /);
+    assert.match(outcome(locked).message!, /1 table\(s\) still carry this job's triggers/);
+    assert.deepEqual((await triggersOnA()).map((r) => r.tgrelid), ['tags']);
   } finally {
     await holder.query('COMMIT').catch(() => undefined);
     await holder.end();
@@ -290,6 +319,9 @@ test('finish: needs the operator\'s word, stops at a failed final verify, starts
   assert.equal(resumed.code, 0, resumed.stdout + resumed.stderr);
   assert.match(resumed.stdout, /continuing: replication was stopped at /);
   assert.doesNotMatch(resumed.stdout, /readiness/);
+  assert.doesNotMatch(resumed.stdout, /final check/, 'the recorded final check is not repeated');
+  assert.match(resumed.stdout, /- write pause: [\d.]+ s from the confirmation to now \(remove triggers [\d.]+ s\)/);
+  assert.deepEqual(await query(a, 'cut_a', "SELECT * FROM bucardo.bucardo_delta_targets WHERE target LIKE 'cutover hold%'"), [], 'the hold on Bucardo\'s purge is lifted');
   assert.match(resumed.stdout, /Cutover finished: replication is stopped, its triggers are gone/);
   assert.match(resumed.stdout, /Check: no trigger of this job left on the primary Pass\./);
   assert.match(resumed.stdout, /Check: every sequence on the secondary at or past the primary's Pass\./);
