@@ -37,7 +37,8 @@ export function readManifest(directory: string): ForkManifest | undefined {
 
 /** The copies as core runs them: the executable, Perl's module dir, and each installed path's copy. */
 export function forkOf(directory: string): BucardoFork {
-  const files = Object.fromEntries(Object.entries(BUCARDO_FILES).map(([installed, copy]) => [installed, path.join(directory, copy)]));
+  const files = Object.fromEntries(Object.entries(BUCARDO_FILES)
+    .map(([installed, copy]) => [installed, path.join(directory, copy)]));
   return {
     executable: files['/usr/bin/bucardo']!,
     perlLib: path.dirname(files['/usr/share/perl5/Bucardo.pm']!),

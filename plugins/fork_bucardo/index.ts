@@ -16,7 +16,8 @@ export default definePlugin<ForkSettings>({
   configureJob: (job) => useFork(job, appliedFork(job.paths.stateDir)),
   commands: {
     apply_changes: {
-      summary: 'copy Bucardo\'s files into the job\'s state dir and apply every change of the fork_bucardo section (restart the daemon after)',
+      summary: 'copy Bucardo\'s files into the job\'s state dir and apply every change of the fork_bucardo section '
+        + '(restart the daemon after)',
       run: async (ctx) => (await apply()).applyChanges(ctx),
       validate: async (ctx) => (await apply()).validateApply(ctx),
       format: formatApply,

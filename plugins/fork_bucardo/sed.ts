@@ -65,7 +65,8 @@ export function substituteLines(text: string, substitution: SedSubstitution): { 
     const found = substitution.regex.exec(line);
     if (!found) continue;
     matches++;
-    const inserted = substitution.replacement.map((piece) => (typeof piece === 'number' ? found[piece] ?? '' : piece)).join('');
+    const inserted = substitution.replacement
+      .map((piece) => (typeof piece === 'number' ? found[piece] ?? '' : piece)).join('');
     lines[i] = line.slice(0, found.index) + inserted + line.slice(found.index + found[0].length);
   }
   return { text: lines.join('\n'), matches };
@@ -74,8 +75,12 @@ export function substituteLines(text: string, substitution: SedSubstitution): { 
 interface Translation { source: string; groups: number }
 
 function translatePattern(pattern: string): Translation {
-  if (pattern === '') throw new SedSyntaxError('the pattern is empty (sed would reuse the previous pattern, which a config does not have)');
-  if (pattern.includes('\n')) throw new SedSyntaxError('the pattern contains a line break; sed matches one line at a time');
+  if (pattern === '') {
+    throw new SedSyntaxError('the pattern is empty (sed would reuse the previous pattern, which a config has none of)');
+  }
+  if (pattern.includes('\n')) {
+    throw new SedSyntaxError('the pattern contains a line break; sed matches one line at a time');
+  }
   let out = '';
   let groups = 0;
   let open = 0;
@@ -88,7 +93,10 @@ function translatePattern(pattern: string): Translation {
   const emitAtom = (text: string): void => { out += text; atom = true; quantified = false; };
   const quantify = (text: string, what: string): void => {
     if (!atom) throw new SedSyntaxError(`'${what}' in the pattern '${pattern}' follows nothing it could repeat`);
-    if (quantified) throw new SedSyntaxError(`'${what}' in the pattern '${pattern}' repeats a repetition; GNU sed refuses this ("Invalid preceding regular expression")`);
+    if (quantified) {
+      throw new SedSyntaxError(`'${what}' in the pattern '${pattern}' repeats a repetition; GNU sed refuses this `
+        + '("Invalid preceding regular expression")');
+    }
     out += text;
     quantified = true;
   };
@@ -97,9 +105,16 @@ function translatePattern(pattern: string): Translation {
     const atStart = start || afterStartAnchor;
     afterStartAnchor = start && char === '^';
     start = char === '\\' && pattern[i + 1] === '(';
-    if (char === '/') throw new SedSyntaxError(`the pattern '${pattern}' has an unescaped '/', which ends sed's pattern: write it as '\\/'`);
+    if (char === '/') {
+      throw new SedSyntaxError(`the pattern '${pattern}' has an unescaped '/', which ends sed's pattern: `
+        + "write it as '\\/'");
+    }
     if (char === '^' && afterStartAnchor) { out += '^'; atom = false; continue; }
-    if (char === '$' && (i === pattern.length - 1 || pattern.startsWith('\\)', i + 1))) { out += '$'; atom = false; continue; }
+    if (char === '$' && (i === pattern.length - 1 || pattern.startsWith('\\)', i + 1))) {
+      out += '$';
+      atom = false;
+      continue;
+    }
     if (char === '*') {
       // POSIX: a star with nothing before it (start, after `\(` or `^`) is a plain star.
       if (atStart) emitAtom('\\*');
@@ -128,18 +143,27 @@ function translatePattern(pattern: string): Translation {
       const close = pattern.indexOf('\\}', i);
       const bounds = close < 0 ? undefined : /^(\d*)(,(\d*))?$/.exec(pattern.slice(i + 1, close));
       if (!bounds || (bounds[1] === '' && bounds[2] === undefined)) {
-        throw new SedSyntaxError(`the interval in the pattern '${pattern}' must read \\{n\\}, \\{n,\\}, \\{n,m\\} or \\{,m\\}`);
+        throw new SedSyntaxError(`the interval in the pattern '${pattern}' must read \\{n\\}, \\{n,\\}, \\{n,m\\} `
+          + 'or \\{,m\\}');
       }
       const min = bounds[1] === '' ? '0' : bounds[1]!;
-      if (bounds[3] && Number(bounds[3]) < Number(min)) throw new SedSyntaxError(`the interval \\{${bounds[1]},${bounds[3]}\\} in the pattern '${pattern}' has its bounds the wrong way round`);
+      if (bounds[3] && Number(bounds[3]) < Number(min)) {
+        throw new SedSyntaxError(`the interval \\{${bounds[1]},${bounds[3]}\\} in the pattern '${pattern}' has its `
+          + 'bounds the wrong way round');
+      }
       quantify(bounds[2] === undefined ? `{${min}}` : `{${min},${bounds[3] ?? ''}}`, '\\{');
       i = close + 1;
       continue;
     }
     if (next === '+' || next === '?') { quantify(next, `\\${next}`); continue; }
-    if (next === '|') throw new SedSyntaxError(`the pattern '${pattern}' uses alternation '\\|', which this tool does not translate (sed picks the longest alternative, JavaScript the first); write one change per alternative`);
+    if (next === '|') {
+      throw new SedSyntaxError(`the pattern '${pattern}' uses alternation '\\|', which this tool does not translate `
+        + '(sed picks the longest alternative, JavaScript the first); write one change per alternative');
+    }
     if (/[1-9]/.test(next)) {
-      if (Number(next) > groups) throw new SedSyntaxError(`the pattern '${pattern}' refers to group \\${next} before it exists`);
+      if (Number(next) > groups) {
+        throw new SedSyntaxError(`the pattern '${pattern}' refers to group \\${next} before it exists`);
+      }
       emitAtom(`\\${next}`);
       continue;
     }
@@ -149,7 +173,10 @@ function translatePattern(pattern: string): Translation {
       if (anchor) { out += CLASS_ESCAPES[next]; atom = false; } else emitAtom(CLASS_ESCAPES[next]!);
       continue;
     }
-    if (/[A-Za-z0-9]/.test(next)) throw new SedSyntaxError(`the pattern '${pattern}' uses '\\${next}', which this tool does not translate; docs/fork_bucardo.md lists the escapes it accepts`);
+    if (/[A-Za-z0-9]/.test(next)) {
+      throw new SedSyntaxError(`the pattern '${pattern}' uses '\\${next}', which this tool does not translate; `
+        + 'docs/fork_bucardo.md lists the escapes it accepts');
+    }
     // Any other escaped character stands for itself: \. \* \[ \] \^ \$ \\ \/ ...
     emitAtom(literal(next));
   }
@@ -176,17 +203,26 @@ function translateBracket(pattern: string, start: number): { source: string; end
       const close = pattern.indexOf(`${kind}]`, i + 2);
       if (close < 0) throw new SedSyntaxError(`the pattern '${pattern}' has an unterminated '[${kind}'`);
       const name = pattern.slice(i + 2, close);
-      if (kind !== ':' || !(name in POSIX_CLASSES)) throw new SedSyntaxError(`the pattern '${pattern}' uses '[${kind}${name}${kind}]', which this tool does not translate; use [:alpha:], [:digit:], [:space:] and the like`);
+      if (kind !== ':' || !(name in POSIX_CLASSES)) {
+        throw new SedSyntaxError(`the pattern '${pattern}' uses '[${kind}${name}${kind}]', which this tool does not `
+          + 'translate; use [:alpha:], [:digit:], [:space:] and the like');
+      }
       items.push(POSIX_CLASSES[name]!);
       i = close + 1;
       continue;
     }
     let value = char;
-    if (char === '\\' && pattern[i + 1] !== undefined && pattern[i + 1]! in CHARACTER_ESCAPES) value = CHARACTER_ESCAPES[pattern[++i]!]!;
+    const escaped = char === '\\' ? pattern[i + 1] : undefined;
+    if (escaped !== undefined && escaped in CHARACTER_ESCAPES) {
+      value = CHARACTER_ESCAPES[escaped]!;
+      i++;
+    }
     // A range a-z: '-' between two characters, not first or last in the list.
     if (pattern[i + 1] === '-' && pattern[i + 2] !== undefined && pattern[i + 2] !== ']') {
       const high = pattern[i + 2]!;
-      if (high.codePointAt(0)! < value.codePointAt(0)!) throw new SedSyntaxError(`the range '${value}-${high}' in the pattern '${pattern}' runs backwards`);
+      if (high.codePointAt(0)! < value.codePointAt(0)!) {
+        throw new SedSyntaxError(`the range '${value}-${high}' in the pattern '${pattern}' runs backwards`);
+      }
       items.push(`${classLiteral(value)}-${classLiteral(high)}`);
       i += 2;
       continue;
@@ -203,19 +239,28 @@ function translateReplacement(replacement: string, groups: number): (string | nu
   const flush = (): void => { if (text) pieces.push(text); text = ''; };
   for (let i = 0; i < replacement.length; i++) {
     const char = replacement[i]!;
-    if (char === '/') throw new SedSyntaxError(`the replacement '${replacement}' has an unescaped '/', which ends sed's replacement: write it as '\\/'`);
+    if (char === '/') {
+      throw new SedSyntaxError(`the replacement '${replacement}' has an unescaped '/', which ends sed's replacement: `
+        + "write it as '\\/'");
+    }
     if (char === '&') { flush(); pieces.push(0); continue; }
     if (char !== '\\') { text += char; continue; }
     const next = replacement[++i];
     if (next === undefined) throw new SedSyntaxError(`the replacement '${replacement}' ends with a lone backslash`);
     if (/[0-9]/.test(next)) {
-      if (Number(next) > groups) throw new SedSyntaxError(`the replacement '${replacement}' refers to \\${next}, but the pattern has ${groups} group(s)`);
+      if (Number(next) > groups) {
+        throw new SedSyntaxError(`the replacement '${replacement}' refers to \\${next}, but the pattern has ${groups} `
+          + 'group(s)');
+      }
       flush();
       pieces.push(Number(next));
       continue;
     }
     if (next in CHARACTER_ESCAPES) { text += CHARACTER_ESCAPES[next]; continue; }
-    if (/[A-Za-z]/.test(next)) throw new SedSyntaxError(`the replacement '${replacement}' uses '\\${next}', which this tool does not translate (GNU sed's case conversions \\U \\L \\u \\l \\E included)`);
+    if (/[A-Za-z]/.test(next)) {
+      throw new SedSyntaxError(`the replacement '${replacement}' uses '\\${next}', which this tool does not translate `
+        + "(GNU sed's case conversions \\U \\L \\u \\l \\E included)");
+    }
     text += next;
   }
   flush();

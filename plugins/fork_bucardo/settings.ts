@@ -41,17 +41,22 @@ export function parseForkSettings(reader: ConfigReader, raw: unknown, where: str
   for (const [name, value] of Object.entries(section)) {
     const path = `${where}.${name}`;
     if (value === null || typeof value !== 'object' || Array.isArray(value)) {
-      reader.problem(path, 'expected a change: {file: /usr/share/perl5/Bucardo.pm, pattern: \'...\', replacement: \'...\'}');
+      reader.problem(path, "expected a change: {file: /usr/share/perl5/Bucardo.pm, pattern: '...', "
+        + "replacement: '...'}");
       continue;
     }
     const change = reader.section(value, path, CHANGE_KEYS);
     const file = reader.requiredString(change, 'file', path);
     const pattern = reader.requiredString(change, 'pattern', path);
     // An empty replacement deletes the matched text, as in sed; only a missing key is a mistake.
-    const replacement = change['replacement'] === undefined ? undefined : reader.string(change, 'replacement', path, '');
+    const replacement = change['replacement'] === undefined
+      ? undefined
+      : reader.string(change, 'replacement', path, '');
     if (replacement === undefined) reader.problem(`${path}.replacement`, 'is required (\'\' deletes the matched text)');
     if (file && !(file in BUCARDO_FILES)) {
-      reader.problem(`${path}.file`, `'${file}' is not one of Bucardo's installed files this plugin can fork: ${Object.keys(BUCARDO_FILES).join(', ')}`);
+      const allowed = Object.keys(BUCARDO_FILES).join(', ');
+      reader.problem(`${path}.file`, `'${file}' is not one of Bucardo's installed files this plugin can fork: `
+        + allowed);
     }
     if (pattern) {
       try {

@@ -14,7 +14,9 @@ const catalog = new PluginCatalog([path.join(ROOT, 'dist', 'plugins')]);
 
 async function commandsOf(plugins: string[]): Promise<string[]> {
   const names: string[] = [];
-  for (const name of plugins) names.push(...Object.keys((await catalog.load(name)).commands).map((command) => `${name}.${command}`));
+  for (const name of plugins) {
+    names.push(...Object.keys((await catalog.load(name)).commands).map((command) => `${name}.${command}`));
+  }
   return names;
 }
 
@@ -39,7 +41,8 @@ test('with fork_bucardo enabled and the documented sample, its commands are list
     log_deltacounts: {
       file: '/usr/share/perl5/Bucardo.pm',
       pattern: '.*Total delta count.*',
-      replacement: '            $self->glog("Total delta count: $deltacount{all}", $deltacount{all} ? LOG_NORMAL : LOG_VERBOSE);',
+      replacement: '            $self->glog("Total delta count: $deltacount{all}", '
+        + '$deltacount{all} ? LOG_NORMAL : LOG_VERBOSE);',
     },
     log_deltacounts_revert: {
       file: '/usr/share/perl5/Bucardo.pm',
@@ -56,14 +59,15 @@ test('with fork_bucardo enabled and the documented sample, its commands are list
   assert.ok(expected.includes('fork_bucardo.apply_changes') && expected.includes('fork_bucardo.revert'));
 });
 
-test('enabling fork_bucardo with the original\'s placeholder changes is refused, naming the files it accepts', async () => {
+test('enabling fork_bucardo with the original\'s placeholder changes is refused, naming the accepted files', async () => {
   const text = readFileSync(ORIGINAL, 'utf8').replace('    - retry\n', '    - retry\n    - fork_bucardo\n');
   assert.notEqual(text, readFileSync(ORIGINAL, 'utf8'));
   const file = path.join(tempDir('original-config'), 'config.yml');
   writeFileSync(file, text);
   const result = await runTool(['-c', file, '-l', 'fork_bucardo.apply_changes'], { timeoutMs: 60_000 });
   assert.equal(result.code, 2, `${result.stdout}\n${result.stderr}`);
-  assert.match(result.stderr, /fork_bucardo\.change1\.file: '\/path\/to\/file' is not one of Bucardo's installed files this plugin can fork: \/usr\/bin\/bucardo, \/usr\/share\/perl5\/Bucardo\.pm, \/usr\/share\/bucardo\/bucardo\.schema/);
+  assert.match(result.stderr, /fork_bucardo\.change1\.file: '\/path\/to\/file' is not one of Bucardo's installed files/);
+  assert.match(result.stderr, /can fork: \/usr\/bin\/bucardo, \/usr\/share\/perl5\/Bucardo\.pm, \/usr\/share\/bucardo\/bucardo\.schema/);
   assert.match(result.stderr, /fork_bucardo\.change2\.file/);
 });
 

@@ -41,7 +41,8 @@ async function problems(file: string): Promise<string[]> {
 const SAMPLE = `  log_deltacounts:
     file: /usr/share/perl5/Bucardo.pm
     pattern: '.*Total delta count.*'
-    replacement: '            $self->glog("Total delta count: $deltacount{all}", $deltacount{all} ? LOG_NORMAL : LOG_VERBOSE);'
+    replacement: '            $self->glog("Total delta count: $deltacount{all}",
+      $deltacount{all} ? LOG_NORMAL : LOG_VERBOSE);'
 `;
 
 test('the documented sample loads; its changes keep their order and text', async () => {
@@ -59,18 +60,21 @@ test('every problem of the section is reported at once, with its key path', asyn
   d: {file: /usr/bin/bucardo, pattern: x, replacement: y, flags: g}
   e: just a string
 `));
-  assert.deepEqual(found.map((p) => p.split(':')[0]), ['fork_bucardo.a.file', 'fork_bucardo.b', 'fork_bucardo.c.replacement', 'fork_bucardo.d.flags', 'fork_bucardo.e']);
+  assert.deepEqual(found.map((p) => p.split(':')[0]),
+    ['fork_bucardo.a.file', 'fork_bucardo.b', 'fork_bucardo.c.replacement', 'fork_bucardo.d.flags', 'fork_bucardo.e']);
   assert.match(found[1]!, /alternation/);
 });
 
 test('an empty replacement deletes, as in sed; a disabled plugin\'s section is not read at all', async () => {
-  const empty = await loadConfig(config('bucardo, fork_bucardo', "  strip: {file: /usr/bin/bucardo, pattern: x, replacement: ''}\n"), catalog);
+  const strip = "  strip: {file: /usr/bin/bucardo, pattern: x, replacement: ''}\n";
+  const empty = await loadConfig(config('bucardo, fork_bucardo', strip), catalog);
   assert.equal(forkSettings(empty).changes[0]!.replacement, '');
-  const disabled = await loadConfig(config('bucardo', '  change1: {file: /path/to/file, pattern: pattern1}\n'), catalog);
+  const placeholder = '  change1: {file: /path/to/file, pattern: pattern1}\n';
+  const disabled = await loadConfig(config('bucardo', placeholder), catalog);
   assert.deepEqual(forkSettings(disabled).changes, []);
 });
 
-test('the forked contents come from the packaged files each time, and an unmatched pattern applies nothing', async () => {
+test('the forked contents come from the packaged files each time; an unmatched pattern applies nothing', async () => {
   const job = createJob(await loadConfig(config('bucardo, fork_bucardo', SAMPLE), catalog));
   const first = forkedContents(job);
   const second = forkedContents(job);
@@ -79,8 +83,11 @@ test('the forked contents come from the packaged files each time, and an unmatch
   assert.deepEqual(second.packaged, first.packaged);
   assert.equal([...first.contents.keys()].length, 3, 'every Bucardo file is copied, changed or not');
 
-  const unmatched = createJob(await loadConfig(config('bucardo, fork_bucardo', `${SAMPLE}  nowhere: {file: /usr/bin/bucardo, pattern: 'no such text', replacement: x}\n`), catalog));
-  assert.throws(() => forkedContents(unmatched), (error: unknown) => error instanceof OperatorError && /fork_bucardo\.nowhere: the pattern 'no such text' matches no line of \/usr\/bin\/bucardo\. Nothing was applied \(the job still runs the packaged Bucardo\)/.test(error.message));
+  const nowhere = "  nowhere: {file: /usr/bin/bucardo, pattern: 'no such text', replacement: x}\n";
+  const unmatched = createJob(await loadConfig(config('bucardo, fork_bucardo', `${SAMPLE}${nowhere}`), catalog));
+  const expected = new RegExp("fork_bucardo\\.nowhere: the pattern 'no such text' matches no line of /usr/bin/bucardo\\. "
+    + 'Nothing was applied \\(the job still runs the packaged Bucardo\\)');
+  assert.throws(() => forkedContents(unmatched), (error: unknown) => error instanceof OperatorError && expected.test(error.message));
 
   const none = createJob(await loadConfig(config('bucardo, fork_bucardo', '  {}\n'), catalog));
   assert.throws(() => forkedContents(none), /lists no change, so there is nothing to apply/);
