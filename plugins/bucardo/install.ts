@@ -122,11 +122,15 @@ async function createMetadataDatabase(job: Job, ctx: CommandContext): Promise<vo
 }
 
 export function customSchema(job: Job): string {
-  if (!existsSync(BUCARDO_SCHEMA_FILE)) throw new OperatorError(`${BUCARDO_SCHEMA_FILE} is missing: install Debian's bucardo package (scripts/setup.sh).`);
+  // A job running a forked Bucardo (fork_bucardo) installs its schema from the fork's copy.
+  const schemaFile = job.bucardoFork?.files[BUCARDO_SCHEMA_FILE] ?? BUCARDO_SCHEMA_FILE;
+  if (!existsSync(schemaFile)) {
+    throw new OperatorError(`${schemaFile} is missing: install Debian's bucardo package (scripts/setup.sh).`);
+  }
   const name = job.metadataDb;
   // The schema file uses the name unquoted, so PostgreSQL would fold capitals: allow lower case only.
   if (!/^[a-z_][a-z0-9_]*$/.test(name)) throw new OperatorError(`The metadata database name '${name}' must be lower-case letters, digits and underscores (Bucardo's schema file uses it unquoted).`);
-  return readFileSync(BUCARDO_SCHEMA_FILE, 'utf8')
+  return readFileSync(schemaFile, 'utf8')
     .replace(/^CREATE DATABASE bucardo OWNER bucardo;$/m, `CREATE DATABASE ${name} OWNER bucardo;`)
     .replace(/^\\c bucardo$/m, `\\c ${name}`)
     .replace(/^ALTER DATABASE bucardo SET/m, `ALTER DATABASE ${name} SET`)
