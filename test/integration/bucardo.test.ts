@@ -163,8 +163,11 @@ test('copy_data never / always / empty, with the asynchronous kicker', async (t)
     await freshDatabase(b, 'copy_b', `${copySchema} INSERT INTO public.target_has_rows VALUES (500, 'only on b');`);
     const job = writeJobConfig({ name: `copy_${mode}`, primary: { cluster: a, dbname: 'copy_a' }, secondary: { cluster: b, dbname: 'copy_b' }, copyData: mode, asynchronousKicking: true });
     t.after(() => forgetJob(job, a));
-    const flow = await runTool(['-c', job.file, '-l', 'bucardo.install bucardo.add_triggers bucardo.start bucardo.wait_for_copy']);
+    // always empties target_has_rows on the secondary: a list needs --yes for that (docs/scope.md).
+    const yes = mode === 'always' ? ' --yes' : '';
+    const flow = await runTool(['-c', job.file, '-l', `bucardo.install bucardo.add_triggers${yes} bucardo.start bucardo.wait_for_copy`]);
     assert.equal(flow.code, 0, `${mode}: ${flow.stdout}${flow.stderr}`);
+    if (mode === 'always') assert.match(flow.stdout, /public\.target_has_rows \(1 rows\); confirmed with --yes/);
     assert.match(flow.stdout, /Check: exactly one live kicker for this job Pass\./);
     const kickTriggers = await query(a, 'copy_a', "SELECT 1 FROM pg_trigger WHERE tgname LIKE 'bucardo_kick%'");
     assert.equal(kickTriggers.length, 0, 'asynchronous kicking: no per-commit kick triggers');

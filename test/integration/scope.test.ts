@@ -5,6 +5,7 @@ import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import type { ClusterInfo } from '../../src/sandbox/cluster.js';
 import { clusters, dropDatabase, forgetJob, freshDatabase, query, runTool, writeJobConfig } from '../support/harness.js';
+import { KEYS, PtySession } from '../support/pty.js';
 
 const PRIMARY = 'scope_a';
 const SECONDARY = 'scope_b';
@@ -26,6 +27,8 @@ ANALYZE sales.orders;
 `;
 /** The issue's case: namespace_include [sales] and table_include [orders]; plus a partitioned table and a typo. */
 const FILTERS = { namespace_include: ['sales'], table_include: ['orders', 'events', 'ordres'] };
+
+const PROMPT = /Enter the command you wish to run here, or type "exit": $/;
 
 let a: ClusterInfo;
 let b: ClusterInfo;
@@ -99,7 +102,7 @@ test('install shows the scope first; add_triggers puts triggers only on the tabl
   assert.equal(gone.code, 0, gone.stdout + gone.stderr);
 });
 
-test('copy_data always with rows on the secondary: a list refuses without --yes and creates nothing; --yes proceeds', async (t) => {
+test('copy_data always with rows on the secondary: a list refuses without --yes, the shell asks (default no), nothing is created; --yes proceeds', async (t) => {
   await freshDatabase(a, PRIMARY, `${SCHEMA}${DATA}`);
   await freshDatabase(b, SECONDARY, `${SCHEMA} INSERT INTO sales.orders SELECT g, 'keep' FROM generate_series(1, 3) g;`);
   const always = job('scope_copy', 'always', ['bucardo', 'retry']);
@@ -117,6 +120,23 @@ test('copy_data always with rows on the secondary: a list refuses without --yes 
     assert.deepEqual(await triggeredTables(), [], `${command}: no trigger`);
     assert.equal(await bucardoSchemaOnPrimary(), false, `${command}: no bucardo schema on the primary`);
   }
+
+  // The shell asks, and its default is no.
+  const shell = new PtySession(['-c', always.file]);
+  try {
+    let at = await shell.waitFor(PROMPT, 30_000);
+    shell.send(`bucardo.add_triggers${KEYS.enter}`);
+    at = await shell.waitFor(/sales\.orders \(3 rows\)\.\n(.*\n)*.*Empty these 1 secondary table\(s\) and copy the primary's rows into them\?/, 60_000, at);
+    shell.send(KEYS.enter);
+    at = await shell.waitFor(/Not confirmed\. Nothing was created\./, 30_000, at);
+    await shell.waitFor(PROMPT, 10_000, at);
+    shell.send(`exit${KEYS.enter}`);
+    assert.equal(await shell.exited, 0);
+  } finally {
+    shell.kill();
+  }
+  assert.deepEqual(await syncs(), [], 'declined at the prompt: no sync');
+  assert.deepEqual(await triggeredTables(), [], 'declined at the prompt: no trigger');
 
   const confirmed = await runTool(['-c', always.file, '-l', 'bucardo.add_triggers --yes']);
   assert.equal(confirmed.code, 0, confirmed.stdout + confirmed.stderr);
