@@ -27,12 +27,13 @@ const NO_FIXED_DEFAULT = new Set([
   'databases.primary.sslrootcert', 'databases.primary.password_env', 'databases.primary.passfile',
   'databases.secondary.sslrootcert', 'databases.secondary.password_env', 'databases.secondary.passfile',
   'indexes.jobs', 'indexes.replication_objects', 'mat_views.jobs', 'mat_views.replication_objects', 'cutover.jobs',
-  'concurrency', 'concurrency.bucardo_dbname',
+  'databases.bucardo.service', 'databases.primary.service', 'databases.secondary.service',
+  'concurrency', 'concurrency.bucardo_dbname', 'metrics.listen',
 ]);
 
 /** The sections checked for completeness, as key paths into the YAML. */
 const SECTIONS = ['', 'databases', 'databases.bucardo', 'databases.primary', 'databases.secondary', 'bucardo',
-  'bucardo.replication_objects', ...PLUGIN_SECTIONS];
+  'bucardo.replication_objects', 'metrics', ...PLUGIN_SECTIONS];
 
 function write(name: string, text: string): string {
   const file = path.join(dir, name);
@@ -59,6 +60,8 @@ cutover: {}
 async function allowedKeys(): Promise<Map<string, string[]>> {
   const probe = 'zz_probe';
   const config = yaml.load(MINIMAL) as Record<string, any>;
+  // A plugin's section is read only when the plugin is enabled: enable every documented one.
+  config['plugins'] = ['bucardo', ...PLUGIN_SECTIONS];
   for (const section of SECTIONS) {
     let at = config;
     for (const part of section.split('.').filter(Boolean)) at = (at[part] ??= {});
@@ -107,8 +110,16 @@ function uncommented(text: string): { document: Record<string, any>; commented: 
 }
 
 test('configs/example.yml shows every value as the loader\'s default', async () => {
-  const example = await loadConfig(EXAMPLE, catalog);
-  const minimal = await loadConfig(write('minimal.yml', MINIMAL), catalog);
+  // Plugin sections are read only for enabled plugins: enable every documented one (concurrency needs
+  // a name of the operator's, so it stays off) on both sides, so their values are compared too.
+  const withPlugins = (text: string) => {
+    const document = yaml.load(text) as Record<string, any>;
+    document['plugins'] = ['bucardo', ...PLUGIN_SECTIONS.filter((name) => name !== 'concurrency')];
+    return yaml.dump(document);
+  };
+  const example = await loadConfig(write('example.yml', withPlugins(readFileSync(EXAMPLE, 'utf8'))), catalog);
+  const minimal = await loadConfig(write('minimal.yml', withPlugins(MINIMAL)), catalog);
+  assert.ok(example.pluginSettings['retry'] && example.pluginSettings['indexes'], 'plugin sections were read');
   const strip = (config: typeof example) => ({ ...config, file: '' });
   assert.deepEqual(strip(example), strip(minimal));
   // A few the issue named, spelled out so a failure reads plainly.
@@ -127,7 +138,7 @@ test('configs/example.yml lists every key the loader accepts; only keys without 
     const present = new Set(Object.keys(at ?? {}));
     for (const key of allowed.get(section)!) {
       // Top level: the plugin sections this example documents; other plugins' sections are theirs.
-      if (section === '' && !['plugins', 'databases', 'bucardo', ...PLUGIN_SECTIONS].includes(key)) continue;
+      if (section === '' && !['plugins', 'databases', 'bucardo', 'metrics', ...PLUGIN_SECTIONS].includes(key)) continue;
       if (!present.has(key)) missing.push(section ? `${section}.${key}` : key);
     }
   }
