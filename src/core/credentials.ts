@@ -64,7 +64,7 @@ export function jobLogins(job: Job): LoginTarget[] {
 }
 
 /** Marks where the lines Bucardo itself appends begin; everything above is rewritten from the config each time. */
-const KEPT_MARKER = '# Lines below this one were appended by Bucardo (its installer stores the bucardo role\'s password) and are kept.';
+const KEPT_MARKER = '# Lines below were appended by Bucardo (its installer stores the bucardo role\'s password): kept.';
 
 /**
  * The lines of the private file for this job's logins, in libpq's first-match-wins order:

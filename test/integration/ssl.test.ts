@@ -62,8 +62,8 @@ async function freshData(): Promise<void> {
 }
 
 /** A job on the SSL-only pair: app owns both databases, postgres installs Bucardo; `ssl` keys on every database. */
-function sslJob(name: string, ssl: Record<string, string>): WrittenJob {
-  const job = writeJobConfig({ name, primary: { cluster: primaryServer, dbname: 'ssl_a' }, secondary: { cluster: secondaryServer, dbname: 'ssl_b' } });
+function sslJob(name: string, ssl: Record<string, string>, asynchronousKicking = false): WrittenJob {
+  const job = writeJobConfig({ name, asynchronousKicking, primary: { cluster: primaryServer, dbname: 'ssl_a' }, secondary: { cluster: secondaryServer, dbname: 'ssl_b' } });
   const config = yaml.load(readFileSync(job.file, 'utf8')) as { databases: Record<string, Record<string, unknown>> };
   for (const [role, db] of Object.entries(config.databases)) {
     Object.assign(db, ssl);
@@ -96,7 +96,7 @@ function authorizedLogins(server: ClusterInfo): Map<string, boolean> {
   return logins;
 }
 
-async function wholeFlow(job: WrittenJob): Promise<void> {
+async function wholeFlow(job: WrittenJob, kicker = false): Promise<void> {
   const flow = await runTool(['-c', job.file, '-l', 'bucardo.install bucardo.add_triggers bucardo.start bucardo.wait_for_copy'], { env: env() });
   assert.equal(flow.code, 0, flow.stdout + flow.stderr);
   assert.deepEqual(await query(secondaryServer, 'ssl_b', 'SELECT count(*)::int AS n FROM public.accounts'), [{ n: 200 }]);
@@ -114,6 +114,7 @@ async function wholeFlow(job: WrittenJob): Promise<void> {
   const names = all.map((s) => s.application_name);
   for (const role of ['MCP', 'CTL', 'KID', 'VAC']) assert.ok(names.some((n) => n.startsWith(`bucardo ${role}`)), `a Bucardo ${role} session in ${names.join(', ')}`);
   assert.ok(onSecondary.some((s) => s.application_name.startsWith('bucardo KID')), 'the KID reaches the secondary over SSL');
+  if (kicker) assert.ok(names.some((n) => n.startsWith('bucardo-console kicker')), `the kicker's session in ${names.join(', ')}`);
   assert.deepEqual(processesHolding([INSTALL_PASSWORD, APP_PASSWORD]), [], 'no password on a command line or in an environment');
 
   const uninstall = await runTool(['-c', job.file, '-l', 'bucardo.uninstall'], { env: env() });
@@ -148,13 +149,14 @@ test('sslmode require: install, copy, replicate, uninstall over SSL only, passwo
 
 test('sslmode verify-full with sslrootcert: the tool, bucardo, the daemon and validate_sync all verify the server', async (t) => {
   await freshData();
-  const job = sslJob('ssl_full', { sslmode: 'verify-full', sslrootcert: primaryServer.caFile! });
+  // With the asynchronous kicker, the tool's long-lived session, whose encryption is checked too.
+  const job = sslJob('ssl_full', { sslmode: 'verify-full', sslrootcert: primaryServer.caFile! }, true);
   t.after(async () => { await forgetJob(job, primaryServer); await forgetBucardoRole(); });
   // Both servers' certificates come from their own test CAs: give each database its own.
   const config = yaml.load(readFileSync(job.file, 'utf8')) as { databases: Record<string, Record<string, unknown>> };
   config.databases['secondary']!['sslrootcert'] = secondaryServer.caFile!;
   writeFileSync(job.file, yaml.dump(config));
-  await wholeFlow(job);
+  await wholeFlow(job, true);
 });
 
 test('a wrong root certificate is named with its fix; relative sslrootcert/passfile follow the config file; services', async (t) => {
