@@ -32,13 +32,12 @@ type PasswordSource = { kind: 'password'; password: string } | { kind: 'file'; e
 
 function passwordSources(db: DatabaseConfig): PasswordSource[] {
   const sources: PasswordSource[] = [];
-  const fromEnv = db.passwordEnv ? process.env[db.passwordEnv] : undefined;
-  if (fromEnv !== undefined) sources.push({ kind: 'password', password: fromEnv });
-  const fromService = db.service ? servicePassword(db.service) : undefined;
-  if (fromService !== undefined) sources.push({ kind: 'password', password: fromService });
+  // As libpq treats an empty PGPASSWORD or password=: as no password, so the files are read next.
+  const add = (password: string | undefined) => { if (password) sources.push({ kind: 'password', password }); };
+  add(db.passwordEnv ? process.env[db.passwordEnv] : undefined);
+  add(db.service ? servicePassword(db.service) : undefined);
   if (db.passfile) sources.push({ kind: 'file', entries: readPgpass(db.passfile) });
-  const pgpassword = process.env['PGPASSWORD'];
-  if (pgpassword !== undefined) sources.push({ kind: 'password', password: pgpassword });
+  add(process.env['PGPASSWORD']);
   sources.push({ kind: 'file', entries: readPgpass(operatorPgpassFile()) });
   return sources;
 }

@@ -5,7 +5,7 @@
 // password is on any process's command line or in its environment; a wrong CA is named with its fix.
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { copyFileSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
 import yaml from 'js-yaml';
@@ -116,6 +116,13 @@ async function wholeFlow(job: WrittenJob, kicker = false): Promise<void> {
   assert.ok(onSecondary.some((s) => s.application_name.startsWith('bucardo KID')), 'the KID reaches the secondary over SSL');
   if (kicker) assert.ok(names.some((n) => n.startsWith('bucardo-console kicker')), `the kicker's session in ${names.join(', ')}`);
   assert.deepEqual(processesHolding([INSTALL_PASSWORD, APP_PASSWORD]), [], 'no password on a command line or in an environment');
+  // Nor in a log: Bucardo's and the kicker's (the job's log dir) and both servers'.
+  const jobLogs = readdirSync(job.logDir).map((f) => path.join(job.logDir, f)).filter((f) => statSync(f).isFile());
+  const logs = [...jobLogs, primaryServer.logFile, secondaryServer.logFile];
+  for (const file of logs) {
+    const text = readFileSync(file, 'utf8');
+    assert.ok(![INSTALL_PASSWORD, APP_PASSWORD].some((secret) => text.includes(secret)), `no password in ${file}`);
+  }
 
   const uninstall = await runTool(['-c', job.file, '-l', 'bucardo.uninstall'], { env: env() });
   assert.equal(uninstall.code, 0, uninstall.stdout + uninstall.stderr);
@@ -179,7 +186,12 @@ test('a wrong root certificate is named with its fix; relative sslrootcert/passf
   setKeys({ sslrootcert: 'certs/wrong-ca.crt', passfile: 'pgpass' });
   const wrong = await runTool(['-c', job.file, '-l', 'bucardo.install'], { env: { PGPASSFILE: '/nonexistent' } });
   assert.equal(wrong.code, 1);
-  assert.match(wrong.stdout, /metadata host reachable: SSL connection to the bucardo database "postgres" on 127\.0\.0\.1:\d+ as postgres failed: certificate verify failed: the server's certificate is not signed by the root certificate \S+\/certs\/wrong-ca\.crt .* Set databases\.bucardo\.sslrootcert \(or PGSSLROOTCERT\) to the CA file that signed the server's certificate/);
+  const expected = new RegExp([
+    'metadata host reachable: SSL connection to the bucardo database "postgres" on 127\\.0\\.0\\.1:\\d+ as postgres failed: ',
+    'certificate verify failed: the server\'s certificate is not signed by the root certificate \\S+/certs/wrong-ca\\.crt .*',
+    ' Set databases\\.bucardo\\.sslrootcert \\(or PGSSLROOTCERT\\) to the CA file that signed the server\'s certificate',
+  ].join(''));
+  assert.match(wrong.stdout, expected, 'cause and fix in one line of the preflight report');
   assert.equal((await query(primaryServer, 'postgres', "SELECT 1 FROM pg_database WHERE datname = 'bucardo'")).length, 0, 'nothing installed');
 
   // The right CA and the password file, both named relative to the config's folder (the tool runs elsewhere);
