@@ -17,7 +17,8 @@ export class ConfigError extends Error {
 }
 
 const TOP_LEVEL_KEYS = ['plugins', 'databases', 'bucardo', 'metrics'] as const;
-const DATABASE_KEYS = ['host', 'port', 'dbname', 'database_owner', 'schema_owner', 'password_env', 'passfile', 'sslmode', 'sslrootcert', 'service'];
+const DATABASE_KEYS = ['host', 'port', 'dbname', 'database_owner', 'schema_owner', 'password_env', 'passfile', 'sslmode',
+  'sslrootcert', 'service'];
 const ROLE_KEYS: Record<DatabaseRole, string[]> = {
   // The metadata database is named 'bucardo' unless the concurrency plugin names it (concurrency.bucardo_dbname).
   bucardo: [...DATABASE_KEYS.filter((key) => key !== 'dbname'), 'fallback_db', 'install_user'],
@@ -202,14 +203,18 @@ function serviceKeys(reader: ConfigReader, role: DatabaseRole, name: string, whe
     return {};
   }
   if (!service) {
-    reader.problem(`${where}.service`, `service '${name}' is not defined in ${serviceFiles().join(' or ')}. Define it there (a [${name}] section), point PGSERVICEFILE or PGSYSCONFDIR at the file that has it, or give host, port${role === 'bucardo' ? '' : ', dbname'} and database_owner instead`);
+    const keys = `host, port${role === 'bucardo' ? '' : ', dbname'} and database_owner`;
+    reader.problem(`${where}.service`, `service '${name}' is not defined in ${serviceFiles().join(' or ')}. Define it `
+      + `there (a [${name}] section), point PGSERVICEFILE or PGSYSCONFDIR at the file that has it, or give ${keys} instead`);
     return {};
   }
   const s = service.settings;
   const keys: Raw = {};
   const host = s['host'] ?? s['hostaddr'];
   if (host !== undefined) keys['host'] = host;
-  for (const key of ['port', 'sslmode', 'sslrootcert', 'passfile'] as const) if (s[key] !== undefined) keys[key] = s[key];
+  for (const key of ['port', 'sslmode', 'sslrootcert', 'passfile'] as const) {
+    if (s[key] !== undefined) keys[key] = s[key];
+  }
   if (s['dbname'] !== undefined) keys[role === 'bucardo' ? 'fallback_db' : 'dbname'] = s['dbname'];
   if (s['user'] !== undefined) keys[role === 'bucardo' ? 'install_user' : 'database_owner'] = s['user'];
   return keys;

@@ -32,13 +32,12 @@ type PasswordSource = { kind: 'password'; password: string } | { kind: 'file'; e
 
 function passwordSources(db: DatabaseConfig): PasswordSource[] {
   const sources: PasswordSource[] = [];
-  const fromEnv = db.passwordEnv ? process.env[db.passwordEnv] : undefined;
-  if (fromEnv !== undefined) sources.push({ kind: 'password', password: fromEnv });
-  const fromService = db.service ? servicePassword(db.service) : undefined;
-  if (fromService !== undefined) sources.push({ kind: 'password', password: fromService });
+  // As libpq treats an empty PGPASSWORD or password=: as no password, so the files are read next.
+  const add = (password: string | undefined) => { if (password) sources.push({ kind: 'password', password }); };
+  add(db.passwordEnv ? process.env[db.passwordEnv] : undefined);
+  add(db.service ? servicePassword(db.service) : undefined);
   if (db.passfile) sources.push({ kind: 'file', entries: readPgpass(db.passfile) });
-  const pgpassword = process.env['PGPASSWORD'];
-  if (pgpassword !== undefined) sources.push({ kind: 'password', password: pgpassword });
+  add(process.env['PGPASSWORD']);
   sources.push({ kind: 'file', entries: readPgpass(operatorPgpassFile()) });
   return sources;
 }
@@ -64,7 +63,7 @@ export function jobLogins(job: Job): LoginTarget[] {
 }
 
 /** Marks where the lines Bucardo itself appends begin; everything above is rewritten from the config each time. */
-const KEPT_MARKER = '# Lines below this one were appended by Bucardo (its installer stores the bucardo role\'s password) and are kept.';
+const KEPT_MARKER = '# Lines below were appended by Bucardo (its installer stores the bucardo role\'s password): kept.';
 
 /**
  * The lines of the private file for this job's logins, in libpq's first-match-wins order:

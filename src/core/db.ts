@@ -71,11 +71,15 @@ function sslAttempts(db: DatabaseConfig): SslOption[] {
   try {
     ca = rootCertFile ? readFileSync(rootCertFile, 'utf8') : undefined;
   } catch (error) {
-    throw new OperatorError(`Cannot read the root certificate ${rootCertFile} for the ${db.role} database: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}. Make databases.${db.role}.sslrootcert (or PGSSLROOTCERT) a readable CA file.`);
+    const reason = (error as NodeJS.ErrnoException).code ?? (error as Error).message;
+    throw new OperatorError(`Cannot read the root certificate ${rootCertFile} for the ${db.role} database: ${reason}. `
+      + `Make databases.${db.role}.sslrootcert (or PGSSLROOTCERT) a readable CA file.`);
   }
   // As libpq does: when a root certificate exists, every encrypted connection verifies the server's
   // certificate against it (require then behaves as verify-ca); without one, require only encrypts.
-  const verifyCa: SslOption | undefined = ca ? { rejectUnauthorized: true, ca, checkServerIdentity: () => undefined } : undefined;
+  const verifyCa: SslOption | undefined = ca
+    ? { rejectUnauthorized: true, ca, checkServerIdentity: () => undefined }
+    : undefined;
   const encrypted: SslOption = verifyCa ?? { rejectUnauthorized: false };
   switch (db.sslmode) {
     case 'disable': return [false];
@@ -84,7 +88,11 @@ function sslAttempts(db: DatabaseConfig): SslOption[] {
     case 'require': return [encrypted];
     case 'verify-ca':
     case 'verify-full': {
-      if (!ca) throw new OperatorError(`sslmode ${db.sslmode} for the ${db.role} database needs a root certificate, and ${defaultRootCertificate(db)} does not exist. Set databases.${db.role}.sslrootcert (or PGSSLROOTCERT) to the CA file that signed the server's certificate, or use sslmode require.`);
+      if (!ca) {
+        throw new OperatorError(`sslmode ${db.sslmode} for the ${db.role} database needs a root certificate, and `
+          + `${defaultRootCertificate(db)} does not exist. Set databases.${db.role}.sslrootcert (or PGSSLROOTCERT) `
+          + 'to the CA file that signed the server\'s certificate, or use sslmode require.');
+      }
       return [db.sslmode === 'verify-ca' ? verifyCa! : { rejectUnauthorized: true, ca }];
     }
   }
@@ -120,7 +128,10 @@ export async function openClient(job: Job, request: ConnectionRequest): Promise<
       lastError = error;
       await client.end().catch(() => undefined);
       const message = (error as Error).message ?? '';
-      const sslRefused = /does not support SSL|SSL/i.test(message) && !/password|does not exist/i.test(message);
+      // As libpq does under allow/prefer: an SSL attempt that fails (no SSL, or a certificate that does
+      // not verify against an existing root certificate) is retried the other way.
+      const sslRefused = /SSL|certificate|unable to (get|verify)/i.test(message)
+        && !/password|does not exist/i.test(message);
       if (!(sslRefused && attempts.length > 1)) break;
     }
   }
@@ -203,7 +214,8 @@ export function explainConnectionError(error: unknown, db: DatabaseConfig, datab
       return new OperatorError(`Password authentication failed for the ${target}. Supply the right password through ${keys}.password_env (an environment variable name), ${keys}.passfile, PGPASSWORD, PGPASSFILE or ~/.pgpass.`);
     case '28000':
       if (/no encryption/.test(message)) {
-        return new OperatorError(`The server refused the unencrypted ${target}: ${message}. It accepts SSL connections only: set ${keys}.sslmode to require (or verify-full with ${keys}.sslrootcert).`);
+        return new OperatorError(`The server refused the unencrypted ${target}: ${message}. It accepts SSL `
+          + `connections only: set ${keys}.sslmode to require (or verify-full with ${keys}.sslrootcert).`);
       }
       return new OperatorError(`The server refused the ${target}: ${message}. Add a pg_hba.conf entry for this host and role, or check ${keys}.database_owner / sslmode.`);
     case '3D000':
@@ -217,14 +229,21 @@ export function explainConnectionError(error: unknown, db: DatabaseConfig, datab
   if (/password must be a string|SASL|client password must be a string/i.test(message)) {
     return new OperatorError(`The ${target} asks for a password and none was found. Supply it through ${keys}.password_env, ${keys}.passfile, PGPASSWORD, PGPASSFILE or ~/.pgpass.`);
   }
-  if (/self.signed|certificate|unable to (get|verify)|Hostname\/IP does not match/i.test(message) || /^CERT_|_CERT|SELF_SIGNED/.test(err?.code ?? '')) {
+  const certificateProblem = /self.signed|certificate|unable to (get|verify)|Hostname\/IP does not match/i.test(message)
+    || /^CERT_|_CERT|SELF_SIGNED/.test(err?.code ?? '');
+  if (certificateProblem) {
     const cause = /Hostname\/IP does not match|ERR_TLS_CERT_ALTNAME_INVALID/.test(`${message} ${err?.code ?? ''}`)
       ? `the server's certificate does not name ${db.host} (sslmode ${db.sslmode} checks the host name)`
-      : `certificate verify failed: the server's certificate is not signed by the root certificate ${rootCertificate(db) ?? '(none found)'}`;
-    return new OperatorError(`SSL connection to the ${target} failed: ${cause} (${message}). Set ${keys}.sslrootcert (or PGSSLROOTCERT) to the CA file that signed the server's certificate${db.sslmode === 'verify-full' ? ', connect by the name the certificate carries' : ''}, or lower ${keys}.sslmode to require to encrypt without verifying.`);
+      : 'certificate verify failed: the server\'s certificate is not signed by the root certificate '
+        + `${rootCertificate(db) ?? '(none found)'}`;
+    const byName = db.sslmode === 'verify-full' ? ', connect by the name the certificate carries' : '';
+    return new OperatorError(`SSL connection to the ${target} failed: ${cause} (${message}). Set ${keys}.sslrootcert `
+      + `(or PGSSLROOTCERT) to the CA file that signed the server's certificate${byName}, or lower ${keys}.sslmode `
+      + 'to require to encrypt without verifying.');
   }
   if (/does not support SSL|SSL/i.test(message)) {
-    return new OperatorError(`SSL negotiation with the ${target} failed: ${message}. Check ${keys}.sslmode (the server may not offer SSL, or may require it) and ${keys}.sslrootcert.`);
+    return new OperatorError(`SSL negotiation with the ${target} failed: ${message}. Check ${keys}.sslmode (the server `
+      + `may not offer SSL, or may require it) and ${keys}.sslrootcert.`);
   }
   return new OperatorError(`Cannot connect to the ${target}: ${message}.`);
 }

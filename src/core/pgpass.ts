@@ -62,7 +62,8 @@ export function unusablePgpassReason(file: string): string | undefined {
     const stat = statSync(file);
     if (!stat.isFile()) return 'it is not a plain file';
     // libpq ignores a password file that others can read (with a warning); so do we.
-    if ((stat.mode & 0o077) !== 0) return `group or others may read it (mode ${(stat.mode & 0o777).toString(8)}; chmod 0600 it)`;
+    const mode = (stat.mode & 0o777).toString(8);
+    if ((stat.mode & 0o077) !== 0) return `group or others may read it (mode ${mode}), so libpq ignores it: chmod 0600 it`;
     return undefined;
   } catch (error) {
     return (error as NodeJS.ErrnoException).code === 'ENOENT' ? 'it does not exist' : (error as Error).message;
@@ -72,7 +73,8 @@ export function unusablePgpassReason(file: string): string | undefined {
 export function readPgpass(file: string): PasswordEntry[] {
   if (!existsSync(file) || unusablePgpassReason(file) !== undefined) return [];
   try {
-    return readFileSync(file, 'utf8').split('\n').map(parsePgpassLine).filter((entry): entry is PasswordEntry => entry !== undefined);
+    return readFileSync(file, 'utf8').split('\n').map(parsePgpassLine)
+      .filter((entry): entry is PasswordEntry => entry !== undefined);
   } catch {
     return [];
   }
@@ -89,10 +91,13 @@ function fieldMatches(pattern: string, value: string): boolean {
 
 /** Does this line apply to logins of `user` on host:port, whatever the database? */
 export function entryCovers(entry: PasswordEntry, host: string, port: number, user: string): boolean {
-  return fieldMatches(entry.host, pgpassHost(host)) && fieldMatches(entry.port, String(port)) && fieldMatches(entry.user, user);
+  return fieldMatches(entry.host, pgpassHost(host)) && fieldMatches(entry.port, String(port))
+    && fieldMatches(entry.user, user);
 }
 
-export function matchPassword(entries: PasswordEntry[], host: string, port: number, database: string, user: string): string | undefined {
+export function matchPassword(
+  entries: PasswordEntry[], host: string, port: number, database: string, user: string,
+): string | undefined {
   return entries.find((e) => entryCovers(e, host, port, user) && fieldMatches(e.database, database))?.password;
 }
 

@@ -24,7 +24,9 @@ export function serviceFiles(env: NodeJS.ProcessEnv = process.env): string[] {
 }
 
 /** The settings of section `name` in a service file's text, or undefined when it has no such section. */
-export function parseServiceSection(text: string, name: string, file = 'the service file'): Record<string, string> | undefined {
+export function parseServiceSection(
+  text: string, name: string, file = 'the service file',
+): Record<string, string> | undefined {
   let inSection = false;
   let found: Record<string, string> | undefined;
   const lines = text.split('\n');
@@ -40,9 +42,10 @@ export function parseServiceSection(text: string, name: string, file = 'the serv
     }
     if (!inSection) continue;
     const equals = line.indexOf('=');
-    if (equals < 0) throw new ServiceFileError(`syntax error in service file ${file}, line ${index + 1}: expected key=value`);
+    const where = `service file ${file}, line ${index + 1}`;
+    if (equals < 0) throw new ServiceFileError(`syntax error in ${where}: expected key=value`);
     const key = line.slice(0, equals);
-    if (key === 'service') throw new ServiceFileError(`nested service specifications are not supported in service file ${file}, line ${index + 1}`);
+    if (key === 'service') throw new ServiceFileError(`nested service specifications are not supported in ${where}`);
     // As in libpq, a key set twice keeps its first value.
     found![key] ??= line.slice(equals + 1);
   }
@@ -57,7 +60,8 @@ export function findService(name: string, env: NodeJS.ProcessEnv = process.env):
     try {
       text = readFileSync(file, 'utf8');
     } catch (error) {
-      throw new ServiceFileError(`cannot read service file ${file}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`);
+      const reason = (error as NodeJS.ErrnoException).code ?? (error as Error).message;
+      throw new ServiceFileError(`cannot read service file ${file}: ${reason}`);
     }
     const settings = parseServiceSection(text, name, file);
     if (settings) return { name, file, settings };

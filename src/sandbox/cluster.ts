@@ -11,7 +11,8 @@ import { isProcessAlive } from '../core/process.js';
 export const PG_BIN = process.env['PG_BIN'] ?? '/usr/lib/postgresql/15/bin';
 
 export interface ClusterInfo {
-  name: string; host: string; port: number; dataDir: string; socketDir: string; logFile: string; baseDir: string; postmasterPid: number;
+  name: string; host: string; port: number; dataDir: string; socketDir: string; logFile: string; baseDir: string;
+  postmasterPid: number;
   /** SSL-only clusters: the test CA that signed the server's certificate (for sslrootcert). */
   caFile?: string;
   /** The server's bin directory when it is not PG_BIN (another major version: src/sandbox/versions.ts). */
@@ -72,21 +73,28 @@ export interface StartOptions {
   pgBin?: string;
 }
 
-const SSL_ONLY_HBA = ['local all all trust', 'hostssl all all 127.0.0.1/32 scram-sha-256', 'host all all 127.0.0.1/32 reject'];
+const SSL_ONLY_HBA = [
+  'local all all trust', 'hostssl all all 127.0.0.1/32 scram-sha-256', 'host all all 127.0.0.1/32 reject',
+];
 
 /** A throwaway CA and a server certificate it signed, made with openssl in dir/ssl; returns the files. */
-function makeCertificates(baseDir: string, ids: { uid: number; gid: number } | undefined): { caFile: string; certFile: string; keyFile: string } {
+function makeCertificates(
+  baseDir: string, ids: { uid: number; gid: number } | undefined,
+): { caFile: string; certFile: string; keyFile: string } {
   const dir = path.join(baseDir, 'ssl');
   mkdirSync(dir);
   const file = (name: string) => path.join(dir, name);
-  const openssl = (args: string[]) => execFileSync('openssl', args, { stdio: ['ignore', 'pipe', 'pipe'], timeout: 30_000 });
+  const openssl = (args: string[]) => execFileSync('openssl', args, {
+    stdio: ['ignore', 'pipe', 'pipe'], timeout: 30_000,
+  });
   const ecKey = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes'];
-  openssl(['req', '-x509', ...ecKey, '-keyout', file('ca.key'), '-out', file('ca.crt'), '-days', '7', '-subj', '/CN=bucardo-console test CA',
+  openssl(['req', '-x509', ...ecKey, '-keyout', file('ca.key'), '-out', file('ca.crt'), '-days', '7',
+    '-subj', '/CN=bucardo-console test CA',
     '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign,cRLSign']);
   openssl(['req', ...ecKey, '-keyout', file('server.key'), '-out', file('server.csr'), '-subj', '/CN=127.0.0.1']);
   writeFileSync(file('server.ext'), 'subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n');
-  openssl(['x509', '-req', '-in', file('server.csr'), '-CA', file('ca.crt'), '-CAkey', file('ca.key'), '-CAcreateserial',
-    '-out', file('server.crt'), '-days', '7', '-extfile', file('server.ext')]);
+  openssl(['x509', '-req', '-in', file('server.csr'), '-CA', file('ca.crt'), '-CAkey', file('ca.key'),
+    '-CAcreateserial', '-out', file('server.crt'), '-days', '7', '-extfile', file('server.ext')]);
   // PostgreSQL refuses a key file that others may read or that it does not own.
   chmodSync(file('server.key'), 0o600);
   if (ids) for (const name of ['', 'server.key', 'server.crt', 'ca.crt']) chownSync(file(name), ids.uid, ids.gid);
@@ -106,7 +114,9 @@ export async function startCluster(name: string, options: StartOptions = {}): Pr
   const pgBin = options.pgBin ?? PG_BIN;
   runAsPostgres(path.join(pgBin, 'initdb'), ['-D', dataDir, '-U', 'postgres', '--auth=trust', '-E', 'UTF8', '--no-locale', '--no-sync']);
   const ssl = options.sslOnly ? makeCertificates(baseDir, ids) : undefined;
-  const sslSettings: Record<string, string> = ssl ? { ssl: 'on', ssl_cert_file: ssl.certFile, ssl_key_file: ssl.keyFile, password_encryption: 'scram-sha-256' } : {};
+  const sslSettings: Record<string, string> = ssl
+    ? { ssl: 'on', ssl_cert_file: ssl.certFile, ssl_key_file: ssl.keyFile, password_encryption: 'scram-sha-256' }
+    : {};
   const hba = options.hba ?? (ssl ? SSL_ONLY_HBA : undefined);
   const settings: Record<string, string | number> = {
     listen_addresses: '127.0.0.1', unix_socket_directories: socketDir,

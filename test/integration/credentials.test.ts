@@ -70,7 +70,7 @@ test('with password_env the whole flow works, Bucardo included; then PGPASSFILE 
   assert.deepEqual(commandLinesMentioning(PASSWORD), [], 'the password is on no command line');
   // Nor in the environment of Bucardo's processes: password_env variables are not passed on to them.
   // (The kicker, the tool's own process, keeps them: it logs in with them.)
-  const holders = processesHolding([PASSWORD]).filter((p) => !/kicker/.test(p.cmdline));
+  const holders = processesHolding([PASSWORD], job.dir).filter((p) => !/kicker/.test(p.cmdline));
   assert.deepEqual(holders, [], 'no Bucardo process holds the password in its environment');
 
   // Bucardo's private password file: mode 0600, in the job's state dir, holding the password we resolved.
@@ -113,7 +113,7 @@ test('a scram install user whose password is only on a wildcard line of PGPASSFI
   assert.deepEqual(await query(cluster, 'bucardo', 'SELECT count(*)::int AS n FROM bucardo.db'), [{ n: 2 }], 'primary and secondary recorded');
   const privateFile = readFileSync(path.join(job.dir, 'state', '.pgpass'), 'utf8');
   assert.match(privateFile, new RegExp(`^127\\.0\\.0\\.1:${cluster.port}:\\*:admin:`, 'm'), 'the wildcard line stays a wildcard line');
-  assert.deepEqual(processesHolding([adminPassword, PASSWORD]), []);
+  assert.deepEqual(processesHolding([adminPassword, PASSWORD], job.dir), []);
   const uninstall = await runTool(['-c', job.file, '-l', 'bucardo.uninstall'], { env: { PGPASSFILE: passfile } });
   assert.equal(uninstall.code, 0, uninstall.stdout + uninstall.stderr);
 });

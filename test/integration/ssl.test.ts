@@ -5,7 +5,7 @@
 // password is on any process's command line or in its environment; a wrong CA is named with its fix.
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { copyFileSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
 import yaml from 'js-yaml';
@@ -62,8 +62,8 @@ async function freshData(): Promise<void> {
 }
 
 /** A job on the SSL-only pair: app owns both databases, postgres installs Bucardo; `ssl` keys on every database. */
-function sslJob(name: string, ssl: Record<string, string>): WrittenJob {
-  const job = writeJobConfig({ name, primary: { cluster: primaryServer, dbname: 'ssl_a' }, secondary: { cluster: secondaryServer, dbname: 'ssl_b' } });
+function sslJob(name: string, ssl: Record<string, string>, asynchronousKicking = false): WrittenJob {
+  const job = writeJobConfig({ name, asynchronousKicking, primary: { cluster: primaryServer, dbname: 'ssl_a' }, secondary: { cluster: secondaryServer, dbname: 'ssl_b' } });
   const config = yaml.load(readFileSync(job.file, 'utf8')) as { databases: Record<string, Record<string, unknown>> };
   for (const [role, db] of Object.entries(config.databases)) {
     Object.assign(db, ssl);
@@ -96,7 +96,7 @@ function authorizedLogins(server: ClusterInfo): Map<string, boolean> {
   return logins;
 }
 
-async function wholeFlow(job: WrittenJob): Promise<void> {
+async function wholeFlow(job: WrittenJob, kicker = false): Promise<void> {
   const flow = await runTool(['-c', job.file, '-l', 'bucardo.install bucardo.add_triggers bucardo.start bucardo.wait_for_copy'], { env: env() });
   assert.equal(flow.code, 0, flow.stdout + flow.stderr);
   assert.deepEqual(await query(secondaryServer, 'ssl_b', 'SELECT count(*)::int AS n FROM public.accounts'), [{ n: 200 }]);
@@ -114,7 +114,17 @@ async function wholeFlow(job: WrittenJob): Promise<void> {
   const names = all.map((s) => s.application_name);
   for (const role of ['MCP', 'CTL', 'KID', 'VAC']) assert.ok(names.some((n) => n.startsWith(`bucardo ${role}`)), `a Bucardo ${role} session in ${names.join(', ')}`);
   assert.ok(onSecondary.some((s) => s.application_name.startsWith('bucardo KID')), 'the KID reaches the secondary over SSL');
-  assert.deepEqual(processesHolding([INSTALL_PASSWORD, APP_PASSWORD]), [], 'no password on a command line or in an environment');
+  if (kicker) assert.ok(names.some((n) => n.startsWith('bucardo-console kicker')), `the kicker's session in ${names.join(', ')}`);
+  // On the command line of no process at all; in the environment of none of this job's.
+  assert.deepEqual(processesHolding([INSTALL_PASSWORD, APP_PASSWORD]).filter((p) => p.where === 'cmdline'), []);
+  assert.deepEqual(processesHolding([INSTALL_PASSWORD, APP_PASSWORD], job.dir), [], 'no password in this job\'s environments');
+  // Nor in a log: Bucardo's and the kicker's (the job's log dir) and both servers'.
+  const jobLogs = readdirSync(job.logDir).map((f) => path.join(job.logDir, f)).filter((f) => statSync(f).isFile());
+  const logs = [...jobLogs, primaryServer.logFile, secondaryServer.logFile];
+  for (const file of logs) {
+    const text = readFileSync(file, 'utf8');
+    assert.ok(![INSTALL_PASSWORD, APP_PASSWORD].some((secret) => text.includes(secret)), `no password in ${file}`);
+  }
 
   const uninstall = await runTool(['-c', job.file, '-l', 'bucardo.uninstall'], { env: env() });
   assert.equal(uninstall.code, 0, uninstall.stdout + uninstall.stderr);
@@ -148,13 +158,14 @@ test('sslmode require: install, copy, replicate, uninstall over SSL only, passwo
 
 test('sslmode verify-full with sslrootcert: the tool, bucardo, the daemon and validate_sync all verify the server', async (t) => {
   await freshData();
-  const job = sslJob('ssl_full', { sslmode: 'verify-full', sslrootcert: primaryServer.caFile! });
+  // With the asynchronous kicker, the tool's long-lived session, whose encryption is checked too.
+  const job = sslJob('ssl_full', { sslmode: 'verify-full', sslrootcert: primaryServer.caFile! }, true);
   t.after(async () => { await forgetJob(job, primaryServer); await forgetBucardoRole(); });
   // Both servers' certificates come from their own test CAs: give each database its own.
   const config = yaml.load(readFileSync(job.file, 'utf8')) as { databases: Record<string, Record<string, unknown>> };
   config.databases['secondary']!['sslrootcert'] = secondaryServer.caFile!;
   writeFileSync(job.file, yaml.dump(config));
-  await wholeFlow(job);
+  await wholeFlow(job, true);
 });
 
 test('a wrong root certificate is named with its fix; relative sslrootcert/passfile follow the config file; services', async (t) => {
@@ -177,7 +188,12 @@ test('a wrong root certificate is named with its fix; relative sslrootcert/passf
   setKeys({ sslrootcert: 'certs/wrong-ca.crt', passfile: 'pgpass' });
   const wrong = await runTool(['-c', job.file, '-l', 'bucardo.install'], { env: { PGPASSFILE: '/nonexistent' } });
   assert.equal(wrong.code, 1);
-  assert.match(wrong.stdout, /metadata host reachable: SSL connection to the bucardo database "postgres" on 127\.0\.0\.1:\d+ as postgres failed: certificate verify failed: the server's certificate is not signed by the root certificate \S+\/certs\/wrong-ca\.crt .* Set databases\.bucardo\.sslrootcert \(or PGSSLROOTCERT\) to the CA file that signed the server's certificate/);
+  const expected = new RegExp([
+    'metadata host reachable: SSL connection to the bucardo database "postgres" on 127\\.0\\.0\\.1:\\d+ as postgres failed: ',
+    'certificate verify failed: the server\'s certificate is not signed by the root certificate \\S+/certs/wrong-ca\\.crt .*',
+    ' Set databases\\.bucardo\\.sslrootcert \\(or PGSSLROOTCERT\\) to the CA file that signed the server\'s certificate',
+  ].join(''));
+  assert.match(wrong.stdout, expected, 'cause and fix in one line of the preflight report');
   assert.equal((await query(primaryServer, 'postgres', "SELECT 1 FROM pg_database WHERE datname = 'bucardo'")).length, 0, 'nothing installed');
 
   // The right CA and the password file, both named relative to the config's folder (the tool runs elsewhere);

@@ -104,13 +104,19 @@ export async function tableRows(cluster: ClusterInfo, database: string, qualifie
 
 export interface ProcessSecret { pid: number; where: 'cmdline' | 'environ'; cmdline: string }
 
-/** Every process on the machine whose command line or environment holds one of the secrets. */
-export function processesHolding(secrets: string[]): ProcessSecret[] {
+/**
+ * Every process whose command line or environment holds one of the secrets. With `scope` (a job's
+ * directory), only the processes of that job: its tool runs name its config on their command line,
+ * Bucardo's processes have HOME=<its state dir>, the kicker its spec file (other test runs on the
+ * same machine may use the same test passwords).
+ */
+export function processesHolding(secrets: string[], scope?: string): ProcessSecret[] {
   const found: ProcessSecret[] = [];
   for (const pid of readdirSync('/proc').filter((entry) => /^\d+$/.test(entry))) {
     try {
       const cmdline = readFileSync(`/proc/${pid}/cmdline`, 'utf8');
       const environ = readFileSync(`/proc/${pid}/environ`, 'utf8');
+      if (scope !== undefined && !cmdline.includes(scope) && !environ.includes(scope)) continue;
       for (const [where, text] of [['cmdline', cmdline], ['environ', environ]] as const) {
         if (secrets.some((secret) => text.includes(secret))) found.push({ pid: Number(pid), where, cmdline: cmdline.replace(/\0/g, ' ').slice(0, 200) });
       }

@@ -112,6 +112,10 @@ test('the private file: password_env and PGPASSWORD cover every database and end
     { db: database('primary'), user: 'app', database: 'app' },
   ])).map(formatPgpassLine);
   assert.deepEqual(withPgpassword, ['db.example:5432:app:app:from-pgpassword', 'db.example:5432:*:app:from-pgpassword']);
+  const emptyPgpassword = withEnv({ PGPASSFILE: operator, PGPASSWORD: '' }, () => privatePgpassEntries([
+    { db: database('primary'), user: 'app', database: 'app' },
+  ])).map(formatPgpassLine);
+  assert.deepEqual(emptyPgpassword, ['db.example:5432:app:app:from-operator', 'db.example:5432:*:app:from-operator'], 'an empty PGPASSWORD is none');
 });
 
 test('service files: sections, key=value, first value wins, errors named; PGSERVICEFILE before PGSYSCONFDIR', () => {
