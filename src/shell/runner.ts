@@ -111,10 +111,16 @@ export async function runCommand(session: Session, resolved: ResolvedCommand, ar
     report.ok = result.ok !== false;
     if (report.ok) {
       for (const { plugin, hooks: { after } } of hooks) {
-        if (after) (report.hookLines ??= []).push(...(await after(context, result)).map((line) => `${plugin}: ${line}`));
+        if (!after) continue;
+        try {
+          (report.hookLines ??= []).push(...(await after(context, result)).map((line) => `${plugin}: ${line}`));
+        } catch (error) {
+          throw new OperatorError(`${resolved.fullName} did its job, but the ${plugin} plugin's step after it failed: ${errorMessage(error)}`);
+        }
       }
     }
   } catch (error) {
+    report.ok = false;
     report.interrupted = activity.interrupted || error instanceof InterruptedError || (error as { name?: string }).name === 'ExitPromptError';
     report.error = report.interrupted ? 'interrupted' : errorMessage(error);
     if (!(error instanceof OperatorError) && !report.interrupted && process.env['BUCARDO_CONSOLE_DEBUG']) console.error(error);
