@@ -22,8 +22,10 @@ export function completer(session: Session): (line: string) => [string[], string
       const resolved = session.resolve(name!);
       const last = rest[rest.length - 1]!;
       if ('error' in resolved) return [[], last];
-      const usages = [...Object.entries(resolved.command.arguments ?? {}).map(([arg, spec]) => (spec.kind === 'assignment' ? '' : `--${arg}`)), '--json', '--help'];
-      return [usages.filter((usage) => usage && usage.startsWith(last)), last];
+      const declared = Object.entries(resolved.command.arguments ?? {})
+        .filter(([, spec]) => spec.kind !== 'assignment');
+      const usages = [...declared.map(([arg]) => `--${arg}`), '--json', '--help'];
+      return [usages.filter((usage) => usage.startsWith(last)), last];
     }
     const words = [...session.commandNames(), 'help', 'exit'];
     const hits = words.filter((word) => word.startsWith(line.trim()));

@@ -48,7 +48,9 @@ function hooksOf(session: Session, resolved: ResolvedCommand): { plugin: string;
     .map((plugin) => ({ plugin: plugin.name, hooks: plugin.hooks![name]! }));
 }
 
-export async function runCommand(session: Session, resolved: ResolvedCommand, args: string[], runOptions: RunOptions): Promise<RunReport> {
+export async function runCommand(
+  session: Session, resolved: ResolvedCommand, args: string[], runOptions: RunOptions,
+): Promise<RunReport> {
   const report: RunReport = { command: resolved.fullName, ok: false, interrupted: false, checks: [] };
   const parsed = checkArguments(resolved, args);
   const options = { ...runOptions, json: runOptions.json || parsed.json };
@@ -115,7 +117,9 @@ export async function runCommand(session: Session, resolved: ResolvedCommand, ar
         try {
           (report.hookLines ??= []).push(...(await after(context, result)).map((line) => `${plugin}: ${line}`));
         } catch (error) {
-          throw new OperatorError(`${resolved.fullName} did its job, but the ${plugin} plugin's step after it failed: ${errorMessage(error)}`);
+          const why = errorMessage(error);
+          throw new OperatorError(`${resolved.fullName} did its job, but the ${plugin} plugin's step after it failed: `
+            + why);
         }
       }
     }
