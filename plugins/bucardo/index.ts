@@ -40,7 +40,10 @@ export default definePlugin({
     add_triggers: {
       summary: 'create the sync, which puts Bucardo\'s triggers on the primary\'s tables (bounded by lock_timeout)',
       arguments: {
-        yes: { kind: 'flag', help: 'with copy_data always: confirm that non-empty secondary tables may be emptied by the copy' },
+        yes: {
+          kind: 'flag',
+          help: 'with copy_data always: confirm that non-empty secondary tables may be emptied by the copy',
+        },
       },
       run: async (ctx) => (await sync()).addTriggers(ctx),
       validate: async (ctx) => (await sync()).validateTriggers(ctx),
@@ -86,7 +89,10 @@ export default definePlugin({
     change_config: {
       summary: 'change one of Bucardo\'s settings (prompts for it; in list mode: bucardo.change_config name=value)',
       arguments: {
-        setting: { kind: 'assignment', placeholder: 'SETTING=VALUE', help: 'the setting and its new value, e.g. log_level=verbose (without it the shell asks)' },
+        setting: {
+          kind: 'assignment', placeholder: 'SETTING=VALUE',
+          help: 'the setting and its new value, e.g. log_level=verbose (without it the shell asks)',
+        },
       },
       run: async (ctx) => (await import('./settings.js')).changeConfig(ctx),
       validate: async (ctx) => (await import('./settings.js')).validateChangeConfig(ctx),

@@ -8,7 +8,9 @@ import { compareJobs, type Clash, type OtherJob } from './clashes.js';
 import { footprintOf, type JobFootprint } from './footprint.js';
 import { scanMetadataServer, type HostScan } from './host-scan.js';
 import { markerFile, readMarker, writeMarker } from './marker.js';
-import { isSameJob, readRegistry, readRegistryEntry, registryFile, writeRegistryEntry, type RegistryEntry } from './registry.js';
+import {
+  isSameJob, readRegistry, readRegistryEntry, registryFile, writeRegistryEntry, type RegistryEntry,
+} from './registry.js';
 import { compareWithServer } from './server-clashes.js';
 import { sameServer, serverKey } from './settings.js';
 
@@ -62,7 +64,8 @@ export async function install(ctx: CommandContext): Promise<CommandOutcome<Prepa
   }
   const previous = readRegistryEntry(mine.replicationName);
   const installedAt = previous && isSameJob(previous, mine) ? previous.installedAt : undefined;
-  const file = writeRegistryEntry({ ...mine, preparedAt: previous?.preparedAt ?? now, ...(installedAt ? { installedAt } : {}) });
+  const preparedAt = previous?.preparedAt ?? now;
+  const file = writeRegistryEntry({ ...mine, preparedAt, ...(installedAt ? { installedAt } : {}) });
   data.steps.push(previous ? `registry entry refreshed (${file})` : `registered in ${file}`);
   return {
     data,
@@ -83,7 +86,8 @@ function otherJobs(ctx: CommandContext, mine: JobFootprint, scan: HostScan, warn
     if (stale) {
       // A job uninstalled by hand (or before bucardo.uninstall told this plugin) occupies nothing.
       rmSync(file, { force: true });
-      warnings.push(`removed the stale registry entry of job ${entry.replicationName} (${file}): ${stale}; it is no longer compared`);
+      warnings.push(`removed the stale registry entry of job ${entry.replicationName} (${file}): ${stale}; `
+        + 'it is no longer compared');
       continue;
     }
     const gone = existsSync(entry.configFile) ? '' : `; that file no longer exists: if the job is gone too, delete ${file}`;
@@ -100,14 +104,17 @@ function otherJobs(ctx: CommandContext, mine: JobFootprint, scan: HostScan, warn
  */
 function staleReason(entry: RegistryEntry, mine: JobFootprint, scan: HostScan): string | undefined {
   const { dbname } = entry.metadata;
-  if (!sameServer(entry.metadata, mine.metadata) || scan.unreadable.some((u) => u.database === dbname)) return undefined;
+  if (!sameServer(entry.metadata, mine.metadata)) return undefined;
+  if (scan.unreadable.some((u) => u.database === dbname)) return undefined;
+  const name = entry.replicationName;
   const instance = scan.instances.find((i) => i.database === dbname);
-  if (instance && (instance.syncs.includes(entry.replicationName) || instance.relgroups.includes(entry.replicationName))) return undefined;
+  if (instance && (instance.syncs.includes(name) || instance.relgroups.includes(name))) return undefined;
   const missing = !scan.databases.includes(dbname)
     ? `its metadata database '${dbname}' no longer exists on ${entry.metadata.host}:${entry.metadata.port}`
-    : `its metadata database '${dbname}' holds no sync or relgroup named ${entry.replicationName}`;
+    : `its metadata database '${dbname}' holds no sync or relgroup named ${name}`;
   if (entry.installedAt) return `${missing}, though bucardo.install installed it at ${entry.installedAt}`;
-  if (!existsSync(markerFile(entry.stateDir))) return `${missing}, and it is no longer prepared (no ${markerFile(entry.stateDir)})`;
+  const marker = markerFile(entry.stateDir);
+  if (!existsSync(marker)) return `${missing}, and it is no longer prepared (no ${marker})`;
   return undefined;
 }
 

@@ -14,7 +14,8 @@ export async function recordInstalled(ctx: CommandContext): Promise<string[]> {
   const entry = readRegistryEntry(mine.replicationName);
   if (!marker || (entry && !isSameJob(entry, mine))) return [];
   const now = new Date().toISOString();
-  const file = writeRegistryEntry({ ...mine, preparedAt: entry?.preparedAt ?? marker.preparedAt, installedAt: entry?.installedAt ?? now });
+  const preparedAt = entry?.preparedAt ?? marker.preparedAt;
+  const file = writeRegistryEntry({ ...mine, preparedAt, installedAt: entry?.installedAt ?? now });
   return entry?.installedAt ? [] : [`${jobTitle(ctx.job)} recorded as installed in ${file}`];
 }
 
@@ -23,5 +24,7 @@ export async function forgetUninstalled(ctx: CommandContext): Promise<string[]> 
   const mine = footprintOf(ctx.job);
   const entry = readRegistryEntry(mine.replicationName);
   if (!entry || !isSameJob(entry, mine) || !removeRegistryEntry(mine.replicationName)) return [];
-  return [`removed ${jobTitle(ctx.job)}'s registry entry ${registryFile(mine.replicationName)} (concurrency.uninstall also forgets its metadata database name)`];
+  const file = registryFile(mine.replicationName);
+  return [`removed ${jobTitle(ctx.job)}'s registry entry ${file} `
+    + '(concurrency.uninstall also forgets its metadata database name)'];
 }

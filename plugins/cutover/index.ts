@@ -14,7 +14,11 @@ export default definePlugin<CutoverSettings>({
     verify: {
       summary: 'compare every table (row counts and checksums per key range, on the servers) and the sequences; name the differing keys',
       arguments: {
-        settle: { kind: 'seconds', help: 'how long differing rows may take to arrive through replication (also settle=SECONDS; default cutover.settle_time)' },
+        settle: {
+          kind: 'seconds',
+          help: 'how long differing rows may take to arrive through replication (also settle=SECONDS; '
+            + 'default cutover.settle_time)',
+        },
         strict: { kind: 'flag', help: 'rows in flight and sequences behind fail the verify too' },
       },
       run: async (ctx) => (await import('./verify.js')).verify(ctx),
@@ -23,7 +27,11 @@ export default definePlugin<CutoverSettings>({
     repair: {
       summary: 'make Bucardo re-apply the rows the last verify found differing (re-queues their keys on the primary), then verify',
       arguments: {
-        wait: { kind: 'seconds', help: 'how long to wait for Bucardo to apply the re-queued rows (also wait=SECONDS; default cutover.drain_timeout)' },
+        wait: {
+          kind: 'seconds',
+          help: 'how long to wait for Bucardo to apply the re-queued rows (also wait=SECONDS; default '
+            + 'cutover.drain_timeout)',
+        },
       },
       run: async (ctx) => (await import('./repair.js')).repair(ctx),
       validate: async (ctx) => (await import('./repair.js')).validateRepair(ctx),
@@ -37,8 +45,14 @@ export default definePlugin<CutoverSettings>({
     finish: {
       summary: 'the guided switch: check, stop writes, drain, advance sequences, final verify, stop replication, drop triggers',
       arguments: {
-        'writes-stopped': { kind: 'flag', help: 'you have stopped every write to the primary (list mode\'s answer to the question)' },
-        'full-verify': { kind: 'flag', help: 'the final check reads every row again instead of the keys changed since the last verify (a longer write pause)' },
+        'writes-stopped': {
+          kind: 'flag',
+          help: 'you have stopped every write to the primary (list mode\'s answer to the question)',
+        },
+        'full-verify': {
+          kind: 'flag',
+          help: 'the final check reads every row again instead of the keys changed since the last verify (longer pause)',
+        },
       },
       run: async (ctx) => (await import('./finish.js')).finish(ctx),
       validate: async (ctx) => (await import('./finish.js')).validateFinish(ctx),

@@ -25,7 +25,8 @@ export async function verify(ctx: CommandContext): Promise<CommandOutcome<Verify
   // Declared in index.ts: --settle SECONDS (also settle=SECONDS) and --strict.
   const settleSeconds = ctx.options.number('settle');
   const report = await runVerify(ctx.job, {
-    settings: cutoverSettings(ctx.job.config), strict: ctx.options.flag('strict'), activity: ctx.activity, progress: ctx.progress,
+    settings: cutoverSettings(ctx.job.config), strict: ctx.options.flag('strict'),
+    activity: ctx.activity, progress: ctx.progress,
     ...(settleSeconds !== undefined ? { settleSeconds } : {}),
   });
   await recordVerify(ctx.job, report, ctx.activity);

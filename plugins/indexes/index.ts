@@ -16,7 +16,9 @@ export default definePlugin<IndexSettings>({
   parseSettings: parseIndexSettings,
   hooks: {
     // Dropping the metadata database would lose the only copy of the dropped indexes' definitions.
-    'bucardo.uninstall': { before: async (ctx) => (await import('./uninstall-guard.js')).refuseWithUnrebuiltIndexes(ctx) },
+    'bucardo.uninstall': {
+      before: async (ctx) => (await import('./uninstall-guard.js')).refuseWithUnrebuiltIndexes(ctx),
+    },
   },
   commands: {
     install: {
@@ -28,7 +30,10 @@ export default definePlugin<IndexSettings>({
       summary: 'list, then record and drop the secondary\'s non-primary-key indexes on tables larger than indexes.larger_than (--dry-run: list only)',
       arguments: {
         'dry-run': { kind: 'flag', help: 'list what would be dropped and kept; drop nothing' },
-        'upstream-copy-done': { kind: 'flag', help: 'on a B→C job whose A→B config is not loaded: the A→B initial copy is done' },
+        'upstream-copy-done': {
+          kind: 'flag',
+          help: 'on a B→C job whose A→B config is not loaded: the A→B initial copy is done',
+        },
       },
       run: async (ctx) => (await drop()).dropIndexes(ctx),
       validate: async (ctx) => (await drop()).validateDrop(ctx),
@@ -38,7 +43,10 @@ export default definePlugin<IndexSettings>({
       summary: 'rebuild the dropped indexes, now or after the initial copy (--now / --wait), largest first, indexes.jobs at a time',
       arguments: {
         now: { kind: 'flag', conflicts: ['wait'], help: 'rebuild at once, even while the initial copy runs' },
-        wait: { kind: 'flag', conflicts: ['now'], help: 'wait for the initial copy to finish, then rebuild (list mode\'s choice)' },
+        wait: {
+          kind: 'flag', conflicts: ['now'],
+          help: 'wait for the initial copy to finish, then rebuild (list mode\'s choice)',
+        },
       },
       run: async (ctx) => (await recreate()).recreateIndexes(ctx),
       validate: async (ctx) => (await recreate()).validateRecreate(ctx),

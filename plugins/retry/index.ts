@@ -24,7 +24,10 @@ export default definePlugin<RetrySettings>({
     add_triggers: {
       summary: 'put this job\'s triggers on every table, each lock wait bounded by retry.timeout, retrying busy tables in rounds',
       arguments: {
-        yes: { kind: 'flag', help: 'with copy_data always: confirm that non-empty secondary tables may be emptied by the copy' },
+        yes: {
+          kind: 'flag',
+          help: 'with copy_data always: confirm that non-empty secondary tables may be emptied by the copy',
+        },
       },
       run: async (ctx) => (await add()).addTriggers(ctx),
       validate: async (ctx) => (await add()).validateAddTriggers(ctx),

@@ -29,7 +29,10 @@ export type ArgumentValue = boolean | number | string | Assignment | undefined;
 
 /** The parsed arguments of one command run, by declared name (without the dashes). */
 export class CommandOptions {
-  constructor(readonly values: Readonly<Record<string, ArgumentValue>> = {}, readonly given: ReadonlySet<string> = new Set()) {}
+  constructor(
+    readonly values: Readonly<Record<string, ArgumentValue>> = {},
+    readonly given: ReadonlySet<string> = new Set(),
+  ) {}
 
   flag(name: string): boolean {
     return this.values[name] === true;
@@ -70,6 +73,7 @@ export interface ParsedArguments {
   problems: string[];
 }
 
+const PLACEHOLDERS: Partial<Record<ArgumentKind, string>> = { seconds: 'SECONDS', string: 'VALUE' };
 const SECONDS_UNITS: Record<string, number> = { '': 1, s: 1, m: 60, h: 3600 };
 
 /** Turns a value word into the argument's kind, or says why it cannot. */
@@ -81,7 +85,8 @@ export function parseValue(kind: ArgumentKind, text: string): { value: number | 
       return /^-?(\d+(\.\d*)?|\.\d+)$/.test(text) ? { value: Number(text) } : { error: 'expected a number' };
     case 'seconds': {
       const match = /^(\d+(?:\.\d+)?)\s*(s|m|h)?$/.exec(text);
-      return match ? { value: Number(match[1]) * SECONDS_UNITS[match[2] ?? '']! } : { error: 'expected a duration in seconds (30, 30s, 2m, 1h)' };
+      if (!match) return { error: 'expected a duration in seconds (30, 30s, 2m, 1h)' };
+      return { value: Number(match[1]) * SECONDS_UNITS[match[2] ?? '']! };
     }
     case 'string':
       return text === '' ? { error: 'expected a value' } : { value: text };
@@ -94,7 +99,7 @@ export function parseValue(kind: ArgumentKind, text: string): { value: number | 
 export function argumentUsage(name: string, spec: ArgumentDescriptor): string {
   if (spec.kind === 'assignment') return spec.placeholder ?? 'NAME=VALUE';
   if (spec.kind === 'flag') return `--${name}`;
-  const placeholder = spec.placeholder ?? (spec.kind === 'seconds' ? 'SECONDS' : spec.kind === 'string' ? 'VALUE' : 'N');
+  const placeholder = spec.placeholder ?? PLACEHOLDERS[spec.kind] ?? 'N';
   return spec.bareValue !== undefined ? `--${name} [${placeholder}]` : `--${name} ${placeholder}`;
 }
 
@@ -123,7 +128,11 @@ export function acceptedSentence(command: string, declared: Readonly<Record<stri
  * `cutover.verify settle=0` form), otherwise it is the command's assignment, if it declares one.
  * Every problem is collected, each naming the command, what it accepts and a likely intended word.
  */
-export function parseCommandArguments(command: string, declared: Readonly<Record<string, ArgumentDescriptor>> = {}, words: readonly string[] = []): ParsedArguments {
+export function parseCommandArguments(
+  command: string,
+  declared: Readonly<Record<string, ArgumentDescriptor>> = {},
+  words: readonly string[] = [],
+): ParsedArguments {
   const all: Record<string, ArgumentDescriptor> = { ...declared, ...RUNNER_ARGUMENTS };
   const values: Record<string, ArgumentValue> = {};
   const given = new Set<string>();
@@ -137,7 +146,8 @@ export function parseCommandArguments(command: string, declared: Readonly<Record
   };
   const store = (name: string, value: ArgumentValue, word: string) => {
     if (given.has(name) && all[name]!.kind !== 'flag') {
-      problems.push(`${command}: '${word}' gives ${all[name]!.kind === 'assignment' ? 'a setting' : `--${name}`} a second time; give it once.`);
+      const what = all[name]!.kind === 'assignment' ? 'a setting' : `--${name}`;
+      problems.push(`${command}: '${word}' gives ${what} a second time; give it once.`);
       return;
     }
     given.add(name);
@@ -153,8 +163,8 @@ export function parseCommandArguments(command: string, declared: Readonly<Record
       const spec = all[name];
       if (!spec || spec.kind === 'assignment') { unknown(word, `--${name}`); continue; }
       if (spec.kind === 'flag') {
-        if (inlineValue !== undefined) problems.push(`${command}: --${name} is a flag and takes no value ('${word}'); write '--${name}'.`);
-        else store(name, true, word);
+        if (inlineValue === undefined) store(name, true, word);
+        else problems.push(`${command}: --${name} is a flag and takes no value ('${word}'); write '--${name}'.`);
         continue;
       }
       let text = inlineValue;
@@ -165,28 +175,35 @@ export function parseCommandArguments(command: string, declared: Readonly<Record
       }
       if (text === undefined) {
         if (spec.bareValue !== undefined) store(name, spec.bareValue, word);
-        else problems.push(`${command}: ${argumentUsage(name, spec)} needs a value, for example '--${name}=${exampleValue(spec)}'.`);
+        else problems.push(`${command}: ${argumentUsage(name, spec)} needs a value, e.g. --${name}=${example(spec)}.`);
         continue;
       }
       const parsed = parseValue(spec.kind, text);
-      if ('error' in parsed) problems.push(`${command}: '${text}' is not a valid value for --${name}: ${parsed.error}.`);
-      else store(name, parsed.value, word);
+      if ('value' in parsed) store(name, parsed.value, word);
+      else problems.push(`${command}: '${text}' is not a valid value for --${name}: ${parsed.error}.`);
     } else if (bareAssignment) {
       const [, key, value] = bareAssignment as unknown as [string, string, string];
       const spec = all[key];
       if (spec && spec.kind !== 'flag' && spec.kind !== 'assignment') {
         const parsed = parseValue(spec.kind, value);
-        if ('error' in parsed) problems.push(`${command}: '${value}' is not a valid value for ${key}: ${parsed.error}.`);
-        else store(key, parsed.value, word);
+        if ('value' in parsed) store(key, parsed.value, word);
+        else problems.push(`${command}: '${value}' is not a valid value for ${key}: ${parsed.error}.`);
       } else if (assignmentName) {
-        if (!/^[A-Za-z_][\w.]*$/.test(key)) problems.push(`${command}: '${word}' is not a valid ${declared[assignmentName]!.placeholder ?? 'NAME=VALUE'}: '${key}' is not a setting name (letters, digits and underscores).`);
-        else if (value === '') problems.push(`${command}: '${word}' gives ${key} no value; write ${key}=VALUE.`);
-        else store(assignmentName, { name: key, value }, word);
+        const form = declared[assignmentName]!.placeholder ?? 'NAME=VALUE';
+        if (!/^[A-Za-z_][\w.]*$/.test(key)) {
+          const why = `'${key}' is not a setting name (letters, digits and underscores)`;
+          problems.push(`${command}: '${word}' is not a valid ${form}: ${why}.`);
+        } else if (value === '') {
+          problems.push(`${command}: '${word}' gives ${key} no value; write ${key}=VALUE.`);
+        } else {
+          store(assignmentName, { name: key, value }, word);
+        }
       } else {
         unknown(word, `--${key}`);
       }
     } else if (word === '=' || word.startsWith('=')) {
-      problems.push(`${command}: '${word}' has no name before '='.${assignmentName ? ` Write ${declared[assignmentName]!.placeholder ?? 'NAME=VALUE'}.` : ''} ${accepted}`);
+      const form = assignmentName ? ` Write ${declared[assignmentName]!.placeholder ?? 'NAME=VALUE'}.` : '';
+      problems.push(`${command}: '${word}' has no name before '='.${form} ${accepted}`);
     } else {
       unknown(word, word.startsWith('-') ? `--${word.replace(/^-+/, '')}` : `--${word}`);
     }
@@ -216,9 +233,10 @@ function likelyMeant(typed: string, candidates: string[]): string | undefined {
   const hint = closest(typed, candidates);
   const stem = (word: string) => word.replace(/^-+/, '');
   if (!hint) return undefined;
-  return editDistance(stem(typed).toLowerCase(), stem(hint).toLowerCase()) <= Math.max(1, Math.floor(stem(typed).length / 3)) ? hint : undefined;
+  const distance = editDistance(stem(typed).toLowerCase(), stem(hint).toLowerCase());
+  return distance <= Math.max(1, Math.floor(stem(typed).length / 3)) ? hint : undefined;
 }
 
-function exampleValue(spec: ArgumentDescriptor): string {
+function example(spec: ArgumentDescriptor): string {
   return spec.kind === 'seconds' ? '30' : spec.kind === 'string' ? 'VALUE' : '1';
 }

@@ -69,7 +69,8 @@ export function parseArguments(argv: string[]): CliOptions {
 export function splitList(text: string): string[] {
   const items: string[] = [];
   for (const word of text.split(/\s+/).filter(Boolean)) {
-    if ((word.startsWith('-') || word.includes('=') || /^\d/.test(word)) && items.length > 0) items[items.length - 1] += ` ${word}`;
+    const argument = word.startsWith('-') || word.includes('=') || /^\d/.test(word);
+    if (argument && items.length > 0) items[items.length - 1] += ` ${word}`;
     else items.push(word);
   }
   return items;

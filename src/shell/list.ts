@@ -16,14 +16,16 @@ export function checkList(session: Session, items: string[]): { items: ListItem[
   for (const item of items) {
     const [name, ...args] = item.split(/\s+/);
     if (name!.startsWith('-') || name!.includes('=')) {
-      problems.push(`'${name}' comes before any command: arguments follow the command they belong to, as in -l "indexes.drop --dry-run".`);
+      problems.push(`'${name}' comes before any command: arguments follow the command they belong to, `
+        + 'as in -l "indexes.drop --dry-run".');
       continue;
     }
     const resolved = session.resolve(name!);
     if ('error' in resolved && !name!.includes('.') && previous) {
       // `cutover.repair soon`: a bare word after a command is more likely a mistyped argument of it.
       const asArgument = checkArguments(previous.resolved, [name!]).problems;
-      problems.push(`'${name}' is not a command, and ${asArgument[0] ?? `${previous.resolved.fullName} does not accept it`}`);
+      const refusal = asArgument[0] ?? `${previous.resolved.fullName} does not accept it`;
+      problems.push(`'${name}' is not a command, and ${refusal}`);
       continue;
     }
     previous = undefined;
@@ -39,10 +41,12 @@ export function checkList(session: Session, items: string[]): { items: ListItem[
 export async function runList(session: Session, items: string[], json: boolean, { summary: printSummary = true } = {}): Promise<number> {
   const checked = checkList(session, items);
   if (checked.problems.length > 0) {
-    if (json) write(JSON.stringify({ ok: false, errors: checked.problems, summary: { ran: [], not_run: items.map((i) => i.split(/\s+/)[0]) } }));
+    const notRun = items.map((item) => item.split(/\s+/)[0]);
+    if (json) write(JSON.stringify({ ok: false, errors: checked.problems, summary: { ran: [], not_run: notRun } }));
     else {
       for (const problem of checked.problems) writeError(problem);
-      writeError(`Nothing was run: the list has ${checked.problems.length} problem(s), listed above. Fix them and run the list again.`);
+      writeError(`Nothing was run: the list has ${checked.problems.length} problem(s), listed above. `
+        + 'Fix them and run the list again.');
     }
     return 2;
   }

@@ -9,7 +9,8 @@ export function menuLines(session: Session, withArguments = false): string[] {
   for (const plugin of session.orderedPlugins()) {
     lines.push(style.heading(`Commands for ${plugin.name}: ${plugin.summary}`));
     for (const [name, command] of Object.entries(plugin.commands)) {
-      const usage = withArguments ? Object.entries(command.arguments ?? {}).map(([arg, spec]) => ` [${argumentUsage(arg, spec)}]`).join('') : '';
+      const declared = withArguments ? Object.entries(command.arguments ?? {}) : [];
+      const usage = declared.map(([arg, spec]) => ` [${argumentUsage(arg, spec)}]`).join('');
       lines.push(`  ${style.bold(`${plugin.name}.${name}`)}${usage}: ${command.summary}`);
     }
     lines.push('');
@@ -17,7 +18,8 @@ export function menuLines(session: Session, withArguments = false): string[] {
   if (session.labelled) {
     lines.push(`Two configs are loaded: prefix a command with ${session.jobs.map((j) => `${style.bold(`${j.label}.`)} (${j.name})`).join(' or ')}; no prefix means c1.`);
   }
-  lines.push(`Also: ${style.bold('help')} (this menu), ${style.bold('help <command>')} or ${style.bold('<command> --help')} (its arguments), ${style.bold('exit')} (or Ctrl-D). Tab completes, Up/Down walk the history.`);
+  lines.push(`Also: ${style.bold('help')} (this menu), ${style.bold('help <command>')} or ${style.bold('<command> --help')} `
+    + `(its arguments), ${style.bold('exit')} (or Ctrl-D). Tab completes, Up/Down walk the history.`);
   return lines;
 }
 

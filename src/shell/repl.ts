@@ -13,6 +13,20 @@ const PROMPT = 'Enter the command you wish to run here, or type "exit": ';
 
 export function completer(session: Session): (line: string) => [string[], string] {
   return (line) => {
+    // After a command name: its arguments (`indexes.drop --d` → `--dry-run`).
+    const [name, ...rest] = line.trimStart().split(/\s+/);
+    if (rest.length === 1 && (name === 'help' || name === '?')) {
+      return [session.commandNames().filter((command) => command.startsWith(rest[0]!)), rest[0]!];
+    }
+    if (rest.length > 0) {
+      const resolved = session.resolve(name!);
+      const last = rest[rest.length - 1]!;
+      if ('error' in resolved) return [[], last];
+      const declared = Object.entries(resolved.command.arguments ?? {})
+        .filter(([, spec]) => spec.kind !== 'assignment');
+      const usages = [...declared.map(([arg]) => `--${arg}`), '--json', '--help'];
+      return [usages.filter((usage) => usage.startsWith(last)), last];
+    }
     const words = [...session.commandNames(), 'status', 'help', 'exit'];
     const hits = words.filter((word) => word.startsWith(line.trim()));
     return [hits.length ? hits : [], line.trim()];

@@ -122,10 +122,18 @@ async function runAndCheck(session: Session, resolved: ResolvedCommand, args: st
     if (result.exitCode !== undefined) report.exitCode = result.exitCode;
     if (report.ok) {
       for (const { plugin, hooks: { after } } of hooks) {
-        if (after) (report.hookLines ??= []).push(...(await after(context, result)).map((line) => `${plugin}: ${line}`));
+        if (!after) continue;
+        try {
+          (report.hookLines ??= []).push(...(await after(context, result)).map((line) => `${plugin}: ${line}`));
+        } catch (error) {
+          const why = errorMessage(error);
+          throw new OperatorError(`${resolved.fullName} did its job, but the ${plugin} plugin's step after it failed: `
+            + why);
+        }
       }
     }
   } catch (error) {
+    report.ok = false;
     report.interrupted = activity.interrupted || error instanceof InterruptedError || (error as { name?: string }).name === 'ExitPromptError';
     report.error = report.interrupted ? 'interrupted' : errorMessage(error);
     if (!(error instanceof OperatorError) && !report.interrupted && process.env['BUCARDO_CONSOLE_DEBUG']) console.error(error);

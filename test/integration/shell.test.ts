@@ -123,7 +123,7 @@ test('an unknown command or argument anywhere in a list: exit 2, every problem n
   assert.doesNotMatch(result.stdout, /ok ran|== sleeper/, 'the first, valid command did not run either');
 });
 
-test('at the prompt: help <command> and <command> --help show its arguments; an unknown argument is refused', async () => {
+test('at the prompt: help <command> and <command> --help show its arguments, Tab completes them; an unknown one is refused', async () => {
   const session = shell();
   let at = await session.waitFor(PROMPT);
   session.send(`help bucardo.change_config${KEYS.enter}`);
@@ -132,6 +132,11 @@ test('at the prompt: help <command> and <command> --help show its arguments; an 
   session.send(`bucardo.status --help${KEYS.enter}`);
   at = await session.waitFor(/--watch \[SECONDS\] +show the status again every SECONDS/, 5000, at);
   at = await session.waitFor(PROMPT, 5000, at);
+  session.send(`bucardo.status --wa${KEYS.tab}`);
+  at = await session.waitFor(/bucardo\.status --watch/, 5000, at);
+  session.send(`${KEYS.ctrlU}help bucardo.change_c${KEYS.tab}`);
+  at = await session.waitFor(/help bucardo\.change_config/, 5000, at);
+  session.send(KEYS.ctrlU);
   session.send(`sleeper.ok --quick${KEYS.enter}`);
   at = await session.waitFor(/sleeper\.ok does not accept '--quick'\.[^]*Nothing was run\./, 5000, at);
   at = await session.waitFor(PROMPT, 5000, at);

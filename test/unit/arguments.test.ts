@@ -82,7 +82,7 @@ test('malformed values and arguments: every problem is reported at once', () => 
   const parsed = parse('--jobs', 'many', '--table', '--dry-run=yes', '--settle=soon', '=x', 'now');
   assert.equal(parsed.problems.length, 6, parsed.problems.join('\n'));
   assert.match(parsed.problems[0]!, /'many' is not a valid value for --jobs: expected a whole number/);
-  assert.match(parsed.problems[1]!, /--table VALUE needs a value, for example '--table=VALUE'/);
+  assert.match(parsed.problems[1]!, /--table VALUE needs a value, e\.g\. --table=VALUE/);
   assert.match(parsed.problems[2]!, /--dry-run is a flag and takes no value/);
   assert.match(parsed.problems[3]!, /'soon' is not a valid value for --settle: expected a duration/);
   assert.match(parsed.problems[4]!, /'=x' has no name before '='\. Write SETTING=VALUE/);
