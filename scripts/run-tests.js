@@ -17,7 +17,7 @@ const only = process.argv.slice(2).filter((arg) => arg !== '--version-matrix');
 if (versionMatrix) only.push('integration/versions.test');
 const versionEnv = {
   BUCARDO_CONSOLE_VERSION_PAIRS: process.env.BUCARDO_CONSOLE_VERSION_PAIRS ?? (versionMatrix ? VERSION_MATRIX : '11:15,15:17'),
-  BUCARDO_CONSOLE_VERSION_CONCURRENCY: process.env.BUCARDO_CONSOLE_VERSION_CONCURRENCY ?? (versionMatrix ? '3' : '1'),
+  BUCARDO_CONSOLE_VERSION_CONCURRENCY: process.env.BUCARDO_CONSOLE_VERSION_CONCURRENCY ?? (versionMatrix ? '3' : '2'),
 };
 const files = ['unit', 'integration']
   .map((dir) => path.join(root, 'dist/test', dir))

@@ -73,39 +73,68 @@ export async function compareServers(primary: Client, secondary: Client, tables:
   const findings: PairFinding[] = [];
   const [ours, theirs] = await Promise.all([serverFacts(primary), serverFacts(secondary)]);
   const [from, to] = [major(ours.versionNum), major(theirs.versionNum)];
-  findings.push({
-    item: 'server versions', ok: true,
-    detail: `primary ${ours.version}, secondary ${theirs.version}${from < to ? ` (an upgrade from ${from} to ${to})` : from > to ? ` (a downgrade from ${from} to ${to})` : ''}`,
-  });
+  const direction = from < to ? ` (an upgrade from ${from} to ${to})` : from > to ? ` (a downgrade from ${from} to ${to})` : '';
+  findings.push({ item: 'server versions', ok: true, detail: `primary ${ours.version}, secondary ${theirs.version}${direction}` });
+  findings.push(testedPair(from, to));
 
-  const tested = TESTED_PAIRS.find((p) => p.primary === from && p.secondary === to);
-  findings.push(tested
-    ? tested.works
-      ? { item: 'version pair tested', ok: true, detail: `${from} → ${to} passed the end-to-end test on ${tested.date}` }
-      : { item: 'version pair tested', ok: false, detail: `${from} → ${to} does not work with Bucardo 5.6 (tested ${tested.date}): ${tested.reason}`, fix: 'Replicate to a secondary of a version in the tested matrix (docs/major-version-upgrade.md), then upgrade that one with pg_upgrade.' }
-    : { item: 'version pair tested', ok: true, detail: `${from} → ${to} is not in the tested matrix (docs/major-version-upgrade.md): expected to work, untested; rehearse it on copies first` });
-
+  const encoding = 'same encoding';
   findings.push(ours.encoding === theirs.encoding
-    ? { item: 'same encoding', ok: true, detail: ours.encoding }
-    : { item: 'same encoding', ok: false, detail: `primary ${ours.encoding}, secondary ${theirs.encoding}: text that one cannot represent fails to copy, and text compares differently`, fix: `Create the secondary database with the primary's encoding: CREATE DATABASE ... ENCODING '${ours.encoding}' TEMPLATE template0 (then load the schema again).` });
+    ? { item: encoding, ok: true, detail: ours.encoding }
+    : {
+      item: encoding, ok: false,
+      detail: `primary ${ours.encoding}, secondary ${theirs.encoding}: text one of them cannot represent fails to copy, and text compares differently`,
+      fix: `Create the secondary database with the primary's encoding: CREATE DATABASE ... ENCODING '${ours.encoding}' `
+        + 'TEMPLATE template0 (then load the schema again).',
+    });
 
+  const collation = 'same collation';
   findings.push(ours.locale === theirs.locale
-    ? { item: 'same collation', ok: true, detail: ours.locale }
-    : { item: 'same collation', ok: false, detail: `primary ${ours.locale}; secondary ${theirs.locale}: text sorts and compares differently (indexes, ORDER BY, unique keys on text)`, fix: `Create the secondary database with the primary's locale (CREATE DATABASE ... LC_COLLATE/LC_CTYPE as above, TEMPLATE template0), or change the collation after the cutover and REINDEX.` });
+    ? { item: collation, ok: true, detail: ours.locale }
+    : {
+      item: collation, ok: false,
+      detail: `primary ${ours.locale}; secondary ${theirs.locale}: text sorts and compares differently (indexes, ORDER BY, unique keys on text)`,
+      fix: 'Create the secondary database with the primary\'s locale (CREATE DATABASE ... LC_COLLATE/LC_CTYPE as above, TEMPLATE template0), '
+        + 'or change the collation after the cutover and REINDEX.',
+    });
 
   const types = await columnTypes(primary, tables);
   const { rows: present } = await secondary.query<{ type: string; found: boolean }>(
     'SELECT type, to_regtype(type) IS NOT NULL AS found FROM unnest($1::text[]) AS type', [types.map((t) => t.type)]);
   const { rows: extensions } = await secondary.query<{ extname: string }>('SELECT extname FROM pg_extension');
   const installed = new Set(extensions.map((e) => e.extname));
-  const missingExtensions = [...new Set(types.map((t) => t.extension).filter((e): e is string => !!e && !installed.has(e)))];
+  const used = [...new Set(types.map((t) => t.extension).filter((e): e is string => !!e))];
+  const missingExtensions = used.filter((e) => !installed.has(e));
   findings.push(missingExtensions.length === 0
-    ? { item: 'extensions on the secondary', ok: true, detail: types.some((t) => t.extension) ? `present: ${[...new Set(types.map((t) => t.extension).filter(Boolean))].join(', ')}` : 'none needed' }
-    : { item: 'extensions on the secondary', ok: false, detail: `the replicated columns use types of extensions missing on the secondary: ${missingExtensions.join(', ')}`, fix: `On the secondary: ${missingExtensions.map((e) => `CREATE EXTENSION "${e}";`).join(' ')} (install the server package that provides it for the secondary's version first if needed).` });
+    ? { item: 'extensions on the secondary', ok: true, detail: used.length ? `present: ${used.join(', ')}` : 'none needed' }
+    : {
+      item: 'extensions on the secondary', ok: false,
+      detail: `the replicated columns use types of extensions missing on the secondary: ${missingExtensions.join(', ')}`,
+      fix: `On the secondary: ${missingExtensions.map((e) => `CREATE EXTENSION "${e}";`).join(' ')} `
+        + '(install the package that provides it for the secondary\'s version first if needed).',
+    });
 
   const missingTypes = types.filter((t) => !t.extension && !present.find((p) => p.type === t.type)?.found);
   findings.push(missingTypes.length === 0
     ? { item: 'column types exist on the secondary', ok: true, detail: `${types.length} type(s)` }
-    : { item: 'column types exist on the secondary', ok: false, detail: `not on the secondary: ${missingTypes.map((t) => `${t.type} (${t.columns})`).join('; ')}`, fix: 'Create these types on the secondary (pg_dump --schema-only of the primary), or, for types the new version removed (abstime, reltime, tinterval: gone in 12), change the columns on the primary (ALTER TABLE ... TYPE timestamptz / interval) or exclude the tables.' });
+    : {
+      item: 'column types exist on the secondary', ok: false,
+      detail: `not on the secondary: ${missingTypes.map((t) => `${t.type} (${t.columns})`).join('; ')}`,
+      fix: 'Create these types on the secondary (pg_dump --schema-only of the primary), or, for types the new version removed '
+        + '(abstime, reltime, tinterval: gone in 12), change the columns on the primary (ALTER TABLE ... TYPE timestamptz / interval) '
+        + 'or exclude the tables.',
+    });
   return findings;
+}
+
+function testedPair(from: number, to: number): PairFinding {
+  const item = 'version pair tested';
+  const tested = TESTED_PAIRS.find((p) => p.primary === from && p.secondary === to);
+  if (!tested) {
+    return { item, ok: true, detail: `${from} → ${to} is not in the tested matrix (docs/major-version-upgrade.md): expected to work, untested; rehearse it on copies first` };
+  }
+  if (tested.works) return { item, ok: true, detail: `${from} → ${to} passed the end-to-end test on ${tested.date}` };
+  return {
+    item, ok: false, detail: `${from} → ${to} does not work with Bucardo 5.6 (tested ${tested.date}): ${tested.reason}`,
+    fix: 'Replicate to a secondary of a version in the tested matrix (docs/major-version-upgrade.md), then upgrade that one with pg_upgrade.',
+  };
 }

@@ -78,7 +78,9 @@ async function record<T>(job: Job, ctx: CommandContext, fn: (client: Client) => 
 }
 
 async function primaryNow(job: Job, ctx: CommandContext): Promise<string> {
-  return withClient(job, { role: 'primary', activity: ctx.activity }, async (client) => (await client.query<{ now: string }>('SELECT now()::text AS now')).rows[0]!.now);
+  return withClient(job, { role: 'primary', activity: ctx.activity }, async (client) => (await client.query<{ now: string }>(
+    // ISO in UTC: the primary's DateStyle may print 02/12 day first, and the metadata server would read it month first.
+    `SELECT to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS.US') || '+00' AS now`)).rows[0]!.now);
 }
 
 async function mark(job: Job, ctx: CommandContext, progress: FinishProgress, step: FinishStep, at?: string): Promise<void> {

@@ -11,16 +11,18 @@ import { style, write, writeError } from '../shell/output.js';
 import { stopProcessesIn } from '../core/process.js';
 import { PG_BIN, startCluster, stopAllClusters, type ClusterInfo } from './cluster.js';
 import { SAMPLE_SCHEMA, sampleData } from './sample-data.js';
+import { pgBinFor, SYSTEM_MAJOR } from './versions.js';
 
 function psql(cluster: ClusterInfo, database: string, sql: string): void {
   execFileSync(path.join(PG_BIN, 'psql'), ['-h', cluster.host, '-p', String(cluster.port), '-U', 'postgres', '-d', database, '-v', 'ON_ERROR_STOP=1', '-qAtX'], { input: sql, stdio: ['pipe', 'ignore', 'pipe'] });
 }
 
-export function demoConfig(name: string, primary: ClusterInfo, secondary: ClusterInfo, dir: string, cascade: { primary: boolean; secondary: boolean }): string {
+export function demoConfig(name: string, primary: ClusterInfo, secondary: ClusterInfo, dir: string, cascade: { primary: boolean; secondary: boolean },
+  metadata: ClusterInfo = primary): string {
   return `# Demo job ${name}: written by node wrapper.js --demo (see configs/example.yml for every key)
 plugins: [bucardo]
 databases:
-  bucardo:   {host: ${primary.host}, port: ${primary.port}, database_owner: bucardo, install_user: postgres, fallback_db: postgres}
+  bucardo:   {host: ${metadata.host}, port: ${metadata.port}, database_owner: bucardo, install_user: postgres, fallback_db: postgres}
   primary:   {host: ${primary.host}, port: ${primary.port}, dbname: shop, database_owner: postgres, cascade: ${cascade.primary}}
   secondary: {host: ${secondary.host}, port: ${secondary.port}, dbname: shop, database_owner: postgres, cascade: ${cascade.secondary}}
 bucardo:
@@ -57,7 +59,13 @@ export async function runDemo(options: CliOptions): Promise<number> {
   process.on('exit', cleanup);
   try {
     write(style.heading('Starting the demo sandbox: three PostgreSQL clusters A, B and C on this machine...'));
-    const [a, b, c] = await Promise.all(['A', 'B', 'C'].map((name) => startCluster(name, { parentDir: dir })));
+    // --primary-version: A on an old (or newer) major version, as the primary of an upgrade. The sample
+    // schema has a primary key on a partitioned table, which PostgreSQL 10 cannot create.
+    if (options.primaryVersion !== undefined && options.primaryVersion < 11) {
+      throw new Error(`--primary-version ${options.primaryVersion}: the demo's sample schema needs PostgreSQL 11 or later (a primary key on a partitioned table); the test bed runs 10 (npm run test:versions).`);
+    }
+    const pgBinOf = (name: string) => (name === 'A' && options.primaryVersion ? { pgBin: pgBinFor(options.primaryVersion) } : {});
+    const [a, b, c] = await Promise.all(['A', 'B', 'C'].map((name) => startCluster(name, { parentDir: dir, ...pgBinOf(name) })));
     for (const cluster of [a, b, c]) {
       psql(cluster, 'postgres', 'CREATE DATABASE shop');
       psql(cluster, 'shop', SAMPLE_SCHEMA);
@@ -66,7 +74,10 @@ export async function runDemo(options: CliOptions): Promise<number> {
     for (const name of ['a_to_b', 'b_to_c']) mkdirSync(path.join(dir, name), { recursive: true });
     const aToB = path.join(dir, 'a_to_b.yml');
     const bToC = path.join(dir, 'b_to_c.yml');
-    writeFileSync(aToB, demoConfig('a_to_b', a, b, dir, { primary: false, secondary: true }));
+    // Bucardo's metadata database needs PL/Perl, which only Debian's server has: on C (B holds b_to_c's)
+    // when A runs another version.
+    const aToBMetadata = options.primaryVersion && options.primaryVersion !== SYSTEM_MAJOR ? c : undefined;
+    writeFileSync(aToB, demoConfig('a_to_b', a, b, dir, { primary: false, secondary: true }, aToBMetadata));
     writeFileSync(bToC, demoConfig('b_to_c', b, c, dir, { primary: true, secondary: false }));
     write(`  A: 127.0.0.1:${a.port}  B: 127.0.0.1:${b.port}  C: 127.0.0.1:${c.port}  (database "shop", user postgres)`);
     write(`  Configs: ${aToB} (c1) and ${bToC} (c2)`);

@@ -8,6 +8,8 @@ export interface CliOptions {
   command?: string;
   json: boolean;
   demo: boolean;
+  /** --demo with cluster A on another PostgreSQL major version (src/sandbox/versions.ts). */
+  primaryVersion?: number;
   help: boolean;
   version: boolean;
 }
@@ -21,6 +23,7 @@ Options:
   -l, --list "CMDS"   run these commands in order, each followed by its check; stop at the first failure
       --json          with -l: print one JSON object per command (for scripts)
       --demo          start a sandbox with three local PostgreSQL clusters and open the shell on A->B->C
+      --primary-version N   with --demo: run A on PostgreSQL N (10-18), as in a major-version upgrade
   COMMAND [ARGS]      run one command and exit with its code (status --json: the state as JSON)
   -h, --help          this help, and every command of every enabled plugin when a config loads
   -v, --version       the tool's version`;
@@ -42,6 +45,11 @@ export function parseArguments(argv: string[]): CliOptions {
     else if (arg === '-i' || arg === '--interactive') continue;
     else if (arg === '--json') options.json = true;
     else if (arg === '--demo') options.demo = true;
+    else if (arg === '--primary-version') {
+      const text = value(arg, i++);
+      if (!/^\d+$/.test(text)) throw new OperatorError(`--primary-version needs a major version number, e.g. --primary-version 11; got '${text}'.`);
+      options.primaryVersion = Number(text);
+    }
     else if (arg === '-h' || arg === '--help') options.help = true;
     else if (arg === '-v' || arg === '--version') options.version = true;
     else if (!arg.startsWith('-') && !options.list) {
@@ -56,6 +64,7 @@ export function parseArguments(argv: string[]): CliOptions {
     if (numbered.some((file) => file === undefined) || numbered.length < 2) throw new OperatorError('Two-config sessions need both -c1 FILE and -c2 FILE (A->B first, B->C second).');
     options.configFiles = numbered;
   }
+  if (options.primaryVersion !== undefined && !options.demo) throw new OperatorError('--primary-version only applies to --demo: node wrapper.js --demo --primary-version 11.');
   if (options.configFiles.length > 1 && numbered.length === 0) throw new OperatorError('Give one -c FILE, or two configs as -c1 FILE -c2 FILE.');
   return options;
 }

@@ -9,6 +9,7 @@ import { after, describe, test } from 'node:test';
 import pg from 'pg';
 import { startCluster, stopCluster, type ClusterInfo } from '../../src/sandbox/cluster.js';
 import { SYSTEM_MAJOR, pgBinFor } from '../../src/sandbox/versions.js';
+import { compareServers } from '../../plugins/bucardo/server-pair.js';
 import { query, runTool, waitFor, writeJobConfig, forgetJob, type ToolResult } from '../support/harness.js';
 
 export const DEFAULT_PAIRS = '11:15,15:17';
@@ -177,3 +178,46 @@ describe('major-version pairs', { concurrency }, () => {
     });
   }
 });
+
+test('preflight names what the secondary lacks: an extension, a type the new version removed, the encoding, the collation', async () => {
+  const oldest = Math.min(...pairs().map((p) => p.primary));
+  const [a, b] = await Promise.all([startCluster(`p${oldest}a`, { pgBin: pgBinFor(oldest) }), startCluster('p15b')]);
+  started.push(a, b);
+  const clients: pg.Client[] = [];
+  try {
+    await query(a, 'postgres', 'CREATE DATABASE pa');
+    await query(b, 'postgres', "CREATE DATABASE pb ENCODING 'UTF8' LC_COLLATE 'C.utf8' LC_CTYPE 'C.utf8' TEMPLATE template0");
+    await query(b, 'postgres', "CREATE DATABASE pc ENCODING 'LATIN1' LC_COLLATE 'C' LC_CTYPE 'C' TEMPLATE template0");
+    // abstime went away in 12: only an older primary can have such a column.
+    const removedType = oldest < 12 ? ', since abstime' : '';
+    await query(a, 'pa', `CREATE EXTENSION citext; CREATE TABLE public.t (id int PRIMARY KEY, name citext, tags citext[]${removedType})`);
+    const [primary, secondary, latin1] = [new pg.Client({ ...connection(a), database: 'pa' }),
+      new pg.Client({ ...connection(b), database: 'pb' }), new pg.Client({ ...connection(b), database: 'pc' })];
+    clients.push(primary, secondary, latin1);
+    await Promise.all([primary.connect(), secondary.connect(), latin1.connect()]);
+    const findings = await compareServers(primary, secondary, [{ schema: 'public', name: 't' }]);
+    const finding = (item: string) => findings.find((f) => f.item === item)!;
+    assert.deepEqual(finding('same encoding'), { item: 'same encoding', ok: true, detail: 'UTF8' });
+    assert.equal(finding('same collation').ok, false);
+    assert.match(finding('same collation').detail, /^primary LC_COLLATE C, LC_CTYPE C; secondary LC_COLLATE C\.utf8, LC_CTYPE C\.utf8: /);
+    const encoding = (await compareServers(primary, latin1, [{ schema: 'public', name: 't' }])).find((f) => f.item === 'same encoding')!;
+    assert.equal(encoding.ok, false);
+    assert.match(encoding.detail, /^primary UTF8, secondary LATIN1: /);
+    assert.equal(finding('extensions on the secondary').ok, false);
+    assert.match(finding('extensions on the secondary').fix!, /On the secondary: CREATE EXTENSION "citext";/);
+    if (oldest < 12) {
+      assert.equal(finding('column types exist on the secondary').ok, false);
+      assert.match(finding('column types exist on the secondary').detail, /^not on the secondary: abstime \(public\.t\.since\)$/);
+    }
+    await secondary.query('CREATE EXTENSION citext');
+    const fixed = await compareServers(primary, secondary, [{ schema: 'public', name: 't' }]);
+    assert.deepEqual(fixed.find((f) => f.item === 'extensions on the secondary'), { item: 'extensions on the secondary', ok: true, detail: 'present: citext' });
+  } finally {
+    for (const client of clients) await client.end().catch(() => undefined);
+    for (const cluster of [a, b]) stopCluster(cluster);
+  }
+});
+
+function connection(cluster: ClusterInfo): pg.ClientConfig {
+  return { host: cluster.host, port: cluster.port, user: 'postgres' };
+}

@@ -5,6 +5,7 @@ import { test } from 'node:test';
 import { comparableColumn } from '../../plugins/cutover/sql.js';
 import { major, TESTED_PAIRS } from '../../plugins/bucardo/server-pair.js';
 import { availableMajors, pgBinFor, SERVER_PACKAGES } from '../../src/sandbox/versions.js';
+import { parseArguments } from '../../src/shell/args.js';
 
 test('verify hashes floats and arrays of floats by their bytes, everything else by its text', () => {
   assert.equal(comparableColumn({ name: 'f8', type: 'double precision' }), 'float8send("f8")');
@@ -28,4 +29,11 @@ test('every pair of the tested matrix has a server package for both sides', () =
   }
   assert.match(SERVER_PACKAGES[11]!, /^11\./);
   assert.throws(() => pgBinFor(9), /there is no PostgreSQL 9 server for the test bed: the majors available are 10, 11/);
+});
+
+test('--demo --primary-version N: A on another major version; alone or without a number it is an error', () => {
+  assert.equal(parseArguments(['--demo', '--primary-version', '11']).primaryVersion, 11);
+  assert.equal(parseArguments(['--demo']).primaryVersion, undefined);
+  assert.throws(() => parseArguments(['--primary-version', '11']), /only applies to --demo/);
+  assert.throws(() => parseArguments(['--demo', '--primary-version', 'eleven']), /needs a major version number/);
 });
