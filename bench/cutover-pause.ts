@@ -6,7 +6,8 @@
 // a full strict verify is timed: the step the old final check spent inside the pause.
 //
 //   node dist/bench/cutover-pause.js    BENCH_SIZES=1000000,10000000 (rows), BENCH_VERIFY_AGE=60 (s),
-//                                       BENCH_WRITE_RATE=300 (changes per second during the load)
+//                                       BENCH_WRITE_RATE=300 (changes per second after the verify),
+//                                       BENCH_VERIFY_RATE=30 (changes per second while verify runs)
 import pg from 'pg';
 import { sleep } from '../src/core/activity.js';
 import type { ClusterInfo } from '../src/sandbox/cluster.js';
@@ -16,6 +17,8 @@ import { benchClusters, cleanUp, job, run } from './support.js';
 const SIZES = (process.env['BENCH_SIZES'] ?? '1000000,10000000').split(',').map(Number);
 const VERIFY_AGE = Number(process.env['BENCH_VERIFY_AGE'] ?? 60);
 const WRITE_RATE = Number(process.env['BENCH_WRITE_RATE'] ?? 300);
+/** The load while cutover.verify runs: verify narrows differing chunks to keys, which rows changing fast defeat. */
+const VERIFY_RATE = Number(process.env['BENCH_VERIFY_RATE'] ?? 30);
 
 const SCHEMA = `
 CREATE SCHEMA bench;
@@ -38,26 +41,27 @@ function outcome(stdout: string): Outcome {
   return JSON.parse(line) as Outcome;
 }
 
-/** Updates random rows and inserts new ones at about `rate` changes per second until stopped. */
+/**
+ * Updates random rows at about `rate` changes per second until stopped. (Inserts past the last key
+ * would keep the open-ended last range of verify changing under it; updates spread over the table.)
+ */
 class WriteLoad {
   private stopped = false;
   private done?: Promise<void>;
   changes = 0;
-  constructor(private readonly cluster: ClusterInfo, private readonly rows: number, private readonly rate: number) {}
+  constructor(private readonly cluster: ClusterInfo, private readonly rows: number, public rate: number) {}
 
   start(): void {
     this.done = (async () => {
       const client = new pg.Client({ host: this.cluster.host, port: this.cluster.port, user: 'postgres', database: 'pause' });
       await client.connect();
       try {
-        let next = this.rows + 1;
         while (!this.stopped) {
           const started = Date.now();
           const batch = Math.max(1, Math.round(this.rate / 10));
           const ids = Array.from({ length: batch }, () => 1 + Math.floor(Math.random() * this.rows));
           await client.query('UPDATE bench.items SET amount = amount + 1, updated = now() WHERE id = ANY($1::bigint[])', [ids]);
-          await client.query("INSERT INTO bench.items VALUES ($1, 1, 0, 'new', now())", [next++]);
-          this.changes += batch + 1;
+          this.changes += batch;
           await sleep(Math.max(0, 100 - (Date.now() - started)));
         }
       } finally {
@@ -85,17 +89,18 @@ async function measure(a: ClusterInfo, b: ClusterInfo, rows: number): Promise<Fi
     await query(cluster, 'pause', data(rows));
     await query(cluster, 'pause', 'VACUUM ANALYZE bench.items');
   }));
-  const written = job({ name: `pause_${rows}`, plugins: ['bucardo', 'cutover'], primary: { cluster: a, dbname: 'pause' }, secondary: { cluster: b, dbname: 'pause' }, copyData: 'never', extra: { cutover: { verify_max_age: VERIFY_AGE + 3600, max_lag: 30 } } });
+  const written = job({ name: `pause_${rows}`, plugins: ['bucardo', 'cutover'], primary: { cluster: a, dbname: 'pause' }, secondary: { cluster: b, dbname: 'pause' }, copyData: 'never', extra: { cutover: { verify_max_age: VERIFY_AGE + 3600, max_lag: 30, chunk_rows: 20_000 } } });
   await run(written.file, 'bucardo.install bucardo.add_triggers bucardo.start');
-  const load = new WriteLoad(a, rows, WRITE_RATE);
+  const load = new WriteLoad(a, rows, VERIFY_RATE);
   let verify = 0;
   try {
     load.start();
-    console.log(`${rows.toLocaleString('en')} rows: cutover.verify under a write load of ~${WRITE_RATE}/s`);
+    console.log(`${rows.toLocaleString('en')} rows: cutover.verify under a write load of ~${VERIFY_RATE}/s`);
     const verifyStarted = Date.now();
     await run(written.file, 'cutover.verify');
     verify = (Date.now() - verifyStarted) / 1000;
-    console.log(`  verify passed in ${verify.toFixed(1)} s; load goes on for ${VERIFY_AGE} s`);
+    load.rate = WRITE_RATE;
+    console.log(`  verify passed in ${verify.toFixed(1)} s; load goes on at ~${WRITE_RATE}/s for ${VERIFY_AGE} s`);
     await sleep(VERIFY_AGE * 1000);
   } finally {
     await load.stop();

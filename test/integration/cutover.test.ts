@@ -107,6 +107,15 @@ test('verify: a caught-up secondary is identical, chunk by chunk; check names th
   const ready = await tool('cutover.check');
   assert.equal(ready.code, 0, ready.stdout + ready.stderr);
   assert.match(ready.stdout, /Ready for cutover: all 7 checks pass/);
+
+  // The verify put a hold on Bucardo's purge; a postponed cutover lifts it.
+  const holds = () => query(a, 'cut_a', "SELECT count(*)::int AS n FROM bucardo.bucardo_delta_targets WHERE target = 'cutover hold cut'");
+  assert.deepEqual(await holds(), [{ n: 4 }], 'one hold row per replicated table');
+  const released = await tool('cutover.release');
+  assert.equal(released.code, 0, released.stdout + released.stderr);
+  assert.match(released.stdout, /lifted the hold on Bucardo's purge/);
+  assert.deepEqual(await holds(), [{ n: 0 }]);
+  assert.match((await tool('cutover.release')).stdout, /Nothing to release\./);
 });
 
 test('verify names a changed, a deleted and an extra row on the secondary; rows not yet replicated are in flight, not mismatches', async () => {
