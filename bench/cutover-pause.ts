@@ -76,7 +76,7 @@ class WriteLoad {
   }
 }
 
-interface Figures { rows: number; verify: number; pause: number; steps: string; keys: number; fullVerify: number; changes: number }
+interface Figures { rows: number; verify: number; pause: number; steps: string; keys: number; counting: number; fullVerify: number; changes: number }
 
 async function measure(a: ClusterInfo, b: ClusterInfo, rows: number): Promise<Figures> {
   for (const cluster of [a, b]) {
@@ -111,14 +111,15 @@ async function measure(a: ClusterInfo, b: ClusterInfo, rows: number): Promise<Fi
   if (!result.ok) throw new Error(`cutover.finish failed: ${result.message ?? result.error}\n${finished.stderr}`);
   const pause = result.data.pause as { seconds: number; steps: { step: string; seconds: number }[] };
   const steps = pause.steps.map((s) => `${s.step} ${s.seconds}`).join(', ');
-  console.log(`  pause ${pause.seconds} s (${steps}); ${result.data.finalCheck?.keysCompared} key(s) compared`);
+  console.log(`  pause ${pause.seconds} s (${steps}); ${result.data.finalCheck?.keysCompared} key(s) compared; counting rows ${result.data.finalCheck?.countSeconds} s of the final check`);
   // The same data, now identical and still: what a full strict verify costs (the old final check).
   const fullStarted = Date.now();
   await run(written.file, 'cutover.verify --strict');
   const fullVerify = (Date.now() - fullStarted) / 1000;
   console.log(`  full strict verify on the same data: ${fullVerify.toFixed(1)} s`);
   await run(written.file, 'bucardo.uninstall');
-  return { rows, verify, pause: pause.seconds, steps, keys: result.data.finalCheck?.keysCompared ?? 0, fullVerify, changes: load.changes };
+  const finalCheck = result.data.finalCheck as { keysCompared: number; countSeconds: number } | undefined;
+  return { rows, verify, pause: pause.seconds, steps, keys: finalCheck?.keysCompared ?? 0, counting: finalCheck?.countSeconds ?? 0, fullVerify, changes: load.changes };
 }
 
 async function main(): Promise<void> {
@@ -126,12 +127,12 @@ async function main(): Promise<void> {
   const figures: Figures[] = [];
   for (const rows of SIZES) figures.push(await measure(a!, b!, rows));
   console.log(`\ncutover.finish write pause (verify ${VERIFY_AGE} s before the confirmation, ~${WRITE_RATE} changes/s until then)`);
-  console.log(`${'rows'.padStart(12)} ${'verify s'.padStart(9)} ${'pause s'.padStart(8)} ${'keys'.padStart(8)} ${'old pause s'.padStart(12)}  steps (s)`);
+  console.log(`${'rows'.padStart(12)} ${'verify s'.padStart(9)} ${'pause s'.padStart(8)} ${'keys'.padStart(8)} ${'counts s'.padStart(9)} ${'old pause s'.padStart(12)}  steps (s)`);
   for (const f of figures) {
     // Today's pause = the new one with the final check replaced by a full strict verify.
     const check = Number(/final check ([\d.]+)/.exec(f.steps)?.[1] ?? 0);
     const old = f.pause - check + f.fullVerify;
-    console.log(`${f.rows.toLocaleString('en').padStart(12)} ${f.verify.toFixed(1).padStart(9)} ${f.pause.toFixed(1).padStart(8)} ${String(f.keys).padStart(8)} ${old.toFixed(1).padStart(12)}  ${f.steps}`);
+    console.log(`${f.rows.toLocaleString('en').padStart(12)} ${f.verify.toFixed(1).padStart(9)} ${f.pause.toFixed(1).padStart(8)} ${String(f.keys).padStart(8)} ${f.counting.toFixed(1).padStart(9)} ${old.toFixed(1).padStart(12)}  ${f.steps}`);
   }
   if (figures.length > 1) console.log(`largest / smallest pause: ${(figures.at(-1)!.pause / figures[0]!.pause).toFixed(2)}x`);
 }

@@ -29,8 +29,11 @@ export interface FinalTable {
   keysCompared: number;
   /** Compared whole (truncated since the horizon, no change capture, or no primary key). */
   compared: 'changed keys' | 'whole table';
-  rowsPrimary: number;
-  rowsSecondary: number;
+  /** Exact row counts (absent with cutover.final_row_counts off). */
+  rowsPrimary?: number;
+  rowsSecondary?: number;
+  /** Seconds spent counting this table's rows on both sides. */
+  countSeconds?: number;
   differing: { key: string; difference: RowDifference }[];
   problems: string[];
 }
@@ -41,6 +44,8 @@ export interface FinalCheck {
   from: string | null;
   keysCompared: number;
   tablesWhole: number;
+  /** Seconds spent counting rows, summed over the tables (they are counted in parallel). */
+  countSeconds: number;
   tables: FinalTable[];
   sequences: SequenceReport[];
   seconds: number;
@@ -81,7 +86,7 @@ export async function runFinalCheck(job: Job, horizon: ChangeHorizon, options: F
     await runTasks(pool, scope.tables.map((relation) => async (sides: Sides) => {
       const id = tableId(relation);
       const result: FinalTable = {
-        table: id, keysCompared: 0, compared: 'changed keys', rowsPrimary: 0, rowsSecondary: 0, differing: [], problems: [],
+        table: id, keysCompared: 0, compared: 'changed keys', differing: [], problems: [],
       };
       tables.push(result);
       const ours = ourShapes.get(id);
@@ -119,10 +124,14 @@ export async function runFinalCheck(job: Job, horizon: ChangeHorizon, options: F
         }
         if (inFlight.length) result.problems.push(`${inFlight.length} changed key(s) have a change not yet replicated (written after the drain?)`);
       }
-      const table = quoteQualified(relation.schema, relation.name);
-      [result.rowsPrimary, result.rowsSecondary] = await Promise.all([exactCount(sides.primary, table), exactCount(sides.secondary, table)]);
-      if (result.rowsPrimary !== result.rowsSecondary) {
-        result.problems.push(`row counts differ: ${result.rowsPrimary} on the primary, ${result.rowsSecondary} on the secondary`);
+      if (options.settings.finalRowCounts) {
+        const counting = Date.now();
+        const table = quoteQualified(relation.schema, relation.name);
+        [result.rowsPrimary, result.rowsSecondary] = await Promise.all([exactCount(sides.primary, table), exactCount(sides.secondary, table)]);
+        result.countSeconds = Math.round((Date.now() - counting) / 100) / 10;
+        if (result.rowsPrimary !== result.rowsSecondary) {
+          result.problems.push(`row counts differ: ${result.rowsPrimary} on the primary, ${result.rowsSecondary} on the secondary`);
+        }
       }
       progress(`${++done}/${scope.tables.length} tables checked`);
     }), activity);
@@ -136,10 +145,12 @@ export async function runFinalCheck(job: Job, horizon: ChangeHorizon, options: F
     const seconds = Math.round((Date.now() - started) / 100) / 10;
     const passed = failing.length === 0 && behind.length === 0;
     const whole = tablesWhole ? ` (${tablesWhole} compared whole)` : '';
-    const scopeText = `${keysCompared} changed key(s) compared row by row in ${tables.length} table(s)${whole}, row counts equal, ${sequences.length} sequence(s) at or past the primary's`;
+    const counts = options.settings.finalRowCounts ? 'row counts equal' : 'row counts not taken (cutover.final_row_counts off)';
+    const scopeText = `${keysCompared} changed key(s) compared row by row in ${tables.length} table(s)${whole}, ${counts}, ${sequences.length} sequence(s) at or past the primary's`;
     const problems = [...failing.map(describeFailure), ...behind.map((q) => `sequence ${q.sequence} ${q.status}`)];
+    const countSeconds = Math.round(tables.reduce((sum, t) => sum + (t.countSeconds ?? 0), 0) * 10) / 10;
     return {
-      passed, from: horizon.from, keysCompared, tablesWhole, tables, sequences, seconds,
+      passed, from: horizon.from, keysCompared, tablesWhole, countSeconds, tables, sequences, seconds,
       verdict: passed ? `Identical: ${scopeText}.` : `FAILED: ${problems.join('; ')}.`,
     };
   } finally {
