@@ -6,7 +6,8 @@
 // a full strict verify is timed: the step the old final check spent inside the pause.
 //
 //   node dist/bench/cutover-pause.js    BENCH_SIZES=1000000,10000000 (rows), BENCH_VERIFY_AGE=60 (s),
-//                                       BENCH_WRITE_RATE=300 (changes per second during the load)
+//                                       BENCH_WRITE_RATE=300 (changes per second after the verify),
+//                                       BENCH_VERIFY_RATE=30 (changes per second while verify runs)
 import pg from 'pg';
 import { sleep } from '../src/core/activity.js';
 import type { ClusterInfo } from '../src/sandbox/cluster.js';
@@ -16,6 +17,8 @@ import { benchClusters, cleanUp, job, run } from './support.js';
 const SIZES = (process.env['BENCH_SIZES'] ?? '1000000,10000000').split(',').map(Number);
 const VERIFY_AGE = Number(process.env['BENCH_VERIFY_AGE'] ?? 60);
 const WRITE_RATE = Number(process.env['BENCH_WRITE_RATE'] ?? 300);
+/** The load while cutover.verify runs: verify narrows differing chunks to keys, which rows changing fast defeat. */
+const VERIFY_RATE = Number(process.env['BENCH_VERIFY_RATE'] ?? 30);
 
 const SCHEMA = `
 CREATE SCHEMA bench;
@@ -38,26 +41,27 @@ function outcome(stdout: string): Outcome {
   return JSON.parse(line) as Outcome;
 }
 
-/** Updates random rows and inserts new ones at about `rate` changes per second until stopped. */
+/**
+ * Updates random rows at about `rate` changes per second until stopped. (Inserts past the last key
+ * would keep the open-ended last range of verify changing under it; updates spread over the table.)
+ */
 class WriteLoad {
   private stopped = false;
   private done?: Promise<void>;
   changes = 0;
-  constructor(private readonly cluster: ClusterInfo, private readonly rows: number, private readonly rate: number) {}
+  constructor(private readonly cluster: ClusterInfo, private readonly rows: number, public rate: number) {}
 
   start(): void {
     this.done = (async () => {
       const client = new pg.Client({ host: this.cluster.host, port: this.cluster.port, user: 'postgres', database: 'pause' });
       await client.connect();
       try {
-        let next = this.rows + 1;
         while (!this.stopped) {
           const started = Date.now();
           const batch = Math.max(1, Math.round(this.rate / 10));
           const ids = Array.from({ length: batch }, () => 1 + Math.floor(Math.random() * this.rows));
           await client.query('UPDATE bench.items SET amount = amount + 1, updated = now() WHERE id = ANY($1::bigint[])', [ids]);
-          await client.query("INSERT INTO bench.items VALUES ($1, 1, 0, 'new', now())", [next++]);
-          this.changes += batch + 1;
+          this.changes += batch;
           await sleep(Math.max(0, 100 - (Date.now() - started)));
         }
       } finally {
@@ -72,7 +76,7 @@ class WriteLoad {
   }
 }
 
-interface Figures { rows: number; verify: number; pause: number; steps: string; keys: number; fullVerify: number; changes: number }
+interface Figures { rows: number; verify: number; pause: number; steps: string; keys: number; counting: number; fullVerify: number; changes: number }
 
 async function measure(a: ClusterInfo, b: ClusterInfo, rows: number): Promise<Figures> {
   for (const cluster of [a, b]) {
@@ -85,17 +89,18 @@ async function measure(a: ClusterInfo, b: ClusterInfo, rows: number): Promise<Fi
     await query(cluster, 'pause', data(rows));
     await query(cluster, 'pause', 'VACUUM ANALYZE bench.items');
   }));
-  const written = job({ name: `pause_${rows}`, plugins: ['bucardo', 'cutover'], primary: { cluster: a, dbname: 'pause' }, secondary: { cluster: b, dbname: 'pause' }, copyData: 'never', extra: { cutover: { verify_max_age: VERIFY_AGE + 3600, max_lag: 30 } } });
+  const written = job({ name: `pause_${rows}`, plugins: ['bucardo', 'cutover'], primary: { cluster: a, dbname: 'pause' }, secondary: { cluster: b, dbname: 'pause' }, copyData: 'never', extra: { cutover: { verify_max_age: VERIFY_AGE + 3600, max_lag: 30, chunk_rows: 20_000 } } });
   await run(written.file, 'bucardo.install bucardo.add_triggers bucardo.start');
-  const load = new WriteLoad(a, rows, WRITE_RATE);
+  const load = new WriteLoad(a, rows, VERIFY_RATE);
   let verify = 0;
   try {
     load.start();
-    console.log(`${rows.toLocaleString('en')} rows: cutover.verify under a write load of ~${WRITE_RATE}/s`);
+    console.log(`${rows.toLocaleString('en')} rows: cutover.verify under a write load of ~${VERIFY_RATE}/s`);
     const verifyStarted = Date.now();
     await run(written.file, 'cutover.verify');
     verify = (Date.now() - verifyStarted) / 1000;
-    console.log(`  verify passed in ${verify.toFixed(1)} s; load goes on for ${VERIFY_AGE} s`);
+    load.rate = WRITE_RATE;
+    console.log(`  verify passed in ${verify.toFixed(1)} s; load goes on at ~${WRITE_RATE}/s for ${VERIFY_AGE} s`);
     await sleep(VERIFY_AGE * 1000);
   } finally {
     await load.stop();
@@ -106,14 +111,15 @@ async function measure(a: ClusterInfo, b: ClusterInfo, rows: number): Promise<Fi
   if (!result.ok) throw new Error(`cutover.finish failed: ${result.message ?? result.error}\n${finished.stderr}`);
   const pause = result.data.pause as { seconds: number; steps: { step: string; seconds: number }[] };
   const steps = pause.steps.map((s) => `${s.step} ${s.seconds}`).join(', ');
-  console.log(`  pause ${pause.seconds} s (${steps}); ${result.data.finalCheck?.keysCompared} key(s) compared`);
+  console.log(`  pause ${pause.seconds} s (${steps}); ${result.data.finalCheck?.keysCompared} key(s) compared; counting rows ${result.data.finalCheck?.countSeconds} s of the final check`);
   // The same data, now identical and still: what a full strict verify costs (the old final check).
   const fullStarted = Date.now();
   await run(written.file, 'cutover.verify --strict');
   const fullVerify = (Date.now() - fullStarted) / 1000;
   console.log(`  full strict verify on the same data: ${fullVerify.toFixed(1)} s`);
   await run(written.file, 'bucardo.uninstall');
-  return { rows, verify, pause: pause.seconds, steps, keys: result.data.finalCheck?.keysCompared ?? 0, fullVerify, changes: load.changes };
+  const finalCheck = result.data.finalCheck as { keysCompared: number; countSeconds: number } | undefined;
+  return { rows, verify, pause: pause.seconds, steps, keys: finalCheck?.keysCompared ?? 0, counting: finalCheck?.countSeconds ?? 0, fullVerify, changes: load.changes };
 }
 
 async function main(): Promise<void> {
@@ -121,12 +127,12 @@ async function main(): Promise<void> {
   const figures: Figures[] = [];
   for (const rows of SIZES) figures.push(await measure(a!, b!, rows));
   console.log(`\ncutover.finish write pause (verify ${VERIFY_AGE} s before the confirmation, ~${WRITE_RATE} changes/s until then)`);
-  console.log(`${'rows'.padStart(12)} ${'verify s'.padStart(9)} ${'pause s'.padStart(8)} ${'keys'.padStart(8)} ${'old pause s'.padStart(12)}  steps (s)`);
+  console.log(`${'rows'.padStart(12)} ${'verify s'.padStart(9)} ${'pause s'.padStart(8)} ${'keys'.padStart(8)} ${'counts s'.padStart(9)} ${'old pause s'.padStart(12)}  steps (s)`);
   for (const f of figures) {
     // Today's pause = the new one with the final check replaced by a full strict verify.
     const check = Number(/final check ([\d.]+)/.exec(f.steps)?.[1] ?? 0);
     const old = f.pause - check + f.fullVerify;
-    console.log(`${f.rows.toLocaleString('en').padStart(12)} ${f.verify.toFixed(1).padStart(9)} ${f.pause.toFixed(1).padStart(8)} ${String(f.keys).padStart(8)} ${old.toFixed(1).padStart(12)}  ${f.steps}`);
+    console.log(`${f.rows.toLocaleString('en').padStart(12)} ${f.verify.toFixed(1).padStart(9)} ${f.pause.toFixed(1).padStart(8)} ${String(f.keys).padStart(8)} ${f.counting.toFixed(1).padStart(9)} ${old.toFixed(1).padStart(12)}  ${f.steps}`);
   }
   if (figures.length > 1) console.log(`largest / smallest pause: ${(figures.at(-1)!.pause / figures[0]!.pause).toFixed(2)}x`);
 }

@@ -53,9 +53,12 @@ export interface ChangeHorizon {
 
 async function syncTableOids(client: Client, syncName: string): Promise<number[]> {
   const { rows } = await client.query<{ oid: number }>(
-    `SELECT DISTINCT to_regclass(tablename)::oid::int8 AS oid FROM bucardo.bucardo_delta_names WHERE sync = $1 AND to_regclass(tablename) IS NOT NULL`, [syncName]);
+    `SELECT DISTINCT to_regclass(tablename)::oid::int8 AS oid FROM bucardo.bucardo_delta_names
+      WHERE sync = $1 AND to_regclass(tablename) IS NOT NULL`, [syncName]);
   return rows.map((row) => Number(row.oid));
 }
+
+const HOLD_ROWS = 'SELECT count(*) AS n FROM bucardo.bucardo_delta_targets WHERE target = $1';
 
 /**
  * Puts the hold in place (renewing it: records Bucardo's VAC would have purged by now go first, with
@@ -69,18 +72,21 @@ export async function holdAndTakeHorizon(primary: Client, syncName: string): Pro
   const target = holdTarget(syncName);
   await primary.query('BEGIN');
   try {
-    const { rows: held } = await primary.query<{ n: string }>('SELECT count(*) AS n FROM bucardo.bucardo_delta_targets WHERE target = $1', [target]);
+    const { rows: held } = await primary.query<{ n: string }>(HOLD_ROWS, [target]);
     if (Number(held[0]!.n) > 0) {
       // An earlier verify's hold: let go of what it kept (what the VAC would have purged), start again.
       await primary.query('DELETE FROM bucardo.bucardo_delta_targets WHERE target = $1', [target]);
       await primary.query("SELECT bucardo.bucardo_purge_delta('45 seconds')");
     }
-    await primary.query('INSERT INTO bucardo.bucardo_delta_targets (tablename, target) SELECT oid::oid, $2 FROM unnest($1::int8[]) AS t(oid)', [oids, target]);
+    await primary.query(
+      'INSERT INTO bucardo.bucardo_delta_targets (tablename, target) SELECT oid::oid, $2 FROM unnest($1::int8[]) AS t(oid)',
+      [oids, target]);
     await primary.query('COMMIT');
   } catch (error) {
     await primary.query('ROLLBACK').catch(() => undefined);
     throw error;
   }
+  // (b) of the reasoning above: its own statement, after the hold is committed and before (c).
   const { rows: activity } = await primary.query<{ taken_at: string; oldest_open: string | null; prepared: boolean; held_since: string }>(`
     SELECT now()::text AS taken_at,
            (SELECT min(xact_start) FROM pg_stat_activity
@@ -88,18 +94,24 @@ export async function holdAndTakeHorizon(primary: Client, syncName: string): Pro
            EXISTS (SELECT 1 FROM pg_prepared_xacts WHERE database = current_database()) AS prepared,
            (SELECT min(cdate) FROM bucardo.bucardo_delta_targets WHERE target = $1)::text AS held_since`, [target]);
   const { taken_at: takenAt, oldest_open: oldestOpen, prepared, held_since: heldSince } = activity[0]!;
+  // (c): a later snapshot.
   const { rows: pending } = await primary.query<{ oldest: string | null }>(`
     SELECT min((xpath('/row/m/text()', query_to_xml(format(
-             'SELECT min(d.txntime) AS m FROM bucardo.%s d WHERE NOT EXISTS (SELECT 1 FROM bucardo.%s t WHERE t.txntime = d.txntime AND t.target = %L)',
+             'SELECT min(d.txntime) AS m FROM bucardo.%s d
+               WHERE NOT EXISTS (SELECT 1 FROM bucardo.%s t WHERE t.txntime = d.txntime AND t.target = %L)',
              dn.deltaname, dn.trackname, $2::text), false, true, '')))[1]::text::timestamptz)::text AS oldest
       FROM bucardo.bucardo_delta_names dn WHERE dn.sync = $1`, [syncName, `dbgroup ${syncName}`]);
   const oldestPending = pending[0]?.oldest ?? null;
-  if (prepared) return { takenAt, from: null, heldSince, reason: 'a prepared transaction was open when the verify started: every kept change record counts' };
+  if (prepared) {
+    return { takenAt, from: null, heldSince, reason: 'a prepared transaction was open when the verify started: every kept change record counts' };
+  }
   const candidates: [string, string][] = [[takenAt, 'the verify\'s start']];
   if (oldestOpen) candidates.push([oldestOpen, 'the oldest transaction open when the verify started']);
   if (oldestPending) candidates.push([oldestPending, 'the oldest change not yet replicated when the verify started']);
+  // Compared by the server: the texts keep microseconds that a JavaScript Date would drop.
   const { rows: least } = await primary.query<{ i: number }>(
-    'SELECT i::int FROM unnest($1::timestamptz[]) WITH ORDINALITY AS c(at, i) ORDER BY at, i LIMIT 1', [candidates.map(([at]) => at)]);
+    'SELECT i::int FROM unnest($1::timestamptz[]) WITH ORDINALITY AS c(at, i) ORDER BY at, i LIMIT 1',
+    [candidates.map(([at]) => at)]);
   const [from, reason] = candidates[least[0]!.i - 1]!;
   return { takenAt, from, heldSince, reason };
 }
@@ -111,6 +123,13 @@ export async function releaseHold(primary: Client, syncName: string): Promise<bo
   return (rowCount ?? 0) > 0;
 }
 
+/** Whether a hold is in place now (for cutover.release's check). */
+export async function holdInPlace(primary: Client, syncName: string): Promise<boolean> {
+  if (!(await bucardoSchemaExists(primary))) return false;
+  const { rows } = await primary.query<{ n: string }>(HOLD_ROWS, [holdTarget(syncName)]);
+  return Number(rows[0]!.n) > 0;
+}
+
 /**
  * Whether the hold recorded with a verify is still whole: one hold row for each of the sync's tables,
  * all in place since (at or before) the verify's horizon was taken. Otherwise records may be gone.
@@ -119,21 +138,29 @@ export async function holdIntact(primary: Client, syncName: string, horizon: Cha
   if (!(await bucardoSchemaExists(primary))) return { intact: false, detail: 'the bucardo schema is gone from the primary' };
   const oids = await syncTableOids(primary, syncName);
   const { rows } = await primary.query<{ held: string; newest: string | null; late: boolean }>(`
-    SELECT count(DISTINCT tablename) AS held, max(cdate)::text AS newest, coalesce(bool_or(cdate > $3::timestamptz), false) AS late
-      FROM bucardo.bucardo_delta_targets WHERE target = $1 AND tablename = ANY($2::int8[]::oid[])`, [holdTarget(syncName), oids, horizon.takenAt]);
+    SELECT count(DISTINCT tablename) AS held, max(cdate)::text AS newest,
+           coalesce(bool_or(cdate > $3::timestamptz), false) AS late
+      FROM bucardo.bucardo_delta_targets WHERE target = $1 AND tablename = ANY($2::int8[]::oid[])`,
+  [holdTarget(syncName), oids, horizon.takenAt]);
   const row = rows[0]!;
-  if (Number(row.held) < oids.length) return { intact: false, detail: `the hold on Bucardo's purge covers ${row.held} of the sync's ${oids.length} table(s) (lifted, or tables added since the verify)` };
-  if (row.late) return { intact: false, detail: `the hold on Bucardo's purge was renewed at ${row.newest}, after the last verify began (another verify started since?)` };
+  if (Number(row.held) < oids.length) {
+    return { intact: false, detail: `the hold on Bucardo's purge covers ${row.held} of the sync's ${oids.length} table(s) (lifted, or tables added since the verify)` };
+  }
+  if (row.late) {
+    return { intact: false, detail: `the hold on Bucardo's purge was renewed at ${row.newest}, after the last verify began (another verify started since?)` };
+  }
   return { intact: true, detail: `held since ${horizon.heldSince}` };
 }
 
-/** Tables (as schema.name) of the sync truncated at or after the horizon (all of them since ever when it is open). */
+/** Tables (as schema.name) of the sync truncated at or after the horizon (ever, when it is open). */
 export async function truncatedSince(primary: Client, syncName: string, from: string | null): Promise<Set<string>> {
-  const { rows: present } = await primary.query<{ present: boolean }>("SELECT to_regclass('bucardo.bucardo_truncate_trigger') IS NOT NULL AS present");
+  const { rows: present } = await primary.query<{ present: boolean }>(
+    "SELECT to_regclass('bucardo.bucardo_truncate_trigger') IS NOT NULL AS present");
   if (!present[0]!.present) return new Set();
   const { rows } = await primary.query<{ table: string }>(`
     SELECT DISTINCT format('%s.%s', n.nspname, c.relname) AS table
-      FROM bucardo.bucardo_truncate_trigger tt JOIN pg_class c ON c.oid = tt.tablename JOIN pg_namespace n ON n.oid = c.relnamespace
+      FROM bucardo.bucardo_truncate_trigger tt
+      JOIN pg_class c ON c.oid = tt.tablename JOIN pg_namespace n ON n.oid = c.relnamespace
      WHERE tt.sync = $1 AND ($2::timestamptz IS NULL OR tt.cdate >= $2::timestamptz)`, [syncName, from]);
   return new Set(rows.map((row) => row.table));
 }

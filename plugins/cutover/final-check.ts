@@ -16,6 +16,7 @@ import { describeKey, type RowDifference } from './report.js';
 import { compareSequences, type SequenceReport } from './sequences.js';
 import { collationsDiffer, readShapes, shapeProblems, tableId } from './shape.js';
 import { TableSql } from './sql.js';
+import { appendAll } from '../../src/core/arrays.js';
 import type { CutoverSettings } from './settings.js';
 import { hashMethod } from './verify-engine.js';
 
@@ -28,8 +29,11 @@ export interface FinalTable {
   keysCompared: number;
   /** Compared whole (truncated since the horizon, no change capture, or no primary key). */
   compared: 'changed keys' | 'whole table';
-  rowsPrimary: number;
-  rowsSecondary: number;
+  /** Exact row counts (absent with cutover.final_row_counts off). */
+  rowsPrimary?: number;
+  rowsSecondary?: number;
+  /** Seconds spent counting this table's rows on both sides. */
+  countSeconds?: number;
   differing: { key: string; difference: RowDifference }[];
   problems: string[];
 }
@@ -40,6 +44,8 @@ export interface FinalCheck {
   from: string | null;
   keysCompared: number;
   tablesWhole: number;
+  /** Seconds spent counting rows, summed over the tables (they are counted in parallel). */
+  countSeconds: number;
   tables: FinalTable[];
   sequences: SequenceReport[];
   seconds: number;
@@ -49,7 +55,8 @@ export interface FinalCheck {
 async function changedKeys(primary: Client, sql: TableSql, log: ChangeLog, from: string | null): Promise<string[][]> {
   // The delta table's columns carry the key columns' names, so the key expression reads it as well.
   const { rows } = await primary.query<{ key: string[] }>(
-    `SELECT DISTINCT ${sql.keyTextArray()} AS key FROM ${log.delta} WHERE $1::timestamptz IS NULL OR txntime >= $1::timestamptz`, [from]);
+    `SELECT DISTINCT ${sql.keyTextArray()} AS key FROM ${log.delta}
+      WHERE $1::timestamptz IS NULL OR txntime >= $1::timestamptz`, [from]);
   return rows.map((row) => row.key);
 }
 
@@ -58,7 +65,9 @@ async function exactCount(client: Client, table: string): Promise<number> {
   return Number(rows[0]!.n);
 }
 
-export async function runFinalCheck(job: Job, horizon: ChangeHorizon, options: { settings: CutoverSettings; activity: Activity; progress(text: string): void }): Promise<FinalCheck> {
+export interface FinalCheckOptions { settings: CutoverSettings; activity: Activity; progress(text: string): void }
+
+export async function runFinalCheck(job: Job, horizon: ChangeHorizon, options: FinalCheckOptions): Promise<FinalCheck> {
   const started = Date.now();
   const { activity, progress } = options;
   const pool: Sides[] = [];
@@ -69,13 +78,16 @@ export async function runFinalCheck(job: Job, horizon: ChangeHorizon, options: {
     const scope = await findReplicationObjects(primary, job.config.bucardo.replicationObjects);
     const [ourShapes, theirShapes] = await Promise.all([readShapes(primary, scope.tables), readShapes(secondary, scope.tables)]);
     const truncated = await truncatedSince(primary, job.syncName, horizon.from);
-    while (pool.length < Math.max(1, Math.min(options.settings.jobs, scope.tables.length))) pool.push(await openSides(job, activity));
+    const connections = Math.max(1, Math.min(options.settings.jobs, scope.tables.length));
+    while (pool.length < connections) pool.push(await openSides(job, activity));
 
     const tables: FinalTable[] = [];
     let done = 0;
     await runTasks(pool, scope.tables.map((relation) => async (sides: Sides) => {
       const id = tableId(relation);
-      const result: FinalTable = { table: id, keysCompared: 0, compared: 'changed keys', rowsPrimary: 0, rowsSecondary: 0, differing: [], problems: [] };
+      const result: FinalTable = {
+        table: id, keysCompared: 0, compared: 'changed keys', differing: [], problems: [],
+      };
       tables.push(result);
       const ours = ourShapes.get(id);
       if (!ours) return;
@@ -91,7 +103,9 @@ export async function runFinalCheck(job: Job, horizon: ChangeHorizon, options: {
       if (!log || truncated.has(id)) {
         result.compared = 'whole table';
         const whole = await compareRange(sides, sql, {});
-        if (!whole.same) result.problems.push(`the whole-table comparison differs (${whole.primary.rows} row(s) on the primary, ${whole.secondary.rows} on the secondary)`);
+        if (!whole.same) {
+          result.problems.push(`the whole-table comparison differs (${whole.primary.rows} row(s) on the primary, ${whole.secondary.rows} on the secondary)`);
+        }
       } else {
         const keys = await changedKeys(sides.primary, sql, log, horizon.from);
         result.keysCompared = keys.length;
@@ -99,17 +113,26 @@ export async function runFinalCheck(job: Job, horizon: ChangeHorizon, options: {
           activity.throwIfInterrupted();
           const statement = sql.rowHashesFor(keys.slice(i, i + BATCH_KEYS));
           const [ourRows, theirRows] = await Promise.all([rowHashes(sides.primary, statement), rowHashes(sides.secondary, statement)]);
-          diffs.push(...diffRows(ourRows, theirRows));
+          appendAll(diffs, diffRows(ourRows, theirRows));
         }
         // Writes are stopped and the backlog drained: a difference with a change pending is a late write,
         // anything else is a real difference. Either way the switch must not happen.
         const { mismatched, inFlight } = await classify(sides, sql, log, diffs, { rounds: 1, pauseMs: 0, signal: activity.signal });
-        for (const d of mismatched) result.differing.push({ key: describeKey(Object.fromEntries(sql.shape.key.map((c, i) => [c.name, d.key[i]!]))), difference: d.kind });
+        for (const d of mismatched) {
+          const key = describeKey(Object.fromEntries(sql.shape.key.map((column, i) => [column.name, d.key[i]!])));
+          result.differing.push({ key, difference: d.kind });
+        }
         if (inFlight.length) result.problems.push(`${inFlight.length} changed key(s) have a change not yet replicated (written after the drain?)`);
       }
-      const table = quoteQualified(relation.schema, relation.name);
-      [result.rowsPrimary, result.rowsSecondary] = await Promise.all([exactCount(sides.primary, table), exactCount(sides.secondary, table)]);
-      if (result.rowsPrimary !== result.rowsSecondary) result.problems.push(`row counts differ: ${result.rowsPrimary} on the primary, ${result.rowsSecondary} on the secondary`);
+      if (options.settings.finalRowCounts) {
+        const counting = Date.now();
+        const table = quoteQualified(relation.schema, relation.name);
+        [result.rowsPrimary, result.rowsSecondary] = await Promise.all([exactCount(sides.primary, table), exactCount(sides.secondary, table)]);
+        result.countSeconds = Math.round((Date.now() - counting) / 100) / 10;
+        if (result.rowsPrimary !== result.rowsSecondary) {
+          result.problems.push(`row counts differ: ${result.rowsPrimary} on the primary, ${result.rowsSecondary} on the secondary`);
+        }
+      }
       progress(`${++done}/${scope.tables.length} tables checked`);
     }), activity);
     tables.sort((x, y) => x.table.localeCompare(y.table));
@@ -121,16 +144,22 @@ export async function runFinalCheck(job: Job, horizon: ChangeHorizon, options: {
     const tablesWhole = tables.filter((t) => t.compared === 'whole table').length;
     const seconds = Math.round((Date.now() - started) / 100) / 10;
     const passed = failing.length === 0 && behind.length === 0;
-    const scopeText = `${keysCompared} changed key(s) compared row by row in ${tables.length} table(s)${tablesWhole ? ` (${tablesWhole} compared whole)` : ''}, row counts equal, ${sequences.length} sequence(s) at or past the primary's`;
-    const problems = [
-      ...failing.map((t) => `${t.table}: ${[...t.differing.slice(0, MAX_LISTED).map((d) => `${d.key} (${d.difference})`), ...(t.differing.length > MAX_LISTED ? [`${t.differing.length - MAX_LISTED} more`] : []), ...t.problems].join('; ')}`),
-      ...behind.map((q) => `sequence ${q.sequence} ${q.status}`),
-    ];
+    const whole = tablesWhole ? ` (${tablesWhole} compared whole)` : '';
+    const counts = options.settings.finalRowCounts ? 'row counts equal' : 'row counts not taken (cutover.final_row_counts off)';
+    const scopeText = `${keysCompared} changed key(s) compared row by row in ${tables.length} table(s)${whole}, ${counts}, ${sequences.length} sequence(s) at or past the primary's`;
+    const problems = [...failing.map(describeFailure), ...behind.map((q) => `sequence ${q.sequence} ${q.status}`)];
+    const countSeconds = Math.round(tables.reduce((sum, t) => sum + (t.countSeconds ?? 0), 0) * 10) / 10;
     return {
-      passed, from: horizon.from, keysCompared, tablesWhole, tables, sequences, seconds,
+      passed, from: horizon.from, keysCompared, tablesWhole, countSeconds, tables, sequences, seconds,
       verdict: passed ? `Identical: ${scopeText}.` : `FAILED: ${problems.join('; ')}.`,
     };
   } finally {
     await closeSides(pool);
   }
+}
+
+function describeFailure(t: FinalTable): string {
+  const keys = t.differing.slice(0, MAX_LISTED).map((d) => `${d.key} (${d.difference})`);
+  if (t.differing.length > MAX_LISTED) keys.push(`${t.differing.length - MAX_LISTED} more`);
+  return `${t.table}: ${[...keys, ...t.problems].join('; ')}`;
 }

@@ -58,5 +58,10 @@ export default definePlugin<CutoverSettings>({
       validate: async (ctx) => (await import('./finish.js')).validateFinish(ctx),
       format: formatFinish,
     },
+    release: {
+      summary: 'lift the hold cutover.verify puts on Bucardo\'s purge of change records (when the cutover is postponed)',
+      run: async (ctx) => (await import('./release.js')).release(ctx),
+      validate: async (ctx) => (await import('./release.js')).validateRelease(ctx),
+    },
   },
 });

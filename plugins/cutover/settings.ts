@@ -18,9 +18,14 @@ export interface CutoverSettings {
   sequenceMargin: number;
   /** How long cutover.finish waits for the backlog to drain after writes stopped. */
   drainTimeoutSeconds: number;
+  /**
+   * The final check of cutover.finish also counts every table's rows on both sides: a second,
+   * independent aggregate, but the one part of the write pause that grows with the database.
+   */
+  finalRowCounts: boolean;
 }
 
-const KEYS = ['max_lag', 'verify_max_age', 'jobs', 'chunk_rows', 'settle_time', 'sequence_margin', 'drain_timeout'];
+const KEYS = ['max_lag', 'verify_max_age', 'jobs', 'chunk_rows', 'settle_time', 'sequence_margin', 'drain_timeout', 'final_row_counts'];
 
 export function defaultCutoverSettings(): CutoverSettings {
   return {
@@ -31,6 +36,7 @@ export function defaultCutoverSettings(): CutoverSettings {
     settleSeconds: 30,
     sequenceMargin: 1000,
     drainTimeoutSeconds: 300,
+    finalRowCounts: true,
   };
 }
 
@@ -45,6 +51,7 @@ export function parseCutoverSettings(reader: ConfigReader, value: unknown, path:
     settleSeconds: reader.number(raw, 'settle_time', path, defaults.settleSeconds),
     sequenceMargin: reader.integer(raw, 'sequence_margin', path, defaults.sequenceMargin, 0, 1_000_000_000),
     drainTimeoutSeconds: reader.number(raw, 'drain_timeout', path, defaults.drainTimeoutSeconds, 1),
+    finalRowCounts: reader.boolean(raw, 'final_row_counts', path, defaults.finalRowCounts),
   };
 }
 

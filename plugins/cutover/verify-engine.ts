@@ -15,8 +15,8 @@ import type { Job } from '../../src/core/job.js';
 import { findReplicationObjects } from '../../src/core/objects.js';
 import { pendingChanges } from '../../src/core/pending.js';
 import { daemonPid } from '../bucardo/daemon.js';
-import { holdAndTakeHorizon, releaseHold } from './capture.js';
 import { copyState } from '../bucardo/status.js';
+import { holdAndTakeHorizon, releaseHold } from './capture.js';
 import { integerChunks, walkedChunks } from './chunks.js';
 import { compareRange, type RangeComparison, type Sides } from './compare.js';
 import { judgeTable } from './judge.js';
@@ -239,7 +239,7 @@ function fixCounts(w: TableWork, before: RangeComparison, after: RangeComparison
  * named: each row missing on the secondary adds one, each row only there takes one. When the table's
  * differences could not all be named (ranges, or more keys than listed), any gap counts as explained.
  */
-function explainedGap(report: TableReport): number {
+export function explainedGap(report: TableReport): number {
   if (report.ranges.length > 0 || report.keys.length < report.missing + report.extra + report.changed + report.inFlight) return NaN;
   return report.keys.reduce((sum, k) => sum + (k.difference === 'missing' ? 1 : k.difference === 'extra' ? -1 : 0), 0);
 }
