@@ -27,11 +27,9 @@ export function addSyncArguments(job: Job): string[] {
     `autokick=${job.config.bucardo.asynchronousKicking ? 0 : 1}`];
 }
 
-/** The argument that answers yes to copy_data: always emptying secondary tables (also in list mode). */
-export const YES_ARGUMENT = '--yes';
-
-export function answeredYes(ctx: Pick<CommandContext, 'args'>): boolean {
-  return ctx.args.includes(YES_ARGUMENT);
+/** --yes answers yes to copy_data: always emptying secondary tables (also in list mode). */
+export function answeredYes(ctx: Pick<CommandContext, 'options'>): boolean {
+  return ctx.options.flag('yes');
 }
 
 /** Rows are counted up to this many per table: enough to show what would be lost, bounded in cost. */
@@ -76,8 +74,8 @@ export async function confirmCopyOverwrite(ctx: CommandContext, command: string)
   const listed = filled.map((f) => `${f.table} (${f.atLeast ? 'more than ' : ''}${f.rows.toLocaleString('en-US')} rows)`);
   const what = `copy_data is always, so Bucardo's initial copy empties ${filled.length} secondary table(s) that hold`
     + ` rows before copying the primary's into them: ${listed.join(', ')}`;
-  if (answeredYes(ctx)) return `${what}; confirmed with ${YES_ARGUMENT}`;
-  const refusal = `Nothing was created. If those rows may go, run ${command} ${YES_ARGUMENT}; to keep them, set`
+  if (answeredYes(ctx)) return `${what}; confirmed with --yes`;
+  const refusal = `Nothing was created. If those rows may go, run ${command} --yes; to keep them, set`
     + ' bucardo.copy_data to empty (copies only into empty tables) or never.';
   if (!ctx.prompt.interactive) throw new OperatorError(`${what}. A list cannot ask, so ${command} stops here. ${refusal}`);
   ctx.log(`${what}.`);

@@ -3,16 +3,12 @@
 // itself; run this when the cutover is postponed, so the delta tables do not keep growing until
 // then. A later cutover.verify puts a new hold in place.
 import { withClient } from '../../src/core/db.js';
-import { OperatorError } from '../../src/core/errors.js';
 import type { Check, CommandContext, CommandOutcome } from '../../src/core/plugin.js';
 import { holdInPlace, releaseHold } from './capture.js';
 
 export interface ReleaseData { steps: string[]; released: boolean }
 
 export async function release(ctx: CommandContext): Promise<CommandOutcome<ReleaseData>> {
-  if (ctx.args.length) {
-    throw new OperatorError(`cutover.release takes no arguments (got '${ctx.args.join(' ')}'). It lifts the hold cutover.verify puts on Bucardo's purge of change records.`);
-  }
   const released = await withClient(ctx.job, { role: 'primary', activity: ctx.activity }, (client) => releaseHold(client, ctx.job.syncName));
   const steps = [released
     ? 'lifted the hold on Bucardo\'s purge of change records: its VAC purges them at its next run'
