@@ -134,7 +134,7 @@ export async function startDaemon(job: Job, ctx: CommandContext): Promise<Daemon
     steps.push(`daemon already running (pid ${pid})`);
     if (sync && !syncLoaded(job)) {
       // A sync added to a running daemon is not picked up until a full reload, and a reloaded sync is
-      // not kicked (bucardo-behaviour.md §5): without both its initial copy never starts.
+      // not kicked (docs/how-bucardo-behaves.md §6): without both its initial copy never starts.
       ctx.progress('reloading the daemon so it loads the new sync');
       await reloadDaemon(job, ctx);
       steps.push('reloaded it so it loads the sync, and kicked the sync');

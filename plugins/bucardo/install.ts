@@ -105,7 +105,7 @@ async function createMetadataDatabase(job: Job, ctx: CommandContext): Promise<vo
     });
     return;
   }
-  // Bucardo's installer hard-codes the database name (bucardo-behaviour.md §6), so a custom name is
+  // Bucardo's installer hard-codes the database name (docs/how-bucardo-behaves.md §7), so a custom name is
   // installed from the packaged schema with that name substituted, applied with psql by the tool.
   const schema = customSchema(job);
   const file = path.join(job.paths.stateDir, `bucardo.${job.metadataDb}.schema`);
@@ -156,7 +156,7 @@ export function dbconnFor(job: Job, role: 'primary' | 'secondary'): string {
     // validate_sync creates triggers with a plain $dbh->do: without a lock_timeout it would wait on a lock forever.
     const settings = [`-clock_timeout=${job.config.bucardo.lockTimeoutMs}`];
     // Bucardo finds changes with `SELECT DISTINCT pk FROM delta WHERE NOT EXISTS (track)`. Planned as a
-    // nested loop (stale statistics, LIMIT 1) the anti join is O(delta x track) (reference/under-load.md);
+    // nested loop (stale statistics, LIMIT 1) the anti join is O(delta x track) (docs/how-bucardo-behaves.md §13);
     // once the DISTINCT's hash aggregate spills past work_mem, PostgreSQL 15 was seen resetting its hash
     // table for minutes at 100% CPU on 400k pending keys (a sort takes a second). Either stalls the worker
     // while changes pile up. Only Bucardo's own sessions get these settings.

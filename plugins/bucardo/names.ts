@@ -1,4 +1,4 @@
-// Names Bucardo gives to the objects it creates for a sync (bucardo-behaviour.md §3). Sync names are
+// Names Bucardo gives to the objects it creates for a sync (docs/how-bucardo-behaves.md §4). Sync names are
 // at most 42 characters (checked in the config), so these are the stable, non-random forms.
 
 export const DELTA_TRIGGER = 'bucardo_delta';

@@ -1,7 +1,7 @@
 // The per-table variant of Bucardo's validate_sync, derived at run time from the function installed in
 // the metadata database (never from a copy shipped with this tool, so it always matches the Bucardo
 // there). Stock validate_sync takes every table's lock in one transaction on the primary and commits
-// once: one locked table blocks the whole run and everything it passed (bucardo-behaviour.md §7).
+// once: one locked table blocks the whole run and everything it passed (docs/how-bucardo-behaves.md §8).
 //
 // The patch is inert unless the calling session asks for it with a session setting, so the daemon,
 // `bucardo validate` and bucardo.add_triggers keep Bucardo's own behaviour:

@@ -29,7 +29,7 @@ const BUCARDO_KEYS = ['replication_name', 'copy_data', 'asynchronous_kicking', '
   'pid_dir', 'log_dir', 'state_dir', 'lock_timeout', 'executable', 'watchdog_seconds', 'stall_remedy', 'worker_sleep', 'purge_interval', 'maintain_statistics', 'robust_plans'];
 export const REPLICATION_OBJECT_KEYS = ['namespace_include', 'namespace_exclude', 'table_include', 'table_exclude'];
 
-/** Bucardo keeps trigger names stable only for sync names up to 42 characters (bucardo-behaviour.md §3). */
+/** Bucardo keeps trigger names stable only for sync names up to 42 characters (docs/how-bucardo-behaves.md §4). */
 export const MAX_REPLICATION_NAME = 42;
 
 export function readYaml(file: string): unknown {

@@ -34,7 +34,7 @@ export class BucardoError extends OperatorError {
   }
 }
 
-/** Texts Bucardo prints while still exiting 0 (bucardo-behaviour.md §2 and §5). */
+/** Texts Bucardo prints while still exiting 0 (docs/how-bucardo-behaves.md §2 and §5). */
 const FAILURE_PATTERNS: RegExp[] = [
   /DBI connect\(.*\) failed/,
   /INSTALLATION FAILED/,

@@ -1,6 +1,6 @@
 // Keeps the statistics of Bucardo's delta and track tables on a source fresh while a job runs. With
 // stale statistics the planner picks a nested-loop anti join for bucardo_delta_check and a worker can
-// spin for many minutes replicating nothing (reference/under-load.md); autovacuum's thresholds react
+// spin for many minutes replicating nothing (docs/how-bucardo-behaves.md §13); autovacuum's thresholds react
 // too late for tables that grow by hundreds of thousands of rows a minute.
 import type { Client } from './db.js';
 import { quoteIdent } from './quote.js';

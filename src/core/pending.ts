@@ -1,5 +1,5 @@
 // Replication backlog on a source database: changes recorded in Bucardo's delta tables that its
-// track tables do not yet mark as applied for a target (the query of reference/pending-changes.sql).
+// track tables do not yet mark as applied for a target (docs/how-bucardo-behaves.md §11).
 // Raw delta counts are not the backlog: delta rows stay until Bucardo's VAC purges them.
 import type { Client } from './db.js';
 

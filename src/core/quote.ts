@@ -19,7 +19,7 @@ export function quoteLiteral(value: string): string {
   return `'${value.replace(/'/g, "''")}'`;
 }
 
-/** The `schema.table` form Bucardo's CLI expects: unquoted, case preserved (see bucardo-behaviour.md §3). */
+/** The `schema.table` form Bucardo's CLI expects: unquoted, case preserved (docs/how-bucardo-behaves.md §4). */
 export function bucardoRelationName(schema: string, name: string): string {
   return `${schema}.${name}`;
 }

@@ -1,4 +1,4 @@
-// The stall of reference/under-load.md, driven for real. The daemon is stopped for a while; the
+// The stall of docs/how-bucardo-behaves.md §13, driven for real. The daemon is stopped for a while; the
 // application goes on committing, one change per transaction; the daemon starts again and replicates
 // the backlog in one run. The primary's Bucardo delta and track tables now hold one row per change,
 // and nothing has analyzed them yet (autovacuum had not got to them). For the next change,
@@ -61,8 +61,8 @@ async function replicatingJob(t: TestContext, bucardoSettings: Record<string, un
   t.after(() => forgetJob(job, a));
   const flow = await runTool(['-c', job.file, '-l', 'bucardo.install bucardo.add_triggers bucardo.start']);
   assert.equal(flow.code, 0, flow.stdout + flow.stderr);
-  // On a busy primary autovacuum reaches these tables late (the under-load run stalled at 350k
-  // rows); here it would come at a random moment, so it is kept out: the only statistics are the
+  // On a busy primary autovacuum reaches these tables late (the stall in docs/how-bucardo-behaves.md
+  // §13 came at 350k rows); here it would come at a random moment, so it is kept out: the only statistics are the
   // ones the kicker (or the test) makes.
   await query(a, 'stall_a', 'ALTER TABLE bucardo.delta_public_m SET (autovacuum_enabled = false); ALTER TABLE bucardo.track_public_m SET (autovacuum_enabled = false)');
   return job;
