@@ -43,7 +43,7 @@ export default definePlugin<CutoverSettings>({
       format: formatCheck,
     },
     finish: {
-      summary: 'the guided switch: check, stop writes, drain, advance sequences, final verify, stop replication, drop triggers',
+      summary: 'the guided switch: check, stop writes, drain, sequences, final check of changed keys, stop replication, drop triggers',
       arguments: {
         'writes-stopped': {
           kind: 'flag',
