@@ -34,6 +34,7 @@ async function createSpinner(enabled: boolean, text: string): Promise<Spinner | 
   return ora({ text, discardStdin: false }).start() as unknown as Spinner;
 }
 
+/** Runs the command and its checks; every run, whatever its outcome, leaves one audit line. */
 export async function runCommand(session: Session, resolved: ResolvedCommand, args: string[], options: RunOptions): Promise<RunReport> {
   const started = new Date();
   const report = await runAndCheck(session, resolved, args, options);
@@ -41,7 +42,8 @@ export async function runCommand(session: Session, resolved: ResolvedCommand, ar
   return report;
 }
 
-async function runAndCheck(session: Session, resolved: ResolvedCommand, args: string[], options: RunOptions): Promise<RunReport> {
+async function runAndCheck(session: Session, resolved: ResolvedCommand, args: string[], options: RunOptions):
+  Promise<RunReport> {
   const activity = new Activity();
   const report: RunReport = { command: resolved.fullName, ok: false, interrupted: false, checks: [] };
   const spinner = await createSpinner(Boolean(process.stdout.isTTY) && !options.json, `${resolved.fullName}`);
