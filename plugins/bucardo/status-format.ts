@@ -30,14 +30,21 @@ export function formatBytes(bytes: number): string {
   return `${unit === 0 || value >= 10 ? Math.round(value) : value.toFixed(1)} ${units[unit]}`;
 }
 
-/** The copy in one line: "3 of 120 tables, 41 GB of 300 GB, sales.orders 120,000 of 300,000 rows (40%), 2 min 5 s elapsed, about 1 h left". */
+/**
+ * The copy in one line: "running, 3 of 120 tables, 41 GB of 300 GB, sales.orders 120,000 of ~300,000
+ * rows (40%), 2 min 5 s elapsed, about 1 h left". Between two tables only the totals are known.
+ */
 export function formatCopy(copy: StatusData['copy']): string {
   const parts: string[] = [copy.state];
-  if (copy.tablesTotal !== undefined) parts.push(`${copy.tablesDone ?? '?'} of ${copy.tablesTotal} tables`);
-  if (copy.bytesTotal !== undefined) parts.push(`${copy.bytesDone !== undefined ? formatBytes(copy.bytesDone) : '?'} of ${formatBytes(copy.bytesTotal)}`);
+  const of = (done: string | undefined, total: string) => (done !== undefined ? `${done} of ${total}` : `${total} in all`);
+  if (copy.tablesTotal !== undefined) parts.push(of(copy.tablesDone?.toString(), `${copy.tablesTotal} tables`));
+  if (copy.bytesTotal !== undefined) {
+    parts.push(of(copy.bytesDone !== undefined ? formatBytes(copy.bytesDone) : undefined, formatBytes(copy.bytesTotal)));
+  }
   if (copy.table) {
-    const of = copy.tableRows !== undefined ? ` of ~${copy.tableRows.toLocaleString('en-US')}` : '';
-    parts.push(`${copy.table} ${(copy.rows ?? 0).toLocaleString('en-US')}${of} rows${copy.tablePercent !== undefined ? ` (${copy.tablePercent}%)` : ''}`);
+    const estimate = copy.tableRows !== undefined ? ` of ~${copy.tableRows.toLocaleString('en-US')}` : '';
+    const percent = copy.tablePercent !== undefined ? ` (${copy.tablePercent}%)` : '';
+    parts.push(`${copy.table} ${(copy.rows ?? 0).toLocaleString('en-US')}${estimate} rows${percent}`);
   } else if (copy.state === 'running' && copy.tablesTotal !== undefined) {
     parts.push('between tables');
   }

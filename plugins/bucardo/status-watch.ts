@@ -16,13 +16,16 @@ export function watchSeconds(args: string[]): number | undefined {
     const arg = args[i]!;
     const inline = /^--watch=(.*)$/.exec(arg);
     if (inline || arg === '--watch') {
-      const text = inline ? inline[1]! : /^\d+(\.\d+)?$/.test(args[i + 1] ?? '') ? args[++i]! : String(DEFAULT_WATCH_SECONDS);
+      const numberFollows = /^\d+(\.\d+)?$/.test(args[i + 1] ?? '');
+      const text = inline ? inline[1]! : numberFollows ? args[++i]! : String(DEFAULT_WATCH_SECONDS);
       seconds = Number(text);
       if (!Number.isFinite(seconds) || seconds < 1 || seconds > 3600) {
-        throw new OperatorError(`--watch takes a refresh interval of 1 to 3600 seconds, not '${text}'. Example: bucardo.status --watch 5`);
+        throw new OperatorError(
+          `--watch takes a refresh interval of 1 to 3600 seconds, not '${text}'. Example: bucardo.status --watch 5`);
       }
     } else {
-      throw new OperatorError(`bucardo.status does not know the argument '${arg}'. It takes --watch [SECONDS] (redraw until Ctrl-C) and --json.`);
+      throw new OperatorError(
+        `bucardo.status does not know the argument '${arg}'. It takes --watch [SECONDS] and --json.`);
     }
   }
   return seconds;
@@ -37,7 +40,8 @@ function trend(now: number | undefined, before: number | undefined, show: (n: nu
 
 function block(data: StatusData, previous: StatusData | undefined): string[] {
   const backlog = trend(data.pendingTotal, previous?.pendingTotal, (n) => `${n} change(s)`);
-  const lag = trend(data.oldestPendingSeconds ?? 0, previous ? previous.oldestPendingSeconds ?? 0 : undefined, formatDuration);
+  const lagBefore = previous ? previous.oldestPendingSeconds ?? 0 : undefined;
+  const lag = trend(data.oldestPendingSeconds ?? 0, lagBefore, formatDuration);
   return [...formatStatus(data), `  Trend         : backlog ${backlog}; lag ${lag}`];
 }
 
@@ -52,17 +56,23 @@ export async function watchStatus(ctx: CommandContext, seconds: number): Promise
     for (;;) {
       refresh += 1;
       const all = await Promise.all(ctx.jobs.map((job) => collectStatus(job)));
-      const lines = [`Status of ${ctx.jobs.length} job(s), refresh #${refresh} at ${new Date().toISOString().slice(11, 19)} UTC, every ${formatDuration(seconds)} (Ctrl-C stops)`];
+      const clock = new Date().toISOString().slice(11, 19);
+      const every = formatDuration(seconds);
+      const head = `Status of ${ctx.jobs.length} job(s), refresh #${refresh}`;
+      const lines = [`${head} at ${clock} UTC, every ${every}; Ctrl-C stops`];
       for (const [index, data] of all.entries()) {
         const job = ctx.jobs[index]!;
-        lines.push(...block(data, previous.get(job.name)).map((line, i) => (i === 0 && job.label ? `${line} [${job.label}]` : line)));
+        const jobLines = block(data, previous.get(job.name));
+        if (job.label) jobLines[0] = `${jobLines[0]} [${job.label}]`;
+        lines.push(...jobLines);
         previous.set(job.name, data);
       }
       // The worst state of all jobs is the watch's exit code.
       exitCode = Math.max(...all.map((data) => data.exitCode));
       const text = lines.join('\n');
       // Up over the previous block and clear to the end of the screen: the block is redrawn in place.
-      ctx.log(terminal && drawnLines > 0 ? `\u001b[${drawnLines}A\u001b[0J${text}` : `${terminal || refresh === 1 ? '' : '\n'}${text}`);
+      if (terminal && drawnLines > 0) ctx.log(`\u001b[${drawnLines}A\u001b[0J${text}`);
+      else ctx.log(`${terminal || refresh === 1 ? '' : '\n'}${text}`);
       drawnLines = text.split('\n').length;
       await sleep(seconds * 1000, ctx.activity.signal);
     }

@@ -30,7 +30,8 @@ async function copyOrder(job: Job, relgroup: string): Promise<{ schema: string; 
 }
 
 /** Heap size and estimated rows of each table on the primary (what the copy has to move). */
-async function sourceSizes(job: Job, tables: { schema: string; name: string }[]): Promise<{ bytes: number; rows: number }[]> {
+async function sourceSizes(job: Job, tables: { schema: string; name: string }[]):
+  Promise<{ bytes: number; rows: number }[]> {
   return withClient(job, { role: 'primary' }, async (client) => (await client.query<{ bytes: string; rows: string }>(
     `SELECT coalesce(pg_relation_size(r), 0)::bigint AS bytes, greatest(coalesce(c.reltuples, 0), 0)::bigint AS rows
        FROM unnest($1::text[], $2::text[]) WITH ORDINALITY AS u(s, t, n)
@@ -52,13 +53,15 @@ export async function copyInProgress(job: Job): Promise<{ schema: string; name: 
 }
 
 /**
- * How far the copy is. Bucardo copies the tables one at a time (COPY ... FROM STDIN: command 'COPY FROM', type 'PIPE'), in one transaction on the target,
+ * How far the copy is. Bucardo copies the tables one at a time (COPY ... FROM STDIN: command
+ * 'COPY FROM', type 'PIPE' in pg_stat_progress_copy), in one transaction on the target,
  * in its herdmap order (priority, then goat id): every table before the one pg_stat_progress_copy
  * shows is done, every table after it is still to come. Row counts on the target cannot tell (the
  * transaction is not committed until the last table), and the per-table log lines are only
  * written at log_level verbose. Between two tables no COPY runs: `table` is absent then.
  */
-export async function copyProgress(job: Job, relgroup: string, startedAt?: Date, running = true): Promise<Omit<CopyProgress, 'state'>> {
+export async function copyProgress(job: Job, relgroup: string, startedAt?: Date, running = true):
+  Promise<Omit<CopyProgress, 'state'>> {
   const order = await copyOrder(job, relgroup);
   const sizes = await sourceSizes(job, order);
   const bytesTotal = sizes.reduce((sum, size) => sum + size.bytes, 0);
@@ -77,7 +80,8 @@ export async function copyProgress(job: Job, relgroup: string, startedAt?: Date,
   progress.tablesDone = index;
   progress.bytesDone = Math.round(sizes.slice(0, index).reduce((sum, s) => sum + s.bytes, 0) + fraction * size.bytes);
   if (progress.elapsedSeconds !== undefined && progress.bytesDone > 0 && progress.elapsedSeconds > 0) {
-    progress.remainingSeconds = Math.round(progress.elapsedSeconds * (bytesTotal - progress.bytesDone) / progress.bytesDone);
+    const bytesLeft = bytesTotal - progress.bytesDone;
+    progress.remainingSeconds = Math.round(progress.elapsedSeconds * bytesLeft / progress.bytesDone);
   }
   return progress;
 }

@@ -40,18 +40,20 @@ interface JobMetrics {
 
 function defineMetrics(): JobMetrics {
   const registry = new Registry();
-  const gauge = <L extends string>(name: string, help: string, labelNames: L[]) => new Gauge<L>({ name: `bucardo_console_${name}`, help, labelNames, registers: [registry] });
-  const counter = (name: string, help: string) => new Counter<Labels>({ name: `bucardo_console_${name}`, help, labelNames: ['job'], registers: [registry] });
+  const gauge = <L extends string>(name: string, help: string, labelNames: L[]) =>
+    new Gauge<L>({ name: `bucardo_console_${name}`, help, labelNames, registers: [registry] });
+  const counter = (name: string, help: string) =>
+    new Counter<Labels>({ name: `bucardo_console_${name}`, help, labelNames: ['job'], registers: [registry] });
   return {
     registry,
-    reachable: gauge('database_reachable', '1 when the last scrape could query this database (role: primary, secondary, bucardo)', ['job', 'role']),
+    reachable: gauge('database_reachable', '1 when the last scrape could read this database', ['job', 'role']),
     pending: gauge('pending_changes', 'Changes recorded on the primary not yet applied to the secondary', ['job']),
-    pendingOldest: gauge('pending_oldest_seconds', 'Age of the oldest pending change (0 when nothing is pending)', ['job']),
-    pendingTable: gauge('pending_table_changes', 'Pending changes per table (with metrics.per_table: true)', ['job', 'table']),
+    pendingOldest: gauge('pending_oldest_seconds', 'Age of the oldest pending change (0 when none)', ['job']),
+    pendingTable: gauge('pending_table_changes', 'Pending changes per table (per_table: true)', ['job', 'table']),
     lastGoodAge: gauge('last_good_run_age_seconds', 'Seconds since the last sync run that finished well', ['job']),
     daemonUp: gauge('daemon_up', '1 when the Bucardo daemon of this job runs', ['job']),
     kicks: counter('kicker_kicks_total', 'Kicks the kicker sent since it started'),
-    stallsDetected: counter('stalls_detected_total', "Stalls the kicker's watchdog detected since it started (one per episode)"),
+    stallsDetected: counter('stalls_detected_total', "Stall episodes the kicker's watchdog detected since it started"),
     remedies: counter('stall_remedies_total', 'Stall remedies the kicker applied since it started'),
     stalled: gauge('stalled', '1 while the watchdog sees a stall', ['job']),
     copyRunning: gauge('copy_running', '1 while the initial copy runs', ['job']),
@@ -78,8 +80,8 @@ function daemonRunning(job: Job): boolean {
 
 /** The last verify of this job, from the cutover plugin's record table when it exists. */
 async function lastVerify(client: Client, job: Job): Promise<{ passed: boolean; ageSeconds: number } | undefined> {
-  const present = (await client.query<{ t: string | null }>("SELECT to_regclass('cutover.verify_run')::text AS t")).rows[0]?.t;
-  if (!present) return undefined;
+  const table = await client.query<{ t: string | null }>("SELECT to_regclass('cutover.verify_run')::text AS t");
+  if (!table.rows[0]?.t) return undefined;
   const { rows } = await client.query<{ passed: boolean; age: number }>(
     `SELECT passed, extract(epoch FROM now() - finished_at)::float8 AS age FROM cutover.verify_run
       WHERE job = $1 ORDER BY finished_at DESC, id DESC LIMIT 1`, [job.name]);
@@ -116,7 +118,8 @@ export class MetricsCollector {
     this.counted[key] = Math.max(this.counted[key], value);
   }
 
-  private async source(role: 'primary' | 'secondary' | 'bucardo', fn: (client: Client) => Promise<void>): Promise<void> {
+  private async source(role: 'primary' | 'secondary' | 'bucardo', fn: (client: Client) => Promise<void>):
+    Promise<void> {
     try {
       await bounded(withClient(this.job, { role, applicationName: `bucardo-console metrics ${this.job.name}` }, fn));
       this.metrics.reachable.set({ job: this.job.name, role }, 1);
@@ -131,7 +134,8 @@ export class MetricsCollector {
     return this.source('primary', async (client) => {
       const pending = await pendingChanges(client, job.syncName);
       const total = pending.reduce((sum, p) => sum + p.changes, 0);
-      const oldest = pending.map((p) => p.oldest?.getTime()).filter((t): t is number => t !== undefined).sort((a, b) => a - b)[0];
+      const times = pending.map((p) => p.oldest?.getTime()).filter((t): t is number => t !== undefined);
+      const oldest = times.length ? Math.min(...times) : undefined;
       m.pending.set({ job: job.name }, total);
       m.pendingOldest.set({ job: job.name }, oldest === undefined ? 0 : Math.max(0, (Date.now() - oldest) / 1000));
       if (job.config.metrics?.perTable) {
@@ -145,8 +149,10 @@ export class MetricsCollector {
     const { job, metrics: m } = this;
     const labels = { job: job.name };
     return this.source('bucardo', async (client) => {
-      const { rows } = await client.query<{ age: number | null; onetimecopy: number | null; relgroup: string | null; started: Date | null }>(
-        `SELECT (SELECT extract(epoch FROM now() - max(ended))::float8 FROM bucardo.syncrun WHERE sync = $1 AND lastgood) AS age,
+      type Row = { age: number | null; onetimecopy: number | null; relgroup: string | null; started: Date | null };
+      const { rows } = await client.query<Row>(
+        `SELECT (SELECT extract(epoch FROM now() - max(ended))::float8 FROM bucardo.syncrun
+                  WHERE sync = $1 AND lastgood) AS age,
                 s.onetimecopy, s.herd AS relgroup,
                 (SELECT max(started) FROM bucardo.syncrun WHERE sync = $1 AND ended IS NULL) AS started
            FROM (SELECT 1) one LEFT JOIN bucardo.sync s ON s.name = $1`, [job.syncName]);
@@ -161,8 +167,11 @@ export class MetricsCollector {
       m.copyTablesTotal.set(labels, progress.tablesTotal ?? 0);
       m.copyBytesTotal.set(labels, progress.bytesTotal ?? 0);
       const done = Number(row.onetimecopy) === 0;
-      if (done || progress.tablesDone !== undefined) m.copyTablesDone.set(labels, done ? progress.tablesTotal ?? 0 : progress.tablesDone!);
-      if (done || progress.bytesDone !== undefined) m.copyBytesDone.set(labels, done ? progress.bytesTotal ?? 0 : progress.bytesDone!);
+      // Between two tables the done figures are unknown: the last scraped value stays.
+      const tablesDone = done ? progress.tablesTotal ?? 0 : progress.tablesDone;
+      const bytesDone = done ? progress.bytesTotal ?? 0 : progress.bytesDone;
+      if (tablesDone !== undefined) m.copyTablesDone.set(labels, tablesDone);
+      if (bytesDone !== undefined) m.copyBytesDone.set(labels, bytesDone);
     });
   }
 

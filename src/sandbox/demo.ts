@@ -17,10 +17,16 @@ function psql(cluster: ClusterInfo, database: string, sql: string): void {
   execFileSync(path.join(PG_BIN, 'psql'), ['-h', cluster.host, '-p', String(cluster.port), '-U', 'postgres', '-d', database, '-v', 'ON_ERROR_STOP=1', '-qAtX'], { input: sql, stdio: ['pipe', 'ignore', 'pipe'] });
 }
 
-export function demoConfig(name: string, primary: ClusterInfo, secondary: ClusterInfo, dir: string, cascade: { primary: boolean; secondary: boolean },
-  metadata: ClusterInfo = primary): string {
+/**
+ * Every plugin the demo's walk-through uses is enabled: retry (triggers under a lock timeout),
+ * indexes (sales.orders is over 128 kB even with DEMO_ORDERS=5000), mat_views, cutover (a short
+ * settle time: the demo is not under load). Not concurrency: each hop's metadata database sits in a
+ * cluster of its own, so nothing clashes.
+ */
+export function demoConfig(name: string, primary: ClusterInfo, secondary: ClusterInfo, dir: string,
+  cascade: { primary: boolean; secondary: boolean }, metadata: ClusterInfo = primary): string {
   return `# Demo job ${name}: written by node wrapper.js --demo (see configs/example.yml for every key)
-plugins: [bucardo]
+plugins: [bucardo, retry, indexes, mat_views, cutover]
 databases:
   bucardo:   {host: ${metadata.host}, port: ${metadata.port}, database_owner: bucardo, install_user: postgres, fallback_db: postgres}
   primary:   {host: ${primary.host}, port: ${primary.port}, dbname: shop, database_owner: postgres, cascade: ${cascade.primary}}
@@ -33,7 +39,29 @@ bucardo:
   pid_dir: ${path.join(dir, name, 'run')}
   log_dir: ${path.join(dir, name, 'log')}
   state_dir: ${path.join(dir, name, 'state')}
+retry: {timeout: 2000, attempts: 5, backoff: 500}
+indexes: {larger_than: 128 kB, jobs: 2}
+mat_views: {jobs: 2}
+cutover: {settle_time: 2, max_lag: 5, drain_timeout: 60}
 `;
+}
+
+/** The walk-through printed under the sandbox's addresses (docs/demo.md explains each step). */
+export function demoBanner(b: ClusterInfo): string[] {
+  const psqlB = `psql -h ${b.host} -p ${b.port} -U postgres shop`;
+  return [
+    '  The whole migration, A -> B (c1), with B -> C (c2) cascading behind it:',
+    '    c1.bucardo.install  c1.retry.install  c1.retry.add_triggers     record A, put triggers on it table by table',
+    '    c2.bucardo.install  c2.retry.install  c2.retry.add_triggers     the cascade: B is the second hop\'s primary',
+    '    c1.indexes.install  c1.indexes.drop                             the copy into B runs without secondary indexes',
+    '    c1.bucardo.start  c1.bucardo.wait_for_copy                     watch: c1.status, or status --watch in another shell',
+    '    c1.indexes.recreate  c1.mat_views.refresh  c2.bucardo.start  c2.bucardo.wait_for_copy',
+    '    c1.cutover.verify                                               A and B compared, key range by key range',
+    `    break a row on B:  ${psqlB} -c "UPDATE sales.orders SET amount = 0 WHERE id = 7"`,
+    '    c1.cutover.verify  c1.cutover.repair  c1.cutover.check           found, re-applied, ready',
+    '    c1.cutover.finish                                               the guided switch (answer y once writes stop)',
+    '    c2.status                                                       B -> C keeps replicating after A is retired',
+  ];
 }
 
 /** Stops every Bucardo daemon and kicker the demo's jobs started, by the pids in their own pid dirs. */
@@ -50,6 +78,22 @@ async function stopJobs(jobs: Job[]): Promise<void> {
   }
 }
 
+/**
+ * The one place the demo's clusters are made: A, B and C with the sample schema, rows on A only.
+ * (A later option choosing the primary's PostgreSQL version belongs here.)
+ */
+async function startDemoClusters(dir: string, primaryVersion?: number): Promise<[ClusterInfo, ClusterInfo, ClusterInfo]> {
+  const pgBinOf = (name: string) => (name === 'A' && primaryVersion ? { pgBin: pgBinFor(primaryVersion) } : {});
+  const [a, b, c] = await Promise.all(['A', 'B', 'C']
+    .map((name) => startCluster(name, { parentDir: dir, ...pgBinOf(name) })));
+  for (const cluster of [a!, b!, c!]) {
+    psql(cluster, 'postgres', 'CREATE DATABASE shop');
+    psql(cluster, 'shop', SAMPLE_SCHEMA);
+  }
+  psql(a!, 'shop', sampleData(Number(process.env['DEMO_ORDERS'] ?? 300_000)));
+  return [a!, b!, c!];
+}
+
 export async function runDemo(options: CliOptions): Promise<number> {
   const dir = mkdtempSync(path.join(tmpdir(), 'bucardo-console-demo-'));
   // The clusters live inside, and their server runs as the postgres user: it must be able to pass through.
@@ -62,15 +106,10 @@ export async function runDemo(options: CliOptions): Promise<number> {
     // --primary-version: A on an old (or newer) major version, as the primary of an upgrade. The sample
     // schema has a primary key on a partitioned table, which PostgreSQL 10 cannot create.
     if (options.primaryVersion !== undefined && options.primaryVersion < 11) {
-      throw new Error(`--primary-version ${options.primaryVersion}: the demo's sample schema needs PostgreSQL 11 or later (a primary key on a partitioned table); the test bed runs 10 (npm run test:versions).`);
+      throw new Error(`--primary-version ${options.primaryVersion}: the demo's sample schema needs PostgreSQL 11 or later`
+        + ' (a primary key on a partitioned table); the test bed runs 10 (npm run test:versions).');
     }
-    const pgBinOf = (name: string) => (name === 'A' && options.primaryVersion ? { pgBin: pgBinFor(options.primaryVersion) } : {});
-    const [a, b, c] = await Promise.all(['A', 'B', 'C'].map((name) => startCluster(name, { parentDir: dir, ...pgBinOf(name) })));
-    for (const cluster of [a, b, c]) {
-      psql(cluster, 'postgres', 'CREATE DATABASE shop');
-      psql(cluster, 'shop', SAMPLE_SCHEMA);
-    }
-    psql(a, 'shop', sampleData(Number(process.env['DEMO_ORDERS'] ?? 300_000)));
+    const [a, b, c] = await startDemoClusters(dir, options.primaryVersion);
     for (const name of ['a_to_b', 'b_to_c']) mkdirSync(path.join(dir, name), { recursive: true });
     const aToB = path.join(dir, 'a_to_b.yml');
     const bToC = path.join(dir, 'b_to_c.yml');
@@ -81,8 +120,7 @@ export async function runDemo(options: CliOptions): Promise<number> {
     writeFileSync(bToC, demoConfig('b_to_c', b, c, dir, { primary: true, secondary: false }));
     write(`  A: 127.0.0.1:${a.port}  B: 127.0.0.1:${b.port}  C: 127.0.0.1:${c.port}  (database "shop", user postgres)`);
     write(`  Configs: ${aToB} (c1) and ${bToC} (c2)`);
-    write(`  Try: c1.bucardo.install, c1.bucardo.add_triggers, c2.bucardo.install, c2.bucardo.add_triggers,`);
-    write(`       c1.bucardo.start, c1.bucardo.wait_for_copy, c2.bucardo.start, c1.bucardo.status`);
+    for (const line of demoBanner(b)) write(line);
     write(`  Everything is stopped and removed when you exit.\n`);
     const { Session } = await import('../shell/session.js');
     const session = await Session.load([aToB, bToC]);

@@ -32,12 +32,18 @@ export function auditLogFile(job: Job): string {
 
 /** Passwords this process could leak: PGPASSWORD and each database's password_env variable. */
 function secretsOf(job: Job): string[] {
-  const names = ['PGPASSWORD', ...Object.values(job.config.databases).map((db) => db.passwordEnv).filter((n): n is string => Boolean(n))];
-  return names.map((name) => process.env[name]).filter((value): value is string => Boolean(value) && value!.length >= 3);
+  const names = ['PGPASSWORD', ...Object.values(job.config.databases).map((db) => db.passwordEnv)];
+  // Very short values would mask ordinary words: a password that short is not worth hiding anyway.
+  const values = names.map((name) => (name ? process.env[name] : undefined));
+  return values.filter((value): value is string => (value?.length ?? 0) >= 3);
 }
 
 function operator(): string {
-  try { return os.userInfo().username; } catch { return process.env['USER'] ?? String(process.getuid?.() ?? 'unknown'); }
+  try {
+    return os.userInfo().username;
+  } catch {
+    return process.env['USER'] ?? String(process.getuid?.() ?? 'unknown');
+  }
 }
 
 /**
@@ -54,7 +60,7 @@ export function recordAudit(job: Job, report: RunReport, args: string[], started
     ...(report.outcome?.message ? { message: report.outcome.message } : {}),
     ...(report.error ? { error: report.error } : {}),
     ...(report.exitCode !== undefined ? { exitCode: report.exitCode } : {}),
-    checks: report.checks.map((check) => ({ name: check.name, pass: check.pass, ...(check.detail ? { detail: check.detail } : {}) })),
+    checks: report.checks.map((c) => ({ name: c.name, pass: c.pass, ...(c.detail ? { detail: c.detail } : {}) })),
   };
   let line = JSON.stringify(entry);
   for (const secret of secretsOf(job)) line = line.split(secret).join('********');

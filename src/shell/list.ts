@@ -88,6 +88,7 @@ export async function runList(session: Session, items: string[], json: boolean, 
     }
   }
   if (failed.length > 0 || reports.length < items.length) return 1;
-  // All passed: a status in the list makes its state's code the list's (the last one wins).
-  return reports.reduce((code, report) => report.exitCode ?? code, 0);
+  // A list's code says whether every command passed (0/1). A command given alone on the command
+  // line exits with the code its outcome asks for: `status` with its state's.
+  return printSummary ? 0 : reports[0]?.exitCode ?? 0;
 }

@@ -49,6 +49,8 @@ export async function main(argv: string[]): Promise<number> {
   }
   // Only the mode in use is loaded: the prompt should appear as fast as possible.
   if (options.list) return (await import('./list.js')).runList(session, options.list, options.json);
-  if (options.command) return (await import('./list.js')).runList(session, [options.command], options.json, { summary: false });
+  if (options.command) {
+    return (await import('./list.js')).runList(session, [options.command], options.json, { summary: false });
+  }
   return (await import('./repl.js')).runShell(session);
 }

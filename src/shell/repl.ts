@@ -75,7 +75,8 @@ export async function runShell(session: Session, onExit?: () => Promise<void>): 
     }
     const resolved = session.resolve(name!);
     if ('error' in resolved) { writeError(resolved.error); continue; }
-    await runCommand(session, resolved, args.filter((arg) => arg !== '--json'), { interactive: true, json: args.includes('--json'), prompt });
+    const json = args.includes('--json');
+    await runCommand(session, resolved, args.filter((arg) => arg !== '--json'), { interactive: true, json, prompt });
   }
   await onExit?.();
   return 0;

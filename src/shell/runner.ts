@@ -51,6 +51,7 @@ function hooksOf(session: Session, resolved: ResolvedCommand): { plugin: string;
     .map((plugin) => ({ plugin: plugin.name, hooks: plugin.hooks![name]! }));
 }
 
+/** Runs the command and its checks; every run, whatever its outcome, leaves one audit line. */
 export async function runCommand(session: Session, resolved: ResolvedCommand, args: string[], options: RunOptions): Promise<RunReport> {
   const started = new Date();
   const report = await runAndCheck(session, resolved, args, options);

@@ -38,7 +38,7 @@ test('every command leaves one audit line; the password of password_env never ap
   assert.equal(first!['user'], os.userInfo().username);
   assert.equal(first!['config'], job.file);
   assert.equal(first!['outcome'], 'ok');
-  assert.equal(first!['exitCode'], 2);
+  assert.equal(first!['exitCode'], 2, 'the state\'s code is recorded even in list mode');
   assert.deepEqual(second!['args'], ['--note=********']);
   assert.equal(second!['outcome'], 'failed');
   assert.match(String(second!['error']), /does not know the argument '--note=\*{8}'/);
