@@ -76,7 +76,7 @@ export default definePlugin({
     status: {
       summary: 'state (exit code 0 caught up, 1 lagging/copying, 2 stopped/stalled/failed, 3 unknown), copy progress, backlog',
       arguments: {
-        watch: { kind: 'seconds', bareValue: 5, help: 'show the status again every SECONDS until Ctrl-C' },
+        watch: { kind: 'seconds', bareValue: 2, help: 'redraw the status every SECONDS (default 2) until Ctrl-C' },
       },
       run: async (ctx) => (await status()).status(ctx),
       format: (data: StatusData | undefined) => (data ? formatStatus(data) : []),

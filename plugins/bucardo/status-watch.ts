@@ -10,25 +10,13 @@ import { formatDuration, formatStatus } from './status-format.js';
 export const DEFAULT_WATCH_SECONDS = 2;
 
 /** `--watch`, `--watch 5` or `--watch=5` among the arguments: the refresh interval; undefined without. */
-export function watchSeconds(args: string[]): number | undefined {
-  let seconds: number | undefined;
-  for (let i = 0; i < args.length; i++) {
-    const arg = args[i]!;
-    const inline = /^--watch=(.*)$/.exec(arg);
-    if (inline || arg === '--watch') {
-      const numberFollows = /^\d+(\.\d+)?$/.test(args[i + 1] ?? '');
-      const text = inline ? inline[1]! : numberFollows ? args[++i]! : String(DEFAULT_WATCH_SECONDS);
-      seconds = Number(text);
-      if (!Number.isFinite(seconds) || seconds < 1 || seconds > 3600) {
-        throw new OperatorError(
-          `--watch takes a refresh interval of 1 to 3600 seconds, not '${text}'. Example: bucardo.status --watch 5`);
-      }
-    } else {
-      throw new OperatorError(
-        `bucardo.status does not know the argument '${arg}'. It takes --watch [SECONDS] and --json.`);
-    }
+/** The --watch interval the runner parsed (a bare --watch means DEFAULT_WATCH_SECONDS), checked for range. */
+export function watchSeconds(given: number | undefined): number | undefined {
+  if (given === undefined) return undefined;
+  if (!Number.isFinite(given) || given < 1 || given > 3600) {
+    throw new OperatorError(`--watch takes a refresh interval of 1 to 3600 seconds, not '${given}'. Example: bucardo.status --watch 5`);
   }
-  return seconds;
+  return given;
 }
 
 function trend(now: number | undefined, before: number | undefined, show: (n: number) => string): string {

@@ -159,7 +159,7 @@ export function judge(data: StatusData): { state: StatusState; verdict: string }
 
 export async function status(ctx: CommandContext): Promise<CommandOutcome<StatusData | undefined>> {
   const { watchSeconds, watchStatus } = await import('./status-watch.js');
-  const seconds = watchSeconds(ctx.args);
+  const seconds = watchSeconds(ctx.options.number('watch'));
   if (seconds !== undefined) return watchStatus(ctx, seconds);
   const data = await collectStatus(ctx.job);
   return { data, message: `Verdict: ${data.verdict}`, exitCode: data.exitCode };

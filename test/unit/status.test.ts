@@ -47,12 +47,10 @@ test('copy progress in one line, and between tables only the totals', () => {
 });
 
 test('--watch takes an optional interval; other arguments are refused', () => {
-  assert.equal(watchSeconds([]), undefined);
-  assert.equal(watchSeconds(['--watch']), 2);
-  assert.equal(watchSeconds(['--watch', '5']), 5);
-  assert.equal(watchSeconds(['--watch=10']), 10);
-  assert.throws(() => watchSeconds(['--watch=0']), /1 to 3600 seconds/);
-  assert.throws(() => watchSeconds(['--colour']), /does not know the argument '--colour'/);
+  assert.equal(watchSeconds(undefined), undefined);
+  assert.equal(watchSeconds(5), 5);
+  assert.throws(() => watchSeconds(0), /1 to 3600 seconds/);
+  assert.throws(() => watchSeconds(7200), /1 to 3600 seconds/);
 });
 
 test('a command after the options runs alone: -c job.yml status --json', async () => {
