@@ -116,7 +116,7 @@ test('the plugins\' declarations: the arguments the tests and the manual use are
   assert.equal(ok(cutover, 'cutover.repair', []).number('wait'), undefined, 'the config\'s drain_timeout applies');
   assert.equal(ok(cutover, 'cutover.finish', ['--writes-stopped']).flag('writes-stopped'), true);
   assert.equal(ok(indexes, 'indexes.recreate', ['--now']).flag('now'), true);
-  assert.equal(ok(bucardo, 'bucardo.status', ['--watch']).number('watch'), 5);
+  assert.equal(ok(bucardo, 'bucardo.status', ['--watch']).number('watch'), 2);
   assert.equal(ok(bucardo, 'bucardo.add_triggers', ['--yes']).flag('yes'), true);
   assert.equal(ok(retry, 'retry.add_triggers', ['--yes']).flag('yes'), true);
   assert.match(parseCommandArguments('indexes.recreate', indexes.commands['recreate']!.arguments, ['--now', '--wait']).problems[0]!, /--now and --wait cannot be given together/);
