@@ -21,7 +21,7 @@ async function commandsOf(plugins: string[]): Promise<string[]> {
 }
 
 function menuCommands(stdout: string): string[] {
-  return [...stdout.matchAll(/^ {2}(\w+\.\w+):/gm)].map((match) => match[1]!);
+  return [...stdout.matchAll(/^ {2}(\w+\.\w+)[ :]/gm)].map((match) => match[1]!);
 }
 
 test('the original config.yml loads verbatim and --help lists every command of its plugins', async () => {

@@ -130,7 +130,7 @@ test('at the prompt: help <command> and <command> --help show its arguments, Tab
   at = await session.waitFor(/Usage: bucardo\.change_config \[SETTING=VALUE\] \[--json\]/, 5000, at);
   at = await session.waitFor(PROMPT, 5000, at);
   session.send(`bucardo.status --help${KEYS.enter}`);
-  at = await session.waitFor(/--watch \[SECONDS\] +show the status again every SECONDS/, 5000, at);
+  at = await session.waitFor(/--watch \[SECONDS\] +redraw the status every SECONDS/, 5000, at);
   at = await session.waitFor(PROMPT, 5000, at);
   session.send(`bucardo.status --wa${KEYS.tab}`);
   at = await session.waitFor(/bucardo\.status --watch/, 5000, at);
