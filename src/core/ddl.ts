@@ -7,7 +7,9 @@ import { withTransaction, type Client } from './db.js';
 import { errorMessage, InterruptedError } from './errors.js';
 
 /** A session holding a lock that a DDL statement would have to wait for. */
-export interface LockBlocker { pid: number; user: string; application: string; backendType: string; seconds: number; query: string }
+export interface LockBlocker {
+  pid: number; user: string; application: string; backendType: string; seconds: number; query: string;
+}
 
 /** A table (or object) whose DDL did not happen, why, and who held its lock then. */
 export interface TableFailure { table: string; error: string; blockers: LockBlocker[] }
@@ -43,7 +45,8 @@ export function isLockWait(error: unknown, deadlockIsLockWait = false): boolean 
  * report: 'all') the transaction is rolled back and the lock holders returned; other errors are
  * thrown after the rollback. An interrupted run (Ctrl-C) always throws InterruptedError.
  */
-export async function lockBoundedDdl(client: Client, statements: string[], options: LockBoundedOptions): Promise<LockBoundedOutcome> {
+export async function lockBoundedDdl(client: Client, statements: string[],
+  options: LockBoundedOptions): Promise<LockBoundedOutcome> {
   const outcome = await withLockTimeout(client, options, async () => {
     for (const statement of statements) await client.query(statement);
   });
@@ -81,7 +84,8 @@ export function tableFailure(table: string, outcome: Extract<LockBoundedOutcome,
 export async function lockHolders(client: Client, target: LockTarget): Promise<LockBlocker[]> {
   const { rows } = await client.query<LockBlocker>(
     `SELECT DISTINCT a.pid, a.usename AS user, a.application_name AS application, a.backend_type AS "backendType",
-            round(extract(epoch FROM now() - coalesce(a.xact_start, a.query_start)))::int AS seconds, left(a.query, 200) AS query
+            round(extract(epoch FROM now() - coalesce(a.xact_start, a.query_start)))::int AS seconds,
+            left(a.query, 200) AS query
        FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
        JOIN pg_class c ON c.oid = l.relation JOIN pg_namespace n ON n.oid = c.relnamespace
       WHERE l.locktype = 'relation' AND l.granted AND l.pid <> pg_backend_pid()
@@ -92,7 +96,8 @@ export async function lockHolders(client: Client, target: LockTarget): Promise<L
 }
 
 /** Who holds each table's lock right now, each with the same reason, for the operator to act on. */
-export async function describeWaiting(client: Client, tables: { key: string; schema: string; table: string }[], reason: string): Promise<TableFailure[]> {
+export async function describeWaiting(client: Client, tables: { key: string; schema: string; table: string }[],
+  reason: string): Promise<TableFailure[]> {
   const failures: TableFailure[] = [];
   for (const table of tables) {
     failures.push({ table: table.key, error: reason, blockers: await lockHolders(client, table).catch(() => []) });
@@ -106,7 +111,9 @@ export function formatFailures(failures: TableFailure[]): string[] {
   for (const failure of failures) {
     lines.push(`  ${failure.table}: ${failure.error}`);
     // Only a lock wait has holders to name; another error (a dependent object, say) stands alone.
-    if (failure.blockers.length === 0 && /lock/i.test(failure.error)) lines.push('    no lock holder right now: the lock was released since the last try');
+    if (failure.blockers.length === 0 && /lock/i.test(failure.error)) {
+      lines.push('    no lock holder right now: the lock was released since the last try');
+    }
     for (const b of failure.blockers) {
       const application = b.application ? `application ${b.application}` : 'no application name';
       lines.push(`    lock held by pid ${b.pid} (user ${b.user}, ${application}, ${b.seconds} s): ${b.query}`);

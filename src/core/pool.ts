@@ -36,7 +36,8 @@ export async function runPool<R, T>(options: PoolOptions<R, T>): Promise<void> {
     }
   });
   // allSettled: a worker that cannot connect must not leave the others running unwatched.
-  const outcomes = await Promise.allSettled(Array.from({ length: Math.max(1, options.workers) }, (_, index) => worker(index)));
+  const workers = Array.from({ length: Math.max(1, options.workers) }, (_, index) => worker(index));
+  const outcomes = await Promise.allSettled(workers);
   if (options.activity.interrupted) throw new InterruptedError();
   if (failure) throw failure.error;
   const broken = outcomes.find((outcome): outcome is PromiseRejectedResult => outcome.status === 'rejected');

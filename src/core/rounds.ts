@@ -37,7 +37,10 @@ export function backoffBeforeRound(settings: RetrySettings, round: number): numb
 /** The rounds an operator tuned in the job's retry section (its defaults when the section is absent). */
 export function retryPolicy(job: Job): RoundsPolicy & { settings: RetrySettings } {
   const settings = (job.config.pluginSettings['retry'] as RetrySettings | undefined) ?? DEFAULT_RETRY;
-  return { settings, timeoutMs: settings.timeoutMs, attempts: settings.attempts, pauseBeforeRound: (round) => backoffBeforeRound(settings, round) };
+  return {
+    settings, timeoutMs: settings.timeoutMs, attempts: settings.attempts,
+    pauseBeforeRound: (round) => backoffBeforeRound(settings, round),
+  };
 }
 
 /** Whether the job uses the retry plugin: then every lock-bounded round follows retry's settings. */
@@ -75,7 +78,8 @@ export class RoundProgress {
   readonly waiting = new Set<string>();
   round = 0;
 
-  constructor(private readonly total: number, private readonly word: 'ready' | 'done', private readonly emit: (text: string) => void) {}
+  constructor(private readonly total: number, private readonly word: 'ready' | 'done',
+    private readonly emit: (text: string) => void) {}
 
   markReady(key: string): void {
     this.ready.add(key);
@@ -97,7 +101,8 @@ export class RoundProgress {
   }
 
   text(suffix = ''): string {
-    return `${this.ready.size}/${this.total} tables ${this.word}, ${this.waiting.size} waiting on locks, round ${this.round}${suffix}`;
+    const counts = `${this.ready.size}/${this.total} tables ${this.word}, ${this.waiting.size} waiting on locks`;
+    return `${counts}, round ${this.round}${suffix}`;
   }
 
   show(suffix = ''): void {

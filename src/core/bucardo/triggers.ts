@@ -63,7 +63,10 @@ export async function triggersToDrop(client: Client, job: Job): Promise<Map<stri
 }
 
 /** One transaction's statements: every trigger of this job on one table. */
-export const dropStatements = (rows: TriggerRow[]) => rows.map((row) => `DROP TRIGGER IF EXISTS ${quoteIdent(row.trigger)} ON ${quoteQualified(row.schema, row.table)}`);
+export function dropStatements(rows: TriggerRow[]): string[] {
+  return rows.map((row) => `DROP TRIGGER IF EXISTS ${quoteIdent(row.trigger)}`
+    + ` ON ${quoteQualified(row.schema, row.table)}`);
+}
 
 export interface RoundsResult { total: number; rounds: number; waiting: TableFailure[] }
 
@@ -92,13 +95,14 @@ export async function dropTriggersInRounds(primary: Client, job: Job, activity: 
       for (const [key, rows] of remaining) {
         activity.throwIfInterrupted();
         progress.show();
-        const outcome = await lockBoundedDdl(primary, dropStatements(rows), { timeoutMs: policy.timeoutMs, activity, deadlockIsLockWait: true });
+        const outcome = await lockBoundedDdl(primary, dropStatements(rows),
+          { timeoutMs: policy.timeoutMs, activity, deadlockIsLockWait: true });
         if (outcome.done) progress.markReady(key);
         else progress.markWaiting(key);
       }
       remaining = await triggersToDrop(primary, job);
     },
   });
-  const waitingTables = [...remaining.values()].map((rows) => ({ key: `${rows[0]!.schema}.${rows[0]!.table}`, schema: rows[0]!.schema, table: rows[0]!.table }));
+  const waitingTables = [...remaining].map(([key, [row]]) => ({ key, schema: row!.schema, table: row!.table }));
   return { total, rounds, waiting: await describeWaiting(primary, waitingTables, reason(rounds)) };
 }
