@@ -2,16 +2,9 @@
 // ALWAYS (see triggers.ts expectedTriggers), so rows Bucardo applies to B travel on to C; no
 // makedelta is used, which is why uninstalling either hop needs no manual step for the other.
 import { OperatorError } from '../../src/core/errors.js';
+import { upstreamJob } from '../../src/core/cascade.js';
 import type { Job } from '../../src/core/job.js';
 import { copyState } from './status.js';
-
-/** The A→B job of the session whose secondary is this B→C job's primary. */
-export function upstreamJob(job: Job, jobs: Job[]): Job | undefined {
-  const b = job.config.databases.primary;
-  return jobs.find((other) => other !== job && other.config.databases.secondary.cascade
-    && other.config.databases.secondary.host === b.host && other.config.databases.secondary.port === b.port
-    && other.config.databases.secondary.dbname === b.dbname);
-}
 
 /**
  * Starting B→C before A→B has filled B would copy a half-empty B to C. Refuses with the reason when

@@ -13,7 +13,9 @@ import { isDaemonRunning, stopDaemon } from './daemon.js';
 import { metadataDatabaseExists, otherSyncs, recordedDatabases, relgroupMembers, withMetadata } from './metadata.js';
 import { preflight, type Finding } from './preflight.js';
 import { describeScope, type ScopeReport } from './scope.js';
-import { dropJobTriggers, formatFailures, listTriggers } from './triggers.js';
+import { jobTriggerNames, listTriggers } from '../../src/core/bucardo/triggers.js';
+import { formatFailures, lockBoundedDdl } from '../../src/core/ddl.js';
+import { dropJobTriggers } from './triggers.js';
 
 export interface InstallData {
   /** What the filters select, shown before anything else (absent when the primary cannot be read). */
@@ -301,20 +303,12 @@ async function dropBucardoSchema(client: Client, job: Job): Promise<string> {
   if (remaining > 0) {
     return `kept the bucardo schema on the primary: ${remaining} trigger(s) of other Bucardo jobs still use it`;
   }
-  try {
-    await client.query('BEGIN');
-    await client.query(`SET LOCAL lock_timeout = ${Number(job.config.bucardo.lockTimeoutMs)}`);
-    await client.query('DROP SCHEMA bucardo CASCADE');
-    await client.query('COMMIT');
-  } catch (error) {
-    await client.query('ROLLBACK').catch(() => undefined);
-    if ((error as { code?: string }).code !== '55P03') throw error;
+  const outcome = await lockBoundedDdl(client, ['DROP SCHEMA bucardo CASCADE'],
+    { timeoutMs: job.config.bucardo.lockTimeoutMs, target: { schema: 'bucardo' } });
+  if (!outcome.done) {
     // Typically autovacuum on a big delta table, or a session still reading Bucardo's tables.
-    const { rows: holders } = await client.query<{ pid: number; who: string; query: string }>(
-      `SELECT DISTINCT a.pid, coalesce(nullif(a.application_name, ''), a.backend_type) AS who, left(a.query, 120) AS query
-         FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid JOIN pg_class c ON c.oid = l.relation
-        WHERE c.relnamespace = 'bucardo'::regnamespace AND l.pid <> pg_backend_pid()`);
-    throw new OperatorError(`The primary's bucardo schema could not be dropped within bucardo.lock_timeout (${job.config.bucardo.lockTimeoutMs} ms): ${holders.map((h) => `pid ${h.pid} (${h.who}: ${h.query})`).join('; ') || 'another session'} holds a lock on its tables. The triggers are already gone, so nothing is being captured any more; run bucardo.uninstall again in a moment.`);
+    const holders = outcome.blockers.map((h) => `pid ${h.pid} (${h.application || h.backendType}: ${h.query.slice(0, 120)})`);
+    throw new OperatorError(`The primary's bucardo schema could not be dropped within bucardo.lock_timeout (${job.config.bucardo.lockTimeoutMs} ms): ${holders.join('; ') || 'another session'} holds a lock on its tables. The triggers are already gone, so nothing is being captured any more; run bucardo.uninstall again in a moment.`);
   }
   return 'dropped the bucardo schema on the primary';
 }
@@ -332,7 +326,7 @@ export async function validateUninstall(ctx: CommandContext) {
   const { job } = ctx;
   const exists = await metadataDatabaseExists(job);
   const { triggers, schema } = await withClient(job, { role: 'primary' }, async (client) => ({
-    triggers: await listTriggers(client, (await import('./triggers.js')).jobTriggerNames(job)),
+    triggers: await listTriggers(client, jobTriggerNames(job)),
     schema: ((await client.query("SELECT 1 FROM pg_namespace WHERE nspname = 'bucardo'")).rowCount ?? 0) > 0,
   }));
   return [

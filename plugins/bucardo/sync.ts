@@ -1,14 +1,16 @@
 // bucardo.add_triggers and bucardo.drop_triggers: the sync and the triggers it puts on the primary.
 import { BucardoError, runBucardo } from '../../src/core/bucardo.js';
+import { onetimecopyFor } from '../../src/core/bucardo/names.js';
+import { jobTriggerNames, listTriggers } from '../../src/core/bucardo/triggers.js';
+import { withClient } from '../../src/core/db.js';
+import { formatFailures, type TableFailure } from '../../src/core/ddl.js';
 import { OperatorError } from '../../src/core/errors.js';
 import type { Job } from '../../src/core/job.js';
 import type { Check, CommandContext, CommandOutcome } from '../../src/core/plugin.js';
+import { quoteQualified } from '../../src/core/quote.js';
 import { isDaemonRunning, reloadDaemon } from './daemon.js';
 import { metadataDatabaseExists, recordedDatabases, relgroupMembers, syncRow, withMetadata } from './metadata.js';
-import { onetimecopyFor } from './names.js';
-import { applyTriggerPolicy, auditTriggers, dropJobTriggers, formatFailures, jobTriggerNames, listTriggers, type TableFailure } from './triggers.js';
-import { withClient } from '../../src/core/db.js';
-import { quoteQualified } from '../../src/core/quote.js';
+import { applyTriggerPolicy, auditTriggers, dropJobTriggers } from './triggers.js';
 
 export interface TriggerData { steps: string[]; failed: TableFailure[] }
 

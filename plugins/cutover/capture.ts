@@ -31,7 +31,7 @@
 //    applied before the hold was in place: they were committed after b, or pending at S).
 //    TRUNCATE leaves no delta row but a row in bucardo_truncate_trigger stamped with now():
 //    a table truncated since H is compared in full.
-import type { Client } from '../../src/core/db.js';
+import { withTransaction, type Client } from '../../src/core/db.js';
 import { bucardoSchemaExists } from '../../src/core/pending.js';
 
 /** The extra target that keeps Bucardo's VAC from purging the sync's change records. */
@@ -70,8 +70,7 @@ export async function holdAndTakeHorizon(primary: Client, syncName: string): Pro
   const oids = await syncTableOids(primary, syncName);
   if (oids.length === 0) return undefined;
   const target = holdTarget(syncName);
-  await primary.query('BEGIN');
-  try {
+  await withTransaction(primary, async () => {
     const { rows: held } = await primary.query<{ n: string }>(HOLD_ROWS, [target]);
     if (Number(held[0]!.n) > 0) {
       // An earlier verify's hold: let go of what it kept (what the VAC would have purged), start again.
@@ -81,11 +80,7 @@ export async function holdAndTakeHorizon(primary: Client, syncName: string): Pro
     await primary.query(
       'INSERT INTO bucardo.bucardo_delta_targets (tablename, target) SELECT oid::oid, $2 FROM unnest($1::int8[]) AS t(oid)',
       [oids, target]);
-    await primary.query('COMMIT');
-  } catch (error) {
-    await primary.query('ROLLBACK').catch(() => undefined);
-    throw error;
-  }
+  });
   // (b) of the reasoning above: its own statement, after the hold is committed and before (c).
   const { rows: activity } = await primary.query<{ taken_at: string; oldest_open: string | null; prepared: boolean; held_since: string }>(`
     SELECT now()::text AS taken_at,

@@ -12,14 +12,16 @@
 // steps are forgotten and the switch starts over. Stopping replication is the point of no return.
 import { sleep } from '../../src/core/activity.js';
 import { runBucardo } from '../../src/core/bucardo.js';
+import { dropTriggersInRounds, jobTriggerNames, listTriggers } from '../../src/core/bucardo/triggers.js';
 import { withClient, type Client } from '../../src/core/db.js';
+import { formatFailures, type TableFailure } from '../../src/core/ddl.js';
 import { OperatorError } from '../../src/core/errors.js';
 import type { Job } from '../../src/core/job.js';
 import { findReplicationObjects } from '../../src/core/objects.js';
 import type { Check, CommandContext, CommandOutcome } from '../../src/core/plugin.js';
+import { retryEnabled, retryPolicy, type RoundsPolicy } from '../../src/core/rounds.js';
 import { daemonPid, kickSync, stopDaemon } from '../bucardo/daemon.js';
 import { metadataDatabaseExists, syncRow, withMetadata } from '../bucardo/metadata.js';
-import { dropJobTriggers, formatFailures, jobTriggerNames, listTriggers, type TableFailure } from '../bucardo/triggers.js';
 import { collectReadiness, type ReadinessItem } from './check.js';
 import { lastVerifyRun, markStep, readProgress, resetProgress, withRecords, type FinishProgress, type FinishStep } from './records.js';
 import { holdIntact, releaseHold, type ChangeHorizon } from './capture.js';
@@ -134,24 +136,26 @@ async function removeTriggers(job: Job, ctx: CommandContext, steps: Steps): Prom
     await runBucardo(job, ['remove', 'sync', job.syncName], { activity: ctx.activity });
     steps.say(`removed sync ${job.syncName} from Bucardo`);
   }
-  if (job.config.plugins.includes('retry')) {
-    // The operator tuned retry.timeout/attempts/backoff for this primary's locks: use the same rounds.
-    const { dropTriggersInRounds } = await import('../retry/drop.js');
-    const result = await withClient(job, { role: 'primary', login: 'schema_owner', activity: ctx.activity }, (primary) => dropTriggersInRounds(primary, job, ctx.activity, ctx.progress));
-    steps.say(`dropped this job's triggers on ${result.total - result.waiting.length} of ${result.total} table(s) in ${result.rounds} round(s) (the retry plugin's rounds: each lock wait at most retry.timeout)`);
+  // With the retry plugin the operator tuned retry.timeout/attempts/backoff for this primary's locks:
+  // the same rounds then. Otherwise a short fixed policy bounded by bucardo.lock_timeout.
+  const retry = retryEnabled(job);
+  const policy: RoundsPolicy = retry ? retryPolicy(job) : fixedRounds(job);
+  const setting = retry ? 'retry.timeout' : 'bucardo.lock_timeout';
+  const result = await withClient(job, { role: 'primary', login: 'schema_owner', activity: ctx.activity }, (primary) => dropTriggersInRounds(primary, job, ctx.activity, policy, ctx.progress,
+    (rounds) => `could not be locked within ${setting} (${policy.timeoutMs} ms) in ${rounds} round(s)`));
+  const dropped = result.total - result.waiting.length;
+  if (retry) {
+    steps.say(`dropped this job's triggers on ${dropped} of ${result.total} table(s) in ${result.rounds} round(s) (the retry plugin's rounds: each lock wait at most retry.timeout)`);
     return { failed: result.waiting, limit: `retry.timeout in each of ${result.rounds} round(s)` };
   }
-  let failed: TableFailure[] = [];
-  let dropped = 0;
-  for (let round = 1; round <= 3; round++) {
-    const report = await dropJobTriggers(job, ctx.activity, ctx.progress);
-    dropped += report.dropped.length;
-    failed = report.failed;
-    if (failed.length === 0) break;
-    if (round < 3) await sleep(2000, ctx.activity.signal);
-  }
-  steps.say(`dropped this job's triggers on ${dropped} table(s) (each lock wait at most bucardo.lock_timeout, 3 rounds)`);
-  return { failed, limit: 'bucardo.lock_timeout in each of 3 rounds' };
+  steps.say(`dropped this job's triggers on ${dropped} table(s) (each lock wait at most bucardo.lock_timeout, ${FIXED_ROUNDS} rounds)`);
+  return { failed: result.waiting, limit: `bucardo.lock_timeout in each of ${FIXED_ROUNDS} rounds` };
+}
+
+/** Without the retry plugin: three rounds two seconds apart, each lock wait at most bucardo.lock_timeout. */
+const FIXED_ROUNDS = 3;
+function fixedRounds(job: Job): RoundsPolicy {
+  return { timeoutMs: job.config.bucardo.lockTimeoutMs, attempts: FIXED_ROUNDS, pauseBeforeRound: (round) => (round > 1 ? 2000 : 0) };
 }
 
 /**

@@ -4,6 +4,7 @@
 import type { Activity } from '../../src/core/activity.js';
 import { openClient, type Client } from '../../src/core/db.js';
 import type { Job } from '../../src/core/job.js';
+import { runPool } from '../../src/core/pool.js';
 import type { Sides } from './compare.js';
 import { COMPARABLE_SESSION } from './sql.js';
 
@@ -34,13 +35,12 @@ export type Task = (sides: Sides) => Promise<void>;
 /**
  * Work shared by the connection pairs: each pair takes the next task when it is free. A task may add
  * tasks (walking a table's key finds its chunks); the pairs keep going until the queue is empty and
- * nothing running can add more.
+ * nothing running can add more. The first task that fails stops them all.
  */
 export class TaskQueue {
   private readonly tasks: Task[] = [];
   private running = 0;
   private waiting: (() => void)[] = [];
-  private failure: unknown;
 
   push(task: Task, first = false): void {
     if (first) this.tasks.unshift(task); else this.tasks.push(task);
@@ -53,29 +53,35 @@ export class TaskQueue {
     for (const resume of waiting) resume();
   }
 
-  async run(pool: Sides[], activity: Activity): Promise<void> {
-    await Promise.all(pool.map(async (sides) => {
-      for (;;) {
-        if (this.failure !== undefined) return;
-        activity.throwIfInterrupted();
-        const task = this.tasks.shift();
-        if (!task) {
-          if (this.running === 0) return;
-          await new Promise<void>((resume) => this.waiting.push(resume));
-          continue;
-        }
+  /** The next task (counted as running until it ends), waiting while running ones may add more. */
+  private async next(stopped: () => boolean): Promise<Task | undefined> {
+    for (;;) {
+      if (stopped()) return undefined;
+      const task = this.tasks.shift();
+      if (task) {
         this.running += 1;
-        try {
-          await task(sides);
-        } catch (error) {
-          this.failure ??= error;
-        } finally {
-          this.running -= 1;
-          this.wake();
-        }
+        return async (sides) => {
+          try {
+            await task(sides);
+          } finally {
+            this.running -= 1;
+            this.wake();
+          }
+        };
       }
-    }));
-    if (this.failure !== undefined) throw this.failure;
+      if (this.running === 0) return undefined;
+      await new Promise<void>((resume) => this.waiting.push(resume));
+    }
+  }
+
+  async run(pool: Sides[], activity: Activity): Promise<void> {
+    await runPool<Sides, Task>({
+      workers: pool.length,
+      activity,
+      withResource: (worker, loop) => loop(pool[worker]!),
+      next: (stopped) => this.next(stopped),
+      work: (task, sides) => task(sides),
+    });
   }
 }
 

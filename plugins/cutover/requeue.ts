@@ -4,7 +4,7 @@
 // or different there is copied again, a row that exists only there is deleted. Bucardo does it in
 // its own run, so a repair never races a change the application makes at the same moment.
 import { sleep, type Activity } from '../../src/core/activity.js';
-import type { Client } from '../../src/core/db.js';
+import { withTransaction, type Client } from '../../src/core/db.js';
 import { quoteIdent } from '../../src/core/quote.js';
 import type { ChangeLog } from './in-flight.js';
 import { transposeKeys, type TableSql } from './sql.js';
@@ -18,8 +18,7 @@ export interface Requeue { sql: TableSql; log: ChangeLog; keys: string[][] }
  * column's default, now()) and Bucardo applies them in one run. Returns that txntime.
  */
 export async function insertChangeRecords(primary: Client, work: Requeue[]): Promise<string> {
-  await primary.query('BEGIN');
-  try {
+  return withTransaction(primary, async () => {
     for (const { sql, log, keys } of work) {
       const columns = sql.shape.key.map((column) => quoteIdent(column.name)).join(', ');
       for (let i = 0; i < keys.length; i += BATCH_KEYS) {
@@ -28,12 +27,8 @@ export async function insertChangeRecords(primary: Client, work: Requeue[]): Pro
       }
     }
     const { rows } = await primary.query<{ txntime: string }>('SELECT now()::text AS txntime');
-    await primary.query('COMMIT');
     return rows[0]!.txntime;
-  } catch (error) {
-    await primary.query('ROLLBACK').catch(() => undefined);
-    throw error;
-  }
+  });
 }
 
 /**

@@ -1,6 +1,7 @@
 // When dropping indexes makes sense: before this job's initial copy starts, and on the B→C hop of a
 // cascade only once A→B's copy has filled B (before that B is empty, so no table looks large and
 // the copy into C would run with every index in place).
+import { upstreamJob } from '../../src/core/cascade.js';
 import type { CommandContext } from '../../src/core/plugin.js';
 import { OperatorError } from '../../src/core/errors.js';
 import { jobTitle, type Job } from '../../src/core/job.js';
@@ -22,16 +23,6 @@ export async function requireCopyNotStarted(job: Job): Promise<void> {
   if (copy.state === 'running') {
     throw new OperatorError(`The initial copy of ${job.name} is already running${copy.table ? ` (now ${copy.table})` : ''}: dropping an index needs an exclusive lock on a table Bucardo is writing. Nothing was dropped. Drop indexes before bucardo.start; for this copy, let it finish and skip indexes.drop.`);
   }
-}
-
-/** The A→B job of this session when this job is the B→C hop. */
-export function upstreamJob(job: Job, jobs: Job[]): Job | undefined {
-  const candidates = jobs.filter((other) => other !== job && other.config.databases.secondary.cascade);
-  const primary = job.config.databases.primary;
-  return candidates.find((other) => {
-    const b = other.config.databases.secondary;
-    return b.host === primary.host && b.port === primary.port && b.dbname === primary.dbname;
-  }) ?? candidates[0];
 }
 
 /** On a B→C job, refuses until A→B's initial copy is known to be done. Returns a note for the operator. */

@@ -3,12 +3,12 @@
 // check the record, and only then drop, table by table under a lock timeout.
 import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { withClient, type Client } from '../../src/core/db.js';
+import { withClient } from '../../src/core/db.js';
+import { lockBoundedDdl, tableFailure, type TableFailure } from '../../src/core/ddl.js';
 import { errorMessage, OperatorError } from '../../src/core/errors.js';
 import type { Job } from '../../src/core/job.js';
 import type { Check, CommandContext, CommandOutcome } from '../../src/core/plugin.js';
 import { quoteIdent, quoteQualified } from '../../src/core/quote.js';
-import type { LockBlocker, TableFailure } from '../bucardo/triggers.js';
 import { indexSizes, largeTables, presence, secondaryIndexes, type LargeTable, type SecondaryIndex } from './catalog.js';
 import { requireCopyNotStarted, requireUpstreamCopyDone } from './copy-gate.js';
 import { markDropped, recordDefinitions, recordedCountsByTable, recordedIndexes, requireRecords, withRecords } from './records.js';
@@ -81,33 +81,10 @@ function definitionsFile(job: Job): string {
   return path.join(job.paths.stateDir, `dropped-indexes.${job.name}.sql`);
 }
 
-/** Sessions holding any lock on the table: DROP INDEX needs ACCESS EXCLUSIVE, which even a reader's lock blocks. */
-async function lockHolders(client: Client, schema: string, table: string): Promise<LockBlocker[]> {
-  const { rows } = await client.query<LockBlocker>(
-    `SELECT DISTINCT a.pid, a.usename AS user, a.application_name AS application,
-            round(extract(epoch FROM now() - coalesce(a.xact_start, a.query_start)))::int AS seconds, left(a.query, 200) AS query
-       FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
-      WHERE l.locktype = 'relation' AND l.granted AND l.pid <> pg_backend_pid()
-        AND l.relation = (SELECT c.oid FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = $1 AND c.relname = $2)`,
-    [schema, table]);
-  return rows;
-}
-
-async function dropTable(client: Client, job: Job, indexes: SecondaryIndex[]): Promise<void> {
-  await client.query('BEGIN');
-  try {
-    // DROP INDEX takes an ACCESS EXCLUSIVE lock; waiting in the lock queue would block everything behind it.
-    await client.query(`SET LOCAL lock_timeout = ${Number(job.config.bucardo.lockTimeoutMs)}`);
-    for (const index of indexes) {
-      await client.query(index.constraintType
-        ? `ALTER TABLE ${quoteQualified(index.schema, index.table)} DROP CONSTRAINT IF EXISTS ${quoteIdent(index.index)}`
-        : `DROP INDEX IF EXISTS ${quoteQualified(index.schema, index.index)}`);
-    }
-    await client.query('COMMIT');
-  } catch (error) {
-    await client.query('ROLLBACK').catch(() => undefined);
-    throw error;
-  }
+function dropStatements(indexes: SecondaryIndex[]): string[] {
+  return indexes.map((index) => (index.constraintType
+    ? `ALTER TABLE ${quoteQualified(index.schema, index.table)} DROP CONSTRAINT IF EXISTS ${quoteIdent(index.index)}`
+    : `DROP INDEX IF EXISTS ${quoteQualified(index.schema, index.index)}`));
 }
 
 export async function dropIndexes(ctx: CommandContext): Promise<CommandOutcome<DropData>> {
@@ -167,12 +144,13 @@ export async function dropIndexes(ctx: CommandContext): Promise<CommandOutcome<D
     for (const [table, indexes] of byTable) {
       activity.throwIfInterrupted();
       ctx.progress(`dropping: ${done++}/${byTable.size} tables done, now ${table} (${indexes.length} index(es))`);
-      try {
-        await dropTable(secondary, job, indexes);
-      } catch (error) {
-        if (activity.interrupted) throw error;
-        const [schema, name] = [indexes[0]!.schema, indexes[0]!.table];
-        data.failed.push({ table, error: errorMessage(error), blockers: await lockHolders(secondary, schema, name).catch(() => []) });
+      // DROP INDEX takes an ACCESS EXCLUSIVE lock; waiting in the lock queue would block everything behind it.
+      const outcome = await lockBoundedDdl(secondary, dropStatements(indexes), {
+        timeoutMs: job.config.bucardo.lockTimeoutMs, activity, report: 'all',
+        target: { schema: indexes[0]!.schema, table: indexes[0]!.table },
+      });
+      if (!outcome.done) {
+        data.failed.push(tableFailure(table, outcome));
         continue;
       }
       data.dropped.push(...indexes.map(planned));

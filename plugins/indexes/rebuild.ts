@@ -2,9 +2,9 @@
 // build starts at once and the small ones fill the gaps. Each connection gets its own
 // maintenance_work_mem: PostgreSQL sorts in memory up to that size and spills to disk beyond it.
 import type { Activity } from '../../src/core/activity.js';
-import { withClient, type Client } from '../../src/core/db.js';
-import { errorMessage, InterruptedError } from '../../src/core/errors.js';
+import { withClient, withTransaction, type Client } from '../../src/core/db.js';
 import type { Job } from '../../src/core/job.js';
+import { attempt, runPool } from '../../src/core/pool.js';
 import type { RebuildStep } from './statements.js';
 
 export interface RebuildTask { schema: string; index: string; table: string; sizeBytes: number; steps: RebuildStep[] }
@@ -19,14 +19,9 @@ export function indexName(item: { schema: string; index: string }): string {
 export interface RebuildProgress { done: number; total: number; building: string[]; elapsedSeconds: number }
 
 async function runStep(client: Client, step: RebuildStep): Promise<void> {
-  await client.query('BEGIN');
-  try {
+  await withTransaction(client, async () => {
     for (const statement of step) await client.query(statement);
-    await client.query('COMMIT');
-  } catch (error) {
-    await client.query('ROLLBACK').catch(() => undefined);
-    throw error;
-  }
+  });
 }
 
 export async function rebuildInParallel(job: Job, tasks: RebuildTask[], options: {
@@ -39,33 +34,33 @@ export async function rebuildInParallel(job: Job, tasks: RebuildTask[], options:
   const began = Date.now();
   const report = () => options.onProgress({ done: results.length, total: tasks.length, building: [...building], elapsedSeconds: (Date.now() - began) / 1000 });
   const ticker = setInterval(report, 1000);
-  const worker = () => withClient(job, { role: 'secondary', login: 'schema_owner', activity: options.activity, applicationName: 'bucardo-console indexes.recreate' }, async (client) => {
-    await client.query(`SET maintenance_work_mem = '${Math.floor(options.maintenanceWorkMemKb)}kB'`);
-    // An index build takes as long as it takes; a role's statement_timeout must not cut it short.
-    await client.query('SET statement_timeout = 0');
-    for (let task = queue.shift(); task && !options.activity.interrupted; task = queue.shift()) {
-      building.add(indexName(task));
-      report();
-      const started = Date.now();
-      let error: string | undefined;
-      try {
-        for (const step of task.steps) await runStep(client, step);
-      } catch (failure) {
-        error = errorMessage(failure);
-      }
-      building.delete(indexName(task));
-      if (options.activity.interrupted) break;
-      const result: RebuildResult = { schema: task.schema, index: task.index, table: task.table, sizeBytes: task.sizeBytes, seconds: (Date.now() - started) / 1000, ...(error ? { error } : {}) };
-      results.push(result);
-      options.onFinished(result);
-      report();
-    }
-  });
-  // allSettled: a worker that cannot connect must not leave the others running unwatched.
-  const outcomes = await Promise.allSettled(Array.from({ length: Math.max(1, Math.min(options.jobs, tasks.length)) }, worker));
-  clearInterval(ticker);
-  if (options.activity.interrupted) throw new InterruptedError();
-  const failed = outcomes.find((outcome): outcome is PromiseRejectedResult => outcome.status === 'rejected');
-  if (failed) throw failed.reason;
+  try {
+    await runPool<Client, RebuildTask>({
+      workers: Math.min(options.jobs, tasks.length),
+      activity: options.activity,
+      withResource: (_, loop) => withClient(job, { role: 'secondary', login: 'schema_owner', activity: options.activity, applicationName: 'bucardo-console indexes.recreate' }, async (client) => {
+        await client.query(`SET maintenance_work_mem = '${Math.floor(options.maintenanceWorkMemKb)}kB'`);
+        // An index build takes as long as it takes; a role's statement_timeout must not cut it short.
+        await client.query('SET statement_timeout = 0');
+        await loop(client);
+      }),
+      next: () => queue.shift(),
+      work: async (task, client) => {
+        building.add(indexName(task));
+        report();
+        const { seconds, error } = await attempt(async () => {
+          for (const step of task.steps) await runStep(client, step);
+        });
+        building.delete(indexName(task));
+        if (options.activity.interrupted) return;
+        const result: RebuildResult = { schema: task.schema, index: task.index, table: task.table, sizeBytes: task.sizeBytes, seconds, ...(error ? { error } : {}) };
+        results.push(result);
+        options.onFinished(result);
+        report();
+      },
+    });
+  } finally {
+    clearInterval(ticker);
+  }
   return results;
 }

@@ -3,7 +3,8 @@
 // the only copy of that index's definition.
 import { errorMessage, OperatorError } from '../../src/core/errors.js';
 import type { Check, CommandContext, CommandOutcome } from '../../src/core/plugin.js';
-import { withTransaction, type Client } from '../../src/core/db.js';
+import type { Client } from '../../src/core/db.js';
+import { withLockTimeout } from '../../src/core/ddl.js';
 import type { Job } from '../../src/core/job.js';
 import { metadataDatabaseExists } from '../bucardo/metadata.js';
 import { RECORD_SCHEMA, RECORD_TABLE, recordsInstalled, withRecords } from './records.js';
@@ -18,19 +19,19 @@ export async function uninstall(ctx: CommandContext): Promise<CommandOutcome<Uni
   }
   return withRecords(job, activity, async (client) => {
     try {
-      return await withTransaction(client, () => removeRecords(client, job));
+      // Bounded: an indexes.drop or indexes.recreate of some job may be writing to the table.
+      const outcome = await withLockTimeout(client, { timeoutMs: job.config.bucardo.lockTimeoutMs, activity }, () => removeRecords(client, job));
+      if (outcome.done) return outcome.value;
+      throw new OperatorError(`${RECORD_TABLE} in ${job.metadataDb} stayed locked for longer than bucardo.lock_timeout (${job.config.bucardo.lockTimeoutMs} ms): an indexes.drop or indexes.recreate of some job is probably writing to it. Nothing was removed; run indexes.uninstall again when it has finished.`);
     } catch (error) {
-      const code = (error as { code?: string }).code;
       // Never installed, or dropped already (by an earlier run, or a concurrent one while we waited for the lock).
-      if (code === '42P01') return { data: nothing, message: `Nothing to remove: ${RECORD_TABLE} does not exist in ${job.metadataDb}.` };
-      if (code === '55P03') throw new OperatorError(`${RECORD_TABLE} in ${job.metadataDb} stayed locked for longer than bucardo.lock_timeout (${job.config.bucardo.lockTimeoutMs} ms): an indexes.drop or indexes.recreate of some job is probably writing to it. Nothing was removed; run indexes.uninstall again when it has finished.`);
+      if ((error as { code?: string }).code === '42P01') return { data: nothing, message: `Nothing to remove: ${RECORD_TABLE} does not exist in ${job.metadataDb}.` };
       throw error;
     }
   });
 }
 
 async function removeRecords(client: Client, job: Job): Promise<CommandOutcome<UninstallData>> {
-  await client.query(`SET LOCAL lock_timeout = ${Number(job.config.bucardo.lockTimeoutMs)}`);
   // Locked so that an indexes.drop of this job cannot record a definition between the check and the delete.
   await client.query(`LOCK TABLE ${RECORD_TABLE} IN SHARE ROW EXCLUSIVE MODE`);
   const unrebuilt = await client.query<{ schema_name: string; index_name: string }>(

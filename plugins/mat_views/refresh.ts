@@ -1,11 +1,12 @@
 // mat_views.refresh: Bucardo replicates tables, not materialized views, so the secondary's views are
 // empty (or stale) until refreshed. Views are refreshed after the views they read, independent ones
 // at the same time.
-import { withClient } from '../../src/core/db.js';
-import { errorMessage, InterruptedError, OperatorError } from '../../src/core/errors.js';
+import { withClient, type Client } from '../../src/core/db.js';
+import { OperatorError } from '../../src/core/errors.js';
 import type { Job } from '../../src/core/job.js';
 import { findReplicationObjects } from '../../src/core/objects.js';
 import type { Check, CommandContext, CommandOutcome } from '../../src/core/plugin.js';
+import { attempt, runPool } from '../../src/core/pool.js';
 import { quoteQualified } from '../../src/core/quote.js';
 import { copyState } from '../bucardo/status.js';
 import { viewGraph, type MatView, type ViewGraph } from './dependencies.js';
@@ -79,31 +80,31 @@ export async function refreshViews(ctx: CommandContext): Promise<CommandOutcome<
   const began = Date.now();
   const report = () => ctx.progress(`${data.refreshed.length + data.failed.length}/${inScope.length} refreshed, ${Math.round((Date.now() - began) / 1000)} s; refreshing ${[...running].join(', ') || '-'}`);
   const ticker = setInterval(report, 1000);
-  const worker = () => withClient(job, { role: 'secondary', login: 'schema_owner', activity, applicationName: 'bucardo-console mat_views.refresh' }, async (client) => {
-    for (let oid = await queue.next(); oid !== undefined && !activity.interrupted; oid = await queue.next()) {
-      const view = graph.views.get(oid)!;
-      running.add(nameOf(view));
-      report();
-      const started = Date.now();
-      let error: string | undefined;
-      try {
-        await client.query(`REFRESH MATERIALIZED VIEW ${quoteQualified(view.schema, view.name)}`);
-      } catch (failure) {
-        error = errorMessage(failure);
-      }
-      running.delete(nameOf(view));
-      const result: RefreshedView = { view: nameOf(view), startedAt: (started - began) / 1000, seconds: (Date.now() - started) / 1000, after: dependsOn(oid).map((dep) => nameOf(graph.views.get(dep)!)), ...(error ? { error } : {}) };
-      (error ? data.failed : data.refreshed).push(result);
-      ctx.log(error ? `  FAILED ${result.view}: ${error}` : `  refreshed ${result.view} in ${result.seconds.toFixed(1)} s${result.after.length ? ` (after ${result.after.join(', ')})` : ''}`);
-      queue.finish(oid, !error);
-      report();
-    }
-  });
-  const outcomes = await Promise.allSettled(Array.from({ length: Math.max(1, Math.min(settings.jobs, inScope.length)) }, worker));
-  clearInterval(ticker);
-  if (activity.interrupted) throw new InterruptedError();
-  const broken = outcomes.find((outcome): outcome is PromiseRejectedResult => outcome.status === 'rejected');
-  if (broken) throw broken.reason;
+  const refresh = async (oid: number, client: Client) => {
+    const view = graph.views.get(oid)!;
+    running.add(nameOf(view));
+    report();
+    const { started, seconds, error } = await attempt(async () => {
+      await client.query(`REFRESH MATERIALIZED VIEW ${quoteQualified(view.schema, view.name)}`);
+    });
+    running.delete(nameOf(view));
+    const result: RefreshedView = { view: nameOf(view), startedAt: (started - began) / 1000, seconds, after: dependsOn(oid).map((dep) => nameOf(graph.views.get(dep)!)), ...(error ? { error } : {}) };
+    (error ? data.failed : data.refreshed).push(result);
+    ctx.log(error ? `  FAILED ${result.view}: ${error}` : `  refreshed ${result.view} in ${result.seconds.toFixed(1)} s${result.after.length ? ` (after ${result.after.join(', ')})` : ''}`);
+    queue.finish(oid, !error);
+    report();
+  };
+  try {
+    await runPool<Client, number>({
+      workers: Math.min(settings.jobs, inScope.length),
+      activity,
+      withResource: (_, loop) => withClient(job, { role: 'secondary', login: 'schema_owner', activity, applicationName: 'bucardo-console mat_views.refresh' }, loop),
+      next: () => queue.next(),
+      work: refresh,
+    });
+  } finally {
+    clearInterval(ticker);
+  }
   data.seconds = (Date.now() - began) / 1000;
   data.skipped = [...queue.skipped].map(([oid, reason]) => ({ view: nameOf(graph.views.get(oid)!), reason }));
   if (data.failed.length || data.skipped.length) {

@@ -2,22 +2,19 @@
 // for longer than retry.timeout. The sync is recorded first without touching a table (so no trigger
 // can ever exist outside a recorded sync), then rounds of the per-table validate_sync add triggers
 // table by table, each table committed on its own, skipping tables it cannot lock in time.
-import { sleep } from '../../src/core/activity.js';
 import { withClient, type Client } from '../../src/core/db.js';
+import { describeWaiting, lockBoundedDdl, type TableFailure } from '../../src/core/ddl.js';
 import { OperatorError } from '../../src/core/errors.js';
 import type { Job } from '../../src/core/job.js';
 import type { Check, CommandContext, CommandOutcome } from '../../src/core/plugin.js';
 import { quoteIdent, quoteQualified } from '../../src/core/quote.js';
+import { retryPolicy, RoundProgress, runRounds, type RoundsPolicy } from '../../src/core/rounds.js';
 import { isDaemonRunning, reloadDaemon } from '../bucardo/daemon.js';
 import { metadataDatabaseExists, recordedDatabases, relgroupMembers, syncRow, withMetadata } from '../bucardo/metadata.js';
 import { validateTriggers } from '../bucardo/sync.js';
-import type { TableFailure } from '../bucardo/triggers.js';
 import { formatRoundEnd } from './format.js';
 import { installedDefinition } from './function-store.js';
-import { describeWaiting, tryTableDdl } from './locked-ddl.js';
 import { isPatched } from './patch.js';
-import { RoundProgress } from './progress.js';
-import { pauseBeforeRound, retrySettings, type RetrySettings } from './settings.js';
 import { ensureSync } from './sync-record.js';
 import { triggerStates, type TriggerStates } from './table-state.js';
 import { validateRound } from './validate-round.js';
@@ -56,12 +53,13 @@ async function requireRecordedScope(job: Job, states: TriggerStates, ctx: Comman
 }
 
 /** ENABLE [ALWAYS] TRIGGER for tables whose triggers fire in the wrong mode (bucardo.add_triggers' policy). */
-async function applyModes(primary: Client, states: TriggerStates, ctx: CommandContext, settings: RetrySettings, progress: RoundProgress): Promise<void> {
+async function applyModes(primary: Client, states: TriggerStates, ctx: CommandContext, policy: RoundsPolicy, progress: RoundProgress): Promise<void> {
   for (const change of states.needMode) {
     ctx.activity.throwIfInterrupted();
     const clauses = change.triggers.map((t) => `${t.state === 'A' ? 'ENABLE ALWAYS' : 'ENABLE'} TRIGGER ${quoteIdent(t.trigger)}`);
-    const outcome = await tryTableDdl(primary, ctx.activity, settings.timeoutMs, [`ALTER TABLE ${quoteQualified(change.schema, change.table)} ${clauses.join(', ')}`]);
-    if (outcome === 'done') progress.markReady(change.key);
+    const outcome = await lockBoundedDdl(primary, [`ALTER TABLE ${quoteQualified(change.schema, change.table)} ${clauses.join(', ')}`],
+      { timeoutMs: policy.timeoutMs, activity: ctx.activity, deadlockIsLockWait: true });
+    if (outcome.done) progress.markReady(change.key);
     else progress.markWaiting(change.key);
   }
 }
@@ -71,7 +69,8 @@ const pendingCount = (states: TriggerStates) => states.needTriggers.length + sta
 export async function addTriggers(ctx: CommandContext): Promise<CommandOutcome<RetryRunData>> {
   const { job, activity } = ctx;
   const started = Date.now();
-  const settings = retrySettings(job);
+  const policy = retryPolicy(job);
+  const { settings } = policy;
   await requirePrepared(job, ctx);
   return withClient(job, { role: 'primary', login: 'schema_owner', activity }, async (primary) => {
     let states = await triggerStates(primary, job);
@@ -84,35 +83,39 @@ export async function addTriggers(ctx: CommandContext): Promise<CommandOutcome<R
     }
     const progress = new RoundProgress(total, 'ready', ctx.progress);
     const inScope = new Set(states.tables.map((t) => t.key));
-    while (pendingCount(states) > 0 && progress.round < settings.attempts) {
-      progress.round += 1;
-      progress.reset(states.ready.map((t) => t.key), progress.round > 1 ? [...states.needTriggers, ...states.needMode].map((t) => t.key) : []);
-      const pause = pauseBeforeRound(settings, progress.round);
-      if (pause > 0) {
+    const startRound = (round: number) => {
+      progress.round = round;
+      progress.reset(states.ready.map((t) => t.key), round > 1 ? [...states.needTriggers, ...states.needMode].map((t) => t.key) : []);
+    };
+    await runRounds(policy, activity, {
+      pending: () => pendingCount(states) > 0,
+      pausing: (round, pause) => {
+        startRound(round);
         progress.show(` (starts in ${(pause / 1000).toFixed(1)} s)`);
-        await sleep(pause, activity.signal);
-      }
-      progress.show();
-      if (states.needTriggers.length) {
-        await validateRound(job, ctx, settings, (status, key) => {
-          if (!inScope.has(key)) return;
-          if (status === 'ready') progress.markReady(key);
-          else if (status === 'waiting') progress.markWaiting(key);
-        });
-        states = await triggerStates(primary, job);
-      }
-      if (states.needMode.length) {
-        await applyModes(primary, states, ctx, settings, progress);
-        states = await triggerStates(primary, job);
-      }
-      if (pendingCount(states) > 0 && progress.round < settings.attempts) {
-        // Named after every round, not only at the end: the operator can act on a blocker while we wait.
-        const waiting = await describeWaiting(primary, [...states.needTriggers, ...states.needMode],
-          `could not be locked within retry.timeout (${settings.timeoutMs} ms)`);
-        const round = { number: progress.round, of: settings.attempts, ready: states.ready.length, total };
-        ctx.log(formatRoundEnd(round, waiting).join('\n'));
-      }
-    }
+      },
+      round: async (round) => {
+        startRound(round);
+        progress.show();
+        if (states.needTriggers.length) {
+          await validateRound(job, ctx, settings, (status, key) => {
+            if (!inScope.has(key)) return;
+            if (status === 'ready') progress.markReady(key);
+            else if (status === 'waiting') progress.markWaiting(key);
+          });
+          states = await triggerStates(primary, job);
+        }
+        if (states.needMode.length) {
+          await applyModes(primary, states, ctx, policy, progress);
+          states = await triggerStates(primary, job);
+        }
+        if (pendingCount(states) > 0 && round < settings.attempts) {
+          // Named after every round, not only at the end: the operator can act on a blocker while we wait.
+          const waiting = await describeWaiting(primary, [...states.needTriggers, ...states.needMode],
+            `could not be locked within retry.timeout (${settings.timeoutMs} ms)`);
+          ctx.log(formatRoundEnd({ number: round, of: settings.attempts, ready: states.ready.length, total }, waiting).join('\n'));
+        }
+      },
+    });
     const rounds = progress.round;
     if (rounds > 0) steps.push(`${total - alreadyDone - pendingCount(states)} table(s) got their triggers in ${rounds} round(s), ${alreadyDone} already had them`);
     if (pendingCount(states) > 0) {

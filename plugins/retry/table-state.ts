@@ -1,9 +1,9 @@
 // Where each table in scope stands with this job's triggers, read from pg_trigger on the primary:
 // the ground truth every round starts from (a rerun picks up exactly where the last one stopped).
+import { expectedTriggers, groupByTable, jobTriggerNames, listTriggers } from '../../src/core/bucardo/triggers.js';
 import type { Client } from '../../src/core/db.js';
 import type { Job } from '../../src/core/job.js';
 import { displayName, findReplicationObjects } from '../../src/core/objects.js';
-import { expectedTriggers, groupByTable, jobTriggerNames, listTriggers, triggersToDrop } from '../bucardo/triggers.js';
 
 export interface TableRef { key: string; schema: string; table: string }
 
@@ -36,5 +36,3 @@ export async function triggerStates(client: Client, job: Job): Promise<TriggerSt
   }
   return states;
 }
-
-export { triggersToDrop };

@@ -6,7 +6,7 @@ import { inScope } from '../../src/core/objects.js';
 import { quoteIdent, quoteLiteral, quoteQualified } from '../../src/core/quote.js';
 import { formatPgpassLine, matchPassword, parsePgpassLine } from '../../src/core/pgpass.js';
 import { closest } from '../../src/config/reader.js';
-import { kickTriggerName, onetimecopyFor, truncateTriggerName } from '../../plugins/bucardo/names.js';
+import { kickTriggerName, onetimecopyFor, truncateTriggerName } from '../../src/core/bucardo/names.js';
 
 test('command line: -c, -c1/-c2, -l with per-command flags, and errors', () => {
   assert.deepEqual(parseArguments(['-c', 'x.yml']).configFiles, ['x.yml']);
