@@ -33,7 +33,12 @@ INSERT INTO bench.owners SELECT g, 'owner ' || g FROM generate_series(0, 9999) g
 SELECT setval('bench.ticket', 1000);`;
 }
 
-interface Outcome { ok: boolean; message?: string; error?: string; data?: any }
+interface Outcome {
+  ok: boolean;
+  message?: string;
+  error?: string;
+  data?: any;
+}
 
 function outcome(stdout: string): Outcome {
   const line = stdout.split('\n').find((l) => l.startsWith('{"command"'));
@@ -49,18 +54,30 @@ class WriteLoad {
   private stopped = false;
   private done?: Promise<void>;
   changes = 0;
-  constructor(private readonly cluster: ClusterInfo, private readonly rows: number, public rate: number) {}
+  constructor(
+    private readonly cluster: ClusterInfo,
+    private readonly rows: number,
+    public rate: number,
+  ) {}
 
   start(): void {
     this.done = (async () => {
-      const client = new pg.Client({ host: this.cluster.host, port: this.cluster.port, user: 'postgres', database: 'pause' });
+      const client = new pg.Client({
+        host: this.cluster.host,
+        port: this.cluster.port,
+        user: 'postgres',
+        database: 'pause',
+      });
       await client.connect();
       try {
         while (!this.stopped) {
           const started = Date.now();
           const batch = Math.max(1, Math.round(this.rate / 10));
           const ids = Array.from({ length: batch }, () => 1 + Math.floor(Math.random() * this.rows));
-          await client.query('UPDATE bench.items SET amount = amount + 1, updated = now() WHERE id = ANY($1::bigint[])', [ids]);
+          await client.query(
+            'UPDATE bench.items SET amount = amount + 1, updated = now() WHERE id = ANY($1::bigint[])',
+            [ids],
+          );
           this.changes += batch;
           await sleep(Math.max(0, 100 - (Date.now() - started)));
         }
@@ -76,7 +93,16 @@ class WriteLoad {
   }
 }
 
-interface Figures { rows: number; verify: number; pause: number; steps: string; keys: number; counting: number; fullVerify: number; changes: number }
+interface Figures {
+  rows: number;
+  verify: number;
+  pause: number;
+  steps: string;
+  keys: number;
+  counting: number;
+  fullVerify: number;
+  changes: number;
+}
 
 async function measure(a: ClusterInfo, b: ClusterInfo, rows: number): Promise<Figures> {
   for (const cluster of [a, b]) {
@@ -85,11 +111,20 @@ async function measure(a: ClusterInfo, b: ClusterInfo, rows: number): Promise<Fi
     await query(cluster, 'pause', SCHEMA);
   }
   console.log(`${rows.toLocaleString('en')} rows: loading both sides`);
-  await Promise.all([a, b].map(async (cluster) => {
-    await query(cluster, 'pause', data(rows));
-    await query(cluster, 'pause', 'VACUUM ANALYZE bench.items');
-  }));
-  const written = job({ name: `pause_${rows}`, plugins: ['bucardo', 'cutover'], primary: { cluster: a, dbname: 'pause' }, secondary: { cluster: b, dbname: 'pause' }, copyData: 'never', extra: { cutover: { verify_max_age: VERIFY_AGE + 3600, max_lag: 30, chunk_rows: 20_000 } } });
+  await Promise.all(
+    [a, b].map(async (cluster) => {
+      await query(cluster, 'pause', data(rows));
+      await query(cluster, 'pause', 'VACUUM ANALYZE bench.items');
+    }),
+  );
+  const written = job({
+    name: `pause_${rows}`,
+    plugins: ['bucardo', 'cutover'],
+    primary: { cluster: a, dbname: 'pause' },
+    secondary: { cluster: b, dbname: 'pause' },
+    copyData: 'never',
+    extra: { cutover: { verify_max_age: VERIFY_AGE + 3600, max_lag: 30, chunk_rows: 20_000 } },
+  });
   await run(written.file, 'bucardo.install bucardo.add_triggers bucardo.start');
   const load = new WriteLoad(a, rows, VERIFY_RATE);
   let verify = 0;
@@ -100,18 +135,25 @@ async function measure(a: ClusterInfo, b: ClusterInfo, rows: number): Promise<Fi
     await run(written.file, 'cutover.verify');
     verify = (Date.now() - verifyStarted) / 1000;
     load.rate = WRITE_RATE;
-    console.log(`  verify passed in ${verify.toFixed(1)} s; load goes on at ~${WRITE_RATE}/s for ${VERIFY_AGE} s`);
+    console.log(
+      `  verify passed in ${verify.toFixed(1)} s; load goes on at ~${WRITE_RATE}/s for ${VERIFY_AGE} s`,
+    );
     await sleep(VERIFY_AGE * 1000);
   } finally {
     await load.stop();
   }
   console.log(`  writes stopped (${load.changes} changes during the load); cutover.finish --writes-stopped`);
-  const finished = await runTool(['-c', written.file, '-l', 'cutover.finish --writes-stopped --json'], { timeoutMs: 1_800_000 });
+  const finished = await runTool(['-c', written.file, '-l', 'cutover.finish --writes-stopped --json'], {
+    timeoutMs: 1_800_000,
+  });
   const result = outcome(finished.stdout);
-  if (!result.ok) throw new Error(`cutover.finish failed: ${result.message ?? result.error}\n${finished.stderr}`);
+  if (!result.ok)
+    throw new Error(`cutover.finish failed: ${result.message ?? result.error}\n${finished.stderr}`);
   const pause = result.data.pause as { seconds: number; steps: { step: string; seconds: number }[] };
   const steps = pause.steps.map((s) => `${s.step} ${s.seconds}`).join(', ');
-  console.log(`  pause ${pause.seconds} s (${steps}); ${result.data.finalCheck?.keysCompared} key(s) compared; counting rows ${result.data.finalCheck?.countSeconds} s of the final check`);
+  console.log(
+    `  pause ${pause.seconds} s (${steps}); ${result.data.finalCheck?.keysCompared} key(s) compared; counting rows ${result.data.finalCheck?.countSeconds} s of the final check`,
+  );
   // The same data, now identical and still: what a full strict verify costs (the old final check).
   const fullStarted = Date.now();
   await run(written.file, 'cutover.verify --strict');
@@ -119,22 +161,47 @@ async function measure(a: ClusterInfo, b: ClusterInfo, rows: number): Promise<Fi
   console.log(`  full strict verify on the same data: ${fullVerify.toFixed(1)} s`);
   await run(written.file, 'bucardo.uninstall');
   const finalCheck = result.data.finalCheck as { keysCompared: number; countSeconds: number } | undefined;
-  return { rows, verify, pause: pause.seconds, steps, keys: finalCheck?.keysCompared ?? 0, counting: finalCheck?.countSeconds ?? 0, fullVerify, changes: load.changes };
+  return {
+    rows,
+    verify,
+    pause: pause.seconds,
+    steps,
+    keys: finalCheck?.keysCompared ?? 0,
+    counting: finalCheck?.countSeconds ?? 0,
+    fullVerify,
+    changes: load.changes,
+  };
 }
 
 async function main(): Promise<void> {
   const [a, b] = await benchClusters(['PauseA', 'PauseB']);
   const figures: Figures[] = [];
   for (const rows of SIZES) figures.push(await measure(a!, b!, rows));
-  console.log(`\ncutover.finish write pause (verify ${VERIFY_AGE} s before the confirmation, ~${WRITE_RATE} changes/s until then)`);
-  console.log(`${'rows'.padStart(12)} ${'verify s'.padStart(9)} ${'pause s'.padStart(8)} ${'keys'.padStart(8)} ${'counts s'.padStart(9)} ${'old pause s'.padStart(12)}  steps (s)`);
+  console.log(
+    `\ncutover.finish write pause (verify ${VERIFY_AGE} s before the confirmation, ~${WRITE_RATE} changes/s until then)`,
+  );
+  console.log(
+    `${'rows'.padStart(12)} ${'verify s'.padStart(9)} ${'pause s'.padStart(8)} ${'keys'.padStart(8)} ${'counts s'.padStart(9)} ${'old pause s'.padStart(12)}  steps (s)`,
+  );
   for (const f of figures) {
     // Today's pause = the new one with the final check replaced by a full strict verify.
     const check = Number(/final check ([\d.]+)/.exec(f.steps)?.[1] ?? 0);
     const old = f.pause - check + f.fullVerify;
-    console.log(`${f.rows.toLocaleString('en').padStart(12)} ${f.verify.toFixed(1).padStart(9)} ${f.pause.toFixed(1).padStart(8)} ${String(f.keys).padStart(8)} ${f.counting.toFixed(1).padStart(9)} ${old.toFixed(1).padStart(12)}  ${f.steps}`);
+    console.log(
+      `${f.rows.toLocaleString('en').padStart(12)} ${f.verify.toFixed(1).padStart(9)} ${f.pause.toFixed(1).padStart(8)} ${String(f.keys).padStart(8)} ${f.counting.toFixed(1).padStart(9)} ${old.toFixed(1).padStart(12)}  ${f.steps}`,
+    );
   }
-  if (figures.length > 1) console.log(`largest / smallest pause: ${(figures.at(-1)!.pause / figures[0]!.pause).toFixed(2)}x`);
+  if (figures.length > 1)
+    console.log(`largest / smallest pause: ${(figures.at(-1)!.pause / figures[0]!.pause).toFixed(2)}x`);
 }
 
-main().then(() => { cleanUp(); }, (error: unknown) => { console.error(error); cleanUp(); process.exitCode = 1; });
+main().then(
+  () => {
+    cleanUp();
+  },
+  (error: unknown) => {
+    console.error(error);
+    cleanUp();
+    process.exitCode = 1;
+  },
+);

@@ -3,7 +3,8 @@
 // Compares with the copy into a fully indexed secondary and with Bucardo's own rebuild_index=1
 // (superuser only). Runs the real commands in-process on two throwaway clusters, prints the figures.
 //
-//   node dist/bench/initial-copy.js   (env: BENCH_ROWS=2000000, BENCH_SHAPE=shop|orders, BENCH_ROUNDS=2 passes over the scenarios,
+// node dist/bench/initial-copy.js   (env: BENCH_ROWS=2000000, BENCH_SHAPE=shop|orders, BENCH_ROUNDS=2 passes over the
+// scenarios,
 //                                      BENCH_REPEATS=2 rebuilds of each kind per pass, BENCH_VERBOSE=1)
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
@@ -36,7 +37,10 @@ const SHAPE = process.env['BENCH_SHAPE'] === 'orders' ? 'orders' : 'shop';
 const CUSTOMERS = SHAPE === 'orders' ? 0 : Math.round(ROWS * 0.1);
 const ORDERS = SHAPE === 'orders' ? ROWS : Math.round(ROWS * 0.45);
 const ORDERS_WITH_LINES = SHAPE === 'orders' ? 0 : Math.round(ROWS * 0.225);
-const SHAPE_TEXT = SHAPE === 'orders' ? '1 table, a primary key + 4 secondary indexes' : '3 tables, 3 primary keys + 7 secondary indexes';
+const SHAPE_TEXT =
+  SHAPE === 'orders'
+    ? '1 table, a primary key + 4 secondary indexes'
+    : '3 tables, 3 primary keys + 7 secondary indexes';
 
 const ORDERS_SCHEMA = `
 CREATE TABLE public.orders (id bigint PRIMARY KEY, customer_id bigint NOT NULL, status text NOT NULL, amount numeric(12,2), placed_at timestamptz NOT NULL, note text);
@@ -46,7 +50,10 @@ CREATE INDEX orders_status_placed ON public.orders (status, placed_at);
 CREATE INDEX orders_note_lower ON public.orders (lower(note));
 `;
 
-const SCHEMA = SHAPE === 'orders' ? ORDERS_SCHEMA : `${ORDERS_SCHEMA}
+const SCHEMA =
+  SHAPE === 'orders'
+    ? ORDERS_SCHEMA
+    : `${ORDERS_SCHEMA}
 CREATE TABLE public.customers (id bigint PRIMARY KEY, email text NOT NULL, name text, created_at timestamptz NOT NULL, CONSTRAINT customers_email_key UNIQUE (email));
 CREATE INDEX customers_created ON public.customers (created_at);
 CREATE TABLE public.order_lines (order_id bigint, line int, product_id int NOT NULL, quantity int, price numeric(10,2), PRIMARY KEY (order_id, line));
@@ -56,11 +63,15 @@ CREATE INDEX order_lines_product ON public.order_lines (product_id);
 const DATA = `
 INSERT INTO public.orders SELECT g, 1 + (g * 31337) % ${Math.max(CUSTOMERS, 200_000)}, (ARRAY['new', 'paid', 'shipped', 'returned'])[1 + g % 4], (g % 10000) / 100.0,
   timestamptz '2023-01-01' + ((g * 15485863) % 63072000) * interval '1 second', md5(g::text) FROM generate_series(1::bigint, ${ORDERS}) g;
-${SHAPE === 'orders' ? '' : `
+${
+  SHAPE === 'orders'
+    ? ''
+    : `
 INSERT INTO public.customers SELECT g, 'customer' || ((g * 7919) % ${CUSTOMERS * 10}) || '-' || g || '@example.com', 'Customer ' || g,
   timestamptz '2020-01-01' + ((g * 104729) % 157680000) * interval '1 second' FROM generate_series(1::bigint, ${CUSTOMERS}) g;
 INSERT INTO public.order_lines SELECT o, l, 1 + (o * l * 2654435761) % 50000, 1 + (o + l) % 9, ((o * l) % 100000) / 100.0
-  FROM generate_series(1::bigint, ${ORDERS_WITH_LINES}) o, generate_series(1, 2) l;`}
+  FROM generate_series(1::bigint, ${ORDERS_WITH_LINES}) o, generate_series(1, 2) l;`
+}
 `;
 
 function log(text: string): void {
@@ -71,14 +82,27 @@ async function sql(cluster: ClusterInfo, database: string, text: string): Promis
   const { default: pg } = await import('pg');
   const client = new pg.Client({ host: cluster.host, port: cluster.port, user: 'postgres', database });
   await client.connect();
-  try { await client.query(text); } finally { await client.end(); }
+  try {
+    await client.query(text);
+  } finally {
+    await client.end();
+  }
 }
 
-function writeConfig(dir: string, name: string, a: ClusterInfo, b: ClusterInfo, secondaryDb: string, jobs: number): string {
+function writeConfig(
+  dir: string,
+  name: string,
+  a: ClusterInfo,
+  b: ClusterInfo,
+  secondaryDb: string,
+  jobs: number,
+): string {
   const jobDir = path.join(dir, name);
   mkdirSync(jobDir, { recursive: true });
   const file = path.join(jobDir, `${name}-${jobs}.yml`);
-  writeFileSync(file, `plugins: [bucardo, indexes]
+  writeFileSync(
+    file,
+    `plugins: [bucardo, indexes]
 databases:
   bucardo: {host: ${a.host}, port: ${a.port}, database_owner: bucardo, install_user: postgres}
   primary: {host: ${a.host}, port: ${a.port}, dbname: bench, database_owner: postgres}
@@ -90,17 +114,30 @@ bucardo:
   log_dir: ${path.join(jobDir, 'log')}
   state_dir: ${path.join(jobDir, 'state')}
 indexes: {larger_than: 1 MB, jobs: ${jobs}, maintenance_work_mem: 256 MB}
-`);
+`,
+  );
   return file;
 }
 
 /** Runs a command the way list mode does, in this process, so timings exclude Node start-up. */
-async function command<D = unknown>(session: Session, name: string, args: string[] = []): Promise<CommandOutcome<D>> {
+async function command<D = unknown>(
+  session: Session,
+  name: string,
+  args: string[] = [],
+): Promise<CommandOutcome<D>> {
   const resolved = session.resolve(name);
   if ('error' in resolved) throw new Error(resolved.error);
   const context: CommandContext = {
-    job: resolved.job, jobs: session.jobs, activity: detachedActivity(), options: parseCommandArguments(name, resolved.command.arguments, args).options, args, prompt: listModePrompter(true),
-    progress: () => undefined, log: (text) => { if (VERBOSE) log(`    ${text}`); },
+    job: resolved.job,
+    jobs: session.jobs,
+    activity: detachedActivity(),
+    options: parseCommandArguments(name, resolved.command.arguments, args).options,
+    args,
+    prompt: listModePrompter(true),
+    progress: () => undefined,
+    log: (text) => {
+      if (VERBOSE) log(`    ${text}`);
+    },
   };
   const outcome = await resolved.command.run(context);
   if (outcome.ok === false) throw new Error(`${name}: ${outcome.message}`);
@@ -111,8 +148,19 @@ async function command<D = unknown>(session: Session, name: string, args: string
 /** Polls Bucardo's own flag every 100 ms: onetimecopy drops to 0 when the copy kid is done. */
 async function waitForCopy(job: Job): Promise<void> {
   for (;;) {
-    const done = await withClient(job, { role: 'bucardo' }, async (client) =>
-      Number((await client.query<{ onetimecopy: number }>('SELECT onetimecopy FROM bucardo.sync WHERE name = $1', [job.syncName])).rows[0]?.onetimecopy) === 0);
+    const done = await withClient(
+      job,
+      { role: 'bucardo' },
+      async (client) =>
+        Number(
+          (
+            await client.query<{ onetimecopy: number }>(
+              'SELECT onetimecopy FROM bucardo.sync WHERE name = $1',
+              [job.syncName],
+            )
+          ).rows[0]?.onetimecopy,
+        ) === 0,
+    );
     if (done) return;
     await sleep(100);
   }
@@ -132,10 +180,17 @@ async function timed<T>(fn: () => Promise<T>): Promise<[number, T]> {
   return [Number(process.hrtime.bigint() - began) / 1e9, value];
 }
 
-interface CopyRun { seconds: number; rows: number; dropSeconds: number }
+interface CopyRun {
+  seconds: number;
+  rows: number;
+  dropSeconds: number;
+}
 
 /** From add_triggers to "copy done": the operator-visible duration of the initial copy. */
-async function copyScenario(session: Session, options: { dropIndexes: boolean; rebuildIndex: boolean }): Promise<CopyRun> {
+async function copyScenario(
+  session: Session,
+  options: { dropIndexes: boolean; rebuildIndex: boolean },
+): Promise<CopyRun> {
   const job = session.jobs[0]!;
   await command(session, 'bucardo.install');
   if (options.dropIndexes) await command(session, 'indexes.install');
@@ -143,14 +198,23 @@ async function copyScenario(session: Session, options: { dropIndexes: boolean; r
   let dropSeconds = 0;
   const [seconds] = await timed(async () => {
     await command(session, 'bucardo.add_triggers');
-    // Bucardo's own alternative: it marks the target's indexes not ready during COPY and REINDEXes after (superuser only).
+    // Bucardo's own alternative: it marks the target's indexes not ready during COPY and REINDEXes after (superuser
+    // only).
     if (options.rebuildIndex) await runBucardo(job, ['update', 'sync', job.syncName, 'rebuild_index=1']);
     if (options.dropIndexes) [dropSeconds] = await timed(() => command(session, 'indexes.drop'));
     await command(session, 'bucardo.start');
     await waitForCopy(job);
   });
   const rows = await withClient(job, { role: 'bucardo' }, async (client) =>
-    Number((await client.query<{ inserts: string }>('SELECT max(inserts) AS inserts FROM bucardo.syncrun WHERE sync = $1', [job.syncName])).rows[0]?.inserts ?? 0));
+    Number(
+      (
+        await client.query<{ inserts: string }>(
+          'SELECT max(inserts) AS inserts FROM bucardo.syncrun WHERE sync = $1',
+          [job.syncName],
+        )
+      ).rows[0]?.inserts ?? 0,
+    ),
+  );
   return { seconds, rows, dropSeconds };
 }
 
@@ -160,19 +224,38 @@ async function teardown(session: Session): Promise<void> {
   await command(session, 'bucardo.uninstall');
   // Its buffers and cached pages would otherwise compete with the next scenario's.
   await withClient(job, { role: 'secondary', database: 'postgres' }, (client) =>
-    client.query(`DROP DATABASE ${quoteIdent(job.config.databases.secondary.dbname)} WITH (FORCE)`));
+    client.query(`DROP DATABASE ${quoteIdent(job.config.databases.secondary.dbname)} WITH (FORCE)`),
+  );
 }
 
-/** Drops on the secondary, by hand, the indexes recorded by indexes.drop, so indexes.recreate has them all to build again. */
+/**
+ * Drops on the secondary, by hand, the indexes recorded by indexes.drop, so indexes.recreate has them all to build
+ * again.
+ */
 async function dropRecordedByHand(job: Job): Promise<void> {
-  const records = await withClient(job, { role: 'bucardo' }, async (client) =>
-    (await client.query<{ schema_name: string; table_name: string; index_name: string; constraint_type: string | null }>(
-      'SELECT schema_name, table_name, index_name, constraint_type FROM manage_indexes.dropped_index WHERE job = $1', [job.name])).rows);
+  const records = await withClient(
+    job,
+    { role: 'bucardo' },
+    async (client) =>
+      (
+        await client.query<{
+          schema_name: string;
+          table_name: string;
+          index_name: string;
+          constraint_type: string | null;
+        }>(
+          'SELECT schema_name, table_name, index_name, constraint_type FROM manage_indexes.dropped_index WHERE job = $1',
+          [job.name],
+        )
+      ).rows,
+  );
   await withClient(job, { role: 'secondary' }, async (client) => {
     for (const r of records) {
-      await client.query(r.constraint_type
-        ? `ALTER TABLE ${quoteQualified(r.schema_name, r.table_name)} DROP CONSTRAINT ${quoteIdent(r.index_name)}`
-        : `DROP INDEX ${quoteQualified(r.schema_name, r.index_name)}`);
+      await client.query(
+        r.constraint_type
+          ? `ALTER TABLE ${quoteQualified(r.schema_name, r.table_name)} DROP CONSTRAINT ${quoteIdent(r.index_name)}`
+          : `DROP INDEX ${quoteQualified(r.schema_name, r.index_name)}`,
+      );
     }
     await client.query('CHECKPOINT');
   });
@@ -184,7 +267,18 @@ function stopDaemons(dir: string): void {
 }
 
 /** One pass over the three scenarios, each into a fresh secondary database. */
-async function round(dir: string, a: ClusterInfo, b: ClusterInfo, index: number): Promise<{ withIndexes: CopyRun; dropped: CopyRun; rebuildIndex: CopyRun; serial: number[]; parallel: number[] }> {
+async function round(
+  dir: string,
+  a: ClusterInfo,
+  b: ClusterInfo,
+  index: number,
+): Promise<{
+  withIndexes: CopyRun;
+  dropped: CopyRun;
+  rebuildIndex: CopyRun;
+  serial: number[];
+  parallel: number[];
+}> {
   const session = async (name: string, jobs = 1) => {
     if (jobs === 1) {
       await sql(b, 'postgres', `CREATE DATABASE ${name}`);
@@ -194,31 +288,47 @@ async function round(dir: string, a: ClusterInfo, b: ClusterInfo, index: number)
   };
   const withIndexes = await session(`bench_with_${index}`);
   const copyWith = await copyScenario(withIndexes, { dropIndexes: false, rebuildIndex: false });
-  log(`  copy into the fully indexed secondary:     ${copyWith.seconds.toFixed(1)} s (${copyWith.rows.toLocaleString('en-US')} rows)`);
+  log(
+    `  copy into the fully indexed secondary:     ${copyWith.seconds.toFixed(1)} s (${copyWith.rows.toLocaleString('en-US')} rows)`,
+  );
   await teardown(withIndexes);
 
   const serial = await session(`bench_dropped_${index}`);
   const parallel = await session(`bench_dropped_${index}`, availableParallelism());
   const copyDropped = await copyScenario(serial, { dropIndexes: true, rebuildIndex: false });
-  log(`  indexes.drop, then the copy:               ${copyDropped.seconds.toFixed(1)} s (${copyDropped.rows.toLocaleString('en-US')} rows; the drop itself ${copyDropped.dropSeconds.toFixed(2)} s)`);
+  log(
+    `  indexes.drop, then the copy:               ${copyDropped.seconds.toFixed(1)} s (${copyDropped.rows.toLocaleString('en-US')} rows; the drop itself ${copyDropped.dropSeconds.toFixed(2)} s)`,
+  );
   const rebuilds: Record<'serial' | 'parallel', number[]> = { serial: [], parallel: [] };
   for (let repeat = 0; repeat < REPEATS; repeat++) {
-    for (const [kind, which] of [['serial', serial], ['parallel', parallel]] as const) {
+    for (const [kind, which] of [
+      ['serial', serial],
+      ['parallel', parallel],
+    ] as const) {
       // The first serial rebuild finds what indexes.drop dropped; every later one, what was dropped by hand.
       if (repeat > 0 || kind === 'parallel') await dropRecordedByHand(which.jobs[0]!);
       await settle();
       const [seconds, outcome] = await timed(() => command<RecreateData>(which, 'indexes.recreate'));
-      if (outcome.data!.rebuilt.length !== outcome.data!.recorded) throw new Error(`rebuilt ${outcome.data!.rebuilt.length} of ${outcome.data!.recorded} recorded indexes`);
+      if (outcome.data!.rebuilt.length !== outcome.data!.recorded)
+        throw new Error(
+          `rebuilt ${outcome.data!.rebuilt.length} of ${outcome.data!.recorded} recorded indexes`,
+        );
       rebuilds[kind].push(seconds);
     }
   }
-  log(`  indexes.recreate, serial (jobs 1):         ${rebuilds.serial.map((x) => x.toFixed(2)).join(', ')} s`);
-  log(`  indexes.recreate, parallel (jobs ${availableParallelism()}):       ${rebuilds.parallel.map((x) => x.toFixed(2)).join(', ')} s`);
+  log(
+    `  indexes.recreate, serial (jobs 1):         ${rebuilds.serial.map((x) => x.toFixed(2)).join(', ')} s`,
+  );
+  log(
+    `  indexes.recreate, parallel (jobs ${availableParallelism()}):       ${rebuilds.parallel.map((x) => x.toFixed(2)).join(', ')} s`,
+  );
   await teardown(serial);
 
   const rebuildIndex = await session(`bench_rebuild_${index}`);
   const copyRebuild = await copyScenario(rebuildIndex, { dropIndexes: false, rebuildIndex: true });
-  log(`  Bucardo's rebuild_index=1:                 ${copyRebuild.seconds.toFixed(1)} s (${copyRebuild.rows.toLocaleString('en-US')} rows)`);
+  log(
+    `  Bucardo's rebuild_index=1:                 ${copyRebuild.seconds.toFixed(1)} s (${copyRebuild.rows.toLocaleString('en-US')} rows)`,
+  );
   await teardown(rebuildIndex);
   return { withIndexes: copyWith, dropped: copyDropped, rebuildIndex: copyRebuild, ...rebuilds };
 }
@@ -227,10 +337,20 @@ async function main(): Promise<void> {
   const dir = mkdtempSync(path.join(tmpdir(), 'bench-initial-copy-'));
   // Same server settings for every scenario. A big max_wal_size keeps checkpoints out of the figures, and
   // without autovacuum one scenario's new tables are not vacuumed while the next one is measured.
-  const settings = { max_wal_size: '8GB', maintenance_work_mem: '256MB', checkpoint_timeout: '30min', autovacuum: 'off' };
+  const settings = {
+    max_wal_size: '8GB',
+    maintenance_work_mem: '256MB',
+    checkpoint_timeout: '30min',
+    autovacuum: 'off',
+  };
   try {
-    log(`Initial copy benchmark (${SHAPE}): ${ROWS.toLocaleString('en-US')} rows (orders ${ORDERS.toLocaleString('en-US')}, customers ${CUSTOMERS.toLocaleString('en-US')}, order lines ${(ORDERS_WITH_LINES * 2).toLocaleString('en-US')}); ${SHAPE_TEXT}; ${availableParallelism()} cores; ${ROUNDS} round(s).`);
-    const [a, b] = await Promise.all([startCluster('benchA', { settings }), startCluster('benchB', { settings })]);
+    log(
+      `Initial copy benchmark (${SHAPE}): ${ROWS.toLocaleString('en-US')} rows (orders ${ORDERS.toLocaleString('en-US')}, customers ${CUSTOMERS.toLocaleString('en-US')}, order lines ${(ORDERS_WITH_LINES * 2).toLocaleString('en-US')}); ${SHAPE_TEXT}; ${availableParallelism()} cores; ${ROUNDS} round(s).`,
+    );
+    const [a, b] = await Promise.all([
+      startCluster('benchA', { settings }),
+      startCluster('benchB', { settings }),
+    ]);
     clustersInUse = [a, b];
     await sql(a, 'postgres', 'CREATE DATABASE bench');
     await sql(a, 'bench', SCHEMA);
@@ -240,10 +360,17 @@ async function main(): Promise<void> {
     const { default: pg } = await import('pg');
     const probe = new pg.Client({ host: a.host, port: a.port, user: 'postgres', database: 'bench' });
     await probe.connect();
-    const sizes = (await probe.query<{ tables: string; indexes: string }>(`SELECT sum(pg_table_size(c.oid)) AS tables, sum(pg_indexes_size(c.oid)) AS indexes
-       FROM pg_class c WHERE c.relnamespace = 'public'::regnamespace AND c.relkind = 'r'`)).rows[0]!;
+    const sizes = (
+      await probe.query<{
+        tables: string;
+        indexes: string;
+      }>(`SELECT sum(pg_table_size(c.oid)) AS tables, sum(pg_indexes_size(c.oid)) AS indexes
+       FROM pg_class c WHERE c.relnamespace = 'public'::regnamespace AND c.relkind = 'r'`)
+    ).rows[0]!;
     await probe.end();
-    log(`Primary loaded in ${loadSeconds.toFixed(1)} s: tables ${formatSize(Number(sizes.tables))}, indexes ${formatSize(Number(sizes.indexes))}.`);
+    log(
+      `Primary loaded in ${loadSeconds.toFixed(1)} s: tables ${formatSize(Number(sizes.tables))}, indexes ${formatSize(Number(sizes.indexes))}.`,
+    );
 
     const rounds = [];
     for (let index = 1; index <= ROUNDS; index++) {
@@ -258,15 +385,25 @@ async function main(): Promise<void> {
     const serial = best(rounds.flatMap((r) => r.serial));
     const parallel = best(rounds.flatMap((r) => r.parallel));
     log('');
-    log(`Best of ${ROUNDS} round(s), from add_triggers to copy done (rebuilds: best of ${ROUNDS * REPEATS}):`);
+    log(
+      `Best of ${ROUNDS} round(s), from add_triggers to copy done (rebuilds: best of ${ROUNDS * REPEATS}):`,
+    );
     log(`  1. copy with the indexes in place:        ${copyWith.toFixed(1)} s`);
     log(`  2. indexes.drop + copy:                    ${copyDropped.toFixed(1)} s`);
-    log(`     + indexes.recreate serial (jobs 1):     ${serial.toFixed(2)} s  -> ${(copyDropped + serial).toFixed(1)} s`);
-    log(`     + indexes.recreate parallel (jobs ${availableParallelism()}):   ${parallel.toFixed(2)} s  -> ${(copyDropped + parallel).toFixed(1)} s`);
+    log(
+      `     + indexes.recreate serial (jobs 1):     ${serial.toFixed(2)} s  -> ${(copyDropped + serial).toFixed(1)} s`,
+    );
+    log(
+      `     + indexes.recreate parallel (jobs ${availableParallelism()}):   ${parallel.toFixed(2)} s  -> ${(copyDropped + parallel).toFixed(1)} s`,
+    );
     log(`  3. Bucardo's rebuild_index=1 (superuser):  ${copyRebuild.toFixed(1)} s`);
     const total = copyDropped + Math.min(serial, parallel);
-    log(`Speed-up over copying with indexes in place: ${(copyWith / total).toFixed(1)}x (goal: at least 4x).`);
-    log(`Against Bucardo's rebuild_index=1: ${total <= copyRebuild ? '' : '+'}${(100 * (total / copyRebuild - 1)).toFixed(0)}% (goal: within +10%).`);
+    log(
+      `Speed-up over copying with indexes in place: ${(copyWith / total).toFixed(1)}x (goal: at least 4x).`,
+    );
+    log(
+      `Against Bucardo's rebuild_index=1: ${total <= copyRebuild ? '' : '+'}${(100 * (total / copyRebuild - 1)).toFixed(0)}% (goal: within +10%).`,
+    );
     log(`Parallel rebuild vs serial: ${(serial / parallel).toFixed(2)}x as fast.`);
   } finally {
     stopDaemons(dir);
@@ -276,6 +413,6 @@ async function main(): Promise<void> {
 }
 
 main().catch((error) => {
-  process.stderr.write(`${error instanceof Error ? error.stack ?? error.message : String(error)}\n`);
+  process.stderr.write(`${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
   process.exit(1);
 });

@@ -22,13 +22,21 @@ const COMMITS = 60;
 /** The kicker intervals measured in (2): BENCH_KICK_INTERVALS=0.25,1 (default 0.25,1). */
 const KICK_INTERVALS = (process.env['BENCH_KICK_INTERVALS'] ?? '0.25,1').split(',').map(Number);
 /** bucardo.worker_sleep for every job (default: the tool's default). */
-const WORKER_SLEEP = process.env['BENCH_WORKER_SLEEP'] ? { worker_sleep: Number(process.env['BENCH_WORKER_SLEEP']) } : {};
+const WORKER_SLEEP = process.env['BENCH_WORKER_SLEEP']
+  ? { worker_sleep: Number(process.env['BENCH_WORKER_SLEEP']) }
+  : {};
 /** BENCH_ONLY=kicker measures (2) alone. */
 const ONLY_KICKER = process.env['BENCH_ONLY'] === 'kicker';
 const IDLE_SECONDS = 30;
 const SCHEMA = 'CREATE TABLE public.pings (id int PRIMARY KEY, at timestamptz DEFAULT clock_timestamp())';
 
-async function latencies(primary: ClusterInfo, source: string, target: ClusterInfo, targetDb: string, offset: number): Promise<number[]> {
+async function latencies(
+  primary: ClusterInfo,
+  source: string,
+  target: ClusterInfo,
+  targetDb: string,
+  offset: number,
+): Promise<number[]> {
   const results: number[] = [];
   for (let i = 0; i < COMMITS; i++) {
     const id = offset + i;
@@ -48,19 +56,29 @@ async function latencies(primary: ClusterInfo, source: string, target: ClusterIn
 
 function summary(label: string, values: number[]): string {
   // Printed at once too, so a long run shows its figures as it goes.
-  console.log(`${label}: p50 ${percentile(values, 50).toFixed(0)} ms, p95 ${percentile(values, 95).toFixed(0)} ms`);
+  console.log(
+    `${label}: p50 ${percentile(values, 50).toFixed(0)} ms, p95 ${percentile(values, 95).toFixed(0)} ms`,
+  );
   return `${label.padEnd(44)} p50 ${percentile(values, 50).toFixed(0).padStart(5)} ms   p95 ${percentile(values, 95).toFixed(0).padStart(5)} ms`;
 }
 
 /** Bucardo's MCP, controller and worker of a job, by the pid files in its pid dir. */
 function bucardoPids(pidDir: string): number[] {
-  return readdirSync(pidDir).filter((f) => /^bucardo\.(mcp|ctl|kid)/.test(f))
-    .map((f) => readPidFile(path.join(pidDir, f))).filter((pid): pid is number => pid !== undefined);
+  return readdirSync(pidDir)
+    .filter((f) => /^bucardo\.(mcp|ctl|kid)/.test(f))
+    .map((f) => readPidFile(path.join(pidDir, f)))
+    .filter((pid): pid is number => pid !== undefined);
 }
 
 /** CPU seconds of processes still alive (a worker that exited in between counts as 0 from then on). */
 function sumCpu(pids: number[]): number {
-  return pids.reduce((sum, pid) => { try { return sum + cpuSeconds(pid); } catch { return sum; } }, 0);
+  return pids.reduce((sum, pid) => {
+    try {
+      return sum + cpuSeconds(pid);
+    } catch {
+      return sum;
+    }
+  }, 0);
 }
 
 async function fresh(clusters: ClusterInfo[], db: string): Promise<void> {
@@ -78,7 +96,13 @@ async function main(): Promise<void> {
   // (1) Bucardo's own per-commit kick triggers.
   if (!ONLY_KICKER) {
     await fresh([a!, b!], 'k1');
-    const triggers = job({ name: 'kick_triggers', primary: { cluster: a!, dbname: 'k1' }, secondary: { cluster: b!, dbname: 'k1' }, asynchronousKicking: false, bucardoSettings: WORKER_SLEEP });
+    const triggers = job({
+      name: 'kick_triggers',
+      primary: { cluster: a!, dbname: 'k1' },
+      secondary: { cluster: b!, dbname: 'k1' },
+      asynchronousKicking: false,
+      bucardoSettings: WORKER_SLEEP,
+    });
     await run(triggers.file, 'bucardo.install bucardo.add_triggers bucardo.start bucardo.wait_for_copy');
     lines.push(summary('(1) per-commit kick triggers', await latencies(a!, 'k1', b!, 'k1', 0)));
     await run(triggers.file, 'bucardo.uninstall');
@@ -88,7 +112,14 @@ async function main(): Promise<void> {
   for (const interval of KICK_INTERVALS) {
     const db = `k2_${String(interval).replace('.', '_')}`;
     await fresh([a!, b!], db);
-    const kicked = job({ name: `kicker_${db}`, primary: { cluster: a!, dbname: db }, secondary: { cluster: b!, dbname: db }, asynchronousKicking: true, kickInterval: interval, bucardoSettings: WORKER_SLEEP });
+    const kicked = job({
+      name: `kicker_${db}`,
+      primary: { cluster: a!, dbname: db },
+      secondary: { cluster: b!, dbname: db },
+      asynchronousKicking: true,
+      kickInterval: interval,
+      bucardoSettings: WORKER_SLEEP,
+    });
     await run(kicked.file, 'bucardo.install bucardo.add_triggers bucardo.start bucardo.wait_for_copy');
     const config = await loadConfig(kicked.file, new PluginCatalog());
     const kickerPid = kickerStatus(createJob(config)).pid!;
@@ -104,8 +135,10 @@ async function main(): Promise<void> {
     await sleep(IDLE_SECONDS * 1000);
     const idleCpu = (cpuSeconds(kickerPid) - idleCpuBefore) * (60 / IDLE_SECONDS);
     const daemonCpu = (sumCpu(daemonPids) - daemonBefore) / (busyMinutes + IDLE_SECONDS / 60);
-    const idleRows = (await syncrunRows(a!, `kicker_${db}`) - rowsBefore) * (60 / IDLE_SECONDS);
-    lines.push(`    CPU: ${cpuBusy.toFixed(2)} CPU-s/min under commits, ${idleCpu.toFixed(2)} CPU-s/min idle; syncrun rows per idle minute: ${idleRows}; Bucardo's MCP+CTL+KID ${daemonCpu.toFixed(2)} CPU-s/min`);
+    const idleRows = ((await syncrunRows(a!, `kicker_${db}`)) - rowsBefore) * (60 / IDLE_SECONDS);
+    lines.push(
+      `    CPU: ${cpuBusy.toFixed(2)} CPU-s/min under commits, ${idleCpu.toFixed(2)} CPU-s/min idle; syncrun rows per idle minute: ${idleRows}; Bucardo's MCP+CTL+KID ${daemonCpu.toFixed(2)} CPU-s/min`,
+    );
     await run(kicked.file, 'bucardo.uninstall');
   }
 
@@ -117,17 +150,40 @@ async function main(): Promise<void> {
 
   // (3) The original tool's method: kick triggers off, `bucardo kick` spawned once a second.
   await fresh([a!, b!], 'k3');
-  const original = job({ name: 'watch_kick', primary: { cluster: a!, dbname: 'k3' }, secondary: { cluster: b!, dbname: 'k3' }, asynchronousKicking: true });
-  await run(original.file, 'bucardo.install bucardo.add_triggers bucardo.start bucardo.wait_for_copy bucardo.stop');
+  const original = job({
+    name: 'watch_kick',
+    primary: { cluster: a!, dbname: 'k3' },
+    secondary: { cluster: b!, dbname: 'k3' },
+    asynchronousKicking: true,
+  });
+  await run(
+    original.file,
+    'bucardo.install bucardo.add_triggers bucardo.start bucardo.wait_for_copy bucardo.stop',
+  );
   // Restart the daemon without our kicker (bucardo.start would start it), then kick like `watch -n 1`.
   const originalJob = createJob(await loadConfig(original.file, new PluginCatalog()));
-  const daemon = spawn('bucardo', [...baseArguments(originalJob), 'start', '--logdest', originalJob.paths.logDir], { env: bucardoEnvironment(originalJob), stdio: 'ignore' });
+  const daemon = spawn(
+    'bucardo',
+    [...baseArguments(originalJob), 'start', '--logdest', originalJob.paths.logDir],
+    { env: bucardoEnvironment(originalJob), stdio: 'ignore' },
+  );
   await new Promise((resolve) => daemon.on('exit', resolve));
   await sleep(3000);
   // The loop's command is an argument array handed to bash as positional parameters ("$@"), never
   // spliced into the script text.
-  const loop = spawn('bash', ['-c', 'while true; do "$@" >/dev/null; sleep 1; done', 'watch', 'bucardo', ...baseArguments(originalJob), 'kick', 'watch_kick'],
-    { env: bucardoEnvironment(originalJob), stdio: 'ignore' });
+  const loop = spawn(
+    'bash',
+    [
+      '-c',
+      'while true; do "$@" >/dev/null; sleep 1; done',
+      'watch',
+      'bucardo',
+      ...baseArguments(originalJob),
+      'kick',
+      'watch_kick',
+    ],
+    { env: bucardoEnvironment(originalJob), stdio: 'ignore' },
+  );
   const loopStarted = performance.now();
   const rowsBefore = await syncrunRows(a!, 'watch_kick');
   lines.push(summary('(3) `bucardo kick` once a second', await latencies(a!, 'k3', b!, 'k3', 0)));
@@ -137,20 +193,47 @@ async function main(): Promise<void> {
   await sleep(IDLE_SECONDS * 1000);
   const cpuAll = cpuSeconds(loop.pid!, true);
   loop.kill();
-  const idleRows = (await syncrunRows(a!, 'watch_kick') - idleRowsBefore) * (60 / IDLE_SECONDS);
-  lines.push(`    CPU: ${(cpuBusy / busyMinutes).toFixed(2)} CPU-s/min under commits, ${((cpuAll - cpuBusy) * (60 / IDLE_SECONDS)).toFixed(2)} CPU-s/min idle; syncrun rows per idle minute: ${idleRows} (${rowsBefore} before)`);
+  const idleRows = ((await syncrunRows(a!, 'watch_kick')) - idleRowsBefore) * (60 / IDLE_SECONDS);
+  lines.push(
+    `    CPU: ${(cpuBusy / busyMinutes).toFixed(2)} CPU-s/min under commits, ${((cpuAll - cpuBusy) * (60 / IDLE_SECONDS)).toFixed(2)} CPU-s/min idle; syncrun rows per idle minute: ${idleRows} (${rowsBefore} before)`,
+  );
   await run(original.file, 'bucardo.uninstall');
 
   // A->C through a cascade, both hops with the kicker at 0.25 s.
   await fresh([a!, b!, c!], 'kc');
-  const aToB = job({ name: 'cas_ab', primary: { cluster: a!, dbname: 'kc' }, secondary: { cluster: b!, dbname: 'kc', cascade: true }, metadata: a!, asynchronousKicking: true, kickInterval: 0.25, bucardoSettings: WORKER_SLEEP });
-  const bToC = job({ name: 'cas_bc', primary: { cluster: b!, dbname: 'kc', cascade: true }, secondary: { cluster: c!, dbname: 'kc' }, metadata: b!, asynchronousKicking: true, kickInterval: 0.25, bucardoSettings: WORKER_SLEEP });
-  await run(['-c1', aToB.file, '-c2', bToC.file], 'c1.bucardo.install c1.bucardo.add_triggers c2.bucardo.install c2.bucardo.add_triggers c1.bucardo.start c1.bucardo.wait_for_copy c2.bucardo.start c2.bucardo.wait_for_copy');
+  const aToB = job({
+    name: 'cas_ab',
+    primary: { cluster: a!, dbname: 'kc' },
+    secondary: { cluster: b!, dbname: 'kc', cascade: true },
+    metadata: a!,
+    asynchronousKicking: true,
+    kickInterval: 0.25,
+    bucardoSettings: WORKER_SLEEP,
+  });
+  const bToC = job({
+    name: 'cas_bc',
+    primary: { cluster: b!, dbname: 'kc', cascade: true },
+    secondary: { cluster: c!, dbname: 'kc' },
+    metadata: b!,
+    asynchronousKicking: true,
+    kickInterval: 0.25,
+    bucardoSettings: WORKER_SLEEP,
+  });
+  await run(
+    ['-c1', aToB.file, '-c2', bToC.file],
+    'c1.bucardo.install c1.bucardo.add_triggers c2.bucardo.install c2.bucardo.add_triggers c1.bucardo.start c1.bucardo.wait_for_copy c2.bucardo.start c2.bucardo.wait_for_copy',
+  );
   lines.push(summary('A->B->C cascade, kicker 0.25 s on both hops', await latencies(a!, 'kc', c!, 'kc', 0)));
   await run(['-c1', aToB.file, '-c2', bToC.file], 'c2.bucardo.uninstall c1.bucardo.uninstall');
 
-  console.log(`\nCommit -> visible on the target, ${COMMITS} commits each (2 cores, PostgreSQL 15, Bucardo 5.6):`);
+  console.log(
+    `\nCommit -> visible on the target, ${COMMITS} commits each (2 cores, PostgreSQL 15, Bucardo 5.6):`,
+  );
   for (const line of lines) console.log(line);
 }
 
-main().then(cleanUp, (error) => { console.error(error); cleanUp(); process.exitCode = 1; });
+main().then(cleanUp, (error) => {
+  console.error(error);
+  cleanUp();
+  process.exitCode = 1;
+});

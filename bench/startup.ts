@@ -7,19 +7,25 @@ import { PtySession } from '../test/support/pty.js';
 
 const dir = mkdtempSync(path.join(tmpdir(), 'bench-startup-'));
 const config = path.join(dir, 'job.yml');
-writeFileSync(config, `plugins: [bucardo]
+writeFileSync(
+  config,
+  `plugins: [bucardo]
 databases:
   bucardo: {host: 127.0.0.1, port: 5432}
   primary: {host: 127.0.0.1, port: 5432, dbname: a}
   secondary: {host: 127.0.0.1, port: 5432, dbname: b}
 bucardo: {replication_name: bench}
-`);
+`,
+);
 
 const inProcess: number[] = [];
 
 async function once(): Promise<number> {
   const started = process.hrtime.bigint();
-  const session = new PtySession(['-c', config], { BUCARDO_CONSOLE_HISTORY: path.join(dir, 'history'), BUCARDO_CONSOLE_TIMING: '1' });
+  const session = new PtySession(['-c', config], {
+    BUCARDO_CONSOLE_HISTORY: path.join(dir, 'history'),
+    BUCARDO_CONSOLE_TIMING: '1',
+  });
   await session.waitFor(/Enter the command you wish to run here/, 10_000);
   const elapsed = Number(process.hrtime.bigint() - started) / 1e6;
   // The tool's own clock: from the node process's start to the prompt (no pty or script overhead).
@@ -44,8 +50,14 @@ for (let i = 0; i < 15; i++) runs.push(await once());
 const version: number[] = [];
 for (let i = 0; i < 10; i++) version.push(await bareNode());
 const median = (values: number[]) => [...values].sort((x, y) => x - y)[Math.floor(values.length / 2)]!;
-console.log(`time to prompt (pty, includes the pty/script start): median ${median(runs).toFixed(0)} ms, min ${Math.min(...runs).toFixed(0)} ms, max ${Math.max(...runs).toFixed(0)} ms`);
-console.log(`inside the process (node start to prompt, as the operator waits for it): median ${median(inProcess).toFixed(0)} ms, min ${Math.min(...inProcess).toFixed(0)} ms`);
-console.log(`node wrapper.js --version (same harness, no config/menu): median ${median(version).toFixed(0)} ms`);
+console.log(
+  `time to prompt (pty, includes the pty/script start): median ${median(runs).toFixed(0)} ms, min ${Math.min(...runs).toFixed(0)} ms, max ${Math.max(...runs).toFixed(0)} ms`,
+);
+console.log(
+  `inside the process (node start to prompt, as the operator waits for it): median ${median(inProcess).toFixed(0)} ms, min ${Math.min(...inProcess).toFixed(0)} ms`,
+);
+console.log(
+  `node wrapper.js --version (same harness, no config/menu): median ${median(version).toFixed(0)} ms`,
+);
 console.log(`goal: 150 ms to the prompt`);
 rmSync(dir, { recursive: true, force: true });

@@ -10,7 +10,9 @@ export const benchDir = mkdtempSync(path.join(tmpdir(), 'bench-'));
 const jobs: WrittenJob[] = [];
 
 export async function benchClusters(names: string[]): Promise<ClusterInfo[]> {
-  return Promise.all(names.map((name) => startCluster(`bench${name}`, { settings: { max_connections: 300 } })));
+  return Promise.all(
+    names.map((name) => startCluster(`bench${name}`, { settings: { max_connections: 300 } })),
+  );
 }
 
 export function job(options: JobOptions): WrittenJob {
@@ -20,19 +22,37 @@ export function job(options: JobOptions): WrittenJob {
 }
 
 export async function run(jobFile: string | string[], commands: string): Promise<void> {
-  const result = await runTool([...(Array.isArray(jobFile) ? jobFile : ['-c', jobFile]), '-l', commands], { timeoutMs: 600_000 });
+  const result = await runTool([...(Array.isArray(jobFile) ? jobFile : ['-c', jobFile]), '-l', commands], {
+    timeoutMs: 600_000,
+  });
   if (result.code !== 0) throw new Error(`${commands} failed:\n${result.stdout}\n${result.stderr}`);
 }
 
 /** user+system CPU seconds a live process has used so far (from /proc), optionally with its waited-for children. */
 export function cpuSeconds(pid: number, withChildren = false): number {
   const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ').map(Number);
+  const fields = stat
+    .slice(stat.lastIndexOf(')') + 2)
+    .split(' ')
+    .map(Number);
   return (fields[11]! + fields[12]! + (withChildren ? fields[13]! + fields[14]! : 0)) / 100;
 }
 
-export async function syncrunRows(metadata: ClusterInfo, sync: string, metadataDb = 'bucardo'): Promise<number> {
-  return Number((await query<{ n: string }>(metadata, metadataDb, 'SELECT count(*) AS n FROM bucardo.syncrun WHERE sync = $1', [sync]))[0]!.n);
+export async function syncrunRows(
+  metadata: ClusterInfo,
+  sync: string,
+  metadataDb = 'bucardo',
+): Promise<number> {
+  return Number(
+    (
+      await query<{ n: string }>(
+        metadata,
+        metadataDb,
+        'SELECT count(*) AS n FROM bucardo.syncrun WHERE sync = $1',
+        [sync],
+      )
+    )[0]!.n,
+  );
 }
 
 export function percentile(values: number[], p: number): number {

@@ -49,31 +49,45 @@ const TABLES: { table: string; columns: string[] }[] = [
   { table: 'tags', columns: ['tag', 'note', 'created'] },
 ];
 
-const SESSION = "SET TimeZone = 'UTC'; SET DateStyle = 'ISO, YMD'; SET extra_float_digits = 3; SET search_path = 'pg_catalog'";
+const SESSION =
+  "SET TimeZone = 'UTC'; SET DateStyle = 'ISO, YMD'; SET extra_float_digits = 3; SET search_path = 'pg_catalog'";
 
 async function connect(cluster: ClusterInfo): Promise<pg.Client> {
-  const client = new pg.Client({ host: cluster.host, port: cluster.port, user: 'postgres', database: 'bench' });
+  const client = new pg.Client({
+    host: cluster.host,
+    port: cluster.port,
+    user: 'postgres',
+    database: 'bench',
+  });
   await client.connect();
   await client.query(SESSION);
   return client;
 }
 
-/** count(*), then count and hash of every row in one scan: per table, both sides at once, `parallel` tables at a time. */
+/**
+ * count(*), then count and hash of every row in one scan: per table, both sides at once, `parallel` tables at a time.
+ */
 async function lowerBound(primary: ClusterInfo, secondary: ClusterInfo, parallel: number): Promise<number> {
-  const pairs = await Promise.all(Array.from({ length: parallel }, async () => [await connect(primary), await connect(secondary)] as const));
+  const pairs = await Promise.all(
+    Array.from({ length: parallel }, async () => [await connect(primary), await connect(secondary)] as const),
+  );
   const started = Date.now();
   let next = 0;
-  await Promise.all(pairs.map(async (pair) => {
-    while (next < TABLES.length) {
-      const { table, columns } = TABLES[next++]!;
-      const name = quoteQualified('bench', table);
-      const hash = `SELECT count(*), sum(hashtextextended(ROW(${columns.map(quoteIdent).join(', ')})::text, 0)) FROM ${name}`;
-      await Promise.all(pair.map(async (client) => {
-        await client.query(`SELECT count(*) FROM ${name}`);
-        await client.query(hash);
-      }));
-    }
-  }));
+  await Promise.all(
+    pairs.map(async (pair) => {
+      while (next < TABLES.length) {
+        const { table, columns } = TABLES[next++]!;
+        const name = quoteQualified('bench', table);
+        const hash = `SELECT count(*), sum(hashtextextended(ROW(${columns.map(quoteIdent).join(', ')})::text, 0)) FROM ${name}`;
+        await Promise.all(
+          pair.map(async (client) => {
+            await client.query(`SELECT count(*) FROM ${name}`);
+            await client.query(hash);
+          }),
+        );
+      }
+    }),
+  );
   const seconds = (Date.now() - started) / 1000;
   await Promise.all(pairs.flat().map((client) => client.end()));
   return seconds;
@@ -82,40 +96,83 @@ async function lowerBound(primary: ClusterInfo, secondary: ClusterInfo, parallel
 async function verifyOnce(jobFile: string, extra: Record<string, unknown> = {}): Promise<VerifyReport> {
   const config = await loadConfig(jobFile, new PluginCatalog());
   Object.assign(config.pluginSettings['cutover'] as object, extra);
-  return runVerify(createJob(config), { settings: cutoverSettings(config), activity: detachedActivity(), progress: () => undefined });
+  return runVerify(createJob(config), {
+    settings: cutoverSettings(config),
+    activity: detachedActivity(),
+    progress: () => undefined,
+  });
 }
 
 async function main(): Promise<void> {
   const dir = mkdtempSync(path.join(tmpdir(), 'bench-verify-'));
   try {
-    process.stdout.write(`Starting two clusters and loading ${ROWS.toLocaleString('en')} rows into each...\n`);
-    const [primary, secondary] = await Promise.all([startCluster('benchVerifyA', { settings: { shared_buffers: '512MB' } }), startCluster('benchVerifyB', { settings: { shared_buffers: '512MB' } })]);
+    process.stdout.write(
+      `Starting two clusters and loading ${ROWS.toLocaleString('en')} rows into each...\n`,
+    );
+    const [primary, secondary] = await Promise.all([
+      startCluster('benchVerifyA', { settings: { shared_buffers: '512MB' } }),
+      startCluster('benchVerifyB', { settings: { shared_buffers: '512MB' } }),
+    ]);
     const loadStarted = Date.now();
-    await Promise.all([primary, secondary].map(async (cluster) => {
-      const admin = new pg.Client({ host: cluster.host, port: cluster.port, user: 'postgres', database: 'postgres' });
-      await admin.connect();
-      await admin.query('CREATE DATABASE bench');
-      await admin.end();
-      const client = await connect(cluster);
-      await client.query(SCHEMA);
-      await client.query(DATA);
-      await client.query('VACUUM ANALYZE');
-      await client.end();
-    }));
+    await Promise.all(
+      [primary, secondary].map(async (cluster) => {
+        const admin = new pg.Client({
+          host: cluster.host,
+          port: cluster.port,
+          user: 'postgres',
+          database: 'postgres',
+        });
+        await admin.connect();
+        await admin.query('CREATE DATABASE bench');
+        await admin.end();
+        const client = await connect(cluster);
+        await client.query(SCHEMA);
+        await client.query(DATA);
+        await client.query('VACUUM ANALYZE');
+        await client.end();
+      }),
+    );
     process.stdout.write(`  loaded in ${((Date.now() - loadStarted) / 1000).toFixed(1)} s\n`);
 
     const jobFile = path.join(dir, 'bench.yml');
-    writeFileSync(jobFile, yaml.dump({
-      plugins: ['bucardo', 'cutover'],
-      databases: {
-        bucardo: { host: primary.host, port: primary.port, database_owner: 'bucardo', install_user: 'postgres', fallback_db: 'postgres' },
-        primary: { host: primary.host, port: primary.port, dbname: 'bench', database_owner: 'postgres', schema_owner: 'postgres' },
-        secondary: { host: secondary.host, port: secondary.port, dbname: 'bench', database_owner: 'postgres', schema_owner: 'postgres' },
-      },
-      bucardo: { replication_name: 'bench', pid_dir: path.join(dir, 'run'), log_dir: path.join(dir, 'log'), state_dir: path.join(dir, 'state'), replication_objects: { namespace_include: ['bench'] } },
-      cutover: {},
-    }));
-    const settings = cutoverSettings((await loadConfig(jobFile, new PluginCatalog())));
+    writeFileSync(
+      jobFile,
+      yaml.dump({
+        plugins: ['bucardo', 'cutover'],
+        databases: {
+          bucardo: {
+            host: primary.host,
+            port: primary.port,
+            database_owner: 'bucardo',
+            install_user: 'postgres',
+            fallback_db: 'postgres',
+          },
+          primary: {
+            host: primary.host,
+            port: primary.port,
+            dbname: 'bench',
+            database_owner: 'postgres',
+            schema_owner: 'postgres',
+          },
+          secondary: {
+            host: secondary.host,
+            port: secondary.port,
+            dbname: 'bench',
+            database_owner: 'postgres',
+            schema_owner: 'postgres',
+          },
+        },
+        bucardo: {
+          replication_name: 'bench',
+          pid_dir: path.join(dir, 'run'),
+          log_dir: path.join(dir, 'log'),
+          state_dir: path.join(dir, 'state'),
+          replication_objects: { namespace_include: ['bench'] },
+        },
+        cutover: {},
+      }),
+    );
+    const settings = cutoverSettings(await loadConfig(jobFile, new PluginCatalog()));
 
     await lowerBound(primary, secondary, settings.jobs); // warms the caches of both servers
     const serial: number[] = [];
@@ -143,12 +200,30 @@ async function main(): Promise<void> {
     const lines = [
       '',
       `cutover.verify benchmark: ${ROWS.toLocaleString('en')} rows in 4 tables (bigint, int, composite and text keys), two clusters on this machine`,
-      row('lower bound: count(*) + full-table hash, both sides, 1 table at a time', `${best(serial).toFixed(2)} s  (${rate(best(serial))} rows/s)`),
-      row(`lower bound: the same, ${settings.jobs} tables at a time`, `${best(parallel).toFixed(2)} s  (${rate(best(parallel))} rows/s)`),
-      row(`cutover.verify: ${settings.chunkRows.toLocaleString('en')}-row chunks, ${settings.jobs} connection pairs`, `${bestVerify.seconds.toFixed(2)} s  (${rate(bestVerify.seconds)} rows/s), ${bestVerify.tables.reduce((sum, t) => sum + t.chunks, 0)} chunks`),
-      row('verify / best lower bound', `${(bestVerify.seconds / Math.min(best(serial), best(parallel))).toFixed(2)}x  (goal: within 2x)`),
-      row('verify with 6 rows differing (found and named)', `${mismatched.seconds.toFixed(2)} s: ${mismatched.tables.flatMap((t) => t.keys.map((k) => `${t.table} ${Object.values(k.key).join('/')} ${k.difference}`)).join('; ')}`),
-      row('every run (lower bound 1 / lower bound n / verify)', `${serial.map((x) => x.toFixed(2)).join(', ')} / ${parallel.map((x) => x.toFixed(2)).join(', ')} / ${verify.map((v) => v.seconds.toFixed(2)).join(', ')} s`),
+      row(
+        'lower bound: count(*) + full-table hash, both sides, 1 table at a time',
+        `${best(serial).toFixed(2)} s  (${rate(best(serial))} rows/s)`,
+      ),
+      row(
+        `lower bound: the same, ${settings.jobs} tables at a time`,
+        `${best(parallel).toFixed(2)} s  (${rate(best(parallel))} rows/s)`,
+      ),
+      row(
+        `cutover.verify: ${settings.chunkRows.toLocaleString('en')}-row chunks, ${settings.jobs} connection pairs`,
+        `${bestVerify.seconds.toFixed(2)} s  (${rate(bestVerify.seconds)} rows/s), ${bestVerify.tables.reduce((sum, t) => sum + t.chunks, 0)} chunks`,
+      ),
+      row(
+        'verify / best lower bound',
+        `${(bestVerify.seconds / Math.min(best(serial), best(parallel))).toFixed(2)}x  (goal: within 2x)`,
+      ),
+      row(
+        'verify with 6 rows differing (found and named)',
+        `${mismatched.seconds.toFixed(2)} s: ${mismatched.tables.flatMap((t) => t.keys.map((k) => `${t.table} ${Object.values(k.key).join('/')} ${k.difference}`)).join('; ')}`,
+      ),
+      row(
+        'every run (lower bound 1 / lower bound n / verify)',
+        `${serial.map((x) => x.toFixed(2)).join(', ')} / ${parallel.map((x) => x.toFixed(2)).join(', ')} / ${verify.map((v) => v.seconds.toFixed(2)).join(', ')} s`,
+      ),
     ];
     process.stdout.write(`${lines.join('\n')}\n`);
   } finally {

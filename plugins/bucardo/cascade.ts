@@ -19,7 +19,9 @@ export async function ensureUpstreamCopied(job: Job, jobs: Job[]): Promise<strin
   const copy = await copyState(upstream);
   if (copy.state !== 'done' && copy.state !== 'not requested') {
     const prefix = upstream.label ? `${upstream.label}.` : '';
-    throw new OperatorError(`${job.name} replicates ${job.config.databases.primary.dbname}, which ${upstream.name} is still filling (its initial copy is ${copy.state}). Starting now would copy a half-filled database. Start ${upstream.name} (${prefix}bucardo.start), wait for ${prefix}bucardo.wait_for_copy to report the copy done, then start ${job.name}.`);
+    throw new OperatorError(
+      `${job.name} replicates ${job.config.databases.primary.dbname}, which ${upstream.name} is still filling (its initial copy is ${copy.state}). Starting now would copy a half-filled database. Start ${upstream.name} (${prefix}bucardo.start), wait for ${prefix}bucardo.wait_for_copy to report the copy done, then start ${job.name}.`,
+    );
   }
   return undefined;
 }

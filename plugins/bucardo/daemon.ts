@@ -20,7 +20,9 @@ export function daemonPid(job: Job): number | undefined {
 
 function liveBucardoPid(pidFile: string): number | undefined {
   const pid = readPidFile(pidFile);
-  return pid !== undefined && isProcessAlive(pid) && /bucardo/i.test(processCommandLine(pid)) ? pid : undefined;
+  return pid !== undefined && isProcessAlive(pid) && /bucardo/i.test(processCommandLine(pid))
+    ? pid
+    : undefined;
 }
 
 /**
@@ -38,10 +40,14 @@ async function adoptPidDir(job: Job): Promise<string | undefined> {
   if (recorded === undefined || recorded === job.paths.pidDir) return undefined;
   const running = liveBucardoPids(recorded, false);
   if (running.length) {
-    throw new OperatorError(`Bucardo processes (pid ${running.join(', ')}) still run on the metadata database ${job.metadataDb} from pid dir ${recorded}, but this config's bucardo.pid_dir is ${job.paths.pidDir}. A second daemon would run the same syncs twice, so none was started. Stop them with the config that started them (bucardo.stop), or set bucardo.pid_dir back to ${recorded}.`);
+    throw new OperatorError(
+      `Bucardo processes (pid ${running.join(', ')}) still run on the metadata database ${job.metadataDb} from pid dir ${recorded}, but this config's bucardo.pid_dir is ${job.paths.pidDir}. A second daemon would run the same syncs twice, so none was started. Stop them with the config that started them (bucardo.stop), or set bucardo.pid_dir back to ${recorded}.`,
+    );
   }
   if (others.length) {
-    throw new OperatorError(`The metadata database ${job.metadataDb} also holds other jobs' syncs (${others.join(', ')}), and its daemon keeps its pid files in ${recorded}, not in this config's bucardo.pid_dir ${job.paths.pidDir}. One daemon serves every sync of a metadata database, so nothing was started. Set bucardo.pid_dir to ${recorded} in this config, or give each job its own metadata database with the concurrency plugin.`);
+    throw new OperatorError(
+      `The metadata database ${job.metadataDb} also holds other jobs' syncs (${others.join(', ')}), and its daemon keeps its pid files in ${recorded}, not in this config's bucardo.pid_dir ${job.paths.pidDir}. One daemon serves every sync of a metadata database, so nothing was started. Set bucardo.pid_dir to ${recorded} in this config, or give each job its own metadata database with the concurrency plugin.`,
+    );
   }
   return `bucardo.pid_dir changed since the last install or start (${recorded} → ${job.paths.pidDir}): recorded the new one in Bucardo's settings`;
 }
@@ -62,7 +68,9 @@ export function syncLoaded(job: Job): boolean {
 
 /** NOTIFY on the metadata database: what `bucardo kick` does, without starting Perl. */
 export async function kickSync(job: Job): Promise<void> {
-  await withMetadata(job, (client) => client.query(`NOTIFY ${quoteIdent(`bucardo_kick_sync_${job.syncName}`)}`));
+  await withMetadata(job, (client) =>
+    client.query(`NOTIFY ${quoteIdent(`bucardo_kick_sync_${job.syncName}`)}`),
+  );
 }
 
 function lastLogLines(job: Job, count = 5): string {
@@ -72,7 +80,9 @@ function lastLogLines(job: Job, count = 5): string {
 
 async function requireInstalled(job: Job): Promise<void> {
   if (!(await metadataDatabaseExists(job))) {
-    throw new OperatorError(`Bucardo is not installed for ${job.name}: the metadata database ${job.metadataDb} does not exist. Run bucardo.install (and bucardo.add_triggers) first.`);
+    throw new OperatorError(
+      `Bucardo is not installed for ${job.name}: the metadata database ${job.metadataDb} does not exist. Run bucardo.install (and bucardo.add_triggers) first.`,
+    );
   }
 }
 
@@ -80,8 +90,14 @@ async function requireInstalled(job: Job): Promise<void> {
 function liveBucardoPids(pidDir: string, workersOnly: boolean): number[] {
   let files: string[] = [];
   const pattern = workersOnly ? /^bucardo\.(vac|ctl|kid)\..*pid$|^bucardo\.vac\.pid$/ : /^bucardo\..*pid$/;
-  try { files = readdirSync(pidDir).filter((f) => pattern.test(f)); } catch { return []; }
-  return files.map((f) => liveBucardoPid(path.join(pidDir, f))).filter((pid): pid is number => pid !== undefined);
+  try {
+    files = readdirSync(pidDir).filter((f) => pattern.test(f));
+  } catch {
+    return [];
+  }
+  return files
+    .map((f) => liveBucardoPid(path.join(pidDir, f)))
+    .filter((pid): pid is number => pid !== undefined);
 }
 
 /**
@@ -91,9 +107,21 @@ function liveBucardoPids(pidDir: string, workersOnly: boolean): number[] {
  */
 async function stopStrayWorkers(job: Job): Promise<number[]> {
   const pids = liveBucardoPids(job.paths.pidDir, true);
-  for (const pid of pids) { try { process.kill(pid, 'SIGTERM'); } catch { /* gone */ } }
+  for (const pid of pids) {
+    try {
+      process.kill(pid, 'SIGTERM');
+    } catch {
+      /* gone */
+    }
+  }
   for (let i = 0; i < 50 && pids.some(isProcessAlive); i++) await sleep(100);
-  for (const pid of pids.filter(isProcessAlive)) { try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ } }
+  for (const pid of pids.filter(isProcessAlive)) {
+    try {
+      process.kill(pid, 'SIGKILL');
+    } catch {
+      /* gone */
+    }
+  }
   return pids;
 }
 
@@ -121,7 +149,11 @@ export function configKeySetting(name: string): string | undefined {
   return SET_AT_START[name]?.configKey;
 }
 
-export interface DaemonData { pid?: number; kickerPid?: number; steps: string[] }
+export interface DaemonData {
+  pid?: number;
+  kickerPid?: number;
+  steps: string[];
+}
 
 export async function startDaemon(job: Job, ctx: CommandContext): Promise<DaemonData> {
   await requireInstalled(job);
@@ -141,20 +173,29 @@ export async function startDaemon(job: Job, ctx: CommandContext): Promise<Daemon
     }
   } else {
     const strays = await stopStrayWorkers(job);
-    if (strays.length) steps.push(`stopped Bucardo processes left by a daemon that died (pids ${strays.join(', ')})`);
+    if (strays.length)
+      steps.push(`stopped Bucardo processes left by a daemon that died (pids ${strays.join(', ')})`);
     const note = await ensureUpstreamCopied(job, ctx.jobs);
     if (note) steps.push(note);
     const moved = await adoptPidDir(job);
     if (moved) steps.push(moved);
     await storeSettingsVerbatim(job, [...jobPathSettings(job), ...loopSettings(job)], ctx.activity);
     ctx.progress('starting the Bucardo daemon');
-    await runBucardo(job, ['start', '--logdest', job.paths.logDir, '--logextension', job.paths.logExtension], { activity: ctx.activity });
+    await runBucardo(
+      job,
+      ['start', '--logdest', job.paths.logDir, '--logextension', job.paths.logExtension],
+      { activity: ctx.activity },
+    );
     for (let i = 0; i < 200 && !(pid = daemonPid(job)); i++) await sleep(100, ctx.activity.signal);
-    if (!pid) throw new OperatorError(`The Bucardo daemon did not stay up (no live process in ${job.paths.mcpPidFile} after 20 s). Last log lines (${job.paths.logFile}):\n${lastLogLines(job) || '(empty)'}`);
+    if (!pid)
+      throw new OperatorError(
+        `The Bucardo daemon did not stay up (no live process in ${job.paths.mcpPidFile} after 20 s). Last log lines (${job.paths.logFile}):\n${lastLogLines(job) || '(empty)'}`,
+      );
     // The MCP forks itself once more and rewrites its pid file, so the first pid seen may be gone
     // soon; the final MCP forks the VAC and the controllers. With a sync, wait for its controller too:
     // the MCP kicks every sync once at start, and the check should see it loaded.
-    const settled = (): boolean => (sync ? syncLoaded(job) : liveBucardoPid(path.join(job.paths.pidDir, 'bucardo.vac.pid')) !== undefined);
+    const settled = (): boolean =>
+      sync ? syncLoaded(job) : liveBucardoPid(path.join(job.paths.pidDir, 'bucardo.vac.pid')) !== undefined;
     for (let i = 0; i < (sync ? 100 : 50) && !settled(); i++) await sleep(100, ctx.activity.signal);
     pid = daemonPid(job) ?? pid;
     steps.push(`started the daemon (pid ${pid}), logging to ${job.paths.logFile}`);
@@ -163,8 +204,14 @@ export async function startDaemon(job: Job, ctx: CommandContext): Promise<Daemon
   // The kicker runs in every mode: with kick triggers it only keeps statistics fresh and watches for stalls.
   const kicker = await startKicker(job);
   const kickerPid = kicker.pid;
-  const role = job.config.bucardo.asynchronousKicking ? `kicks every ${job.config.bucardo.kickInterval} s when changes are pending` : 'maintenance and stall watchdog only';
-  steps.push(kicker.started ? `started the kicker (pid ${kicker.pid}; ${role})` : `kicker already running (pid ${kicker.pid})`);
+  const role = job.config.bucardo.asynchronousKicking
+    ? `kicks every ${job.config.bucardo.kickInterval} s when changes are pending`
+    : 'maintenance and stall watchdog only';
+  steps.push(
+    kicker.started
+      ? `started the kicker (pid ${kicker.pid}; ${role})`
+      : `kicker already running (pid ${kicker.pid})`,
+  );
   return { pid, kickerPid, steps };
 }
 
@@ -179,14 +226,21 @@ export async function stopDaemon(job: Job, ctx: CommandContext): Promise<DaemonD
   ctx.progress(`stopping the Bucardo daemon (pid ${pid})`);
   await runBucardo(job, ['stop'], { activity: ctx.activity });
   // `bucardo stop` only drops a stop file; the MCP notices it and exits a second or two later.
-  for (let i = 0; i < 600 && (isProcessAlive(pid) || existsSync(job.paths.mcpPidFile)); i++) await sleep(100, ctx.activity.signal);
-  if (isProcessAlive(pid)) throw new OperatorError(`The Bucardo daemon (pid ${pid}) is still running 60 s after bucardo stop. Look at ${job.paths.logFile}; stop it with kill ${pid} if it hangs.`);
+  for (let i = 0; i < 600 && (isProcessAlive(pid) || existsSync(job.paths.mcpPidFile)); i++)
+    await sleep(100, ctx.activity.signal);
+  if (isProcessAlive(pid))
+    throw new OperatorError(
+      `The Bucardo daemon (pid ${pid}) is still running 60 s after bucardo stop. Look at ${job.paths.logFile}; stop it with kill ${pid} if it hangs.`,
+    );
   steps.push(`stopped the daemon (pid ${pid})`);
   return { steps };
 }
 
 export async function reloadDaemon(job: Job, ctx: CommandContext): Promise<void> {
-  if (!isDaemonRunning(job)) throw new OperatorError(`The Bucardo daemon of ${job.name} is not running, so there is nothing to reload. Start it with bucardo.start.`);
+  if (!isDaemonRunning(job))
+    throw new OperatorError(
+      `The Bucardo daemon of ${job.name} is not running, so there is nothing to reload. Start it with bucardo.start.`,
+    );
   // reload_config re-reads bucardo_config and reloads the MCP, which loads new syncs too.
   await runBucardo(job, ['reload_config'], { activity: ctx.activity, timeoutMs: 120_000 });
   for (let i = 0; i < 100 && !syncLoaded(job); i++) await sleep(100, ctx.activity.signal);
@@ -215,19 +269,31 @@ export async function restart(ctx: CommandContext): Promise<CommandOutcome<Daemo
 
 export async function reload(ctx: CommandContext): Promise<CommandOutcome<DaemonData>> {
   await reloadDaemon(ctx.job, ctx);
-  return { data: { steps: ['reloaded'] }, message: 'Reloaded the daemon\'s configuration and syncs, and kicked the sync.' };
+  return {
+    data: { steps: ['reloaded'] },
+    message: "Reloaded the daemon's configuration and syncs, and kicked the sync.",
+  };
 }
 
 export async function validateRunning(ctx: CommandContext): Promise<Check[]> {
   const { job } = ctx;
   const pid = readPidFile(job.paths.mcpPidFile);
-  const checks: Check[] = [{
-    name: 'pid file names a live Bucardo process',
-    pass: daemonPid(job) !== undefined,
-    detail: pid === undefined ? `no pid in ${job.paths.mcpPidFile}` : `pid ${pid}${isProcessAlive(pid) ? '' : ' is dead (or a zombie)'}`,
-  }];
+  const checks: Check[] = [
+    {
+      name: 'pid file names a live Bucardo process',
+      pass: daemonPid(job) !== undefined,
+      detail:
+        pid === undefined
+          ? `no pid in ${job.paths.mcpPidFile}`
+          : `pid ${pid}${isProcessAlive(pid) ? '' : ' is dead (or a zombie)'}`,
+    },
+  ];
   const kicker = kickerStatus(job);
-  checks.push({ name: 'exactly one live kicker for this job', pass: kicker.running, detail: kicker.running ? `pid ${kicker.pid}` : 'no live kicker' });
+  checks.push({
+    name: 'exactly one live kicker for this job',
+    pass: kicker.running,
+    detail: kicker.running ? `pid ${kicker.pid}` : 'no live kicker',
+  });
   return checks;
 }
 

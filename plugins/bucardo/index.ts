@@ -23,22 +23,29 @@ export default definePlugin({
   summary: 'set up, run and tear down Bucardo replication from the primary to the secondary',
   commands: {
     install: {
-      summary: 'check everything first, then create the metadata database and record the databases, tables and sequences',
+      summary:
+        'check everything first, then create the metadata database and record the databases, tables and sequences',
       run: async (ctx) => (await install()).install(ctx),
       validate: async (ctx) => (await install()).validateInstall(ctx),
       format: (data: InstallView) => [
         ...(data.scope ? formatScope(data.scope) : []),
-        'Preflight:', ...data.findings.map((f) => `  ${f.ok ? 'ok  ' : 'FAIL'} ${f.item}: ${f.detail}${!f.ok && f.fix ? `\n       fix: ${f.fix}` : ''}`),
+        'Preflight:',
+        ...data.findings.map(
+          (f) =>
+            `  ${f.ok ? 'ok  ' : 'FAIL'} ${f.item}: ${f.detail}${!f.ok && f.fix ? `\n       fix: ${f.fix}` : ''}`,
+        ),
         ...(data.steps.length ? ['Install:', ...data.steps.map((s) => `  - ${s}`)] : []),
       ],
     },
     scope: {
-      summary: 'what replication_objects selects on the primary, with sizes and rows, and why the rest is out',
+      summary:
+        'what replication_objects selects on the primary, with sizes and rows, and why the rest is out',
       run: async (ctx) => (await import('./scope.js')).scope(ctx),
       format: formatScope,
     },
     add_triggers: {
-      summary: 'create the sync, which puts Bucardo\'s triggers on the primary\'s tables (bounded by lock_timeout)',
+      summary:
+        "create the sync, which puts Bucardo's triggers on the primary's tables (bounded by lock_timeout)",
       arguments: {
         yes: {
           kind: 'flag',
@@ -49,12 +56,13 @@ export default definePlugin({
       validate: async (ctx) => (await sync()).validateTriggers(ctx),
     },
     drop_triggers: {
-      summary: 'remove this job\'s sync and its triggers, table by table under a lock timeout',
+      summary: "remove this job's sync and its triggers, table by table under a lock timeout",
       run: async (ctx) => (await sync()).dropTriggers(ctx),
       validate: async (ctx) => (await sync()).validateNoTriggers(ctx),
     },
     start: {
-      summary: 'start the Bucardo daemon (and the kicker with asynchronous kicking); a new sync is loaded and kicked',
+      summary:
+        'start the Bucardo daemon (and the kicker with asynchronous kicking); a new sync is loaded and kicked',
       run: async (ctx) => (await daemon()).start(ctx),
       validate: async (ctx) => (await daemon()).validateRunning(ctx),
     },
@@ -69,14 +77,19 @@ export default definePlugin({
       validate: async (ctx) => (await daemon()).validateRunning(ctx),
     },
     reload: {
-      summary: 'reload Bucardo\'s settings and syncs in the running daemon (after change_config)',
+      summary: "reload Bucardo's settings and syncs in the running daemon (after change_config)",
       run: async (ctx) => (await daemon()).reload(ctx),
       validate: async (ctx) => (await daemon()).validateRunning(ctx),
     },
     status: {
-      summary: 'state (exit code 0 caught up, 1 lagging/copying, 2 stopped/stalled/failed, 3 unknown), copy progress, backlog',
+      summary:
+        'state (exit code 0 caught up, 1 lagging/copying, 2 stopped/stalled/failed, 3 unknown), copy progress, backlog',
       arguments: {
-        watch: { kind: 'seconds', bareValue: 2, help: 'redraw the status every SECONDS (default 2) until Ctrl-C' },
+        watch: {
+          kind: 'seconds',
+          bareValue: 2,
+          help: 'redraw the status every SECONDS (default 2) until Ctrl-C',
+        },
       },
       run: async (ctx) => (await status()).status(ctx),
       format: (data: StatusData | undefined) => (data ? formatStatus(data) : []),
@@ -87,10 +100,12 @@ export default definePlugin({
       validate: async (ctx) => (await import('./copy.js')).validateCopyDone(ctx),
     },
     change_config: {
-      summary: 'change one of Bucardo\'s settings (prompts for it; in list mode: bucardo.change_config name=value)',
+      summary:
+        "change one of Bucardo's settings (prompts for it; in list mode: bucardo.change_config name=value)",
       arguments: {
         setting: {
-          kind: 'assignment', placeholder: 'SETTING=VALUE',
+          kind: 'assignment',
+          placeholder: 'SETTING=VALUE',
           help: 'the setting and its new value, e.g. log_level=verbose (without it the shell asks)',
         },
       },
@@ -98,10 +113,10 @@ export default definePlugin({
       validate: async (ctx) => (await import('./settings.js')).validateChangeConfig(ctx),
     },
     uninstall: {
-      summary: 'stop the daemon, drop the triggers table by table, the bucardo schema and the metadata database',
+      summary:
+        'stop the daemon, drop the triggers table by table, the bucardo schema and the metadata database',
       run: async (ctx) => (await install()).uninstall(ctx),
       validate: async (ctx) => (await install()).validateUninstall(ctx),
     },
   },
 });
-

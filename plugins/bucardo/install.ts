@@ -3,14 +3,26 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { bucardoEnvironment, runBucardo } from '../../src/core/bucardo.js';
 import { resolvePassword } from '../../src/core/credentials.js';
-import { conninfoValue, rootCertificate, withClient, withTransaction, type Client } from '../../src/core/db.js';
+import {
+  conninfoValue,
+  rootCertificate,
+  withClient,
+  withTransaction,
+  type Client,
+} from '../../src/core/db.js';
 import { errorMessage, OperatorError } from '../../src/core/errors.js';
 import type { Job } from '../../src/core/job.js';
 import { bucardoRelationName, quoteIdent } from '../../src/core/quote.js';
 import type { CommandContext, CommandOutcome } from '../../src/core/plugin.js';
 import type { Relation } from '../../src/core/objects.js';
 import { isDaemonRunning, stopDaemon } from './daemon.js';
-import { metadataDatabaseExists, otherSyncs, recordedDatabases, relgroupMembers, withMetadata } from './metadata.js';
+import {
+  metadataDatabaseExists,
+  otherSyncs,
+  recordedDatabases,
+  relgroupMembers,
+  withMetadata,
+} from './metadata.js';
 import { preflight, type Finding } from './preflight.js';
 import { describeScope, type ScopeReport } from './scope.js';
 import { jobTriggerNames, listTriggers } from '../../src/core/bucardo/triggers.js';
@@ -32,7 +44,9 @@ export function ensureDirectory(dir: string, purpose: string): void {
   try {
     mkdirSync(dir, { recursive: true });
   } catch (error) {
-    throw new OperatorError(`Cannot create the ${purpose} ${dir}: ${(error as NodeJS.ErrnoException).code ?? errorMessage(error)}. Create it with write permission for this user, or point bucardo.${purpose === 'pid directory' ? 'pid_dir' : 'log_dir'} somewhere writable.`);
+    throw new OperatorError(
+      `Cannot create the ${purpose} ${dir}: ${(error as NodeJS.ErrnoException).code ?? errorMessage(error)}. Create it with write permission for this user, or point bucardo.${purpose === 'pid directory' ? 'pid_dir' : 'log_dir'} somewhere writable.`,
+    );
   }
 }
 
@@ -44,7 +58,12 @@ export async function install(ctx: CommandContext): Promise<CommandOutcome<Insta
   const report = await preflight(job, activity, progress);
   const data: InstallData = { ...(scope ? { scope } : {}), findings: report.findings, steps: [] };
   if (!report.passed || !report.scope) {
-    return { ok: false, data, message: 'Preflight found problems (listed above with their fixes); nothing was changed. Fix them and run bucardo.install again.' };
+    return {
+      ok: false,
+      data,
+      message:
+        'Preflight found problems (listed above with their fixes); nothing was changed. Fix them and run bucardo.install again.',
+    };
   }
   const { pidDir, logDir } = job.paths;
   ensureDirectory(pidDir, 'pid directory');
@@ -55,20 +74,25 @@ export async function install(ctx: CommandContext): Promise<CommandOutcome<Insta
     data.steps.push(`metadata database "${job.metadataDb}" already exists`);
   } else {
     await createMetadataDatabase(job, ctx);
-    data.steps.push(`created metadata database "${job.metadataDb}" on ${job.config.databases.bucardo.host}:${job.config.databases.bucardo.port}`);
+    data.steps.push(
+      `created metadata database "${job.metadataDb}" on ${job.config.databases.bucardo.host}:${job.config.databases.bucardo.port}`,
+    );
   }
 
-  progress('pointing Bucardo\'s pid dir and log files at this job');
+  progress("pointing Bucardo's pid dir and log files at this job");
   await storeJobPaths(job, ctx);
   data.steps.push(`pid dir ${pidDir}, logs in ${logDir}`);
 
   progress('recording the databases');
-  data.steps.push(...await recordDatabases(job, ctx));
+  data.steps.push(...(await recordDatabases(job, ctx)));
 
   progress('recording tables and sequences');
-  data.steps.push(...await recordRelations(job, ctx, report.scope.tables, 'table'));
-  data.steps.push(...await recordRelations(job, ctx, report.scope.sequences, 'sequence'));
-  return { data, message: `Installed Bucardo metadata for ${job.name}: ${report.scope.tables.length} table(s) and ${report.scope.sequences.length} sequence(s) recorded in relgroup ${job.relgroupName}.` };
+  data.steps.push(...(await recordRelations(job, ctx, report.scope.tables, 'table')));
+  data.steps.push(...(await recordRelations(job, ctx, report.scope.sequences, 'sequence')));
+  return {
+    data,
+    message: `Installed Bucardo metadata for ${job.name}: ${report.scope.tables.length} table(s) and ${report.scope.sequences.length} sequence(s) recorded in relgroup ${job.relgroupName}.`,
+  };
 }
 
 /**
@@ -76,20 +100,34 @@ export async function install(ctx: CommandContext): Promise<CommandOutcome<Insta
  * Bucardo 5.6's schema lowercases most settings, piddir included ("/tmp/Run" would become
  * "/tmp/run" and the daemon could not start), so the values are stored with triggers bypassed.
  */
-export async function storeSettingsVerbatim(job: Job, settings: [string, string][], activity?: CommandContext['activity']): Promise<void> {
-  await withMetadata(job, async (client) => withTransaction(client, async () => {
-    await client.query('SET LOCAL session_replication_role = replica');
-    for (const [name, value] of settings) {
-      await client.query('UPDATE bucardo.bucardo_config SET setting = $1 WHERE name = $2 AND type IS NULL', [value, name]);
-    }
-  }), activity);
+export async function storeSettingsVerbatim(
+  job: Job,
+  settings: [string, string][],
+  activity?: CommandContext['activity'],
+): Promise<void> {
+  await withMetadata(
+    job,
+    async (client) =>
+      withTransaction(client, async () => {
+        await client.query('SET LOCAL session_replication_role = replica');
+        for (const [name, value] of settings) {
+          await client.query(
+            'UPDATE bucardo.bucardo_config SET setting = $1 WHERE name = $2 AND type IS NULL',
+            [value, name],
+          );
+        }
+      }),
+    activity,
+  );
 }
 
 /** Where Bucardo keeps its pid files and writes its reason, warning and conflict files: the job's own dirs. */
 export function jobPathSettings(job: Job): [string, string][] {
   return [
-    ['piddir', job.paths.pidDir], ['reason_file', job.paths.reasonFile],
-    ['warning_file', job.paths.warningFile], ['log_conflict_file', job.paths.conflictFile],
+    ['piddir', job.paths.pidDir],
+    ['reason_file', job.paths.reasonFile],
+    ['warning_file', job.paths.warningFile],
+    ['log_conflict_file', job.paths.conflictFile],
   ];
 }
 
@@ -103,7 +141,9 @@ async function createMetadataDatabase(job: Job, ctx: CommandContext): Promise<vo
     // Bucardo's own installer: it creates the bucardo role and database, and appends the role's
     // generated password to $HOME/.pgpass, which is the job's private state dir (never ~root).
     await runBucardo(job, ['install', '--batch', '--piddir', job.paths.pidDir], {
-      activity: ctx.activity, safeToStop: false, connection: { dbname: bucardo.fallbackDb, dbuser: bucardo.installUser },
+      activity: ctx.activity,
+      safeToStop: false,
+      connection: { dbname: bucardo.fallbackDb, dbuser: bucardo.installUser },
     });
     return;
   }
@@ -114,12 +154,42 @@ async function createMetadataDatabase(job: Job, ctx: CommandContext): Promise<vo
   mkdirSync(job.paths.stateDir, { recursive: true, mode: 0o700 });
   writeFileSync(file, schema, { mode: 0o600 });
   const { execa } = await import('execa');
-  const result = await execa('psql', ['-h', bucardo.host, '-p', String(bucardo.port), '-U', bucardo.installUser, '-d', bucardo.fallbackDb, '-AX', '-qt', '-f', file], {
-    env: bucardoEnvironment(job), extendEnv: false, reject: false, stdin: 'ignore', all: true, detached: true,
-  });
+  const result = await execa(
+    'psql',
+    [
+      '-h',
+      bucardo.host,
+      '-p',
+      String(bucardo.port),
+      '-U',
+      bucardo.installUser,
+      '-d',
+      bucardo.fallbackDb,
+      '-AX',
+      '-qt',
+      '-f',
+      file,
+    ],
+    {
+      env: bucardoEnvironment(job),
+      extendEnv: false,
+      reject: false,
+      stdin: 'ignore',
+      all: true,
+      detached: true,
+    },
+  );
   const output = String(result.all ?? '');
   if (!output.includes('Pl/PerlU was successfully installed')) {
-    throw new OperatorError(`Installing the metadata database "${job.metadataDb}" with psql failed (exit code ${result.exitCode}): ${output.split('\n').filter((l) => /ERROR|FATAL|psql:/.test(l)).slice(0, 3).join(' ') || output.slice(0, 300)}. Check that plperl is installed on the metadata host and that databases.bucardo.install_user is a superuser.`);
+    throw new OperatorError(
+      `Installing the metadata database "${job.metadataDb}" with psql failed (exit code ${result.exitCode}): ${
+        output
+          .split('\n')
+          .filter((l) => /ERROR|FATAL|psql:/.test(l))
+          .slice(0, 3)
+          .join(' ') || output.slice(0, 300)
+      }. Check that plperl is installed on the metadata host and that databases.bucardo.install_user is a superuser.`,
+    );
   }
 }
 
@@ -131,7 +201,10 @@ export function customSchema(job: Job): string {
   }
   const name = job.metadataDb;
   // The schema file uses the name unquoted, so PostgreSQL would fold capitals: allow lower case only.
-  if (!/^[a-z_][a-z0-9_]*$/.test(name)) throw new OperatorError(`The metadata database name '${name}' must be lower-case letters, digits and underscores (Bucardo's schema file uses it unquoted).`);
+  if (!/^[a-z_][a-z0-9_]*$/.test(name))
+    throw new OperatorError(
+      `The metadata database name '${name}' must be lower-case letters, digits and underscores (Bucardo's schema file uses it unquoted).`,
+    );
   return readFileSync(schemaFile, 'utf8')
     .replace(/^CREATE DATABASE bucardo OWNER bucardo;$/m, `CREATE DATABASE ${name} OWNER bucardo;`)
     .replace(/^\\c bucardo$/m, `\\c ${name}`)
@@ -149,10 +222,11 @@ export function dbconnFor(job: Job, role: 'primary' | 'secondary'): string {
   const parts: string[] = [];
   // Bucardo's processes get the metadata database's sslmode through PGSSLMODE, which libpq applies to
   // every connection without its own: name this database's mode whenever the two could differ.
-  if (db.sslmode !== 'prefer' || job.config.databases.bucardo.sslmode !== 'prefer') parts.push(`sslmode=${db.sslmode}`);
+  if (db.sslmode !== 'prefer' || job.config.databases.bucardo.sslmode !== 'prefer')
+    parts.push(`sslmode=${db.sslmode}`);
   // The same CA file the tool verifies with; validate_sync reads it inside the metadata server, so
   // that server's operating-system user must be able to read it too (docs/credentials-and-ssl.md).
-  const rootCert = db.sslmode === 'disable' ? undefined : rootCertificate(db) ?? db.sslrootcert;
+  const rootCert = db.sslmode === 'disable' ? undefined : (rootCertificate(db) ?? db.sslrootcert);
   if (rootCert) parts.push(`sslrootcert=${conninfoValue(rootCert)}`);
   if (role === 'primary') {
     // validate_sync creates triggers with a plain $dbh->do: without a lock_timeout it would wait on a lock forever.
@@ -175,7 +249,11 @@ export function dbconnFor(job: Job, role: 'primary' | 'secondary'): string {
 
 /** By SQL: the bucardo CLI's argument parser splits values at spaces, even quoted ones. */
 async function storeDbconn(job: Job, name: string, conn: string, ctx: CommandContext): Promise<void> {
-  await withMetadata(job, (client) => client.query('UPDATE bucardo.db SET dbconn = $1 WHERE name = $2', [conn, name]), ctx.activity);
+  await withMetadata(
+    job,
+    (client) => client.query('UPDATE bucardo.db SET dbconn = $1 WHERE name = $2', [conn, name]),
+    ctx.activity,
+  );
 }
 
 async function recordDatabases(job: Job, ctx: CommandContext): Promise<string[]> {
@@ -184,16 +262,53 @@ async function recordDatabases(job: Job, ctx: CommandContext): Promise<string[]>
   for (const role of ['primary', 'secondary'] as const) {
     const db = job.config.databases[role];
     const name = job.bucardoDbName[role];
-    const wanted = { dbname: db.dbname, host: db.host, port: String(db.port), user: db.databaseOwner, conn: dbconnFor(job, role) };
+    const wanted = {
+      dbname: db.dbname,
+      host: db.host,
+      port: String(db.port),
+      user: db.databaseOwner,
+      conn: dbconnFor(job, role),
+    };
     const existing = recorded.find((r) => r.name === name);
     if (!existing) {
       // The CLI splits its arguments at spaces, quoted or not: a conn with a quoted options value goes in by SQL.
       const cliConn = wanted.conn.includes(' ') ? '' : wanted.conn;
-      await runBucardo(job, ['add', 'db', name, `dbname=${wanted.dbname}`, `host=${wanted.host}`, `port=${wanted.port}`, `user=${wanted.user}`, ...(cliConn ? [`conn=${cliConn}`] : [])], { activity: ctx.activity });
+      await runBucardo(
+        job,
+        [
+          'add',
+          'db',
+          name,
+          `dbname=${wanted.dbname}`,
+          `host=${wanted.host}`,
+          `port=${wanted.port}`,
+          `user=${wanted.user}`,
+          ...(cliConn ? [`conn=${cliConn}`] : []),
+        ],
+        { activity: ctx.activity },
+      );
       if (cliConn !== wanted.conn) await storeDbconn(job, name, wanted.conn, ctx);
       steps.push(`recorded ${role} as ${name} (${db.host}:${db.port}/${db.dbname})`);
-    } else if (existing.dbname !== wanted.dbname || existing.dbhost !== wanted.host || existing.dbport !== wanted.port || existing.dbuser !== wanted.user || existing.dbconn !== wanted.conn) {
-      await runBucardo(job, ['update', 'db', name, `dbname=${wanted.dbname}`, `host=${wanted.host}`, `port=${wanted.port}`, `user=${wanted.user}`], { activity: ctx.activity });
+    } else if (
+      existing.dbname !== wanted.dbname ||
+      existing.dbhost !== wanted.host ||
+      existing.dbport !== wanted.port ||
+      existing.dbuser !== wanted.user ||
+      existing.dbconn !== wanted.conn
+    ) {
+      await runBucardo(
+        job,
+        [
+          'update',
+          'db',
+          name,
+          `dbname=${wanted.dbname}`,
+          `host=${wanted.host}`,
+          `port=${wanted.port}`,
+          `user=${wanted.user}`,
+        ],
+        { activity: ctx.activity },
+      );
       await storeDbconn(job, name, wanted.conn, ctx);
       steps.push(`updated ${name} to match the config`);
     } else {
@@ -203,14 +318,28 @@ async function recordDatabases(job: Job, ctx: CommandContext): Promise<string[]>
     // process cannot see our password file, so Bucardo needs the password in its own table. It is
     // sent as a bind parameter: never on a command line, never in a log.
     const password = resolvePassword({ db, user: db.databaseOwner, database: db.dbname });
-    if (password !== undefined) await withMetadata(job, (client) => client.query('UPDATE bucardo.db SET dbpass = $1 WHERE name = $2', [password, name]), ctx.activity);
+    if (password !== undefined)
+      await withMetadata(
+        job,
+        (client) => client.query('UPDATE bucardo.db SET dbpass = $1 WHERE name = $2', [password, name]),
+        ctx.activity,
+      );
   }
   return steps;
 }
 
-async function recordRelations(job: Job, ctx: CommandContext, relations: Relation[], kind: 'table' | 'sequence'): Promise<string[]> {
+async function recordRelations(
+  job: Job,
+  ctx: CommandContext,
+  relations: Relation[],
+  kind: 'table' | 'sequence',
+): Promise<string[]> {
   if (relations.length === 0) return [];
-  const members = await withMetadata(job, (client) => relgroupMembers(client, job.relgroupName), ctx.activity);
+  const members = await withMetadata(
+    job,
+    (client) => relgroupMembers(client, job.relgroupName),
+    ctx.activity,
+  );
   const reltype = kind === 'table' ? 'table' : 'sequence';
   const known = new Set(members.filter((m) => m.reltype === reltype).map((m) => `${m.schema}.${m.name}`));
   const missing = relations.filter((r) => !known.has(`${r.schema}.${r.name}`));
@@ -218,9 +347,21 @@ async function recordRelations(job: Job, ctx: CommandContext, relations: Relatio
     ctx.activity.throwIfInterrupted();
     const batch = missing.slice(start, start + ADD_BATCH);
     ctx.progress(`recording ${kind}s: ${start}/${missing.length}`);
-    await runBucardo(job, ['add', kind, ...batch.map((r) => bucardoRelationName(r.schema, r.name)), `db=${job.bucardoDbName.primary}`, `relgroup=${job.relgroupName}`], { activity: ctx.activity });
+    await runBucardo(
+      job,
+      [
+        'add',
+        kind,
+        ...batch.map((r) => bucardoRelationName(r.schema, r.name)),
+        `db=${job.bucardoDbName.primary}`,
+        `relgroup=${job.relgroupName}`,
+      ],
+      { activity: ctx.activity },
+    );
   }
-  return [`${missing.length} ${kind}(s) added to relgroup ${job.relgroupName}, ${relations.length - missing.length} already there`];
+  return [
+    `${missing.length} ${kind}(s) added to relgroup ${job.relgroupName}, ${relations.length - missing.length} already there`,
+  ];
 }
 
 export async function validateInstall(ctx: CommandContext) {
@@ -228,21 +369,36 @@ export async function validateInstall(ctx: CommandContext) {
   const exists = await metadataDatabaseExists(job);
   if (!exists) return [{ name: `metadata database ${job.metadataDb} exists`, pass: false }];
   const { databases, members } = await withMetadata(job, async (client) => ({
-    databases: await recordedDatabases(client), members: await relgroupMembers(client, job.relgroupName),
+    databases: await recordedDatabases(client),
+    members: await relgroupMembers(client, job.relgroupName),
   }));
   const { findReplicationObjects } = await import('../../src/core/objects.js');
-  const scope = await withClient(job, { role: 'primary' }, (client) => findReplicationObjects(client, job.config.bucardo.replicationObjects));
+  const scope = await withClient(job, { role: 'primary' }, (client) =>
+    findReplicationObjects(client, job.config.bucardo.replicationObjects),
+  );
   const recorded = new Set(members.filter((m) => m.reltype === 'table').map((m) => `${m.schema}.${m.name}`));
-  const missing = scope.tables.filter((t) => !recorded.has(`${t.schema}.${t.name}`)).map((t) => `${t.schema}.${t.name}`);
+  const missing = scope.tables
+    .filter((t) => !recorded.has(`${t.schema}.${t.name}`))
+    .map((t) => `${t.schema}.${t.name}`);
   const names = databases.map((d) => d.name);
   return [
     { name: `metadata database ${job.metadataDb} exists`, pass: true },
-    { name: 'primary and secondary recorded', pass: names.includes(job.bucardoDbName.primary) && names.includes(job.bucardoDbName.secondary), detail: names.join(', ') },
-    { name: `every table in scope recorded (${scope.tables.length})`, pass: missing.length === 0 && scope.tables.length > 0, ...(missing.length ? { detail: `missing: ${missing.join(', ')}` } : {}) },
+    {
+      name: 'primary and secondary recorded',
+      pass: names.includes(job.bucardoDbName.primary) && names.includes(job.bucardoDbName.secondary),
+      detail: names.join(', '),
+    },
+    {
+      name: `every table in scope recorded (${scope.tables.length})`,
+      pass: missing.length === 0 && scope.tables.length > 0,
+      ...(missing.length ? { detail: `missing: ${missing.join(', ')}` } : {}),
+    },
   ];
 }
 
-export interface UninstallData { steps: string[] }
+export interface UninstallData {
+  steps: string[];
+}
 
 export async function uninstall(ctx: CommandContext): Promise<CommandOutcome<UninstallData>> {
   const { job, activity, progress } = ctx;
@@ -258,32 +414,57 @@ export async function uninstall(ctx: CommandContext): Promise<CommandOutcome<Uni
     sharedWith = await withMetadata(job, (client) => otherSyncs(client, job.syncName), activity);
     // In a shared metadata database the other jobs' daemon may validate syncs again: remove ours
     // first so nothing re-creates the triggers we are about to drop.
-    if (sharedWith.length > 0) await runBucardo(job, ['remove', 'sync', job.syncName], { activity, allowFailure: true });
+    if (sharedWith.length > 0)
+      await runBucardo(job, ['remove', 'sync', job.syncName], { activity, allowFailure: true });
   }
   progress('dropping triggers table by table');
   const drop = await dropJobTriggers(job, activity, progress);
   if (drop.dropped.length) steps.push(`dropped this job's triggers on ${drop.dropped.length} table(s)`);
   if (drop.failed.length) {
     ctx.log(formatFailures(drop.failed).join('\n'));
-    return { ok: false, data: { steps }, message: `Could not drop the triggers of ${drop.failed.length} table(s) within bucardo.lock_timeout (listed above with who holds the lock). Nothing else was removed; run bucardo.uninstall again when the locks are released, or use the retry plugin.` };
+    return {
+      ok: false,
+      data: { steps },
+      message: `Could not drop the triggers of ${drop.failed.length} table(s) within bucardo.lock_timeout (listed above with who holds the lock). Nothing else was removed; run bucardo.uninstall again when the locks are released, or use the retry plugin.`,
+    };
   }
   progress('dropping the bucardo schema on the primary');
-  const schemaStep = await withClient(job, { role: 'primary', login: 'schema_owner', activity }, async (client) => dropBucardoSchema(client, job));
+  const schemaStep = await withClient(
+    job,
+    { role: 'primary', login: 'schema_owner', activity },
+    async (client) => dropBucardoSchema(client, job),
+  );
   steps.push(schemaStep);
   if (metadataExists) {
     if (sharedWith.length > 0) {
       await removeJobFromSharedMetadata(job, ctx);
-      steps.push(`metadata database ${job.metadataDb} kept: it also holds sync(s) ${sharedWith.join(', ')}; removed only this job's sync, relgroup and databases`);
+      steps.push(
+        `metadata database ${job.metadataDb} kept: it also holds sync(s) ${sharedWith.join(', ')}; removed only this job's sync, relgroup and databases`,
+      );
     } else {
       progress(`dropping the metadata database ${job.metadataDb}`);
-      await withClient(job, { role: 'bucardo', login: 'install_user', database: job.config.databases.bucardo.fallbackDb, activity }, async (client) => {
-        try {
-          await client.query(`DROP DATABASE IF EXISTS ${quoteIdent(job.metadataDb)}`);
-        } catch (error) {
-          const sessions = await client.query<{ pid: number; application_name: string }>('SELECT pid, application_name FROM pg_stat_activity WHERE datname = $1', [job.metadataDb]);
-          throw new OperatorError(`Could not drop the metadata database ${job.metadataDb}: ${errorMessage(error)}. Sessions still connected: ${sessions.rows.map((r) => `${r.pid} (${r.application_name || 'unnamed'})`).join(', ') || 'none'}. Stop whatever uses it (bucardo.stop) and run bucardo.uninstall again.`);
-        }
-      });
+      await withClient(
+        job,
+        {
+          role: 'bucardo',
+          login: 'install_user',
+          database: job.config.databases.bucardo.fallbackDb,
+          activity,
+        },
+        async (client) => {
+          try {
+            await client.query(`DROP DATABASE IF EXISTS ${quoteIdent(job.metadataDb)}`);
+          } catch (error) {
+            const sessions = await client.query<{ pid: number; application_name: string }>(
+              'SELECT pid, application_name FROM pg_stat_activity WHERE datname = $1',
+              [job.metadataDb],
+            );
+            throw new OperatorError(
+              `Could not drop the metadata database ${job.metadataDb}: ${errorMessage(error)}. Sessions still connected: ${sessions.rows.map((r) => `${r.pid} (${r.application_name || 'unnamed'})`).join(', ') || 'none'}. Stop whatever uses it (bucardo.stop) and run bucardo.uninstall again.`,
+            );
+          }
+        },
+      );
       steps.push(`dropped metadata database ${job.metadataDb}`);
     }
   }
@@ -296,29 +477,41 @@ async function dropBucardoSchema(client: Client, job: Job): Promise<string> {
   const { rows } = await client.query<{ count: string }>(
     `SELECT count(*) FROM pg_trigger t JOIN pg_proc p ON p.oid = t.tgfoid JOIN pg_namespace n ON n.oid = p.pronamespace
        JOIN pg_class c ON c.oid = t.tgrelid
-      WHERE n.nspname = 'bucardo' AND NOT t.tgisinternal AND c.relnamespace <> n.oid`);
+      WHERE n.nspname = 'bucardo' AND NOT t.tgisinternal AND c.relnamespace <> n.oid`,
+  );
   const remaining = Number(rows[0]!.count);
   const exists = (await client.query("SELECT 1 FROM pg_namespace WHERE nspname = 'bucardo'")).rowCount;
   if (!exists) return 'no bucardo schema on the primary';
   if (remaining > 0) {
     return `kept the bucardo schema on the primary: ${remaining} trigger(s) of other Bucardo jobs still use it`;
   }
-  const outcome = await lockBoundedDdl(client, ['DROP SCHEMA bucardo CASCADE'],
-    { timeoutMs: job.config.bucardo.lockTimeoutMs, target: { schema: 'bucardo' } });
+  const outcome = await lockBoundedDdl(client, ['DROP SCHEMA bucardo CASCADE'], {
+    timeoutMs: job.config.bucardo.lockTimeoutMs,
+    target: { schema: 'bucardo' },
+  });
   if (!outcome.done) {
     // Typically autovacuum on a big delta table, or a session still reading Bucardo's tables.
-    const holders = outcome.blockers.map((h) => `pid ${h.pid} (${h.application || h.backendType}: ${h.query.slice(0, 120)})`);
-    throw new OperatorError(`The primary's bucardo schema could not be dropped within bucardo.lock_timeout (${job.config.bucardo.lockTimeoutMs} ms): ${holders.join('; ') || 'another session'} holds a lock on its tables. The triggers are already gone, so nothing is being captured any more; run bucardo.uninstall again in a moment.`);
+    const holders = outcome.blockers.map(
+      (h) => `pid ${h.pid} (${h.application || h.backendType}: ${h.query.slice(0, 120)})`,
+    );
+    throw new OperatorError(
+      `The primary's bucardo schema could not be dropped within bucardo.lock_timeout (${job.config.bucardo.lockTimeoutMs} ms): ${holders.join('; ') || 'another session'} holds a lock on its tables. The triggers are already gone, so nothing is being captured any more; run bucardo.uninstall again in a moment.`,
+    );
   }
   return 'dropped the bucardo schema on the primary';
 }
 
 async function removeJobFromSharedMetadata(job: Job, ctx: CommandContext): Promise<void> {
-  const remove = (args: string[]) => runBucardo(job, ['remove', ...args], { activity: ctx.activity, allowFailure: true });
+  const remove = (args: string[]) =>
+    runBucardo(job, ['remove', ...args], { activity: ctx.activity, allowFailure: true });
   await remove(['relgroup', job.relgroupName]);
-  await withMetadata(job, async (client) => {
-    await client.query('DELETE FROM bucardo.goat WHERE db = $1', [job.bucardoDbName.primary]);
-  }, ctx.activity);
+  await withMetadata(
+    job,
+    async (client) => {
+      await client.query('DELETE FROM bucardo.goat WHERE db = $1', [job.bucardoDbName.primary]);
+    },
+    ctx.activity,
+  );
   await remove(['db', job.bucardoDbName.primary, job.bucardoDbName.secondary, '--force']);
 }
 
@@ -331,7 +524,13 @@ export async function validateUninstall(ctx: CommandContext) {
   }));
   return [
     { name: `metadata database ${job.metadataDb} gone`, pass: !exists },
-    { name: 'no bucardo trigger of this job on the primary', pass: triggers.length === 0, ...(triggers.length ? { detail: triggers.map((t) => `${t.schema}.${t.table}:${t.trigger}`).join(', ') } : {}) },
+    {
+      name: 'no bucardo trigger of this job on the primary',
+      pass: triggers.length === 0,
+      ...(triggers.length
+        ? { detail: triggers.map((t) => `${t.schema}.${t.table}:${t.trigger}`).join(', ') }
+        : {}),
+    },
     { name: 'no bucardo schema on the primary', pass: !schema },
     { name: 'daemon not running', pass: !isDaemonRunning(job) },
   ];

@@ -5,72 +5,133 @@ import type { Job } from '../../src/core/job.js';
 
 export async function metadataDatabaseExists(job: Job, activity?: Activity): Promise<boolean> {
   const bucardo = job.config.databases.bucardo;
-  return withClient(job, { role: 'bucardo', login: 'install_user', database: bucardo.fallbackDb, activity }, async (client) => {
-    const { rowCount } = await client.query('SELECT 1 FROM pg_database WHERE datname = $1', [job.metadataDb]);
-    return (rowCount ?? 0) > 0;
-  });
+  return withClient(
+    job,
+    { role: 'bucardo', login: 'install_user', database: bucardo.fallbackDb, activity },
+    async (client) => {
+      const { rowCount } = await client.query('SELECT 1 FROM pg_database WHERE datname = $1', [
+        job.metadataDb,
+      ]);
+      return (rowCount ?? 0) > 0;
+    },
+  );
 }
 
 /** Runs fn against the metadata database as the Bucardo role. */
-export function withMetadata<T>(job: Job, fn: (client: Client) => Promise<T>, activity?: Activity): Promise<T> {
+export function withMetadata<T>(
+  job: Job,
+  fn: (client: Client) => Promise<T>,
+  activity?: Activity,
+): Promise<T> {
   return withClient(job, { role: 'bucardo', activity }, fn);
 }
 
-export interface RecordedDatabase { name: string; dbname: string; dbhost: string; dbport: string; dbuser: string; dbconn: string; makedelta: string }
+export interface RecordedDatabase {
+  name: string;
+  dbname: string;
+  dbhost: string;
+  dbport: string;
+  dbuser: string;
+  dbconn: string;
+  makedelta: string;
+}
 
 export async function recordedDatabases(client: Client): Promise<RecordedDatabase[]> {
-  const { rows } = await client.query<RecordedDatabase>('SELECT name, dbname, dbhost, dbport::text, dbuser, dbconn, makedelta FROM bucardo.db ORDER BY name');
+  const { rows } = await client.query<RecordedDatabase>(
+    'SELECT name, dbname, dbhost, dbport::text, dbuser, dbconn, makedelta FROM bucardo.db ORDER BY name',
+  );
   return rows;
 }
 
-export interface RecordedRelation { schema: string; name: string; reltype: string }
+export interface RecordedRelation {
+  schema: string;
+  name: string;
+  reltype: string;
+}
 
 export async function relgroupMembers(client: Client, relgroup: string): Promise<RecordedRelation[]> {
   const { rows } = await client.query<RecordedRelation>(
     `SELECT g.schemaname AS schema, g.tablename AS name, g.reltype
        FROM bucardo.herdmap h JOIN bucardo.goat g ON g.id = h.goat
-      WHERE h.herd = $1 ORDER BY 1, 2`, [relgroup]);
+      WHERE h.herd = $1 ORDER BY 1, 2`,
+    [relgroup],
+  );
   return rows;
 }
 
-export interface SyncRow { name: string; onetimecopy: number; autokick: boolean; status: string; relgroup: string }
+export interface SyncRow {
+  name: string;
+  onetimecopy: number;
+  autokick: boolean;
+  status: string;
+  relgroup: string;
+}
 
 export async function syncRow(client: Client, syncName: string): Promise<SyncRow | undefined> {
-  const { rows } = await client.query<SyncRow>('SELECT name, onetimecopy, autokick, status, herd AS relgroup FROM bucardo.sync WHERE name = $1', [syncName]);
+  const { rows } = await client.query<SyncRow>(
+    'SELECT name, onetimecopy, autokick, status, herd AS relgroup FROM bucardo.sync WHERE name = $1',
+    [syncName],
+  );
   return rows[0];
 }
 
 export async function otherSyncs(client: Client, syncName: string): Promise<string[]> {
-  const { rows } = await client.query<{ name: string }>('SELECT name FROM bucardo.sync WHERE name <> $1 ORDER BY name', [syncName]);
+  const { rows } = await client.query<{ name: string }>(
+    'SELECT name FROM bucardo.sync WHERE name <> $1 ORDER BY name',
+    [syncName],
+  );
   return rows.map((row) => row.name);
 }
 
-export interface SyncRun { started: Date | null; ended: Date | null; lastgood: boolean; lastbad: boolean; lastempty: boolean; status: string | null; inserts: number; deletes: number; details: string | null }
+export interface SyncRun {
+  started: Date | null;
+  ended: Date | null;
+  lastgood: boolean;
+  lastbad: boolean;
+  lastempty: boolean;
+  status: string | null;
+  inserts: number;
+  deletes: number;
+  details: string | null;
+}
 
 /** The newest runs of a sync (in progress first), from bucardo.syncrun. */
 export async function recentRuns(client: Client, syncName: string, limit = 5): Promise<SyncRun[]> {
   const { rows } = await client.query<SyncRun>(
     `SELECT started, ended, lastgood, lastbad, lastempty, status, inserts::int, deletes::int, details
        FROM bucardo.syncrun WHERE sync = $1
-      ORDER BY ended IS NULL DESC, started DESC NULLS LAST LIMIT $2`, [syncName, limit]);
+      ORDER BY ended IS NULL DESC, started DESC NULLS LAST LIMIT $2`,
+    [syncName, limit],
+  );
   return rows;
 }
 
-export async function lastRun(client: Client, syncName: string, kind: 'lastgood' | 'lastbad'): Promise<SyncRun | undefined> {
+export async function lastRun(
+  client: Client,
+  syncName: string,
+  kind: 'lastgood' | 'lastbad',
+): Promise<SyncRun | undefined> {
   const { rows } = await client.query<SyncRun>(
     `SELECT started, ended, lastgood, lastbad, lastempty, status, inserts::int, deletes::int, details
-       FROM bucardo.syncrun WHERE sync = $1 AND ${kind} ORDER BY ended DESC NULLS LAST LIMIT 1`, [syncName]);
+       FROM bucardo.syncrun WHERE sync = $1 AND ${kind} ORDER BY ended DESC NULLS LAST LIMIT 1`,
+    [syncName],
+  );
   return rows[0];
 }
 
 /** The pid dir Bucardo's daemon uses (bucardo_config's piddir, recorded at install and at each start). */
 export async function recordedPidDir(client: Client): Promise<string | undefined> {
-  const { rows } = await client.query<{ setting: string }>("SELECT setting FROM bucardo.bucardo_config WHERE name = 'piddir' AND type IS NULL");
+  const { rows } = await client.query<{ setting: string }>(
+    "SELECT setting FROM bucardo.bucardo_config WHERE name = 'piddir' AND type IS NULL",
+  );
   return rows[0]?.setting;
 }
 
-export async function configSettings(client: Client): Promise<{ name: string; setting: string; about: string | null }[]> {
+export async function configSettings(
+  client: Client,
+): Promise<{ name: string; setting: string; about: string | null }[]> {
   const { rows } = await client.query<{ name: string; setting: string; about: string | null }>(
-    'SELECT name, setting, about FROM bucardo.bucardo_config WHERE type IS NULL ORDER BY name');
+    'SELECT name, setting, about FROM bucardo.bucardo_config WHERE type IS NULL ORDER BY name',
+  );
   return rows;
 }

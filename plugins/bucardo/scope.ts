@@ -5,7 +5,12 @@ import type { ReplicationObjects } from '../../src/config/types.js';
 import { withClient, type Client } from '../../src/core/db.js';
 import type { Job } from '../../src/core/job.js';
 import {
-  displayName, exclusionReasons, filterWarnings, findReplicationObjects, type FilterWarning, type Relation,
+  displayName,
+  exclusionReasons,
+  filterWarnings,
+  findReplicationObjects,
+  type FilterWarning,
+  type Relation,
 } from '../../src/core/objects.js';
 import type { CommandContext, CommandOutcome } from '../../src/core/plugin.js';
 
@@ -21,7 +26,11 @@ export interface ScopedRelation {
   estimatedRows: number | null;
 }
 
-export interface ExcludedRelation { name: string; kind: ScopeKind; reasons: string[] }
+export interface ExcludedRelation {
+  name: string;
+  kind: ScopeKind;
+  reasons: string[];
+}
 
 export interface ScopeReport {
   filters: ReplicationObjects;
@@ -31,7 +40,10 @@ export interface ScopeReport {
 }
 
 const NO_FILTERS: ReplicationObjects = {
-  namespaceInclude: [], namespaceExclude: [], tableInclude: [], tableExclude: [],
+  namespaceInclude: [],
+  namespaceExclude: [],
+  tableInclude: [],
+  tableExclude: [],
 };
 
 /** The planner's row estimates per "schema.name"; -1 (PostgreSQL 14+) means never analyzed. */
@@ -57,7 +69,10 @@ export async function scopeOnPrimary(client: Client, filters: ReplicationObjects
       return;
     }
     report.included.push({
-      name, kind, sizeBytes: relation.sizeBytes, estimatedRows: kind === 'sequence' ? null : rows.get(name) ?? null,
+      name,
+      kind,
+      sizeBytes: relation.sizeBytes,
+      estimatedRows: kind === 'sequence' ? null : (rows.get(name) ?? null),
       ...(relation.partitionRoot ? { partitionOf: displayName(relation.partitionRoot) } : {}),
     });
   };
@@ -69,18 +84,20 @@ export async function scopeOnPrimary(client: Client, filters: ReplicationObjects
 }
 
 export async function describeScope(job: Job, activity: Activity): Promise<ScopeReport> {
-  return withClient(job, { role: 'primary', activity },
-    (client) => scopeOnPrimary(client, job.config.bucardo.replicationObjects));
+  return withClient(job, { role: 'primary', activity }, (client) =>
+    scopeOnPrimary(client, job.config.bucardo.replicationObjects),
+  );
 }
 
 export async function scope(ctx: CommandContext): Promise<CommandOutcome<ScopeReport>> {
-  ctx.progress('reading the primary\'s catalog');
+  ctx.progress("reading the primary's catalog");
   const report = await describeScope(ctx.job, ctx.activity);
   const tables = report.included.filter((r) => r.kind === 'table' || r.kind === 'partition').length;
   const sequences = report.included.filter((r) => r.kind === 'sequence').length;
   if (tables === 0) {
-    const message = 'No table on the primary is in scope: check bucardo.replication_objects (the entries to check'
-      + ' are listed above; names are case-sensitive) and databases.primary.dbname. Nothing was changed.';
+    const message =
+      'No table on the primary is in scope: check bucardo.replication_objects (the entries to check' +
+      ' are listed above; names are case-sensitive) and databases.primary.dbname. Nothing was changed.';
     return { ok: false, data: report, message };
   }
   const warnings = report.warnings.length;

@@ -7,9 +7,28 @@ import { storeSettingsVerbatim } from './install.js';
 import { configSettings, withMetadata } from './metadata.js';
 
 /** Settings the daemon reads only at start: a reload is not enough. */
-const RESTART_SETTINGS = new Set(['piddir', 'reason_file', 'warning_file', 'log_conflict_file', 'log_level', 'log_showpid', 'log_showtime', 'log_showline', 'log_showlevel', 'log_microsecond', 'stats_script_url', 'host_safety_check', 'mcp_dbproblem_sleep']);
+const RESTART_SETTINGS = new Set([
+  'piddir',
+  'reason_file',
+  'warning_file',
+  'log_conflict_file',
+  'log_level',
+  'log_showpid',
+  'log_showtime',
+  'log_showline',
+  'log_showlevel',
+  'log_microsecond',
+  'stats_script_url',
+  'host_safety_check',
+  'mcp_dbproblem_sleep',
+]);
 
-export interface ChangeConfigData { name: string; old: string; new: string; needs: 'reload' | 'restart' }
+export interface ChangeConfigData {
+  name: string;
+  old: string;
+  new: string;
+  needs: 'reload' | 'restart';
+}
 
 export async function changeConfig(ctx: CommandContext): Promise<CommandOutcome<ChangeConfigData>> {
   const { job, prompt, activity } = ctx;
@@ -21,17 +40,31 @@ export async function changeConfig(ctx: CommandContext): Promise<CommandOutcome<
   if (assignment) {
     ({ name, value } = assignment);
   } else if (prompt.interactive) {
-    name = await prompt.select('Which setting?', settings.map((s) => ({ name: `${s.name} = ${s.setting}`, value: s.name, ...(s.about ? { description: s.about } : {}) })));
+    name = await prompt.select(
+      'Which setting?',
+      settings.map((s) => ({
+        name: `${s.name} = ${s.setting}`,
+        value: s.name,
+        ...(s.about ? { description: s.about } : {}),
+      })),
+    );
     value = await prompt.input(`New value for ${name}:`, settings.find((s) => s.name === name)?.setting);
   } else {
-    throw new OperatorError('In list mode give the setting as an argument: -l "bucardo.change_config log_level=verbose".');
+    throw new OperatorError(
+      'In list mode give the setting as an argument: -l "bucardo.change_config log_level=verbose".',
+    );
   }
   const configKey = configKeySetting(name);
   if (configKey) {
-    throw new OperatorError(`${name} is set by bucardo.start from ${configKey} in the job's config every time it starts the daemon, so a change here would be overwritten. Set ${configKey} in the job's config instead, then run bucardo.restart. Nothing was changed.`);
+    throw new OperatorError(
+      `${name} is set by bucardo.start from ${configKey} in the job's config every time it starts the daemon, so a change here would be overwritten. Set ${configKey} in the job's config instead, then run bucardo.restart. Nothing was changed.`,
+    );
   }
   const current = settings.find((s) => s.name === name);
-  if (!current) throw new OperatorError(`Bucardo has no setting named '${name}'. Known settings: ${settings.map((s) => s.name).join(', ')}.`);
+  if (!current)
+    throw new OperatorError(
+      `Bucardo has no setting named '${name}'. Known settings: ${settings.map((s) => s.name).join(', ')}.`,
+    );
   if (name === 'piddir') {
     // Bucardo 5.6 lowercases piddir values (a trigger in its schema); store the path verbatim.
     await storeSettingsVerbatim(job, [[name, value]], activity);
@@ -54,5 +87,11 @@ export async function validateChangeConfig(ctx: CommandContext) {
   const settings = await withMetadata(ctx.job, configSettings);
   const stored = settings.find((s) => s.name === name)?.setting;
   // Bucardo stores most settings lowercased.
-  return [{ name: `${name} is stored as '${value}'`, pass: stored?.toLowerCase() === value.toLowerCase(), detail: `stored: ${stored}` }];
+  return [
+    {
+      name: `${name} is stored as '${value}'`,
+      pass: stored?.toLowerCase() === value.toLowerCase(),
+      detail: `stored: ${stored}`,
+    },
+  ];
 }

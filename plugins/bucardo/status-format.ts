@@ -6,13 +6,24 @@ import type { StatusData } from './status.js';
 export type StatusState = 'caught up' | 'lagging' | 'copying' | 'stopped' | 'stalled' | 'failed' | 'unknown';
 
 export const STATE_EXIT_CODES: Record<StatusState, number> = {
-  'caught up': 0, lagging: 1, copying: 1, stopped: 2, stalled: 2, failed: 2, unknown: 3,
+  'caught up': 0,
+  lagging: 1,
+  copying: 1,
+  stopped: 2,
+  stalled: 2,
+  failed: 2,
+  unknown: 3,
 };
 
 /** "1 d 2 h", "3 min 5 s", "42 s": the two largest units, for people (JSON keeps seconds). */
 export function formatDuration(seconds: number): string {
   const total = Math.max(0, Math.round(seconds));
-  const units: [string, number][] = [['d', 86_400], ['h', 3_600], ['min', 60], ['s', 1]];
+  const units: [string, number][] = [
+    ['d', 86_400],
+    ['h', 3_600],
+    ['min', 60],
+    ['s', 1],
+  ];
   const first = units.findIndex(([, size]) => total >= size);
   if (first < 0) return '0 s';
   const [name, size] = units[first]!;
@@ -26,7 +37,10 @@ export function formatBytes(bytes: number): string {
   const units = ['B', 'KB', 'MB', 'GB', 'TB'];
   let value = bytes;
   let unit = 0;
-  while (value >= 1024 && unit < units.length - 1) { value /= 1024; unit += 1; }
+  while (value >= 1024 && unit < units.length - 1) {
+    value /= 1024;
+    unit += 1;
+  }
   return `${unit === 0 || value >= 10 ? Math.round(value) : value.toFixed(1)} ${units[unit]}`;
 }
 
@@ -36,10 +50,17 @@ export function formatBytes(bytes: number): string {
  */
 export function formatCopy(copy: StatusData['copy']): string {
   const parts: string[] = [copy.state];
-  const of = (done: string | undefined, total: string) => (done !== undefined ? `${done} of ${total}` : `${total} in all`);
-  if (copy.tablesTotal !== undefined) parts.push(of(copy.tablesDone?.toString(), `${copy.tablesTotal} tables`));
+  const of = (done: string | undefined, total: string) =>
+    done !== undefined ? `${done} of ${total}` : `${total} in all`;
+  if (copy.tablesTotal !== undefined)
+    parts.push(of(copy.tablesDone?.toString(), `${copy.tablesTotal} tables`));
   if (copy.bytesTotal !== undefined) {
-    parts.push(of(copy.bytesDone !== undefined ? formatBytes(copy.bytesDone) : undefined, formatBytes(copy.bytesTotal)));
+    parts.push(
+      of(
+        copy.bytesDone !== undefined ? formatBytes(copy.bytesDone) : undefined,
+        formatBytes(copy.bytesTotal),
+      ),
+    );
   }
   if (copy.table) {
     const estimate = copy.tableRows !== undefined ? ` of ~${copy.tableRows.toLocaleString('en-US')}` : '';
@@ -56,30 +77,49 @@ export function formatCopy(copy: StatusData['copy']): string {
 export function formatStatus(data: StatusData): string[] {
   const lines: string[] = [];
   const since = (iso: string) => formatDuration((Date.now() - Date.parse(iso)) / 1000);
-  const ago = (iso?: string) => iso ? `${iso.replace('T', ' ').replace(/\.\d+Z$/, 'Z')} (${since(iso)} ago)` : 'never';
+  const ago = (iso?: string) =>
+    iso ? `${iso.replace('T', ' ').replace(/\.\d+Z$/, 'Z')} (${since(iso)} ago)` : 'never';
   lines.push(`Job ${data.job}`);
   lines.push(`  State         : ${data.state} (exit code ${data.exitCode})`);
   const uptime = data.daemon.uptimeSeconds !== undefined ? formatDuration(data.daemon.uptimeSeconds) : '?';
-  lines.push(`  Daemon        : ${data.daemon.running ? `running, pid ${data.daemon.pid}, up ${uptime}` : 'not running'}`);
+  lines.push(
+    `  Daemon        : ${data.daemon.running ? `running, pid ${data.daemon.pid}, up ${uptime}` : 'not running'}`,
+  );
   if (data.kicker) {
-    const kicks = data.kicker.kicking ? `${data.kicker.kicks} kick(s), last ${ago(data.kicker.lastKickAt)}` : 'kick triggers do the kicking';
-    lines.push(`  Kicker        : ${data.kicker.running ? `running, pid ${data.kicker.pid}, ${kicks}; ${data.kicker.maintenance} statistics refresh(es)` : 'not running'}${data.kicker.lastError ? ` (last error: ${data.kicker.lastError})` : ''}`);
+    const kicks = data.kicker.kicking
+      ? `${data.kicker.kicks} kick(s), last ${ago(data.kicker.lastKickAt)}`
+      : 'kick triggers do the kicking';
+    lines.push(
+      `  Kicker        : ${data.kicker.running ? `running, pid ${data.kicker.pid}, ${kicks}; ${data.kicker.maintenance} statistics refresh(es)` : 'not running'}${data.kicker.lastError ? ` (last error: ${data.kicker.lastError})` : ''}`,
+    );
     for (const remedy of data.kicker.remedies ?? []) lines.push(`    ${remedy}`);
   }
   if (data.sync) {
-    lines.push(`  Sync          : ${data.sync.name} ${data.sync.exists ? (data.sync.loaded ? '(loaded by the daemon)' : '(not loaded)') : '(not created)'}${data.sync.running ? `, run in progress since ${ago(data.sync.running)}` : ''}`);
-    lines.push(`  Last good run : ${ago(data.sync.lastGood)}${data.sync.lastGoodRows ? `, ${data.sync.lastGoodRows}` : ''}`);
-    lines.push(`  Last error    : ${data.sync.lastBad ? `${ago(data.sync.lastBad)}: ${data.sync.lastError}` : 'none'}`);
+    lines.push(
+      `  Sync          : ${data.sync.name} ${data.sync.exists ? (data.sync.loaded ? '(loaded by the daemon)' : '(not loaded)') : '(not created)'}${data.sync.running ? `, run in progress since ${ago(data.sync.running)}` : ''}`,
+    );
+    lines.push(
+      `  Last good run : ${ago(data.sync.lastGood)}${data.sync.lastGoodRows ? `, ${data.sync.lastGoodRows}` : ''}`,
+    );
+    lines.push(
+      `  Last error    : ${data.sync.lastBad ? `${ago(data.sync.lastBad)}: ${data.sync.lastError}` : 'none'}`,
+    );
   }
   lines.push(`  Initial copy  : ${formatCopy(data.copy)}`);
   const pending = data.pending.filter((p) => p.changes > 0);
   const unknownBacklog = data.unreachable.some((u) => u.includes('the primary'));
-  lines.push(`  Pending       : ${unknownBacklog ? 'unknown (the primary cannot be reached)' : `${data.pendingTotal} change(s)${data.oldestPendingSeconds !== undefined ? `, oldest ${formatDuration(data.oldestPendingSeconds)}` : ''}`}`);
+  lines.push(
+    `  Pending       : ${unknownBacklog ? 'unknown (the primary cannot be reached)' : `${data.pendingTotal} change(s)${data.oldestPendingSeconds !== undefined ? `, oldest ${formatDuration(data.oldestPendingSeconds)}` : ''}`}`,
+  );
   if (pending.length) {
     const width = Math.max(...pending.map((p) => p.table.length));
-    for (const p of pending) lines.push(`    ${p.table.padEnd(width)}  ${String(p.changes).padStart(8)}  oldest ${p.oldest ? formatDuration((Date.now() - p.oldest.getTime()) / 1000) : '-'}`);
+    for (const p of pending)
+      lines.push(
+        `    ${p.table.padEnd(width)}  ${String(p.changes).padStart(8)}  oldest ${p.oldest ? formatDuration((Date.now() - p.oldest.getTime()) / 1000) : '-'}`,
+      );
   }
-  for (const stall of data.stalls) lines.push(`  STALL         : ${stall.cause}\n                  fix: ${stall.fix}`);
+  for (const stall of data.stalls)
+    lines.push(`  STALL         : ${stall.cause}\n                  fix: ${stall.fix}`);
   for (const cause of data.unreachable) lines.push(`  Unreachable   : ${cause}`);
   for (const problem of data.problems) lines.push(`  Problem       : ${problem}`);
   return lines;

@@ -14,7 +14,9 @@ export const DEFAULT_WATCH_SECONDS = 2;
 export function watchSeconds(given: number | undefined): number | undefined {
   if (given === undefined) return undefined;
   if (!Number.isFinite(given) || given < 1 || given > 3600) {
-    throw new OperatorError(`--watch takes a refresh interval of 1 to 3600 seconds, not '${given}'. Example: bucardo.status --watch 5`);
+    throw new OperatorError(
+      `--watch takes a refresh interval of 1 to 3600 seconds, not '${given}'. Example: bucardo.status --watch 5`,
+    );
   }
   return given;
 }
@@ -28,7 +30,7 @@ function trend(now: number | undefined, before: number | undefined, show: (n: nu
 
 function block(data: StatusData, previous: StatusData | undefined): string[] {
   const backlog = trend(data.pendingTotal, previous?.pendingTotal, (n) => `${n} change(s)`);
-  const lagBefore = previous ? previous.oldestPendingSeconds ?? 0 : undefined;
+  const lagBefore = previous ? (previous.oldestPendingSeconds ?? 0) : undefined;
   const lag = trend(data.oldestPendingSeconds ?? 0, lagBefore, formatDuration);
   return [...formatStatus(data), `  Trend         : backlog ${backlog}; lag ${lag}`];
 }

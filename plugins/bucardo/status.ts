@@ -30,8 +30,27 @@ export interface StatusData {
   verdict: string;
   installed: boolean;
   daemon: { running: boolean; pid?: number; uptimeSeconds?: number };
-  kicker?: { running: boolean; kicking: boolean; pid?: number; lastKickAt?: string; kicks?: number; lastError?: string; maintenance?: number; lastMaintenanceAt?: string; remedies?: string[] };
-  sync?: { name: string; exists: boolean; loaded: boolean; lastGood?: string; lastGoodRows?: string; lastBad?: string; lastError?: string; running?: string };
+  kicker?: {
+    running: boolean;
+    kicking: boolean;
+    pid?: number;
+    lastKickAt?: string;
+    kicks?: number;
+    lastError?: string;
+    maintenance?: number;
+    lastMaintenanceAt?: string;
+    remedies?: string[];
+  };
+  sync?: {
+    name: string;
+    exists: boolean;
+    loaded: boolean;
+    lastGood?: string;
+    lastGoodRows?: string;
+    lastBad?: string;
+    lastError?: string;
+    running?: string;
+  };
   copy: CopyProgress;
   pending: PendingTable[];
   pendingTotal: number;
@@ -53,12 +72,18 @@ export async function copyState(job: Job): Promise<CopyProgress> {
   if (!info.sync) return { state: 'pending' };
   if (Number(info.sync.onetimecopy) === 0) return { state: 'done' };
   if (!daemonPid(job) || !syncLoaded(job)) return { state: 'pending' };
-  const progress = await copyProgress(job, info.sync.relgroup, info.current?.started ?? undefined).catch(() => ({}));
+  const progress = await copyProgress(job, info.sync.relgroup, info.current?.started ?? undefined).catch(
+    () => ({}),
+  );
   return { state: 'running', ...progress };
 }
 
 /** Runs a probe; a failure to reach the database is recorded as the cause of an `unknown` state. */
-async function reach<T>(unreachable: string[], what: string, probe: () => Promise<T>): Promise<T | undefined> {
+async function reach<T>(
+  unreachable: string[],
+  what: string,
+  probe: () => Promise<T>,
+): Promise<T | undefined> {
   try {
     return await probe();
   } catch (error) {
@@ -73,52 +98,104 @@ export async function collectStatus(job: Job): Promise<StatusData> {
   const pid = daemonPid(job);
   const uptime = pid ? processUptimeSeconds(pid) : undefined;
   const data: StatusData = {
-    schemaVersion: STATUS_SCHEMA_VERSION, checkedAt: new Date().toISOString(), job: job.name,
-    state: 'unknown', exitCode: STATE_EXIT_CODES.unknown, verdict: '', installed: false,
-    daemon: { running: pid !== undefined, ...(pid ? { pid } : {}), ...(uptime !== undefined ? { uptimeSeconds: uptime } : {}) },
-    copy: { state: 'unknown' }, pending: [], pendingTotal: 0, stalls: [], unreachable, problems,
+    schemaVersion: STATUS_SCHEMA_VERSION,
+    checkedAt: new Date().toISOString(),
+    job: job.name,
+    state: 'unknown',
+    exitCode: STATE_EXIT_CODES.unknown,
+    verdict: '',
+    installed: false,
+    daemon: {
+      running: pid !== undefined,
+      ...(pid ? { pid } : {}),
+      ...(uptime !== undefined ? { uptimeSeconds: uptime } : {}),
+    },
+    copy: { state: 'unknown' },
+    pending: [],
+    pendingTotal: 0,
+    stalls: [],
+    unreachable,
+    problems,
   };
   const kicker = kickerStatus(job);
   const kicking = job.config.bucardo.asynchronousKicking;
   data.kicker = {
-    running: kicker.running, kicking, ...(kicker.pid ? { pid: kicker.pid } : {}), ...(kicker.state?.lastKickAt ? { lastKickAt: kicker.state.lastKickAt } : {}),
-    kicks: kicker.state?.kicks ?? 0, ...(kicker.state?.lastError ? { lastError: kicker.state.lastError } : {}),
-    maintenance: kicker.state?.maintenance ?? 0, ...(kicker.state?.lastMaintenanceAt ? { lastMaintenanceAt: kicker.state.lastMaintenanceAt } : {}),
+    running: kicker.running,
+    kicking,
+    ...(kicker.pid ? { pid: kicker.pid } : {}),
+    ...(kicker.state?.lastKickAt ? { lastKickAt: kicker.state.lastKickAt } : {}),
+    kicks: kicker.state?.kicks ?? 0,
+    ...(kicker.state?.lastError ? { lastError: kicker.state.lastError } : {}),
+    maintenance: kicker.state?.maintenance ?? 0,
+    ...(kicker.state?.lastMaintenanceAt ? { lastMaintenanceAt: kicker.state.lastMaintenanceAt } : {}),
     ...(kicker.state?.remedies?.length ? { remedies: kicker.state.remedies } : {}),
   };
-  if (pid && !kicker.running) problems.push(kicking ? 'asynchronous kicking is on but no kicker runs: changes are not being kicked (bucardo.restart starts one)' : 'no kicker runs: nothing keeps Bucardo\'s statistics fresh or watches for stalls (bucardo.restart starts one)');
-  data.installed = (await reach(unreachable, 'metadata database\'s server', () => metadataDatabaseExists(job))) ?? false;
+  if (pid && !kicker.running)
+    problems.push(
+      kicking
+        ? 'asynchronous kicking is on but no kicker runs: changes are not being kicked (bucardo.restart starts one)'
+        : "no kicker runs: nothing keeps Bucardo's statistics fresh or watches for stalls (bucardo.restart starts one)",
+    );
+  data.installed =
+    (await reach(unreachable, "metadata database's server", () => metadataDatabaseExists(job))) ?? false;
   if (data.installed) {
-    const info = await reach(unreachable, 'metadata database', () => withMetadata(job, async (client) => ({
-      sync: await syncRow(client, job.syncName),
-      good: await lastRun(client, job.syncName, 'lastgood'),
-      bad: await lastRun(client, job.syncName, 'lastbad'),
-      current: (await recentRuns(client, job.syncName, 1)).find((run) => run.ended === null),
-    })));
+    const info = await reach(unreachable, 'metadata database', () =>
+      withMetadata(job, async (client) => ({
+        sync: await syncRow(client, job.syncName),
+        good: await lastRun(client, job.syncName, 'lastgood'),
+        bad: await lastRun(client, job.syncName, 'lastbad'),
+        current: (await recentRuns(client, job.syncName, 1)).find((run) => run.ended === null),
+      })),
+    );
     if (info) {
       data.sync = {
-        name: job.syncName, exists: Boolean(info.sync), loaded: syncLoaded(job),
-        ...(info.good?.ended ? { lastGood: info.good.ended.toISOString(), lastGoodRows: `${info.good.inserts} inserted / ${info.good.deletes} deleted` } : {}),
-        ...(info.bad?.ended ? { lastBad: info.bad.ended.toISOString(), lastError: (info.bad.status ?? info.bad.details ?? '').slice(0, 300) } : {}),
+        name: job.syncName,
+        exists: Boolean(info.sync),
+        loaded: syncLoaded(job),
+        ...(info.good?.ended
+          ? {
+              lastGood: info.good.ended.toISOString(),
+              lastGoodRows: `${info.good.inserts} inserted / ${info.good.deletes} deleted`,
+            }
+          : {}),
+        ...(info.bad?.ended
+          ? {
+              lastBad: info.bad.ended.toISOString(),
+              lastError: (info.bad.status ?? info.bad.details ?? '').slice(0, 300),
+            }
+          : {}),
         ...(info.current?.started ? { running: info.current.started.toISOString() } : {}),
       };
     }
   }
-  const pending = await reach(unreachable, 'primary', () => withClient(job, { role: 'primary' }, (client) => pendingChanges(client, job.syncName)));
+  const pending = await reach(unreachable, 'primary', () =>
+    withClient(job, { role: 'primary' }, (client) => pendingChanges(client, job.syncName)),
+  );
   data.pending = pending ?? [];
   // The secondary is where the rows go: a status that cannot see it cannot say replication works.
-  await reach(unreachable, 'secondary', () => withClient(job, { role: 'secondary' }, (client) => client.query('SELECT 1')));
-  if (data.installed && data.sync && unreachable.length === 0) data.copy = await copyState(job).catch(() => ({ state: 'unknown' as const }));
+  await reach(unreachable, 'secondary', () =>
+    withClient(job, { role: 'secondary' }, (client) => client.query('SELECT 1')),
+  );
+  if (data.installed && data.sync && unreachable.length === 0)
+    data.copy = await copyState(job).catch(() => ({ state: 'unknown' as const }));
   data.pendingTotal = data.pending.reduce((sum, p) => sum + p.changes, 0);
-  const oldest = data.pending.map((p) => p.oldest).filter((d): d is Date => d !== null).sort((a, b) => a.getTime() - b.getTime())[0];
+  const oldest = data.pending
+    .map((p) => p.oldest)
+    .filter((d): d is Date => d !== null)
+    .sort((a, b) => a.getTime() - b.getTime())[0];
   if (oldest) data.oldestPendingSeconds = Math.max(0, Math.round((Date.now() - oldest.getTime()) / 1000));
   if (pid && unreachable.length === 0) {
     const threshold = job.config.bucardo.watchdogSeconds;
     data.stalls = await detectStuckStatements(job, threshold).catch(() => []);
-    const lastGoodAge = data.sync?.lastGood ? Math.round((Date.now() - Date.parse(data.sync.lastGood)) / 1000) : undefined;
+    const lastGoodAge = data.sync?.lastGood
+      ? Math.round((Date.now() - Date.parse(data.sync.lastGood)) / 1000)
+      : undefined;
     const uptime = data.daemon.uptimeSeconds ?? 0;
     // A daemon younger than the threshold has not had the chance to make progress yet.
-    const noProgress = uptime >= threshold && data.copy.state !== 'running' ? noProgressStall(data.oldestPendingSeconds, lastGoodAge, threshold, data.pendingTotal) : undefined;
+    const noProgress =
+      uptime >= threshold && data.copy.state !== 'running'
+        ? noProgressStall(data.oldestPendingSeconds, lastGoodAge, threshold, data.pendingTotal)
+        : undefined;
     if (noProgress) data.stalls.push(noProgress);
   }
   const judged = judge(data);
@@ -134,22 +211,39 @@ export async function collectStatus(job: Job): Promise<StatusData> {
  * 'STALLED: ...'): scripts match them.
  */
 export function judge(data: StatusData): { state: StatusState; verdict: string } {
-  if (data.unreachable.length) return { state: 'unknown', verdict: `unknown: ${data.unreachable.join('; ')}` };
+  if (data.unreachable.length)
+    return { state: 'unknown', verdict: `unknown: ${data.unreachable.join('; ')}` };
   if (!data.installed) return { state: 'stopped', verdict: 'not installed (run bucardo.install)' };
   if (!data.sync?.exists) return { state: 'stopped', verdict: 'no sync yet (run bucardo.add_triggers)' };
-  const backlog = data.pendingTotal > 0 ? `${data.pendingTotal} change(s) pending, oldest ${formatDuration(data.oldestPendingSeconds ?? 0)}` : '';
-  if (!data.daemon.running) return { state: 'stopped', verdict: `daemon stopped${backlog ? `: ${backlog}` : ''}` };
-  if (data.stalls.length) return { state: 'stalled', verdict: `STALLED: ${data.stalls[0]!.cause}${backlog ? ` (${backlog})` : ''}` };
+  const backlog =
+    data.pendingTotal > 0
+      ? `${data.pendingTotal} change(s) pending, oldest ${formatDuration(data.oldestPendingSeconds ?? 0)}`
+      : '';
+  if (!data.daemon.running)
+    return { state: 'stopped', verdict: `daemon stopped${backlog ? `: ${backlog}` : ''}` };
+  if (data.stalls.length)
+    return {
+      state: 'stalled',
+      verdict: `STALLED: ${data.stalls[0]!.cause}${backlog ? ` (${backlog})` : ''}`,
+    };
   // A failed run newer than the last good one, with work left: Bucardo does not retry it by itself.
-  const failedLast = data.sync.lastBad && (!data.sync.lastGood || Date.parse(data.sync.lastBad) > Date.parse(data.sync.lastGood));
+  const failedLast =
+    data.sync.lastBad &&
+    (!data.sync.lastGood || Date.parse(data.sync.lastBad) > Date.parse(data.sync.lastGood));
   if (failedLast && !data.sync.running && (data.pendingTotal > 0 || data.copy.state === 'running')) {
     return { state: 'failed', verdict: `FAILED: the last sync run failed: ${data.sync.lastError}` };
   }
   if (data.copy.state === 'running' || data.copy.state === 'pending') {
     const copy = data.copy;
-    const tables = copy.tablesTotal !== undefined && copy.tablesDone !== undefined ? `${copy.tablesDone} of ${copy.tablesTotal} tables done` : '';
-    const now = copy.table ? `${copy.table} ${copy.tablePercent !== undefined ? `${copy.tablePercent}%` : `${copy.rows} rows`}` : '';
-    const left = copy.remainingSeconds !== undefined ? `about ${formatDuration(copy.remainingSeconds)} left` : '';
+    const tables =
+      copy.tablesTotal !== undefined && copy.tablesDone !== undefined
+        ? `${copy.tablesDone} of ${copy.tablesTotal} tables done`
+        : '';
+    const now = copy.table
+      ? `${copy.table} ${copy.tablePercent !== undefined ? `${copy.tablePercent}%` : `${copy.rows} rows`}`
+      : '';
+    const left =
+      copy.remainingSeconds !== undefined ? `about ${formatDuration(copy.remainingSeconds)} left` : '';
     const detail = [tables, now, left].filter(Boolean).join(', ');
     return { state: 'copying', verdict: `copy ${copy.state}${detail ? ` (${detail})` : ''}` };
   }

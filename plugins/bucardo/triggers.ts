@@ -1,20 +1,34 @@
 // The bucardo plugin's trigger commands on the primary: dropping this job's triggers and setting
 // their modes table by table under bucardo.lock_timeout, and auditing them against the job.
 import type { Activity } from '../../src/core/activity.js';
-import { dropStatements, expectedTriggers, groupByTable, jobTriggerNames, listTriggers, triggersToDrop } from '../../src/core/bucardo/triggers.js';
+import {
+  dropStatements,
+  expectedTriggers,
+  groupByTable,
+  jobTriggerNames,
+  listTriggers,
+  triggersToDrop,
+} from '../../src/core/bucardo/triggers.js';
 import { withClient } from '../../src/core/db.js';
 import { lockBoundedDdl, tableFailure, type TableFailure } from '../../src/core/ddl.js';
 import type { Job } from '../../src/core/job.js';
 import { displayName, findReplicationObjects, type Relation } from '../../src/core/objects.js';
 import { quoteIdent, quoteQualified } from '../../src/core/quote.js';
 
-export interface DropReport { dropped: string[]; failed: TableFailure[] }
+export interface DropReport {
+  dropped: string[];
+  failed: TableFailure[];
+}
 
 /**
  * Drops this job's triggers one table per transaction, each under lock_timeout: DROP TRIGGER takes
  * an ACCESS EXCLUSIVE lock, and a wait in the lock queue would block every later query on the table.
  */
-export async function dropJobTriggers(job: Job, activity: Activity, progress: (text: string) => void): Promise<DropReport> {
+export async function dropJobTriggers(
+  job: Job,
+  activity: Activity,
+  progress: (text: string) => void,
+): Promise<DropReport> {
   return withClient(job, { role: 'primary', login: 'schema_owner', activity }, async (client) => {
     const byTable = await triggersToDrop(client, job);
     const report: DropReport = { dropped: [], failed: [] };
@@ -23,8 +37,12 @@ export async function dropJobTriggers(job: Job, activity: Activity, progress: (t
       activity.throwIfInterrupted();
       progress(`dropping triggers: ${done}/${byTable.size} tables, now ${key}`);
       const { schema, table } = rows[0]!;
-      const outcome = await lockBoundedDdl(client, dropStatements(rows),
-        { timeoutMs: job.config.bucardo.lockTimeoutMs, activity, report: 'all', target: { schema, table } });
+      const outcome = await lockBoundedDdl(client, dropStatements(rows), {
+        timeoutMs: job.config.bucardo.lockTimeoutMs,
+        activity,
+        report: 'all',
+        target: { schema, table },
+      });
       if (outcome.done) report.dropped.push(key);
       else report.failed.push(tableFailure(key, outcome));
       done += 1;
@@ -33,20 +51,37 @@ export async function dropJobTriggers(job: Job, activity: Activity, progress: (t
   });
 }
 
-/** Sets each trigger's enabled state to the expected one (ALWAYS on a cascade middle hop), per table under lock_timeout. */
-export async function applyTriggerPolicy(job: Job, activity: Activity, progress: (text: string) => void): Promise<{ changed: string[]; failed: TableFailure[] }> {
+/**
+ * Sets each trigger's enabled state to the expected one (ALWAYS on a cascade middle hop), per table under
+ * lock_timeout.
+ */
+export async function applyTriggerPolicy(
+  job: Job,
+  activity: Activity,
+  progress: (text: string) => void,
+): Promise<{ changed: string[]; failed: TableFailure[] }> {
   const expected = expectedTriggers(job);
   return withClient(job, { role: 'primary', login: 'schema_owner', activity }, async (client) => {
-    const byTable = groupByTable((await listTriggers(client, [...expected.keys()])).filter((row) => expected.get(row.trigger) !== row.enabled));
+    const byTable = groupByTable(
+      (await listTriggers(client, [...expected.keys()])).filter(
+        (row) => expected.get(row.trigger) !== row.enabled,
+      ),
+    );
     const changed: string[] = [];
     const failed: TableFailure[] = [];
     for (const [key, tableRows] of byTable) {
       activity.throwIfInterrupted();
       progress(`setting trigger modes on ${key}`);
       const { schema, table } = tableRows[0]!;
-      const clauses = tableRows.map((row) => `${expected.get(row.trigger) === 'A' ? 'ENABLE ALWAYS' : 'ENABLE'} TRIGGER ${quoteIdent(row.trigger)}`);
-      const outcome = await lockBoundedDdl(client, [`ALTER TABLE ${quoteQualified(schema, table)} ${clauses.join(', ')}`],
-        { timeoutMs: job.config.bucardo.lockTimeoutMs, activity, report: 'all', target: { schema, table } });
+      const clauses = tableRows.map(
+        (row) =>
+          `${expected.get(row.trigger) === 'A' ? 'ENABLE ALWAYS' : 'ENABLE'} TRIGGER ${quoteIdent(row.trigger)}`,
+      );
+      const outcome = await lockBoundedDdl(
+        client,
+        [`ALTER TABLE ${quoteQualified(schema, table)} ${clauses.join(', ')}`],
+        { timeoutMs: job.config.bucardo.lockTimeoutMs, activity, report: 'all', target: { schema, table } },
+      );
       if (outcome.done) changed.push(key);
       else failed.push(tableFailure(key, outcome));
     }
@@ -54,10 +89,16 @@ export async function applyTriggerPolicy(job: Job, activity: Activity, progress:
   });
 }
 
-export interface TriggerAudit { table: string; problems: string[] }
+export interface TriggerAudit {
+  table: string;
+  problems: string[];
+}
 
 /** Compares each table in scope with the expected triggers; returns the tables that differ. */
-export async function auditTriggers(job: Job, activity?: Activity): Promise<{ tables: Relation[]; wrong: TriggerAudit[] }> {
+export async function auditTriggers(
+  job: Job,
+  activity?: Activity,
+): Promise<{ tables: Relation[]; wrong: TriggerAudit[] }> {
   const expected = expectedTriggers(job);
   return withClient(job, { role: 'primary', activity }, async (client) => {
     const { tables } = await findReplicationObjects(client, job.config.bucardo.replicationObjects);
@@ -69,7 +110,8 @@ export async function auditTriggers(job: Job, activity?: Activity): Promise<{ ta
       for (const [name, state] of expected) {
         const row = rows.find((r) => r.trigger === name);
         if (!row) problems.push(`missing ${name}`);
-        else if (row.enabled !== state) problems.push(`${name} is ${describeEnabled(row.enabled)}, expected ${describeEnabled(state)}`);
+        else if (row.enabled !== state)
+          problems.push(`${name} is ${describeEnabled(row.enabled)}, expected ${describeEnabled(state)}`);
       }
       for (const row of rows) if (!expected.has(row.trigger)) problems.push(`unexpected ${row.trigger}`);
       if (problems.length) wrong.push({ table: displayName(table), problems });
@@ -79,5 +121,9 @@ export async function auditTriggers(job: Job, activity?: Activity): Promise<{ ta
 }
 
 function describeEnabled(state: string): string {
-  return ({ O: 'enabled', A: 'enabled ALWAYS', R: 'enabled REPLICA', D: 'disabled' } as Record<string, string>)[state] ?? state;
+  return (
+    ({ O: 'enabled', A: 'enabled ALWAYS', R: 'enabled REPLICA', D: 'disabled' } as Record<string, string>)[
+      state
+    ] ?? state
+  );
 }

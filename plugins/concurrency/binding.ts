@@ -17,7 +17,9 @@ export function bindMetadataDb(job: Job, configuredName: string): void {
     enumerable: true,
     get: () => preparedMetadataDb(job, configuredName),
     set: () => {
-      throw new Error(`the concurrency plugin names ${jobTitle(job)}'s metadata database (concurrency.bucardo_dbname); no other plugin may set job.metadataDb`);
+      throw new Error(
+        `the concurrency plugin names ${jobTitle(job)}'s metadata database (concurrency.bucardo_dbname); no other plugin may set job.metadataDb`,
+      );
     },
   });
 }
@@ -26,14 +28,20 @@ export function preparedMetadataDb(job: Job, configuredName: string): string {
   const marker = readMarker(job.paths.stateDir);
   const title = jobTitle(job);
   if (!marker) {
-    throw new OperatorError(`${title} uses the concurrency plugin (metadata database '${configuredName}') but has not been prepared: run concurrency.install before bucardo.install. Until then no bucardo command runs, so nothing lands in Bucardo's default database '${DEFAULT_METADATA_DB}' by mistake.`);
+    throw new OperatorError(
+      `${title} uses the concurrency plugin (metadata database '${configuredName}') but has not been prepared: run concurrency.install before bucardo.install. Until then no bucardo command runs, so nothing lands in Bucardo's default database '${DEFAULT_METADATA_DB}' by mistake.`,
+    );
   }
   if (marker.metadataDb !== configuredName) {
-    throw new OperatorError(`${title} was prepared by concurrency.install for the metadata database '${marker.metadataDb}' (${markerFile(job.paths.stateDir)}), but concurrency.bucardo_dbname now says '${configuredName}'. Put '${marker.metadataDb}' back to reach this job's metadata (to move the job: bucardo.uninstall and concurrency.uninstall with the old name, then install with the new one); if '${marker.metadataDb}' was never installed, run concurrency.install to switch to '${configuredName}'.`);
+    throw new OperatorError(
+      `${title} was prepared by concurrency.install for the metadata database '${marker.metadataDb}' (${markerFile(job.paths.stateDir)}), but concurrency.bucardo_dbname now says '${configuredName}'. Put '${marker.metadataDb}' back to reach this job's metadata (to move the job: bucardo.uninstall and concurrency.uninstall with the old name, then install with the new one); if '${marker.metadataDb}' was never installed, run concurrency.install to switch to '${configuredName}'.`,
+    );
   }
   const server = serverKey(job.config.databases.bucardo);
   if (marker.metadataServer && marker.metadataServer !== server) {
-    throw new OperatorError(`${title} was prepared by concurrency.install for a metadata database on ${marker.metadataServer}, but databases.bucardo now points at ${server}. Put the old host and port back to reach this job's metadata, or, if nothing was installed there, run concurrency.install again.`);
+    throw new OperatorError(
+      `${title} was prepared by concurrency.install for a metadata database on ${marker.metadataServer}, but databases.bucardo now points at ${server}. Put the old host and port back to reach this job's metadata, or, if nothing was installed there, run concurrency.install again.`,
+    );
   }
   return configuredName;
 }

@@ -3,15 +3,28 @@
 import { describeSpot, type DatabaseSpot, type JobFootprint } from './footprint.js';
 import { sameServer } from './settings.js';
 
-export interface OtherJob { footprint: JobFootprint; origin: string }
+export interface OtherJob {
+  footprint: JobFootprint;
+  origin: string;
+}
 
-export type ClashKind = 'replication name' | 'metadata database' | 'pid dir' | 'state dir' | 'primary' | 'installed elsewhere';
+export type ClashKind =
+  'replication name' | 'metadata database' | 'pid dir' | 'state dir' | 'primary' | 'installed elsewhere';
 
-export interface Clash { kind: ClashKind; message: string }
+export interface Clash {
+  kind: ClashKind;
+  message: string;
+}
 
-export interface Comparison { clashes: Clash[]; warnings: string[] }
+export interface Comparison {
+  clashes: Clash[];
+  warnings: string[];
+}
 
-function sameDatabase(a: { host: string; port: number; dbname: string }, b: { host: string; port: number; dbname: string }): boolean {
+function sameDatabase(
+  a: { host: string; port: number; dbname: string },
+  b: { host: string; port: number; dbname: string },
+): boolean {
   return a.dbname === b.dbname && sameServer(a, b);
 }
 
@@ -20,21 +33,36 @@ export function compareJobs(mine: JobFootprint, others: OtherJob[]): Comparison 
   const warnings: string[] = [];
   for (const { footprint: other, origin } of others) {
     if (other.replicationName === mine.replicationName) {
-      clashes.push({ kind: 'replication name', message: `replication name '${mine.replicationName}' is also used by ${origin}: the sync, relgroup, log files and kicker are named after it. Give this job another bucardo.replication_name.` });
+      clashes.push({
+        kind: 'replication name',
+        message: `replication name '${mine.replicationName}' is also used by ${origin}: the sync, relgroup, log files and kicker are named after it. Give this job another bucardo.replication_name.`,
+      });
     }
     if (sameDatabase(mine.metadata, other.metadata)) {
-      clashes.push({ kind: 'metadata database', message: `metadata database '${mine.metadata.dbname}' on ${mine.metadata.host}:${mine.metadata.port} is also used by ${origin}: both daemons would share one set of syncs and settings (pid dir included), and bucardo.uninstall of one would drop the other's. Give this job another concurrency.bucardo_dbname.` });
+      clashes.push({
+        kind: 'metadata database',
+        message: `metadata database '${mine.metadata.dbname}' on ${mine.metadata.host}:${mine.metadata.port} is also used by ${origin}: both daemons would share one set of syncs and settings (pid dir included), and bucardo.uninstall of one would drop the other's. Give this job another concurrency.bucardo_dbname.`,
+      });
     }
     for (const role of ['primary', 'secondary'] as const) {
       if (sameDatabase(mine.metadata, other[role])) {
-        clashes.push({ kind: 'metadata database', message: `metadata database '${mine.metadata.dbname}' on ${mine.metadata.host}:${mine.metadata.port} is the ${role} database of ${origin}; bucardo.uninstall drops the metadata database. Give this job another concurrency.bucardo_dbname.` });
+        clashes.push({
+          kind: 'metadata database',
+          message: `metadata database '${mine.metadata.dbname}' on ${mine.metadata.host}:${mine.metadata.port} is the ${role} database of ${origin}; bucardo.uninstall drops the metadata database. Give this job another concurrency.bucardo_dbname.`,
+        });
       }
     }
     if (other.pidDir === mine.pidDir) {
-      clashes.push({ kind: 'pid dir', message: `pid dir ${mine.pidDir} is also used by ${origin}: Bucardo's stop file and pid files live there, so stopping one job would stop the other's daemon. Give this job another bucardo.pid_dir.` });
+      clashes.push({
+        kind: 'pid dir',
+        message: `pid dir ${mine.pidDir} is also used by ${origin}: Bucardo's stop file and pid files live there, so stopping one job would stop the other's daemon. Give this job another bucardo.pid_dir.`,
+      });
     }
     if (other.stateDir === mine.stateDir) {
-      clashes.push({ kind: 'state dir', message: `state dir ${mine.stateDir} is also used by ${origin}: the private .pgpass and the preparation marker live there. Give this job another bucardo.state_dir.` });
+      clashes.push({
+        kind: 'state dir',
+        message: `state dir ${mine.stateDir} is also used by ${origin}: the private .pgpass and the preparation marker live there. Give this job another bucardo.state_dir.`,
+      });
     }
     const sharedPrimary = sharedPrimaryProblem(mine.primary, other.primary, origin);
     if (sharedPrimary) clashes.push({ kind: 'primary', message: sharedPrimary });
@@ -63,7 +91,9 @@ function sharedPrimaryProblem(mine: DatabaseSpot, other: DatabaseSpot, origin: s
 
 /** A→B then B→C without the cascade flags: rows Bucardo writes into B fire only ALWAYS triggers. */
 function chainWarning(mine: JobFootprint, other: JobFootprint, origin: string): string | undefined {
-  const hop = (upstream: JobFootprint, downstream: JobFootprint) => sameDatabase(upstream.secondary, downstream.primary) && !(upstream.secondary.cascade && downstream.primary.cascade);
+  const hop = (upstream: JobFootprint, downstream: JobFootprint) =>
+    sameDatabase(upstream.secondary, downstream.primary) &&
+    !(upstream.secondary.cascade && downstream.primary.cascade);
   if (hop(mine, other)) {
     return `this job's secondary ${describeSpot(mine.secondary)} is the primary of ${origin}, but it is not marked as a cascade middle hop in both (databases.secondary.cascade here, databases.primary.cascade there): rows this job applies there will not reach the next hop.`;
   }

@@ -4,7 +4,12 @@ import path from 'node:path';
 import type { Job } from '../../src/core/job.js';
 import { DEFAULT_METADATA_DB, type ConcurrencySettings } from './settings.js';
 
-export interface DatabaseSpot { host: string; port: number; dbname: string; cascade: boolean }
+export interface DatabaseSpot {
+  host: string;
+  port: number;
+  dbname: string;
+  cascade: boolean;
+}
 
 export interface JobFootprint {
   replicationName: string;
@@ -19,14 +24,20 @@ export interface JobFootprint {
 
 /** The metadata database the job's config asks for (never reads job.metadataDb, which may refuse). */
 export function intendedMetadataDb(job: Job): string {
-  if (!job.config.plugins.includes('concurrency')) return job.config.databases.bucardo.dbname || DEFAULT_METADATA_DB;
+  if (!job.config.plugins.includes('concurrency'))
+    return job.config.databases.bucardo.dbname || DEFAULT_METADATA_DB;
   const settings = job.config.pluginSettings['concurrency'] as ConcurrencySettings | undefined;
   return settings?.bucardoDbname || DEFAULT_METADATA_DB;
 }
 
 export function footprintOf(job: Job): JobFootprint {
   const { bucardo, primary, secondary } = job.config.databases;
-  const spot = (db: typeof primary): DatabaseSpot => ({ host: db.host, port: db.port, dbname: db.dbname, cascade: db.cascade });
+  const spot = (db: typeof primary): DatabaseSpot => ({
+    host: db.host,
+    port: db.port,
+    dbname: db.dbname,
+    cascade: db.cascade,
+  });
   return {
     replicationName: job.name,
     configFile: job.config.file,

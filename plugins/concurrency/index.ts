@@ -14,7 +14,8 @@ const lifecycle = () => import('./lifecycle.js');
 
 export default definePlugin<ConcurrencySettings>({
   name: 'concurrency',
-  summary: 'run this job beside other Bucardo jobs on one host: its own metadata database, checked for clashes',
+  summary:
+    'run this job beside other Bucardo jobs on one host: its own metadata database, checked for clashes',
   parseSettings: parseConcurrencySettings,
   configureJob: (job, settings) => bindMetadataDb(job, settings.bucardoDbname),
   checkDisabled: (job) => {
@@ -27,17 +28,25 @@ export default definePlugin<ConcurrencySettings>({
   },
   commands: {
     install: {
-      summary: 'check for clashes with the other jobs on this host, then prepare the job so bucardo.install creates its own metadata database',
+      summary:
+        'check for clashes with the other jobs on this host, then prepare the job so bucardo.install creates its own metadata database',
       run: async (ctx) => (await install()).install(ctx),
       validate: async (ctx) => (await install()).validateInstall(ctx),
-      format: (data: { clashes: { kind: string; message: string }[]; warnings: string[]; steps: string[] }) => [
-        ...(data.clashes.length ? ['Clashes:', ...data.clashes.map((c) => `  FAIL ${c.kind}: ${c.message}`)] : []),
+      format: (data: {
+        clashes: { kind: string; message: string }[];
+        warnings: string[];
+        steps: string[];
+      }) => [
+        ...(data.clashes.length
+          ? ['Clashes:', ...data.clashes.map((c) => `  FAIL ${c.kind}: ${c.message}`)]
+          : []),
         ...(data.warnings.length ? ['Warnings:', ...data.warnings.map((w) => `  - ${w}`)] : []),
         ...(data.steps.length ? ['Steps:', ...data.steps.map((s) => `  - ${s}`)] : []),
       ],
     },
     uninstall: {
-      summary: 'after bucardo.uninstall: forget the job\'s metadata database name (back to Bucardo\'s default) and its registry entry',
+      summary:
+        "after bucardo.uninstall: forget the job's metadata database name (back to Bucardo's default) and its registry entry",
       run: async (ctx) => (await uninstall()).uninstall(ctx),
       validate: async (ctx) => (await uninstall()).validateUninstall(ctx),
       format: (data: { steps: string[] }) => data.steps.map((s) => `  - ${s}`),

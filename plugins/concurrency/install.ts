@@ -9,12 +9,21 @@ import { footprintOf, type JobFootprint } from './footprint.js';
 import { scanMetadataServer, type HostScan } from './host-scan.js';
 import { markerFile, readMarker, writeMarker } from './marker.js';
 import {
-  isSameJob, readRegistry, readRegistryEntry, registryFile, writeRegistryEntry, type RegistryEntry,
+  isSameJob,
+  readRegistry,
+  readRegistryEntry,
+  registryFile,
+  writeRegistryEntry,
+  type RegistryEntry,
 } from './registry.js';
 import { compareWithServer } from './server-clashes.js';
 import { sameServer, serverKey } from './settings.js';
 
-export interface PrepareData { clashes: Clash[]; warnings: string[]; steps: string[] }
+export interface PrepareData {
+  clashes: Clash[];
+  warnings: string[];
+  steps: string[];
+}
 
 export async function install(ctx: CommandContext): Promise<CommandOutcome<PrepareData>> {
   const { job, activity, progress } = ctx;
@@ -33,13 +42,24 @@ export async function install(ctx: CommandContext): Promise<CommandOutcome<Prepa
 
   const server = serverKey(mine.metadata);
   const marker = readMarker(job.paths.stateDir);
-  const compared = new Set(others.filter((o) => serverKey(o.footprint.metadata) === server).map((o) => `${server}/${o.footprint.metadata.dbname}`));
+  const compared = new Set(
+    others
+      .filter((o) => serverKey(o.footprint.metadata) === server)
+      .map((o) => `${server}/${o.footprint.metadata.dbname}`),
+  );
   // A database this job was prepared for earlier is judged from the marker below, not as a stranger's.
-  if (marker && marker.metadataServer === server && marker.metadataDb !== target) compared.add(`${server}/${marker.metadataDb}`);
+  if (marker && marker.metadataServer === server && marker.metadataDb !== target)
+    compared.add(`${server}/${marker.metadataDb}`);
   data.clashes.push(...compareWithServer(mine, scan, compared));
-  for (const { database, error } of scan.unreadable) data.warnings.push(`could not look into database '${database}' on the metadata server (${error}); a Bucardo job there would not be seen`);
+  for (const { database, error } of scan.unreadable)
+    data.warnings.push(
+      `could not look into database '${database}' on the metadata server (${error}); a Bucardo job there would not be seen`,
+    );
 
-  if (marker && (marker.metadataDb !== target || (marker.metadataServer && marker.metadataServer !== server))) {
+  if (
+    marker &&
+    (marker.metadataDb !== target || (marker.metadataServer && marker.metadataServer !== server))
+  ) {
     const moved = marker.metadataServer && marker.metadataServer !== server;
     if (moved || scan.databases.includes(marker.metadataDb)) {
       data.clashes.push({
@@ -52,15 +72,29 @@ export async function install(ctx: CommandContext): Promise<CommandOutcome<Prepa
   }
 
   if (data.clashes.length > 0) {
-    return { ok: false, data, message: `${jobTitle(job)} cannot run beside the other Bucardo jobs on this host: ${data.clashes.length} clash(es), listed above with their fixes. Nothing was changed.` };
+    return {
+      ok: false,
+      data,
+      message: `${jobTitle(job)} cannot run beside the other Bucardo jobs on this host: ${data.clashes.length} clash(es), listed above with their fixes. Nothing was changed.`,
+    };
   }
 
   const now = new Date().toISOString();
   if (marker?.metadataDb === target && marker.metadataServer === server) {
     data.steps.push(`already prepared for metadata database '${target}' (${markerFile(job.paths.stateDir)})`);
   } else {
-    writeMarker(job.paths.stateDir, { metadataDb: target, metadataServer: server, replicationName: mine.replicationName, configFile: mine.configFile, preparedAt: now });
-    data.steps.push(marker ? `switched from '${marker.metadataDb}' (never installed) to metadata database '${target}'` : `prepared for metadata database '${target}' (${markerFile(job.paths.stateDir)})`);
+    writeMarker(job.paths.stateDir, {
+      metadataDb: target,
+      metadataServer: server,
+      replicationName: mine.replicationName,
+      configFile: mine.configFile,
+      preparedAt: now,
+    });
+    data.steps.push(
+      marker
+        ? `switched from '${marker.metadataDb}' (never installed) to metadata database '${target}'`
+        : `prepared for metadata database '${target}' (${markerFile(job.paths.stateDir)})`,
+    );
   }
   const previous = readRegistryEntry(mine.replicationName);
   const installedAt = previous && isSameJob(previous, mine) ? previous.installedAt : undefined;
@@ -77,21 +111,34 @@ export async function install(ctx: CommandContext): Promise<CommandOutcome<Prepa
 function otherJobs(ctx: CommandContext, mine: JobFootprint, scan: HostScan, warnings: string[]): OtherJob[] {
   const others: OtherJob[] = ctx.jobs
     .filter((other) => other !== ctx.job)
-    .map((other) => ({ footprint: footprintOf(other), origin: `${jobTitle(other)}, loaded in this session from ${other.config.file}` }));
+    .map((other) => ({
+      footprint: footprintOf(other),
+      origin: `${jobTitle(other)}, loaded in this session from ${other.config.file}`,
+    }));
   const registry = readRegistry();
-  for (const file of registry.unreadable) warnings.push(`registry file ${file} is not a job entry and was not compared; delete it if it is not needed`);
+  for (const file of registry.unreadable)
+    warnings.push(
+      `registry file ${file} is not a job entry and was not compared; delete it if it is not needed`,
+    );
   for (const { entry, file } of registry.jobs) {
     if (isSameJob(entry, mine) || others.some((o) => isSameJob(o.footprint, entry))) continue;
     const stale = staleReason(entry, mine, scan);
     if (stale) {
       // A job uninstalled by hand (or before bucardo.uninstall told this plugin) occupies nothing.
       rmSync(file, { force: true });
-      warnings.push(`removed the stale registry entry of job ${entry.replicationName} (${file}): ${stale}; `
-        + 'it is no longer compared');
+      warnings.push(
+        `removed the stale registry entry of job ${entry.replicationName} (${file}): ${stale}; ` +
+          'it is no longer compared',
+      );
       continue;
     }
-    const gone = existsSync(entry.configFile) ? '' : `; that file no longer exists: if the job is gone too, delete ${file}`;
-    others.push({ footprint: entry, origin: `job ${entry.replicationName} (prepared from ${entry.configFile}${gone})` });
+    const gone = existsSync(entry.configFile)
+      ? ''
+      : `; that file no longer exists: if the job is gone too, delete ${file}`;
+    others.push({
+      footprint: entry,
+      origin: `job ${entry.replicationName} (prepared from ${entry.configFile}${gone})`,
+    });
   }
   return others;
 }
@@ -130,8 +177,24 @@ export async function validateInstall(ctx: CommandContext): Promise<Check[]> {
     used = `none: ${(error as Error).message}`;
   }
   return [
-    { name: `the job is prepared for metadata database ${mine.metadata.dbname}`, pass: marker?.metadataDb === mine.metadata.dbname, detail: markerFile(job.paths.stateDir) },
-    { name: 'the job is in the registry of prepared jobs', pass: entry !== undefined && isSameJob(entry, mine) && entry.metadata.dbname === mine.metadata.dbname && entry.pidDir === mine.pidDir, detail: registryFile(mine.replicationName) },
-    { name: `bucardo commands use metadata database ${mine.metadata.dbname}`, pass: used === mine.metadata.dbname, ...(used !== mine.metadata.dbname ? { detail: used } : {}) },
+    {
+      name: `the job is prepared for metadata database ${mine.metadata.dbname}`,
+      pass: marker?.metadataDb === mine.metadata.dbname,
+      detail: markerFile(job.paths.stateDir),
+    },
+    {
+      name: 'the job is in the registry of prepared jobs',
+      pass:
+        entry !== undefined &&
+        isSameJob(entry, mine) &&
+        entry.metadata.dbname === mine.metadata.dbname &&
+        entry.pidDir === mine.pidDir,
+      detail: registryFile(mine.replicationName),
+    },
+    {
+      name: `bucardo commands use metadata database ${mine.metadata.dbname}`,
+      pass: used === mine.metadata.dbname,
+      ...(used !== mine.metadata.dbname ? { detail: used } : {}),
+    },
   ];
 }

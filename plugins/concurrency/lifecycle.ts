@@ -5,7 +5,13 @@ import { jobTitle } from '../../src/core/job.js';
 import type { CommandContext } from '../../src/core/plugin.js';
 import { footprintOf } from './footprint.js';
 import { readMarker } from './marker.js';
-import { isSameJob, readRegistryEntry, registryFile, removeRegistryEntry, writeRegistryEntry } from './registry.js';
+import {
+  isSameJob,
+  readRegistryEntry,
+  registryFile,
+  removeRegistryEntry,
+  writeRegistryEntry,
+} from './registry.js';
 
 /** After bucardo.install: the entry says the job is installed (and is written again if it was lost). */
 export async function recordInstalled(ctx: CommandContext): Promise<string[]> {
@@ -25,6 +31,8 @@ export async function forgetUninstalled(ctx: CommandContext): Promise<string[]> 
   const entry = readRegistryEntry(mine.replicationName);
   if (!entry || !isSameJob(entry, mine) || !removeRegistryEntry(mine.replicationName)) return [];
   const file = registryFile(mine.replicationName);
-  return [`removed ${jobTitle(ctx.job)}'s registry entry ${file} `
-    + '(concurrency.uninstall also forgets its metadata database name)'];
+  return [
+    `removed ${jobTitle(ctx.job)}'s registry entry ${file} ` +
+      '(concurrency.uninstall also forgets its metadata database name)',
+  ];
 }

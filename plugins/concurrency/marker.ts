@@ -26,7 +26,13 @@ export function readMarker(stateDir: string): PreparationMarker | undefined {
   } catch {
     // A torn or hand-edited file must not make the job look unprepared while its database exists:
     // treat it as naming a database nobody has, so bucardo commands refuse and say where it is.
-    return { metadataDb: `(unreadable ${file})`, metadataServer: '', replicationName: '', configFile: '', preparedAt: '' };
+    return {
+      metadataDb: `(unreadable ${file})`,
+      metadataServer: '',
+      replicationName: '',
+      configFile: '',
+      preparedAt: '',
+    };
   }
 }
 

@@ -16,7 +16,10 @@ export interface RegistryEntry extends JobFootprint {
   installedAt?: string;
 }
 
-export interface RegisteredJob { entry: RegistryEntry; file: string }
+export interface RegisteredJob {
+  entry: RegistryEntry;
+  file: string;
+}
 
 export function registryDir(): string {
   return process.env[REGISTRY_ENV] || path.join(homedir(), '.bucardo-console', 'installed-jobs');
@@ -32,11 +35,19 @@ export function readRegistry(): { jobs: RegisteredJob[]; unreadable: string[] } 
   if (!existsSync(dir)) return { jobs: [], unreadable: [] };
   const jobs: RegisteredJob[] = [];
   const unreadable: string[] = [];
-  for (const name of readdirSync(dir).filter((f) => f.endsWith('.json')).sort()) {
+  for (const name of readdirSync(dir)
+    .filter((f) => f.endsWith('.json'))
+    .sort()) {
     const file = path.join(dir, name);
     try {
       const entry = JSON.parse(readFileSync(file, 'utf8')) as RegistryEntry;
-      if (typeof entry.replicationName !== 'string' || typeof entry.pidDir !== 'string' || !entry.metadata || !entry.primary) throw new Error('not an entry');
+      if (
+        typeof entry.replicationName !== 'string' ||
+        typeof entry.pidDir !== 'string' ||
+        !entry.metadata ||
+        !entry.primary
+      )
+        throw new Error('not an entry');
       jobs.push({ entry, file });
     } catch {
       unreadable.push(file);

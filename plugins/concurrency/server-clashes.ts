@@ -20,11 +20,19 @@ export function compareWithServer(mine: JobFootprint, scan: HostScan, alreadyCom
 
   if (!alreadyCompared.has(key(target)) && scan.databases.includes(target)) {
     if (!ownInstance && !scan.unreadable.some((u) => u.database === target)) {
-      clashes.push({ kind: 'metadata database', message: `a database named '${target}' already exists on ${where} and is not a Bucardo metadata database (it has no bucardo.bucardo_config). Give this job another concurrency.bucardo_dbname, or drop '${target}' if it is a leftover of a failed install.` });
+      clashes.push({
+        kind: 'metadata database',
+        message: `a database named '${target}' already exists on ${where} and is not a Bucardo metadata database (it has no bucardo.bucardo_config). Give this job another concurrency.bucardo_dbname, or drop '${target}' if it is a leftover of a failed install.`,
+      });
     } else if (ownInstance) {
-      const foreign = [...ownInstance.relgroups, ...ownInstance.syncs].filter((name) => name !== mine.replicationName);
+      const foreign = [...ownInstance.relgroups, ...ownInstance.syncs].filter(
+        (name) => name !== mine.replicationName,
+      );
       if (foreign.length > 0) {
-        clashes.push({ kind: 'metadata database', message: `metadata database '${target}' on ${where} already holds another Bucardo job (relgroup/sync ${[...new Set(foreign)].join(', ')}): both daemons would share its syncs and settings, and bucardo.uninstall of one would drop the other's. Give this job another concurrency.bucardo_dbname.` });
+        clashes.push({
+          kind: 'metadata database',
+          message: `metadata database '${target}' on ${where} already holds another Bucardo job (relgroup/sync ${[...new Set(foreign)].join(', ')}): both daemons would share its syncs and settings, and bucardo.uninstall of one would drop the other's. Give this job another concurrency.bucardo_dbname.`,
+        });
       }
     }
   }
@@ -32,20 +40,32 @@ export function compareWithServer(mine: JobFootprint, scan: HostScan, alreadyCom
   for (const instance of scan.instances) {
     if (instance.database === target || alreadyCompared.has(key(instance.database))) continue;
     const origin = `the Bucardo job(s) in metadata database '${instance.database}' on ${where}`;
-    const holdsOurName = instance.relgroups.includes(mine.replicationName) || instance.syncs.includes(mine.replicationName);
-    const fromOurPrimary = instance.sources.some((s) => s.dbname === mine.primary.dbname && sameServer(s, mine.primary));
+    const holdsOurName =
+      instance.relgroups.includes(mine.replicationName) || instance.syncs.includes(mine.replicationName);
+    const fromOurPrimary = instance.sources.some(
+      (s) => s.dbname === mine.primary.dbname && sameServer(s, mine.primary),
+    );
     if (holdsOurName && fromOurPrimary) {
       clashes.push({ kind: 'installed elsewhere', message: installedElsewhere(mine, instance, where) });
       continue;
     }
     if (holdsOurName) {
-      clashes.push({ kind: 'replication name', message: `replication name '${mine.replicationName}' is already a relgroup or sync of ${origin}: the sync, relgroup, log files and kicker are named after it. Give this job another bucardo.replication_name.` });
+      clashes.push({
+        kind: 'replication name',
+        message: `replication name '${mine.replicationName}' is already a relgroup or sync of ${origin}: the sync, relgroup, log files and kicker are named after it. Give this job another bucardo.replication_name.`,
+      });
     }
     if (instance.piddir && path.resolve(instance.piddir) === mine.pidDir) {
-      clashes.push({ kind: 'pid dir', message: `pid dir ${mine.pidDir} is the pid dir of ${origin}: Bucardo's stop file and pid files live there, so stopping one job would stop the other's daemon. Give this job another bucardo.pid_dir.` });
+      clashes.push({
+        kind: 'pid dir',
+        message: `pid dir ${mine.pidDir} is the pid dir of ${origin}: Bucardo's stop file and pid files live there, so stopping one job would stop the other's daemon. Give this job another bucardo.pid_dir.`,
+      });
     }
     if (fromOurPrimary && !mine.primary.cascade) {
-      clashes.push({ kind: 'primary', message: `primary ${describeSpot(mine.primary)} is also a source of ${origin}: two Bucardo instances would share its bucardo_delta triggers and delta tables, and each one's VAC would purge delta rows the other has not replicated yet. Replicate from one primary with one job, or run this job after that one is uninstalled.` });
+      clashes.push({
+        kind: 'primary',
+        message: `primary ${describeSpot(mine.primary)} is also a source of ${origin}: two Bucardo instances would share its bucardo_delta triggers and delta tables, and each one's VAC would purge delta rows the other has not replicated yet. Replicate from one primary with one job, or run this job after that one is uninstalled.`,
+      });
     }
   }
   return clashes;
@@ -53,8 +73,9 @@ export function compareWithServer(mine: JobFootprint, scan: HostScan, alreadyCom
 
 function installedElsewhere(mine: JobFootprint, instance: BucardoInstance, where: string): string {
   const found = `this job (relgroup ${mine.replicationName}, primary ${describeSpot(mine.primary)}) is already installed in metadata database '${instance.database}' on ${where}, not in '${mine.metadata.dbname}': bucardo.install ran before concurrency.install, or with another bucardo_dbname.`;
-  const fix = instance.database === DEFAULT_METADATA_DB
-    ? `Uninstall it from there first: take concurrency out of plugins, run bucardo.uninstall, put concurrency back and run concurrency.install, then bucardo.install.`
-    : `Uninstall it from there first: set concurrency.bucardo_dbname to '${instance.database}', run concurrency.install, bucardo.uninstall and concurrency.uninstall; then set it back to '${mine.metadata.dbname}' and run concurrency.install and bucardo.install.`;
+  const fix =
+    instance.database === DEFAULT_METADATA_DB
+      ? `Uninstall it from there first: take concurrency out of plugins, run bucardo.uninstall, put concurrency back and run concurrency.install, then bucardo.install.`
+      : `Uninstall it from there first: set concurrency.bucardo_dbname to '${instance.database}', run concurrency.install, bucardo.uninstall and concurrency.uninstall; then set it back to '${mine.metadata.dbname}' and run concurrency.install and bucardo.install.`;
   return `${found} ${fix}`;
 }

@@ -14,12 +14,20 @@ const MAX_IDENTIFIER = 63;
 /** Databases every cluster has: dropping one with bucardo.uninstall would be a disaster. */
 const RESERVED = ['postgres', 'template0', 'template1'];
 
-export function parseConcurrencySettings(reader: ConfigReader, raw: unknown, where: string, config: JobConfig): ConcurrencySettings {
+export function parseConcurrencySettings(
+  reader: ConfigReader,
+  raw: unknown,
+  where: string,
+  config: JobConfig,
+): ConcurrencySettings {
   const section = reader.section(raw, where, ['bucardo_dbname']);
   const enabled = config.plugins.includes('concurrency');
   const name = reader.string(section, 'bucardo_dbname', where);
   if (enabled && name === undefined) {
-    reader.problem(`${where}.bucardo_dbname`, `is required with the concurrency plugin: name this job's own metadata database, for example bucardo_${config.bucardo.replicationName || 'job'}`);
+    reader.problem(
+      `${where}.bucardo_dbname`,
+      `is required with the concurrency plugin: name this job's own metadata database, for example bucardo_${config.bucardo.replicationName || 'job'}`,
+    );
   }
   if (name !== undefined) checkName(reader, `${where}.bucardo_dbname`, name, config);
   if (!enabled) reportPreparedButDisabled(reader, config);
@@ -30,20 +38,36 @@ function checkName(reader: ConfigReader, key: string, name: string, config: JobC
   // Bucardo's schema file creates the database with an unquoted name, which PostgreSQL folds to
   // lower case; Bucardo then connects with the name as written. Only lower-case names survive both.
   if (!/^[a-z_][a-z0-9_]*$/.test(name)) {
-    reader.problem(key, `'${name}' must be lower case letters, digits and underscores, starting with a letter or underscore (Bucardo's schema file creates the database with an unquoted name, which PostgreSQL folds to lower case)`);
+    reader.problem(
+      key,
+      `'${name}' must be lower case letters, digits and underscores, starting with a letter or underscore (Bucardo's schema file creates the database with an unquoted name, which PostgreSQL folds to lower case)`,
+    );
     return;
   }
-  if (name.length > MAX_IDENTIFIER) reader.problem(key, `'${name}' is ${name.length} characters; PostgreSQL database names have at most ${MAX_IDENTIFIER}`);
+  if (name.length > MAX_IDENTIFIER)
+    reader.problem(
+      key,
+      `'${name}' is ${name.length} characters; PostgreSQL database names have at most ${MAX_IDENTIFIER}`,
+    );
   if (name === DEFAULT_METADATA_DB) {
-    reader.problem(key, `'${DEFAULT_METADATA_DB}' is Bucardo's default name, shared by every job on the host that runs without this plugin; choose a name of this job's own, for example bucardo_${config.bucardo.replicationName || 'job'}`);
+    reader.problem(
+      key,
+      `'${DEFAULT_METADATA_DB}' is Bucardo's default name, shared by every job on the host that runs without this plugin; choose a name of this job's own, for example bucardo_${config.bucardo.replicationName || 'job'}`,
+    );
   }
   const { bucardo, primary, secondary } = config.databases;
   if (RESERVED.includes(name) || name === bucardo.fallbackDb) {
-    reader.problem(key, `'${name}' is ${name === bucardo.fallbackDb ? 'databases.bucardo.fallback_db' : 'a database every PostgreSQL cluster has'}; bucardo.uninstall drops the metadata database, so it needs a name of its own`);
+    reader.problem(
+      key,
+      `'${name}' is ${name === bucardo.fallbackDb ? 'databases.bucardo.fallback_db' : 'a database every PostgreSQL cluster has'}; bucardo.uninstall drops the metadata database, so it needs a name of its own`,
+    );
   }
   for (const db of [primary, secondary]) {
     if (db && db.dbname === name && sameServer(db, bucardo)) {
-      reader.problem(key, `'${name}' is the ${db.role} database itself (${db.host}:${db.port}); bucardo.uninstall drops the metadata database, so it needs a name of its own`);
+      reader.problem(
+        key,
+        `'${name}' is the ${db.role} database itself (${db.host}:${db.port}); bucardo.uninstall drops the metadata database, so it needs a name of its own`,
+      );
     }
   }
 }
@@ -67,7 +91,8 @@ export function preparedButDisabled(stateDir: string): string | undefined {
 /** Local addresses all reach this machine: 127.0.0.1:5432 and localhost:5432 are the same server. */
 export function serverKey(db: { host: string; port: number }): string {
   const host = db.host.toLowerCase();
-  const local = host === '' || host === 'localhost' || host === '127.0.0.1' || host === '::1' || host.startsWith('/');
+  const local =
+    host === '' || host === 'localhost' || host === '127.0.0.1' || host === '::1' || host.startsWith('/');
   return `${local ? 'local' : host}:${db.port}`;
 }
 

@@ -54,7 +54,9 @@ export interface ChangeHorizon {
 async function syncTableOids(client: Client, syncName: string): Promise<number[]> {
   const { rows } = await client.query<{ oid: number }>(
     `SELECT DISTINCT to_regclass(tablename)::oid::int8 AS oid FROM bucardo.bucardo_delta_names
-      WHERE sync = $1 AND to_regclass(tablename) IS NOT NULL`, [syncName]);
+      WHERE sync = $1 AND to_regclass(tablename) IS NOT NULL`,
+    [syncName],
+  );
   return rows.map((row) => Number(row.oid));
 }
 
@@ -65,7 +67,10 @@ const HOLD_ROWS = 'SELECT count(*) AS n FROM bucardo.bucardo_delta_targets WHERE
  * Bucardo's own purge function), then takes the horizon. Undefined when the primary has no change
  * capture for this sync (Bucardo not set up): the final check must then compare everything.
  */
-export async function holdAndTakeHorizon(primary: Client, syncName: string): Promise<ChangeHorizon | undefined> {
+export async function holdAndTakeHorizon(
+  primary: Client,
+  syncName: string,
+): Promise<ChangeHorizon | undefined> {
   if (!(await bucardoSchemaExists(primary))) return undefined;
   const oids = await syncTableOids(primary, syncName);
   if (oids.length === 0) return undefined;
@@ -79,34 +84,53 @@ export async function holdAndTakeHorizon(primary: Client, syncName: string): Pro
     }
     await primary.query(
       'INSERT INTO bucardo.bucardo_delta_targets (tablename, target) SELECT oid::oid, $2 FROM unnest($1::int8[]) AS t(oid)',
-      [oids, target]);
+      [oids, target],
+    );
   });
   // (b) of the reasoning above: its own statement, after the hold is committed and before (c).
-  const { rows: activity } = await primary.query<{ taken_at: string; oldest_open: string | null; prepared: boolean; held_since: string }>(`
+  const { rows: activity } = await primary.query<{
+    taken_at: string;
+    oldest_open: string | null;
+    prepared: boolean;
+    held_since: string;
+  }>(
+    `
     SELECT now()::text AS taken_at,
            (SELECT min(xact_start) FROM pg_stat_activity
              WHERE datname = current_database() AND pid <> pg_backend_pid() AND xact_start IS NOT NULL)::text AS oldest_open,
            EXISTS (SELECT 1 FROM pg_prepared_xacts WHERE database = current_database()) AS prepared,
-           (SELECT min(cdate) FROM bucardo.bucardo_delta_targets WHERE target = $1)::text AS held_since`, [target]);
+           (SELECT min(cdate) FROM bucardo.bucardo_delta_targets WHERE target = $1)::text AS held_since`,
+    [target],
+  );
   const { taken_at: takenAt, oldest_open: oldestOpen, prepared, held_since: heldSince } = activity[0]!;
   // (c): a later snapshot.
-  const { rows: pending } = await primary.query<{ oldest: string | null }>(`
+  const { rows: pending } = await primary.query<{ oldest: string | null }>(
+    `
     SELECT min((xpath('/row/m/text()', query_to_xml(format(
              'SELECT min(d.txntime) AS m FROM bucardo.%s d
                WHERE NOT EXISTS (SELECT 1 FROM bucardo.%s t WHERE t.txntime = d.txntime AND t.target = %L)',
              dn.deltaname, dn.trackname, $2::text), false, true, '')))[1]::text::timestamptz)::text AS oldest
-      FROM bucardo.bucardo_delta_names dn WHERE dn.sync = $1`, [syncName, `dbgroup ${syncName}`]);
+      FROM bucardo.bucardo_delta_names dn WHERE dn.sync = $1`,
+    [syncName, `dbgroup ${syncName}`],
+  );
   const oldestPending = pending[0]?.oldest ?? null;
   if (prepared) {
-    return { takenAt, from: null, heldSince, reason: 'a prepared transaction was open when the verify started: every kept change record counts' };
+    return {
+      takenAt,
+      from: null,
+      heldSince,
+      reason: 'a prepared transaction was open when the verify started: every kept change record counts',
+    };
   }
-  const candidates: [string, string][] = [[takenAt, 'the verify\'s start']];
+  const candidates: [string, string][] = [[takenAt, "the verify's start"]];
   if (oldestOpen) candidates.push([oldestOpen, 'the oldest transaction open when the verify started']);
-  if (oldestPending) candidates.push([oldestPending, 'the oldest change not yet replicated when the verify started']);
+  if (oldestPending)
+    candidates.push([oldestPending, 'the oldest change not yet replicated when the verify started']);
   // Compared by the server: the texts keep microseconds that a JavaScript Date would drop.
   const { rows: least } = await primary.query<{ i: number }>(
     'SELECT i::int FROM unnest($1::timestamptz[]) WITH ORDINALITY AS c(at, i) ORDER BY at, i LIMIT 1',
-    [candidates.map(([at]) => at)]);
+    [candidates.map(([at]) => at)],
+  );
   const [from, reason] = candidates[least[0]!.i - 1]!;
   return { takenAt, from, heldSince, reason };
 }
@@ -114,7 +138,9 @@ export async function holdAndTakeHorizon(primary: Client, syncName: string): Pro
 /** Lifts the hold: Bucardo's VAC purges the kept records at its next run. Returns whether one was there. */
 export async function releaseHold(primary: Client, syncName: string): Promise<boolean> {
   if (!(await bucardoSchemaExists(primary))) return false;
-  const { rowCount } = await primary.query('DELETE FROM bucardo.bucardo_delta_targets WHERE target = $1', [holdTarget(syncName)]);
+  const { rowCount } = await primary.query('DELETE FROM bucardo.bucardo_delta_targets WHERE target = $1', [
+    holdTarget(syncName),
+  ]);
   return (rowCount ?? 0) > 0;
 }
 
@@ -129,33 +155,54 @@ export async function holdInPlace(primary: Client, syncName: string): Promise<bo
  * Whether the hold recorded with a verify is still whole: one hold row for each of the sync's tables,
  * all in place since (at or before) the verify's horizon was taken. Otherwise records may be gone.
  */
-export async function holdIntact(primary: Client, syncName: string, horizon: ChangeHorizon): Promise<{ intact: boolean; detail: string }> {
-  if (!(await bucardoSchemaExists(primary))) return { intact: false, detail: 'the bucardo schema is gone from the primary' };
+export async function holdIntact(
+  primary: Client,
+  syncName: string,
+  horizon: ChangeHorizon,
+): Promise<{ intact: boolean; detail: string }> {
+  if (!(await bucardoSchemaExists(primary)))
+    return { intact: false, detail: 'the bucardo schema is gone from the primary' };
   const oids = await syncTableOids(primary, syncName);
-  const { rows } = await primary.query<{ held: string; newest: string | null; late: boolean }>(`
+  const { rows } = await primary.query<{ held: string; newest: string | null; late: boolean }>(
+    `
     SELECT count(DISTINCT tablename) AS held, max(cdate)::text AS newest,
            coalesce(bool_or(cdate > $3::timestamptz), false) AS late
       FROM bucardo.bucardo_delta_targets WHERE target = $1 AND tablename = ANY($2::int8[]::oid[])`,
-  [holdTarget(syncName), oids, horizon.takenAt]);
+    [holdTarget(syncName), oids, horizon.takenAt],
+  );
   const row = rows[0]!;
   if (Number(row.held) < oids.length) {
-    return { intact: false, detail: `the hold on Bucardo's purge covers ${row.held} of the sync's ${oids.length} table(s) (lifted, or tables added since the verify)` };
+    return {
+      intact: false,
+      detail: `the hold on Bucardo's purge covers ${row.held} of the sync's ${oids.length} table(s) (lifted, or tables added since the verify)`,
+    };
   }
   if (row.late) {
-    return { intact: false, detail: `the hold on Bucardo's purge was renewed at ${row.newest}, after the last verify began (another verify started since?)` };
+    return {
+      intact: false,
+      detail: `the hold on Bucardo's purge was renewed at ${row.newest}, after the last verify began (another verify started since?)`,
+    };
   }
   return { intact: true, detail: `held since ${horizon.heldSince}` };
 }
 
 /** Tables (as schema.name) of the sync truncated at or after the horizon (ever, when it is open). */
-export async function truncatedSince(primary: Client, syncName: string, from: string | null): Promise<Set<string>> {
+export async function truncatedSince(
+  primary: Client,
+  syncName: string,
+  from: string | null,
+): Promise<Set<string>> {
   const { rows: present } = await primary.query<{ present: boolean }>(
-    "SELECT to_regclass('bucardo.bucardo_truncate_trigger') IS NOT NULL AS present");
+    "SELECT to_regclass('bucardo.bucardo_truncate_trigger') IS NOT NULL AS present",
+  );
   if (!present[0]!.present) return new Set();
-  const { rows } = await primary.query<{ table: string }>(`
+  const { rows } = await primary.query<{ table: string }>(
+    `
     SELECT DISTINCT format('%s.%s', n.nspname, c.relname) AS table
       FROM bucardo.bucardo_truncate_trigger tt
       JOIN pg_class c ON c.oid = tt.tablename JOIN pg_namespace n ON n.oid = c.relnamespace
-     WHERE tt.sync = $1 AND ($2::timestamptz IS NULL OR tt.cdate >= $2::timestamptz)`, [syncName, from]);
+     WHERE tt.sync = $1 AND ($2::timestamptz IS NULL OR tt.cdate >= $2::timestamptz)`,
+    [syncName, from],
+  );
   return new Set(rows.map((row) => row.table));
 }

@@ -11,14 +11,17 @@ import type { KeyRange, TableSql } from './sql.js';
 export async function integerChunks(primary: Client, sql: TableSql, chunkRows: number): Promise<KeyRange[]> {
   const key = sql.shape.key[0]!;
   const { rows } = await primary.query<{ low: string | null; high: string | null }>(
-    `SELECT min(k)::text AS low, max(k)::text AS high FROM (SELECT ${quoteIdent(key.name)} AS k FROM ${sql.table}) s`);
+    `SELECT min(k)::text AS low, max(k)::text AS high FROM (SELECT ${quoteIdent(key.name)} AS k FROM ${sql.table}) s`,
+  );
   const { low, high } = rows[0]!;
   if (low === null || high === null) return [{}];
   const min = BigInt(low);
   const span = BigInt(high) - min + 1n;
-  const rowEstimate = sql.shape.estimatedRows > 0 ? sql.shape.estimatedRows : await plannerEstimate(primary, sql);
+  const rowEstimate =
+    sql.shape.estimatedRows > 0 ? sql.shape.estimatedRows : await plannerEstimate(primary, sql);
   // Unique integer keys: never more rows than values between min and max.
-  const estimate = rowEstimate > 0 && BigInt(Math.ceil(rowEstimate)) < span ? BigInt(Math.ceil(rowEstimate)) : span;
+  const estimate =
+    rowEstimate > 0 && BigInt(Math.ceil(rowEstimate)) < span ? BigInt(Math.ceil(rowEstimate)) : span;
   const pieces = (estimate + BigInt(chunkRows) - 1n) / BigInt(chunkRows);
   if (pieces <= 1n) return [{}];
   const width = (span + pieces - 1n) / pieces;
@@ -33,7 +36,9 @@ export async function integerChunks(primary: Client, sql: TableSql, chunkRows: n
 
 /** A table never analyzed has no reltuples; the planner still estimates its rows from its size. */
 async function plannerEstimate(client: Client, sql: TableSql): Promise<number> {
-  const { rows } = await client.query<{ 'QUERY PLAN': [{ Plan: { 'Plan Rows': number } }] }>(`EXPLAIN (FORMAT JSON) SELECT 1 FROM ${sql.table}`);
+  const { rows } = await client.query<{ 'QUERY PLAN': [{ Plan: { 'Plan Rows': number } }] }>(
+    `EXPLAIN (FORMAT JSON) SELECT 1 FROM ${sql.table}`,
+  );
   return Number(rows[0]?.['QUERY PLAN'][0]?.Plan['Plan Rows'] ?? 0);
 }
 
@@ -41,7 +46,11 @@ async function plannerEstimate(client: Client, sql: TableSql): Promise<number> {
  * Any key: walk the primary key index, one short statement per chunk (OFFSET chunk_rows from the
  * previous boundary). Yields ranges as it goes, so checksumming starts at once.
  */
-export async function* walkedChunks(primary: Client, sql: TableSql, chunkRows: number): AsyncGenerator<KeyRange> {
+export async function* walkedChunks(
+  primary: Client,
+  sql: TableSql,
+  chunkRows: number,
+): AsyncGenerator<KeyRange> {
   if (sql.shape.estimatedRows > 0 && sql.shape.estimatedRows < chunkRows / 2) {
     // Clearly small: one statement for the whole table. (0 or -1 may be a table loaded since its last
     // ANALYZE, so those are walked; a walk of a small table is one statement anyway.)

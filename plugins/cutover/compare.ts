@@ -3,11 +3,22 @@ import type { Client } from '../../src/core/db.js';
 import type { KeyRange, Statement, TableSql } from './sql.js';
 
 /** A connection to each side, used together. */
-export interface Sides { primary: Client; secondary: Client }
+export interface Sides {
+  primary: Client;
+  secondary: Client;
+}
 
-export interface SideSum { rows: number; hash: string }
+export interface SideSum {
+  rows: number;
+  hash: string;
+}
 
-export interface RangeComparison { range: KeyRange; primary: SideSum; secondary: SideSum; same: boolean }
+export interface RangeComparison {
+  range: KeyRange;
+  primary: SideSum;
+  secondary: SideSum;
+  same: boolean;
+}
 
 async function sum(client: Client, statement: Statement): Promise<SideSum> {
   const { rows } = await client.query<{ rows: string; hash: string }>(statement.text, statement.values);
@@ -16,8 +27,16 @@ async function sum(client: Client, statement: Statement): Promise<SideSum> {
 
 export async function compareRange(sides: Sides, sql: TableSql, range: KeyRange): Promise<RangeComparison> {
   const statement = sql.checksum(range);
-  const [primary, secondary] = await Promise.all([sum(sides.primary, statement), sum(sides.secondary, statement)]);
-  return { range, primary, secondary, same: primary.rows === secondary.rows && primary.hash === secondary.hash };
+  const [primary, secondary] = await Promise.all([
+    sum(sides.primary, statement),
+    sum(sides.secondary, statement),
+  ]);
+  return {
+    range,
+    primary,
+    secondary,
+    same: primary.rows === secondary.rows && primary.hash === secondary.hash,
+  };
 }
 
 export type RowHashes = Map<string, { key: string[]; hash: string }>;
@@ -34,7 +53,10 @@ export function keyId(key: string[]): string {
 /** Where a row differs: only on the primary (missing on the secondary), only on the secondary, or in content. */
 export type DiffKind = 'missing' | 'extra' | 'changed';
 
-export interface KeyDiff { key: string[]; kind: DiffKind }
+export interface KeyDiff {
+  key: string[];
+  kind: DiffKind;
+}
 
 export function diffRows(primary: RowHashes, secondary: RowHashes): KeyDiff[] {
   const diffs: KeyDiff[] = [];

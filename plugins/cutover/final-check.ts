@@ -52,11 +52,18 @@ export interface FinalCheck {
   verdict: string;
 }
 
-async function changedKeys(primary: Client, sql: TableSql, log: ChangeLog, from: string | null): Promise<string[][]> {
+async function changedKeys(
+  primary: Client,
+  sql: TableSql,
+  log: ChangeLog,
+  from: string | null,
+): Promise<string[][]> {
   // The delta table's columns carry the key columns' names, so the key expression reads it as well.
   const { rows } = await primary.query<{ key: string[] }>(
     `SELECT DISTINCT ${sql.keyTextArray()} AS key FROM ${log.delta}
-      WHERE $1::timestamptz IS NULL OR txntime >= $1::timestamptz`, [from]);
+      WHERE $1::timestamptz IS NULL OR txntime >= $1::timestamptz`,
+    [from],
+  );
   return rows.map((row) => row.key);
 }
 
@@ -65,9 +72,17 @@ async function exactCount(client: Client, table: string): Promise<number> {
   return Number(rows[0]!.n);
 }
 
-export interface FinalCheckOptions { settings: CutoverSettings; activity: Activity; progress(text: string): void }
+export interface FinalCheckOptions {
+  settings: CutoverSettings;
+  activity: Activity;
+  progress(text: string): void;
+}
 
-export async function runFinalCheck(job: Job, horizon: ChangeHorizon, options: FinalCheckOptions): Promise<FinalCheck> {
+export async function runFinalCheck(
+  job: Job,
+  horizon: ChangeHorizon,
+  options: FinalCheckOptions,
+): Promise<FinalCheck> {
   const started = Date.now();
   const { activity, progress } = options;
   const pool: Sides[] = [];
@@ -76,65 +91,95 @@ export async function runFinalCheck(job: Job, horizon: ChangeHorizon, options: F
     const { primary, secondary } = pool[0]!;
     const method = await hashMethod(primary, secondary);
     const scope = await findReplicationObjects(primary, job.config.bucardo.replicationObjects);
-    const [ourShapes, theirShapes] = await Promise.all([readShapes(primary, scope.tables), readShapes(secondary, scope.tables)]);
+    const [ourShapes, theirShapes] = await Promise.all([
+      readShapes(primary, scope.tables),
+      readShapes(secondary, scope.tables),
+    ]);
     const truncated = await truncatedSince(primary, job.syncName, horizon.from);
     const connections = Math.max(1, Math.min(options.settings.jobs, scope.tables.length));
     while (pool.length < connections) pool.push(await openSides(job, activity));
 
     const tables: FinalTable[] = [];
     let done = 0;
-    await runTasks(pool, scope.tables.map((relation) => async (sides: Sides) => {
-      const id = tableId(relation);
-      const result: FinalTable = {
-        table: id, keysCompared: 0, compared: 'changed keys', differing: [], problems: [],
-      };
-      tables.push(result);
-      const ours = ourShapes.get(id);
-      if (!ours) return;
-      const theirs = theirShapes.get(id);
-      const problems = shapeProblems(ours, theirs);
-      if (problems.length) {
-        result.problems.push(...problems.map((p) => `schema differs: ${p}`));
-        return;
-      }
-      const sql = new TableSql(ours, method, collationsDiffer(ours, theirs!));
-      const log = sql.hasKey ? await findChangeLog(sides.primary, sql, job.syncName) : undefined;
-      const diffs: KeyDiff[] = [];
-      if (!log || truncated.has(id)) {
-        result.compared = 'whole table';
-        const whole = await compareRange(sides, sql, {});
-        if (!whole.same) {
-          result.problems.push(`the whole-table comparison differs (${whole.primary.rows} row(s) on the primary, ${whole.secondary.rows} on the secondary)`);
+    await runTasks(
+      pool,
+      scope.tables.map((relation) => async (sides: Sides) => {
+        const id = tableId(relation);
+        const result: FinalTable = {
+          table: id,
+          keysCompared: 0,
+          compared: 'changed keys',
+          differing: [],
+          problems: [],
+        };
+        tables.push(result);
+        const ours = ourShapes.get(id);
+        if (!ours) return;
+        const theirs = theirShapes.get(id);
+        const problems = shapeProblems(ours, theirs);
+        if (problems.length) {
+          result.problems.push(...problems.map((p) => `schema differs: ${p}`));
+          return;
         }
-      } else {
-        const keys = await changedKeys(sides.primary, sql, log, horizon.from);
-        result.keysCompared = keys.length;
-        for (let i = 0; i < keys.length; i += BATCH_KEYS) {
-          activity.throwIfInterrupted();
-          const statement = sql.rowHashesFor(keys.slice(i, i + BATCH_KEYS));
-          const [ourRows, theirRows] = await Promise.all([rowHashes(sides.primary, statement), rowHashes(sides.secondary, statement)]);
-          appendAll(diffs, diffRows(ourRows, theirRows));
+        const sql = new TableSql(ours, method, collationsDiffer(ours, theirs!));
+        const log = sql.hasKey ? await findChangeLog(sides.primary, sql, job.syncName) : undefined;
+        const diffs: KeyDiff[] = [];
+        if (!log || truncated.has(id)) {
+          result.compared = 'whole table';
+          const whole = await compareRange(sides, sql, {});
+          if (!whole.same) {
+            result.problems.push(
+              `the whole-table comparison differs (${whole.primary.rows} row(s) on the primary, ${whole.secondary.rows} on the secondary)`,
+            );
+          }
+        } else {
+          const keys = await changedKeys(sides.primary, sql, log, horizon.from);
+          result.keysCompared = keys.length;
+          for (let i = 0; i < keys.length; i += BATCH_KEYS) {
+            activity.throwIfInterrupted();
+            const statement = sql.rowHashesFor(keys.slice(i, i + BATCH_KEYS));
+            const [ourRows, theirRows] = await Promise.all([
+              rowHashes(sides.primary, statement),
+              rowHashes(sides.secondary, statement),
+            ]);
+            appendAll(diffs, diffRows(ourRows, theirRows));
+          }
+          // Writes are stopped and the backlog drained: a difference with a change pending is a late write,
+          // anything else is a real difference. Either way the switch must not happen.
+          const { mismatched, inFlight } = await classify(sides, sql, log, diffs, {
+            rounds: 1,
+            pauseMs: 0,
+            signal: activity.signal,
+          });
+          for (const d of mismatched) {
+            const key = describeKey(
+              Object.fromEntries(sql.shape.key.map((column, i) => [column.name, d.key[i]!])),
+            );
+            result.differing.push({ key, difference: d.kind });
+          }
+          if (inFlight.length)
+            result.problems.push(
+              `${inFlight.length} changed key(s) have a change not yet replicated (written after the drain?)`,
+            );
         }
-        // Writes are stopped and the backlog drained: a difference with a change pending is a late write,
-        // anything else is a real difference. Either way the switch must not happen.
-        const { mismatched, inFlight } = await classify(sides, sql, log, diffs, { rounds: 1, pauseMs: 0, signal: activity.signal });
-        for (const d of mismatched) {
-          const key = describeKey(Object.fromEntries(sql.shape.key.map((column, i) => [column.name, d.key[i]!])));
-          result.differing.push({ key, difference: d.kind });
+        if (options.settings.finalRowCounts) {
+          const counting = Date.now();
+          const table = quoteQualified(relation.schema, relation.name);
+          [result.rowsPrimary, result.rowsSecondary] = await Promise.all([
+            exactCount(sides.primary, table),
+            exactCount(sides.secondary, table),
+          ]);
+          result.countSeconds = Math.round((Date.now() - counting) / 100) / 10;
+          if (result.rowsPrimary !== result.rowsSecondary) {
+            result.problems.push(
+              `row counts differ: ${result.rowsPrimary} on the primary, ${result.rowsSecondary} on the secondary`,
+            );
+          }
         }
-        if (inFlight.length) result.problems.push(`${inFlight.length} changed key(s) have a change not yet replicated (written after the drain?)`);
-      }
-      if (options.settings.finalRowCounts) {
-        const counting = Date.now();
-        const table = quoteQualified(relation.schema, relation.name);
-        [result.rowsPrimary, result.rowsSecondary] = await Promise.all([exactCount(sides.primary, table), exactCount(sides.secondary, table)]);
-        result.countSeconds = Math.round((Date.now() - counting) / 100) / 10;
-        if (result.rowsPrimary !== result.rowsSecondary) {
-          result.problems.push(`row counts differ: ${result.rowsPrimary} on the primary, ${result.rowsSecondary} on the secondary`);
-        }
-      }
-      progress(`${++done}/${scope.tables.length} tables checked`);
-    }), activity);
+        progress(`${++done}/${scope.tables.length} tables checked`);
+      }),
+      activity,
+    );
     tables.sort((x, y) => x.table.localeCompare(y.table));
 
     const sequences = await compareSequences(primary, secondary, scope.sequences);
@@ -145,12 +190,24 @@ export async function runFinalCheck(job: Job, horizon: ChangeHorizon, options: F
     const seconds = Math.round((Date.now() - started) / 100) / 10;
     const passed = failing.length === 0 && behind.length === 0;
     const whole = tablesWhole ? ` (${tablesWhole} compared whole)` : '';
-    const counts = options.settings.finalRowCounts ? 'row counts equal' : 'row counts not taken (cutover.final_row_counts off)';
+    const counts = options.settings.finalRowCounts
+      ? 'row counts equal'
+      : 'row counts not taken (cutover.final_row_counts off)';
     const scopeText = `${keysCompared} changed key(s) compared row by row in ${tables.length} table(s)${whole}, ${counts}, ${sequences.length} sequence(s) at or past the primary's`;
-    const problems = [...failing.map(describeFailure), ...behind.map((q) => `sequence ${q.sequence} ${q.status}`)];
+    const problems = [
+      ...failing.map(describeFailure),
+      ...behind.map((q) => `sequence ${q.sequence} ${q.status}`),
+    ];
     const countSeconds = Math.round(tables.reduce((sum, t) => sum + (t.countSeconds ?? 0), 0) * 10) / 10;
     return {
-      passed, from: horizon.from, keysCompared, tablesWhole, countSeconds, tables, sequences, seconds,
+      passed,
+      from: horizon.from,
+      keysCompared,
+      tablesWhole,
+      countSeconds,
+      tables,
+      sequences,
+      seconds,
       verdict: passed ? `Identical: ${scopeText}.` : `FAILED: ${problems.join('; ')}.`,
     };
   } finally {

@@ -23,7 +23,15 @@ import { retryEnabled, retryPolicy, type RoundsPolicy } from '../../src/core/rou
 import { daemonPid, kickSync, stopDaemon } from '../bucardo/daemon.js';
 import { metadataDatabaseExists, syncRow, withMetadata } from '../bucardo/metadata.js';
 import { collectReadiness, type ReadinessItem } from './check.js';
-import { lastVerifyRun, markStep, readProgress, resetProgress, withRecords, type FinishProgress, type FinishStep } from './records.js';
+import {
+  lastVerifyRun,
+  markStep,
+  readProgress,
+  resetProgress,
+  withRecords,
+  type FinishProgress,
+  type FinishStep,
+} from './records.js';
 import { holdIntact, releaseHold, type ChangeHorizon } from './capture.js';
 import { runFinalCheck, type FinalCheck } from './final-check.js';
 import { advanceSequences, compareSequences } from './sequences.js';
@@ -82,25 +90,48 @@ async function record<T>(job: Job, ctx: CommandContext, fn: (client: Client) => 
   if (recordsReady.has(ctx)) return withClient(job, { role: 'bucardo', activity: ctx.activity }, fn);
   const result = await withRecords(job, ctx.activity, async (client) => ({ value: await fn(client) }));
   if (result !== undefined) recordsReady.add(ctx);
-  if (result === undefined) throw new OperatorError(`The metadata database ${job.metadataDb} of ${job.name} has gone: cutover.finish keeps its progress there. If bucardo.uninstall was run, replication is already gone; otherwise check databases.bucardo in the config.`);
+  if (result === undefined)
+    throw new OperatorError(
+      `The metadata database ${job.metadataDb} of ${job.name} has gone: cutover.finish keeps its progress there. If bucardo.uninstall was run, replication is already gone; otherwise check databases.bucardo in the config.`,
+    );
   return result.value;
 }
 
 async function primaryNow(job: Job, ctx: CommandContext): Promise<string> {
-  return withClient(job, { role: 'primary', activity: ctx.activity }, async (client) => (await client.query<{ now: string }>(
-    // ISO in UTC: the primary's DateStyle may print 02/12 day first, and the metadata server would read it month first.
-    `SELECT to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS.US') || '+00' AS now`)).rows[0]!.now);
+  return withClient(
+    job,
+    { role: 'primary', activity: ctx.activity },
+    async (client) =>
+      (
+        await client.query<{ now: string }>(
+          // ISO in UTC: the primary's DateStyle may print 02/12 day first, and the metadata server would read it month
+          // first.
+          `SELECT to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS.US') || '+00' AS now`,
+        )
+      ).rows[0]!.now,
+  );
 }
 
-async function mark(job: Job, ctx: CommandContext, progress: FinishProgress, step: FinishStep, at?: string): Promise<void> {
+async function mark(
+  job: Job,
+  ctx: CommandContext,
+  progress: FinishProgress,
+  step: FinishStep,
+  at?: string,
+): Promise<void> {
   progress[step] = await record(job, ctx, (client) => markStep(client, job, step, at));
 }
 
 /** Writes since the confirmation, plus (once drained) anything pending again: either means writes did not stop. */
-async function writesAfterConfirmation(job: Job, ctx: CommandContext, progress: FinishProgress): Promise<string | undefined> {
+async function writesAfterConfirmation(
+  job: Job,
+  ctx: CommandContext,
+  progress: FinishProgress,
+): Promise<string | undefined> {
   return withClient(job, { role: 'primary', activity: ctx.activity }, async (client) => {
     const writes = await writesSince(client, job.syncName, progress.confirmed!);
-    if (writes.length) return `${writes.reduce((sum, w) => sum + w.changes, 0)} change(s) by transactions started after ${progress.confirmed} (${describeWrites(writes)})`;
+    if (writes.length)
+      return `${writes.reduce((sum, w) => sum + w.changes, 0)} change(s) by transactions started after ${progress.confirmed} (${describeWrites(writes)})`;
     const pending = progress.drained ? await backlog(client, job.syncName) : 0;
     return pending ? `${pending} change(s) committed after the backlog was drained` : undefined;
   });
@@ -108,26 +139,38 @@ async function writesAfterConfirmation(job: Job, ctx: CommandContext, progress: 
 
 async function drain(job: Job, ctx: CommandContext): Promise<number> {
   const settings = cutoverSettings(job.config);
-  if (!daemonPid(job)) throw new OperatorError(`The Bucardo daemon of ${job.name} is not running, so the last changes cannot reach the secondary. Keep writes stopped, start it with bucardo.start, then run cutover.finish again.`);
+  if (!daemonPid(job))
+    throw new OperatorError(
+      `The Bucardo daemon of ${job.name} is not running, so the last changes cannot reach the secondary. Keep writes stopped, start it with bucardo.start, then run cutover.finish again.`,
+    );
   const started = Date.now();
   let lastKick = 0;
   for (;;) {
-    const pending = await withClient(job, { role: 'primary', activity: ctx.activity }, (client) => backlog(client, job.syncName));
+    const pending = await withClient(job, { role: 'primary', activity: ctx.activity }, (client) =>
+      backlog(client, job.syncName),
+    );
     if (pending === 0) return Math.round((Date.now() - started) / 100) / 10;
     if (Date.now() - started > settings.drainTimeoutSeconds * 1000) {
-      throw new OperatorError(`${pending} change(s) are still pending replication after ${settings.drainTimeoutSeconds} s (cutover.drain_timeout). Replication may be failing: look at bucardo.status and ${job.paths.logFile}. Keep writes stopped and run cutover.finish again to keep waiting; nothing after the confirmation has been done yet.`);
+      throw new OperatorError(
+        `${pending} change(s) are still pending replication after ${settings.drainTimeoutSeconds} s (cutover.drain_timeout). Replication may be failing: look at bucardo.status and ${job.paths.logFile}. Keep writes stopped and run cutover.finish again to keep waiting; nothing after the confirmation has been done yet.`,
+      );
     }
     if (Date.now() - lastKick > 5000) {
       // A kick costs one sync run; asking every few seconds is plenty while waiting.
       await kickSync(job);
       lastKick = Date.now();
     }
-    ctx.progress(`waiting for replication to apply ${pending} pending change(s) (${Math.round((Date.now() - started) / 1000)} s)`);
+    ctx.progress(
+      `waiting for replication to apply ${pending} pending change(s) (${Math.round((Date.now() - started) / 1000)} s)`,
+    );
     await sleep(500, ctx.activity.signal);
   }
 }
 
-interface TriggerRemoval { failed: TableFailure[]; /** the bound each lock wait had, for the message */ limit: string }
+interface TriggerRemoval {
+  failed: TableFailure[];
+  /** the bound each lock wait had, for the message */ limit: string;
+}
 
 async function removeTriggers(job: Job, ctx: CommandContext, steps: Steps): Promise<TriggerRemoval> {
   const sync = await withMetadata(job, (client) => syncRow(client, job.syncName), ctx.activity);
@@ -141,61 +184,121 @@ async function removeTriggers(job: Job, ctx: CommandContext, steps: Steps): Prom
   const retry = retryEnabled(job);
   const policy: RoundsPolicy = retry ? retryPolicy(job) : fixedRounds(job);
   const setting = retry ? 'retry.timeout' : 'bucardo.lock_timeout';
-  const result = await withClient(job, { role: 'primary', login: 'schema_owner', activity: ctx.activity }, (primary) => dropTriggersInRounds(primary, job, ctx.activity, policy, ctx.progress,
-    (rounds) => `could not be locked within ${setting} (${policy.timeoutMs} ms) in ${rounds} round(s)`));
+  const result = await withClient(
+    job,
+    { role: 'primary', login: 'schema_owner', activity: ctx.activity },
+    (primary) =>
+      dropTriggersInRounds(
+        primary,
+        job,
+        ctx.activity,
+        policy,
+        ctx.progress,
+        (rounds) => `could not be locked within ${setting} (${policy.timeoutMs} ms) in ${rounds} round(s)`,
+      ),
+  );
   const dropped = result.total - result.waiting.length;
   if (retry) {
-    steps.say(`dropped this job's triggers on ${dropped} of ${result.total} table(s) in ${result.rounds} round(s) (the retry plugin's rounds: each lock wait at most retry.timeout)`);
+    steps.say(
+      `dropped this job's triggers on ${dropped} of ${result.total} table(s) in ${result.rounds} round(s) (the retry plugin's rounds: each lock wait at most retry.timeout)`,
+    );
     return { failed: result.waiting, limit: `retry.timeout in each of ${result.rounds} round(s)` };
   }
-  steps.say(`dropped this job's triggers on ${dropped} table(s) (each lock wait at most bucardo.lock_timeout, ${FIXED_ROUNDS} rounds)`);
+  steps.say(
+    `dropped this job's triggers on ${dropped} table(s) (each lock wait at most bucardo.lock_timeout, ${FIXED_ROUNDS} rounds)`,
+  );
   return { failed: result.waiting, limit: `bucardo.lock_timeout in each of ${FIXED_ROUNDS} rounds` };
 }
 
 /** Without the retry plugin: three rounds two seconds apart, each lock wait at most bucardo.lock_timeout. */
 const FIXED_ROUNDS = 3;
 function fixedRounds(job: Job): RoundsPolicy {
-  return { timeoutMs: job.config.bucardo.lockTimeoutMs, attempts: FIXED_ROUNDS, pauseBeforeRound: (round) => (round > 1 ? 2000 : 0) };
+  return {
+    timeoutMs: job.config.bucardo.lockTimeoutMs,
+    attempts: FIXED_ROUNDS,
+    pauseBeforeRound: (round) => (round > 1 ? 2000 : 0),
+  };
 }
 
 /**
  * The final check may compare only the keys changed since the last verify when that verify recorded
  * a horizon and Bucardo's change records have been kept whole since (capture.ts).
  */
-async function changeCheckPossible(job: Job, ctx: CommandContext): Promise<{ horizon: ChangeHorizon } | { why: string }> {
+async function changeCheckPossible(
+  job: Job,
+  ctx: CommandContext,
+): Promise<{ horizon: ChangeHorizon } | { why: string }> {
   const last = await record(job, ctx, (client) => lastVerifyRun(client, job));
   if (!last?.passed) return { why: 'no passing verify recorded' };
-  if (!last.horizon) return { why: 'the last verify recorded no horizon (no change capture on the primary when it ran)' };
+  if (!last.horizon)
+    return { why: 'the last verify recorded no horizon (no change capture on the primary when it ran)' };
   const horizon = last.horizon;
-  const hold = await withClient(job, { role: 'primary', activity: ctx.activity }, (client) => holdIntact(client, job.syncName, horizon));
-  return hold.intact ? { horizon } : { why: `the change records since the last verify may be incomplete: ${hold.detail}` };
+  const hold = await withClient(job, { role: 'primary', activity: ctx.activity }, (client) =>
+    holdIntact(client, job.syncName, horizon),
+  );
+  return hold.intact
+    ? { horizon }
+    : { why: `the change records since the last verify may be incomplete: ${hold.detail}` };
 }
 
-async function secondaryAcceptsWrites(job: Job, ctx?: CommandContext): Promise<{ pass: boolean; detail: string }> {
-  return withClient(job, { role: 'secondary', ...(ctx ? { activity: ctx.activity } : {}) }, async (client) => {
-    const { rows } = await client.query<{ recovery: boolean; read_only: string }>("SELECT pg_is_in_recovery() AS recovery, current_setting('default_transaction_read_only') AS read_only");
-    const { recovery, read_only: readOnly } = rows[0]!;
-    if (recovery) return { pass: false, detail: 'the secondary is a standby in recovery: it cannot take writes until promoted' };
-    if (readOnly === 'on') return { pass: false, detail: 'default_transaction_read_only is on for the secondary database: turn it off before pointing writes at it' };
-    return { pass: true, detail: 'not in recovery, not read-only' };
-  });
+async function secondaryAcceptsWrites(
+  job: Job,
+  ctx?: CommandContext,
+): Promise<{ pass: boolean; detail: string }> {
+  return withClient(
+    job,
+    { role: 'secondary', ...(ctx ? { activity: ctx.activity } : {}) },
+    async (client) => {
+      const { rows } = await client.query<{ recovery: boolean; read_only: string }>(
+        "SELECT pg_is_in_recovery() AS recovery, current_setting('default_transaction_read_only') AS read_only",
+      );
+      const { recovery, read_only: readOnly } = rows[0]!;
+      if (recovery)
+        return {
+          pass: false,
+          detail: 'the secondary is a standby in recovery: it cannot take writes until promoted',
+        };
+      if (readOnly === 'on')
+        return {
+          pass: false,
+          detail:
+            'default_transaction_read_only is on for the secondary database: turn it off before pointing writes at it',
+        };
+      return { pass: true, detail: 'not in recovery, not read-only' };
+    },
+  );
 }
 
 export async function finish(ctx: CommandContext): Promise<CommandOutcome<FinishData>> {
   const { job } = ctx;
-  if (!(await metadataDatabaseExists(job, ctx.activity))) throw new OperatorError(`Bucardo is not installed for ${job.name} (no metadata database ${job.metadataDb}), so there is no replication to finish. Set it up with bucardo.install, bucardo.add_triggers and bucardo.start.`);
+  if (!(await metadataDatabaseExists(job, ctx.activity)))
+    throw new OperatorError(
+      `Bucardo is not installed for ${job.name} (no metadata database ${job.metadataDb}), so there is no replication to finish. Set it up with bucardo.install, bucardo.add_triggers and bucardo.start.`,
+    );
   const settings = cutoverSettings(job.config);
   const steps = new Steps(ctx);
   let progress = await record(job, ctx, (client) => readProgress(client, job));
   let finalCheck: FinalCheck | undefined;
-  const data = (extra: Partial<FinishData> = {}): FinishData => ({ steps: steps.lines, progress, finished: Boolean(progress.finished), pause: steps.pause, ...(finalCheck ? { finalCheck } : {}), ...extra });
+  const data = (extra: Partial<FinishData> = {}): FinishData => ({
+    steps: steps.lines,
+    progress,
+    finished: Boolean(progress.finished),
+    pause: steps.pause,
+    ...(finalCheck ? { finalCheck } : {}),
+    ...extra,
+  });
 
   if (progress.finished) {
-    return { data: data(), message: `The cutover of ${job.name} already finished at ${progress.finished}: replication is stopped and its triggers are gone. The secondary takes the writes.` };
+    return {
+      data: data(),
+      message: `The cutover of ${job.name} already finished at ${progress.finished}: replication is stopped and its triggers are gone. The secondary takes the writes.`,
+    };
   }
 
   if (progress.replication_stopped) {
-    steps.say(`continuing: replication was stopped at ${progress.replication_stopped}; what is left is removing its triggers`);
+    steps.say(
+      `continuing: replication was stopped at ${progress.replication_stopped}; what is left is removing its triggers`,
+    );
   } else if (progress.confirmed) {
     const writes = await writesAfterConfirmation(job, ctx, progress);
     if (writes) {
@@ -203,28 +306,47 @@ export async function finish(ctx: CommandContext): Promise<CommandOutcome<Finish
       progress = {};
       steps.say(`the earlier run's confirmation no longer holds: ${writes}. Starting over`);
     } else {
-      steps.say(`continuing the run that began at ${progress.confirmed}: nothing was written to the replicated tables since writes stopped`);
+      steps.say(
+        `continuing the run that began at ${progress.confirmed}: nothing was written to the replicated tables since writes stopped`,
+      );
     }
   }
 
   // Read before the confirmation when there is one to come: everything after it is the write pause.
-  const scope = await withClient(job, { role: 'primary', activity: ctx.activity }, (client) => findReplicationObjects(client, job.config.bucardo.replicationObjects));
+  const scope = await withClient(job, { role: 'primary', activity: ctx.activity }, (client) =>
+    findReplicationObjects(client, job.config.bucardo.replicationObjects),
+  );
   if (!progress.confirmed) {
     ctx.progress('checking readiness');
     const readiness = await collectReadiness(job, ctx.activity);
     if (!readiness.ready) {
       const failing = readiness.items.filter((i) => !i.pass);
-      for (const item of failing) ctx.log(`  FAIL ${item.item}: ${item.detail}${item.fix ? `\n       fix: ${item.fix}` : ''}`);
-      return { ok: false, data: data({ readiness: readiness.items }), message: `Not ready for cutover: ${failing.length} check(s) fail (listed above; cutover.check shows them all). Nothing was changed.` };
+      for (const item of failing)
+        ctx.log(`  FAIL ${item.item}: ${item.detail}${item.fix ? `\n       fix: ${item.fix}` : ''}`);
+      return {
+        ok: false,
+        data: data({ readiness: readiness.items }),
+        message: `Not ready for cutover: ${failing.length} check(s) fail (listed above; cutover.check shows them all). Nothing was changed.`,
+      };
     }
     steps.say(`readiness: all ${readiness.items.length} checks pass`);
     if (!ctx.options.flag('writes-stopped')) {
       if (!ctx.prompt.interactive) {
-        throw new OperatorError('cutover.finish switches production to the secondary, and that is only safe once nothing writes to the primary any more. Stop every writer (application, jobs, cron) first; in list mode, say you did with the argument: -l "cutover.finish --writes-stopped". Nothing was changed.');
+        throw new OperatorError(
+          'cutover.finish switches production to the secondary, and that is only safe once nothing writes to the primary any more. Stop every writer (application, jobs, cron) first; in list mode, say you did with the argument: -l "cutover.finish --writes-stopped". Nothing was changed.',
+        );
       }
-      ctx.log('  Stop every write to the primary now (application servers, background jobs, cron); reads may go on.');
+      ctx.log(
+        '  Stop every write to the primary now (application servers, background jobs, cron); reads may go on.',
+      );
       const stopped = await ctx.prompt.confirm('Have all writes to the primary stopped?', false);
-      if (!stopped) return { ok: false, data: data(), message: 'Cutover not started: writes to the primary have not stopped. Nothing was changed; run cutover.finish again once they have.' };
+      if (!stopped)
+        return {
+          ok: false,
+          data: data(),
+          message:
+            'Cutover not started: writes to the primary have not stopped. Nothing was changed; run cutover.finish again once they have.',
+        };
     }
     const at = await primaryNow(job, ctx);
     await mark(job, ctx, progress, 'confirmed', at);
@@ -238,34 +360,67 @@ export async function finish(ctx: CommandContext): Promise<CommandOutcome<Finish
     steps.say(`replication caught up: nothing pending (waited ${seconds} s)`);
   }
 
-  const advance = () => withClient(job, { role: 'primary', activity: ctx.activity }, (primary) => withClient(job, { role: 'secondary', activity: ctx.activity }, (secondary) => advanceSequences(primary, secondary, scope.sequences, settings.sequenceMargin)));
+  const advance = () =>
+    withClient(job, { role: 'primary', activity: ctx.activity }, (primary) =>
+      withClient(job, { role: 'secondary', activity: ctx.activity }, (secondary) =>
+        advanceSequences(primary, secondary, scope.sequences, settings.sequenceMargin),
+      ),
+    );
   if (!progress.sequences) {
-    ctx.progress('advancing the secondary\'s sequences');
+    ctx.progress("advancing the secondary's sequences");
     const changes = await steps.timed('sequences', advance);
     await mark(job, ctx, progress, 'sequences');
-    steps.say(`sequences: ${changes.length} of ${scope.sequences.length} set on the secondary to ${settings.sequenceMargin} increment(s) past the primary's${changes.length ? ` (${changes.slice(0, 5).map((c) => `${c.sequence} ${c.from} → ${c.to}`).join(', ')}${changes.length > 5 ? ', ...' : ''})` : ''} (${steps.lastSeconds()})`);
+    steps.say(
+      `sequences: ${changes.length} of ${scope.sequences.length} set on the secondary to ${settings.sequenceMargin} increment(s) past the primary's${
+        changes.length
+          ? ` (${changes
+              .slice(0, 5)
+              .map((c) => `${c.sequence} ${c.from} → ${c.to}`)
+              .join(', ')}${changes.length > 5 ? ', ...' : ''})`
+          : ''
+      } (${steps.lastSeconds()})`,
+    );
   }
 
   if (!progress.verified) {
-    const quick = ctx.options.flag('full-verify') ? { why: 'asked for with --full-verify' } : await changeCheckPossible(job, ctx);
+    const quick = ctx.options.flag('full-verify')
+      ? { why: 'asked for with --full-verify' }
+      : await changeCheckPossible(job, ctx);
     if ('horizon' in quick) {
-      const check = await steps.timed('final check', () => runFinalCheck(job, quick.horizon, { settings, activity: ctx.activity, progress: (text) => ctx.progress(`final check: ${text}`) }));
+      const check = await steps.timed('final check', () =>
+        runFinalCheck(job, quick.horizon, {
+          settings,
+          activity: ctx.activity,
+          progress: (text) => ctx.progress(`final check: ${text}`),
+        }),
+      );
       finalCheck = check;
       if (!check.passed) {
         return {
-          ok: false, data: data({ verdict: check.verdict }),
+          ok: false,
+          data: data({ verdict: check.verdict }),
           message: `The final check failed: ${check.verdict} Replication is still running and nothing is switched. Find and repair the differences (cutover.verify names them, cutover.repair re-applies them), then run cutover.finish again with writes still stopped; or let writes resume on the primary to call the cutover off.`,
         };
       }
       await mark(job, ctx, progress, 'verified');
-      steps.say(`final check: ${check.verdict} Changes since ${check.from ?? 'the hold began'} (${quick.horizon.reason}); ${steps.lastSeconds()}`);
+      steps.say(
+        `final check: ${check.verdict} Changes since ${check.from ?? 'the hold began'} (${quick.horizon.reason}); ${steps.lastSeconds()}`,
+      );
     } else {
       steps.say(`final check: a full strict verify (${quick.why})`);
-      const verify = await steps.timed('final verify (full)', () => runVerify(job, { settings, strict: true, activity: ctx.activity, progress: (text) => ctx.progress(`final verify: ${text}`) }));
+      const verify = await steps.timed('final verify (full)', () =>
+        runVerify(job, {
+          settings,
+          strict: true,
+          activity: ctx.activity,
+          progress: (text) => ctx.progress(`final verify: ${text}`),
+        }),
+      );
       await recordVerify(job, verify, ctx.activity);
       if (!verify.passed) {
         return {
-          ok: false, data: data({ verdict: verify.verdict }),
+          ok: false,
+          data: data({ verdict: verify.verdict }),
           message: `The final verify failed: ${verify.verdict} Replication is still running and nothing is switched. Repair the differences (cutover.verify lists them with their keys) and run cutover.finish again with writes still stopped, or let writes resume on the primary to call the cutover off.`,
         };
       }
@@ -278,21 +433,35 @@ export async function finish(ctx: CommandContext): Promise<CommandOutcome<Finish
     const { writes, writers } = await steps.timed('late-write checks', async () => {
       const late = await writesAfterConfirmation(job, ctx, progress);
       // The last moment a late commit can still be carried across: after the stop it would be lost.
-      return { writes: late, writers: late ? [] : await withClient(job, { role: 'primary', activity: ctx.activity }, (client) => openWriters(client, scope.tables)) };
+      return {
+        writes: late,
+        writers: late
+          ? []
+          : await withClient(job, { role: 'primary', activity: ctx.activity }, (client) =>
+              openWriters(client, scope.tables),
+            ),
+      };
     });
     if (writes) {
       await record(job, ctx, (client) => resetProgress(client, job));
-      throw new OperatorError(`Writes reached the primary after you confirmed they had stopped: ${writes}. The cutover was called off before anything irreversible: replication is still running. Stop every writer, then run cutover.finish again (it starts over).`);
+      throw new OperatorError(
+        `Writes reached the primary after you confirmed they had stopped: ${writes}. The cutover was called off before anything irreversible: replication is still running. Stop every writer, then run cutover.finish again (it starts over).`,
+      );
     }
     if (writers.length) {
-      throw new OperatorError(`${writers.length} transaction(s) on the primary are open and may change a replicated table: ${describeWriters(writers)}. If one commits after replication stops, its changes never reach the secondary, so replication was not stopped. End them (commit or roll back; pg_terminate_backend(pid) for a session, COMMIT PREPARED or ROLLBACK PREPARED for a prepared one), then run cutover.finish again. Replication is still running: after a rollback the run continues; a commit is carried across, and if it is not across yet when you rerun, the cutover starts over with a new confirmation.`);
+      throw new OperatorError(
+        `${writers.length} transaction(s) on the primary are open and may change a replicated table: ${describeWriters(writers)}. If one commits after replication stops, its changes never reach the secondary, so replication was not stopped. End them (commit or roll back; pg_terminate_backend(pid) for a session, COMMIT PREPARED or ROLLBACK PREPARED for a prepared one), then run cutover.finish again. Replication is still running: after a rollback the run continues; a commit is carried across, and if it is not across yet when you rerun, the cutover starts over with a new confirmation.`,
+      );
     }
     const stopped = await steps.timed('stop replication', () => stopDaemon(job, ctx));
     await mark(job, ctx, progress, 'replication_stopped');
     steps.say(`replication stopped: ${stopped.steps.join('; ')} (${steps.lastSeconds()})`);
     // A last sync run may have copied a sequence value over the margin; setting it again is harmless.
     const again = await advance();
-    if (again.length) steps.say(`sequences set again after the last sync run: ${again.map((c) => `${c.sequence} → ${c.to}`).join(', ')}`);
+    if (again.length)
+      steps.say(
+        `sequences set again after the last sync run: ${again.map((c) => `${c.sequence} → ${c.to}`).join(', ')}`,
+      );
   }
 
   if (!progress.triggers_removed) {
@@ -300,12 +469,18 @@ export async function finish(ctx: CommandContext): Promise<CommandOutcome<Finish
     if (writes) {
       // Replication is stopped: these changes are on the primary only. Start over once they are carried across.
       await record(job, ctx, (client) => resetProgress(client, job));
-      throw new OperatorError(`Writes reached the primary after you confirmed they had stopped: ${writes}. Replication is already stopped, so these rows are NOT on the secondary; the triggers were kept, so they are recorded. Stop every writer, start replication again with bucardo.start so it carries them across, then run cutover.finish again (it starts over).`);
+      throw new OperatorError(
+        `Writes reached the primary after you confirmed they had stopped: ${writes}. Replication is already stopped, so these rows are NOT on the secondary; the triggers were kept, so they are recorded. Stop every writer, start replication again with bucardo.start so it carries them across, then run cutover.finish again (it starts over).`,
+      );
     }
     const { failed, limit } = await steps.timed('remove triggers', () => removeTriggers(job, ctx, steps));
     if (failed.length) {
       ctx.log(formatFailures(failed).join('\n'));
-      return { ok: false, data: data({ failed }), message: `${failed.length} table(s) still carry this job's triggers: each stayed locked longer than ${limit} (listed above, with the sessions holding locks that were found). Replication is stopped: end those sessions or wait for them, then run cutover.finish again to retry.` };
+      return {
+        ok: false,
+        data: data({ failed }),
+        message: `${failed.length} table(s) still carry this job's triggers: each stayed locked longer than ${limit} (listed above, with the sessions holding locks that were found). Replication is stopped: end those sessions or wait for them, then run cutover.finish again to retry.`,
+      };
     }
     await mark(job, ctx, progress, 'triggers_removed');
   }
@@ -313,16 +488,36 @@ export async function finish(ctx: CommandContext): Promise<CommandOutcome<Finish
   const writable = await secondaryAcceptsWrites(job, ctx);
   await mark(job, ctx, progress, 'finished');
   const secondary = job.config.databases.secondary;
-  steps.say(writable.pass ? `the secondary accepts writes (${writable.detail})` : `WARNING: ${writable.detail}`);
-  steps.pause.seconds = await withClient(job, { role: 'primary', activity: ctx.activity }, async (client) =>
-    Math.round(Number((await client.query<{ s: string }>('SELECT extract(epoch FROM now() - $1::timestamptz)::text AS s', [progress.confirmed])).rows[0]!.s) * 10) / 10);
+  steps.say(
+    writable.pass ? `the secondary accepts writes (${writable.detail})` : `WARNING: ${writable.detail}`,
+  );
+  steps.pause.seconds = await withClient(
+    job,
+    { role: 'primary', activity: ctx.activity },
+    async (client) =>
+      Math.round(
+        Number(
+          (
+            await client.query<{ s: string }>(
+              'SELECT extract(epoch FROM now() - $1::timestamptz)::text AS s',
+              [progress.confirmed],
+            )
+          ).rows[0]!.s,
+        ) * 10,
+      ) / 10,
+  );
   const timedSteps = steps.pause.steps.map((p) => `${p.step} ${p.seconds} s`);
   // What no step accounts for: recording each step, connections, the checks between steps (or the time between runs).
-  const other = Math.round((steps.pause.seconds - steps.pause.steps.reduce((sum, p) => sum + p.seconds, 0)) * 10) / 10;
+  const other =
+    Math.round((steps.pause.seconds - steps.pause.steps.reduce((sum, p) => sum + p.seconds, 0)) * 10) / 10;
   if (timedSteps.length) timedSteps.push(`the rest ${other} s`);
-  steps.say(`write pause: ${steps.pause.seconds} s from the confirmation to now (${timedSteps.join(', ') || 'steps done in earlier runs'})`);
+  steps.say(
+    `write pause: ${steps.pause.seconds} s from the confirmation to now (${timedSteps.join(', ') || 'steps done in earlier runs'})`,
+  );
   // The change records kept for the final check are no use any more.
-  await withClient(job, { role: 'primary', activity: ctx.activity }, (client) => releaseHold(client, job.syncName)).catch(() => undefined);
+  await withClient(job, { role: 'primary', activity: ctx.activity }, (client) =>
+    releaseHold(client, job.syncName),
+  ).catch(() => undefined);
   return {
     data: data(),
     message: `Cutover finished: replication is stopped, its triggers are gone, and the secondary (${secondary.dbname} on ${secondary.host}:${secondary.port}) holds the primary's data. Point the writers at it. Bucardo's metadata and the bucardo schema on the primary remain until bucardo.uninstall.`,
@@ -332,17 +527,50 @@ export async function finish(ctx: CommandContext): Promise<CommandOutcome<Finish
 export async function validateFinish(ctx: CommandContext): Promise<Check[]> {
   const { job } = ctx;
   const progress = await withRecords(job, undefined, (client) => readProgress(client, job));
-  const triggers = await withClient(job, { role: 'primary' }, (client) => listTriggers(client, jobTriggerNames(job)));
-  const scope = await withClient(job, { role: 'primary' }, (client) => findReplicationObjects(client, job.config.bucardo.replicationObjects));
-  const sequences = await withClient(job, { role: 'primary' }, (primary) => withClient(job, { role: 'secondary' }, (secondary) => compareSequences(primary, secondary, scope.sequences)));
+  const triggers = await withClient(job, { role: 'primary' }, (client) =>
+    listTriggers(client, jobTriggerNames(job)),
+  );
+  const scope = await withClient(job, { role: 'primary' }, (client) =>
+    findReplicationObjects(client, job.config.bucardo.replicationObjects),
+  );
+  const sequences = await withClient(job, { role: 'primary' }, (primary) =>
+    withClient(job, { role: 'secondary' }, (secondary) =>
+      compareSequences(primary, secondary, scope.sequences),
+    ),
+  );
   const behind = sequences.filter((q) => q.status !== 'ahead' && q.status !== 'match');
   const writable = await secondaryAcceptsWrites(job);
   const pid = daemonPid(job);
   return [
-    { name: 'cutover recorded as finished', pass: Boolean(progress?.finished), detail: progress?.finished ?? 'not finished' },
-    { name: 'no Bucardo daemon running for this job', pass: pid === undefined, ...(pid ? { detail: `pid ${pid}` } : {}) },
-    { name: 'no trigger of this job left on the primary', pass: triggers.length === 0, ...(triggers.length ? { detail: triggers.slice(0, 5).map((t) => `${t.schema}.${t.table}:${t.trigger}`).join(', ') } : {}) },
-    { name: 'every sequence on the secondary at or past the primary\'s', pass: behind.length === 0, detail: behind.length ? behind.map((q) => `${q.sequence} ${q.status}`).join(', ') : `${sequences.length} sequence(s)` },
+    {
+      name: 'cutover recorded as finished',
+      pass: Boolean(progress?.finished),
+      detail: progress?.finished ?? 'not finished',
+    },
+    {
+      name: 'no Bucardo daemon running for this job',
+      pass: pid === undefined,
+      ...(pid ? { detail: `pid ${pid}` } : {}),
+    },
+    {
+      name: 'no trigger of this job left on the primary',
+      pass: triggers.length === 0,
+      ...(triggers.length
+        ? {
+            detail: triggers
+              .slice(0, 5)
+              .map((t) => `${t.schema}.${t.table}:${t.trigger}`)
+              .join(', '),
+          }
+        : {}),
+    },
+    {
+      name: "every sequence on the secondary at or past the primary's",
+      pass: behind.length === 0,
+      detail: behind.length
+        ? behind.map((q) => `${q.sequence} ${q.status}`).join(', ')
+        : `${sequences.length} sequence(s)`,
+    },
     { name: 'the secondary accepts writes', pass: writable.pass, detail: writable.detail },
   ];
 }

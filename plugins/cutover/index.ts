@@ -8,16 +8,18 @@ import { formatRepair, formatVerify } from './verify-format.js';
 
 export default definePlugin<CutoverSettings>({
   name: 'cutover',
-  summary: 'verify the secondary\'s data against the primary, check readiness, and switch over step by step',
+  summary: "verify the secondary's data against the primary, check readiness, and switch over step by step",
   parseSettings: (reader, raw, path) => parseCutoverSettings(reader, raw, path),
   commands: {
     verify: {
-      summary: 'compare every table (row counts and checksums per key range, on the servers) and the sequences; name the differing keys',
+      summary:
+        'compare every table (row counts and checksums per key range, on the servers) and the sequences; name the differing keys',
       arguments: {
         settle: {
           kind: 'seconds',
-          help: 'how long differing rows may take to arrive through replication (also settle=SECONDS; '
-            + 'default cutover.settle_time)',
+          help:
+            'how long differing rows may take to arrive through replication (also settle=SECONDS; ' +
+            'default cutover.settle_time)',
         },
         strict: { kind: 'flag', help: 'rows in flight and sequences behind fail the verify too' },
       },
@@ -25,12 +27,14 @@ export default definePlugin<CutoverSettings>({
       format: formatVerify,
     },
     repair: {
-      summary: 'make Bucardo re-apply the rows the last verify found differing (re-queues their keys on the primary), then verify',
+      summary:
+        'make Bucardo re-apply the rows the last verify found differing (re-queues their keys on the primary), then verify',
       arguments: {
         wait: {
           kind: 'seconds',
-          help: 'how long to wait for Bucardo to apply the re-queued rows (also wait=SECONDS; default '
-            + 'cutover.drain_timeout)',
+          help:
+            'how long to wait for Bucardo to apply the re-queued rows (also wait=SECONDS; default ' +
+            'cutover.drain_timeout)',
         },
       },
       run: async (ctx) => (await import('./repair.js')).repair(ctx),
@@ -38,16 +42,18 @@ export default definePlugin<CutoverSettings>({
       format: formatRepair,
     },
     check: {
-      summary: 'the readiness list: daemon, initial copy, lag, indexes, materialized views, Bucardo errors, a recent verify',
+      summary:
+        'the readiness list: daemon, initial copy, lag, indexes, materialized views, Bucardo errors, a recent verify',
       run: async (ctx) => (await import('./check.js')).check(ctx),
       format: formatCheck,
     },
     finish: {
-      summary: 'the guided switch: check, stop writes, drain, sequences, final check of changed keys, stop replication, drop triggers',
+      summary:
+        'the guided switch: check, stop writes, drain, sequences, final check of changed keys, stop replication, drop triggers',
       arguments: {
         'writes-stopped': {
           kind: 'flag',
-          help: 'you have stopped every write to the primary (list mode\'s answer to the question)',
+          help: "you have stopped every write to the primary (list mode's answer to the question)",
         },
         'full-verify': {
           kind: 'flag',
@@ -59,7 +65,8 @@ export default definePlugin<CutoverSettings>({
       format: formatFinish,
     },
     release: {
-      summary: 'lift the hold cutover.verify puts on Bucardo\'s purge of change records (when the cutover is postponed)',
+      summary:
+        "lift the hold cutover.verify puts on Bucardo's purge of change records (when the cutover is postponed)",
       run: async (ctx) => (await import('./release.js')).release(ctx),
       validate: async (ctx) => (await import('./release.js')).validateRelease(ctx),
     },

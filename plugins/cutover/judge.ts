@@ -12,7 +12,11 @@ import { appendAll } from '../../src/core/arrays.js';
 
 const MAX_LISTED_KEYS = 1000;
 
-export interface DifferingTable { report: TableReport; sql: TableSql; differing: RangeComparison[] }
+export interface DifferingTable {
+  report: TableReport;
+  sql: TableSql;
+  differing: RangeComparison[];
+}
 
 function keyObject(sql: TableSql, key: string[] | undefined): Record<string, string> | undefined {
   if (!key) return undefined;
@@ -22,10 +26,21 @@ function keyObject(sql: TableSql, key: string[] | undefined): Record<string, str
 function describeRange(sql: TableSql, comparison: RangeComparison): DifferingRange {
   const from = keyObject(sql, comparison.range.lower);
   const to = keyObject(sql, comparison.range.upper);
-  return { ...(from ? { from } : {}), ...(to ? { to } : {}), primaryRows: comparison.primary.rows, secondaryRows: comparison.secondary.rows };
+  return {
+    ...(from ? { from } : {}),
+    ...(to ? { to } : {}),
+    primaryRows: comparison.primary.rows,
+    secondaryRows: comparison.secondary.rows,
+  };
 }
 
-export async function judgeTable(job: Job, sides: Sides, w: DifferingTable, activity: Activity, replicating: boolean): Promise<void> {
+export async function judgeTable(
+  job: Job,
+  sides: Sides,
+  w: DifferingTable,
+  activity: Activity,
+  replicating: boolean,
+): Promise<void> {
   const budget = newBudget();
   const keys: KeyDiff[] = [];
   const ranges: RangeComparison[] = [];
@@ -37,10 +52,15 @@ export async function judgeTable(job: Job, sides: Sides, w: DifferingTable, acti
   }
   const log = await findChangeLog(sides.primary, w.sql, job.syncName);
   // While replication runs, rows in flight get a few seconds to arrive; without it nothing would change.
-  const { mismatched, inFlight } = await classify(sides, w.sql, log, keys, { rounds: replicating ? 5 : 1, pauseMs: 1000, signal: activity.signal });
+  const { mismatched, inFlight } = await classify(sides, w.sql, log, keys, {
+    rounds: replicating ? 5 : 1,
+    pauseMs: 1000,
+    signal: activity.signal,
+  });
   // Name the keys in the order narrowing found them (key order), not the order the re-reads returned them.
   const position = new Map(keys.map((d, i) => [keyId(d.key), i]));
-  const byPosition = (x: KeyDiff, y: KeyDiff) => (position.get(keyId(x.key)) ?? 0) - (position.get(keyId(y.key)) ?? 0);
+  const byPosition = (x: KeyDiff, y: KeyDiff) =>
+    (position.get(keyId(x.key)) ?? 0) - (position.get(keyId(y.key)) ?? 0);
   mismatched.sort(byPosition);
   inFlight.sort(byPosition);
   const report = w.report;
@@ -55,9 +75,14 @@ export async function judgeTable(job: Job, sides: Sides, w: DifferingTable, acti
   report.ranges = merged.map((r) => describeRange(w.sql, r));
   if (merged.length > 0) {
     report.status = 'mismatch';
-    const backlog = log ? (await pendingChanges(sides.primary, job.syncName)).reduce((sum, p) => sum + p.changes, 0) : 0;
-    const rows = (side: 'primary' | 'secondary') => merged.reduce((sum, r) => sum + r[side].rows, 0).toLocaleString('en');
-    report.problems.push(`too many differences to name every row: ${merged.length} range(s) holding ${rows('primary')} row(s) on the primary and ${rows('secondary')} on the secondary differ beyond the rows named${backlog ? `; ${backlog} change(s) are still pending replication: run verify again once bucardo.status says caught up` : ''}`);
+    const backlog = log
+      ? (await pendingChanges(sides.primary, job.syncName)).reduce((sum, p) => sum + p.changes, 0)
+      : 0;
+    const rows = (side: 'primary' | 'secondary') =>
+      merged.reduce((sum, r) => sum + r[side].rows, 0).toLocaleString('en');
+    report.problems.push(
+      `too many differences to name every row: ${merged.length} range(s) holding ${rows('primary')} row(s) on the primary and ${rows('secondary')} on the secondary differ beyond the rows named${backlog ? `; ${backlog} change(s) are still pending replication: run verify again once bucardo.status says caught up` : ''}`,
+    );
   } else if (mismatched.length > 0) {
     report.status = 'mismatch';
   } else if (inFlight.length > 0) {

@@ -2,7 +2,14 @@
 // the pieces, descend into the ones that differ, and at a few thousand rows compare row by row to
 // name the keys. A budget bounds the work when a table differs nearly everywhere.
 import type { KeyRange, TableSql } from './sql.js';
-import { compareRange, diffRows, rowHashes, type KeyDiff, type RangeComparison, type Sides } from './compare.js';
+import {
+  compareRange,
+  diffRows,
+  rowHashes,
+  type KeyDiff,
+  type RangeComparison,
+  type Sides,
+} from './compare.js';
 import { appendAll } from '../../src/core/arrays.js';
 
 /** Ranges this small are compared row by row (keys and hashes only). */
@@ -26,7 +33,12 @@ export function newBudget(): NarrowBudget {
   return { keys: 1000, comparisons: 400 };
 }
 
-export async function narrow(sides: Sides, sql: TableSql, start: RangeComparison, budget: NarrowBudget): Promise<Narrowed> {
+export async function narrow(
+  sides: Sides,
+  sql: TableSql,
+  start: RangeComparison,
+  budget: NarrowBudget,
+): Promise<Narrowed> {
   const result: Narrowed = { keys: [], ranges: [] };
   const pending = [start];
   while (pending.length > 0) {
@@ -36,14 +48,18 @@ export async function narrow(sides: Sides, sql: TableSql, start: RangeComparison
       result.ranges.push(current);
       continue;
     }
-    const points = size > LEAF_ROWS && budget.comparisons > 0 ? await splitPoints(sides, sql, current, size) : [];
+    const points =
+      size > LEAF_ROWS && budget.comparisons > 0 ? await splitPoints(sides, sql, current, size) : [];
     if (points.length === 0) {
       if (size > LEAF_ROWS * 8) {
         result.ranges.push(current);
         continue;
       }
       const statement = sql.rowHashes(current.range);
-      const [primary, secondary] = await Promise.all([rowHashes(sides.primary, statement), rowHashes(sides.secondary, statement)]);
+      const [primary, secondary] = await Promise.all([
+        rowHashes(sides.primary, statement),
+        rowHashes(sides.secondary, statement),
+      ]);
       const diffs = diffRows(primary, secondary);
       appendAll(result.keys, diffs);
       budget.keys -= diffs.length;
@@ -55,7 +71,10 @@ export async function narrow(sides: Sides, sql: TableSql, start: RangeComparison
       pieces.push({ ...(lower ? { lower } : {}), upper: point });
       lower = point;
     }
-    pieces.push({ ...(lower ? { lower } : {}), ...(current.range.upper ? { upper: current.range.upper } : {}) });
+    pieces.push({
+      ...(lower ? { lower } : {}),
+      ...(current.range.upper ? { upper: current.range.upper } : {}),
+    });
     const differing: RangeComparison[] = [];
     for (const piece of pieces) {
       const comparison = await compareRange(sides, sql, piece);
@@ -75,12 +94,18 @@ export function mergeAdjacent(ranges: RangeComparison[]): RangeComparison[] {
   const uppers = new Set(ranges.filter((r) => r.range.upper).map((r) => id(r.range.upper)));
   const merged: RangeComparison[] = [];
   for (const head of ranges.filter((r) => !r.range.lower || !uppers.has(id(r.range.lower)))) {
-    const run = { ...head, range: { ...head.range }, primary: { ...head.primary }, secondary: { ...head.secondary } };
+    const run = {
+      ...head,
+      range: { ...head.range },
+      primary: { ...head.primary },
+      secondary: { ...head.secondary },
+    };
     let next = head.range.upper ? byLower.get(id(head.range.upper)) : undefined;
     while (next) {
       run.primary.rows += next.primary.rows;
       run.secondary.rows += next.secondary.rows;
-      if (next.range.upper) run.range.upper = next.range.upper; else delete run.range.upper;
+      if (next.range.upper) run.range.upper = next.range.upper;
+      else delete run.range.upper;
       next = next.range.upper ? byLower.get(id(next.range.upper)) : undefined;
     }
     merged.push(run);
@@ -88,7 +113,12 @@ export function mergeAdjacent(ranges: RangeComparison[]): RangeComparison[] {
   return merged;
 }
 
-async function splitPoints(sides: Sides, sql: TableSql, current: RangeComparison, size: number): Promise<string[][]> {
+async function splitPoints(
+  sides: Sides,
+  sql: TableSql,
+  current: RangeComparison,
+  size: number,
+): Promise<string[][]> {
   // The side with more rows in the range has keys all through it.
   const side = current.primary.rows >= current.secondary.rows ? sides.primary : sides.secondary;
   const statement = sql.splitPoints(current.range, Math.ceil(size / PIECES));

@@ -27,7 +27,9 @@ export async function openSides(job: Job, activity: Activity): Promise<Sides> {
 }
 
 export async function closeSides(sides: Sides[]): Promise<void> {
-  await Promise.all(sides.flatMap((s) => [s.primary.end().catch(() => undefined), s.secondary.end().catch(() => undefined)]));
+  await Promise.all(
+    sides.flatMap((s) => [s.primary.end().catch(() => undefined), s.secondary.end().catch(() => undefined)]),
+  );
 }
 
 export type Task = (sides: Sides) => Promise<void>;
@@ -43,7 +45,8 @@ export class TaskQueue {
   private waiting: (() => void)[] = [];
 
   push(task: Task, first = false): void {
-    if (first) this.tasks.unshift(task); else this.tasks.push(task);
+    if (first) this.tasks.unshift(task);
+    else this.tasks.push(task);
     this.wake();
   }
 

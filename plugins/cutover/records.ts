@@ -47,7 +47,11 @@ async function ensureRecords(client: Client): Promise<void> {
 }
 
 /** Runs fn on the metadata database with the record tables in place; undefined when Bucardo is not installed. */
-export async function withRecords<T>(job: Job, activity: Activity | undefined, fn: (client: Client) => Promise<T>): Promise<T | undefined> {
+export async function withRecords<T>(
+  job: Job,
+  activity: Activity | undefined,
+  fn: (client: Client) => Promise<T>,
+): Promise<T | undefined> {
   if (!(await metadataDatabaseExists(job, activity))) return undefined;
   return withClient(job, { role: 'bucardo', activity }, async (client) => {
     await ensureRecords(client);
@@ -56,46 +60,89 @@ export async function withRecords<T>(job: Job, activity: Activity | undefined, f
 }
 
 export interface VerifyRecord {
-  id: number; startedAt: Date; finishedAt: Date; passed: boolean; clean: boolean; verdict: string;
+  id: number;
+  startedAt: Date;
+  finishedAt: Date;
+  passed: boolean;
+  clean: boolean;
+  verdict: string;
   /** Where cutover.finish's final check starts (capture.ts); absent for a verify without change capture. */
   horizon?: ChangeHorizon;
 }
 
-export async function saveVerifyRun(client: Client, job: Job, run: { startedAt: string; passed: boolean; clean: boolean; verdict: string; summary: unknown }): Promise<number> {
+export async function saveVerifyRun(
+  client: Client,
+  job: Job,
+  run: { startedAt: string; passed: boolean; clean: boolean; verdict: string; summary: unknown },
+): Promise<number> {
   const { rows } = await client.query<{ id: string }>(
     `INSERT INTO ${RECORD_SCHEMA}.verify_run (job, started_at, passed, clean, verdict, summary) VALUES ($1, $2, $3, $4, $5, $6) RETURNING id`,
-    [job.name, run.startedAt, run.passed, run.clean, run.verdict, JSON.stringify(run.summary)]);
+    [job.name, run.startedAt, run.passed, run.clean, run.verdict, JSON.stringify(run.summary)],
+  );
   return Number(rows[0]!.id);
 }
 
 export async function lastVerifyRun(client: Client, job: Job): Promise<VerifyRecord | undefined> {
-  const { rows } = await client.query<{ id: string; started_at: Date; finished_at: Date; passed: boolean; clean: boolean; verdict: string; horizon: ChangeHorizon | null }>(
+  const { rows } = await client.query<{
+    id: string;
+    started_at: Date;
+    finished_at: Date;
+    passed: boolean;
+    clean: boolean;
+    verdict: string;
+    horizon: ChangeHorizon | null;
+  }>(
     `SELECT id, started_at, finished_at, passed, clean, verdict, summary->'horizon' AS horizon
-       FROM ${RECORD_SCHEMA}.verify_run WHERE job = $1 ORDER BY finished_at DESC, id DESC LIMIT 1`, [job.name]);
+       FROM ${RECORD_SCHEMA}.verify_run WHERE job = $1 ORDER BY finished_at DESC, id DESC LIMIT 1`,
+    [job.name],
+  );
   const row = rows[0];
   if (!row) return undefined;
   return {
-    id: Number(row.id), startedAt: row.started_at, finishedAt: row.finished_at, passed: row.passed, clean: row.clean, verdict: row.verdict,
+    id: Number(row.id),
+    startedAt: row.started_at,
+    finishedAt: row.finished_at,
+    passed: row.passed,
+    clean: row.clean,
+    verdict: row.verdict,
     ...(row.horizon ? { horizon: row.horizon } : {}),
   };
 }
 
 /** The last recorded verify with its whole report (differing keys and ranges), for cutover.repair. */
-export async function lastVerifyReport(client: Client, job: Job): Promise<{ record: VerifyRecord; report: VerifyReport } | undefined> {
+export async function lastVerifyReport(
+  client: Client,
+  job: Job,
+): Promise<{ record: VerifyRecord; report: VerifyReport } | undefined> {
   const record = await lastVerifyRun(client, job);
   if (!record) return undefined;
-  const { rows } = await client.query<{ summary: VerifyReport }>(`SELECT summary FROM ${RECORD_SCHEMA}.verify_run WHERE id = $1`, [record.id]);
+  const { rows } = await client.query<{ summary: VerifyReport }>(
+    `SELECT summary FROM ${RECORD_SCHEMA}.verify_run WHERE id = $1`,
+    [record.id],
+  );
   return { record, report: rows[0]!.summary };
 }
 
-export const FINISH_STEPS = ['confirmed', 'drained', 'sequences', 'verified', 'replication_stopped', 'triggers_removed', 'finished'] as const;
-export type FinishStep = typeof FINISH_STEPS[number];
-/** When each step was done, as PostgreSQL timestamptz text (microseconds kept: 'confirmed' is compared with txntimes). */
+export const FINISH_STEPS = [
+  'confirmed',
+  'drained',
+  'sequences',
+  'verified',
+  'replication_stopped',
+  'triggers_removed',
+  'finished',
+] as const;
+export type FinishStep = (typeof FINISH_STEPS)[number];
+/**
+ * When each step was done, as PostgreSQL timestamptz text (microseconds kept: 'confirmed' is compared with txntimes).
+ */
 export type FinishProgress = Partial<Record<FinishStep, string>>;
 
 export async function readProgress(client: Client, job: Job): Promise<FinishProgress> {
   const { rows } = await client.query<Record<string, string | null>>(
-    `SELECT ${FINISH_STEPS.map((step) => `${step}_at::text AS ${step}`).join(', ')} FROM ${RECORD_SCHEMA}.finish_progress WHERE job = $1`, [job.name]);
+    `SELECT ${FINISH_STEPS.map((step) => `${step}_at::text AS ${step}`).join(', ')} FROM ${RECORD_SCHEMA}.finish_progress WHERE job = $1`,
+    [job.name],
+  );
   const progress: FinishProgress = {};
   if (rows[0]) for (const step of FINISH_STEPS) if (rows[0][step]) progress[step] = rows[0][step]!;
   return progress;
@@ -106,7 +153,9 @@ export async function markStep(client: Client, job: Job, step: FinishStep, at?: 
   const column = `${step}_at`;
   const { rows } = await client.query<{ at: string }>(
     `INSERT INTO ${RECORD_SCHEMA}.finish_progress (job, ${column}) VALUES ($1, coalesce($2::timestamptz, now()))
-     ON CONFLICT (job) DO UPDATE SET ${column} = EXCLUDED.${column}, updated_at = now() RETURNING ${column}::text AS at`, [job.name, at ?? null]);
+     ON CONFLICT (job) DO UPDATE SET ${column} = EXCLUDED.${column}, updated_at = now() RETURNING ${column}::text AS at`,
+    [job.name, at ?? null],
+  );
   return rows[0]!.at;
 }
 

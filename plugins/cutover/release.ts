@@ -6,13 +6,20 @@ import { withClient } from '../../src/core/db.js';
 import type { Check, CommandContext, CommandOutcome } from '../../src/core/plugin.js';
 import { holdInPlace, releaseHold } from './capture.js';
 
-export interface ReleaseData { steps: string[]; released: boolean }
+export interface ReleaseData {
+  steps: string[];
+  released: boolean;
+}
 
 export async function release(ctx: CommandContext): Promise<CommandOutcome<ReleaseData>> {
-  const released = await withClient(ctx.job, { role: 'primary', activity: ctx.activity }, (client) => releaseHold(client, ctx.job.syncName));
-  const steps = [released
-    ? 'lifted the hold on Bucardo\'s purge of change records: its VAC purges them at its next run'
-    : 'no hold on Bucardo\'s purge was in place'];
+  const released = await withClient(ctx.job, { role: 'primary', activity: ctx.activity }, (client) =>
+    releaseHold(client, ctx.job.syncName),
+  );
+  const steps = [
+    released
+      ? "lifted the hold on Bucardo's purge of change records: its VAC purges them at its next run"
+      : "no hold on Bucardo's purge was in place",
+  ];
   return {
     data: { steps, released },
     message: released
@@ -22,6 +29,8 @@ export async function release(ctx: CommandContext): Promise<CommandOutcome<Relea
 }
 
 export async function validateRelease(ctx: CommandContext): Promise<Check[]> {
-  const held = await withClient(ctx.job, { role: 'primary' }, (client) => holdInPlace(client, ctx.job.syncName));
-  return [{ name: 'no hold on Bucardo\'s purge left', pass: !held }];
+  const held = await withClient(ctx.job, { role: 'primary' }, (client) =>
+    holdInPlace(client, ctx.job.syncName),
+  );
+  return [{ name: "no hold on Bucardo's purge left", pass: !held }];
 }

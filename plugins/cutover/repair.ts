@@ -32,9 +32,15 @@ const REPAIR_BUDGET = { keys: 200_000, comparisons: 20_000 };
 
 async function requireReplicating(job: Job): Promise<void> {
   const state = await replicationState(job);
-  const why = !state.replicating ? state.why : !syncLoaded(job) ? `the daemon has not loaded sync ${job.syncName}` : undefined;
+  const why = !state.replicating
+    ? state.why
+    : !syncLoaded(job)
+      ? `the daemon has not loaded sync ${job.syncName}`
+      : undefined;
   if (why) {
-    throw new OperatorError(`cutover.repair cannot run: ${why.replace(/:.*$/, '')}. Repair re-queues the differing rows so that Bucardo itself re-applies them, so replication must be running and past its initial copy: start it with bucardo.start (bucardo.wait_for_copy waits for the copy), then run cutover.repair again. Nothing was changed.`);
+    throw new OperatorError(
+      `cutover.repair cannot run: ${why.replace(/:.*$/, '')}. Repair re-queues the differing rows so that Bucardo itself re-applies them, so replication must be running and past its initial copy: start it with bucardo.start (bucardo.wait_for_copy waits for the copy), then run cutover.repair again. Nothing was changed.`,
+    );
   }
 }
 
@@ -44,26 +50,56 @@ function keyValues(shape: TableShape, key: Record<string, string>): string[] {
 }
 
 function keyRange(shape: TableShape, from?: Record<string, string>, to?: Record<string, string>): KeyRange {
-  return { ...(from ? { lower: keyValues(shape, from) } : {}), ...(to ? { upper: keyValues(shape, to) } : {}) };
+  return {
+    ...(from ? { lower: keyValues(shape, from) } : {}),
+    ...(to ? { upper: keyValues(shape, to) } : {}),
+  };
 }
 
 function listed(shape: TableShape, diffs: KeyDiff[]): ListedKey[] {
-  return diffs.slice(0, MAX_LISTED_KEYS).map((d) => ({ key: Object.fromEntries(shape.key.map((c, i) => [c.name, d.key[i]!])), difference: d.kind, inFlight: false }));
+  return diffs.slice(0, MAX_LISTED_KEYS).map((d) => ({
+    key: Object.fromEntries(shape.key.map((c, i) => [c.name, d.key[i]!])),
+    difference: d.kind,
+    inFlight: false,
+  }));
 }
 
 function emptyResult(table: string): RepairedTable {
-  return { table, requeued: 0, fixed: 0, alreadyMatching: 0, inFlight: 0, remaining: [], remainingRanges: 0, unlisted: 0 };
+  return {
+    table,
+    requeued: 0,
+    fixed: 0,
+    alreadyMatching: 0,
+    inFlight: 0,
+    remaining: [],
+    remainingRanges: 0,
+    unlisted: 0,
+  };
 }
 
-interface TablePlan { result: RepairedTable; sql?: TableSql; log?: ChangeLog; requeue: KeyDiff[] }
+interface TablePlan {
+  result: RepairedTable;
+  sql?: TableSql;
+  log?: ChangeLog;
+  requeue: KeyDiff[];
+}
 
 /** Step 2 for one table: what still differs, and what of it replication will not bring by itself. */
-async function planTable(sides: Sides, reported: TableReport, sql: TableSql, log: ChangeLog): Promise<TablePlan> {
+async function planTable(
+  sides: Sides,
+  reported: TableReport,
+  sql: TableSql,
+  log: ChangeLog,
+): Promise<TablePlan> {
   const named = reported.keys.filter((k) => !k.inFlight).map((k) => keyValues(sql.shape, k.key));
   // Verify lists at most 1000 keys per table; the rest need another verify to be named.
   const unlisted = Math.max(0, reported.missing + reported.extra + reported.changed - named.length);
   const result: RepairedTable = { ...emptyResult(reported.table), unlisted };
-  const diffs = await reread(sides, sql, named.map((key) => ({ key, kind: 'changed' as const })));
+  const diffs = await reread(
+    sides,
+    sql,
+    named.map((key) => ({ key, kind: 'changed' as const })),
+  );
   result.alreadyMatching = named.length - diffs.length;
   const budget = { ...REPAIR_BUDGET };
   for (const range of reported.ranges) {
@@ -82,19 +118,45 @@ async function planTable(sides: Sides, reported: TableReport, sql: TableSql, log
 async function planTables(sides: Sides, job: Job, verified: VerifyReport): Promise<TablePlan[]> {
   const method = await hashMethod(sides.primary, sides.secondary);
   const scope = await findReplicationObjects(sides.primary, job.config.bucardo.replicationObjects);
-  const [ours, theirs] = await Promise.all([readShapes(sides.primary, scope.tables), readShapes(sides.secondary, scope.tables)]);
+  const [ours, theirs] = await Promise.all([
+    readShapes(sides.primary, scope.tables),
+    readShapes(sides.secondary, scope.tables),
+  ]);
   const plans: TablePlan[] = [];
   const differing = verified.tables.filter((t) => t.status === 'mismatch' || t.status === 'schema differs');
   for (const reported of differing) {
-    const unrepairable = (problem: string): TablePlan => ({ result: { ...emptyResult(reported.table), problem }, requeue: [] });
+    const unrepairable = (problem: string): TablePlan => ({
+      result: { ...emptyResult(reported.table), problem },
+      requeue: [],
+    });
     const shape = ours.get(reported.table);
-    if (!shape) { plans.push(unrepairable('no longer in the job\'s replication objects on the primary')); continue; }
+    if (!shape) {
+      plans.push(unrepairable("no longer in the job's replication objects on the primary"));
+      continue;
+    }
     const problems = shapeProblems(shape, theirs.get(reported.table));
-    if (problems.length) { plans.push(unrepairable(`schema differs (${problems.join('; ')}): rows cannot be re-queued until the secondary's table matches the primary's`)); continue; }
-    if (shape.key.length === 0) { plans.push(unrepairable('no primary key: Bucardo cannot re-apply single rows; copy the table again')); continue; }
+    if (problems.length) {
+      plans.push(
+        unrepairable(
+          `schema differs (${problems.join('; ')}): rows cannot be re-queued until the secondary's table matches the primary's`,
+        ),
+      );
+      continue;
+    }
+    if (shape.key.length === 0) {
+      plans.push(unrepairable('no primary key: Bucardo cannot re-apply single rows; copy the table again'));
+      continue;
+    }
     const sql = new TableSql(shape, method, collationsDiffer(shape, theirs.get(reported.table)!));
     const log = await findChangeLog(sides.primary, sql, job.syncName);
-    if (!log) { plans.push(unrepairable(`Bucardo keeps no change log for it on the primary (not in sync ${job.syncName}): run bucardo.add_triggers`)); continue; }
+    if (!log) {
+      plans.push(
+        unrepairable(
+          `Bucardo keeps no change log for it on the primary (not in sync ${job.syncName}): run bucardo.add_triggers`,
+        ),
+      );
+      continue;
+    }
     plans.push(await planTable(sides, reported, sql, log));
   }
   return plans;
@@ -103,17 +165,33 @@ async function planTables(sides: Sides, job: Job, verified: VerifyReport): Promi
 function verdictOf(report: Omit<RepairReport, 'verdict'>): string {
   const problems = report.tables.filter((t) => t.problem);
   const parts: string[] = [];
-  if (report.timedOut) parts.push(`Bucardo did not apply the ${report.requeued} re-queued key(s) within the wait: see bucardo.status, then run cutover.repair again (it is safe to repeat)`);
-  if (report.remaining) parts.push(`${report.remaining} key(s) still differ after Bucardo re-applied them: see the keys below and the Bucardo log`);
+  if (report.timedOut)
+    parts.push(
+      `Bucardo did not apply the ${report.requeued} re-queued key(s) within the wait: see bucardo.status, then run cutover.repair again (it is safe to repeat)`,
+    );
+  if (report.remaining)
+    parts.push(
+      `${report.remaining} key(s) still differ after Bucardo re-applied them: see the keys below and the Bucardo log`,
+    );
   const ranges = report.tables.reduce((sum, t) => sum + t.remainingRanges, 0);
-  if (ranges) parts.push(`${ranges} range(s) differ beyond this run's budget: run cutover.verify and cutover.repair again`);
+  if (ranges)
+    parts.push(
+      `${ranges} range(s) differ beyond this run's budget: run cutover.verify and cutover.repair again`,
+    );
   const unlisted = report.tables.reduce((sum, t) => sum + t.unlisted, 0);
-  if (unlisted) parts.push(`${unlisted} more differing key(s) were counted but not named by the verify: run cutover.verify and cutover.repair again`);
-  if (problems.length) parts.push(`not repairable by re-queuing: ${problems.map((t) => `${t.table} (${t.problem})`).join('; ')}`);
+  if (unlisted)
+    parts.push(
+      `${unlisted} more differing key(s) were counted but not named by the verify: run cutover.verify and cutover.repair again`,
+    );
+  if (problems.length)
+    parts.push(
+      `not repairable by re-queuing: ${problems.map((t) => `${t.table} (${t.problem})`).join('; ')}`,
+    );
   const inFlight = report.tables.reduce((sum, t) => sum + t.inFlight, 0);
   const flying = inFlight ? `; ${inFlight} key(s) with changes on their way were left to replication` : '';
   if (parts.length) return `NOT REPAIRED: ${parts.join('; ')}${flying}.`;
-  if (report.requeued === 0) return `Nothing to re-queue: what verify #${report.basedOn.id} found differing matches now${flying}.`;
+  if (report.requeued === 0)
+    return `Nothing to re-queue: what verify #${report.basedOn.id} found differing matches now${flying}.`;
   return `Repaired: Bucardo re-applied ${report.requeued} key(s) in ${report.appliedAfterSeconds} s and all ${report.fixed} now match${flying}.`;
 }
 
@@ -124,28 +202,61 @@ export async function repair(ctx: CommandContext): Promise<CommandOutcome<Repair
   const waitSeconds = ctx.options.number('wait') ?? cutoverSettings(job.config).drainTimeoutSeconds;
   await requireReplicating(job);
   const last = await withRecords(job, activity, (client) => lastVerifyReport(client, job));
-  if (!last) throw new OperatorError(`No verify is recorded for ${job.name}: cutover.repair repairs the differences cutover.verify found. Run cutover.verify first, then cutover.repair.`);
-  const basedOn = { id: last.record.id, finishedAt: last.record.finishedAt.toISOString(), verdict: last.record.verdict };
-  if (last.report.tables.some((t) => t.status === 'mismatch' && !Array.isArray(t.keys))) throw new OperatorError(`The recorded verify #${last.record.id} was made by an older version that did not keep the differing keys. Run cutover.verify again, then cutover.repair.`);
+  if (!last)
+    throw new OperatorError(
+      `No verify is recorded for ${job.name}: cutover.repair repairs the differences cutover.verify found. Run cutover.verify first, then cutover.repair.`,
+    );
+  const basedOn = {
+    id: last.record.id,
+    finishedAt: last.record.finishedAt.toISOString(),
+    verdict: last.record.verdict,
+  };
+  if (last.report.tables.some((t) => t.status === 'mismatch' && !Array.isArray(t.keys)))
+    throw new OperatorError(
+      `The recorded verify #${last.record.id} was made by an older version that did not keep the differing keys. Run cutover.verify again, then cutover.repair.`,
+    );
 
   const ago = Math.round((Date.now() - last.record.finishedAt.getTime()) / 1000);
   if (!last.report.tables.some((t) => t.status === 'mismatch' || t.status === 'schema differs')) {
     const verdict = `Nothing to repair: the last verify (#${last.record.id}, ${ago} s ago) found no differing rows: ${last.record.verdict}`;
-    return { ok: true, message: verdict, data: { job: job.name, basedOn, seconds: 0, timedOut: false, requeued: 0, fixed: 0, remaining: 0, tables: [], verdict } };
+    return {
+      ok: true,
+      message: verdict,
+      data: {
+        job: job.name,
+        basedOn,
+        seconds: 0,
+        timedOut: false,
+        requeued: 0,
+        fixed: 0,
+        remaining: 0,
+        tables: [],
+        verdict,
+      },
+    };
   }
   progress(`looking again at what verify #${last.record.id} found (${ago} s ago)`);
   const sides = await openSides(job, activity);
   try {
     const plans = await planTables(sides, job, last.report);
-    const work: Requeue[] = plans.filter((p) => p.requeue.length > 0).map((p) => ({ sql: p.sql!, log: p.log!, keys: p.requeue.map((d) => d.key) }));
+    const work: Requeue[] = plans
+      .filter((p) => p.requeue.length > 0)
+      .map((p) => ({ sql: p.sql!, log: p.log!, keys: p.requeue.map((d) => d.key) }));
     let appliedAfterSeconds: number | undefined;
     let timedOut = false;
     if (work.length) {
       const total = work.reduce((sum, w) => sum + w.keys.length, 0);
       progress(`re-queuing ${total} key(s) in ${work.length} table(s) through Bucardo`);
       const txntime = await insertChangeRecords(sides.primary, work);
-      ctx.log(`  wrote change records for ${total} key(s) on the primary (txntime ${txntime}); kicking sync ${job.syncName}`);
-      appliedAfterSeconds = await waitUntilApplied(sides.primary, work.map((w) => w.log), txntime, { timeoutSeconds: waitSeconds, activity, progress, kick: () => kickSync(job) });
+      ctx.log(
+        `  wrote change records for ${total} key(s) on the primary (txntime ${txntime}); kicking sync ${job.syncName}`,
+      );
+      appliedAfterSeconds = await waitUntilApplied(
+        sides.primary,
+        work.map((w) => w.log),
+        txntime,
+        { timeoutSeconds: waitSeconds, activity, progress, kick: () => kickSync(job) },
+      );
       timedOut = appliedAfterSeconds === undefined;
     }
     for (const plan of plans) {
@@ -154,7 +265,11 @@ export async function repair(ctx: CommandContext): Promise<CommandOutcome<Repair
       progress(`re-reading the re-queued keys of ${plan.result.table}`);
       const still = await reread(sides, plan.sql!, plan.requeue);
       // A key the application changed meanwhile may differ for a moment: that is replication's business.
-      const { mismatched, inFlight } = await classify(sides, plan.sql!, plan.log, still, { rounds: timedOut ? 1 : 3, pauseMs: 1000, signal: activity.signal });
+      const { mismatched, inFlight } = await classify(sides, plan.sql!, plan.log, still, {
+        rounds: timedOut ? 1 : 3,
+        pauseMs: 1000,
+        signal: activity.signal,
+      });
       plan.result.fixed = plan.requeue.length - still.length;
       plan.result.inFlight += inFlight.length;
       plan.result.remaining = listed(plan.sql!.shape, mismatched);
@@ -163,12 +278,21 @@ export async function repair(ctx: CommandContext): Promise<CommandOutcome<Repair
     const requeued = tables.reduce((sum, t) => sum + t.requeued, 0);
     const remaining = tables.reduce((sum, t) => sum + t.remaining.length, 0);
     const partial = {
-      job: job.name, basedOn, seconds: Math.round((Date.now() - started) / 100) / 10,
-      ...(appliedAfterSeconds !== undefined ? { appliedAfterSeconds } : {}), timedOut,
-      requeued, fixed: tables.reduce((sum, t) => sum + t.fixed, 0), remaining, tables,
+      job: job.name,
+      basedOn,
+      seconds: Math.round((Date.now() - started) / 100) / 10,
+      ...(appliedAfterSeconds !== undefined ? { appliedAfterSeconds } : {}),
+      timedOut,
+      requeued,
+      fixed: tables.reduce((sum, t) => sum + t.fixed, 0),
+      remaining,
+      tables,
     };
     const report: RepairReport = { ...partial, verdict: verdictOf(partial) };
-    const ok = !timedOut && remaining === 0 && tables.every((t) => !t.problem && t.remainingRanges === 0 && t.unlisted === 0);
+    const ok =
+      !timedOut &&
+      remaining === 0 &&
+      tables.every((t) => !t.problem && t.remainingRanges === 0 && t.unlisted === 0);
     return { ok, data: report, message: report.verdict };
   } finally {
     await closeSides([sides]);
@@ -177,7 +301,11 @@ export async function repair(ctx: CommandContext): Promise<CommandOutcome<Repair
 
 /** The check the issue asks for: a whole verify (recorded, like cutover.verify's) passes. */
 export async function validateRepair(ctx: CommandContext): Promise<Check[]> {
-  const report = await runVerify(ctx.job, { settings: cutoverSettings(ctx.job.config), activity: ctx.activity, progress: ctx.progress });
+  const report = await runVerify(ctx.job, {
+    settings: cutoverSettings(ctx.job.config),
+    activity: ctx.activity,
+    progress: ctx.progress,
+  });
   await recordVerify(ctx.job, report, ctx.activity);
   return [{ name: 'verify passes', pass: report.passed, detail: report.verdict }];
 }

@@ -5,7 +5,11 @@ import type { SequenceReport } from './sequences.js';
 /** missing: on the primary only; extra: on the secondary only; changed: same key, different content. */
 export type RowDifference = 'missing' | 'extra' | 'changed';
 
-export interface ListedKey { key: Record<string, string>; difference: RowDifference; inFlight: boolean }
+export interface ListedKey {
+  key: Record<string, string>;
+  difference: RowDifference;
+  inFlight: boolean;
+}
 
 export interface DifferingRange {
   /** Key where the range starts (inclusive); absent: from the first key. */
@@ -56,7 +60,14 @@ export interface VerifyReport {
   verdict: string;
   tables: TableReport[];
   sequences: SequenceReport[];
-  totals: { tables: number; rowsPrimary: number; rowsSecondary: number; mismatchedRows: number; inFlightRows: number; rowsPerSecond: number };
+  totals: {
+    tables: number;
+    rowsPrimary: number;
+    rowsSecondary: number;
+    mismatchedRows: number;
+    inFlightRows: number;
+    rowsPerSecond: number;
+  };
   notes: string[];
   /**
    * Where cutover.finish's final check starts: Bucardo's change records are kept from the verify's
@@ -73,7 +84,9 @@ export function failingTables(report: Pick<VerifyReport, 'tables'>): TableReport
 
 export function describeKey(key: Record<string, string>): string {
   const names = Object.keys(key);
-  return names.length === 1 ? `${names[0]}=${key[names[0]!]}` : `(${names.join(', ')})=(${names.map((n) => key[n]).join(', ')})`;
+  return names.length === 1
+    ? `${names[0]}=${key[names[0]!]}`
+    : `(${names.join(', ')})=(${names.map((n) => key[n]).join(', ')})`;
 }
 
 /** What cutover.repair did for one table of the verify it worked from. */

@@ -11,7 +11,11 @@ import { transposeKeys, type TableSql } from './sql.js';
 
 const BATCH_KEYS = 10_000;
 
-export interface Requeue { sql: TableSql; log: ChangeLog; keys: string[][] }
+export interface Requeue {
+  sql: TableSql;
+  log: ChangeLog;
+  keys: string[][];
+}
 
 /**
  * Writes the change records of every table in one transaction, so they share one txntime (the
@@ -23,7 +27,10 @@ export async function insertChangeRecords(primary: Client, work: Requeue[]): Pro
       const columns = sql.shape.key.map((column) => quoteIdent(column.name)).join(', ');
       for (let i = 0; i < keys.length; i += BATCH_KEYS) {
         const batch = keys.slice(i, i + BATCH_KEYS);
-        await primary.query(`INSERT INTO ${log.delta} (${columns}) SELECT ${sql.castKeys('w')} FROM ${sql.unnestKeys('w')}`, transposeKeys(batch, sql.shape.key.length));
+        await primary.query(
+          `INSERT INTO ${log.delta} (${columns}) SELECT ${sql.castKeys('w')} FROM ${sql.unnestKeys('w')}`,
+          transposeKeys(batch, sql.shape.key.length),
+        );
       }
     }
     const { rows } = await primary.query<{ txntime: string }>('SELECT now()::text AS txntime');
@@ -39,7 +46,9 @@ async function allApplied(primary: Client, logs: ChangeLog[], txntime: string): 
   for (const log of logs) {
     const { rows } = await primary.query<{ done: boolean }>(
       `SELECT EXISTS (SELECT 1 FROM ${log.track} WHERE txntime = $1::timestamptz AND target = $2)
-              OR NOT EXISTS (SELECT 1 FROM ${log.delta} WHERE txntime = $1::timestamptz) AS done`, [txntime, log.target]);
+              OR NOT EXISTS (SELECT 1 FROM ${log.delta} WHERE txntime = $1::timestamptz) AS done`,
+      [txntime, log.target],
+    );
     if (!rows[0]!.done) return false;
   }
   return true;
@@ -58,7 +67,12 @@ export interface WaitOptions {
  * kick that arrives while a run is under way may be folded into it before our records were visible.
  * Returns the seconds waited, or undefined when the timeout passed first.
  */
-export async function waitUntilApplied(primary: Client, logs: ChangeLog[], txntime: string, options: WaitOptions): Promise<number | undefined> {
+export async function waitUntilApplied(
+  primary: Client,
+  logs: ChangeLog[],
+  txntime: string,
+  options: WaitOptions,
+): Promise<number | undefined> {
   const started = Date.now();
   const deadline = started + options.timeoutSeconds * 1000;
   let nextKick = 0;
@@ -68,7 +82,9 @@ export async function waitUntilApplied(primary: Client, logs: ChangeLog[], txnti
       await options.kick();
       nextKick = Date.now() + 3000;
     }
-    options.progress(`waiting for Bucardo to apply the re-queued keys (${Math.round((Date.now() - started) / 1000)} s, up to ${options.timeoutSeconds} s)`);
+    options.progress(
+      `waiting for Bucardo to apply the re-queued keys (${Math.round((Date.now() - started) / 1000)} s, up to ${options.timeoutSeconds} s)`,
+    );
     await sleep(250, options.activity.signal);
   }
   return undefined;

@@ -25,7 +25,16 @@ export interface CutoverSettings {
   finalRowCounts: boolean;
 }
 
-const KEYS = ['max_lag', 'verify_max_age', 'jobs', 'chunk_rows', 'settle_time', 'sequence_margin', 'drain_timeout', 'final_row_counts'];
+const KEYS = [
+  'max_lag',
+  'verify_max_age',
+  'jobs',
+  'chunk_rows',
+  'settle_time',
+  'sequence_margin',
+  'drain_timeout',
+  'final_row_counts',
+];
 
 export function defaultCutoverSettings(): CutoverSettings {
   return {

@@ -4,7 +4,10 @@
 import type { Client } from '../../src/core/db.js';
 import type { Relation } from '../../src/core/objects.js';
 
-export interface Column { name: string; type: string }
+export interface Column {
+  name: string;
+  type: string;
+}
 export interface KeyColumn extends Column {
   /** The collation the key's ordering uses on this server ('' for non-collatable types). */
   collation: string;
@@ -20,12 +23,24 @@ export interface TableShape {
   estimatedRows: number;
 }
 
-interface ShapeRow { schema: string; name: string; column: string; type: string; key_position: number | null; collation: string | null; reltuples: number }
+interface ShapeRow {
+  schema: string;
+  name: string;
+  column: string;
+  type: string;
+  key_position: number | null;
+  collation: string | null;
+  reltuples: number;
+}
 
-export async function readShapes(client: Client, tables: Pick<Relation, 'schema' | 'name'>[]): Promise<Map<string, TableShape>> {
+export async function readShapes(
+  client: Client,
+  tables: Pick<Relation, 'schema' | 'name'>[],
+): Promise<Map<string, TableShape>> {
   const shapes = new Map<string, TableShape>();
   if (tables.length === 0) return shapes;
-  const { rows } = await client.query<ShapeRow>(`
+  const { rows } = await client.query<ShapeRow>(
+    `
     SELECT n.nspname AS schema, c.relname AS name, a.attname AS column, format_type(a.atttypid, a.atttypmod) AS type,
            (SELECT k.ord FROM pg_index i, unnest(i.indkey::int2[]) WITH ORDINALITY AS k(attnum, ord)
              WHERE i.indrelid = c.oid AND i.indisprimary AND k.attnum = a.attnum)::int AS key_position,
@@ -38,20 +53,33 @@ export async function readShapes(client: Client, tables: Pick<Relation, 'schema'
       JOIN pg_class c ON c.relnamespace = n.oid AND c.relname = wanted.name AND c.relkind = 'r'
       JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
       LEFT JOIN pg_collation co ON co.oid = a.attcollation
-     ORDER BY n.nspname, c.relname, a.attnum`, [tables.map((t) => t.schema), tables.map((t) => t.name)]);
+     ORDER BY n.nspname, c.relname, a.attnum`,
+    [tables.map((t) => t.schema), tables.map((t) => t.name)],
+  );
   const keyOrder = new Map<string, { position: number; column: KeyColumn }[]>();
   for (const row of rows) {
     const id = tableId(row);
     let shape = shapes.get(id);
     if (!shape) {
-      shape = { schema: row.schema, name: row.name, columns: [], key: [], estimatedRows: Number(row.reltuples) };
+      shape = {
+        schema: row.schema,
+        name: row.name,
+        columns: [],
+        key: [],
+        estimatedRows: Number(row.reltuples),
+      };
       shapes.set(id, shape);
       keyOrder.set(id, []);
     }
     shape.columns.push({ name: row.column, type: row.type });
-    if (row.key_position !== null) keyOrder.get(id)!.push({ position: row.key_position, column: { name: row.column, type: row.type, collation: row.collation ?? '' } });
+    if (row.key_position !== null)
+      keyOrder.get(id)!.push({
+        position: row.key_position,
+        column: { name: row.column, type: row.type, collation: row.collation ?? '' },
+      });
   }
-  for (const [id, keys] of keyOrder) shapes.get(id)!.key = keys.sort((x, y) => x.position - y.position).map((k) => k.column);
+  for (const [id, keys] of keyOrder)
+    shapes.get(id)!.key = keys.sort((x, y) => x.position - y.position).map((k) => k.column);
   return shapes;
 }
 
@@ -67,12 +95,17 @@ export function shapeProblems(primary: TableShape, secondary: TableShape | undef
   const ours = new Map(primary.columns.map((c) => [c.name, c.type]));
   const missing = primary.columns.filter((c) => !theirs.has(c.name)).map((c) => c.name);
   const extra = secondary.columns.filter((c) => !ours.has(c.name)).map((c) => c.name);
-  const retyped = primary.columns.filter((c) => theirs.has(c.name) && theirs.get(c.name) !== c.type).map((c) => `${c.name} (${c.type} on the primary, ${theirs.get(c.name)} on the secondary)`);
+  const retyped = primary.columns
+    .filter((c) => theirs.has(c.name) && theirs.get(c.name) !== c.type)
+    .map((c) => `${c.name} (${c.type} on the primary, ${theirs.get(c.name)} on the secondary)`);
   if (missing.length) problems.push(`columns missing on the secondary: ${missing.join(', ')}`);
   if (extra.length) problems.push(`columns only on the secondary: ${extra.join(', ')}`);
   if (retyped.length) problems.push(`column types differ: ${retyped.join('; ')}`);
   const keyText = (shape: TableShape) => shape.key.map((k) => k.name).join(', ');
-  if (keyText(primary) !== keyText(secondary)) problems.push(`primary keys differ: (${keyText(primary) || 'none'}) on the primary, (${keyText(secondary) || 'none'}) on the secondary`);
+  if (keyText(primary) !== keyText(secondary))
+    problems.push(
+      `primary keys differ: (${keyText(primary) || 'none'}) on the primary, (${keyText(secondary) || 'none'}) on the secondary`,
+    );
   return problems;
 }
 

@@ -11,9 +11,15 @@ import type { Column, TableShape } from './shape.js';
 export type HashMethod = 'hashtext' | 'md5';
 
 /** A key range: from `lower` (inclusive) to `upper` (exclusive); a missing end is open. */
-export interface KeyRange { lower?: string[]; upper?: string[] }
+export interface KeyRange {
+  lower?: string[];
+  upper?: string[];
+}
 
-export interface Statement { text: string; values: unknown[] }
+export interface Statement {
+  text: string;
+  values: unknown[];
+}
 
 export class TableSql {
   readonly table: string;
@@ -21,16 +27,24 @@ export class TableSql {
   private readonly keyColumns: string[];
   private readonly keyTypes: string[];
 
-  constructor(readonly shape: TableShape, readonly method: HashMethod, forceCollationC: boolean) {
+  constructor(
+    readonly shape: TableShape,
+    readonly method: HashMethod,
+    forceCollationC: boolean,
+  ) {
     this.table = quoteQualified(shape.schema, shape.name);
     // Columns by name in the primary's order, so a different column order on the secondary does not matter.
     this.rowText = `ROW(${shape.columns.map(comparableColumn).join(', ')})::text`;
-    this.keyColumns = shape.key.map((k) => `${quoteIdent(k.name)}${forceCollationC && k.collation ? ' COLLATE "C"' : ''}`);
+    this.keyColumns = shape.key.map(
+      (k) => `${quoteIdent(k.name)}${forceCollationC && k.collation ? ' COLLATE "C"' : ''}`,
+    );
     // format_type gives a type name that is valid SQL (quoted where needed).
     this.keyTypes = shape.key.map((k) => `${k.type}${forceCollationC && k.collation ? ' COLLATE "C"' : ''}`);
   }
 
-  get hasKey(): boolean { return this.keyColumns.length > 0; }
+  get hasKey(): boolean {
+    return this.keyColumns.length > 0;
+  }
 
   private rowHash(): string {
     return this.method === 'hashtext'
@@ -73,7 +87,10 @@ export class TableSql {
   /** Row count and the sum of row hashes in a range. */
   checksum(range: KeyRange): Statement {
     const where = this.where(range);
-    return { text: `SELECT count(*)::text AS rows, coalesce(sum(${this.rowHash()}), 0)::text AS hash FROM ${this.table} ${where.text}`, values: where.values };
+    return {
+      text: `SELECT count(*)::text AS rows, coalesce(sum(${this.rowHash()}), 0)::text AS hash FROM ${this.table} ${where.text}`,
+      values: where.values,
+    };
   }
 
   /** The table's exact row count (a second aggregate, independent of the chunk checksums). */
@@ -103,7 +120,10 @@ export class TableSql {
   /** Every row of a (small) range as key and hash. */
   rowHashes(range: KeyRange): Statement {
     const where = this.where(range);
-    return { text: `SELECT ${this.keyTextArray()} AS key, ${this.rowHash()}::text AS hash FROM ${this.table} ${where.text} ORDER BY ${this.orderBy()}`, values: where.values };
+    return {
+      text: `SELECT ${this.keyTextArray()} AS key, ${this.rowHash()}::text AS hash FROM ${this.table} ${where.text} ORDER BY ${this.orderBy()}`,
+      values: where.values,
+    };
   }
 
   /** Key and hash of the rows with these keys (rows that do not exist are simply absent). */
@@ -141,8 +161,10 @@ export function comparableColumn(column: Column): string {
   const elementSend = column.type.endsWith('[]') ? FLOAT_SEND[column.type.slice(0, -2)] : undefined;
   if (!elementSend) return name;
   // Arrays of floats element by element, with their bounds, so '{}', NULL and '[0:1]={..}' stay apart.
-  return `CASE WHEN ${name} IS NOT NULL THEN coalesce(array_dims(${name}), '[]') || (SELECT array_agg(${elementSend}(e) ORDER BY o)`
-    + ` FROM unnest(${name}) WITH ORDINALITY AS u(e, o))::text END`;
+  return (
+    `CASE WHEN ${name} IS NOT NULL THEN coalesce(array_dims(${name}), '[]') || (SELECT array_agg(${elementSend}(e) ORDER BY o)` +
+    ` FROM unnest(${name}) WITH ORDINALITY AS u(e, o))::text END`
+  );
 }
 
 /** [[a1, b1], [a2, b2]] → [[a1, a2], [b1, b2]]: one text[] parameter per key column. */

@@ -50,13 +50,30 @@ interface TableWork {
 }
 
 export async function hashMethod(primary: Client, secondary: Client): Promise<HashMethod> {
-  const version = async (client: Client) => Number((await client.query<{ v: string }>("SELECT current_setting('server_version_num') AS v")).rows[0]!.v);
+  const version = async (client: Client) =>
+    Number(
+      (await client.query<{ v: string }>("SELECT current_setting('server_version_num') AS v")).rows[0]!.v,
+    );
   const [ours, theirs] = await Promise.all([version(primary), version(secondary)]);
   return Math.min(ours, theirs) >= 110000 ? 'hashtext' : 'md5';
 }
 
 function emptyReport(table: string): TableReport {
-  return { table, status: 'match', rowsPrimary: 0, rowsSecondary: 0, chunks: 0, missing: 0, extra: 0, changed: 0, inFlight: 0, keys: [], ranges: [], problems: [], seconds: 0 };
+  return {
+    table,
+    status: 'match',
+    rowsPrimary: 0,
+    rowsSecondary: 0,
+    chunks: 0,
+    missing: 0,
+    extra: 0,
+    changed: 0,
+    inFlight: 0,
+    keys: [],
+    ranges: [],
+    problems: [],
+    seconds: 0,
+  };
 }
 
 export async function runVerify(job: Job, options: VerifyOptions): Promise<VerifyReport> {
@@ -66,116 +83,159 @@ export async function runVerify(job: Job, options: VerifyOptions): Promise<Verif
   const strict = options.strict ?? false;
   const notes: string[] = [];
   progress('reading the tables in scope on both sides');
-  return withClient(job, { role: 'primary', activity, applicationName: 'bucardo-console cutover.verify' }, (primary) =>
-    withClient(job, { role: 'secondary', activity, applicationName: 'bucardo-console cutover.verify' }, async (secondary) => {
-      await Promise.all([prepareSession(primary), prepareSession(secondary)]);
-      const method = await hashMethod(primary, secondary);
-      progress('holding Bucardo\'s change records and taking the horizon for the final check');
-      const horizon = await holdAndTakeHorizon(primary, job.syncName);
-      const scope = await findReplicationObjects(primary, job.config.bucardo.replicationObjects);
-      const [ourShapes, theirShapes] = await Promise.all([readShapes(primary, scope.tables), readShapes(secondary, scope.tables)]);
+  return withClient(
+    job,
+    { role: 'primary', activity, applicationName: 'bucardo-console cutover.verify' },
+    (primary) =>
+      withClient(
+        job,
+        { role: 'secondary', activity, applicationName: 'bucardo-console cutover.verify' },
+        async (secondary) => {
+          await Promise.all([prepareSession(primary), prepareSession(secondary)]);
+          const method = await hashMethod(primary, secondary);
+          progress("holding Bucardo's change records and taking the horizon for the final check");
+          const horizon = await holdAndTakeHorizon(primary, job.syncName);
+          const scope = await findReplicationObjects(primary, job.config.bucardo.replicationObjects);
+          const [ourShapes, theirShapes] = await Promise.all([
+            readShapes(primary, scope.tables),
+            readShapes(secondary, scope.tables),
+          ]);
 
-      const work: TableWork[] = [];
-      const reports: TableReport[] = [];
-      for (const table of scope.tables) {
-        const id = tableId(table);
-        const report = emptyReport(id);
-        reports.push(report);
-        const ours = ourShapes.get(id);
-        if (!ours) continue;
-        const theirs = theirShapes.get(id);
-        const problems = shapeProblems(ours, theirs);
-        if (problems.length) {
-          report.status = 'schema differs';
-          report.problems = problems;
-          continue;
-        }
-        if (ours.key.length === 0) report.problems.push('no primary key: compared as a whole, differences cannot be narrowed to rows');
-        const forceC = collationsDiffer(ours, theirs!);
-        if (forceC) report.problems.push('the key\'s collation differs between the servers: ranges are compared in the "C" collation (slower)');
-        work.push({ report, sql: new TableSql(ours, method, forceC), differing: [], startedAt: 0, chunksLeft: 0, walked: false });
-      }
-
-      const { replicating, why } = await replicationState(job);
-      const pool: Sides[] = [];
-      try {
-        for (let i = 0; i < Math.max(1, Math.min(settings.jobs, work.length)); i++) pool.push(await openSides(job, activity));
-        const counters = { rows: 0, tablesDone: 0, estimate: work.reduce((sum, w) => sum + Math.max(0, w.sql.shape.estimatedRows), 0) };
-        const report = (text: string) => progress(`${text}: ${counters.rows.toLocaleString('en')}${counters.estimate ? ` of ~${Math.round(counters.estimate).toLocaleString('en')}` : ''} rows, ${counters.tablesDone}/${work.length} tables done`);
-
-        const recordChunk = (w: TableWork, comparison: RangeComparison) => {
-          w.report.chunks += 1;
-          w.report.rowsPrimary += comparison.primary.rows;
-          w.report.rowsSecondary += comparison.secondary.rows;
-          counters.rows += Math.max(comparison.primary.rows, comparison.secondary.rows);
-          if (!comparison.same) w.differing.push(comparison);
-          report(`checking ${w.report.table}`);
-        };
-        const tableDone = (w: TableWork) => {
-          w.doneAt = Date.now();
-          counters.tablesDone += 1;
-        };
-
-        // Pass 1. Every chunk is a task any connection pair can take. Integer keys are cut up front;
-        // other keys are walked on the primary (an index scan, much cheaper than hashing rows) by a
-        // task that queues each chunk it finds. Walks start first, the biggest tables first.
-        const queue = new TaskQueue();
-        const chunkTask = (w: TableWork, range: KeyRange): Task => async (sides) => {
-          recordChunk(w, await compareRange(sides, w.sql, range));
-          if (--w.chunksLeft === 0 && w.walked) tableDone(w);
-        };
-        const ordered = [...work].sort((x, y) => y.sql.shape.estimatedRows - x.sql.shape.estimatedRows);
-        const walks: Task[] = [];
-        for (const w of ordered) {
-          w.startedAt = Date.now();
-          if (w.sql.hasKey && hasIntegerKey(w.sql.shape)) {
-            const ranges = await integerChunks(primary, w.sql, settings.chunkRows);
-            w.chunksLeft = ranges.length;
-            w.walked = true;
-            for (const range of ranges) queue.push(chunkTask(w, range));
-          } else {
-            walks.push(async (sides) => {
-              const ranges: AsyncIterable<KeyRange> = w.sql.hasKey ? walkedChunks(sides.primary, w.sql, settings.chunkRows) : single();
-              for await (const range of ranges) {
-                activity.throwIfInterrupted();
-                w.chunksLeft += 1;
-                queue.push(chunkTask(w, range), true);
-              }
-              w.walked = true;
-              if (w.chunksLeft === 0) tableDone(w);
+          const work: TableWork[] = [];
+          const reports: TableReport[] = [];
+          for (const table of scope.tables) {
+            const id = tableId(table);
+            const report = emptyReport(id);
+            reports.push(report);
+            const ours = ourShapes.get(id);
+            if (!ours) continue;
+            const theirs = theirShapes.get(id);
+            const problems = shapeProblems(ours, theirs);
+            if (problems.length) {
+              report.status = 'schema differs';
+              report.problems = problems;
+              continue;
+            }
+            if (ours.key.length === 0)
+              report.problems.push(
+                'no primary key: compared as a whole, differences cannot be narrowed to rows',
+              );
+            const forceC = collationsDiffer(ours, theirs!);
+            if (forceC)
+              report.problems.push(
+                'the key\'s collation differs between the servers: ranges are compared in the "C" collation (slower)',
+              );
+            work.push({
+              report,
+              sql: new TableSql(ours, method, forceC),
+              differing: [],
+              startedAt: 0,
+              chunksLeft: 0,
+              walked: false,
             });
           }
-        }
-        for (const walk of walks.reverse()) queue.push(walk, true);
-        report('checking');
-        await queue.run(pool, activity);
 
-        if (why && work.some((w) => w.differing.length > 0)) notes.push(why);
-        await settle(job, primary, pool, work, { ...options, replicating });
+          const { replicating, why } = await replicationState(job);
+          const pool: Sides[] = [];
+          try {
+            for (let i = 0; i < Math.max(1, Math.min(settings.jobs, work.length)); i++)
+              pool.push(await openSides(job, activity));
+            const counters = {
+              rows: 0,
+              tablesDone: 0,
+              estimate: work.reduce((sum, w) => sum + Math.max(0, w.sql.shape.estimatedRows), 0),
+            };
+            const report = (text: string) =>
+              progress(
+                `${text}: ${counters.rows.toLocaleString('en')}${counters.estimate ? ` of ~${Math.round(counters.estimate).toLocaleString('en')}` : ''} rows, ${counters.tablesDone}/${work.length} tables done`,
+              );
 
-        // Narrow down and judge what still differs, table by table in parallel.
-        const differing = work.filter((w) => w.differing.length > 0);
-        let judged = 0;
-        await runTasks(pool, differing.map((w) => async (sides: Sides) => {
-          progress(`narrowing down the differences in ${w.report.table} (${judged}/${differing.length} tables done)`);
-          await judgeTable(job, sides, w, activity, replicating);
-          judged += 1;
-        }), activity);
+            const recordChunk = (w: TableWork, comparison: RangeComparison) => {
+              w.report.chunks += 1;
+              w.report.rowsPrimary += comparison.primary.rows;
+              w.report.rowsSecondary += comparison.secondary.rows;
+              counters.rows += Math.max(comparison.primary.rows, comparison.secondary.rows);
+              if (!comparison.same) w.differing.push(comparison);
+              report(`checking ${w.report.table}`);
+            };
+            const tableDone = (w: TableWork) => {
+              w.doneAt = Date.now();
+              counters.tablesDone += 1;
+            };
 
-        for (const w of work) w.report.seconds = Math.round(((w.doneAt ?? Date.now()) - w.startedAt) / 100) / 10;
-        progress('counting every table\'s rows on both sides');
-        await crossCheckCounts(job, primary, pool, work, { ...options, replicating });
-        progress('comparing sequences');
-        const sequences = await compareSequences(primary, secondary, scope.sequences);
-        const result = summarise(job, { startedAt, started, method, strict, reports, sequences, notes });
-        if (horizon && result.passed) result.horizon = horizon;
-        // A failed verify cannot serve a cutover: let Bucardo purge again until the next one.
-        else if (horizon) await releaseHold(primary, job.syncName);
-        return result;
-      } finally {
-        await closeSides(pool);
-      }
-    }));
+            // Pass 1. Every chunk is a task any connection pair can take. Integer keys are cut up front;
+            // other keys are walked on the primary (an index scan, much cheaper than hashing rows) by a
+            // task that queues each chunk it finds. Walks start first, the biggest tables first.
+            const queue = new TaskQueue();
+            const chunkTask =
+              (w: TableWork, range: KeyRange): Task =>
+              async (sides) => {
+                recordChunk(w, await compareRange(sides, w.sql, range));
+                if (--w.chunksLeft === 0 && w.walked) tableDone(w);
+              };
+            const ordered = [...work].sort((x, y) => y.sql.shape.estimatedRows - x.sql.shape.estimatedRows);
+            const walks: Task[] = [];
+            for (const w of ordered) {
+              w.startedAt = Date.now();
+              if (w.sql.hasKey && hasIntegerKey(w.sql.shape)) {
+                const ranges = await integerChunks(primary, w.sql, settings.chunkRows);
+                w.chunksLeft = ranges.length;
+                w.walked = true;
+                for (const range of ranges) queue.push(chunkTask(w, range));
+              } else {
+                walks.push(async (sides) => {
+                  const ranges: AsyncIterable<KeyRange> = w.sql.hasKey
+                    ? walkedChunks(sides.primary, w.sql, settings.chunkRows)
+                    : single();
+                  for await (const range of ranges) {
+                    activity.throwIfInterrupted();
+                    w.chunksLeft += 1;
+                    queue.push(chunkTask(w, range), true);
+                  }
+                  w.walked = true;
+                  if (w.chunksLeft === 0) tableDone(w);
+                });
+              }
+            }
+            for (const walk of walks.reverse()) queue.push(walk, true);
+            report('checking');
+            await queue.run(pool, activity);
+
+            if (why && work.some((w) => w.differing.length > 0)) notes.push(why);
+            await settle(job, primary, pool, work, { ...options, replicating });
+
+            // Narrow down and judge what still differs, table by table in parallel.
+            const differing = work.filter((w) => w.differing.length > 0);
+            let judged = 0;
+            await runTasks(
+              pool,
+              differing.map((w) => async (sides: Sides) => {
+                progress(
+                  `narrowing down the differences in ${w.report.table} (${judged}/${differing.length} tables done)`,
+                );
+                await judgeTable(job, sides, w, activity, replicating);
+                judged += 1;
+              }),
+              activity,
+            );
+
+            for (const w of work)
+              w.report.seconds = Math.round(((w.doneAt ?? Date.now()) - w.startedAt) / 100) / 10;
+            progress("counting every table's rows on both sides");
+            await crossCheckCounts(job, primary, pool, work, { ...options, replicating });
+            progress('comparing sequences');
+            const sequences = await compareSequences(primary, secondary, scope.sequences);
+            const result = summarise(job, { startedAt, started, method, strict, reports, sequences, notes });
+            if (horizon && result.passed) result.horizon = horizon;
+            // A failed verify cannot serve a cutover: let Bucardo purge again until the next one.
+            else if (horizon) await releaseHold(primary, job.syncName);
+            return result;
+          } finally {
+            await closeSides(pool);
+          }
+        },
+      ),
+  );
 }
 
 /**
@@ -183,10 +243,17 @@ export async function runVerify(job: Job, options: VerifyOptions): Promise<Verif
  * differing rows to arrive. `why` says otherwise (worth telling when something differs).
  */
 export async function replicationState(job: Job): Promise<{ replicating: boolean; why?: string }> {
-  if (!daemonPid(job)) return { replicating: false, why: 'the Bucardo daemon is not running here: differing rows were judged without waiting for replication' };
+  if (!daemonPid(job))
+    return {
+      replicating: false,
+      why: 'the Bucardo daemon is not running here: differing rows were judged without waiting for replication',
+    };
   const copy = await copyState(job).catch(() => undefined);
   if (copy && copy.state !== 'done' && copy.state !== 'not requested') {
-    return { replicating: false, why: `the initial copy has not finished (${copy.state}${copy.table ? `, now ${copy.table}` : ''}): tables still being copied differ; bucardo.wait_for_copy waits for it` };
+    return {
+      replicating: false,
+      why: `the initial copy has not finished (${copy.state}${copy.table ? `, now ${copy.table}` : ''}): tables still being copied differ; bucardo.wait_for_copy waits for it`,
+    };
   }
   return { replicating: true };
 }
@@ -200,7 +267,13 @@ async function* single(): AsyncGenerator<KeyRange> {
  * match, the deadline passes, or nothing is pending any more (what differs then is not on its way;
  * the per-key judgement that follows catches rows that arrived in between).
  */
-async function settle(job: Job, primary: Client, pool: Sides[], work: TableWork[], options: VerifyOptions & { replicating: boolean }): Promise<void> {
+async function settle(
+  job: Job,
+  primary: Client,
+  pool: Sides[],
+  work: TableWork[],
+  options: VerifyOptions & { replicating: boolean },
+): Promise<void> {
   const seconds = options.settleSeconds ?? options.settings.settleSeconds;
   let open = work.filter((w) => w.differing.length > 0);
   if (open.length === 0 || seconds <= 0 || !options.replicating) return;
@@ -209,7 +282,9 @@ async function settle(job: Job, primary: Client, pool: Sides[], work: TableWork[
     const backlog = (await pendingChanges(primary, job.syncName)).reduce((sum, p) => sum + p.changes, 0);
     if (backlog === 0) return;
     const ranges = open.reduce((sum, w) => sum + w.differing.length, 0);
-    options.progress(`${ranges} range(s) in ${open.length} table(s) differ; waiting for replication (backlog ${backlog} change(s), up to ${Math.max(0, Math.round((deadline - Date.now()) / 1000))} s more)`);
+    options.progress(
+      `${ranges} range(s) in ${open.length} table(s) differ; waiting for replication (backlog ${backlog} change(s), up to ${Math.max(0, Math.round((deadline - Date.now()) / 1000))} s more)`,
+    );
     await sleep(1000, options.activity.signal);
     const tasks: Task[] = [];
     for (const w of open) {
@@ -240,8 +315,15 @@ function fixCounts(w: TableWork, before: RangeComparison, after: RangeComparison
  * differences could not all be named (ranges, or more keys than listed), any gap counts as explained.
  */
 export function explainedGap(report: TableReport): number {
-  if (report.ranges.length > 0 || report.keys.length < report.missing + report.extra + report.changed + report.inFlight) return NaN;
-  return report.keys.reduce((sum, k) => sum + (k.difference === 'missing' ? 1 : k.difference === 'extra' ? -1 : 0), 0);
+  if (
+    report.ranges.length > 0 ||
+    report.keys.length < report.missing + report.extra + report.changed + report.inFlight
+  )
+    return NaN;
+  return report.keys.reduce(
+    (sum, k) => sum + (k.difference === 'missing' ? 1 : k.difference === 'extra' ? -1 : 0),
+    0,
+  );
 }
 
 /**
@@ -250,24 +332,43 @@ export function explainedGap(report: TableReport): number {
  * any more (settle_time at most). A difference with nothing pending fails the table even when every
  * chunk compared equal.
  */
-async function crossCheckCounts(job: Job, primary: Client, pool: Sides[], work: TableWork[], options: VerifyOptions & { replicating: boolean }): Promise<void> {
-  const count = (w: TableWork): Task => async (sides) => {
-    const statement = w.sql.rowCount();
-    const [ours, theirs] = await Promise.all([sides.primary.query<{ n: string }>(statement), sides.secondary.query<{ n: string }>(statement)]);
-    w.report.counts = { primary: Number(ours.rows[0]!.n), secondary: Number(theirs.rows[0]!.n) };
-  };
+async function crossCheckCounts(
+  job: Job,
+  primary: Client,
+  pool: Sides[],
+  work: TableWork[],
+  options: VerifyOptions & { replicating: boolean },
+): Promise<void> {
+  const count =
+    (w: TableWork): Task =>
+    async (sides) => {
+      const statement = w.sql.rowCount();
+      const [ours, theirs] = await Promise.all([
+        sides.primary.query<{ n: string }>(statement),
+        sides.secondary.query<{ n: string }>(statement),
+      ]);
+      w.report.counts = { primary: Number(ours.rows[0]!.n), secondary: Number(theirs.rows[0]!.n) };
+    };
   const differ = (w: TableWork) => {
     const gap = explainedGap(w.report);
-    return w.report.counts !== undefined && !Number.isNaN(gap) && w.report.counts.primary - w.report.counts.secondary !== gap;
+    return (
+      w.report.counts !== undefined &&
+      !Number.isNaN(gap) &&
+      w.report.counts.primary - w.report.counts.secondary !== gap
+    );
   };
   await runTasks(pool, work.map(count), options.activity);
   let open = work.filter(differ);
   const deadline = Date.now() + (options.settleSeconds ?? options.settings.settleSeconds) * 1000;
   let pending = 0;
   while (open.length > 0) {
-    pending = options.replicating ? (await pendingChanges(primary, job.syncName)).reduce((sum, p) => sum + p.changes, 0) : 0;
+    pending = options.replicating
+      ? (await pendingChanges(primary, job.syncName)).reduce((sum, p) => sum + p.changes, 0)
+      : 0;
     if (pending === 0 || Date.now() >= deadline) break;
-    options.progress(`row counts differ in ${open.length} table(s); re-counting while replication applies ${pending} change(s)`);
+    options.progress(
+      `row counts differ in ${open.length} table(s); re-counting while replication applies ${pending} change(s)`,
+    );
     await sleep(1000, options.activity.signal);
     await runTasks(pool, open.map(count), options.activity);
     open = open.filter(differ);
@@ -281,9 +382,13 @@ async function crossCheckCounts(job: Job, primary: Client, pool: Sides[], work: 
     const { primary: ours, secondary: theirs } = w.report.counts!;
     if (pending === 0) {
       if (w.report.status === 'match' || w.report.status === 'in flight') w.report.status = 'mismatch';
-      w.report.problems.push(`row counts differ: ${ours.toLocaleString('en')} on the primary, ${theirs.toLocaleString('en')} on the secondary, with nothing pending replication`);
+      w.report.problems.push(
+        `row counts differ: ${ours.toLocaleString('en')} on the primary, ${theirs.toLocaleString('en')} on the secondary, with nothing pending replication`,
+      );
     } else {
-      w.report.problems.push(`row counts differ (${ours.toLocaleString('en')} on the primary, ${theirs.toLocaleString('en')} on the secondary) while ${pending} change(s) are still pending: run verify again once bucardo.status says caught up`);
+      w.report.problems.push(
+        `row counts differ (${ours.toLocaleString('en')} on the primary, ${theirs.toLocaleString('en')} on the secondary) while ${pending} change(s) are still pending: run verify again once bucardo.status says caught up`,
+      );
     }
   }
 }

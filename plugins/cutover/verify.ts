@@ -13,8 +13,19 @@ import { runVerify } from './verify-engine.js';
 export async function recordVerify(job: Job, report: VerifyReport, activity: Activity): Promise<void> {
   try {
     // The whole report, differing keys and ranges included: cutover.repair works from the last recorded verify.
-    const id = await withRecords(job, activity, (client) => saveVerifyRun(client, job, { startedAt: report.startedAt, passed: report.passed, clean: report.clean, verdict: report.verdict, summary: report }));
-    if (id === undefined) report.notes.push(`not recorded: the metadata database ${job.metadataDb} does not exist (cutover.check needs a recorded verify)`);
+    const id = await withRecords(job, activity, (client) =>
+      saveVerifyRun(client, job, {
+        startedAt: report.startedAt,
+        passed: report.passed,
+        clean: report.clean,
+        verdict: report.verdict,
+        summary: report,
+      }),
+    );
+    if (id === undefined)
+      report.notes.push(
+        `not recorded: the metadata database ${job.metadataDb} does not exist (cutover.check needs a recorded verify)`,
+      );
     else report.recordId = id;
   } catch (error) {
     report.notes.push(`could not record the result in ${job.metadataDb}: ${errorMessage(error)}`);
@@ -25,8 +36,10 @@ export async function verify(ctx: CommandContext): Promise<CommandOutcome<Verify
   // Declared in index.ts: --settle SECONDS (also settle=SECONDS) and --strict.
   const settleSeconds = ctx.options.number('settle');
   const report = await runVerify(ctx.job, {
-    settings: cutoverSettings(ctx.job.config), strict: ctx.options.flag('strict'),
-    activity: ctx.activity, progress: ctx.progress,
+    settings: cutoverSettings(ctx.job.config),
+    strict: ctx.options.flag('strict'),
+    activity: ctx.activity,
+    progress: ctx.progress,
     ...(settleSeconds !== undefined ? { settleSeconds } : {}),
   });
   await recordVerify(ctx.job, report, ctx.activity);

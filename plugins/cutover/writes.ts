@@ -5,16 +5,24 @@
 import type { Client } from '../../src/core/db.js';
 import { bucardoSchemaExists, pendingChanges } from '../../src/core/pending.js';
 
-export interface TableWrites { table: string; changes: number }
+export interface TableWrites {
+  table: string;
+  changes: number;
+}
 
 /** Changes to this sync's tables by transactions that started at or after `since` (primary's clock). */
 export async function writesSince(client: Client, syncName: string, since: string): Promise<TableWrites[]> {
   if (!(await bucardoSchemaExists(client))) return [];
-  const { rows } = await client.query<{ table: string; changes: string }>(`
+  const { rows } = await client.query<{ table: string; changes: string }>(
+    `
     SELECT dn.tablename AS table,
       (xpath('/row/c/text()', query_to_xml(format('SELECT count(*) AS c FROM bucardo.%s WHERE txntime >= %L::timestamptz', dn.deltaname, $2::text), false, true, '')))[1]::text::bigint AS changes
-      FROM bucardo.bucardo_delta_names dn WHERE dn.sync = $1 ORDER BY 1`, [syncName, since]);
-  const result = rows.map((row) => ({ table: row.table, changes: Number(row.changes) })).filter((row) => row.changes > 0);
+      FROM bucardo.bucardo_delta_names dn WHERE dn.sync = $1 ORDER BY 1`,
+    [syncName, since],
+  );
+  const result = rows
+    .map((row) => ({ table: row.table, changes: Number(row.changes) }))
+    .filter((row) => row.changes > 0);
   const truncates = await truncations(client, 'sync = $1 AND cdate >= $2::timestamptz', [syncName, since]);
   if (truncates > 0) result.push({ table: '(TRUNCATE)', changes: truncates });
   return result;
@@ -24,17 +32,29 @@ export async function writesSince(client: Client, syncName: string, since: strin
 export async function backlog(client: Client, syncName: string): Promise<number> {
   if (!(await bucardoSchemaExists(client))) return 0;
   const pending = (await pendingChanges(client, syncName)).reduce((sum, p) => sum + p.changes, 0);
-  return pending + await truncations(client, 'sync = $1 AND replicated IS NULL', [syncName]);
+  return pending + (await truncations(client, 'sync = $1 AND replicated IS NULL', [syncName]));
 }
 
 async function truncations(client: Client, condition: string, values: unknown[]): Promise<number> {
-  const { rows: present } = await client.query<{ present: boolean }>("SELECT to_regclass('bucardo.bucardo_truncate_trigger') IS NOT NULL AS present");
+  const { rows: present } = await client.query<{ present: boolean }>(
+    "SELECT to_regclass('bucardo.bucardo_truncate_trigger') IS NOT NULL AS present",
+  );
   if (!present[0]!.present) return 0;
-  const { rows } = await client.query<{ n: string }>(`SELECT count(*) AS n FROM bucardo.bucardo_truncate_trigger WHERE ${condition}`, values);
+  const { rows } = await client.query<{ n: string }>(
+    `SELECT count(*) AS n FROM bucardo.bucardo_truncate_trigger WHERE ${condition}`,
+    values,
+  );
   return Number(rows[0]!.n);
 }
 
-export interface OpenWriter { pid: number | null; user: string; application: string; since: string; tables: string[]; prepared?: string }
+export interface OpenWriter {
+  pid: number | null;
+  user: string;
+  application: string;
+  since: string;
+  tables: string[];
+  prepared?: string;
+}
 
 /**
  * Transactions in this database holding or awaiting a write lock (ROW EXCLUSIVE or stronger) on one
@@ -43,9 +63,20 @@ export interface OpenWriter { pid: number | null; user: string; application: str
  * confirmation, so its changes carry an older txntime; if it commits after replication stops they
  * never reach the secondary.
  */
-export async function openWriters(client: Client, tables: { schema: string; name: string }[]): Promise<OpenWriter[]> {
+export async function openWriters(
+  client: Client,
+  tables: { schema: string; name: string }[],
+): Promise<OpenWriter[]> {
   if (tables.length === 0) return [];
-  const { rows } = await client.query<{ pid: number | null; user: string | null; application: string | null; since: string | null; prepared: string | null; tables: string[] }>(`
+  const { rows } = await client.query<{
+    pid: number | null;
+    user: string | null;
+    application: string | null;
+    since: string | null;
+    prepared: string | null;
+    tables: string[];
+  }>(
+    `
     WITH scope AS (
       SELECT c.oid, format('%s.%s', n.nspname, c.relname) AS name
         FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
@@ -70,21 +101,37 @@ export async function openWriters(client: Client, tables: { schema: string; name
       JOIN pg_prepared_xacts p ON p.transaction = x.transactionid
      WHERE w.pid IS NULL
      GROUP BY 1, 2, 3, 4, 5
-     ORDER BY 1 NULLS LAST, 5`, [tables.map((t) => t.schema), tables.map((t) => t.name)]);
+     ORDER BY 1 NULLS LAST, 5`,
+    [tables.map((t) => t.schema), tables.map((t) => t.name)],
+  );
   return rows.map((row) => ({
-    pid: row.pid, user: row.user ?? '?', application: row.application ?? '', since: row.since ?? '?', tables: row.tables,
+    pid: row.pid,
+    user: row.user ?? '?',
+    application: row.application ?? '',
+    since: row.since ?? '?',
+    tables: row.tables,
     ...(row.prepared !== null ? { prepared: row.prepared } : {}),
   }));
 }
 
 export function describeWriters(writers: OpenWriter[]): string {
-  const who = (w: OpenWriter): string => (w.prepared !== undefined
-    ? `prepared transaction '${w.prepared}' (${w.user}, prepared at ${w.since})`
-    : `pid ${w.pid} (${w.user}, ${w.application || 'no application name'}, transaction open since ${w.since})`);
-  return writers.slice(0, 5).map((w) => `${who(w)} on ${w.tables.slice(0, 3).join(', ')}${w.tables.length > 3 ? ', ...' : ''}`).join('; ')
-    + (writers.length > 5 ? `; and ${writers.length - 5} more` : '');
+  const who = (w: OpenWriter): string =>
+    w.prepared !== undefined
+      ? `prepared transaction '${w.prepared}' (${w.user}, prepared at ${w.since})`
+      : `pid ${w.pid} (${w.user}, ${w.application || 'no application name'}, transaction open since ${w.since})`;
+  return (
+    writers
+      .slice(0, 5)
+      .map((w) => `${who(w)} on ${w.tables.slice(0, 3).join(', ')}${w.tables.length > 3 ? ', ...' : ''}`)
+      .join('; ') + (writers.length > 5 ? `; and ${writers.length - 5} more` : '')
+  );
 }
 
 export function describeWrites(writes: TableWrites[]): string {
-  return writes.slice(0, 5).map((w) => `${w.table}: ${w.changes}`).join(', ') + (writes.length > 5 ? `, and ${writes.length - 5} more table(s)` : '');
+  return (
+    writes
+      .slice(0, 5)
+      .map((w) => `${w.table}: ${w.changes}`)
+      .join(', ') + (writes.length > 5 ? `, and ${writes.length - 5} more table(s)` : '')
+  );
 }

@@ -24,7 +24,10 @@ export interface ApplyData {
   daemonPid?: number;
 }
 
-export interface RevertData { directory: string; removed: boolean }
+export interface RevertData {
+  directory: string;
+  removed: boolean;
+}
 
 export interface ForkedContents {
   /** Installed path → the text of its copy after every change. */
@@ -40,9 +43,11 @@ const sha256 = (data: string | Buffer): string => createHash('sha256').update(da
 export function forkedContents(job: Job): ForkedContents {
   const { changes } = forkSettings(job.config);
   if (changes.length === 0) {
-    throw new OperatorError(`The fork_bucardo section of ${job.config.file} lists no change, so there is nothing to `
-      + 'apply. Add one (file, pattern, replacement; see docs/fork_bucardo.md), or run fork_bucardo.revert to go back '
-      + 'to the packaged Bucardo.');
+    throw new OperatorError(
+      `The fork_bucardo section of ${job.config.file} lists no change, so there is nothing to ` +
+        'apply. Add one (file, pattern, replacement; see docs/fork_bucardo.md), or run fork_bucardo.revert to go back ' +
+        'to the packaged Bucardo.',
+    );
   }
   const contents = new Map<string, string>();
   const packaged: Record<string, string> = {};
@@ -52,8 +57,10 @@ export function forkedContents(job: Job): ForkedContents {
       bytes = readFileSync(file);
     } catch (error) {
       const reason = (error as NodeJS.ErrnoException).code ?? (error as Error).message;
-      throw new OperatorError(`Cannot read ${file} (${reason}): fork_bucardo copies the packaged Bucardo, so it must `
-        + 'be installed (apt-get install bucardo, or scripts/setup.sh). Nothing was applied.');
+      throw new OperatorError(
+        `Cannot read ${file} (${reason}): fork_bucardo copies the packaged Bucardo, so it must ` +
+          'be installed (apt-get install bucardo, or scripts/setup.sh). Nothing was applied.',
+      );
     }
     packaged[file] = sha256(bytes);
     contents.set(file, bytes.toString('utf8'));
@@ -67,12 +74,15 @@ export function forkedContents(job: Job): ForkedContents {
   }
   const unmatched = applied.filter((change) => change.matches === 0);
   if (unmatched.length) {
-    const which = unmatched.map((c) => `fork_bucardo.${c.name}: the pattern '${c.pattern}' matches no line of `
-      + c.file);
+    const which = unmatched.map(
+      (c) => `fork_bucardo.${c.name}: the pattern '${c.pattern}' matches no line of ` + c.file,
+    );
     const running = appliedFork(job.paths.stateDir) ? 'its previous fork' : 'the packaged Bucardo';
-    throw new OperatorError(`${which.join('; ')}. Nothing was applied (the job still runs ${running}). Check the `
-      + 'pattern against the packaged file (grep it there: an earlier change in the section may already have '
-      + 'rewritten the line), then run fork_bucardo.apply_changes again.');
+    throw new OperatorError(
+      `${which.join('; ')}. Nothing was applied (the job still runs ${running}). Check the ` +
+        'pattern against the packaged file (grep it there: an earlier change in the section may already have ' +
+        'rewritten the line), then run fork_bucardo.apply_changes again.',
+    );
   }
   return { contents, packaged, changes: applied };
 }
@@ -83,15 +93,17 @@ export async function applyChanges(ctx: CommandContext): Promise<CommandOutcome<
   const { contents, packaged, changes } = forkedContents(job);
   const forked = Object.fromEntries([...contents].map(([file, text]) => [file, sha256(text)]));
   const unchanged = holdsAlready(job.paths.stateDir, forked);
-  if (!unchanged) writeFork(directory, contents, { appliedAt: new Date().toISOString(), packaged, forked, changes });
+  if (!unchanged)
+    writeFork(directory, contents, { appliedAt: new Date().toISOString(), packaged, forked, changes });
   useFork(job, appliedFork(job.paths.stateDir));
   const pid = runningDaemon(job);
   const done = unchanged
     ? 'The fork already holds these changes; nothing was rewritten'
     : `Applied ${changes.length} change(s) to this job's copy of Bucardo in ${directory}`;
-  const restart = pid === undefined
-    ? 'The daemon is not running: bucardo.start runs it from the fork.'
-    : `The daemon (pid ${pid}) keeps the code it started with: run bucardo.restart for the fork to take effect.`;
+  const restart =
+    pid === undefined
+      ? 'The daemon is not running: bucardo.start runs it from the fork.'
+      : `The daemon (pid ${pid}) keeps the code it started with: run bucardo.restart for the fork to take effect.`;
   return {
     message: `${done}; the installed files are untouched and other jobs keep the packaged Bucardo. ${restart}`,
     data: { directory, changes, changed: !unchanged, ...(pid !== undefined ? { daemonPid: pid } : {}) },
@@ -103,8 +115,9 @@ function holdsAlready(stateDir: string, forked: Record<string, string>): boolean
   const fork = appliedFork(stateDir);
   const previous = readManifest(forkDirectory(stateDir));
   if (!fork || !previous) return false;
-  return Object.entries(forked).every(([file, hash]) => previous.forked[file] === hash
-    && sha256(readFileSync(fork.files[file]!)) === hash);
+  return Object.entries(forked).every(
+    ([file, hash]) => previous.forked[file] === hash && sha256(readFileSync(fork.files[file]!)) === hash,
+  );
 }
 
 /** Written beside the fork and swapped in whole, so an interrupted apply leaves the previous fork (or none). */
@@ -130,18 +143,23 @@ export async function validateApply(ctx: CommandContext): Promise<Check[]> {
   const directory = forkDirectory(job.paths.stateDir);
   const manifest = readManifest(directory);
   const fork = appliedFork(job.paths.stateDir);
-  const copiesIntact = manifest !== undefined && fork !== undefined
-    && Object.entries(fork.files).every(([file, copy]) => sha256(readFileSync(copy)) === manifest.forked[file]);
-  const changedPackages = !manifest ? [] : Object.keys(BUCARDO_FILES)
-    .filter((file) => !existsSync(file) || sha256(readFileSync(file)) !== manifest.packaged[file]);
+  const copiesIntact =
+    manifest !== undefined &&
+    fork !== undefined &&
+    Object.entries(fork.files).every(([file, copy]) => sha256(readFileSync(copy)) === manifest.forked[file]);
+  const changedPackages = !manifest
+    ? []
+    : Object.keys(BUCARDO_FILES).filter(
+        (file) => !existsSync(file) || sha256(readFileSync(file)) !== manifest.packaged[file],
+      );
   return [
     {
-      name: 'the fork\'s copies hold the applied changes',
+      name: "the fork's copies hold the applied changes",
       pass: copiesIntact,
       ...(copiesIntact ? {} : { detail: `no complete fork in ${directory}` }),
     },
     {
-      name: 'this job\'s bucardo commands run from the fork',
+      name: "this job's bucardo commands run from the fork",
       pass: job.bucardoFork !== undefined && job.bucardoFork.executable === fork?.executable,
     },
     {
@@ -162,9 +180,11 @@ export async function revert(ctx: CommandContext): Promise<CommandOutcome<Revert
     // Bucardo's MCP re-executes its own file when it respawns: removing the fork under it would kill
     // it. Which files a running daemon loaded cannot be told from outside (Perl's $0 rewrite clobbers
     // /proc/<pid>/environ), so any running daemon of the job is taken to run from the fork.
-    throw new OperatorError(`The daemon of ${job.name} (pid ${pid}) is running, possibly from the fork in `
-      + `${directory}, and Bucardo re-executes its own file when it respawns, so the fork was not removed. Stop it `
-      + '(bucardo.stop), run fork_bucardo.revert, then bucardo.start to run the packaged Bucardo.');
+    throw new OperatorError(
+      `The daemon of ${job.name} (pid ${pid}) is running, possibly from the fork in ` +
+        `${directory}, and Bucardo re-executes its own file when it respawns, so the fork was not removed. Stop it ` +
+        '(bucardo.stop), run fork_bucardo.revert, then bucardo.start to run the packaged Bucardo.',
+    );
   }
   const leftovers = [directory, `${directory}.new`, `${directory}.old`];
   const existed = leftovers.some((dir) => existsSync(dir));
@@ -172,8 +192,8 @@ export async function revert(ctx: CommandContext): Promise<CommandOutcome<Revert
   useFork(job, undefined);
   return {
     message: existed
-      ? `Removed this job's fork of Bucardo (${directory}): its bucardo commands and daemon use the packaged `
-        + 'Bucardo again.'
+      ? `Removed this job's fork of Bucardo (${directory}): its bucardo commands and daemon use the packaged ` +
+        'Bucardo again.'
       : `This job has no fork of Bucardo (${directory} does not exist): it already uses the packaged Bucardo.`,
     data: { directory, removed: existed },
   };
@@ -182,12 +202,14 @@ export async function revert(ctx: CommandContext): Promise<CommandOutcome<Revert
 export async function validateRevert(ctx: CommandContext): Promise<Check[]> {
   const directory = forkDirectory(ctx.job.paths.stateDir);
   return [
-    { name: 'no fork of Bucardo in the job\'s state dir', pass: !existsSync(directory) },
-    { name: 'this job\'s bucardo commands run the packaged Bucardo', pass: ctx.job.bucardoFork === undefined },
+    { name: "no fork of Bucardo in the job's state dir", pass: !existsSync(directory) },
+    { name: "this job's bucardo commands run the packaged Bucardo", pass: ctx.job.bucardoFork === undefined },
   ];
 }
 
 function runningDaemon(job: Job): number | undefined {
   const pid = readPidFile(job.paths.mcpPidFile);
-  return pid !== undefined && isProcessAlive(pid) && /bucardo/i.test(processCommandLine(pid)) ? pid : undefined;
+  return pid !== undefined && isProcessAlive(pid) && /bucardo/i.test(processCommandLine(pid))
+    ? pid
+    : undefined;
 }

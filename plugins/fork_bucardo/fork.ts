@@ -7,7 +7,13 @@ import path from 'node:path';
 import type { BucardoFork, Job } from '../../src/core/job.js';
 import { BUCARDO_FILES } from './settings.js';
 
-export interface AppliedChange { name: string; file: string; pattern: string; replacement: string; matches: number }
+export interface AppliedChange {
+  name: string;
+  file: string;
+  pattern: string;
+  replacement: string;
+  matches: number;
+}
 
 export interface ForkManifest {
   appliedAt: string;
@@ -37,8 +43,9 @@ export function readManifest(directory: string): ForkManifest | undefined {
 
 /** The copies as core runs them: the executable, Perl's module dir, and each installed path's copy. */
 export function forkOf(directory: string): BucardoFork {
-  const files = Object.fromEntries(Object.entries(BUCARDO_FILES)
-    .map(([installed, copy]) => [installed, path.join(directory, copy)]));
+  const files = Object.fromEntries(
+    Object.entries(BUCARDO_FILES).map(([installed, copy]) => [installed, path.join(directory, copy)]),
+  );
   return {
     executable: files['/usr/bin/bucardo']!,
     perlLib: path.dirname(files['/usr/share/perl5/Bucardo.pm']!),

@@ -3,6 +3,9 @@
 import type { ApplyData } from './apply.js';
 
 export function formatApply(data: ApplyData): string[] {
-  return data.changes.map((change) => `  - ${change.name}: ${change.file}: s/${change.pattern}/${change.replacement}/ `
-    + `matched ${change.matches} line${change.matches === 1 ? '' : 's'}`);
+  return data.changes.map(
+    (change) =>
+      `  - ${change.name}: ${change.file}: s/${change.pattern}/${change.replacement}/ ` +
+      `matched ${change.matches} line${change.matches === 1 ? '' : 's'}`,
+  );
 }

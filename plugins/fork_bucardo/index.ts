@@ -11,19 +11,22 @@ const apply = () => import('./apply.js');
 
 export default definePlugin<ForkSettings>({
   name: 'fork_bucardo',
-  summary: 'run this job on a private copy of Bucardo changed by sed substitutions; the installed files stay untouched',
+  summary:
+    'run this job on a private copy of Bucardo changed by sed substitutions; the installed files stay untouched',
   parseSettings: parseForkSettings,
   configureJob: (job) => useFork(job, appliedFork(job.paths.stateDir)),
   commands: {
     apply_changes: {
-      summary: 'copy Bucardo\'s files into the job\'s state dir and apply every change of the fork_bucardo section '
-        + '(restart the daemon after)',
+      summary:
+        "copy Bucardo's files into the job's state dir and apply every change of the fork_bucardo section " +
+        '(restart the daemon after)',
       run: async (ctx) => (await apply()).applyChanges(ctx),
       validate: async (ctx) => (await apply()).validateApply(ctx),
       format: formatApply,
     },
     revert: {
-      summary: 'remove the job\'s copy: its bucardo commands and next daemon start use the packaged Bucardo again',
+      summary:
+        "remove the job's copy: its bucardo commands and next daemon start use the packaged Bucardo again",
       run: async (ctx) => (await apply()).revert(ctx),
       validate: async (ctx) => (await apply()).validateRevert(ctx),
     },

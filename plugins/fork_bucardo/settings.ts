@@ -16,7 +16,9 @@ export interface ForkChange {
   replacement: string;
 }
 
-export interface ForkSettings { changes: ForkChange[] }
+export interface ForkSettings {
+  changes: ForkChange[];
+}
 
 /**
  * The files of Debian's bucardo package that hold code the tool runs (`dpkg -L bucardo`, less its
@@ -32,7 +34,12 @@ export const BUCARDO_FILES: Record<string, string> = {
 
 const CHANGE_KEYS = ['file', 'pattern', 'replacement'];
 
-export function parseForkSettings(reader: ConfigReader, raw: unknown, where: string, config: JobConfig): ForkSettings {
+export function parseForkSettings(
+  reader: ConfigReader,
+  raw: unknown,
+  where: string,
+  config: JobConfig,
+): ForkSettings {
   // The original tool's config.yml ships this section with placeholder paths while the plugin is
   // not in its plugins list: a disabled plugin's section is accepted as it stands and ignored.
   if (!config.plugins.includes('fork_bucardo')) return { changes: [] };
@@ -41,22 +48,26 @@ export function parseForkSettings(reader: ConfigReader, raw: unknown, where: str
   for (const [name, value] of Object.entries(section)) {
     const path = `${where}.${name}`;
     if (value === null || typeof value !== 'object' || Array.isArray(value)) {
-      reader.problem(path, "expected a change: {file: /usr/share/perl5/Bucardo.pm, pattern: '...', "
-        + "replacement: '...'}");
+      reader.problem(
+        path,
+        "expected a change: {file: /usr/share/perl5/Bucardo.pm, pattern: '...', " + "replacement: '...'}",
+      );
       continue;
     }
     const change = reader.section(value, path, CHANGE_KEYS);
     const file = reader.requiredString(change, 'file', path);
     const pattern = reader.requiredString(change, 'pattern', path);
     // An empty replacement deletes the matched text, as in sed; only a missing key is a mistake.
-    const replacement = change['replacement'] === undefined
-      ? undefined
-      : reader.string(change, 'replacement', path, '');
-    if (replacement === undefined) reader.problem(`${path}.replacement`, 'is required (\'\' deletes the matched text)');
+    const replacement =
+      change['replacement'] === undefined ? undefined : reader.string(change, 'replacement', path, '');
+    if (replacement === undefined)
+      reader.problem(`${path}.replacement`, "is required ('' deletes the matched text)");
     if (file && !(file in BUCARDO_FILES)) {
       const allowed = Object.keys(BUCARDO_FILES).join(', ');
-      reader.problem(`${path}.file`, `'${file}' is not one of Bucardo's installed files this plugin can fork: `
-        + allowed);
+      reader.problem(
+        `${path}.file`,
+        `'${file}' is not one of Bucardo's installed files this plugin can fork: ` + allowed,
+      );
     }
     if (pattern) {
       try {

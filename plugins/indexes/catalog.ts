@@ -23,10 +23,18 @@ export interface SecondaryIndex {
   keepReason?: string;
 }
 
-export interface LargeTable { schema: string; name: string; sizeBytes: number }
+export interface LargeTable {
+  schema: string;
+  name: string;
+  sizeBytes: number;
+}
 
 /** Tables in scope whose size on the primary is larger than the threshold, largest first. */
-export async function largeTables(primary: Client, filters: ReplicationObjects, largerThanBytes: number): Promise<{ large: LargeTable[]; inScope: number }> {
+export async function largeTables(
+  primary: Client,
+  filters: ReplicationObjects,
+  largerThanBytes: number,
+): Promise<{ large: LargeTable[]; inScope: number }> {
   const scope = await findReplicationObjects(primary, filters);
   const large = scope.tables
     .filter((table: Relation) => table.sizeBytes > largerThanBytes)
@@ -44,14 +52,27 @@ export async function indexSizes(primary: Client, tables: LargeTable[]): Promise
        JOIN pg_class t ON t.relnamespace = n.oid AND t.relname = wanted.name
        JOIN pg_index x ON x.indrelid = t.oid
        JOIN pg_class i ON i.oid = x.indexrelid`,
-    [tables.map((t) => t.schema), tables.map((t) => t.name)]);
+    [tables.map((t) => t.schema), tables.map((t) => t.name)],
+  );
   return new Map(rows.map((row) => [`${row.schema}.${row.index}`, Number(row.size_bytes)]));
 }
 
 interface IndexRow {
-  schema: string; table: string; index: string; index_definition: string; constraint_type: 'u' | 'x' | null;
-  constraint_definition: string | null; deferrable: boolean | null; initially_deferred: boolean | null; tablespace: string | null;
-  comment: string | null; constraint_comment: string | null; clustered: boolean; referenced_by: string | null; partitioned_parent: string | null; replica_identity: boolean;
+  schema: string;
+  table: string;
+  index: string;
+  index_definition: string;
+  constraint_type: 'u' | 'x' | null;
+  constraint_definition: string | null;
+  deferrable: boolean | null;
+  initially_deferred: boolean | null;
+  tablespace: string | null;
+  comment: string | null;
+  constraint_comment: string | null;
+  clustered: boolean;
+  referenced_by: string | null;
+  partitioned_parent: string | null;
+  replica_identity: boolean;
 }
 
 /**
@@ -60,7 +81,11 @@ interface IndexRow {
  * and re-validating foreign keys on other tables. Indexes attached to a partitioned table's index
  * cannot be dropped alone, and a replica identity index would lose its role if dropped.
  */
-export async function secondaryIndexes(secondary: Client, tables: LargeTable[], sizes: Map<string, number>): Promise<SecondaryIndex[]> {
+export async function secondaryIndexes(
+  secondary: Client,
+  tables: LargeTable[],
+  sizes: Map<string, number>,
+): Promise<SecondaryIndex[]> {
   const { rows } = await secondary.query<IndexRow>(
     `SELECT n.nspname AS schema, t.relname AS table, i.relname AS index, pg_get_indexdef(x.indexrelid) AS index_definition,
             con.contype AS constraint_type, pg_get_constraintdef(con.oid) AS constraint_definition,
@@ -80,16 +105,29 @@ export async function secondaryIndexes(secondary: Client, tables: LargeTable[], 
        LEFT JOIN pg_constraint con ON con.conindid = x.indexrelid AND con.conrelid = t.oid AND con.contype IN ('u', 'x')
       WHERE NOT x.indisprimary
       ORDER BY n.nspname, t.relname, i.relname`,
-    [tables.map((t) => t.schema), tables.map((t) => t.name)]);
+    [tables.map((t) => t.schema), tables.map((t) => t.name)],
+  );
   return rows.map((row) => {
-    const keepReason = row.referenced_by ? `a foreign key relies on it: ${row.referenced_by}`
-      : row.partitioned_parent ? `part of the partitioned index ${row.partitioned_parent}`
-        : row.replica_identity ? 'it is the table\'s replica identity' : undefined;
+    const keepReason = row.referenced_by
+      ? `a foreign key relies on it: ${row.referenced_by}`
+      : row.partitioned_parent
+        ? `part of the partitioned index ${row.partitioned_parent}`
+        : row.replica_identity
+          ? "it is the table's replica identity"
+          : undefined;
     return {
-      schema: row.schema, table: row.table, index: row.index, indexDefinition: row.index_definition,
-      constraintType: row.constraint_type, constraintDefinition: row.constraint_definition,
-      deferrable: row.deferrable ?? false, initiallyDeferred: row.initially_deferred ?? false,
-      tablespace: row.tablespace, comment: row.comment, constraintComment: row.constraint_comment, clustered: row.clustered,
+      schema: row.schema,
+      table: row.table,
+      index: row.index,
+      indexDefinition: row.index_definition,
+      constraintType: row.constraint_type,
+      constraintDefinition: row.constraint_definition,
+      deferrable: row.deferrable ?? false,
+      initiallyDeferred: row.initially_deferred ?? false,
+      tablespace: row.tablespace,
+      comment: row.comment,
+      constraintComment: row.constraint_comment,
+      clustered: row.clustered,
       sizeBytes: sizes.get(`${row.schema}.${row.index}`) ?? 0,
       ...(keepReason ? { keepReason } : {}),
     };
@@ -107,8 +145,18 @@ export interface IndexPresence {
 }
 
 /** What the secondary has now under each recorded name, keyed "schema.index". */
-export async function presence(secondary: Client, wanted: { schema: string; table: string; index: string }[]): Promise<Map<string, IndexPresence>> {
-  const { rows } = await secondary.query<{ schema: string; index: string; exists: boolean; valid: boolean | null; definition: string | null; constraint_exists: boolean }>(
+export async function presence(
+  secondary: Client,
+  wanted: { schema: string; table: string; index: string }[],
+): Promise<Map<string, IndexPresence>> {
+  const { rows } = await secondary.query<{
+    schema: string;
+    index: string;
+    exists: boolean;
+    valid: boolean | null;
+    definition: string | null;
+    constraint_exists: boolean;
+  }>(
     `SELECT w.schema, w.index, x.indexrelid IS NOT NULL AS exists, x.indisvalid AS valid, pg_get_indexdef(x.indexrelid) AS definition,
             EXISTS (SELECT 1 FROM pg_constraint con WHERE con.conrelid = t.oid AND con.conname = w.index AND con.contype IN ('u', 'x')) AS constraint_exists
        FROM unnest($1::text[], $2::text[], $3::text[]) AS w(schema, "table", index)
@@ -116,8 +164,17 @@ export async function presence(secondary: Client, wanted: { schema: string; tabl
        LEFT JOIN pg_class t ON t.relnamespace = n.oid AND t.relname = w.table
        LEFT JOIN pg_class i ON i.relnamespace = n.oid AND i.relname = w.index AND i.relkind = 'i'
        LEFT JOIN pg_index x ON x.indexrelid = i.oid AND x.indrelid = t.oid`,
-    [wanted.map((w) => w.schema), wanted.map((w) => w.table), wanted.map((w) => w.index)]);
-  return new Map(rows.map((row) => [`${row.schema}.${row.index}`, {
-    exists: row.exists, valid: row.valid === true, ...(row.definition ? { definition: row.definition } : {}), constraintExists: row.constraint_exists,
-  }]));
+    [wanted.map((w) => w.schema), wanted.map((w) => w.table), wanted.map((w) => w.index)],
+  );
+  return new Map(
+    rows.map((row) => [
+      `${row.schema}.${row.index}`,
+      {
+        exists: row.exists,
+        valid: row.valid === true,
+        ...(row.definition ? { definition: row.definition } : {}),
+        constraintExists: row.constraint_exists,
+      },
+    ]),
+  );
 }

@@ -15,13 +15,19 @@ const UPSTREAM_CONFIRM_FLAG = 'upstream-copy-done';
 export async function requireCopyNotStarted(job: Job): Promise<void> {
   const copy = await copyState(job);
   if (copy.state === 'not requested') {
-    throw new OperatorError(`bucardo.copy_data is 'never' for ${job.name}: Bucardo copies no rows, so dropping indexes on the secondary speeds nothing up. Nothing was dropped.`);
+    throw new OperatorError(
+      `bucardo.copy_data is 'never' for ${job.name}: Bucardo copies no rows, so dropping indexes on the secondary speeds nothing up. Nothing was dropped.`,
+    );
   }
   if (copy.state === 'done') {
-    throw new OperatorError(`The initial copy of ${job.name} has already finished, so dropping indexes now speeds nothing up. Nothing was dropped. If indexes were dropped earlier, run indexes.recreate.`);
+    throw new OperatorError(
+      `The initial copy of ${job.name} has already finished, so dropping indexes now speeds nothing up. Nothing was dropped. If indexes were dropped earlier, run indexes.recreate.`,
+    );
   }
   if (copy.state === 'running') {
-    throw new OperatorError(`The initial copy of ${job.name} is already running${copy.table ? ` (now ${copy.table})` : ''}: dropping an index needs an exclusive lock on a table Bucardo is writing. Nothing was dropped. Drop indexes before bucardo.start; for this copy, let it finish and skip indexes.drop.`);
+    throw new OperatorError(
+      `The initial copy of ${job.name} is already running${copy.table ? ` (now ${copy.table})` : ''}: dropping an index needs an exclusive lock on a table Bucardo is writing. Nothing was dropped. Drop indexes before bucardo.start; for this copy, let it finish and skip indexes.drop.`,
+    );
   }
 }
 
@@ -32,11 +38,17 @@ export async function requireUpstreamCopyDone(ctx: CommandContext): Promise<stri
   const upstream = upstreamJob(job, ctx.jobs);
   if (upstream) {
     const copy = await copyState(upstream);
-    if (copy.state === 'done' || copy.state === 'not requested') return `A→B job ${jobTitle(upstream)}: initial copy ${copy.state}`;
-    throw new OperatorError(`${job.name} is the B→C hop of a cascade, and the A→B initial copy (job ${jobTitle(upstream)}) is ${copy.state}: until it is done, B is not filled, so no table looks large and indexes.drop would drop the wrong set. Wait with ${upstream.label ? `${upstream.label}.` : ''}bucardo.wait_for_copy, then run indexes.drop again.`);
+    if (copy.state === 'done' || copy.state === 'not requested')
+      return `A→B job ${jobTitle(upstream)}: initial copy ${copy.state}`;
+    throw new OperatorError(
+      `${job.name} is the B→C hop of a cascade, and the A→B initial copy (job ${jobTitle(upstream)}) is ${copy.state}: until it is done, B is not filled, so no table looks large and indexes.drop would drop the wrong set. Wait with ${upstream.label ? `${upstream.label}.` : ''}bucardo.wait_for_copy, then run indexes.drop again.`,
+    );
   }
   if (ctx.options.flag(UPSTREAM_CONFIRM_FLAG)) return 'A→B initial copy confirmed done by the operator';
   const question = `${job.name} is the B→C hop of a cascade and the A→B config is not loaded. Has the A→B initial copy finished (its bucardo.status says the copy is done)?`;
-  if (ctx.prompt.interactive && await ctx.prompt.confirm(question, false)) return 'A→B initial copy confirmed done by the operator';
-  throw new OperatorError(`${job.name} is the B→C hop of a cascade (databases.primary.cascade is true), and indexes.drop must wait until the A→B initial copy has filled B. The A→B job is not loaded in this session, so that cannot be checked. Load both configs (node wrapper.js -c1 a_to_b.yml -c2 b_to_c.yml, then c2.indexes.drop), or, after checking the A→B copy is done with bucardo.status on the A→B config, confirm it: answer yes at the prompt, or in list mode run "indexes.drop ${UPSTREAM_CONFIRM_ARG}".`);
+  if (ctx.prompt.interactive && (await ctx.prompt.confirm(question, false)))
+    return 'A→B initial copy confirmed done by the operator';
+  throw new OperatorError(
+    `${job.name} is the B→C hop of a cascade (databases.primary.cascade is true), and indexes.drop must wait until the A→B initial copy has filled B. The A→B job is not loaded in this session, so that cannot be checked. Load both configs (node wrapper.js -c1 a_to_b.yml -c2 b_to_c.yml, then c2.indexes.drop), or, after checking the A→B copy is done with bucardo.status on the A→B config, confirm it: answer yes at the prompt, or in list mode run "indexes.drop ${UPSTREAM_CONFIRM_ARG}".`,
+  );
 }

@@ -6,7 +6,10 @@ export function formatDrop(data: DropData): string[] {
   const lines: string[] = [];
   for (const failure of data.failed) {
     lines.push(`  not dropped on ${failure.table}: ${failure.error}`);
-    for (const b of failure.blockers) lines.push(`    lock held by pid ${b.pid} (${b.user}, ${b.application || 'no application name'}, ${b.seconds} s): ${b.query}`);
+    for (const b of failure.blockers)
+      lines.push(
+        `    lock held by pid ${b.pid} (${b.user}, ${b.application || 'no application name'}, ${b.seconds} s): ${b.query}`,
+      );
   }
   for (const note of data.notes) lines.push(`  note: ${note}`);
   return lines;

@@ -12,7 +12,8 @@ const uninstall = () => import('./uninstall.js');
 
 export default definePlugin<IndexSettings>({
   name: 'indexes',
-  summary: 'drop the secondary\'s indexes on large tables before the initial copy, and rebuild them in parallel after it',
+  summary:
+    "drop the secondary's indexes on large tables before the initial copy, and rebuild them in parallel after it",
   parseSettings: parseIndexSettings,
   hooks: {
     // Dropping the metadata database would lose the only copy of the dropped indexes' definitions.
@@ -27,7 +28,8 @@ export default definePlugin<IndexSettings>({
       validate: async (ctx) => (await install()).validateInstall(ctx),
     },
     drop: {
-      summary: 'list, then record and drop the secondary\'s non-primary-key indexes on tables larger than indexes.larger_than (--dry-run: list only)',
+      summary:
+        "list, then record and drop the secondary's non-primary-key indexes on tables larger than indexes.larger_than (--dry-run: list only)",
       arguments: {
         'dry-run': { kind: 'flag', help: 'list what would be dropped and kept; drop nothing' },
         'upstream-copy-done': {
@@ -40,12 +42,14 @@ export default definePlugin<IndexSettings>({
       format: formatDrop,
     },
     recreate: {
-      summary: 'rebuild the dropped indexes, now or after the initial copy (--now / --wait), largest first, indexes.jobs at a time',
+      summary:
+        'rebuild the dropped indexes, now or after the initial copy (--now / --wait), largest first, indexes.jobs at a time',
       arguments: {
         now: { kind: 'flag', conflicts: ['wait'], help: 'rebuild at once, even while the initial copy runs' },
         wait: {
-          kind: 'flag', conflicts: ['now'],
-          help: 'wait for the initial copy to finish, then rebuild (list mode\'s choice)',
+          kind: 'flag',
+          conflicts: ['now'],
+          help: "wait for the initial copy to finish, then rebuild (list mode's choice)",
         },
       },
       run: async (ctx) => (await recreate()).recreateIndexes(ctx),
@@ -53,7 +57,8 @@ export default definePlugin<IndexSettings>({
       format: formatRecreate,
     },
     uninstall: {
-      summary: 'remove this job\'s index records, and the record table once no job has any (refuses while a dropped index is not rebuilt)',
+      summary:
+        "remove this job's index records, and the record table once no job has any (refuses while a dropped index is not rebuilt)",
       run: async (ctx) => (await uninstall()).uninstall(ctx),
       validate: async (ctx) => (await uninstall()).validateUninstall(ctx),
     },

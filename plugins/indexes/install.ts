@@ -7,10 +7,16 @@ import { installRecords, RECORD_TABLE, recordsInstalled, withRecords } from './r
 export async function install(ctx: CommandContext): Promise<CommandOutcome> {
   const { job, activity } = ctx;
   if (!(await metadataDatabaseExists(job, activity))) {
-    throw new OperatorError(`The metadata database ${job.metadataDb} does not exist yet, and indexes.install keeps its records there. Run bucardo.install first, then indexes.install.`);
+    throw new OperatorError(
+      `The metadata database ${job.metadataDb} does not exist yet, and indexes.install keeps its records there. Run bucardo.install first, then indexes.install.`,
+    );
   }
   const created = await installRecords(job, activity);
-  return { message: created ? `Created ${RECORD_TABLE} in ${job.metadataDb}: indexes.drop records every definition there before it drops anything.` : `${RECORD_TABLE} already exists in ${job.metadataDb}.` };
+  return {
+    message: created
+      ? `Created ${RECORD_TABLE} in ${job.metadataDb}: indexes.drop records every definition there before it drops anything.`
+      : `${RECORD_TABLE} already exists in ${job.metadataDb}.`,
+  };
 }
 
 export async function validateInstall(ctx: CommandContext): Promise<Check[]> {

@@ -7,16 +7,34 @@ import type { Job } from '../../src/core/job.js';
 import { attempt, runPool } from '../../src/core/pool.js';
 import type { RebuildStep } from './statements.js';
 
-export interface RebuildTask { schema: string; index: string; table: string; sizeBytes: number; steps: RebuildStep[] }
+export interface RebuildTask {
+  schema: string;
+  index: string;
+  table: string;
+  sizeBytes: number;
+  steps: RebuildStep[];
+}
 
-export interface RebuildResult { schema: string; index: string; table: string; sizeBytes: number; seconds: number; error?: string }
+export interface RebuildResult {
+  schema: string;
+  index: string;
+  table: string;
+  sizeBytes: number;
+  seconds: number;
+  error?: string;
+}
 
 /** "schema.index" for messages. */
 export function indexName(item: { schema: string; index: string }): string {
   return `${item.schema}.${item.index}`;
 }
 
-export interface RebuildProgress { done: number; total: number; building: string[]; elapsedSeconds: number }
+export interface RebuildProgress {
+  done: number;
+  total: number;
+  building: string[];
+  elapsedSeconds: number;
+}
 
 async function runStep(client: Client, step: RebuildStep): Promise<void> {
   await withTransaction(client, async () => {
@@ -24,26 +42,49 @@ async function runStep(client: Client, step: RebuildStep): Promise<void> {
   });
 }
 
-export async function rebuildInParallel(job: Job, tasks: RebuildTask[], options: {
-  jobs: number; maintenanceWorkMemKb: number; activity: Activity;
-  onProgress(progress: RebuildProgress): void; onFinished(result: RebuildResult): void;
-}): Promise<RebuildResult[]> {
+export async function rebuildInParallel(
+  job: Job,
+  tasks: RebuildTask[],
+  options: {
+    jobs: number;
+    maintenanceWorkMemKb: number;
+    activity: Activity;
+    onProgress(progress: RebuildProgress): void;
+    onFinished(result: RebuildResult): void;
+  },
+): Promise<RebuildResult[]> {
   const queue = [...tasks].sort((a, b) => b.sizeBytes - a.sizeBytes);
   const results: RebuildResult[] = [];
   const building = new Set<string>();
   const began = Date.now();
-  const report = () => options.onProgress({ done: results.length, total: tasks.length, building: [...building], elapsedSeconds: (Date.now() - began) / 1000 });
+  const report = () =>
+    options.onProgress({
+      done: results.length,
+      total: tasks.length,
+      building: [...building],
+      elapsedSeconds: (Date.now() - began) / 1000,
+    });
   const ticker = setInterval(report, 1000);
   try {
     await runPool<Client, RebuildTask>({
       workers: Math.min(options.jobs, tasks.length),
       activity: options.activity,
-      withResource: (_, loop) => withClient(job, { role: 'secondary', login: 'schema_owner', activity: options.activity, applicationName: 'bucardo-console indexes.recreate' }, async (client) => {
-        await client.query(`SET maintenance_work_mem = '${Math.floor(options.maintenanceWorkMemKb)}kB'`);
-        // An index build takes as long as it takes; a role's statement_timeout must not cut it short.
-        await client.query('SET statement_timeout = 0');
-        await loop(client);
-      }),
+      withResource: (_, loop) =>
+        withClient(
+          job,
+          {
+            role: 'secondary',
+            login: 'schema_owner',
+            activity: options.activity,
+            applicationName: 'bucardo-console indexes.recreate',
+          },
+          async (client) => {
+            await client.query(`SET maintenance_work_mem = '${Math.floor(options.maintenanceWorkMemKb)}kB'`);
+            // An index build takes as long as it takes; a role's statement_timeout must not cut it short.
+            await client.query('SET statement_timeout = 0');
+            await loop(client);
+          },
+        ),
       next: () => queue.shift(),
       work: async (task, client) => {
         building.add(indexName(task));
@@ -53,7 +94,14 @@ export async function rebuildInParallel(job: Job, tasks: RebuildTask[], options:
         });
         building.delete(indexName(task));
         if (options.activity.interrupted) return;
-        const result: RebuildResult = { schema: task.schema, index: task.index, table: task.table, sizeBytes: task.sizeBytes, seconds, ...(error ? { error } : {}) };
+        const result: RebuildResult = {
+          schema: task.schema,
+          index: task.index,
+          table: task.table,
+          sizeBytes: task.sizeBytes,
+          seconds,
+          ...(error ? { error } : {}),
+        };
         results.push(result);
         options.onFinished(result);
         report();

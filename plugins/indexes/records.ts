@@ -42,7 +42,11 @@ export interface DroppedIndex extends Omit<SecondaryIndex, 'keepReason'> {
   recreatedAt: Date | null;
 }
 
-export function withRecords<T>(job: Job, activity: Activity | undefined, fn: (client: Client) => Promise<T>): Promise<T> {
+export function withRecords<T>(
+  job: Job,
+  activity: Activity | undefined,
+  fn: (client: Client) => Promise<T>,
+): Promise<T> {
   return withClient(job, { role: 'bucardo', activity }, fn);
 }
 
@@ -55,13 +59,17 @@ export async function installRecords(job: Job, activity: Activity): Promise<bool
 }
 
 export async function recordsInstalled(client: Client): Promise<boolean> {
-  const { rows } = await client.query<{ present: boolean }>('SELECT to_regclass($1) IS NOT NULL AS present', [RECORD_TABLE]);
+  const { rows } = await client.query<{ present: boolean }>('SELECT to_regclass($1) IS NOT NULL AS present', [
+    RECORD_TABLE,
+  ]);
   return rows[0]!.present;
 }
 
 export async function requireRecords(client: Client, job: Job): Promise<void> {
   if (!(await recordsInstalled(client))) {
-    throw new OperatorError(`The table that records dropped index definitions (${RECORD_TABLE} in the metadata database ${job.metadataDb}) does not exist. Run indexes.install first (after bucardo.install, which creates the metadata database).`);
+    throw new OperatorError(
+      `The table that records dropped index definitions (${RECORD_TABLE} in the metadata database ${job.metadataDb}) does not exist. Run indexes.install first (after bucardo.install, which creates the metadata database).`,
+    );
   }
 }
 
@@ -81,14 +89,33 @@ export async function recordDefinitions(client: Client, job: Job, indexes: Secon
            constraint_definition = excluded.constraint_definition, is_deferrable = excluded.is_deferrable,
            is_initially_deferred = excluded.is_initially_deferred, tablespace = excluded.tablespace, comment = excluded.comment,
            constraint_comment = excluded.constraint_comment, clustered = excluded.clustered, size_bytes = excluded.size_bytes, recorded_at = now(), dropped_at = NULL, recreated_at = NULL`,
-        [job.name, index.schema, index.table, index.index, index.indexDefinition, index.constraintType, index.constraintDefinition,
-          index.deferrable, index.initiallyDeferred, index.tablespace, index.comment, index.constraintComment, index.clustered, index.sizeBytes]);
+        [
+          job.name,
+          index.schema,
+          index.table,
+          index.index,
+          index.indexDefinition,
+          index.constraintType,
+          index.constraintDefinition,
+          index.deferrable,
+          index.initiallyDeferred,
+          index.tablespace,
+          index.comment,
+          index.constraintComment,
+          index.clustered,
+          index.sizeBytes,
+        ],
+      );
     }
   });
 }
 
 /** How many of these indexes are recorded with exactly the definition found, per table ("schema.table"). */
-export async function recordedCountsByTable(client: Client, job: Job, indexes: SecondaryIndex[]): Promise<Map<string, number>> {
+export async function recordedCountsByTable(
+  client: Client,
+  job: Job,
+  indexes: SecondaryIndex[],
+): Promise<Map<string, number>> {
   const { rows } = await client.query<{ schema_name: string; table_name: string; recorded: number }>(
     `SELECT r.schema_name, r.table_name, count(*)::int AS recorded
        FROM ${RECORD_TABLE} r
@@ -96,30 +123,58 @@ export async function recordedCountsByTable(client: Client, job: Job, indexes: S
          ON found.schema_name = r.schema_name AND found.index_name = r.index_name AND found.index_definition = r.index_definition
       WHERE r.job = $1
       GROUP BY 1, 2`,
-    [job.name, indexes.map((i) => i.schema), indexes.map((i) => i.index), indexes.map((i) => i.indexDefinition)]);
+    [
+      job.name,
+      indexes.map((i) => i.schema),
+      indexes.map((i) => i.index),
+      indexes.map((i) => i.indexDefinition),
+    ],
+  );
   return new Map(rows.map((row) => [`${row.schema_name}.${row.table_name}`, row.recorded]));
 }
 
-export async function markDropped(client: Client, job: Job, indexes: { schema: string; index: string }[]): Promise<void> {
+export async function markDropped(
+  client: Client,
+  job: Job,
+  indexes: { schema: string; index: string }[],
+): Promise<void> {
   if (indexes.length === 0) return;
   await client.query(
     `UPDATE ${RECORD_TABLE} SET dropped_at = now()
       WHERE job = $1 AND (schema_name, index_name) IN (SELECT * FROM unnest($2::text[], $3::text[]))`,
-    [job.name, indexes.map((i) => i.schema), indexes.map((i) => i.index)]);
+    [job.name, indexes.map((i) => i.schema), indexes.map((i) => i.index)],
+  );
 }
 
-export async function markRecreated(client: Client, job: Job, indexes: { schema: string; index: string }[]): Promise<void> {
+export async function markRecreated(
+  client: Client,
+  job: Job,
+  indexes: { schema: string; index: string }[],
+): Promise<void> {
   if (indexes.length === 0) return;
   await client.query(
     `UPDATE ${RECORD_TABLE} SET recreated_at = now()
       WHERE job = $1 AND recreated_at IS NULL AND (schema_name, index_name) IN (SELECT * FROM unnest($2::text[], $3::text[]))`,
-    [job.name, indexes.map((i) => i.schema), indexes.map((i) => i.index)]);
+    [job.name, indexes.map((i) => i.schema), indexes.map((i) => i.index)],
+  );
 }
 
 interface RecordRow {
-  schema_name: string; table_name: string; index_name: string; index_definition: string; constraint_type: 'u' | 'x' | null;
-  constraint_definition: string | null; is_deferrable: boolean; is_initially_deferred: boolean; tablespace: string | null;
-  comment: string | null; constraint_comment: string | null; clustered: boolean; size_bytes: string; dropped_at: Date | null; recreated_at: Date | null;
+  schema_name: string;
+  table_name: string;
+  index_name: string;
+  index_definition: string;
+  constraint_type: 'u' | 'x' | null;
+  constraint_definition: string | null;
+  is_deferrable: boolean;
+  is_initially_deferred: boolean;
+  tablespace: string | null;
+  comment: string | null;
+  constraint_comment: string | null;
+  clustered: boolean;
+  size_bytes: string;
+  dropped_at: Date | null;
+  recreated_at: Date | null;
 }
 
 /** Every definition recorded for this job, largest first. */
@@ -127,11 +182,24 @@ export async function recordedIndexes(client: Client, job: Job): Promise<Dropped
   const { rows } = await client.query<RecordRow>(
     `SELECT schema_name, table_name, index_name, index_definition, constraint_type, constraint_definition, is_deferrable,
             is_initially_deferred, tablespace, comment, constraint_comment, clustered, size_bytes, dropped_at, recreated_at
-       FROM ${RECORD_TABLE} WHERE job = $1 ORDER BY size_bytes DESC, schema_name, index_name`, [job.name]);
+       FROM ${RECORD_TABLE} WHERE job = $1 ORDER BY size_bytes DESC, schema_name, index_name`,
+    [job.name],
+  );
   return rows.map((row) => ({
-    schema: row.schema_name, table: row.table_name, index: row.index_name, indexDefinition: row.index_definition,
-    constraintType: row.constraint_type, constraintDefinition: row.constraint_definition, deferrable: row.is_deferrable,
-    initiallyDeferred: row.is_initially_deferred, tablespace: row.tablespace, comment: row.comment, constraintComment: row.constraint_comment, clustered: row.clustered,
-    sizeBytes: Number(row.size_bytes), droppedAt: row.dropped_at, recreatedAt: row.recreated_at,
+    schema: row.schema_name,
+    table: row.table_name,
+    index: row.index_name,
+    indexDefinition: row.index_definition,
+    constraintType: row.constraint_type,
+    constraintDefinition: row.constraint_definition,
+    deferrable: row.is_deferrable,
+    initiallyDeferred: row.is_initially_deferred,
+    tablespace: row.tablespace,
+    comment: row.comment,
+    constraintComment: row.constraint_comment,
+    clustered: row.clustered,
+    sizeBytes: Number(row.size_bytes),
+    droppedAt: row.dropped_at,
+    recreatedAt: row.recreated_at,
   }));
 }

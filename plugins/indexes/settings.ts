@@ -27,37 +27,51 @@ function size(reader: ConfigReader, raw: Raw, key: string, path: string, fallbac
   const value = raw[key] ?? fallback;
   const bytes = parseSize(value);
   if (bytes === undefined) {
-    reader.problem(`${path}.${key}`, `expected a size such as ${SIZE_EXAMPLES} (units: bytes, kB, MB, GB, TB, or the words kilobytes ... terabytes), got ${describe(value)}`);
+    reader.problem(
+      `${path}.${key}`,
+      `expected a size such as ${SIZE_EXAMPLES} (units: bytes, kB, MB, GB, TB, or the words kilobytes ... terabytes), got ${describe(value)}`,
+    );
     return parseSize(fallback)!;
   }
   return bytes;
 }
 
-export function parseIndexSettings(reader: ConfigReader, value: unknown, path: string, config: JobConfig): IndexSettings {
+export function parseIndexSettings(
+  reader: ConfigReader,
+  value: unknown,
+  path: string,
+  config: JobConfig,
+): IndexSettings {
   const raw = reader.section(value, path, KEYS);
   const largerThanBytes = size(reader, raw, 'larger_than', path, DEFAULT_LARGER_THAN);
   const memoryBytes = size(reader, raw, 'maintenance_work_mem', path, DEFAULT_MAINTENANCE_WORK_MEM);
   let maintenanceWorkMemKb = Math.floor(memoryBytes / 1024);
   if (maintenanceWorkMemKb < MIN_WORK_MEM_KB || maintenanceWorkMemKb > MAX_WORK_MEM_KB) {
-    reader.problem(`${path}.maintenance_work_mem`, `must be between 1 MB and 2 TB (PostgreSQL's limits), got ${formatSize(memoryBytes)}`);
+    reader.problem(
+      `${path}.maintenance_work_mem`,
+      `must be between 1 MB and 2 TB (PostgreSQL's limits), got ${formatSize(memoryBytes)}`,
+    );
     maintenanceWorkMemKb = parseSize(DEFAULT_MAINTENANCE_WORK_MEM)! / 1024;
   }
   return {
     largerThanBytes,
     jobs: reader.integer(raw, 'jobs', path, availableParallelism(), 1, 64),
     maintenanceWorkMemKb,
-    replicationObjects: raw['replication_objects'] !== undefined && raw['replication_objects'] !== null
-      ? readReplicationObjects(reader, raw['replication_objects'], `${path}.replication_objects`)
-      : config.bucardo.replicationObjects,
+    replicationObjects:
+      raw['replication_objects'] !== undefined && raw['replication_objects'] !== null
+        ? readReplicationObjects(reader, raw['replication_objects'], `${path}.replication_objects`)
+        : config.bucardo.replicationObjects,
   };
 }
 
 /** The settings of a job; parseSettings always ran for an enabled plugin, this covers a missing section. */
 export function indexSettings(config: JobConfig): IndexSettings {
-  return (config.pluginSettings['indexes'] as IndexSettings | undefined) ?? {
-    largerThanBytes: parseSize(DEFAULT_LARGER_THAN)!,
-    jobs: availableParallelism(),
-    maintenanceWorkMemKb: parseSize(DEFAULT_MAINTENANCE_WORK_MEM)! / 1024,
-    replicationObjects: config.bucardo.replicationObjects,
-  };
+  return (
+    (config.pluginSettings['indexes'] as IndexSettings | undefined) ?? {
+      largerThanBytes: parseSize(DEFAULT_LARGER_THAN)!,
+      jobs: availableParallelism(),
+      maintenanceWorkMemKb: parseSize(DEFAULT_MAINTENANCE_WORK_MEM)! / 1024,
+      replicationObjects: config.bucardo.replicationObjects,
+    }
+  );
 }

@@ -9,9 +9,14 @@ export type RebuildStep = string[];
 function finishing(record: DroppedIndex): string[] {
   const table = quoteQualified(record.schema, record.table);
   const statements: string[] = [];
-  if (record.comment !== null) statements.push(`COMMENT ON INDEX ${quoteQualified(record.schema, record.index)} IS ${quoteLiteral(record.comment)}`);
+  if (record.comment !== null)
+    statements.push(
+      `COMMENT ON INDEX ${quoteQualified(record.schema, record.index)} IS ${quoteLiteral(record.comment)}`,
+    );
   if (record.constraintType && record.constraintComment !== null) {
-    statements.push(`COMMENT ON CONSTRAINT ${quoteIdent(record.index)} ON ${table} IS ${quoteLiteral(record.constraintComment)}`);
+    statements.push(
+      `COMMENT ON CONSTRAINT ${quoteIdent(record.index)} ON ${table} IS ${quoteLiteral(record.constraintComment)}`,
+    );
   }
   if (record.clustered) statements.push(`ALTER TABLE ${table} CLUSTER ON ${quoteIdent(record.index)}`);
   return statements;
@@ -36,10 +41,19 @@ function tablespace(record: DroppedIndex): string {
  */
 export function rebuildSteps(record: DroppedIndex): RebuildStep[] {
   if (record.constraintType === 'x') {
-    return [[tablespace(record), `ALTER TABLE ${quoteQualified(record.schema, record.table)} ADD CONSTRAINT ${quoteIdent(record.index)} ${record.constraintDefinition}`, ...finishing(record)]];
+    return [
+      [
+        tablespace(record),
+        `ALTER TABLE ${quoteQualified(record.schema, record.table)} ADD CONSTRAINT ${quoteIdent(record.index)} ${record.constraintDefinition}`,
+        ...finishing(record),
+      ],
+    ];
   }
   if (record.constraintType === 'u') {
-    return [[tablespace(record), record.indexDefinition], [attachUniqueConstraint(record), ...finishing(record)]];
+    return [
+      [tablespace(record), record.indexDefinition],
+      [attachUniqueConstraint(record), ...finishing(record)],
+    ];
   }
   return [[tablespace(record), record.indexDefinition, ...finishing(record)]];
 }
@@ -57,7 +71,8 @@ export function rebuildScript(jobName: string, records: DroppedIndex[]): string 
   ];
   for (const record of records) {
     lines.push('', `-- ${record.schema}.${record.table}: ${record.index}`);
-    for (const step of rebuildSteps(record)) lines.push('BEGIN;', ...step.map((statement) => `${statement};`), 'COMMIT;');
+    for (const step of rebuildSteps(record))
+      lines.push('BEGIN;', ...step.map((statement) => `${statement};`), 'COMMIT;');
   }
   return `${lines.join('\n')}\n`;
 }

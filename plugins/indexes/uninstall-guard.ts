@@ -13,13 +13,17 @@ export async function refuseWithUnrebuiltIndexes(ctx: CommandContext): Promise<v
     if (!(await recordsInstalled(client))) return [];
     const { rows } = await client.query<{ name: string }>(
       `SELECT schema_name || '.' || index_name AS name FROM ${RECORD_TABLE}
-        WHERE job = $1 AND recreated_at IS NULL ORDER BY 1`, [job.name]);
+        WHERE job = $1 AND recreated_at IS NULL ORDER BY 1`,
+      [job.name],
+    );
     return rows.map((row) => row.name);
   });
   if (names.length > 0) {
     const listed = `${names.slice(0, 10).join(', ')}${names.length > 10 ? ', …' : ''}`;
-    throw new OperatorError(`${names.length} index(es) were dropped on the secondary by indexes.drop and not rebuilt `
-      + `(${listed}); their definitions live in the metadata database ${job.metadataDb}, which bucardo.uninstall drops. `
-      + 'Run indexes.recreate first, then bucardo.uninstall again. Nothing was changed.');
+    throw new OperatorError(
+      `${names.length} index(es) were dropped on the secondary by indexes.drop and not rebuilt ` +
+        `(${listed}); their definitions live in the metadata database ${job.metadataDb}, which bucardo.uninstall drops. ` +
+        'Run indexes.recreate first, then bucardo.uninstall again. Nothing was changed.',
+    );
   }
 }

@@ -10,7 +10,11 @@ export class DependencyQueue<K> {
   /** Items that were never started, with the reason. */
   readonly skipped = new Map<K, string>();
 
-  constructor(keys: K[], private readonly dependsOn: (key: K) => K[], private readonly describe: (key: K) => string = String) {
+  constructor(
+    keys: K[],
+    private readonly dependsOn: (key: K) => K[],
+    private readonly describe: (key: K) => string = String,
+  ) {
     this.pending = new Set(keys);
   }
 
@@ -18,7 +22,9 @@ export class DependencyQueue<K> {
   async next(): Promise<K | undefined> {
     for (;;) {
       this.skipBlocked();
-      const ready = [...this.pending].find((key) => this.dependencies(key).every((dep) => this.finished.has(dep)));
+      const ready = [...this.pending].find((key) =>
+        this.dependencies(key).every((dep) => this.finished.has(dep)),
+      );
       if (ready !== undefined) {
         this.pending.delete(ready);
         this.running.add(ready);
@@ -43,7 +49,15 @@ export class DependencyQueue<K> {
   }
 
   private dependencies(key: K): K[] {
-    return this.dependsOn(key).filter((dep) => dep !== key && (this.pending.has(dep) || this.running.has(dep) || this.finished.has(dep) || this.failed.has(dep) || this.skipped.has(dep)));
+    return this.dependsOn(key).filter(
+      (dep) =>
+        dep !== key &&
+        (this.pending.has(dep) ||
+          this.running.has(dep) ||
+          this.finished.has(dep) ||
+          this.failed.has(dep) ||
+          this.skipped.has(dep)),
+    );
   }
 
   private skipBlocked(): void {
@@ -54,7 +68,10 @@ export class DependencyQueue<K> {
         const blocker = this.dependencies(key).find((dep) => this.failed.has(dep) || this.skipped.has(dep));
         if (blocker !== undefined) {
           this.pending.delete(key);
-          this.skipped.set(key, `it reads ${this.describe(blocker)}, which ${this.failed.has(blocker) ? 'failed' : 'was skipped'}`);
+          this.skipped.set(
+            key,
+            `it reads ${this.describe(blocker)}, which ${this.failed.has(blocker) ? 'failed' : 'was skipped'}`,
+          );
           changed = true;
         }
       }

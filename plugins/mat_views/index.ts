@@ -12,7 +12,8 @@ export default definePlugin<MatViewSettings>({
   parseSettings: parseMatViewSettings,
   commands: {
     refresh: {
-      summary: 'refresh every materialized view in scope on the secondary, in dependency order, independent ones in parallel',
+      summary:
+        'refresh every materialized view in scope on the secondary, in dependency order, independent ones in parallel',
       run: async (ctx) => (await refresh()).refreshViews(ctx),
       validate: async (ctx) => (await refresh()).validateRefresh(ctx),
       format: formatRefresh,

@@ -36,7 +36,10 @@ function nameOf(view: Pick<MatView, 'schema' | 'name'>): string {
   return `${view.schema}.${view.name}`;
 }
 
-interface Scope { graph: ViewGraph; inScope: MatView[] }
+interface Scope {
+  graph: ViewGraph;
+  inScope: MatView[];
+}
 
 async function scopeOnSecondary(job: Job, ctx: Pick<CommandContext, 'activity'>): Promise<Scope> {
   const settings = matViewSettings(job.config);
@@ -44,7 +47,12 @@ async function scopeOnSecondary(job: Job, ctx: Pick<CommandContext, 'activity'>)
     const scope = await findReplicationObjects(client, settings.replicationObjects);
     const graph = await viewGraph(client);
     const wanted = new Set(scope.materializedViews.map(nameOf));
-    return { graph, inScope: [...graph.views.values()].filter((view) => wanted.has(nameOf(view))).sort((a, b) => nameOf(a).localeCompare(nameOf(b))) };
+    return {
+      graph,
+      inScope: [...graph.views.values()]
+        .filter((view) => wanted.has(nameOf(view)))
+        .sort((a, b) => nameOf(a).localeCompare(nameOf(b))),
+    };
   });
 }
 
@@ -54,7 +62,9 @@ async function confirmCopyDone(ctx: CommandContext): Promise<void> {
   if (copy.state !== 'pending' && copy.state !== 'running') return;
   const question = `The initial copy of ${ctx.job.name} is ${copy.state}: views refreshed now would be built from partial data. Refresh anyway?`;
   if (await ctx.prompt.confirm(question, false)) return;
-  throw new OperatorError(`The initial copy of ${ctx.job.name} is ${copy.state}, so the secondary's tables are not complete yet and refreshed views would be wrong. Nothing was refreshed. ${copy.state === 'pending' ? 'Start replication with bucardo.start, wait' : 'Wait'} with bucardo.wait_for_copy, then run mat_views.refresh.`);
+  throw new OperatorError(
+    `The initial copy of ${ctx.job.name} is ${copy.state}, so the secondary's tables are not complete yet and refreshed views would be wrong. Nothing was refreshed. ${copy.state === 'pending' ? 'Start replication with bucardo.start, wait' : 'Wait'} with bucardo.wait_for_copy, then run mat_views.refresh.`,
+  );
 }
 
 export async function refreshViews(ctx: CommandContext): Promise<CommandOutcome<RefreshData>> {
@@ -63,22 +73,41 @@ export async function refreshViews(ctx: CommandContext): Promise<CommandOutcome<
   await confirmCopyDone(ctx);
   ctx.progress('finding materialized views and what they read on the secondary');
   const { graph, inScope } = await scopeOnSecondary(job, ctx);
-  const data: RefreshData = { inScope: inScope.length, refreshed: [], failed: [], skipped: [], jobs: settings.jobs, seconds: 0 };
-  if (inScope.length === 0) return { data, message: 'No materialized view in scope on the secondary: nothing to refresh.' };
+  const data: RefreshData = {
+    inScope: inScope.length,
+    refreshed: [],
+    failed: [],
+    skipped: [],
+    jobs: settings.jobs,
+    seconds: 0,
+  };
+  if (inScope.length === 0)
+    return { data, message: 'No materialized view in scope on the secondary: nothing to refresh.' };
 
   const inScopeOids = new Set(inScope.map((view) => view.oid));
-  const unpopulatedOutside = inScope.flatMap((view) => [...graph.readsFrom.get(view.oid)!]
-    .filter((oid) => !inScopeOids.has(oid) && !graph.views.get(oid)!.populated)
-    .map((oid) => `${nameOf(view)} reads ${nameOf(graph.views.get(oid)!)}`));
+  const unpopulatedOutside = inScope.flatMap((view) =>
+    [...graph.readsFrom.get(view.oid)!]
+      .filter((oid) => !inScopeOids.has(oid) && !graph.views.get(oid)!.populated)
+      .map((oid) => `${nameOf(view)} reads ${nameOf(graph.views.get(oid)!)}`),
+  );
   if (unpopulatedOutside.length) {
-    throw new OperatorError(`Some views in scope read materialized views that are out of scope and not populated on the secondary (${unpopulatedOutside.join('; ')}), so their refresh would fail. Nothing was refreshed. Add those views to the scope (mat_views.replication_objects), or refresh them first.`);
+    throw new OperatorError(
+      `Some views in scope read materialized views that are out of scope and not populated on the secondary (${unpopulatedOutside.join('; ')}), so their refresh would fail. Nothing was refreshed. Add those views to the scope (mat_views.replication_objects), or refresh them first.`,
+    );
   }
 
   const dependsOn = (oid: number) => [...graph.readsFrom.get(oid)!].filter((dep) => inScopeOids.has(dep));
-  const queue = new DependencyQueue(inScope.map((view) => view.oid), dependsOn, (oid) => nameOf(graph.views.get(oid)!));
+  const queue = new DependencyQueue(
+    inScope.map((view) => view.oid),
+    dependsOn,
+    (oid) => nameOf(graph.views.get(oid)!),
+  );
   const running = new Set<string>();
   const began = Date.now();
-  const report = () => ctx.progress(`${data.refreshed.length + data.failed.length}/${inScope.length} refreshed, ${Math.round((Date.now() - began) / 1000)} s; refreshing ${[...running].join(', ') || '-'}`);
+  const report = () =>
+    ctx.progress(
+      `${data.refreshed.length + data.failed.length}/${inScope.length} refreshed, ${Math.round((Date.now() - began) / 1000)} s; refreshing ${[...running].join(', ') || '-'}`,
+    );
   const ticker = setInterval(report, 1000);
   const refresh = async (oid: number, client: Client) => {
     const view = graph.views.get(oid)!;
@@ -88,9 +117,19 @@ export async function refreshViews(ctx: CommandContext): Promise<CommandOutcome<
       await client.query(`REFRESH MATERIALIZED VIEW ${quoteQualified(view.schema, view.name)}`);
     });
     running.delete(nameOf(view));
-    const result: RefreshedView = { view: nameOf(view), startedAt: (started - began) / 1000, seconds, after: dependsOn(oid).map((dep) => nameOf(graph.views.get(dep)!)), ...(error ? { error } : {}) };
+    const result: RefreshedView = {
+      view: nameOf(view),
+      startedAt: (started - began) / 1000,
+      seconds,
+      after: dependsOn(oid).map((dep) => nameOf(graph.views.get(dep)!)),
+      ...(error ? { error } : {}),
+    };
     (error ? data.failed : data.refreshed).push(result);
-    ctx.log(error ? `  FAILED ${result.view}: ${error}` : `  refreshed ${result.view} in ${result.seconds.toFixed(1)} s${result.after.length ? ` (after ${result.after.join(', ')})` : ''}`);
+    ctx.log(
+      error
+        ? `  FAILED ${result.view}: ${error}`
+        : `  refreshed ${result.view} in ${result.seconds.toFixed(1)} s${result.after.length ? ` (after ${result.after.join(', ')})` : ''}`,
+    );
     queue.finish(oid, !error);
     report();
   };
@@ -98,7 +137,17 @@ export async function refreshViews(ctx: CommandContext): Promise<CommandOutcome<
     await runPool<Client, number>({
       workers: Math.min(settings.jobs, inScope.length),
       activity,
-      withResource: (_, loop) => withClient(job, { role: 'secondary', login: 'schema_owner', activity, applicationName: 'bucardo-console mat_views.refresh' }, loop),
+      withResource: (_, loop) =>
+        withClient(
+          job,
+          {
+            role: 'secondary',
+            login: 'schema_owner',
+            activity,
+            applicationName: 'bucardo-console mat_views.refresh',
+          },
+          loop,
+        ),
       next: () => queue.next(),
       work: refresh,
     });
@@ -108,18 +157,27 @@ export async function refreshViews(ctx: CommandContext): Promise<CommandOutcome<
   data.seconds = (Date.now() - began) / 1000;
   data.skipped = [...queue.skipped].map(([oid, reason]) => ({ view: nameOf(graph.views.get(oid)!), reason }));
   if (data.failed.length || data.skipped.length) {
-    return { ok: false, data, message: `Refreshed ${data.refreshed.length} of ${inScope.length} materialized view(s); ${data.failed.length} failed and ${data.skipped.length} skipped (listed above). Fix the cause and run mat_views.refresh again.` };
+    return {
+      ok: false,
+      data,
+      message: `Refreshed ${data.refreshed.length} of ${inScope.length} materialized view(s); ${data.failed.length} failed and ${data.skipped.length} skipped (listed above). Fix the cause and run mat_views.refresh again.`,
+    };
   }
-  return { data, message: `Refreshed ${data.refreshed.length} materialized view(s) in dependency order in ${data.seconds.toFixed(1)} s.` };
+  return {
+    data,
+    message: `Refreshed ${data.refreshed.length} materialized view(s) in dependency order in ${data.seconds.toFixed(1)} s.`,
+  };
 }
 
 /** Every materialized view in scope is populated on the secondary. */
 export async function validateRefresh(ctx: CommandContext): Promise<Check[]> {
   const { inScope } = await scopeOnSecondary(ctx.job, ctx);
   const empty = inScope.filter((view) => !view.populated).map(nameOf);
-  return [{
-    name: `every materialized view in scope is populated on the secondary (${inScope.length} in scope)`,
-    pass: empty.length === 0,
-    ...(empty.length ? { detail: `not populated: ${empty.slice(0, 5).join(', ')}` } : {}),
-  }];
+  return [
+    {
+      name: `every materialized view in scope is populated on the secondary (${inScope.length} in scope)`,
+      pass: empty.length === 0,
+      ...(empty.length ? { detail: `not populated: ${empty.slice(0, 5).join(', ')}` } : {}),
+    },
+  ];
 }

@@ -11,17 +11,27 @@ export interface MatViewSettings {
   replicationObjects: ReplicationObjects;
 }
 
-export function parseMatViewSettings(reader: ConfigReader, value: unknown, path: string, config: JobConfig): MatViewSettings {
+export function parseMatViewSettings(
+  reader: ConfigReader,
+  value: unknown,
+  path: string,
+  config: JobConfig,
+): MatViewSettings {
   const raw = reader.section(value, path, ['jobs', 'replication_objects']);
   return {
     jobs: reader.integer(raw, 'jobs', path, availableParallelism(), 1, 64),
-    replicationObjects: raw['replication_objects'] !== undefined && raw['replication_objects'] !== null
-      ? readReplicationObjects(reader, raw['replication_objects'], `${path}.replication_objects`)
-      : config.bucardo.replicationObjects,
+    replicationObjects:
+      raw['replication_objects'] !== undefined && raw['replication_objects'] !== null
+        ? readReplicationObjects(reader, raw['replication_objects'], `${path}.replication_objects`)
+        : config.bucardo.replicationObjects,
   };
 }
 
 export function matViewSettings(config: JobConfig): MatViewSettings {
-  return (config.pluginSettings['mat_views'] as MatViewSettings | undefined)
-    ?? { jobs: availableParallelism(), replicationObjects: config.bucardo.replicationObjects };
+  return (
+    (config.pluginSettings['mat_views'] as MatViewSettings | undefined) ?? {
+      jobs: availableParallelism(),
+      replicationObjects: config.bucardo.replicationObjects,
+    }
+  );
 }

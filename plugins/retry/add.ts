@@ -10,7 +10,13 @@ import type { Check, CommandContext, CommandOutcome } from '../../src/core/plugi
 import { quoteIdent, quoteQualified } from '../../src/core/quote.js';
 import { retryPolicy, RoundProgress, runRounds, type RoundsPolicy } from '../../src/core/rounds.js';
 import { isDaemonRunning, reloadDaemon } from '../bucardo/daemon.js';
-import { metadataDatabaseExists, recordedDatabases, relgroupMembers, syncRow, withMetadata } from '../bucardo/metadata.js';
+import {
+  metadataDatabaseExists,
+  recordedDatabases,
+  relgroupMembers,
+  syncRow,
+  withMetadata,
+} from '../bucardo/metadata.js';
 import { validateTriggers } from '../bucardo/sync.js';
 import { formatRoundEnd } from './format.js';
 import { installedDefinition } from './function-store.js';
@@ -31,34 +37,61 @@ export interface RetryRunData {
 }
 
 async function requirePrepared(job: Job, ctx: CommandContext): Promise<void> {
-  const recorded = await metadataDatabaseExists(job, ctx.activity)
-    && (await withMetadata(job, recordedDatabases, ctx.activity)).some((db) => db.name === job.bucardoDbName.primary);
-  if (!recorded) throw new OperatorError(`Bucardo is not installed for ${job.name} (no metadata database ${job.metadataDb} with the primary recorded). Run bucardo.install, then retry.install, then retry.add_triggers.`);
+  const recorded =
+    (await metadataDatabaseExists(job, ctx.activity)) &&
+    (await withMetadata(job, recordedDatabases, ctx.activity)).some(
+      (db) => db.name === job.bucardoDbName.primary,
+    );
+  if (!recorded)
+    throw new OperatorError(
+      `Bucardo is not installed for ${job.name} (no metadata database ${job.metadataDb} with the primary recorded). Run bucardo.install, then retry.install, then retry.add_triggers.`,
+    );
   const definition = await withMetadata(job, installedDefinition, ctx.activity);
   if (!isPatched(definition)) {
-    throw new OperatorError(`retry.install has not been run for the metadata database ${job.metadataDb}: its validate_sync is Bucardo's stock one, which locks every table in one transaction. Run retry.install, then retry.add_triggers again.`);
+    throw new OperatorError(
+      `retry.install has not been run for the metadata database ${job.metadataDb}: its validate_sync is Bucardo's stock one, which locks every table in one transaction. Run retry.install, then retry.add_triggers again.`,
+    );
   }
 }
 
 async function requireRecordedScope(job: Job, states: TriggerStates, ctx: CommandContext): Promise<void> {
   if (states.tables.length === 0) {
-    throw new OperatorError(`No table on the primary matches bucardo.replication_objects, so there is nothing to put triggers on. Check namespace_include / table_include (names are case-sensitive) and databases.primary.dbname.`);
+    throw new OperatorError(
+      `No table on the primary matches bucardo.replication_objects, so there is nothing to put triggers on. Check namespace_include / table_include (names are case-sensitive) and databases.primary.dbname.`,
+    );
   }
-  const members = await withMetadata(job, (client) => relgroupMembers(client, job.relgroupName), ctx.activity);
+  const members = await withMetadata(
+    job,
+    (client) => relgroupMembers(client, job.relgroupName),
+    ctx.activity,
+  );
   const recorded = new Set(members.filter((m) => m.reltype === 'table').map((m) => `${m.schema}.${m.name}`));
   const missing = states.tables.filter((t) => !recorded.has(t.key)).map((t) => t.key);
   if (missing.length) {
-    throw new OperatorError(`${missing.length} table(s) in scope are not recorded in Bucardo's relgroup ${job.relgroupName} (${missing.slice(0, 5).join(', ')}${missing.length > 5 ? ', ...' : ''}): they came into scope after bucardo.install. Run bucardo.install again (it records only what is missing), then retry.add_triggers.`);
+    throw new OperatorError(
+      `${missing.length} table(s) in scope are not recorded in Bucardo's relgroup ${job.relgroupName} (${missing.slice(0, 5).join(', ')}${missing.length > 5 ? ', ...' : ''}): they came into scope after bucardo.install. Run bucardo.install again (it records only what is missing), then retry.add_triggers.`,
+    );
   }
 }
 
 /** ENABLE [ALWAYS] TRIGGER for tables whose triggers fire in the wrong mode (bucardo.add_triggers' policy). */
-async function applyModes(primary: Client, states: TriggerStates, ctx: CommandContext, policy: RoundsPolicy, progress: RoundProgress): Promise<void> {
+async function applyModes(
+  primary: Client,
+  states: TriggerStates,
+  ctx: CommandContext,
+  policy: RoundsPolicy,
+  progress: RoundProgress,
+): Promise<void> {
   for (const change of states.needMode) {
     ctx.activity.throwIfInterrupted();
-    const clauses = change.triggers.map((t) => `${t.state === 'A' ? 'ENABLE ALWAYS' : 'ENABLE'} TRIGGER ${quoteIdent(t.trigger)}`);
-    const outcome = await lockBoundedDdl(primary, [`ALTER TABLE ${quoteQualified(change.schema, change.table)} ${clauses.join(', ')}`],
-      { timeoutMs: policy.timeoutMs, activity: ctx.activity, deadlockIsLockWait: true });
+    const clauses = change.triggers.map(
+      (t) => `${t.state === 'A' ? 'ENABLE ALWAYS' : 'ENABLE'} TRIGGER ${quoteIdent(t.trigger)}`,
+    );
+    const outcome = await lockBoundedDdl(
+      primary,
+      [`ALTER TABLE ${quoteQualified(change.schema, change.table)} ${clauses.join(', ')}`],
+      { timeoutMs: policy.timeoutMs, activity: ctx.activity, deadlockIsLockWait: true },
+    );
     if (outcome.done) progress.markReady(change.key);
     else progress.markWaiting(change.key);
   }
@@ -79,13 +112,19 @@ export async function addTriggers(ctx: CommandContext): Promise<CommandOutcome<R
     const total = states.tables.length;
     const alreadyDone = states.ready.length;
     if (pendingCount(states) === 0 && steps.length === 0) {
-      return { data: { tables: total, alreadyDone, rounds: 0, waiting: [], steps, elapsedMs: Date.now() - started }, message: `Nothing to do: all ${total} tables already carry this job's triggers.` };
+      return {
+        data: { tables: total, alreadyDone, rounds: 0, waiting: [], steps, elapsedMs: Date.now() - started },
+        message: `Nothing to do: all ${total} tables already carry this job's triggers.`,
+      };
     }
     const progress = new RoundProgress(total, 'ready', ctx.progress);
     const inScope = new Set(states.tables.map((t) => t.key));
     const startRound = (round: number) => {
       progress.round = round;
-      progress.reset(states.ready.map((t) => t.key), round > 1 ? [...states.needTriggers, ...states.needMode].map((t) => t.key) : []);
+      progress.reset(
+        states.ready.map((t) => t.key),
+        round > 1 ? [...states.needTriggers, ...states.needMode].map((t) => t.key) : [],
+      );
     };
     await runRounds(policy, activity, {
       pending: () => pendingCount(states) > 0,
@@ -110,17 +149,31 @@ export async function addTriggers(ctx: CommandContext): Promise<CommandOutcome<R
         }
         if (pendingCount(states) > 0 && round < settings.attempts) {
           // Named after every round, not only at the end: the operator can act on a blocker while we wait.
-          const waiting = await describeWaiting(primary, [...states.needTriggers, ...states.needMode],
-            `could not be locked within retry.timeout (${settings.timeoutMs} ms)`);
-          ctx.log(formatRoundEnd({ number: round, of: settings.attempts, ready: states.ready.length, total }, waiting).join('\n'));
+          const waiting = await describeWaiting(
+            primary,
+            [...states.needTriggers, ...states.needMode],
+            `could not be locked within retry.timeout (${settings.timeoutMs} ms)`,
+          );
+          ctx.log(
+            formatRoundEnd(
+              { number: round, of: settings.attempts, ready: states.ready.length, total },
+              waiting,
+            ).join('\n'),
+          );
         }
       },
     });
     const rounds = progress.round;
-    if (rounds > 0) steps.push(`${total - alreadyDone - pendingCount(states)} table(s) got their triggers in ${rounds} round(s), ${alreadyDone} already had them`);
+    if (rounds > 0)
+      steps.push(
+        `${total - alreadyDone - pendingCount(states)} table(s) got their triggers in ${rounds} round(s), ${alreadyDone} already had them`,
+      );
     if (pendingCount(states) > 0) {
-      const waiting = await describeWaiting(primary, [...states.needTriggers, ...states.needMode],
-        `could not be locked within retry.timeout (${settings.timeoutMs} ms) in ${rounds} round(s)`);
+      const waiting = await describeWaiting(
+        primary,
+        [...states.needTriggers, ...states.needMode],
+        `could not be locked within retry.timeout (${settings.timeoutMs} ms) in ${rounds} round(s)`,
+      );
       return {
         ok: false,
         data: { tables: total, alreadyDone, rounds, waiting, steps, elapsedMs: Date.now() - started },
@@ -143,6 +196,6 @@ export async function validateAddTriggers(ctx: CommandContext): Promise<Check[]>
   const sync = await withMetadata(ctx.job, (client) => syncRow(client, ctx.job.syncName));
   return [
     { name: `sync ${ctx.job.syncName} is recorded in Bucardo`, pass: sync !== undefined },
-    ...await validateTriggers(ctx),
+    ...(await validateTriggers(ctx)),
   ];
 }

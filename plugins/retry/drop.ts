@@ -17,14 +17,34 @@ export async function dropTriggers(ctx: CommandContext): Promise<CommandOutcome<
   const { job, activity } = ctx;
   const started = Date.now();
   if (isDaemonRunning(job)) {
-    throw new OperatorError(`The Bucardo daemon of ${job.name} is running: dropping its triggers now would silently stop capturing changes for a live sync. Stop it first with bucardo.stop, then run retry.drop_triggers.`);
+    throw new OperatorError(
+      `The Bucardo daemon of ${job.name} is running: dropping its triggers now would silently stop capturing changes for a live sync. Stop it first with bucardo.stop, then run retry.drop_triggers.`,
+    );
   }
   const steps: string[] = [];
   const policy = retryPolicy(job);
-  const result = await withClient(job, { role: 'primary', login: 'schema_owner', activity }, (primary) => dropTriggersInRounds(primary, job, activity, policy, ctx.progress,
-    (rounds) => `could not be locked within retry.timeout (${policy.timeoutMs} ms) in ${rounds} round(s)`));
-  if (result.rounds > 0) steps.push(`dropped this job's triggers on ${result.total - result.waiting.length} of ${result.total} table(s) in ${result.rounds} round(s)`);
-  const data = (): RetryRunData => ({ tables: result.total, alreadyDone: 0, rounds: result.rounds, waiting: result.waiting, steps, elapsedMs: Date.now() - started });
+  const result = await withClient(job, { role: 'primary', login: 'schema_owner', activity }, (primary) =>
+    dropTriggersInRounds(
+      primary,
+      job,
+      activity,
+      policy,
+      ctx.progress,
+      (rounds) => `could not be locked within retry.timeout (${policy.timeoutMs} ms) in ${rounds} round(s)`,
+    ),
+  );
+  if (result.rounds > 0)
+    steps.push(
+      `dropped this job's triggers on ${result.total - result.waiting.length} of ${result.total} table(s) in ${result.rounds} round(s)`,
+    );
+  const data = (): RetryRunData => ({
+    tables: result.total,
+    alreadyDone: 0,
+    rounds: result.rounds,
+    waiting: result.waiting,
+    steps,
+    elapsedMs: Date.now() - started,
+  });
   if (result.waiting.length > 0) {
     return {
       ok: false,
@@ -33,18 +53,35 @@ export async function dropTriggers(ctx: CommandContext): Promise<CommandOutcome<
     };
   }
   let syncRemoved = false;
-  if (await metadataDatabaseExists(job, activity) && await withMetadata(job, (client) => syncRow(client, job.syncName), activity)) {
+  if (
+    (await metadataDatabaseExists(job, activity)) &&
+    (await withMetadata(job, (client) => syncRow(client, job.syncName), activity))
+  ) {
     // Only now: without the sync nothing re-creates the triggers, and none is left to orphan.
     await runBucardo(job, ['remove', 'sync', job.syncName], { activity });
-    steps.push(`removed sync ${job.syncName} from Bucardo (retry.add_triggers or bucardo.add_triggers creates it again)`);
+    steps.push(
+      `removed sync ${job.syncName} from Bucardo (retry.add_triggers or bucardo.add_triggers creates it again)`,
+    );
     syncRemoved = true;
   }
-  if (steps.length === 0) return { data: data(), message: `Nothing to do: no table carries this job's triggers and sync ${job.syncName} is not recorded.` };
-  return { data: data(), message: `No table carries this job's triggers any more${syncRemoved ? ` and sync ${job.syncName} is removed` : ''}.` };
+  if (steps.length === 0)
+    return {
+      data: data(),
+      message: `Nothing to do: no table carries this job's triggers and sync ${job.syncName} is not recorded.`,
+    };
+  return {
+    data: data(),
+    message: `No table carries this job's triggers any more${syncRemoved ? ` and sync ${job.syncName} is removed` : ''}.`,
+  };
 }
 
 export async function validateDropTriggers(ctx: CommandContext): Promise<Check[]> {
   const { job } = ctx;
-  const sync = await metadataDatabaseExists(job) ? await withMetadata(job, (client) => syncRow(client, job.syncName)) : undefined;
-  return [...await validateNoTriggers(ctx), { name: `sync ${job.syncName} no longer recorded in Bucardo`, pass: sync === undefined }];
+  const sync = (await metadataDatabaseExists(job))
+    ? await withMetadata(job, (client) => syncRow(client, job.syncName))
+    : undefined;
+  return [
+    ...(await validateNoTriggers(ctx)),
+    { name: `sync ${job.syncName} no longer recorded in Bucardo`, pass: sync === undefined },
+  ];
 }

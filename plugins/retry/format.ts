@@ -15,8 +15,10 @@ export function formatRun(data: RetryRunData): string[] {
 }
 
 /** After a round that left tables waiting, before the next one: which, and who holds their locks. */
-export function formatRoundEnd(round: { number: number; of: number; ready: number; total: number },
-  waiting: TableFailure[]): string[] {
+export function formatRoundEnd(
+  round: { number: number; of: number; ready: number; total: number },
+  waiting: TableFailure[],
+): string[] {
   const counts = `${round.ready}/${round.total} tables ready, ${waiting.length} still waiting on locks`;
   return [`After round ${round.number} of ${round.of}: ${counts}:`, ...formatFailures(waiting)];
 }

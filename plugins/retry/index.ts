@@ -12,17 +12,20 @@ const drop = () => import('./drop.js');
 
 export default definePlugin<RetrySettings>({
   name: 'retry',
-  summary: 'add and drop Bucardo\'s triggers table by table under a lock timeout, retrying busy tables, so production never waits long',
+  summary:
+    "add and drop Bucardo's triggers table by table under a lock timeout, retrying busy tables, so production never waits long",
   parseSettings: (reader, raw, path) => parseRetrySettings(reader, raw, path),
   commands: {
     install: {
-      summary: 'install a per-table variant of Bucardo\'s validate_sync in the metadata database (Bucardo\'s own is saved)',
+      summary:
+        "install a per-table variant of Bucardo's validate_sync in the metadata database (Bucardo's own is saved)",
       run: async (ctx) => (await install()).install(ctx),
       validate: async (ctx) => (await install()).validateInstall(ctx),
       format: formatSteps,
     },
     add_triggers: {
-      summary: 'put this job\'s triggers on every table, each lock wait bounded by retry.timeout, retrying busy tables in rounds',
+      summary:
+        "put this job's triggers on every table, each lock wait bounded by retry.timeout, retrying busy tables in rounds",
       arguments: {
         yes: {
           kind: 'flag',
@@ -34,13 +37,13 @@ export default definePlugin<RetrySettings>({
       format: formatRun,
     },
     drop_triggers: {
-      summary: 'drop this job\'s triggers table by table the same way, then remove the sync',
+      summary: "drop this job's triggers table by table the same way, then remove the sync",
       run: async (ctx) => (await drop()).dropTriggers(ctx),
       validate: async (ctx) => (await drop()).validateDropTriggers(ctx),
       format: formatRun,
     },
     uninstall: {
-      summary: 'put Bucardo\'s own validate_sync back exactly as it was',
+      summary: "put Bucardo's own validate_sync back exactly as it was",
       run: async (ctx) => (await install()).uninstall(ctx),
       validate: async (ctx) => (await install()).validateUninstall(ctx),
       format: formatSteps,

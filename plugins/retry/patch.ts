@@ -18,7 +18,10 @@ export const NOTICE_PREFIX = 'bucardo_console ';
 /** application_name of validate_sync's own connection to the primary in per_table mode, followed by the sync name. */
 export const APPLICATION_PREFIX = 'bucardo_console retry ';
 
-interface Edit { anchor: string; replacement: string }
+interface Edit {
+  anchor: string;
+  replacement: string;
+}
 
 const MODE_SETUP = `my $force = shift || 0;
 
@@ -115,7 +118,9 @@ export function patchValidateSync(definition: string): string {
   const located = EDITS.map((edit) => {
     const at = definition.indexOf(edit.anchor);
     if (at < 0 || definition.indexOf(edit.anchor, at + 1) >= 0) {
-      throw new OperatorError(`The installed ${VALIDATE_SYNC} does not look like Bucardo 5.6's (the line '${edit.anchor.trim()}' is ${at < 0 ? 'missing' : 'there more than once'}), so the retry plugin cannot derive its per-table variant from it. Nothing was changed. Use bucardo.add_triggers instead, or reinstall the metadata database with Debian's bucardo 5.6 package (bucardo.uninstall, bucardo.install).`);
+      throw new OperatorError(
+        `The installed ${VALIDATE_SYNC} does not look like Bucardo 5.6's (the line '${edit.anchor.trim()}' is ${at < 0 ? 'missing' : 'there more than once'}), so the retry plugin cannot derive its per-table variant from it. Nothing was changed. Use bucardo.add_triggers instead, or reinstall the metadata database with Debian's bucardo 5.6 package (bucardo.uninstall, bucardo.install).`,
+      );
     }
     return { ...edit, at };
   });

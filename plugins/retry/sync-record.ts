@@ -8,7 +8,9 @@ import { addSyncArguments, confirmCopyOverwrite, explainSyncFailure } from '../b
 
 /** Session options for a bucardo call that must record or change the sync without touching any table. */
 function deferEnvironment(): Record<string, string> {
-  return { PGOPTIONS: [process.env['PGOPTIONS'], '-c bucardo_console.retry_mode=defer'].filter(Boolean).join(' ') };
+  return {
+    PGOPTIONS: [process.env['PGOPTIONS'], '-c bucardo_console.retry_mode=defer'].filter(Boolean).join(' '),
+  };
 }
 
 /** Records the sync (or switches its kick triggers) in defer mode: no table is locked here. */
@@ -28,7 +30,9 @@ export async function ensureSync(job: Job, ctx: CommandContext): Promise<string[
     if (sync.autokick === asynchronous) {
       ctx.progress(`switching the sync's kick triggers ${asynchronous ? 'off' : 'on'}`);
       await runBucardo(job, ['update', 'sync', job.syncName, `autokick=${asynchronous ? 0 : 1}`], options);
-      return [`sync ${job.syncName}: kick triggers ${asynchronous ? 'to be removed (asynchronous kicking)' : 'to be added'}, table by table`];
+      return [
+        `sync ${job.syncName}: kick triggers ${asynchronous ? 'to be removed (asynchronous kicking)' : 'to be added'}, table by table`,
+      ];
     }
   } catch (error) {
     throw explainSyncFailure(error, job);

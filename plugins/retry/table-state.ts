@@ -1,14 +1,25 @@
 // Where each table in scope stands with this job's triggers, read from pg_trigger on the primary:
 // the ground truth every round starts from (a rerun picks up exactly where the last one stopped).
-import { expectedTriggers, groupByTable, jobTriggerNames, listTriggers } from '../../src/core/bucardo/triggers.js';
+import {
+  expectedTriggers,
+  groupByTable,
+  jobTriggerNames,
+  listTriggers,
+} from '../../src/core/bucardo/triggers.js';
 import type { Client } from '../../src/core/db.js';
 import type { Job } from '../../src/core/job.js';
 import { displayName, findReplicationObjects } from '../../src/core/objects.js';
 
-export interface TableRef { key: string; schema: string; table: string }
+export interface TableRef {
+  key: string;
+  schema: string;
+  table: string;
+}
 
 /** A table whose triggers exist but fire in the wrong mode (ENABLE ALWAYS on a cascade middle hop). */
-export interface ModeChange extends TableRef { triggers: { trigger: string; state: string }[] }
+export interface ModeChange extends TableRef {
+  triggers: { trigger: string; state: string }[];
+}
 
 export interface TriggerStates {
   tables: TableRef[];
@@ -29,9 +40,15 @@ export async function triggerStates(client: Client, job: Job): Promise<TriggerSt
     const rows = present.get(ref.key) ?? [];
     const missing = [...expected.keys()].some((name) => !rows.some((row) => row.trigger === name));
     const unexpected = rows.some((row) => !expected.has(row.trigger));
-    const wrongMode = rows.filter((row) => expected.has(row.trigger) && expected.get(row.trigger) !== row.enabled);
+    const wrongMode = rows.filter(
+      (row) => expected.has(row.trigger) && expected.get(row.trigger) !== row.enabled,
+    );
     if (missing || unexpected) states.needTriggers.push(ref);
-    else if (wrongMode.length) states.needMode.push({ ...ref, triggers: wrongMode.map((row) => ({ trigger: row.trigger, state: expected.get(row.trigger)! })) });
+    else if (wrongMode.length)
+      states.needMode.push({
+        ...ref,
+        triggers: wrongMode.map((row) => ({ trigger: row.trigger, state: expected.get(row.trigger)! })),
+      });
     else states.ready.push(ref);
   }
   return states;

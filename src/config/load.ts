@@ -5,29 +5,72 @@ import { homedir } from 'node:os';
 import path from 'node:path';
 import yaml from 'js-yaml';
 import { ConfigReader, closest, type Raw } from './reader.js';
-import { SSL_MODES, type DatabaseConfig, type DatabaseRole, type JobConfig, type MetricsSettings, type ReplicationObjects } from './types.js';
+import {
+  SSL_MODES,
+  type DatabaseConfig,
+  type DatabaseRole,
+  type JobConfig,
+  type MetricsSettings,
+  type ReplicationObjects,
+} from './types.js';
 import type { PluginCatalog } from '../core/plugin.js';
 import { findService, serviceFiles } from '../core/pgservice.js';
 
 export class ConfigError extends Error {
-  constructor(readonly file: string, readonly problems: string[]) {
-    super(`Config file ${file} has ${problems.length === 1 ? 'a problem' : `${problems.length} problems`}:\n${problems.map((p) => `  - ${p}`).join('\n')}`);
+  constructor(
+    readonly file: string,
+    readonly problems: string[],
+  ) {
+    super(
+      `Config file ${file} has ${problems.length === 1 ? 'a problem' : `${problems.length} problems`}:\n${problems.map((p) => `  - ${p}`).join('\n')}`,
+    );
     this.name = 'ConfigError';
   }
 }
 
 const TOP_LEVEL_KEYS = ['plugins', 'databases', 'bucardo', 'metrics'] as const;
-const DATABASE_KEYS = ['host', 'port', 'dbname', 'database_owner', 'schema_owner', 'password_env', 'passfile', 'sslmode',
-  'sslrootcert', 'service'];
+const DATABASE_KEYS = [
+  'host',
+  'port',
+  'dbname',
+  'database_owner',
+  'schema_owner',
+  'password_env',
+  'passfile',
+  'sslmode',
+  'sslrootcert',
+  'service',
+];
 const ROLE_KEYS: Record<DatabaseRole, string[]> = {
   // The metadata database is named 'bucardo' unless the concurrency plugin names it (concurrency.bucardo_dbname).
   bucardo: [...DATABASE_KEYS.filter((key) => key !== 'dbname'), 'fallback_db', 'install_user'],
   primary: [...DATABASE_KEYS, 'cascade', 'disable_kicking'],
   secondary: [...DATABASE_KEYS, 'cascade'],
 };
-const BUCARDO_KEYS = ['replication_name', 'copy_data', 'asynchronous_kicking', 'kick_interval', 'replication_objects',
-  'pid_dir', 'log_dir', 'state_dir', 'lock_timeout', 'executable', 'watchdog_seconds', 'stall_remedy', 'worker_sleep', 'purge_interval', 'maintain_statistics', 'robust_plans'];
-export const REPLICATION_OBJECT_KEYS = ['namespace_include', 'namespace_exclude', 'table_include', 'table_exclude'];
+const BUCARDO_KEYS = [
+  'replication_name',
+  'copy_data',
+  'asynchronous_kicking',
+  'kick_interval',
+  'replication_objects',
+  'pid_dir',
+  'log_dir',
+  'state_dir',
+  'lock_timeout',
+  'executable',
+  'watchdog_seconds',
+  'stall_remedy',
+  'worker_sleep',
+  'purge_interval',
+  'maintain_statistics',
+  'robust_plans',
+];
+export const REPLICATION_OBJECT_KEYS = [
+  'namespace_include',
+  'namespace_exclude',
+  'table_include',
+  'table_exclude',
+];
 
 /** Bucardo keeps trigger names stable only for sync names up to 42 characters (docs/how-bucardo-behaves.md §4). */
 export const MAX_REPLICATION_NAME = 42;
@@ -38,15 +81,24 @@ export function readYaml(file: string): unknown {
     text = readFileSync(file, 'utf8');
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
-    const reason = code === 'ENOENT' ? 'it does not exist' : code === 'EACCES' ? 'permission denied' : String((error as Error).message);
-    throw new ConfigError(file, [`cannot read the file: ${reason}. Pass the job's file with -c FILE (default: config.yml in the current directory); configs/example.yml is a commented template.`]);
+    const reason =
+      code === 'ENOENT'
+        ? 'it does not exist'
+        : code === 'EACCES'
+          ? 'permission denied'
+          : String((error as Error).message);
+    throw new ConfigError(file, [
+      `cannot read the file: ${reason}. Pass the job's file with -c FILE (default: config.yml in the current directory); configs/example.yml is a commented template.`,
+    ]);
   }
   try {
     return yaml.load(text, { filename: file }) ?? {};
   } catch (error) {
     if (error instanceof yaml.YAMLException) {
       const mark = error.mark;
-      throw new ConfigError(file, [`YAML syntax error at line ${mark.line + 1}, column ${mark.column + 1}: ${error.reason}`]);
+      throw new ConfigError(file, [
+        `YAML syntax error at line ${mark.line + 1}, column ${mark.column + 1}: ${error.reason}`,
+      ]);
     }
     throw error;
   }
@@ -61,11 +113,18 @@ export async function loadConfig(file: string, catalog: PluginCatalog): Promise<
   const root = reader.section(document, '', [...new Set([...TOP_LEVEL_KEYS, ...available])]);
 
   const plugins = reader.stringList(root, 'plugins', 'plugins');
-  if (root['plugins'] === undefined) reader.problem('plugins', `is required: list the plugins this job uses, for example [bucardo]. Available: ${available.join(', ')}`);
+  if (root['plugins'] === undefined)
+    reader.problem(
+      'plugins',
+      `is required: list the plugins this job uses, for example [bucardo]. Available: ${available.join(', ')}`,
+    );
   for (const name of plugins) {
     if (!available.includes(name)) {
       const hint = closest(name, available);
-      reader.problem('plugins', `'${name}' is not a plugin${hint ? ` (did you mean '${hint}'?)` : ''}; available plugins: ${available.join(', ')}`);
+      reader.problem(
+        'plugins',
+        `'${name}' is not a plugin${hint ? ` (did you mean '${hint}'?)` : ''}; available plugins: ${available.join(', ')}`,
+      );
     }
   }
 
@@ -78,7 +137,11 @@ export async function loadConfig(file: string, catalog: PluginCatalog): Promise<
   const databases = {} as Record<DatabaseRole, DatabaseConfig>;
   for (const role of ['bucardo', 'primary', 'secondary'] as const) {
     const value = databasesRaw[role];
-    if (value === undefined || value === null) reader.problem(`databases.${role}`, `is required: ${role === 'bucardo' ? 'host, port and database_owner of the metadata host' : `host, port, dbname and database_owner of the ${role} database`}`);
+    if (value === undefined || value === null)
+      reader.problem(
+        `databases.${role}`,
+        `is required: ${role === 'bucardo' ? 'host, port and database_owner of the metadata host' : `host, port, dbname and database_owner of the ${role} database`}`,
+      );
     roleSections[role] = reader.section(value, `databases.${role}`, ROLE_KEYS[role]);
     databases[role] = readDatabase(reader, role, roleSections[role], absolute);
   }
@@ -96,13 +159,29 @@ export async function loadConfig(file: string, catalog: PluginCatalog): Promise<
     databases,
     bucardo: {
       replicationName,
-      copyData: reader.oneOf(bucardoRaw, 'copy_data', 'bucardo', ['always', 'never', 'empty'] as const, 'empty'),
+      copyData: reader.oneOf(
+        bucardoRaw,
+        'copy_data',
+        'bucardo',
+        ['always', 'never', 'empty'] as const,
+        'empty',
+      ),
       asynchronousKicking,
       kickInterval: reader.number(bucardoRaw, 'kick_interval', 'bucardo', 1, 0.05),
-      replicationObjects: readReplicationObjects(reader, bucardoRaw['replication_objects'], 'bucardo.replication_objects'),
-      pidDir: resolvePath(reader.string(bucardoRaw, 'pid_dir', 'bucardo', `/var/run/bucardo/${safeName}_piddir`), absolute),
+      replicationObjects: readReplicationObjects(
+        reader,
+        bucardoRaw['replication_objects'],
+        'bucardo.replication_objects',
+      ),
+      pidDir: resolvePath(
+        reader.string(bucardoRaw, 'pid_dir', 'bucardo', `/var/run/bucardo/${safeName}_piddir`),
+        absolute,
+      ),
       logDir: resolvePath(reader.string(bucardoRaw, 'log_dir', 'bucardo', '/var/log/bucardo'), absolute),
-      stateDir: resolvePath(reader.string(bucardoRaw, 'state_dir', 'bucardo', path.join(homedir(), '.bucardo-console', safeName)), absolute),
+      stateDir: resolvePath(
+        reader.string(bucardoRaw, 'state_dir', 'bucardo', path.join(homedir(), '.bucardo-console', safeName)),
+        absolute,
+      ),
       lockTimeoutMs: reader.integer(bucardoRaw, 'lock_timeout', 'bucardo', 5000, 1, 3_600_000),
       watchdogSeconds: reader.integer(bucardoRaw, 'watchdog_seconds', 'bucardo', 120, 1, 86_400),
       stallRemedy: reader.boolean(bucardoRaw, 'stall_remedy', 'bucardo', false),
@@ -123,8 +202,10 @@ export async function loadConfig(file: string, catalog: PluginCatalog): Promise<
     // config.yml carries every plugin's section, placeholders included).
     if (!plugins.includes(name)) continue;
     const plugin = await catalog.load(name);
-    if (plugin.parseSettings) config.pluginSettings[name] = plugin.parseSettings(reader, root[name], name, config);
-    else if (root[name] !== undefined && root[name] !== null) reader.problem(name, `plugin '${name}' takes no settings`);
+    if (plugin.parseSettings)
+      config.pluginSettings[name] = plugin.parseSettings(reader, root[name], name, config);
+    else if (root[name] !== undefined && root[name] !== null)
+      reader.problem(name, `plugin '${name}' takes no settings`);
   }
 
   if (reader.problems.length > 0) throw new ConfigError(absolute, reader.problems);
@@ -139,7 +220,10 @@ function readMetrics(reader: ConfigReader, value: unknown): MetricsSettings {
   if (listen === undefined) return { perTable };
   const match = /^\[?([^\]]+?)\]?:(\d{1,5})$/.exec(listen);
   if (!match || Number(match[2]) > 65_535) {
-    reader.problem('metrics.listen', `'${listen}' is not host:port; example: 127.0.0.1:9187 (keep it on a local or private address: the metrics are not protected)`);
+    reader.problem(
+      'metrics.listen',
+      `'${listen}' is not host:port; example: 127.0.0.1:9187 (keep it on a local or private address: the metrics are not protected)`,
+    );
     return { perTable };
   }
   return { listen: { host: match[1]!, port: Number(match[2]) }, perTable };
@@ -148,21 +232,44 @@ function readMetrics(reader: ConfigReader, value: unknown): MetricsSettings {
 function validateReplicationName(reader: ConfigReader, name: string): void {
   if (!name) return;
   if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(name)) {
-    reader.problem('bucardo.replication_name', `'${name}' must start with a letter or underscore and contain only letters, digits and underscores (it names the Bucardo sync, relgroup, pid dir and log files)`);
+    reader.problem(
+      'bucardo.replication_name',
+      `'${name}' must start with a letter or underscore and contain only letters, digits and underscores (it names the Bucardo sync, relgroup, pid dir and log files)`,
+    );
   } else if (name.length > MAX_REPLICATION_NAME) {
-    reader.problem('bucardo.replication_name', `'${name}' is ${name.length} characters; at most ${MAX_REPLICATION_NAME} keep Bucardo's trigger names stable (longer names get random trigger names that change on every validate)`);
+    reader.problem(
+      'bucardo.replication_name',
+      `'${name}' is ${name.length} characters; at most ${MAX_REPLICATION_NAME} keep Bucardo's trigger names stable (longer names get random trigger names that change on every validate)`,
+    );
   }
 }
 
-function readDatabase(reader: ConfigReader, role: DatabaseRole, explicit: Raw, configFile: string): DatabaseConfig {
+function readDatabase(
+  reader: ConfigReader,
+  role: DatabaseRole,
+  explicit: Raw,
+  configFile: string,
+): DatabaseConfig {
   const where = `databases.${role}`;
   const service = reader.string(explicit, 'service', where);
   // As in libpq, keys given in the config win over the service's, and the service's over the defaults.
   const raw: Raw = { ...(service ? serviceKeys(reader, role, service, where) : {}), ...explicit };
-  const databaseOwner = reader.string(raw, 'database_owner', where, role === 'bucardo' ? 'bucardo' : 'postgres');
+  const databaseOwner = reader.string(
+    raw,
+    'database_owner',
+    where,
+    role === 'bucardo' ? 'bucardo' : 'postgres',
+  );
   const passwordEnv = reader.string(raw, 'password_env', where);
-  if (passwordEnv !== undefined && !/^[A-Za-z_][A-Za-z0-9_]*$/.test(passwordEnv)) reader.problem(`${where}.password_env`, `'${passwordEnv}' is not an environment variable name`);
-  const sslmode = reader.oneOf(raw, 'sslmode', where, SSL_MODES, (process.env['PGSSLMODE'] as never) ?? 'prefer');
+  if (passwordEnv !== undefined && !/^[A-Za-z_][A-Za-z0-9_]*$/.test(passwordEnv))
+    reader.problem(`${where}.password_env`, `'${passwordEnv}' is not an environment variable name`);
+  const sslmode = reader.oneOf(
+    raw,
+    'sslmode',
+    where,
+    SSL_MODES,
+    (process.env['PGSSLMODE'] as never) ?? 'prefer',
+  );
   // Relative paths in the config are relative to the config file's folder, like pid_dir and log_dir;
   // those that came from a service file are relative to the working directory, as libpq reads them.
   const filePath = (key: string) => {
@@ -204,8 +311,11 @@ function serviceKeys(reader: ConfigReader, role: DatabaseRole, name: string, whe
   }
   if (!service) {
     const keys = `host, port${role === 'bucardo' ? '' : ', dbname'} and database_owner`;
-    reader.problem(`${where}.service`, `service '${name}' is not defined in ${serviceFiles().join(' or ')}. Define it `
-      + `there (a [${name}] section), point PGSERVICEFILE or PGSYSCONFDIR at the file that has it, or give ${keys} instead`);
+    reader.problem(
+      `${where}.service`,
+      `service '${name}' is not defined in ${serviceFiles().join(' or ')}. Define it ` +
+        `there (a [${name}] section), point PGSERVICEFILE or PGSYSCONFDIR at the file that has it, or give ${keys} instead`,
+    );
     return {};
   }
   const s = service.settings;
@@ -220,7 +330,11 @@ function serviceKeys(reader: ConfigReader, role: DatabaseRole, name: string, whe
   return keys;
 }
 
-export function readReplicationObjects(reader: ConfigReader, value: unknown, where: string): ReplicationObjects {
+export function readReplicationObjects(
+  reader: ConfigReader,
+  value: unknown,
+  where: string,
+): ReplicationObjects {
   const raw = reader.section(value, where, REPLICATION_OBJECT_KEYS);
   return {
     namespaceInclude: reader.stringList(raw, 'namespace_include', where),

@@ -24,7 +24,10 @@ export class ConfigReader {
       if (!allowedKeys.includes(key)) {
         const hint = closest(key, allowedKeys);
         const where = path ? `${path}.${key}` : key;
-        this.problem(where, `unknown key${hint ? ` (did you mean '${hint}'?)` : ''}; allowed here: ${allowedKeys.join(', ')}`);
+        this.problem(
+          where,
+          `unknown key${hint ? ` (did you mean '${hint}'?)` : ''}; allowed here: ${allowedKeys.join(', ')}`,
+        );
       }
     }
     return raw;
@@ -52,10 +55,22 @@ export class ConfigReader {
     return value;
   }
 
-  integer(raw: Raw, key: string, path: string, fallback: number, min = 0, max = Number.MAX_SAFE_INTEGER): number {
+  integer(
+    raw: Raw,
+    key: string,
+    path: string,
+    fallback: number,
+    min = 0,
+    max = Number.MAX_SAFE_INTEGER,
+  ): number {
     const value = raw[key];
     if (value === undefined || value === null) return fallback;
-    const parsed = typeof value === 'number' ? value : typeof value === 'string' && /^-?\d+$/.test(value.trim()) ? Number(value) : NaN;
+    const parsed =
+      typeof value === 'number'
+        ? value
+        : typeof value === 'string' && /^-?\d+$/.test(value.trim())
+          ? Number(value)
+          : NaN;
     if (!Number.isInteger(parsed)) {
       this.problem(`${path}.${key}`, `expected an integer, got ${describe(value)}`);
       return fallback;
@@ -70,9 +85,17 @@ export class ConfigReader {
   number(raw: Raw, key: string, path: string, fallback: number, min = 0): number {
     const value = raw[key];
     if (value === undefined || value === null) return fallback;
-    const parsed = typeof value === 'number' ? value : typeof value === 'string' && value.trim() !== '' ? Number(value) : NaN;
+    const parsed =
+      typeof value === 'number'
+        ? value
+        : typeof value === 'string' && value.trim() !== ''
+          ? Number(value)
+          : NaN;
     if (!Number.isFinite(parsed) || parsed < min) {
-      this.problem(`${path}.${key}`, `expected a number${min > 0 ? ` greater than or equal to ${min}` : ''}, got ${describe(value)}`);
+      this.problem(
+        `${path}.${key}`,
+        `expected a number${min > 0 ? ` greater than or equal to ${min}` : ''}, got ${describe(value)}`,
+      );
       return fallback;
     }
     return parsed;

@@ -2,7 +2,14 @@
 
 export type DatabaseRole = 'bucardo' | 'primary' | 'secondary';
 export type SslMode = 'disable' | 'allow' | 'prefer' | 'require' | 'verify-ca' | 'verify-full';
-export const SSL_MODES: readonly SslMode[] = ['disable', 'allow', 'prefer', 'require', 'verify-ca', 'verify-full'];
+export const SSL_MODES: readonly SslMode[] = [
+  'disable',
+  'allow',
+  'prefer',
+  'require',
+  'verify-ca',
+  'verify-full',
+];
 export type CopyData = 'always' | 'never' | 'empty';
 
 export interface DatabaseConfig {

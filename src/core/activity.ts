@@ -25,8 +25,12 @@ export class Activity {
   private readonly sessions = new Set<TrackedSession>();
   private readonly children = new Set<TrackedChild>();
 
-  get signal(): AbortSignal { return this.controller.signal; }
-  get interrupted(): boolean { return this.controller.signal.aborted; }
+  get signal(): AbortSignal {
+    return this.controller.signal;
+  }
+  get interrupted(): boolean {
+    return this.controller.signal.aborted;
+  }
 
   trackSession(session: TrackedSession): () => void {
     this.sessions.add(session);
@@ -46,11 +50,15 @@ export class Activity {
       if (!session.busy()) continue;
       try {
         const cancelled = await session.cancel();
-        report.push(cancelled
-          ? `cancelled the running statement on ${session.description} (backend ${session.backendPid}); its transaction was rolled back`
-          : `the statement on ${session.description} had already finished`);
+        report.push(
+          cancelled
+            ? `cancelled the running statement on ${session.description} (backend ${session.backendPid}); its transaction was rolled back`
+            : `the statement on ${session.description} had already finished`,
+        );
       } catch (error) {
-        report.push(`could not cancel backend ${session.backendPid} on ${session.description}: ${(error as Error).message}`);
+        report.push(
+          `could not cancel backend ${session.backendPid} on ${session.description}: ${(error as Error).message}`,
+        );
       }
     }
     for (const child of this.children) {
@@ -58,7 +66,9 @@ export class Activity {
         child.stop();
         report.push(`stopped ${child.description} (pid ${child.pid})`);
       } else {
-        report.push(`left ${child.description} (pid ${child.pid}) to finish: stopping it would leave orphan triggers; its lock wait is bounded by bucardo.lock_timeout`);
+        report.push(
+          `left ${child.description} (pid ${child.pid}) to finish: stopping it would leave orphan triggers; its lock wait is bounded by bucardo.lock_timeout`,
+        );
       }
     }
     return report;
@@ -78,8 +88,14 @@ export function detachedActivity(): Activity {
 export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
   return new Promise((resolve, reject) => {
     if (signal?.aborted) return reject(new InterruptedError());
-    const timer = setTimeout(() => { signal?.removeEventListener('abort', onAbort); resolve(); }, ms);
-    const onAbort = () => { clearTimeout(timer); reject(new InterruptedError()); };
+    const timer = setTimeout(() => {
+      signal?.removeEventListener('abort', onAbort);
+      resolve();
+    }, ms);
+    const onAbort = () => {
+      clearTimeout(timer);
+      reject(new InterruptedError());
+    };
     signal?.addEventListener('abort', onAbort, { once: true });
   });
 }

@@ -23,7 +23,10 @@ export interface ArgumentDescriptor {
   conflicts?: string[];
 }
 
-export interface Assignment { name: string; value: string }
+export interface Assignment {
+  name: string;
+  value: string;
+}
 
 export type ArgumentValue = boolean | number | string | Assignment | undefined;
 
@@ -62,7 +65,7 @@ export class CommandOptions {
 /** Accepted by every command, handled by the runner: they never reach the command's options. */
 export const RUNNER_ARGUMENTS: Readonly<Record<string, ArgumentDescriptor>> = {
   json: { kind: 'flag', help: 'print the result as one JSON object (for scripts)' },
-  help: { kind: 'flag', help: 'show this command\'s summary and arguments instead of running it' },
+  help: { kind: 'flag', help: "show this command's summary and arguments instead of running it" },
 };
 
 export interface ParsedArguments {
@@ -111,14 +114,21 @@ export function argumentHelpLines(declared: Readonly<Record<string, ArgumentDesc
     const extras = [
       spec.default !== undefined ? `default ${spec.default}` : '',
       spec.bareValue !== undefined ? `alone: ${spec.bareValue}` : '',
-    ].filter(Boolean).join('; ');
+    ]
+      .filter(Boolean)
+      .join('; ');
     return `  ${argumentUsage(name, spec).padEnd(width)}  ${spec.help}${extras ? ` (${extras})` : ''}`;
   });
 }
 
 /** "indexes.drop accepts --dry-run, --upstream-copy-done, --json, --help." */
-export function acceptedSentence(command: string, declared: Readonly<Record<string, ArgumentDescriptor>> = {}): string {
-  const usages = Object.entries({ ...declared, ...RUNNER_ARGUMENTS }).map(([name, spec]) => argumentUsage(name, spec));
+export function acceptedSentence(
+  command: string,
+  declared: Readonly<Record<string, ArgumentDescriptor>> = {},
+): string {
+  const usages = Object.entries({ ...declared, ...RUNNER_ARGUMENTS }).map(([name, spec]) =>
+    argumentUsage(name, spec),
+  );
   return `${command} accepts ${usages.join(', ')}; '${command} --help' explains them.`;
 }
 
@@ -138,11 +148,15 @@ export function parseCommandArguments(
   const given = new Set<string>();
   const problems: string[] = [];
   const assignmentName = Object.keys(declared).find((name) => declared[name]!.kind === 'assignment');
-  const candidates = Object.entries(all).flatMap(([name, spec]) => spec.kind === 'assignment' ? [] : [`--${name}`]);
+  const candidates = Object.entries(all).flatMap(([name, spec]) =>
+    spec.kind === 'assignment' ? [] : [`--${name}`],
+  );
   const accepted = acceptedSentence(command, declared);
   const unknown = (word: string, stem: string) => {
     const hint = likelyMeant(stem, candidates);
-    problems.push(`${command} does not accept '${word}'.${hint ? ` Did you mean '${hint}'?` : ''} ${accepted}`);
+    problems.push(
+      `${command} does not accept '${word}'.${hint ? ` Did you mean '${hint}'?` : ''} ${accepted}`,
+    );
   };
   const store = (name: string, value: ArgumentValue, word: string) => {
     if (given.has(name) && all[name]!.kind !== 'flag') {
@@ -161,21 +175,31 @@ export function parseCommandArguments(
     if (long) {
       const [, name, inlineValue] = long as unknown as [string, string, string | undefined];
       const spec = all[name];
-      if (!spec || spec.kind === 'assignment') { unknown(word, `--${name}`); continue; }
+      if (!spec || spec.kind === 'assignment') {
+        unknown(word, `--${name}`);
+        continue;
+      }
       if (spec.kind === 'flag') {
         if (inlineValue === undefined) store(name, true, word);
-        else problems.push(`${command}: --${name} is a flag and takes no value ('${word}'); write '--${name}'.`);
+        else
+          problems.push(`${command}: --${name} is a flag and takes no value ('${word}'); write '--${name}'.`);
         continue;
       }
       let text = inlineValue;
       const next = words[i + 1];
       if (text === undefined && next !== undefined && !next.startsWith('--')) {
         // An optional value is taken only when the next word is one: `--watch bucardo.stop` is not.
-        if (spec.bareValue === undefined || 'value' in parseValue(spec.kind, next)) { text = next; i += 1; }
+        if (spec.bareValue === undefined || 'value' in parseValue(spec.kind, next)) {
+          text = next;
+          i += 1;
+        }
       }
       if (text === undefined) {
         if (spec.bareValue !== undefined) store(name, spec.bareValue, word);
-        else problems.push(`${command}: ${argumentUsage(name, spec)} needs a value, e.g. --${name}=${example(spec)}.`);
+        else
+          problems.push(
+            `${command}: ${argumentUsage(name, spec)} needs a value, e.g. --${name}=${example(spec)}.`,
+          );
         continue;
       }
       const parsed = parseValue(spec.kind, text);
@@ -212,7 +236,13 @@ export function parseCommandArguments(
   const conflicting = new Set<string>();
   for (const name of given) {
     for (const other of all[name]!.conflicts ?? []) {
-      if (given.has(other)) conflicting.add([name, other].sort().map((n) => `--${n}`).join(' and '));
+      if (given.has(other))
+        conflicting.add(
+          [name, other]
+            .sort()
+            .map((n) => `--${n}`)
+            .join(' and '),
+        );
     }
   }
   for (const pair of conflicting) problems.push(`${command}: ${pair} cannot be given together; choose one.`);

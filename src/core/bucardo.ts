@@ -9,7 +9,12 @@ import { rootCertificate } from './db.js';
 import { OperatorError } from './errors.js';
 import type { Job } from './job.js';
 
-export interface BucardoResult { stdout: string; stderr: string; exitCode: number; output: string }
+export interface BucardoResult {
+  stdout: string;
+  stderr: string;
+  exitCode: number;
+  output: string;
+}
 
 export interface BucardoOptions {
   activity?: Activity;
@@ -27,9 +32,15 @@ export interface BucardoOptions {
 }
 
 export class BucardoError extends OperatorError {
-  constructor(readonly args: string[], readonly result: BucardoResult, hint?: string) {
+  constructor(
+    readonly args: string[],
+    readonly result: BucardoResult,
+    hint?: string,
+  ) {
     const message = bucardoMessage(result);
-    super(`bucardo ${args.join(' ')} failed (exit code ${result.exitCode}): ${message}${hint ? ` ${hint}` : ''}`);
+    super(
+      `bucardo ${args.join(' ')} failed (exit code ${result.exitCode}): ${message}${hint ? ` ${hint}` : ''}`,
+    );
     this.name = 'BucardoError';
   }
 }
@@ -52,15 +63,38 @@ export function bucardoFailed(result: BucardoResult): boolean {
 
 /** The useful part of Bucardo's output: its error line(s), without Perl's line-number noise. */
 export function bucardoMessage(result: BucardoResult): string {
-  const lines = result.output.split('\n').map((line) => line.trim()).filter(Boolean);
-  const interesting = lines.filter((line) => /ERROR|FATAL|failed|Failed|INSTALLATION|No such|not|Could not|must/.test(line));
+  const lines = result.output
+    .split('\n')
+    .map((line) => line.trim())
+    .filter(Boolean);
+  const interesting = lines.filter((line) =>
+    /ERROR|FATAL|failed|Failed|INSTALLATION|No such|not|Could not|must/.test(line),
+  );
   const text = (interesting.length ? interesting : lines).slice(0, 4).join(' ');
-  return text.replace(/ at \/usr\/\S+ line \d+\.?/g, '').replace(/ at line \d+\.?/g, '').trim() || '(no output)';
+  return (
+    text
+      .replace(/ at \/usr\/\S+ line \d+\.?/g, '')
+      .replace(/ at line \d+\.?/g, '')
+      .trim() || '(no output)'
+  );
 }
 
-export function baseArguments(job: Job, connection = { dbname: job.metadataDb, dbuser: job.config.databases.bucardo.databaseOwner }): string[] {
+export function baseArguments(
+  job: Job,
+  connection = { dbname: job.metadataDb, dbuser: job.config.databases.bucardo.databaseOwner },
+): string[] {
   const db = job.config.databases.bucardo;
-  return ['--no-bucardorc', '--dbhost', db.host, '--dbport', String(db.port), '--dbname', connection.dbname, '--dbuser', connection.dbuser];
+  return [
+    '--no-bucardorc',
+    '--dbhost',
+    db.host,
+    '--dbport',
+    String(db.port),
+    '--dbname',
+    connection.dbname,
+    '--dbuser',
+    connection.dbuser,
+  ];
 }
 
 /** The environment of every bucardo process: private HOME, no PGPASSWORD/PGPASSFILE, the metadata db's sslmode. */
@@ -88,9 +122,17 @@ export function bucardoEnvironment(job: Job, extra: Record<string, string> = {})
   return { ...env, ...extra };
 }
 
-export async function runBucardo(job: Job, args: string[], options: BucardoOptions = {}): Promise<BucardoResult> {
+export async function runBucardo(
+  job: Job,
+  args: string[],
+  options: BucardoOptions = {},
+): Promise<BucardoResult> {
   const { execa } = await import('execa');
-  const connection = options.connection ?? (options.metadataDb ? { dbname: options.metadataDb, dbuser: job.config.databases.bucardo.databaseOwner } : undefined);
+  const connection =
+    options.connection ??
+    (options.metadataDb
+      ? { dbname: options.metadataDb, dbuser: job.config.databases.bucardo.databaseOwner }
+      : undefined);
   const fullArgs = [...baseArguments(job, connection), ...args];
   const child = execa(job.bucardoFork?.executable ?? job.config.bucardo.executable, fullArgs, {
     env: bucardoEnvironment(job, options.extraEnv),
@@ -116,8 +158,13 @@ export async function runBucardo(job: Job, args: string[], options: BucardoOptio
   } finally {
     untrack?.();
   }
-  if ((completed as { code?: string }).code === 'ENOENT' || /ENOENT/.test(String((completed as { originalMessage?: string }).originalMessage ?? ''))) {
-    throw new OperatorError(`The bucardo executable '${job.config.bucardo.executable}' was not found. Install it (apt-get install bucardo, or run scripts/setup.sh) or set bucardo.executable to its path.`);
+  if (
+    (completed as { code?: string }).code === 'ENOENT' ||
+    /ENOENT/.test(String((completed as { originalMessage?: string }).originalMessage ?? ''))
+  ) {
+    throw new OperatorError(
+      `The bucardo executable '${job.config.bucardo.executable}' was not found. Install it (apt-get install bucardo, or run scripts/setup.sh) or set bucardo.executable to its path.`,
+    );
   }
   const result: BucardoResult = {
     stdout: String(completed.stdout ?? ''),
@@ -125,7 +172,11 @@ export async function runBucardo(job: Job, args: string[], options: BucardoOptio
     output: String(completed.all ?? ''),
     exitCode: typeof completed.exitCode === 'number' ? completed.exitCode : -1,
   };
-  if (completed.timedOut) throw new BucardoError(args, { ...result, output: `${result.output}\n(timed out after ${options.timeoutMs} ms)` });
+  if (completed.timedOut)
+    throw new BucardoError(args, {
+      ...result,
+      output: `${result.output}\n(timed out after ${options.timeoutMs} ms)`,
+    });
   if (!options.allowFailure && bucardoFailed(result)) throw new BucardoError(args, result);
   return result;
 }

@@ -12,7 +12,12 @@ export function upstreamJob(job: Job, jobs: Job[]): Job | undefined {
   const b = job.config.databases.primary;
   return jobs.find((other) => {
     const secondary = other.config.databases.secondary;
-    return other !== job && secondary.cascade && secondary.host.toLowerCase() === b.host.toLowerCase()
-      && Number(secondary.port) === Number(b.port) && secondary.dbname === b.dbname;
+    return (
+      other !== job &&
+      secondary.cascade &&
+      secondary.host.toLowerCase() === b.host.toLowerCase() &&
+      Number(secondary.port) === Number(b.port) &&
+      secondary.dbname === b.dbname
+    );
   });
 }

@@ -24,30 +24,49 @@ export interface CopyProgress {
 
 /** The recorded tables of the sync in the order Bucardo copies them (its herdmap: priority, then id). */
 async function copyOrder(job: Job, relgroup: string): Promise<{ schema: string; name: string }[]> {
-  return withClient(job, { role: 'bucardo' }, async (client) => (await client.query<{ schema: string; name: string }>(
-    `SELECT g.schemaname AS schema, g.tablename AS name FROM bucardo.herdmap h JOIN bucardo.goat g ON g.id = h.goat
-      WHERE h.herd = $1 AND g.reltype = 'table' ORDER BY h.priority DESC, h.goat ASC`, [relgroup])).rows);
+  return withClient(
+    job,
+    { role: 'bucardo' },
+    async (client) =>
+      (
+        await client.query<{ schema: string; name: string }>(
+          `SELECT g.schemaname AS schema, g.tablename AS name FROM bucardo.herdmap h JOIN bucardo.goat g ON g.id = h.goat
+      WHERE h.herd = $1 AND g.reltype = 'table' ORDER BY h.priority DESC, h.goat ASC`,
+          [relgroup],
+        )
+      ).rows,
+  );
 }
 
 /** Heap size and estimated rows of each table on the primary (what the copy has to move). */
-async function sourceSizes(job: Job, tables: { schema: string; name: string }[]):
-  Promise<{ bytes: number; rows: number }[]> {
-  return withClient(job, { role: 'primary' }, async (client) => (await client.query<{ bytes: string; rows: string }>(
-    `SELECT coalesce(pg_relation_size(r), 0)::bigint AS bytes, greatest(coalesce(c.reltuples, 0), 0)::bigint AS rows
+async function sourceSizes(
+  job: Job,
+  tables: { schema: string; name: string }[],
+): Promise<{ bytes: number; rows: number }[]> {
+  return withClient(job, { role: 'primary' }, async (client) =>
+    (
+      await client.query<{ bytes: string; rows: string }>(
+        `SELECT coalesce(pg_relation_size(r), 0)::bigint AS bytes, greatest(coalesce(c.reltuples, 0), 0)::bigint AS rows
        FROM unnest($1::text[], $2::text[]) WITH ORDINALITY AS u(s, t, n)
        LEFT JOIN LATERAL (SELECT to_regclass(format('%I.%I', u.s, u.t)) AS r) x ON true
-       LEFT JOIN pg_class c ON c.oid = x.r ORDER BY u.n`, [tables.map((t) => t.schema), tables.map((t) => t.name)]))
-    .rows.map((row) => ({ bytes: Number(row.bytes), rows: Number(row.rows) })));
+       LEFT JOIN pg_class c ON c.oid = x.r ORDER BY u.n`,
+        [tables.map((t) => t.schema), tables.map((t) => t.name)],
+      )
+    ).rows.map((row) => ({ bytes: Number(row.bytes), rows: Number(row.rows) })),
+  );
 }
 
 /** Which table the initial copy is writing now and how many rows so far (pg_stat_progress_copy on the target). */
-export async function copyInProgress(job: Job): Promise<{ schema: string; name: string; rows: number } | undefined> {
+export async function copyInProgress(
+  job: Job,
+): Promise<{ schema: string; name: string; rows: number } | undefined> {
   return withClient(job, { role: 'secondary' }, async (client) => {
     const { rows } = await client.query<{ schema: string; name: string; rows: string }>(
       `SELECT n.nspname AS schema, c.relname AS name, p.tuples_processed AS rows
          FROM pg_stat_progress_copy p JOIN pg_class c ON c.oid = p.relid JOIN pg_namespace n ON n.oid = c.relnamespace
         WHERE p.datid = (SELECT oid FROM pg_database WHERE datname = current_database()) AND p.command = 'COPY FROM'
-        ORDER BY p.pid LIMIT 1`);
+        ORDER BY p.pid LIMIT 1`,
+    );
     return rows[0] ? { schema: rows[0].schema, name: rows[0].name, rows: Number(rows[0].rows) } : undefined;
   });
 }
@@ -60,8 +79,12 @@ export async function copyInProgress(job: Job): Promise<{ schema: string; name: 
  * transaction is not committed until the last table), and the per-table log lines are only
  * written at log_level verbose. Between two tables no COPY runs: `table` is absent then.
  */
-export async function copyProgress(job: Job, relgroup: string, startedAt?: Date, running = true):
-  Promise<Omit<CopyProgress, 'state'>> {
+export async function copyProgress(
+  job: Job,
+  relgroup: string,
+  startedAt?: Date,
+  running = true,
+): Promise<Omit<CopyProgress, 'state'>> {
   const order = await copyOrder(job, relgroup);
   const sizes = await sourceSizes(job, order);
   const bytesTotal = sizes.reduce((sum, size) => sum + size.bytes, 0);
@@ -78,11 +101,12 @@ export async function copyProgress(job: Job, relgroup: string, startedAt?: Date,
   progress.tableRows = size.rows;
   progress.tablePercent = Math.round(fraction * 100);
   progress.tablesDone = index;
-  progress.bytesDone = Math.round(sizes.slice(0, index).reduce((sum, s) => sum + s.bytes, 0) + fraction * size.bytes);
+  progress.bytesDone = Math.round(
+    sizes.slice(0, index).reduce((sum, s) => sum + s.bytes, 0) + fraction * size.bytes,
+  );
   if (progress.elapsedSeconds !== undefined && progress.bytesDone > 0 && progress.elapsedSeconds > 0) {
     const bytesLeft = bytesTotal - progress.bytesDone;
-    progress.remainingSeconds = Math.round(progress.elapsedSeconds * bytesLeft / progress.bytesDone);
+    progress.remainingSeconds = Math.round((progress.elapsedSeconds * bytesLeft) / progress.bytesDone);
   }
   return progress;
 }
-

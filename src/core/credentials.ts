@@ -6,12 +6,23 @@ import path from 'node:path';
 import type { DatabaseConfig } from '../config/types.js';
 import type { Job } from './job.js';
 import {
-  ANY, entryCovers, formatPgpassLine, matchPassword, operatorPgpassFile, parsePgpassLine, pgpassHost, readPgpass,
+  ANY,
+  entryCovers,
+  formatPgpassLine,
+  matchPassword,
+  operatorPgpassFile,
+  parsePgpassLine,
+  pgpassHost,
+  readPgpass,
   type PasswordEntry,
 } from './pgpass.js';
 import { servicePassword } from './pgservice.js';
 
-export interface LoginTarget { db: DatabaseConfig; user: string; database: string }
+export interface LoginTarget {
+  db: DatabaseConfig;
+  user: string;
+  database: string;
+}
 
 /**
  * Order (libpq's, with the tool's own key first): the database's password_env, the password of its
@@ -33,7 +44,9 @@ type PasswordSource = { kind: 'password'; password: string } | { kind: 'file'; e
 function passwordSources(db: DatabaseConfig): PasswordSource[] {
   const sources: PasswordSource[] = [];
   // As libpq treats an empty PGPASSWORD or password=: as no password, so the files are read next.
-  const add = (password: string | undefined) => { if (password) sources.push({ kind: 'password', password }); };
+  const add = (password: string | undefined) => {
+    if (password) sources.push({ kind: 'password', password });
+  };
   add(db.passwordEnv ? process.env[db.passwordEnv] : undefined);
   add(db.service ? servicePassword(db.service) : undefined);
   if (db.passfile) sources.push({ kind: 'file', entries: readPgpass(db.passfile) });
@@ -63,7 +76,8 @@ export function jobLogins(job: Job): LoginTarget[] {
 }
 
 /** Marks where the lines Bucardo itself appends begin; everything above is rewritten from the config each time. */
-const KEPT_MARKER = '# Lines below were appended by Bucardo (its installer stores the bucardo role\'s password): kept.';
+const KEPT_MARKER =
+  "# Lines below were appended by Bucardo (its installer stores the bucardo role's password): kept.";
 
 /**
  * The lines of the private file for this job's logins, in libpq's first-match-wins order:
@@ -75,8 +89,13 @@ const KEPT_MARKER = '# Lines below were appended by Bucardo (its installer store
  */
 export function privatePgpassEntries(logins: LoginTarget[]): PasswordEntry[] {
   const entries: PasswordEntry[] = [];
-  const pinned = (db: DatabaseConfig, user: string, database: string, password: string): PasswordEntry =>
-    ({ host: pgpassHost(db.host), port: String(db.port), database, user, password });
+  const pinned = (db: DatabaseConfig, user: string, database: string, password: string): PasswordEntry => ({
+    host: pgpassHost(db.host),
+    port: String(db.port),
+    database,
+    user,
+    password,
+  });
   for (const login of logins) {
     const password = resolvePassword(login);
     if (password !== undefined) entries.push(pinned(login.db, login.user, login.database, password));
@@ -116,9 +135,11 @@ export function writePrivatePgpass(job: Job): string {
   const generated = privatePgpassEntries(jobLogins(job)).map(formatPgpassLine);
   const kept = existsSync(file) ? bucardoAppendedLines(readFileSync(file, 'utf8'), generated) : [];
   const text = [
-    '# The job\'s private password file for Bucardo, rewritten by bucardo-console from its config and the',
-    '# operator\'s password sources before every bucardo run. Do not edit: change those instead.',
-    ...generated, KEPT_MARKER, ...kept,
+    "# The job's private password file for Bucardo, rewritten by bucardo-console from its config and the",
+    "# operator's password sources before every bucardo run. Do not edit: change those instead.",
+    ...generated,
+    KEPT_MARKER,
+    ...kept,
   ].join('\n');
   writeFileSync(file, `${text}\n`, { mode: 0o600 });
   chmodSync(file, 0o600);
@@ -129,7 +150,8 @@ export function writePrivatePgpass(job: Job): string {
 function bucardoAppendedLines(text: string, generated: string[]): string[] {
   const lines = text.split('\n');
   const marker = lines.indexOf(KEPT_MARKER);
-  const candidates = marker >= 0 ? lines.slice(marker + 1) : lines.filter((line) => !generated.includes(line));
+  const candidates =
+    marker >= 0 ? lines.slice(marker + 1) : lines.filter((line) => !generated.includes(line));
   return candidates.filter((line) => parsePgpassLine(line) !== undefined);
 }
 

@@ -42,7 +42,11 @@ export function defaultDatabase(job: Job, role: DatabaseRole): string {
 }
 
 export function loginUser(db: DatabaseConfig, login: Login = 'database_owner'): string {
-  return login === 'schema_owner' ? db.schemaOwner : login === 'install_user' ? db.installUser : db.databaseOwner;
+  return login === 'schema_owner'
+    ? db.schemaOwner
+    : login === 'install_user'
+      ? db.installUser
+      : db.databaseOwner;
 }
 
 function describeTarget(db: DatabaseConfig, database: string, user: string): string {
@@ -72,8 +76,10 @@ function sslAttempts(db: DatabaseConfig): SslOption[] {
     ca = rootCertFile ? readFileSync(rootCertFile, 'utf8') : undefined;
   } catch (error) {
     const reason = (error as NodeJS.ErrnoException).code ?? (error as Error).message;
-    throw new OperatorError(`Cannot read the root certificate ${rootCertFile} for the ${db.role} database: ${reason}. `
-      + `Make databases.${db.role}.sslrootcert (or PGSSLROOTCERT) a readable CA file.`);
+    throw new OperatorError(
+      `Cannot read the root certificate ${rootCertFile} for the ${db.role} database: ${reason}. ` +
+        `Make databases.${db.role}.sslrootcert (or PGSSLROOTCERT) a readable CA file.`,
+    );
   }
   // As libpq does: when a root certificate exists, every encrypted connection verifies the server's
   // certificate against it (require then behaves as verify-ca); without one, require only encrypts.
@@ -82,16 +88,22 @@ function sslAttempts(db: DatabaseConfig): SslOption[] {
     : undefined;
   const encrypted: SslOption = verifyCa ?? { rejectUnauthorized: false };
   switch (db.sslmode) {
-    case 'disable': return [false];
-    case 'allow': return [false, encrypted];
-    case 'prefer': return [encrypted, false];
-    case 'require': return [encrypted];
+    case 'disable':
+      return [false];
+    case 'allow':
+      return [false, encrypted];
+    case 'prefer':
+      return [encrypted, false];
+    case 'require':
+      return [encrypted];
     case 'verify-ca':
     case 'verify-full': {
       if (!ca) {
-        throw new OperatorError(`sslmode ${db.sslmode} for the ${db.role} database needs a root certificate, and `
-          + `${defaultRootCertificate(db)} does not exist. Set databases.${db.role}.sslrootcert (or PGSSLROOTCERT) `
-          + 'to the CA file that signed the server\'s certificate, or use sslmode require.');
+        throw new OperatorError(
+          `sslmode ${db.sslmode} for the ${db.role} database needs a root certificate, and ` +
+            `${defaultRootCertificate(db)} does not exist. Set databases.${db.role}.sslrootcert (or PGSSLROOTCERT) ` +
+            "to the CA file that signed the server's certificate, or use sslmode require.",
+        );
       }
       return [db.sslmode === 'verify-ca' ? verifyCa! : { rejectUnauthorized: true, ca }];
     }
@@ -114,7 +126,12 @@ export async function openClient(job: Job, request: ConnectionRequest): Promise<
   let lastError: unknown;
   for (const ssl of attempts) {
     const client = new PgClient({
-      host: db.host, port: db.port, database, user, password, ssl,
+      host: db.host,
+      port: db.port,
+      database,
+      user,
+      password,
+      ssl,
       application_name: request.applicationName ?? 'bucardo-console',
       connectionTimeoutMillis: 10_000,
     });
@@ -130,15 +147,22 @@ export async function openClient(job: Job, request: ConnectionRequest): Promise<
       const message = (error as Error).message ?? '';
       // As libpq does under allow/prefer: an SSL attempt that fails (no SSL, or a certificate that does
       // not verify against an existing root certificate) is retried the other way.
-      const sslRefused = /SSL|certificate|unable to (get|verify)/i.test(message)
-        && !/password|does not exist/i.test(message);
+      const sslRefused =
+        /SSL|certificate|unable to (get|verify)/i.test(message) && !/password|does not exist/i.test(message);
       if (!(sslRefused && attempts.length > 1)) break;
     }
   }
   throw explainConnectionError(lastError, db, database, user);
 }
 
-function trackClient(job: Job, request: ConnectionRequest, client: Client, db: DatabaseConfig, database: string, user: string): void {
+function trackClient(
+  job: Job,
+  request: ConnectionRequest,
+  client: Client,
+  db: DatabaseConfig,
+  database: string,
+  user: string,
+): void {
   const activity = request.activity!;
   const backendPid = (client as unknown as { processID?: number }).processID;
   // Count statements in flight ourselves (pg's own activeQuery/queryQueue are private and deprecated).
@@ -146,9 +170,12 @@ function trackClient(job: Job, request: ConnectionRequest, client: Client, db: D
   const query = client.query.bind(client) as (...args: unknown[]) => unknown;
   (client as unknown as { query: (...args: unknown[]) => unknown }).query = (...args: unknown[]) => {
     inFlight += 1;
-    const done = () => { inFlight -= 1; };
+    const done = () => {
+      inFlight -= 1;
+    };
     const result = query(...args);
-    if (result && typeof (result as Promise<unknown>).then === 'function') (result as Promise<unknown>).then(done, done);
+    if (result && typeof (result as Promise<unknown>).then === 'function')
+      (result as Promise<unknown>).then(done, done);
     else if (result && typeof (result as { once?: unknown }).once === 'function') {
       (result as NodeJS.EventEmitter).once('end', done);
       (result as NodeJS.EventEmitter).once('error', done);
@@ -160,9 +187,16 @@ function trackClient(job: Job, request: ConnectionRequest, client: Client, db: D
     backendPid,
     busy: () => inFlight > 0,
     cancel: async () => {
-      const canceller = await openClient(job, { ...request, activity: undefined, applicationName: 'bucardo-console cancel' });
+      const canceller = await openClient(job, {
+        ...request,
+        activity: undefined,
+        applicationName: 'bucardo-console cancel',
+      });
       try {
-        const result = await canceller.query<{ cancelled: boolean }>('SELECT pg_cancel_backend($1) AS cancelled', [backendPid]);
+        const result = await canceller.query<{ cancelled: boolean }>(
+          'SELECT pg_cancel_backend($1) AS cancelled',
+          [backendPid],
+        );
         return result.rows[0]?.cancelled === true;
       } finally {
         await canceller.end().catch(() => undefined);
@@ -173,7 +207,11 @@ function trackClient(job: Job, request: ConnectionRequest, client: Client, db: D
 }
 
 /** Runs fn with a connection and always closes it. */
-export async function withClient<T>(job: Job, request: ConnectionRequest, fn: (client: Client) => Promise<T>): Promise<T> {
+export async function withClient<T>(
+  job: Job,
+  request: ConnectionRequest,
+  fn: (client: Client) => Promise<T>,
+): Promise<T> {
   const client = await openClient(job, request);
   try {
     return await fn(client);
@@ -196,54 +234,86 @@ export async function withTransaction<T>(client: Client, fn: () => Promise<T>): 
 }
 
 /** Turns driver errors into one paragraph naming the cause and the fix. */
-export function explainConnectionError(error: unknown, db: DatabaseConfig, database: string, user: string): Error {
+export function explainConnectionError(
+  error: unknown,
+  db: DatabaseConfig,
+  database: string,
+  user: string,
+): Error {
   const err = error as { code?: string; message?: string };
   const target = describeTarget(db, database, user);
   const keys = `databases.${db.role}`;
   const message = err?.message ?? String(error);
   switch (err?.code) {
     case 'ECONNREFUSED':
-      return new OperatorError(`Cannot reach the ${target}: connection refused. Is PostgreSQL running and listening on ${db.host}:${db.port}? Check ${keys}.host and ${keys}.port, and listen_addresses on the server.`);
+      return new OperatorError(
+        `Cannot reach the ${target}: connection refused. Is PostgreSQL running and listening on ${db.host}:${db.port}? Check ${keys}.host and ${keys}.port, and listen_addresses on the server.`,
+      );
     case 'ENOTFOUND':
     case 'EAI_AGAIN':
-      return new OperatorError(`Cannot reach the ${target}: the host name ${db.host} does not resolve. Check ${keys}.host.`);
+      return new OperatorError(
+        `Cannot reach the ${target}: the host name ${db.host} does not resolve. Check ${keys}.host.`,
+      );
     case 'ETIMEDOUT':
     case 'EHOSTUNREACH':
-      return new OperatorError(`Cannot reach the ${target}: ${message}. Check ${keys}.host/port and any firewall between this machine and the server.`);
+      return new OperatorError(
+        `Cannot reach the ${target}: ${message}. Check ${keys}.host/port and any firewall between this machine and the server.`,
+      );
     case '28P01':
-      return new OperatorError(`Password authentication failed for the ${target}. Supply the right password through ${keys}.password_env (an environment variable name), ${keys}.passfile, PGPASSWORD, PGPASSFILE or ~/.pgpass.`);
+      return new OperatorError(
+        `Password authentication failed for the ${target}. Supply the right password through ${keys}.password_env (an environment variable name), ${keys}.passfile, PGPASSWORD, PGPASSFILE or ~/.pgpass.`,
+      );
     case '28000':
       if (/no encryption/.test(message)) {
-        return new OperatorError(`The server refused the unencrypted ${target}: ${message}. It accepts SSL `
-          + `connections only: set ${keys}.sslmode to require (or verify-full with ${keys}.sslrootcert).`);
+        return new OperatorError(
+          `The server refused the unencrypted ${target}: ${message}. It accepts SSL ` +
+            `connections only: set ${keys}.sslmode to require (or verify-full with ${keys}.sslrootcert).`,
+        );
       }
-      return new OperatorError(`The server refused the ${target}: ${message}. Add a pg_hba.conf entry for this host and role, or check ${keys}.database_owner / sslmode.`);
+      return new OperatorError(
+        `The server refused the ${target}: ${message}. Add a pg_hba.conf entry for this host and role, or check ${keys}.database_owner / sslmode.`,
+      );
     case '3D000':
-      return new OperatorError(`The ${target} does not exist: ${message}. Check ${keys}.dbname${db.role === 'bucardo' ? ' (the metadata database is created by bucardo.install)' : ''}.`);
+      return new OperatorError(
+        `The ${target} does not exist: ${message}. Check ${keys}.dbname${db.role === 'bucardo' ? ' (the metadata database is created by bucardo.install)' : ''}.`,
+      );
     case '57P03':
-      return new OperatorError(`The server for the ${target} is starting up or shutting down; try again in a moment.`);
+      return new OperatorError(
+        `The server for the ${target} is starting up or shutting down; try again in a moment.`,
+      );
   }
   if (/timeout expired|Connection terminated due to connection timeout/i.test(message)) {
-    return new OperatorError(`Cannot reach the ${target}: the connection timed out after 10 s. Check ${keys}.host/port and the network path.`);
+    return new OperatorError(
+      `Cannot reach the ${target}: the connection timed out after 10 s. Check ${keys}.host/port and the network path.`,
+    );
   }
   if (/password must be a string|SASL|client password must be a string/i.test(message)) {
-    return new OperatorError(`The ${target} asks for a password and none was found. Supply it through ${keys}.password_env, ${keys}.passfile, PGPASSWORD, PGPASSFILE or ~/.pgpass.`);
+    return new OperatorError(
+      `The ${target} asks for a password and none was found. Supply it through ${keys}.password_env, ${keys}.passfile, PGPASSWORD, PGPASSFILE or ~/.pgpass.`,
+    );
   }
-  const certificateProblem = /self.signed|certificate|unable to (get|verify)|Hostname\/IP does not match/i.test(message)
-    || /^CERT_|_CERT|SELF_SIGNED/.test(err?.code ?? '');
+  const certificateProblem =
+    /self.signed|certificate|unable to (get|verify)|Hostname\/IP does not match/i.test(message) ||
+    /^CERT_|_CERT|SELF_SIGNED/.test(err?.code ?? '');
   if (certificateProblem) {
-    const cause = /Hostname\/IP does not match|ERR_TLS_CERT_ALTNAME_INVALID/.test(`${message} ${err?.code ?? ''}`)
+    const cause = /Hostname\/IP does not match|ERR_TLS_CERT_ALTNAME_INVALID/.test(
+      `${message} ${err?.code ?? ''}`,
+    )
       ? `the server's certificate does not name ${db.host} (sslmode ${db.sslmode} checks the host name)`
-      : 'certificate verify failed: the server\'s certificate is not signed by the root certificate '
-        + `${rootCertificate(db) ?? '(none found)'}`;
+      : "certificate verify failed: the server's certificate is not signed by the root certificate " +
+        `${rootCertificate(db) ?? '(none found)'}`;
     const byName = db.sslmode === 'verify-full' ? ', connect by the name the certificate carries' : '';
-    return new OperatorError(`SSL connection to the ${target} failed: ${cause} (${message}). Set ${keys}.sslrootcert `
-      + `(or PGSSLROOTCERT) to the CA file that signed the server's certificate${byName}, or lower ${keys}.sslmode `
-      + 'to require to encrypt without verifying.');
+    return new OperatorError(
+      `SSL connection to the ${target} failed: ${cause} (${message}). Set ${keys}.sslrootcert ` +
+        `(or PGSSLROOTCERT) to the CA file that signed the server's certificate${byName}, or lower ${keys}.sslmode ` +
+        'to require to encrypt without verifying.',
+    );
   }
   if (/does not support SSL|SSL/i.test(message)) {
-    return new OperatorError(`SSL negotiation with the ${target} failed: ${message}. Check ${keys}.sslmode (the server `
-      + `may not offer SSL, or may require it) and ${keys}.sslrootcert.`);
+    return new OperatorError(
+      `SSL negotiation with the ${target} failed: ${message}. Check ${keys}.sslmode (the server ` +
+        `may not offer SSL, or may require it) and ${keys}.sslrootcert.`,
+    );
   }
   return new OperatorError(`Cannot connect to the ${target}: ${message}.`);
 }

@@ -8,14 +8,26 @@ import { errorMessage, InterruptedError } from './errors.js';
 
 /** A session holding a lock that a DDL statement would have to wait for. */
 export interface LockBlocker {
-  pid: number; user: string; application: string; backendType: string; seconds: number; query: string;
+  pid: number;
+  user: string;
+  application: string;
+  backendType: string;
+  seconds: number;
+  query: string;
 }
 
 /** A table (or object) whose DDL did not happen, why, and who held its lock then. */
-export interface TableFailure { table: string; error: string; blockers: LockBlocker[] }
+export interface TableFailure {
+  table: string;
+  error: string;
+  blockers: LockBlocker[];
+}
 
 /** What holds a lock: one table, or every relation of a schema (for DROP SCHEMA). */
-export interface LockTarget { schema: string; table?: string }
+export interface LockTarget {
+  schema: string;
+  table?: string;
+}
 
 export interface LockBoundedOptions {
   /** Upper bound (ms) of each statement's lock wait. */
@@ -45,8 +57,11 @@ export function isLockWait(error: unknown, deadlockIsLockWait = false): boolean 
  * report: 'all') the transaction is rolled back and the lock holders returned; other errors are
  * thrown after the rollback. An interrupted run (Ctrl-C) always throws InterruptedError.
  */
-export async function lockBoundedDdl(client: Client, statements: string[],
-  options: LockBoundedOptions): Promise<LockBoundedOutcome> {
+export async function lockBoundedDdl(
+  client: Client,
+  statements: string[],
+  options: LockBoundedOptions,
+): Promise<LockBoundedOutcome> {
   const outcome = await withLockTimeout(client, options, async () => {
     for (const statement of statements) await client.query(statement);
   });
@@ -54,8 +69,11 @@ export async function lockBoundedDdl(client: Client, statements: string[],
 }
 
 /** The same transaction around any work (checks between statements, say), returning its value. */
-export async function withLockTimeout<T>(client: Client, options: LockBoundedOptions, work: () => Promise<T>):
-  Promise<{ done: true; value: T } | Extract<LockBoundedOutcome, { done: false }>> {
+export async function withLockTimeout<T>(
+  client: Client,
+  options: LockBoundedOptions,
+  work: () => Promise<T>,
+): Promise<{ done: true; value: T } | Extract<LockBoundedOutcome, { done: false }>> {
   try {
     return {
       done: true,
@@ -73,7 +91,10 @@ export async function withLockTimeout<T>(client: Client, options: LockBoundedOpt
 }
 
 /** The failure record of a table whose lock-bounded DDL did not happen. */
-export function tableFailure(table: string, outcome: Extract<LockBoundedOutcome, { done: false }>): TableFailure {
+export function tableFailure(
+  table: string,
+  outcome: Extract<LockBoundedOutcome, { done: false }>,
+): TableFailure {
   return { table, error: errorMessage(outcome.error), blockers: outcome.blockers };
 }
 
@@ -91,16 +112,24 @@ export async function lockHolders(client: Client, target: LockTarget): Promise<L
       WHERE l.locktype = 'relation' AND l.granted AND l.pid <> pg_backend_pid()
         AND n.nspname = $1 AND ($2::text IS NULL OR c.relname = $2)
       ORDER BY a.pid`,
-    [target.schema, target.table ?? null]);
+    [target.schema, target.table ?? null],
+  );
   return rows;
 }
 
 /** Who holds each table's lock right now, each with the same reason, for the operator to act on. */
-export async function describeWaiting(client: Client, tables: { key: string; schema: string; table: string }[],
-  reason: string): Promise<TableFailure[]> {
+export async function describeWaiting(
+  client: Client,
+  tables: { key: string; schema: string; table: string }[],
+  reason: string,
+): Promise<TableFailure[]> {
   const failures: TableFailure[] = [];
   for (const table of tables) {
-    failures.push({ table: table.key, error: reason, blockers: await lockHolders(client, table).catch(() => []) });
+    failures.push({
+      table: table.key,
+      error: reason,
+      blockers: await lockHolders(client, table).catch(() => []),
+    });
   }
   return failures;
 }
@@ -116,7 +145,9 @@ export function formatFailures(failures: TableFailure[]): string[] {
     }
     for (const b of failure.blockers) {
       const application = b.application ? `application ${b.application}` : 'no application name';
-      lines.push(`    lock held by pid ${b.pid} (user ${b.user}, ${application}, ${b.seconds} s): ${b.query}`);
+      lines.push(
+        `    lock held by pid ${b.pid} (user ${b.user}, ${application}, ${b.seconds} s): ${b.query}`,
+      );
     }
   }
   return lines;

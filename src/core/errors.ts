@@ -2,7 +2,10 @@
 // the shell prints it as is, without a stack trace.
 
 export class OperatorError extends Error {
-  constructor(message: string, readonly details: string[] = []) {
+  constructor(
+    message: string,
+    readonly details: string[] = [],
+  ) {
     super(message);
     this.name = 'OperatorError';
   }

@@ -31,7 +31,12 @@ export interface KickerState {
   metrics?: string;
 }
 
-export interface KickerStatus { running: boolean; pid?: number; stalePidFile: boolean; state?: KickerState }
+export interface KickerStatus {
+  running: boolean;
+  pid?: number;
+  stalePidFile: boolean;
+  state?: KickerState;
+}
 
 const KICKER_MAIN = fileURLToPath(new URL('../kicker/main.js', import.meta.url));
 
@@ -53,7 +58,12 @@ export function kickerStatus(job: Job): KickerStatus {
   } catch {
     state = undefined;
   }
-  return { running, ...(pid !== undefined ? { pid } : {}), stalePidFile: pid !== undefined && !running, ...(state ? { state } : {}) };
+  return {
+    running,
+    ...(pid !== undefined ? { pid } : {}),
+    stalePidFile: pid !== undefined && !running,
+    ...(state ? { state } : {}),
+  };
 }
 
 /** Starts the job's kicker unless one is already running; replaces a stale pid file. Returns its pid. */
@@ -70,7 +80,10 @@ export async function startKicker(job: Job): Promise<{ pid: number; started: boo
   const log = openSync(job.paths.kickerLogFile, 'a');
   try {
     const child = spawn(process.execPath, [KICKER_MAIN, kickerSpecFile(job)], {
-      detached: true, stdio: ['ignore', log, log], env: process.env, cwd: job.paths.pidDir,
+      detached: true,
+      stdio: ['ignore', log, log],
+      env: process.env,
+      cwd: job.paths.pidDir,
     });
     child.unref();
     if (!child.pid) throw new Error('the kicker process did not start');
@@ -83,8 +96,12 @@ export async function startKicker(job: Job): Promise<{ pid: number; started: boo
     }
     if (!isProcessAlive(child.pid)) {
       rmSync(job.paths.kickerPidFile, { force: true });
-      const tail = existsSync(job.paths.kickerLogFile) ? readFileSync(job.paths.kickerLogFile, 'utf8').trim().split('\n').slice(-3).join(' ') : '';
-      throw new Error(`the kicker exited at once: ${tail || 'no log output'} (log: ${job.paths.kickerLogFile})`);
+      const tail = existsSync(job.paths.kickerLogFile)
+        ? readFileSync(job.paths.kickerLogFile, 'utf8').trim().split('\n').slice(-3).join(' ')
+        : '';
+      throw new Error(
+        `the kicker exited at once: ${tail || 'no log output'} (log: ${job.paths.kickerLogFile})`,
+      );
     }
     return { pid: child.pid, started: true };
   } finally {

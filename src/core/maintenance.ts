@@ -14,18 +14,33 @@ export interface BookkeepingTableStats {
   lastVacuumAgeSeconds: number | null;
 }
 
-export interface MaintenanceAction { table: string; action: 'ANALYZE' | 'VACUUM (ANALYZE)'; reason: string }
+export interface MaintenanceAction {
+  table: string;
+  action: 'ANALYZE' | 'VACUUM (ANALYZE)';
+  reason: string;
+}
 
 export async function bookkeepingTableStats(client: Client): Promise<BookkeepingTableStats[]> {
-  const { rows } = await client.query<{ table: string; live: string; dead: string; mods: string; analyzed: string | null; vacuumed: string | null }>(`
+  const { rows } = await client.query<{
+    table: string;
+    live: string;
+    dead: string;
+    mods: string;
+    analyzed: string | null;
+    vacuumed: string | null;
+  }>(`
     SELECT relname AS table, n_live_tup AS live, n_dead_tup AS dead, n_mod_since_analyze AS mods,
            extract(epoch FROM now() - greatest(last_analyze, last_autoanalyze))::int AS analyzed,
            extract(epoch FROM now() - greatest(last_vacuum, last_autovacuum))::int AS vacuumed
       FROM pg_stat_user_tables
      WHERE schemaname = 'bucardo' AND (relname LIKE 'delta\\_%' OR relname LIKE 'track\\_%')`);
   return rows.map((r) => ({
-    table: r.table, live: Number(r.live), dead: Number(r.dead), modifiedSinceAnalyze: Number(r.mods),
-    lastAnalyzeAgeSeconds: r.analyzed === null ? null : Number(r.analyzed), lastVacuumAgeSeconds: r.vacuumed === null ? null : Number(r.vacuumed),
+    table: r.table,
+    live: Number(r.live),
+    dead: Number(r.dead),
+    modifiedSinceAnalyze: Number(r.mods),
+    lastAnalyzeAgeSeconds: r.analyzed === null ? null : Number(r.analyzed),
+    lastVacuumAgeSeconds: r.vacuumed === null ? null : Number(r.vacuumed),
   }));
 }
 
@@ -36,9 +51,17 @@ export function plannedMaintenance(stats: BookkeepingTableStats[]): MaintenanceA
     const deadShare = t.dead / Math.max(1, t.live + t.dead);
     const recentlyVacuumed = t.lastVacuumAgeSeconds !== null && t.lastVacuumAgeSeconds < 300;
     if (t.dead >= 10_000 && deadShare >= 0.2 && !recentlyVacuumed) {
-      actions.push({ table: t.table, action: 'VACUUM (ANALYZE)', reason: `${t.dead} dead rows (${Math.round(deadShare * 100)}%)` });
+      actions.push({
+        table: t.table,
+        action: 'VACUUM (ANALYZE)',
+        reason: `${t.dead} dead rows (${Math.round(deadShare * 100)}%)`,
+      });
     } else if (t.modifiedSinceAnalyze >= 1000 && t.modifiedSinceAnalyze >= 0.1 * t.live) {
-      actions.push({ table: t.table, action: 'ANALYZE', reason: `${t.modifiedSinceAnalyze} rows changed since the last analyze (${t.live} live)` });
+      actions.push({
+        table: t.table,
+        action: 'ANALYZE',
+        reason: `${t.modifiedSinceAnalyze} rows changed since the last analyze (${t.live} live)`,
+      });
     }
   }
   return actions;

@@ -43,24 +43,46 @@ function defineMetrics(): JobMetrics {
   const gauge = <L extends string>(name: string, help: string, labelNames: L[]) =>
     new Gauge<L>({ name: `bucardo_console_${name}`, help, labelNames, registers: [registry] });
   const counter = (name: string, help: string) =>
-    new Counter<Labels>({ name: `bucardo_console_${name}`, help, labelNames: ['job'], registers: [registry] });
+    new Counter<Labels>({
+      name: `bucardo_console_${name}`,
+      help,
+      labelNames: ['job'],
+      registers: [registry],
+    });
   return {
     registry,
-    reachable: gauge('database_reachable', '1 when the last scrape could read this database', ['job', 'role']),
-    pending: gauge('pending_changes', 'Changes recorded on the primary not yet applied to the secondary', ['job']),
+    reachable: gauge('database_reachable', '1 when the last scrape could read this database', [
+      'job',
+      'role',
+    ]),
+    pending: gauge('pending_changes', 'Changes recorded on the primary not yet applied to the secondary', [
+      'job',
+    ]),
     pendingOldest: gauge('pending_oldest_seconds', 'Age of the oldest pending change (0 when none)', ['job']),
-    pendingTable: gauge('pending_table_changes', 'Pending changes per table (per_table: true)', ['job', 'table']),
-    lastGoodAge: gauge('last_good_run_age_seconds', 'Seconds since the last sync run that finished well', ['job']),
+    pendingTable: gauge('pending_table_changes', 'Pending changes per table (per_table: true)', [
+      'job',
+      'table',
+    ]),
+    lastGoodAge: gauge('last_good_run_age_seconds', 'Seconds since the last sync run that finished well', [
+      'job',
+    ]),
     daemonUp: gauge('daemon_up', '1 when the Bucardo daemon of this job runs', ['job']),
     kicks: counter('kicker_kicks_total', 'Kicks the kicker sent since it started'),
-    stallsDetected: counter('stalls_detected_total', "Stall episodes the kicker's watchdog detected since it started"),
+    stallsDetected: counter(
+      'stalls_detected_total',
+      "Stall episodes the kicker's watchdog detected since it started",
+    ),
     remedies: counter('stall_remedies_total', 'Stall remedies the kicker applied since it started'),
     stalled: gauge('stalled', '1 while the watchdog sees a stall', ['job']),
     copyRunning: gauge('copy_running', '1 while the initial copy runs', ['job']),
     copyTablesDone: gauge('copy_tables_done', 'Tables the initial copy has finished', ['job']),
     copyTablesTotal: gauge('copy_tables_total', 'Tables the initial copy has to do', ['job']),
-    copyBytesDone: gauge('copy_bytes_done', 'Bytes (heap size on the primary) the initial copy has done', ['job']),
-    copyBytesTotal: gauge('copy_bytes_total', 'Bytes (heap size on the primary) the initial copy has to do', ['job']),
+    copyBytesDone: gauge('copy_bytes_done', 'Bytes (heap size on the primary) the initial copy has done', [
+      'job',
+    ]),
+    copyBytesTotal: gauge('copy_bytes_total', 'Bytes (heap size on the primary) the initial copy has to do', [
+      'job',
+    ]),
     verifyPassed: gauge('verify_passed', '1 when the last cutover.verify passed, 0 when it failed', ['job']),
     verifyAge: gauge('verify_age_seconds', 'Seconds since the last cutover.verify finished', ['job']),
   };
@@ -68,7 +90,10 @@ function defineMetrics(): JobMetrics {
 
 function bounded<T>(promise: Promise<T>): Promise<T> {
   const timeout = new Promise<T>((_, reject) => {
-    setTimeout(() => reject(new Error(`no answer within ${SOURCE_TIMEOUT_MS} ms`)), SOURCE_TIMEOUT_MS).unref();
+    setTimeout(
+      () => reject(new Error(`no answer within ${SOURCE_TIMEOUT_MS} ms`)),
+      SOURCE_TIMEOUT_MS,
+    ).unref();
   });
   return Promise.race([promise, timeout]);
 }
@@ -79,12 +104,19 @@ function daemonRunning(job: Job): boolean {
 }
 
 /** The last verify of this job, from the cutover plugin's record table when it exists. */
-async function lastVerify(client: Client, job: Job): Promise<{ passed: boolean; ageSeconds: number } | undefined> {
-  const table = await client.query<{ t: string | null }>("SELECT to_regclass('cutover.verify_run')::text AS t");
+async function lastVerify(
+  client: Client,
+  job: Job,
+): Promise<{ passed: boolean; ageSeconds: number } | undefined> {
+  const table = await client.query<{ t: string | null }>(
+    "SELECT to_regclass('cutover.verify_run')::text AS t",
+  );
   if (!table.rows[0]?.t) return undefined;
   const { rows } = await client.query<{ passed: boolean; age: number }>(
     `SELECT passed, extract(epoch FROM now() - finished_at)::float8 AS age FROM cutover.verify_run
-      WHERE job = $1 ORDER BY finished_at DESC, id DESC LIMIT 1`, [job.name]);
+      WHERE job = $1 ORDER BY finished_at DESC, id DESC LIMIT 1`,
+    [job.name],
+  );
   return rows[0] ? { passed: rows[0].passed, ageSeconds: rows[0].age } : undefined;
 }
 
@@ -92,7 +124,10 @@ export class MetricsCollector {
   private readonly metrics = defineMetrics();
   private counted = { kicks: 0, stalls: 0, remedies: 0 };
 
-  constructor(private readonly job: Job, private readonly kickerState: () => KickerState) {}
+  constructor(
+    private readonly job: Job,
+    private readonly kickerState: () => KickerState,
+  ) {}
 
   /** Reads every source and returns the exposition text; a source that fails is marked unreachable. */
   async scrape(): Promise<string> {
@@ -118,10 +153,14 @@ export class MetricsCollector {
     this.counted[key] = Math.max(this.counted[key], value);
   }
 
-  private async source(role: 'primary' | 'secondary' | 'bucardo', fn: (client: Client) => Promise<void>):
-    Promise<void> {
+  private async source(
+    role: 'primary' | 'secondary' | 'bucardo',
+    fn: (client: Client) => Promise<void>,
+  ): Promise<void> {
     try {
-      await bounded(withClient(this.job, { role, applicationName: `bucardo-console metrics ${this.job.name}` }, fn));
+      await bounded(
+        withClient(this.job, { role, applicationName: `bucardo-console metrics ${this.job.name}` }, fn),
+      );
       this.metrics.reachable.set({ job: this.job.name, role }, 1);
     } catch {
       // The scrape still answers: the gauge says which database could not be read.
@@ -137,7 +176,10 @@ export class MetricsCollector {
       const times = pending.map((p) => p.oldest?.getTime()).filter((t): t is number => t !== undefined);
       const oldest = times.length ? Math.min(...times) : undefined;
       m.pending.set({ job: job.name }, total);
-      m.pendingOldest.set({ job: job.name }, oldest === undefined ? 0 : Math.max(0, (Date.now() - oldest) / 1000));
+      m.pendingOldest.set(
+        { job: job.name },
+        oldest === undefined ? 0 : Math.max(0, (Date.now() - oldest) / 1000),
+      );
       if (job.config.metrics?.perTable) {
         m.pendingTable.reset();
         for (const p of pending) m.pendingTable.set({ job: job.name, table: p.table }, p.changes);
@@ -149,17 +191,27 @@ export class MetricsCollector {
     const { job, metrics: m } = this;
     const labels = { job: job.name };
     return this.source('bucardo', async (client) => {
-      type Row = { age: number | null; onetimecopy: number | null; relgroup: string | null; started: Date | null };
+      type Row = {
+        age: number | null;
+        onetimecopy: number | null;
+        relgroup: string | null;
+        started: Date | null;
+      };
       const { rows } = await client.query<Row>(
         `SELECT (SELECT extract(epoch FROM now() - max(ended))::float8 FROM bucardo.syncrun
                   WHERE sync = $1 AND lastgood) AS age,
                 s.onetimecopy, s.herd AS relgroup,
                 (SELECT max(started) FROM bucardo.syncrun WHERE sync = $1 AND ended IS NULL) AS started
-           FROM (SELECT 1) one LEFT JOIN bucardo.sync s ON s.name = $1`, [job.syncName]);
+           FROM (SELECT 1) one LEFT JOIN bucardo.sync s ON s.name = $1`,
+        [job.syncName],
+      );
       const row = rows[0]!;
       if (row.age !== null) m.lastGoodAge.set(labels, row.age);
       const verify = await lastVerify(client, job);
-      if (verify) { m.verifyPassed.set(labels, verify.passed ? 1 : 0); m.verifyAge.set(labels, verify.ageSeconds); }
+      if (verify) {
+        m.verifyPassed.set(labels, verify.passed ? 1 : 0);
+        m.verifyAge.set(labels, verify.ageSeconds);
+      }
       if (row.relgroup === null || job.config.bucardo.copyData === 'never') return;
       const running = Number(row.onetimecopy) !== 0 && daemonRunning(job);
       const progress = await copyProgress(job, row.relgroup, row.started ?? undefined, running);
@@ -168,15 +220,17 @@ export class MetricsCollector {
       m.copyBytesTotal.set(labels, progress.bytesTotal ?? 0);
       const done = Number(row.onetimecopy) === 0;
       // Between two tables the done figures are unknown: the last scraped value stays.
-      const tablesDone = done ? progress.tablesTotal ?? 0 : progress.tablesDone;
-      const bytesDone = done ? progress.bytesTotal ?? 0 : progress.bytesDone;
+      const tablesDone = done ? (progress.tablesTotal ?? 0) : progress.tablesDone;
+      const bytesDone = done ? (progress.bytesTotal ?? 0) : progress.bytesDone;
       if (tablesDone !== undefined) m.copyTablesDone.set(labels, tablesDone);
       if (bytesDone !== undefined) m.copyBytesDone.set(labels, bytesDone);
     });
   }
 
   private secondary(): Promise<void> {
-    return this.source('secondary', async (client) => { await client.query('SELECT 1'); });
+    return this.source('secondary', async (client) => {
+      await client.query('SELECT 1');
+    });
   }
 }
 
@@ -191,11 +245,15 @@ export async function serveMetrics(job: Job, kickerState: () => KickerState): Pr
     }
     collector.scrape().then(
       (text) => response.writeHead(200, { 'content-type': collector.contentType }).end(text),
-      (error) => response.writeHead(500, { 'content-type': 'text/plain' }).end(`${errorMessage(error)}\n`));
+      (error) => response.writeHead(500, { 'content-type': 'text/plain' }).end(`${errorMessage(error)}\n`),
+    );
   });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
-    server.listen(listen.port, listen.host, () => { server.off('error', reject); resolve(); });
+    server.listen(listen.port, listen.host, () => {
+      server.off('error', reject);
+      resolve();
+    });
   });
   return server;
 }

@@ -24,9 +24,20 @@ export interface ReplicationScope {
 /** Schemas that never hold replicated data. */
 const SYSTEM_SCHEMA = `n.nspname NOT IN ('pg_catalog', 'information_schema', 'bucardo') AND n.nspname NOT LIKE 'pg\\_toast%' AND n.nspname NOT LIKE 'pg\\_temp%'`;
 
-interface RelationRow { schema: string; name: string; kind: string; root_schema: string | null; root_name: string | null; has_pk: boolean; size_bytes: string }
+interface RelationRow {
+  schema: string;
+  name: string;
+  kind: string;
+  root_schema: string | null;
+  root_name: string | null;
+  has_pk: boolean;
+  size_bytes: string;
+}
 
-export async function findReplicationObjects(client: Client, filters: ReplicationObjects): Promise<ReplicationScope> {
+export async function findReplicationObjects(
+  client: Client,
+  filters: ReplicationObjects,
+): Promise<ReplicationScope> {
   // The partition root by a walk up pg_inherits rather than pg_partition_root(): that function only
   // exists from PostgreSQL 12, declarative partitions (relispartition) from 10.
   const { rows } = await client.query<RelationRow>(`
@@ -57,7 +68,9 @@ export async function findReplicationObjects(client: Client, filters: Replicatio
       name: row.name,
       hasPrimaryKey: row.has_pk,
       sizeBytes: Number(row.size_bytes),
-      ...(row.root_name && row.root_schema ? { partitionRoot: { schema: row.root_schema, name: row.root_name } } : {}),
+      ...(row.root_name && row.root_schema
+        ? { partitionRoot: { schema: row.root_schema, name: row.root_name } }
+        : {}),
     };
     if (!inScope(relation, filters)) continue;
     if (row.kind === 'r') scope.tables.push(relation);
@@ -82,7 +95,10 @@ export function inScope(relation: NamedRelation, filters: ReplicationObjects): b
 }
 
 /** A table filter entry read as a name: schema undefined for an unqualified entry ("orders"). */
-export interface TableName { schema?: string; name: string }
+export interface TableName {
+  schema?: string;
+  name: string;
+}
 
 /**
  * The names a table filter entry can mean. Names are case-sensitive and taken as written; double
@@ -92,7 +108,9 @@ export interface TableName { schema?: string; name: string }
 export function readTableEntry(entry: string): TableName[] {
   if (!entry.includes('"')) {
     const dot = entry.indexOf('.');
-    return dot > 0 ? [{ schema: entry.slice(0, dot), name: entry.slice(dot + 1) }, { name: entry }] : [{ name: entry }];
+    return dot > 0
+      ? [{ schema: entry.slice(0, dot), name: entry.slice(dot + 1) }, { name: entry }]
+      : [{ name: entry }];
   }
   const parts = quotedParts(entry);
   if (parts?.length === 1) return [{ name: parts[0]! }];
@@ -137,13 +155,16 @@ function quotedParts(entry: string): string[] | undefined {
 
 /** The names a relation answers to: its own, and its partitioned root's for a leaf partition. */
 function identities(relation: NamedRelation): { schema: string; name: string; viaRoot: boolean }[] {
-  return [{ schema: relation.schema, name: relation.name, viaRoot: false },
-    ...(relation.partitionRoot ? [{ ...relation.partitionRoot, viaRoot: true }] : [])];
+  return [
+    { schema: relation.schema, name: relation.name, viaRoot: false },
+    ...(relation.partitionRoot ? [{ ...relation.partitionRoot, viaRoot: true }] : []),
+  ];
 }
 
 function entryMatches(entry: string, identity: { schema: string; name: string }): boolean {
-  return readTableEntry(entry)
-    .some((t) => t.name === identity.name && (t.schema === undefined || t.schema === identity.schema));
+  return readTableEntry(entry).some(
+    (t) => t.name === identity.name && (t.schema === undefined || t.schema === identity.schema),
+  );
 }
 
 /**
@@ -167,15 +188,23 @@ export function exclusionReasons(relation: NamedRelation, filters: ReplicationOb
   }
   // Inclusion needs one name that passes both include lists: an unqualified table_include entry
   // means that table in the schemas namespace_include allows, never in any other.
-  const schemaAllowed = own
-    .filter((identity) => includeSchemas.length === 0 || includeSchemas.includes(identity.schema));
+  const schemaAllowed = own.filter(
+    (identity) => includeSchemas.length === 0 || includeSchemas.includes(identity.schema),
+  );
   const root = relation.partitionRoot;
   if (schemaAllowed.length === 0) {
-    const rootSchema = root && root.schema !== relation.schema ? ` (nor is its partitioned table's schema ${root.schema})` : '';
+    const rootSchema =
+      root && root.schema !== relation.schema
+        ? ` (nor is its partitioned table's schema ${root.schema})`
+        : '';
     reasons.push(`schema ${relation.schema} not in namespace_include${rootSchema}`);
-  } else if (filters.tableInclude.length > 0
-    && !schemaAllowed.some((identity) => filters.tableInclude.some((entry) => entryMatches(entry, identity)))) {
-    reasons.push(`not in table_include${root ? ` (nor is its partitioned table ${root.schema}.${root.name})` : ''}`);
+  } else if (
+    filters.tableInclude.length > 0 &&
+    !schemaAllowed.some((identity) => filters.tableInclude.some((entry) => entryMatches(entry, identity)))
+  ) {
+    reasons.push(
+      `not in table_include${root ? ` (nor is its partitioned table ${root.schema}.${root.name})` : ''}`,
+    );
   }
   return reasons;
 }
@@ -183,14 +212,20 @@ export function exclusionReasons(relation: NamedRelation, filters: ReplicationOb
 export type FilterList = 'namespace_include' | 'namespace_exclude' | 'table_include' | 'table_exclude';
 
 /** A filter entry that selects nothing, or includes only what the other lists keep out: usually a typo. */
-export interface FilterWarning { list: FilterList; entry: string; problem: string }
+export interface FilterWarning {
+  list: FilterList;
+  entry: string;
+  problem: string;
+}
 
 /** Checks every filter entry against the relations of the primary (all of them, before filtering). */
 export function filterWarnings(relations: NamedRelation[], filters: ReplicationObjects): FilterWarning[] {
   const warnings: FilterWarning[] = [];
   const all = relations.flatMap(identities);
   const schemas = [...new Set(all.map((identity) => identity.schema))].sort();
-  const names = [...new Set(all.flatMap((identity) => [identity.name, `${identity.schema}.${identity.name}`]))].sort();
+  const names = [
+    ...new Set(all.flatMap((identity) => [identity.name, `${identity.schema}.${identity.name}`])),
+  ].sort();
   const hint = (word: string, candidates: string[]) => {
     const near = closest(word, candidates);
     if (!near) return '';
@@ -206,8 +241,9 @@ export function filterWarnings(relations: NamedRelation[], filters: ReplicationO
   }
   for (const list of ['table_include', 'table_exclude'] as const) {
     for (const entry of list === 'table_include' ? filters.tableInclude : filters.tableExclude) {
-      const matched = relations
-        .filter((relation) => identities(relation).some((identity) => entryMatches(entry, identity)));
+      const matched = relations.filter((relation) =>
+        identities(relation).some((identity) => entryMatches(entry, identity)),
+      );
       if (matched.length === 0) {
         const problem = 'matches no table, sequence or materialized view on the primary';
         warnings.push({ list, entry, problem: `${problem}${hint(entry, names)}` });
@@ -232,19 +268,28 @@ export function displayName(relation: Pick<Relation, 'schema' | 'name'>): string
   return `${relation.schema}.${relation.name}`;
 }
 
-export interface ColumnShape { name: string; type: string }
+export interface ColumnShape {
+  name: string;
+  type: string;
+}
 
 /** Column names and types per table ("schema.name" → columns), for comparing primary and secondary. */
-export async function tableColumns(client: Client, tables: Pick<Relation, 'schema' | 'name'>[]): Promise<Map<string, ColumnShape[]>> {
+export async function tableColumns(
+  client: Client,
+  tables: Pick<Relation, 'schema' | 'name'>[],
+): Promise<Map<string, ColumnShape[]>> {
   const result = new Map<string, ColumnShape[]>();
   if (tables.length === 0) return result;
-  const { rows } = await client.query<{ schema: string; name: string; column: string; type: string }>(`
+  const { rows } = await client.query<{ schema: string; name: string; column: string; type: string }>(
+    `
     SELECT n.nspname AS schema, c.relname AS name, a.attname AS column, format_type(a.atttypid, a.atttypmod) AS type
       FROM unnest($1::text[], $2::text[]) AS wanted(schema, name)
       JOIN pg_namespace n ON n.nspname = wanted.schema
       JOIN pg_class c ON c.relnamespace = n.oid AND c.relname = wanted.name AND c.relkind IN ('r', 'p')
       JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
-     ORDER BY n.nspname, c.relname, a.attnum`, [tables.map((t) => t.schema), tables.map((t) => t.name)]);
+     ORDER BY n.nspname, c.relname, a.attnum`,
+    [tables.map((t) => t.schema), tables.map((t) => t.name)],
+  );
   for (const row of rows) {
     const key = `${row.schema}.${row.name}`;
     if (!result.has(key)) result.set(key, []);

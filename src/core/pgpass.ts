@@ -8,7 +8,13 @@ import { existsSync, readFileSync, statSync } from 'node:fs';
 import { homedir } from 'node:os';
 import path from 'node:path';
 
-export interface PasswordEntry { host: string; port: string; database: string; user: string; password: string }
+export interface PasswordEntry {
+  host: string;
+  port: string;
+  database: string;
+  user: string;
+  password: string;
+}
 
 /** The field value that matches anything; a literal star is written `\*` and parsed as LITERAL_STAR. */
 export const ANY = '*';
@@ -52,7 +58,8 @@ export function parsePgpassLine(rawLine: string): PasswordEntry | undefined {
 }
 
 export function formatPgpassLine(entry: PasswordEntry): string {
-  const escape = (value: string) => value === LITERAL_STAR ? '\\*' : value.replace(/\\/g, '\\\\').replace(/:/g, '\\:');
+  const escape = (value: string) =>
+    value === LITERAL_STAR ? '\\*' : value.replace(/\\/g, '\\\\').replace(/:/g, '\\:');
   return [entry.host, entry.port, entry.database, entry.user, entry.password].map(escape).join(':');
 }
 
@@ -63,17 +70,22 @@ export function unusablePgpassReason(file: string): string | undefined {
     if (!stat.isFile()) return 'it is not a plain file';
     // libpq ignores a password file that others can read (with a warning); so do we.
     const mode = (stat.mode & 0o777).toString(8);
-    if ((stat.mode & 0o077) !== 0) return `group or others may read it (mode ${mode}), so libpq ignores it: chmod 0600 it`;
+    if ((stat.mode & 0o077) !== 0)
+      return `group or others may read it (mode ${mode}), so libpq ignores it: chmod 0600 it`;
     return undefined;
   } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'ENOENT' ? 'it does not exist' : (error as Error).message;
+    return (error as NodeJS.ErrnoException).code === 'ENOENT'
+      ? 'it does not exist'
+      : (error as Error).message;
   }
 }
 
 export function readPgpass(file: string): PasswordEntry[] {
   if (!existsSync(file) || unusablePgpassReason(file) !== undefined) return [];
   try {
-    return readFileSync(file, 'utf8').split('\n').map(parsePgpassLine)
+    return readFileSync(file, 'utf8')
+      .split('\n')
+      .map(parsePgpassLine)
       .filter((entry): entry is PasswordEntry => entry !== undefined);
   } catch {
     return [];
@@ -91,14 +103,22 @@ function fieldMatches(pattern: string, value: string): boolean {
 
 /** Does this line apply to logins of `user` on host:port, whatever the database? */
 export function entryCovers(entry: PasswordEntry, host: string, port: number, user: string): boolean {
-  return fieldMatches(entry.host, pgpassHost(host)) && fieldMatches(entry.port, String(port))
-    && fieldMatches(entry.user, user);
+  return (
+    fieldMatches(entry.host, pgpassHost(host)) &&
+    fieldMatches(entry.port, String(port)) &&
+    fieldMatches(entry.user, user)
+  );
 }
 
 export function matchPassword(
-  entries: PasswordEntry[], host: string, port: number, database: string, user: string,
+  entries: PasswordEntry[],
+  host: string,
+  port: number,
+  database: string,
+  user: string,
 ): string | undefined {
-  return entries.find((e) => entryCovers(e, host, port, user) && fieldMatches(e.database, database))?.password;
+  return entries.find((e) => entryCovers(e, host, port, user) && fieldMatches(e.database, database))
+    ?.password;
 }
 
 /** The password file libpq would use for the operator: PGPASSFILE, else ~/.pgpass. */

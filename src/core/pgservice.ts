@@ -12,7 +12,11 @@ import path from 'node:path';
 /** Debian's libpq is built with this sysconfdir; PGSYSCONFDIR overrides it. */
 const DEFAULT_SYSCONFDIR = '/etc/postgresql-common';
 
-export interface Service { name: string; file: string; settings: Record<string, string> }
+export interface Service {
+  name: string;
+  file: string;
+  settings: Record<string, string>;
+}
 
 export class ServiceFileError extends Error {}
 
@@ -25,7 +29,9 @@ export function serviceFiles(env: NodeJS.ProcessEnv = process.env): string[] {
 
 /** The settings of section `name` in a service file's text, or undefined when it has no such section. */
 export function parseServiceSection(
-  text: string, name: string, file = 'the service file',
+  text: string,
+  name: string,
+  file = 'the service file',
 ): Record<string, string> | undefined {
   let inSection = false;
   let found: Record<string, string> | undefined;
@@ -45,7 +51,8 @@ export function parseServiceSection(
     const where = `service file ${file}, line ${index + 1}`;
     if (equals < 0) throw new ServiceFileError(`syntax error in ${where}: expected key=value`);
     const key = line.slice(0, equals);
-    if (key === 'service') throw new ServiceFileError(`nested service specifications are not supported in ${where}`);
+    if (key === 'service')
+      throw new ServiceFileError(`nested service specifications are not supported in ${where}`);
     // As in libpq, a key set twice keeps its first value.
     found![key] ??= line.slice(equals + 1);
   }

@@ -10,7 +10,11 @@ import type { Activity } from './activity.js';
 import type { ArgumentDescriptor, CommandOptions } from './arguments.js';
 import type { Job } from './job.js';
 
-export interface Check { name: string; pass: boolean; detail?: string }
+export interface Check {
+  name: string;
+  pass: boolean;
+  detail?: string;
+}
 
 export interface CommandOutcome<D = unknown> {
   /** One line saying what happened. */
@@ -66,7 +70,9 @@ export interface PluginDescriptor<S = unknown> {
   name: string;
   summary: string;
   commands: Record<string, CommandDescriptor<any>>;
-  /** Validates the plugin's own config section (only when the plugin is enabled: a disabled one's section is ignored). */
+  /**
+   * Validates the plugin's own config section (only when the plugin is enabled: a disabled one's section is ignored).
+   */
   parseSettings?(reader: ConfigReader, raw: unknown, path: string, config: JobConfig): S;
   /** Lets a plugin adjust derived job names (the concurrency plugin names the metadata database). */
   configureJob?(job: Job, settings: S): void;
@@ -96,7 +102,10 @@ export class PluginCatalog {
 
   /** Plugins come from dist/plugins, plus any folders listed in BUCARDO_CONSOLE_PLUGIN_PATH (colon-separated). */
   constructor(directories?: string[]) {
-    this.directories = directories ?? [defaultPluginDirectory(), ...(process.env['BUCARDO_CONSOLE_PLUGIN_PATH'] ?? '').split(':').filter(Boolean)];
+    this.directories = directories ?? [
+      defaultPluginDirectory(),
+      ...(process.env['BUCARDO_CONSOLE_PLUGIN_PATH'] ?? '').split(':').filter(Boolean),
+    ];
   }
 
   private locate(name: string): string | undefined {
@@ -112,7 +121,8 @@ export class PluginCatalog {
     for (const directory of this.directories) {
       if (!existsSync(directory)) continue;
       for (const entry of readdirSync(directory, { withFileTypes: true })) {
-        if (entry.isDirectory() && existsSync(path.join(directory, entry.name, 'index.js'))) names.add(entry.name);
+        if (entry.isDirectory() && existsSync(path.join(directory, entry.name, 'index.js')))
+          names.add(entry.name);
       }
     }
     return [...names].sort();
@@ -126,7 +136,9 @@ export class PluginCatalog {
     const module = (await import(file)) as { default?: PluginDescriptor };
     const plugin = module.default;
     if (!plugin || typeof plugin !== 'object' || typeof plugin.commands !== 'object') {
-      throw new Error(`plugins/${name}/index.ts must export default a plugin description (definePlugin({...}))`);
+      throw new Error(
+        `plugins/${name}/index.ts must export default a plugin description (definePlugin({...}))`,
+      );
     }
     this.cache.set(name, plugin);
     return plugin;

@@ -24,17 +24,18 @@ export interface PoolOptions<R, T> {
 export async function runPool<R, T>(options: PoolOptions<R, T>): Promise<void> {
   let failure: { error: unknown } | undefined;
   const stopped = () => failure !== undefined || options.activity.interrupted;
-  const worker = (index: number) => options.withResource(index, async (resource) => {
-    while (!stopped()) {
-      const task = await options.next(stopped);
-      if (task === undefined) return;
-      try {
-        await options.work(task, resource);
-      } catch (error) {
-        failure ??= { error };
+  const worker = (index: number) =>
+    options.withResource(index, async (resource) => {
+      while (!stopped()) {
+        const task = await options.next(stopped);
+        if (task === undefined) return;
+        try {
+          await options.work(task, resource);
+        } catch (error) {
+          failure ??= { error };
+        }
       }
-    }
-  });
+    });
   // allSettled: a worker that cannot connect must not leave the others running unwatched.
   const workers = Array.from({ length: Math.max(1, options.workers) }, (_, index) => worker(index));
   const outcomes = await Promise.allSettled(workers);
@@ -44,7 +45,11 @@ export async function runPool<R, T>(options: PoolOptions<R, T>): Promise<void> {
   if (broken) throw broken.reason;
 }
 
-export interface Attempt { /** Date.now() when it began */ started: number; seconds: number; error?: string }
+export interface Attempt {
+  /** Date.now() when it began */ started: number;
+  seconds: number;
+  error?: string;
+}
 
 /** Runs one task, timed, its error kept as a message: for tasks whose failure must not stop the others. */
 export async function attempt(task: () => Promise<void>): Promise<Attempt> {

@@ -51,12 +51,21 @@ export function processUptimeSeconds(pid: number): number | undefined {
  */
 export function stopProcessesIn(pidDir: string): number[] {
   let files: string[] = [];
-  try { files = readdirSync(pidDir).filter((f) => f.endsWith('.pid')); } catch { return []; }
+  try {
+    files = readdirSync(pidDir).filter((f) => f.endsWith('.pid'));
+  } catch {
+    return [];
+  }
   const stopped: number[] = [];
   for (const file of files) {
     const pid = readPidFile(path.join(pidDir, file));
     if (pid && isProcessAlive(pid)) {
-      try { process.kill(pid, 'SIGTERM'); stopped.push(pid); } catch { /* exited meanwhile */ }
+      try {
+        process.kill(pid, 'SIGTERM');
+        stopped.push(pid);
+      } catch {
+        /* exited meanwhile */
+      }
     }
   }
   return stopped;

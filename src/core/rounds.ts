@@ -38,7 +38,9 @@ export function backoffBeforeRound(settings: RetrySettings, round: number): numb
 export function retryPolicy(job: Job): RoundsPolicy & { settings: RetrySettings } {
   const settings = (job.config.pluginSettings['retry'] as RetrySettings | undefined) ?? DEFAULT_RETRY;
   return {
-    settings, timeoutMs: settings.timeoutMs, attempts: settings.attempts,
+    settings,
+    timeoutMs: settings.timeoutMs,
+    attempts: settings.attempts,
     pauseBeforeRound: (round) => backoffBeforeRound(settings, round),
   };
 }
@@ -57,7 +59,11 @@ export interface RoundSteps {
 }
 
 /** Runs rounds while something is pending, at most policy.attempts; returns how many ran. */
-export async function runRounds(policy: RoundsPolicy, activity: Activity, steps: RoundSteps): Promise<number> {
+export async function runRounds(
+  policy: RoundsPolicy,
+  activity: Activity,
+  steps: RoundSteps,
+): Promise<number> {
   let round = 0;
   while (steps.pending() && round < policy.attempts) {
     round += 1;
@@ -78,8 +84,11 @@ export class RoundProgress {
   readonly waiting = new Set<string>();
   round = 0;
 
-  constructor(private readonly total: number, private readonly word: 'ready' | 'done',
-    private readonly emit: (text: string) => void) {}
+  constructor(
+    private readonly total: number,
+    private readonly word: 'ready' | 'done',
+    private readonly emit: (text: string) => void,
+  ) {}
 
   markReady(key: string): void {
     this.ready.add(key);

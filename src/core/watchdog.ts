@@ -16,7 +16,12 @@ export interface Stall {
   fix: string;
 }
 
-interface ActiveStatement { pid: number; seconds: number; query: string; wait: string | null }
+interface ActiveStatement {
+  pid: number;
+  seconds: number;
+  query: string;
+  wait: string | null;
+}
 
 /**
  * A COPY statement, which is legitimately long during the initial copy. Bucardo prefixes its statements
@@ -32,20 +37,34 @@ async function longWorkerStatements(client: Client, thresholdSeconds: number): P
        FROM pg_stat_activity
       WHERE application_name LIKE 'bucardo KID%' AND state = 'active' AND query !~* $2
         AND now() - query_start > make_interval(secs => $1)
-      ORDER BY query_start`, [thresholdSeconds, COPY_STATEMENT]);
+      ORDER BY query_start`,
+    [thresholdSeconds, COPY_STATEMENT],
+  );
   return rows;
 }
 
 /** Uses the given open connections when there are (the kicker keeps them), else opens its own. */
-export async function detectStuckStatements(job: Job, thresholdSeconds: number, open: Partial<Record<'primary' | 'secondary', Client>> = {}): Promise<Stall[]> {
+export async function detectStuckStatements(
+  job: Job,
+  thresholdSeconds: number,
+  open: Partial<Record<'primary' | 'secondary', Client>> = {},
+): Promise<Stall[]> {
   const stalls: Stall[] = [];
   for (const role of ['primary', 'secondary'] as const) {
     const client = open[role];
-    const statements = await (client ? longWorkerStatements(client, thresholdSeconds) : withClient(job, { role }, (c) => longWorkerStatements(c, thresholdSeconds))).catch(() => []);
+    const statements = await (
+      client
+        ? longWorkerStatements(client, thresholdSeconds)
+        : withClient(job, { role }, (c) => longWorkerStatements(c, thresholdSeconds))
+    ).catch(() => []);
     for (const s of statements) {
       const deltaCheck = /bucardo_delta_check/.test(s.query);
       stalls.push({
-        kind: 'stuck statement', role, seconds: s.seconds, pid: s.pid, statement: s.query,
+        kind: 'stuck statement',
+        role,
+        seconds: s.seconds,
+        pid: s.pid,
+        statement: s.query,
         cause: deltaCheck
           ? `Bucardo's worker has run bucardo_delta_check on the ${role} for ${s.seconds} s: with stale statistics on its delta/track tables the planner picks a nested loop that can run for many minutes`
           : `Bucardo's worker has been in one statement on the ${role} for ${s.seconds} s${s.wait ? ` (waiting on ${s.wait})` : ''}: ${s.query}`,
@@ -59,26 +78,44 @@ export async function detectStuckStatements(job: Job, thresholdSeconds: number, 
 }
 
 /** A backlog older than the threshold while the last good run ended longer ago than that. */
-export function noProgressStall(oldestPendingSeconds: number | undefined, lastGoodAgeSeconds: number | undefined, thresholdSeconds: number, pending: number): Stall | undefined {
-  if (pending === 0 || oldestPendingSeconds === undefined || oldestPendingSeconds < thresholdSeconds) return undefined;
+export function noProgressStall(
+  oldestPendingSeconds: number | undefined,
+  lastGoodAgeSeconds: number | undefined,
+  thresholdSeconds: number,
+  pending: number,
+): Stall | undefined {
+  if (pending === 0 || oldestPendingSeconds === undefined || oldestPendingSeconds < thresholdSeconds)
+    return undefined;
   if (lastGoodAgeSeconds !== undefined && lastGoodAgeSeconds < thresholdSeconds) return undefined;
   return {
-    kind: 'no progress', role: 'bucardo', seconds: oldestPendingSeconds,
+    kind: 'no progress',
+    role: 'bucardo',
+    seconds: oldestPendingSeconds,
     cause: `${pending} change(s) pending, the oldest ${oldestPendingSeconds} s old, and no sync run has succeeded for ${lastGoodAgeSeconds === undefined ? 'as long as the daemon has run' : `${lastGoodAgeSeconds} s`}`,
     fix: 'Check bucardo.status for the last error and the log; if a worker is stuck, cancelling it (or bucardo.restart) makes Bucardo start over.',
   };
 }
 
-export interface RemedyReport { analyzed: MaintenanceAction[]; cancelled: { role: string; pid: number }[] }
+export interface RemedyReport {
+  analyzed: MaintenanceAction[];
+  cancelled: { role: string; pid: number }[];
+}
 
 /** Statistics first (so the restarted worker plans well), then cancel the stuck statements. */
 export async function applyStallRemedy(job: Job, stalls: Stall[], primary?: Client): Promise<RemedyReport> {
-  const analyzed = await (primary ? maintainBookkeepingTables(primary, true) : withClient(job, { role: 'primary' }, (client) => maintainBookkeepingTables(client, true)));
+  const analyzed = await (primary
+    ? maintainBookkeepingTables(primary, true)
+    : withClient(job, { role: 'primary' }, (client) => maintainBookkeepingTables(client, true)));
   const cancelled: { role: string; pid: number }[] = [];
   for (const stall of stalls) {
     if (stall.kind !== 'stuck statement' || stall.pid === undefined || stall.role === 'bucardo') continue;
-    const done = await withClient(job, { role: stall.role }, async (client) =>
-      (await client.query<{ ok: boolean }>('SELECT pg_cancel_backend($1) AS ok', [stall.pid])).rows[0]?.ok === true);
+    const done = await withClient(
+      job,
+      { role: stall.role },
+      async (client) =>
+        (await client.query<{ ok: boolean }>('SELECT pg_cancel_backend($1) AS ok', [stall.pid])).rows[0]
+          ?.ok === true,
+    );
     if (done) cancelled.push({ role: stall.role, pid: stall.pid });
   }
   return { analyzed, cancelled };

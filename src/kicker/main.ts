@@ -22,7 +22,13 @@ let lastMaintenance = 0;
 let lastWatchdog = 0;
 let lastRemedy = 0;
 let lastHousekeepingError = '';
-const state: KickerState = { pid: process.pid, startedAt: new Date().toISOString(), kicks: 0, connected: false, intervalSeconds: intervalMs / 1000 };
+const state: KickerState = {
+  pid: process.pid,
+  startedAt: new Date().toISOString(),
+  kicks: 0,
+  connected: false,
+  intervalSeconds: intervalMs / 1000,
+};
 let stopping = false;
 let metadata: Client | undefined;
 let primary: Client | undefined;
@@ -47,7 +53,11 @@ function log(message: string): void {
 }
 
 function saveState(): void {
-  try { writeFileSync(job.paths.kickerStateFile, JSON.stringify(state)); } catch { /* pid dir gone: we are being uninstalled */ }
+  try {
+    writeFileSync(job.paths.kickerStateFile, JSON.stringify(state));
+  } catch {
+    /* pid dir gone: we are being uninstalled */
+  }
 }
 
 async function closeAll(): Promise<void> {
@@ -68,7 +78,9 @@ async function deltaFingerprint(client: Client): Promise<string> {
     const { rows } = await client.query<{ deltaname: string }>(
       `SELECT DISTINCT dn.deltaname FROM bucardo.bucardo_delta_names dn
          JOIN bucardo.bucardo_delta_targets dt ON dt.tablename = to_regclass(dn.tablename)::oid
-        WHERE dt.target = $1`, [`dbgroup ${job.syncName}`]);
+        WHERE dt.target = $1`,
+      [`dbgroup ${job.syncName}`],
+    );
     deltaTables = { names: rows.map((row) => row.deltaname), readAt: Date.now() };
   }
   if (deltaTables.names.length === 0) return 'no-delta-tables';
@@ -80,8 +92,13 @@ async function deltaFingerprint(client: Client): Promise<string> {
             (SELECT max(cdate) FROM bucardo.bucardo_truncate_trigger WHERE sync = $1 AND replicated IS NULL)::text AS truncated`;
   // Several times a second for as long as the job runs: a named statement is parsed and planned once
   // per connection (a new name when the table list changes).
-  if (fingerprintStatement?.text !== text) fingerprintStatement = { text, name: `fingerprint_${++statementCount}` };
-  const { rows } = await client.query<{ newest: string | null; inserted: string | null; truncated: string | null }>({ ...fingerprintStatement, values: [job.syncName] });
+  if (fingerprintStatement?.text !== text)
+    fingerprintStatement = { text, name: `fingerprint_${++statementCount}` };
+  const { rows } = await client.query<{
+    newest: string | null;
+    inserted: string | null;
+    truncated: string | null;
+  }>({ ...fingerprintStatement, values: [job.syncName] });
   return `${rows[0]!.newest}|${rows[0]!.inserted}|${rows[0]!.truncated}`;
 }
 
@@ -91,7 +108,10 @@ let statementCount = 0;
 async function open(role: 'bucardo' | 'primary'): Promise<Client> {
   const client = await openClient(job, { role, applicationName: `bucardo-console kicker ${job.name}` });
   client.removeAllListeners('error');
-  client.on('error', (error) => { state.lastError = errorMessage(error); void closeAll(); });
+  client.on('error', (error) => {
+    state.lastError = errorMessage(error);
+    void closeAll();
+  });
   return client;
 }
 
@@ -125,14 +145,19 @@ async function tick(): Promise<void> {
     const { rows } = await metadata!.query<{ confirmed: boolean; running: boolean }>(
       `SELECT bool_or(ended IS NOT NULL AND (lastgood OR lastempty OR status LIKE 'Complete%' OR status LIKE 'No delta%')) AS confirmed,
               bool_or(ended IS NULL) AS running
-         FROM bucardo.syncrun WHERE sync = $1 AND started >= $2::timestamptz`, [job.syncName, unconfirmedKickAt]);
+         FROM bucardo.syncrun WHERE sync = $1 AND started >= $2::timestamptz`,
+      [job.syncName, unconfirmedKickAt],
+    );
     if (rows[0]?.confirmed) {
       unconfirmedKickAt = undefined;
       // A kick sent while the initial copy was pending was confirmed by the copy's run, which does
       // not apply the delta rows recorded before it: in a cascade all the rows the upstream copy
       // wrote (measured: 16,400 changes of the demo's B -> C stayed pending for good). One more kick
       // makes a normal run carry them.
-      if (kickedDuringCopy) { kickedDuringCopy = false; await kick(false); }
+      if (kickedDuringCopy) {
+        kickedDuringCopy = false;
+        await kick(false);
+      }
     } else if (rows[0]?.running) nextRetryAt = Date.now() + retryDelayMs;
     else await kick(true);
   }
@@ -146,14 +171,22 @@ async function housekeeping(): Promise<void> {
     lastMaintenance = now;
     const actions = await maintainBookkeepingTables(primary!);
     for (const action of actions) log(`${action.action} bucardo.${action.table}: ${action.reason}`);
-    if (actions.length) { state.maintenance = (state.maintenance ?? 0) + actions.length; state.lastMaintenanceAt = new Date().toISOString(); }
+    if (actions.length) {
+      state.maintenance = (state.maintenance ?? 0) + actions.length;
+      state.lastMaintenanceAt = new Date().toISOString();
+    }
   }
   if (now - lastWatchdog >= WATCHDOG_EVERY_MS) {
     lastWatchdog = now;
     const threshold = job.config.bucardo.watchdogSeconds;
-    secondary ??= await openClient(job, { role: 'secondary', applicationName: `bucardo-console kicker ${job.name}` });
+    secondary ??= await openClient(job, {
+      role: 'secondary',
+      applicationName: `bucardo-console kicker ${job.name}`,
+    });
     secondary.removeAllListeners('error');
-    secondary.on('error', () => { secondary = undefined; });
+    secondary.on('error', () => {
+      secondary = undefined;
+    });
     const stalls = await detectStuckStatements(job, threshold, { primary: primary!, secondary });
     if (stalls.length && !state.stalls?.length) state.stallsDetected = (state.stallsDetected ?? 0) + 1;
     state.stalls = stalls.map((s) => `${s.cause}. Fix: ${s.fix}`);
@@ -178,10 +211,16 @@ let kickedDuringCopy = false;
 async function kick(retry: boolean): Promise<void> {
   // The database's clock, not ours, is what syncrun.started is compared with.
   // One round trip: pg_notify takes the channel name as a value (no identifier quoting involved).
-  const { rows } = await metadata!.query<{ at: string }>({ name: 'kick', text: "SELECT clock_timestamp()::text AS at, pg_notify($1, '')", values: [`bucardo_kick_sync_${job.syncName}`] });
+  const { rows } = await metadata!.query<{ at: string }>({
+    name: 'kick',
+    text: "SELECT clock_timestamp()::text AS at, pg_notify($1, '')",
+    values: [`bucardo_kick_sync_${job.syncName}`],
+  });
   unconfirmedKickAt = rows[0]!.at;
   const copy = await metadata!.query<{ pending: boolean }>({
-    name: 'copy_pending', text: 'SELECT onetimecopy <> 0 AS pending FROM bucardo.sync WHERE name = $1', values: [job.syncName],
+    name: 'copy_pending',
+    text: 'SELECT onetimecopy <> 0 AS pending FROM bucardo.sync WHERE name = $1',
+    values: [job.syncName],
   });
   kickedDuringCopy = copy.rows[0]?.pending === true;
   // Bucardo restarts a sync's worker ~10 s after its initial copy and drops kicks meanwhile: retry
@@ -191,7 +230,8 @@ async function kick(retry: boolean): Promise<void> {
   nextRetryAt = Date.now() + retryDelayMs;
   state.kicks += 1;
   state.lastKickAt = new Date().toISOString();
-  if (retry) log(`no sync run has finished well since the last kick; kicked again (next check in ${retryDelayMs} ms)`);
+  if (retry)
+    log(`no sync run has finished well since the last kick; kicked again (next check in ${retryDelayMs} ms)`);
 }
 
 /**
@@ -216,11 +256,16 @@ async function startMetrics(): Promise<void> {
 let metricsServer: { close(): void } | undefined;
 
 async function main(): Promise<void> {
-  log(kicking
-    ? `started, kicking sync ${job.syncName} every ${intervalMs} ms when changes are pending`
-    : `started for sync ${job.syncName}: per-commit kick triggers do the kicking; maintaining statistics and watching for stalls`);
+  log(
+    kicking
+      ? `started, kicking sync ${job.syncName} every ${intervalMs} ms when changes are pending`
+      : `started for sync ${job.syncName}: per-commit kick triggers do the kicking; maintaining statistics and watching for stalls`,
+  );
   await startMetrics();
-  if (!job.config.bucardo.maintainStatistics) log('bucardo.maintain_statistics is false: not analyzing Bucardo\'s delta/track tables (only the stall remedy does)');
+  if (!job.config.bucardo.maintainStatistics)
+    log(
+      "bucardo.maintain_statistics is false: not analyzing Bucardo's delta/track tables (only the stall remedy does)",
+    );
   saveState();
   let failures = 0;
   let lastSave = 0;
@@ -236,7 +281,8 @@ async function main(): Promise<void> {
       state.connected = false;
       state.lastError = errorMessage(error);
       state.lastErrorAt = new Date().toISOString();
-      if (failures === 1 || failures % 30 === 0) log(`cannot kick (${failures} failure(s) in a row), retrying: ${state.lastError}`);
+      if (failures === 1 || failures % 30 === 0)
+        log(`cannot kick (${failures} failure(s) in a row), retrying: ${state.lastError}`);
       await closeAll();
       lastFingerprint = undefined;
       await sleep(Math.min(10_000, 500 * failures)).catch(() => undefined);
@@ -244,7 +290,11 @@ async function main(): Promise<void> {
     }
     // The state file is what bucardo.status shows: written when it changed, at most once a second.
     const snapshot = JSON.stringify(state);
-    if (snapshot !== lastSaved && Date.now() - lastSave > 1000) { saveState(); lastSave = Date.now(); lastSaved = snapshot; }
+    if (snapshot !== lastSaved && Date.now() - lastSave > 1000) {
+      saveState();
+      lastSave = Date.now();
+      lastSaved = snapshot;
+    }
     await sleep(Math.max(0, intervalMs - (Date.now() - began))).catch(() => undefined);
   }
 }
@@ -264,4 +314,7 @@ async function shutdown(signal: string): Promise<void> {
 process.on('SIGTERM', () => void shutdown('SIGTERM'));
 process.on('SIGINT', () => void shutdown('SIGINT'));
 process.on('SIGHUP', () => undefined);
-main().catch((error) => { log(`fatal: ${errorMessage(error)}`); process.exit(1); });
+main().catch((error) => {
+  log(`fatal: ${errorMessage(error)}`);
+  process.exit(1);
+});

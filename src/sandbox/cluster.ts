@@ -2,7 +2,16 @@
 // user (PostgreSQL refuses to run as root), a free port, a temporary directory, and a registry that
 // stops every cluster this process started, by its postmaster pid, even when the process fails.
 import { execFileSync } from 'node:child_process';
-import { chmodSync, chownSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  chownSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -11,7 +20,13 @@ import { isProcessAlive } from '../core/process.js';
 export const PG_BIN = process.env['PG_BIN'] ?? '/usr/lib/postgresql/15/bin';
 
 export interface ClusterInfo {
-  name: string; host: string; port: number; dataDir: string; socketDir: string; logFile: string; baseDir: string;
+  name: string;
+  host: string;
+  port: number;
+  dataDir: string;
+  socketDir: string;
+  logFile: string;
+  baseDir: string;
   postmasterPid: number;
   /** SSL-only clusters: the test CA that signed the server's certificate (for sslrootcert). */
   caFile?: string;
@@ -30,7 +45,9 @@ export function handleSignalsYourself(): void {
 
 function postgresIds(): { uid: number; gid: number } | undefined {
   if (process.getuid?.() !== 0) return undefined;
-  const line = readFileSync('/etc/passwd', 'utf8').split('\n').find((l) => l.startsWith('postgres:'));
+  const line = readFileSync('/etc/passwd', 'utf8')
+    .split('\n')
+    .find((l) => l.startsWith('postgres:'));
   if (!line) throw new Error('there is no postgres user: run scripts/setup.sh (it installs postgresql-15)');
   const [, , uid, gid] = line.split(':');
   return { uid: Number(uid), gid: Number(gid) };
@@ -40,7 +57,11 @@ function postgresIds(): { uid: number; gid: number } | undefined {
 function runAsPostgres(binary: string, args: string[], options: { timeout?: number } = {}): string {
   const ids = postgresIds();
   const [command, fullArgs] = ids ? ['runuser', ['-u', 'postgres', '--', binary, ...args]] : [binary, args];
-  return execFileSync(command, fullArgs, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], timeout: options.timeout ?? 60_000 });
+  return execFileSync(command, fullArgs, {
+    encoding: 'utf8',
+    stdio: ['ignore', 'pipe', 'pipe'],
+    timeout: options.timeout ?? 60_000,
+  });
 }
 
 export async function freePort(): Promise<number> {
@@ -74,30 +95,77 @@ export interface StartOptions {
 }
 
 const SSL_ONLY_HBA = [
-  'local all all trust', 'hostssl all all 127.0.0.1/32 scram-sha-256', 'host all all 127.0.0.1/32 reject',
+  'local all all trust',
+  'hostssl all all 127.0.0.1/32 scram-sha-256',
+  'host all all 127.0.0.1/32 reject',
 ];
 
 /** A throwaway CA and a server certificate it signed, made with openssl in dir/ssl; returns the files. */
 function makeCertificates(
-  baseDir: string, ids: { uid: number; gid: number } | undefined,
+  baseDir: string,
+  ids: { uid: number; gid: number } | undefined,
 ): { caFile: string; certFile: string; keyFile: string } {
   const dir = path.join(baseDir, 'ssl');
   mkdirSync(dir);
   const file = (name: string) => path.join(dir, name);
-  const openssl = (args: string[]) => execFileSync('openssl', args, {
-    stdio: ['ignore', 'pipe', 'pipe'], timeout: 30_000,
-  });
+  const openssl = (args: string[]) =>
+    execFileSync('openssl', args, {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      timeout: 30_000,
+    });
   const ecKey = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes'];
-  openssl(['req', '-x509', ...ecKey, '-keyout', file('ca.key'), '-out', file('ca.crt'), '-days', '7',
-    '-subj', '/CN=bucardo-console test CA',
-    '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign,cRLSign']);
-  openssl(['req', ...ecKey, '-keyout', file('server.key'), '-out', file('server.csr'), '-subj', '/CN=127.0.0.1']);
-  writeFileSync(file('server.ext'), 'subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n');
-  openssl(['x509', '-req', '-in', file('server.csr'), '-CA', file('ca.crt'), '-CAkey', file('ca.key'),
-    '-CAcreateserial', '-out', file('server.crt'), '-days', '7', '-extfile', file('server.ext')]);
+  openssl([
+    'req',
+    '-x509',
+    ...ecKey,
+    '-keyout',
+    file('ca.key'),
+    '-out',
+    file('ca.crt'),
+    '-days',
+    '7',
+    '-subj',
+    '/CN=bucardo-console test CA',
+    '-addext',
+    'basicConstraints=critical,CA:TRUE',
+    '-addext',
+    'keyUsage=critical,keyCertSign,cRLSign',
+  ]);
+  openssl([
+    'req',
+    ...ecKey,
+    '-keyout',
+    file('server.key'),
+    '-out',
+    file('server.csr'),
+    '-subj',
+    '/CN=127.0.0.1',
+  ]);
+  writeFileSync(
+    file('server.ext'),
+    'subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n',
+  );
+  openssl([
+    'x509',
+    '-req',
+    '-in',
+    file('server.csr'),
+    '-CA',
+    file('ca.crt'),
+    '-CAkey',
+    file('ca.key'),
+    '-CAcreateserial',
+    '-out',
+    file('server.crt'),
+    '-days',
+    '7',
+    '-extfile',
+    file('server.ext'),
+  ]);
   // PostgreSQL refuses a key file that others may read or that it does not own.
   chmodSync(file('server.key'), 0o600);
-  if (ids) for (const name of ['', 'server.key', 'server.crt', 'ca.crt']) chownSync(file(name), ids.uid, ids.gid);
+  if (ids)
+    for (const name of ['', 'server.key', 'server.crt', 'ca.crt']) chownSync(file(name), ids.uid, ids.gid);
   return { caFile: file('ca.crt'), certFile: file('server.crt'), keyFile: file('server.key') };
 }
 
@@ -110,23 +178,48 @@ export async function startCluster(name: string, options: StartOptions = {}): Pr
   const dataDir = path.join(baseDir, 'data');
   const socketDir = path.join(baseDir, 'sock');
   mkdirSync(socketDir);
-  if (ids) { chownSync(baseDir, ids.uid, ids.gid); chownSync(socketDir, ids.uid, ids.gid); }
+  if (ids) {
+    chownSync(baseDir, ids.uid, ids.gid);
+    chownSync(socketDir, ids.uid, ids.gid);
+  }
   const pgBin = options.pgBin ?? PG_BIN;
-  runAsPostgres(path.join(pgBin, 'initdb'), ['-D', dataDir, '-U', 'postgres', '--auth=trust', '-E', 'UTF8', '--no-locale', '--no-sync']);
+  runAsPostgres(path.join(pgBin, 'initdb'), [
+    '-D',
+    dataDir,
+    '-U',
+    'postgres',
+    '--auth=trust',
+    '-E',
+    'UTF8',
+    '--no-locale',
+    '--no-sync',
+  ]);
   const ssl = options.sslOnly ? makeCertificates(baseDir, ids) : undefined;
   const sslSettings: Record<string, string> = ssl
-    ? { ssl: 'on', ssl_cert_file: ssl.certFile, ssl_key_file: ssl.keyFile, password_encryption: 'scram-sha-256' }
+    ? {
+        ssl: 'on',
+        ssl_cert_file: ssl.certFile,
+        ssl_key_file: ssl.keyFile,
+        password_encryption: 'scram-sha-256',
+      }
     : {};
   const hba = options.hba ?? (ssl ? SSL_ONLY_HBA : undefined);
   const settings: Record<string, string | number> = {
-    listen_addresses: '127.0.0.1', unix_socket_directories: socketDir,
+    listen_addresses: '127.0.0.1',
+    unix_socket_directories: socketDir,
     // A throwaway cluster needs no crash safety; this makes tests and the demo much faster.
-    fsync: 'off', synchronous_commit: 'off', full_page_writes: 'off',
-    max_connections: 200, shared_buffers: '128MB', log_min_messages: 'warning',
+    fsync: 'off',
+    synchronous_commit: 'off',
+    full_page_writes: 'off',
+    max_connections: 200,
+    shared_buffers: '128MB',
+    log_min_messages: 'warning',
     ...sslSettings,
     ...options.settings,
   };
-  const conf = Object.entries(settings).map(([key, value]) => `${key} = '${String(value).replace(/'/g, "''")}'`).join('\n');
+  const conf = Object.entries(settings)
+    .map(([key, value]) => `${key} = '${String(value).replace(/'/g, "''")}'`)
+    .join('\n');
   if (hba) {
     writeFileSync(path.join(dataDir, 'pg_hba.conf'), `${hba.join('\n')}\n`);
     if (ids) chownSync(path.join(dataDir, 'pg_hba.conf'), ids.uid, ids.gid);
@@ -140,8 +233,16 @@ export async function startCluster(name: string, options: StartOptions = {}): Pr
       runAsPostgres(path.join(pgBin, 'pg_ctl'), ['-D', dataDir, '-l', logFile, '-w', '-t', '60', 'start']);
       const postmasterPid = Number(readFileSync(path.join(dataDir, 'postmaster.pid'), 'utf8').split('\n')[0]);
       const info: ClusterInfo = {
-        name, host: '127.0.0.1', port, dataDir, socketDir, logFile, baseDir, postmasterPid,
-        ...(options.pgBin ? { pgBin } : {}), ...(ssl ? { caFile: ssl.caFile } : {}),
+        name,
+        host: '127.0.0.1',
+        port,
+        dataDir,
+        socketDir,
+        logFile,
+        baseDir,
+        postmasterPid,
+        ...(options.pgBin ? { pgBin } : {}),
+        ...(ssl ? { caFile: ssl.caFile } : {}),
       };
       running.set(baseDir, info);
       return info;
@@ -160,12 +261,25 @@ export async function startCluster(name: string, options: StartOptions = {}): Pr
 export function stopCluster(info: ClusterInfo, options: { keepFiles?: boolean } = {}): void {
   try {
     if (existsSync(path.join(info.dataDir, 'postmaster.pid'))) {
-      runAsPostgres(path.join(info.pgBin ?? PG_BIN, 'pg_ctl'), ['-D', info.dataDir, '-m', 'fast', '-w', '-t', '30', 'stop']);
+      runAsPostgres(path.join(info.pgBin ?? PG_BIN, 'pg_ctl'), [
+        '-D',
+        info.dataDir,
+        '-m',
+        'fast',
+        '-w',
+        '-t',
+        '30',
+        'stop',
+      ]);
     }
   } catch {
     // pg_ctl failed: stop this cluster's own postmaster by its pid (never by name).
     if (isProcessAlive(info.postmasterPid)) {
-      try { process.kill(info.postmasterPid, 'SIGQUIT'); } catch { /* already gone */ }
+      try {
+        process.kill(info.postmasterPid, 'SIGQUIT');
+      } catch {
+        /* already gone */
+      }
     }
   }
   running.delete(info.baseDir);
@@ -174,7 +288,18 @@ export function stopCluster(info: ClusterInfo, options: { keepFiles?: boolean } 
 
 /** Restarts a cluster in place (fault-injection tests): same port, same data. */
 export function restartCluster(info: ClusterInfo): ClusterInfo {
-  runAsPostgres(path.join(info.pgBin ?? PG_BIN, 'pg_ctl'), ['-D', info.dataDir, '-l', info.logFile, '-m', 'fast', '-w', '-t', '60', 'restart']);
+  runAsPostgres(path.join(info.pgBin ?? PG_BIN, 'pg_ctl'), [
+    '-D',
+    info.dataDir,
+    '-l',
+    info.logFile,
+    '-m',
+    'fast',
+    '-w',
+    '-t',
+    '60',
+    'restart',
+  ]);
   info.postmasterPid = Number(readFileSync(path.join(info.dataDir, 'postmaster.pid'), 'utf8').split('\n')[0]);
   return info;
 }

@@ -14,7 +14,23 @@ import { SAMPLE_SCHEMA, sampleData } from './sample-data.js';
 import { pgBinFor, SYSTEM_MAJOR } from './versions.js';
 
 function psql(cluster: ClusterInfo, database: string, sql: string): void {
-  execFileSync(path.join(PG_BIN, 'psql'), ['-h', cluster.host, '-p', String(cluster.port), '-U', 'postgres', '-d', database, '-v', 'ON_ERROR_STOP=1', '-qAtX'], { input: sql, stdio: ['pipe', 'ignore', 'pipe'] });
+  execFileSync(
+    path.join(PG_BIN, 'psql'),
+    [
+      '-h',
+      cluster.host,
+      '-p',
+      String(cluster.port),
+      '-U',
+      'postgres',
+      '-d',
+      database,
+      '-v',
+      'ON_ERROR_STOP=1',
+      '-qAtX',
+    ],
+    { input: sql, stdio: ['pipe', 'ignore', 'pipe'] },
+  );
 }
 
 /**
@@ -23,8 +39,14 @@ function psql(cluster: ClusterInfo, database: string, sql: string): void {
  * settle time: the demo is not under load). Not concurrency: each hop's metadata database sits in a
  * cluster of its own, so nothing clashes.
  */
-export function demoConfig(name: string, primary: ClusterInfo, secondary: ClusterInfo, dir: string,
-  cascade: { primary: boolean; secondary: boolean }, metadata: ClusterInfo = primary): string {
+export function demoConfig(
+  name: string,
+  primary: ClusterInfo,
+  secondary: ClusterInfo,
+  dir: string,
+  cascade: { primary: boolean; secondary: boolean },
+  metadata: ClusterInfo = primary,
+): string {
   return `# Demo job ${name}: written by node wrapper.js --demo (see configs/example.yml for every key)
 plugins: [bucardo, retry, indexes, mat_views, cutover]
 databases:
@@ -52,7 +74,7 @@ export function demoBanner(b: ClusterInfo): string[] {
   return [
     '  The whole migration, A -> B (c1), with B -> C (c2) cascading behind it:',
     '    c1.bucardo.install  c1.retry.install  c1.retry.add_triggers     record A, put triggers on it table by table',
-    '    c2.bucardo.install  c2.retry.install  c2.retry.add_triggers     the cascade: B is the second hop\'s primary',
+    "    c2.bucardo.install  c2.retry.install  c2.retry.add_triggers     the cascade: B is the second hop's primary",
     '    c1.indexes.install  c1.indexes.drop                             the copy into B runs without secondary indexes',
     '    c1.bucardo.start  c1.bucardo.wait_for_copy                     watch: c1.status, or status --watch in another shell',
     '    c1.indexes.recreate  c1.mat_views.refresh  c2.bucardo.start  c2.bucardo.wait_for_copy',
@@ -73,7 +95,16 @@ async function stopJobs(jobs: Job[]): Promise<void> {
   const { stopDaemon } = await import('../../plugins/bucardo/daemon.js');
   const { Activity } = await import('../core/activity.js');
   for (const job of jobs) {
-    const context = { job, jobs, activity: new Activity(), progress: () => undefined, log: () => undefined, options: new CommandOptions(), args: [], prompt: undefined as never };
+    const context = {
+      job,
+      jobs,
+      activity: new Activity(),
+      progress: () => undefined,
+      log: () => undefined,
+      options: new CommandOptions(),
+      args: [],
+      prompt: undefined as never,
+    };
     await stopDaemon(job, context).catch(() => undefined);
   }
 }
@@ -82,10 +113,15 @@ async function stopJobs(jobs: Job[]): Promise<void> {
  * The one place the demo's clusters are made: A, B and C with the sample schema, rows on A only.
  * (A later option choosing the primary's PostgreSQL version belongs here.)
  */
-async function startDemoClusters(dir: string, primaryVersion?: number): Promise<[ClusterInfo, ClusterInfo, ClusterInfo]> {
-  const pgBinOf = (name: string) => (name === 'A' && primaryVersion ? { pgBin: pgBinFor(primaryVersion) } : {});
-  const [a, b, c] = await Promise.all(['A', 'B', 'C']
-    .map((name) => startCluster(name, { parentDir: dir, ...pgBinOf(name) })));
+async function startDemoClusters(
+  dir: string,
+  primaryVersion?: number,
+): Promise<[ClusterInfo, ClusterInfo, ClusterInfo]> {
+  const pgBinOf = (name: string) =>
+    name === 'A' && primaryVersion ? { pgBin: pgBinFor(primaryVersion) } : {};
+  const [a, b, c] = await Promise.all(
+    ['A', 'B', 'C'].map((name) => startCluster(name, { parentDir: dir, ...pgBinOf(name) })),
+  );
   for (const cluster of [a!, b!, c!]) {
     psql(cluster, 'postgres', 'CREATE DATABASE shop');
     psql(cluster, 'shop', SAMPLE_SCHEMA);
@@ -98,16 +134,24 @@ export async function runDemo(options: CliOptions): Promise<number> {
   const dir = mkdtempSync(path.join(tmpdir(), 'bucardo-console-demo-'));
   // The clusters live inside, and their server runs as the postgres user: it must be able to pass through.
   chmodSync(dir, 0o711);
-  const cleanup = () => { stopDemoDaemons(dir); stopAllClusters(); rmSync(dir, { recursive: true, force: true }); };
+  const cleanup = () => {
+    stopDemoDaemons(dir);
+    stopAllClusters();
+    rmSync(dir, { recursive: true, force: true });
+  };
   let jobs: Job[] = [];
   process.on('exit', cleanup);
   try {
-    write(style.heading('Starting the demo sandbox: three PostgreSQL clusters A, B and C on this machine...'));
+    write(
+      style.heading('Starting the demo sandbox: three PostgreSQL clusters A, B and C on this machine...'),
+    );
     // --primary-version: A on an old (or newer) major version, as the primary of an upgrade. The sample
     // schema has a primary key on a partitioned table, which PostgreSQL 10 cannot create.
     if (options.primaryVersion !== undefined && options.primaryVersion < 11) {
-      throw new Error(`--primary-version ${options.primaryVersion}: the demo's sample schema needs PostgreSQL 11 or later`
-        + ' (a primary key on a partitioned table); the test bed runs 10 (npm run test:versions).');
+      throw new Error(
+        `--primary-version ${options.primaryVersion}: the demo's sample schema needs PostgreSQL 11 or later` +
+          ' (a primary key on a partitioned table); the test bed runs 10 (npm run test:versions).',
+      );
     }
     const [a, b, c] = await startDemoClusters(dir, options.primaryVersion);
     for (const name of ['a_to_b', 'b_to_c']) mkdirSync(path.join(dir, name), { recursive: true });
@@ -118,7 +162,9 @@ export async function runDemo(options: CliOptions): Promise<number> {
     const aToBMetadata = options.primaryVersion && options.primaryVersion !== SYSTEM_MAJOR ? c : undefined;
     writeFileSync(aToB, demoConfig('a_to_b', a, b, dir, { primary: false, secondary: true }, aToBMetadata));
     writeFileSync(bToC, demoConfig('b_to_c', b, c, dir, { primary: true, secondary: false }));
-    write(`  A: 127.0.0.1:${a.port}  B: 127.0.0.1:${b.port}  C: 127.0.0.1:${c.port}  (database "shop", user postgres)`);
+    write(
+      `  A: 127.0.0.1:${a.port}  B: 127.0.0.1:${b.port}  C: 127.0.0.1:${c.port}  (database "shop", user postgres)`,
+    );
     write(`  Configs: ${aToB} (c1) and ${bToC} (c2)`);
     for (const line of demoBanner(b)) write(line);
     write(`  Everything is stopped and removed when you exit.\n`);

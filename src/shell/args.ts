@@ -33,7 +33,10 @@ export function parseArguments(argv: string[]): CliOptions {
   const numbered: string[] = [];
   const value = (flag: string, index: number): string => {
     const next = argv[index + 1];
-    if (next === undefined || (next.startsWith('-') && next.length > 1)) throw new OperatorError(`${flag} needs a value. ${flag === '-l' || flag === '--list' ? 'Example: -l "bucardo.install bucardo.add_triggers"' : 'Example: -c configs/a_to_b.yml'}`);
+    if (next === undefined || (next.startsWith('-') && next.length > 1))
+      throw new OperatorError(
+        `${flag} needs a value. ${flag === '-l' || flag === '--list' ? 'Example: -l "bucardo.install bucardo.add_triggers"' : 'Example: -c configs/a_to_b.yml'}`,
+      );
     return next;
   };
   for (let i = 0; i < argv.length; i++) {
@@ -47,25 +50,34 @@ export function parseArguments(argv: string[]): CliOptions {
     else if (arg === '--demo') options.demo = true;
     else if (arg === '--primary-version') {
       const text = value(arg, i++);
-      if (!/^\d+$/.test(text)) throw new OperatorError(`--primary-version needs a major version number, e.g. --primary-version 11; got '${text}'.`);
+      if (!/^\d+$/.test(text))
+        throw new OperatorError(
+          `--primary-version needs a major version number, e.g. --primary-version 11; got '${text}'.`,
+        );
       options.primaryVersion = Number(text);
-    }
-    else if (arg === '-h' || arg === '--help') options.help = true;
+    } else if (arg === '-h' || arg === '--help') options.help = true;
     else if (arg === '-v' || arg === '--version') options.version = true;
     else if (!arg.startsWith('-') && !options.list) {
       options.command = argv.slice(i).join(' ');
       if (argv.slice(i).includes('--json')) options.json = true;
       break;
-    }
-    else throw new OperatorError(`Unknown option '${arg}'.\n\n${USAGE}`);
+    } else throw new OperatorError(`Unknown option '${arg}'.\n\n${USAGE}`);
   }
   if (numbered.length > 0) {
-    if (options.configFiles.length > 0) throw new OperatorError('Use either -c FILE or -c1 FILE -c2 FILE, not both.');
-    if (numbered.some((file) => file === undefined) || numbered.length < 2) throw new OperatorError('Two-config sessions need both -c1 FILE and -c2 FILE (A->B first, B->C second).');
+    if (options.configFiles.length > 0)
+      throw new OperatorError('Use either -c FILE or -c1 FILE -c2 FILE, not both.');
+    if (numbered.some((file) => file === undefined) || numbered.length < 2)
+      throw new OperatorError(
+        'Two-config sessions need both -c1 FILE and -c2 FILE (A->B first, B->C second).',
+      );
     options.configFiles = numbered;
   }
-  if (options.primaryVersion !== undefined && !options.demo) throw new OperatorError('--primary-version only applies to --demo: node wrapper.js --demo --primary-version 11.');
-  if (options.configFiles.length > 1 && numbered.length === 0) throw new OperatorError('Give one -c FILE, or two configs as -c1 FILE -c2 FILE.');
+  if (options.primaryVersion !== undefined && !options.demo)
+    throw new OperatorError(
+      '--primary-version only applies to --demo: node wrapper.js --demo --primary-version 11.',
+    );
+  if (options.configFiles.length > 1 && numbered.length === 0)
+    throw new OperatorError('Give one -c FILE, or two configs as -c1 FILE -c2 FILE.');
   return options;
 }
 

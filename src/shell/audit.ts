@@ -53,14 +53,25 @@ function operator(): string {
 export function recordAudit(job: Job, report: RunReport, args: string[], started: Date): void {
   const ended = new Date();
   const entry: AuditEntry = {
-    user: operator(), host: os.hostname(), pid: process.pid, config: job.config.file, job: job.name,
-    command: report.command, args, startedAt: started.toISOString(), endedAt: ended.toISOString(),
+    user: operator(),
+    host: os.hostname(),
+    pid: process.pid,
+    config: job.config.file,
+    job: job.name,
+    command: report.command,
+    args,
+    startedAt: started.toISOString(),
+    endedAt: ended.toISOString(),
     seconds: Math.round((ended.getTime() - started.getTime()) / 100) / 10,
     outcome: report.interrupted ? 'interrupted' : report.ok ? 'ok' : 'failed',
     ...(report.outcome?.message ? { message: report.outcome.message } : {}),
     ...(report.error ? { error: report.error } : {}),
     ...(report.exitCode !== undefined ? { exitCode: report.exitCode } : {}),
-    checks: report.checks.map((c) => ({ name: c.name, pass: c.pass, ...(c.detail ? { detail: c.detail } : {}) })),
+    checks: report.checks.map((c) => ({
+      name: c.name,
+      pass: c.pass,
+      ...(c.detail ? { detail: c.detail } : {}),
+    })),
   };
   let line = JSON.stringify(entry);
   for (const secret of secretsOf(job)) line = line.split(secret).join('********');

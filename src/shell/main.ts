@@ -16,7 +16,9 @@ export async function main(argv: string[]): Promise<number> {
     return 2;
   }
   if (options.version) {
-    const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string };
+    const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as {
+      version: string;
+    };
     write(`bucardo-console ${pkg.version}`);
     return 0;
   }

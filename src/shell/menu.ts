@@ -16,10 +16,14 @@ export function menuLines(session: Session, withArguments = false): string[] {
     lines.push('');
   }
   if (session.labelled) {
-    lines.push(`Two configs are loaded: prefix a command with ${session.jobs.map((j) => `${style.bold(`${j.label}.`)} (${j.name})`).join(' or ')}; no prefix means c1.`);
+    lines.push(
+      `Two configs are loaded: prefix a command with ${session.jobs.map((j) => `${style.bold(`${j.label}.`)} (${j.name})`).join(' or ')}; no prefix means c1.`,
+    );
   }
-  lines.push(`Also: ${style.bold('help')} (this menu), ${style.bold('help <command>')} or ${style.bold('<command> --help')} `
-    + `(its arguments), ${style.bold('exit')} (or Ctrl-D). Tab completes, Up/Down walk the history.`);
+  lines.push(
+    `Also: ${style.bold('help')} (this menu), ${style.bold('help <command>')} or ${style.bold('<command> --help')} ` +
+      `(its arguments), ${style.bold('exit')} (or Ctrl-D). Tab completes, Up/Down walk the history.`,
+  );
   return lines;
 }
 

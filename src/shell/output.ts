@@ -1,7 +1,8 @@
 // Colours and plain text. Colour only on a terminal and never with NO_COLOR (https://no-color.org).
 import chalk from 'chalk';
 
-export const colourEnabled = Boolean(process.stdout.isTTY) && !('NO_COLOR' in process.env) && process.env['TERM'] !== 'dumb';
+export const colourEnabled =
+  Boolean(process.stdout.isTTY) && !('NO_COLOR' in process.env) && process.env['TERM'] !== 'dumb';
 if (!colourEnabled) chalk.level = 0;
 
 export const style = {
@@ -25,7 +26,11 @@ export function writeError(line: string): void {
 export function formatTable(header: string[], rows: (string | number)[][]): string[] {
   const cells = [header, ...rows.map((row) => row.map(String))];
   const widths = header.map((_, i) => Math.max(...cells.map((row) => visibleLength(row[i] ?? ''))));
-  const line = (row: string[]) => row.map((cell, i) => cell + ' '.repeat(widths[i]! - visibleLength(cell))).join('  ').trimEnd();
+  const line = (row: string[]) =>
+    row
+      .map((cell, i) => cell + ' '.repeat(widths[i]! - visibleLength(cell)))
+      .join('  ')
+      .trimEnd();
   return [line(header), widths.map((w) => '-'.repeat(w)).join('  '), ...cells.slice(1).map(line)];
 }
 

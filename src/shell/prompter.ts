@@ -23,14 +23,21 @@ export function interactivePrompter(): Prompter {
 
 /** List mode: confirmations take their default (and say so); anything that needs an answer fails. */
 export function listModePrompter(quiet: boolean): Prompter {
-  const needsShell = (question: string) => new OperatorError(`This step asks "${question}", which needs the interactive shell. Run the command from the prompt (node wrapper.js -c FILE) instead of in a -l list.`);
+  const needsShell = (question: string) =>
+    new OperatorError(
+      `This step asks "${question}", which needs the interactive shell. Run the command from the prompt (node wrapper.js -c FILE) instead of in a -l list.`,
+    );
   return {
     interactive: false,
     async confirm(question, defaultAnswer) {
       if (!quiet) write(`${question} ${defaultAnswer ? 'yes' : 'no'} (list mode: default answer)`);
       return defaultAnswer;
     },
-    async select(question) { throw needsShell(question); },
-    async input(question) { throw needsShell(question); },
+    async select(question) {
+      throw needsShell(question);
+    },
+    async input(question) {
+      throw needsShell(question);
+    },
   };
 }

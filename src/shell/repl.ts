@@ -22,8 +22,9 @@ export function completer(session: Session): (line: string) => [string[], string
       const resolved = session.resolve(name!);
       const last = rest[rest.length - 1]!;
       if ('error' in resolved) return [[], last];
-      const declared = Object.entries(resolved.command.arguments ?? {})
-        .filter(([, spec]) => spec.kind !== 'assignment');
+      const declared = Object.entries(resolved.command.arguments ?? {}).filter(
+        ([, spec]) => spec.kind !== 'assignment',
+      );
       const usages = [...declared.map(([arg]) => `--${arg}`), '--json', '--help'];
       return [usages.filter((usage) => usage.startsWith(last)), last];
     }
@@ -45,9 +46,23 @@ function ask(session: Session, history: string[]): Promise<string | undefined> {
       terminal: Boolean(process.stdin.isTTY),
     });
     let answered = false;
-    rl.on('SIGINT', () => { answered = true; rl.close(); write(''); resolve(undefined); });
-    rl.on('close', () => { if (!answered) { write(''); resolve(undefined); } });
-    rl.question(PROMPT, (line) => { answered = true; rl.close(); resolve(line); });
+    rl.on('SIGINT', () => {
+      answered = true;
+      rl.close();
+      write('');
+      resolve(undefined);
+    });
+    rl.on('close', () => {
+      if (!answered) {
+        write('');
+        resolve(undefined);
+      }
+    });
+    rl.question(PROMPT, (line) => {
+      answered = true;
+      rl.close();
+      resolve(line);
+    });
   });
 }
 
@@ -57,15 +72,22 @@ export async function runShell(session: Session, onExit?: () => Promise<void>): 
   const prompt = interactivePrompter();
   let first = true;
   for (;;) {
-    if (first && process.env['BUCARDO_CONSOLE_TIMING']) process.stderr.write(`[timing] prompt after ${performance.now().toFixed(1)} ms\n`);
+    if (first && process.env['BUCARDO_CONSOLE_TIMING'])
+      process.stderr.write(`[timing] prompt after ${performance.now().toFixed(1)} ms\n`);
     first = false;
     const line = await ask(session, history);
     if (line === undefined) break;
     const trimmed = line.trim();
     if (trimmed === '') continue;
-    if (history[0] !== trimmed) { history.unshift(trimmed); appendHistory(trimmed); }
+    if (history[0] !== trimmed) {
+      history.unshift(trimmed);
+      appendHistory(trimmed);
+    }
     if (trimmed === 'exit' || trimmed === 'quit') break;
-    if (trimmed === 'help' || trimmed === '?') { for (const menuLine of menuLines(session)) write(menuLine); continue; }
+    if (trimmed === 'help' || trimmed === '?') {
+      for (const menuLine of menuLines(session)) write(menuLine);
+      continue;
+    }
     const [name, ...args] = trimmed.split(/\s+/);
     if (name === 'help' || name === '?') {
       const asked = session.resolve(args[0]!);
@@ -74,9 +96,17 @@ export async function runShell(session: Session, onExit?: () => Promise<void>): 
       continue;
     }
     const resolved = session.resolve(name!);
-    if ('error' in resolved) { writeError(resolved.error); continue; }
+    if ('error' in resolved) {
+      writeError(resolved.error);
+      continue;
+    }
     const json = args.includes('--json');
-    await runCommand(session, resolved, args.filter((arg) => arg !== '--json'), { interactive: true, json, prompt });
+    await runCommand(
+      session,
+      resolved,
+      args.filter((arg) => arg !== '--json'),
+      { interactive: true, json, prompt },
+    );
   }
   await onExit?.();
   return 0;

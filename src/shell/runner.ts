@@ -29,7 +29,14 @@ export interface RunOptions {
   prompt: Prompter;
 }
 
-interface Spinner { text: string; start(): Spinner; stop(): Spinner; clear(): Spinner; render(): Spinner; isSpinning: boolean }
+interface Spinner {
+  text: string;
+  start(): Spinner;
+  stop(): Spinner;
+  clear(): Spinner;
+  render(): Spinner;
+  isSpinning: boolean;
+}
 
 async function createSpinner(enabled: boolean, text: string): Promise<Spinner | undefined> {
   // A terminal that reports no width (some ptys) would make ora's line arithmetic divide by zero.
@@ -46,20 +53,31 @@ export function checkArguments(resolved: ResolvedCommand, words: readonly string
 /** Every enabled plugin's hooks on this command, in menu order. */
 function hooksOf(session: Session, resolved: ResolvedCommand): { plugin: string; hooks: CommandHooks }[] {
   const name = `${resolved.plugin.name}.${resolved.commandName}`;
-  return session.orderedPlugins()
+  return session
+    .orderedPlugins()
     .filter((plugin) => resolved.job.config.plugins.includes(plugin.name) && plugin.hooks?.[name])
     .map((plugin) => ({ plugin: plugin.name, hooks: plugin.hooks![name]! }));
 }
 
 /** Runs the command and its checks; every run, whatever its outcome, leaves one audit line. */
-export async function runCommand(session: Session, resolved: ResolvedCommand, args: string[], options: RunOptions): Promise<RunReport> {
+export async function runCommand(
+  session: Session,
+  resolved: ResolvedCommand,
+  args: string[],
+  options: RunOptions,
+): Promise<RunReport> {
   const started = new Date();
   const report = await runAndCheck(session, resolved, args, options);
   recordAudit(resolved.job, report, args, started);
   return report;
 }
 
-async function runAndCheck(session: Session, resolved: ResolvedCommand, args: string[], runOptions: RunOptions): Promise<RunReport> {
+async function runAndCheck(
+  session: Session,
+  resolved: ResolvedCommand,
+  args: string[],
+  runOptions: RunOptions,
+): Promise<RunReport> {
   const report: RunReport = { command: resolved.fullName, ok: false, interrupted: false, checks: [] };
   const parsed = checkArguments(resolved, args);
   const options = { ...runOptions, json: runOptions.json || parsed.json };
@@ -93,20 +111,28 @@ async function runAndCheck(session: Session, resolved: ResolvedCommand, args: st
       }
     },
     log: (text) => {
-      if (spinner?.isSpinning) { spinner.clear(); write(text); spinner.render(); } else if (!options.json) write(text);
+      if (spinner?.isSpinning) {
+        spinner.clear();
+        write(text);
+        spinner.render();
+      } else if (!options.json) write(text);
     },
   };
 
   let interruptLines: string[] | undefined;
   let interruptCount = 0;
   let abandon: (() => void) | undefined;
-  const abandoned = new Promise<'abandoned'>((resolve) => { abandon = () => resolve('abandoned'); });
+  const abandoned = new Promise<'abandoned'>((resolve) => {
+    abandon = () => resolve('abandoned');
+  });
   const onInterrupt = () => {
     interruptCount += 1;
     if (interruptCount === 1) {
       spinner?.stop();
       write(style.warn('\nInterrupting: cancelling running statements and stopping child processes...'));
-      void activity.interrupt().then((lines) => { interruptLines = lines; });
+      void activity.interrupt().then((lines) => {
+        interruptLines = lines;
+      });
       // Give the command a few seconds to unwind by itself after its statements were cancelled.
       setTimeout(() => abandon?.(), 8000).unref();
     } else {
@@ -115,29 +141,42 @@ async function runAndCheck(session: Session, resolved: ResolvedCommand, args: st
   };
   process.on('SIGINT', onInterrupt);
   try {
-    for (const { hooks: { before } } of hooks) await before?.(context);
+    for (const {
+      hooks: { before },
+    } of hooks)
+      await before?.(context);
     const result = await Promise.race([resolved.command.run(context), abandoned]);
     if (result === 'abandoned') throw new InterruptedError();
     report.outcome = result;
     report.ok = result.ok !== false;
     if (result.exitCode !== undefined) report.exitCode = result.exitCode;
     if (report.ok) {
-      for (const { plugin, hooks: { after } } of hooks) {
+      for (const {
+        plugin,
+        hooks: { after },
+      } of hooks) {
         if (!after) continue;
         try {
-          (report.hookLines ??= []).push(...(await after(context, result)).map((line) => `${plugin}: ${line}`));
+          (report.hookLines ??= []).push(
+            ...(await after(context, result)).map((line) => `${plugin}: ${line}`),
+          );
         } catch (error) {
           const why = errorMessage(error);
-          throw new OperatorError(`${resolved.fullName} did its job, but the ${plugin} plugin's step after it failed: `
-            + why);
+          throw new OperatorError(
+            `${resolved.fullName} did its job, but the ${plugin} plugin's step after it failed: ` + why,
+          );
         }
       }
     }
   } catch (error) {
     report.ok = false;
-    report.interrupted = activity.interrupted || error instanceof InterruptedError || (error as { name?: string }).name === 'ExitPromptError';
+    report.interrupted =
+      activity.interrupted ||
+      error instanceof InterruptedError ||
+      (error as { name?: string }).name === 'ExitPromptError';
     report.error = report.interrupted ? 'interrupted' : errorMessage(error);
-    if (!(error instanceof OperatorError) && !report.interrupted && process.env['BUCARDO_CONSOLE_DEBUG']) console.error(error);
+    if (!(error instanceof OperatorError) && !report.interrupted && process.env['BUCARDO_CONSOLE_DEBUG'])
+      console.error(error);
   } finally {
     spinner?.stop();
     process.off('SIGINT', onInterrupt);
@@ -145,11 +184,14 @@ async function runAndCheck(session: Session, resolved: ResolvedCommand, args: st
 
   if (report.interrupted) {
     // Wait for the interrupt's own report (cancellations) before telling the operator what was left.
-    for (let i = 0; i < 50 && interruptLines === undefined && interruptCount > 0; i++) await new Promise((r) => setTimeout(r, 100));
+    for (let i = 0; i < 50 && interruptLines === undefined && interruptCount > 0; i++)
+      await new Promise((r) => setTimeout(r, 100));
     if (!options.json) {
       writeError(`${resolved.fullName} was interrupted.`);
       for (const line of interruptLines ?? ['nothing was running on a server']) write(`  - ${line}`);
-      write('  State: whatever the command finished before the interrupt stays done; rerunning the command continues from there.');
+      write(
+        '  State: whatever the command finished before the interrupt stays done; rerunning the command continues from there.',
+      );
     }
     return report;
   }
@@ -159,7 +201,10 @@ async function runAndCheck(session: Session, resolved: ResolvedCommand, args: st
   if (report.error && !options.json) writeError(report.error);
 
   if (report.ok && resolved.command.validate) {
-    const checkSpinner = await createSpinner(Boolean(process.stdout.isTTY) && !options.json, `${resolved.fullName}: checking`);
+    const checkSpinner = await createSpinner(
+      Boolean(process.stdout.isTTY) && !options.json,
+      `${resolved.fullName}: checking`,
+    );
     try {
       report.checks = await resolved.command.validate({ ...context, activity: new Activity() });
     } catch (error) {
@@ -170,12 +215,26 @@ async function runAndCheck(session: Session, resolved: ResolvedCommand, args: st
     report.ok = report.checks.every((check) => check.pass);
     if (!options.json) for (const check of report.checks) write(formatCheck(check));
   }
-  if (options.json) write(JSON.stringify({ command: report.command, ok: report.ok, message: report.outcome?.message, error: report.error, data: report.outcome?.data, ...(report.hookLines ? { hooks: report.hookLines } : {}), checks: report.checks }));
+  if (options.json)
+    write(
+      JSON.stringify({
+        command: report.command,
+        ok: report.ok,
+        message: report.outcome?.message,
+        error: report.error,
+        data: report.outcome?.data,
+        ...(report.hookLines ? { hooks: report.hookLines } : {}),
+        checks: report.checks,
+      }),
+    );
   return report;
 }
 
 function printOutcome(resolved: ResolvedCommand, outcome: CommandOutcome): void {
-  const lines = outcome.data !== undefined && resolved.command.format ? resolved.command.format(outcome.data) : stepLines(outcome.data);
+  const lines =
+    outcome.data !== undefined && resolved.command.format
+      ? resolved.command.format(outcome.data)
+      : stepLines(outcome.data);
   for (const line of lines) write(line);
   write(outcome.ok === false ? style.fail(outcome.message) : outcome.message);
 }
@@ -196,7 +255,11 @@ function wrapPrompter(prompt: Prompter, spinner: Spinner | undefined): Prompter 
   const paused = async <T>(ask: () => Promise<T>): Promise<T> => {
     const spinning = spinner?.isSpinning;
     if (spinning) spinner!.stop();
-    try { return await ask(); } finally { if (spinning) spinner!.start(); }
+    try {
+      return await ask();
+    } finally {
+      if (spinning) spinner!.start();
+    }
   };
   return {
     interactive: prompt.interactive,

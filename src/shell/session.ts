@@ -14,7 +14,11 @@ export interface ResolvedCommand {
 }
 
 export class Session {
-  private constructor(readonly jobs: Job[], readonly plugins: Map<string, PluginDescriptor>, readonly catalog: PluginCatalog) {}
+  private constructor(
+    readonly jobs: Job[],
+    readonly plugins: Map<string, PluginDescriptor>,
+    readonly catalog: PluginCatalog,
+  ) {}
 
   static async load(configFiles: string[], catalog = new PluginCatalog()): Promise<Session> {
     const labels = configFiles.length > 1 ? configFiles.map((_, i) => `c${i + 1}`) : [''];
@@ -69,18 +73,34 @@ export class Session {
     let job = this.jobs[0]!;
     const labelMatch = /^c(\d+)$/.exec(parts[0] ?? '');
     if (labelMatch) {
-      const found = this.jobs.find((j) => j.label === parts[0]) ?? (this.jobs.length === 1 && parts[0] === 'c1' ? this.jobs[0] : undefined);
-      if (!found) return { error: `There is no ${parts[0]} in this session: ${this.labelled ? `use ${this.jobs.map((j) => `${j.label}.`).join(' or ')}` : 'only one config is loaded (use -c1 FILE -c2 FILE for two)'}.` };
+      const found =
+        this.jobs.find((j) => j.label === parts[0]) ??
+        (this.jobs.length === 1 && parts[0] === 'c1' ? this.jobs[0] : undefined);
+      if (!found)
+        return {
+          error: `There is no ${parts[0]} in this session: ${this.labelled ? `use ${this.jobs.map((j) => `${j.label}.`).join(' or ')}` : 'only one config is loaded (use -c1 FILE -c2 FILE for two)'}.`,
+        };
       job = found;
       parts.shift();
     }
     const [pluginName, commandName, ...rest] = parts;
     const plugin = pluginName ? this.plugins.get(pluginName) : undefined;
-    const command = plugin && commandName && rest.length === 0 && job.config.plugins.includes(pluginName!) ? plugin.commands[commandName] : undefined;
+    const command =
+      plugin && commandName && rest.length === 0 && job.config.plugins.includes(pluginName!)
+        ? plugin.commands[commandName]
+        : undefined;
     if (!plugin || !command) {
       const hint = closest(typed, this.commandNames());
-      return { error: `Unknown command '${typed}'.${hint ? ` Did you mean '${hint}'?` : ''} Type 'help' for the menu.` };
+      return {
+        error: `Unknown command '${typed}'.${hint ? ` Did you mean '${hint}'?` : ''} Type 'help' for the menu.`,
+      };
     }
-    return { fullName: `${job.label ? `${job.label}.` : ''}${pluginName}.${commandName}`, job, plugin, commandName: commandName!, command };
+    return {
+      fullName: `${job.label ? `${job.label}.` : ''}${pluginName}.${commandName}`,
+      job,
+      plugin,
+      commandName: commandName!,
+      command,
+    };
   }
 }

@@ -5,7 +5,15 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import type { ClusterInfo } from '../../src/sandbox/cluster.js';
-import { clusters, dropDatabase, freshDatabase, query, runTool, writeJobConfig, type ToolResult } from '../support/harness.js';
+import {
+  clusters,
+  dropDatabase,
+  freshDatabase,
+  query,
+  runTool,
+  writeJobConfig,
+  type ToolResult,
+} from '../support/harness.js';
 import { KEYS, PtySession } from '../support/pty.js';
 
 const SCHEMA = `
@@ -28,7 +36,11 @@ async function metadataDatabaseExists(): Promise<boolean> {
 }
 
 async function secondaryIndexes(): Promise<string[]> {
-  const rows = await query<{ name: string }>(b, 'args_b', "SELECT indexname AS name FROM pg_indexes WHERE tablename = 'orders' ORDER BY 1");
+  const rows = await query<{ name: string }>(
+    b,
+    'args_b',
+    "SELECT indexname AS name FROM pg_indexes WHERE tablename = 'orders' ORDER BY 1",
+  );
   return rows.map((r) => r.name);
 }
 
@@ -37,12 +49,19 @@ before(async () => {
   await dropDatabase(a, 'bucardo');
   await freshDatabase(a, 'args_a', SCHEMA);
   // Well over indexes.larger_than: without the argument check, indexes.drop would drop orders_customer.
-  await query(a, 'args_a', "INSERT INTO public.orders SELECT g, g % 100, repeat('x', 100) FROM generate_series(1, 5000) g");
+  await query(
+    a,
+    'args_a',
+    "INSERT INTO public.orders SELECT g, g % 100, repeat('x', 100) FROM generate_series(1, 5000) g",
+  );
   await query(a, 'args_a', 'ANALYZE');
   await freshDatabase(b, 'args_b', SCHEMA);
   job = writeJobConfig({
-    name: 'args_ab', plugins: ['bucardo', 'indexes'],
-    primary: { cluster: a, dbname: 'args_a' }, secondary: { cluster: b, dbname: 'args_b' }, metadata: a,
+    name: 'args_ab',
+    plugins: ['bucardo', 'indexes'],
+    primary: { cluster: a, dbname: 'args_a' },
+    secondary: { cluster: b, dbname: 'args_b' },
+    metadata: a,
     extra: { indexes: { larger_than: '64 kB' } },
   });
 });
@@ -55,7 +74,10 @@ after(async () => {
 test('-l "bucardo.install indexes.drop --dryrun": exit 2, nothing installed, nothing dropped, the fix suggested', async () => {
   const result = await tool('bucardo.install indexes.install indexes.drop --dryrun');
   assert.equal(result.code, 2, result.stdout + result.stderr);
-  assert.match(result.stderr, /indexes\.drop does not accept '--dryrun'\. Did you mean '--dry-run'\? indexes\.drop accepts --dry-run, --upstream-copy-done, --json, --help/);
+  assert.match(
+    result.stderr,
+    /indexes\.drop does not accept '--dryrun'\. Did you mean '--dry-run'\? indexes\.drop accepts --dry-run, --upstream-copy-done, --json, --help/,
+  );
   assert.match(result.stderr, /Nothing was run: the list has 1 problem\(s\)/);
   assert.doesNotMatch(result.stdout, /== bucardo\.install|Preflight/);
   assert.equal(await metadataDatabaseExists(), false, 'bucardo.install, listed first, did not run');
@@ -83,7 +105,10 @@ test('a plugin hook: bucardo.uninstall is refused while an index indexes.drop dr
   assert.deepEqual(await secondaryIndexes(), ['orders_pkey']);
   const refused = await tool('bucardo.uninstall');
   assert.equal(refused.code, 1, refused.stdout + refused.stderr);
-  assert.match(refused.stderr, /1 index\(es\) were dropped on the secondary by indexes\.drop and not rebuilt \(public\.orders_customer\); .* Run indexes\.recreate first, then bucardo\.uninstall again\. Nothing was changed\./);
+  assert.match(
+    refused.stderr,
+    /1 index\(es\) were dropped on the secondary by indexes\.drop and not rebuilt \(public\.orders_customer\); .* Run indexes\.recreate first, then bucardo\.uninstall again\. Nothing was changed\./,
+  );
   assert.equal(await metadataDatabaseExists(), true, 'the definitions are still there');
   const rebuilt = await tool('indexes.recreate --now');
   assert.equal(rebuilt.code, 0, rebuilt.stdout + rebuilt.stderr);
@@ -91,9 +116,16 @@ test('a plugin hook: bucardo.uninstall is refused while an index indexes.drop dr
 });
 
 test('bucardo.change_config with a malformed assignment is refused before it runs', async () => {
-  const before = await query<{ setting: string }>(a, 'bucardo', "SELECT setting FROM bucardo.bucardo_config WHERE name = 'log_level'");
+  const before = await query<{ setting: string }>(
+    a,
+    'bucardo',
+    "SELECT setting FROM bucardo.bucardo_config WHERE name = 'log_level'",
+  );
   for (const [words, reason] of [
-    ['log_level', /'log_level' is not a command, and bucardo\.change_config does not accept 'log_level'\. bucardo\.change_config accepts SETTING=VALUE/],
+    [
+      'log_level',
+      /'log_level' is not a command, and bucardo\.change_config does not accept 'log_level'\. bucardo\.change_config accepts SETTING=VALUE/,
+    ],
     ['log_level=', /'log_level=' gives log_level no value; write log_level=VALUE/],
     ['=verbose', /'=verbose' has no name before '='\. Write SETTING=VALUE/],
     ['log_level=verbose log_showpid=1', /gives a setting a second time/],
@@ -102,7 +134,11 @@ test('bucardo.change_config with a malformed assignment is refused before it run
     assert.equal(result.code, 2, `${words}: ${result.stdout}${result.stderr}`);
     assert.match(result.stderr, reason);
   }
-  assert.deepEqual(await query(a, 'bucardo', "SELECT setting FROM bucardo.bucardo_config WHERE name = 'log_level'"), before, 'unchanged');
+  assert.deepEqual(
+    await query(a, 'bucardo', "SELECT setting FROM bucardo.bucardo_config WHERE name = 'log_level'"),
+    before,
+    'unchanged',
+  );
   const good = await tool('bucardo.change_config log_level=verbose');
   assert.equal(good.code, 0, good.stdout + good.stderr);
   assert.match(good.stdout, /Check: log_level is stored as 'verbose' Pass\./);

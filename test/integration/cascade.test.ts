@@ -4,7 +4,17 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import type { ClusterInfo } from '../../src/sandbox/cluster.js';
-import { clusters, dropDatabase, forgetJob, freshDatabase, query, runTool, tableRows, waitFor, writeJobConfig } from '../support/harness.js';
+import {
+  clusters,
+  dropDatabase,
+  forgetJob,
+  freshDatabase,
+  query,
+  runTool,
+  tableRows,
+  waitFor,
+  writeJobConfig,
+} from '../support/harness.js';
 
 const SCHEMA = `
 CREATE TABLE public.items (id int PRIMARY KEY, v text);
@@ -24,62 +34,136 @@ const A = () => ({ cluster: a, dbname: 'cas_a' });
 const B = () => ({ cluster: b, dbname: 'cas_b' });
 const C = () => ({ cluster: a, dbname: 'cas_c' });
 
-before(async () => { ({ a, b } = await clusters()); });
+before(async () => {
+  ({ a, b } = await clusters());
+});
 after(async () => {
-  for (const [cluster, name] of [[a, 'cas_a'], [b, 'cas_b'], [a, 'cas_c']] as const) await dropDatabase(cluster, name).catch(() => undefined);
+  for (const [cluster, name] of [
+    [a, 'cas_a'],
+    [b, 'cas_b'],
+    [a, 'cas_c'],
+  ] as const)
+    await dropDatabase(cluster, name).catch(() => undefined);
 });
 
 async function rows(where: { cluster: ClusterInfo; dbname: string }, table: string): Promise<string> {
   return JSON.stringify(await tableRows(where.cluster, where.dbname, table));
 }
 
-async function sameAs(source: { cluster: ClusterInfo; dbname: string }, target: { cluster: ClusterInfo; dbname: string }, table: string, what: string): Promise<void> {
+async function sameAs(
+  source: { cluster: ClusterInfo; dbname: string },
+  target: { cluster: ClusterInfo; dbname: string },
+  table: string,
+  what: string,
+): Promise<void> {
   await waitFor(async () => (await rows(source, table)) === (await rows(target, table)), 25_000, what);
 }
 
-async function setUp(aToBAsync: boolean, bToCAsync: boolean, t: { after: (fn: () => Promise<void>) => void }) {
+async function setUp(
+  aToBAsync: boolean,
+  bToCAsync: boolean,
+  t: { after: (fn: () => Promise<void>) => void },
+) {
   await freshDatabase(a, 'cas_a', SCHEMA + DATA);
   await freshDatabase(b, 'cas_b', SCHEMA);
   await freshDatabase(a, 'cas_c', SCHEMA);
-  const aToB = writeJobConfig({ name: 'a_to_b', primary: A(), secondary: { ...B(), cascade: true }, metadata: a, asynchronousKicking: aToBAsync });
-  const bToC = writeJobConfig({ name: 'b_to_c', primary: { ...B(), cascade: true }, secondary: C(), metadata: b, asynchronousKicking: bToCAsync });
-  t.after(async () => { await forgetJob(bToC, b); await forgetJob(aToB, a); });
+  const aToB = writeJobConfig({
+    name: 'a_to_b',
+    primary: A(),
+    secondary: { ...B(), cascade: true },
+    metadata: a,
+    asynchronousKicking: aToBAsync,
+  });
+  const bToC = writeJobConfig({
+    name: 'b_to_c',
+    primary: { ...B(), cascade: true },
+    secondary: C(),
+    metadata: b,
+    asynchronousKicking: bToCAsync,
+  });
+  t.after(async () => {
+    await forgetJob(bToC, b);
+    await forgetJob(aToB, a);
+  });
   return { aToB, bToC, both: ['-c1', aToB.file, '-c2', bToC.file] };
 }
 
 async function assertChangesReachC(): Promise<void> {
-  await query(a, 'cas_a', `
+  await query(
+    a,
+    'cas_a',
+    `
     INSERT INTO public.items VALUES (1001, 'new');
     UPDATE public.items SET v = 'updated' WHERE id <= 20;
     DELETE FROM public.items WHERE id > 190 AND id <= 200;
-    UPDATE public."CamelCase" SET "Val" = 'x' WHERE "Id" = 1;`);
+    UPDATE public."CamelCase" SET "Val" = 'x' WHERE "Id" = 1;`,
+  );
   await sameAs(A(), C(), 'public.items', 'INSERT/UPDATE/DELETE on A to reach C');
   await sameAs(A(), C(), 'public."CamelCase"', 'the mixed-case table to reach C');
   await query(a, 'cas_a', `TRUNCATE public."CamelCase"; SELECT setval('public.ticket', 5000);`);
-  await waitFor(async () => (await query(a, 'cas_c', 'SELECT 1 FROM public."CamelCase"')).length === 0, 25_000, 'TRUNCATE on A to empty the table on C');
-  await query(a, 'cas_a', `INSERT INTO public."CamelCase" VALUES (7, 'after truncate'); INSERT INTO public.items VALUES (1002, 'sequence carrier');`);
+  await waitFor(
+    async () => (await query(a, 'cas_c', 'SELECT 1 FROM public."CamelCase"')).length === 0,
+    25_000,
+    'TRUNCATE on A to empty the table on C',
+  );
+  await query(
+    a,
+    'cas_a',
+    `INSERT INTO public."CamelCase" VALUES (7, 'after truncate'); INSERT INTO public.items VALUES (1002, 'sequence carrier');`,
+  );
   await sameAs(A(), C(), 'public."CamelCase"', 'rows inserted after the TRUNCATE to reach C');
-  await waitFor(async () => (await query<{ last_value: string }>(a, 'cas_c', 'SELECT last_value FROM public.ticket'))[0]!.last_value === '5000', 25_000, 'the sequence to reach C');
+  await waitFor(
+    async () =>
+      (await query<{ last_value: string }>(a, 'cas_c', 'SELECT last_value FROM public.ticket'))[0]!
+        .last_value === '5000',
+    25_000,
+    'the sequence to reach C',
+  );
 }
 
-test('A→B with the kicker, B→C with ALWAYS kick triggers: B→C waits for A→B\'s copy; all changes reach C; uninstalling B→C leaves A→B working', async (t) => {
+test("A→B with the kicker, B→C with ALWAYS kick triggers: B→C waits for A→B's copy; all changes reach C; uninstalling B→C leaves A→B working", async (t) => {
   const { both } = await setUp(true, false, t);
-  const early = await runTool([...both, '-l', 'c1.bucardo.install c1.bucardo.add_triggers c2.bucardo.install c2.bucardo.add_triggers c2.bucardo.start']);
+  const early = await runTool([
+    ...both,
+    '-l',
+    'c1.bucardo.install c1.bucardo.add_triggers c2.bucardo.install c2.bucardo.add_triggers c2.bucardo.start',
+  ]);
   assert.equal(early.code, 1, early.stdout + early.stderr);
-  assert.match(early.stderr, /b_to_c replicates cas_b, which a_to_b is still filling \(its initial copy is pending\)\. .*Start a_to_b \(c1\.bucardo\.start\), wait for c1\.bucardo\.wait_for_copy/);
-  const modes = await query<{ tgname: string; tgenabled: string }>(b, 'cas_b', "SELECT tgname, tgenabled FROM pg_trigger WHERE tgrelid = 'public.items'::regclass ORDER BY 1");
-  assert.deepEqual(modes, [
-    { tgname: 'bucardo_delta', tgenabled: 'A' }, { tgname: 'bucardo_kick_b_to_c', tgenabled: 'A' }, { tgname: 'bucardo_note_trunc_b_to_c', tgenabled: 'A' },
-  ], 'B→C\'s triggers on B fire ALWAYS, so rows applied by A→B travel on');
+  assert.match(
+    early.stderr,
+    /b_to_c replicates cas_b, which a_to_b is still filling \(its initial copy is pending\)\. .*Start a_to_b \(c1\.bucardo\.start\), wait for c1\.bucardo\.wait_for_copy/,
+  );
+  const modes = await query<{ tgname: string; tgenabled: string }>(
+    b,
+    'cas_b',
+    "SELECT tgname, tgenabled FROM pg_trigger WHERE tgrelid = 'public.items'::regclass ORDER BY 1",
+  );
+  assert.deepEqual(
+    modes,
+    [
+      { tgname: 'bucardo_delta', tgenabled: 'A' },
+      { tgname: 'bucardo_kick_b_to_c', tgenabled: 'A' },
+      { tgname: 'bucardo_note_trunc_b_to_c', tgenabled: 'A' },
+    ],
+    "B→C's triggers on B fire ALWAYS, so rows applied by A→B travel on",
+  );
 
-  const run = await runTool([...both, '-l', 'c1.bucardo.start c1.bucardo.wait_for_copy c2.bucardo.start c2.bucardo.wait_for_copy']);
+  const run = await runTool([
+    ...both,
+    '-l',
+    'c1.bucardo.start c1.bucardo.wait_for_copy c2.bucardo.start c2.bucardo.wait_for_copy',
+  ]);
   assert.equal(run.code, 0, run.stdout + run.stderr);
   await sameAs(A(), C(), 'public.items', 'the initial copies to fill C');
   await assertChangesReachC();
 
   const removeBToC = await runTool([...both, '-l', 'c2.bucardo.uninstall']);
   assert.equal(removeBToC.code, 0, removeBToC.stdout + removeBToC.stderr);
-  assert.equal((await query(b, 'cas_b', "SELECT 1 FROM pg_namespace WHERE nspname = 'bucardo'")).length, 0, 'B→C\'s schema is gone from B');
+  assert.equal(
+    (await query(b, 'cas_b', "SELECT 1 FROM pg_namespace WHERE nspname = 'bucardo'")).length,
+    0,
+    "B→C's schema is gone from B",
+  );
   await query(a, 'cas_a', "INSERT INTO public.items VALUES (2001, 'after removing B->C')");
   await sameAs(A(), B(), 'public.items', 'A→B to keep replicating after B→C was uninstalled');
   const removeAToB = await runTool([...both, '-l', 'c1.bucardo.uninstall']);
@@ -88,7 +172,11 @@ test('A→B with the kicker, B→C with ALWAYS kick triggers: B→C waits for A�
 
 test('A→B with kick triggers, B→C with the kicker: all changes reach C; uninstalling A→B leaves B→C working', async (t) => {
   const { both } = await setUp(false, true, t);
-  const run = await runTool([...both, '-l', 'c1.bucardo.install c1.bucardo.add_triggers c2.bucardo.install c2.bucardo.add_triggers c1.bucardo.start c1.bucardo.wait_for_copy c2.bucardo.start c2.bucardo.wait_for_copy']);
+  const run = await runTool([
+    ...both,
+    '-l',
+    'c1.bucardo.install c1.bucardo.add_triggers c2.bucardo.install c2.bucardo.add_triggers c1.bucardo.start c1.bucardo.wait_for_copy c2.bucardo.start c2.bucardo.wait_for_copy',
+  ]);
   assert.equal(run.code, 0, run.stdout + run.stderr);
   await assertChangesReachC();
 

@@ -5,7 +5,17 @@
 // replication still running. Without a tampered row, finish passes on only the changed keys.
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
-import { clusters, dropDatabase, forgetJob, freshDatabase, query, runTool, waitFor, writeJobConfig, type ToolResult } from '../support/harness.js';
+import {
+  clusters,
+  dropDatabase,
+  forgetJob,
+  freshDatabase,
+  query,
+  runTool,
+  waitFor,
+  writeJobConfig,
+  type ToolResult,
+} from '../support/harness.js';
 import type { ClusterInfo } from '../../src/sandbox/cluster.js';
 
 const SCHEMA = `
@@ -30,12 +40,29 @@ function outcome(result: ToolResult): { ok: boolean; message?: string; error?: s
 }
 
 async function deltaRows(id: number): Promise<number> {
-  const [row] = await query<{ n: number }>(a, 'hold_a', 'SELECT count(*)::int AS n FROM bucardo.delta_public_accounts WHERE id = $1', [id]);
+  const [row] = await query<{ n: number }>(
+    a,
+    'hold_a',
+    'SELECT count(*)::int AS n FROM bucardo.delta_public_accounts WHERE id = $1',
+    [id],
+  );
   return row!.n;
 }
 
 async function replicated(id: number, balance: string): Promise<void> {
-  await waitFor(async () => (await query<{ balance: string }>(b, 'hold_b', 'SELECT balance::text FROM public.accounts WHERE id = $1', [id]))[0]?.balance === balance, 30_000, `account ${id} to reach the secondary`);
+  await waitFor(
+    async () =>
+      (
+        await query<{ balance: string }>(
+          b,
+          'hold_b',
+          'SELECT balance::text FROM public.accounts WHERE id = $1',
+          [id],
+        )
+      )[0]?.balance === balance,
+    30_000,
+    `account ${id} to reach the secondary`,
+  );
 }
 
 before(async () => {
@@ -43,7 +70,10 @@ before(async () => {
   await freshDatabase(a, 'hold_a', `${SCHEMA}${DATA}`);
   await freshDatabase(b, 'hold_b', SCHEMA);
   job = writeJobConfig({
-    name: 'hold', plugins: ['bucardo', 'cutover'], primary: { cluster: a, dbname: 'hold_a' }, secondary: { cluster: b, dbname: 'hold_b' },
+    name: 'hold',
+    plugins: ['bucardo', 'cutover'],
+    primary: { cluster: a, dbname: 'hold_a' },
+    secondary: { cluster: b, dbname: 'hold_b' },
     bucardoSettings: { purge_interval: 1 },
     extra: { cutover: { settle_time: 5, chunk_rows: 10_000 } },
   });
@@ -63,14 +93,22 @@ test('without a hold the VAC purges an applied change record; after a verify it 
   await query(a, 'hold_a', 'UPDATE public.accounts SET balance = 1001 WHERE id = 1');
   await replicated(1, '1001.00');
   assert.equal(await deltaRows(1), 1);
-  await waitFor(async () => (await deltaRows(1)) === 0, PURGE_AGE_MS + 30_000, 'Bucardo\'s VAC to purge the applied change record');
+  await waitFor(
+    async () => (await deltaRows(1)) === 0,
+    PURGE_AGE_MS + 30_000,
+    "Bucardo's VAC to purge the applied change record",
+  );
 
   const verified = await tool('cutover.verify --json');
   assert.equal(verified.code, 0, verified.stdout + verified.stderr);
   const horizon = outcome(verified).data.horizon;
   assert.ok(horizon && horizon.from, `the verify recorded a horizon (${JSON.stringify(horizon)})`);
   assert.equal(outcome(verified).data.tables[0].counts.primary, 50_000, 'exact row counts cross-checked');
-  const held = await query<{ target: string }>(a, 'hold_a', "SELECT target FROM bucardo.bucardo_delta_targets WHERE target LIKE 'cutover hold%'");
+  const held = await query<{ target: string }>(
+    a,
+    'hold_a',
+    "SELECT target FROM bucardo.bucardo_delta_targets WHERE target LIKE 'cutover hold%'",
+  );
   assert.deepEqual(held, [{ target: 'cutover hold hold' }]);
 
   // A change after the verify, applied, then tampered on the secondary behind Bucardo's back.
@@ -78,15 +116,29 @@ test('without a hold the VAC purges an applied change record; after a verify it 
   await replicated(2, '2002.00');
   await query(b, 'hold_b', 'UPDATE public.accounts SET balance = 0 WHERE id = 2');
   await new Promise((resolve) => setTimeout(resolve, PURGE_AGE_MS + 5_000));
-  assert.equal(await deltaRows(2), 1, 'the hold kept the applied change record past the VAC\'s purge age');
+  assert.equal(await deltaRows(2), 1, "the hold kept the applied change record past the VAC's purge age");
 
   const stopped = await tool('cutover.finish --writes-stopped --json');
   assert.equal(stopped.code, 1, stopped.stdout + stopped.stderr);
   const result = outcome(stopped);
-  assert.match(result.message!, /^The final check failed: FAILED: public\.accounts: id=2 \(changed\)\. Replication is still running and nothing is switched/);
-  assert.ok(result.data.finalCheck.keysCompared <= 5, `only the changed keys were compared (${result.data.finalCheck.keysCompared} of 50,000 rows)`);
-  assert.equal(outcome(await tool('bucardo.status --json')).data.daemon.running, true, 'replication keeps running');
-  const triggers = await query(a, 'hold_a', "SELECT tgname FROM pg_trigger WHERE tgrelid = 'public.accounts'::regclass AND tgname LIKE 'bucardo%'");
+  assert.match(
+    result.message!,
+    /^The final check failed: FAILED: public\.accounts: id=2 \(changed\)\. Replication is still running and nothing is switched/,
+  );
+  assert.ok(
+    result.data.finalCheck.keysCompared <= 5,
+    `only the changed keys were compared (${result.data.finalCheck.keysCompared} of 50,000 rows)`,
+  );
+  assert.equal(
+    outcome(await tool('bucardo.status --json')).data.daemon.running,
+    true,
+    'replication keeps running',
+  );
+  const triggers = await query(
+    a,
+    'hold_a',
+    "SELECT tgname FROM pg_trigger WHERE tgrelid = 'public.accounts'::regclass AND tgname LIKE 'bucardo%'",
+  );
   assert.ok(triggers.length >= 2, 'the triggers stay');
 
   // Repaired on the secondary: the same run (writes still stopped) now switches, comparing the same few keys.
@@ -94,7 +146,21 @@ test('without a hold the VAC purges an applied change record; after a verify it 
   const done = await tool('cutover.finish --writes-stopped --json');
   assert.equal(done.code, 0, done.stdout + done.stderr);
   const finished = outcome(done).data;
-  assert.ok(finished.finalCheck.keysCompared >= 1 && finished.finalCheck.keysCompared <= 5, `${finished.finalCheck.keysCompared} key(s) compared`);
-  assert.ok(finished.pause.seconds > 0 && finished.pause.seconds < 120, `the pause is reported (${finished.pause.seconds} s)`);
-  assert.deepEqual(await query(a, 'hold_a', "SELECT target FROM bucardo.bucardo_delta_targets WHERE target LIKE 'cutover hold%'"), [], 'the hold is lifted');
+  assert.ok(
+    finished.finalCheck.keysCompared >= 1 && finished.finalCheck.keysCompared <= 5,
+    `${finished.finalCheck.keysCompared} key(s) compared`,
+  );
+  assert.ok(
+    finished.pause.seconds > 0 && finished.pause.seconds < 120,
+    `the pause is reported (${finished.pause.seconds} s)`,
+  );
+  assert.deepEqual(
+    await query(
+      a,
+      'hold_a',
+      "SELECT target FROM bucardo.bucardo_delta_targets WHERE target LIKE 'cutover hold%'",
+    ),
+    [],
+    'the hold is lifted',
+  );
 });

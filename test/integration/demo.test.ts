@@ -24,7 +24,9 @@ function processesMentioning(text: string): string[] {
       if (stat.slice(stat.lastIndexOf(')') + 2).startsWith('Z')) continue;
       const cmdline = readFileSync(`/proc/${entry}/cmdline`, 'utf8').replace(/\0/g, ' ');
       if (cmdline.includes(text)) found.push(`${entry}: ${cmdline}`);
-    } catch { /* exited meanwhile */ }
+    } catch {
+      /* exited meanwhile */
+    }
   }
   return found;
 }
@@ -39,7 +41,8 @@ test('--demo walks the whole migration A -> B with B -> C behind it, and leaves 
   const dir = /Configs: (\/\S+)\/a_to_b\.yml \(c1\)/.exec(pty.output)![1]!;
   const bPort = Number(/B: 127\.0\.0\.1:(\d+)/.exec(pty.output)![1]);
   const b = { host: '127.0.0.1', port: bPort } as ClusterInfo;
-  for (const plugin of ['bucardo', 'retry', 'indexes', 'mat_views', 'cutover']) assert.match(pty.output, new RegExp(`Commands for ${plugin}`));
+  for (const plugin of ['bucardo', 'retry', 'indexes', 'mat_views', 'cutover'])
+    assert.match(pty.output, new RegExp(`Commands for ${plugin}`));
   assert.match(pty.output, /c1\.cutover\.verify {2}c1\.cutover\.repair {2}c1\.cutover\.check/);
 
   /**
@@ -50,7 +53,11 @@ test('--demo walks the whole migration A -> B with B -> C behind it, and leaves 
     const from = at;
     pty.send(`${command}${KEYS.enter}`);
     for (;;) {
-      at = await pty.waitFor(/(Enter the command you wish to run here, or type "exit": |\((Y\/n|y\/N)\)\s*)$/, timeoutMs, at);
+      at = await pty.waitFor(
+        /(Enter the command you wish to run here, or type "exit": |\((Y\/n|y\/N)\)\s*)$/,
+        timeoutMs,
+        at,
+      );
       if (PROMPT.test(pty.output.slice(0, at))) break;
       pty.send(`y${KEYS.enter}`);
     }
@@ -70,7 +77,10 @@ test('--demo walks the whole migration A -> B with B -> C behind it, and leaves 
   await run('c1.indexes.drop', /every recorded index is dropped on the secondary \(2 recorded/);
   await run('c1.bucardo.start', /Check: exactly one live kicker for this job Pass\./);
   await run('c1.bucardo.wait_for_copy', /Check: initial copy finished Pass\./, 120_000);
-  await run('c1.indexes.recreate', /every recorded index exists and is valid on the secondary \(2 recorded\) Pass\./);
+  await run(
+    'c1.indexes.recreate',
+    /every recorded index exists and is valid on the secondary \(2 recorded\) Pass\./,
+  );
   await run('c1.mat_views.refresh', /populated on the secondary \(1 in scope\) Pass\./);
   await run('c2.bucardo.start', /Check: exactly one live kicker for this job Pass\./);
   await run('c2.bucardo.wait_for_copy', /Check: initial copy finished Pass\./, 120_000);
@@ -86,7 +96,11 @@ test('--demo walks the whole migration A -> B with B -> C behind it, and leaves 
   await run('c1.cutover.finish', /Cutover finished: replication is stopped/, 150_000);
   await query(b, 'shop', "INSERT INTO inventory.products VALUES (9001, 'after the cutover', 1)");
   const c = { host: '127.0.0.1', port: Number(/C: 127\.0\.0\.1:(\d+)/.exec(pty.output)![1]) } as ClusterInfo;
-  await waitFor(async () => (await query(c, 'shop', 'SELECT 1 FROM inventory.products WHERE id = 9001')).length === 1, 60_000, 'B -> C to carry a write made on B after the cutover');
+  await waitFor(
+    async () => (await query(c, 'shop', 'SELECT 1 FROM inventory.products WHERE id = 9001')).length === 1,
+    60_000,
+    'B -> C to carry a write made on B after the cutover',
+  );
   const daemonPid = readPidFile(`${dir}/b_to_c/run/bucardo.mcp.pid`)!;
   assert.ok(isProcessAlive(daemonPid), 'the B -> C daemon runs');
 
@@ -95,5 +109,7 @@ test('--demo walks the whole migration A -> B with B -> C behind it, and leaves 
   assert.deepEqual(processesMentioning(dir), [], 'no cluster or kicker left');
   assert.equal(isProcessAlive(daemonPid), false, 'the Bucardo daemon has exited');
   assert.equal(existsSync(dir), false, 'the sandbox directory is removed');
-  t.diagnostic(`prompt after ${promptSeconds.toFixed(1)} s; the whole flow took ${((Date.now() - started) / 60_000).toFixed(1)} min`);
+  t.diagnostic(
+    `prompt after ${promptSeconds.toFixed(1)} s; the whole flow took ${((Date.now() - started) / 60_000).toFixed(1)} min`,
+  );
 });

@@ -11,7 +11,17 @@ import { after, before, test } from 'node:test';
 import pg from 'pg';
 import { isProcessAlive, readPidFile } from '../../src/core/process.js';
 import { restartCluster, startCluster, stopCluster, type ClusterInfo } from '../../src/sandbox/cluster.js';
-import { clusters, dropDatabase, forgetJob, freshDatabase, runTool, tableRows, waitFor, writeJobConfig, type ToolResult } from '../support/harness.js';
+import {
+  clusters,
+  dropDatabase,
+  forgetJob,
+  freshDatabase,
+  runTool,
+  tableRows,
+  waitFor,
+  writeJobConfig,
+  type ToolResult,
+} from '../support/harness.js';
 
 const SCHEMA = `
 CREATE TABLE public.accounts (id bigserial PRIMARY KEY, owner text NOT NULL, balance int NOT NULL, touched timestamptz NOT NULL DEFAULT now());
@@ -34,7 +44,9 @@ after(() => {
   stopCluster(metadata);
 });
 
-interface Load { stop(): Promise<{ operations: number; errors: number }> }
+interface Load {
+  stop(): Promise<{ operations: number; errors: number }>;
+}
 
 /**
  * Writers on the primary, each in its own connection: single-row inserts, updates and deletes, and
@@ -56,14 +68,28 @@ function startLoad(cluster: ClusterInfo, database: string, writers = 4): Load {
         }
         const pick = Math.random();
         const id = 1 + Math.floor(Math.random() * 2400);
-        if (pick < 0.35) await client.query("INSERT INTO public.accounts (owner, balance) VALUES ('writer ' || $1::text, $2)", [index, operations]);
-        else if (pick < 0.7) await client.query('UPDATE public.accounts SET balance = balance + 1, touched = now() WHERE id = $1', [id]);
+        if (pick < 0.35)
+          await client.query(
+            "INSERT INTO public.accounts (owner, balance) VALUES ('writer ' || $1::text, $2)",
+            [index, operations],
+          );
+        else if (pick < 0.7)
+          await client.query(
+            'UPDATE public.accounts SET balance = balance + 1, touched = now() WHERE id = $1',
+            [id],
+          );
         else if (pick < 0.8) await client.query('DELETE FROM public.accounts WHERE id = $1', [id]);
-        else if (pick < 0.9) await client.query('DELETE FROM public.ledger WHERE account = $1 AND entry = 0', [id]);
+        else if (pick < 0.9)
+          await client.query('DELETE FROM public.ledger WHERE account = $1 AND entry = 0', [id]);
         else {
           entry += 1;
           await client.query('BEGIN');
-          await client.query('INSERT INTO public.ledger VALUES ($1, $2, $3, $4)', [id, index * 1_000_000 + entry, entry / 4, `writer ${index}`]);
+          await client.query('INSERT INTO public.ledger VALUES ($1, $2, $3, $4)', [
+            id,
+            index * 1_000_000 + entry,
+            entry / 4,
+            `writer ${index}`,
+          ]);
           await client.query('UPDATE public.accounts SET balance = balance - 1 WHERE id = $1', [id]);
           await client.query('COMMIT');
         }
@@ -97,28 +123,47 @@ function outcome(result: ToolResult): { ok: boolean; data?: any; error?: string 
 }
 
 /** Sets up A→B for one test; returns the job and a function that runs commands on it. */
-async function replicate(name: string, asynchronousKicking: boolean): Promise<{ job: ReturnType<typeof writeJobConfig>; tool: (list: string) => Promise<ToolResult> }> {
+async function replicate(
+  name: string,
+  asynchronousKicking: boolean,
+): Promise<{ job: ReturnType<typeof writeJobConfig>; tool: (list: string) => Promise<ToolResult> }> {
   await freshDatabase(a, `${name}_a`, SCHEMA);
-  await freshDatabase(b, `${name}_b`, SCHEMA.split('\n').filter((line) => !line.startsWith('INSERT')).join('\n'));
+  await freshDatabase(
+    b,
+    `${name}_b`,
+    SCHEMA.split('\n')
+      .filter((line) => !line.startsWith('INSERT'))
+      .join('\n'),
+  );
   const job = writeJobConfig({
-    name, plugins: ['bucardo', 'cutover'], metadata, asynchronousKicking,
-    primary: { cluster: a, dbname: `${name}_a` }, secondary: { cluster: b, dbname: `${name}_b` },
+    name,
+    plugins: ['bucardo', 'cutover'],
+    metadata,
+    asynchronousKicking,
+    primary: { cluster: a, dbname: `${name}_a` },
+    secondary: { cluster: b, dbname: `${name}_b` },
     extra: { cutover: { chunk_rows: 1000, settle_time: 10 } },
   });
   const tool = (list: string) => runTool(['-c', job.file, '-l', list], { timeoutMs: 120_000 });
   // When a database fails its ping, Bucardo stops the daemon and respawns it mcp_dbproblem_sleep seconds
   // later (15 by default): 2 keeps these tests short without changing what happens.
-  const setup = await tool('bucardo.install bucardo.add_triggers bucardo.change_config mcp_dbproblem_sleep=2 bucardo.start bucardo.wait_for_copy');
+  const setup = await tool(
+    'bucardo.install bucardo.add_triggers bucardo.change_config mcp_dbproblem_sleep=2 bucardo.start bucardo.wait_for_copy',
+  );
   assert.equal(setup.code, 0, setup.stdout + setup.stderr);
   return { job, tool };
 }
 
 /** Waits until nothing is pending, then proves the secondary identical twice over. */
 async function assertIdentical(name: string, tool: (list: string) => Promise<ToolResult>): Promise<void> {
-  await waitFor(async () => {
-    const status = outcome(await tool('bucardo.status --json'));
-    return status.data?.verdict === 'caught up';
-  }, 60_000, 'bucardo.status to say caught up');
+  await waitFor(
+    async () => {
+      const status = outcome(await tool('bucardo.status --json'));
+      return status.data?.verdict === 'caught up';
+    },
+    60_000,
+    'bucardo.status to say caught up',
+  );
   const verified = await tool('cutover.verify --json');
   const report = outcome(verified).data;
   assert.equal(verified.code, 0, `${report?.verdict}\n${verified.stdout}`);
@@ -126,15 +171,26 @@ async function assertIdentical(name: string, tool: (list: string) => Promise<Too
   assert.equal(report.totals.mismatchedRows, 0);
   assert.equal(report.totals.inFlightRows, 0);
   for (const table of TABLES) {
-    const [primary, secondary] = await Promise.all([tableRows(a, `${name}_a`, table), tableRows(b, `${name}_b`, table)]);
+    const [primary, secondary] = await Promise.all([
+      tableRows(a, `${name}_a`, table),
+      tableRows(b, `${name}_b`, table),
+    ]);
     const lost = primary.filter((row) => !secondary.includes(row));
     const extra = secondary.filter((row) => !primary.includes(row));
-    assert.deepEqual({ lost, extra }, { lost: [], extra: [] }, `${table}: rows lost or extra on the secondary`);
+    assert.deepEqual(
+      { lost, extra },
+      { lost: [], extra: [] },
+      `${table}: rows lost or extra on the secondary`,
+    );
     assert.equal(report.tables.find((t: any) => t.table === table).rowsSecondary, secondary.length);
   }
 }
 
-async function cleanUp(name: string, job: { pidDir: string }, tool: (list: string) => Promise<ToolResult>): Promise<void> {
+async function cleanUp(
+  name: string,
+  job: { pidDir: string },
+  tool: (list: string) => Promise<ToolResult>,
+): Promise<void> {
   await tool('bucardo.stop').catch(() => undefined);
   await forgetJob(job, metadata);
   await dropDatabase(a, `${name}_a`).catch(() => undefined);
@@ -143,8 +199,10 @@ async function cleanUp(name: string, job: { pidDir: string }, tool: (list: strin
 
 /** Live Bucardo processes named by the job's pid files (MCP, VAC, controller, kid). */
 function bucardoProcesses(pidDir: string): number[] {
-  return readdirSync(pidDir).filter((f) => f.startsWith('bucardo.') && f.endsWith('.pid'))
-    .map((f) => readPidFile(path.join(pidDir, f))).filter((pid): pid is number => pid !== undefined && isProcessAlive(pid));
+  return readdirSync(pidDir)
+    .filter((f) => f.startsWith('bucardo.') && f.endsWith('.pid'))
+    .map((f) => readPidFile(path.join(pidDir, f)))
+    .filter((pid): pid is number => pid !== undefined && isProcessAlive(pid));
 }
 
 test('kill -9 of the Bucardo daemon under load, then bucardo.restart: nothing lost, nothing extra', async (t) => {
@@ -180,7 +238,7 @@ test('kill -9 of the Bucardo daemon under load, then bucardo.restart: nothing lo
   await assertIdentical('fault_kill', tool);
 });
 
-test('the secondary\'s PostgreSQL restarted under load: replication resumes, nothing lost, nothing extra', async (t) => {
+test("the secondary's PostgreSQL restarted under load: replication resumes, nothing lost, nothing extra", async (t) => {
   const { job, tool } = await replicate('fault_sec', false);
   t.after(() => cleanUp('fault_sec', job, tool));
   const load = startLoad(a, 'fault_sec_a');
@@ -192,10 +250,15 @@ test('the secondary\'s PostgreSQL restarted under load: replication resumes, not
   await assertIdentical('fault_sec', tool);
 });
 
-test('the primary\'s PostgreSQL restarted under load, asynchronous kicking: the kicker reconnects, nothing lost, nothing extra', async (t) => {
+test("the primary's PostgreSQL restarted under load, asynchronous kicking: the kicker reconnects, nothing lost, nothing extra", async (t) => {
   const { job, tool } = await replicate('fault_pri', true);
   t.after(() => cleanUp('fault_pri', job, tool));
-  const kicker = () => JSON.parse(readFileSync(path.join(job.pidDir, 'kicker.fault_pri.json'), 'utf8')) as { pid: number; kicks: number; lastKickAt?: string };
+  const kicker = () =>
+    JSON.parse(readFileSync(path.join(job.pidDir, 'kicker.fault_pri.json'), 'utf8')) as {
+      pid: number;
+      kicks: number;
+      lastKickAt?: string;
+    };
   const load = startLoad(a, 'fault_pri_a');
   await pause(1500);
   const kickerBefore = kicker();
@@ -203,11 +266,17 @@ test('the primary\'s PostgreSQL restarted under load, asynchronous kicking: the 
   const restartedAt = Date.now();
   await pause(2500);
   const { operations, errors } = await load.stop();
-  assert.ok(operations > 200 && errors > 0, `the load ran through the restart (${operations} operations, ${errors} broken)`);
+  assert.ok(
+    operations > 200 && errors > 0,
+    `the load ran through the restart (${operations} operations, ${errors} broken)`,
+  );
   await assertIdentical('fault_pri', tool);
   // The same kicker process survived the restart and kicked again afterwards.
   const kickerAfter = kicker();
   assert.equal(kickerAfter.pid, kickerBefore.pid);
   assert.ok(isProcessAlive(kickerAfter.pid), 'the kicker still runs');
-  assert.ok(kickerAfter.kicks > kickerBefore.kicks && Date.parse(kickerAfter.lastKickAt!) > restartedAt, `the kicker kicked after the restart (${JSON.stringify(kickerAfter)})`);
+  assert.ok(
+    kickerAfter.kicks > kickerBefore.kicks && Date.parse(kickerAfter.lastKickAt!) > restartedAt,
+    `the kicker kicked after the restart (${JSON.stringify(kickerAfter)})`,
+  );
 });

@@ -4,10 +4,21 @@ import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
 import { after, test } from 'node:test';
 import { freePort } from '../../src/sandbox/cluster.js';
-import { clusters, dropDatabase, forgetJob, freshDatabase, query, runTool, waitFor, writeJobConfig } from '../support/harness.js';
+import {
+  clusters,
+  dropDatabase,
+  forgetJob,
+  freshDatabase,
+  query,
+  runTool,
+  waitFor,
+  writeJobConfig,
+} from '../support/harness.js';
 
 let cleanup: (() => Promise<void>) | undefined;
-after(async () => { await cleanup?.(); });
+after(async () => {
+  await cleanup?.();
+});
 
 /** One scrape: metric name (with labels) → value. */
 async function scrape(port: number): Promise<Map<string, number>> {
@@ -17,7 +28,11 @@ async function scrape(port: number): Promise<Map<string, number>> {
   const values = new Map<string, number>();
   for (const line of (await response.text()).split('\n')) {
     const match = /^(bucardo_console_\w+)(\{[^}]*\})? (\S+)$/.exec(line);
-    if (match) values.set(`${match[1]}${match[2]?.includes('role=') || match[2]?.includes('table=') ? match[2] : ''}`, Number(match[3]));
+    if (match)
+      values.set(
+        `${match[1]}${match[2]?.includes('role=') || match[2]?.includes('table=') ? match[2] : ''}`,
+        Number(match[3]),
+      );
   }
   return values;
 }
@@ -28,20 +43,36 @@ test('metrics scraped over HTTP follow replication: pending, daemon up, kicks, c
   await freshDatabase(a, 'mt_a', schema);
   await freshDatabase(b, 'mt_b', schema);
   await query(a, 'mt_a', "INSERT INTO public.q SELECT g, 'seed' FROM generate_series(1, 2000) g");
-  cleanup = async () => { await dropDatabase(a, 'mt_a').catch(() => undefined); await dropDatabase(b, 'mt_b').catch(() => undefined); };
+  cleanup = async () => {
+    await dropDatabase(a, 'mt_a').catch(() => undefined);
+    await dropDatabase(b, 'mt_b').catch(() => undefined);
+  };
   const port = await freePort();
   const job = writeJobConfig({
-    name: 'mt', plugins: ['bucardo', 'cutover'], primary: { cluster: a, dbname: 'mt_a' }, secondary: { cluster: b, dbname: 'mt_b' },
-    asynchronousKicking: true, extra: { metrics: { listen: `127.0.0.1:${port}`, per_table: true } },
+    name: 'mt',
+    plugins: ['bucardo', 'cutover'],
+    primary: { cluster: a, dbname: 'mt_a' },
+    secondary: { cluster: b, dbname: 'mt_b' },
+    asynchronousKicking: true,
+    extra: { metrics: { listen: `127.0.0.1:${port}`, per_table: true } },
   });
   t.after(() => forgetJob(job, a));
-  const flow = await runTool(['-c', job.file, '-l', 'bucardo.install bucardo.add_triggers bucardo.start bucardo.wait_for_copy']);
+  const flow = await runTool([
+    '-c',
+    job.file,
+    '-l',
+    'bucardo.install bucardo.add_triggers bucardo.start bucardo.wait_for_copy',
+  ]);
   assert.equal(flow.code, 0, flow.stdout + flow.stderr);
 
-  const first = await waitFor(async () => {
-    const m = await scrape(port);
-    return m.get('bucardo_console_copy_tables_done') === 1 ? m : undefined;
-  }, 30_000, 'the copy to show as done in the metrics');
+  const first = await waitFor(
+    async () => {
+      const m = await scrape(port);
+      return m.get('bucardo_console_copy_tables_done') === 1 ? m : undefined;
+    },
+    30_000,
+    'the copy to show as done in the metrics',
+  );
   assert.equal(first.get('bucardo_console_daemon_up'), 1);
   assert.equal(first.get('bucardo_console_copy_tables_total'), 1);
   assert.ok(first.get('bucardo_console_copy_bytes_total')! > 0);
@@ -52,31 +83,54 @@ test('metrics scraped over HTTP follow replication: pending, daemon up, kicks, c
   const kicksBefore = first.get('bucardo_console_kicker_kicks_total') ?? 0;
 
   await query(a, 'mt_a', "INSERT INTO public.q SELECT g, 'new' FROM generate_series(2001, 2100) g");
-  await waitFor(async () => (await query(b, 'mt_b', 'SELECT 1 FROM public.q WHERE id = 2100')).length === 1, 30_000, 'the rows to replicate');
-  const kicked = await waitFor(async () => {
-    const m = await scrape(port);
-    return (m.get('bucardo_console_kicker_kicks_total') ?? 0) > kicksBefore && m.get('bucardo_console_pending_changes') === 0 ? m : undefined;
-  }, 30_000, 'kicks to increase and the backlog to drain');
+  await waitFor(
+    async () => (await query(b, 'mt_b', 'SELECT 1 FROM public.q WHERE id = 2100')).length === 1,
+    30_000,
+    'the rows to replicate',
+  );
+  const kicked = await waitFor(
+    async () => {
+      const m = await scrape(port);
+      return (m.get('bucardo_console_kicker_kicks_total') ?? 0) > kicksBefore &&
+        m.get('bucardo_console_pending_changes') === 0
+        ? m
+        : undefined;
+    },
+    30_000,
+    'kicks to increase and the backlog to drain',
+  );
   assert.ok(kicked.get('bucardo_console_last_good_run_age_seconds')! < 30);
 
   // The daemon alone stops (Bucardo's stop file; the kicker and its endpoint stay): changes pile up.
   writeFileSync(`${job.pidDir}/fullstopbucardo`, 'metrics test');
-  await waitFor(async () => (await scrape(port)).get('bucardo_console_daemon_up') === 0, 40_000, 'daemon_up to drop to 0');
+  await waitFor(
+    async () => (await scrape(port)).get('bucardo_console_daemon_up') === 0,
+    40_000,
+    'daemon_up to drop to 0',
+  );
   await query(a, 'mt_a', "UPDATE public.q SET v = 'changed' WHERE id <= 50");
-  const piled = await waitFor(async () => {
-    const m = await scrape(port);
-    return m.get('bucardo_console_pending_changes') === 50 ? m : undefined;
-  }, 20_000, 'pending changes to reach 50');
+  const piled = await waitFor(
+    async () => {
+      const m = await scrape(port);
+      return m.get('bucardo_console_pending_changes') === 50 ? m : undefined;
+    },
+    20_000,
+    'pending changes to reach 50',
+  );
   assert.equal(piled.get('bucardo_console_pending_table_changes{job="mt",table="public.q"}'), 50);
   await new Promise((r) => setTimeout(r, 2_000));
   assert.ok((await scrape(port)).get('bucardo_console_pending_oldest_seconds')! >= 2);
 
   const start = await runTool(['-c', job.file, '-l', 'bucardo.start']);
   assert.equal(start.code, 0, start.stdout + start.stderr);
-  await waitFor(async () => {
-    const m = await scrape(port);
-    return m.get('bucardo_console_daemon_up') === 1 && m.get('bucardo_console_pending_changes') === 0;
-  }, 60_000, 'the backlog to drain after the start');
+  await waitFor(
+    async () => {
+      const m = await scrape(port);
+      return m.get('bucardo_console_daemon_up') === 1 && m.get('bucardo_console_pending_changes') === 0;
+    },
+    60_000,
+    'the backlog to drain after the start',
+  );
 
   const verify = await runTool(['-c', job.file, '-l', 'cutover.verify']);
   assert.equal(verify.code, 0, verify.stdout + verify.stderr);
@@ -85,5 +139,8 @@ test('metrics scraped over HTTP follow replication: pending, daemon up, kicks, c
   assert.ok(verified.get('bucardo_console_verify_age_seconds')! < 60);
   const stop = await runTool(['-c', job.file, '-l', 'bucardo.stop']);
   assert.equal(stop.code, 0, stop.stdout + stop.stderr);
-  await assert.rejects(fetch(`http://127.0.0.1:${port}/metrics`, { signal: AbortSignal.timeout(5_000) }), 'the endpoint goes with the kicker');
+  await assert.rejects(
+    fetch(`http://127.0.0.1:${port}/metrics`, { signal: AbortSignal.timeout(5_000) }),
+    'the endpoint goes with the kicker',
+  );
 });

@@ -31,7 +31,11 @@ test('the original config.yml loads verbatim and --help lists every command of i
   const expected = await commandsOf(['bucardo', 'concurrency', 'indexes', 'mat_views', 'retry']);
   assert.ok(expected.length >= 20, `the plugins have commands: ${expected.join(', ')}`);
   assert.deepEqual(menuCommands(result.stdout).sort(), expected.sort());
-  assert.doesNotMatch(result.stdout, /fork_bucardo\./, 'fork_bucardo is not enabled there: its section is ignored');
+  assert.doesNotMatch(
+    result.stdout,
+    /fork_bucardo\./,
+    'fork_bucardo is not enabled there: its section is ignored',
+  );
 });
 
 test('with fork_bucardo enabled and the documented sample, its commands are listed too', async () => {
@@ -41,8 +45,9 @@ test('with fork_bucardo enabled and the documented sample, its commands are list
     log_deltacounts: {
       file: '/usr/share/perl5/Bucardo.pm',
       pattern: '.*Total delta count.*',
-      replacement: '            $self->glog("Total delta count: $deltacount{all}", '
-        + '$deltacount{all} ? LOG_NORMAL : LOG_VERBOSE);',
+      replacement:
+        '            $self->glog("Total delta count: $deltacount{all}", ' +
+        '$deltacount{all} ? LOG_NORMAL : LOG_VERBOSE);',
     },
     log_deltacounts_revert: {
       file: '/usr/share/perl5/Bucardo.pm',
@@ -54,24 +59,37 @@ test('with fork_bucardo enabled and the documented sample, its commands are list
   writeFileSync(file, yaml.dump(config));
   const result = await runTool(['-c', file, '--help'], { timeoutMs: 60_000 });
   assert.equal(result.code, 0, result.stderr);
-  const expected = await commandsOf(['bucardo', 'concurrency', 'fork_bucardo', 'indexes', 'mat_views', 'retry']);
+  const expected = await commandsOf([
+    'bucardo',
+    'concurrency',
+    'fork_bucardo',
+    'indexes',
+    'mat_views',
+    'retry',
+  ]);
   assert.deepEqual(menuCommands(result.stdout).sort(), expected.sort());
   assert.ok(expected.includes('fork_bucardo.apply_changes') && expected.includes('fork_bucardo.revert'));
 });
 
-test('enabling fork_bucardo with the original\'s placeholder changes is refused, naming the accepted files', async () => {
+test("enabling fork_bucardo with the original's placeholder changes is refused, naming the accepted files", async () => {
   const text = readFileSync(ORIGINAL, 'utf8').replace('    - retry\n', '    - retry\n    - fork_bucardo\n');
   assert.notEqual(text, readFileSync(ORIGINAL, 'utf8'));
   const file = path.join(tempDir('original-config'), 'config.yml');
   writeFileSync(file, text);
   const result = await runTool(['-c', file, '-l', 'fork_bucardo.apply_changes'], { timeoutMs: 60_000 });
   assert.equal(result.code, 2, `${result.stdout}\n${result.stderr}`);
-  assert.match(result.stderr, /fork_bucardo\.change1\.file: '\/path\/to\/file' is not one of Bucardo's installed files/);
-  assert.match(result.stderr, /can fork: \/usr\/bin\/bucardo, \/usr\/share\/perl5\/Bucardo\.pm, \/usr\/share\/bucardo\/bucardo\.schema/);
+  assert.match(
+    result.stderr,
+    /fork_bucardo\.change1\.file: '\/path\/to\/file' is not one of Bucardo's installed files/,
+  );
+  assert.match(
+    result.stderr,
+    /can fork: \/usr\/bin\/bucardo, \/usr\/share\/perl5\/Bucardo\.pm, \/usr\/share\/bucardo\/bucardo\.schema/,
+  );
   assert.match(result.stderr, /fork_bucardo\.change2\.file/);
 });
 
-test('every plugin\'s section is ignored while the plugin is not enabled, whatever it holds', async () => {
+test("every plugin's section is ignored while the plugin is not enabled, whatever it holds", async () => {
   const config = yaml.load(readFileSync(ORIGINAL, 'utf8')) as Record<string, any>;
   config['plugins'] = ['bucardo'];
   const plugins = catalog.available().filter((name) => name !== 'bucardo');

@@ -20,19 +20,31 @@ function shell(args: string[] = ['-c', configFile]): PtySession {
 
 before(async () => {
   const { a, b } = await clusters();
-  const job = { plugins: ['bucardo', 'sleeper'], primary: { cluster: a, dbname: 'postgres' }, secondary: { cluster: b, dbname: 'postgres' } };
+  const job = {
+    plugins: ['bucardo', 'sleeper'],
+    primary: { cluster: a, dbname: 'postgres' },
+    secondary: { cluster: b, dbname: 'postgres' },
+  };
   configFile = writeJobConfig({ name: 'shell_one', ...job }).file;
   secondConfig = writeJobConfig({ name: 'shell_two', ...job }).file;
   historyFile = path.join(tempDir('history'), 'history');
 });
 
-after(() => { for (const session of sessions) session.kill(); });
+after(() => {
+  for (const session of sessions) session.kill();
+});
 
 test('menu, Tab completion (one and two Tabs), unknown command with suggestion, help, exit', async () => {
   const session = shell();
   let at = await session.waitFor(PROMPT);
-  assert.match(session.output, /Commands for bucardo: .*\n(.*\n)*\s+bucardo\.install: check everything first/);
-  assert.ok(session.output.indexOf('Commands for bucardo') < session.output.indexOf('Commands for sleeper'), 'bucardo first');
+  assert.match(
+    session.output,
+    /Commands for bucardo: .*\n(.*\n)*\s+bucardo\.install: check everything first/,
+  );
+  assert.ok(
+    session.output.indexOf('Commands for bucardo') < session.output.indexOf('Commands for sleeper'),
+    'bucardo first',
+  );
   session.send(`sleeper.o${KEYS.tab}`);
   at = await session.waitFor(/sleeper\.ok/, 5000, at);
   session.send(KEYS.enter);
@@ -41,7 +53,11 @@ test('menu, Tab completion (one and two Tabs), unknown command with suggestion, 
   session.send(`bucardo.st${KEYS.tab}${KEYS.tab}`);
   at = await session.waitFor(/bucardo\.start\s+bucardo\.stop\s+bucardo\.status/, 5000, at);
   session.send(`${KEYS.ctrlU}bucardo.instal${KEYS.enter}`);
-  at = await session.waitFor(/Unknown command 'bucardo\.instal'\. Did you mean 'bucardo\.install'\?/, 5000, at);
+  at = await session.waitFor(
+    /Unknown command 'bucardo\.instal'\. Did you mean 'bucardo\.install'\?/,
+    5000,
+    at,
+  );
   session.send(`help${KEYS.enter}`);
   at = await session.waitFor(/Commands for sleeper/, 5000, at);
   await session.waitFor(PROMPT, 5000, at);
@@ -74,13 +90,25 @@ test('Ctrl-C during a long statement cancels it on the server and returns to the
   const session = shell();
   let at = await session.waitFor(PROMPT);
   session.send(`sleeper.sleep${KEYS.enter}`);
-  const sleeping = await waitFor(async () => {
-    const rows = await query<{ pid: number }>(a, 'postgres', "SELECT pid FROM pg_stat_activity WHERE application_name = 'sleeper-test' AND query LIKE 'SELECT pg_sleep%' AND state = 'active'");
-    return rows[0]?.pid;
-  }, 15_000, 'the pg_sleep statement to run');
+  const sleeping = await waitFor(
+    async () => {
+      const rows = await query<{ pid: number }>(
+        a,
+        'postgres',
+        "SELECT pid FROM pg_stat_activity WHERE application_name = 'sleeper-test' AND query LIKE 'SELECT pg_sleep%' AND state = 'active'",
+      );
+      return rows[0]?.pid;
+    },
+    15_000,
+    'the pg_sleep statement to run',
+  );
   session.send(KEYS.ctrlC);
   at = await session.waitFor(/sleeper\.sleep was interrupted\./, 10_000, at);
-  await session.waitFor(/cancelled the running statement on primary database "postgres".*\(backend \d+\)/, 5000, at);
+  await session.waitFor(
+    /cancelled the running statement on primary database "postgres".*\(backend \d+\)/,
+    5000,
+    at,
+  );
   at = await session.waitFor(PROMPT, 10_000, at);
   const left = await query(a, 'postgres', 'SELECT pid FROM pg_stat_activity WHERE pid = $1', [sleeping]);
   assert.equal(left.length, 0, 'the backend is gone from pg_stat_activity');
@@ -92,7 +120,10 @@ test('list mode: exit 0 when every command and check passes; a command without a
   const result = await runTool(['-c', configFile, '-l', 'sleeper.ok sleeper.unchecked']);
   assert.equal(result.code, 0, result.stdout + result.stderr);
   assert.match(result.stdout, /Check: ok is fine Pass\./);
-  assert.match(result.stdout, /Summary: ran 2 of 2 command\(s\); passed: sleeper\.ok, sleeper\.unchecked; failed: none\./);
+  assert.match(
+    result.stdout,
+    /Summary: ran 2 of 2 command\(s\); passed: sleeper\.ok, sleeper\.unchecked; failed: none\./,
+  );
 });
 
 test('list mode stops at the first failed check with a non-zero exit and says what did not run', async () => {
@@ -100,15 +131,24 @@ test('list mode stops at the first failed check with a non-zero exit and says wh
   assert.equal(result.code, 1);
   assert.match(result.stdout, /Check: bad_check is fine Fail\. on purpose/);
   assert.doesNotMatch(result.stdout, /unchecked ran/);
-  assert.match(result.stdout, /Summary: ran 2 of 3 command\(s\); passed: sleeper\.ok; failed: sleeper\.bad_check; not run: sleeper\.unchecked\./);
+  assert.match(
+    result.stdout,
+    /Summary: ran 2 of 3 command\(s\); passed: sleeper\.ok; failed: sleeper\.bad_check; not run: sleeper\.unchecked\./,
+  );
   assert.match(result.stderr, /sleeper\.bad_check: check 'bad_check is fine' failed \(on purpose\)/);
 });
 
 test('list mode with --json prints one object per command and a summary', async () => {
   const result = await runTool(['-c', configFile, '--json', '-l', 'sleeper.ok sleeper.bad_check']);
   assert.equal(result.code, 1);
-  const objects = result.stdout.trim().split('\n').map((line) => JSON.parse(line) as Record<string, unknown>);
-  assert.deepEqual(objects.map((o) => o['command'] ?? 'summary'), ['sleeper.ok', 'sleeper.bad_check', 'summary']);
+  const objects = result.stdout
+    .trim()
+    .split('\n')
+    .map((line) => JSON.parse(line) as Record<string, unknown>);
+  assert.deepEqual(
+    objects.map((o) => o['command'] ?? 'summary'),
+    ['sleeper.ok', 'sleeper.bad_check', 'summary'],
+  );
   assert.equal(objects[0]!['ok'], true);
   assert.equal(objects[1]!['ok'], false);
   assert.deepEqual((objects[2]!['summary'] as Record<string, string[]>)['failed'], ['sleeper.bad_check']);
@@ -118,7 +158,10 @@ test('an unknown command or argument anywhere in a list: exit 2, every problem n
   const result = await runTool(['-c', configFile, '-l', 'sleeper.ok sleeper.okk sleeper.unchecked --fast']);
   assert.equal(result.code, 2, result.stdout + result.stderr);
   assert.match(result.stderr, /Unknown command 'sleeper\.okk'\. Did you mean 'sleeper\.ok'\?/);
-  assert.match(result.stderr, /sleeper\.unchecked does not accept '--fast'\. sleeper\.unchecked accepts --json, --help/);
+  assert.match(
+    result.stderr,
+    /sleeper\.unchecked does not accept '--fast'\. sleeper\.unchecked accepts --json, --help/,
+  );
   assert.match(result.stderr, /Nothing was run: the list has 2 problem\(s\)/);
   assert.doesNotMatch(result.stdout, /ok ran|== sleeper/, 'the first, valid command did not run either');
 });
@@ -149,7 +192,14 @@ test('at the prompt: help <command> and <command> --help show its arguments, Tab
 });
 
 test('two configs: c1./c2. prefixes reach each job; an unknown prefix is named', async () => {
-  const result = await runTool(['-c1', configFile, '-c2', secondConfig, '-l', 'c2.sleeper.ok c1.sleeper.unchecked sleeper.ok']);
+  const result = await runTool([
+    '-c1',
+    configFile,
+    '-c2',
+    secondConfig,
+    '-l',
+    'c2.sleeper.ok c1.sleeper.unchecked sleeper.ok',
+  ]);
   assert.equal(result.code, 0, result.stdout + result.stderr);
   assert.match(result.stdout, /== c2\.sleeper\.ok/);
   assert.match(result.stdout, /== c1\.sleeper\.unchecked/);

@@ -15,7 +15,18 @@ import { after, test, type TestContext } from 'node:test';
 import pg from 'pg';
 import { quoteLiteral } from '../../src/core/quote.js';
 import type { ClusterInfo } from '../../src/sandbox/cluster.js';
-import { clusters, dropDatabase, forgetJob, freshDatabase, query, runTool, tableRows, waitFor, writeJobConfig, type WrittenJob } from '../support/harness.js';
+import {
+  clusters,
+  dropDatabase,
+  forgetJob,
+  freshDatabase,
+  query,
+  runTool,
+  tableRows,
+  waitFor,
+  writeJobConfig,
+  type WrittenJob,
+} from '../support/harness.js';
 
 const TABLE = 'CREATE TABLE public.m (id int PRIMARY KEY, v text);';
 /** Inserted one per commit while the daemon runs: over 1,000 changes on both bookkeeping tables. */
@@ -37,8 +48,18 @@ after(async () => {
   await dropDatabase(b, 'stall_b').catch(() => undefined);
 });
 
-interface Stall { kind: string; role: string; seconds: number; pid?: number; statement?: string; cause: string; fix: string }
-interface StatusJson { data: { verdict: string; stalls: Stall[]; kicker: { maintenance: number; remedies?: string[] } } }
+interface Stall {
+  kind: string;
+  role: string;
+  seconds: number;
+  pid?: number;
+  statement?: string;
+  cause: string;
+  fix: string;
+}
+interface StatusJson {
+  data: { verdict: string; stalls: Stall[]; kicker: { maintenance: number; remedies?: string[] } };
+}
 
 async function status(job: WrittenJob): Promise<StatusJson> {
   const result = await runTool(['-c', job.file, '-l', 'bucardo.status --json']);
@@ -55,8 +76,12 @@ async function replicatingJob(t: TestContext, bucardoSettings: Record<string, un
   await freshDatabase(a, 'stall_a', TABLE);
   await freshDatabase(b, 'stall_b', TABLE);
   const job = writeJobConfig({
-    name: 'stall', primary: { cluster: a, dbname: 'stall_a' }, secondary: { cluster: b, dbname: 'stall_b' },
-    asynchronousKicking: true, copyData: 'never', bucardoSettings: { watchdog_seconds: 3, ...bucardoSettings },
+    name: 'stall',
+    primary: { cluster: a, dbname: 'stall_a' },
+    secondary: { cluster: b, dbname: 'stall_b' },
+    asynchronousKicking: true,
+    copyData: 'never',
+    bucardoSettings: { watchdog_seconds: 3, ...bucardoSettings },
   });
   t.after(() => forgetJob(job, a));
   const flow = await runTool(['-c', job.file, '-l', 'bucardo.install bucardo.add_triggers bucardo.start']);
@@ -64,19 +89,32 @@ async function replicatingJob(t: TestContext, bucardoSettings: Record<string, un
   // On a busy primary autovacuum reaches these tables late (the stall in docs/how-bucardo-behaves.md
   // §13 came at 350k rows); here it would come at a random moment, so it is kept out: the only statistics are the
   // ones the kicker (or the test) makes.
-  await query(a, 'stall_a', 'ALTER TABLE bucardo.delta_public_m SET (autovacuum_enabled = false); ALTER TABLE bucardo.track_public_m SET (autovacuum_enabled = false)');
+  await query(
+    a,
+    'stall_a',
+    'ALTER TABLE bucardo.delta_public_m SET (autovacuum_enabled = false); ALTER TABLE bucardo.track_public_m SET (autovacuum_enabled = false)',
+  );
   return job;
 }
 
 /** One transaction per change, as an OLTP application commits (a DO block may COMMIT in its loop). */
 async function commitOneByOne(statement: string, from: number, to: number): Promise<void> {
-  await query(a, 'stall_a', `DO $$ BEGIN FOR i IN ${from}..${to} LOOP ${statement}; COMMIT; END LOOP; END $$`);
+  await query(
+    a,
+    'stall_a',
+    `DO $$ BEGIN FOR i IN ${from}..${to} LOOP ${statement}; COMMIT; END LOOP; END $$`,
+  );
 }
 
 /** The rows replicated; the daemon stopped while CHANGES single-row updates commit; started again. */
 async function backlogWhileStopped(job: WrittenJob): Promise<void> {
   await commitOneByOne("INSERT INTO public.m VALUES (i, 'new')", 1, ROWS);
-  await waitFor(async () => (await query<{ n: number }>(b, 'stall_b', 'SELECT count(*)::int AS n FROM public.m'))[0]!.n === ROWS, 30_000, 'the rows to replicate');
+  await waitFor(
+    async () =>
+      (await query<{ n: number }>(b, 'stall_b', 'SELECT count(*)::int AS n FROM public.m'))[0]!.n === ROWS,
+    30_000,
+    'the rows to replicate',
+  );
   const stop = await runTool(['-c', job.file, '-l', 'bucardo.stop']);
   assert.equal(stop.code, 0, stop.stdout + stop.stderr);
   await commitOneByOne(`UPDATE public.m SET v = 'change ' || i WHERE id = 1 + i % ${ROWS}`, 1, CHANGES);
@@ -86,7 +124,9 @@ async function backlogWhileStopped(job: WrittenJob): Promise<void> {
 
 /** The last change of the backlog, as the secondary has it. */
 async function lastBacklogChangeOnSecondary(): Promise<string | undefined> {
-  const rows = await query<{ v: string }>(b, 'stall_b', 'SELECT v FROM public.m WHERE id = $1', [1 + (CHANGES % ROWS)]);
+  const rows = await query<{ v: string }>(b, 'stall_b', 'SELECT v FROM public.m WHERE id = $1', [
+    1 + (CHANGES % ROWS),
+  ]);
   return rows[0]?.v;
 }
 
@@ -104,17 +144,27 @@ function application(t: TestContext): { stop: () => Promise<void> } {
     }
     await client.end();
   })();
-  const stop = async (): Promise<void> => { running = false; await loop; };
+  const stop = async (): Promise<void> => {
+    running = false;
+    await loop;
+  };
   t.after(() => stop().catch(() => undefined));
   return { stop };
 }
 
 /** Every row of the primary on the secondary, with the same values. */
 async function sameRowsOnBothSides(timeoutMs: number, what: string): Promise<void> {
-  await waitFor(async () => {
-    const [primary, secondary] = await Promise.all([tableRows(a, 'stall_a', 'public.m'), tableRows(b, 'stall_b', 'public.m')]);
-    return primary.length > ROWS && primary.join('\n') === secondary.join('\n');
-  }, timeoutMs, what);
+  await waitFor(
+    async () => {
+      const [primary, secondary] = await Promise.all([
+        tableRows(a, 'stall_a', 'public.m'),
+        tableRows(b, 'stall_b', 'public.m'),
+      ]);
+      return primary.length > ROWS && primary.join('\n') === secondary.join('\n');
+    },
+    timeoutMs,
+    what,
+  );
 }
 
 /**
@@ -122,23 +172,42 @@ async function sameRowsOnBothSides(timeoutMs: number, what: string): Promise<voi
  * with enable_nestloop off when the job avoids nested loops.
  */
 async function deltaCheckPlan(plans: 'default' | 'robust' = 'default'): Promise<string> {
-  return plan(plans, (target) => `SELECT 1 FROM bucardo.delta_public_m d
-    WHERE NOT EXISTS (SELECT 1 FROM bucardo.track_public_m t WHERE d.txntime = t.txntime AND (t.target = ${target}::text OR t.target ~ '^T:')) LIMIT 1`);
+  return plan(
+    plans,
+    (target) => `SELECT 1 FROM bucardo.delta_public_m d
+    WHERE NOT EXISTS (SELECT 1 FROM bucardo.track_public_m t WHERE d.txntime = t.txntime AND (t.target = ${target}::text OR t.target ~ '^T:')) LIMIT 1`,
+  );
 }
 
 /** The query Bucardo's worker then runs to fetch the changed keys. */
 async function changedKeysPlan(plans: 'default' | 'robust'): Promise<string> {
-  return plan(plans, (target) => `SELECT DISTINCT id FROM bucardo.delta_public_m d
-    WHERE NOT EXISTS (SELECT 1 FROM bucardo.track_public_m t WHERE d.txntime = t.txntime AND (t.target = ${target}::text))`);
+  return plan(
+    plans,
+    (target) => `SELECT DISTINCT id FROM bucardo.delta_public_m d
+    WHERE NOT EXISTS (SELECT 1 FROM bucardo.track_public_m t WHERE d.txntime = t.txntime AND (t.target = ${target}::text))`,
+  );
 }
 
 /** EXPLAIN in a session set up as Bucardo's is: the options bucardo.robust_plans puts in its connection string. */
-async function plan(plans: 'default' | 'robust', statement: (quotedTarget: string) => string): Promise<string> {
-  const client = new pg.Client({ host: a.host, port: a.port, user: 'postgres', database: 'stall_a', ...(plans === 'robust' ? { options: '-cenable_nestloop=off -cenable_hashagg=off' } : {}) });
+async function plan(
+  plans: 'default' | 'robust',
+  statement: (quotedTarget: string) => string,
+): Promise<string> {
+  const client = new pg.Client({
+    host: a.host,
+    port: a.port,
+    user: 'postgres',
+    database: 'stall_a',
+    ...(plans === 'robust' ? { options: '-cenable_nestloop=off -cenable_hashagg=off' } : {}),
+  });
   await client.connect();
   try {
-    const { rows: targets } = await client.query<{ target: string }>('SELECT DISTINCT target FROM bucardo.bucardo_delta_targets');
-    const { rows } = await client.query<{ 'QUERY PLAN': string }>(`EXPLAIN ${statement(quoteLiteral(targets[0]!.target))}`);
+    const { rows: targets } = await client.query<{ target: string }>(
+      'SELECT DISTINCT target FROM bucardo.bucardo_delta_targets',
+    );
+    const { rows } = await client.query<{ 'QUERY PLAN': string }>(
+      `EXPLAIN ${statement(quoteLiteral(targets[0]!.target))}`,
+    );
     return rows.map((row) => row['QUERY PLAN']).join('\n');
   } finally {
     await client.end();
@@ -146,26 +215,48 @@ async function plan(plans: 'default' | 'robust', statement: (quotedTarget: strin
 }
 
 async function caughtUp(job: WrittenJob): Promise<StatusJson> {
-  return waitFor(async () => {
-    const s = await status(job);
-    return s.data.verdict === 'caught up' ? s : undefined;
-  }, 30_000, 'status to say caught up');
+  return waitFor(
+    async () => {
+      const s = await status(job);
+      return s.data.verdict === 'caught up' ? s : undefined;
+    },
+    30_000,
+    'status to say caught up',
+  );
 }
 
 test('without statistics the worker spins in bucardo_delta_check: status reports it, and its fix works', async (t) => {
-  const job = await replicatingJob(t, { maintain_statistics: false, stall_remedy: false, robust_plans: false });
+  const job = await replicatingJob(t, {
+    maintain_statistics: false,
+    stall_remedy: false,
+    robust_plans: false,
+  });
   await backlogWhileStopped(job);
   const app = application(t);
 
-  const stalled = await waitFor(async () => {
-    const s = await status(job);
-    return s.data.stalls.some((stall) => stall.kind === 'stuck statement' && /bucardo_delta_check/.test(stall.cause)) ? s : undefined;
-  }, 60_000, 'the watchdog to report the worker stuck in bucardo_delta_check');
-  assert.match(stalled.data.verdict, /^STALLED: Bucardo's worker has run bucardo_delta_check on the primary for \d+ s: with stale statistics/);
+  const stalled = await waitFor(
+    async () => {
+      const s = await status(job);
+      return s.data.stalls.some(
+        (stall) => stall.kind === 'stuck statement' && /bucardo_delta_check/.test(stall.cause),
+      )
+        ? s
+        : undefined;
+    },
+    60_000,
+    'the watchdog to report the worker stuck in bucardo_delta_check',
+  );
+  assert.match(
+    stalled.data.verdict,
+    /^STALLED: Bucardo's worker has run bucardo_delta_check on the primary for \d+ s: with stale statistics/,
+  );
   const stall = stalled.data.stalls.find((s) => s.kind === 'stuck statement')!;
   assert.equal(stall.role, 'primary');
   assert.match(stall.statement ?? '', /SELECT \* FROM bucardo\.bucardo_delta_check\(\$1,\$2\)/);
-  assert.match(stall.fix, new RegExp(`ANALYZE the bucardo delta and track tables on the primary, then cancel backend ${stall.pid}`));
+  assert.match(
+    stall.fix,
+    new RegExp(`ANALYZE the bucardo delta and track tables on the primary, then cancel backend ${stall.pid}`),
+  );
   // The backlog itself went through (its delta check found new rows at once); the application's
   // next changes are what is held up.
   assert.equal(await lastBacklogChangeOnSecondary(), `change ${CHANGES}`);
@@ -177,21 +268,40 @@ test('without statistics the worker spins in bucardo_delta_check: status reports
   assert.match(await deltaCheckPlan(), /Hash Anti Join/);
   await query(a, 'stall_a', 'SELECT pg_cancel_backend($1)', [stall.pid]);
   await app.stop();
-  await sameRowsOnBothSides(30_000, 'every row to arrive once the statistics are fresh and the worker restarted');
+  await sameRowsOnBothSides(
+    30_000,
+    'every row to arrive once the statistics are fresh and the worker restarted',
+  );
   assert.equal((await caughtUp(job)).data.stalls.length, 0);
 });
 
 test('with bucardo.stall_remedy the kicker analyzes the bookkeeping tables, cancels the stuck delta check, and replication recovers by itself', async (t) => {
-  const job = await replicatingJob(t, { maintain_statistics: false, stall_remedy: true, robust_plans: false });
+  const job = await replicatingJob(t, {
+    maintain_statistics: false,
+    stall_remedy: true,
+    robust_plans: false,
+  });
   await backlogWhileStopped(job);
   const app = application(t);
 
-  const remedied = await waitFor(async () => {
-    const s = await status(job);
-    return s.data.kicker.remedies?.some((r) => /cancelled backend \d+ on the primary/.test(r)) ? s : undefined;
-  }, 60_000, 'the kicker to apply the stall remedy');
-  assert.match(remedied.data.kicker.remedies!.join('\n'), /remedy: analyzed 2 bookkeeping table\(s\); cancelled backend \d+ on the primary/);
-  assert.match(kickerLog(job), /stall: Bucardo's worker has run bucardo_delta_check on the primary for \d+ s/);
+  const remedied = await waitFor(
+    async () => {
+      const s = await status(job);
+      return s.data.kicker.remedies?.some((r) => /cancelled backend \d+ on the primary/.test(r))
+        ? s
+        : undefined;
+    },
+    60_000,
+    'the kicker to apply the stall remedy',
+  );
+  assert.match(
+    remedied.data.kicker.remedies!.join('\n'),
+    /remedy: analyzed 2 bookkeeping table\(s\); cancelled backend \d+ on the primary/,
+  );
+  assert.match(
+    kickerLog(job),
+    /stall: Bucardo's worker has run bucardo_delta_check on the primary for \d+ s/,
+  );
   // The recovery is the remedy's doing: the kicker's own statistics maintenance is off.
   assert.equal(remedied.data.kicker.maintenance, 0);
   assert.doesNotMatch(kickerLog(job), /ANALYZE bucardo\./);
@@ -199,25 +309,31 @@ test('with bucardo.stall_remedy the kicker analyzes the bookkeeping tables, canc
   // Left alone, the delta check over every replicated change runs for about two minutes; remedied, the
   // restarted worker's is a hash join and the rows written since the stall began arrive.
   await app.stop();
-  await sameRowsOnBothSides(30_000, 'the application\'s rows to arrive after the remedy');
+  await sameRowsOnBothSides(30_000, "the application's rows to arrive after the remedy");
   assert.equal(await lastBacklogChangeOnSecondary(), `change ${CHANGES}`);
   assert.match(await deltaCheckPlan(), /Hash Anti Join/);
   assert.equal((await caughtUp(job)).data.stalls.length, 0);
 });
 
-test('with the kicker\'s statistics maintenance on (and nested loops allowed) the same backlog does not stall', async (t) => {
+test("with the kicker's statistics maintenance on (and nested loops allowed) the same backlog does not stall", async (t) => {
   const job = await replicatingJob(t, { stall_remedy: false, robust_plans: false });
   await backlogWhileStopped(job);
   const app = application(t);
   const restarted = Date.now();
   // The kicker's first look, as it starts and before it kicks: both tables changed enough since
   // they were last analyzed (never).
-  await waitFor(async () => /ANALYZE bucardo\.delta_public_m/.test(kickerLog(job)) && /ANALYZE bucardo\.track_public_m/.test(kickerLog(job)), 20_000, 'the kicker to analyze both bookkeeping tables');
+  await waitFor(
+    async () =>
+      /ANALYZE bucardo\.delta_public_m/.test(kickerLog(job)) &&
+      /ANALYZE bucardo\.track_public_m/.test(kickerLog(job)),
+    20_000,
+    'the kicker to analyze both bookkeeping tables',
+  );
 
   // Long enough for a spinning delta check to be seen by the kicker's watchdog (every 5 s, 3 s threshold).
   await new Promise((r) => setTimeout(r, Math.max(0, restarted + 10_000 - Date.now())));
   await app.stop();
-  await sameRowsOnBothSides(10_000, 'the application\'s rows to arrive');
+  await sameRowsOnBothSides(10_000, "the application's rows to arrive");
   assert.match(await deltaCheckPlan(), /Hash Anti Join/);
   const healthy = await caughtUp(job);
   assert.equal(healthy.data.stalls.length, 0);
@@ -227,8 +343,16 @@ test('with the kicker\'s statistics maintenance on (and nested loops allowed) th
 
 test('with robust plans (the default) the same backlog does not stall even with stale statistics', async (t) => {
   const job = await replicatingJob(t, { maintain_statistics: false, stall_remedy: false });
-  const [{ dbconn }] = await query<{ dbconn: string }>(a, 'bucardo', 'SELECT dbconn FROM bucardo.db WHERE dbconn LIKE $1', ['%lock_timeout%']) as [{ dbconn: string }];
-  assert.match(dbconn, /^options='-clock_timeout=\d+ -cenable_nestloop=off -cenable_hashagg=off -cextra_float_digits=3 -cDateStyle=ISO -cIntervalStyle=postgres'$/);
+  const [{ dbconn }] = (await query<{ dbconn: string }>(
+    a,
+    'bucardo',
+    'SELECT dbconn FROM bucardo.db WHERE dbconn LIKE $1',
+    ['%lock_timeout%'],
+  )) as [{ dbconn: string }];
+  assert.match(
+    dbconn,
+    /^options='-clock_timeout=\d+ -cenable_nestloop=off -cenable_hashagg=off -cextra_float_digits=3 -cDateStyle=ISO -cIntervalStyle=postgres'$/,
+  );
   await backlogWhileStopped(job);
   const app = application(t);
   const restarted = Date.now();
@@ -241,7 +365,7 @@ test('with robust plans (the default) the same backlog does not stall even with 
 
   await new Promise((r) => setTimeout(r, Math.max(0, restarted + 10_000 - Date.now())));
   await app.stop();
-  await sameRowsOnBothSides(10_000, 'the application\'s rows to arrive');
+  await sameRowsOnBothSides(10_000, "the application's rows to arrive");
   const healthy = await caughtUp(job);
   assert.equal(healthy.data.stalls.length, 0);
   assert.equal(healthy.data.kicker.maintenance, 0, 'the statistics stayed stale');

@@ -5,34 +5,77 @@ import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import pg from 'pg';
 import type { ClusterInfo } from '../../src/sandbox/cluster.js';
-import { clusters, dropDatabase, forgetJob, freshDatabase, query, runTool, waitFor, writeJobConfig, type WrittenJob } from '../support/harness.js';
+import {
+  clusters,
+  dropDatabase,
+  forgetJob,
+  freshDatabase,
+  query,
+  runTool,
+  waitFor,
+  writeJobConfig,
+  type WrittenJob,
+} from '../support/harness.js';
 
 let a: ClusterInfo;
 let b: ClusterInfo;
-before(async () => { ({ a, b } = await clusters()); });
+before(async () => {
+  ({ a, b } = await clusters());
+});
 after(async () => {
-  for (const [cluster, db] of [[a, 'st_a'], [b, 'st_b'], [a, 'stc_a'], [b, 'stc_b']] as const) await dropDatabase(cluster, db).catch(() => undefined);
+  for (const [cluster, db] of [
+    [a, 'st_a'],
+    [b, 'st_b'],
+    [a, 'stc_a'],
+    [b, 'stc_b'],
+  ] as const)
+    await dropDatabase(cluster, db).catch(() => undefined);
 });
 
 interface StatusJson {
   ok: boolean;
   data: {
-    schemaVersion: number; checkedAt: string; state: string; exitCode: number; verdict: string; pendingTotal: number; unreachable: string[];
-    copy: { state: string; table?: string; rows?: number; tableRows?: number; tablePercent?: number; tablesDone?: number; tablesTotal?: number; bytesDone?: number; bytesTotal?: number; elapsedSeconds?: number };
+    schemaVersion: number;
+    checkedAt: string;
+    state: string;
+    exitCode: number;
+    verdict: string;
+    pendingTotal: number;
+    unreachable: string[];
+    copy: {
+      state: string;
+      table?: string;
+      rows?: number;
+      tableRows?: number;
+      tablePercent?: number;
+      tablesDone?: number;
+      tablesTotal?: number;
+      bytesDone?: number;
+      bytesTotal?: number;
+      elapsedSeconds?: number;
+    };
   };
 }
 
 /** `node wrapper.js -c FILE status --json`: the JSON and the process exit code. */
 async function status(job: WrittenJob): Promise<{ code: number; json: StatusJson; stdout: string }> {
   const result = await runTool(['-c', job.file, 'status', '--json']);
-  const line = result.stdout.trim().split('\n').find((l) => l.startsWith('{'));
+  const line = result.stdout
+    .trim()
+    .split('\n')
+    .find((l) => l.startsWith('{'));
   assert.ok(line, `no JSON from status: ${result.stdout}${result.stderr}`);
   return { code: result.code, json: JSON.parse(line) as StatusJson, stdout: result.stdout };
 }
 
 test('an unreachable primary is state unknown, exit code 3, and the message names it', async () => {
   const dead = { ...a, port: 1 };
-  const job = writeJobConfig({ name: 'stdead', primary: { cluster: dead, dbname: 'nowhere' }, secondary: { cluster: b, dbname: 'postgres' }, metadata: b });
+  const job = writeJobConfig({
+    name: 'stdead',
+    primary: { cluster: dead, dbname: 'nowhere' },
+    secondary: { cluster: b, dbname: 'postgres' },
+    metadata: b,
+  });
   const { code, json } = await status(job);
   assert.equal(code, 3);
   assert.equal(json.data.state, 'unknown');
@@ -40,7 +83,7 @@ test('an unreachable primary is state unknown, exit code 3, and the message name
   assert.ok(Date.now() - Date.parse(json.data.checkedAt) < 60_000);
   assert.match(json.data.verdict, /^unknown: cannot reach the primary \(/);
   const text = await runTool(['-c', job.file, '-l', 'bucardo.status']);
-  assert.equal(text.code, 0, 'a list exits 0 when every command ran (the state\'s code is for status alone)');
+  assert.equal(text.code, 0, "a list exits 0 when every command ran (the state's code is for status alone)");
   assert.match(text.stdout, /State {9}: unknown \(exit code 3\)/);
   assert.match(text.stdout, /Pending {7}: unknown \(the primary cannot be reached\)/);
 });
@@ -50,8 +93,12 @@ test('caught up 0, stopped 2, lagging 1 and stalled 2 on a running job; the stat
   await freshDatabase(a, 'st_a', schema);
   await freshDatabase(b, 'st_b', schema);
   const job = writeJobConfig({
-    name: 'st', primary: { cluster: a, dbname: 'st_a' }, secondary: { cluster: b, dbname: 'st_b' }, asynchronousKicking: true,
-    copyData: 'never', bucardoSettings: { watchdog_seconds: 12 },
+    name: 'st',
+    primary: { cluster: a, dbname: 'st_a' },
+    secondary: { cluster: b, dbname: 'st_b' },
+    asynchronousKicking: true,
+    copyData: 'never',
+    bucardoSettings: { watchdog_seconds: 12 },
   });
   t.after(() => forgetJob(job, a));
   const notInstalled = await status(job);
@@ -62,8 +109,19 @@ test('caught up 0, stopped 2, lagging 1 and stalled 2 on a running job; the stat
   const flow = await runTool(['-c', job.file, '-l', 'bucardo.install bucardo.add_triggers bucardo.start']);
   assert.equal(flow.code, 0, flow.stdout + flow.stderr);
   await query(a, 'st_a', "INSERT INTO public.s VALUES (1, 'one')");
-  await waitFor(async () => (await query(b, 'st_b', 'SELECT 1 FROM public.s WHERE id = 1')).length === 1, 30_000, 'the first row to replicate');
-  const caughtUp = await waitFor(async () => { const s = await status(job); return s.code === 0 ? s : undefined; }, 30_000, 'status exit code 0');
+  await waitFor(
+    async () => (await query(b, 'st_b', 'SELECT 1 FROM public.s WHERE id = 1')).length === 1,
+    30_000,
+    'the first row to replicate',
+  );
+  const caughtUp = await waitFor(
+    async () => {
+      const s = await status(job);
+      return s.code === 0 ? s : undefined;
+    },
+    30_000,
+    'status exit code 0',
+  );
   assert.equal(caughtUp.json.data.state, 'caught up');
 
   const stop = await runTool(['-c', job.file, '-l', 'bucardo.stop']);
@@ -91,10 +149,14 @@ test('caught up 0, stopped 2, lagging 1 and stalled 2 on a running job; the stat
   // The backlog's age can pass watchdog_seconds a moment before the worker's statement does (the worker
   // starts after the kick): the state is stalled either way; wait for the statement to be named.
   const namesStatement = /^STALLED: Bucardo's worker has been in one statement on the secondary/;
-  const stalled = await waitFor(async () => {
-    const s = await status(job);
-    return s.json.data.state === 'stalled' && namesStatement.test(s.json.data.verdict) ? s : undefined;
-  }, 40_000, 'the stalled state naming the worker\'s statement');
+  const stalled = await waitFor(
+    async () => {
+      const s = await status(job);
+      return s.json.data.state === 'stalled' && namesStatement.test(s.json.data.verdict) ? s : undefined;
+    },
+    40_000,
+    "the stalled state naming the worker's statement",
+  );
   assert.equal(stalled.code, 2);
   await blocker.query('COMMIT');
   await waitFor(async () => (await status(job)).code === 0, 40_000, 'caught up once the lock is gone');
@@ -112,16 +174,29 @@ test('during the initial copy: copying, exit code 1, tables and bytes done of al
     CREATE TABLE public.small1 (id int PRIMARY KEY); CREATE TABLE public.small2 (id int PRIMARY KEY);`;
   await freshDatabase(a, 'stc_a', schema);
   await freshDatabase(b, 'stc_b', schema);
-  await query(a, 'stc_a', `INSERT INTO public.big SELECT g, repeat('x', 200) FROM generate_series(1, 1500000) g;
-    INSERT INTO public.small1 SELECT generate_series(1, 1000); INSERT INTO public.small2 SELECT generate_series(1, 1000); ANALYZE`);
-  const job = writeJobConfig({ name: 'stc', primary: { cluster: a, dbname: 'stc_a' }, secondary: { cluster: b, dbname: 'stc_b' }, copyData: 'empty' });
+  await query(
+    a,
+    'stc_a',
+    `INSERT INTO public.big SELECT g, repeat('x', 200) FROM generate_series(1, 1500000) g;
+    INSERT INTO public.small1 SELECT generate_series(1, 1000); INSERT INTO public.small2 SELECT generate_series(1, 1000); ANALYZE`,
+  );
+  const job = writeJobConfig({
+    name: 'stc',
+    primary: { cluster: a, dbname: 'stc_a' },
+    secondary: { cluster: b, dbname: 'stc_b' },
+    copyData: 'empty',
+  });
   t.after(() => forgetJob(job, a));
   const flow = await runTool(['-c', job.file, '-l', 'bucardo.install bucardo.add_triggers bucardo.start']);
   assert.equal(flow.code, 0, flow.stdout + flow.stderr);
-  const copying = await waitFor(async () => {
-    const s = await status(job);
-    return s.json.data.copy.table === 'public.big' && (s.json.data.copy.rows ?? 0) > 0 ? s : undefined;
-  }, 60_000, 'status to show public.big being copied');
+  const copying = await waitFor(
+    async () => {
+      const s = await status(job);
+      return s.json.data.copy.table === 'public.big' && (s.json.data.copy.rows ?? 0) > 0 ? s : undefined;
+    },
+    60_000,
+    'status to show public.big being copied',
+  );
   assert.equal(copying.code, 1);
   assert.equal(copying.json.data.state, 'copying');
   const copy = copying.json.data.copy;
@@ -134,7 +209,17 @@ test('during the initial copy: copying, exit code 1, tables and bytes done of al
   assert.match(copying.stdout, /"elapsedSeconds":\d+/);
   const wait = await runTool(['-c', job.file, '-l', 'bucardo.wait_for_copy']);
   assert.equal(wait.code, 0, wait.stdout + wait.stderr);
-  const done = await waitFor(async () => { const s = await status(job); return s.code === 0 ? s : undefined; }, 30_000, 'caught up after the copy');
+  const done = await waitFor(
+    async () => {
+      const s = await status(job);
+      return s.code === 0 ? s : undefined;
+    },
+    30_000,
+    'caught up after the copy',
+  );
   assert.equal(done.json.data.copy.state, 'done');
-  assert.equal((await query<{ n: number }>(b, 'stc_b', 'SELECT count(*)::int AS n FROM public.big'))[0]!.n, 1_500_000);
+  assert.equal(
+    (await query<{ n: number }>(b, 'stc_b', 'SELECT count(*)::int AS n FROM public.big'))[0]!.n,
+    1_500_000,
+  );
 });

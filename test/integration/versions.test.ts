@@ -16,11 +16,18 @@ export const DEFAULT_PAIRS = '11:15,15:17';
 
 function pairs(): { primary: number; secondary: number }[] {
   const text = process.env['BUCARDO_CONSOLE_VERSION_PAIRS'] ?? DEFAULT_PAIRS;
-  return text.split(',').map((p) => p.trim()).filter(Boolean).map((p) => {
-    const [primary, secondary] = p.split(':').map(Number);
-    assert.ok(primary && secondary, `BUCARDO_CONSOLE_VERSION_PAIRS: '${p}' is not PRIMARY:SECONDARY (e.g. 11:15)`);
-    return { primary, secondary };
-  });
+  return text
+    .split(',')
+    .map((p) => p.trim())
+    .filter(Boolean)
+    .map((p) => {
+      const [primary, secondary] = p.split(':').map(Number);
+      assert.ok(
+        primary && secondary,
+        `BUCARDO_CONSOLE_VERSION_PAIRS: '${p}' is not PRIMARY:SECONDARY (e.g. 11:15)`,
+      );
+      return { primary, secondary };
+    });
 }
 
 // Types whose text differs between versions or settings: floats (digits), timestamps (TimeZone,
@@ -82,7 +89,9 @@ function outcome(result: ToolResult): { ok: boolean; data?: any; error?: string 
 }
 
 const started: ClusterInfo[] = [];
-after(() => { for (const cluster of started) stopCluster(cluster); });
+after(() => {
+  for (const cluster of started) stopCluster(cluster);
+});
 
 // Pairs wait mostly on Bucardo and the servers: three at a time (the matrix run) take little longer than one.
 const concurrency = Number(process.env['BUCARDO_CONSOLE_VERSION_CONCURRENCY'] ?? 1);
@@ -97,8 +106,12 @@ describe('major-version pairs', { concurrency }, () => {
       ]);
       started.push(a, b);
       // Bucardo's metadata database needs plperl, which only Debian's server here has.
-      const metadata = pair.primary === SYSTEM_MAJOR ? a : pair.secondary === SYSTEM_MAJOR ? b
-        : (started[started.push(await startCluster('vmeta')) - 1]!);
+      const metadata =
+        pair.primary === SYSTEM_MAJOR
+          ? a
+          : pair.secondary === SYSTEM_MAJOR
+            ? b
+            : started[started.push(await startCluster('vmeta')) - 1]!;
       await query(a, 'postgres', 'CREATE DATABASE va');
       await query(b, 'postgres', 'CREATE DATABASE vb');
       await query(a, 'va', `${SCHEMA}${DATA}`);
@@ -106,35 +119,63 @@ describe('major-version pairs', { concurrency }, () => {
       await query(a, 'va', PRIMARY_STYLE);
       await query(b, 'vb', SECONDARY_STYLE);
       const job = writeJobConfig({
-        name: `ver${pair.primary}_${pair.secondary}`, plugins: ['bucardo', 'cutover'], metadata,
-        primary: { cluster: a, dbname: 'va' }, secondary: { cluster: b, dbname: 'vb' },
+        name: `ver${pair.primary}_${pair.secondary}`,
+        plugins: ['bucardo', 'cutover'],
+        metadata,
+        primary: { cluster: a, dbname: 'va' },
+        secondary: { cluster: b, dbname: 'vb' },
         extra: { cutover: { settle_time: 5, max_lag: 10, sequence_margin: 1000 } },
       });
       const tool = (list: string) => runTool(['-c', job.file, '-l', list], { timeoutMs: 240_000 });
       try {
         const setup = await tool('bucardo.install bucardo.add_triggers bucardo.start bucardo.wait_for_copy');
         assert.equal(setup.code, 0, setup.stdout + setup.stderr);
-        assert.match(setup.stdout, new RegExp(`ok {3}server versions: primary ${pair.primary}\\.\\d+, secondary ${pair.secondary}\\.\\d+`));
+        assert.match(
+          setup.stdout,
+          new RegExp(
+            `ok {3}server versions: primary ${pair.primary}\\.\\d+, secondary ${pair.secondary}\\.\\d+`,
+          ),
+        );
         assert.match(setup.stdout, /ok {3}version pair tested: /);
         const primaryRows = await samples(a, 'va');
         assert.equal(primaryRows.length, 3000);
-        await waitFor(async () => JSON.stringify(await samples(b, 'vb')) === JSON.stringify(primaryRows), 60_000, 'the initial copy, bit for bit');
+        await waitFor(
+          async () => JSON.stringify(await samples(b, 'vb')) === JSON.stringify(primaryRows),
+          60_000,
+          'the initial copy, bit for bit',
+        );
         const copied = Date.now();
 
         // Live changes of every kind, including TRUNCATE, arrive.
-        await query(a, 'va', `
+        await query(
+          a,
+          'va',
+          `
           INSERT INTO app.samples VALUES (5001, 1.17549435e-38, 2.2250738585072014e-308, -0.0000000001, '1999-12-31 23:59:59.999999+14',
             '-3 years 2 mons -1 days 04:05:06.7', '\\x00ff', '{{1.5,NULL},{-0.1,1e300}}', '{}', '{"k": [1.10, 2e-5]}');
           UPDATE app.samples SET f8 = f8 * 3.3, f4 = f4 / 3, iv = iv * 2, doc = doc || '{"u": true}' WHERE id % 10 = 0;
           DELETE FROM app.samples WHERE id % 10 = 5;
           TRUNCATE app.events;
           INSERT INTO app.events (note) VALUES ('after truncate');
-          SELECT nextval('app.ticket_no') FROM generate_series(1, 50);`);
+          SELECT nextval('app.ticket_no') FROM generate_series(1, 50);`,
+        );
         const changedRows = await samples(a, 'va');
-        await waitFor(async () => JSON.stringify(await samples(b, 'vb')) === JSON.stringify(changedRows), 60_000, 'INSERT, UPDATE and DELETE to arrive');
+        await waitFor(
+          async () => JSON.stringify(await samples(b, 'vb')) === JSON.stringify(changedRows),
+          60_000,
+          'INSERT, UPDATE and DELETE to arrive',
+        );
         const primaryEvents = await events(a, 'va');
-        await waitFor(async () => (await events(b, 'vb')) === primaryEvents, 60_000, 'TRUNCATE and the insert after it to arrive');
-        const [seqB] = await query<{ last_value: string }>(b, 'vb', 'SELECT last_value::text FROM app.ticket_no');
+        await waitFor(
+          async () => (await events(b, 'vb')) === primaryEvents,
+          60_000,
+          'TRUNCATE and the insert after it to arrive',
+        );
+        const [seqB] = await query<{ last_value: string }>(
+          b,
+          'vb',
+          'SELECT last_value::text FROM app.ticket_no',
+        );
         assert.equal(seqB!.last_value, '750', 'Bucardo replicates the sequence');
 
         // Verify: replicated rows are identical on both versions; a change in the last bit of a float is found.
@@ -142,11 +183,24 @@ describe('major-version pairs', { concurrency }, () => {
         assert.equal(clean.code, 0, clean.stdout + clean.stderr);
         const cleanData = outcome(clean).data;
         assert.equal(cleanData.clean, true, cleanData.verdict);
-        assert.equal(cleanData.method, Math.min(pair.primary, pair.secondary) >= 11 ? 'hashtextextended(row text)' : 'md5(row text)');
-        assert.deepEqual(cleanData.sequences.map((s: any) => [s.sequence, s.status]), [['app.events_id_seq', 'match'], ['app.ticket_no', 'match']]);
+        assert.equal(
+          cleanData.method,
+          Math.min(pair.primary, pair.secondary) >= 11 ? 'hashtextextended(row text)' : 'md5(row text)',
+        );
+        assert.deepEqual(
+          cleanData.sequences.map((s: any) => [s.sequence, s.status]),
+          [
+            ['app.events_id_seq', 'match'],
+            ['app.ticket_no', 'match'],
+          ],
+        );
         await query(b, 'vb', 'UPDATE app.samples SET f8 = f8 * (1 + 2e-16) WHERE id = 3');
-        const [bits] = await query<{ differ: boolean }>(b, 'vb', "SELECT float8send(f8) <> float8send((3 / 7.0 + 1e-9)::float8) AS differ FROM app.samples WHERE id = 3");
-        assert.equal(bits!.differ, true, 'the secondary\'s value changed in its last bits');
+        const [bits] = await query<{ differ: boolean }>(
+          b,
+          'vb',
+          'SELECT float8send(f8) <> float8send((3 / 7.0 + 1e-9)::float8) AS differ FROM app.samples WHERE id = 3',
+        );
+        assert.equal(bits!.differ, true, "the secondary's value changed in its last bits");
         const found = await tool('cutover.verify settle=0 --json');
         assert.equal(found.code, 1, found.stdout + found.stderr);
         const samplesReport = outcome(found).data.tables.find((t: any) => t.table === 'app.samples');
@@ -154,23 +208,42 @@ describe('major-version pairs', { concurrency }, () => {
         // Touching the row on the primary makes Bucardo copy it over again.
         await query(a, 'va', 'UPDATE app.samples SET n = n WHERE id = 3');
         const touched = await samples(a, 'va');
-        await waitFor(async () => JSON.stringify(await samples(b, 'vb')) === JSON.stringify(touched), 60_000, 'the repaired row');
+        await waitFor(
+          async () => JSON.stringify(await samples(b, 'vb')) === JSON.stringify(touched),
+          60_000,
+          'the repaired row',
+        );
         const verified = Date.now();
 
         const finished = await tool('cutover.verify cutover.finish --writes-stopped');
         assert.equal(finished.code, 0, finished.stdout + finished.stderr);
         assert.match(finished.stdout, /Cutover finished: replication is stopped, its triggers are gone/);
-        assert.deepEqual(await query(a, 'va', "SELECT tgname FROM pg_trigger WHERE tgname LIKE 'bucardo%' AND tgrelid::regclass::text NOT LIKE 'bucardo.%'"), []);
+        assert.deepEqual(
+          await query(
+            a,
+            'va',
+            "SELECT tgname FROM pg_trigger WHERE tgname LIKE 'bucardo%' AND tgrelid::regclass::text NOT LIKE 'bucardo.%'",
+          ),
+          [],
+        );
         const [next] = await query<{ n: string }>(b, 'vb', "SELECT nextval('app.ticket_no')::text AS n");
-        assert.equal(next!.n, '1751', 'the secondary hands out values past the primary\'s with the margin');
+        assert.equal(next!.n, '1751', "the secondary hands out values past the primary's with the margin");
 
         const uninstall = await tool('bucardo.uninstall');
         assert.equal(uninstall.code, 0, uninstall.stdout + uninstall.stderr);
-        assert.deepEqual(await query(a, 'va', "SELECT nspname FROM pg_namespace WHERE nspname = 'bucardo'"), []);
-        assert.deepEqual(await query(metadata, 'postgres', `SELECT datname FROM pg_database WHERE datname = 'bucardo'`), []);
+        assert.deepEqual(
+          await query(a, 'va', "SELECT nspname FROM pg_namespace WHERE nspname = 'bucardo'"),
+          [],
+        );
+        assert.deepEqual(
+          await query(metadata, 'postgres', `SELECT datname FROM pg_database WHERE datname = 'bucardo'`),
+          [],
+        );
         const seconds = (ms: number) => `${(ms / 1000).toFixed(0)} s`;
-        console.log(`  ${pair.primary} → ${pair.secondary}: copy ${seconds(copied - t0)}, changes and verify ${seconds(verified - copied)}, `
-          + `finish and uninstall ${seconds(Date.now() - verified)}`);
+        console.log(
+          `  ${pair.primary} → ${pair.secondary}: copy ${seconds(copied - t0)}, changes and verify ${seconds(verified - copied)}, ` +
+            `finish and uninstall ${seconds(Date.now() - verified)}`,
+        );
       } finally {
         await forgetJob(job, metadata).catch(() => undefined);
         for (const cluster of [a, b]) stopCluster(cluster);
@@ -181,37 +254,66 @@ describe('major-version pairs', { concurrency }, () => {
 
 test('preflight names what the secondary lacks: an extension, a type the new version removed, the encoding, the collation', async () => {
   const oldest = Math.min(...pairs().map((p) => p.primary));
-  const [a, b] = await Promise.all([startCluster(`p${oldest}a`, { pgBin: pgBinFor(oldest) }), startCluster('p15b')]);
+  const [a, b] = await Promise.all([
+    startCluster(`p${oldest}a`, { pgBin: pgBinFor(oldest) }),
+    startCluster('p15b'),
+  ]);
   started.push(a, b);
   const clients: pg.Client[] = [];
   try {
     await query(a, 'postgres', 'CREATE DATABASE pa');
-    await query(b, 'postgres', "CREATE DATABASE pb ENCODING 'UTF8' LC_COLLATE 'C.utf8' LC_CTYPE 'C.utf8' TEMPLATE template0");
-    await query(b, 'postgres', "CREATE DATABASE pc ENCODING 'LATIN1' LC_COLLATE 'C' LC_CTYPE 'C' TEMPLATE template0");
+    await query(
+      b,
+      'postgres',
+      "CREATE DATABASE pb ENCODING 'UTF8' LC_COLLATE 'C.utf8' LC_CTYPE 'C.utf8' TEMPLATE template0",
+    );
+    await query(
+      b,
+      'postgres',
+      "CREATE DATABASE pc ENCODING 'LATIN1' LC_COLLATE 'C' LC_CTYPE 'C' TEMPLATE template0",
+    );
     // abstime went away in 12: only an older primary can have such a column.
     const removedType = oldest < 12 ? ', since abstime' : '';
-    await query(a, 'pa', `CREATE EXTENSION citext; CREATE TABLE public.t (id int PRIMARY KEY, name citext, tags citext[]${removedType})`);
-    const [primary, secondary, latin1] = [new pg.Client({ ...connection(a), database: 'pa' }),
-      new pg.Client({ ...connection(b), database: 'pb' }), new pg.Client({ ...connection(b), database: 'pc' })];
+    await query(
+      a,
+      'pa',
+      `CREATE EXTENSION citext; CREATE TABLE public.t (id int PRIMARY KEY, name citext, tags citext[]${removedType})`,
+    );
+    const [primary, secondary, latin1] = [
+      new pg.Client({ ...connection(a), database: 'pa' }),
+      new pg.Client({ ...connection(b), database: 'pb' }),
+      new pg.Client({ ...connection(b), database: 'pc' }),
+    ];
     clients.push(primary, secondary, latin1);
     await Promise.all([primary.connect(), secondary.connect(), latin1.connect()]);
     const findings = await compareServers(primary, secondary, [{ schema: 'public', name: 't' }]);
     const finding = (item: string) => findings.find((f) => f.item === item)!;
     assert.deepEqual(finding('same encoding'), { item: 'same encoding', ok: true, detail: 'UTF8' });
     assert.equal(finding('same collation').ok, false);
-    assert.match(finding('same collation').detail, /^primary LC_COLLATE C, LC_CTYPE C; secondary LC_COLLATE C\.utf8, LC_CTYPE C\.utf8: /);
-    const encoding = (await compareServers(primary, latin1, [{ schema: 'public', name: 't' }])).find((f) => f.item === 'same encoding')!;
+    assert.match(
+      finding('same collation').detail,
+      /^primary LC_COLLATE C, LC_CTYPE C; secondary LC_COLLATE C\.utf8, LC_CTYPE C\.utf8: /,
+    );
+    const encoding = (await compareServers(primary, latin1, [{ schema: 'public', name: 't' }])).find(
+      (f) => f.item === 'same encoding',
+    )!;
     assert.equal(encoding.ok, false);
     assert.match(encoding.detail, /^primary UTF8, secondary LATIN1: /);
     assert.equal(finding('extensions on the secondary').ok, false);
     assert.match(finding('extensions on the secondary').fix!, /On the secondary: CREATE EXTENSION "citext";/);
     if (oldest < 12) {
       assert.equal(finding('column types exist on the secondary').ok, false);
-      assert.match(finding('column types exist on the secondary').detail, /^not on the secondary: abstime \(public\.t\.since\)$/);
+      assert.match(
+        finding('column types exist on the secondary').detail,
+        /^not on the secondary: abstime \(public\.t\.since\)$/,
+      );
     }
     await secondary.query('CREATE EXTENSION citext');
     const fixed = await compareServers(primary, secondary, [{ schema: 'public', name: 't' }]);
-    assert.deepEqual(fixed.find((f) => f.item === 'extensions on the secondary'), { item: 'extensions on the secondary', ok: true, detail: 'present: citext' });
+    assert.deepEqual(
+      fixed.find((f) => f.item === 'extensions on the secondary'),
+      { item: 'extensions on the secondary', ok: true, detail: 'present: citext' },
+    );
   } finally {
     for (const client of clients) await client.end().catch(() => undefined);
     for (const cluster of [a, b]) stopCluster(cluster);

@@ -6,14 +6,34 @@ import path from 'node:path';
 import { after, before, test } from 'node:test';
 import pg from 'pg';
 import type { ClusterInfo } from '../../src/sandbox/cluster.js';
-import { clusters, dropDatabase, forgetJob, freshDatabase, query, runTool, waitFor, writeJobConfig } from '../support/harness.js';
+import {
+  clusters,
+  dropDatabase,
+  forgetJob,
+  freshDatabase,
+  query,
+  runTool,
+  waitFor,
+  writeJobConfig,
+} from '../support/harness.js';
 
 let a: ClusterInfo;
 let b: ClusterInfo;
-before(async () => { ({ a, b } = await clusters()); });
-after(async () => { await dropDatabase(a, 'wd_a').catch(() => undefined); await dropDatabase(b, 'wd_b').catch(() => undefined); });
+before(async () => {
+  ({ a, b } = await clusters());
+});
+after(async () => {
+  await dropDatabase(a, 'wd_a').catch(() => undefined);
+  await dropDatabase(b, 'wd_b').catch(() => undefined);
+});
 
-interface StatusJson { data: { verdict: string; stalls: { kind: string; role: string; pid?: number; cause: string; fix: string }[]; kicker: { maintenance: number; remedies?: string[] } } }
+interface StatusJson {
+  data: {
+    verdict: string;
+    stalls: { kind: string; role: string; pid?: number; cause: string; fix: string }[];
+    kicker: { maintenance: number; remedies?: string[] };
+  };
+}
 
 async function status(file: string): Promise<StatusJson> {
   const result = await runTool(['-c', file, '-l', 'bucardo.status --json']);
@@ -25,18 +45,38 @@ test('statistics of the delta tables are refreshed as they grow; a stuck worker 
   await freshDatabase(a, 'wd_a', schema);
   await freshDatabase(b, 'wd_b', schema);
   const job = writeJobConfig({
-    name: 'wd', primary: { cluster: a, dbname: 'wd_a' }, secondary: { cluster: b, dbname: 'wd_b' }, asynchronousKicking: true,
+    name: 'wd',
+    primary: { cluster: a, dbname: 'wd_a' },
+    secondary: { cluster: b, dbname: 'wd_b' },
+    asynchronousKicking: true,
     bucardoSettings: { watchdog_seconds: 2, stall_remedy: true },
   });
   t.after(() => forgetJob(job, a));
-  const flow = await runTool(['-c', job.file, '-l', 'bucardo.install bucardo.add_triggers bucardo.start bucardo.wait_for_copy']);
+  const flow = await runTool([
+    '-c',
+    job.file,
+    '-l',
+    'bucardo.install bucardo.add_triggers bucardo.start bucardo.wait_for_copy',
+  ]);
   assert.equal(flow.code, 0, flow.stdout + flow.stderr);
 
   // Autovacuum could analyze the delta table first on a long-running cluster: take it out of the race.
-  await query(a, 'wd_a', 'ALTER TABLE bucardo.delta_public_m SET (autovacuum_enabled = false); ALTER TABLE bucardo.track_public_m SET (autovacuum_enabled = false)');
+  await query(
+    a,
+    'wd_a',
+    'ALTER TABLE bucardo.delta_public_m SET (autovacuum_enabled = false); ALTER TABLE bucardo.track_public_m SET (autovacuum_enabled = false)',
+  );
   await query(a, 'wd_a', "INSERT INTO public.m SELECT g, 'x' FROM generate_series(1, 5000) g");
-  await waitFor(async () => (await query(b, 'wd_b', 'SELECT 1 FROM public.m WHERE id = 5000')).length === 1, 20_000, 'the batch to replicate');
-  await waitFor(async () => (await status(job.file)).data.kicker.maintenance > 0, 40_000, 'the kicker to refresh the delta table\'s statistics');
+  await waitFor(
+    async () => (await query(b, 'wd_b', 'SELECT 1 FROM public.m WHERE id = 5000')).length === 1,
+    20_000,
+    'the batch to replicate',
+  );
+  await waitFor(
+    async () => (await status(job.file)).data.kicker.maintenance > 0,
+    40_000,
+    "the kicker to refresh the delta table's statistics",
+  );
   const kickerLog = readFileSync(path.join(job.logDir, 'kicker.wd.log'), 'utf8');
   assert.match(kickerLog, /ANALYZE bucardo\.(delta|track)_public_m: \d+ rows changed since the last analyze/);
 
@@ -47,24 +87,50 @@ test('statistics of the delta tables are refreshed as they grow; a stuck worker 
   await blocker.query('BEGIN');
   await blocker.query('LOCK TABLE public.m IN ACCESS EXCLUSIVE MODE');
   await query(a, 'wd_a', "INSERT INTO public.m VALUES (9001, 'held up')");
-  const stalled = await waitFor(async () => {
-    const s = await status(job.file);
-    return s.data.stalls.some((stall) => stall.kind === 'stuck statement' && stall.role === 'secondary') ? s : undefined;
-  }, 30_000, 'the watchdog to report the stuck worker');
-  assert.match(stalled.data.verdict, /^STALLED: Bucardo's worker has been in one statement on the secondary for \d+ s \(waiting on Lock\/relation\)/);
+  const stalled = await waitFor(
+    async () => {
+      const s = await status(job.file);
+      return s.data.stalls.some((stall) => stall.kind === 'stuck statement' && stall.role === 'secondary')
+        ? s
+        : undefined;
+    },
+    30_000,
+    'the watchdog to report the stuck worker',
+  );
+  assert.match(
+    stalled.data.verdict,
+    /^STALLED: Bucardo's worker has been in one statement on the secondary for \d+ s \(waiting on Lock\/relation\)/,
+  );
   assert.match(stalled.data.stalls[0]!.fix, /a lock: see pg_locks/);
-  const remedied = await waitFor(async () => {
-    const s = await status(job.file);
-    return s.data.kicker.remedies?.some((r) => /cancelled backend \d+ on the secondary/.test(r)) ? s : undefined;
-  }, 30_000, 'the kicker to apply the remedy');
-  assert.match(remedied.data.kicker.remedies!.join('\n'), /analyzed \d+ bookkeeping table\(s\); cancelled backend \d+ on the secondary/);
+  const remedied = await waitFor(
+    async () => {
+      const s = await status(job.file);
+      return s.data.kicker.remedies?.some((r) => /cancelled backend \d+ on the secondary/.test(r))
+        ? s
+        : undefined;
+    },
+    30_000,
+    'the kicker to apply the remedy',
+  );
+  assert.match(
+    remedied.data.kicker.remedies!.join('\n'),
+    /analyzed \d+ bookkeeping table\(s\); cancelled backend \d+ on the secondary/,
+  );
 
   await blocker.query('COMMIT');
-  await waitFor(async () => (await query(b, 'wd_b', 'SELECT 1 FROM public.m WHERE id = 9001')).length === 1, 40_000, 'replication to recover once the lock is gone');
-  const healthy = await waitFor(async () => {
-    const s = await status(job.file);
-    return s.data.verdict === 'caught up' ? s : undefined;
-  }, 30_000, 'status to say caught up again');
+  await waitFor(
+    async () => (await query(b, 'wd_b', 'SELECT 1 FROM public.m WHERE id = 9001')).length === 1,
+    40_000,
+    'replication to recover once the lock is gone',
+  );
+  const healthy = await waitFor(
+    async () => {
+      const s = await status(job.file);
+      return s.data.verdict === 'caught up' ? s : undefined;
+    },
+    30_000,
+    'status to say caught up again',
+  );
   assert.equal(healthy.data.stalls.length, 0);
   const uninstall = await runTool(['-c', job.file, '-l', 'bucardo.uninstall']);
   assert.equal(uninstall.code, 0, uninstall.stdout + uninstall.stderr);

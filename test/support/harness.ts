@@ -23,7 +23,10 @@ export function writeJobConfig(options: JobOptions): WrittenJob {
   return job;
 }
 
-export interface TestClusters { a: ClusterInfo; b: ClusterInfo }
+export interface TestClusters {
+  a: ClusterInfo;
+  b: ClusterInfo;
+}
 
 let own: TestClusters | undefined;
 const pidDirs = new Set<string>();
@@ -36,7 +39,10 @@ export async function clusters(): Promise<TestClusters> {
   if (!own) {
     const [a, b] = await Promise.all([startCluster('fileA'), startCluster('fileB')]);
     own = { a, b };
-    after(() => { stopCluster(a); stopCluster(b); });
+    after(() => {
+      stopCluster(a);
+      stopCluster(b);
+    });
   }
   return own;
 }
@@ -45,7 +51,10 @@ export async function clusters(): Promise<TestClusters> {
 for (const signal of ['SIGTERM', 'SIGINT', 'SIGHUP'] as const) {
   process.once(signal, () => {
     for (const dir of pidDirs) stopProcessesIn(dir);
-    if (own) { stopCluster(own.a); stopCluster(own.b); }
+    if (own) {
+      stopCluster(own.a);
+      stopCluster(own.b);
+    }
     process.exit(1);
   });
 }
@@ -54,7 +63,8 @@ after(async () => {
   // Stop every Bucardo process and kicker a test left, by the pids in its own pid dirs.
   for (const dir of pidDirs) stopProcessesIn(dir);
   // Let them exit before their directories go: a daemon still shutting down writes into its pid dir.
-  for (let i = 0; i < 50 && [...pidDirs].some(liveProcessesIn); i++) await new Promise((r) => setTimeout(r, 100));
+  for (let i = 0; i < 50 && [...pidDirs].some(liveProcessesIn); i++)
+    await new Promise((r) => setTimeout(r, 100));
   if (!process.env['BUCARDO_CONSOLE_KEEP_TEST_DIRS']) {
     for (const dir of tempDirs) rmSync(dir, { recursive: true, force: true, maxRetries: 5, retryDelay: 200 });
   }
@@ -62,28 +72,39 @@ after(async () => {
 
 function liveProcessesIn(pidDir: string): boolean {
   try {
-    return readdirSync(pidDir).filter((f) => f.endsWith('.pid')).some((f) => isProcessAlive(readPidFile(path.join(pidDir, f)) ?? 0));
+    return readdirSync(pidDir)
+      .filter((f) => f.endsWith('.pid'))
+      .some((f) => isProcessAlive(readPidFile(path.join(pidDir, f)) ?? 0));
   } catch {
     return false;
   }
 }
 
-
 /**
  * Leaves no trace of a job whatever state a failed test left it in: its processes (by pid) and the
  * metadata database (the next test installs into the same cluster).
  */
-export async function forgetJob(job: { pidDir: string }, metadata: ClusterInfo, metadataDb = 'bucardo'): Promise<void> {
+export async function forgetJob(
+  job: { pidDir: string },
+  metadata: ClusterInfo,
+  metadataDb = 'bucardo',
+): Promise<void> {
   stopProcessesIn(job.pidDir);
   for (let i = 0; i < 50; i++) {
     let alive = false;
     try {
-      alive = readdirSync(job.pidDir).some((f) => f.startsWith('bucardo.mcp') && isProcessAlive(readPidFile(path.join(job.pidDir, f)) ?? 0));
-    } catch { /* no pid dir */ }
+      alive = readdirSync(job.pidDir).some(
+        (f) => f.startsWith('bucardo.mcp') && isProcessAlive(readPidFile(path.join(job.pidDir, f)) ?? 0),
+      );
+    } catch {
+      /* no pid dir */
+    }
     if (!alive) break;
     await new Promise((r) => setTimeout(r, 100));
   }
-  await query(metadata, 'postgres', `DROP DATABASE IF EXISTS "${metadataDb}" WITH (FORCE)`).catch(() => undefined);
+  await query(metadata, 'postgres', `DROP DATABASE IF EXISTS "${metadataDb}" WITH (FORCE)`).catch(
+    () => undefined,
+  );
 }
 
 export function tempDir(prefix: string): string {
@@ -102,4 +123,3 @@ export async function freshDatabase(cluster: ClusterInfo, name: string, schemaSq
 export async function dropDatabase(cluster: ClusterInfo, name: string): Promise<void> {
   await query(cluster, 'postgres', `DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`);
 }
-

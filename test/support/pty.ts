@@ -19,8 +19,12 @@ export class PtySession {
       env: { ...process.env, BUCARDO_CONSOLE_PLUGIN_PATH: FIXTURE_PLUGINS, TERM: 'xterm', ...env },
       stdio: ['pipe', 'pipe', 'pipe'],
     });
-    this.child.stdout!.on('data', (chunk: Buffer) => { this.raw += chunk.toString('utf8'); });
-    this.child.stderr!.on('data', (chunk: Buffer) => { this.raw += chunk.toString('utf8'); });
+    this.child.stdout!.on('data', (chunk: Buffer) => {
+      this.raw += chunk.toString('utf8');
+    });
+    this.child.stderr!.on('data', (chunk: Buffer) => {
+      this.raw += chunk.toString('utf8');
+    });
     this.exited = new Promise((resolve) => this.child.on('exit', (code) => resolve(code ?? 1)));
   }
 
@@ -41,7 +45,8 @@ export class PtySession {
       const text = this.output.slice(from);
       const match = pattern.exec(text);
       if (match) return from + match.index + match[0].length;
-      if (Date.now() > deadline) throw new Error(`timed out waiting for ${pattern}; screen so far:\n${this.output.slice(-3000)}`);
+      if (Date.now() > deadline)
+        throw new Error(`timed out waiting for ${pattern}; screen so far:\n${this.output.slice(-3000)}`);
       await new Promise((r) => setTimeout(r, 50));
     }
   }
@@ -51,4 +56,11 @@ export class PtySession {
   }
 }
 
-export const KEYS = { tab: '\t', enter: '\r', up: '\u001b[A', ctrlC: '\u0003', ctrlD: '\u0004', ctrlU: '\u0015' };
+export const KEYS = {
+  tab: '\t',
+  enter: '\r',
+  up: '\u001b[A',
+  ctrlC: '\u0003',
+  ctrlD: '\u0004',
+  ctrlU: '\u0015',
+};

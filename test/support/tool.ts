@@ -8,9 +8,19 @@ import pg from 'pg';
 import type { ClusterInfo } from '../../src/sandbox/cluster.js';
 import { FIXTURE_PLUGINS, ROOT } from './paths.js';
 
-export async function query<T extends pg.QueryResultRow = Record<string, unknown>>(cluster: ClusterInfo, database: string, text: string, params: unknown[] = []): Promise<T[]> {
+export async function query<T extends pg.QueryResultRow = Record<string, unknown>>(
+  cluster: ClusterInfo,
+  database: string,
+  text: string,
+  params: unknown[] = [],
+): Promise<T[]> {
   // An SSL-only cluster takes TCP logins with SSL and a password only: the test's own sessions use its socket.
-  const client = new pg.Client({ host: cluster.caFile ? cluster.socketDir : cluster.host, port: cluster.port, user: 'postgres', database });
+  const client = new pg.Client({
+    host: cluster.caFile ? cluster.socketDir : cluster.host,
+    port: cluster.port,
+    user: 'postgres',
+    database,
+  });
   await client.connect();
   try {
     return (await client.query<T>(text, params)).rows;
@@ -34,7 +44,12 @@ export interface JobOptions {
   extra?: Record<string, unknown>;
 }
 
-export interface WrittenJob { file: string; dir: string; pidDir: string; logDir: string }
+export interface WrittenJob {
+  file: string;
+  dir: string;
+  pidDir: string;
+  logDir: string;
+}
 
 /** Writes a job config in the original tool's format, with pid/log/state dirs inside `dir`. */
 export function writeJobConfigIn(dir: string, options: JobOptions): WrittenJob {
@@ -44,9 +59,29 @@ export function writeJobConfigIn(dir: string, options: JobOptions): WrittenJob {
   const config = {
     plugins: options.plugins ?? ['bucardo'],
     databases: {
-      bucardo: { host: metadata.host, port: metadata.port, database_owner: 'bucardo', install_user: 'postgres', fallback_db: 'postgres' },
-      primary: { host: options.primary.cluster.host, port: options.primary.cluster.port, dbname: options.primary.dbname, database_owner: 'postgres', schema_owner: 'postgres', cascade: options.primary.cascade ?? false },
-      secondary: { host: options.secondary.cluster.host, port: options.secondary.cluster.port, dbname: options.secondary.dbname, database_owner: 'postgres', schema_owner: 'postgres', cascade: options.secondary.cascade ?? false },
+      bucardo: {
+        host: metadata.host,
+        port: metadata.port,
+        database_owner: 'bucardo',
+        install_user: 'postgres',
+        fallback_db: 'postgres',
+      },
+      primary: {
+        host: options.primary.cluster.host,
+        port: options.primary.cluster.port,
+        dbname: options.primary.dbname,
+        database_owner: 'postgres',
+        schema_owner: 'postgres',
+        cascade: options.primary.cascade ?? false,
+      },
+      secondary: {
+        host: options.secondary.cluster.host,
+        port: options.secondary.cluster.port,
+        dbname: options.secondary.dbname,
+        database_owner: 'postgres',
+        schema_owner: 'postgres',
+        cascade: options.secondary.cascade ?? false,
+      },
     },
     bucardo: {
       replication_name: options.name,
@@ -67,26 +102,48 @@ export function writeJobConfigIn(dir: string, options: JobOptions): WrittenJob {
   return { file, dir, pidDir, logDir };
 }
 
-export interface ToolResult { code: number; stdout: string; stderr: string }
+export interface ToolResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
 
 /** Runs `node wrapper.js ARGS` as an operator would (no terminal, no colours). */
-export function runTool(args: string[], options: { env?: Record<string, string>; timeoutMs?: number; input?: string } = {}): Promise<ToolResult> {
+export function runTool(
+  args: string[],
+  options: { env?: Record<string, string>; timeoutMs?: number; input?: string } = {},
+): Promise<ToolResult> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [path.join(ROOT, 'wrapper.js'), ...args], {
-      cwd: ROOT, env: { ...process.env, NO_COLOR: '1', BUCARDO_CONSOLE_PLUGIN_PATH: FIXTURE_PLUGINS, ...options.env },
+      cwd: ROOT,
+      env: { ...process.env, NO_COLOR: '1', BUCARDO_CONSOLE_PLUGIN_PATH: FIXTURE_PLUGINS, ...options.env },
       stdio: ['pipe', 'pipe', 'pipe'],
     });
     let stdout = '';
     let stderr = '';
-    child.stdout.on('data', (chunk) => { stdout += chunk; });
-    child.stderr.on('data', (chunk) => { stderr += chunk; });
+    child.stdout.on('data', (chunk) => {
+      stdout += chunk;
+    });
+    child.stderr.on('data', (chunk) => {
+      stderr += chunk;
+    });
     child.stdin.end(options.input ?? '');
-    const timer = setTimeout(() => { child.kill('SIGKILL'); reject(new Error(`wrapper.js ${args.join(' ')} timed out\n${stdout}\n${stderr}`)); }, options.timeoutMs ?? 180_000);
-    child.on('exit', (code) => { clearTimeout(timer); resolve({ code: code ?? 1, stdout, stderr }); });
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`wrapper.js ${args.join(' ')} timed out\n${stdout}\n${stderr}`));
+    }, options.timeoutMs ?? 180_000);
+    child.on('exit', (code) => {
+      clearTimeout(timer);
+      resolve({ code: code ?? 1, stdout, stderr });
+    });
   });
 }
 
-export async function waitFor<T>(probe: () => Promise<T | undefined | false>, timeoutMs: number, what: string): Promise<T> {
+export async function waitFor<T>(
+  probe: () => Promise<T | undefined | false>,
+  timeoutMs: number,
+  what: string,
+): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const value = await probe();
@@ -97,12 +154,24 @@ export async function waitFor<T>(probe: () => Promise<T | undefined | false>, ti
 }
 
 /** Rows of a table as sorted JSON lines, for row-by-row comparison of primary and secondary. */
-export async function tableRows(cluster: ClusterInfo, database: string, qualifiedTable: string): Promise<string[]> {
-  const rows = await query<{ r: string }>(cluster, database, `SELECT row_to_json(t)::text AS r FROM ${qualifiedTable} t`);
+export async function tableRows(
+  cluster: ClusterInfo,
+  database: string,
+  qualifiedTable: string,
+): Promise<string[]> {
+  const rows = await query<{ r: string }>(
+    cluster,
+    database,
+    `SELECT row_to_json(t)::text AS r FROM ${qualifiedTable} t`,
+  );
   return rows.map((row) => row.r).sort();
 }
 
-export interface ProcessSecret { pid: number; where: 'cmdline' | 'environ'; cmdline: string }
+export interface ProcessSecret {
+  pid: number;
+  where: 'cmdline' | 'environ';
+  cmdline: string;
+}
 
 /**
  * Every process whose command line or environment holds one of the secrets. With `scope` (a job's
@@ -117,10 +186,16 @@ export function processesHolding(secrets: string[], scope?: string): ProcessSecr
       const cmdline = readFileSync(`/proc/${pid}/cmdline`, 'utf8');
       const environ = readFileSync(`/proc/${pid}/environ`, 'utf8');
       if (scope !== undefined && !cmdline.includes(scope) && !environ.includes(scope)) continue;
-      for (const [where, text] of [['cmdline', cmdline], ['environ', environ]] as const) {
-        if (secrets.some((secret) => text.includes(secret))) found.push({ pid: Number(pid), where, cmdline: cmdline.replace(/\0/g, ' ').slice(0, 200) });
+      for (const [where, text] of [
+        ['cmdline', cmdline],
+        ['environ', environ],
+      ] as const) {
+        if (secrets.some((secret) => text.includes(secret)))
+          found.push({ pid: Number(pid), where, cmdline: cmdline.replace(/\0/g, ' ').slice(0, 200) });
       }
-    } catch { /* exited meanwhile */ }
+    } catch {
+      /* exited meanwhile */
+    }
   }
   return found;
 }

@@ -17,28 +17,42 @@ test('rounds: run while something is pending, at most attempts, pausing only bef
   const ran: number[] = [];
   const rounds = await runRounds(noPause(5), new Activity(), {
     pending: () => left > 0,
-    round: async (n) => { ran.push(n); left -= 1; },
+    round: async (n) => {
+      ran.push(n);
+      left -= 1;
+    },
   });
   assert.equal(rounds, 3);
   assert.deepEqual(ran, [1, 2, 3]);
   const none = await runRounds(noPause(5), new Activity(), {
-    pending: () => false, round: async () => assert.fail('no round'),
+    pending: () => false,
+    round: async () => assert.fail('no round'),
   });
   assert.equal(none, 0);
-  assert.equal(await runRounds(noPause(2), new Activity(), { pending: () => true, round: async () => undefined }), 2);
+  assert.equal(
+    await runRounds(noPause(2), new Activity(), { pending: () => true, round: async () => undefined }),
+    2,
+  );
   const pauses: [number, number][] = [];
   const policy: RoundsPolicy = { timeoutMs: 1, attempts: 3, pauseBeforeRound: (n) => (n > 1 ? 5 : 0) };
   await runRounds(policy, new Activity(), {
-    pending: () => true, pausing: (n, ms) => pauses.push([n, ms]), round: async () => undefined,
+    pending: () => true,
+    pausing: (n, ms) => pauses.push([n, ms]),
+    round: async () => undefined,
   });
-  assert.deepEqual(pauses, [[2, 5], [3, 5]]);
+  assert.deepEqual(pauses, [
+    [2, 5],
+    [3, 5],
+  ]);
 });
 
 test('rounds: an interrupt during the pause ends them with InterruptedError', async () => {
   const activity = new Activity();
   const policy: RoundsPolicy = { timeoutMs: 1, attempts: 3, pauseBeforeRound: (n) => (n > 1 ? 60_000 : 0) };
   const running = runRounds(policy, activity, {
-    pending: () => true, pausing: () => void activity.interrupt(), round: async () => undefined,
+    pending: () => true,
+    pausing: () => void activity.interrupt(),
+    round: async () => undefined,
   });
   await assert.rejects(running, InterruptedError);
 });
@@ -60,7 +74,8 @@ test('pool: workers share the queue, a task may add tasks, each worker keeps its
   const queue = [1, 2, 3];
   const seen: [number, string][] = [];
   await runPool<string, number>({
-    workers: 2, activity: new Activity(),
+    workers: 2,
+    activity: new Activity(),
     withResource: (index, loop) => loop(`w${index}`),
     next: () => queue.shift(),
     work: async (task, resource) => {
@@ -76,30 +91,40 @@ test('pool: workers share the queue, a task may add tasks, each worker keeps its
 test('pool: the first failing task stops every worker and is thrown; an interrupt ends it', async () => {
   const queue = [1, 2, 3, 4, 5, 6];
   const done: number[] = [];
-  await assert.rejects(runPool<null, number>({
-    workers: 2, activity: new Activity(),
-    withResource: (_, loop) => loop(null),
-    next: () => queue.shift(),
-    work: async (task) => {
-      if (task === 2) throw new Error('task 2 broke');
-      await new Promise((resolve) => setTimeout(resolve, 5));
-      done.push(task);
-    },
-  }), /task 2 broke/);
+  await assert.rejects(
+    runPool<null, number>({
+      workers: 2,
+      activity: new Activity(),
+      withResource: (_, loop) => loop(null),
+      next: () => queue.shift(),
+      work: async (task) => {
+        if (task === 2) throw new Error('task 2 broke');
+        await new Promise((resolve) => setTimeout(resolve, 5));
+        done.push(task);
+      },
+    }),
+    /task 2 broke/,
+  );
   assert.ok(done.length <= 2, `stopped early (done ${done.join(', ')})`);
   const activity = new Activity();
-  await assert.rejects(runPool<null, number>({
-    workers: 1, activity,
-    withResource: (_, loop) => loop(null),
-    next: () => 1,
-    work: async () => void activity.interrupt(),
-  }), InterruptedError);
-  const failed = await attempt(async () => { throw new Error('no'); });
+  await assert.rejects(
+    runPool<null, number>({
+      workers: 1,
+      activity,
+      withResource: (_, loop) => loop(null),
+      next: () => 1,
+      work: async () => void activity.interrupt(),
+    }),
+    InterruptedError,
+  );
+  const failed = await attempt(async () => {
+    throw new Error('no');
+  });
   assert.equal(failed.error, 'no');
   assert.equal((await attempt(async () => undefined)).error, undefined);
 });
 
-test('cascade: the A→B job is the loaded job whose cascade secondary is this job\'s primary, only that', () => {
+test("cascade: the A→B job is the loaded job whose cascade secondary is this job's primary, only that", () => {
   const db = (host: string, dbname: string, cascade = false) => ({ host, port: 5432, dbname, cascade });
   const job = (name: string, primary: object, secondary: object) =>
     ({ name, config: { databases: { primary, secondary } } }) as unknown as Job;

@@ -23,17 +23,40 @@ const PLUGIN_SECTIONS = ['retry', 'indexes', 'mat_views', 'cutover', 'concurrenc
  * plugin otherwise takes from the bucardo section). Every other key must be there with its default.
  */
 const NO_FIXED_DEFAULT = new Set([
-  'databases.bucardo.sslrootcert', 'databases.bucardo.password_env', 'databases.bucardo.passfile',
-  'databases.primary.sslrootcert', 'databases.primary.password_env', 'databases.primary.passfile',
-  'databases.secondary.sslrootcert', 'databases.secondary.password_env', 'databases.secondary.passfile',
-  'indexes.jobs', 'indexes.replication_objects', 'mat_views.jobs', 'mat_views.replication_objects', 'cutover.jobs',
-  'databases.bucardo.service', 'databases.primary.service', 'databases.secondary.service',
-  'concurrency', 'concurrency.bucardo_dbname', 'metrics.listen',
+  'databases.bucardo.sslrootcert',
+  'databases.bucardo.password_env',
+  'databases.bucardo.passfile',
+  'databases.primary.sslrootcert',
+  'databases.primary.password_env',
+  'databases.primary.passfile',
+  'databases.secondary.sslrootcert',
+  'databases.secondary.password_env',
+  'databases.secondary.passfile',
+  'indexes.jobs',
+  'indexes.replication_objects',
+  'mat_views.jobs',
+  'mat_views.replication_objects',
+  'cutover.jobs',
+  'databases.bucardo.service',
+  'databases.primary.service',
+  'databases.secondary.service',
+  'concurrency',
+  'concurrency.bucardo_dbname',
+  'metrics.listen',
 ]);
 
 /** The sections checked for completeness, as key paths into the YAML. */
-const SECTIONS = ['', 'databases', 'databases.bucardo', 'databases.primary', 'databases.secondary', 'bucardo',
-  'bucardo.replication_objects', 'metrics', ...PLUGIN_SECTIONS];
+const SECTIONS = [
+  '',
+  'databases',
+  'databases.bucardo',
+  'databases.primary',
+  'databases.secondary',
+  'bucardo',
+  'bucardo.replication_objects',
+  'metrics',
+  ...PLUGIN_SECTIONS,
+];
 
 function write(name: string, text: string): string {
   const file = path.join(dir, name);
@@ -64,7 +87,7 @@ async function allowedKeys(): Promise<Map<string, string[]>> {
   config['plugins'] = ['bucardo', ...PLUGIN_SECTIONS];
   for (const section of SECTIONS) {
     let at = config;
-    for (const part of section.split('.').filter(Boolean)) at = (at[part] ??= {});
+    for (const part of section.split('.').filter(Boolean)) at = at[part] ??= {};
     at[probe] = 1;
   }
   try {
@@ -76,7 +99,11 @@ async function allowedKeys(): Promise<Map<string, string[]>> {
       const match = new RegExp(`^(?:(.*)\\.)?${probe}: unknown key.*allowed here: (.*)$`).exec(problem);
       if (match) allowed.set(match[1] ?? '', match[2]!.split(', '));
     }
-    assert.deepEqual([...allowed.keys()].sort(), [...SECTIONS].sort(), `every section reported its keys: ${error.problems.join('\n')}`);
+    assert.deepEqual(
+      [...allowed.keys()].sort(),
+      [...SECTIONS].sort(),
+      `every section reported its keys: ${error.problems.join('\n')}`,
+    );
     return allowed;
   }
   assert.fail('the probe keys were accepted');
@@ -109,7 +136,7 @@ function uncommented(text: string): { document: Record<string, any>; commented: 
   return { document, commented };
 }
 
-test('configs/example.yml shows every value as the loader\'s default', async () => {
+test("configs/example.yml shows every value as the loader's default", async () => {
   // Plugin sections are read only for enabled plugins: enable every documented one (concurrency needs
   // a name of the operator's, so it stays off) on both sides, so their values are compared too.
   const withPlugins = (text: string) => {
@@ -119,7 +146,10 @@ test('configs/example.yml shows every value as the loader\'s default', async () 
   };
   const example = await loadConfig(write('example.yml', withPlugins(readFileSync(EXAMPLE, 'utf8'))), catalog);
   const minimal = await loadConfig(write('minimal.yml', withPlugins(MINIMAL)), catalog);
-  assert.ok(example.pluginSettings['retry'] && example.pluginSettings['indexes'], 'plugin sections were read');
+  assert.ok(
+    example.pluginSettings['retry'] && example.pluginSettings['indexes'],
+    'plugin sections were read',
+  );
   const strip = (config: typeof example) => ({ ...config, file: '' });
   assert.deepEqual(strip(example), strip(minimal));
   // A few the issue named, spelled out so a failure reads plainly.
@@ -138,11 +168,16 @@ test('configs/example.yml lists every key the loader accepts; only keys without 
     const present = new Set(Object.keys(at ?? {}));
     for (const key of allowed.get(section)!) {
       // Top level: the plugin sections this example documents; other plugins' sections are theirs.
-      if (section === '' && !['plugins', 'databases', 'bucardo', 'metrics', ...PLUGIN_SECTIONS].includes(key)) continue;
+      if (section === '' && !['plugins', 'databases', 'bucardo', 'metrics', ...PLUGIN_SECTIONS].includes(key))
+        continue;
       if (!present.has(key)) missing.push(section ? `${section}.${key}` : key);
     }
   }
   assert.deepEqual(missing, [], 'keys the loader accepts that configs/example.yml does not show');
   const wronglyCommented = [...commented].filter((key) => !NO_FIXED_DEFAULT.has(key));
-  assert.deepEqual(wronglyCommented, [], 'keys with a default must be shown uncommented, so their value is checked');
+  assert.deepEqual(
+    wronglyCommented,
+    [],
+    'keys with a default must be shown uncommented, so their value is checked',
+  );
 });

@@ -10,30 +10,36 @@ import { compileSubstitution, SedSyntaxError, substituteLines } from '../../plug
 
 const SED_ENV = { ...process.env, LC_ALL: 'C.UTF-8' };
 /** The replacement of the documented sample: `$`, `{`, `(` are plain text in sed. */
-const DELTA_LINE = '            $self->glog("Total delta count: $deltacount{all}", '
-  + '$deltacount{all} ? LOG_NORMAL : LOG_VERBOSE);';
+const DELTA_LINE =
+  '            $self->glog("Total delta count: $deltacount{all}", ' +
+  '$deltacount{all} ? LOG_NORMAL : LOG_VERBOSE);';
 
 function sed(script: string, input: string, quiet = false): string {
-  return execFileSync('sed', [...(quiet ? ['-n'] : []), '-e', script], { input, env: SED_ENV, encoding: 'utf8' });
+  return execFileSync('sed', [...(quiet ? ['-n'] : []), '-e', script], {
+    input,
+    env: SED_ENV,
+    encoding: 'utf8',
+  });
 }
 
-const TEXT = [
-  '            $self->glog("Total delta count: $deltacount{all}", LOG_VERBOSE);',
-  'my $x = 1; # (a+b)*c {braces} [brackets] ^caret$ back\\slash /slash/',
-  '',
-  'aaa bbb ccc aaa',
-  'abcabc xyz 123 4567 89',
-  'tab\there and  two spaces',
-  'CamelCase snake_case kebab-case',
-  'ünïcödé → arrows ✓',
-  '*star first',
-  '^ caret first',
-  'ends with dollar $',
-  'path /usr/share/perl5/Bucardo.pm here',
-  'a.b a-b a*b a+b a?b a|b a{2}b (ab)',
-  'foo123bar foo45bar',
-  'x',
-].join('\n') + '\n';
+const TEXT =
+  [
+    '            $self->glog("Total delta count: $deltacount{all}", LOG_VERBOSE);',
+    'my $x = 1; # (a+b)*c {braces} [brackets] ^caret$ back\\slash /slash/',
+    '',
+    'aaa bbb ccc aaa',
+    'abcabc xyz 123 4567 89',
+    'tab\there and  two spaces',
+    'CamelCase snake_case kebab-case',
+    'ünïcödé → arrows ✓',
+    '*star first',
+    '^ caret first',
+    'ends with dollar $',
+    'path /usr/share/perl5/Bucardo.pm here',
+    'a.b a-b a*b a+b a?b a|b a{2}b (ab)',
+    'foo123bar foo45bar',
+    'x',
+  ].join('\n') + '\n';
 
 /** [pattern, replacement]: each written as it would stand in the YAML config. */
 const CASES: [string, string][] = [
@@ -142,7 +148,10 @@ test('the packaged Bucardo.pm, rewritten by the documented sample, is byte for b
   const text = readFileSync(file, 'utf8');
   const ours = substituteLines(text, compileSubstitution(pattern, replacement));
   assert.equal(ours.matches, 1);
-  const expected = execFileSync('sed', ['-e', `s/${pattern}/${replacement}/`, file], { env: SED_ENV, encoding: 'utf8' });
+  const expected = execFileSync('sed', ['-e', `s/${pattern}/${replacement}/`, file], {
+    env: SED_ENV,
+    encoding: 'utf8',
+  });
   assert.equal(ours.text, expected);
   assert.match(ours.text, /LOG_NORMAL : LOG_VERBOSE\);\n/);
 });
@@ -167,11 +176,19 @@ test('constructs sed reads otherwise, or refuses, are refused with the reason', 
     ['\\1(a)', 'x', /before it exists/],
   ];
   for (const [pattern, replacement, message] of refused) {
-    const refusedWithReason = (error: unknown): boolean => error instanceof SedSyntaxError && message.test(error.message);
-    assert.throws(() => compileSubstitution(pattern, replacement), refusedWithReason, `s/${pattern}/${replacement}/`);
+    const refusedWithReason = (error: unknown): boolean =>
+      error instanceof SedSyntaxError && message.test(error.message);
+    assert.throws(
+      () => compileSubstitution(pattern, replacement),
+      refusedWithReason,
+      `s/${pattern}/${replacement}/`,
+    );
   }
   // Where sed itself refuses the same script, this is not a stricter rule of ours.
   for (const script of ['s/a**/x/', 's/a/x/y/', 's/\\(a/x/']) {
-    assert.throws(() => execFileSync('sed', ['-e', script], { input: 'a\n', env: SED_ENV, stdio: 'pipe' }), script);
+    assert.throws(
+      () => execFileSync('sed', ['-e', script], { input: 'a\n', env: SED_ENV, stdio: 'pipe' }),
+      script,
+    );
   }
 });

@@ -17,14 +17,17 @@ const catalog = new PluginCatalog([path.join(process.cwd(), 'dist', 'plugins')])
 
 function config(plugins: string, section: string): string {
   const file = path.join(dir, `c${Math.random()}.yml`);
-  writeFileSync(file, `plugins: [${plugins}]
+  writeFileSync(
+    file,
+    `plugins: [${plugins}]
 databases:
   bucardo: {host: localhost}
   primary: {dbname: a}
   secondary: {dbname: b}
 bucardo: {replication_name: forked, state_dir: ${dir}/state}
 fork_bucardo:
-${section}`);
+${section}`,
+  );
   return file;
 }
 
@@ -54,18 +57,31 @@ test('the documented sample loads; its changes keep their order and text', async
 });
 
 test('every problem of the section is reported at once, with its key path', async () => {
-  const found = await problems(config('bucardo, fork_bucardo', `  a: {file: /etc/passwd, pattern: x, replacement: y}
+  const found = await problems(
+    config(
+      'bucardo, fork_bucardo',
+      `  a: {file: /etc/passwd, pattern: x, replacement: y}
   b: {file: /usr/bin/bucardo, pattern: 'a\\|b', replacement: y}
   c: {file: /usr/bin/bucardo, pattern: x}
   d: {file: /usr/bin/bucardo, pattern: x, replacement: y, flags: g}
   e: just a string
-`));
-  assert.deepEqual(found.map((p) => p.split(':')[0]),
-    ['fork_bucardo.a.file', 'fork_bucardo.b', 'fork_bucardo.c.replacement', 'fork_bucardo.d.flags', 'fork_bucardo.e']);
+`,
+    ),
+  );
+  assert.deepEqual(
+    found.map((p) => p.split(':')[0]),
+    [
+      'fork_bucardo.a.file',
+      'fork_bucardo.b',
+      'fork_bucardo.c.replacement',
+      'fork_bucardo.d.flags',
+      'fork_bucardo.e',
+    ],
+  );
   assert.match(found[1]!, /alternation/);
 });
 
-test('an empty replacement deletes, as in sed; a disabled plugin\'s section is not read at all', async () => {
+test("an empty replacement deletes, as in sed; a disabled plugin's section is not read at all", async () => {
   const strip = "  strip: {file: /usr/bin/bucardo, pattern: x, replacement: ''}\n";
   const empty = await loadConfig(config('bucardo, fork_bucardo', strip), catalog);
   assert.equal(forkSettings(empty).changes[0]!.replacement, '');
@@ -84,10 +100,17 @@ test('the forked contents come from the packaged files each time; an unmatched p
   assert.equal([...first.contents.keys()].length, 3, 'every Bucardo file is copied, changed or not');
 
   const nowhere = "  nowhere: {file: /usr/bin/bucardo, pattern: 'no such text', replacement: x}\n";
-  const unmatched = createJob(await loadConfig(config('bucardo, fork_bucardo', `${SAMPLE}${nowhere}`), catalog));
-  const expected = new RegExp("fork_bucardo\\.nowhere: the pattern 'no such text' matches no line of /usr/bin/bucardo\\. "
-    + 'Nothing was applied \\(the job still runs the packaged Bucardo\\)');
-  assert.throws(() => forkedContents(unmatched), (error: unknown) => error instanceof OperatorError && expected.test(error.message));
+  const unmatched = createJob(
+    await loadConfig(config('bucardo, fork_bucardo', `${SAMPLE}${nowhere}`), catalog),
+  );
+  const expected = new RegExp(
+    "fork_bucardo\\.nowhere: the pattern 'no such text' matches no line of /usr/bin/bucardo\\. " +
+      'Nothing was applied \\(the job still runs the packaged Bucardo\\)',
+  );
+  assert.throws(
+    () => forkedContents(unmatched),
+    (error: unknown) => error instanceof OperatorError && expected.test(error.message),
+  );
 
   const none = createJob(await loadConfig(config('bucardo, fork_bucardo', '  {}\n'), catalog));
   assert.throws(() => forkedContents(none), /lists no change, so there is nothing to apply/);

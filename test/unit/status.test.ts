@@ -2,7 +2,12 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { judge, type StatusData } from '../../plugins/bucardo/status.js';
-import { formatBytes, formatCopy, formatDuration, STATE_EXIT_CODES } from '../../plugins/bucardo/status-format.js';
+import {
+  formatBytes,
+  formatCopy,
+  formatDuration,
+  STATE_EXIT_CODES,
+} from '../../plugins/bucardo/status-format.js';
 import { watchSeconds } from '../../plugins/bucardo/status-watch.js';
 
 test('durations read as the two largest units', () => {
@@ -17,33 +22,104 @@ test('durations read as the two largest units', () => {
 });
 
 test('each state has its documented exit code', () => {
-  assert.deepEqual(STATE_EXIT_CODES, { 'caught up': 0, lagging: 1, copying: 1, stopped: 2, stalled: 2, failed: 2, unknown: 3 });
+  assert.deepEqual(STATE_EXIT_CODES, {
+    'caught up': 0,
+    lagging: 1,
+    copying: 1,
+    stopped: 2,
+    stalled: 2,
+    failed: 2,
+    unknown: 3,
+  });
 });
 
 const base: StatusData = {
-  schemaVersion: 1, checkedAt: '', job: 'j', state: 'unknown', exitCode: 3, verdict: '', installed: true,
-  daemon: { running: true }, sync: { name: 'j', exists: true, loaded: true }, copy: { state: 'done' },
-  pending: [], pendingTotal: 0, stalls: [], unreachable: [], problems: [],
+  schemaVersion: 1,
+  checkedAt: '',
+  job: 'j',
+  state: 'unknown',
+  exitCode: 3,
+  verdict: '',
+  installed: true,
+  daemon: { running: true },
+  sync: { name: 'j', exists: true, loaded: true },
+  copy: { state: 'done' },
+  pending: [],
+  pendingTotal: 0,
+  stalls: [],
+  unreachable: [],
+  problems: [],
 };
 
 test('states: unreachable beats everything, then stopped, stalled, failed, copying, lagging', () => {
   assert.deepEqual(judge(base), { state: 'caught up', verdict: 'caught up' });
-  assert.equal(judge({ ...base, installed: false, unreachable: ['cannot reach the primary (refused)'] }).verdict, 'unknown: cannot reach the primary (refused)');
+  assert.equal(
+    judge({ ...base, installed: false, unreachable: ['cannot reach the primary (refused)'] }).verdict,
+    'unknown: cannot reach the primary (refused)',
+  );
   assert.equal(judge({ ...base, installed: false }).state, 'stopped');
-  assert.equal(judge({ ...base, daemon: { running: false }, pendingTotal: 3, oldestPendingSeconds: 185 }).verdict, 'daemon stopped: 3 change(s) pending, oldest 3 min 5 s');
-  const stall = { kind: 'stuck statement' as const, role: 'secondary' as const, seconds: 9, cause: 'stuck', fix: 'unstick' };
+  assert.equal(
+    judge({ ...base, daemon: { running: false }, pendingTotal: 3, oldestPendingSeconds: 185 }).verdict,
+    'daemon stopped: 3 change(s) pending, oldest 3 min 5 s',
+  );
+  const stall = {
+    kind: 'stuck statement' as const,
+    role: 'secondary' as const,
+    seconds: 9,
+    cause: 'stuck',
+    fix: 'unstick',
+  };
   assert.equal(judge({ ...base, stalls: [stall], pendingTotal: 1 }).state, 'stalled');
-  const failed = { ...base, pendingTotal: 1, sync: { ...base.sync!, lastGood: '2026-01-01T00:00:00Z', lastBad: '2026-01-01T00:01:00Z', lastError: 'boom' } };
+  const failed = {
+    ...base,
+    pendingTotal: 1,
+    sync: {
+      ...base.sync!,
+      lastGood: '2026-01-01T00:00:00Z',
+      lastBad: '2026-01-01T00:01:00Z',
+      lastError: 'boom',
+    },
+  };
   assert.deepEqual(judge(failed), { state: 'failed', verdict: 'FAILED: the last sync run failed: boom' });
-  const copying = { ...base, copy: { state: 'running' as const, tablesDone: 3, tablesTotal: 120, table: 'sales.orders', tablePercent: 40, remainingSeconds: 7200 } };
-  assert.deepEqual(judge(copying), { state: 'copying', verdict: 'copy running (3 of 120 tables done, sales.orders 40%, about 2 h left)' });
+  const copying = {
+    ...base,
+    copy: {
+      state: 'running' as const,
+      tablesDone: 3,
+      tablesTotal: 120,
+      table: 'sales.orders',
+      tablePercent: 40,
+      remainingSeconds: 7200,
+    },
+  };
+  assert.deepEqual(judge(copying), {
+    state: 'copying',
+    verdict: 'copy running (3 of 120 tables done, sales.orders 40%, about 2 h left)',
+  });
   assert.equal(judge({ ...base, pendingTotal: 2, oldestPendingSeconds: 1 }).state, 'lagging');
 });
 
 test('copy progress in one line, and between tables only the totals', () => {
-  assert.equal(formatCopy({ state: 'running', tablesDone: 3, tablesTotal: 120, bytesDone: 41 * 1024 ** 3, bytesTotal: 300 * 1024 ** 3, table: 'sales.orders', rows: 120_000, tableRows: 300_000, tablePercent: 40, elapsedSeconds: 125, remainingSeconds: 3600 }),
-    'running, 3 of 120 tables, 41 GB of 300 GB, sales.orders 120,000 of ~300,000 rows (40%), 2 min 5 s elapsed, about 1 h left');
-  assert.equal(formatCopy({ state: 'running', tablesTotal: 7, bytesTotal: 2_621_440 }), 'running, 7 tables in all, 2.5 MB in all, between tables');
+  assert.equal(
+    formatCopy({
+      state: 'running',
+      tablesDone: 3,
+      tablesTotal: 120,
+      bytesDone: 41 * 1024 ** 3,
+      bytesTotal: 300 * 1024 ** 3,
+      table: 'sales.orders',
+      rows: 120_000,
+      tableRows: 300_000,
+      tablePercent: 40,
+      elapsedSeconds: 125,
+      remainingSeconds: 3600,
+    }),
+    'running, 3 of 120 tables, 41 GB of 300 GB, sales.orders 120,000 of ~300,000 rows (40%), 2 min 5 s elapsed, about 1 h left',
+  );
+  assert.equal(
+    formatCopy({ state: 'running', tablesTotal: 7, bytesTotal: 2_621_440 }),
+    'running, 7 tables in all, 2.5 MB in all, between tables',
+  );
 });
 
 test('--watch takes an optional interval; other arguments are refused', () => {

@@ -9,14 +9,22 @@ import { quoteIdent, quoteQualified } from '../quote.js';
 import { RoundProgress, runRounds, type RoundsPolicy } from '../rounds.js';
 import { DELTA_TRIGGER, kickTriggerName, truncateTriggerName } from './names.js';
 
-export interface TriggerRow { schema: string; table: string; trigger: string; enabled: string }
+export interface TriggerRow {
+  schema: string;
+  table: string;
+  trigger: string;
+  enabled: string;
+}
 
 /** The triggers a table of this job carries, and the tgenabled state each should have. */
 export function expectedTriggers(job: Job): Map<string, string> {
   // On a cascade middle hop (this job's primary is B of A→B→C), rows arrive from the A→B sync with
   // session_replication_role = replica; only ALWAYS triggers fire then, so B's changes reach C.
   const state = job.config.databases.primary.cascade ? 'A' : 'O';
-  const expected = new Map<string, string>([[DELTA_TRIGGER, state], [truncateTriggerName(job.syncName), state]]);
+  const expected = new Map<string, string>([
+    [DELTA_TRIGGER, state],
+    [truncateTriggerName(job.syncName), state],
+  ]);
   if (!job.config.bucardo.asynchronousKicking) expected.set(kickTriggerName(job.syncName), state);
   return expected;
 }
@@ -31,7 +39,9 @@ export async function listTriggers(client: Client, names: string[]): Promise<Tri
     `SELECT n.nspname AS schema, c.relname AS table, t.tgname AS trigger, t.tgenabled AS enabled
        FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid JOIN pg_namespace n ON n.oid = c.relnamespace
       WHERE NOT t.tgisinternal AND n.nspname <> 'bucardo' AND t.tgname = ANY($1)
-      ORDER BY 1, 2, 3`, [names]);
+      ORDER BY 1, 2, 3`,
+    [names],
+  );
   return rows;
 }
 
@@ -51,7 +61,8 @@ export async function tablesSharingDelta(client: Client, job: Job): Promise<Set<
     `SELECT DISTINCT n.nspname AS schema, c.relname AS table
        FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid JOIN pg_namespace n ON n.oid = c.relnamespace
       WHERE NOT t.tgisinternal AND (t.tgname LIKE 'bucardo\\_note\\_trunc\\_%' OR t.tgname LIKE 'btrunc\\_%') AND t.tgname <> $1`,
-    [truncateTriggerName(job.syncName)]);
+    [truncateTriggerName(job.syncName)],
+  );
   return new Set(rows.map((r) => `${r.schema}.${r.table}`));
 }
 
@@ -59,24 +70,38 @@ export async function tablesSharingDelta(client: Client, job: Job): Promise<Set<
 export async function triggersToDrop(client: Client, job: Job): Promise<Map<string, TriggerRow[]>> {
   const present = await listTriggers(client, jobTriggerNames(job));
   const shared = await tablesSharingDelta(client, job);
-  return groupByTable(present.filter((row) => !(row.trigger === DELTA_TRIGGER && shared.has(`${row.schema}.${row.table}`))));
+  return groupByTable(
+    present.filter((row) => !(row.trigger === DELTA_TRIGGER && shared.has(`${row.schema}.${row.table}`))),
+  );
 }
 
 /** One transaction's statements: every trigger of this job on one table. */
 export function dropStatements(rows: TriggerRow[]): string[] {
-  return rows.map((row) => `DROP TRIGGER IF EXISTS ${quoteIdent(row.trigger)}`
-    + ` ON ${quoteQualified(row.schema, row.table)}`);
+  return rows.map(
+    (row) =>
+      `DROP TRIGGER IF EXISTS ${quoteIdent(row.trigger)}` + ` ON ${quoteQualified(row.schema, row.table)}`,
+  );
 }
 
-export interface RoundsResult { total: number; rounds: number; waiting: TableFailure[] }
+export interface RoundsResult {
+  total: number;
+  rounds: number;
+  waiting: TableFailure[];
+}
 
 /**
  * Drops this job's triggers table by table in rounds of the given policy (retry.drop_triggers, and
  * cutover.finish). A table still busy after the last round is returned with the sessions holding
  * its lock, and the reason given (which names the setting that bounded each wait).
  */
-export async function dropTriggersInRounds(primary: Client, job: Job, activity: Activity, policy: RoundsPolicy,
-  report: (text: string) => void, reason: (rounds: number) => string): Promise<RoundsResult> {
+export async function dropTriggersInRounds(
+  primary: Client,
+  job: Job,
+  activity: Activity,
+  policy: RoundsPolicy,
+  report: (text: string) => void,
+  reason: (rounds: number) => string,
+): Promise<RoundsResult> {
   let remaining = await triggersToDrop(primary, job);
   const total = remaining.size;
   const progress = new RoundProgress(total, 'done', report);
@@ -95,14 +120,21 @@ export async function dropTriggersInRounds(primary: Client, job: Job, activity: 
       for (const [key, rows] of remaining) {
         activity.throwIfInterrupted();
         progress.show();
-        const outcome = await lockBoundedDdl(primary, dropStatements(rows),
-          { timeoutMs: policy.timeoutMs, activity, deadlockIsLockWait: true });
+        const outcome = await lockBoundedDdl(primary, dropStatements(rows), {
+          timeoutMs: policy.timeoutMs,
+          activity,
+          deadlockIsLockWait: true,
+        });
         if (outcome.done) progress.markReady(key);
         else progress.markWaiting(key);
       }
       remaining = await triggersToDrop(primary, job);
     },
   });
-  const waitingTables = [...remaining].map(([key, [row]]) => ({ key, schema: row!.schema, table: row!.table }));
+  const waitingTables = [...remaining].map(([key, [row]]) => ({
+    key,
+    schema: row!.schema,
+    table: row!.table,
+  }));
   return { total, rounds, waiting: await describeWaiting(primary, waitingTables, reason(rounds)) };
 }
