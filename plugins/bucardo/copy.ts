@@ -4,9 +4,9 @@ import { sleep } from '../../src/core/activity.js';
 import { OperatorError } from '../../src/core/errors.js';
 import type { Check, CommandContext, CommandOutcome } from '../../src/core/plugin.js';
 import type { Job } from '../../src/core/job.js';
-import { daemonPid } from './daemon.js';
-import { withMetadata } from './metadata.js';
-import { copyState, type CopyProgress } from './status.js';
+import { daemonPid } from '../../src/core/bucardo/daemon.js';
+import { withMetadata } from '../../src/core/bucardo/metadata.js';
+import { copyState, type CopyProgress } from '../../src/core/copy-progress.js';
 import { formatCopy, formatDuration } from './status-format.js';
 
 /** Runs of the sync that failed since `since` (Bucardo records them as 'Failed : <error> (KID n)'). */

@@ -6,24 +6,26 @@ import { sleep } from '../../src/core/activity.js';
 import { runBucardo } from '../../src/core/bucardo.js';
 import { OperatorError } from '../../src/core/errors.js';
 import type { Job } from '../../src/core/job.js';
-import { kickerStatus, startKicker, stopKicker } from '../../src/core/kicker.js';
+import { kickerStatus, startKicker } from '../../src/core/kicker.js';
 import type { Check, CommandContext, CommandOutcome } from '../../src/core/plugin.js';
-import { isProcessAlive, processCommandLine, readPidFile } from '../../src/core/process.js';
-import { quoteIdent } from '../../src/core/quote.js';
+import { isProcessAlive, readPidFile } from '../../src/core/process.js';
 import { ensureUpstreamCopied } from './cascade.js';
 import { ensureDirectory, jobPathSettings, storeSettingsVerbatim } from './install.js';
-import { metadataDatabaseExists, otherSyncs, recordedPidDir, syncRow, withMetadata } from './metadata.js';
-
-export function daemonPid(job: Job): number | undefined {
-  return liveBucardoPid(job.paths.mcpPidFile);
-}
-
-function liveBucardoPid(pidFile: string): number | undefined {
-  const pid = readPidFile(pidFile);
-  return pid !== undefined && isProcessAlive(pid) && /bucardo/i.test(processCommandLine(pid))
-    ? pid
-    : undefined;
-}
+import {
+  daemonPid,
+  liveBucardoPid,
+  reloadDaemon,
+  stopDaemon,
+  syncLoaded,
+  type DaemonData,
+} from '../../src/core/bucardo/daemon.js';
+import {
+  metadataDatabaseExists,
+  otherSyncs,
+  recordedPidDir,
+  syncRow,
+  withMetadata,
+} from '../../src/core/bucardo/metadata.js';
 
 /**
  * Bucardo writes its pid files where bucardo_config's piddir says, recorded at install. When the
@@ -50,27 +52,6 @@ async function adoptPidDir(job: Job): Promise<string | undefined> {
     );
   }
   return `bucardo.pid_dir changed since the last install or start (${recorded} → ${job.paths.pidDir}): recorded the new one in Bucardo's settings`;
-}
-
-export function isDaemonRunning(job: Job): boolean {
-  return daemonPid(job) !== undefined;
-}
-
-/** The controller of a sync writes this pid file once the daemon has loaded the sync. */
-function controllerPidFile(job: Job): string {
-  return path.join(job.paths.pidDir, `bucardo.ctl.sync.${job.syncName}.pid`);
-}
-
-export function syncLoaded(job: Job): boolean {
-  const pid = readPidFile(controllerPidFile(job));
-  return pid !== undefined && isProcessAlive(pid);
-}
-
-/** NOTIFY on the metadata database: what `bucardo kick` does, without starting Perl. */
-export async function kickSync(job: Job): Promise<void> {
-  await withMetadata(job, (client) =>
-    client.query(`NOTIFY ${quoteIdent(`bucardo_kick_sync_${job.syncName}`)}`),
-  );
 }
 
 function lastLogLines(job: Job, count = 5): string {
@@ -149,12 +130,6 @@ export function configKeySetting(name: string): string | undefined {
   return SET_AT_START[name]?.configKey;
 }
 
-export interface DaemonData {
-  pid?: number;
-  kickerPid?: number;
-  steps: string[];
-}
-
 export async function startDaemon(job: Job, ctx: CommandContext): Promise<DaemonData> {
   await requireInstalled(job);
   const steps: string[] = [];
@@ -213,39 +188,6 @@ export async function startDaemon(job: Job, ctx: CommandContext): Promise<Daemon
       : `kicker already running (pid ${kicker.pid})`,
   );
   return { pid, kickerPid, steps };
-}
-
-export async function stopDaemon(job: Job, ctx: CommandContext): Promise<DaemonData> {
-  const steps: string[] = [];
-  if (await stopKicker(job)) steps.push('stopped the kicker');
-  const pid = daemonPid(job);
-  if (!pid) {
-    steps.push('daemon not running');
-    return { steps };
-  }
-  ctx.progress(`stopping the Bucardo daemon (pid ${pid})`);
-  await runBucardo(job, ['stop'], { activity: ctx.activity });
-  // `bucardo stop` only drops a stop file; the MCP notices it and exits a second or two later.
-  for (let i = 0; i < 600 && (isProcessAlive(pid) || existsSync(job.paths.mcpPidFile)); i++)
-    await sleep(100, ctx.activity.signal);
-  if (isProcessAlive(pid))
-    throw new OperatorError(
-      `The Bucardo daemon (pid ${pid}) is still running 60 s after bucardo stop. Look at ${job.paths.logFile}; stop it with kill ${pid} if it hangs.`,
-    );
-  steps.push(`stopped the daemon (pid ${pid})`);
-  return { steps };
-}
-
-export async function reloadDaemon(job: Job, ctx: CommandContext): Promise<void> {
-  if (!isDaemonRunning(job))
-    throw new OperatorError(
-      `The Bucardo daemon of ${job.name} is not running, so there is nothing to reload. Start it with bucardo.start.`,
-    );
-  // reload_config re-reads bucardo_config and reloads the MCP, which loads new syncs too.
-  await runBucardo(job, ['reload_config'], { activity: ctx.activity, timeoutMs: 120_000 });
-  for (let i = 0; i < 100 && !syncLoaded(job); i++) await sleep(100, ctx.activity.signal);
-  const sync = await withMetadata(job, (client) => syncRow(client, job.syncName));
-  if (sync) await kickSync(job);
 }
 
 const describe = (data: DaemonData) => data.steps.join('; ');

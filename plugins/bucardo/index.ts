@@ -53,12 +53,12 @@ export default definePlugin({
         },
       },
       run: async (ctx) => (await sync()).addTriggers(ctx),
-      validate: async (ctx) => (await sync()).validateTriggers(ctx),
+      validate: async (ctx) => (await import('../../src/core/bucardo/sync.js')).validateTriggers(ctx),
     },
     drop_triggers: {
       summary: "remove this job's sync and its triggers, table by table under a lock timeout",
       run: async (ctx) => (await sync()).dropTriggers(ctx),
-      validate: async (ctx) => (await sync()).validateNoTriggers(ctx),
+      validate: async (ctx) => (await import('../../src/core/bucardo/sync.js')).validateNoTriggers(ctx),
     },
     start: {
       summary:

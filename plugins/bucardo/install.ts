@@ -15,14 +15,14 @@ import type { Job } from '../../src/core/job.js';
 import { bucardoRelationName, quoteIdent } from '../../src/core/quote.js';
 import type { CommandContext, CommandOutcome } from '../../src/core/plugin.js';
 import type { Relation } from '../../src/core/objects.js';
-import { isDaemonRunning, stopDaemon } from './daemon.js';
+import { isDaemonRunning, stopDaemon } from '../../src/core/bucardo/daemon.js';
 import {
   metadataDatabaseExists,
   otherSyncs,
   recordedDatabases,
   relgroupMembers,
   withMetadata,
-} from './metadata.js';
+} from '../../src/core/bucardo/metadata.js';
 import { preflight, type Finding } from './preflight.js';
 import { describeScope, type ScopeReport } from './scope.js';
 import { jobTriggerNames, listTriggers } from '../../src/core/bucardo/triggers.js';

@@ -2,9 +2,10 @@
 import { runBucardo } from '../../src/core/bucardo.js';
 import { OperatorError } from '../../src/core/errors.js';
 import type { CommandContext, CommandOutcome } from '../../src/core/plugin.js';
-import { configKeySetting, isDaemonRunning } from './daemon.js';
+import { configKeySetting } from './daemon.js';
+import { isDaemonRunning } from '../../src/core/bucardo/daemon.js';
 import { storeSettingsVerbatim } from './install.js';
-import { configSettings, withMetadata } from './metadata.js';
+import { configSettings, withMetadata } from '../../src/core/bucardo/metadata.js';
 
 /** Settings the daemon reads only at start: a reload is not enough. */
 const RESTART_SETTINGS = new Set([

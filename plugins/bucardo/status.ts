@@ -1,7 +1,7 @@
 // bucardo.status: more than Bucardo's own "Good" — daemon, sync runs, initial copy progress, the
 // backlog of pending changes (the real replication lag), the kicker, and one state out of a fixed set
 // (docs/status-and-monitoring.md) whose exit code scripts and monitoring can rely on.
-import { copyProgress, type CopyProgress } from '../../src/core/copy-progress.js';
+import { copyState, type CopyProgress } from '../../src/core/copy-progress.js';
 import { withClient } from '../../src/core/db.js';
 import { errorMessage } from '../../src/core/errors.js';
 import type { Job } from '../../src/core/job.js';
@@ -10,8 +10,14 @@ import { pendingChanges, type PendingTable } from '../../src/core/pending.js';
 import type { CommandContext, CommandOutcome } from '../../src/core/plugin.js';
 import { processUptimeSeconds } from '../../src/core/process.js';
 import { detectStuckStatements, noProgressStall, type Stall } from '../../src/core/watchdog.js';
-import { daemonPid, syncLoaded } from './daemon.js';
-import { lastRun, metadataDatabaseExists, recentRuns, syncRow, withMetadata } from './metadata.js';
+import { daemonPid, syncLoaded } from '../../src/core/bucardo/daemon.js';
+import {
+  lastRun,
+  metadataDatabaseExists,
+  recentRuns,
+  syncRow,
+  withMetadata,
+} from '../../src/core/bucardo/metadata.js';
 import { STATE_EXIT_CODES, formatDuration, type StatusState } from './status-format.js';
 
 export type { StatusState } from './status-format.js';
@@ -59,23 +65,6 @@ export interface StatusData {
   /** The databases status could not reach, each with the cause. */
   unreachable: string[];
   problems: string[];
-}
-
-/** The initial copy's state, from Bucardo's metadata (onetimecopy drops to 0 when the copy kid is done). */
-export async function copyState(job: Job): Promise<CopyProgress> {
-  if (job.config.bucardo.copyData === 'never') return { state: 'not requested' };
-  if (!(await metadataDatabaseExists(job))) return { state: 'unknown' };
-  const info = await withMetadata(job, async (client) => ({
-    sync: await syncRow(client, job.syncName),
-    current: (await recentRuns(client, job.syncName, 1)).find((run) => run.ended === null),
-  }));
-  if (!info.sync) return { state: 'pending' };
-  if (Number(info.sync.onetimecopy) === 0) return { state: 'done' };
-  if (!daemonPid(job) || !syncLoaded(job)) return { state: 'pending' };
-  const progress = await copyProgress(job, info.sync.relgroup, info.current?.started ?? undefined).catch(
-    () => ({}),
-  );
-  return { state: 'running', ...progress };
 }
 
 /** Runs a probe; a failure to reach the database is recorded as the cause of an `unknown` state. */

@@ -1,18 +1,16 @@
 // The bucardo plugin's trigger commands on the primary: dropping this job's triggers and setting
-// their modes table by table under bucardo.lock_timeout, and auditing them against the job.
+// their modes table by table under bucardo.lock_timeout (the audit is in src/core/bucardo/triggers.ts).
 import type { Activity } from '../../src/core/activity.js';
 import {
   dropStatements,
   expectedTriggers,
   groupByTable,
-  jobTriggerNames,
   listTriggers,
   triggersToDrop,
 } from '../../src/core/bucardo/triggers.js';
 import { withClient } from '../../src/core/db.js';
 import { lockBoundedDdl, tableFailure, type TableFailure } from '../../src/core/ddl.js';
 import type { Job } from '../../src/core/job.js';
-import { displayName, findReplicationObjects, type Relation } from '../../src/core/objects.js';
 import { quoteIdent, quoteQualified } from '../../src/core/quote.js';
 
 export interface DropReport {
@@ -87,43 +85,4 @@ export async function applyTriggerPolicy(
     }
     return { changed, failed };
   });
-}
-
-export interface TriggerAudit {
-  table: string;
-  problems: string[];
-}
-
-/** Compares each table in scope with the expected triggers; returns the tables that differ. */
-export async function auditTriggers(
-  job: Job,
-  activity?: Activity,
-): Promise<{ tables: Relation[]; wrong: TriggerAudit[] }> {
-  const expected = expectedTriggers(job);
-  return withClient(job, { role: 'primary', activity }, async (client) => {
-    const { tables } = await findReplicationObjects(client, job.config.bucardo.replicationObjects);
-    const byTable = groupByTable(await listTriggers(client, jobTriggerNames(job)));
-    const wrong: TriggerAudit[] = [];
-    for (const table of tables) {
-      const rows = byTable.get(displayName(table)) ?? [];
-      const problems: string[] = [];
-      for (const [name, state] of expected) {
-        const row = rows.find((r) => r.trigger === name);
-        if (!row) problems.push(`missing ${name}`);
-        else if (row.enabled !== state)
-          problems.push(`${name} is ${describeEnabled(row.enabled)}, expected ${describeEnabled(state)}`);
-      }
-      for (const row of rows) if (!expected.has(row.trigger)) problems.push(`unexpected ${row.trigger}`);
-      if (problems.length) wrong.push({ table: displayName(table), problems });
-    }
-    return { tables, wrong };
-  });
-}
-
-function describeEnabled(state: string): string {
-  return (
-    ({ O: 'enabled', A: 'enabled ALWAYS', R: 'enabled REPLICA', D: 'disabled' } as Record<string, string>)[
-      state
-    ] ?? state
-  );
 }

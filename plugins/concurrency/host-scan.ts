@@ -5,7 +5,7 @@ import type { Activity } from '../../src/core/activity.js';
 import { withClient, type Client } from '../../src/core/db.js';
 import { errorMessage } from '../../src/core/errors.js';
 import type { Job } from '../../src/core/job.js';
-import { recordedPidDir } from '../bucardo/metadata.js';
+import { recordedPidDir } from '../../src/core/bucardo/metadata.js';
 
 export interface RecordedSource {
   name: string;

@@ -5,7 +5,7 @@ import { jobTitle } from '../../src/core/job.js';
 import { OperatorError } from '../../src/core/errors.js';
 import { kickerStatus } from '../../src/core/kicker.js';
 import type { Check, CommandContext, CommandOutcome } from '../../src/core/plugin.js';
-import { daemonPid } from '../bucardo/daemon.js';
+import { daemonPid } from '../../src/core/bucardo/daemon.js';
 import { footprintOf } from './footprint.js';
 import { databaseExists } from './host-scan.js';
 import { markerFile, readMarker, removeMarker } from './marker.js';

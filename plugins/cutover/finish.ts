@@ -20,8 +20,8 @@ import type { Job } from '../../src/core/job.js';
 import { findReplicationObjects } from '../../src/core/objects.js';
 import type { Check, CommandContext, CommandOutcome } from '../../src/core/plugin.js';
 import { retryEnabled, retryPolicy, type RoundsPolicy } from '../../src/core/rounds.js';
-import { daemonPid, kickSync, stopDaemon } from '../bucardo/daemon.js';
-import { metadataDatabaseExists, syncRow, withMetadata } from '../bucardo/metadata.js';
+import { daemonPid, kickSync, stopDaemon } from '../../src/core/bucardo/daemon.js';
+import { metadataDatabaseExists, syncRow, withMetadata } from '../../src/core/bucardo/metadata.js';
 import { collectReadiness, type ReadinessItem } from './check.js';
 import {
   lastVerifyRun,

@@ -10,7 +10,7 @@ import { OperatorError } from '../../src/core/errors.js';
 import type { Job } from '../../src/core/job.js';
 import { findReplicationObjects } from '../../src/core/objects.js';
 import type { Check, CommandContext, CommandOutcome } from '../../src/core/plugin.js';
-import { kickSync, syncLoaded } from '../bucardo/daemon.js';
+import { kickSync, syncLoaded } from '../../src/core/bucardo/daemon.js';
 import { keyId, type KeyDiff, type Sides } from './compare.js';
 import { compareRange } from './compare.js';
 import { classify, findChangeLog, reread, type ChangeLog } from './in-flight.js';

@@ -1,7 +1,7 @@
 // indexes.install: the table in the metadata database that records dropped index definitions.
 import { OperatorError } from '../../src/core/errors.js';
 import type { Check, CommandContext, CommandOutcome } from '../../src/core/plugin.js';
-import { metadataDatabaseExists } from '../bucardo/metadata.js';
+import { metadataDatabaseExists } from '../../src/core/bucardo/metadata.js';
 import { installRecords, RECORD_TABLE, recordsInstalled, withRecords } from './records.js';
 
 export async function install(ctx: CommandContext): Promise<CommandOutcome> {

@@ -3,7 +3,7 @@
 // the uninstall starts leaves replication exactly as it was.
 import { OperatorError } from '../../src/core/errors.js';
 import type { CommandContext } from '../../src/core/plugin.js';
-import { metadataDatabaseExists } from '../bucardo/metadata.js';
+import { metadataDatabaseExists } from '../../src/core/bucardo/metadata.js';
 import { RECORD_TABLE, recordsInstalled, withRecords } from './records.js';
 
 export async function refuseWithUnrebuiltIndexes(ctx: CommandContext): Promise<void> {

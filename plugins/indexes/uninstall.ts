@@ -6,7 +6,7 @@ import type { Check, CommandContext, CommandOutcome } from '../../src/core/plugi
 import type { Client } from '../../src/core/db.js';
 import { withLockTimeout } from '../../src/core/ddl.js';
 import type { Job } from '../../src/core/job.js';
-import { metadataDatabaseExists } from '../bucardo/metadata.js';
+import { metadataDatabaseExists } from '../../src/core/bucardo/metadata.js';
 import { RECORD_SCHEMA, RECORD_TABLE, recordsInstalled, withRecords } from './records.js';
 
 export interface UninstallData {

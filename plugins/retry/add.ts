@@ -9,15 +9,15 @@ import type { Job } from '../../src/core/job.js';
 import type { Check, CommandContext, CommandOutcome } from '../../src/core/plugin.js';
 import { quoteIdent, quoteQualified } from '../../src/core/quote.js';
 import { retryPolicy, RoundProgress, runRounds, type RoundsPolicy } from '../../src/core/rounds.js';
-import { isDaemonRunning, reloadDaemon } from '../bucardo/daemon.js';
+import { isDaemonRunning, reloadDaemon } from '../../src/core/bucardo/daemon.js';
 import {
   metadataDatabaseExists,
   recordedDatabases,
   relgroupMembers,
   syncRow,
   withMetadata,
-} from '../bucardo/metadata.js';
-import { validateTriggers } from '../bucardo/sync.js';
+} from '../../src/core/bucardo/metadata.js';
+import { validateTriggers } from '../../src/core/bucardo/sync.js';
 import { formatRoundEnd } from './format.js';
 import { installedDefinition } from './function-store.js';
 import { isPatched } from './patch.js';

@@ -8,9 +8,9 @@ import { withClient } from '../../src/core/db.js';
 import { OperatorError } from '../../src/core/errors.js';
 import type { Check, CommandContext, CommandOutcome } from '../../src/core/plugin.js';
 import { retryPolicy } from '../../src/core/rounds.js';
-import { isDaemonRunning } from '../bucardo/daemon.js';
-import { metadataDatabaseExists, syncRow, withMetadata } from '../bucardo/metadata.js';
-import { validateNoTriggers } from '../bucardo/sync.js';
+import { isDaemonRunning } from '../../src/core/bucardo/daemon.js';
+import { metadataDatabaseExists, syncRow, withMetadata } from '../../src/core/bucardo/metadata.js';
+import { validateNoTriggers } from '../../src/core/bucardo/sync.js';
 import type { RetryRunData } from './add.js';
 
 export async function dropTriggers(ctx: CommandContext): Promise<CommandOutcome<RetryRunData>> {

@@ -6,7 +6,7 @@ import { withTransaction, type Client } from '../../src/core/db.js';
 import { OperatorError } from '../../src/core/errors.js';
 import type { Job } from '../../src/core/job.js';
 import type { Check, CommandContext, CommandOutcome } from '../../src/core/plugin.js';
-import { metadataDatabaseExists, withMetadata } from '../bucardo/metadata.js';
+import { metadataDatabaseExists, withMetadata } from '../../src/core/bucardo/metadata.js';
 import {
   forgetSaved,
   installedBody,

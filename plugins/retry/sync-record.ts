@@ -3,8 +3,8 @@
 import { runBucardo } from '../../src/core/bucardo.js';
 import type { Job } from '../../src/core/job.js';
 import type { CommandContext } from '../../src/core/plugin.js';
-import { syncRow, withMetadata } from '../bucardo/metadata.js';
-import { addSyncArguments, confirmCopyOverwrite, explainSyncFailure } from '../bucardo/sync.js';
+import { syncRow, withMetadata } from '../../src/core/bucardo/metadata.js';
+import { addSyncArguments, confirmCopyOverwrite, explainSyncFailure } from '../../src/core/bucardo/sync.js';
 
 /** Session options for a bucardo call that must record or change the sync without touching any table. */
 function deferEnvironment(): Record<string, string> {

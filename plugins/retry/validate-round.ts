@@ -4,7 +4,7 @@ import { withClient } from '../../src/core/db.js';
 import { errorMessage, InterruptedError, OperatorError } from '../../src/core/errors.js';
 import type { Job } from '../../src/core/job.js';
 import type { CommandContext } from '../../src/core/plugin.js';
-import { withMetadata } from '../bucardo/metadata.js';
+import { withMetadata } from '../../src/core/bucardo/metadata.js';
 import { APPLICATION_PREFIX, NOTICE_PREFIX } from './patch.js';
 import type { RetrySettings } from './settings.js';
 

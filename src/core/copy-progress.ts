@@ -1,6 +1,8 @@
 // How far Bucardo's initial copy of a job is: tables and bytes done of all, the table being copied
 // with its rows, elapsed time and an estimate of the time left. Used by bucardo.status,
 // bucardo.wait_for_copy and the kicker's metrics.
+import { daemonPid, syncLoaded } from './bucardo/daemon.js';
+import { metadataDatabaseExists, recentRuns, syncRow, withMetadata } from './bucardo/metadata.js';
 import { withClient } from './db.js';
 import type { Job } from './job.js';
 
@@ -109,4 +111,21 @@ export async function copyProgress(
     progress.remainingSeconds = Math.round((progress.elapsedSeconds * bytesLeft) / progress.bytesDone);
   }
   return progress;
+}
+
+/** The initial copy's state, from Bucardo's metadata (onetimecopy drops to 0 when the copy kid is done). */
+export async function copyState(job: Job): Promise<CopyProgress> {
+  if (job.config.bucardo.copyData === 'never') return { state: 'not requested' };
+  if (!(await metadataDatabaseExists(job))) return { state: 'unknown' };
+  const info = await withMetadata(job, async (client) => ({
+    sync: await syncRow(client, job.syncName),
+    current: (await recentRuns(client, job.syncName, 1)).find((run) => run.ended === null),
+  }));
+  if (!info.sync) return { state: 'pending' };
+  if (Number(info.sync.onetimecopy) === 0) return { state: 'done' };
+  if (!daemonPid(job) || !syncLoaded(job)) return { state: 'pending' };
+  const progress = await copyProgress(job, info.sync.relgroup, info.current?.started ?? undefined).catch(
+    () => ({}),
+  );
+  return { state: 'running', ...progress };
 }

@@ -92,7 +92,7 @@ function stopDemoDaemons(dir: string): void {
 }
 
 async function stopJobs(jobs: Job[]): Promise<void> {
-  const { stopDaemon } = await import('../../plugins/bucardo/daemon.js');
+  const { stopDaemon } = await import('../core/bucardo/daemon.js');
   const { Activity } = await import('../core/activity.js');
   for (const job of jobs) {
     const context = {

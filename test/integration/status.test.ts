@@ -4,6 +4,7 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import pg from 'pg';
+import type { CopyProgress } from '../../src/core/copy-progress.js';
 import type { ClusterInfo } from '../../src/sandbox/cluster.js';
 import {
   clusters,
@@ -42,18 +43,7 @@ interface StatusJson {
     verdict: string;
     pendingTotal: number;
     unreachable: string[];
-    copy: {
-      state: string;
-      table?: string;
-      rows?: number;
-      tableRows?: number;
-      tablePercent?: number;
-      tablesDone?: number;
-      tablesTotal?: number;
-      bytesDone?: number;
-      bytesTotal?: number;
-      elapsedSeconds?: number;
-    };
+    copy: CopyProgress;
   };
 }
 

@@ -2,9 +2,10 @@
 // and in which mode (cascade middle hops fire ALWAYS), which exist, which to drop, and dropping
 // them table by table in rounds of lock-bounded tries.
 import type { Activity } from '../activity.js';
-import type { Client } from '../db.js';
+import { withClient, type Client } from '../db.js';
 import { describeWaiting, lockBoundedDdl, type TableFailure } from '../ddl.js';
 import type { Job } from '../job.js';
+import { displayName, findReplicationObjects, type Relation } from '../objects.js';
 import { quoteIdent, quoteQualified } from '../quote.js';
 import { RoundProgress, runRounds, type RoundsPolicy } from '../rounds.js';
 import { DELTA_TRIGGER, kickTriggerName, truncateTriggerName } from './names.js';
@@ -137,4 +138,43 @@ export async function dropTriggersInRounds(
     table: row!.table,
   }));
   return { total, rounds, waiting: await describeWaiting(primary, waitingTables, reason(rounds)) };
+}
+
+export interface TriggerAudit {
+  table: string;
+  problems: string[];
+}
+
+/** Compares each table in scope with the expected triggers; returns the tables that differ. */
+export async function auditTriggers(
+  job: Job,
+  activity?: Activity,
+): Promise<{ tables: Relation[]; wrong: TriggerAudit[] }> {
+  const expected = expectedTriggers(job);
+  return withClient(job, { role: 'primary', activity }, async (client) => {
+    const { tables } = await findReplicationObjects(client, job.config.bucardo.replicationObjects);
+    const byTable = groupByTable(await listTriggers(client, jobTriggerNames(job)));
+    const wrong: TriggerAudit[] = [];
+    for (const table of tables) {
+      const rows = byTable.get(displayName(table)) ?? [];
+      const problems: string[] = [];
+      for (const [name, state] of expected) {
+        const row = rows.find((r) => r.trigger === name);
+        if (!row) problems.push(`missing ${name}`);
+        else if (row.enabled !== state)
+          problems.push(`${name} is ${describeEnabled(row.enabled)}, expected ${describeEnabled(state)}`);
+      }
+      for (const row of rows) if (!expected.has(row.trigger)) problems.push(`unexpected ${row.trigger}`);
+      if (problems.length) wrong.push({ table: displayName(table), problems });
+    }
+    return { tables, wrong };
+  });
+}
+
+function describeEnabled(state: string): string {
+  return (
+    ({ O: 'enabled', A: 'enabled ALWAYS', R: 'enabled REPLICA', D: 'disabled' } as Record<string, string>)[
+      state
+    ] ?? state
+  );
 }

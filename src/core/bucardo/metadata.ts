@@ -1,7 +1,7 @@
 // Reads Bucardo's own metadata database for a job: what is recorded, the sync's state, its runs.
-import { withClient, type Client } from '../../src/core/db.js';
-import type { Activity } from '../../src/core/activity.js';
-import type { Job } from '../../src/core/job.js';
+import { withClient, type Client } from '../db.js';
+import type { Activity } from '../activity.js';
+import type { Job } from '../job.js';
 
 export async function metadataDatabaseExists(job: Job, activity?: Activity): Promise<boolean> {
   const bucardo = job.config.databases.bucardo;

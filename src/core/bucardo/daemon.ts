@@ -1,0 +1,85 @@
+// The Bucardo daemon of a job as every plugin sees it: is it running, has it loaded the sync, kick
+// it over SQL, stop it and wait until it is gone, reload it. Starting it (settings, pid dir, the
+// kicker, a cascade's order) is bucardo.start's own work, in plugins/bucardo/daemon.ts.
+import { existsSync } from 'node:fs';
+import path from 'node:path';
+import { sleep } from '../activity.js';
+import { runBucardo } from '../bucardo.js';
+import { OperatorError } from '../errors.js';
+import type { Job } from '../job.js';
+import { stopKicker } from '../kicker.js';
+import type { CommandContext } from '../plugin.js';
+import { isProcessAlive, processCommandLine, readPidFile } from '../process.js';
+import { quoteIdent } from '../quote.js';
+import { syncRow, withMetadata } from './metadata.js';
+
+export interface DaemonData {
+  pid?: number;
+  kickerPid?: number;
+  steps: string[];
+}
+
+export function daemonPid(job: Job): number | undefined {
+  return liveBucardoPid(job.paths.mcpPidFile);
+}
+
+export function liveBucardoPid(pidFile: string): number | undefined {
+  const pid = readPidFile(pidFile);
+  return pid !== undefined && isProcessAlive(pid) && /bucardo/i.test(processCommandLine(pid))
+    ? pid
+    : undefined;
+}
+
+export function isDaemonRunning(job: Job): boolean {
+  return daemonPid(job) !== undefined;
+}
+
+/** The controller of a sync writes this pid file once the daemon has loaded the sync. */
+function controllerPidFile(job: Job): string {
+  return path.join(job.paths.pidDir, `bucardo.ctl.sync.${job.syncName}.pid`);
+}
+
+export function syncLoaded(job: Job): boolean {
+  const pid = readPidFile(controllerPidFile(job));
+  return pid !== undefined && isProcessAlive(pid);
+}
+
+/** NOTIFY on the metadata database: what `bucardo kick` does, without starting Perl. */
+export async function kickSync(job: Job): Promise<void> {
+  await withMetadata(job, (client) =>
+    client.query(`NOTIFY ${quoteIdent(`bucardo_kick_sync_${job.syncName}`)}`),
+  );
+}
+
+export async function stopDaemon(job: Job, ctx: CommandContext): Promise<DaemonData> {
+  const steps: string[] = [];
+  if (await stopKicker(job)) steps.push('stopped the kicker');
+  const pid = daemonPid(job);
+  if (!pid) {
+    steps.push('daemon not running');
+    return { steps };
+  }
+  ctx.progress(`stopping the Bucardo daemon (pid ${pid})`);
+  await runBucardo(job, ['stop'], { activity: ctx.activity });
+  // `bucardo stop` only drops a stop file; the MCP notices it and exits a second or two later.
+  for (let i = 0; i < 600 && (isProcessAlive(pid) || existsSync(job.paths.mcpPidFile)); i++)
+    await sleep(100, ctx.activity.signal);
+  if (isProcessAlive(pid))
+    throw new OperatorError(
+      `The Bucardo daemon (pid ${pid}) is still running 60 s after bucardo stop. Look at ${job.paths.logFile}; stop it with kill ${pid} if it hangs.`,
+    );
+  steps.push(`stopped the daemon (pid ${pid})`);
+  return { steps };
+}
+
+export async function reloadDaemon(job: Job, ctx: CommandContext): Promise<void> {
+  if (!isDaemonRunning(job))
+    throw new OperatorError(
+      `The Bucardo daemon of ${job.name} is not running, so there is nothing to reload. Start it with bucardo.start.`,
+    );
+  // reload_config re-reads bucardo_config and reloads the MCP, which loads new syncs too.
+  await runBucardo(job, ['reload_config'], { activity: ctx.activity, timeoutMs: 120_000 });
+  for (let i = 0; i < 100 && !syncLoaded(job); i++) await sleep(100, ctx.activity.signal);
+  const sync = await withMetadata(job, (client) => syncRow(client, job.syncName));
+  if (sync) await kickSync(job);
+}

@@ -1,0 +1,157 @@
+// The sync as every plugin that creates or checks it sees it: the `bucardo add sync` arguments of a
+// job, the refusal to let copy_data: always empty secondary tables unasked, Bucardo's failure texts
+// turned into the operator's next step, and the checks that the triggers are (or are no longer) there.
+import { BucardoError } from '../bucardo.js';
+import { withClient } from '../db.js';
+import { OperatorError } from '../errors.js';
+import type { Job } from '../job.js';
+import type { Check, CommandContext } from '../plugin.js';
+import { quoteQualified } from '../quote.js';
+import { onetimecopyFor } from './names.js';
+import { auditTriggers, jobTriggerNames, listTriggers } from './triggers.js';
+import { relgroupMembers, withMetadata } from './metadata.js';
+
+/** `bucardo add sync` for this job: copy_data as onetimecopy; no kick triggers with asynchronous kicking. */
+export function addSyncArguments(job: Job): string[] {
+  return [
+    'add',
+    'sync',
+    job.syncName,
+    `relgroup=${job.relgroupName}`,
+    `dbs=${job.bucardoDbName.primary}:source,${job.bucardoDbName.secondary}:target`,
+    `onetimecopy=${onetimecopyFor(job.config.bucardo.copyData)}`,
+    // With asynchronous kicking the kick triggers are never created: one table lock fewer than
+    // creating and then disabling them, and no per-commit NOTIFY on the primary.
+    `autokick=${job.config.bucardo.asynchronousKicking ? 0 : 1}`,
+  ];
+}
+
+/** --yes answers yes to copy_data: always emptying secondary tables (also in list mode). */
+export function answeredYes(ctx: Pick<CommandContext, 'options'>): boolean {
+  return ctx.options.flag('yes');
+}
+
+/** Rows are counted up to this many per table: enough to show what would be lost, bounded in cost. */
+const COUNT_LIMIT = 1_000_000;
+
+export interface FilledTable {
+  table: string;
+  rows: number;
+  atLeast: boolean;
+}
+
+/** Tables of the job's relgroup that hold rows on the secondary (missing ones are preflight's concern). */
+export async function filledSecondaryTables(
+  job: Job,
+  activity: CommandContext['activity'],
+): Promise<FilledTable[]> {
+  const members = await withMetadata(job, (client) => relgroupMembers(client, job.relgroupName), activity);
+  const tables = members.filter((m) => m.reltype === 'table');
+  return withClient(job, { role: 'secondary', activity }, async (client) => {
+    const filled: FilledTable[] = [];
+    for (const { schema, name } of tables) {
+      activity.throwIfInterrupted();
+      const table = quoteQualified(schema, name);
+      const {
+        rows: [exists],
+      } = await client.query<{ oid: string | null }>('SELECT to_regclass($1)::oid AS oid', [table]);
+      if (!exists?.oid) continue;
+      const {
+        rows: [counted],
+      } = await client.query<{ rows: string }>(
+        `SELECT count(*) AS rows FROM (SELECT 1 FROM ${table} LIMIT ${COUNT_LIMIT + 1}) AS sample`,
+      );
+      const rows = Number(counted!.rows);
+      if (rows === 0) continue;
+      filled.push({
+        table: `${schema}.${name}`,
+        rows: Math.min(rows, COUNT_LIMIT),
+        atLeast: rows > COUNT_LIMIT,
+      });
+    }
+    return filled;
+  });
+}
+
+/**
+ * copy_data: always is Bucardo's onetimecopy=1, which empties every target table before copying it:
+ * before the sync that sets this up is created, name the secondary tables that hold rows and ask.
+ * The shell asks (default no); a list refuses unless the command was given --yes. Throws when not
+ * confirmed, before anything is created.
+ */
+export async function confirmCopyOverwrite(
+  ctx: CommandContext,
+  command: string,
+): Promise<string | undefined> {
+  const { job } = ctx;
+  if (job.config.bucardo.copyData !== 'always') return undefined;
+  ctx.progress("counting rows in the secondary's tables (copy_data: always empties them)");
+  const filled = await filledSecondaryTables(job, ctx.activity);
+  if (filled.length === 0) return undefined;
+  const listed = filled.map(
+    (f) => `${f.table} (${f.atLeast ? 'more than ' : ''}${f.rows.toLocaleString('en-US')} rows)`,
+  );
+  const what =
+    `copy_data is always, so Bucardo's initial copy empties ${filled.length} secondary table(s) that hold` +
+    ` rows before copying the primary's into them: ${listed.join(', ')}`;
+  if (answeredYes(ctx)) return `${what}; confirmed with --yes`;
+  const refusal =
+    `Nothing was created. If those rows may go, run ${command} --yes; to keep them, set` +
+    ' bucardo.copy_data to empty (copies only into empty tables) or never.';
+  if (!ctx.prompt.interactive)
+    throw new OperatorError(`${what}. A list cannot ask, so ${command} stops here. ${refusal}`);
+  ctx.log(`${what}.`);
+  const question = `Empty these ${filled.length} secondary table(s) and copy the primary's rows into them?`;
+  if (!(await ctx.prompt.confirm(question, false))) throw new OperatorError(`Not confirmed. ${refusal}`);
+  return `${what}; confirmed at the prompt`;
+}
+
+/** Bucardo's messages for a lock wait that hit lock_timeout, turned into the operator's next step. */
+export function explainSyncFailure(error: unknown, job: Job): Error {
+  if (error instanceof BucardoError && /lock timeout/i.test(error.message)) {
+    return new OperatorError(
+      `A table on the primary was locked by another session for longer than bucardo.lock_timeout (${job.config.bucardo.lockTimeoutMs} ms), so Bucardo rolled the whole trigger installation back: nothing was changed. Run bucardo.add_triggers again when the lock is released, or use retry.add_triggers, which works table by table and retries. Bucardo said: ${error.message}`,
+    );
+  }
+  if (error instanceof BucardoError && /must specify a primary key/i.test(error.message)) {
+    return new OperatorError(
+      `${error.message}. Add a primary key to that table or exclude it (bucardo.replication_objects.table_exclude), then run bucardo.install and bucardo.add_triggers again.`,
+    );
+  }
+  return error as Error;
+}
+
+export async function validateTriggers(ctx: CommandContext): Promise<Check[]> {
+  const audit = await auditTriggers(ctx.job);
+  const detail = audit.wrong
+    .slice(0, 5)
+    .map((w) => `${w.table}: ${w.problems.join(', ')}`)
+    .join('; ');
+  return [
+    {
+      name: `every table in scope carries exactly the expected bucardo triggers (${audit.tables.length} tables)`,
+      pass: audit.wrong.length === 0 && audit.tables.length > 0,
+      ...(audit.wrong.length ? { detail: `${audit.wrong.length} table(s) differ: ${detail}` } : {}),
+    },
+  ];
+}
+
+export async function validateNoTriggers(ctx: CommandContext): Promise<Check[]> {
+  const remaining = await withClient(ctx.job, { role: 'primary' }, (client) =>
+    listTriggers(client, jobTriggerNames(ctx.job)),
+  );
+  return [
+    {
+      name: 'no bucardo trigger of this job left',
+      pass: remaining.length === 0,
+      ...(remaining.length
+        ? {
+            detail: remaining
+              .slice(0, 5)
+              .map((r) => `${r.schema}.${r.table}:${r.trigger}`)
+              .join(', '),
+          }
+        : {}),
+    },
+  ];
+}
