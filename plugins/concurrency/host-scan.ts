@@ -2,10 +2,10 @@
 // which syncs and relgroups each holds, its pid dir and the databases its tables come from. This sees
 // jobs of other users and of configs this user never registered, and where a job already lives.
 import type { Activity } from '../../src/core/activity.js';
-import { withClient, type Client } from '../../src/core/db.js';
+import { recordedPidDir } from '../../src/core/bucardo/metadata.js';
+import { type Client, withClient } from '../../src/core/db.js';
 import { errorMessage } from '../../src/core/errors.js';
 import type { Job } from '../../src/core/job.js';
-import { recordedPidDir } from '../../src/core/bucardo/metadata.js';
 
 export interface RecordedSource {
   name: string;

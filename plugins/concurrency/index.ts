@@ -3,14 +3,16 @@
 // (concurrency.bucardo_dbname) without touching any file outside the job's own directories, and
 // refuses configs that would share a metadata database, pid dir, replication name or primary with
 // another job. Command bodies are loaded on first use (pg is not needed to show the menu).
-import { definePlugin } from '../../src/core/plugin.js';
-import { bindMetadataDb } from './binding.js';
 import { OperatorError } from '../../src/core/errors.js';
-import { parseConcurrencySettings, preparedButDisabled, type ConcurrencySettings } from './settings.js';
+import { definePlugin } from '../../src/core/plugin.js';
+import {
+  bindMetadataDb,
+  type ConcurrencySettings,
+  parseConcurrencySettings,
+  preparedButDisabled,
+} from './settings.js';
 
 const install = () => import('./install.js');
-const uninstall = () => import('./uninstall.js');
-const lifecycle = () => import('./lifecycle.js');
 
 export default definePlugin<ConcurrencySettings>({
   name: 'concurrency',
@@ -23,8 +25,8 @@ export default definePlugin<ConcurrencySettings>({
     if (problem) throw new OperatorError(`${job.config.file}: ${problem}`);
   },
   hooks: {
-    'bucardo.install': { after: async (ctx) => (await lifecycle()).recordInstalled(ctx) },
-    'bucardo.uninstall': { after: async (ctx) => (await lifecycle()).forgetUninstalled(ctx) },
+    'bucardo.install': { after: async (ctx) => (await install()).recordInstalled(ctx) },
+    'bucardo.uninstall': { after: async (ctx) => (await install()).forgetUninstalled(ctx) },
   },
   commands: {
     install: {
@@ -47,8 +49,8 @@ export default definePlugin<ConcurrencySettings>({
     uninstall: {
       summary:
         "after bucardo.uninstall: forget the job's metadata database name (back to Bucardo's default) and its registry entry",
-      run: async (ctx) => (await uninstall()).uninstall(ctx),
-      validate: async (ctx) => (await uninstall()).validateUninstall(ctx),
+      run: async (ctx) => (await install()).uninstall(ctx),
+      validate: async (ctx) => (await install()).validateUninstall(ctx),
       format: (data: { steps: string[] }) => data.steps.map((s) => `  - ${s}`),
     },
   },

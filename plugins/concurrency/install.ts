@@ -1,24 +1,38 @@
+// concurrency.install and concurrency.uninstall, and the steps this plugin adds after bucardo.install
+// and bucardo.uninstall (hooks in index.ts).
+import { existsSync, rmSync } from 'node:fs';
+import { daemonPid } from '../../src/core/bucardo/daemon.js';
+import { OperatorError } from '../../src/core/errors.js';
+import { jobTitle } from '../../src/core/job.js';
+import { kickerStatus } from '../../src/core/kicker.js';
+import type { Check, CommandContext, CommandOutcome } from '../../src/core/plugin.js';
+import {
+  type Clash,
+  compareJobs,
+  compareWithServer,
+  footprintOf,
+  type JobFootprint,
+  type OtherJob,
+} from './clashes.js';
+import { databaseExists, type HostScan, scanMetadataServer } from './host-scan.js';
+import {
+  isSameJob,
+  markerFile,
+  readMarker,
+  readRegistry,
+  readRegistryEntry,
+  type RegistryEntry,
+  registryFile,
+  removeMarker,
+  removeRegistryEntry,
+  writeMarker,
+  writeRegistryEntry,
+} from './records.js';
+import { DEFAULT_METADATA_DB, sameServer, serverKey } from './settings.js';
+
 // concurrency.install: check that this job can run beside every other Bucardo job on the host, then
 // prepare it: the marker in its state dir (which makes job.metadataDb answer with the job's own
 // metadata database name) and its entry in the per-user registry of prepared jobs.
-import { existsSync, rmSync } from 'node:fs';
-import { jobTitle } from '../../src/core/job.js';
-import type { Check, CommandContext, CommandOutcome } from '../../src/core/plugin.js';
-import { compareJobs, type Clash, type OtherJob } from './clashes.js';
-import { footprintOf, type JobFootprint } from './footprint.js';
-import { scanMetadataServer, type HostScan } from './host-scan.js';
-import { markerFile, readMarker, writeMarker } from './marker.js';
-import {
-  isSameJob,
-  readRegistry,
-  readRegistryEntry,
-  registryFile,
-  writeRegistryEntry,
-  type RegistryEntry,
-} from './registry.js';
-import { compareWithServer } from './server-clashes.js';
-import { sameServer, serverKey } from './settings.js';
-
 export interface PrepareData {
   clashes: Clash[];
   warnings: string[];
@@ -196,5 +210,107 @@ export async function validateInstall(ctx: CommandContext): Promise<Check[]> {
       pass: used === mine.metadata.dbname,
       ...(used !== mine.metadata.dbname ? { detail: used } : {}),
     },
+  ];
+}
+
+// concurrency.uninstall: return the job to Bucardo's default metadata database name. Only once the
+// job's own metadata database is gone (bucardo.uninstall, run while this plugin is enabled, drops
+// it): forgetting the name earlier would leave that database, and maybe a daemon, behind unseen.
+export interface ReleaseData {
+  steps: string[];
+}
+
+export async function uninstall(ctx: CommandContext): Promise<CommandOutcome<ReleaseData>> {
+  const { job, activity } = ctx;
+  const mine = footprintOf(job);
+  const marker = readMarker(job.paths.stateDir);
+  const entry = readRegistryEntry(mine.replicationName);
+  const registered = entry !== undefined && isSameJob(entry, mine);
+  const steps: string[] = [];
+  if (!marker && !registered) {
+    return {
+      data: { steps },
+      message: `${jobTitle(job)} is not prepared by the concurrency plugin: nothing to undo.`,
+    };
+  }
+  const name = marker?.metadataDb ?? mine.metadata.dbname;
+  const handFix = `If the metadata server is gone for good, delete ${markerFile(job.paths.stateDir)} and ${registryFile(mine.replicationName)} by hand.`;
+
+  const pid = daemonPid(job);
+  const kicker = kickerStatus(job);
+  if (pid !== undefined || kicker.running) {
+    throw new OperatorError(
+      `${jobTitle(job)}'s ${pid !== undefined ? `Bucardo daemon (pid ${pid})` : `kicker (pid ${kicker.pid})`} is still running on the metadata database '${name}'. Run bucardo.uninstall first (it stops the daemon and drops '${name}'), then concurrency.uninstall.`,
+    );
+  }
+  let exists: boolean;
+  try {
+    exists = await databaseExists(job, name, activity);
+  } catch (error) {
+    throw new OperatorError(
+      `Cannot check whether the metadata database '${name}' is gone: ${(error as Error).message} ${handFix}`,
+    );
+  }
+  if (exists) {
+    throw new OperatorError(
+      `The metadata database '${name}' of ${jobTitle(job)} still exists on ${mine.metadata.host}:${mine.metadata.port}. Run bucardo.uninstall first, with the concurrency plugin still enabled so that it finds and drops '${name}'; then concurrency.uninstall.`,
+    );
+  }
+  if (removeMarker(job.paths.stateDir))
+    steps.push(`removed the preparation marker ${markerFile(job.paths.stateDir)}`);
+  if (registered && removeRegistryEntry(mine.replicationName))
+    steps.push(`removed the registry entry ${registryFile(mine.replicationName)}`);
+  return {
+    data: { steps },
+    message: `${jobTitle(job)} is back to Bucardo's default metadata database name '${DEFAULT_METADATA_DB}'. To use it that way, take concurrency out of plugins; while the plugin stays enabled, bucardo commands refuse to run until concurrency.install prepares the job again.`,
+  };
+}
+
+export async function validateUninstall(ctx: CommandContext): Promise<Check[]> {
+  const { job } = ctx;
+  const mine = footprintOf(job);
+  const entry = readRegistryEntry(mine.replicationName);
+  return [
+    {
+      name: 'no preparation marker',
+      pass: readMarker(job.paths.stateDir) === undefined,
+      detail: markerFile(job.paths.stateDir),
+    },
+    {
+      name: 'not in the registry of prepared jobs',
+      pass: entry === undefined || !isSameJob(entry, mine),
+      detail: registryFile(mine.replicationName),
+    },
+    {
+      name: `metadata database ${mine.metadata.dbname} gone`,
+      pass: !(await databaseExists(job, mine.metadata.dbname)),
+    },
+  ];
+}
+
+// What the concurrency plugin does after the bucardo plugin's install and uninstall (hooks in
+// index.ts): the per-user registry follows the job's real life, so that a job uninstalled with
+// bucardo.uninstall alone no longer makes concurrency.install refuse another job on its primary.
+/** After bucardo.install: the entry says the job is installed (and is written again if it was lost). */
+export async function recordInstalled(ctx: CommandContext): Promise<string[]> {
+  const mine = footprintOf(ctx.job);
+  const marker = readMarker(ctx.job.paths.stateDir);
+  const entry = readRegistryEntry(mine.replicationName);
+  if (!marker || (entry && !isSameJob(entry, mine))) return [];
+  const now = new Date().toISOString();
+  const preparedAt = entry?.preparedAt ?? marker.preparedAt;
+  const file = writeRegistryEntry({ ...mine, preparedAt, installedAt: entry?.installedAt ?? now });
+  return entry?.installedAt ? [] : [`${jobTitle(ctx.job)} recorded as installed in ${file}`];
+}
+
+/** After bucardo.uninstall: the job no longer occupies its primary, so its entry goes. */
+export async function forgetUninstalled(ctx: CommandContext): Promise<string[]> {
+  const mine = footprintOf(ctx.job);
+  const entry = readRegistryEntry(mine.replicationName);
+  if (!entry || !isSameJob(entry, mine) || !removeRegistryEntry(mine.replicationName)) return [];
+  const file = registryFile(mine.replicationName);
+  return [
+    `removed ${jobTitle(ctx.job)}'s registry entry ${file} ` +
+      '(concurrency.uninstall also forgets its metadata database name)',
   ];
 }

@@ -2,13 +2,7 @@
 // for longer than retry.timeout. The sync is recorded first without touching a table (so no trigger
 // can ever exist outside a recorded sync), then rounds of the per-table validate_sync add triggers
 // table by table, each table committed on its own, skipping tables it cannot lock in time.
-import { withClient, type Client } from '../../src/core/db.js';
-import { describeWaiting, lockBoundedDdl, type TableFailure } from '../../src/core/ddl.js';
-import { OperatorError } from '../../src/core/errors.js';
-import type { Job } from '../../src/core/job.js';
-import type { Check, CommandContext, CommandOutcome } from '../../src/core/plugin.js';
-import { quoteIdent, quoteQualified } from '../../src/core/quote.js';
-import { retryPolicy, RoundProgress, runRounds, type RoundsPolicy } from '../../src/core/rounds.js';
+import { runBucardo } from '../../src/core/bucardo.js';
 import { isDaemonRunning, reloadDaemon } from '../../src/core/bucardo/daemon.js';
 import {
   metadataDatabaseExists,
@@ -17,13 +11,29 @@ import {
   syncRow,
   withMetadata,
 } from '../../src/core/bucardo/metadata.js';
-import { validateTriggers } from '../../src/core/bucardo/sync.js';
+import {
+  addSyncArguments,
+  confirmCopyOverwrite,
+  explainSyncFailure,
+  validateTriggers,
+} from '../../src/core/bucardo/sync.js';
+import {
+  expectedTriggers,
+  groupByTable,
+  jobTriggerNames,
+  listTriggers,
+} from '../../src/core/bucardo/triggers.js';
+import { type Client, withClient } from '../../src/core/db.js';
+import { describeWaiting, lockBoundedDdl, type TableFailure } from '../../src/core/ddl.js';
+import { errorMessage, InterruptedError, OperatorError } from '../../src/core/errors.js';
+import type { Job } from '../../src/core/job.js';
+import { displayName, findReplicationObjects } from '../../src/core/objects.js';
+import type { Check, CommandContext, CommandOutcome } from '../../src/core/plugin.js';
+import { quoteIdent, quoteQualified } from '../../src/core/quote.js';
+import { retryPolicy, RoundProgress, type RoundsPolicy, runRounds } from '../../src/core/rounds.js';
 import { formatRoundEnd } from './format.js';
-import { installedDefinition } from './function-store.js';
-import { isPatched } from './patch.js';
-import { ensureSync } from './sync-record.js';
-import { triggerStates, type TriggerStates } from './table-state.js';
-import { validateRound } from './validate-round.js';
+import type { RetrySettings } from './settings.js';
+import { APPLICATION_PREFIX, installedDefinition, isPatched, NOTICE_PREFIX } from './validate-sync.js';
 
 export interface RetryRunData {
   tables: number;
@@ -198,4 +208,170 @@ export async function validateAddTriggers(ctx: CommandContext): Promise<Check[]>
     { name: `sync ${ctx.job.syncName} is recorded in Bucardo`, pass: sync !== undefined },
     ...(await validateTriggers(ctx)),
   ];
+}
+
+// Recording the sync for retry.add_triggers: the same `bucardo add sync` as bucardo.add_triggers, but
+// in defer mode (validate-sync.ts), so the sync row is committed before any table gets a trigger.
+/** Session options for a bucardo call that must record or change the sync without touching any table. */
+function deferEnvironment(): Record<string, string> {
+  return {
+    PGOPTIONS: [process.env['PGOPTIONS'], '-c bucardo_console.retry_mode=defer'].filter(Boolean).join(' '),
+  };
+}
+
+/** Records the sync (or switches its kick triggers) in defer mode: no table is locked here. */
+export async function ensureSync(job: Job, ctx: CommandContext): Promise<string[]> {
+  const asynchronous = job.config.bucardo.asynchronousKicking;
+  const options = { activity: ctx.activity, safeToStop: false, extraEnv: deferEnvironment() };
+  const sync = await withMetadata(job, (client) => syncRow(client, job.syncName), ctx.activity);
+  try {
+    if (!sync) {
+      const confirmed = await confirmCopyOverwrite(ctx, 'retry.add_triggers');
+      ctx.progress(`recording sync ${job.syncName} (no table is touched yet)`);
+      await runBucardo(job, addSyncArguments(job), options);
+      const kicking = asynchronous ? 'no kick triggers: asynchronous kicking' : 'per-commit kick triggers';
+      const recorded = `recorded sync ${job.syncName} (copy_data ${job.config.bucardo.copyData}, ${kicking})`;
+      return confirmed ? [confirmed, recorded] : [recorded];
+    }
+    if (sync.autokick === asynchronous) {
+      ctx.progress(`switching the sync's kick triggers ${asynchronous ? 'off' : 'on'}`);
+      await runBucardo(job, ['update', 'sync', job.syncName, `autokick=${asynchronous ? 0 : 1}`], options);
+      return [
+        `sync ${job.syncName}: kick triggers ${asynchronous ? 'to be removed (asynchronous kicking)' : 'to be added'}, table by table`,
+      ];
+    }
+  } catch (error) {
+    throw explainSyncFailure(error, job);
+  }
+  return [];
+}
+
+// Where each table in scope stands with this job's triggers, read from pg_trigger on the primary:
+// the ground truth every round starts from (a rerun picks up exactly where the last one stopped).
+export interface TableRef {
+  key: string;
+  schema: string;
+  table: string;
+}
+
+/** A table whose triggers exist but fire in the wrong mode (ENABLE ALWAYS on a cascade middle hop). */
+export interface ModeChange extends TableRef {
+  triggers: { trigger: string; state: string }[];
+}
+
+export interface TriggerStates {
+  tables: TableRef[];
+  ready: TableRef[];
+  /** Missing a trigger, or carrying one the sync no longer wants (a kick trigger under asynchronous kicking). */
+  needTriggers: TableRef[];
+  needMode: ModeChange[];
+}
+
+export async function triggerStates(client: Client, job: Job): Promise<TriggerStates> {
+  const expected = expectedTriggers(job);
+  const { tables: relations } = await findReplicationObjects(client, job.config.bucardo.replicationObjects);
+  const present = groupByTable(await listTriggers(client, jobTriggerNames(job)));
+  const states: TriggerStates = { tables: [], ready: [], needTriggers: [], needMode: [] };
+  for (const relation of relations) {
+    const ref = { key: displayName(relation), schema: relation.schema, table: relation.name };
+    states.tables.push(ref);
+    const rows = present.get(ref.key) ?? [];
+    const missing = [...expected.keys()].some((name) => !rows.some((row) => row.trigger === name));
+    const unexpected = rows.some((row) => !expected.has(row.trigger));
+    const wrongMode = rows.filter(
+      (row) => expected.has(row.trigger) && expected.get(row.trigger) !== row.enabled,
+    );
+    if (missing || unexpected) states.needTriggers.push(ref);
+    else if (wrongMode.length)
+      states.needMode.push({
+        ...ref,
+        triggers: wrongMode.map((row) => ({ trigger: row.trigger, state: expected.get(row.trigger)! })),
+      });
+    else states.ready.push(ref);
+  }
+  return states;
+}
+
+// One round of the per-table validate_sync (see validate-sync.ts): called over SQL in the metadata database
+// with this connection's session settings asking for per-table mode, reporting each table as it goes.
+/**
+ * validate_sync waits for locks on its own connection to the primary, where cancelling our metadata
+ * session only takes effect once that wait ends: on Ctrl-C, cancel that connection's statement too.
+ */
+function trackInnerConnection(job: Job, ctx: CommandContext): () => void {
+  let backendPid: number | undefined;
+  return ctx.activity.trackSession({
+    description: `validate_sync's connection to the primary database "${job.config.databases.primary.dbname}"`,
+    get backendPid() {
+      return backendPid;
+    },
+    busy: () => true,
+    cancel: () =>
+      withClient(job, { role: 'primary' }, async (client) => {
+        const { rows } = await client.query<{ pid: number; cancelled: boolean }>(
+          'SELECT pid, pg_cancel_backend(pid) AS cancelled FROM pg_stat_activity WHERE application_name = $1 AND datname = current_database()',
+          [`${APPLICATION_PREFIX}${job.syncName}`],
+        );
+        backendPid = rows[0]?.pid;
+        return rows.some((row) => row.cancelled);
+      }),
+  });
+}
+
+/** One call of the per-table validate_sync; each table it reports goes to onTable as it finishes. */
+export async function validateRound(
+  job: Job,
+  ctx: CommandContext,
+  settings: RetrySettings,
+  onTable: (status: string, key: string) => void,
+): Promise<void> {
+  const untrack = trackInnerConnection(job, ctx);
+  try {
+    await validateSyncPerTable(job, ctx, settings, onTable);
+  } finally {
+    untrack();
+  }
+}
+
+async function validateSyncPerTable(
+  job: Job,
+  ctx: CommandContext,
+  settings: RetrySettings,
+  onTable: (status: string, key: string) => void,
+): Promise<void> {
+  await withMetadata(
+    job,
+    async (client) => {
+      client.on('notice', (notice) => {
+        const text = notice.message ?? '';
+        if (!text.startsWith(NOTICE_PREFIX)) return;
+        const rest = text.slice(NOTICE_PREFIX.length);
+        const space = rest.indexOf(' ');
+        if (space > 0) onTable(rest.slice(0, space), rest.slice(space + 1));
+      });
+      // Session settings of this connection only; they end with it.
+      await client.query(
+        `SELECT set_config('bucardo_console.retry_mode', 'per_table', false), set_config('bucardo_console.retry_lock_timeout', $1, false)`,
+        [String(settings.timeoutMs)],
+      );
+      let result: string | undefined;
+      try {
+        const { rows } = await client.query<{ result: string }>(
+          'SELECT bucardo.validate_sync($1) AS result',
+          [job.syncName],
+        );
+        result = rows[0]?.result;
+      } catch (error) {
+        if (ctx.activity.interrupted) throw new InterruptedError();
+        throw new OperatorError(
+          `Bucardo's validate_sync stopped on sync ${job.syncName}: ${errorMessage(error).replace(/ at line \d+\.?/g, '')}. Tables it finished keep their triggers, inside the recorded sync. Fix the cause and run retry.add_triggers again: it continues from there.`,
+        );
+      }
+      if (result !== 'MODIFY')
+        throw new OperatorError(
+          `Bucardo's validate_sync did not validate sync ${job.syncName}: ${result}. Check that relgroup ${job.relgroupName} has tables (bucardo.install).`,
+        );
+    },
+    ctx.activity,
+  );
 }

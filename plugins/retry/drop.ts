@@ -3,14 +3,14 @@
 // until the last trigger is gone, so an interrupted or incomplete run never leaves a trigger outside
 // a recorded sync; it is removed at the end, as bucardo.drop_triggers does.
 import { runBucardo } from '../../src/core/bucardo.js';
+import { isDaemonRunning } from '../../src/core/bucardo/daemon.js';
+import { metadataDatabaseExists, syncRow, withMetadata } from '../../src/core/bucardo/metadata.js';
+import { validateNoTriggers } from '../../src/core/bucardo/sync.js';
 import { dropTriggersInRounds } from '../../src/core/bucardo/triggers.js';
 import { withClient } from '../../src/core/db.js';
 import { OperatorError } from '../../src/core/errors.js';
 import type { Check, CommandContext, CommandOutcome } from '../../src/core/plugin.js';
 import { retryPolicy } from '../../src/core/rounds.js';
-import { isDaemonRunning } from '../../src/core/bucardo/daemon.js';
-import { metadataDatabaseExists, syncRow, withMetadata } from '../../src/core/bucardo/metadata.js';
-import { validateNoTriggers } from '../../src/core/bucardo/sync.js';
 import type { RetryRunData } from './add.js';
 
 export async function dropTriggers(ctx: CommandContext): Promise<CommandOutcome<RetryRunData>> {

@@ -2,22 +2,25 @@
 // database, and put Bucardo's own back exactly. Both are one transaction each: a failure leaves the
 // function as it was.
 import { existsSync, readFileSync } from 'node:fs';
-import { withTransaction, type Client } from '../../src/core/db.js';
+import { metadataDatabaseExists, withMetadata } from '../../src/core/bucardo/metadata.js';
+import { type Client, withTransaction } from '../../src/core/db.js';
 import { OperatorError } from '../../src/core/errors.js';
 import type { Job } from '../../src/core/job.js';
 import type { Check, CommandContext, CommandOutcome } from '../../src/core/plugin.js';
-import { metadataDatabaseExists, withMetadata } from '../../src/core/bucardo/metadata.js';
 import {
   forgetSaved,
   installedBody,
   installedDefinition,
+  isPatched,
   lockFunctionStore,
+  packagedValidateSyncBody,
+  patchValidateSync,
   SAVED_SCHEMA,
   savedOriginal,
   savedSchemaExists,
   saveOriginal,
-} from './function-store.js';
-import { isPatched, packagedValidateSyncBody, patchValidateSync, VALIDATE_SYNC } from './patch.js';
+  VALIDATE_SYNC,
+} from './validate-sync.js';
 
 const BUCARDO_SCHEMA_FILE = '/usr/share/bucardo/bucardo.schema';
 

@@ -8,7 +8,7 @@ import path from 'node:path';
 import { after, afterEach, before, test, type TestContext } from 'node:test';
 import pg from 'pg';
 import type { ClusterInfo } from '../../src/sandbox/cluster.js';
-import { patchValidateSync, PATCH_MARKER } from '../../plugins/retry/patch.js';
+import { patchValidateSync, PATCH_MARKER } from '../../plugins/retry/validate-sync.js';
 import {
   clusters,
   dropDatabase,

@@ -1,12 +1,63 @@
+// What the concurrency plugin keeps on disk (node:fs only: loaded with the plugin's index): the
+// job's preparation marker in its state dir and the per-user registry of prepared jobs.
+import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { homedir } from 'node:os';
+import path from 'node:path';
+import type { JobFootprint } from './clashes.js';
+
+// The job's preparation marker: a small file in the job's own state dir, written by
+// concurrency.install and removed by concurrency.uninstall. It is what says "this job's metadata
+// lives in database X"; the config only says what the operator wants. Loaded with the plugin's index
+// (node:fs only).
+export interface PreparationMarker {
+  metadataDb: string;
+  metadataServer: string;
+  replicationName: string;
+  configFile: string;
+  preparedAt: string;
+}
+
+export function markerFile(stateDir: string): string {
+  return path.join(stateDir, 'concurrency.json');
+}
+
+export function readMarker(stateDir: string): PreparationMarker | undefined {
+  const file = markerFile(stateDir);
+  if (!existsSync(file)) return undefined;
+  try {
+    const marker = JSON.parse(readFileSync(file, 'utf8')) as PreparationMarker;
+    return typeof marker.metadataDb === 'string' ? marker : undefined;
+  } catch {
+    // A torn or hand-edited file must not make the job look unprepared while its database exists:
+    // treat it as naming a database nobody has, so bucardo commands refuse and say where it is.
+    return {
+      metadataDb: `(unreadable ${file})`,
+      metadataServer: '',
+      replicationName: '',
+      configFile: '',
+      preparedAt: '',
+    };
+  }
+}
+
+export function writeMarker(stateDir: string, marker: PreparationMarker): void {
+  mkdirSync(stateDir, { recursive: true, mode: 0o700 });
+  const file = markerFile(stateDir);
+  writeFileSync(`${file}.tmp`, `${JSON.stringify(marker, null, 2)}\n`, { mode: 0o600 });
+  renameSync(`${file}.tmp`, file);
+}
+
+export function removeMarker(stateDir: string): boolean {
+  const file = markerFile(stateDir);
+  if (!existsSync(file)) return false;
+  rmSync(file, { force: true });
+  return true;
+}
+
 // The per-user registry of prepared jobs: one small JSON file per replication name, so that
 // concurrency.install can see the other jobs on this host even when their configs are not loaded.
 // The directory name contains a hyphen, which no replication name can, so it never collides with a
 // job's default state dir (~/.bucardo-console/<replication_name>).
-import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
-import { homedir } from 'node:os';
-import path from 'node:path';
-import type { JobFootprint } from './footprint.js';
-
 /** Tests (and operators who want a shared registry) point this elsewhere. */
 export const REGISTRY_ENV = 'BUCARDO_CONSOLE_JOB_REGISTRY';
 
