@@ -11,6 +11,7 @@ import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node
 import { availableParallelism, tmpdir } from 'node:os';
 import path from 'node:path';
 import { detachedActivity, sleep } from '../src/core/activity.js';
+import { CommandDatabases } from '../src/core/context.js';
 import { parseCommandArguments } from '../src/core/arguments.js';
 import { runBucardo } from '../src/core/bucardo.js';
 import { withClient } from '../src/core/db.js';
@@ -127,10 +128,14 @@ async function command<D = unknown>(
 ): Promise<CommandOutcome<D>> {
   const resolved = session.resolve(name);
   if ('error' in resolved) throw new Error(resolved.error);
+  const activity = detachedActivity();
+  const databases = new CommandDatabases(activity);
   const context: CommandContext = {
     job: resolved.job,
     jobs: session.jobs,
-    activity: detachedActivity(),
+    activity,
+    db: databases.for(resolved.job),
+    databases: (job) => databases.for(job),
     options: parseCommandArguments(name, resolved.command.arguments, args).options,
     args,
     prompt: listModePrompter(true),
@@ -139,7 +144,7 @@ async function command<D = unknown>(
       if (VERBOSE) log(`    ${text}`);
     },
   };
-  const outcome = await resolved.command.run(context);
+  const outcome = await resolved.command.run(context).finally(() => databases.close());
   if (outcome.ok === false) throw new Error(`${name}: ${outcome.message}`);
   if (VERBOSE) log(`  ${name}: ${outcome.message}`);
   return outcome as CommandOutcome<D>;

@@ -45,7 +45,7 @@ export async function watchStatus(ctx: CommandContext, seconds: number): Promise
   try {
     for (;;) {
       refresh += 1;
-      const all = await Promise.all(ctx.jobs.map((job) => collectStatus(job)));
+      const all = await Promise.all(ctx.jobs.map((job) => collectStatus(ctx.databases(job))));
       const clock = new Date().toISOString().slice(11, 19);
       const every = formatDuration(seconds);
       const head = `Status of ${ctx.jobs.length} job(s), refresh #${refresh}`;

@@ -2,9 +2,8 @@
 // backlog of pending changes (the real replication lag), the kicker, and one state out of a fixed set
 // (docs/status-and-monitoring.md) whose exit code scripts and monitoring can rely on.
 import { copyState, type CopyProgress } from '../../src/core/copy-progress.js';
-import { withClient } from '../../src/core/db.js';
+import type { DatabaseContext } from '../../src/core/context.js';
 import { errorMessage } from '../../src/core/errors.js';
-import type { Job } from '../../src/core/job.js';
 import { kickerStatus } from '../../src/core/kicker.js';
 import { pendingChanges, type PendingTable } from '../../src/core/pending.js';
 import type { CommandContext, CommandOutcome } from '../../src/core/plugin.js';
@@ -81,7 +80,9 @@ async function reach<T>(
   }
 }
 
-export async function collectStatus(job: Job): Promise<StatusData> {
+/** The job's status, asked on the command's shared sessions (one set per watch, not per refresh). */
+export async function collectStatus(db: DatabaseContext): Promise<StatusData> {
+  const { job } = db;
   const problems: string[] = [];
   const unreachable: string[] = [];
   const pid = daemonPid(job);
@@ -126,10 +127,10 @@ export async function collectStatus(job: Job): Promise<StatusData> {
         : "no kicker runs: nothing keeps Bucardo's statistics fresh or watches for stalls (bucardo.restart starts one)",
     );
   data.installed =
-    (await reach(unreachable, "metadata database's server", () => metadataDatabaseExists(job))) ?? false;
+    (await reach(unreachable, "metadata database's server", () => metadataDatabaseExists(db))) ?? false;
   if (data.installed) {
     const info = await reach(unreachable, 'metadata database', () =>
-      withMetadata(job, async (client) => ({
+      withMetadata(db, async (client) => ({
         sync: await syncRow(client, job.syncName),
         good: await lastRun(client, job.syncName, 'lastgood'),
         bad: await lastRun(client, job.syncName, 'lastbad'),
@@ -158,15 +159,13 @@ export async function collectStatus(job: Job): Promise<StatusData> {
     }
   }
   const pending = await reach(unreachable, 'primary', () =>
-    withClient(job, { role: 'primary' }, (client) => pendingChanges(client, job.syncName)),
+    db.primary().then((client) => pendingChanges(client, job.syncName)),
   );
   data.pending = pending ?? [];
   // The secondary is where the rows go: a status that cannot see it cannot say replication works.
-  await reach(unreachable, 'secondary', () =>
-    withClient(job, { role: 'secondary' }, (client) => client.query('SELECT 1')),
-  );
+  await reach(unreachable, 'secondary', () => db.secondary().then((client) => client.query('SELECT 1')));
   if (data.installed && data.sync && unreachable.length === 0)
-    data.copy = await copyState(job).catch(() => ({ state: 'unknown' as const }));
+    data.copy = await copyState(db).catch(() => ({ state: 'unknown' as const }));
   data.pendingTotal = data.pending.reduce((sum, p) => sum + p.changes, 0);
   const oldest = data.pending
     .map((p) => p.oldest)
@@ -175,7 +174,10 @@ export async function collectStatus(job: Job): Promise<StatusData> {
   if (oldest) data.oldestPendingSeconds = Math.max(0, Math.round((Date.now() - oldest.getTime()) / 1000));
   if (pid && unreachable.length === 0) {
     const threshold = job.config.bucardo.watchdogSeconds;
-    data.stalls = await detectStuckStatements(job, threshold).catch(() => []);
+    const open = await Promise.all([db.primary(), db.secondary()]).catch(() => undefined);
+    data.stalls = open
+      ? await detectStuckStatements(job, threshold, { primary: open[0], secondary: open[1] }).catch(() => [])
+      : [];
     const lastGoodAge = data.sync?.lastGood
       ? Math.round((Date.now() - Date.parse(data.sync.lastGood)) / 1000)
       : undefined;
@@ -244,6 +246,6 @@ export async function status(ctx: CommandContext): Promise<CommandOutcome<Status
   const { watchSeconds, watchStatus } = await import('./status-watch.js');
   const seconds = watchSeconds(ctx.options.number('watch'));
   if (seconds !== undefined) return watchStatus(ctx, seconds);
-  const data = await collectStatus(ctx.job);
+  const data = await collectStatus(ctx.db);
   return { data, message: `Verdict: ${data.verdict}`, exitCode: data.exitCode };
 }

@@ -78,29 +78,16 @@ export interface DropPlan {
 }
 
 /** What indexes.drop would drop now (and what it keeps, with the reason); changes nothing. */
-export async function planDrop(
-  job: Job,
-  ctx: Pick<CommandContext, 'activity' | 'progress'>,
-): Promise<DropPlan> {
-  const settings = indexSettings(job.config);
+export async function planDrop(ctx: Pick<CommandContext, 'job' | 'db' | 'progress'>): Promise<DropPlan> {
+  const settings = indexSettings(ctx.job.config);
   ctx.progress('measuring table sizes on the primary');
-  const { large, inScope, sizes } = await withClient(
-    job,
-    { role: 'primary', activity: ctx.activity },
-    async (primary) => {
-      const found = await largeTables(primary, settings.replicationObjects, settings.largerThanBytes);
-      return { ...found, sizes: await indexSizes(primary, found.large) };
-    },
-  );
+  const primary = await ctx.db.primary();
+  const found = await largeTables(primary, settings.replicationObjects, settings.largerThanBytes);
+  const { large, inScope } = found;
+  const sizes = await indexSizes(primary, large);
   ctx.progress(`reading the indexes of ${large.length} table(s) on the secondary`);
   const indexes =
-    large.length === 0
-      ? []
-      : await withClient(
-          job,
-          { role: 'secondary', login: 'schema_owner', activity: ctx.activity },
-          (secondary) => secondaryIndexes(secondary, large, sizes),
-        );
+    large.length === 0 ? [] : await secondaryIndexes(await ctx.db.secondary('schema_owner'), large, sizes);
   return {
     tables: large,
     inScope,
@@ -154,10 +141,10 @@ export async function dropIndexes(ctx: CommandContext): Promise<CommandOutcome<D
   const notes: string[] = [];
   const upstream = await requireUpstreamCopyDone(ctx);
   if (upstream) notes.push(upstream);
-  await withRecords(job, activity, (client) => requireRecords(client, job));
+  await withRecords(ctx.db, undefined, (client) => requireRecords(client, job));
   await requireCopyNotStarted(job);
 
-  const plan = await planDrop(job, ctx);
+  const plan = await planDrop(ctx);
   for (const line of planLines(job, plan, settings.largerThanBytes)) ctx.log(line);
   const data: DropData = {
     largerThanBytes: settings.largerThanBytes,
@@ -226,7 +213,8 @@ export async function dropIndexes(ctx: CommandContext): Promise<CommandOutcome<D
     );
   }
 
-  await withRecords(job, activity, (metadata) =>
+  // The drops on a session of their own: each is a transaction with SET LOCAL lock_timeout.
+  await withRecords(ctx.db, undefined, (metadata) =>
     withClient(job, { role: 'secondary', login: 'schema_owner', activity }, async (secondary) => {
       let done = 0;
       for (const [table, indexes] of byTable) {
@@ -268,11 +256,11 @@ export async function dropIndexes(ctx: CommandContext): Promise<CommandOutcome<D
 export async function validateDrop(ctx: CommandContext): Promise<Check[]> {
   const { job } = ctx;
   if (ctx.options.flag(DRY_RUN_FLAG)) return [];
-  const plan = await planDrop(job, { activity: ctx.activity, progress: () => undefined });
-  const pending = (await withRecords(job, undefined, (client) => recordedIndexes(client, job))).filter(
+  const plan = await planDrop({ ...ctx, progress: () => undefined });
+  const pending = (await withRecords(ctx.db, undefined, (client) => recordedIndexes(client, job))).filter(
     (r) => r.recreatedAt === null,
   );
-  const present = await withClient(job, { role: 'secondary' }, (secondary) => presence(secondary, pending));
+  const present = await presence(await ctx.db.secondary(), pending);
   const stillThere = pending.filter((r) => present.get(`${r.schema}.${r.index}`)?.exists);
   return [
     {

@@ -6,7 +6,7 @@ import { installRecords, RECORD_TABLE, recordsInstalled, withRecords } from './r
 
 export async function install(ctx: CommandContext): Promise<CommandOutcome> {
   const { job, activity } = ctx;
-  if (!(await metadataDatabaseExists(job, activity))) {
+  if (!(await metadataDatabaseExists(ctx.db))) {
     throw new OperatorError(
       `The metadata database ${job.metadataDb} does not exist yet, and indexes.install keeps its records there. Run bucardo.install first, then indexes.install.`,
     );
@@ -20,6 +20,6 @@ export async function install(ctx: CommandContext): Promise<CommandOutcome> {
 }
 
 export async function validateInstall(ctx: CommandContext): Promise<Check[]> {
-  const present = await withRecords(ctx.job, undefined, recordsInstalled);
+  const present = await withRecords(ctx.db, undefined, recordsInstalled);
   return [{ name: `${RECORD_TABLE} exists in ${ctx.job.metadataDb}`, pass: present }];
 }

@@ -1,7 +1,8 @@
 // The record of dropped index definitions, kept in the metadata database (schema manage_indexes, as
 // the original tool named it) so that indexes.recreate can rebuild exactly what indexes.drop removed,
 // from any machine and after any crash. Rows are keyed by job, so jobs can share a metadata database.
-import { withClient, withTransaction, type Client } from '../../src/core/db.js';
+import { DatabaseContext, withSession } from '../../src/core/context.js';
+import { withTransaction, type Client } from '../../src/core/db.js';
 import type { Activity } from '../../src/core/activity.js';
 import { OperatorError } from '../../src/core/errors.js';
 import type { Job } from '../../src/core/job.js';
@@ -42,12 +43,16 @@ export interface DroppedIndex extends Omit<SecondaryIndex, 'keepReason'> {
   recreatedAt: Date | null;
 }
 
+/**
+ * Runs fn in the metadata database: on the command's shared session when given `ctx.db` (single
+ * statements), else on a session of its own (a transaction, a lock timeout).
+ */
 export function withRecords<T>(
-  job: Job,
+  source: Job | DatabaseContext,
   activity: Activity | undefined,
   fn: (client: Client) => Promise<T>,
 ): Promise<T> {
-  return withClient(job, { role: 'bucardo', activity }, fn);
+  return withSession(source, { role: 'bucardo' }, fn, activity);
 }
 
 export async function installRecords(job: Job, activity: Activity): Promise<boolean> {

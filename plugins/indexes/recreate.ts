@@ -2,9 +2,7 @@
 // (judged from Bucardo's metadata, never from its log). Only what is missing is built, so a rerun
 // after an interruption or a failure continues where the last run stopped.
 import { sleep } from '../../src/core/activity.js';
-import { withClient } from '../../src/core/db.js';
 import { OperatorError } from '../../src/core/errors.js';
-import type { Job } from '../../src/core/job.js';
 import type { Check, CommandContext, CommandOutcome } from '../../src/core/plugin.js';
 import { quoteQualified } from '../../src/core/quote.js';
 import { daemonPid } from '../../src/core/bucardo/daemon.js';
@@ -88,18 +86,16 @@ function plan(records: DroppedIndex[], found: Map<string, IndexPresence>): Work 
 }
 
 async function loadWork(
-  job: Job,
-  ctx: Pick<CommandContext, 'activity'>,
+  ctx: Pick<CommandContext, 'job' | 'db'>,
 ): Promise<{ records: DroppedIndex[]; work: Work }> {
-  const records = await withRecords(job, ctx.activity, async (client) =>
+  const { job } = ctx;
+  const records = await withRecords(ctx.db, undefined, async (client) =>
     (await recordsInstalled(client)) ? recordedIndexes(client, job) : [],
   );
   const found =
     records.length === 0
       ? new Map<string, IndexPresence>()
-      : await withClient(job, { role: 'secondary', activity: ctx.activity }, (secondary) =>
-          presence(secondary, records),
-        );
+      : await presence(await ctx.db.secondary(), records);
   return { records, work: plan(records, found) };
 }
 
@@ -129,7 +125,8 @@ async function waitForCopy(ctx: CommandContext): Promise<number> {
   const began = Date.now();
   let daemonMissing = 0;
   for (;;) {
-    const copy = await copyState(job);
+    // Polled every second on the command's shared sessions: no new connections per poll.
+    const copy = await copyState(ctx.db);
     if (copy.state === 'done' || copy.state === 'not requested') return (Date.now() - began) / 1000;
     // Two polls in a row: a restart replaces the pid file for a moment.
     daemonMissing = daemonPid(job) ? 0 : daemonMissing + 1;
@@ -149,8 +146,8 @@ async function waitForCopy(ctx: CommandContext): Promise<number> {
 export async function recreateIndexes(ctx: CommandContext): Promise<CommandOutcome<RecreateData>> {
   const { job, activity } = ctx;
   const settings = indexSettings(job.config);
-  let { records, work } = await loadWork(job, ctx);
-  const copy = await copyState(job).catch(() => ({ state: 'unknown' as const }));
+  let { records, work } = await loadWork(ctx);
+  const copy = await copyState(ctx.db).catch(() => ({ state: 'unknown' as const }));
   const data: RecreateData = {
     recorded: records.length,
     alreadyPresent: work.present.length,
@@ -164,7 +161,7 @@ export async function recreateIndexes(ctx: CommandContext): Promise<CommandOutco
   };
   if (records.length === 0)
     return { data, message: `No dropped index is recorded for ${job.name}: nothing to rebuild.` };
-  await withRecords(job, activity, (client) => markRecreated(client, job, work.present));
+  await withRecords(ctx.db, undefined, (client) => markRecreated(client, job, work.present));
   if (work.tasks.length === 0) {
     return {
       ok: work.conflicts.length === 0,
@@ -182,7 +179,7 @@ export async function recreateIndexes(ctx: CommandContext): Promise<CommandOutco
     if (data.waitedSeconds >= 1)
       ctx.log(`Initial copy finished after ${Math.round(data.waitedSeconds)} s of waiting.`);
     // The wait can take hours; another session may have rebuilt some indexes meanwhile.
-    ({ records, work } = await loadWork(job, ctx));
+    ({ records, work } = await loadWork(ctx));
     Object.assign(data, {
       recorded: records.length,
       alreadyPresent: work.present.length,
@@ -213,7 +210,7 @@ export async function recreateIndexes(ctx: CommandContext): Promise<CommandOutco
   data.rebuildSeconds = (Date.now() - began) / 1000;
   data.rebuilt = results.filter((r) => !r.error);
   data.failed = results.filter((r) => r.error);
-  await withRecords(job, undefined, (client) => markRecreated(client, job, data.rebuilt));
+  await withRecords(ctx.db, undefined, (client) => markRecreated(client, job, data.rebuilt));
   const problems = data.failed.length + data.conflicts.length;
   if (problems) {
     return {
@@ -230,7 +227,7 @@ export async function recreateIndexes(ctx: CommandContext): Promise<CommandOutco
 
 /** Every recorded index exists on the secondary, is valid, has its recorded definition, and its constraint. */
 export async function validateRecreate(ctx: CommandContext): Promise<Check[]> {
-  const { records, work } = await loadWork(ctx.job, ctx);
+  const { records, work } = await loadWork(ctx);
   const missing = [...work.tasks.map(indexName), ...work.conflicts.map((c) => c.index)];
   return [
     {

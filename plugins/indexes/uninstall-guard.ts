@@ -7,6 +7,8 @@ import { metadataDatabaseExists } from '../../src/core/bucardo/metadata.js';
 import { RECORD_TABLE, recordsInstalled, withRecords } from './records.js';
 
 export async function refuseWithUnrebuiltIndexes(ctx: CommandContext): Promise<void> {
+  // Sessions of its own, closed before bucardo.uninstall runs: a shared session on the metadata
+  // database would still be open when bucardo.uninstall drops it, and the drop would fail.
   const { job, activity } = ctx;
   if (!(await metadataDatabaseExists(job, activity))) return;
   const names = await withRecords(job, activity, async (client) => {

@@ -18,12 +18,13 @@ export interface UninstallData {
 export async function uninstall(ctx: CommandContext): Promise<CommandOutcome<UninstallData>> {
   const { job, activity } = ctx;
   const nothing = { removedRecords: 0, droppedTable: false, otherJobs: [] };
-  if (!(await metadataDatabaseExists(job, activity))) {
+  if (!(await metadataDatabaseExists(ctx.db))) {
     return {
       data: nothing,
       message: `Nothing to remove: the metadata database ${job.metadataDb} does not exist.`,
     };
   }
+  // A session of its own: the lock timeout is a transaction's.
   return withRecords(job, activity, async (client) => {
     try {
       // Bounded: an indexes.drop or indexes.recreate of some job may be writing to the table.
@@ -98,9 +99,9 @@ async function dropSchemaIfPossible(client: Client): Promise<string> {
 
 export async function validateUninstall(ctx: CommandContext): Promise<Check[]> {
   const { job } = ctx;
-  if (!(await metadataDatabaseExists(job, ctx.activity)))
+  if (!(await metadataDatabaseExists(ctx.db)))
     return [{ name: `no index records of ${job.name} left`, pass: true }];
-  const left = await withRecords(job, ctx.activity, async (client) => {
+  const left = await withRecords(ctx.db, undefined, async (client) => {
     if (!(await recordsInstalled(client))) return 0;
     const { rows } = await client.query<{ n: string }>(
       `SELECT count(*) AS n FROM ${RECORD_TABLE} WHERE job = $1`,

@@ -3,7 +3,6 @@
 // at the same time.
 import { withClient, type Client } from '../../src/core/db.js';
 import { OperatorError } from '../../src/core/errors.js';
-import type { Job } from '../../src/core/job.js';
 import { findReplicationObjects } from '../../src/core/objects.js';
 import type { Check, CommandContext, CommandOutcome } from '../../src/core/plugin.js';
 import { attempt, runPool } from '../../src/core/pool.js';
@@ -41,24 +40,24 @@ interface Scope {
   inScope: MatView[];
 }
 
-async function scopeOnSecondary(job: Job, ctx: Pick<CommandContext, 'activity'>): Promise<Scope> {
-  const settings = matViewSettings(job.config);
-  return withClient(job, { role: 'secondary', activity: ctx.activity }, async (client) => {
-    const scope = await findReplicationObjects(client, settings.replicationObjects);
-    const graph = await viewGraph(client);
-    const wanted = new Set(scope.materializedViews.map(nameOf));
-    return {
-      graph,
-      inScope: [...graph.views.values()]
-        .filter((view) => wanted.has(nameOf(view)))
-        .sort((a, b) => nameOf(a).localeCompare(nameOf(b))),
-    };
-  });
+/** Read on the command's shared session to the secondary: the refresh and its check ask the same. */
+async function scopeOnSecondary(ctx: Pick<CommandContext, 'job' | 'db'>): Promise<Scope> {
+  const settings = matViewSettings(ctx.job.config);
+  const client = await ctx.db.secondary();
+  const scope = await findReplicationObjects(client, settings.replicationObjects);
+  const graph = await viewGraph(client);
+  const wanted = new Set(scope.materializedViews.map(nameOf));
+  return {
+    graph,
+    inScope: [...graph.views.values()]
+      .filter((view) => wanted.has(nameOf(view)))
+      .sort((a, b) => nameOf(a).localeCompare(nameOf(b))),
+  };
 }
 
 /** Refreshing before the copy has filled the base tables would build the views from partial data. */
 async function confirmCopyDone(ctx: CommandContext): Promise<void> {
-  const copy = await copyState(ctx.job).catch(() => ({ state: 'unknown' as const }));
+  const copy = await copyState(ctx.db).catch(() => ({ state: 'unknown' as const }));
   if (copy.state !== 'pending' && copy.state !== 'running') return;
   const question = `The initial copy of ${ctx.job.name} is ${copy.state}: views refreshed now would be built from partial data. Refresh anyway?`;
   if (await ctx.prompt.confirm(question, false)) return;
@@ -72,7 +71,7 @@ export async function refreshViews(ctx: CommandContext): Promise<CommandOutcome<
   const settings = matViewSettings(job.config);
   await confirmCopyDone(ctx);
   ctx.progress('finding materialized views and what they read on the secondary');
-  const { graph, inScope } = await scopeOnSecondary(job, ctx);
+  const { graph, inScope } = await scopeOnSecondary(ctx);
   const data: RefreshData = {
     inScope: inScope.length,
     refreshed: [],
@@ -171,7 +170,7 @@ export async function refreshViews(ctx: CommandContext): Promise<CommandOutcome<
 
 /** Every materialized view in scope is populated on the secondary. */
 export async function validateRefresh(ctx: CommandContext): Promise<Check[]> {
-  const { inScope } = await scopeOnSecondary(ctx.job, ctx);
+  const { inScope } = await scopeOnSecondary(ctx);
   const empty = inScope.filter((view) => !view.populated).map(nameOf);
   return [
     {

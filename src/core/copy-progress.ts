@@ -3,7 +3,7 @@
 // bucardo.wait_for_copy and the kicker's metrics.
 import { daemonPid, syncLoaded } from './bucardo/daemon.js';
 import { metadataDatabaseExists, recentRuns, syncRow, withMetadata } from './bucardo/metadata.js';
-import { withClient } from './db.js';
+import { DatabaseContext, withSession } from './context.js';
 import type { Job } from './job.js';
 
 export type CopyState = 'not requested' | 'pending' | 'running' | 'done' | 'unknown';
@@ -25,8 +25,11 @@ export interface CopyProgress {
 }
 
 /** The recorded tables of the sync in the order Bucardo copies them (its herdmap: priority, then id). */
-async function copyOrder(job: Job, relgroup: string): Promise<{ schema: string; name: string }[]> {
-  return withClient(
+async function copyOrder(
+  job: Job | DatabaseContext,
+  relgroup: string,
+): Promise<{ schema: string; name: string }[]> {
+  return withSession(
     job,
     { role: 'bucardo' },
     async (client) =>
@@ -42,10 +45,10 @@ async function copyOrder(job: Job, relgroup: string): Promise<{ schema: string; 
 
 /** Heap size and estimated rows of each table on the primary (what the copy has to move). */
 async function sourceSizes(
-  job: Job,
+  job: Job | DatabaseContext,
   tables: { schema: string; name: string }[],
 ): Promise<{ bytes: number; rows: number }[]> {
-  return withClient(job, { role: 'primary' }, async (client) =>
+  return withSession(job, { role: 'primary' }, async (client) =>
     (
       await client.query<{ bytes: string; rows: string }>(
         `SELECT coalesce(pg_relation_size(r), 0)::bigint AS bytes, greatest(coalesce(c.reltuples, 0), 0)::bigint AS rows
@@ -60,9 +63,9 @@ async function sourceSizes(
 
 /** Which table the initial copy is writing now and how many rows so far (pg_stat_progress_copy on the target). */
 export async function copyInProgress(
-  job: Job,
+  job: Job | DatabaseContext,
 ): Promise<{ schema: string; name: string; rows: number } | undefined> {
-  return withClient(job, { role: 'secondary' }, async (client) => {
+  return withSession(job, { role: 'secondary' }, async (client) => {
     const { rows } = await client.query<{ schema: string; name: string; rows: string }>(
       `SELECT n.nspname AS schema, c.relname AS name, p.tuples_processed AS rows
          FROM pg_stat_progress_copy p JOIN pg_class c ON c.oid = p.relid JOIN pg_namespace n ON n.oid = c.relnamespace
@@ -82,7 +85,7 @@ export async function copyInProgress(
  * written at log_level verbose. Between two tables no COPY runs: `table` is absent then.
  */
 export async function copyProgress(
-  job: Job,
+  job: Job | DatabaseContext,
   relgroup: string,
   startedAt?: Date,
   running = true,
@@ -113,18 +116,22 @@ export async function copyProgress(
   return progress;
 }
 
-/** The initial copy's state, from Bucardo's metadata (onetimecopy drops to 0 when the copy kid is done). */
-export async function copyState(job: Job): Promise<CopyProgress> {
+/**
+ * The initial copy's state, from Bucardo's metadata (onetimecopy drops to 0 when the copy kid is done).
+ * Given a command's `ctx.db`, it asks on the command's shared sessions.
+ */
+export async function copyState(source: Job | DatabaseContext): Promise<CopyProgress> {
+  const job = source instanceof DatabaseContext ? source.job : source;
   if (job.config.bucardo.copyData === 'never') return { state: 'not requested' };
-  if (!(await metadataDatabaseExists(job))) return { state: 'unknown' };
-  const info = await withMetadata(job, async (client) => ({
+  if (!(await metadataDatabaseExists(source))) return { state: 'unknown' };
+  const info = await withMetadata(source, async (client) => ({
     sync: await syncRow(client, job.syncName),
     current: (await recentRuns(client, job.syncName, 1)).find((run) => run.ended === null),
   }));
   if (!info.sync) return { state: 'pending' };
   if (Number(info.sync.onetimecopy) === 0) return { state: 'done' };
   if (!daemonPid(job) || !syncLoaded(job)) return { state: 'pending' };
-  const progress = await copyProgress(job, info.sync.relgroup, info.current?.started ?? undefined).catch(
+  const progress = await copyProgress(source, info.sync.relgroup, info.current?.started ?? undefined).catch(
     () => ({}),
   );
   return { state: 'running', ...progress };

@@ -26,6 +26,12 @@ export interface ConnectionRequest {
 
 export type Client = pg.Client;
 
+/** Sessions opened and closed by this process so far: tests prove a command closes what it opened. */
+const sessionCounts = { opened: 0, closed: 0 };
+export function sessionsOpenedAndClosed(): { opened: number; closed: number } {
+  return { ...sessionCounts };
+}
+
 let pgModule: typeof pg | undefined;
 async function loadPg(): Promise<typeof pg> {
   // pg is loaded on first use only: the shell must reach its prompt without it.
@@ -139,6 +145,10 @@ export async function openClient(job: Job, request: ConnectionRequest): Promise<
     client.on('error', () => undefined);
     try {
       await client.connect();
+      sessionCounts.opened += 1;
+      client.once('end', () => {
+        sessionCounts.closed += 1;
+      });
       if (request.activity) trackClient(job, request, client, db, database, user);
       return client;
     } catch (error) {

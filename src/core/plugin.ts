@@ -8,6 +8,7 @@ import type { ConfigReader } from '../config/reader.js';
 import type { JobConfig } from '../config/types.js';
 import type { Activity } from './activity.js';
 import type { ArgumentDescriptor, CommandOptions } from './arguments.js';
+import type { DatabaseContext } from './context.js';
 import type { Job } from './job.js';
 
 export interface Check {
@@ -40,6 +41,15 @@ export interface CommandContext {
   /** Every job of the session (c1 and c2 when two configs are loaded), for cascade-aware commands. */
   jobs: Job[];
   activity: Activity;
+  /**
+   * The job's database sessions for this command, opened on first use and shared by its run, the
+   * hooks around it and its validate; the runner closes them when the command ends. For single
+   * statements; a transaction, session settings, COPY or LISTEN take a session of their own with
+   * withClient (src/core/context.ts says why).
+   */
+  db: DatabaseContext;
+  /** The same for another job of the session (bucardo.status --watch shows every job). */
+  databases(job: Job): DatabaseContext;
   /** Progress text for the spinner ("copying public.orders: 120,000 rows"). */
   progress(text: string): void;
   /** A line of output that should stay on screen (the spinner is cleared around it). */

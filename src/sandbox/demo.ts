@@ -94,18 +94,24 @@ function stopDemoDaemons(dir: string): void {
 async function stopJobs(jobs: Job[]): Promise<void> {
   const { stopDaemon } = await import('../core/bucardo/daemon.js');
   const { Activity } = await import('../core/activity.js');
+  const { withCommandDatabases } = await import('../core/context.js');
   for (const job of jobs) {
-    const context = {
-      job,
-      jobs,
-      activity: new Activity(),
-      progress: () => undefined,
-      log: () => undefined,
-      options: new CommandOptions(),
-      args: [],
-      prompt: undefined as never,
-    };
-    await stopDaemon(job, context).catch(() => undefined);
+    const activity = new Activity();
+    await withCommandDatabases(activity, async (databases) => {
+      const context = {
+        job,
+        jobs,
+        activity,
+        db: databases.for(job),
+        databases: (other: Job) => databases.for(other),
+        progress: () => undefined,
+        log: () => undefined,
+        options: new CommandOptions(),
+        args: [],
+        prompt: undefined as never,
+      };
+      await stopDaemon(job, context).catch(() => undefined);
+    });
   }
 }
 

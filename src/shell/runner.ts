@@ -3,6 +3,7 @@
 // the operator gets a line saying what state was left.
 import { Activity } from '../core/activity.js';
 import { parseCommandArguments, type ParsedArguments } from '../core/arguments.js';
+import { CommandDatabases } from '../core/context.js';
 import { errorMessage, InterruptedError, OperatorError } from '../core/errors.js';
 import type { Check, CommandContext, CommandHooks, CommandOutcome, Prompter } from '../core/plugin.js';
 import { recordAudit } from './audit.js';
@@ -93,6 +94,25 @@ async function runAndCheck(
     return report;
   }
   const activity = new Activity();
+  // Opened on first use, shared by the run, the hooks and the checks, closed below whatever happens.
+  const databases = new CommandDatabases(activity);
+  try {
+    return await runWithDatabases(session, resolved, args, options, parsed, activity, databases, report);
+  } finally {
+    await databases.close();
+  }
+}
+
+async function runWithDatabases(
+  session: Session,
+  resolved: ResolvedCommand,
+  args: string[],
+  options: RunOptions,
+  parsed: ParsedArguments,
+  activity: Activity,
+  databases: CommandDatabases,
+  report: RunReport,
+): Promise<RunReport> {
   const hooks = hooksOf(session, resolved);
   const spinner = await createSpinner(Boolean(process.stdout.isTTY) && !options.json, `${resolved.fullName}`);
   let lastPlainProgress = 0;
@@ -100,6 +120,8 @@ async function runAndCheck(
     job: resolved.job,
     jobs: session.jobs,
     activity,
+    db: databases.for(resolved.job),
+    databases: (job) => databases.for(job),
     options: parsed.options,
     args,
     prompt: wrapPrompter(options.prompt, spinner),

@@ -1,29 +1,45 @@
 // Reads Bucardo's own metadata database for a job: what is recorded, the sync's state, its runs.
-import { withClient, type Client } from '../db.js';
+// Each reader takes a job (a session of its own, closed after) or a command's shared sessions
+// (`ctx.db`, src/core/context.ts), which a command asking several questions should pass.
+import type { Client } from '../db.js';
 import type { Activity } from '../activity.js';
+import { DatabaseContext, withSession } from '../context.js';
 import type { Job } from '../job.js';
 
-export async function metadataDatabaseExists(job: Job, activity?: Activity): Promise<boolean> {
-  const bucardo = job.config.databases.bucardo;
-  return withClient(
-    job,
-    { role: 'bucardo', login: 'install_user', database: bucardo.fallbackDb, activity },
+export async function metadataDatabaseExists(
+  source: Job | DatabaseContext,
+  activity?: Activity,
+): Promise<boolean> {
+  const job = source instanceof DatabaseContext ? source.job : source;
+  // Asked in the server's fallback database as the install user: the metadata database may not exist.
+  const server = {
+    role: 'bucardo',
+    login: 'install_user',
+    database: job.config.databases.bucardo.fallbackDb,
+  } as const;
+  return withSession(
+    source,
+    server,
     async (client) => {
       const { rowCount } = await client.query('SELECT 1 FROM pg_database WHERE datname = $1', [
         job.metadataDb,
       ]);
       return (rowCount ?? 0) > 0;
     },
+    activity,
   );
 }
 
-/** Runs fn against the metadata database as the Bucardo role. */
-export function withMetadata<T>(
-  job: Job,
+/**
+ * Runs fn against the metadata database as the Bucardo role: on the command's shared session when
+ * given `ctx.db` (fn must then run single statements only, see context.ts), else on its own session.
+ */
+export async function withMetadata<T>(
+  source: Job | DatabaseContext,
   fn: (client: Client) => Promise<T>,
   activity?: Activity,
 ): Promise<T> {
-  return withClient(job, { role: 'bucardo', activity }, fn);
+  return withSession(source, { role: 'bucardo' }, fn, activity);
 }
 
 export interface RecordedDatabase {
