@@ -6,7 +6,7 @@
 import { OperatorError } from '../../src/core/errors.js';
 import { definePlugin } from '../../src/core/plugin.js';
 import {
-  bindMetadataDb,
+  resolveMetadataDb,
   type ConcurrencySettings,
   parseConcurrencySettings,
   preparedButDisabled,
@@ -19,7 +19,7 @@ export default definePlugin<ConcurrencySettings>({
   summary:
     'run this job beside other Bucardo jobs on one host: its own metadata database, checked for clashes',
   parseSettings: parseConcurrencySettings,
-  configureJob: (job, settings) => bindMetadataDb(job, settings.bucardoDbname),
+  configureJob: (job, settings) => resolveMetadataDb(job, settings.bucardoDbname),
   checkDisabled: (job) => {
     const problem = preparedButDisabled(job.paths.stateDir);
     if (problem) throw new OperatorError(`${job.config.file}: ${problem}`);

@@ -3,7 +3,7 @@
 import { existsSync, rmSync } from 'node:fs';
 import { daemonPid } from '../../src/core/bucardo/daemon.js';
 import { OperatorError } from '../../src/core/errors.js';
-import { jobTitle } from '../../src/core/job.js';
+import { jobTitle, metadataDbName } from '../../src/core/job.js';
 import { kickerStatus } from '../../src/core/kicker.js';
 import type { Check, CommandContext, CommandOutcome } from '../../src/core/plugin.js';
 import {
@@ -28,11 +28,11 @@ import {
   writeMarker,
   writeRegistryEntry,
 } from './records.js';
-import { DEFAULT_METADATA_DB, sameServer, serverKey } from './settings.js';
+import { DEFAULT_METADATA_DB, resolveMetadataDbAgain, sameServer, serverKey } from './settings.js';
 
 // concurrency.install: check that this job can run beside every other Bucardo job on the host, then
-// prepare it: the marker in its state dir (which makes job.metadataDb answer with the job's own
-// metadata database name) and its entry in the per-user registry of prepared jobs.
+// prepare it: the marker in its state dir (with which job.metadataDb is the job's own metadata
+// database name, and usable) and its entry in the per-user registry of prepared jobs.
 export interface PrepareData {
   clashes: Clash[];
   warnings: string[];
@@ -110,6 +110,8 @@ export async function install(ctx: CommandContext): Promise<CommandOutcome<Prepa
         : `prepared for metadata database '${target}' (${markerFile(job.paths.stateDir)})`,
     );
   }
+  // The marker changed: the next commands of this session use the prepared name.
+  resolveMetadataDbAgain(job);
   const previous = readRegistryEntry(mine.replicationName);
   const installedAt = previous && isSameJob(previous, mine) ? previous.installedAt : undefined;
   const preparedAt = previous?.preparedAt ?? now;
@@ -186,7 +188,7 @@ export async function validateInstall(ctx: CommandContext): Promise<Check[]> {
   const entry = readRegistryEntry(mine.replicationName);
   let used: string;
   try {
-    used = job.metadataDb;
+    used = metadataDbName(job);
   } catch (error) {
     used = `none: ${(error as Error).message}`;
   }
@@ -258,6 +260,8 @@ export async function uninstall(ctx: CommandContext): Promise<CommandOutcome<Rel
   }
   if (removeMarker(job.paths.stateDir))
     steps.push(`removed the preparation marker ${markerFile(job.paths.stateDir)}`);
+  // The next bucardo commands of this session refuse, as they would in a new one.
+  resolveMetadataDbAgain(job);
   if (registered && removeRegistryEntry(mine.replicationName))
     steps.push(`removed the registry entry ${registryFile(mine.replicationName)}`);
   return {

@@ -2,7 +2,6 @@
 // plugin's index, so it stays light (no pg, no execa).
 import type { ConfigReader } from '../../src/config/reader.js';
 import type { JobConfig } from '../../src/config/types.js';
-import { OperatorError } from '../../src/core/errors.js';
 import { type Job, jobTitle } from '../../src/core/job.js';
 import { markerFile, readMarker } from './records.js';
 
@@ -103,44 +102,39 @@ export function sameServer(a: { host: string; port: number }, b: { host: string;
 }
 
 // How the job's metadata database name reaches every bucardo command, the daemon and the kicker:
-// job.metadataDb. Here it answers from the preparation marker each time it is read, so that
+// job.metadataDb, a plain value set when the session loads (configureJob) and set again by
+// concurrency.install and concurrency.uninstall, which change the marker it depends on. So that
 // - after concurrency.install (even earlier in the same session) it is the prepared name;
-// - before it, or after concurrency.uninstall, reading it refuses with the next step, and no
-//   bucardo command can fall back to Bucardo's default database 'bucardo' by mistake;
+// - before it, or after concurrency.uninstall, job.metadataDbRefusal makes every session to the
+//   metadata database and every bucardo command refuse with the next step (metadataDbName in
+//   src/core/job.ts), and nothing can fall back to Bucardo's default database 'bucardo' by mistake;
 // - a name changed in the config after install refuses instead of losing the installed database.
 // The bucardo plugin needs no knowledge of this plugin for any of that.
-export function bindMetadataDb(job: Job, configuredName: string): void {
-  Object.defineProperty(job, 'metadataDb', {
-    configurable: true,
-    // Enumerable, so that the kicker's spec (the job as JSON) carries the prepared name.
-    enumerable: true,
-    get: () => preparedMetadataDb(job, configuredName),
-    set: () => {
-      throw new Error(
-        `the concurrency plugin names ${jobTitle(job)}'s metadata database (concurrency.bucardo_dbname); no other plugin may set job.metadataDb`,
-      );
-    },
-  });
+export function resolveMetadataDb(job: Job, configuredName: string): void {
+  job.metadataDb = configuredName;
+  const refusal = preparationProblem(job, configuredName);
+  if (refusal) job.metadataDbRefusal = refusal;
+  else delete job.metadataDbRefusal;
 }
 
-export function preparedMetadataDb(job: Job, configuredName: string): string {
+/** After concurrency.install or uninstall changed the marker: the job's name and refusal again. */
+export function resolveMetadataDbAgain(job: Job): void {
+  resolveMetadataDb(job, (job.config.pluginSettings['concurrency'] as ConcurrencySettings).bucardoDbname);
+}
+
+/** Why the job may not use its metadata database yet, from its preparation marker; undefined when it may. */
+function preparationProblem(job: Job, configuredName: string): string | undefined {
   const marker = readMarker(job.paths.stateDir);
   const title = jobTitle(job);
   if (!marker) {
-    throw new OperatorError(
-      `${title} uses the concurrency plugin (metadata database '${configuredName}') but has not been prepared: run concurrency.install before bucardo.install. Until then no bucardo command runs, so nothing lands in Bucardo's default database '${DEFAULT_METADATA_DB}' by mistake.`,
-    );
+    return `${title} uses the concurrency plugin (metadata database '${configuredName}') but has not been prepared: run concurrency.install before bucardo.install. Until then no bucardo command runs, so nothing lands in Bucardo's default database '${DEFAULT_METADATA_DB}' by mistake.`;
   }
   if (marker.metadataDb !== configuredName) {
-    throw new OperatorError(
-      `${title} was prepared by concurrency.install for the metadata database '${marker.metadataDb}' (${markerFile(job.paths.stateDir)}), but concurrency.bucardo_dbname now says '${configuredName}'. Put '${marker.metadataDb}' back to reach this job's metadata (to move the job: bucardo.uninstall and concurrency.uninstall with the old name, then install with the new one); if '${marker.metadataDb}' was never installed, run concurrency.install to switch to '${configuredName}'.`,
-    );
+    return `${title} was prepared by concurrency.install for the metadata database '${marker.metadataDb}' (${markerFile(job.paths.stateDir)}), but concurrency.bucardo_dbname now says '${configuredName}'. Put '${marker.metadataDb}' back to reach this job's metadata (to move the job: bucardo.uninstall and concurrency.uninstall with the old name, then install with the new one); if '${marker.metadataDb}' was never installed, run concurrency.install to switch to '${configuredName}'.`;
   }
   const server = serverKey(job.config.databases.bucardo);
   if (marker.metadataServer && marker.metadataServer !== server) {
-    throw new OperatorError(
-      `${title} was prepared by concurrency.install for a metadata database on ${marker.metadataServer}, but databases.bucardo now points at ${server}. Put the old host and port back to reach this job's metadata, or, if nothing was installed there, run concurrency.install again.`,
-    );
+    return `${title} was prepared by concurrency.install for a metadata database on ${marker.metadataServer}, but databases.bucardo now points at ${server}. Put the old host and port back to reach this job's metadata, or, if nothing was installed there, run concurrency.install again.`;
   }
-  return configuredName;
+  return undefined;
 }

@@ -7,7 +7,7 @@ import type { Activity } from './activity.js';
 import { writePrivatePgpass } from './credentials.js';
 import { rootCertificate } from './db.js';
 import { OperatorError } from './errors.js';
-import type { Job } from './job.js';
+import { metadataDbName, type Job } from './job.js';
 
 export interface BucardoResult {
   stdout: string;
@@ -81,7 +81,7 @@ export function bucardoMessage(result: BucardoResult): string {
 
 export function baseArguments(
   job: Job,
-  connection = { dbname: job.metadataDb, dbuser: job.config.databases.bucardo.databaseOwner },
+  connection = { dbname: metadataDbName(job), dbuser: job.config.databases.bucardo.databaseOwner },
 ): string[] {
   const db = job.config.databases.bucardo;
   return [

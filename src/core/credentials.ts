@@ -4,7 +4,7 @@
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import type { DatabaseConfig } from '../config/types.js';
-import type { Job } from './job.js';
+import { metadataDbName, type Job } from './job.js';
 import {
   ANY,
   entryCovers,
@@ -66,9 +66,9 @@ export function jobLogins(job: Job): LoginTarget[] {
     // bucardo install: psql as the install user to the fallback db, whose schema script then
     // reconnects (\c) to the new metadata database as the same user.
     { db: bucardo, user: bucardo.installUser, database: bucardo.fallbackDb },
-    { db: bucardo, user: bucardo.installUser, database: job.metadataDb },
+    { db: bucardo, user: bucardo.installUser, database: metadataDbName(job) },
     // Every later bucardo command, the daemon (MCP, CTL, KID, VAC) and the tool's own metadata sessions.
-    { db: bucardo, user: bucardo.databaseOwner, database: job.metadataDb },
+    { db: bucardo, user: bucardo.databaseOwner, database: metadataDbName(job) },
     { db: bucardo, user: bucardo.databaseOwner, database: bucardo.fallbackDb },
     { db: primary, user: primary.databaseOwner, database: primary.dbname },
     { db: secondary, user: secondary.databaseOwner, database: secondary.dbname },

@@ -10,7 +10,7 @@ import type { DatabaseConfig, DatabaseRole } from '../config/types.js';
 import type { Activity } from './activity.js';
 import { privatePgpassFile, resolvePassword } from './credentials.js';
 import { OperatorError } from './errors.js';
-import type { Job } from './job.js';
+import { metadataDbName, type Job } from './job.js';
 
 export type Login = 'database_owner' | 'schema_owner' | 'install_user';
 
@@ -44,7 +44,7 @@ export function databaseFor(job: Job, role: DatabaseRole): DatabaseConfig {
 }
 
 export function defaultDatabase(job: Job, role: DatabaseRole): string {
-  return role === 'bucardo' ? job.metadataDb : job.config.databases[role].dbname;
+  return role === 'bucardo' ? metadataDbName(job) : job.config.databases[role].dbname;
 }
 
 export function loginUser(db: DatabaseConfig, login: Login = 'database_owner'): string {

@@ -2,6 +2,7 @@
 // from here instead of building them, so a pid dir or a Bucardo object name is decided in one place.
 import path from 'node:path';
 import type { DatabaseRole, JobConfig } from '../config/types.js';
+import { OperatorError } from './errors.js';
 
 export interface JobPaths {
   pidDir: string;
@@ -27,8 +28,18 @@ export interface Job {
   name: string;
   syncName: string;
   relgroupName: string;
-  /** Name of the metadata database; plugins may change it (concurrency) through configureJob. */
+  /**
+   * Name of the metadata database, worked out once when the session loads: databases.bucardo.dbname,
+   * or what a plugin's configureJob sets (concurrency: concurrency.bucardo_dbname). A plain value.
+   */
   metadataDb: string;
+  /**
+   * Why the metadata database may not be used yet, when a plugin says so at load (concurrency: the job
+   * is not prepared, or was prepared for another name): every session to it and every bucardo command
+   * refuses with this paragraph (metadataDbName). The plugin's own commands update it when they change
+   * what it depends on (concurrency.install, concurrency.uninstall).
+   */
+  metadataDbRefusal?: string;
   /** Names under which the databases are recorded in Bucardo's metadata (as the original tool did). */
   bucardoDbName: Record<Exclude<DatabaseRole, 'bucardo'>, string>;
   paths: JobPaths;
@@ -70,6 +81,12 @@ export function createJob(config: JobConfig, label = ''): Job {
       kickerStateFile: path.join(pidDir, `kicker.${replicationName}.json`),
     },
   };
+}
+
+/** The metadata database's name for anything that reaches it; refuses while a plugin says it may not be used. */
+export function metadataDbName(job: Job): string {
+  if (job.metadataDbRefusal) throw new OperatorError(job.metadataDbRefusal);
+  return job.metadataDb;
 }
 
 /** "c1 (a_to_b)" or "a_to_b": how messages name a job. */

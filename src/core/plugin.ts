@@ -84,7 +84,12 @@ export interface PluginDescriptor<S = unknown> {
    * Validates the plugin's own config section (only when the plugin is enabled: a disabled one's section is ignored).
    */
   parseSettings?(reader: ConfigReader, raw: unknown, path: string, config: JobConfig): S;
-  /** Lets a plugin adjust derived job names (the concurrency plugin names the metadata database). */
+  /**
+   * The load hook: runs once per job when the session loads, before any command, and sets plain values
+   * on the job that the plugin decides (concurrency: metadataDb and metadataDbRefusal; fork_bucardo:
+   * bucardoFork). No getters: what the job says is worked out here, once. A command of the plugin that
+   * changes what a value depends on sets it again (concurrency.install).
+   */
   configureJob?(job: Job, settings: S): void;
   /** Lets a plugin refuse a job it prepared while the plugin is no longer enabled (its metadata lives elsewhere). */
   checkDisabled?(job: Job): void;

@@ -4,13 +4,14 @@
 import type { Client } from '../db.js';
 import type { Activity } from '../activity.js';
 import { DatabaseContext, withSession } from '../context.js';
-import type { Job } from '../job.js';
+import { metadataDbName, type Job } from '../job.js';
 
 export async function metadataDatabaseExists(
   source: Job | DatabaseContext,
   activity?: Activity,
 ): Promise<boolean> {
   const job = source instanceof DatabaseContext ? source.job : source;
+  const name = metadataDbName(job);
   // Asked in the server's fallback database as the install user: the metadata database may not exist.
   const server = {
     role: 'bucardo',
@@ -21,9 +22,7 @@ export async function metadataDatabaseExists(
     source,
     server,
     async (client) => {
-      const { rowCount } = await client.query('SELECT 1 FROM pg_database WHERE datname = $1', [
-        job.metadataDb,
-      ]);
+      const { rowCount } = await client.query('SELECT 1 FROM pg_database WHERE datname = $1', [name]);
       return (rowCount ?? 0) > 0;
     },
     activity,
