@@ -2,20 +2,21 @@
 // and compared, value by value, with what the loader gives a minimal config that leaves those keys
 // out; and every key the loader accepts must appear in it, so the two cannot drift apart.
 import assert from 'node:assert/strict';
-import { readFileSync, writeFileSync } from 'node:fs';
-import path from 'node:path';
+import { readFileSync } from 'node:fs';
 import { test } from 'node:test';
 import yaml from 'js-yaml';
-import { ConfigError, loadConfig } from '../../src/config/load.js';
-import { PluginCatalog } from '../../src/core/plugin.js';
-import { ROOT, tempDir } from '../support/harness.js';
-
-const EXAMPLE = path.join(ROOT, 'configs', 'example.yml');
-const catalog = new PluginCatalog([path.join(ROOT, 'dist', 'plugins')]);
-const dir = tempDir('example');
-
-/** The plugin sections the example documents (each with the defaults its plugin has). */
-const PLUGIN_SECTIONS = ['retry', 'indexes', 'mat_views', 'cutover', 'concurrency'];
+import { loadConfig } from '../../src/config/load.js';
+import {
+  allowedKeys,
+  catalog,
+  EXAMPLE,
+  EXAMPLE_TOP_LEVEL,
+  MINIMAL,
+  PLUGIN_SECTIONS,
+  sectionsOf,
+  uncommented,
+  writeConfig,
+} from '../support/config-keys.js';
 
 /**
  * Keys the example may show only commented out: they have no fixed default (a password source, a
@@ -45,97 +46,6 @@ const NO_FIXED_DEFAULT = new Set([
   'metrics.listen',
 ]);
 
-/** The sections checked for completeness, as key paths into the YAML. */
-const SECTIONS = [
-  '',
-  'databases',
-  'databases.bucardo',
-  'databases.primary',
-  'databases.secondary',
-  'bucardo',
-  'bucardo.replication_objects',
-  'metrics',
-  ...PLUGIN_SECTIONS,
-];
-
-function write(name: string, text: string): string {
-  const file = path.join(dir, name);
-  writeFileSync(file, text);
-  return file;
-}
-
-/** What only the example sets that has no default: the required keys, with the example's values. */
-const MINIMAL = `
-plugins: [bucardo]
-databases:
-  bucardo: {}
-  primary: {dbname: app}
-  secondary: {dbname: app}
-bucardo:
-  replication_name: migrate_app
-retry: {}
-indexes: {}
-mat_views: {}
-cutover: {}
-`;
-
-/** The keys the loader accepts in each section, from its own "unknown key ... allowed here" message. */
-async function allowedKeys(): Promise<Map<string, string[]>> {
-  const probe = 'zz_probe';
-  const config = yaml.load(MINIMAL) as Record<string, any>;
-  // A plugin's section is read only when the plugin is enabled: enable every documented one.
-  config['plugins'] = ['bucardo', ...PLUGIN_SECTIONS];
-  for (const section of SECTIONS) {
-    let at = config;
-    for (const part of section.split('.').filter(Boolean)) at = at[part] ??= {};
-    at[probe] = 1;
-  }
-  try {
-    await loadConfig(write('probe.yml', yaml.dump(config)), catalog);
-  } catch (error) {
-    assert.ok(error instanceof ConfigError, String(error));
-    const allowed = new Map<string, string[]>();
-    for (const problem of error.problems) {
-      const match = new RegExp(`^(?:(.*)\\.)?${probe}: unknown key.*allowed here: (.*)$`).exec(problem);
-      if (match) allowed.set(match[1] ?? '', match[2]!.split(', '));
-    }
-    assert.deepEqual(
-      [...allowed.keys()].sort(),
-      [...SECTIONS].sort(),
-      `every section reported its keys: ${error.problems.join('\n')}`,
-    );
-    return allowed;
-  }
-  assert.fail('the probe keys were accepted');
-}
-
-/** The example with its commented-out keys ("# key: value", "#   key: value") turned back into keys. */
-function uncommented(text: string): { document: Record<string, any>; commented: Set<string> } {
-  const lines = text.split('\n');
-  const commentedLines = new Set<number>();
-  const restored = lines.map((line, index) => {
-    const match = /^(\s*)#(\s*)([a-z_]+:(?:\s.*)?)$/.exec(line);
-    if (!match) return line;
-    commentedLines.add(index);
-    // "# key:" at the top level, "#   key:" inside a commented section, "  # key:" inside a section.
-    return `${match[1]}${match[2]!.slice(1)}${match[3]}`;
-  });
-  const document = yaml.load(restored.join('\n')) as Record<string, any>;
-  const original = yaml.load(text) as Record<string, any>;
-  const commented = new Set<string>();
-  const walk = (full: any, plain: any, prefix: string) => {
-    if (!full || typeof full !== 'object' || Array.isArray(full)) return;
-    for (const key of Object.keys(full)) {
-      const keyPath = prefix ? `${prefix}.${key}` : key;
-      if (!plain || typeof plain !== 'object' || !(key in plain)) commented.add(keyPath);
-      walk(full[key], plain?.[key], keyPath);
-    }
-  };
-  walk(document, original, '');
-  assert.ok(commentedLines.size >= commented.size);
-  return { document, commented };
-}
-
 test("configs/example.yml shows every value as the loader's default", async () => {
   // Plugin sections are read only for enabled plugins: enable every documented one (concurrency needs
   // a name of the operator's, so it stays off) on both sides, so their values are compared too.
@@ -144,8 +54,11 @@ test("configs/example.yml shows every value as the loader's default", async () =
     document['plugins'] = ['bucardo', ...PLUGIN_SECTIONS.filter((name) => name !== 'concurrency')];
     return yaml.dump(document);
   };
-  const example = await loadConfig(write('example.yml', withPlugins(readFileSync(EXAMPLE, 'utf8'))), catalog);
-  const minimal = await loadConfig(write('minimal.yml', withPlugins(MINIMAL)), catalog);
+  const example = await loadConfig(
+    writeConfig('example.yml', withPlugins(readFileSync(EXAMPLE, 'utf8'))),
+    catalog,
+  );
+  const minimal = await loadConfig(writeConfig('minimal.yml', withPlugins(MINIMAL)), catalog);
   assert.ok(
     example.pluginSettings['retry'] && example.pluginSettings['indexes'],
     'plugin sections were read',
@@ -159,17 +72,17 @@ test("configs/example.yml shows every value as the loader's default", async () =
 });
 
 test('configs/example.yml lists every key the loader accepts; only keys without a fixed default are commented out', async () => {
-  const allowed = await allowedKeys();
   const { document, commented } = uncommented(readFileSync(EXAMPLE, 'utf8'));
+  const sections = sectionsOf(document);
+  const allowed = await allowedKeys(sections);
   const missing: string[] = [];
-  for (const section of SECTIONS) {
+  for (const section of sections) {
     let at: any = document;
     for (const part of section.split('.').filter(Boolean)) at = at?.[part];
     const present = new Set(Object.keys(at ?? {}));
     for (const key of allowed.get(section)!) {
       // Top level: the plugin sections this example documents; other plugins' sections are theirs.
-      if (section === '' && !['plugins', 'databases', 'bucardo', 'metrics', ...PLUGIN_SECTIONS].includes(key))
-        continue;
+      if (section === '' && !EXAMPLE_TOP_LEVEL.includes(key)) continue;
       if (!present.has(key)) missing.push(section ? `${section}.${key}` : key);
     }
   }
