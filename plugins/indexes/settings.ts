@@ -1,7 +1,7 @@
 // The indexes section of a job's config. The original tool's `indexes: {larger_than: 10 GB}` loads
 // unchanged; replication_objects, when present, replaces the bucardo section's filters for this plugin.
 import { availableParallelism } from 'node:os';
-import { readReplicationObjects } from '../../src/config/load.js';
+import { readPluginScope } from '../../src/config/load.js';
 import { describe, type ConfigReader, type Raw } from '../../src/config/reader.js';
 import type { JobConfig, ReplicationObjects } from '../../src/config/types.js';
 import { formatSize, parseSize, SIZE_EXAMPLES } from './size.js';
@@ -57,10 +57,7 @@ export function parseIndexSettings(
     largerThanBytes,
     jobs: reader.integer(raw, 'jobs', path, availableParallelism(), 1, 64),
     maintenanceWorkMemKb,
-    replicationObjects:
-      raw['replication_objects'] !== undefined && raw['replication_objects'] !== null
-        ? readReplicationObjects(reader, raw['replication_objects'], `${path}.replication_objects`)
-        : config.bucardo.replicationObjects,
+    replicationObjects: readPluginScope(reader, raw, path, config),
   };
 }
 

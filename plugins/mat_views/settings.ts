@@ -1,7 +1,7 @@
 // The mat_views section of a job's config. The original tool's `mat_views: {}` loads unchanged;
 // replication_objects, when present, replaces the bucardo section's filters for this plugin.
 import { availableParallelism } from 'node:os';
-import { readReplicationObjects } from '../../src/config/load.js';
+import { readPluginScope } from '../../src/config/load.js';
 import type { ConfigReader } from '../../src/config/reader.js';
 import type { JobConfig, ReplicationObjects } from '../../src/config/types.js';
 
@@ -20,10 +20,7 @@ export function parseMatViewSettings(
   const raw = reader.section(value, path, ['jobs', 'replication_objects']);
   return {
     jobs: reader.integer(raw, 'jobs', path, availableParallelism(), 1, 64),
-    replicationObjects:
-      raw['replication_objects'] !== undefined && raw['replication_objects'] !== null
-        ? readReplicationObjects(reader, raw['replication_objects'], `${path}.replication_objects`)
-        : config.bucardo.replicationObjects,
+    replicationObjects: readPluginScope(reader, raw, path, config),
   };
 }
 

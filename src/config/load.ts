@@ -344,6 +344,22 @@ export function readReplicationObjects(
   };
 }
 
+/**
+ * A plugin's own `replication_objects` (indexes, mat_views): when given, it replaces the bucardo
+ * section's scope for that plugin only; when left out, the plugin follows the bucardo section.
+ */
+export function readPluginScope(
+  reader: ConfigReader,
+  section: Raw,
+  where: string,
+  config: JobConfig,
+): ReplicationObjects {
+  const value = section['replication_objects'];
+  return value !== undefined && value !== null
+    ? readReplicationObjects(reader, value, `${where}.replication_objects`)
+    : config.bucardo.replicationObjects;
+}
+
 function resolvePath(value: string, configFile: string): string {
   if (value.startsWith('~/')) return path.join(homedir(), value.slice(2));
   return path.resolve(path.dirname(configFile), value);
