@@ -13,7 +13,7 @@ import { daemonPid } from '../../src/core/bucardo/daemon.js';
 import { lastRun, metadataDatabaseExists, withMetadata } from '../../src/core/bucardo/metadata.js';
 import { copyState } from '../../src/core/copy-progress.js';
 import { lastVerifyRun, withRecords, type VerifyRecord } from './records.js';
-import { indexGap, materializedViewGap } from './secondary-state.js';
+import { indexGap, materializedViewGap } from './compare/secondary-state.js';
 import { cutoverSettings } from './settings.js';
 
 export interface ReadinessItem {

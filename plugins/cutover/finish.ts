@@ -32,12 +32,12 @@ import {
   type FinishProgress,
   type FinishStep,
 } from './records.js';
-import { holdIntact, releaseHold, type ChangeHorizon } from './capture.js';
-import { runFinalCheck, type FinalCheck } from './final-check.js';
-import { advanceSequences, compareSequences } from './sequences.js';
+import { holdIntact, releaseHold, type ChangeHorizon } from './compare/capture.js';
+import { runFinalCheck, type FinalCheck } from './compare/final-check.js';
+import { advanceSequences, compareSequences } from './compare/sequences.js';
 import { cutoverSettings } from './settings.js';
 import { recordVerify } from './verify.js';
-import { runVerify } from './verify-engine.js';
+import { runVerify } from './compare/engine.js';
 import { backlog, describeWriters, describeWrites, openWriters, writesSince } from './writes.js';
 
 export interface FinishData {

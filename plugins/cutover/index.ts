@@ -2,9 +2,8 @@
 // the job and a cutover, and walk the operator through the switch itself. Command bodies are loaded
 // on first use so the shell's menu appears without loading pg.
 import { definePlugin } from '../../src/core/plugin.js';
-import { formatCheck, formatFinish } from './format.js';
+import { formatCheck, formatFinish, formatRepair, formatVerify } from './format.js';
 import { parseCutoverSettings, type CutoverSettings } from './settings.js';
-import { formatRepair, formatVerify } from './verify-format.js';
 
 export default definePlugin<CutoverSettings>({
   name: 'cutover',

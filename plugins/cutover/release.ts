@@ -4,7 +4,7 @@
 // then. A later cutover.verify puts a new hold in place.
 import { withClient } from '../../src/core/db.js';
 import type { Check, CommandContext, CommandOutcome } from '../../src/core/plugin.js';
-import { holdInPlace, releaseHold } from './capture.js';
+import { holdInPlace, releaseHold } from './compare/capture.js';
 
 export interface ReleaseData {
   steps: string[];

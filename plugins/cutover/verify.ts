@@ -5,9 +5,9 @@ import { errorMessage } from '../../src/core/errors.js';
 import type { Job } from '../../src/core/job.js';
 import type { CommandContext, CommandOutcome } from '../../src/core/plugin.js';
 import { saveVerifyRun, withRecords } from './records.js';
-import type { VerifyReport } from './report.js';
+import type { VerifyReport } from './compare/report.js';
 import { cutoverSettings } from './settings.js';
-import { runVerify } from './verify-engine.js';
+import { runVerify } from './compare/engine.js';
 
 /** Stores the result for cutover.check; a job without a metadata database simply has no record. */
 export async function recordVerify(job: Job, report: VerifyReport, activity: Activity): Promise<void> {
