@@ -11,6 +11,10 @@ export default definePlugin<CutoverSettings>({
   parseSettings: (reader, raw, path) => parseCutoverSettings(reader, raw, path),
   hooks: {
     // While the way back runs, bucardo.status (which knows only the job's own sync) also shows it.
+    // Uninstalling would forget the way back while its triggers keep recording every write on B.
+    'bucardo.uninstall': {
+      before: async (ctx) => (await import('./way-back.js')).refuseWhileWayBack(ctx),
+    },
     'bucardo.status': {
       after: async (ctx) => (await import('./way-back.js')).wayBackStatus(ctx),
     },

@@ -22,7 +22,7 @@ import { addSyncArguments } from '../../src/core/bucardo/sync.js';
 import { dropTriggersInRounds, jobTriggerNames, listTriggers } from '../../src/core/bucardo/triggers.js';
 import { withClient } from '../../src/core/db.js';
 import type { TableFailure } from '../../src/core/ddl.js';
-import { OperatorError } from '../../src/core/errors.js';
+import { errorMessage, OperatorError } from '../../src/core/errors.js';
 import type { Job } from '../../src/core/job.js';
 import { pendingChanges } from '../../src/core/pending.js';
 import type { CommandContext } from '../../src/core/plugin.js';
@@ -268,12 +268,19 @@ export async function wayBackTriggers(job: Job): Promise<string[]> {
  */
 export async function wayBackStatus(ctx: CommandContext): Promise<string[]> {
   const { job } = ctx;
-  if (!(await metadataDatabaseExists(job, ctx.activity)) || !(await wayBackExists(job, ctx.activity)))
-    return [];
+  if (!(await wayBackInstalled(job, ctx))) return [];
   const reverse = reverseJob(job);
-  const pending = await withClient(reverse, { role: 'primary', activity: ctx.activity }, (client) =>
-    pendingChanges(client, reverse.syncName),
-  );
+  let pending: Awaited<ReturnType<typeof pendingChanges>>;
+  try {
+    pending = await withClient(reverse, { role: 'primary', activity: ctx.activity }, (client) =>
+      pendingChanges(client, reverse.syncName),
+    );
+  } catch (error) {
+    // Status reports what it can: an unreachable secondary is its own line, not a failed command.
+    return [
+      `way back (sync ${reverse.syncName}): could not read its backlog on the secondary: ${errorMessage(error)}`,
+    ];
+  }
   const changes = pending.reduce((sum, p) => sum + p.changes, 0);
   const oldest = pending.reduce<Date | null>(
     (min, p) => (p.oldest && (!min || p.oldest < min) ? p.oldest : min),
@@ -285,4 +292,19 @@ export async function wayBackStatus(ctx: CommandContext): Promise<string[]> {
     `way back (sync ${reverse.syncName}, the secondary → the primary): ${loaded ? 'running' : 'NOT running (bucardo.start)'}; ` +
       `${changes} change(s) pending on the secondary, lag ${lag}`,
   ];
+}
+
+/** bucardo.uninstall's guard: refused while the way back exists (its triggers would stay on B). */
+export async function refuseWhileWayBack(ctx: CommandContext): Promise<void> {
+  const { job } = ctx;
+  if (!(await wayBackInstalled(job, ctx))) return;
+  throw new OperatorError(
+    `The way back of ${job.name} (sync ${reverseJob(job).syncName}) still exists, and its triggers sit on the secondary's tables: uninstalling would forget the sync and leave them recording every write on the secondary for nothing. Run cutover.release first (it removes the sync and its triggers, table by table), then bucardo.uninstall. Nothing was changed.`,
+  );
+}
+
+/** For the hooks on bucardo's commands: a metadata database half installed (or none) has no way back. */
+async function wayBackInstalled(job: Job, ctx: CommandContext): Promise<boolean> {
+  if (!(await metadataDatabaseExists(job, ctx.activity))) return false;
+  return wayBackExists(job, ctx.activity).catch(() => false);
 }

@@ -260,6 +260,10 @@ test('release removes the way back: no reverse sync, no trigger on B; twice is s
     JSON.stringify(status),
   );
 
+  const uninstall = await tool(pair, 'bucardo.uninstall');
+  assert.notEqual(uninstall.code, 0);
+  assert.match(uninstall.stderr, /The way back of wbx \(sync wbx_back\) still exists/, uninstall.stderr);
+
   const release = await tool(pair, 'cutover.release --json');
   assert.equal(release.code, 0, release.stdout + release.stderr);
   const result = outcome(release);
