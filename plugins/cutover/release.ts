@@ -43,7 +43,7 @@ export async function release(ctx: CommandContext): Promise<CommandOutcome<Relea
       data: { steps, released, wayBackRemoved: false, failed: [] },
       message: released
         ? 'Released. cutover.finish now needs a new cutover.verify first (or it compares every row during the write pause).'
-        : 'Nothing to release: no hold, and no way back.',
+        : 'Nothing to release.',
     };
   const progress = installed
     ? await withRecords(job, ctx.activity, (client) => readProgress(client, job))
