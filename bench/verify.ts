@@ -16,8 +16,8 @@ import { PluginCatalog } from '../src/core/plugin.js';
 import { quoteIdent, quoteQualified } from '../src/core/quote.js';
 import { startCluster, stopAllClusters, type ClusterInfo } from '../src/sandbox/cluster.js';
 import { cutoverSettings } from '../plugins/cutover/settings.js';
-import { runVerify } from '../plugins/cutover/verify-engine.js';
-import type { VerifyReport } from '../plugins/cutover/report.js';
+import { runVerify } from '../plugins/cutover/compare/engine.js';
+import type { VerifyReport } from '../plugins/cutover/compare/report.js';
 
 const ROWS = Number(process.env['BENCH_ROWS'] ?? 3_000_000);
 const REPEATS = Number(process.env['BENCH_REPEATS'] ?? 2);

@@ -13,8 +13,9 @@ import { daemonPid } from '../../src/core/bucardo/daemon.js';
 import { lastRun, metadataDatabaseExists, withMetadata } from '../../src/core/bucardo/metadata.js';
 import { copyState } from '../../src/core/copy-progress.js';
 import { lastVerifyRun, withRecords, type VerifyRecord } from './records.js';
-import { indexGap, materializedViewGap } from './secondary-state.js';
+import { indexGap, materializedViewGap } from './compare/secondary-state.js';
 import { cutoverSettings } from './settings.js';
+import { activeDirection } from './way-back.js';
 
 export interface ReadinessItem {
   item: string;
@@ -273,13 +274,17 @@ function verifyItem(
 }
 
 export async function check(ctx: CommandContext): Promise<CommandOutcome<CheckData>> {
-  const data = await collectReadiness(ctx.job, ctx.activity);
+  // After cutover.finish --way-back the list is about the way back: B→A, for cutover.rollback.
+  const job = await activeDirection(ctx.job, ctx.activity);
+  const back = job !== ctx.job;
+  const data = await collectReadiness(job, ctx.activity);
   const failed = data.items.filter((i) => !i.pass);
+  const what = back ? 'rollback over the way back (the secondary B is the source here)' : 'cutover';
   return {
     ok: data.ready,
     data,
     message: data.ready
-      ? `Ready for cutover: all ${data.items.length} checks pass. Next: cutover.finish.`
-      : `Not ready for cutover: ${failed.length} of ${data.items.length} checks fail (${failed.map((i) => i.item).join('; ')}).`,
+      ? `Ready for ${what}: all ${data.items.length} checks pass. Next: ${back ? 'cutover.rollback' : 'cutover.finish'}.`
+      : `Not ready for ${what}: ${failed.length} of ${data.items.length} checks fail (${failed.map((i) => i.item).join('; ')}).`,
   };
 }

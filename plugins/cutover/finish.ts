@@ -1,4 +1,5 @@
-// cutover.finish: the guided switch to the secondary.
+// cutover.finish: the guided switch to the secondary; cutover.rollback: the same switch back to the
+// primary over the way back (way-back.ts), run as the B→A job (src/core/bucardo/reverse.ts).
 //   readiness check (a recent passing verify among it) → operator stops writes and confirms →
 //   backlog drained → sequences advanced past the primary's → final check → replication stopped →
 //   sync and triggers removed.
@@ -10,6 +11,8 @@
 // any interruption continues from there. Up to the final verify nothing is irreversible: if writes
 // reach the primary after the confirmation (Bucardo's change capture shows them), the recorded
 // steps are forgotten and the switch starts over. Stopping replication is the point of no return.
+// With the way back, the reverse sync is created before the confirmation (the pause does not grow)
+// and the daemon starts again after the switch, running only it.
 import { sleep } from '../../src/core/activity.js';
 import { runBucardo } from '../../src/core/bucardo.js';
 import { dropTriggersInRounds, jobTriggerNames, listTriggers } from '../../src/core/bucardo/triggers.js';
@@ -19,8 +22,8 @@ import { OperatorError } from '../../src/core/errors.js';
 import type { Job } from '../../src/core/job.js';
 import { findReplicationObjects } from '../../src/core/objects.js';
 import type { Check, CommandContext, CommandOutcome } from '../../src/core/plugin.js';
-import { retryEnabled, retryPolicy, type RoundsPolicy } from '../../src/core/rounds.js';
-import { daemonPid, kickSync, stopDaemon } from '../../src/core/bucardo/daemon.js';
+import { daemonPid, kickSync, stopDaemon, syncLoaded } from '../../src/core/bucardo/daemon.js';
+import { reverseJob } from '../../src/core/bucardo/reverse.js';
 import { metadataDatabaseExists, syncRow, withMetadata } from '../../src/core/bucardo/metadata.js';
 import { collectReadiness, type ReadinessItem } from './check.js';
 import {
@@ -32,13 +35,14 @@ import {
   type FinishProgress,
   type FinishStep,
 } from './records.js';
-import { holdIntact, releaseHold, type ChangeHorizon } from './capture.js';
-import { runFinalCheck, type FinalCheck } from './final-check.js';
-import { advanceSequences, compareSequences } from './sequences.js';
+import { holdIntact, releaseHold, type ChangeHorizon } from './compare/capture.js';
+import { runFinalCheck, type FinalCheck } from './compare/final-check.js';
+import { advanceSequences, compareSequences } from './compare/sequences.js';
 import { cutoverSettings } from './settings.js';
 import { recordVerify } from './verify.js';
-import { runVerify } from './verify-engine.js';
+import { runVerify } from './compare/engine.js';
 import { backlog, describeWriters, describeWrites, openWriters, writesSince } from './writes.js';
+import { FIXED_ROUNDS, setUpWayBack, startWayBack, triggerDropPolicy, wayBackExists } from './way-back.js';
 
 export interface FinishData {
   steps: string[];
@@ -145,26 +149,27 @@ async function drain(job: Job, ctx: CommandContext): Promise<number> {
     );
   const started = Date.now();
   let lastKick = 0;
-  for (;;) {
-    const pending = await withClient(job, { role: 'primary', activity: ctx.activity }, (client) =>
-      backlog(client, job.syncName),
-    );
-    if (pending === 0) return Math.round((Date.now() - started) / 100) / 10;
-    if (Date.now() - started > settings.drainTimeoutSeconds * 1000) {
-      throw new OperatorError(
-        `${pending} change(s) are still pending replication after ${settings.drainTimeoutSeconds} s (cutover.drain_timeout). Replication may be failing: look at bucardo.status and ${job.paths.logFile}. Keep writes stopped and run cutover.finish again to keep waiting; nothing after the confirmation has been done yet.`,
+  // One connection for the whole wait (closed by withClient whatever happens), not one per look.
+  return withClient(job, { role: 'primary', activity: ctx.activity }, async (client) => {
+    for (;;) {
+      const pending = await backlog(client, job.syncName);
+      if (pending === 0) return Math.round((Date.now() - started) / 100) / 10;
+      if (Date.now() - started > settings.drainTimeoutSeconds * 1000) {
+        throw new OperatorError(
+          `${pending} change(s) are still pending replication after ${settings.drainTimeoutSeconds} s (cutover.drain_timeout). Replication may be failing: look at bucardo.status and ${job.paths.logFile}. Keep writes stopped and run cutover.finish again to keep waiting; nothing after the confirmation has been done yet.`,
+        );
+      }
+      if (Date.now() - lastKick > 5000) {
+        // A kick costs one sync run; asking every few seconds is plenty while waiting.
+        await kickSync(job);
+        lastKick = Date.now();
+      }
+      ctx.progress(
+        `waiting for replication to apply ${pending} pending change(s) (${Math.round((Date.now() - started) / 1000)} s)`,
       );
+      await sleep(500, ctx.activity.signal);
     }
-    if (Date.now() - lastKick > 5000) {
-      // A kick costs one sync run; asking every few seconds is plenty while waiting.
-      await kickSync(job);
-      lastKick = Date.now();
-    }
-    ctx.progress(
-      `waiting for replication to apply ${pending} pending change(s) (${Math.round((Date.now() - started) / 1000)} s)`,
-    );
-    await sleep(500, ctx.activity.signal);
-  }
+  });
 }
 
 interface TriggerRemoval {
@@ -179,11 +184,7 @@ async function removeTriggers(job: Job, ctx: CommandContext, steps: Steps): Prom
     await runBucardo(job, ['remove', 'sync', job.syncName], { activity: ctx.activity });
     steps.say(`removed sync ${job.syncName} from Bucardo`);
   }
-  // With the retry plugin the operator tuned retry.timeout/attempts/backoff for this primary's locks:
-  // the same rounds then. Otherwise a short fixed policy bounded by bucardo.lock_timeout.
-  const retry = retryEnabled(job);
-  const policy: RoundsPolicy = retry ? retryPolicy(job) : fixedRounds(job);
-  const setting = retry ? 'retry.timeout' : 'bucardo.lock_timeout';
+  const { policy, setting, retry } = triggerDropPolicy(job);
   const result = await withClient(
     job,
     { role: 'primary', login: 'schema_owner', activity: ctx.activity },
@@ -208,16 +209,6 @@ async function removeTriggers(job: Job, ctx: CommandContext, steps: Steps): Prom
     `dropped this job's triggers on ${dropped} table(s) (each lock wait at most bucardo.lock_timeout, ${FIXED_ROUNDS} rounds)`,
   );
   return { failed: result.waiting, limit: `bucardo.lock_timeout in each of ${FIXED_ROUNDS} rounds` };
-}
-
-/** Without the retry plugin: three rounds two seconds apart, each lock wait at most bucardo.lock_timeout. */
-const FIXED_ROUNDS = 3;
-function fixedRounds(job: Job): RoundsPolicy {
-  return {
-    timeoutMs: job.config.bucardo.lockTimeoutMs,
-    attempts: FIXED_ROUNDS,
-    pauseBeforeRound: (round) => (round > 1 ? 2000 : 0),
-  };
 }
 
 /**
@@ -269,8 +260,44 @@ async function secondaryAcceptsWrites(
   );
 }
 
+/** The words of one direction: where writes stop, where they go, and the command that does it. */
+interface Direction {
+  command: 'cutover.finish' | 'cutover.rollback';
+  from: string;
+  to: string;
+}
+const FORWARD: Direction = { command: 'cutover.finish', from: 'the primary', to: 'the secondary' };
+const BACKWARD: Direction = { command: 'cutover.rollback', from: 'the secondary (B)', to: 'the primary (A)' };
+
 export async function finish(ctx: CommandContext): Promise<CommandOutcome<FinishData>> {
+  return switchOver(ctx, ctx.job, FORWARD);
+}
+
+/** cutover.rollback: only after the forward cutover finished with the way back set up. */
+export async function rollback(ctx: CommandContext): Promise<CommandOutcome<FinishData>> {
   const { job } = ctx;
+  const forward = (await metadataDatabaseExists(job, ctx.activity))
+    ? await withRecords(job, ctx.activity, (client) => readProgress(client, job))
+    : undefined;
+  const reverse = reverseJob(job);
+  const back = forward?.finished
+    ? await withRecords(reverse, ctx.activity, (client) => readProgress(client, reverse))
+    : undefined;
+  if (!forward?.finished || (!back?.confirmed && !(await wayBackExists(job, ctx.activity))))
+    throw new OperatorError(
+      forward?.finished
+        ? `There is no way back for ${job.name}: cutover.finish ran without --way-back (or cutover.release removed it), so nothing carried the secondary's writes to the primary since the switch. Nothing was changed; the primary lacks those writes, so returning to it needs a new migration from the secondary.`
+        : `cutover.rollback returns writes to the primary after cutover.finish --way-back switched them to the secondary, and the cutover of ${job.name} has not finished. Nothing was changed; to call a cutover off before its end, let writes resume on the primary.`,
+    );
+  return switchOver(ctx, reverse, BACKWARD);
+}
+
+async function switchOver(
+  ctx: CommandContext,
+  job: Job,
+  words: Direction,
+): Promise<CommandOutcome<FinishData>> {
+  const forward = words === FORWARD;
   if (!(await metadataDatabaseExists(job, ctx.activity)))
     throw new OperatorError(
       `Bucardo is not installed for ${job.name} (no metadata database ${job.metadataDb}), so there is no replication to finish. Set it up with bucardo.install, bucardo.add_triggers and bucardo.start.`,
@@ -291,9 +318,17 @@ export async function finish(ctx: CommandContext): Promise<CommandOutcome<Finish
   if (progress.finished) {
     return {
       data: data(),
-      message: `The cutover of ${job.name} already finished at ${progress.finished}: replication is stopped and its triggers are gone. The secondary takes the writes.`,
+      message: forward
+        ? `The cutover of ${job.name} already finished at ${progress.finished}: replication to the secondary is stopped and its triggers are gone. The secondary takes the writes.`
+        : `The rollback of ${ctx.job.name} already finished at ${progress.finished}: the way back is stopped and its triggers are gone. The primary (A) takes the writes.`,
     };
   }
+
+  // The way back is created before the confirmation, so that its trigger installation is not part
+  // of the write pause. A rerun continues it (wayBackExists), with or without the flag.
+  const wayBack =
+    forward && (ctx.options.flag('way-back') || settings.wayBack || (await wayBackExists(job, ctx.activity)));
+  if (wayBack) for (const line of await setUpWayBack(job, ctx)) steps.say(line);
 
   if (progress.replication_stopped) {
     steps.say(
@@ -333,24 +368,23 @@ export async function finish(ctx: CommandContext): Promise<CommandOutcome<Finish
     if (!ctx.options.flag('writes-stopped')) {
       if (!ctx.prompt.interactive) {
         throw new OperatorError(
-          'cutover.finish switches production to the secondary, and that is only safe once nothing writes to the primary any more. Stop every writer (application, jobs, cron) first; in list mode, say you did with the argument: -l "cutover.finish --writes-stopped". Nothing was changed.',
+          `${words.command} switches production to ${words.to}, and that is only safe once nothing writes to ${words.from} any more. Stop every writer (application, jobs, cron) first; in list mode, say you did with the argument: -l "${words.command} --writes-stopped". Nothing was changed.`,
         );
       }
       ctx.log(
-        '  Stop every write to the primary now (application servers, background jobs, cron); reads may go on.',
+        `  Stop every write to ${words.from} now (application servers, background jobs, cron); reads may go on.`,
       );
-      const stopped = await ctx.prompt.confirm('Have all writes to the primary stopped?', false);
+      const stopped = await ctx.prompt.confirm(`Have all writes to ${words.from} stopped?`, false);
       if (!stopped)
         return {
           ok: false,
           data: data(),
-          message:
-            'Cutover not started: writes to the primary have not stopped. Nothing was changed; run cutover.finish again once they have.',
+          message: `${forward ? 'Cutover' : 'Rollback'} not started: writes to ${words.from} have not stopped. Nothing was changed; run ${words.command} again once they have.`,
         };
     }
     const at = await primaryNow(job, ctx);
     await mark(job, ctx, progress, 'confirmed', at);
-    steps.say(`writes to the primary stopped (confirmed at ${at}, the primary's clock)`);
+    steps.say(`writes to ${words.from} stopped (confirmed at ${at}, ${words.from}'s clock)`);
   }
 
   if (!progress.drained) {
@@ -518,6 +552,25 @@ export async function finish(ctx: CommandContext): Promise<CommandOutcome<Finish
   await withClient(job, { role: 'primary', activity: ctx.activity }, (client) =>
     releaseHold(client, job.syncName),
   ).catch(() => undefined);
+  steps.say(`writes may go to ${words.to}`);
+  if (wayBack) {
+    // After the pause: B's triggers record every write from now on, whenever the daemon is up.
+    for (const line of await startWayBack(job, ctx)) steps.say(line);
+  }
+  if (!forward) {
+    const primary = job.config.databases.secondary;
+    return {
+      data: data(),
+      message: `Rollback finished: the way back is stopped, its triggers are gone from the secondary, and the primary (${primary.dbname} on ${primary.host}:${primary.port}) holds every write the secondary took. Point the writers back at it, and lift whatever kept the application from writing to it.`,
+    };
+  }
+  if (wayBack) {
+    const secondary = job.config.databases.secondary;
+    return {
+      data: data(),
+      message: `Cutover finished: the secondary (${secondary.dbname} on ${secondary.host}:${secondary.port}) holds the primary's data; point the writers at it. The way back runs: sync ${reverseJob(job).syncName} carries the secondary's writes to the primary, which the application must not write to (docs/cutover.md). cutover.rollback returns to the primary; cutover.release removes the way back.`,
+    };
+  }
   return {
     data: data(),
     message: `Cutover finished: replication is stopped, its triggers are gone, and the secondary (${secondary.dbname} on ${secondary.host}:${secondary.port}) holds the primary's data. Point the writers at it. Bucardo's metadata and the bucardo schema on the primary remain until bucardo.uninstall.`,
@@ -525,7 +578,16 @@ export async function finish(ctx: CommandContext): Promise<CommandOutcome<Finish
 }
 
 export async function validateFinish(ctx: CommandContext): Promise<Check[]> {
-  const { job } = ctx;
+  return validateSwitch(ctx.job, true);
+}
+
+export async function validateRollback(ctx: CommandContext): Promise<Check[]> {
+  return validateSwitch(reverseJob(ctx.job), false);
+}
+
+async function validateSwitch(job: Job, forward: boolean): Promise<Check[]> {
+  const words = forward ? FORWARD : BACKWARD;
+  const wayBack = forward && (await wayBackExists(job));
   const progress = await withRecords(job, undefined, (client) => readProgress(client, job));
   const triggers = await withClient(job, { role: 'primary' }, (client) =>
     listTriggers(client, jobTriggerNames(job)),
@@ -541,19 +603,26 @@ export async function validateFinish(ctx: CommandContext): Promise<Check[]> {
   const behind = sequences.filter((q) => q.status !== 'ahead' && q.status !== 'match');
   const writable = await secondaryAcceptsWrites(job);
   const pid = daemonPid(job);
+  const reverse = reverseJob(job);
   return [
     {
-      name: 'cutover recorded as finished',
+      name: `${forward ? 'cutover' : 'rollback'} recorded as finished`,
       pass: Boolean(progress?.finished),
       detail: progress?.finished ?? 'not finished',
     },
+    wayBack
+      ? {
+          name: `the daemon runs the way back (sync ${reverse.syncName})`,
+          pass: pid !== undefined && syncLoaded(reverse),
+          detail: pid ? `pid ${pid}${syncLoaded(reverse) ? '' : ', sync not loaded'}` : 'no daemon',
+        }
+      : {
+          name: 'no Bucardo daemon running for this job',
+          pass: pid === undefined,
+          ...(pid ? { detail: `pid ${pid}` } : {}),
+        },
     {
-      name: 'no Bucardo daemon running for this job',
-      pass: pid === undefined,
-      ...(pid ? { detail: `pid ${pid}` } : {}),
-    },
-    {
-      name: 'no trigger of this job left on the primary',
+      name: `no trigger of this ${forward ? 'job' : 'way back'} left on ${words.from}`,
       pass: triggers.length === 0,
       ...(triggers.length
         ? {
@@ -565,12 +634,12 @@ export async function validateFinish(ctx: CommandContext): Promise<Check[]> {
         : {}),
     },
     {
-      name: "every sequence on the secondary at or past the primary's",
+      name: `every sequence on ${words.to} at or past ${words.from}'s`,
       pass: behind.length === 0,
       detail: behind.length
         ? behind.map((q) => `${q.sequence} ${q.status}`).join(', ')
         : `${sequences.length} sequence(s)`,
     },
-    { name: 'the secondary accepts writes', pass: writable.pass, detail: writable.detail },
+    { name: `${words.to} accepts writes`, pass: writable.pass, detail: writable.detail },
   ];
 }

@@ -2,14 +2,23 @@
 // the job and a cutover, and walk the operator through the switch itself. Command bodies are loaded
 // on first use so the shell's menu appears without loading pg.
 import { definePlugin } from '../../src/core/plugin.js';
-import { formatCheck, formatFinish } from './format.js';
+import { formatCheck, formatFinish, formatRepair, formatVerify } from './format.js';
 import { parseCutoverSettings, type CutoverSettings } from './settings.js';
-import { formatRepair, formatVerify } from './verify-format.js';
 
 export default definePlugin<CutoverSettings>({
   name: 'cutover',
   summary: "verify the secondary's data against the primary, check readiness, and switch over step by step",
   parseSettings: (reader, raw, path) => parseCutoverSettings(reader, raw, path),
+  hooks: {
+    // While the way back runs, bucardo.status (which knows only the job's own sync) also shows it.
+    // Uninstalling would forget the way back while its triggers keep recording every write on B.
+    'bucardo.uninstall': {
+      before: async (ctx) => (await import('./way-back.js')).refuseWhileWayBack(ctx),
+    },
+    'bucardo.status': {
+      after: async (ctx) => (await import('./way-back.js')).wayBackStatus(ctx),
+    },
+  },
   commands: {
     verify: {
       summary:
@@ -59,14 +68,35 @@ export default definePlugin<CutoverSettings>({
           kind: 'flag',
           help: 'the final check reads every row again instead of the keys changed since the last verify (longer pause)',
         },
+        'way-back': {
+          kind: 'flag',
+          help: 'leave reverse replication B→A running after the switch, for cutover.rollback (or cutover.way_back: true)',
+        },
       },
       run: async (ctx) => (await import('./finish.js')).finish(ctx),
       validate: async (ctx) => (await import('./finish.js')).validateFinish(ctx),
       format: formatFinish,
     },
+    rollback: {
+      summary:
+        'after finish --way-back: the guided switch back to the primary (stop writes on B, drain, sequences, check, stop the way back)',
+      arguments: {
+        'writes-stopped': {
+          kind: 'flag',
+          help: "you have stopped every write to the secondary (list mode's answer to the question)",
+        },
+        'full-verify': {
+          kind: 'flag',
+          help: 'the final check reads every row again instead of the keys changed since the last verify (longer pause)',
+        },
+      },
+      run: async (ctx) => (await import('./finish.js')).rollback(ctx),
+      validate: async (ctx) => (await import('./finish.js')).validateRollback(ctx),
+      format: formatFinish,
+    },
     release: {
       summary:
-        "lift the hold cutover.verify puts on Bucardo's purge of change records (when the cutover is postponed)",
+        "lift the hold verify puts on Bucardo's purge of change records; after the switch, remove the way back and its triggers",
       run: async (ctx) => (await import('./release.js')).release(ctx),
       validate: async (ctx) => (await import('./release.js')).validateRelease(ctx),
     },

@@ -6,8 +6,8 @@ import { withClient, type Client } from '../../src/core/db.js';
 import type { Activity } from '../../src/core/activity.js';
 import type { Job } from '../../src/core/job.js';
 import { metadataDatabaseExists } from '../../src/core/bucardo/metadata.js';
-import type { ChangeHorizon } from './capture.js';
-import type { VerifyReport } from './report.js';
+import type { ChangeHorizon } from './compare/capture.js';
+import type { VerifyReport } from './compare/report.js';
 
 export const RECORD_SCHEMA = 'cutover';
 

@@ -1,30 +1,66 @@
-// cutover.release: lifts what the cutover keeps in place on the primary: the hold a passing
-// cutover.verify puts on Bucardo's purge of change records (capture.ts). cutover.finish lifts it
-// itself; run this when the cutover is postponed, so the delta tables do not keep growing until
-// then. A later cutover.verify puts a new hold in place.
+// cutover.release: lifts what the cutover keeps in place. Two things, each only when it is there:
+// 1. the hold a passing cutover.verify puts on Bucardo's purge of change records (capture.ts), on
+//    the primary (and, for a verify of the way back, on the secondary). cutover.finish lifts it
+//    itself; run this when the cutover is postponed, so the delta tables do not keep growing until
+//    then. A later cutover.verify puts a new hold in place.
+// 2. the way back (way-back.ts): once the operator is confident in the secondary, the reverse sync
+//    B→A and its triggers on B, removed table by table under bounded lock waits. After that the
+//    primary no longer receives the secondary's writes: cutover.rollback is no longer possible.
+// Running it again finds nothing left and says so.
 import { withClient } from '../../src/core/db.js';
+import { formatFailures, type TableFailure } from '../../src/core/ddl.js';
 import type { Check, CommandContext, CommandOutcome } from '../../src/core/plugin.js';
-import { holdInPlace, releaseHold } from './capture.js';
+import { metadataDatabaseExists } from '../../src/core/bucardo/metadata.js';
+import { reverseJob } from '../../src/core/bucardo/reverse.js';
+import { holdInPlace, releaseHold } from './compare/capture.js';
+import { readProgress, withRecords } from './records.js';
+import { removeWayBack, wayBackExists, wayBackTriggers } from './way-back.js';
 
 export interface ReleaseData {
   steps: string[];
   released: boolean;
+  wayBackRemoved: boolean;
+  failed: TableFailure[];
 }
 
 export async function release(ctx: CommandContext): Promise<CommandOutcome<ReleaseData>> {
-  const released = await withClient(ctx.job, { role: 'primary', activity: ctx.activity }, (client) =>
-    releaseHold(client, ctx.job.syncName),
+  const { job } = ctx;
+  const released = await withClient(job, { role: 'primary', activity: ctx.activity }, (client) =>
+    releaseHold(client, job.syncName),
   );
   const steps = [
     released
       ? "lifted the hold on Bucardo's purge of change records: its VAC purges them at its next run"
       : "no hold on Bucardo's purge was in place",
   ];
+  const installed = await metadataDatabaseExists(job, ctx.activity);
+  const wayBack = installed && (await wayBackExists(job, ctx.activity));
+  // A release interrupted after removing the sync leaves triggers behind: they are found on B itself.
+  const leftOver =
+    !wayBack && (await wayBackTriggers(job).catch(() => [])).some((t) => !t.endsWith(':bucardo_delta'));
+  if (!wayBack && !leftOver)
+    return {
+      data: { steps, released, wayBackRemoved: false, failed: [] },
+      message: released
+        ? 'Released. cutover.finish now needs a new cutover.verify first (or it compares every row during the write pause).'
+        : 'Nothing to release.',
+    };
+  const progress = installed
+    ? await withRecords(job, ctx.activity, (client) => readProgress(client, job))
+    : {};
+  const removal = await removeWayBack(job, ctx, Boolean(progress?.finished));
+  steps.push(...removal.steps);
+  if (removal.failed.length) {
+    ctx.log(formatFailures(removal.failed).join('\n'));
+    return {
+      ok: false,
+      data: { steps, released, wayBackRemoved: false, failed: removal.failed },
+      message: `The way back's sync is removed, but ${removal.failed.length} table(s) of the secondary still carry its triggers: each stayed locked longer than ${removal.limit} (listed above, with the sessions holding locks). Writes to them are still recorded in the secondary's delta tables, for nothing. End those sessions or wait for them, then run cutover.release again.`,
+    };
+  }
   return {
-    data: { steps, released },
-    message: released
-      ? 'Released. cutover.finish now needs a new cutover.verify first (or it compares every row during the write pause).'
-      : 'Nothing to release.',
+    data: { steps, released, wayBackRemoved: true, failed: [] },
+    message: `Released: the way back (sync ${reverseJob(job).syncName}) and its triggers on the secondary are gone; the primary no longer receives the secondary's writes, so cutover.rollback is no longer possible.`,
   };
 }
 
@@ -32,5 +68,16 @@ export async function validateRelease(ctx: CommandContext): Promise<Check[]> {
   const held = await withClient(ctx.job, { role: 'primary' }, (client) =>
     holdInPlace(client, ctx.job.syncName),
   );
-  return [{ name: "no hold on Bucardo's purge left", pass: !held }];
+  const installed = await metadataDatabaseExists(ctx.job);
+  const wayBack = installed && (await wayBackExists(ctx.job));
+  const triggers = await wayBackTriggers(ctx.job).catch(() => []);
+  return [
+    { name: "no hold on Bucardo's purge left", pass: !held },
+    { name: 'no way back (reverse sync) left in Bucardo', pass: !wayBack },
+    {
+      name: 'no trigger of the way back left on the secondary',
+      pass: triggers.length === 0,
+      ...(triggers.length ? { detail: triggers.slice(0, 5).join(', ') } : {}),
+    },
+  ];
 }

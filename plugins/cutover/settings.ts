@@ -23,6 +23,8 @@ export interface CutoverSettings {
    * independent aggregate, but the one part of the write pause that grows with the database.
    */
   finalRowCounts: boolean;
+  /** cutover.finish leaves reverse replication B→A running (as with --way-back). */
+  wayBack: boolean;
 }
 
 const KEYS = [
@@ -34,6 +36,7 @@ const KEYS = [
   'sequence_margin',
   'drain_timeout',
   'final_row_counts',
+  'way_back',
 ];
 
 export function defaultCutoverSettings(): CutoverSettings {
@@ -46,6 +49,7 @@ export function defaultCutoverSettings(): CutoverSettings {
     sequenceMargin: 1000,
     drainTimeoutSeconds: 300,
     finalRowCounts: true,
+    wayBack: false,
   };
 }
 
@@ -61,6 +65,7 @@ export function parseCutoverSettings(reader: ConfigReader, value: unknown, path:
     sequenceMargin: reader.integer(raw, 'sequence_margin', path, defaults.sequenceMargin, 0, 1_000_000_000),
     drainTimeoutSeconds: reader.number(raw, 'drain_timeout', path, defaults.drainTimeoutSeconds, 1),
     finalRowCounts: reader.boolean(raw, 'final_row_counts', path, defaults.finalRowCounts),
+    wayBack: reader.boolean(raw, 'way_back', path, defaults.wayBack),
   };
 }
 

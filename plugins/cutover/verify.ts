@@ -5,9 +5,10 @@ import { errorMessage } from '../../src/core/errors.js';
 import type { Job } from '../../src/core/job.js';
 import type { CommandContext, CommandOutcome } from '../../src/core/plugin.js';
 import { saveVerifyRun, withRecords } from './records.js';
-import type { VerifyReport } from './report.js';
+import type { VerifyReport } from './compare/report.js';
 import { cutoverSettings } from './settings.js';
-import { runVerify } from './verify-engine.js';
+import { runVerify } from './compare/engine.js';
+import { activeDirection } from './way-back.js';
 
 /** Stores the result for cutover.check; a job without a metadata database simply has no record. */
 export async function recordVerify(job: Job, report: VerifyReport, activity: Activity): Promise<void> {
@@ -35,13 +36,19 @@ export async function recordVerify(job: Job, report: VerifyReport, activity: Act
 export async function verify(ctx: CommandContext): Promise<CommandOutcome<VerifyReport>> {
   // Declared in index.ts: --settle SECONDS (also settle=SECONDS) and --strict.
   const settleSeconds = ctx.options.number('settle');
-  const report = await runVerify(ctx.job, {
+  // While the way back runs, B is the source: verify compares A against it (records as <name>_back).
+  const job = await activeDirection(ctx.job, ctx.activity);
+  const report = await runVerify(job, {
     settings: cutoverSettings(ctx.job.config),
     strict: ctx.options.flag('strict'),
     activity: ctx.activity,
     progress: ctx.progress,
     ...(settleSeconds !== undefined ? { settleSeconds } : {}),
   });
-  await recordVerify(ctx.job, report, ctx.activity);
+  if (job !== ctx.job)
+    report.notes.push(
+      `the way back runs: the secondary (B) was compared as the source and the primary (A) as the target (sync ${job.syncName})`,
+    );
+  await recordVerify(job, report, ctx.activity);
   return { ok: report.passed, data: report, message: report.verdict };
 }

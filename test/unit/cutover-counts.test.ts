@@ -3,9 +3,8 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { Job } from '../../src/core/job.js';
-import type { TableReport } from '../../plugins/cutover/report.js';
-import { summarise } from '../../plugins/cutover/verdict.js';
-import { explainedGap } from '../../plugins/cutover/verify-engine.js';
+import { summarise, type TableReport } from '../../plugins/cutover/compare/report.js';
+import { explainedGap } from '../../plugins/cutover/compare/engine.js';
 
 function table(overrides: Partial<TableReport>): TableReport {
   return {

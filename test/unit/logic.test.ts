@@ -181,7 +181,7 @@ test('watchdog exempts COPY, also behind the comment Bucardo puts first; appendA
 });
 
 test('repair output: a line per table with what was done, the keys still differing, and unrepairable tables', async () => {
-  const { formatRepair } = await import('../../plugins/cutover/verify-format.js');
+  const { formatRepair } = await import('../../plugins/cutover/format.js');
   const table = {
     requeued: 0,
     fixed: 0,

@@ -1,8 +1,8 @@
 // What the secondary must have besides the rows before it takes over: the primary's indexes (the
 // indexes plugin may have dropped some to speed up the copy) and populated materialized views
 // (Bucardo does not replicate them). Read straight from the catalogs of both sides.
-import type { Client } from '../../src/core/db.js';
-import type { Relation } from '../../src/core/objects.js';
+import type { Client } from '../../../src/core/db.js';
+import type { Relation } from '../../../src/core/objects.js';
 
 interface IndexRow {
   table: string;

@@ -9,8 +9,8 @@ import {
   type KeyDiff,
   type RangeComparison,
   type Sides,
-} from './compare.js';
-import { appendAll } from '../../src/core/arrays.js';
+} from './ranges.js';
+import { appendAll } from '../../../src/core/arrays.js';
 
 /** Ranges this small are compared row by row (keys and hashes only). */
 export const LEAF_ROWS = 2000;

@@ -1,14 +1,14 @@
 // Judging what still differs in a table after the first pass: narrow the differing ranges down to
 // keys, sort the keys into in flight and mismatches, and describe what could not be narrowed.
-import type { Activity } from '../../src/core/activity.js';
-import type { Job } from '../../src/core/job.js';
-import { pendingChanges } from '../../src/core/pending.js';
-import { keyId, type KeyDiff, type RangeComparison, type Sides } from './compare.js';
+import type { Activity } from '../../../src/core/activity.js';
+import type { Job } from '../../../src/core/job.js';
+import { pendingChanges } from '../../../src/core/pending.js';
+import { keyId, type KeyDiff, type RangeComparison, type Sides } from './ranges.js';
 import { classify, findChangeLog } from './in-flight.js';
 import { mergeAdjacent, narrow, newBudget } from './narrow.js';
 import type { DifferingRange, ListedKey, TableReport } from './report.js';
 import type { TableSql } from './sql.js';
-import { appendAll } from '../../src/core/arrays.js';
+import { appendAll } from '../../../src/core/arrays.js';
 
 const MAX_LISTED_KEYS = 1000;
 

@@ -1,7 +1,7 @@
 // The statements verify sends for one table. Rows are identified by their primary key (values as
 // text, cast back to the key's type in the statement) and compared by a hash of their text form,
 // summed per key range: order-independent, computed on the server, one short statement per chunk.
-import { quoteIdent, quoteQualified } from '../../src/core/quote.js';
+import { quoteIdent, quoteQualified } from '../../../src/core/quote.js';
 import type { Column, TableShape } from './shape.js';
 
 /**

@@ -1,11 +1,11 @@
 // A few connection pairs (one to each side) that verify's work items share: tables are checked in
 // parallel, each statement short. Every connection uses the same session settings, so a row's text
 // form (dates, floats, bytea) is the same on both servers.
-import type { Activity } from '../../src/core/activity.js';
-import { openClient, type Client } from '../../src/core/db.js';
-import type { Job } from '../../src/core/job.js';
-import { runPool } from '../../src/core/pool.js';
-import type { Sides } from './compare.js';
+import type { Activity } from '../../../src/core/activity.js';
+import { openClient, type Client } from '../../../src/core/db.js';
+import type { Job } from '../../../src/core/job.js';
+import { runPool } from '../../../src/core/pool.js';
+import type { Sides } from './ranges.js';
 import { COMPARABLE_SESSION } from './sql.js';
 
 export async function prepareSession(client: Client): Promise<void> {

@@ -3,22 +3,22 @@
 // (capture.ts explains why nothing else can differ), plus each table's exact row count on both sides
 // and the sequences. Tables truncated since then, and tables without change capture, are compared
 // in full. Its cost grows with what was written since the verify, not with the database.
-import type { Activity } from '../../src/core/activity.js';
-import type { Client } from '../../src/core/db.js';
-import type { Job } from '../../src/core/job.js';
-import { findReplicationObjects } from '../../src/core/objects.js';
-import { quoteQualified } from '../../src/core/quote.js';
+import type { Activity } from '../../../src/core/activity.js';
+import type { Client } from '../../../src/core/db.js';
+import type { Job } from '../../../src/core/job.js';
+import { findReplicationObjects } from '../../../src/core/objects.js';
+import { quoteQualified } from '../../../src/core/quote.js';
 import { truncatedSince, type ChangeHorizon } from './capture.js';
-import { compareRange, diffRows, rowHashes, type KeyDiff, type Sides } from './compare.js';
+import { compareRange, diffRows, rowHashes, type KeyDiff, type Sides } from './ranges.js';
 import { classify, findChangeLog, type ChangeLog } from './in-flight.js';
 import { closeSides, openSides, runTasks } from './pool.js';
 import { describeKey, type RowDifference } from './report.js';
 import { compareSequences, type SequenceReport } from './sequences.js';
 import { collationsDiffer, readShapes, shapeProblems, tableId } from './shape.js';
 import { TableSql } from './sql.js';
-import { appendAll } from '../../src/core/arrays.js';
-import type { CutoverSettings } from './settings.js';
-import { hashMethod } from './verify-engine.js';
+import { appendAll } from '../../../src/core/arrays.js';
+import type { CutoverSettings } from '../settings.js';
+import { hashMethod } from './engine.js';
 
 const BATCH_KEYS = 10_000;
 const MAX_LISTED = 20;

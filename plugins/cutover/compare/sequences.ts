@@ -1,8 +1,8 @@
 // Sequences on both sides, compared by the next value each would hand out; and the cutover's
 // sequence step: set the secondary's sequences past the primary's by a safety margin, never lowering.
-import type { Client } from '../../src/core/db.js';
-import type { Relation } from '../../src/core/objects.js';
-import { quoteQualified } from '../../src/core/quote.js';
+import type { Client } from '../../../src/core/db.js';
+import type { Relation } from '../../../src/core/objects.js';
+import { quoteQualified } from '../../../src/core/quote.js';
 
 interface SequenceState {
   next: bigint;

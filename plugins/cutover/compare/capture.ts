@@ -31,8 +31,8 @@
 //    applied before the hold was in place: they were committed after b, or pending at S).
 //    TRUNCATE leaves no delta row but a row in bucardo_truncate_trigger stamped with now():
 //    a table truncated since H is compared in full.
-import { withTransaction, type Client } from '../../src/core/db.js';
-import { bucardoSchemaExists } from '../../src/core/pending.js';
+import { withTransaction, type Client } from '../../../src/core/db.js';
+import { bucardoSchemaExists } from '../../../src/core/pending.js';
 
 /** The extra target that keeps Bucardo's VAC from purging the sync's change records. */
 export function holdTarget(syncName: string): string {

@@ -9,24 +9,22 @@
 // 5. Compare sequences.
 // Before reading anything it puts Bucardo's change records on hold and takes the horizon from which
 // cutover.finish re-compares changed keys (capture.ts).
-import { sleep, type Activity } from '../../src/core/activity.js';
-import { withClient, type Client } from '../../src/core/db.js';
-import type { Job } from '../../src/core/job.js';
-import { findReplicationObjects } from '../../src/core/objects.js';
-import { pendingChanges } from '../../src/core/pending.js';
-import { daemonPid } from '../../src/core/bucardo/daemon.js';
-import { copyState } from '../../src/core/copy-progress.js';
+import { sleep, type Activity } from '../../../src/core/activity.js';
+import { withClient, type Client } from '../../../src/core/db.js';
+import type { Job } from '../../../src/core/job.js';
+import { findReplicationObjects } from '../../../src/core/objects.js';
+import { pendingChanges } from '../../../src/core/pending.js';
+import { daemonPid } from '../../../src/core/bucardo/daemon.js';
+import { copyState } from '../../../src/core/copy-progress.js';
 import { holdAndTakeHorizon, releaseHold } from './capture.js';
-import { integerChunks, walkedChunks } from './chunks.js';
-import { compareRange, type RangeComparison, type Sides } from './compare.js';
+import { compareRange, integerChunks, walkedChunks, type RangeComparison, type Sides } from './ranges.js';
 import { judgeTable } from './judge.js';
 import { closeSides, openSides, prepareSession, runTasks, TaskQueue, type Task } from './pool.js';
-import type { TableReport, VerifyReport } from './report.js';
+import { summarise, type TableReport, type VerifyReport } from './report.js';
 import { compareSequences } from './sequences.js';
 import { collationsDiffer, hasIntegerKey, readShapes, shapeProblems, tableId } from './shape.js';
 import { TableSql, type HashMethod, type KeyRange } from './sql.js';
-import type { CutoverSettings } from './settings.js';
-import { summarise } from './verdict.js';
+import type { CutoverSettings } from '../settings.js';
 
 export interface VerifyOptions {
   settings: CutoverSettings;

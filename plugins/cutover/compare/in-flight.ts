@@ -3,11 +3,11 @@
 // after the secondary committed it (targets commit first). So a differing row whose key has an
 // unapplied change is in flight; a row that still differs on a re-read, with the key's change
 // record unchanged before and after and nothing pending, really differs.
-import { sleep } from '../../src/core/activity.js';
-import type { Client } from '../../src/core/db.js';
-import { bucardoSchemaExists } from '../../src/core/pending.js';
-import { quoteQualified } from '../../src/core/quote.js';
-import { diffRows, keyId, rowHashes, type KeyDiff, type Sides } from './compare.js';
+import { sleep } from '../../../src/core/activity.js';
+import type { Client } from '../../../src/core/db.js';
+import { bucardoSchemaExists } from '../../../src/core/pending.js';
+import { quoteQualified } from '../../../src/core/quote.js';
+import { diffRows, keyId, rowHashes, type KeyDiff, type Sides } from './ranges.js';
 import type { TableSql } from './sql.js';
 
 export interface ChangeLog {

@@ -1,0 +1,310 @@
+// The way back: reverse replication B→A that cutover.finish --way-back leaves running, so that the
+// operator can return to A (cutover.rollback) without losing what the application wrote to B.
+//   set up  before the write pause: B's tables recorded in the relgroup <name>_back, the sync
+//           <name>_back (source B, target A, onetimecopy=0 since A already holds the data) and its
+//           ordinary triggers on B, created with a lock timeout; the daemon does not load it yet;
+//   start   after the switch: the daemon, stopped by the finish, starts again and runs only it;
+//   remove  cutover.release (or cutover.rollback): the sync and its triggers on B, table by table.
+// Why nothing loops: Bucardo applies rows with session_replication_role = replica, so B's ordinary
+// triggers do not fire for rows the forward sync applies there, nor A's for rows the reverse sync
+// applies (docs/how-bucardo-behaves.md §9, docs/cutover.md).
+import { sleep, type Activity } from '../../src/core/activity.js';
+import { runBucardo, BucardoError } from '../../src/core/bucardo.js';
+import { daemonPid, kickSync, reloadDaemon, stopDaemon, syncLoaded } from '../../src/core/bucardo/daemon.js';
+import {
+  metadataDatabaseExists,
+  relgroupMembers,
+  syncRow,
+  withMetadata,
+} from '../../src/core/bucardo/metadata.js';
+import { reverseJob, reverseNameProblem } from '../../src/core/bucardo/reverse.js';
+import { addSyncArguments } from '../../src/core/bucardo/sync.js';
+import { dropTriggersInRounds, jobTriggerNames, listTriggers } from '../../src/core/bucardo/triggers.js';
+import { withClient } from '../../src/core/db.js';
+import type { TableFailure } from '../../src/core/ddl.js';
+import { errorMessage, OperatorError } from '../../src/core/errors.js';
+import type { Job } from '../../src/core/job.js';
+import { pendingChanges } from '../../src/core/pending.js';
+import type { CommandContext } from '../../src/core/plugin.js';
+import { bucardoRelationName } from '../../src/core/quote.js';
+import { retryEnabled, retryPolicy, type RoundsPolicy } from '../../src/core/rounds.js';
+import { releaseHold } from './compare/capture.js';
+import { readProgress, withRecords } from './records.js';
+
+/** Names per `bucardo add table` call: one Perl start per batch. */
+const ADD_BATCH = 200;
+
+/** Without the retry plugin: three rounds two seconds apart, each lock wait at most bucardo.lock_timeout. */
+export const FIXED_ROUNDS = 3;
+
+/**
+ * The rounds in which cutover drops Bucardo's triggers. With the retry plugin the operator tuned
+ * retry.timeout/attempts/backoff for these servers' locks: the same rounds then.
+ */
+export function triggerDropPolicy(job: Job): { policy: RoundsPolicy; setting: string; retry: boolean } {
+  if (retryEnabled(job)) return { policy: retryPolicy(job), setting: 'retry.timeout', retry: true };
+  return {
+    policy: {
+      timeoutMs: job.config.bucardo.lockTimeoutMs,
+      attempts: FIXED_ROUNDS,
+      pauseBeforeRound: (round) => (round > 1 ? 2000 : 0),
+    },
+    setting: 'bucardo.lock_timeout',
+    retry: false,
+  };
+}
+
+/** Whether the reverse sync exists in Bucardo's metadata. */
+export async function wayBackExists(job: Job, activity?: Activity): Promise<boolean> {
+  const reverse = reverseJob(job);
+  return Boolean(await withMetadata(job, (client) => syncRow(client, reverse.syncName), activity));
+}
+
+/**
+ * The direction verify, check and rollback work in: B→A once the forward cutover finished and the
+ * way back exists; A→B otherwise.
+ */
+export async function activeDirection(job: Job, activity: Activity): Promise<Job> {
+  if (!(await wayBackExists(job, activity).catch(() => false))) return job;
+  const progress = await withRecords(job, activity, (client) => readProgress(client, job));
+  return progress?.finished ? reverseJob(job) : job;
+}
+
+/** The dbconn option that bounds every lock wait of a Bucardo session on that database. */
+function withLockTimeout(conn: string, ms: number): string {
+  const option = `-clock_timeout=${ms}`;
+  const options = /(^|;)options=('([^']*)'|[^;]*)/.exec(conn);
+  if (!options) return [conn, `options=${option}`].filter(Boolean).join(';');
+  const current = options[3] ?? options[2]!;
+  return conn.replace(options[0], `${options[1]}options='${current} ${option}'`);
+}
+
+/**
+ * Creates the reverse sync, before the write pause. Bucardo's validate_sync creates the triggers on
+ * B in one transaction over its own connection (how-bucardo-behaves.md §8); that connection gets a
+ * lock_timeout for the duration through B's dbconn, then the dbconn is put back: the forward sync's
+ * sessions on B never wait on a lock long, and B's recorded connection string stays the operator's.
+ */
+export async function setUpWayBack(job: Job, ctx: CommandContext): Promise<string[]> {
+  const problem = reverseNameProblem(job);
+  if (problem) throw new OperatorError(`No way back can be set up for ${job.name}: ${problem}.`);
+  const { primary, secondary } = job.config.databases;
+  if (primary.cascade || secondary.cascade)
+    throw new OperatorError(
+      `No way back can be set up for ${job.name}: it is a hop of a cascade, where B's tables already carry another sync's ALWAYS triggers, and reverse replication would carry rows in a circle. Finish without --way-back (and without cutover.way_back).`,
+    );
+  const reverse = reverseJob(job);
+  if (await wayBackExists(job, ctx.activity))
+    return [`the way back (sync ${reverse.syncName}, B→A) is already set up`];
+  const steps: string[] = [];
+  const { members, exists } = await withMetadata(
+    job,
+    async (client) => ({
+      members: await relgroupMembers(client, job.relgroupName),
+      exists: new Set(
+        (await relgroupMembers(client, reverse.relgroupName)).map(
+          (m) => `${m.reltype}:${m.schema}.${m.name}`,
+        ),
+      ),
+    }),
+    ctx.activity,
+  );
+  // Sequences stay out of the reverse sync: cutover.rollback sets A's past B's itself, as finish does.
+  const tables = members.filter((m) => m.reltype === 'table' && !exists.has(`table:${m.schema}.${m.name}`));
+  for (let start = 0; start < tables.length; start += ADD_BATCH) {
+    ctx.activity.throwIfInterrupted();
+    ctx.progress(`recording the secondary's tables for the way back: ${start}/${tables.length}`);
+    await runBucardo(
+      job,
+      [
+        'add',
+        'table',
+        ...tables.slice(start, start + ADD_BATCH).map((t) => bucardoRelationName(t.schema, t.name)),
+        `db=${reverse.bucardoDbName.primary}`,
+        `relgroup=${reverse.relgroupName}`,
+      ],
+      { activity: ctx.activity },
+    );
+  }
+  steps.push(`recorded ${tables.length} table(s) of the secondary in relgroup ${reverse.relgroupName}`);
+  ctx.progress(`creating sync ${reverse.syncName} (its triggers on the secondary's tables)`);
+  const dbName = reverse.bucardoDbName.primary;
+  const original = await withMetadata(
+    job,
+    async (client) =>
+      (await client.query<{ dbconn: string }>('SELECT dbconn FROM bucardo.db WHERE name = $1', [dbName]))
+        .rows[0]?.dbconn ?? '',
+    ctx.activity,
+  );
+  const storeConn = (conn: string) =>
+    withMetadata(job, (client) =>
+      client.query('UPDATE bucardo.db SET dbconn = $1 WHERE name = $2', [conn, dbName]),
+    );
+  await storeConn(withLockTimeout(original, job.config.bucardo.lockTimeoutMs));
+  try {
+    await runBucardo(job, addSyncArguments(reverse), { activity: ctx.activity, safeToStop: false });
+  } catch (error) {
+    if (error instanceof BucardoError && /lock timeout/i.test(error.message))
+      throw new OperatorError(
+        `A table on the secondary was locked by another session for longer than bucardo.lock_timeout (${job.config.bucardo.lockTimeoutMs} ms), so Bucardo rolled the reverse sync's trigger installation back: nothing was created and nothing was switched. Run cutover.finish --way-back again when the lock is released (bucardo.status and pg_locks on the secondary show who holds it). Bucardo said: ${error.message}`,
+      );
+    throw error;
+  } finally {
+    await storeConn(original);
+  }
+  steps.push(
+    `created sync ${reverse.syncName} (source the secondary, target the primary, no initial copy) with ordinary triggers on the secondary's tables; it runs once the switch is done`,
+  );
+  return steps;
+}
+
+/** After the switch: the daemon (stopped by the finish) starts again and runs the reverse sync. */
+export async function startWayBack(job: Job, ctx: CommandContext): Promise<string[]> {
+  const reverse = reverseJob(job);
+  if (daemonPid(job)) {
+    // A daemon started by hand in between: a reload loads the reverse sync.
+    await reloadDaemon(reverse, ctx);
+    return [
+      `reloaded the running daemon: sync ${reverse.syncName} carries the secondary's writes to the primary`,
+    ];
+  }
+  ctx.progress('starting the Bucardo daemon for the way back');
+  // bucardo.start stored the pid dir, log settings and loop sleeps in Bucardo's settings; they still hold.
+  await runBucardo(job, ['start', '--logdest', job.paths.logDir, '--logextension', job.paths.logExtension], {
+    activity: ctx.activity,
+  });
+  for (let i = 0; i < 300 && !(daemonPid(job) && syncLoaded(reverse)); i++)
+    await sleep(100, ctx.activity.signal);
+  if (!syncLoaded(reverse))
+    throw new OperatorError(
+      `The cutover itself is finished (writes may go to the secondary), but the Bucardo daemon did not load sync ${reverse.syncName} within 30 s, so the secondary's writes are recorded on it but not yet carried to the primary. Look at ${job.paths.logFile}, then run bucardo.start.`,
+    );
+  await kickSync(reverse);
+  return [
+    `started the daemon (pid ${daemonPid(job)}): sync ${reverse.syncName} carries the secondary's writes to the primary`,
+  ];
+}
+
+export interface WayBackRemoval {
+  steps: string[];
+  failed: TableFailure[];
+  limit: string;
+}
+
+/**
+ * Removes the reverse sync and its triggers on B, table by table under bounded lock waits. Safe to
+ * run again: a sync or trigger already gone is skipped.
+ */
+export async function removeWayBack(
+  job: Job,
+  ctx: CommandContext,
+  forwardFinished: boolean,
+): Promise<WayBackRemoval> {
+  const reverse = reverseJob(job);
+  const steps: string[] = [];
+  const sync = await withMetadata(job, (client) => syncRow(client, reverse.syncName), ctx.activity);
+  if (sync) {
+    if (forwardFinished && daemonPid(job)) {
+      // After the switch the daemon runs nothing but the reverse sync.
+      const stopped = await stopDaemon(job, ctx);
+      steps.push(stopped.steps.join('; '));
+    }
+    await runBucardo(job, ['remove', 'sync', reverse.syncName], { activity: ctx.activity });
+    steps.push(`removed sync ${reverse.syncName} from Bucardo`);
+    // Before the switch the daemon still runs the forward sync: a reload forgets the removed one.
+    if (!forwardFinished && daemonPid(job) && syncLoaded(reverse)) await reloadDaemon(job, ctx);
+  }
+  const herd = await withMetadata(
+    job,
+    async (client) =>
+      (await client.query('SELECT 1 FROM bucardo.herd WHERE name = $1', [reverse.relgroupName])).rowCount,
+    ctx.activity,
+  );
+  if (herd) {
+    await runBucardo(job, ['remove', 'relgroup', reverse.relgroupName], { activity: ctx.activity });
+    steps.push(`removed relgroup ${reverse.relgroupName}`);
+  }
+  const { policy, setting } = triggerDropPolicy(job);
+  const result = await withClient(
+    reverse,
+    { role: 'primary', login: 'schema_owner', activity: ctx.activity },
+    async (secondary) => {
+      await releaseHold(secondary, reverse.syncName).catch(() => false);
+      return dropTriggersInRounds(
+        secondary,
+        reverse,
+        ctx.activity,
+        policy,
+        ctx.progress,
+        (rounds) => `could not be locked within ${setting} (${policy.timeoutMs} ms) in ${rounds} round(s)`,
+      );
+    },
+  );
+  const dropped = result.total - result.waiting.length;
+  steps.push(
+    result.total
+      ? `dropped the way back's triggers on ${dropped} of ${result.total} secondary table(s) (each lock wait at most ${setting})`
+      : "no trigger of the way back left on the secondary's tables",
+  );
+  return { steps, failed: result.waiting, limit: `${setting} in each of ${result.rounds} round(s)` };
+}
+
+/** The way back's triggers still on the secondary (B), for the checks. */
+export async function wayBackTriggers(job: Job): Promise<string[]> {
+  const reverse = reverseJob(job);
+  const rows = await withClient(reverse, { role: 'primary' }, (client) =>
+    listTriggers(client, jobTriggerNames(reverse)),
+  );
+  // On a cascade's B, bucardo_delta belongs to the B→C sync (no way back is set up there).
+  const cascade = job.config.databases.secondary.cascade;
+  return rows
+    .filter((t) => !(cascade && t.trigger === 'bucardo_delta'))
+    .map((t) => `${t.schema}.${t.table}:${t.trigger}`);
+}
+
+/**
+ * Lines for bucardo.status while the way back exists: is it loaded, what is pending on B for A and
+ * how old the oldest change is (the way back's lag). Nothing when there is no way back.
+ */
+export async function wayBackStatus(ctx: CommandContext): Promise<string[]> {
+  const { job } = ctx;
+  if (!(await wayBackInstalled(job, ctx))) return [];
+  const reverse = reverseJob(job);
+  let pending: Awaited<ReturnType<typeof pendingChanges>>;
+  try {
+    pending = await withClient(reverse, { role: 'primary', activity: ctx.activity }, (client) =>
+      pendingChanges(client, reverse.syncName),
+    );
+  } catch (error) {
+    // Status reports what it can: an unreachable secondary is its own line, not a failed command.
+    return [
+      `way back (sync ${reverse.syncName}): could not read its backlog on the secondary: ${errorMessage(error)}`,
+    ];
+  }
+  const changes = pending.reduce((sum, p) => sum + p.changes, 0);
+  const oldest = pending.reduce<Date | null>(
+    (min, p) => (p.oldest && (!min || p.oldest < min) ? p.oldest : min),
+    null,
+  );
+  const lag = oldest ? `${Math.max(0, Math.round((Date.now() - oldest.getTime()) / 1000))} s` : '0 s';
+  const loaded = daemonPid(job) && syncLoaded(reverse);
+  return [
+    `way back (sync ${reverse.syncName}, the secondary → the primary): ${loaded ? 'running' : 'NOT running (bucardo.start)'}; ` +
+      `${changes} change(s) pending on the secondary, lag ${lag}`,
+  ];
+}
+
+/** bucardo.uninstall's guard: refused while the way back exists (its triggers would stay on B). */
+export async function refuseWhileWayBack(ctx: CommandContext): Promise<void> {
+  const { job } = ctx;
+  if (!(await wayBackInstalled(job, ctx))) return;
+  throw new OperatorError(
+    `The way back of ${job.name} (sync ${reverseJob(job).syncName}) still exists, and its triggers sit on the secondary's tables: uninstalling would forget the sync and leave them recording every write on the secondary for nothing. Run cutover.release first (it removes the sync and its triggers, table by table), then bucardo.uninstall. Nothing was changed.`,
+  );
+}
+
+/** For the hooks on bucardo's commands: a metadata database half installed (or none) has no way back. */
+async function wayBackInstalled(job: Job, ctx: CommandContext): Promise<boolean> {
+  if (!(await metadataDatabaseExists(job, ctx.activity))) return false;
+  return wayBackExists(job, ctx.activity).catch(() => false);
+}
