@@ -98,30 +98,39 @@ async function copyUnit(
 }
 
 /**
- * Empties the target tables once, at the start of a fresh copy: one TRUNCATE of them all (foreign keys
- * between them allow that); a table referenced from outside the sync cannot be truncated, so then
- * each is emptied with DELETE (no foreign-key trigger fires in replica mode).
+ * Empties the target tables once, at the start of a fresh copy; tables already empty are left alone
+ * (no lock taken, no TRUNCATE recorded anywhere). One TRUNCATE of the rest (foreign keys between them
+ * allow that); DELETE instead when a table outside the sync references one of them, and always on the
+ * middle hop of a cascade: a TRUNCATE there would be recorded by the B→C sync's ALWAYS truncate
+ * trigger, and replaying it on C fails on tables that foreign keys reference (Bucardo truncates them
+ * one at a time). No foreign-key or user trigger fires in replica mode.
  */
-async function emptyTargets(target: Client, tables: string[]): Promise<string> {
+async function emptyTargets(target: Client, tables: string[], cascadeMiddle: boolean): Promise<string> {
   const quoted = tables.map((t) => {
     const dot = t.indexOf('.');
     return quoteQualified(t.slice(0, dot), t.slice(dot + 1));
   });
+  const filled: string[] = [];
+  for (const table of quoted)
+    if ((await target.query(`SELECT 1 FROM ${table} LIMIT 1`)).rows.length) filled.push(table);
+  if (filled.length === 0) return `the ${tables.length} secondary table(s) are empty`;
   await target.query('BEGIN');
   try {
     await target.query('SET LOCAL session_replication_role = replica');
-    try {
-      await target.query('SAVEPOINT truncate');
-      await target.query(`TRUNCATE ${quoted.join(', ')}`);
-      await target.query('COMMIT');
-      return `emptied ${tables.length} secondary table(s) with TRUNCATE`;
-    } catch (error) {
-      if ((error as { code?: string }).code !== '0A000') throw error;
-      await target.query('ROLLBACK TO SAVEPOINT truncate');
-      for (const table of quoted) await target.query(`DELETE FROM ${table}`);
-      await target.query('COMMIT');
-      return `emptied ${tables.length} secondary table(s) with DELETE (a table outside the sync references one of them)`;
+    if (!cascadeMiddle) {
+      try {
+        await target.query('SAVEPOINT truncate');
+        await target.query(`TRUNCATE ${filled.join(', ')}`);
+        await target.query('COMMIT');
+        return `emptied ${filled.length} secondary table(s) with TRUNCATE`;
+      } catch (error) {
+        if ((error as { code?: string }).code !== '0A000') throw error;
+        await target.query('ROLLBACK TO SAVEPOINT truncate');
+      }
     }
+    for (const table of filled) await target.query(`DELETE FROM ${table}`);
+    await target.query('COMMIT');
+    return `emptied ${filled.length} secondary table(s) with DELETE`;
   } catch (error) {
     await target.query('ROLLBACK').catch(() => undefined);
     throw error;
@@ -202,7 +211,7 @@ export async function copySync(ctx: CopyContext, syncName: string, relgroup: str
   if (!state.emptied) {
     ctx.progress(`emptying ${tables.size} secondary table(s)`);
     const how = await withClient(job, { role: 'secondary', activity }, (client) =>
-      emptyTargets(client, [...tables.keys()]),
+      emptyTargets(client, [...tables.keys()], job.config.databases.secondary.cascade),
     );
     ctx.log(how);
     state.emptied = true;
