@@ -1,12 +1,16 @@
-// Benchmark: how much faster is Bucardo's initial copy when the secondary's indexes are dropped first
-// and rebuilt after (indexes.drop / indexes.recreate), and does a parallel rebuild beat a serial one?
-// Compares with the copy into a fully indexed secondary and with Bucardo's own rebuild_index=1
-// (superuser only). Runs the real commands in-process on two throwaway clusters, prints the figures.
+// Benchmark: the ways to fill the secondary, on the same data in one run: Bucardo's initial copy into
+// the fully indexed secondary; indexes.drop + Bucardo's copy + indexes.recreate (serial and parallel);
+// Bucardo's own rebuild_index=1 (superuser only); the console's parallel copy (copy_data: parallel)
+// + indexes.recreate with an application writing throughout and cutover.verify at the end; and
+// pgcopydb clone --table-jobs 2 --index-jobs 2 (offline) as the yardstick. Runs the real commands
+// in-process on two throwaway clusters, prints the figures.
 //
 // node dist/bench/initial-copy.js   (env: BENCH_ROWS=2000000, BENCH_SHAPE=shop|orders, BENCH_ROUNDS=2 passes over the
 // scenarios,
-//                                      BENCH_REPEATS=2 rebuilds of each kind per pass, BENCH_VERBOSE=1)
-import { execFileSync } from 'node:child_process';
+//                                      BENCH_REPEATS=2 rebuilds of each kind per pass, BENCH_VERBOSE=1,
+//                                      BENCH_COPY_JOBS=2 parallel copy jobs, BENCH_SKIP_REBUILD_INDEX=1)
+import { execFile, execFileSync } from 'node:child_process';
+import { promisify } from 'node:util';
 import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { availableParallelism, tmpdir } from 'node:os';
 import path from 'node:path';
@@ -18,7 +22,7 @@ import { withClient } from '../src/core/db.js';
 import type { Job } from '../src/core/job.js';
 import type { CommandContext, CommandOutcome } from '../src/core/plugin.js';
 import { stopProcessesIn } from '../src/core/process.js';
-import { startCluster, stopAllClusters, type ClusterInfo } from '../src/sandbox/cluster.js';
+import { connectionUrl, startCluster, stopAllClusters, type ClusterInfo } from '../src/sandbox/cluster.js';
 import { listModePrompter } from '../src/shell/prompter.js';
 import { Session } from '../src/shell/session.js';
 import type { RecreateData } from '../plugins/indexes/recreate.js';
@@ -29,6 +33,8 @@ const ROWS = Number(process.env['BENCH_ROWS'] ?? 2_000_000);
 const REPEATS = Number(process.env['BENCH_REPEATS'] ?? 2);
 const ROUNDS = Number(process.env['BENCH_ROUNDS'] ?? 2);
 const VERBOSE = process.env['BENCH_VERBOSE'] === '1';
+const COPY_JOBS = Number(process.env['BENCH_COPY_JOBS'] ?? 2);
+const SKIP_REBUILD_INDEX = process.env['BENCH_SKIP_REBUILD_INDEX'] === '1';
 
 /**
  * shop (default): three tables, a primary key each and seven secondary indexes (one a unique constraint).
@@ -97,24 +103,27 @@ function writeConfig(
   b: ClusterInfo,
   secondaryDb: string,
   jobs: number,
+  copyData: 'empty' | 'parallel' = 'empty',
 ): string {
   const jobDir = path.join(dir, name);
   mkdirSync(jobDir, { recursive: true });
   const file = path.join(jobDir, `${name}-${jobs}.yml`);
   writeFileSync(
     file,
-    `plugins: [bucardo, indexes]
+    `plugins: [bucardo, indexes, cutover]
 databases:
   bucardo: {host: ${a.host}, port: ${a.port}, database_owner: bucardo, install_user: postgres}
   primary: {host: ${a.host}, port: ${a.port}, dbname: bench, database_owner: postgres}
   secondary: {host: ${b.host}, port: ${b.port}, dbname: ${secondaryDb}, database_owner: postgres}
 bucardo:
   replication_name: ${name}
-  copy_data: empty
+  copy_data: ${copyData}
+  copy_jobs: ${COPY_JOBS}
   pid_dir: ${path.join(jobDir, 'run')}
   log_dir: ${path.join(jobDir, 'log')}
   state_dir: ${path.join(jobDir, 'state')}
 indexes: {larger_than: 1 MB, jobs: ${jobs}, maintenance_work_mem: 256 MB}
+cutover: {settle_time: 10}
 `,
   );
   return file;
@@ -223,6 +232,126 @@ async function copyScenario(
   return { seconds, rows, dropSeconds };
 }
 
+/** An application writing to the primary throughout: inserts, updates and deletes of orders, small transactions. */
+function writeLoad(cluster: ClusterInfo): { stop: () => Promise<number> } {
+  let running = true;
+  let commits = 0;
+  const done = (async () => {
+    const { default: pg } = await import('pg');
+    const client = new pg.Client({
+      host: cluster.host,
+      port: cluster.port,
+      user: 'postgres',
+      database: 'bench',
+    });
+    await client.connect();
+    try {
+      const [{ top }] = (await client.query<{ top: string }>('SELECT max(id) AS top FROM public.orders'))
+        .rows as [{ top: string }];
+      let next = Number(top) + 1;
+      while (running) {
+        const id = 1 + Math.floor(Math.random() * ORDERS);
+        await client.query('BEGIN');
+        await client.query(
+          "INSERT INTO public.orders VALUES ($1, 1, 'new', 1.00, now(), 'written during the copy')",
+          [next++],
+        );
+        await client.query("UPDATE public.orders SET status = 'paid', amount = amount + 1 WHERE id = $1", [
+          id,
+        ]);
+        await client.query('DELETE FROM public.orders WHERE id = $1', [(id * 7) % ORDERS]);
+        await client.query('COMMIT');
+        commits += 1;
+        // About 100 commits/s: a steady application, not a stress test.
+        await sleep(10);
+      }
+    } finally {
+      await client.end();
+    }
+  })();
+  return {
+    stop: async () => {
+      running = false;
+      await done;
+      return commits;
+    },
+  };
+}
+
+interface ParallelRun {
+  seconds: number;
+  copySeconds: number;
+  recreateSeconds: number;
+  catchUpSeconds: number;
+  commits: number;
+  verdict: string;
+}
+
+/**
+ * copy_data parallel: add_triggers, indexes.drop, bucardo.start (the console copies, then the daemon
+ * applies the backlog), indexes.recreate, with the write load running from before add_triggers until
+ * recreate is done; then the time until Bucardo has applied everything, and cutover.verify.
+ */
+async function parallelScenario(session: Session, primary: ClusterInfo): Promise<ParallelRun> {
+  const job = session.jobs[0]!;
+  await command(session, 'bucardo.install');
+  await command(session, 'indexes.install');
+  await settle();
+  const load = writeLoad(primary);
+  let copySeconds = 0;
+  let recreateSeconds = 0;
+  const [seconds] = await timed(async () => {
+    await command(session, 'bucardo.add_triggers');
+    await command(session, 'indexes.drop');
+    [copySeconds] = await timed(() => command(session, 'bucardo.start'));
+    [recreateSeconds] = await timed(() => command(session, 'indexes.recreate'));
+  });
+  const commits = await load.stop();
+  const [catchUpSeconds] = await timed(() => caughtUp(job));
+  const verify = await command(session, 'cutover.verify');
+  return { seconds, copySeconds, recreateSeconds, catchUpSeconds, commits, verdict: verify.message };
+}
+
+/** Until the backlog on the primary is empty (every recorded change applied). */
+async function caughtUp(job: Job): Promise<void> {
+  const { pendingChanges } = await import('../src/core/pending.js');
+  for (;;) {
+    const pending = await withClient(job, { role: 'primary' }, (client) =>
+      pendingChanges(client, job.syncName),
+    );
+    if (pending.reduce((sum, p) => sum + p.changes, 0) === 0) return;
+    await sleep(200);
+  }
+}
+
+/** pgcopydb clone (schema, data, indexes, constraints) into an empty database: offline, one snapshot. */
+async function pgcopydbScenario(a: ClusterInfo, b: ClusterInfo, name: string, dir: string): Promise<number> {
+  await sql(b, 'postgres', `CREATE DATABASE ${name}`);
+  const work = path.join(dir, `pgcopydb-${name}`);
+  await settle();
+  const [seconds] = await timed(() =>
+    promisify(execFile)(
+      'pgcopydb',
+      [
+        'clone',
+        '--source',
+        connectionUrl(a, 'bench'),
+        '--target',
+        connectionUrl(b, name),
+        '--table-jobs',
+        '2',
+        '--index-jobs',
+        '2',
+        '--dir',
+        work,
+      ],
+      { maxBuffer: 64 * 1024 * 1024 },
+    ),
+  );
+  await sql(b, 'postgres', `DROP DATABASE ${name} WITH (FORCE)`);
+  return seconds;
+}
+
 async function teardown(session: Session): Promise<void> {
   const job = session.jobs[0]!;
   await command(session, 'bucardo.stop');
@@ -280,16 +409,18 @@ async function round(
 ): Promise<{
   withIndexes: CopyRun;
   dropped: CopyRun;
-  rebuildIndex: CopyRun;
+  rebuildIndex?: CopyRun;
   serial: number[];
   parallel: number[];
+  pgcopydb: number;
+  console: ParallelRun;
 }> {
-  const session = async (name: string, jobs = 1) => {
-    if (jobs === 1) {
+  const session = async (name: string, jobs = 1, copyData: 'empty' | 'parallel' = 'empty') => {
+    if (jobs === 1 || copyData === 'parallel') {
       await sql(b, 'postgres', `CREATE DATABASE ${name}`);
       await sql(b, name, SCHEMA);
     }
-    return Session.load([writeConfig(dir, name, a, b, name, jobs)]);
+    return Session.load([writeConfig(dir, name, a, b, name, jobs, copyData)]);
   };
   const withIndexes = await session(`bench_with_${index}`);
   const copyWith = await copyScenario(withIndexes, { dropIndexes: false, rebuildIndex: false });
@@ -329,13 +460,34 @@ async function round(
   );
   await teardown(serial);
 
-  const rebuildIndex = await session(`bench_rebuild_${index}`);
-  const copyRebuild = await copyScenario(rebuildIndex, { dropIndexes: false, rebuildIndex: true });
+  let copyRebuild: CopyRun | undefined;
+  if (!SKIP_REBUILD_INDEX) {
+    const rebuildIndex = await session(`bench_rebuild_${index}`);
+    copyRebuild = await copyScenario(rebuildIndex, { dropIndexes: false, rebuildIndex: true });
+    log(
+      `  Bucardo's rebuild_index=1:                 ${copyRebuild.seconds.toFixed(1)} s (${copyRebuild.rows.toLocaleString('en-US')} rows)`,
+    );
+    await teardown(rebuildIndex);
+  }
+
+  // Before the console's run: its write load changes the primary a little.
+  const pgcopydb = await pgcopydbScenario(a, b, `bench_pgcopydb_${index}`, dir);
+  log(`  pgcopydb clone --table-jobs 2 --index-jobs 2: ${pgcopydb.toFixed(1)} s (offline)`);
+
+  const parallelCopy = await session(`bench_console_${index}`, availableParallelism(), 'parallel');
+  const consoleRun = await parallelScenario(parallelCopy, a);
   log(
-    `  Bucardo's rebuild_index=1:                 ${copyRebuild.seconds.toFixed(1)} s (${copyRebuild.rows.toLocaleString('en-US')} rows)`,
+    `  console parallel copy + indexes.recreate:  ${consoleRun.seconds.toFixed(1)} s (copy ${consoleRun.copySeconds.toFixed(1)} s, recreate ${consoleRun.recreateSeconds.toFixed(1)} s; ${consoleRun.commits} commits written meanwhile, applied ${consoleRun.catchUpSeconds.toFixed(1)} s later; verify: ${consoleRun.verdict})`,
   );
-  await teardown(rebuildIndex);
-  return { withIndexes: copyWith, dropped: copyDropped, rebuildIndex: copyRebuild, ...rebuilds };
+  await teardown(parallelCopy);
+  return {
+    withIndexes: copyWith,
+    dropped: copyDropped,
+    ...(copyRebuild ? { rebuildIndex: copyRebuild } : {}),
+    ...rebuilds,
+    pgcopydb,
+    console: consoleRun,
+  };
 }
 
 async function main(): Promise<void> {
@@ -386,7 +538,9 @@ async function main(): Promise<void> {
     const best = (values: number[]) => Math.min(...values);
     const copyWith = best(rounds.map((r) => r.withIndexes.seconds));
     const copyDropped = best(rounds.map((r) => r.dropped.seconds));
-    const copyRebuild = best(rounds.map((r) => r.rebuildIndex.seconds));
+    const copyRebuild = SKIP_REBUILD_INDEX ? NaN : best(rounds.map((r) => r.rebuildIndex!.seconds));
+    const pgcopydb = best(rounds.map((r) => r.pgcopydb));
+    const consoleRun = rounds.reduce((x, y) => (y.console.seconds < x.console.seconds ? y : x)).console;
     const serial = best(rounds.flatMap((r) => r.serial));
     const parallel = best(rounds.flatMap((r) => r.parallel));
     log('');
@@ -401,15 +555,32 @@ async function main(): Promise<void> {
     log(
       `     + indexes.recreate parallel (jobs ${availableParallelism()}):   ${parallel.toFixed(2)} s  -> ${(copyDropped + parallel).toFixed(1)} s`,
     );
-    log(`  3. Bucardo's rebuild_index=1 (superuser):  ${copyRebuild.toFixed(1)} s`);
+    if (!SKIP_REBUILD_INDEX) log(`  3. Bucardo's rebuild_index=1 (superuser):  ${copyRebuild.toFixed(1)} s`);
     const total = copyDropped + Math.min(serial, parallel);
     log(
       `Speed-up over copying with indexes in place: ${(copyWith / total).toFixed(1)}x (goal: at least 4x).`,
     );
-    log(
-      `Against Bucardo's rebuild_index=1: ${total <= copyRebuild ? '' : '+'}${(100 * (total / copyRebuild - 1)).toFixed(0)}% (goal: within +10%).`,
-    );
+    if (!SKIP_REBUILD_INDEX)
+      log(
+        `Against Bucardo's rebuild_index=1: ${total <= copyRebuild ? '' : '+'}${(100 * (total / copyRebuild - 1)).toFixed(0)}% (goal: within +10%).`,
+      );
     log(`Parallel rebuild vs serial: ${(serial / parallel).toFixed(2)}x as fast.`);
+    log('');
+    log('| method | seconds |');
+    log('|---|---|');
+    log(`| (a) Bucardo's copy, indexes kept | ${copyWith.toFixed(1)} |`);
+    log(
+      `| (b) indexes.drop + Bucardo's copy + indexes.recreate (jobs ${availableParallelism()}) | ${(copyDropped + parallel).toFixed(1)} |`,
+    );
+    log(
+      `| (c) console parallel copy (copy_jobs ${COPY_JOBS}) + indexes.recreate, writes throughout | ${consoleRun.seconds.toFixed(1)} (copy ${consoleRun.copySeconds.toFixed(1)}, recreate ${consoleRun.recreateSeconds.toFixed(1)}; backlog applied ${consoleRun.catchUpSeconds.toFixed(1)} s later) |`,
+    );
+    log(`| (d) pgcopydb clone --table-jobs 2 --index-jobs 2 (offline) | ${pgcopydb.toFixed(1)} |`);
+    if (!SKIP_REBUILD_INDEX) log(`| Bucardo's rebuild_index=1 | ${copyRebuild.toFixed(1)} |`);
+    log(`cutover.verify after (c): ${consoleRun.verdict}`);
+    log(
+      `(c) / (d): ${(consoleRun.seconds / pgcopydb).toFixed(2)} (goal: at most 1.00, the online copy no slower than the offline clone).`,
+    );
   } finally {
     stopDaemons(dir);
     stopAllClusters();

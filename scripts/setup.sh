@@ -5,7 +5,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-packages=(postgresql-15 postgresql-plperl-15 postgresql-client-15 bucardo util-linux)
+# pgcopydb: only bench/initial-copy uses it, as the yardstick for the console's parallel copy.
+packages=(postgresql-15 postgresql-plperl-15 postgresql-client-15 bucardo util-linux pgcopydb)
 missing=()
 for pkg in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")

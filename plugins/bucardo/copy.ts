@@ -1,11 +1,15 @@
-// bucardo.wait_for_copy: waits for the initial copy, judged from Bucardo's metadata (never the log),
-// showing tables and bytes done of all, the table being copied, and an estimate of the time left.
+// bucardo.copy: the console's own initial copy (copy_data: parallel), also run by bucardo.start.
+// bucardo.wait_for_copy: waits for the initial copy, judged from Bucardo's metadata (never the log) or,
+// with copy_data parallel, from the console's copy record, showing tables and bytes done of all, the
+// table being copied, and an estimate of the time left.
 import { sleep } from '../../src/core/activity.js';
 import { OperatorError } from '../../src/core/errors.js';
 import type { Check, CommandContext, CommandOutcome } from '../../src/core/plugin.js';
 import type { Job } from '../../src/core/job.js';
-import { daemonPid } from '../../src/core/bucardo/daemon.js';
-import { withMetadata } from '../../src/core/bucardo/metadata.js';
+import { daemonPid, isDaemonRunning, reloadDaemon, syncLoaded } from '../../src/core/bucardo/daemon.js';
+import { metadataDatabaseExists, syncRow, withMetadata } from '../../src/core/bucardo/metadata.js';
+import { copySync, type CopyResult } from '../../src/core/copy/engine.js';
+import { ensureUpstreamCopied } from './cascade.js';
 import { copyState, type CopyProgress } from '../../src/core/copy-progress.js';
 import { formatCopy, formatDuration } from './status-format.js';
 
@@ -41,6 +45,16 @@ export async function waitForCopy(
         message:
           seconds() > 1 ? `Initial copy finished (waited ${seconds()} s).` : 'Initial copy is already done.',
       };
+    if (job.config.bucardo.copyData === 'parallel') {
+      if (copy.state !== 'running') {
+        throw new OperatorError(
+          `The initial copy of ${job.name} (copy_data parallel, the console's own copy) is ${copy.state}${copy.tablesDone !== undefined ? ` with ${copy.tablesDone} of ${copy.tablesTotal} table(s) done` : ''}, and no process is copying, so it will not progress. Run bucardo.start (it copies first, then starts the daemon) or bucardo.copy, then wait again.`,
+        );
+      }
+      ctx.progress(`initial copy (console, parallel) ${formatCopy(copy)}`);
+      await sleep(1000, activity.signal);
+      continue;
+    }
     if (!daemonPid(job)) {
       throw new OperatorError(
         `The initial copy of ${job.name} is ${copy.state}, but the Bucardo daemon is not running, so it will not progress. Start it with bucardo.start, then wait again.`,
@@ -77,4 +91,83 @@ export async function validateCopyDone(ctx: CommandContext): Promise<Check[]> {
       detail: copy.state,
     },
   ];
+}
+
+export interface ParallelCopyData extends CopyResult {
+  steps: string[];
+}
+
+/**
+ * copy_data parallel: copies the sync's tables now, unless done already. Refused while the daemon
+ * applies the sync (its delete-and-insert of changed rows would collide with the copy), and on the
+ * B→C hop of a cascade until A→B's copy has filled B. Used by bucardo.copy and bucardo.start.
+ */
+export async function parallelCopy(ctx: CommandContext): Promise<ParallelCopyData> {
+  const { job, activity } = ctx;
+  if (job.config.bucardo.copyData !== 'parallel') {
+    throw new OperatorError(
+      `bucardo.copy is the console's own initial copy, used with bucardo.copy_data: parallel; this job has copy_data ${job.config.bucardo.copyData}, so ${job.config.bucardo.copyData === 'never' ? 'no rows are copied' : 'Bucardo copies the rows itself when the daemon starts (bucardo.start, then bucardo.wait_for_copy)'}. Nothing was copied.`,
+    );
+  }
+  const sync = (await metadataDatabaseExists(job, activity))
+    ? await withMetadata(job, (client) => syncRow(client, job.syncName), activity)
+    : undefined;
+  if (!sync) {
+    throw new OperatorError(
+      `Sync ${job.syncName} does not exist yet, and the copy must begin after its triggers record changes (or changes made during the copy would be lost). Run bucardo.install and bucardo.add_triggers, then bucardo.start (it copies first) or bucardo.copy.`,
+    );
+  }
+  const steps: string[] = [];
+  const upstream = await ensureUpstreamCopied(job, ctx.jobs);
+  if (upstream) steps.push(upstream);
+  if (syncLoaded(job)) {
+    const copy = await copyState(job);
+    if (copy.state === 'done')
+      return {
+        ...alreadyDone(job),
+        steps: [...steps, 'initial copy already done; the daemon applies the sync'],
+      };
+    throw new OperatorError(
+      `The Bucardo daemon of ${job.name} has sync ${job.syncName} loaded, but the console's initial copy (copy_data parallel) is ${copy.state}: the daemon would apply changes into the tables while they are being copied. Nothing was copied. Stop it with bucardo.stop, then run bucardo.start: it copies first and then starts the daemon, which applies every change recorded since bucardo.add_triggers.`,
+    );
+  }
+  const result = await copySync(ctx, job.syncName, sync.relgroup);
+  steps.push(
+    result.alreadyDone
+      ? `initial copy already done (${result.tables} table(s))`
+      : `copied ${result.tables} table(s) in ${result.units} unit(s), ${result.jobs} at a time: ${result.rows.toLocaleString('en-US')} rows in ${result.seconds.toFixed(1)} s${result.unitsSkipped.length ? ` (${result.unitsSkipped.length} unit(s) done by an earlier run, not copied again)` : ''}`,
+  );
+  return { ...result, steps };
+}
+
+function alreadyDone(job: Job): CopyResult {
+  return {
+    sync: job.syncName,
+    alreadyDone: true,
+    tables: 0,
+    units: 0,
+    unitsCopied: [],
+    unitsSkipped: [],
+    rows: 0,
+    bytes: 0,
+    seconds: 0,
+    jobs: job.config.bucardo.copyJobs,
+  };
+}
+
+/** bucardo.copy: the copy alone; a running daemon (without the sync loaded) is reloaded so it applies the backlog. */
+export async function copyCommand(ctx: CommandContext): Promise<CommandOutcome<ParallelCopyData>> {
+  const data = await parallelCopy(ctx);
+  if (isDaemonRunning(ctx.job) && !syncLoaded(ctx.job)) {
+    ctx.progress(
+      'reloading the daemon so it loads the sync and applies the changes recorded during the copy',
+    );
+    await reloadDaemon(ctx.job, ctx);
+    data.steps.push(
+      'reloaded the daemon: it loads the sync and applies the changes recorded since add_triggers',
+    );
+  } else if (!isDaemonRunning(ctx.job)) {
+    data.steps.push('run bucardo.start: the daemon then applies the changes recorded since add_triggers');
+  }
+  return { data, message: `Initial copy: ${data.steps.join('; ')}.` };
 }

@@ -10,9 +10,11 @@ import { kickerStatus, startKicker } from '../../src/core/kicker.js';
 import type { Check, CommandContext, CommandOutcome } from '../../src/core/plugin.js';
 import { isProcessAlive, readPidFile } from '../../src/core/process.js';
 import { ensureUpstreamCopied } from './cascade.js';
+import { parallelCopy } from './copy.js';
 import { ensureDirectory, jobPathSettings, storeSettingsVerbatim } from './install.js';
 import {
   daemonPid,
+  kickSync,
   liveBucardoPid,
   reloadDaemon,
   stopDaemon,
@@ -137,8 +139,12 @@ export async function startDaemon(job: Job, ctx: CommandContext): Promise<Daemon
   ensureDirectory(job.paths.logDir, 'log directory');
   let pid = daemonPid(job);
   const sync = await withMetadata(job, (client) => syncRow(client, job.syncName));
+  // copy_data parallel: the console copies the rows before the daemon applies anything; the sync's
+  // triggers have recorded every change since add_triggers, which the daemon then applies.
+  const copyFirst = job.config.bucardo.copyData === 'parallel' && sync !== undefined;
   if (pid) {
     steps.push(`daemon already running (pid ${pid})`);
+    if (copyFirst) steps.push(...(await parallelCopy(ctx)).steps);
     if (sync && !syncLoaded(job)) {
       // A sync added to a running daemon is not picked up until a full reload, and a reloaded sync is
       // not kicked (docs/how-bucardo-behaves.md §6): without both its initial copy never starts.
@@ -150,8 +156,13 @@ export async function startDaemon(job: Job, ctx: CommandContext): Promise<Daemon
     const strays = await stopStrayWorkers(job);
     if (strays.length)
       steps.push(`stopped Bucardo processes left by a daemon that died (pids ${strays.join(', ')})`);
-    const note = await ensureUpstreamCopied(job, ctx.jobs);
-    if (note) steps.push(note);
+    if (copyFirst) {
+      // parallelCopy checks the cascade's order itself.
+      steps.push(...(await parallelCopy(ctx)).steps);
+    } else {
+      const note = await ensureUpstreamCopied(job, ctx.jobs);
+      if (note) steps.push(note);
+    }
     const moved = await adoptPidDir(job);
     if (moved) steps.push(moved);
     await storeSettingsVerbatim(job, [...jobPathSettings(job), ...loopSettings(job)], ctx.activity);
@@ -174,6 +185,12 @@ export async function startDaemon(job: Job, ctx: CommandContext): Promise<Daemon
     for (let i = 0; i < (sync ? 100 : 50) && !settled(); i++) await sleep(100, ctx.activity.signal);
     pid = daemonPid(job) ?? pid;
     steps.push(`started the daemon (pid ${pid}), logging to ${job.paths.logFile}`);
+    if (copyFirst && syncLoaded(job)) {
+      // The MCP kicks every sync at start; kick once more now that the controller is up, so the
+      // changes recorded during the copy are applied at once, whatever the kicking mode.
+      await kickSync(job);
+      steps.push('kicked the sync: it applies the changes recorded during the copy');
+    }
   }
   if (!sync) steps.push(`no sync yet: run bucardo.add_triggers to create sync ${job.syncName}`);
   // The kicker runs in every mode: with kick triggers it only keeps statistics fresh and watches for stalls.

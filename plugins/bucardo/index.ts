@@ -49,7 +49,7 @@ export default definePlugin({
       arguments: {
         yes: {
           kind: 'flag',
-          help: 'with copy_data always: confirm that non-empty secondary tables may be emptied by the copy',
+          help: 'with copy_data always or parallel: confirm that non-empty secondary tables may be emptied by the copy',
         },
       },
       run: async (ctx) => (await sync()).addTriggers(ctx),
@@ -62,7 +62,7 @@ export default definePlugin({
     },
     start: {
       summary:
-        'start the Bucardo daemon (and the kicker with asynchronous kicking); a new sync is loaded and kicked',
+        'start the Bucardo daemon (and the kicker); copy_data parallel copies the tables first; a new sync is loaded and kicked',
       run: async (ctx) => (await daemon()).start(ctx),
       validate: async (ctx) => (await daemon()).validateRunning(ctx),
     },
@@ -93,6 +93,12 @@ export default definePlugin({
       },
       run: async (ctx) => (await status()).status(ctx),
       format: (data: StatusData | undefined) => (data ? formatStatus(data) : []),
+    },
+    copy: {
+      summary:
+        "copy_data parallel: copy the sync's tables primary→secondary now, several at once (bucardo.start does it first)",
+      run: async (ctx) => (await import('./copy.js')).copyCommand(ctx),
+      validate: async (ctx) => (await import('./copy.js')).validateCopyDone(ctx),
     },
     wait_for_copy: {
       summary: 'wait until the initial copy has finished, showing the table being copied',

@@ -12,6 +12,7 @@ import {
   withMetadata,
 } from '../../src/core/bucardo/metadata.js';
 import { applyTriggerPolicy, dropJobTriggers } from './triggers.js';
+import { copyState } from '../../src/core/copy-progress.js';
 import { addSyncArguments, confirmCopyOverwrite, explainSyncFailure } from '../../src/core/bucardo/sync.js';
 
 export interface TriggerData {
@@ -67,7 +68,13 @@ export async function addTriggers(ctx: CommandContext): Promise<CommandOutcome<T
     steps.push(
       `set trigger modes on ${policy.changed.length} table(s)${job.config.databases.primary.cascade ? ' (ENABLE ALWAYS: cascade middle hop)' : ''}`,
     );
-  if (policy.failed.length === 0 && isDaemonRunning(job)) {
+  const copyPending = job.config.bucardo.copyData === 'parallel' && (await copyState(job)).state !== 'done';
+  if (policy.failed.length === 0 && isDaemonRunning(job) && copyPending) {
+    // Loading the sync now would let the daemon apply changes into tables the copy is about to fill.
+    steps.push(
+      'the daemon is running but not given the sync yet: bucardo.start copies the tables, then loads it',
+    );
+  } else if (policy.failed.length === 0 && isDaemonRunning(job)) {
     ctx.progress('reloading the running daemon so it picks up the sync');
     await reloadDaemon(job, ctx);
     steps.push('reloaded the running daemon and kicked the sync');

@@ -1,4 +1,5 @@
-// When dropping indexes makes sense: before this job's initial copy starts, and on the B→C hop of a
+// When dropping indexes makes sense: before this job's initial copy starts (Bucardo's, or the console's
+// own with copy_data parallel; an interrupted parallel copy is 'pending' and allows it), and on the B→C hop of a
 // cascade only once A→B's copy has filled B (before that B is empty, so no table looks large and
 // the copy into C would run with every index in place).
 import { upstreamJob } from '../../src/core/cascade.js';
@@ -22,6 +23,11 @@ export async function requireCopyNotStarted(job: Job): Promise<void> {
   if (copy.state === 'done') {
     throw new OperatorError(
       `The initial copy of ${job.name} has already finished, so dropping indexes now speeds nothing up. Nothing was dropped. If indexes were dropped earlier, run indexes.recreate.`,
+    );
+  }
+  if (copy.state === 'running' && job.config.bucardo.copyData === 'parallel') {
+    throw new OperatorError(
+      `The console's initial copy of ${job.name} (copy_data parallel) is running${copy.table ? ` (now ${copy.table})` : ''}: dropping an index needs an exclusive lock on a table it is writing. Nothing was dropped. Drop indexes after bucardo.add_triggers and before bucardo.start (or bucardo.copy); for this copy, let it finish and skip indexes.drop.`,
     );
   }
   if (copy.state === 'running') {

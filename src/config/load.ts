@@ -64,6 +64,8 @@ const BUCARDO_KEYS = [
   'purge_interval',
   'maintain_statistics',
   'robust_plans',
+  'copy_jobs',
+  'copy_split_rows',
 ];
 export const REPLICATION_OBJECT_KEYS = [
   'namespace_include',
@@ -163,9 +165,11 @@ export async function loadConfig(file: string, catalog: PluginCatalog): Promise<
         bucardoRaw,
         'copy_data',
         'bucardo',
-        ['always', 'never', 'empty'] as const,
+        ['always', 'never', 'empty', 'parallel'] as const,
         'empty',
       ),
+      copyJobs: reader.integer(bucardoRaw, 'copy_jobs', 'bucardo', 2, 1, 64),
+      copySplitRows: reader.integer(bucardoRaw, 'copy_split_rows', 'bucardo', 1_000_000, 1, 2_000_000_000),
       asynchronousKicking,
       kickInterval: reader.number(bucardoRaw, 'kick_interval', 'bucardo', 1, 0.05),
       replicationObjects: readReplicationObjects(

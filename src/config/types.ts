@@ -10,7 +10,12 @@ export const SSL_MODES: readonly SslMode[] = [
   'verify-ca',
   'verify-full',
 ];
-export type CopyData = 'always' | 'never' | 'empty';
+/**
+ * How the secondary gets its first rows: Bucardo's one-time copy (always: empties the target tables
+ * first; empty: only into empty ones), none (never), or the console's own online copy (parallel:
+ * COPY streams, several at once, before the daemon applies what the triggers recorded meanwhile).
+ */
+export type CopyData = 'always' | 'never' | 'empty' | 'parallel';
 
 export interface DatabaseConfig {
   role: DatabaseRole;
@@ -52,6 +57,10 @@ export interface ReplicationObjects {
 export interface BucardoSettings {
   replicationName: string;
   copyData: CopyData;
+  /** copy_data parallel: how many tables or key ranges are copied at once. */
+  copyJobs: number;
+  /** copy_data parallel: tables with more rows than this are split into primary-key ranges of about this size. */
+  copySplitRows: number;
   asynchronousKicking: boolean;
   /** Seconds between kicks of the asynchronous kicker (sub-second allowed). */
   kickInterval: number;

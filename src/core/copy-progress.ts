@@ -5,6 +5,8 @@ import { daemonPid, syncLoaded } from './bucardo/daemon.js';
 import { metadataDatabaseExists, recentRuns, syncRow, withMetadata } from './bucardo/metadata.js';
 import { DatabaseContext, withSession } from './context.js';
 import type { Job } from './job.js';
+import { copyingPid, currentRecord } from './copy/state.js';
+import { planTables } from './copy/plan.js';
 
 export type CopyState = 'not requested' | 'pending' | 'running' | 'done' | 'unknown';
 
@@ -117,13 +119,60 @@ export async function copyProgress(
 }
 
 /**
- * The initial copy's state, from Bucardo's metadata (onetimecopy drops to 0 when the copy kid is done).
- * Given a command's `ctx.db`, it asks on the command's shared sessions.
+ * copy_data: parallel: the console's copy record (src/core/copy/state.ts) of this sync says how far it
+ * is: done when every unit is committed, running while the process named in it lives, pending
+ * otherwise (not begun, or interrupted with some tables done).
+ */
+async function parallelCopyState(job: Job): Promise<CopyProgress> {
+  const created = await withMetadata(
+    job,
+    async (client) =>
+      (
+        await client.query<{ cdate: string }>(
+          'SELECT cdate::text AS cdate FROM bucardo.sync WHERE name = $1',
+          [job.syncName],
+        )
+      ).rows[0]?.cdate,
+  );
+  if (!created) return { state: 'pending' };
+  const record = currentRecord(job, job.syncName, created);
+  if (!record) return { state: 'pending' };
+  const tables = planTables(record.plan);
+  const done = new Set(record.done);
+  const progress: Omit<CopyProgress, 'state'> = {
+    tablesTotal: tables.size,
+    tablesDone: [...tables.values()].filter((ids) => ids.every((id) => done.has(id))).length,
+    bytesTotal: record.plan.reduce((sum, u) => sum + u.bytes, 0),
+    bytesDone: record.plan.filter((u) => done.has(u.id)).reduce((sum, u) => sum + u.bytes, 0),
+  };
+  if (record.finishedAt) return { state: 'done', ...progress };
+  if (copyingPid(record) === undefined) return { state: 'pending', ...progress };
+  if (record.startedAt) {
+    const elapsed = Math.max(0, Math.round((Date.now() - Date.parse(record.startedAt)) / 1000));
+    progress.elapsedSeconds = elapsed;
+    if (progress.bytesDone! > 0 && elapsed > 0)
+      progress.remainingSeconds = Math.round(
+        (elapsed * (progress.bytesTotal! - progress.bytesDone!)) / progress.bytesDone!,
+      );
+  }
+  const current = await copyInProgress(job).catch(() => undefined);
+  if (current) {
+    progress.table = `${current.schema}.${current.name}`;
+    progress.rows = current.rows;
+  }
+  return { state: 'running', ...progress };
+}
+
+/**
+ * The initial copy's state: with copy_data parallel from the console's copy record, otherwise from
+ * Bucardo's metadata (onetimecopy drops to 0 when the copy kid is done). Given a command's `ctx.db`, it
+ * asks on the command's shared sessions.
  */
 export async function copyState(source: Job | DatabaseContext): Promise<CopyProgress> {
   const job = source instanceof DatabaseContext ? source.job : source;
   if (job.config.bucardo.copyData === 'never') return { state: 'not requested' };
   if (!(await metadataDatabaseExists(source))) return { state: 'unknown' };
+  if (job.config.bucardo.copyData === 'parallel') return parallelCopyState(job);
   const info = await withMetadata(source, async (client) => ({
     sync: await syncRow(client, job.syncName),
     current: (await recentRuns(client, job.syncName, 1)).find((run) => run.ended === null),

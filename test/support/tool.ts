@@ -35,7 +35,7 @@ export interface JobOptions {
   primary: { cluster: ClusterInfo; dbname: string; cascade?: boolean };
   secondary: { cluster: ClusterInfo; dbname: string; cascade?: boolean };
   metadata?: ClusterInfo;
-  copyData?: 'always' | 'never' | 'empty';
+  copyData?: 'always' | 'never' | 'empty' | 'parallel';
   asynchronousKicking?: boolean;
   replicationObjects?: Record<string, string[]>;
   kickInterval?: number;

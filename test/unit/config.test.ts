@@ -128,7 +128,7 @@ test('a bad port, an unknown key and a bad enum are all reported at once with th
     found.join('\n'),
   );
   assert.ok(
-    found.includes("bucardo.copy_data: expected one of always, never, empty, got 'sometimes'"),
+    found.includes("bucardo.copy_data: expected one of always, never, empty, parallel, got 'sometimes'"),
     found.join('\n'),
   );
   assert.equal(found.length, 3, found.join('\n'));

@@ -11,7 +11,10 @@ export function truncateTriggerName(syncName: string): string {
   return syncName.length <= 42 ? `bucardo_note_trunc_${syncName}` : `btrunc_${syncName}`;
 }
 
-/** copy_data → Bucardo's onetimecopy: never 0, always 1, empty (copy only into empty tables) 2. */
-export function onetimecopyFor(copyData: 'never' | 'always' | 'empty'): 0 | 1 | 2 {
-  return copyData === 'never' ? 0 : copyData === 'always' ? 1 : 2;
+/**
+ * copy_data → Bucardo's onetimecopy: never 0, always 1, empty (copy only into empty tables) 2, and
+ * parallel 0: the console copies the rows itself, and Bucardo only applies what its triggers recorded.
+ */
+export function onetimecopyFor(copyData: 'never' | 'always' | 'empty' | 'parallel'): 0 | 1 | 2 {
+  return copyData === 'never' || copyData === 'parallel' ? 0 : copyData === 'always' ? 1 : 2;
 }

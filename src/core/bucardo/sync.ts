@@ -74,25 +74,28 @@ export async function filledSecondaryTables(
 }
 
 /**
- * copy_data: always is Bucardo's onetimecopy=1, which empties every target table before copying it:
- * before the sync that sets this up is created, name the secondary tables that hold rows and ask.
- * The shell asks (default no); a list refuses unless the command was given --yes. Throws when not
- * confirmed, before anything is created.
+ * copy_data: always is Bucardo's onetimecopy=1, which empties every target table before copying it;
+ * copy_data: parallel empties them too, before the console's own copy. Before the sync that sets
+ * this up is created, name the secondary tables that hold rows and ask. The shell asks (default no);
+ * a list refuses unless the command was given --yes. Throws when not confirmed, before anything is
+ * created.
  */
 export async function confirmCopyOverwrite(
   ctx: CommandContext,
   command: string,
 ): Promise<string | undefined> {
   const { job } = ctx;
-  if (job.config.bucardo.copyData !== 'always') return undefined;
-  ctx.progress("counting rows in the secondary's tables (copy_data: always empties them)");
+  const mode = job.config.bucardo.copyData;
+  if (mode !== 'always' && mode !== 'parallel') return undefined;
+  ctx.progress(`counting rows in the secondary's tables (copy_data: ${mode} empties them)`);
   const filled = await filledSecondaryTables(job, ctx.activity);
   if (filled.length === 0) return undefined;
   const listed = filled.map(
     (f) => `${f.table} (${f.atLeast ? 'more than ' : ''}${f.rows.toLocaleString('en-US')} rows)`,
   );
+  const who = mode === 'always' ? "Bucardo's initial copy" : "the console's parallel copy (bucardo.copy)";
   const what =
-    `copy_data is always, so Bucardo's initial copy empties ${filled.length} secondary table(s) that hold` +
+    `copy_data is ${mode}, so ${who} empties ${filled.length} secondary table(s) that hold` +
     ` rows before copying the primary's into them: ${listed.join(', ')}`;
   if (answeredYes(ctx)) return `${what}; confirmed with --yes`;
   const refusal =

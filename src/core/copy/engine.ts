@@ -1,0 +1,320 @@
+// copy_data: parallel — the console's own initial copy of one sync's tables: each table (or key range
+// of a large one) streamed from the primary with COPY ... TO STDOUT straight into COPY ... FROM STDIN
+// on the secondary, with session_replication_role = replica there, several at once. The sync and its
+// delta triggers exist before any of it, so whatever changes during the copy is applied by Bucardo
+// afterwards (docs/how-bucardo-behaves.md, "The console's parallel copy"). Each unit commits on its
+// own and is recorded as done; an interrupted copy continues with the units not done.
+import { Transform, type TransformCallback } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { from as copyFrom, to as copyTo } from 'pg-copy-streams';
+import type { Activity } from '../activity.js';
+import { openClient, withClient, type Client } from '../db.js';
+import { InterruptedError, OperatorError } from '../errors.js';
+import type { Job } from '../job.js';
+import { runPool } from '../pool.js';
+import { quoteIdent, quoteQualified } from '../quote.js';
+import { relgroupMembers, withMetadata } from '../bucardo/metadata.js';
+import { planCopy, planTables, rangePredicate, type CopyUnit } from './plan.js';
+import { copyingPid, currentRecord, writeCopyRecord, type CopyRecord } from './state.js';
+
+export interface CopyContext {
+  job: Job;
+  activity: Activity;
+  progress(text: string): void;
+  log(text: string): void;
+}
+
+export interface CopyResult {
+  sync: string;
+  /** Already done before this run (nothing to do when every unit was). */
+  alreadyDone: boolean;
+  tables: number;
+  units: number;
+  /** Units copied by this run, and those a previous run had finished (not copied again). */
+  unitsCopied: string[];
+  unitsSkipped: string[];
+  rows: number;
+  bytes: number;
+  seconds: number;
+  jobs: number;
+}
+
+/** The sync's creation time: what ties a copy record to this sync and not an earlier one of the same name. */
+export async function syncCreated(
+  job: Job,
+  syncName: string,
+  activity?: Activity,
+): Promise<string | undefined> {
+  return withMetadata(
+    job,
+    async (client) =>
+      (
+        await client.query<{ cdate: string }>(
+          'SELECT cdate::text AS cdate FROM bucardo.sync WHERE name = $1',
+          [syncName],
+        )
+      ).rows[0]?.cdate,
+    activity,
+  );
+}
+
+/** Counts bytes and rows (text COPY ends every row with a newline; newlines in values are escaped). */
+class Meter extends Transform {
+  bytes = 0;
+  rows = 0;
+  override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
+    this.bytes += chunk.length;
+    for (let at = chunk.indexOf(10); at !== -1; at = chunk.indexOf(10, at + 1)) this.rows += 1;
+    callback(null, chunk);
+  }
+}
+
+/** One unit in one transaction on the target: its rows are either all there or none. */
+async function copyUnit(
+  source: Client,
+  target: Client,
+  unit: CopyUnit,
+  deleteFirst: boolean,
+  meter: Meter,
+): Promise<void> {
+  const table = quoteQualified(unit.schema, unit.name);
+  const columns = unit.columns.map(quoteIdent).join(', ');
+  const where = rangePredicate(unit);
+  await target.query('BEGIN');
+  try {
+    // Bucardo writes the same way: no user or foreign-key triggers fire for the copied rows, so tables
+    // can arrive in any order and at once.
+    await target.query('SET LOCAL session_replication_role = replica');
+    // A range a previous run may have half copied (or copied and not recorded) is cleared first.
+    if (deleteFirst) await target.query(`DELETE FROM ${table}${where}`);
+    const ingest = target.query(copyFrom(`COPY ${table} (${columns}) FROM STDIN`));
+    const emit = source.query(copyTo(`COPY (SELECT ${columns} FROM ONLY ${table}${where}) TO STDOUT`));
+    await pipeline(emit, meter, ingest);
+    await target.query('COMMIT');
+  } catch (error) {
+    await target.query('ROLLBACK').catch(() => undefined);
+    throw error;
+  }
+}
+
+/**
+ * Empties the target tables once, at the start of a fresh copy; tables already empty are left alone
+ * (no lock taken, no TRUNCATE recorded anywhere). One TRUNCATE of the rest (foreign keys between them
+ * allow that); DELETE instead when a table outside the sync references one of them, and always on the
+ * middle hop of a cascade: a TRUNCATE there would be recorded by the B→C sync's ALWAYS truncate
+ * trigger, and replaying it on C fails on tables that foreign keys reference (Bucardo truncates them
+ * one at a time). No foreign-key or user trigger fires in replica mode.
+ */
+async function emptyTargets(target: Client, tables: string[], cascadeMiddle: boolean): Promise<string> {
+  const quoted = tables.map((t) => {
+    const dot = t.indexOf('.');
+    return quoteQualified(t.slice(0, dot), t.slice(dot + 1));
+  });
+  const filled: string[] = [];
+  for (const table of quoted)
+    if ((await target.query(`SELECT 1 FROM ${table} LIMIT 1`)).rows.length) filled.push(table);
+  if (filled.length === 0) return `the ${tables.length} secondary table(s) are empty`;
+  await target.query('BEGIN');
+  try {
+    await target.query('SET LOCAL session_replication_role = replica');
+    if (!cascadeMiddle) {
+      try {
+        await target.query('SAVEPOINT truncate');
+        await target.query(`TRUNCATE ${filled.join(', ')}`);
+        await target.query('COMMIT');
+        return `emptied ${filled.length} secondary table(s) with TRUNCATE`;
+      } catch (error) {
+        if ((error as { code?: string }).code !== '0A000') throw error;
+        await target.query('ROLLBACK TO SAVEPOINT truncate');
+      }
+    }
+    for (const table of filled) await target.query(`DELETE FROM ${table}`);
+    await target.query('COMMIT');
+    return `emptied ${filled.length} secondary table(s) with DELETE`;
+  } catch (error) {
+    await target.query('ROLLBACK').catch(() => undefined);
+    throw error;
+  }
+}
+
+function formatBytes(bytes: number): string {
+  const units = ['B', 'kB', 'MB', 'GB', 'TB'];
+  let value = bytes;
+  let unit = 0;
+  while (value >= 1024 && unit < units.length - 1) {
+    value /= 1024;
+    unit += 1;
+  }
+  return `${value.toFixed(unit === 0 ? 0 : 1)} ${units[unit]}`;
+}
+
+/**
+ * Copies the tables of one sync from the primary to the secondary. Safe to run again: a finished copy
+ * is not repeated, an interrupted one continues with the units not done. The caller makes sure the
+ * daemon is not applying this sync meanwhile.
+ */
+export async function copySync(ctx: CopyContext, syncName: string, relgroup: string): Promise<CopyResult> {
+  const { job, activity } = ctx;
+  const began = Date.now();
+  const created = await syncCreated(job, syncName, activity);
+  if (!created) {
+    throw new OperatorError(
+      `Sync ${syncName} does not exist, so there is nothing to copy yet: the copy must start after the sync's triggers record changes. Run bucardo.add_triggers first.`,
+    );
+  }
+  let record = currentRecord(job, syncName, created);
+  const other = copyingPid(record);
+  if (other !== undefined && other !== process.pid) {
+    throw new OperatorError(
+      `Another process (pid ${other}) is copying the tables of sync ${syncName} now. Wait for it with bucardo.wait_for_copy; two copies into the same tables would collide.`,
+    );
+  }
+  const jobs = job.config.bucardo.copyJobs;
+  if (record?.finishedAt) {
+    return {
+      sync: syncName,
+      alreadyDone: true,
+      tables: planTables(record.plan).size,
+      units: record.plan.length,
+      unitsCopied: [],
+      unitsSkipped: record.done,
+      rows: record.rowsDone,
+      bytes: record.bytesDone,
+      seconds: 0,
+      jobs,
+    };
+  }
+  if (!record) {
+    ctx.progress('planning the copy: table sizes and key ranges on the primary');
+    const members = await withMetadata(job, (client) => relgroupMembers(client, relgroup), activity);
+    const tables = members.filter((m) => m.reltype === 'table');
+    const plan = await withClient(job, { role: 'primary', activity }, (client) =>
+      planCopy(client, tables, job.config.bucardo.copySplitRows),
+    );
+    record = {
+      sync: syncName,
+      syncCreated: created,
+      plan,
+      emptied: false,
+      done: [],
+      rowsDone: 0,
+      bytesDone: 0,
+    };
+  }
+  const state: CopyRecord = record;
+  state.pid = process.pid;
+  state.startedAt ??= new Date().toISOString();
+  writeCopyRecord(job, state);
+
+  const resumed = state.emptied;
+  const tables = planTables(state.plan);
+  if (!state.emptied) {
+    ctx.progress(`emptying ${tables.size} secondary table(s)`);
+    const how = await withClient(job, { role: 'secondary', activity }, (client) =>
+      emptyTargets(client, [...tables.keys()], job.config.databases.secondary.cascade),
+    );
+    ctx.log(how);
+    state.emptied = true;
+    writeCopyRecord(job, state);
+  }
+
+  const skipped = [...state.done];
+  const todo = state.plan.filter((unit) => !state.done.includes(unit.id));
+  const copied: string[] = [];
+  const inFlight = new Set<Meter>();
+  const rowsTotal = state.plan.reduce((sum, u) => sum + u.rows, 0);
+  const bytesTotal = state.plan.reduce((sum, u) => sum + u.bytes, 0);
+  const rowsBefore = state.rowsDone;
+  const bytesBefore = state.bytesDone;
+  const report = () => {
+    const live = [...inFlight].reduce((sum, m) => ({ rows: sum.rows + m.rows, bytes: sum.bytes + m.bytes }), {
+      rows: 0,
+      bytes: 0,
+    });
+    const rows = state.rowsDone + live.rows;
+    const bytes = state.bytesDone + live.bytes;
+    const tablesDone = [...tables.values()].filter((ids) =>
+      ids.every((id) => state.done.includes(id)),
+    ).length;
+    const seconds = (Date.now() - began) / 1000;
+    const rate = (rows - rowsBefore) / Math.max(seconds, 0.001);
+    const left = rate > 0 && rowsTotal > rows ? Math.round((rowsTotal - rows) / rate) : undefined;
+    ctx.progress(
+      `copying: tables ${tablesDone}/${tables.size} (ranges ${state.done.length}/${state.plan.length}), ` +
+        `${rows.toLocaleString('en-US')} of ~${rowsTotal.toLocaleString('en-US')} rows, ${formatBytes(bytes)} streamed` +
+        ` (~${formatBytes(bytesTotal)} on disk), ${inFlight.size} at once${left !== undefined ? `, ~${left} s left` : ''}`,
+    );
+  };
+  const timer = setInterval(report, 1000);
+  let queue = [...todo];
+  try {
+    await runPool<{ source: Client; target: Client }, CopyUnit>({
+      workers: Math.min(jobs, Math.max(1, todo.length)),
+      activity,
+      withResource: async (_worker, loop) => {
+        const source = await openClient(job, {
+          role: 'primary',
+          activity,
+          applicationName: 'bucardo-console copy',
+        });
+        try {
+          const target = await openClient(job, {
+            role: 'secondary',
+            activity,
+            applicationName: 'bucardo-console copy',
+          });
+          try {
+            await loop({ source, target });
+          } finally {
+            await target.end().catch(() => undefined);
+          }
+        } finally {
+          await source.end().catch(() => undefined);
+        }
+      },
+      next: () => {
+        const [unit, ...rest] = queue;
+        queue = rest;
+        return unit;
+      },
+      work: async (unit, { source, target }) => {
+        const meter = new Meter();
+        inFlight.add(meter);
+        try {
+          await copyUnit(source, target, unit, resumed, meter);
+        } finally {
+          inFlight.delete(meter);
+        }
+        state.done.push(unit.id);
+        state.rowsDone += meter.rows;
+        state.bytesDone += meter.bytes;
+        copied.push(unit.id);
+        writeCopyRecord(job, state);
+      },
+    });
+  } catch (error) {
+    if (activity.interrupted || error instanceof InterruptedError)
+      ctx.log(
+        `Copy interrupted: ${state.done.length} of ${state.plan.length} table(s)/range(s) are done and recorded; ` +
+          'run bucardo.copy (or bucardo.start) again to continue with the rest (a half-copied range is cleared and copied again).',
+      );
+    throw error;
+  } finally {
+    clearInterval(timer);
+    delete state.pid;
+    if (state.done.length === state.plan.length) state.finishedAt = new Date().toISOString();
+    writeCopyRecord(job, state);
+  }
+  return {
+    sync: syncName,
+    alreadyDone: false,
+    tables: tables.size,
+    units: state.plan.length,
+    unitsCopied: copied,
+    unitsSkipped: skipped,
+    rows: state.rowsDone - rowsBefore,
+    bytes: state.bytesDone - bytesBefore,
+    seconds: (Date.now() - began) / 1000,
+    jobs,
+  };
+}

@@ -1,0 +1,341 @@
+// copy_data: parallel, the console's own initial copy: under a concurrent write load the secondary ends
+// identical (cutover.verify and an md5 of the ordered rows on both sides); a table split into key
+// ranges arrives whole; Ctrl-C mid-copy, then a rerun copies only what was not done; a cascade A→B→C
+// with both hops in this mode.
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+import { after, before, test } from 'node:test';
+import pg from 'pg';
+import type { ClusterInfo } from '../../src/sandbox/cluster.js';
+import {
+  clusters,
+  dropDatabase,
+  FIXTURE_PLUGINS,
+  forgetJob,
+  freshDatabase,
+  query,
+  ROOT,
+  runTool,
+  waitFor,
+  writeJobConfig,
+  type WrittenJob,
+} from '../support/harness.js';
+
+const SCHEMA = `
+CREATE TABLE public.big (id bigint PRIMARY KEY, v text, n int);
+CREATE TABLE public.lines (order_id int, line int, qty int, PRIMARY KEY (order_id, line));
+CREATE TABLE public.tags (name text PRIMARY KEY, note text);
+CREATE TABLE public.child (id int PRIMARY KEY, big_id bigint NOT NULL REFERENCES public.big (id));
+CREATE TABLE public.blocked (id int PRIMARY KEY, v text);
+`;
+const DATA = `
+INSERT INTO public.big SELECT g, md5(g::text), g % 100 FROM generate_series(1, 20000) g;
+INSERT INTO public.lines SELECT o, l, o + l FROM generate_series(1, 1000) o, generate_series(1, 3) l;
+INSERT INTO public.tags SELECT 'tag' || g, 'note ' || g FROM generate_series(1, 500) g;
+INSERT INTO public.child SELECT g, g * 3 FROM generate_series(1, 2000) g;
+INSERT INTO public.blocked SELECT g, 'b' || g FROM generate_series(1, 300) g;
+ANALYZE;
+`;
+const TABLES = ['public.big', 'public.lines', 'public.tags', 'public.child', 'public.blocked'];
+
+let a: ClusterInfo;
+let b: ClusterInfo;
+
+before(async () => {
+  ({ a, b } = await clusters());
+});
+after(async () => {
+  for (const [cluster, name] of [
+    [a, 'pc_a'],
+    [b, 'pc_b'],
+    [b, 'pcc_b'],
+    [a, 'pcc_a'],
+    [a, 'pcc_c'],
+  ] as const)
+    await dropDatabase(cluster, name).catch(() => undefined);
+});
+
+/** Count and md5 of the rows in key order: equal on both sides means the same rows. */
+async function fingerprint(cluster: ClusterInfo, db: string, table: string): Promise<string> {
+  const [row] = await query<{ n: string; sum: string | null }>(
+    cluster,
+    db,
+    `SELECT count(*) AS n, md5(string_agg(t::text, '|' ORDER BY t::text)) AS sum FROM ${table} t`,
+  );
+  return `${row!.n}:${row!.sum}`;
+}
+
+async function identical(
+  source: [ClusterInfo, string],
+  target: [ClusterInfo, string],
+): Promise<{ same: boolean; differs: string[] }> {
+  const differs: string[] = [];
+  for (const table of TABLES)
+    if ((await fingerprint(...source, table)) !== (await fingerprint(...target, table))) differs.push(table);
+  return { same: differs.length === 0, differs };
+}
+
+function copyRecord(job: WrittenJob, sync: string): { plan: { id: string }[]; done: string[]; pid?: number } {
+  return JSON.parse(readFileSync(path.join(job.dir, 'state', `parallel-copy.${sync}.json`), 'utf8'));
+}
+
+/** A write load on the primary: inserts, updates and deletes in small transactions until stopped. */
+function writeLoad(cluster: ClusterInfo, db: string): { stop: () => Promise<number> } {
+  let running = true;
+  let commits = 0;
+  const done = (async () => {
+    const client = new pg.Client({ host: cluster.host, port: cluster.port, user: 'postgres', database: db });
+    await client.connect();
+    try {
+      let next = 100_000;
+      while (running) {
+        const id = 1 + Math.floor(Math.random() * 20000);
+        await client.query('BEGIN');
+        await client.query('INSERT INTO public.big VALUES ($1, $2, 7)', [next, `new ${next}`]);
+        await client.query('UPDATE public.big SET v = v || $2, n = n + 1 WHERE id = $1', [id, '+']);
+        // Rows child does not reference (child points at multiples of 3 up to 6000).
+        await client.query('DELETE FROM public.big WHERE id = $1 AND id > 6000', [id]);
+        await client.query('UPDATE public.lines SET qty = qty + 1 WHERE order_id = $1', [1 + (id % 1000)]);
+        await client.query('DELETE FROM public.lines WHERE order_id = $1 AND line = 3', [1 + (id % 997)]);
+        await client.query(
+          'INSERT INTO public.tags VALUES ($1, $2) ON CONFLICT (name) DO UPDATE SET note = excluded.note',
+          [`tag${id % 700}`, `load ${next}`],
+        );
+        await client.query('COMMIT');
+        next += 1;
+        commits += 1;
+      }
+    } finally {
+      await client.end();
+    }
+  })();
+  return {
+    stop: async () => {
+      running = false;
+      await done;
+      return commits;
+    },
+  };
+}
+
+test('parallel copy under a concurrent write load: the secondary ends identical (verify and md5 of ordered rows)', async (t) => {
+  await freshDatabase(a, 'pc_a', SCHEMA + DATA);
+  await freshDatabase(b, 'pc_b', SCHEMA);
+  const job = writeJobConfig({
+    name: 'pcopy',
+    plugins: ['bucardo', 'cutover'],
+    primary: { cluster: a, dbname: 'pc_a' },
+    secondary: { cluster: b, dbname: 'pc_b' },
+    copyData: 'parallel',
+    bucardoSettings: { copy_jobs: 3, copy_split_rows: 2000 },
+    extra: { cutover: { settle_time: 5 } },
+  });
+  t.after(async () => {
+    await runTool(['-c', job.file, '-l', 'bucardo.stop']).catch(() => undefined);
+    await forgetJob(job, a);
+  });
+  const tool = (list: string) => runTool(['-c', job.file, '-l', list]);
+  const installed = await tool('bucardo.install bucardo.add_triggers');
+  assert.equal(installed.code, 0, installed.stdout + installed.stderr);
+  const sync = await query<{ onetimecopy: number }>(
+    a,
+    'bucardo',
+    "SELECT onetimecopy FROM bucardo.sync WHERE name = 'pcopy'",
+  );
+  assert.equal(sync[0]!.onetimecopy, 0, "the sync is created without Bucardo's one-time copy");
+  const pending = await tool('bucardo.status --json');
+  assert.match(pending.stdout, /"copy":\{"state":"pending"/);
+
+  const load = writeLoad(a, 'pc_a');
+  // Changes before the copy, during it, and after it.
+  await new Promise((r) => setTimeout(r, 1000));
+  const started = await tool('bucardo.start');
+  await new Promise((r) => setTimeout(r, 3000));
+  const commits = await load.stop();
+  assert.equal(started.code, 0, started.stdout + started.stderr);
+  assert.match(started.stdout, /copied 5 table\(s\) in \d+ unit\(s\), 3 at a time/);
+  assert.ok(commits > 20, `the load committed during the copy (${commits} commits)`);
+  const record = copyRecord(job, 'pcopy');
+  assert.ok(
+    record.plan.filter((u) => u.id.startsWith('public.big#')).length >= 5,
+    'public.big (20,000 rows) is split into ranges of about 2,000',
+  );
+  assert.ok(
+    record.plan.some((u) => u.id === 'public.lines'),
+    'a composite key is copied whole',
+  );
+
+  await waitFor(
+    async () => (await identical([a, 'pc_a'], [b, 'pc_b'])).same,
+    60_000,
+    'the secondary to match the primary after the load',
+  );
+  const verified = await tool('cutover.verify --json');
+  assert.equal(verified.code, 0, verified.stdout + verified.stderr);
+  assert.match(verified.stdout, /Identical: 5 table\(s\)/);
+  const status = await tool('bucardo.status --json');
+  assert.match(status.stdout, /"copy":\{"state":"done"/);
+  const again = await tool('bucardo.copy');
+  assert.equal(again.code, 0, again.stdout + again.stderr);
+  assert.match(again.stdout, /initial copy already done/);
+});
+
+test('Ctrl-C mid-copy, then a rerun copies only what was not done; ranges arrive whole', async (t) => {
+  await freshDatabase(a, 'pc_a', SCHEMA + DATA);
+  await freshDatabase(b, 'pc_b', SCHEMA);
+  const job = writeJobConfig({
+    name: 'pcint',
+    primary: { cluster: a, dbname: 'pc_a' },
+    secondary: { cluster: b, dbname: 'pc_b' },
+    copyData: 'parallel',
+    bucardoSettings: { copy_jobs: 2, copy_split_rows: 3000 },
+  });
+  const locker = new pg.Client({ host: a.host, port: a.port, user: 'postgres', database: 'pc_a' });
+  t.after(async () => {
+    await locker.end().catch(() => undefined);
+    await forgetJob(job, a);
+  });
+  const installed = await runTool(['-c', job.file, '-l', 'bucardo.install bucardo.add_triggers']);
+  assert.equal(installed.code, 0, installed.stdout + installed.stderr);
+  // public.blocked cannot be read while this lock is held: its copy waits, the others finish.
+  await locker.connect();
+  await locker.query('BEGIN');
+  await locker.query('LOCK TABLE public.blocked IN ACCESS EXCLUSIVE MODE');
+
+  const child = spawn(
+    process.execPath,
+    [path.join(ROOT, 'wrapper.js'), '-c', job.file, '-l', 'bucardo.copy'],
+    {
+      cwd: ROOT,
+      env: { ...process.env, NO_COLOR: '1', BUCARDO_CONSOLE_PLUGIN_PATH: FIXTURE_PLUGINS },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  );
+  let output = '';
+  child.stdout.on('data', (chunk) => (output += chunk));
+  child.stderr.on('data', (chunk) => (output += chunk));
+  const exited = new Promise<number>((resolve) => child.on('exit', (code) => resolve(code ?? 1)));
+  t.after(() => {
+    if (child.exitCode === null) child.kill('SIGKILL');
+  });
+  const stateFile = path.join(job.dir, 'state', 'parallel-copy.pcint.json');
+  await waitFor(
+    async () => {
+      if (!existsSync(stateFile)) return false;
+      const record = copyRecord(job, 'pcint');
+      return record.plan.length > 0 && record.done.length === record.plan.length - 1;
+    },
+    30_000,
+    'every unit but public.blocked to be copied',
+  );
+  const waiting = await query(
+    a,
+    'pc_a',
+    "SELECT 1 FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE 'COPY (SELECT%public%blocked%'",
+  );
+  assert.equal(waiting.length, 1, 'the copy of public.blocked waits for the lock');
+  child.kill('SIGINT');
+  const code = await exited;
+  assert.notEqual(code, 0, output);
+  assert.match(output, /Copy interrupted: \d+ of \d+ table\(s\)\/range\(s\) are done/);
+  const interrupted = copyRecord(job, 'pcint');
+  assert.equal(interrupted.pid, undefined, 'no process is recorded as copying');
+  assert.ok(!interrupted.done.includes('public.blocked'));
+  const bigRanges = interrupted.plan.filter((u) => u.id.startsWith('public.big#')).map((u) => u.id);
+  assert.ok(bigRanges.length >= 4, `public.big is split into ranges (${bigRanges.join(', ')})`);
+  const afterCancel = await query(
+    a,
+    'pc_a',
+    "SELECT 1 FROM pg_stat_activity WHERE query LIKE 'COPY (SELECT%blocked%'",
+  );
+  assert.equal(afterCancel.length, 0, 'the server-side COPY was cancelled');
+  const status = await runTool(['-c', job.file, '-l', 'bucardo.status --json']);
+  assert.match(status.stdout, /"copy":\{"state":"pending"/);
+
+  await locker.query('COMMIT');
+  // A row the target holds in a unit that is not recorded as done (as after a crash between commit
+  // and record): the rerun clears the unit before copying it.
+  await query(b, 'pc_b', "INSERT INTO public.blocked VALUES (999999, 'stray')");
+  const rerun = await runTool(['-c', job.file, '-l', 'bucardo.copy --json']);
+  assert.equal(rerun.code, 0, rerun.stdout + rerun.stderr);
+  const data = JSON.parse(rerun.stdout.trim().split('\n')[0]!).data as {
+    unitsCopied: string[];
+    unitsSkipped: string[];
+  };
+  assert.deepEqual(data.unitsCopied, ['public.blocked'], 'only the table not done is copied again');
+  for (const range of bigRanges) assert.ok(data.unitsSkipped.includes(range), `${range} is not copied again`);
+  // The daemon never ran: the secondary holds exactly what the copy wrote.
+  const compared = await identical([a, 'pc_a'], [b, 'pc_b']);
+  assert.deepEqual(compared.differs, []);
+  assert.equal(await fingerprint(b, 'pc_b', 'public.big'), await fingerprint(a, 'pc_a', 'public.big'));
+});
+
+test('cascade A→B→C with copy_data parallel on both hops: B→C copies B only after A→B has filled it', async (t) => {
+  await freshDatabase(a, 'pcc_a', SCHEMA + DATA);
+  await freshDatabase(b, 'pcc_b', SCHEMA);
+  await freshDatabase(a, 'pcc_c', SCHEMA);
+  const aToB = writeJobConfig({
+    name: 'pc_a_to_b',
+    primary: { cluster: a, dbname: 'pcc_a' },
+    secondary: { cluster: b, dbname: 'pcc_b', cascade: true },
+    metadata: a,
+    copyData: 'parallel',
+    bucardoSettings: { copy_split_rows: 5000 },
+  });
+  const bToC = writeJobConfig({
+    name: 'pc_b_to_c',
+    primary: { cluster: b, dbname: 'pcc_b', cascade: true },
+    secondary: { cluster: a, dbname: 'pcc_c' },
+    metadata: b,
+    copyData: 'parallel',
+    bucardoSettings: { copy_split_rows: 5000 },
+  });
+  t.after(async () => {
+    await runTool(['-c1', aToB.file, '-c2', bToC.file, '-l', 'c2.bucardo.stop c1.bucardo.stop']).catch(
+      () => undefined,
+    );
+    await forgetJob(bToC, b);
+    await forgetJob(aToB, a);
+  });
+  const both = ['-c1', aToB.file, '-c2', bToC.file];
+  const early = await runTool([
+    ...both,
+    '-l',
+    'c1.bucardo.install c1.bucardo.add_triggers c2.bucardo.install c2.bucardo.add_triggers c2.bucardo.start',
+  ]);
+  assert.equal(early.code, 1, early.stdout + early.stderr);
+  assert.match(
+    early.stderr,
+    /pc_b_to_c replicates pcc_b, which pc_a_to_b is still filling \(its initial copy is pending\)/,
+  );
+  assert.equal(
+    (await query(a, 'pcc_c', 'SELECT 1 FROM public.big LIMIT 1')).length,
+    0,
+    'nothing copied to C',
+  );
+
+  const started = await runTool([
+    ...both,
+    '-l',
+    'c1.bucardo.start c1.bucardo.wait_for_copy c2.bucardo.start',
+  ]);
+  assert.equal(started.code, 0, started.stdout + started.stderr);
+  assert.equal((started.stdout.match(/- copied 5 table\(s\)/g) ?? []).length, 2, started.stdout);
+  await query(
+    a,
+    'pcc_a',
+    `INSERT INTO public.big VALUES (500000, 'after', 1);
+     UPDATE public.big SET v = 'changed' WHERE id <= 50;
+     DELETE FROM public.big WHERE id BETWEEN 19000 AND 19010;
+     UPDATE public.tags SET note = 'cascaded' WHERE name = 'tag1';`,
+  );
+  await waitFor(
+    async () => (await identical([a, 'pcc_a'], [a, 'pcc_c'])).same,
+    60_000,
+    'C to match A through B',
+  );
+  const status = await runTool([...both, '-l', 'c2.bucardo.status --json']);
+  assert.match(status.stdout, /"copy":\{"state":"done"/);
+});
