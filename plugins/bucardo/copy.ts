@@ -6,6 +6,7 @@ import type { Check, CommandContext, CommandOutcome } from '../../src/core/plugi
 import type { Job } from '../../src/core/job.js';
 import { daemonPid } from '../../src/core/bucardo/daemon.js';
 import { withMetadata } from '../../src/core/bucardo/metadata.js';
+import { syncNames } from '../../src/core/bucardo/syncs.js';
 import { copyState, type CopyProgress } from '../../src/core/copy-progress.js';
 import { formatCopy, formatDuration } from './status-format.js';
 
@@ -14,8 +15,8 @@ async function failuresSince(job: Job, since: Date): Promise<{ count: number; la
   return withMetadata(job, async (client) => {
     const { rows } = await client.query<{ count: string; last: string | null }>(
       `SELECT count(*) AS count, (array_agg(status ORDER BY started DESC))[1] AS last
-         FROM bucardo.syncrun WHERE sync = $1 AND started >= $2 AND status LIKE 'Failed%'`,
-      [job.syncName, since],
+         FROM bucardo.syncrun WHERE sync = ANY($1) AND started >= $2 AND status LIKE 'Failed%'`,
+      [syncNames(job), since],
     );
     return { count: Number(rows[0]!.count), ...(rows[0]!.last ? { last: rows[0]!.last } : {}) };
   });

@@ -22,6 +22,7 @@ import type { Check, CommandContext, CommandOutcome } from '../../src/core/plugi
 import { retryEnabled, retryPolicy, type RoundsPolicy } from '../../src/core/rounds.js';
 import { daemonPid, kickSync, stopDaemon } from '../../src/core/bucardo/daemon.js';
 import { metadataDatabaseExists, syncRow, withMetadata } from '../../src/core/bucardo/metadata.js';
+import { syncNames } from '../../src/core/bucardo/syncs.js';
 import { collectReadiness, type ReadinessItem } from './check.js';
 import {
   lastVerifyRun,
@@ -173,11 +174,12 @@ interface TriggerRemoval {
 }
 
 async function removeTriggers(job: Job, ctx: CommandContext, steps: Steps): Promise<TriggerRemoval> {
-  const sync = await withMetadata(job, (client) => syncRow(client, job.syncName), ctx.activity);
-  if (sync) {
+  for (const name of syncNames(job)) {
+    const sync = await withMetadata(job, (client) => syncRow(client, name), ctx.activity);
+    if (!sync) continue;
     // Without the sync nothing (a daemon start, a validate) would put the triggers back.
-    await runBucardo(job, ['remove', 'sync', job.syncName], { activity: ctx.activity });
-    steps.say(`removed sync ${job.syncName} from Bucardo`);
+    await runBucardo(job, ['remove', 'sync', name], { activity: ctx.activity });
+    steps.say(`removed sync ${name} from Bucardo`);
   }
   // With the retry plugin the operator tuned retry.timeout/attempts/backoff for this primary's locks:
   // the same rounds then. Otherwise a short fixed policy bounded by bucardo.lock_timeout.

@@ -3,6 +3,7 @@
 // bucardo.wait_for_copy and the kicker's metrics.
 import { daemonPid, syncLoaded } from './bucardo/daemon.js';
 import { metadataDatabaseExists, recentRuns, syncRow, withMetadata } from './bucardo/metadata.js';
+import { jobSyncs, syncCount } from './bucardo/syncs.js';
 import { withClient } from './db.js';
 import type { Job } from './job.js';
 
@@ -22,6 +23,9 @@ export interface CopyProgress {
   bytesTotal?: number;
   elapsedSeconds?: number;
   remainingSeconds?: number;
+  /** With bucardo.syncs > 1: syncs whose copy is done, of all (each sync copies its own tables). */
+  syncsDone?: number;
+  syncsTotal?: number;
 }
 
 /** The recorded tables of the sync in the order Bucardo copies them (its herdmap: priority, then id). */
@@ -117,6 +121,7 @@ export async function copyProgress(
 export async function copyState(job: Job): Promise<CopyProgress> {
   if (job.config.bucardo.copyData === 'never') return { state: 'not requested' };
   if (!(await metadataDatabaseExists(job))) return { state: 'unknown' };
+  if (syncCount(job) > 1) return splitCopyState(job);
   const info = await withMetadata(job, async (client) => ({
     sync: await syncRow(client, job.syncName),
     current: (await recentRuns(client, job.syncName, 1)).find((run) => run.ended === null),
@@ -128,4 +133,50 @@ export async function copyState(job: Job): Promise<CopyProgress> {
     () => ({}),
   );
   return { state: 'running', ...progress };
+}
+
+/**
+ * With several syncs each copies its own tables, in parallel: done when every sync's copy is; while
+ * running, tables and bytes count whole for the syncs done (the one COPY shown is one of those running).
+ */
+async function splitCopyState(job: Job): Promise<CopyProgress> {
+  const syncs = jobSyncs(job);
+  const infos = await withMetadata(job, (client) =>
+    Promise.all(
+      syncs.map(async (s) => ({
+        sync: await syncRow(client, s.name),
+        current: (await recentRuns(client, s.name, 1)).find((run) => run.ended === null),
+      })),
+    ),
+  );
+  if (infos.some((info) => !info.sync)) return { state: 'pending' };
+  const done = infos.map((info) => Number(info.sync!.onetimecopy) === 0);
+  const counts = { syncsDone: done.filter(Boolean).length, syncsTotal: syncs.length };
+  if (done.every(Boolean)) return { state: 'done', ...counts };
+  if (!daemonPid(job) || !syncLoaded(job)) return { state: 'pending', ...counts };
+  const progress: CopyProgress = { state: 'running', ...counts, tablesDone: 0, tablesTotal: 0, bytesDone: 0, bytesTotal: 0 };
+  try {
+    for (const [i, info] of infos.entries()) {
+      const order = await copyOrder(job, info.sync!.relgroup);
+      const bytes = (await sourceSizes(job, order)).reduce((sum, size) => sum + size.bytes, 0);
+      progress.tablesTotal! += order.length;
+      progress.bytesTotal! += bytes;
+      if (done[i]) {
+        progress.tablesDone! += order.length;
+        progress.bytesDone! += bytes;
+      }
+    }
+    const started = infos
+      .filter((info, i) => !done[i] && info.current?.started)
+      .map((info) => info.current!.started!.getTime());
+    if (started.length) progress.elapsedSeconds = Math.max(0, Math.round((Date.now() - Math.min(...started)) / 1000));
+    const current = await copyInProgress(job);
+    if (current) {
+      progress.table = `${current.schema}.${current.name}`;
+      progress.rows = current.rows;
+    }
+  } catch {
+    // Progress is a nicety: the state stands without it.
+  }
+  return progress;
 }
