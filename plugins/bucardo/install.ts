@@ -92,7 +92,9 @@ export async function install(ctx: CommandContext): Promise<CommandOutcome<Insta
   data.steps.push(...(await recordRelations(job, ctx, report.scope.sequences, 'sequence')));
   return {
     data,
-    message: `Installed Bucardo metadata for ${job.name}: ${report.scope.tables.length} table(s) and ${report.scope.sequences.length} sequence(s) recorded in relgroup${syncCount(job) > 1 ? 's' : ''} ${jobSyncs(job)
+    message: `Installed Bucardo metadata for ${job.name}: ${report.scope.tables.length} table(s) and ${report.scope.sequences.length} sequence(s) recorded in relgroup${syncCount(job) > 1 ? 's' : ''} ${jobSyncs(
+      job,
+    )
       .map((s) => s.relgroup)
       .join(', ')}.`,
   };

@@ -113,7 +113,8 @@ export function formatStatus(data: StatusData): string[] {
     for (const s of data.syncs!) {
       const state = s.exists ? (s.loaded ? 'loaded' : 'not loaded') : 'not created';
       const pending = `${s.pendingTotal} pending${s.oldestPendingSeconds !== undefined ? ` (oldest ${formatDuration(s.oldestPendingSeconds)})` : ''}`;
-      const bad = s.lastBad && (!s.lastGood || s.lastBad > s.lastGood) ? `; last run FAILED ${ago(s.lastBad)}` : '';
+      const bad =
+        s.lastBad && (!s.lastGood || s.lastBad > s.lastGood) ? `; last run FAILED ${ago(s.lastBad)}` : '';
       lines.push(
         `    ${s.name.padEnd(width)}  ${state.padEnd(11)}  ${String(s.tables).padStart(4)} table(s)  ${pending}; last good ${ago(s.lastGood)}${bad}`,
       );

@@ -210,13 +210,22 @@ export async function collectStatus(job: Job): Promise<StatusData> {
     // A daemon younger than the threshold has not had the chance to make progress yet. Each sync has
     // its own worker: one that stopped moving is a stall even while the others keep up.
     const split = (data.syncs?.length ?? 0) > 1;
-    for (const sync of split ? data.syncs! : data.sync ? [{ ...data.sync, pendingTotal: data.pendingTotal, oldestPendingSeconds: data.oldestPendingSeconds }] : []) {
-      const lastGoodAge = sync.lastGood ? Math.round((Date.now() - Date.parse(sync.lastGood)) / 1000) : undefined;
+    for (const sync of split
+      ? data.syncs!
+      : data.sync
+        ? [{ ...data.sync, pendingTotal: data.pendingTotal, oldestPendingSeconds: data.oldestPendingSeconds }]
+        : []) {
+      const lastGoodAge = sync.lastGood
+        ? Math.round((Date.now() - Date.parse(sync.lastGood)) / 1000)
+        : undefined;
       const noProgress =
         uptime >= threshold && data.copy.state !== 'running'
           ? noProgressStall(sync.oldestPendingSeconds, lastGoodAge, threshold, sync.pendingTotal)
           : undefined;
-      if (noProgress) data.stalls.push(split ? { ...noProgress, cause: `sync ${sync.name}: ${noProgress.cause}` } : noProgress);
+      if (noProgress)
+        data.stalls.push(
+          split ? { ...noProgress, cause: `sync ${sync.name}: ${noProgress.cause}` } : noProgress,
+        );
     }
   }
   const judged = judge(data);
@@ -242,8 +251,19 @@ function oldestSeconds(pending: PendingTable[]): number | undefined {
  * of any sync. Its run in progress is the earliest. With one sync, that sync.
  */
 export function totalSync(job: Job, syncs: SyncStatus[]): NonNullable<StatusData['sync']> {
-  const { tables: _tables, pendingTotal: _pending, oldestPendingSeconds: _oldest, ...only } = syncs[0]!;
-  if (syncs.length === 1) return { ...only, name: job.syncName };
+  if (syncs.length === 1) {
+    const [only] = syncs as [SyncStatus];
+    return {
+      name: job.syncName,
+      exists: only.exists,
+      loaded: only.loaded,
+      ...(only.lastGood ? { lastGood: only.lastGood } : {}),
+      ...(only.lastGoodRows ? { lastGoodRows: only.lastGoodRows } : {}),
+      ...(only.lastBad ? { lastBad: only.lastBad } : {}),
+      ...(only.lastError !== undefined ? { lastError: only.lastError } : {}),
+      ...(only.running ? { running: only.running } : {}),
+    };
+  }
   const byNewest = (key: 'lastGood' | 'lastBad') =>
     syncs.filter((s) => s[key]).sort((a, b) => (a[key]! < b[key]! ? 1 : -1));
   const unresolved = byNewest('lastBad').filter((s) => !s.lastGood || s.lastBad! > s.lastGood);
@@ -258,7 +278,10 @@ export function totalSync(job: Job, syncs: SyncStatus[]): NonNullable<StatusData
     exists: syncs.every((s) => s.exists),
     loaded: syncs.every((s) => s.loaded),
     ...(good?.lastGood
-      ? { lastGood: good.lastGood, ...(good.lastGoodRows ? { lastGoodRows: `${good.lastGoodRows} (sync ${good.name})` } : {}) }
+      ? {
+          lastGood: good.lastGood,
+          ...(good.lastGoodRows ? { lastGoodRows: `${good.lastGoodRows} (sync ${good.name})` } : {}),
+        }
       : {}),
     ...(bad ? { lastBad: bad.lastBad!, lastError: `sync ${bad.name}: ${bad.lastError ?? ''}` } : {}),
     ...(running ? { running } : {}),

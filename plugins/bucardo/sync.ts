@@ -40,7 +40,8 @@ export async function addTriggers(ctx: CommandContext): Promise<CommandOutcome<T
     job,
     async (client) => ({
       rows: await Promise.all(syncs.map((s) => syncRow(client, s.name))),
-      dbgroup: (await client.query('SELECT 1 FROM bucardo.dbgroup WHERE name = $1', [dbgroupName(job)])).rowCount,
+      dbgroup: (await client.query('SELECT 1 FROM bucardo.dbgroup WHERE name = $1', [dbgroupName(job)]))
+        .rowCount,
     }),
     activity,
   );
@@ -56,7 +57,9 @@ export async function addTriggers(ctx: CommandContext): Promise<CommandOutcome<T
     for (const [i, sync] of syncs.entries()) {
       const row = recorded.rows[i];
       if (!row) {
-        ctx.progress(`creating sync ${sync.name} (Bucardo adds its triggers to every table of ${sync.relgroup})`);
+        ctx.progress(
+          `creating sync ${sync.name} (Bucardo adds its triggers to every table of ${sync.relgroup})`,
+        );
         await runBucardo(job, addSyncArguments(job, sync), { activity, safeToStop: false });
         steps.push(
           `created sync ${sync.name} (copy_data ${job.config.bucardo.copyData}, ${asynchronous ? 'no kick triggers: asynchronous kicking' : 'per-commit kick triggers'})`,
@@ -69,7 +72,9 @@ export async function addTriggers(ctx: CommandContext): Promise<CommandOutcome<T
           activity,
           safeToStop: false,
         });
-        steps.push(`sync ${sync.name}: kick triggers ${asynchronous ? 'removed (asynchronous kicking)' : 'enabled'}`);
+        steps.push(
+          `sync ${sync.name}: kick triggers ${asynchronous ? 'removed (asynchronous kicking)' : 'enabled'}`,
+        );
       }
       ctx.progress(`validating sync ${sync.name} (re-creates any missing trigger)`);
       await runBucardo(job, ['validate', sync.name], { activity, safeToStop: false });

@@ -23,10 +23,11 @@ export async function writesSince(client: Client, syncName: string, since: strin
   const result = rows
     .map((row) => ({ table: row.table, changes: Number(row.changes) }))
     .filter((row) => row.changes > 0);
-  const truncates = await truncations(client, `sync IN ${jobSyncsOnSource('$1')} AND cdate >= $2::timestamptz`, [
-    syncName,
-    since,
-  ]);
+  const truncates = await truncations(
+    client,
+    `sync IN ${jobSyncsOnSource('$1')} AND cdate >= $2::timestamptz`,
+    [syncName, since],
+  );
   if (truncates > 0) result.push({ table: '(TRUNCATE)', changes: truncates });
   return result;
 }
@@ -35,7 +36,10 @@ export async function writesSince(client: Client, syncName: string, since: strin
 export async function backlog(client: Client, syncName: string): Promise<number> {
   if (!(await bucardoSchemaExists(client))) return 0;
   const pending = (await pendingChanges(client, syncName)).reduce((sum, p) => sum + p.changes, 0);
-  return pending + (await truncations(client, `sync IN ${jobSyncsOnSource('$1')} AND replicated IS NULL`, [syncName]));
+  return (
+    pending +
+    (await truncations(client, `sync IN ${jobSyncsOnSource('$1')} AND replicated IS NULL`, [syncName]))
+  );
 }
 
 async function truncations(client: Client, condition: string, values: unknown[]): Promise<number> {

@@ -14,7 +14,6 @@ import {
   metadataDatabaseExists,
   recordedDatabases,
   relgroupMembers,
-  syncRow,
   withMetadata,
 } from '../../src/core/bucardo/metadata.js';
 import { validateTriggers } from '../../src/core/bucardo/sync.js';
@@ -24,6 +23,7 @@ import { isPatched } from './patch.js';
 import { ensureSync } from './sync-record.js';
 import { triggerStates, type TriggerStates } from './table-state.js';
 import { validateRound } from './validate-round.js';
+import { jobSyncs, recordedSyncs, syncNames } from '../../src/core/bucardo/syncs.js';
 
 export interface RetryRunData {
   tables: number;
@@ -62,14 +62,19 @@ async function requireRecordedScope(job: Job, states: TriggerStates, ctx: Comman
   }
   const members = await withMetadata(
     job,
-    (client) => relgroupMembers(client, job.relgroupName),
+    async (client) =>
+      (await Promise.all(jobSyncs(job).map((s) => relgroupMembers(client, s.relgroup)))).flat(),
     ctx.activity,
   );
   const recorded = new Set(members.filter((m) => m.reltype === 'table').map((m) => `${m.schema}.${m.name}`));
   const missing = states.tables.filter((t) => !recorded.has(t.key)).map((t) => t.key);
   if (missing.length) {
     throw new OperatorError(
-      `${missing.length} table(s) in scope are not recorded in Bucardo's relgroup ${job.relgroupName} (${missing.slice(0, 5).join(', ')}${missing.length > 5 ? ', ...' : ''}): they came into scope after bucardo.install. Run bucardo.install again (it records only what is missing), then retry.add_triggers.`,
+      `${missing.length} table(s) in scope are not recorded in Bucardo's relgroup ${jobSyncs(job)
+        .map((s) => s.relgroup)
+        .join(
+          ', ',
+        )} (${missing.slice(0, 5).join(', ')}${missing.length > 5 ? ', ...' : ''}): they came into scope after bucardo.install. Run bucardo.install again (it records only what is missing), then retry.add_triggers.`,
     );
   }
 }
@@ -136,11 +141,19 @@ export async function addTriggers(ctx: CommandContext): Promise<CommandOutcome<R
         startRound(round);
         progress.show();
         if (states.needTriggers.length) {
-          await validateRound(job, ctx, settings, (status, key) => {
-            if (!inScope.has(key)) return;
-            if (status === 'ready') progress.markReady(key);
-            else if (status === 'waiting') progress.markWaiting(key);
-          });
+          // Only the syncs with tables left to do (bucardo.syncs), each in its own validate_sync.
+          const syncs = syncNames(job).filter((name) => states.needTriggers.some((t) => t.sync === name));
+          await validateRound(
+            job,
+            ctx,
+            settings,
+            (status, key) => {
+              if (!inScope.has(key)) return;
+              if (status === 'ready') progress.markReady(key);
+              else if (status === 'waiting') progress.markWaiting(key);
+            },
+            syncs,
+          );
           states = await triggerStates(primary, job);
         }
         if (states.needMode.length) {
@@ -193,9 +206,10 @@ export async function addTriggers(ctx: CommandContext): Promise<CommandOutcome<R
 }
 
 export async function validateAddTriggers(ctx: CommandContext): Promise<Check[]> {
-  const sync = await withMetadata(ctx.job, (client) => syncRow(client, ctx.job.syncName));
+  const names = syncNames(ctx.job);
+  const recorded = await withMetadata(ctx.job, (client) => recordedSyncs(client, ctx.job));
   return [
-    { name: `sync ${ctx.job.syncName} is recorded in Bucardo`, pass: sync !== undefined },
+    { name: `sync ${names.join(', ')} is recorded in Bucardo`, pass: recorded.length === names.length },
     ...(await validateTriggers(ctx)),
   ];
 }

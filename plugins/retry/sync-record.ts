@@ -3,7 +3,8 @@
 import { runBucardo } from '../../src/core/bucardo.js';
 import type { Job } from '../../src/core/job.js';
 import type { CommandContext } from '../../src/core/plugin.js';
-import { syncRow, withMetadata } from '../../src/core/bucardo/metadata.js';
+import { syncRow, withMetadata, type SyncRow } from '../../src/core/bucardo/metadata.js';
+import { addDbgroupArguments, dbgroupName, jobSyncs, type JobSync } from '../../src/core/bucardo/syncs.js';
 import { addSyncArguments, confirmCopyOverwrite, explainSyncFailure } from '../../src/core/bucardo/sync.js';
 
 /** Session options for a bucardo call that must record or change the sync without touching any table. */
@@ -13,29 +14,52 @@ function deferEnvironment(): Record<string, string> {
   };
 }
 
-/** Records the sync (or switches its kick triggers) in defer mode: no table is locked here. */
+/** Records the job's syncs (or switches their kick triggers) in defer mode: no table is locked here. */
 export async function ensureSync(job: Job, ctx: CommandContext): Promise<string[]> {
-  const asynchronous = job.config.bucardo.asynchronousKicking;
-  const options = { activity: ctx.activity, safeToStop: false, extraEnv: deferEnvironment() };
-  const sync = await withMetadata(job, (client) => syncRow(client, job.syncName), ctx.activity);
+  const steps: string[] = [];
+  const syncs = jobSyncs(job);
+  const rows = await withMetadata(
+    job,
+    (client) => Promise.all(syncs.map((s) => syncRow(client, s.name))),
+    ctx.activity,
+  );
   try {
-    if (!sync) {
+    if (rows.some((row) => !row)) {
       const confirmed = await confirmCopyOverwrite(ctx, 'retry.add_triggers');
-      ctx.progress(`recording sync ${job.syncName} (no table is touched yet)`);
-      await runBucardo(job, addSyncArguments(job), options);
-      const kicking = asynchronous ? 'no kick triggers: asynchronous kicking' : 'per-commit kick triggers';
-      const recorded = `recorded sync ${job.syncName} (copy_data ${job.config.bucardo.copyData}, ${kicking})`;
-      return confirmed ? [confirmed, recorded] : [recorded];
+      if (confirmed) steps.push(confirmed);
     }
-    if (sync.autokick === asynchronous) {
-      ctx.progress(`switching the sync's kick triggers ${asynchronous ? 'off' : 'on'}`);
-      await runBucardo(job, ['update', 'sync', job.syncName, `autokick=${asynchronous ? 0 : 1}`], options);
-      return [
-        `sync ${job.syncName}: kick triggers ${asynchronous ? 'to be removed (asynchronous kicking)' : 'to be added'}, table by table`,
-      ];
-    }
+    const dbgroup = await withMetadata(job, (client) =>
+      client.query('SELECT 1 FROM bucardo.dbgroup WHERE name = $1', [dbgroupName(job)]),
+    );
+    if (syncs.length > 1 && !dbgroup.rowCount)
+      await runBucardo(job, addDbgroupArguments(job), { activity: ctx.activity });
+    for (const [i, sync] of syncs.entries()) steps.push(...(await ensureOneSync(job, ctx, sync, rows[i])));
   } catch (error) {
     throw explainSyncFailure(error, job);
+  }
+  return steps;
+}
+
+async function ensureOneSync(
+  job: Job,
+  ctx: CommandContext,
+  sync: JobSync,
+  row: SyncRow | undefined,
+): Promise<string[]> {
+  const asynchronous = job.config.bucardo.asynchronousKicking;
+  const options = { activity: ctx.activity, safeToStop: false, extraEnv: deferEnvironment() };
+  if (!row) {
+    ctx.progress(`recording sync ${sync.name} (no table is touched yet)`);
+    await runBucardo(job, addSyncArguments(job, sync), options);
+    const kicking = asynchronous ? 'no kick triggers: asynchronous kicking' : 'per-commit kick triggers';
+    return [`recorded sync ${sync.name} (copy_data ${job.config.bucardo.copyData}, ${kicking})`];
+  }
+  if (row.autokick === asynchronous) {
+    ctx.progress(`switching the kick triggers of ${sync.name} ${asynchronous ? 'off' : 'on'}`);
+    await runBucardo(job, ['update', 'sync', sync.name, `autokick=${asynchronous ? 0 : 1}`], options);
+    return [
+      `sync ${sync.name}: kick triggers ${asynchronous ? 'to be removed (asynchronous kicking)' : 'to be added'}, table by table`,
+    ];
   }
   return [];
 }

@@ -9,11 +9,14 @@ import {
 import type { Client } from '../../src/core/db.js';
 import type { Job } from '../../src/core/job.js';
 import { displayName, findReplicationObjects } from '../../src/core/objects.js';
+import { syncCount, tablesBySync } from '../../src/core/bucardo/syncs.js';
 
 export interface TableRef {
   key: string;
   schema: string;
   table: string;
+  /** The job's sync the table belongs to (bucardo.syncs). */
+  sync?: string;
 }
 
 /** A table whose triggers exist but fire in the wrong mode (ENABLE ALWAYS on a cascade middle hop). */
@@ -30,14 +33,19 @@ export interface TriggerStates {
 }
 
 export async function triggerStates(client: Client, job: Job): Promise<TriggerStates> {
-  const expected = expectedTriggers(job);
+  // With several syncs (bucardo.syncs) a table's kick and note-truncation triggers are its own sync's.
+  const syncOf = new Map<string, string>();
+  if (syncCount(job) > 1)
+    for (const [sync, tables] of await tablesBySync(job)) for (const t of tables) syncOf.set(t, sync);
   const { tables: relations } = await findReplicationObjects(client, job.config.bucardo.replicationObjects);
   const present = groupByTable(await listTriggers(client, jobTriggerNames(job)));
   const states: TriggerStates = { tables: [], ready: [], needTriggers: [], needMode: [] };
   for (const relation of relations) {
-    const ref = { key: displayName(relation), schema: relation.schema, table: relation.name };
+    const key = displayName(relation);
+    const ref = { key, schema: relation.schema, table: relation.name, sync: syncOf.get(key) ?? job.syncName };
     states.tables.push(ref);
     const rows = present.get(ref.key) ?? [];
+    const expected = expectedTriggers(job, syncOf.get(ref.key) ?? job.syncName);
     const missing = [...expected.keys()].some((name) => !rows.some((row) => row.trigger === name));
     const unexpected = rows.some((row) => !expected.has(row.trigger));
     const wrongMode = rows.filter(

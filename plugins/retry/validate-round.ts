@@ -12,7 +12,7 @@ import type { RetrySettings } from './settings.js';
  * validate_sync waits for locks on its own connection to the primary, where cancelling our metadata
  * session only takes effect once that wait ends: on Ctrl-C, cancel that connection's statement too.
  */
-function trackInnerConnection(job: Job, ctx: CommandContext): () => void {
+function trackInnerConnection(job: Job, ctx: CommandContext, syncName: string): () => void {
   let backendPid: number | undefined;
   return ctx.activity.trackSession({
     description: `validate_sync's connection to the primary database "${job.config.databases.primary.dbname}"`,
@@ -24,7 +24,7 @@ function trackInnerConnection(job: Job, ctx: CommandContext): () => void {
       withClient(job, { role: 'primary' }, async (client) => {
         const { rows } = await client.query<{ pid: number; cancelled: boolean }>(
           'SELECT pid, pg_cancel_backend(pid) AS cancelled FROM pg_stat_activity WHERE application_name = $1 AND datname = current_database()',
-          [`${APPLICATION_PREFIX}${job.syncName}`],
+          [`${APPLICATION_PREFIX}${syncName}`],
         );
         backendPid = rows[0]?.pid;
         return rows.some((row) => row.cancelled);
@@ -32,18 +32,24 @@ function trackInnerConnection(job: Job, ctx: CommandContext): () => void {
   });
 }
 
-/** One call of the per-table validate_sync; each table it reports goes to onTable as it finishes. */
+/**
+ * One call of the per-table validate_sync for each of the job's syncs (bucardo.syncs) that has tables
+ * left to do; each table it reports goes to onTable as it finishes.
+ */
 export async function validateRound(
   job: Job,
   ctx: CommandContext,
   settings: RetrySettings,
   onTable: (status: string, key: string) => void,
+  syncs: string[] = [job.syncName],
 ): Promise<void> {
-  const untrack = trackInnerConnection(job, ctx);
-  try {
-    await validateSyncPerTable(job, ctx, settings, onTable);
-  } finally {
-    untrack();
+  for (const syncName of syncs) {
+    const untrack = trackInnerConnection(job, ctx, syncName);
+    try {
+      await validateSyncPerTable(job, ctx, settings, onTable, syncName);
+    } finally {
+      untrack();
+    }
   }
 }
 
@@ -52,6 +58,7 @@ async function validateSyncPerTable(
   ctx: CommandContext,
   settings: RetrySettings,
   onTable: (status: string, key: string) => void,
+  syncName: string,
 ): Promise<void> {
   await withMetadata(
     job,
@@ -72,18 +79,18 @@ async function validateSyncPerTable(
       try {
         const { rows } = await client.query<{ result: string }>(
           'SELECT bucardo.validate_sync($1) AS result',
-          [job.syncName],
+          [syncName],
         );
         result = rows[0]?.result;
       } catch (error) {
         if (ctx.activity.interrupted) throw new InterruptedError();
         throw new OperatorError(
-          `Bucardo's validate_sync stopped on sync ${job.syncName}: ${errorMessage(error).replace(/ at line \d+\.?/g, '')}. Tables it finished keep their triggers, inside the recorded sync. Fix the cause and run retry.add_triggers again: it continues from there.`,
+          `Bucardo's validate_sync stopped on sync ${syncName}: ${errorMessage(error).replace(/ at line \d+\.?/g, '')}. Tables it finished keep their triggers, inside the recorded sync. Fix the cause and run retry.add_triggers again: it continues from there.`,
         );
       }
       if (result !== 'MODIFY')
         throw new OperatorError(
-          `Bucardo's validate_sync did not validate sync ${job.syncName}: ${result}. Check that relgroup ${job.relgroupName} has tables (bucardo.install).`,
+          `Bucardo's validate_sync did not validate sync ${syncName}: ${result}. Check that its relgroup has tables (bucardo.install).`,
         );
     },
     ctx.activity,

@@ -154,7 +154,14 @@ async function splitCopyState(job: Job): Promise<CopyProgress> {
   const counts = { syncsDone: done.filter(Boolean).length, syncsTotal: syncs.length };
   if (done.every(Boolean)) return { state: 'done', ...counts };
   if (!daemonPid(job) || !syncLoaded(job)) return { state: 'pending', ...counts };
-  const progress: CopyProgress = { state: 'running', ...counts, tablesDone: 0, tablesTotal: 0, bytesDone: 0, bytesTotal: 0 };
+  const progress: CopyProgress = {
+    state: 'running',
+    ...counts,
+    tablesDone: 0,
+    tablesTotal: 0,
+    bytesDone: 0,
+    bytesTotal: 0,
+  };
   try {
     for (const [i, info] of infos.entries()) {
       const order = await copyOrder(job, info.sync!.relgroup);
@@ -169,7 +176,8 @@ async function splitCopyState(job: Job): Promise<CopyProgress> {
     const started = infos
       .filter((info, i) => !done[i] && info.current?.started)
       .map((info) => info.current!.started!.getTime());
-    if (started.length) progress.elapsedSeconds = Math.max(0, Math.round((Date.now() - Math.min(...started)) / 1000));
+    if (started.length)
+      progress.elapsedSeconds = Math.max(0, Math.round((Date.now() - Math.min(...started)) / 1000));
     const current = await copyInProgress(job);
     if (current) {
       progress.table = `${current.schema}.${current.name}`;

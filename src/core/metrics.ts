@@ -219,7 +219,14 @@ export class MetricsCollector {
         m.verifyAge.set(labels, verify.ageSeconds);
       }
       if (rows.some((row) => row.relgroup === null) || job.config.bucardo.copyData === 'never') return;
-      const totals = { running: false, tablesTotal: 0, bytesTotal: 0, tablesDone: 0, bytesDone: 0, known: true };
+      const totals = {
+        running: false,
+        tablesTotal: 0,
+        bytesTotal: 0,
+        tablesDone: 0,
+        bytesDone: 0,
+        known: true,
+      };
       for (const row of rows) {
         const running = Number(row.onetimecopy) !== 0 && daemonRunning(job);
         const progress = await copyProgress(job, row.relgroup!, row.started ?? undefined, running);

@@ -214,11 +214,19 @@ test('syncs: 3 — six tables over three syncs (the FK pair together), load, sta
       WHERE tg.tgname LIKE 'bucardo_kick_%' ORDER BY 1`,
   );
   for (const row of triggers)
-    assert.equal(row.tgname, `bucardo_kick_${home(`public.${row.t}`)}`, `${row.t}: its own sync's kick trigger`);
+    assert.equal(
+      row.tgname,
+      `bucardo_kick_${home(`public.${row.t}`)}`,
+      `${row.t}: its own sync's kick trigger`,
+    );
   assert.equal(triggers.length, TABLES.length);
 
   // A second install and add_triggers change nothing: the assignment is read back, not recomputed.
-  await query(a, 'syncs_a', 'INSERT INTO public.t1 SELECT g, g FROM generate_series(10001, 30000) g; ANALYZE');
+  await query(
+    a,
+    'syncs_a',
+    'INSERT INTO public.t1 SELECT g, g FROM generate_series(10001, 30000) g; ANALYZE',
+  );
   const again = await tool('bucardo.install bucardo.add_triggers');
   assert.equal(again.code, 0, again.stdout + again.stderr);
   assert.deepEqual(await recordedSyncs(a), syncs, 'a rerun keeps every table in its sync');
@@ -316,7 +324,9 @@ test('a cascade A→B→C with syncs: 2 on both hops: B→C waits for every A→
   );
   assert.equal(early.code, 1, early.stdout + early.stderr);
   assert.match(early.stderr, /sb_to_c replicates syncs_cb, which sa_to_b is still filling/);
-  const run = await tool('c1.bucardo.start c1.bucardo.wait_for_copy c2.bucardo.start c2.bucardo.wait_for_copy');
+  const run = await tool(
+    'c1.bucardo.start c1.bucardo.wait_for_copy c2.bucardo.start c2.bucardo.wait_for_copy',
+  );
   assert.equal(run.code, 0, run.stdout + run.stderr);
   assert.deepEqual([...(await recordedSyncs(b)).keys()], ['sb_to_c_1', 'sb_to_c_2']);
   await waitSame(A, C, 'the initial copies to fill C');
@@ -326,5 +336,36 @@ test('a cascade A→B→C with syncs: 2 on both hops: B→C waits for every A→
   await waitSame(A, B, 'changes on A to reach B');
   await waitSame(A, C, 'changes on A to reach C');
   const removed = await tool('c2.bucardo.uninstall c1.bucardo.uninstall');
+  assert.equal(removed.code, 0, removed.stdout + removed.stderr);
+});
+
+test('syncs: 2 with the retry plugin: retry.add_triggers records both syncs, table by table; retry.drop_triggers removes them', async (t) => {
+  await freshDatabase(a, 'syncs_a', SCHEMA + DATA);
+  await freshDatabase(b, 'syncs_b', SCHEMA);
+  const job = writeJobConfig({
+    name: 'syncs_retry',
+    plugins: ['bucardo', 'retry'],
+    primary: { cluster: a, dbname: 'syncs_a' },
+    secondary: { cluster: b, dbname: 'syncs_b' },
+    metadata: a,
+    bucardoSettings: { syncs: 2 },
+    extra: { retry: { timeout: 2000, attempts: 3, backoff: 300 } },
+  });
+  const tool = (list: string) => runTool(['-c', job.file, '-l', list], { timeoutMs: 150_000 });
+  t.after(() => forgetJob(job, a));
+  const add = await tool('bucardo.install retry.install retry.add_triggers');
+  assert.equal(add.code, 0, add.stdout + add.stderr);
+  const syncs = await recordedSyncs(a);
+  assert.deepEqual([...syncs.keys()], ['syncs_retry_1', 'syncs_retry_2']);
+  assert.deepEqual([...syncs.values()].flat().sort(), [...TABLES].sort());
+  const twice = await tool('retry.add_triggers');
+  assert.equal(twice.code, 0, twice.stdout + twice.stderr);
+  assert.match(twice.stdout, /Nothing to do: all 6 tables already carry this job's triggers/);
+  const drop = await tool('retry.drop_triggers');
+  assert.equal(drop.code, 0, drop.stdout + drop.stderr);
+  assert.deepEqual(await recordedSyncs(a), new Map(), 'no sync left');
+  const left = await query(a, 'syncs_a', "SELECT tgname FROM pg_trigger WHERE tgname LIKE 'bucardo%'");
+  assert.deepEqual(left, [], 'no Bucardo trigger left on the primary');
+  const removed = await tool('bucardo.uninstall');
   assert.equal(removed.code, 0, removed.stdout + removed.stderr);
 });

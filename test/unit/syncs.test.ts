@@ -71,7 +71,10 @@ test('balancing: FK-tied tables share a sync; recorded tables keep theirs; new t
   assert.notEqual(first.syncOf.get('a'), first.syncOf.get('parent'));
   // A rerun with other figures moves nothing recorded; a new table tied to parent goes to parent's sync.
   const recorded = new Map([...first.syncOf]);
-  const grown = [...tables.map((t) => ({ ...t, bytes: t.bytes * (t.table === 'b' ? 1000 : 1) })), load('grandchild', 1, 1)];
+  const grown = [
+    ...tables.map((t) => ({ ...t, bytes: t.bytes * (t.table === 'b' ? 1000 : 1) })),
+    load('grandchild', 1, 1),
+  ];
   const second = assignTables(grown, [...links, ['grandchild', 'child']], 2, recorded);
   for (const [table, index] of recorded) assert.equal(second.syncOf.get(table), index, table);
   assert.equal(second.syncOf.get('grandchild'), first.syncOf.get('parent'));
@@ -133,7 +136,10 @@ test('bucardo.syncs: a whole number from 1 to 32, and the longest sync name with
   for (const bad of ['0', '33', '1.5', 'many']) {
     await assert.rejects(configOf(CONFIG('mig', bad)), (error: Error) => {
       assert.ok(error instanceof ConfigError);
-      assert.ok(error.problems.some((p) => p.startsWith('bucardo.syncs')), error.problems.join('\n'));
+      assert.ok(
+        error.problems.some((p) => p.startsWith('bucardo.syncs')),
+        error.problems.join('\n'),
+      );
       return true;
     });
   }

@@ -40,7 +40,7 @@ export function connectedGroups(tables: string[], links: [string, string][]): st
   const root = (t: string): string => {
     let r = t;
     while (parent.get(r) !== r) r = parent.get(r)!;
-    for (let x = t; parent.get(x) !== r; ) {
+    for (let x = t; parent.get(x) !== r;) {
       const next = parent.get(x)!;
       parent.set(x, r);
       x = next;
@@ -87,7 +87,9 @@ export function assignTables(
     tables.map((t) => t.table),
     links,
   )) {
-    const known = members.map((t) => recorded.get(t)).filter((i): i is number => i !== undefined && i < syncs);
+    const known = members
+      .map((t) => recorded.get(t))
+      .filter((i): i is number => i !== undefined && i < syncs);
     if (known.length > 0) {
       const target = Math.min(...known);
       for (const t of members) {
@@ -98,12 +100,16 @@ export function assignTables(
       fresh.push({ members, weight: members.reduce((sum, t) => sum + (weight.get(t) ?? 0), 0) });
     }
   }
-  fresh.sort((a, b) => b.weight - a.weight || b.members.length - a.members.length || (a.members[0]! < b.members[0]! ? -1 : 1));
+  fresh.sort(
+    (a, b) =>
+      b.weight - a.weight || b.members.length - a.members.length || (a.members[0]! < b.members[0]! ? -1 : 1),
+  );
   for (const group of fresh) {
     let best = 0;
     for (let i = 1; i < syncs; i++) {
       const [c, l] = [load[i]!, load[best]!];
-      if (c.weight < l.weight - 1e-12 || (Math.abs(c.weight - l.weight) <= 1e-12 && c.tables < l.tables)) best = i;
+      if (c.weight < l.weight - 1e-12 || (Math.abs(c.weight - l.weight) <= 1e-12 && c.tables < l.tables))
+        best = i;
     }
     for (const t of group.members) place(t, best);
   }

@@ -54,7 +54,8 @@ export async function filledSecondaryTables(
 ): Promise<FilledTable[]> {
   const members = await withMetadata(
     job,
-    async (client) => (await Promise.all(jobSyncs(job).map((s) => relgroupMembers(client, s.relgroup)))).flat(),
+    async (client) =>
+      (await Promise.all(jobSyncs(job).map((s) => relgroupMembers(client, s.relgroup)))).flat(),
     activity,
   );
   const tables = members.filter((m) => m.reltype === 'table');

@@ -37,7 +37,10 @@ export function expectedTriggers(job: Job, syncName?: string): Map<string, strin
 
 /** Every trigger name this job may have created (the kick trigger whatever the kicking mode). */
 export function jobTriggerNames(job: Job): string[] {
-  return [DELTA_TRIGGER, ...syncNames(job).flatMap((name) => [truncateTriggerName(name), kickTriggerName(name)])];
+  return [
+    DELTA_TRIGGER,
+    ...syncNames(job).flatMap((name) => [truncateTriggerName(name), kickTriggerName(name)]),
+  ];
 }
 
 export async function listTriggers(client: Client, names: string[]): Promise<TriggerRow[]> {
