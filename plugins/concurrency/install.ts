@@ -1,6 +1,7 @@
 // concurrency.install: check that this job can run beside every other Bucardo job on the host, then
 // prepare it: the marker in its state dir (which makes job.metadataDb answer with the job's own
 // metadata database name) and its entry in the per-user registry of prepared jobs.
+import { isJobSyncName } from '../../src/core/bucardo/names.js';
 import { existsSync, rmSync } from 'node:fs';
 import { jobTitle } from '../../src/core/job.js';
 import type { Check, CommandContext, CommandOutcome } from '../../src/core/plugin.js';
@@ -155,7 +156,8 @@ function staleReason(entry: RegistryEntry, mine: JobFootprint, scan: HostScan): 
   if (scan.unreadable.some((u) => u.database === dbname)) return undefined;
   const name = entry.replicationName;
   const instance = scan.instances.find((i) => i.database === dbname);
-  if (instance && (instance.syncs.includes(name) || instance.relgroups.includes(name))) return undefined;
+  if (instance && [...instance.syncs, ...instance.relgroups].some((n) => isJobSyncName(n, name)))
+    return undefined;
   const missing = !scan.databases.includes(dbname)
     ? `its metadata database '${dbname}' no longer exists on ${entry.metadata.host}:${entry.metadata.port}`
     : `its metadata database '${dbname}' holds no sync or relgroup named ${name}`;

@@ -1,6 +1,7 @@
 // The guard rails against what the metadata server itself holds: Bucardo metadata databases of jobs
 // this user never registered (another user, a job set up by hand), and this job's own metadata in
 // the wrong database (bucardo.install run before concurrency.install, or with another name).
+import { isJobSyncName } from '../../src/core/bucardo/names.js';
 import path from 'node:path';
 import type { Clash } from './clashes.js';
 import { describeSpot, type JobFootprint } from './footprint.js';
@@ -26,7 +27,7 @@ export function compareWithServer(mine: JobFootprint, scan: HostScan, alreadyCom
       });
     } else if (ownInstance) {
       const foreign = [...ownInstance.relgroups, ...ownInstance.syncs].filter(
-        (name) => name !== mine.replicationName,
+        (name) => !isJobSyncName(name, mine.replicationName),
       );
       if (foreign.length > 0) {
         clashes.push({
@@ -40,8 +41,9 @@ export function compareWithServer(mine: JobFootprint, scan: HostScan, alreadyCom
   for (const instance of scan.instances) {
     if (instance.database === target || alreadyCompared.has(key(instance.database))) continue;
     const origin = `the Bucardo job(s) in metadata database '${instance.database}' on ${where}`;
-    const holdsOurName =
-      instance.relgroups.includes(mine.replicationName) || instance.syncs.includes(mine.replicationName);
+    const holdsOurName = [...instance.relgroups, ...instance.syncs].some((name) =>
+      isJobSyncName(name, mine.replicationName),
+    );
     const fromOurPrimary = instance.sources.some(
       (s) => s.dbname === mine.primary.dbname && sameServer(s, mine.primary),
     );
