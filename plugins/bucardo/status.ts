@@ -210,11 +210,19 @@ export async function collectStatus(job: Job): Promise<StatusData> {
     // A daemon younger than the threshold has not had the chance to make progress yet. Each sync has
     // its own worker: one that stopped moving is a stall even while the others keep up.
     const split = (data.syncs?.length ?? 0) > 1;
-    for (const sync of split
+    const watched: Pick<SyncStatus, 'name' | 'lastGood' | 'pendingTotal' | 'oldestPendingSeconds'>[] = split
       ? data.syncs!
-      : data.sync
-        ? [{ ...data.sync, pendingTotal: data.pendingTotal, oldestPendingSeconds: data.oldestPendingSeconds }]
-        : []) {
+      : [
+          {
+            name: job.syncName,
+            pendingTotal: data.pendingTotal,
+            ...(data.sync?.lastGood ? { lastGood: data.sync.lastGood } : {}),
+            ...(data.oldestPendingSeconds !== undefined
+              ? { oldestPendingSeconds: data.oldestPendingSeconds }
+              : {}),
+          },
+        ];
+    for (const sync of watched) {
       const lastGoodAge = sync.lastGood
         ? Math.round((Date.now() - Date.parse(sync.lastGood)) / 1000)
         : undefined;
