@@ -12,7 +12,8 @@
 //   (src/core/pending.ts) and the age of the oldest one. "Lag" is the larger of the two ages;
 // - the load average, and any stall the kicker's watchdog reports.
 //
-// Run: node dist/bench/sustained-load.js   (BENCH_SECONDS=45 for a short run, BENCH_RATE=2000 to throttle the load). A
+// Run: node dist/bench/sustained-load.js [--sweep: several tables, rising rates, bucardo.syncs 1 and 4]
+//   (BENCH_SECONDS=45 for a short run, BENCH_RATE=2000 to throttle the load). A
 // full run takes about
 // 7 minutes when replication keeps up, up to about 18 when it stalls (the drain is watched for at most
 // BENCH_DRAIN_SECONDS, default 600, and a failing verify is followed by repair and a second verify).
@@ -739,7 +740,11 @@ async function main(): Promise<void> {
   if (!(gapOk && recoverOk && verifyOk)) process.exitCode = 1;
 }
 
-main().then(stopEverything, (error) => {
+// --sweep: 8 tables at increasing commit rates with bucardo.syncs 1 and 4 (issue 19; bench/sustained-sweep.ts).
+const body = process.argv.includes('--sweep')
+  ? import('./sustained-sweep.js').then((sweep) => sweep.sweep(spawnTracked))
+  : main();
+body.then(stopEverything, (error) => {
   console.error(error);
   stopEverything();
   process.exitCode = 1;

@@ -10,6 +10,7 @@ import { daemonPid, isDaemonRunning, reloadDaemon, syncLoaded } from '../../src/
 import { metadataDatabaseExists, syncRow, withMetadata } from '../../src/core/bucardo/metadata.js';
 import { copySync, type CopyResult } from '../../src/core/copy/engine.js';
 import { ensureUpstreamCopied } from './cascade.js';
+import { jobSyncs, syncNames } from '../../src/core/bucardo/syncs.js';
 import { copyState, type CopyProgress } from '../../src/core/copy-progress.js';
 import { formatCopy, formatDuration } from './status-format.js';
 
@@ -18,8 +19,8 @@ async function failuresSince(job: Job, since: Date): Promise<{ count: number; la
   return withMetadata(job, async (client) => {
     const { rows } = await client.query<{ count: string; last: string | null }>(
       `SELECT count(*) AS count, (array_agg(status ORDER BY started DESC))[1] AS last
-         FROM bucardo.syncrun WHERE sync = $1 AND started >= $2 AND status LIKE 'Failed%'`,
-      [job.syncName, since],
+         FROM bucardo.syncrun WHERE sync = ANY($1) AND started >= $2 AND status LIKE 'Failed%'`,
+      [syncNames(job), since],
     );
     return { count: Number(rows[0]!.count), ...(rows[0]!.last ? { last: rows[0]!.last } : {}) };
   });
@@ -109,18 +110,20 @@ export async function parallelCopy(ctx: CommandContext): Promise<ParallelCopyDat
       `bucardo.copy is the console's own initial copy, used with bucardo.copy_data: parallel; this job has copy_data ${job.config.bucardo.copyData}, so ${job.config.bucardo.copyData === 'never' ? 'no rows are copied' : 'Bucardo copies the rows itself when the daemon starts (bucardo.start, then bucardo.wait_for_copy)'}. Nothing was copied.`,
     );
   }
-  const sync = (await metadataDatabaseExists(job, activity))
-    ? await withMetadata(job, (client) => syncRow(client, job.syncName), activity)
-    : undefined;
-  if (!sync) {
+  const syncs = jobSyncs(job);
+  const recorded = (await metadataDatabaseExists(job, activity))
+    ? await withMetadata(job, (client) => Promise.all(syncs.map((s) => syncRow(client, s.name))), activity)
+    : [];
+  const missing = syncs.filter((_, i) => !recorded[i]).map((s) => s.name);
+  if (missing.length) {
     throw new OperatorError(
-      `Sync ${job.syncName} does not exist yet, and the copy must begin after its triggers record changes (or changes made during the copy would be lost). Run bucardo.install and bucardo.add_triggers, then bucardo.start (it copies first) or bucardo.copy.`,
+      `Sync ${missing.join(', ')} does not exist yet, and the copy must begin after its triggers record changes (or changes made during the copy would be lost). Run bucardo.install and bucardo.add_triggers, then bucardo.start (it copies first) or bucardo.copy.`,
     );
   }
   const steps: string[] = [];
   const upstream = await ensureUpstreamCopied(job, ctx.jobs);
   if (upstream) steps.push(upstream);
-  if (syncLoaded(job)) {
+  if (syncNames(job).some((name) => syncLoaded(job, name))) {
     const copy = await copyState(job);
     if (copy.state === 'done')
       return {
@@ -128,16 +131,41 @@ export async function parallelCopy(ctx: CommandContext): Promise<ParallelCopyDat
         steps: [...steps, 'initial copy already done; the daemon applies the sync'],
       };
     throw new OperatorError(
-      `The Bucardo daemon of ${job.name} has sync ${job.syncName} loaded, but the console's initial copy (copy_data parallel) is ${copy.state}: the daemon would apply changes into the tables while they are being copied. Nothing was copied. Stop it with bucardo.stop, then run bucardo.start: it copies first and then starts the daemon, which applies every change recorded since bucardo.add_triggers.`,
+      `The Bucardo daemon of ${job.name} has sync ${syncNames(job).join(', ')} loaded, but the console's initial copy (copy_data parallel) is ${copy.state}: the daemon would apply changes into the tables while they are being copied. Nothing was copied. Stop it with bucardo.stop, then run bucardo.start: it copies first and then starts the daemon, which applies every change recorded since bucardo.add_triggers.`,
     );
   }
-  const result = await copySync(ctx, job.syncName, sync.relgroup);
-  steps.push(
-    result.alreadyDone
-      ? `initial copy already done (${result.tables} table(s))`
-      : `copied ${result.tables} table(s) in ${result.units} unit(s), ${result.jobs} at a time: ${result.rows.toLocaleString('en-US')} rows in ${result.seconds.toFixed(1)} s${result.unitsSkipped.length ? ` (${result.unitsSkipped.length} unit(s) done by an earlier run, not copied again)` : ''}`,
-  );
-  return { ...result, steps };
+  // With several syncs (bucardo.syncs) each has its own copy record; they are copied one after the
+  // other, each with copy_jobs connections, so the load on the servers stays what copy_jobs says.
+  const results: CopyResult[] = [];
+  for (const sync of syncs) {
+    const result = await copySync(ctx, sync.name, sync.relgroup);
+    results.push(result);
+    steps.push(
+      `${syncs.length > 1 ? `${sync.name}: ` : ''}${
+        result.alreadyDone
+          ? `initial copy already done (${result.tables} table(s))`
+          : `copied ${result.tables} table(s) in ${result.units} unit(s), ${result.jobs} at a time: ${result.rows.toLocaleString('en-US')} rows in ${result.seconds.toFixed(1)} s${result.unitsSkipped.length ? ` (${result.unitsSkipped.length} unit(s) done by an earlier run, not copied again)` : ''}`
+      }`,
+    );
+  }
+  return { ...combineResults(job, results), steps };
+}
+
+function combineResults(job: Job, results: CopyResult[]): CopyResult {
+  if (results.length === 1) return results[0]!;
+  const sum = (pick: (r: CopyResult) => number) => results.reduce((total, r) => total + pick(r), 0);
+  return {
+    sync: syncNames(job).join(', '),
+    alreadyDone: results.every((r) => r.alreadyDone),
+    tables: sum((r) => r.tables),
+    units: sum((r) => r.units),
+    unitsCopied: results.flatMap((r) => r.unitsCopied),
+    unitsSkipped: results.flatMap((r) => r.unitsSkipped),
+    rows: sum((r) => r.rows),
+    bytes: sum((r) => r.bytes),
+    seconds: sum((r) => r.seconds),
+    jobs: job.config.bucardo.copyJobs,
+  };
 }
 
 function alreadyDone(job: Job): CopyResult {

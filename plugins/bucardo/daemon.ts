@@ -25,9 +25,9 @@ import {
   metadataDatabaseExists,
   otherSyncs,
   recordedPidDir,
-  syncRow,
   withMetadata,
 } from '../../src/core/bucardo/metadata.js';
+import { recordedSyncs, syncNames } from '../../src/core/bucardo/syncs.js';
 
 /**
  * Bucardo writes its pid files where bucardo_config's piddir says, recorded at install. When the
@@ -39,7 +39,7 @@ import {
 async function adoptPidDir(job: Job): Promise<string | undefined> {
   const { recorded, others } = await withMetadata(job, async (client) => ({
     recorded: await recordedPidDir(client),
-    others: await otherSyncs(client, job.syncName),
+    others: await otherSyncs(client, syncNames(job)),
   }));
   if (recorded === undefined || recorded === job.paths.pidDir) return undefined;
   const running = liveBucardoPids(recorded, false);
@@ -138,10 +138,11 @@ export async function startDaemon(job: Job, ctx: CommandContext): Promise<Daemon
   ensureDirectory(job.paths.pidDir, 'pid directory');
   ensureDirectory(job.paths.logDir, 'log directory');
   let pid = daemonPid(job);
-  const sync = await withMetadata(job, (client) => syncRow(client, job.syncName));
-  // copy_data parallel: the console copies the rows before the daemon applies anything; the sync's
+  // Any of the job's syncs recorded (bucardo.syncs: all of them once bucardo.add_triggers has run).
+  const sync = (await withMetadata(job, (client) => recordedSyncs(client, job))).length > 0;
+  // copy_data parallel: the console copies the rows before the daemon applies anything; the syncs'
   // triggers have recorded every change since add_triggers, which the daemon then applies.
-  const copyFirst = job.config.bucardo.copyData === 'parallel' && sync !== undefined;
+  const copyFirst = job.config.bucardo.copyData === 'parallel' && sync;
   if (pid) {
     steps.push(`daemon already running (pid ${pid})`);
     if (copyFirst) steps.push(...(await parallelCopy(ctx)).steps);
@@ -192,7 +193,7 @@ export async function startDaemon(job: Job, ctx: CommandContext): Promise<Daemon
       steps.push('kicked the sync: it applies the changes recorded during the copy');
     }
   }
-  if (!sync) steps.push(`no sync yet: run bucardo.add_triggers to create sync ${job.syncName}`);
+  if (!sync) steps.push(`no sync yet: run bucardo.add_triggers to create sync ${syncNames(job).join(', ')}`);
   // The kicker runs in every mode: with kick triggers it only keeps statistics fresh and watches for stalls.
   const kicker = await startKicker(job);
   const kickerPid = kicker.pid;

@@ -28,6 +28,7 @@ import { describeScope, type ScopeReport } from './scope.js';
 import { jobTriggerNames, listTriggers } from '../../src/core/bucardo/triggers.js';
 import { formatFailures, lockBoundedDdl } from '../../src/core/ddl.js';
 import { dropJobTriggers } from './triggers.js';
+import { jobSyncs, planSyncs, strayRelgroups, syncCount, syncNames } from '../../src/core/bucardo/syncs.js';
 
 export interface InstallData {
   /** What the filters select, shown before anything else (absent when the primary cannot be read). */
@@ -91,7 +92,11 @@ export async function install(ctx: CommandContext): Promise<CommandOutcome<Insta
   data.steps.push(...(await recordRelations(job, ctx, report.scope.sequences, 'sequence')));
   return {
     data,
-    message: `Installed Bucardo metadata for ${job.name}: ${report.scope.tables.length} table(s) and ${report.scope.sequences.length} sequence(s) recorded in relgroup ${job.relgroupName}.`,
+    message: `Installed Bucardo metadata for ${job.name}: ${report.scope.tables.length} table(s) and ${report.scope.sequences.length} sequence(s) recorded in relgroup${syncCount(job) > 1 ? 's' : ''} ${jobSyncs(
+      job,
+    )
+      .map((s) => s.relgroup)
+      .join(', ')}.`,
   };
 }
 
@@ -335,33 +340,85 @@ async function recordRelations(
   kind: 'table' | 'sequence',
 ): Promise<string[]> {
   if (relations.length === 0) return [];
+  const syncs = jobSyncs(job);
   const members = await withMetadata(
     job,
-    (client) => relgroupMembers(client, job.relgroupName),
+    async (client) => {
+      await refuseOtherSyncLayout(client, job);
+      return (await Promise.all(syncs.map((s) => relgroupMembers(client, s.relgroup)))).flat();
+    },
     ctx.activity,
   );
   const reltype = kind === 'table' ? 'table' : 'sequence';
   const known = new Set(members.filter((m) => m.reltype === reltype).map((m) => `${m.schema}.${m.name}`));
   const missing = relations.filter((r) => !known.has(`${r.schema}.${r.name}`));
-  for (let start = 0; start < missing.length; start += ADD_BATCH) {
-    ctx.activity.throwIfInterrupted();
-    const batch = missing.slice(start, start + ADD_BATCH);
-    ctx.progress(`recording ${kind}s: ${start}/${missing.length}`);
-    await runBucardo(
-      job,
-      [
-        'add',
-        kind,
-        ...batch.map((r) => bucardoRelationName(r.schema, r.name)),
-        `db=${job.bucardoDbName.primary}`,
-        `relgroup=${job.relgroupName}`,
-      ],
-      { activity: ctx.activity },
-    );
+  // Sequences all go with the first sync: Bucardo copies a sequence's state with any run of its sync.
+  const groups =
+    kind === 'table' && syncs.length > 1
+      ? await splitTables(job, ctx, relations, missing)
+      : [{ relgroup: syncs[0]!.relgroup, relations: missing }];
+  for (const group of groups) {
+    for (let start = 0; start < group.relations.length; start += ADD_BATCH) {
+      ctx.activity.throwIfInterrupted();
+      const batch = group.relations.slice(start, start + ADD_BATCH);
+      ctx.progress(`recording ${kind}s in relgroup ${group.relgroup}: ${start}/${group.relations.length}`);
+      await runBucardo(
+        job,
+        [
+          'add',
+          kind,
+          ...batch.map((r) => bucardoRelationName(r.schema, r.name)),
+          `db=${job.bucardoDbName.primary}`,
+          `relgroup=${group.relgroup}`,
+        ],
+        { activity: ctx.activity },
+      );
+    }
   }
+  if (syncs.length === 1)
+    return [
+      `${missing.length} ${kind}(s) added to relgroup ${job.relgroupName}, ${relations.length - missing.length} already there`,
+    ];
+  const added = groups.filter((g) => g.relations.length).map((g) => `${g.relations.length} to ${g.relgroup}`);
   return [
-    `${missing.length} ${kind}(s) added to relgroup ${job.relgroupName}, ${relations.length - missing.length} already there`,
+    `${missing.length} ${kind}(s) added (${added.join(', ') || 'none'}), ${relations.length - missing.length} already recorded`,
   ];
+}
+
+/** A job installed with another bucardo.syncs: its tables sit in relgroups this config does not use. */
+async function refuseOtherSyncLayout(client: Client, job: Job): Promise<void> {
+  const stray = await strayRelgroups(client, job);
+  if (stray.length === 0) return;
+  throw new OperatorError(
+    `${job.name} was installed with another bucardo.syncs: its tables are recorded in relgroup(s) ${stray.join(', ')}, which bucardo.syncs: ${syncCount(job)} does not use, so they would be left out of every sync. Nothing was changed. Set bucardo.syncs back to what it was, or move to the new number with bucardo.uninstall, then bucardo.install and bucardo.add_triggers (the initial copy runs again).`,
+  );
+}
+
+/** The tables not yet recorded, by the relgroup of the sync they go to (balanced; see src/core/bucardo/syncs.ts). */
+async function splitTables(
+  job: Job,
+  ctx: CommandContext,
+  inScope: Relation[],
+  missing: Relation[],
+): Promise<{ relgroup: string; relations: Relation[] }[]> {
+  ctx.progress(`balancing ${inScope.length} table(s) over ${syncCount(job)} syncs by size and write rate`);
+  const plan = await withMetadata(
+    job,
+    (metadata) =>
+      withClient(job, { role: 'primary', activity: ctx.activity }, (primary) =>
+        planSyncs(job, metadata, primary, inScope),
+      ),
+    ctx.activity,
+  );
+  if (plan.empty.length)
+    throw new OperatorError(
+      `bucardo.syncs is ${syncCount(job)}, but the ${inScope.length} table(s) in scope make only ${syncCount(job) - plan.empty.length} group(s) (tables tied by foreign keys share a sync), so sync(s) ${plan.empty.map((s) => s.name).join(', ')} would have no table. Nothing was changed. Lower bucardo.syncs to ${syncCount(job) - plan.empty.length} or fewer.`,
+    );
+  const byName = new Map(missing.map((r) => [`${r.schema}.${r.name}`, r]));
+  return [...plan.additions].map(([sync, tables]) => ({
+    relgroup: sync.relgroup,
+    relations: tables.map((t) => byName.get(t)).filter((r): r is Relation => r !== undefined),
+  }));
 }
 
 export async function validateInstall(ctx: CommandContext) {
@@ -370,7 +427,7 @@ export async function validateInstall(ctx: CommandContext) {
   if (!exists) return [{ name: `metadata database ${job.metadataDb} exists`, pass: false }];
   const { databases, members } = await withMetadata(job, async (client) => ({
     databases: await recordedDatabases(client),
-    members: await relgroupMembers(client, job.relgroupName),
+    members: (await Promise.all(jobSyncs(job).map((s) => relgroupMembers(client, s.relgroup)))).flat(),
   }));
   const { findReplicationObjects } = await import('../../src/core/objects.js');
   const scope = await withClient(job, { role: 'primary' }, (client) =>
@@ -411,11 +468,12 @@ export async function uninstall(ctx: CommandContext): Promise<CommandOutcome<Uni
   const metadataExists = await metadataDatabaseExists(job, activity);
   let sharedWith: string[] = [];
   if (metadataExists) {
-    sharedWith = await withMetadata(job, (client) => otherSyncs(client, job.syncName), activity);
+    sharedWith = await withMetadata(job, (client) => otherSyncs(client, syncNames(job)), activity);
     // In a shared metadata database the other jobs' daemon may validate syncs again: remove ours
     // first so nothing re-creates the triggers we are about to drop.
     if (sharedWith.length > 0)
-      await runBucardo(job, ['remove', 'sync', job.syncName], { activity, allowFailure: true });
+      for (const name of syncNames(job))
+        await runBucardo(job, ['remove', 'sync', name], { activity, allowFailure: true });
   }
   progress('dropping triggers table by table');
   const drop = await dropJobTriggers(job, activity, progress);
@@ -504,7 +562,7 @@ async function dropBucardoSchema(client: Client, job: Job): Promise<string> {
 async function removeJobFromSharedMetadata(job: Job, ctx: CommandContext): Promise<void> {
   const remove = (args: string[]) =>
     runBucardo(job, ['remove', ...args], { activity: ctx.activity, allowFailure: true });
-  await remove(['relgroup', job.relgroupName]);
+  for (const sync of jobSyncs(job)) await remove(['relgroup', sync.relgroup]);
   await withMetadata(
     job,
     async (client) => {

@@ -1,5 +1,6 @@
 // Everything bucardo.install checks before it changes anything. Each finding names the problem and
 // its fix; install stops when any finding is a blocker.
+import { syncNames } from '../../src/core/bucardo/syncs.js';
 import { bucardoVersion } from '../../src/core/bucardo.js';
 import { withClient } from '../../src/core/db.js';
 import { errorMessage } from '../../src/core/errors.js';
@@ -277,10 +278,12 @@ export async function preflight(
     }
   }
 
+  // With bucardo.syncs N > 1 the longest name is <name>_N.
+  const longest = syncNames(job).at(-1)!;
   add({
     item: 'sync name keeps trigger names stable',
-    ok: job.syncName.length <= 42,
-    detail: `'${job.syncName}' has ${job.syncName.length} characters (limit 42)`,
+    ok: longest.length <= 42,
+    detail: `'${longest}' has ${longest.length} characters (limit 42)`,
   });
   return { findings, scope, passed: findings.every((f) => f.ok) };
 }

@@ -52,6 +52,8 @@ export function formatCopy(copy: StatusData['copy']): string {
   const parts: string[] = [copy.state];
   const of = (done: string | undefined, total: string) =>
     done !== undefined ? `${done} of ${total}` : `${total} in all`;
+  if (copy.syncsTotal !== undefined && copy.state !== 'done')
+    parts.push(of(copy.syncsDone?.toString(), `${copy.syncsTotal} syncs`));
   if (copy.tablesTotal !== undefined)
     parts.push(of(copy.tablesDone?.toString(), `${copy.tablesTotal} tables`));
   if (copy.bytesTotal !== undefined) {
@@ -104,6 +106,19 @@ export function formatStatus(data: StatusData): string[] {
     lines.push(
       `  Last error    : ${data.sync.lastBad ? `${ago(data.sync.lastBad)}: ${data.sync.lastError}` : 'none'}`,
     );
+  }
+  if ((data.syncs?.length ?? 0) > 1) {
+    lines.push(`  Syncs         : ${data.syncs!.length}, each applied by its own Bucardo worker`);
+    const width = Math.max(...data.syncs!.map((s) => s.name.length));
+    for (const s of data.syncs!) {
+      const state = s.exists ? (s.loaded ? 'loaded' : 'not loaded') : 'not created';
+      const pending = `${s.pendingTotal} pending${s.oldestPendingSeconds !== undefined ? ` (oldest ${formatDuration(s.oldestPendingSeconds)})` : ''}`;
+      const bad =
+        s.lastBad && (!s.lastGood || s.lastBad > s.lastGood) ? `; last run FAILED ${ago(s.lastBad)}` : '';
+      lines.push(
+        `    ${s.name.padEnd(width)}  ${state.padEnd(11)}  ${String(s.tables).padStart(4)} table(s)  ${pending}; last good ${ago(s.lastGood)}${bad}`,
+      );
+    }
   }
   lines.push(`  Initial copy  : ${formatCopy(data.copy)}`);
   const pending = data.pending.filter((p) => p.changes > 0);

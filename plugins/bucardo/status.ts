@@ -10,6 +10,7 @@ import type { CommandContext, CommandOutcome } from '../../src/core/plugin.js';
 import { processUptimeSeconds } from '../../src/core/process.js';
 import { detectStuckStatements, noProgressStall, type Stall } from '../../src/core/watchdog.js';
 import { daemonPid, syncLoaded } from '../../src/core/bucardo/daemon.js';
+import type { Job } from '../../src/core/job.js';
 import {
   lastRun,
   metadataDatabaseExists,
@@ -17,6 +18,7 @@ import {
   syncRow,
   withMetadata,
 } from '../../src/core/bucardo/metadata.js';
+import { recordedTableSyncs, syncNames } from '../../src/core/bucardo/syncs.js';
 import { STATE_EXIT_CODES, formatDuration, type StatusState } from './status-format.js';
 
 export type { StatusState } from './status-format.js';
@@ -56,6 +58,8 @@ export interface StatusData {
     lastError?: string;
     running?: string;
   };
+  /** Each of the job's syncs (bucardo.syncs; one entry with one sync), `sync` above being their sum. */
+  syncs?: SyncStatus[];
   copy: CopyProgress;
   pending: PendingTable[];
   pendingTotal: number;
@@ -64,6 +68,20 @@ export interface StatusData {
   /** The databases status could not reach, each with the cause. */
   unreachable: string[];
   problems: string[];
+}
+
+export interface SyncStatus {
+  name: string;
+  exists: boolean;
+  loaded: boolean;
+  tables: number;
+  lastGood?: string;
+  lastGoodRows?: string;
+  lastBad?: string;
+  lastError?: string;
+  running?: string;
+  pendingTotal: number;
+  oldestPendingSeconds?: number;
 }
 
 /** Runs a probe; a failure to reach the database is recorded as the cause of an `unknown` state. */
@@ -129,19 +147,27 @@ export async function collectStatus(db: DatabaseContext): Promise<StatusData> {
   data.installed =
     (await reach(unreachable, "metadata database's server", () => metadataDatabaseExists(db))) ?? false;
   if (data.installed) {
-    const info = await reach(unreachable, 'metadata database', () =>
-      withMetadata(db, async (client) => ({
-        sync: await syncRow(client, job.syncName),
-        good: await lastRun(client, job.syncName, 'lastgood'),
-        bad: await lastRun(client, job.syncName, 'lastbad'),
-        current: (await recentRuns(client, job.syncName, 1)).find((run) => run.ended === null),
-      })),
+    const infos = await reach(unreachable, 'metadata database', () =>
+      withMetadata(db, async (client) => {
+        const tables = await recordedTableSyncs(client, job);
+        return Promise.all(
+          syncNames(job).map(async (name) => ({
+            name,
+            tables: [...tables.values()].filter((s) => s.name === name).length,
+            sync: await syncRow(client, name),
+            good: await lastRun(client, name, 'lastgood'),
+            bad: await lastRun(client, name, 'lastbad'),
+            current: (await recentRuns(client, name, 1)).find((run) => run.ended === null),
+          })),
+        );
+      }),
     );
-    if (info) {
-      data.sync = {
-        name: job.syncName,
+    if (infos) {
+      data.syncs = infos.map((info) => ({
+        name: info.name,
         exists: Boolean(info.sync),
-        loaded: syncLoaded(job),
+        loaded: syncLoaded(job, info.name),
+        tables: info.tables,
         ...(info.good?.ended
           ? {
               lastGood: info.good.ended.toISOString(),
@@ -155,45 +181,122 @@ export async function collectStatus(db: DatabaseContext): Promise<StatusData> {
             }
           : {}),
         ...(info.current?.started ? { running: info.current.started.toISOString() } : {}),
-      };
+        pendingTotal: 0,
+      }));
+      data.sync = totalSync(job, data.syncs);
     }
   }
   const pending = await reach(unreachable, 'primary', () =>
     db.primary().then((client) => pendingChanges(client, job.syncName)),
   );
   data.pending = pending ?? [];
+  for (const sync of data.syncs ?? []) {
+    const own = data.pending.filter((p) => p.sync === sync.name);
+    sync.pendingTotal = own.reduce((sum, p) => sum + p.changes, 0);
+    const age = oldestSeconds(own);
+    if (age !== undefined) sync.oldestPendingSeconds = age;
+  }
   // The secondary is where the rows go: a status that cannot see it cannot say replication works.
   await reach(unreachable, 'secondary', () => db.secondary().then((client) => client.query('SELECT 1')));
   if (data.installed && data.sync && unreachable.length === 0)
     data.copy = await copyState(db).catch(() => ({ state: 'unknown' as const }));
   data.pendingTotal = data.pending.reduce((sum, p) => sum + p.changes, 0);
-  const oldest = data.pending
-    .map((p) => p.oldest)
-    .filter((d): d is Date => d !== null)
-    .sort((a, b) => a.getTime() - b.getTime())[0];
-  if (oldest) data.oldestPendingSeconds = Math.max(0, Math.round((Date.now() - oldest.getTime()) / 1000));
+  const oldest = oldestSeconds(data.pending);
+  if (oldest !== undefined) data.oldestPendingSeconds = oldest;
   if (pid && unreachable.length === 0) {
     const threshold = job.config.bucardo.watchdogSeconds;
     const open = await Promise.all([db.primary(), db.secondary()]).catch(() => undefined);
     data.stalls = open
       ? await detectStuckStatements(job, threshold, { primary: open[0], secondary: open[1] }).catch(() => [])
       : [];
-    const lastGoodAge = data.sync?.lastGood
-      ? Math.round((Date.now() - Date.parse(data.sync.lastGood)) / 1000)
-      : undefined;
     const uptime = data.daemon.uptimeSeconds ?? 0;
-    // A daemon younger than the threshold has not had the chance to make progress yet.
-    const noProgress =
-      uptime >= threshold && data.copy.state !== 'running'
-        ? noProgressStall(data.oldestPendingSeconds, lastGoodAge, threshold, data.pendingTotal)
+    // A daemon younger than the threshold has not had the chance to make progress yet. Each sync has
+    // its own worker: one that stopped moving is a stall even while the others keep up.
+    const split = (data.syncs?.length ?? 0) > 1;
+    const watched: Pick<SyncStatus, 'name' | 'lastGood' | 'pendingTotal' | 'oldestPendingSeconds'>[] = split
+      ? data.syncs!
+      : [
+          {
+            name: job.syncName,
+            pendingTotal: data.pendingTotal,
+            ...(data.sync?.lastGood ? { lastGood: data.sync.lastGood } : {}),
+            ...(data.oldestPendingSeconds !== undefined
+              ? { oldestPendingSeconds: data.oldestPendingSeconds }
+              : {}),
+          },
+        ];
+    for (const sync of watched) {
+      const lastGoodAge = sync.lastGood
+        ? Math.round((Date.now() - Date.parse(sync.lastGood)) / 1000)
         : undefined;
-    if (noProgress) data.stalls.push(noProgress);
+      const noProgress =
+        uptime >= threshold && data.copy.state !== 'running'
+          ? noProgressStall(sync.oldestPendingSeconds, lastGoodAge, threshold, sync.pendingTotal)
+          : undefined;
+      if (noProgress)
+        data.stalls.push(
+          split ? { ...noProgress, cause: `sync ${sync.name}: ${noProgress.cause}` } : noProgress,
+        );
+    }
   }
   const judged = judge(data);
   data.state = judged.state;
   data.exitCode = STATE_EXIT_CODES[judged.state];
   data.verdict = judged.verdict;
   return data;
+}
+
+/** The age in seconds of the oldest pending change among these tables. */
+function oldestSeconds(pending: PendingTable[]): number | undefined {
+  const oldest = pending
+    .map((p) => p.oldest)
+    .filter((d): d is Date => d !== null)
+    .sort((a, b) => a.getTime() - b.getTime())[0];
+  return oldest ? Math.max(0, Math.round((Date.now() - oldest.getTime()) / 1000)) : undefined;
+}
+
+/**
+ * The job's syncs as one: it exists and is loaded when all are; its last error is the newest failure
+ * that no good run of the same sync has followed yet, and then its last good run is that sync's (so
+ * the judgement "failed" reads as for one sync); otherwise the newest failure and the newest good run
+ * of any sync. Its run in progress is the earliest. With one sync, that sync.
+ */
+export function totalSync(job: Job, syncs: SyncStatus[]): NonNullable<StatusData['sync']> {
+  if (syncs.length === 1) {
+    const [only] = syncs as [SyncStatus];
+    return {
+      name: job.syncName,
+      exists: only.exists,
+      loaded: only.loaded,
+      ...(only.lastGood ? { lastGood: only.lastGood } : {}),
+      ...(only.lastGoodRows ? { lastGoodRows: only.lastGoodRows } : {}),
+      ...(only.lastBad ? { lastBad: only.lastBad } : {}),
+      ...(only.lastError !== undefined ? { lastError: only.lastError } : {}),
+      ...(only.running ? { running: only.running } : {}),
+    };
+  }
+  const byNewest = (key: 'lastGood' | 'lastBad') =>
+    syncs.filter((s) => s[key]).sort((a, b) => (a[key]! < b[key]! ? 1 : -1));
+  const unresolved = byNewest('lastBad').filter((s) => !s.lastGood || s.lastBad! > s.lastGood);
+  const bad = unresolved[0] ?? byNewest('lastBad')[0];
+  const good = unresolved.length ? unresolved[0] : byNewest('lastGood')[0];
+  const running = syncs
+    .map((s) => s.running)
+    .filter(Boolean)
+    .sort()[0];
+  return {
+    name: job.syncName,
+    exists: syncs.every((s) => s.exists),
+    loaded: syncs.every((s) => s.loaded),
+    ...(good?.lastGood
+      ? {
+          lastGood: good.lastGood,
+          ...(good.lastGoodRows ? { lastGoodRows: `${good.lastGoodRows} (sync ${good.name})` } : {}),
+        }
+      : {}),
+    ...(bad ? { lastBad: bad.lastBad!, lastError: `sync ${bad.name}: ${bad.lastError ?? ''}` } : {}),
+    ...(running ? { running } : {}),
+  };
 }
 
 /**

@@ -14,6 +14,7 @@ import {
 import { applyTriggerPolicy, dropJobTriggers } from './triggers.js';
 import { copyState } from '../../src/core/copy-progress.js';
 import { addSyncArguments, confirmCopyOverwrite, explainSyncFailure } from '../../src/core/bucardo/sync.js';
+import { addDbgroupArguments, dbgroupName, jobSyncs, syncNames } from '../../src/core/bucardo/syncs.js';
 
 export interface TriggerData {
   steps: string[];
@@ -35,30 +36,50 @@ export async function addTriggers(ctx: CommandContext): Promise<CommandOutcome<T
   await requireRecorded(job);
   const steps: string[] = [];
   const asynchronous = job.config.bucardo.asynchronousKicking;
-  const sync = await withMetadata(job, (client) => syncRow(client, job.syncName), activity);
+  const syncs = jobSyncs(job);
+  const recorded = await withMetadata(
+    job,
+    async (client) => ({
+      rows: await Promise.all(syncs.map((s) => syncRow(client, s.name))),
+      dbgroup: (await client.query('SELECT 1 FROM bucardo.dbgroup WHERE name = $1', [dbgroupName(job)]))
+        .rowCount,
+    }),
+    activity,
+  );
   try {
-    if (!sync) {
+    if (recorded.rows.some((row) => !row)) {
       const confirmed = await confirmCopyOverwrite(ctx, 'bucardo.add_triggers');
       if (confirmed) steps.push(confirmed);
-      ctx.progress(`creating sync ${job.syncName} (Bucardo adds its triggers to every table)`);
-      await runBucardo(job, addSyncArguments(job), { activity, safeToStop: false });
-      steps.push(
-        `created sync ${job.syncName} (copy_data ${job.config.bucardo.copyData}, ${asynchronous ? 'no kick triggers: asynchronous kicking' : 'per-commit kick triggers'})`,
-      );
-    } else {
-      if (sync.autokick === asynchronous) {
-        ctx.progress(`switching the sync's kick triggers ${asynchronous ? 'off' : 'on'}`);
-        await runBucardo(job, ['update', 'sync', job.syncName, `autokick=${asynchronous ? 0 : 1}`], {
+    }
+    if (syncs.length > 1 && !recorded.dbgroup) {
+      await runBucardo(job, addDbgroupArguments(job), { activity });
+      steps.push(`created dbgroup ${dbgroupName(job)} (shared by the ${syncs.length} syncs)`);
+    }
+    for (const [i, sync] of syncs.entries()) {
+      const row = recorded.rows[i];
+      if (!row) {
+        ctx.progress(
+          `creating sync ${sync.name} (Bucardo adds its triggers to every table of ${sync.relgroup})`,
+        );
+        await runBucardo(job, addSyncArguments(job, sync), { activity, safeToStop: false });
+        steps.push(
+          `created sync ${sync.name} (copy_data ${job.config.bucardo.copyData}, ${asynchronous ? 'no kick triggers: asynchronous kicking' : 'per-commit kick triggers'})`,
+        );
+        continue;
+      }
+      if (row.autokick === asynchronous) {
+        ctx.progress(`switching the kick triggers of ${sync.name} ${asynchronous ? 'off' : 'on'}`);
+        await runBucardo(job, ['update', 'sync', sync.name, `autokick=${asynchronous ? 0 : 1}`], {
           activity,
           safeToStop: false,
         });
         steps.push(
-          `sync ${job.syncName}: kick triggers ${asynchronous ? 'removed (asynchronous kicking)' : 'enabled'}`,
+          `sync ${sync.name}: kick triggers ${asynchronous ? 'removed (asynchronous kicking)' : 'enabled'}`,
         );
       }
-      ctx.progress(`validating sync ${job.syncName} (re-creates any missing trigger)`);
-      await runBucardo(job, ['validate', job.syncName], { activity, safeToStop: false });
-      steps.push(`sync ${job.syncName} already exists; validated it`);
+      ctx.progress(`validating sync ${sync.name} (re-creates any missing trigger)`);
+      await runBucardo(job, ['validate', sync.name], { activity, safeToStop: false });
+      steps.push(`sync ${sync.name} already exists; validated it`);
     }
   } catch (error) {
     throw explainSyncFailure(error, job);
@@ -77,7 +98,7 @@ export async function addTriggers(ctx: CommandContext): Promise<CommandOutcome<T
   } else if (policy.failed.length === 0 && isDaemonRunning(job)) {
     ctx.progress('reloading the running daemon so it picks up the sync');
     await reloadDaemon(job, ctx);
-    steps.push('reloaded the running daemon and kicked the sync');
+    steps.push(`reloaded the running daemon and kicked the sync${syncNames(job).length > 1 ? 's' : ''}`);
   }
   if (policy.failed.length) {
     ctx.log(formatFailures(policy.failed).join('\n'));
@@ -110,12 +131,12 @@ export async function dropTriggers(ctx: CommandContext): Promise<CommandOutcome<
   }
   // Only now: while any trigger remains it must belong to a recorded sync (no orphans). The daemon
   // is stopped, so nothing re-creates the dropped ones in between.
-  if (
-    (await metadataDatabaseExists(job, activity)) &&
-    (await withMetadata(job, (client) => syncRow(client, job.syncName), activity))
-  ) {
-    await runBucardo(job, ['remove', 'sync', job.syncName], { activity });
-    steps.push(`removed sync ${job.syncName} from Bucardo (bucardo.add_triggers creates it again)`);
+  if (await metadataDatabaseExists(job, activity)) {
+    for (const name of syncNames(job)) {
+      if (!(await withMetadata(job, (client) => syncRow(client, name), activity))) continue;
+      await runBucardo(job, ['remove', 'sync', name], { activity });
+      steps.push(`removed sync ${name} from Bucardo (bucardo.add_triggers creates it again)`);
+    }
   }
   return { data: { steps, failed: [] }, message: `Dropped: ${steps.join('; ')}.` };
 }

@@ -1,6 +1,7 @@
 // The guard rails: what a job occupies on a host (its footprint), and the pure comparisons that say
 // what two jobs must not share, against other configs, registered jobs and the metadata server.
 import path from 'node:path';
+import { isJobSyncName } from '../../src/core/bucardo/names.js';
 import type { Job } from '../../src/core/job.js';
 import type { BucardoInstance, HostScan } from './host-scan.js';
 import { type ConcurrencySettings, DEFAULT_METADATA_DB, sameServer, serverKey } from './settings.js';
@@ -181,7 +182,7 @@ export function compareWithServer(mine: JobFootprint, scan: HostScan, alreadyCom
       });
     } else if (ownInstance) {
       const foreign = [...ownInstance.relgroups, ...ownInstance.syncs].filter(
-        (name) => name !== mine.replicationName,
+        (name) => !isJobSyncName(name, mine.replicationName),
       );
       if (foreign.length > 0) {
         clashes.push({
@@ -195,8 +196,9 @@ export function compareWithServer(mine: JobFootprint, scan: HostScan, alreadyCom
   for (const instance of scan.instances) {
     if (instance.database === target || alreadyCompared.has(key(instance.database))) continue;
     const origin = `the Bucardo job(s) in metadata database '${instance.database}' on ${where}`;
-    const holdsOurName =
-      instance.relgroups.includes(mine.replicationName) || instance.syncs.includes(mine.replicationName);
+    const holdsOurName = [...instance.relgroups, ...instance.syncs].some((name) =>
+      isJobSyncName(name, mine.replicationName),
+    );
     const fromOurPrimary = instance.sources.some(
       (s) => s.dbname === mine.primary.dbname && sameServer(s, mine.primary),
     );

@@ -1,6 +1,7 @@
 // concurrency.install and concurrency.uninstall, and the steps this plugin adds after bucardo.install
 // and bucardo.uninstall (hooks in index.ts).
 import { existsSync, rmSync } from 'node:fs';
+import { isJobSyncName } from '../../src/core/bucardo/names.js';
 import { daemonPid } from '../../src/core/bucardo/daemon.js';
 import { OperatorError } from '../../src/core/errors.js';
 import { jobTitle, metadataDbName } from '../../src/core/job.js';
@@ -171,7 +172,8 @@ function staleReason(entry: RegistryEntry, mine: JobFootprint, scan: HostScan): 
   if (scan.unreadable.some((u) => u.database === dbname)) return undefined;
   const name = entry.replicationName;
   const instance = scan.instances.find((i) => i.database === dbname);
-  if (instance && (instance.syncs.includes(name) || instance.relgroups.includes(name))) return undefined;
+  if (instance && [...instance.syncs, ...instance.relgroups].some((n) => isJobSyncName(n, name)))
+    return undefined;
   const missing = !scan.databases.includes(dbname)
     ? `its metadata database '${dbname}' no longer exists on ${entry.metadata.host}:${entry.metadata.port}`
     : `its metadata database '${dbname}' holds no sync or relgroup named ${name}`;

@@ -11,6 +11,7 @@ import type { CommandContext, CommandOutcome } from '../../src/core/plugin.js';
 import { processUptimeSeconds } from '../../src/core/process.js';
 import { daemonPid } from '../../src/core/bucardo/daemon.js';
 import { lastRun, metadataDatabaseExists, withMetadata } from '../../src/core/bucardo/metadata.js';
+import { syncNames } from '../../src/core/bucardo/syncs.js';
 import { copyState } from '../../src/core/copy-progress.js';
 import { lastVerifyRun, withRecords, type VerifyRecord } from './records.js';
 import { indexGap, materializedViewGap } from './compare/secondary-state.js';
@@ -200,8 +201,8 @@ export async function collectReadiness(job: Job, activity: Activity): Promise<Ch
       const { good, bad } = await withMetadata(
         job,
         async (client) => ({
-          good: await lastRun(client, job.syncName, 'lastgood'),
-          bad: await lastRun(client, job.syncName, 'lastbad'),
+          good: await lastRun(client, syncNames(job), 'lastgood'),
+          bad: await lastRun(client, syncNames(job), 'lastbad'),
         }),
         activity,
       );

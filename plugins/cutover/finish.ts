@@ -25,6 +25,7 @@ import type { Check, CommandContext, CommandOutcome } from '../../src/core/plugi
 import { daemonPid, kickSync, stopDaemon, syncLoaded } from '../../src/core/bucardo/daemon.js';
 import { reverseJob } from '../../src/core/bucardo/reverse.js';
 import { metadataDatabaseExists, syncRow, withMetadata } from '../../src/core/bucardo/metadata.js';
+import { syncNames } from '../../src/core/bucardo/syncs.js';
 import { collectReadiness, type ReadinessItem } from './check.js';
 import {
   lastVerifyRun,
@@ -178,11 +179,12 @@ interface TriggerRemoval {
 }
 
 async function removeTriggers(job: Job, ctx: CommandContext, steps: Steps): Promise<TriggerRemoval> {
-  const sync = await withMetadata(job, (client) => syncRow(client, job.syncName), ctx.activity);
-  if (sync) {
+  for (const name of syncNames(job)) {
+    const sync = await withMetadata(job, (client) => syncRow(client, name), ctx.activity);
+    if (!sync) continue;
     // Without the sync nothing (a daemon start, a validate) would put the triggers back.
-    await runBucardo(job, ['remove', 'sync', job.syncName], { activity: ctx.activity });
-    steps.say(`removed sync ${job.syncName} from Bucardo`);
+    await runBucardo(job, ['remove', 'sync', name], { activity: ctx.activity });
+    steps.say(`removed sync ${name} from Bucardo`);
   }
   const { policy, setting, retry } = triggerDropPolicy(job);
   const result = await withClient(

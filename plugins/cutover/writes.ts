@@ -3,7 +3,7 @@
 // (txntime), and a TRUNCATE leaves a row in bucardo_truncate_trigger. These are the facts
 // cutover.finish relies on between the operator's confirmation and the triggers' removal.
 import type { Client } from '../../src/core/db.js';
-import { bucardoSchemaExists, pendingChanges } from '../../src/core/pending.js';
+import { bucardoSchemaExists, jobSyncsOnSource, pendingChanges } from '../../src/core/pending.js';
 
 export interface TableWrites {
   table: string;
@@ -17,13 +17,17 @@ export async function writesSince(client: Client, syncName: string, since: strin
     `
     SELECT dn.tablename AS table,
       (xpath('/row/c/text()', query_to_xml(format('SELECT count(*) AS c FROM bucardo.%s WHERE txntime >= %L::timestamptz', dn.deltaname, $2::text), false, true, '')))[1]::text::bigint AS changes
-      FROM bucardo.bucardo_delta_names dn WHERE dn.sync = $1 ORDER BY 1`,
+      FROM bucardo.bucardo_delta_names dn WHERE dn.sync IN ${jobSyncsOnSource('$1')} ORDER BY 1`,
     [syncName, since],
   );
   const result = rows
     .map((row) => ({ table: row.table, changes: Number(row.changes) }))
     .filter((row) => row.changes > 0);
-  const truncates = await truncations(client, 'sync = $1 AND cdate >= $2::timestamptz', [syncName, since]);
+  const truncates = await truncations(
+    client,
+    `sync IN ${jobSyncsOnSource('$1')} AND cdate >= $2::timestamptz`,
+    [syncName, since],
+  );
   if (truncates > 0) result.push({ table: '(TRUNCATE)', changes: truncates });
   return result;
 }
@@ -32,7 +36,10 @@ export async function writesSince(client: Client, syncName: string, since: strin
 export async function backlog(client: Client, syncName: string): Promise<number> {
   if (!(await bucardoSchemaExists(client))) return 0;
   const pending = (await pendingChanges(client, syncName)).reduce((sum, p) => sum + p.changes, 0);
-  return pending + (await truncations(client, 'sync = $1 AND replicated IS NULL', [syncName]));
+  return (
+    pending +
+    (await truncations(client, `sync IN ${jobSyncsOnSource('$1')} AND replicated IS NULL`, [syncName]))
+  );
 }
 
 async function truncations(client: Client, condition: string, values: unknown[]): Promise<number> {

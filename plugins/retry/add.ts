@@ -9,6 +9,7 @@ import {
   recordedDatabases,
   relgroupMembers,
   syncRow,
+  type SyncRow,
   withMetadata,
 } from '../../src/core/bucardo/metadata.js';
 import {
@@ -17,6 +18,16 @@ import {
   explainSyncFailure,
   validateTriggers,
 } from '../../src/core/bucardo/sync.js';
+import {
+  addDbgroupArguments,
+  dbgroupName,
+  jobSyncs,
+  type JobSync,
+  recordedSyncs,
+  syncCount,
+  syncNames,
+  tablesBySync,
+} from '../../src/core/bucardo/syncs.js';
 import {
   expectedTriggers,
   groupByTable,
@@ -72,14 +83,19 @@ async function requireRecordedScope(job: Job, states: TriggerStates, ctx: Comman
   }
   const members = await withMetadata(
     job,
-    (client) => relgroupMembers(client, job.relgroupName),
+    async (client) =>
+      (await Promise.all(jobSyncs(job).map((s) => relgroupMembers(client, s.relgroup)))).flat(),
     ctx.activity,
   );
   const recorded = new Set(members.filter((m) => m.reltype === 'table').map((m) => `${m.schema}.${m.name}`));
   const missing = states.tables.filter((t) => !recorded.has(t.key)).map((t) => t.key);
   if (missing.length) {
     throw new OperatorError(
-      `${missing.length} table(s) in scope are not recorded in Bucardo's relgroup ${job.relgroupName} (${missing.slice(0, 5).join(', ')}${missing.length > 5 ? ', ...' : ''}): they came into scope after bucardo.install. Run bucardo.install again (it records only what is missing), then retry.add_triggers.`,
+      `${missing.length} table(s) in scope are not recorded in Bucardo's relgroup ${jobSyncs(job)
+        .map((s) => s.relgroup)
+        .join(
+          ', ',
+        )} (${missing.slice(0, 5).join(', ')}${missing.length > 5 ? ', ...' : ''}): they came into scope after bucardo.install. Run bucardo.install again (it records only what is missing), then retry.add_triggers.`,
     );
   }
 }
@@ -146,11 +162,19 @@ export async function addTriggers(ctx: CommandContext): Promise<CommandOutcome<R
         startRound(round);
         progress.show();
         if (states.needTriggers.length) {
-          await validateRound(job, ctx, settings, (status, key) => {
-            if (!inScope.has(key)) return;
-            if (status === 'ready') progress.markReady(key);
-            else if (status === 'waiting') progress.markWaiting(key);
-          });
+          // Only the syncs with tables left to do (bucardo.syncs), each in its own validate_sync.
+          const syncs = syncNames(job).filter((name) => states.needTriggers.some((t) => t.sync === name));
+          await validateRound(
+            job,
+            ctx,
+            settings,
+            (status, key) => {
+              if (!inScope.has(key)) return;
+              if (status === 'ready') progress.markReady(key);
+              else if (status === 'waiting') progress.markWaiting(key);
+            },
+            syncs,
+          );
           states = await triggerStates(primary, job);
         }
         if (states.needMode.length) {
@@ -203,9 +227,10 @@ export async function addTriggers(ctx: CommandContext): Promise<CommandOutcome<R
 }
 
 export async function validateAddTriggers(ctx: CommandContext): Promise<Check[]> {
-  const sync = await withMetadata(ctx.job, (client) => syncRow(client, ctx.job.syncName));
+  const names = syncNames(ctx.job);
+  const recorded = await withMetadata(ctx.job, (client) => recordedSyncs(client, ctx.job));
   return [
-    { name: `sync ${ctx.job.syncName} is recorded in Bucardo`, pass: sync !== undefined },
+    { name: `sync ${names.join(', ')} is recorded in Bucardo`, pass: recorded.length === names.length },
     ...(await validateTriggers(ctx)),
   ];
 }
@@ -219,29 +244,52 @@ function deferEnvironment(): Record<string, string> {
   };
 }
 
-/** Records the sync (or switches its kick triggers) in defer mode: no table is locked here. */
+/** Records the job's syncs (or switches their kick triggers) in defer mode: no table is locked here. */
 export async function ensureSync(job: Job, ctx: CommandContext): Promise<string[]> {
-  const asynchronous = job.config.bucardo.asynchronousKicking;
-  const options = { activity: ctx.activity, safeToStop: false, extraEnv: deferEnvironment() };
-  const sync = await withMetadata(job, (client) => syncRow(client, job.syncName), ctx.activity);
+  const steps: string[] = [];
+  const syncs = jobSyncs(job);
+  const rows = await withMetadata(
+    job,
+    (client) => Promise.all(syncs.map((s) => syncRow(client, s.name))),
+    ctx.activity,
+  );
   try {
-    if (!sync) {
+    if (rows.some((row) => !row)) {
       const confirmed = await confirmCopyOverwrite(ctx, 'retry.add_triggers');
-      ctx.progress(`recording sync ${job.syncName} (no table is touched yet)`);
-      await runBucardo(job, addSyncArguments(job), options);
-      const kicking = asynchronous ? 'no kick triggers: asynchronous kicking' : 'per-commit kick triggers';
-      const recorded = `recorded sync ${job.syncName} (copy_data ${job.config.bucardo.copyData}, ${kicking})`;
-      return confirmed ? [confirmed, recorded] : [recorded];
+      if (confirmed) steps.push(confirmed);
     }
-    if (sync.autokick === asynchronous) {
-      ctx.progress(`switching the sync's kick triggers ${asynchronous ? 'off' : 'on'}`);
-      await runBucardo(job, ['update', 'sync', job.syncName, `autokick=${asynchronous ? 0 : 1}`], options);
-      return [
-        `sync ${job.syncName}: kick triggers ${asynchronous ? 'to be removed (asynchronous kicking)' : 'to be added'}, table by table`,
-      ];
-    }
+    const dbgroup = await withMetadata(job, (client) =>
+      client.query('SELECT 1 FROM bucardo.dbgroup WHERE name = $1', [dbgroupName(job)]),
+    );
+    if (syncs.length > 1 && !dbgroup.rowCount)
+      await runBucardo(job, addDbgroupArguments(job), { activity: ctx.activity });
+    for (const [i, sync] of syncs.entries()) steps.push(...(await ensureOneSync(job, ctx, sync, rows[i])));
   } catch (error) {
     throw explainSyncFailure(error, job);
+  }
+  return steps;
+}
+
+async function ensureOneSync(
+  job: Job,
+  ctx: CommandContext,
+  sync: JobSync,
+  row: SyncRow | undefined,
+): Promise<string[]> {
+  const asynchronous = job.config.bucardo.asynchronousKicking;
+  const options = { activity: ctx.activity, safeToStop: false, extraEnv: deferEnvironment() };
+  if (!row) {
+    ctx.progress(`recording sync ${sync.name} (no table is touched yet)`);
+    await runBucardo(job, addSyncArguments(job, sync), options);
+    const kicking = asynchronous ? 'no kick triggers: asynchronous kicking' : 'per-commit kick triggers';
+    return [`recorded sync ${sync.name} (copy_data ${job.config.bucardo.copyData}, ${kicking})`];
+  }
+  if (row.autokick === asynchronous) {
+    ctx.progress(`switching the kick triggers of ${sync.name} ${asynchronous ? 'off' : 'on'}`);
+    await runBucardo(job, ['update', 'sync', sync.name, `autokick=${asynchronous ? 0 : 1}`], options);
+    return [
+      `sync ${sync.name}: kick triggers ${asynchronous ? 'to be removed (asynchronous kicking)' : 'to be added'}, table by table`,
+    ];
   }
   return [];
 }
@@ -252,6 +300,8 @@ export interface TableRef {
   key: string;
   schema: string;
   table: string;
+  /** The job's sync the table belongs to (bucardo.syncs). */
+  sync?: string;
 }
 
 /** A table whose triggers exist but fire in the wrong mode (ENABLE ALWAYS on a cascade middle hop). */
@@ -268,14 +318,19 @@ export interface TriggerStates {
 }
 
 export async function triggerStates(client: Client, job: Job): Promise<TriggerStates> {
-  const expected = expectedTriggers(job);
+  // With several syncs (bucardo.syncs) a table's kick and note-truncation triggers are its own sync's.
+  const syncOf = new Map<string, string>();
+  if (syncCount(job) > 1)
+    for (const [sync, tables] of await tablesBySync(job)) for (const t of tables) syncOf.set(t, sync);
   const { tables: relations } = await findReplicationObjects(client, job.config.bucardo.replicationObjects);
   const present = groupByTable(await listTriggers(client, jobTriggerNames(job)));
   const states: TriggerStates = { tables: [], ready: [], needTriggers: [], needMode: [] };
   for (const relation of relations) {
-    const ref = { key: displayName(relation), schema: relation.schema, table: relation.name };
+    const key = displayName(relation);
+    const ref = { key, schema: relation.schema, table: relation.name, sync: syncOf.get(key) ?? job.syncName };
     states.tables.push(ref);
     const rows = present.get(ref.key) ?? [];
+    const expected = expectedTriggers(job, syncOf.get(ref.key) ?? job.syncName);
     const missing = [...expected.keys()].some((name) => !rows.some((row) => row.trigger === name));
     const unexpected = rows.some((row) => !expected.has(row.trigger));
     const wrongMode = rows.filter(
@@ -298,7 +353,7 @@ export async function triggerStates(client: Client, job: Job): Promise<TriggerSt
  * validate_sync waits for locks on its own connection to the primary, where cancelling our metadata
  * session only takes effect once that wait ends: on Ctrl-C, cancel that connection's statement too.
  */
-function trackInnerConnection(job: Job, ctx: CommandContext): () => void {
+function trackInnerConnection(job: Job, ctx: CommandContext, syncName: string): () => void {
   let backendPid: number | undefined;
   return ctx.activity.trackSession({
     description: `validate_sync's connection to the primary database "${job.config.databases.primary.dbname}"`,
@@ -310,7 +365,7 @@ function trackInnerConnection(job: Job, ctx: CommandContext): () => void {
       withClient(job, { role: 'primary' }, async (client) => {
         const { rows } = await client.query<{ pid: number; cancelled: boolean }>(
           'SELECT pid, pg_cancel_backend(pid) AS cancelled FROM pg_stat_activity WHERE application_name = $1 AND datname = current_database()',
-          [`${APPLICATION_PREFIX}${job.syncName}`],
+          [`${APPLICATION_PREFIX}${syncName}`],
         );
         backendPid = rows[0]?.pid;
         return rows.some((row) => row.cancelled);
@@ -318,18 +373,24 @@ function trackInnerConnection(job: Job, ctx: CommandContext): () => void {
   });
 }
 
-/** One call of the per-table validate_sync; each table it reports goes to onTable as it finishes. */
+/**
+ * One call of the per-table validate_sync for each of the job's syncs (bucardo.syncs) that has tables
+ * left to do; each table it reports goes to onTable as it finishes.
+ */
 export async function validateRound(
   job: Job,
   ctx: CommandContext,
   settings: RetrySettings,
   onTable: (status: string, key: string) => void,
+  syncs: string[] = [job.syncName],
 ): Promise<void> {
-  const untrack = trackInnerConnection(job, ctx);
-  try {
-    await validateSyncPerTable(job, ctx, settings, onTable);
-  } finally {
-    untrack();
+  for (const syncName of syncs) {
+    const untrack = trackInnerConnection(job, ctx, syncName);
+    try {
+      await validateSyncPerTable(job, ctx, settings, onTable, syncName);
+    } finally {
+      untrack();
+    }
   }
 }
 
@@ -338,6 +399,7 @@ async function validateSyncPerTable(
   ctx: CommandContext,
   settings: RetrySettings,
   onTable: (status: string, key: string) => void,
+  syncName: string,
 ): Promise<void> {
   await withMetadata(
     job,
@@ -358,18 +420,18 @@ async function validateSyncPerTable(
       try {
         const { rows } = await client.query<{ result: string }>(
           'SELECT bucardo.validate_sync($1) AS result',
-          [job.syncName],
+          [syncName],
         );
         result = rows[0]?.result;
       } catch (error) {
         if (ctx.activity.interrupted) throw new InterruptedError();
         throw new OperatorError(
-          `Bucardo's validate_sync stopped on sync ${job.syncName}: ${errorMessage(error).replace(/ at line \d+\.?/g, '')}. Tables it finished keep their triggers, inside the recorded sync. Fix the cause and run retry.add_triggers again: it continues from there.`,
+          `Bucardo's validate_sync stopped on sync ${syncName}: ${errorMessage(error).replace(/ at line \d+\.?/g, '')}. Tables it finished keep their triggers, inside the recorded sync. Fix the cause and run retry.add_triggers again: it continues from there.`,
         );
       }
       if (result !== 'MODIFY')
         throw new OperatorError(
-          `Bucardo's validate_sync did not validate sync ${job.syncName}: ${result}. Check that relgroup ${job.relgroupName} has tables (bucardo.install).`,
+          `Bucardo's validate_sync did not validate sync ${syncName}: ${result}. Check that its relgroup has tables (bucardo.install).`,
         );
     },
     ctx.activity,

@@ -11,6 +11,7 @@ import { withClient } from '../../src/core/db.js';
 import { OperatorError } from '../../src/core/errors.js';
 import type { Check, CommandContext, CommandOutcome } from '../../src/core/plugin.js';
 import { retryPolicy } from '../../src/core/rounds.js';
+import { recordedSyncs, syncNames } from '../../src/core/bucardo/syncs.js';
 import type { RetryRunData } from './add.js';
 
 export async function dropTriggers(ctx: CommandContext): Promise<CommandOutcome<RetryRunData>> {
@@ -53,14 +54,13 @@ export async function dropTriggers(ctx: CommandContext): Promise<CommandOutcome<
     };
   }
   let syncRemoved = false;
-  if (
-    (await metadataDatabaseExists(job, activity)) &&
-    (await withMetadata(job, (client) => syncRow(client, job.syncName), activity))
-  ) {
+  const metadata = await metadataDatabaseExists(job, activity);
+  for (const name of metadata ? syncNames(job) : []) {
+    if (!(await withMetadata(job, (client) => syncRow(client, name), activity))) continue;
     // Only now: without the sync nothing re-creates the triggers, and none is left to orphan.
-    await runBucardo(job, ['remove', 'sync', job.syncName], { activity });
+    await runBucardo(job, ['remove', 'sync', name], { activity });
     steps.push(
-      `removed sync ${job.syncName} from Bucardo (retry.add_triggers or bucardo.add_triggers creates it again)`,
+      `removed sync ${name} from Bucardo (retry.add_triggers or bucardo.add_triggers creates it again)`,
     );
     syncRemoved = true;
   }
@@ -78,7 +78,7 @@ export async function dropTriggers(ctx: CommandContext): Promise<CommandOutcome<
 export async function validateDropTriggers(ctx: CommandContext): Promise<Check[]> {
   const { job } = ctx;
   const sync = (await metadataDatabaseExists(job))
-    ? await withMetadata(job, (client) => syncRow(client, job.syncName))
+    ? (await withMetadata(job, (client) => recordedSyncs(client, job)))[0]
     : undefined;
   return [
     ...(await validateNoTriggers(ctx)),

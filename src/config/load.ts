@@ -66,6 +66,7 @@ const BUCARDO_KEYS = [
   'robust_plans',
   'copy_jobs',
   'copy_split_rows',
+  'syncs',
 ];
 export const REPLICATION_OBJECT_KEYS = [
   'namespace_include',
@@ -76,6 +77,8 @@ export const REPLICATION_OBJECT_KEYS = [
 
 /** Bucardo keeps trigger names stable only for sync names up to 42 characters (docs/how-bucardo-behaves.md §4). */
 export const MAX_REPLICATION_NAME = 42;
+/** Syncs per job: each is one Bucardo worker (and one connection per database) applying in parallel. */
+export const MAX_SYNCS = 32;
 
 export function readYaml(file: string): unknown {
   let text: string;
@@ -194,10 +197,13 @@ export async function loadConfig(file: string, catalog: PluginCatalog): Promise<
       maintainStatistics: reader.boolean(bucardoRaw, 'maintain_statistics', 'bucardo', true),
       robustPlans: reader.boolean(bucardoRaw, 'robust_plans', 'bucardo', true),
       executable: reader.string(bucardoRaw, 'executable', 'bucardo', 'bucardo'),
+      syncs: reader.integer(bucardoRaw, 'syncs', 'bucardo', 1, 1, MAX_SYNCS),
     },
     pluginSettings: {},
     metrics: readMetrics(reader, root['metrics']),
   };
+
+  validateSyncNames(reader, replicationName, config.bucardo.syncs);
 
   for (const name of available) {
     // The bucardo plugin's settings are the core 'bucardo' section, read above.
@@ -231,6 +237,17 @@ function readMetrics(reader: ConfigReader, value: unknown): MetricsSettings {
     return { perTable };
   }
   return { listen: { host: match[1]!, port: Number(match[2]) }, perTable };
+}
+
+/** With bucardo.syncs N > 1 the syncs are <name>_1 ... <name>_N: the longest must stay within the limit too. */
+function validateSyncNames(reader: ConfigReader, name: string, syncs: number): void {
+  if (syncs <= 1 || !name || name.length > MAX_REPLICATION_NAME) return;
+  const longest = `${name}_${syncs}`;
+  if (longest.length > MAX_REPLICATION_NAME)
+    reader.problem(
+      'bucardo.syncs',
+      `with ${syncs} syncs the sync names run up to '${longest}' (${longest.length} characters); Bucardo keeps trigger names stable only up to ${MAX_REPLICATION_NAME}: shorten bucardo.replication_name to ${MAX_REPLICATION_NAME - 1 - String(syncs).length} characters or use fewer syncs`,
+    );
 }
 
 function validateReplicationName(reader: ConfigReader, name: string): void {

@@ -56,6 +56,11 @@ export interface ReplicationObjects {
 
 export interface BucardoSettings {
   replicationName: string;
+  /**
+   * Bucardo syncs the job's tables are split into (each applied by its own worker). 1: one sync named
+   * after the job, as always; N > 1: syncs <name>_1 ... <name>_N (src/core/bucardo/syncs.ts).
+   */
+  syncs: number;
   copyData: CopyData;
   /** copy_data parallel: how many tables or key ranges are copied at once. */
   copyJobs: number;

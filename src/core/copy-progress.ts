@@ -4,6 +4,7 @@
 import { daemonPid, syncLoaded } from './bucardo/daemon.js';
 import { metadataDatabaseExists, recentRuns, syncRow, withMetadata } from './bucardo/metadata.js';
 import { DatabaseContext, withSession } from './context.js';
+import { jobSyncs, syncCount } from './bucardo/syncs.js';
 import type { Job } from './job.js';
 import { copyingPid, currentRecord } from './copy/state.js';
 import { planTables } from './copy/plan.js';
@@ -24,6 +25,9 @@ export interface CopyProgress {
   bytesTotal?: number;
   elapsedSeconds?: number;
   remainingSeconds?: number;
+  /** With bucardo.syncs > 1: syncs whose copy is done, of all (each sync copies its own tables). */
+  syncsDone?: number;
+  syncsTotal?: number;
 }
 
 /** The recorded tables of the sync in the order Bucardo copies them (its herdmap: priority, then id). */
@@ -124,29 +128,36 @@ export async function copyProgress(
  * otherwise (not begun, or interrupted with some tables done).
  */
 async function parallelCopyState(job: Job): Promise<CopyProgress> {
-  const created = await withMetadata(
-    job,
-    async (client) =>
-      (
-        await client.query<{ cdate: string }>(
-          'SELECT cdate::text AS cdate FROM bucardo.sync WHERE name = $1',
-          [job.syncName],
-        )
-      ).rows[0]?.cdate,
+  const syncs = jobSyncs(job);
+  const created = await withMetadata(job, async (client) =>
+    Promise.all(
+      syncs.map(
+        async (s) =>
+          (
+            await client.query<{ cdate: string }>('SELECT cdate::text AS cdate FROM bucardo.sync WHERE name = $1', [
+              s.name,
+            ])
+          ).rows[0]?.cdate,
+      ),
+    ),
   );
-  if (!created) return { state: 'pending' };
-  const record = currentRecord(job, job.syncName, created);
-  if (!record) return { state: 'pending' };
-  const tables = planTables(record.plan);
-  const done = new Set(record.done);
-  const progress: Omit<CopyProgress, 'state'> = {
-    tablesTotal: tables.size,
-    tablesDone: [...tables.values()].filter((ids) => ids.every((id) => done.has(id))).length,
-    bytesTotal: record.plan.reduce((sum, u) => sum + u.bytes, 0),
-    bytesDone: record.plan.filter((u) => done.has(u.id)).reduce((sum, u) => sum + u.bytes, 0),
-  };
-  if (record.finishedAt) return { state: 'done', ...progress };
-  if (copyingPid(record) === undefined) return { state: 'pending', ...progress };
+  // With several syncs (bucardo.syncs) each has its own record: the copy is as far as all of them.
+  // A sync whose copy has not begun has no record yet: it counts as pending, not as done.
+  const all = syncs.map((s, i) => (created[i] ? currentRecord(job, s.name, created[i]) : undefined));
+  const records = all.filter((r) => r !== undefined);
+  if (records.length === 0) return { state: 'pending' };
+  const progress: Omit<CopyProgress, 'state'> = { tablesTotal: 0, tablesDone: 0, bytesTotal: 0, bytesDone: 0 };
+  for (const r of records) {
+    const tables = planTables(r.plan);
+    const done = new Set(r.done);
+    progress.tablesTotal! += tables.size;
+    progress.tablesDone! += [...tables.values()].filter((ids) => ids.every((id) => done.has(id))).length;
+    progress.bytesTotal! += r.plan.reduce((sum, u) => sum + u.bytes, 0);
+    progress.bytesDone! += r.plan.filter((u) => done.has(u.id)).reduce((sum, u) => sum + u.bytes, 0);
+  }
+  if (all.every((r) => r?.finishedAt)) return { state: 'done', ...progress };
+  const record = records.find((r) => !r.finishedAt && copyingPid(r) !== undefined);
+  if (!record) return { state: 'pending', ...progress };
   if (record.startedAt) {
     const elapsed = Math.max(0, Math.round((Date.now() - Date.parse(record.startedAt)) / 1000));
     progress.elapsedSeconds = elapsed;
@@ -173,6 +184,7 @@ export async function copyState(source: Job | DatabaseContext): Promise<CopyProg
   if (job.config.bucardo.copyData === 'never') return { state: 'not requested' };
   if (!(await metadataDatabaseExists(source))) return { state: 'unknown' };
   if (job.config.bucardo.copyData === 'parallel') return parallelCopyState(job);
+  if (syncCount(job) > 1) return splitCopyState(job);
   const info = await withMetadata(source, async (client) => ({
     sync: await syncRow(client, job.syncName),
     current: (await recentRuns(client, job.syncName, 1)).find((run) => run.ended === null),
@@ -184,4 +196,58 @@ export async function copyState(source: Job | DatabaseContext): Promise<CopyProg
     () => ({}),
   );
   return { state: 'running', ...progress };
+}
+
+/**
+ * With several syncs each copies its own tables, in parallel: done when every sync's copy is; while
+ * running, tables and bytes count whole for the syncs done (the one COPY shown is one of those running).
+ */
+async function splitCopyState(job: Job): Promise<CopyProgress> {
+  const syncs = jobSyncs(job);
+  const infos = await withMetadata(job, (client) =>
+    Promise.all(
+      syncs.map(async (s) => ({
+        sync: await syncRow(client, s.name),
+        current: (await recentRuns(client, s.name, 1)).find((run) => run.ended === null),
+      })),
+    ),
+  );
+  if (infos.some((info) => !info.sync)) return { state: 'pending' };
+  const done = infos.map((info) => Number(info.sync!.onetimecopy) === 0);
+  const counts = { syncsDone: done.filter(Boolean).length, syncsTotal: syncs.length };
+  if (done.every(Boolean)) return { state: 'done', ...counts };
+  if (!daemonPid(job) || !syncLoaded(job)) return { state: 'pending', ...counts };
+  const progress: CopyProgress = {
+    state: 'running',
+    ...counts,
+    tablesDone: 0,
+    tablesTotal: 0,
+    bytesDone: 0,
+    bytesTotal: 0,
+  };
+  try {
+    for (const [i, info] of infos.entries()) {
+      const order = await copyOrder(job, info.sync!.relgroup);
+      const bytes = (await sourceSizes(job, order)).reduce((sum, size) => sum + size.bytes, 0);
+      progress.tablesTotal! += order.length;
+      progress.bytesTotal! += bytes;
+      if (done[i]) {
+        progress.tablesDone! += order.length;
+        progress.bytesDone! += bytes;
+      }
+    }
+    const started = infos
+      .filter((info, i) => !done[i] && info.current?.started)
+      .map((info) => info.current!.started!.getTime());
+    if (started.length)
+      progress.elapsedSeconds = Math.max(0, Math.round((Date.now() - Math.min(...started)) / 1000));
+    const current = await copyInProgress(job);
+    if (current) {
+      progress.table = `${current.schema}.${current.name}`;
+      progress.rows = current.rows;
+    }
+  } catch {
+    // Progress is a nicety: the state stands without it.
+  }
+  return progress;
 }

@@ -9,6 +9,7 @@ import { withClient, type Client } from './db.js';
 import { errorMessage } from './errors.js';
 import type { Job } from './job.js';
 import type { KickerState } from './kicker.js';
+import { syncNames } from './bucardo/syncs.js';
 import { pendingChanges } from './pending.js';
 import { isProcessAlive, processCommandLine, readPidFile } from './process.js';
 
@@ -197,33 +198,56 @@ export class MetricsCollector {
         relgroup: string | null;
         started: Date | null;
       };
-      const { rows } = await client.query<Row>(
-        `SELECT (SELECT extract(epoch FROM now() - max(ended))::float8 FROM bucardo.syncrun
-                  WHERE sync = $1 AND lastgood) AS age,
-                s.onetimecopy, s.herd AS relgroup,
-                (SELECT max(started) FROM bucardo.syncrun WHERE sync = $1 AND ended IS NULL) AS started
-           FROM (SELECT 1) one LEFT JOIN bucardo.sync s ON s.name = $1`,
-        [job.syncName],
-      );
-      const row = rows[0]!;
-      if (row.age !== null) m.lastGoodAge.set(labels, row.age);
+      // With several syncs (bucardo.syncs): the age is the oldest sync's, the copy figures their sums.
+      const rows: Row[] = [];
+      for (const name of syncNames(job)) {
+        const result = await client.query<Row>(
+          `SELECT (SELECT extract(epoch FROM now() - max(ended))::float8 FROM bucardo.syncrun
+                    WHERE sync = $1 AND lastgood) AS age,
+                  s.onetimecopy, s.herd AS relgroup,
+                  (SELECT max(started) FROM bucardo.syncrun WHERE sync = $1 AND ended IS NULL) AS started
+             FROM (SELECT 1) one LEFT JOIN bucardo.sync s ON s.name = $1`,
+          [name],
+        );
+        rows.push(result.rows[0]!);
+      }
+      const ages = rows.map((row) => row.age).filter((age): age is number => age !== null);
+      if (ages.length) m.lastGoodAge.set(labels, Math.max(...ages));
       const verify = await lastVerify(client, job);
       if (verify) {
         m.verifyPassed.set(labels, verify.passed ? 1 : 0);
         m.verifyAge.set(labels, verify.ageSeconds);
       }
-      if (row.relgroup === null || job.config.bucardo.copyData === 'never') return;
-      const running = Number(row.onetimecopy) !== 0 && daemonRunning(job);
-      const progress = await copyProgress(job, row.relgroup, row.started ?? undefined, running);
-      m.copyRunning.set(labels, running ? 1 : 0);
-      m.copyTablesTotal.set(labels, progress.tablesTotal ?? 0);
-      m.copyBytesTotal.set(labels, progress.bytesTotal ?? 0);
-      const done = Number(row.onetimecopy) === 0;
-      // Between two tables the done figures are unknown: the last scraped value stays.
-      const tablesDone = done ? (progress.tablesTotal ?? 0) : progress.tablesDone;
-      const bytesDone = done ? (progress.bytesTotal ?? 0) : progress.bytesDone;
-      if (tablesDone !== undefined) m.copyTablesDone.set(labels, tablesDone);
-      if (bytesDone !== undefined) m.copyBytesDone.set(labels, bytesDone);
+      if (rows.some((row) => row.relgroup === null) || job.config.bucardo.copyData === 'never') return;
+      const totals = {
+        running: false,
+        tablesTotal: 0,
+        bytesTotal: 0,
+        tablesDone: 0,
+        bytesDone: 0,
+        known: true,
+      };
+      for (const row of rows) {
+        const running = Number(row.onetimecopy) !== 0 && daemonRunning(job);
+        const progress = await copyProgress(job, row.relgroup!, row.started ?? undefined, running);
+        const done = Number(row.onetimecopy) === 0;
+        totals.running ||= running;
+        totals.tablesTotal += progress.tablesTotal ?? 0;
+        totals.bytesTotal += progress.bytesTotal ?? 0;
+        // Between two tables the done figures are unknown: the last scraped value stays.
+        const tablesDone = done ? (progress.tablesTotal ?? 0) : progress.tablesDone;
+        const bytesDone = done ? (progress.bytesTotal ?? 0) : progress.bytesDone;
+        if (tablesDone === undefined || bytesDone === undefined) totals.known = false;
+        totals.tablesDone += tablesDone ?? 0;
+        totals.bytesDone += bytesDone ?? 0;
+      }
+      m.copyRunning.set(labels, totals.running ? 1 : 0);
+      m.copyTablesTotal.set(labels, totals.tablesTotal);
+      m.copyBytesTotal.set(labels, totals.bytesTotal);
+      if (totals.known) {
+        m.copyTablesDone.set(labels, totals.tablesDone);
+        m.copyBytesDone.set(labels, totals.bytesDone);
+      }
     });
   }
 

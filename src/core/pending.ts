@@ -6,6 +6,8 @@ import type { Client } from './db.js';
 export interface PendingTable {
   target: string;
   table: string;
+  /** The Bucardo sync whose delta table this is (bucardo.syncs: one of the job's). */
+  sync: string;
   changes: number;
   oldest: Date | null;
 }
@@ -18,6 +20,17 @@ export async function bucardoSchemaExists(client: Client): Promise<boolean> {
   return rows[0]!.present;
 }
 
+/**
+ * SQL for the names of the syncs that replicate to 'dbgroup <param>' from this source: a job's syncs,
+ * given its sync name (with bucardo.syncs > 1 they share the dbgroup named after the job). For queries
+ * on the primary that must cover all of a job's syncs without reading the metadata database.
+ */
+export function jobSyncsOnSource(param: string): string {
+  return `(SELECT jdn.sync FROM bucardo.bucardo_delta_names jdn
+            JOIN bucardo.bucardo_delta_targets jdt ON jdt.tablename = to_regclass(jdn.tablename)::oid
+           WHERE jdt.target = 'dbgroup ' || ${param}::text)`;
+}
+
 export async function pendingChanges(client: Client, syncName?: string): Promise<PendingTable[]> {
   if (!(await bucardoSchemaExists(client))) return [];
   // One pass per table gives both figures: under load the delta table holds millions of rows, and
@@ -25,13 +38,14 @@ export async function pendingChanges(client: Client, syncName?: string): Promise
   const { rows } = await client.query<{
     target: string;
     table: string;
+    sync: string;
     changes: string;
     oldest: Date | null;
   }>(
     `
-    SELECT target, "table", (xpath('/row/c/text()', doc))[1]::text::bigint AS changes,
+    SELECT target, "table", sync, (xpath('/row/c/text()', doc))[1]::text::bigint AS changes,
            (xpath('/row/m/text()', doc))[1]::text::timestamptz AS oldest
-      FROM (SELECT dt.target, dn.tablename AS "table", query_to_xml(format(
+      FROM (SELECT dt.target, dn.tablename AS "table", dn.sync, query_to_xml(format(
               'SELECT count(*) AS c, min(d.txntime) AS m FROM bucardo.%s d WHERE NOT EXISTS (SELECT 1 FROM bucardo.%s t WHERE t.txntime = d.txntime AND t.target = %L)',
               dn.deltaname, dn.trackname, dt.target), false, true, '') AS doc
               FROM bucardo.bucardo_delta_names dn
@@ -43,6 +57,7 @@ export async function pendingChanges(client: Client, syncName?: string): Promise
   return rows.map((row) => ({
     target: row.target,
     table: row.table,
+    sync: row.sync,
     changes: Number(row.changes),
     oldest: row.oldest,
   }));

@@ -11,6 +11,7 @@ import type { Job } from '../core/job.js';
 import type { KickerState } from '../core/kicker.js';
 import { maintainBookkeepingTables } from '../core/maintenance.js';
 import { applyStallRemedy, detectStuckStatements } from '../core/watchdog.js';
+import { syncNames } from '../core/bucardo/syncs.js';
 
 const job = JSON.parse(readFileSync(process.argv[2]!, 'utf8')) as Job;
 const intervalMs = Math.max(50, Math.round(job.config.bucardo.kickInterval * 1000));
@@ -34,19 +35,36 @@ let metadata: Client | undefined;
 let primary: Client | undefined;
 /** Opened by the watchdog (worker statements on the target); kept like the others. */
 let secondary: Client | undefined;
-/** Bucardo's delta tables for this sync, re-read every 30 s (new tables appear only with a validate). */
-let deltaTables: { names: string[]; readAt: number } | undefined;
-/** Fingerprint of the delta tables at the last look: newest txntime and rows ever inserted. */
-let lastFingerprint: string | undefined;
 /**
- * A kick can be lost: Bucardo drops it while the sync has no kid (e.g. between the initial copy's kid
- * and the next one), and a run that fails leaves its changes pending. So each kick stays unconfirmed
- * until a sync run started after it has finished well (bucardo.syncrun), and is repeated with backoff
- * until then (not while a run is still in progress).
+ * What the kicker keeps per sync of the job (bucardo.syncs): each sync has its own worker, so each is
+ * kicked only when its own tables changed, and each kick is confirmed by a run of that sync.
  */
-let unconfirmedKickAt: string | undefined;
-let retryDelayMs = 0;
-let nextRetryAt = 0;
+interface SyncKicks {
+  name: string;
+  /** Bucardo's delta tables for this sync, re-read every 30 s (new tables appear only with a validate). */
+  deltaTables?: { names: string[]; readAt: number };
+  fingerprintStatement?: { text: string; name: string };
+  /** Fingerprint of the delta tables at the last look: newest txntime and rows ever inserted. */
+  lastFingerprint?: string;
+  /**
+   * A kick can be lost: Bucardo drops it while the sync has no kid (e.g. between the initial copy's kid
+   * and the next one), and a run that fails leaves its changes pending. So each kick stays unconfirmed
+   * until a sync run started after it has finished well (bucardo.syncrun), and is repeated with backoff
+   * until then (not while a run is still in progress).
+   */
+  unconfirmedKickAt?: string;
+  retryDelayMs: number;
+  nextRetryAt: number;
+  /** Whether the last kick was sent while the sync's initial copy had not run yet (see tick). */
+  kickedDuringCopy: boolean;
+}
+
+const syncs: SyncKicks[] = syncNames(job).map((name) => ({
+  name,
+  retryDelayMs: 0,
+  nextRetryAt: 0,
+  kickedDuringCopy: false,
+}));
 
 function log(message: string): void {
   process.stdout.write(`${new Date().toISOString()} kicker ${job.name} [${process.pid}] ${message}\n`);
@@ -65,7 +83,7 @@ async function closeAll(): Promise<void> {
   metadata = undefined;
   primary = undefined;
   secondary = undefined;
-  deltaTables = undefined;
+  for (const sync of syncs) sync.deltaTables = undefined;
 }
 
 /**
@@ -73,36 +91,36 @@ async function closeAll(): Promise<void> {
  * at once. n_tup_ins of the delta tables also catches a long transaction that commits late with an
  * older txntime. Together: cheap enough to run every 200 ms on thousands of tables.
  */
-async function deltaFingerprint(client: Client): Promise<string> {
-  if (!deltaTables || Date.now() - deltaTables.readAt > 30_000) {
+async function deltaFingerprint(client: Client, sync: SyncKicks): Promise<string> {
+  if (!sync.deltaTables || Date.now() - sync.deltaTables.readAt > 30_000) {
     const { rows } = await client.query<{ deltaname: string }>(
       `SELECT DISTINCT dn.deltaname FROM bucardo.bucardo_delta_names dn
          JOIN bucardo.bucardo_delta_targets dt ON dt.tablename = to_regclass(dn.tablename)::oid
-        WHERE dt.target = $1`,
-      [`dbgroup ${job.syncName}`],
+        WHERE dt.target = $1 AND dn.sync = $2`,
+      [`dbgroup ${job.syncName}`, sync.name],
     );
-    deltaTables = { names: rows.map((row) => row.deltaname), readAt: Date.now() };
+    sync.deltaTables = { names: rows.map((row) => row.deltaname), readAt: Date.now() };
   }
-  if (deltaTables.names.length === 0) return 'no-delta-tables';
+  const names = sync.deltaTables.names;
+  if (names.length === 0) return 'no-delta-tables';
   // deltaname comes quote_ident-ed from Bucardo's own table (e.g. "delta_public_CamelCase").
-  const parts = deltaTables.names.map((name) => `SELECT max(txntime) AS m FROM bucardo.${name}`);
+  const parts = names.map((name) => `SELECT max(txntime) AS m FROM bucardo.${name}`);
   // A TRUNCATE writes no delta row, only a row in bucardo_truncate_trigger: watch that too.
   const text = `SELECT (SELECT max(m) FROM (${parts.join(' UNION ALL ')}) d)::text AS newest,
-            (SELECT sum(n_tup_ins) FROM pg_stat_user_tables WHERE schemaname = 'bucardo' AND relname LIKE 'delta\\_%')::text AS inserted,
+            (SELECT sum(n_tup_ins) FROM pg_stat_user_tables WHERE relid = ANY($2::regclass[]))::text AS inserted,
             (SELECT max(cdate) FROM bucardo.bucardo_truncate_trigger WHERE sync = $1 AND replicated IS NULL)::text AS truncated`;
   // Several times a second for as long as the job runs: a named statement is parsed and planned once
   // per connection (a new name when the table list changes).
-  if (fingerprintStatement?.text !== text)
-    fingerprintStatement = { text, name: `fingerprint_${++statementCount}` };
+  if (sync.fingerprintStatement?.text !== text)
+    sync.fingerprintStatement = { text, name: `fingerprint_${++statementCount}` };
   const { rows } = await client.query<{
     newest: string | null;
     inserted: string | null;
     truncated: string | null;
-  }>({ ...fingerprintStatement, values: [job.syncName] });
+  }>({ ...sync.fingerprintStatement, values: [sync.name, names.map((name) => `bucardo.${name}`)] });
   return `${rows[0]!.newest}|${rows[0]!.inserted}|${rows[0]!.truncated}`;
 }
 
-let fingerprintStatement: { text: string; name: string } | undefined;
 let statementCount = 0;
 
 async function open(role: 'bucardo' | 'primary'): Promise<Client> {
@@ -131,35 +149,39 @@ async function tick(): Promise<void> {
     lastHousekeepingError = message;
   });
   if (!kicking) return;
-  const fingerprint = await deltaFingerprint(primary!);
-  if (lastFingerprint === undefined) {
+  for (const sync of syncs) await tickSync(sync);
+}
+
+async function tickSync(sync: SyncKicks): Promise<void> {
+  const fingerprint = await deltaFingerprint(primary!, sync);
+  if (sync.lastFingerprint === undefined) {
     // First look after (re)connecting: kick once, in case changes arrived while we were away.
-    lastFingerprint = '';
+    sync.lastFingerprint = '';
   }
-  if (fingerprint !== lastFingerprint) {
-    lastFingerprint = fingerprint;
-    await kick(false);
-  } else if (unconfirmedKickAt !== undefined && Date.now() >= nextRetryAt) {
+  if (fingerprint !== sync.lastFingerprint) {
+    sync.lastFingerprint = fingerprint;
+    await kick(sync, false);
+  } else if (sync.unconfirmedKickAt !== undefined && Date.now() >= sync.nextRetryAt) {
     // Delivered means: a run that started after the kick has finished well. A run that failed (a
     // cancelled or crashed worker) leaves its changes pending and Bucardo does not retry by itself.
     const { rows } = await metadata!.query<{ confirmed: boolean; running: boolean }>(
       `SELECT bool_or(ended IS NOT NULL AND (lastgood OR lastempty OR status LIKE 'Complete%' OR status LIKE 'No delta%')) AS confirmed,
               bool_or(ended IS NULL) AS running
          FROM bucardo.syncrun WHERE sync = $1 AND started >= $2::timestamptz`,
-      [job.syncName, unconfirmedKickAt],
+      [sync.name, sync.unconfirmedKickAt],
     );
     if (rows[0]?.confirmed) {
-      unconfirmedKickAt = undefined;
+      sync.unconfirmedKickAt = undefined;
       // A kick sent while the initial copy was pending was confirmed by the copy's run, which does
       // not apply the delta rows recorded before it: in a cascade all the rows the upstream copy
       // wrote (measured: 16,400 changes of the demo's B -> C stayed pending for good). One more kick
       // makes a normal run carry them.
-      if (kickedDuringCopy) {
-        kickedDuringCopy = false;
-        await kick(false);
+      if (sync.kickedDuringCopy) {
+        sync.kickedDuringCopy = false;
+        await kick(sync, false);
       }
-    } else if (rows[0]?.running) nextRetryAt = Date.now() + retryDelayMs;
-    else await kick(true);
+    } else if (rows[0]?.running) sync.nextRetryAt = Date.now() + sync.retryDelayMs;
+    else await kick(sync, true);
   }
 }
 
@@ -205,33 +227,34 @@ async function housekeeping(): Promise<void> {
   }
 }
 
-/** Whether the last kick was sent while the sync's initial copy had not run yet (see tick). */
-let kickedDuringCopy = false;
-
-async function kick(retry: boolean): Promise<void> {
+async function kick(sync: SyncKicks, retry: boolean): Promise<void> {
   // The database's clock, not ours, is what syncrun.started is compared with.
   // One round trip: pg_notify takes the channel name as a value (no identifier quoting involved).
   const { rows } = await metadata!.query<{ at: string }>({
     name: 'kick',
     text: "SELECT clock_timestamp()::text AS at, pg_notify($1, '')",
-    values: [`bucardo_kick_sync_${job.syncName}`],
+    values: [`bucardo_kick_sync_${sync.name}`],
   });
-  unconfirmedKickAt = rows[0]!.at;
+  sync.unconfirmedKickAt = rows[0]!.at;
   const copy = await metadata!.query<{ pending: boolean }>({
     name: 'copy_pending',
     text: 'SELECT onetimecopy <> 0 AS pending FROM bucardo.sync WHERE name = $1',
-    values: [job.syncName],
+    values: [sync.name],
   });
-  kickedDuringCopy = copy.rows[0]?.pending === true;
+  sync.kickedDuringCopy = copy.rows[0]?.pending === true;
   // Bucardo restarts a sync's worker ~10 s after its initial copy and drops kicks meanwhile: retry
   // often enough that the first change after the copy is not held back long, but never more often
   // than every 2 s (each retry is a NOTIFY, and a run only when there is something to do).
-  retryDelayMs = retry ? Math.min(5000, Math.round(retryDelayMs * 1.5)) : Math.max(2000, 3 * intervalMs);
-  nextRetryAt = Date.now() + retryDelayMs;
+  sync.retryDelayMs = retry
+    ? Math.min(5000, Math.round(sync.retryDelayMs * 1.5))
+    : Math.max(2000, 3 * intervalMs);
+  sync.nextRetryAt = Date.now() + sync.retryDelayMs;
   state.kicks += 1;
   state.lastKickAt = new Date().toISOString();
   if (retry)
-    log(`no sync run has finished well since the last kick; kicked again (next check in ${retryDelayMs} ms)`);
+    log(
+      `no run of sync ${sync.name} has finished well since the last kick; kicked again (next check in ${sync.retryDelayMs} ms)`,
+    );
 }
 
 /**
@@ -258,8 +281,8 @@ let metricsServer: { close(): void } | undefined;
 async function main(): Promise<void> {
   log(
     kicking
-      ? `started, kicking sync ${job.syncName} every ${intervalMs} ms when changes are pending`
-      : `started for sync ${job.syncName}: per-commit kick triggers do the kicking; maintaining statistics and watching for stalls`,
+      ? `started, kicking sync ${syncNames(job).join(', ')} every ${intervalMs} ms when changes are pending`
+      : `started for sync ${syncNames(job).join(', ')}: per-commit kick triggers do the kicking; maintaining statistics and watching for stalls`,
   );
   await startMetrics();
   if (!job.config.bucardo.maintainStatistics)
@@ -284,7 +307,7 @@ async function main(): Promise<void> {
       if (failures === 1 || failures % 30 === 0)
         log(`cannot kick (${failures} failure(s) in a row), retrying: ${state.lastError}`);
       await closeAll();
-      lastFingerprint = undefined;
+      for (const sync of syncs) sync.lastFingerprint = undefined;
       await sleep(Math.min(10_000, 500 * failures)).catch(() => undefined);
       continue;
     }

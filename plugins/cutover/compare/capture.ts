@@ -32,7 +32,7 @@
 //    TRUNCATE leaves no delta row but a row in bucardo_truncate_trigger stamped with now():
 //    a table truncated since H is compared in full.
 import { withTransaction, type Client } from '../../../src/core/db.js';
-import { bucardoSchemaExists } from '../../../src/core/pending.js';
+import { bucardoSchemaExists, jobSyncsOnSource } from '../../../src/core/pending.js';
 
 /** The extra target that keeps Bucardo's VAC from purging the sync's change records. */
 export function holdTarget(syncName: string): string {
@@ -54,7 +54,7 @@ export interface ChangeHorizon {
 async function syncTableOids(client: Client, syncName: string): Promise<number[]> {
   const { rows } = await client.query<{ oid: number }>(
     `SELECT DISTINCT to_regclass(tablename)::oid::int8 AS oid FROM bucardo.bucardo_delta_names
-      WHERE sync = $1 AND to_regclass(tablename) IS NOT NULL`,
+      WHERE sync IN ${jobSyncsOnSource('$1')} AND to_regclass(tablename) IS NOT NULL`,
     [syncName],
   );
   return rows.map((row) => Number(row.oid));
@@ -110,7 +110,7 @@ export async function holdAndTakeHorizon(
              'SELECT min(d.txntime) AS m FROM bucardo.%s d
                WHERE NOT EXISTS (SELECT 1 FROM bucardo.%s t WHERE t.txntime = d.txntime AND t.target = %L)',
              dn.deltaname, dn.trackname, $2::text), false, true, '')))[1]::text::timestamptz)::text AS oldest
-      FROM bucardo.bucardo_delta_names dn WHERE dn.sync = $1`,
+      FROM bucardo.bucardo_delta_names dn WHERE dn.sync IN ${jobSyncsOnSource('$1')}`,
     [syncName, `dbgroup ${syncName}`],
   );
   const oldestPending = pending[0]?.oldest ?? null;
@@ -201,7 +201,7 @@ export async function truncatedSince(
     SELECT DISTINCT format('%s.%s', n.nspname, c.relname) AS table
       FROM bucardo.bucardo_truncate_trigger tt
       JOIN pg_class c ON c.oid = tt.tablename JOIN pg_namespace n ON n.oid = c.relnamespace
-     WHERE tt.sync = $1 AND ($2::timestamptz IS NULL OR tt.cdate >= $2::timestamptz)`,
+     WHERE tt.sync IN ${jobSyncsOnSource('$1')} AND ($2::timestamptz IS NULL OR tt.cdate >= $2::timestamptz)`,
     [syncName, from],
   );
   return new Set(rows.map((row) => row.table));

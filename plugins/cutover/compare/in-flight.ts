@@ -5,7 +5,7 @@
 // record unchanged before and after and nothing pending, really differs.
 import { sleep } from '../../../src/core/activity.js';
 import type { Client } from '../../../src/core/db.js';
-import { bucardoSchemaExists } from '../../../src/core/pending.js';
+import { bucardoSchemaExists, jobSyncsOnSource } from '../../../src/core/pending.js';
 import { quoteQualified } from '../../../src/core/quote.js';
 import { diffRows, keyId, rowHashes, type KeyDiff, type Sides } from './ranges.js';
 import type { TableSql } from './sql.js';
@@ -30,7 +30,7 @@ export async function findChangeLog(
        FROM bucardo.bucardo_delta_names dn
        JOIN pg_class d ON d.oid = to_regclass('bucardo.' || dn.deltaname)
        JOIN pg_class t ON t.oid = to_regclass('bucardo.' || dn.trackname)
-      WHERE dn.sync = $1 AND to_regclass(dn.tablename) = to_regclass($2)`,
+      WHERE dn.sync IN ${jobSyncsOnSource('$1')} AND to_regclass(dn.tablename) = to_regclass($2)`,
     [syncName, sql.table],
   );
   const row = rows[0];

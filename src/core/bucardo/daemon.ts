@@ -11,7 +11,8 @@ import { stopKicker } from '../kicker.js';
 import type { CommandContext } from '../plugin.js';
 import { isProcessAlive, processCommandLine, readPidFile } from '../process.js';
 import { quoteIdent } from '../quote.js';
-import { syncRow, withMetadata } from './metadata.js';
+import { withMetadata } from './metadata.js';
+import { recordedSyncs, syncNames } from './syncs.js';
 
 export interface DaemonData {
   pid?: number;
@@ -35,20 +36,24 @@ export function isDaemonRunning(job: Job): boolean {
 }
 
 /** The controller of a sync writes this pid file once the daemon has loaded the sync. */
-function controllerPidFile(job: Job): string {
-  return path.join(job.paths.pidDir, `bucardo.ctl.sync.${job.syncName}.pid`);
+function controllerPidFile(job: Job, syncName: string): string {
+  return path.join(job.paths.pidDir, `bucardo.ctl.sync.${syncName}.pid`);
 }
 
-export function syncLoaded(job: Job): boolean {
-  const pid = readPidFile(controllerPidFile(job));
-  return pid !== undefined && isProcessAlive(pid);
+/** Whether the daemon has loaded the sync (by default: every sync of the job). */
+export function syncLoaded(job: Job, syncName?: string): boolean {
+  return (syncName === undefined ? syncNames(job) : [syncName]).every((name) => {
+    const pid = readPidFile(controllerPidFile(job, name));
+    return pid !== undefined && isProcessAlive(pid);
+  });
 }
 
-/** NOTIFY on the metadata database: what `bucardo kick` does, without starting Perl. */
-export async function kickSync(job: Job): Promise<void> {
-  await withMetadata(job, (client) =>
-    client.query(`NOTIFY ${quoteIdent(`bucardo_kick_sync_${job.syncName}`)}`),
-  );
+/** NOTIFY on the metadata database: what `bucardo kick` does, without starting Perl (every sync by default). */
+export async function kickSync(job: Job, syncName?: string): Promise<void> {
+  const names = syncName === undefined ? syncNames(job) : [syncName];
+  await withMetadata(job, async (client) => {
+    for (const name of names) await client.query(`NOTIFY ${quoteIdent(`bucardo_kick_sync_${name}`)}`);
+  });
 }
 
 export async function stopDaemon(job: Job, ctx: CommandContext): Promise<DaemonData> {
@@ -80,6 +85,6 @@ export async function reloadDaemon(job: Job, ctx: CommandContext): Promise<void>
   // reload_config re-reads bucardo_config and reloads the MCP, which loads new syncs too.
   await runBucardo(job, ['reload_config'], { activity: ctx.activity, timeoutMs: 120_000 });
   for (let i = 0; i < 100 && !syncLoaded(job); i++) await sleep(100, ctx.activity.signal);
-  const sync = await withMetadata(job, (client) => syncRow(client, job.syncName));
-  if (sync) await kickSync(job);
+  const recorded = await withMetadata(job, (client) => recordedSyncs(client, job));
+  if (recorded.length) await kickSync(job);
 }

@@ -90,10 +90,11 @@ export async function syncRow(client: Client, syncName: string): Promise<SyncRow
   return rows[0];
 }
 
-export async function otherSyncs(client: Client, syncName: string): Promise<string[]> {
+/** Syncs recorded in the metadata database other than the given one(s) (a job's own). */
+export async function otherSyncs(client: Client, syncName: string | string[]): Promise<string[]> {
   const { rows } = await client.query<{ name: string }>(
-    'SELECT name FROM bucardo.sync WHERE name <> $1 ORDER BY name',
-    [syncName],
+    'SELECT name FROM bucardo.sync WHERE NOT name = ANY($1) ORDER BY name',
+    [Array.isArray(syncName) ? syncName : [syncName]],
   );
   return rows.map((row) => row.name);
 }
@@ -121,15 +122,16 @@ export async function recentRuns(client: Client, syncName: string, limit = 5): P
   return rows;
 }
 
+/** The newest good or failed run of the sync (or of any of the given syncs: a job's, bucardo.syncs). */
 export async function lastRun(
   client: Client,
-  syncName: string,
+  syncName: string | string[],
   kind: 'lastgood' | 'lastbad',
 ): Promise<SyncRun | undefined> {
   const { rows } = await client.query<SyncRun>(
     `SELECT started, ended, lastgood, lastbad, lastempty, status, inserts::int, deletes::int, details
-       FROM bucardo.syncrun WHERE sync = $1 AND ${kind} ORDER BY ended DESC NULLS LAST LIMIT 1`,
-    [syncName],
+       FROM bucardo.syncrun WHERE sync = ANY($1) AND ${kind} ORDER BY ended DESC NULLS LAST LIMIT 1`,
+    [Array.isArray(syncName) ? syncName : [syncName]],
   );
   return rows[0];
 }

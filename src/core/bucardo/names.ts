@@ -18,3 +18,11 @@ export function truncateTriggerName(syncName: string): string {
 export function onetimecopyFor(copyData: 'never' | 'always' | 'empty' | 'parallel'): 0 | 1 | 2 {
   return copyData === 'never' || copyData === 'parallel' ? 0 : copyData === 'always' ? 1 : 2;
 }
+
+/** Whether a sync or relgroup name is one a job of this replication name uses (whatever its bucardo.syncs). */
+export function isJobSyncName(name: string, replicationName: string): boolean {
+  return (
+    name === replicationName ||
+    (name.startsWith(`${replicationName}_`) && /^\d+$/.test(name.slice(replicationName.length + 1)))
+  );
+}

@@ -44,7 +44,7 @@ export function reverseJob(job: Job): Job {
       },
       // A already holds the data (onetimecopy=0); the kicker only serves the forward sync, so the
       // reverse sync is kicked by its own per-commit kick triggers on B.
-      bucardo: { ...job.config.bucardo, copyData: 'never', asynchronousKicking: false },
+      bucardo: { ...job.config.bucardo, copyData: 'never', asynchronousKicking: false, syncs: 1 },
     },
   };
 }

@@ -10,15 +10,22 @@ import { quoteQualified } from '../quote.js';
 import { onetimecopyFor } from './names.js';
 import { auditTriggers, jobTriggerNames, listTriggers } from './triggers.js';
 import { relgroupMembers, withMetadata } from './metadata.js';
+import { dbgroupName, jobSyncs, syncCount, type JobSync } from './syncs.js';
 
-/** `bucardo add sync` for this job: copy_data as onetimecopy; no kick triggers with asynchronous kicking. */
-export function addSyncArguments(job: Job): string[] {
+/**
+ * `bucardo add sync` for one of this job's syncs: copy_data as onetimecopy; no kick triggers with
+ * asynchronous kicking. With several syncs each names its relgroup and the job's shared dbgroup.
+ */
+export function addSyncArguments(job: Job, sync: JobSync = jobSyncs(job)[0]!): string[] {
+  const split = syncCount(job) > 1;
   return [
     'add',
     'sync',
-    job.syncName,
-    `relgroup=${job.relgroupName}`,
-    `dbs=${job.bucardoDbName.primary}:source,${job.bucardoDbName.secondary}:target`,
+    sync.name,
+    `relgroup=${sync.relgroup}`,
+    split
+      ? `dbgroup=${dbgroupName(job)}`
+      : `dbs=${job.bucardoDbName.primary}:source,${job.bucardoDbName.secondary}:target`,
     `onetimecopy=${onetimecopyFor(job.config.bucardo.copyData)}`,
     // With asynchronous kicking the kick triggers are never created: one table lock fewer than
     // creating and then disabling them, and no per-commit NOTIFY on the primary.
@@ -45,7 +52,12 @@ export async function filledSecondaryTables(
   job: Job,
   activity: CommandContext['activity'],
 ): Promise<FilledTable[]> {
-  const members = await withMetadata(job, (client) => relgroupMembers(client, job.relgroupName), activity);
+  const members = await withMetadata(
+    job,
+    async (client) =>
+      (await Promise.all(jobSyncs(job).map((s) => relgroupMembers(client, s.relgroup)))).flat(),
+    activity,
+  );
   const tables = members.filter((m) => m.reltype === 'table');
   return withClient(job, { role: 'secondary', activity }, async (client) => {
     const filled: FilledTable[] = [];

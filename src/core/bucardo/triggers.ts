@@ -9,6 +9,7 @@ import { displayName, findReplicationObjects, type Relation } from '../objects.j
 import { quoteIdent, quoteQualified } from '../quote.js';
 import { RoundProgress, runRounds, type RoundsPolicy } from '../rounds.js';
 import { DELTA_TRIGGER, kickTriggerName, truncateTriggerName } from './names.js';
+import { syncCount, syncNames, tablesBySync } from './syncs.js';
 
 export interface TriggerRow {
   schema: string;
@@ -17,22 +18,29 @@ export interface TriggerRow {
   enabled: string;
 }
 
-/** The triggers a table of this job carries, and the tgenabled state each should have. */
-export function expectedTriggers(job: Job): Map<string, string> {
+/**
+ * The triggers a table of this job carries, and the tgenabled state each should have. A table belongs
+ * to one of the job's syncs (bucardo.syncs): its kick and note-truncation triggers are that sync's.
+ * Without a sync: every trigger name of the job (what bucardo.add_triggers sets the mode of).
+ */
+export function expectedTriggers(job: Job, syncName?: string): Map<string, string> {
   // On a cascade middle hop (this job's primary is B of A→B→C), rows arrive from the A→B sync with
   // session_replication_role = replica; only ALWAYS triggers fire then, so B's changes reach C.
   const state = job.config.databases.primary.cascade ? 'A' : 'O';
-  const expected = new Map<string, string>([
-    [DELTA_TRIGGER, state],
-    [truncateTriggerName(job.syncName), state],
-  ]);
-  if (!job.config.bucardo.asynchronousKicking) expected.set(kickTriggerName(job.syncName), state);
+  const expected = new Map<string, string>([[DELTA_TRIGGER, state]]);
+  for (const name of syncName === undefined ? syncNames(job) : [syncName]) {
+    expected.set(truncateTriggerName(name), state);
+    if (!job.config.bucardo.asynchronousKicking) expected.set(kickTriggerName(name), state);
+  }
   return expected;
 }
 
 /** Every trigger name this job may have created (the kick trigger whatever the kicking mode). */
 export function jobTriggerNames(job: Job): string[] {
-  return [DELTA_TRIGGER, truncateTriggerName(job.syncName), kickTriggerName(job.syncName)];
+  return [
+    DELTA_TRIGGER,
+    ...syncNames(job).flatMap((name) => [truncateTriggerName(name), kickTriggerName(name)]),
+  ];
 }
 
 export async function listTriggers(client: Client, names: string[]): Promise<TriggerRow[]> {
@@ -61,8 +69,8 @@ export async function tablesSharingDelta(client: Client, job: Job): Promise<Set<
   const { rows } = await client.query<{ schema: string; table: string }>(
     `SELECT DISTINCT n.nspname AS schema, c.relname AS table
        FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid JOIN pg_namespace n ON n.oid = c.relnamespace
-      WHERE NOT t.tgisinternal AND (t.tgname LIKE 'bucardo\\_note\\_trunc\\_%' OR t.tgname LIKE 'btrunc\\_%') AND t.tgname <> $1`,
-    [truncateTriggerName(job.syncName)],
+      WHERE NOT t.tgisinternal AND (t.tgname LIKE 'bucardo\\_note\\_trunc\\_%' OR t.tgname LIKE 'btrunc\\_%') AND NOT t.tgname = ANY($1)`,
+    [syncNames(job).map(truncateTriggerName)],
   );
   return new Set(rows.map((r) => `${r.schema}.${r.table}`));
 }
@@ -150,7 +158,8 @@ export async function auditTriggers(
   job: Job,
   activity?: Activity,
 ): Promise<{ tables: Relation[]; wrong: TriggerAudit[] }> {
-  const expected = expectedTriggers(job);
+  // With several syncs each table's expected triggers are those of the sync its relgroup is in.
+  const syncOf = syncCount(job) > 1 ? await tableSyncs(job, activity) : undefined;
   return withClient(job, { role: 'primary', activity }, async (client) => {
     const { tables } = await findReplicationObjects(client, job.config.bucardo.replicationObjects);
     const byTable = groupByTable(await listTriggers(client, jobTriggerNames(job)));
@@ -158,6 +167,9 @@ export async function auditTriggers(
     for (const table of tables) {
       const rows = byTable.get(displayName(table)) ?? [];
       const problems: string[] = [];
+      const sync = syncOf ? syncOf.get(displayName(table)) : job.syncName;
+      if (sync === undefined) problems.push('not in any sync of the job (run bucardo.install)');
+      const expected = expectedTriggers(job, sync ?? job.syncName);
       for (const [name, state] of expected) {
         const row = rows.find((r) => r.trigger === name);
         if (!row) problems.push(`missing ${name}`);
@@ -169,6 +181,13 @@ export async function auditTriggers(
     }
     return { tables, wrong };
   });
+}
+
+/** "schema.table" → the name of the job's sync that holds it, from the relgroups. */
+async function tableSyncs(job: Job, activity?: Activity): Promise<Map<string, string>> {
+  const result = new Map<string, string>();
+  for (const [sync, tables] of await tablesBySync(job, activity)) for (const t of tables) result.set(t, sync);
+  return result;
 }
 
 function describeEnabled(state: string): string {

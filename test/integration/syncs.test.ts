@@ -1,0 +1,376 @@
+// bucardo.syncs: N — a job's tables split over N Bucardo syncs, each applied by its own worker. A job
+// with three syncs: six tables (two tied by a foreign key) recorded each in exactly one sync, the FK
+// pair together; the copy, a write load reaching every table, status per sync and in total, kill -9 of
+// the daemon and bucardo.restart (nothing lost, nothing extra), a clean uninstall. And a cascade
+// A→B→C whose both hops use two syncs.
+import assert from 'node:assert/strict';
+import { readdirSync } from 'node:fs';
+import path from 'node:path';
+import { after, before, test } from 'node:test';
+import pg from 'pg';
+import { isProcessAlive, readPidFile } from '../../src/core/process.js';
+import type { ClusterInfo } from '../../src/sandbox/cluster.js';
+import {
+  clusters,
+  dropDatabase,
+  forgetJob,
+  freshDatabase,
+  query,
+  runTool,
+  tableRows,
+  waitFor,
+  writeJobConfig,
+  type ToolResult,
+} from '../support/harness.js';
+
+const TABLES = ['public.t1', 'public.t2', 'public.t3', 'public.t4', 'public.parent', 'public.child'];
+const SCHEMA = `
+CREATE TABLE public.t1 (id int PRIMARY KEY, v int NOT NULL);
+CREATE TABLE public.t2 (id int PRIMARY KEY, v int NOT NULL);
+CREATE TABLE public.t3 (id int PRIMARY KEY, v int NOT NULL, pad text);
+CREATE TABLE public.t4 (id int PRIMARY KEY, v int NOT NULL);
+CREATE TABLE public.parent (id int PRIMARY KEY, v int NOT NULL);
+CREATE TABLE public.child (id int PRIMARY KEY, parent int NOT NULL REFERENCES public.parent (id) ON DELETE CASCADE, v int NOT NULL);
+CREATE SEQUENCE public.ticket;
+`;
+const DATA = `
+INSERT INTO public.t1 SELECT g, g FROM generate_series(1, 500) g;
+INSERT INTO public.t2 SELECT g, g FROM generate_series(1, 500) g;
+-- t3 is the biggest by far: the balancing gives it a sync of its own.
+INSERT INTO public.t3 SELECT g, g, repeat('x', 500) FROM generate_series(1, 4000) g;
+INSERT INTO public.t4 SELECT g, g FROM generate_series(1, 500) g;
+INSERT INTO public.parent SELECT g, g FROM generate_series(1, 300) g;
+INSERT INTO public.child SELECT g, 1 + g % 300, g FROM generate_series(1, 600) g;
+SELECT setval('public.ticket', 42);
+`;
+
+let a: ClusterInfo;
+let b: ClusterInfo;
+
+before(async () => {
+  ({ a, b } = await clusters());
+});
+after(async () => {
+  for (const [cluster, name] of [
+    [a, 'syncs_a'],
+    [b, 'syncs_b'],
+    [a, 'syncs_ca'],
+    [b, 'syncs_cb'],
+    [a, 'syncs_cc'],
+  ] as const)
+    await dropDatabase(cluster, name).catch(() => undefined);
+});
+
+function outcome(result: ToolResult): { ok: boolean; data?: any; error?: string } {
+  const line = result.stdout.split('\n').find((l) => l.startsWith('{"command"'));
+  assert.ok(line, `no JSON outcome in:\n${result.stdout}\n${result.stderr}`);
+  return JSON.parse(line);
+}
+
+/** Writers on the primary touching every table (parent and child in one transaction). */
+function startLoad(cluster: ClusterInfo, database: string, writers = 3) {
+  let running = true;
+  let operations = 0;
+  const writer = async (index: number) => {
+    let client: pg.Client | undefined;
+    let next = 100_000 * index;
+    while (running) {
+      try {
+        if (!client) {
+          client = new pg.Client({ host: cluster.host, port: cluster.port, user: 'postgres', database });
+          client.on('error', () => undefined);
+          await client.connect();
+        }
+        const table = ['t1', 't2', 't3', 't4'][operations % 4]!;
+        const id = 1 + Math.floor(Math.random() * 500);
+        next += 1;
+        await client.query(`INSERT INTO public.${table} (id, v) VALUES ($1, $2)`, [next, index]);
+        await client.query(`UPDATE public.${table} SET v = v + 1 WHERE id = $1`, [id]);
+        if (operations % 7 === 0) await client.query(`DELETE FROM public.${table} WHERE id = $1`, [id + 1]);
+        await client.query('BEGIN');
+        await client.query('INSERT INTO public.parent VALUES ($1, 0)', [next]);
+        await client.query('INSERT INTO public.child VALUES ($1, $1, 0)', [next]);
+        await client.query('UPDATE public.child SET v = v + 1 WHERE id = $1', [id]);
+        await client.query('COMMIT');
+        if (operations % 11 === 0) await client.query('DELETE FROM public.parent WHERE id = $1', [next]);
+        operations += 1;
+      } catch {
+        await client?.end().catch(() => undefined);
+        client = undefined;
+        await new Promise((r) => setTimeout(r, 200));
+      }
+      await new Promise((r) => setTimeout(r, 5));
+    }
+    await client?.end().catch(() => undefined);
+  };
+  const done = Promise.all(Array.from({ length: writers }, (_, i) => writer(i + 1)));
+  return {
+    async stop() {
+      running = false;
+      await done;
+      return operations;
+    },
+  };
+}
+
+async function assertSame(
+  source: { cluster: ClusterInfo; dbname: string },
+  target: { cluster: ClusterInfo; dbname: string },
+): Promise<void> {
+  for (const table of TABLES) {
+    const [primary, secondary] = await Promise.all([
+      tableRows(source.cluster, source.dbname, table),
+      tableRows(target.cluster, target.dbname, table),
+    ]);
+    const lost = primary.filter((row) => !secondary.includes(row));
+    const extra = secondary.filter((row) => !primary.includes(row));
+    assert.deepEqual({ lost: lost.length, extra: extra.length }, { lost: 0, extra: 0 }, `${table} differs`);
+  }
+}
+
+async function waitSame(
+  source: { cluster: ClusterInfo; dbname: string },
+  target: { cluster: ClusterInfo; dbname: string },
+  what: string,
+): Promise<void> {
+  await waitFor(
+    async () => {
+      for (const table of TABLES) {
+        const [x, y] = await Promise.all([
+          tableRows(source.cluster, source.dbname, table),
+          tableRows(target.cluster, target.dbname, table),
+        ]);
+        if (JSON.stringify(x) !== JSON.stringify(y)) return false;
+      }
+      return true;
+    },
+    60_000,
+    what,
+  );
+  await assertSame(source, target);
+}
+
+/** relgroup → its tables, from Bucardo's metadata. */
+async function recordedSyncs(metadata: ClusterInfo, db = 'bucardo'): Promise<Map<string, string[]>> {
+  const rows = await query<{ sync: string; t: string }>(
+    metadata,
+    db,
+    `SELECT s.name AS sync, g.schemaname || '.' || g.tablename AS t FROM bucardo.sync s
+       JOIN bucardo.herdmap h ON h.herd = s.herd JOIN bucardo.goat g ON g.id = h.goat
+      WHERE g.reltype = 'table' ORDER BY 1, 2`,
+  );
+  const result = new Map<string, string[]>();
+  for (const row of rows) result.set(row.sync, [...(result.get(row.sync) ?? []), row.t]);
+  return result;
+}
+
+function bucardoProcesses(pidDir: string): number[] {
+  return readdirSync(pidDir)
+    .filter((f) => f.startsWith('bucardo.') && f.endsWith('.pid'))
+    .map((f) => readPidFile(path.join(pidDir, f)))
+    .filter((pid): pid is number => pid !== undefined && isProcessAlive(pid));
+}
+
+test('syncs: 3 — six tables over three syncs (the FK pair together), load, status per sync, kill -9 and restart, uninstall', async (t) => {
+  await freshDatabase(a, 'syncs_a', SCHEMA + DATA);
+  await freshDatabase(b, 'syncs_b', SCHEMA);
+  const job = writeJobConfig({
+    name: 'syncs3',
+    plugins: ['bucardo', 'cutover'],
+    primary: { cluster: a, dbname: 'syncs_a' },
+    secondary: { cluster: b, dbname: 'syncs_b' },
+    metadata: a,
+    bucardoSettings: { syncs: 3 },
+    extra: { cutover: { chunk_rows: 1000, settle_time: 10 } },
+  });
+  const tool = (list: string) => runTool(['-c', job.file, '-l', list], { timeoutMs: 150_000 });
+  let orphans: number[] = [];
+  t.after(async () => {
+    for (const pid of orphans) if (isProcessAlive(pid)) process.kill(pid, 'SIGKILL');
+    await tool('bucardo.stop').catch(() => undefined);
+    await forgetJob(job, a);
+  });
+  await query(a, 'syncs_a', 'ANALYZE');
+
+  const setup = await tool('bucardo.install bucardo.add_triggers');
+  assert.equal(setup.code, 0, setup.stdout + setup.stderr);
+  const syncs = await recordedSyncs(a);
+  assert.deepEqual([...syncs.keys()], ['syncs3_1', 'syncs3_2', 'syncs3_3'], 'three syncs recorded');
+  const all = [...syncs.values()].flat().sort();
+  assert.deepEqual(all, [...TABLES].sort(), 'every table in exactly one sync');
+  const home = (table: string) => [...syncs].find(([, tables]) => tables.includes(table))?.[0];
+  assert.equal(home('public.parent'), home('public.child'), 'tables tied by a foreign key share a sync');
+  assert.deepEqual(
+    [...syncs].find(([, tables]) => tables.includes('public.t3'))?.[1],
+    ['public.t3'],
+    'the biggest table has a sync of its own',
+  );
+  const dbgroups = await query<{ dbs: string }>(a, 'bucardo', 'SELECT DISTINCT dbs FROM bucardo.sync');
+  assert.deepEqual(dbgroups, [{ dbs: 'syncs3' }], 'the syncs share one dbgroup named after the job');
+  const triggers = await query<{ t: string; tgname: string }>(
+    a,
+    'syncs_a',
+    `SELECT c.relname AS t, tg.tgname FROM pg_trigger tg JOIN pg_class c ON c.oid = tg.tgrelid
+      WHERE tg.tgname LIKE 'bucardo_kick_%' ORDER BY 1`,
+  );
+  for (const row of triggers)
+    assert.equal(
+      row.tgname,
+      `bucardo_kick_${home(`public.${row.t}`)}`,
+      `${row.t}: its own sync's kick trigger`,
+    );
+  assert.equal(triggers.length, TABLES.length);
+
+  // A second install and add_triggers change nothing: the assignment is read back, not recomputed.
+  await query(
+    a,
+    'syncs_a',
+    'INSERT INTO public.t1 SELECT g, g FROM generate_series(10001, 30000) g; ANALYZE',
+  );
+  const again = await tool('bucardo.install bucardo.add_triggers');
+  assert.equal(again.code, 0, again.stdout + again.stderr);
+  assert.deepEqual(await recordedSyncs(a), syncs, 'a rerun keeps every table in its sync');
+
+  const start = await tool('bucardo.start bucardo.wait_for_copy');
+  assert.equal(start.code, 0, start.stdout + start.stderr);
+  await waitSame({ cluster: a, dbname: 'syncs_a' }, { cluster: b, dbname: 'syncs_b' }, 'the initial copy');
+
+  const load = startLoad(a, 'syncs_a');
+  await new Promise((r) => setTimeout(r, 2000));
+  const mcp = readPidFile(path.join(job.pidDir, 'bucardo.mcp.pid'));
+  assert.ok(mcp && isProcessAlive(mcp), 'the daemon runs');
+  orphans = bucardoProcesses(job.pidDir);
+  process.kill(mcp, 'SIGKILL');
+  await waitFor(async () => !isProcessAlive(mcp), 5000, 'the daemon to die');
+  await new Promise((r) => setTimeout(r, 1500));
+  const restart = await tool('bucardo.restart');
+  assert.equal(restart.code, 0, restart.stdout + restart.stderr);
+  await new Promise((r) => setTimeout(r, 2000));
+  const operations = await load.stop();
+  assert.ok(operations > 50, `the load ran (${operations} operations)`);
+
+  let status: any;
+  await waitFor(
+    async () => {
+      status = outcome(await tool('bucardo.status --json')).data;
+      return status?.verdict === 'caught up';
+    },
+    60_000,
+    'bucardo.status to say caught up',
+  );
+  await assertSame({ cluster: a, dbname: 'syncs_a' }, { cluster: b, dbname: 'syncs_b' });
+  assert.equal(status.syncs.length, 3);
+  for (const sync of status.syncs) {
+    assert.equal(sync.exists, true, sync.name);
+    assert.equal(sync.loaded, true, sync.name);
+    assert.equal(sync.pendingTotal, 0, sync.name);
+    assert.ok(sync.lastGood, `${sync.name} has had a good run`);
+    assert.equal(sync.tables, syncs.get(sync.name)!.length);
+  }
+  assert.equal(status.sync.exists, true);
+  assert.equal(status.copy.state, 'done');
+  const text = await tool('bucardo.status');
+  assert.match(text.stdout, /Syncs\s+: 3, each applied by its own Bucardo worker/);
+  assert.match(text.stdout, /syncs3_1\s+loaded/);
+  const verified = await tool('cutover.verify --json');
+  const report = outcome(verified).data;
+  assert.equal(verified.code, 0, `${report?.verdict}\n${verified.stdout}`);
+  assert.equal(report.totals.mismatchedRows, 0);
+  assert.equal(
+    (await query<{ v: string }>(b, 'syncs_b', 'SELECT last_value::text AS v FROM public.ticket'))[0]!.v,
+    '42',
+    'the sequence replicated with the first sync',
+  );
+
+  const removed = await tool('bucardo.uninstall');
+  assert.equal(removed.code, 0, removed.stdout + removed.stderr);
+  const left = await query(a, 'syncs_a', "SELECT tgname FROM pg_trigger WHERE tgname LIKE 'bucardo%'");
+  assert.deepEqual(left, [], 'no Bucardo trigger left on the primary');
+  const metadataLeft = await query(a, 'postgres', "SELECT 1 FROM pg_database WHERE datname = 'bucardo'");
+  assert.deepEqual(metadataLeft, [], 'no sync left: the metadata database is gone');
+});
+
+test('a cascade A→B→C with syncs: 2 on both hops: B→C waits for every A→B copy; changes reach C', async (t) => {
+  await freshDatabase(a, 'syncs_ca', SCHEMA + DATA);
+  await freshDatabase(b, 'syncs_cb', SCHEMA);
+  await freshDatabase(a, 'syncs_cc', SCHEMA);
+  const A = { cluster: a, dbname: 'syncs_ca' };
+  const B = { cluster: b, dbname: 'syncs_cb' };
+  const C = { cluster: a, dbname: 'syncs_cc' };
+  const aToB = writeJobConfig({
+    name: 'sa_to_b',
+    primary: A,
+    secondary: { ...B, cascade: true },
+    metadata: a,
+    bucardoSettings: { syncs: 2 },
+  });
+  const bToC = writeJobConfig({
+    name: 'sb_to_c',
+    primary: { ...B, cascade: true },
+    secondary: C,
+    metadata: b,
+    asynchronousKicking: true,
+    bucardoSettings: { syncs: 2 },
+  });
+  const both = ['-c1', aToB.file, '-c2', bToC.file];
+  const tool = (list: string) => runTool([...both, '-l', list], { timeoutMs: 150_000 });
+  t.after(async () => {
+    await tool('c2.bucardo.stop c1.bucardo.stop').catch(() => undefined);
+    await forgetJob(bToC, b);
+    await forgetJob(aToB, a);
+  });
+  const early = await tool(
+    'c1.bucardo.install c1.bucardo.add_triggers c2.bucardo.install c2.bucardo.add_triggers c2.bucardo.start',
+  );
+  assert.equal(early.code, 1, early.stdout + early.stderr);
+  assert.match(early.stderr, /sb_to_c replicates syncs_cb, which sa_to_b is still filling/);
+  const run = await tool(
+    'c1.bucardo.start c1.bucardo.wait_for_copy c2.bucardo.start c2.bucardo.wait_for_copy',
+  );
+  assert.equal(run.code, 0, run.stdout + run.stderr);
+  assert.deepEqual([...(await recordedSyncs(b)).keys()], ['sb_to_c_1', 'sb_to_c_2']);
+  await waitSame(A, C, 'the initial copies to fill C');
+  const load = startLoad(a, 'syncs_ca', 2);
+  await new Promise((r) => setTimeout(r, 6000));
+  assert.ok((await load.stop()) > 5, 'the load ran');
+  await waitSame(A, B, 'changes on A to reach B');
+  await waitSame(A, C, 'changes on A to reach C');
+  const removed = await tool('c2.bucardo.uninstall c1.bucardo.uninstall');
+  assert.equal(removed.code, 0, removed.stdout + removed.stderr);
+});
+
+test('syncs: 2 with the retry plugin: retry.add_triggers records both syncs, table by table; retry.drop_triggers removes them', async (t) => {
+  await freshDatabase(a, 'syncs_a', SCHEMA + DATA);
+  await freshDatabase(b, 'syncs_b', SCHEMA);
+  const job = writeJobConfig({
+    name: 'syncs_retry',
+    plugins: ['bucardo', 'retry'],
+    primary: { cluster: a, dbname: 'syncs_a' },
+    secondary: { cluster: b, dbname: 'syncs_b' },
+    metadata: a,
+    bucardoSettings: { syncs: 2 },
+    extra: { retry: { timeout: 2000, attempts: 3, backoff: 300 } },
+  });
+  const tool = (list: string) => runTool(['-c', job.file, '-l', list], { timeoutMs: 150_000 });
+  t.after(() => forgetJob(job, a));
+  const add = await tool('bucardo.install retry.install retry.add_triggers');
+  assert.equal(add.code, 0, add.stdout + add.stderr);
+  const syncs = await recordedSyncs(a);
+  assert.deepEqual([...syncs.keys()], ['syncs_retry_1', 'syncs_retry_2']);
+  assert.deepEqual([...syncs.values()].flat().sort(), [...TABLES].sort());
+  const twice = await tool('retry.add_triggers');
+  assert.equal(twice.code, 0, twice.stdout + twice.stderr);
+  assert.match(twice.stdout, /Nothing to do: all 6 tables already carry this job's triggers/);
+  const drop = await tool('retry.drop_triggers');
+  assert.equal(drop.code, 0, drop.stdout + drop.stderr);
+  assert.deepEqual(await recordedSyncs(a), new Map(), 'no sync left');
+  const left = await query(
+    a,
+    'syncs_a',
+    `SELECT tgname FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+      WHERE n.nspname <> 'bucardo' AND tgname LIKE 'bucardo%'`,
+  );
+  assert.deepEqual(left, [], 'no Bucardo trigger left on the replicated tables');
+  const removed = await tool('bucardo.uninstall');
+  assert.equal(removed.code, 0, removed.stdout + removed.stderr);
+});
