@@ -31,7 +31,11 @@ if (!Number.isInteger(requestedLanes) || requestedLanes < 1) {
   process.exit(2);
 }
 // A file that overruns this is stopped (SIGTERM: its harness stops its daemons) and counts as failed.
-const fileTimeoutMs = Number(process.env.BUCARDO_CONSOLE_TEST_FILE_TIMEOUT ?? 900) * 1000;
+const fileTimeoutMs = Number(process.env.BUCARDO_CONSOLE_TEST_FILE_TIMEOUT ?? 1200) * 1000;
+if (!(fileTimeoutMs > 0)) {
+  console.error(`BUCARDO_CONSOLE_TEST_FILE_TIMEOUT must be a number of seconds, not "${process.env.BUCARDO_CONSOLE_TEST_FILE_TIMEOUT}".`);
+  process.exit(2);
+}
 
 // Seconds each file took alone (2026-12-02): the lanes start the longest first, so no long file is
 // left for the end. A file not listed counts as a long one (60 s); the figures only order the queue.
