@@ -1,44 +1,192 @@
 #!/usr/bin/env node
-// Runs every test: starts the shared PostgreSQL clusters once for the whole run, hands their ports to
-// the test files, and stops them afterwards, also when tests fail or the run is interrupted.
+// Runs every test file in lanes: each lane has its own pair of throwaway PostgreSQL clusters and runs
+// one file at a time, so files in different lanes share no server, database, role or Bucardo install.
+// A file marked `// run-tests: alone` runs after the lanes are done, with nothing beside it. Each
+// file's output is printed whole when it ends; a summary follows. The clusters are stopped
+// afterwards, also when tests fail, a file overruns its time limit or the run is interrupted.
 import { spawn } from 'node:child_process';
-import { readdirSync, existsSync } from 'node:fs';
+import { readdirSync, readFileSync, existsSync } from 'node:fs';
 import path from 'node:path';
 
 const root = path.resolve(path.dirname(new URL(import.meta.url).pathname), '..');
-const { startCluster, stopAllClusters, handleSignalsYourself } = await import(path.join(root, 'dist/src/sandbox/cluster.js'));
+const { startCluster, stopCluster, stopAllClusters, handleSignalsYourself } = await import(path.join(root, 'dist/src/sandbox/cluster.js'));
 handleSignalsYourself();
 
 // Major-version pairs (test/integration/versions.test.ts): the suite runs one old primary and one new
 // secondary; --version-matrix (npm run test:versions) runs only that file, over every tested pair.
 const VERSION_MATRIX = '10:15,11:15,12:15,13:15,14:15,15:17,15:18';
-const versionMatrix = process.argv.includes('--version-matrix');
-const only = process.argv.slice(2).filter((arg) => arg !== '--version-matrix');
+const args = process.argv.slice(2);
+const versionMatrix = args.includes('--version-matrix');
+const lanesArg = args.find((arg) => arg.startsWith('--lanes='));
+const only = args.filter((arg) => arg !== '--version-matrix' && arg !== lanesArg);
 if (versionMatrix) only.push('integration/versions.test');
 const versionEnv = {
   BUCARDO_CONSOLE_VERSION_PAIRS: process.env.BUCARDO_CONSOLE_VERSION_PAIRS ?? (versionMatrix ? VERSION_MATRIX : '11:15,15:17'),
   BUCARDO_CONSOLE_VERSION_CONCURRENCY: process.env.BUCARDO_CONSOLE_VERSION_CONCURRENCY ?? (versionMatrix ? '3' : '2'),
 };
+// Three lanes on 2 cores: most of a test's time is spent waiting for Bucardo's loops, not computing.
+const requestedLanes = Number(lanesArg?.slice('--lanes='.length) ?? process.env.BUCARDO_CONSOLE_TEST_LANES ?? 3);
+if (!Number.isInteger(requestedLanes) || requestedLanes < 1) {
+  console.error(`--lanes / BUCARDO_CONSOLE_TEST_LANES must be a whole number of at least 1, not "${requestedLanes}".`);
+  process.exit(2);
+}
+// A file that overruns this is stopped (SIGTERM: its harness stops its daemons) and counts as failed.
+const fileTimeoutMs = Number(process.env.BUCARDO_CONSOLE_TEST_FILE_TIMEOUT ?? 1200) * 1000;
+if (!(fileTimeoutMs > 0)) {
+  console.error(`BUCARDO_CONSOLE_TEST_FILE_TIMEOUT must be a number of seconds, not "${process.env.BUCARDO_CONSOLE_TEST_FILE_TIMEOUT}".`);
+  process.exit(2);
+}
+
+// Seconds each file took alone (2026-12-02): the lanes start the longest first, so no long file is
+// left for the end. A file not listed counts as a long one (60 s); the figures only order the queue.
+const EXPECTED_SECONDS = {
+  'integration/cutover-hold': 115,
+  'integration/stall': 114,
+  'integration/bucardo': 87,
+  'integration/faults': 76,
+  'integration/cascade': 68,
+  'integration/concurrency': 64,
+  'integration/cutover': 63,
+  'integration/retry': 55,
+  'integration/demo': 54,
+  'integration/status': 54,
+  'integration/versions': 40,
+  'integration/ssl': 37,
+  'integration/watchdog': 32,
+  'integration/metrics': 32,
+  'integration/fork-bucardo': 31,
+  'integration/indexes': 29,
+  'integration/credentials': 20,
+  'integration/mat_views': 16,
+  'integration/scope': 15,
+  'integration/arguments': 12,
+  'integration/shell': 5,
+  'integration/status-watch': 3,
+  'integration/status-audit': 2,
+  'integration/original-config': 2,
+};
+const expectedSeconds = (file) => {
+  const key = path.relative(path.join(root, 'dist/test'), file).replace(/\.test\.js$/, '');
+  return EXPECTED_SECONDS[key] ?? (key.startsWith('unit/') ? 1 : 60);
+};
+
 const files = ['unit', 'integration']
   .map((dir) => path.join(root, 'dist/test', dir))
   .filter(existsSync)
   .flatMap((dir) => readdirSync(dir).filter((f) => f.endsWith('.test.js')).sort().map((f) => path.join(dir, f)))
   .filter((file) => only.length === 0 || only.some((name) => file.includes(name)));
+const alone = (file) => /^\/\/ run-tests: alone\b/m.test(readFileSync(file, 'utf8'));
+const queue = files.filter((file) => !alone(file)).sort((x, y) => expectedSeconds(y) - expectedSeconds(x));
+const aloneFiles = files.filter(alone);
+const needClusters = !versionMatrix && files.some((file) => file.includes(`${path.sep}integration${path.sep}`));
+const laneCount = Math.max(1, Math.min(requestedLanes, queue.length));
 
-async function startSharedClusters() {
-  const [a, b] = await Promise.all([startCluster('testA'), startCluster('testB')]);
-  return { a, b };
+const running = new Set();
+let clusterTurn = Promise.resolve();
+let interrupted = false;
+const results = [];
+const startedAt = Date.now();
+const short = (file) => path.relative(path.join(root, 'dist/test'), file);
+
+/** Runs one test file with the spec reporter; resolves with its exit code, output and counts. */
+function runFile(file, lane, env) {
+  return new Promise((resolve) => {
+    const began = Date.now();
+    console.log(`▷ lane ${lane}: ${short(file)}`);
+    const child = spawn(process.execPath, ['--test-reporter=spec', file], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    running.add(child);
+    let output = '';
+    child.stdout.on('data', (chunk) => (output += chunk));
+    child.stderr.on('data', (chunk) => (output += chunk));
+    let timedOut = false;
+    let killer;
+    const timer = setTimeout(() => {
+      timedOut = true;
+      child.kill('SIGTERM');
+      killer = setTimeout(() => child.kill('SIGKILL'), 30_000);
+    }, fileTimeoutMs);
+    child.on('close', (code, signal) => {
+      clearTimeout(timer);
+      clearTimeout(killer);
+      running.delete(child);
+      const seconds = (Date.now() - began) / 1000;
+      const count = (name) => Number(output.match(new RegExp(`^ℹ ${name} (\\d+)$`, 'm'))?.[1] ?? 0);
+      const failed = code !== 0 || signal !== null;
+      const note = timedOut ? `, stopped after the ${fileTimeoutMs / 1000} s limit` : signal ? `, ended by ${signal}` : '';
+      const header = `── ${short(file)}: lane ${lane}, ${seconds.toFixed(1)} s, ${failed ? 'FAILED' : 'ok'}${note} ──`;
+      process.stdout.write(`${header}\n${output}${output.endsWith('\n') ? '' : '\n'}`);
+      const result = { file, seconds, failed, tests: count('tests'), pass: count('pass'), fail: count('fail'), cancelled: count('cancelled'), skipped: count('skipped'), todo: count('todo') };
+      results.push(result);
+      resolve(result);
+    });
+  });
 }
+
+/** A lane: its own pair of clusters (started as the lane begins), then files from the queue until it is empty. */
+async function runLane(lane, files, env) {
+  const startPair = async () => {
+    // One lane's clusters after the other's: the first lane runs its first file while the next start.
+    const pair = (clusterTurn = clusterTurn.then(async () =>
+      interrupted ? undefined : { a: await startCluster(`test${lane}A`), b: await startCluster(`test${lane}B`) },
+    ));
+    const clusters = await pair;
+    return clusters && { ...env, BUCARDO_CONSOLE_TEST_CLUSTERS: JSON.stringify(clusters) };
+  };
+  if (needClusters && !env.BUCARDO_CONSOLE_TEST_CLUSTERS) env = (await startPair()) ?? env;
+  while (files.length > 0 && !interrupted) {
+    const result = await runFile(files.shift(), lane, env);
+    // A failed file (above all one stopped at its time limit: no after() hook ran) may leave databases,
+    // roles or a metadata database behind: the next file of the lane gets a fresh pair.
+    if (result.failed && needClusters && !interrupted && files.length > 0) {
+      for (const cluster of Object.values(JSON.parse(env.BUCARDO_CONSOLE_TEST_CLUSTERS))) stopCluster(cluster);
+      env = (await startPair()) ?? env;
+    }
+  }
+  return env;
+}
+
+/** Stops the queue and every running file (SIGTERM: each stops its own daemons and clusters). */
+function stopEverything() {
+  interrupted = true;
+  for (const child of running) {
+    child.kill('SIGTERM');
+    setTimeout(() => child.kill('SIGKILL'), 30_000).unref();
+  }
+}
+// The lanes' clusters go once the files exited (the finally below).
+for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP']) process.on(signal, stopEverything);
 
 let exitCode = 1;
 try {
-  // The version pairs start their own servers: the matrix run needs no shared clusters.
-  const shared = versionMatrix ? {} : { BUCARDO_CONSOLE_TEST_CLUSTERS: JSON.stringify(await startSharedClusters()) };
-  const env = { ...process.env, ...versionEnv, ...shared };
-  const child = spawn(process.execPath, ['--test', '--test-concurrency=1', '--test-reporter=spec', ...files], { stdio: 'inherit', env });
-  // Interrupted: the test files stop their own daemons on the signal; the clusters go after they exit.
-  for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP']) process.on(signal, () => child.kill('SIGTERM'));
-  exitCode = await new Promise((resolve) => child.on('exit', (code, signal) => resolve(code ?? (signal ? 1 : 0))));
+  const env = { ...process.env, ...versionEnv };
+  delete env.BUCARDO_CONSOLE_TEST_CLUSTERS;
+  console.log(`${files.length} test file(s) in ${laneCount} lane(s)${aloneFiles.length ? `, then ${aloneFiles.length} alone` : ''}`);
+  // The first lane's clusters start first, so its first file runs while the other lanes start theirs.
+  const lanes = Array.from({ length: laneCount }, (_, i) => i + 1);
+  const laneEnvs = await Promise.all(
+    lanes.map((lane) =>
+      runLane(lane, queue, env).catch((error) => {
+        // A lane that cannot start its clusters: stop the others too, so nothing outlives the run.
+        console.error(`lane ${lane}: ${error.stack ?? error}`);
+        stopEverything();
+        return env;
+      }),
+    ),
+  );
+  if (aloneFiles.length > 0 && !interrupted) await runLane(1, aloneFiles, laneEnvs[0]);
+
+  const sum = (key) => results.reduce((total, r) => total + r[key], 0);
+  const failedFiles = results.filter((r) => r.failed);
+  const notRun = files.length - results.length;
+  console.log('\nslowest files:');
+  for (const r of [...results].sort((x, y) => y.seconds - x.seconds).slice(0, 10))
+    console.log(`  ${r.seconds.toFixed(1).padStart(6)} s  ${short(r.file)}`);
+  for (const key of ['tests', 'pass', 'fail', 'cancelled', 'skipped', 'todo']) console.log(`ℹ ${key} ${sum(key)}`);
+  console.log(`ℹ files ${results.length} of ${files.length}, ${laneCount} lane(s)`);
+  console.log(`ℹ duration_ms ${Date.now() - startedAt}`);
+  for (const r of failedFiles) console.log(`✖ failed: ${short(r.file)}`);
+  if (notRun > 0) console.log(`✖ ${notRun} file(s) not run (interrupted)`);
+  exitCode = failedFiles.length === 0 && notRun === 0 && !interrupted ? 0 : 1;
 } finally {
   stopAllClusters();
 }

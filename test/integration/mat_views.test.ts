@@ -1,3 +1,4 @@
+// run-tests: alone (timing-sensitive: see CONTRIBUTING.md, "A test file in a lane")
 // The mat_views plugin against real clusters, after a real Bucardo copy: views are refreshed after the
 // views they read (directly or through ordinary views), independent ones at the same time, and end up
 // with the primary's rows; the plugin's own replication_objects overrides the bucardo section's.

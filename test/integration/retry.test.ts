@@ -457,7 +457,8 @@ test('add_triggers with the lock released during the run: a later round complete
         !triggers.has('sales.orders')
       );
     },
-    30_000,
+    // Seconds alone; far longer while other test lanes share the cores.
+    90_000,
     'the first round to finish every table but the held one',
   );
   await blocker.release();
@@ -499,7 +500,7 @@ test('Ctrl-C during drop_triggers and add_triggers: settings unchanged, no trigg
   const drop = startTool(['-c', patient.file, '-l', 'retry.drop_triggers']);
   await waitFor(
     () => waitingDdl('bucardo-console'),
-    30_000,
+    90_000,
     'retry.drop_triggers to wait for the held table',
   );
   let pressed = Date.now();

@@ -4,7 +4,7 @@
 import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { after } from 'node:test';
+import { after, beforeEach } from 'node:test';
 import { isProcessAlive, readPidFile, stopProcessesIn } from '../../src/core/process.js';
 
 export { stopProcessesIn };
@@ -32,7 +32,10 @@ let own: TestClusters | undefined;
 const pidDirs = new Set<string>();
 const tempDirs = new Set<string>();
 
-/** The run's shared clusters (scripts/run-tests.js), or two of this file's own, stopped after it. */
+/**
+ * The clusters of this file's lane (scripts/run-tests.js: files in other lanes use other clusters), or
+ * two of this file's own when it runs alone, stopped after it.
+ */
 export async function clusters(): Promise<TestClusters> {
   const shared = process.env['BUCARDO_CONSOLE_TEST_CLUSTERS'];
   if (shared) return JSON.parse(shared) as TestClusters;
@@ -47,9 +50,17 @@ export async function clusters(): Promise<TestClusters> {
   return own;
 }
 
-// Killed from outside (a CI time limit, Ctrl-C): after() hooks do not run, so stop what we started now.
+// The test under way, named when the file is stopped from outside (its report is not printed then).
+let currentTest = 'the setup before the first test';
+beforeEach((t) => {
+  currentTest = t.name;
+});
+
+// Killed from outside (a CI time limit, Ctrl-C, the runner's time limit per file): after() hooks do not
+// run, so stop what we started now.
 for (const signal of ['SIGTERM', 'SIGINT', 'SIGHUP'] as const) {
   process.once(signal, () => {
+    process.stderr.write(`${signal} during: ${currentTest}\n`);
     for (const dir of pidDirs) stopProcessesIn(dir);
     if (own) {
       stopCluster(own.a);

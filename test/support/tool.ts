@@ -128,10 +128,12 @@ export function runTool(
       stderr += chunk;
     });
     child.stdin.end(options.input ?? '');
+    // Generous: a long list takes seconds on an idle machine but minutes while other test lanes (and
+    // other work) share its cores; the bound only catches a hang.
     const timer = setTimeout(() => {
       child.kill('SIGKILL');
       reject(new Error(`wrapper.js ${args.join(' ')} timed out\n${stdout}\n${stderr}`));
-    }, options.timeoutMs ?? 180_000);
+    }, options.timeoutMs ?? 360_000);
     child.on('exit', (code) => {
       clearTimeout(timer);
       resolve({ code: code ?? 1, stdout, stderr });
