@@ -134,9 +134,10 @@ async function parallelCopyState(job: Job): Promise<CopyProgress> {
       syncs.map(
         async (s) =>
           (
-            await client.query<{ cdate: string }>('SELECT cdate::text AS cdate FROM bucardo.sync WHERE name = $1', [
-              s.name,
-            ])
+            await client.query<{ cdate: string }>(
+              'SELECT cdate::text AS cdate FROM bucardo.sync WHERE name = $1',
+              [s.name],
+            )
           ).rows[0]?.cdate,
       ),
     ),
@@ -146,7 +147,12 @@ async function parallelCopyState(job: Job): Promise<CopyProgress> {
   const all = syncs.map((s, i) => (created[i] ? currentRecord(job, s.name, created[i]) : undefined));
   const records = all.filter((r) => r !== undefined);
   if (records.length === 0) return { state: 'pending' };
-  const progress: Omit<CopyProgress, 'state'> = { tablesTotal: 0, tablesDone: 0, bytesTotal: 0, bytesDone: 0 };
+  const progress: Omit<CopyProgress, 'state'> = {
+    tablesTotal: 0,
+    tablesDone: 0,
+    bytesTotal: 0,
+    bytesDone: 0,
+  };
   for (const r of records) {
     const tables = planTables(r.plan);
     const done = new Set(r.done);

@@ -272,7 +272,7 @@ test('Ctrl-C mid-copy, then a rerun copies only what was not done; ranges arrive
   assert.equal(await fingerprint(b, 'pc_b', 'public.big'), await fingerprint(a, 'pc_a', 'public.big'));
 });
 
-test('cascade A→B→C with copy_data parallel on both hops: B→C copies B only after A→B has filled it', async (t) => {
+test('cascade A→B→C with copy_data parallel and bucardo.syncs 2 on both hops: B→C copies B only after A→B has filled it', async (t) => {
   await freshDatabase(a, 'pcc_a', SCHEMA + DATA);
   await freshDatabase(b, 'pcc_b', SCHEMA);
   await freshDatabase(a, 'pcc_c', SCHEMA);
@@ -282,7 +282,8 @@ test('cascade A→B→C with copy_data parallel on both hops: B→C copies B onl
     secondary: { cluster: b, dbname: 'pcc_b', cascade: true },
     metadata: a,
     copyData: 'parallel',
-    bucardoSettings: { copy_split_rows: 5000 },
+    // Both features of the issue at once: the console's copy, and two syncs (two workers) per hop.
+    bucardoSettings: { copy_split_rows: 5000, syncs: 2 },
   });
   const bToC = writeJobConfig({
     name: 'pc_b_to_c',
@@ -290,7 +291,7 @@ test('cascade A→B→C with copy_data parallel on both hops: B→C copies B onl
     secondary: { cluster: a, dbname: 'pcc_c' },
     metadata: b,
     copyData: 'parallel',
-    bucardoSettings: { copy_split_rows: 5000 },
+    bucardoSettings: { copy_split_rows: 5000, syncs: 2 },
   });
   t.after(async () => {
     await runTool(['-c1', aToB.file, '-c2', bToC.file, '-l', 'c2.bucardo.stop c1.bucardo.stop']).catch(
@@ -322,7 +323,15 @@ test('cascade A→B→C with copy_data parallel on both hops: B→C copies B onl
     'c1.bucardo.start c1.bucardo.wait_for_copy c2.bucardo.start',
   ]);
   assert.equal(started.code, 0, started.stdout + started.stderr);
-  assert.equal((started.stdout.match(/- copied 5 table\(s\)/g) ?? []).length, 2, started.stdout);
+  // Each hop copies its 5 tables, spread over its two syncs (one line per sync).
+  const copied = [...started.stdout.matchAll(/(pc_\w+?)_\d: copied (\d+) table\(s\)/g)];
+  assert.equal(copied.length, 4, started.stdout);
+  for (const hop of ['pc_a_to_b', 'pc_b_to_c'])
+    assert.equal(
+      copied.filter((m) => m[1] === hop).reduce((sum, m) => sum + Number(m[2]), 0),
+      5,
+      started.stdout,
+    );
   await query(
     a,
     'pcc_a',

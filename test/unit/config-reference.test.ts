@@ -6,7 +6,8 @@
 // How the reference is read: each `##`/`###` heading names its sections in backticks (`bucardo`,
 // `databases.primary`); each table row `| \`key\` | default | meaning |` below it documents that key in
 // each of them (a key written with its full path, `databases.primary.cascade`, only there). A heading
-// naming a key that is not a section (`plugins`) documents top-level keys.
+// naming a key that is not a section (`plugins`) documents top-level keys; a heading naming none (a
+// table of a key's values, such as which copy_data to choose) documents no key.
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { test } from 'node:test';
@@ -22,15 +23,17 @@ function documented(markdown: string, sections: Set<string>): { rows: Row[]; hea
   const rows: Row[] = [];
   const headings = new Set<string>();
   let current: string[] = [];
+  let documentsKeys = true;
   for (const [index, line] of markdown.split('\n').entries()) {
     const heading = /^#{2,3} (.*)$/.exec(line);
     if (heading) {
       current = [...heading[1]!.matchAll(/`([a-z_][a-z0-9_.]*)`/g)].map((m) => m[1]!);
       for (const name of current) headings.add(name);
+      documentsKeys = current.length > 0 || index === 0;
       continue;
     }
     const row = /^\| `([a-z_][a-z0-9_.]*)` \| ([^|]*) \|/.exec(line);
-    if (!row) continue;
+    if (!row || !documentsKeys) continue;
     const [, key, defaultCell] = row;
     const bases = current.map((name) => (sections.has(name) ? name : name.split('.').slice(0, -1).join('.')));
     const paths = key!.includes('.')
