@@ -324,7 +324,7 @@ test('cascade A→B→C with copy_data parallel and bucardo.syncs 2 on both hops
   ]);
   assert.equal(started.code, 0, started.stdout + started.stderr);
   // Each hop copies its 5 tables, spread over its two syncs (one line per sync).
-  const copied = [...started.stdout.matchAll(/(pc_\w+?)_\d: copied (\d+) table\(s\)/g)];
+  const copied = [...started.stdout.matchAll(/^\s*- (pc_\w+?)_\d: copied (\d+) table\(s\)/gm)];
   assert.equal(copied.length, 4, started.stdout);
   for (const hop of ['pc_a_to_b', 'pc_b_to_c'])
     assert.equal(
