@@ -13,6 +13,7 @@
 // - the load average, and any stall the kicker's watchdog reports.
 //
 // Run: node dist/bench/sustained-load.js [--sweep: several tables, rising rates, bucardo.syncs 1 and 4]
+// [--drain: the apply rate of bucardo.syncs 1 and 4 on a backlog recorded with the daemon stopped]
 //   (BENCH_SECONDS=45 for a short run, BENCH_RATE=2000 to throttle the load). A
 // full run takes about
 // 7 minutes when replication keeps up, up to about 18 when it stalls (the drain is watched for at most
@@ -741,9 +742,11 @@ async function main(): Promise<void> {
 }
 
 // --sweep: 8 tables at increasing commit rates with bucardo.syncs 1 and 4 (issue 19; bench/sustained-sweep.ts).
-const body = process.argv.includes('--sweep')
-  ? import('./sustained-sweep.js').then((sweep) => sweep.sweep(spawnTracked))
-  : main();
+const body = process.argv.includes('--drain')
+  ? import('./sustained-sweep.js').then((sweep) => sweep.drain(spawnTracked))
+  : process.argv.includes('--sweep')
+    ? import('./sustained-sweep.js').then((sweep) => sweep.sweep(spawnTracked))
+    : main();
 body.then(stopEverything, (error) => {
   console.error(error);
   stopEverything();

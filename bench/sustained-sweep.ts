@@ -241,3 +241,90 @@ export async function sweep(spawn: Spawn): Promise<void> {
     `Wall time ${((Date.now() - began) / 1000).toFixed(0)} s; load average at the end ${loadAverage()}`,
   );
 }
+
+// --drain (issue 19): the apply rate alone, without a load generator competing for the cores. With the
+// daemon stopped, pgbench commits BENCH_DRAIN_COMMITS single-row changes over the 8 tables as fast as it
+// can (Bucardo's triggers record them); then bucardo.start, and the time until nothing is pending gives
+// the changes applied per second, with bucardo.syncs 1 and 4 on the same clusters in one run.
+const DRAIN_COMMITS = Number(process.env['BENCH_DRAIN_COMMITS'] ?? 600_000);
+
+export async function drain(spawn: Spawn): Promise<void> {
+  console.log(
+    `Apply-rate (drain) benchmark: ${TABLES} tables, ${DRAIN_COMMITS.toLocaleString('en')} single-row commits recorded with the daemon stopped, then applied; syncs ${SYNCS.join(' and ')}; ${availableParallelism()} cores, load average ${loadAverage()}`,
+  );
+  const [a, b] = await benchClusters(['DrainA', 'DrainB']);
+  const rates = new Map<number, number>();
+  for (const syncs of SYNCS) {
+    const db = `drain${syncs}`;
+    for (const cluster of [a!, b!]) {
+      await query(cluster, 'postgres', `CREATE DATABASE ${db}`);
+      await query(cluster, db, schema);
+    }
+    for (const t of tableNames)
+      await query(a!, db, `INSERT INTO ${t} (payload) SELECT md5(g::text) FROM generate_series(1, 10000) g`);
+    const name = `drain${syncs}`;
+    const written = job({
+      name,
+      primary: { cluster: a!, dbname: db },
+      secondary: { cluster: b!, dbname: db },
+      asynchronousKicking: true,
+      kickInterval: KICK_INTERVAL,
+      bucardoSettings: { syncs },
+    });
+    await run(
+      written.file,
+      'bucardo.install bucardo.add_triggers bucardo.start bucardo.wait_for_copy bucardo.stop',
+    );
+    const perClient = Math.ceil(DRAIN_COMMITS / CLIENTS);
+    const { done } = spawn(path.join(PG_BIN, 'pgbench'), [
+      '-n',
+      '-h',
+      a!.host,
+      '-p',
+      String(a!.port),
+      '-U',
+      'postgres',
+      '-c',
+      String(CLIENTS),
+      '-j',
+      '2',
+      '-t',
+      String(perClient),
+      ...pgbenchScripts(),
+      db,
+    ]);
+    const loaded = await done;
+    if (loaded.code !== 0)
+      throw new Error(`pgbench exited with ${loaded.code}: ${loaded.stderr.slice(-2000)}`);
+    const sampler = new pg.Client({ host: a!.host, port: a!.port, user: 'postgres', database: db });
+    await sampler.connect();
+    try {
+      const backlog = (await oldestPending(sampler, name)).changes;
+      const started = Date.now();
+      await run(written.file, 'bucardo.start');
+      // The clock runs from the first applied change, so the daemon's start-up is not counted.
+      let left = backlog;
+      let began: number | undefined;
+      for (let i = 0; i < 3600 && left > 0; i++) {
+        await sleep(250);
+        left = (await oldestPending(sampler, name)).changes;
+        if (began === undefined && left < backlog) began = Date.now() - 250;
+      }
+      const seconds = (Date.now() - (began ?? started)) / 1000;
+      if (left > 0)
+        console.log(`  syncs ${syncs}: ${left} change(s) still pending after ${seconds.toFixed(0)} s`);
+      const startup = ((began ?? started) - started) / 1000;
+      const rate = backlog / seconds;
+      rates.set(syncs, rate);
+      console.log(
+        `  syncs ${syncs}: ${backlog.toLocaleString('en')} pending changes applied in ${seconds.toFixed(1)} s after the first (bucardo.start until then: ${startup.toFixed(1)} s): ${rate.toFixed(0)} changes/s (load ${loadAverage()})`,
+      );
+    } finally {
+      await sampler.end().catch(() => undefined);
+    }
+    await run(written.file, 'bucardo.uninstall');
+  }
+  const [one, many] = [rates.get(SYNCS[0]!), rates.get(SYNCS.at(-1)!)];
+  if (one && many && SYNCS.length > 1)
+    console.log(`  apply rate, syncs ${SYNCS.at(-1)} / syncs ${SYNCS[0]}: ${(many / one).toFixed(2)}`);
+}
