@@ -11,7 +11,12 @@ export { stopProcessesIn };
 import { startCluster, stopCluster, type ClusterInfo } from '../../src/sandbox/cluster.js';
 
 import { FIXTURE_PLUGINS, ROOT } from './paths.js';
-import { query, writeJobConfigIn, type JobOptions, type WrittenJob } from './tool.js';
+import { query, runningTools, writeJobConfigIn, type JobOptions, type WrittenJob } from './tool.js';
+
+/** Blocks for ms: a signal handler that exits right after cannot await. */
+function pauseSync(ms: number): void {
+  Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
+}
 
 export { FIXTURE_PLUGINS, ROOT };
 export * from './tool.js';
@@ -61,6 +66,13 @@ beforeEach((t) => {
 for (const signal of ['SIGTERM', 'SIGINT', 'SIGHUP'] as const) {
   process.once(signal, () => {
     process.stderr.write(`${signal} during: ${currentTest}\n`);
+    // A tool still starting a daemon or kicker would write its pid file after the sweep below: stop
+    // the tools first, give what they had already spawned a moment to write its pid file, then sweep
+    // the pid dirs twice.
+    for (const tool of runningTools) tool.kill('SIGKILL');
+    pauseSync(1000);
+    for (const dir of pidDirs) stopProcessesIn(dir);
+    pauseSync(500);
     for (const dir of pidDirs) stopProcessesIn(dir);
     if (own) {
       stopCluster(own.a);

@@ -1,6 +1,6 @@
 // Driving the tool and the databases from tests and benchmarks: run wrapper.js as an operator
 // would, write job configs, query a cluster, wait for a condition, compare tables.
-import { spawn } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import yaml from 'js-yaml';
@@ -108,6 +108,9 @@ export interface ToolResult {
   stderr: string;
 }
 
+/** The tool processes running now: a test file stopped from outside kills them first (harness.ts). */
+export const runningTools = new Set<ChildProcess>();
+
 /** Runs `node wrapper.js ARGS` as an operator would (no terminal, no colours). */
 export function runTool(
   args: string[],
@@ -119,6 +122,7 @@ export function runTool(
       env: { ...process.env, NO_COLOR: '1', BUCARDO_CONSOLE_PLUGIN_PATH: FIXTURE_PLUGINS, ...options.env },
       stdio: ['pipe', 'pipe', 'pipe'],
     });
+    runningTools.add(child);
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (chunk) => {
@@ -135,6 +139,7 @@ export function runTool(
       reject(new Error(`wrapper.js ${args.join(' ')} timed out\n${stdout}\n${stderr}`));
     }, options.timeoutMs ?? 360_000);
     child.on('exit', (code) => {
+      runningTools.delete(child);
       clearTimeout(timer);
       resolve({ code: code ?? 1, stdout, stderr });
     });
