@@ -43,6 +43,31 @@ const schema = tableNames
   )
   .join('\n');
 
+/** A database of the same name on both clusters with the tables seeded on A, and its job's config. */
+async function seededJob(a: ClusterInfo, b: ClusterInfo, name: string, syncs: number) {
+  const db = name;
+  for (const cluster of [a, b]) {
+    await query(cluster, 'postgres', `CREATE DATABASE ${db}`);
+    await query(cluster, db, schema);
+  }
+  for (const t of tableNames)
+    await query(a, db, `INSERT INTO ${t} (payload) SELECT md5(g::text) FROM generate_series(1, 10000) g`);
+  const written = job({
+    name,
+    primary: { cluster: a, dbname: db },
+    secondary: { cluster: b, dbname: db },
+    asynchronousKicking: true,
+    kickInterval: KICK_INTERVAL,
+    bucardoSettings: { syncs },
+  });
+  return { db, name, written };
+}
+
+/** pgbench's connection to A and its clients: the same for the sweep and the drain. */
+function pgbenchConnection(a: ClusterInfo): string[] {
+  return ['-n', '-h', a.host, '-p', String(a.port), '-U', 'postgres', '-c', String(CLIENTS), '-j', '2'];
+}
+
 interface StepResult {
   rate: number;
   tps: number;
@@ -116,17 +141,7 @@ async function step(
     let maxPending = 0;
     const loadStart = Date.now();
     const { done } = spawn(path.join(PG_BIN, 'pgbench'), [
-      '-n',
-      '-h',
-      a.host,
-      '-p',
-      String(a.port),
-      '-U',
-      'postgres',
-      '-c',
-      String(CLIENTS),
-      '-j',
-      '2',
+      ...pgbenchConnection(a),
       '-T',
       String(STEP_SECONDS),
       '-R',
@@ -179,22 +194,7 @@ export async function sweep(spawn: Spawn): Promise<void> {
   const best = new Map<number, StepResult | undefined>();
   const all = new Map<number, StepResult[]>();
   for (const syncs of SYNCS) {
-    const db = `sweep${syncs}`;
-    for (const cluster of [a!, b!]) {
-      await query(cluster, 'postgres', `CREATE DATABASE ${db}`);
-      await query(cluster, db, schema);
-    }
-    for (const t of tableNames)
-      await query(a!, db, `INSERT INTO ${t} (payload) SELECT md5(g::text) FROM generate_series(1, 10000) g`);
-    const name = `sweep${syncs}`;
-    const written = job({
-      name,
-      primary: { cluster: a!, dbname: db },
-      secondary: { cluster: b!, dbname: db },
-      asynchronousKicking: true,
-      kickInterval: KICK_INTERVAL,
-      bucardoSettings: { syncs },
-    });
+    const { db, name, written } = await seededJob(a!, b!, `sweep${syncs}`, syncs);
     const syncNames = syncs === 1 ? [name] : Array.from({ length: syncs }, (_, i) => `${name}_${i + 1}`);
     console.log(`\nsyncs: ${syncs} — installing, copying...`);
     await run(written.file, 'bucardo.install bucardo.add_triggers bucardo.start bucardo.wait_for_copy');
@@ -255,39 +255,14 @@ export async function drain(spawn: Spawn): Promise<void> {
   const [a, b] = await benchClusters(['DrainA', 'DrainB']);
   const rates = new Map<number, number>();
   for (const syncs of SYNCS) {
-    const db = `drain${syncs}`;
-    for (const cluster of [a!, b!]) {
-      await query(cluster, 'postgres', `CREATE DATABASE ${db}`);
-      await query(cluster, db, schema);
-    }
-    for (const t of tableNames)
-      await query(a!, db, `INSERT INTO ${t} (payload) SELECT md5(g::text) FROM generate_series(1, 10000) g`);
-    const name = `drain${syncs}`;
-    const written = job({
-      name,
-      primary: { cluster: a!, dbname: db },
-      secondary: { cluster: b!, dbname: db },
-      asynchronousKicking: true,
-      kickInterval: KICK_INTERVAL,
-      bucardoSettings: { syncs },
-    });
+    const { db, name, written } = await seededJob(a!, b!, `drain${syncs}`, syncs);
     await run(
       written.file,
       'bucardo.install bucardo.add_triggers bucardo.start bucardo.wait_for_copy bucardo.stop',
     );
     const perClient = Math.ceil(DRAIN_COMMITS / CLIENTS);
     const { done } = spawn(path.join(PG_BIN, 'pgbench'), [
-      '-n',
-      '-h',
-      a!.host,
-      '-p',
-      String(a!.port),
-      '-U',
-      'postgres',
-      '-c',
-      String(CLIENTS),
-      '-j',
-      '2',
+      ...pgbenchConnection(a!),
       '-t',
       String(perClient),
       ...pgbenchScripts(),
