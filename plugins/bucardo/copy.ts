@@ -96,14 +96,26 @@ export async function validateCopyDone(ctx: CommandContext): Promise<Check[]> {
 
 export interface ParallelCopyData extends CopyResult {
   steps: string[];
+  /** What other plugins did as tables were finished (indexes: rebuilt while the copy went on). */
+  afterTables: string[];
 }
 
+/** The copy's data, and what its finished tables set off, still running (see CopyRun). */
+export interface ParallelCopy {
+  data: ParallelCopyData;
+  afterTables: Promise<string[]>;
+}
+
+const nothingSetOff = (): Promise<string[]> => Promise.resolve([]);
+
 /**
- * copy_data parallel: copies the sync's tables now, unless done already. Refused while the daemon
+ * copy_data parallel: copies the sync's tables now, unless done already. Returns once every row is
+ * on the secondary; what the finished tables set off (index rebuilds) may still run, and the caller
+ * waits for `afterTables` before its command ends. Refused while the daemon
  * applies the sync (its delete-and-insert of changed rows would collide with the copy), and on the
  * B→C hop of a cascade until A→B's copy has filled B. Used by bucardo.copy and bucardo.start.
  */
-export async function parallelCopy(ctx: CommandContext): Promise<ParallelCopyData> {
+export async function parallelCopy(ctx: CommandContext): Promise<ParallelCopy> {
   const { job, activity } = ctx;
   if (job.config.bucardo.copyData !== 'parallel') {
     throw new OperatorError(
@@ -127,8 +139,12 @@ export async function parallelCopy(ctx: CommandContext): Promise<ParallelCopyDat
     const copy = await copyState(job);
     if (copy.state === 'done')
       return {
-        ...alreadyDone(job),
-        steps: [...steps, 'initial copy already done; the daemon applies the sync'],
+        data: {
+          ...alreadyDone(job),
+          steps: [...steps, 'initial copy already done; the daemon applies the sync'],
+          afterTables: [],
+        },
+        afterTables: nothingSetOff(),
       };
     throw new OperatorError(
       `The Bucardo daemon of ${job.name} has sync ${syncNames(job).join(', ')} loaded, but the console's initial copy (copy_data parallel) is ${copy.state}: the daemon would apply changes into the tables while they are being copied. Nothing was copied. Stop it with bucardo.stop, then run bucardo.start: it copies first and then starts the daemon, which applies every change recorded since bucardo.add_triggers.`,
@@ -137,8 +153,18 @@ export async function parallelCopy(ctx: CommandContext): Promise<ParallelCopyDat
   // With several syncs (bucardo.syncs) each has its own copy record; they are copied one after the
   // other, each with copy_jobs connections, so the load on the servers stays what copy_jobs says.
   const results: CopyResult[] = [];
+  const setOff: Promise<string[]>[] = [];
   for (const sync of syncs) {
-    const result = await copySync(ctx, sync.name, sync.relgroup);
+    let result: CopyResult;
+    try {
+      const run = await copySync(ctx, sync.name, sync.relgroup);
+      result = run.result;
+      setOff.push(run.afterTables);
+    } catch (error) {
+      // The tables of the syncs copied before still set off work: it ends before the error is told.
+      await Promise.all(setOff);
+      throw error;
+    }
     results.push(result);
     steps.push(
       `${syncs.length > 1 ? `${sync.name}: ` : ''}${
@@ -148,7 +174,19 @@ export async function parallelCopy(ctx: CommandContext): Promise<ParallelCopyDat
       }`,
     );
   }
-  return { ...combineResults(job, results), steps };
+  return {
+    data: { ...combineResults(job, results), steps, afterTables: [] },
+    afterTables: Promise.all(setOff).then((lines) => lines.flat()),
+  };
+}
+
+/**
+ * Waits for what the copy's finished tables set off, showing it as progress, and keeps their lines
+ * in the command's data. Never throws: each listener reports its own failures as lines.
+ */
+export async function awaitAfterTables(ctx: CommandContext, copy: ParallelCopy): Promise<void> {
+  ctx.progress('waiting for the work the copied tables set off (index rebuilds)');
+  copy.data.afterTables = await copy.afterTables;
 }
 
 function combineResults(job: Job, results: CopyResult[]): CopyResult {
@@ -185,7 +223,9 @@ function alreadyDone(job: Job): CopyResult {
 
 /** bucardo.copy: the copy alone; a running daemon (without the sync loaded) is reloaded so it applies the backlog. */
 export async function copyCommand(ctx: CommandContext): Promise<CommandOutcome<ParallelCopyData>> {
-  const data = await parallelCopy(ctx);
+  const copy = await parallelCopy(ctx);
+  await awaitAfterTables(ctx, copy);
+  const { data } = copy;
   if (isDaemonRunning(ctx.job) && !syncLoaded(ctx.job)) {
     ctx.progress(
       'reloading the daemon so it loads the sync and applies the changes recorded during the copy',

@@ -10,7 +10,7 @@ import { kickerStatus, startKicker } from '../../src/core/kicker.js';
 import type { Check, CommandContext, CommandOutcome } from '../../src/core/plugin.js';
 import { isProcessAlive, readPidFile } from '../../src/core/process.js';
 import { ensureUpstreamCopied } from './cascade.js';
-import { parallelCopy } from './copy.js';
+import { awaitAfterTables, parallelCopy, type ParallelCopy } from './copy.js';
 import { ensureDirectory, jobPathSettings, storeSettingsVerbatim } from './install.js';
 import {
   daemonPid,
@@ -132,7 +132,27 @@ export function configKeySetting(name: string): string | undefined {
   return SET_AT_START[name]?.configKey;
 }
 
+/**
+ * Starts the daemon; with copy_data parallel the console copies the rows first. Once they are copied
+ * the daemon starts at once, while the copied tables' indexes may still be rebuilding: Bucardo's
+ * first run then waits for each such table's lock (CREATE INDEX holds SHARE), so its start-up overlaps
+ * the last builds instead of following them (docs/how-bucardo-behaves.md §18). The command ends only
+ * when those builds have, whether the start succeeded or not.
+ */
 export async function startDaemon(job: Job, ctx: CommandContext): Promise<DaemonData> {
+  const started: { copy?: ParallelCopy } = {};
+  try {
+    return await copyThenStart(job, ctx, started);
+  } finally {
+    if (started.copy) await awaitAfterTables(ctx, started.copy);
+  }
+}
+
+async function copyThenStart(
+  job: Job,
+  ctx: CommandContext,
+  started: { copy?: ParallelCopy },
+): Promise<DaemonData> {
   await requireInstalled(job);
   const steps: string[] = [];
   ensureDirectory(job.paths.pidDir, 'pid directory');
@@ -145,7 +165,10 @@ export async function startDaemon(job: Job, ctx: CommandContext): Promise<Daemon
   const copyFirst = job.config.bucardo.copyData === 'parallel' && sync;
   if (pid) {
     steps.push(`daemon already running (pid ${pid})`);
-    if (copyFirst) steps.push(...(await parallelCopy(ctx)).steps);
+    if (copyFirst) {
+      started.copy = await parallelCopy(ctx);
+      steps.push(...started.copy.data.steps);
+    }
     if (sync && !syncLoaded(job)) {
       // A sync added to a running daemon is not picked up until a full reload, and a reloaded sync is
       // not kicked (docs/how-bucardo-behaves.md §6): without both its initial copy never starts.
@@ -159,7 +182,8 @@ export async function startDaemon(job: Job, ctx: CommandContext): Promise<Daemon
       steps.push(`stopped Bucardo processes left by a daemon that died (pids ${strays.join(', ')})`);
     if (copyFirst) {
       // parallelCopy checks the cascade's order itself.
-      steps.push(...(await parallelCopy(ctx)).steps);
+      started.copy = await parallelCopy(ctx);
+      steps.push(...started.copy.data.steps);
     } else {
       const note = await ensureUpstreamCopied(job, ctx.jobs);
       if (note) steps.push(note);

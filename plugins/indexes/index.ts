@@ -15,6 +15,10 @@ export default definePlugin<IndexSettings>({
   summary:
     "drop the secondary's indexes on large tables before the initial copy, and rebuild them in parallel after it",
   parseSettings: parseIndexSettings,
+  events: {
+    // copy_data parallel: a table's indexes are rebuilt while the copy goes on with the others.
+    tableCopied: async (ctx, table) => (await import('./after-copy.js')).rebuildCopiedTable(ctx, table),
+  },
   hooks: {
     // Dropping the metadata database would lose the only copy of the dropped indexes' definitions.
     'bucardo.uninstall': {

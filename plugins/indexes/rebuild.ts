@@ -42,6 +42,50 @@ async function runStep(client: Client, step: RebuildStep): Promise<void> {
   });
 }
 
+export interface RebuildSessionOptions {
+  maintenanceWorkMemKb: number;
+  activity: Activity;
+  applicationName: string;
+}
+
+/** A session on the secondary set up for index builds, as the schema's owner; closed when fn ends. */
+export function withRebuildSession<T>(
+  job: Job,
+  options: RebuildSessionOptions,
+  fn: (client: Client) => Promise<T>,
+): Promise<T> {
+  return withClient(
+    job,
+    {
+      role: 'secondary',
+      login: 'schema_owner',
+      activity: options.activity,
+      applicationName: options.applicationName,
+    },
+    async (client) => {
+      await client.query(`SET maintenance_work_mem = '${Math.floor(options.maintenanceWorkMemKb)}kB'`);
+      // An index build takes as long as it takes; a role's statement_timeout must not cut it short.
+      await client.query('SET statement_timeout = 0');
+      return fn(client);
+    },
+  );
+}
+
+/** One index: its steps, timed; a failure is kept in the result, not thrown. */
+export async function rebuildOne(client: Client, task: RebuildTask): Promise<RebuildResult> {
+  const { seconds, error } = await attempt(async () => {
+    for (const step of task.steps) await runStep(client, step);
+  });
+  return {
+    schema: task.schema,
+    index: task.index,
+    table: task.table,
+    sizeBytes: task.sizeBytes,
+    seconds,
+    ...(error ? { error } : {}),
+  };
+}
+
 export async function rebuildInParallel(
   job: Job,
   tasks: RebuildTask[],
@@ -70,38 +114,22 @@ export async function rebuildInParallel(
       workers: Math.min(options.jobs, tasks.length),
       activity: options.activity,
       withResource: (_, loop) =>
-        withClient(
+        withRebuildSession(
           job,
           {
-            role: 'secondary',
-            login: 'schema_owner',
+            maintenanceWorkMemKb: options.maintenanceWorkMemKb,
             activity: options.activity,
             applicationName: 'bucardo-console indexes.recreate',
           },
-          async (client) => {
-            await client.query(`SET maintenance_work_mem = '${Math.floor(options.maintenanceWorkMemKb)}kB'`);
-            // An index build takes as long as it takes; a role's statement_timeout must not cut it short.
-            await client.query('SET statement_timeout = 0');
-            await loop(client);
-          },
+          loop,
         ),
       next: () => queue.shift(),
       work: async (task, client) => {
         building.add(indexName(task));
         report();
-        const { seconds, error } = await attempt(async () => {
-          for (const step of task.steps) await runStep(client, step);
-        });
+        const result = await rebuildOne(client, task);
         building.delete(indexName(task));
         if (options.activity.interrupted) return;
-        const result: RebuildResult = {
-          schema: task.schema,
-          index: task.index,
-          table: task.table,
-          sizeBytes: task.sizeBytes,
-          seconds,
-          ...(error ? { error } : {}),
-        };
         results.push(result);
         options.onFinished(result);
         report();

@@ -35,7 +35,7 @@ export interface RecreateData {
   rebuildSeconds: number;
 }
 
-interface Work {
+export interface Work {
   tasks: RebuildTask[];
   present: DroppedIndex[];
   conflicts: { index: string; problem: string }[];
@@ -46,7 +46,7 @@ function qualified(record: DroppedIndex): string {
 }
 
 /** What the secondary still lacks, and which recorded names are taken by something else. */
-function plan(records: DroppedIndex[], found: Map<string, IndexPresence>): Work {
+export function planRebuild(records: DroppedIndex[], found: Map<string, IndexPresence>): Work {
   const work: Work = { tasks: [], present: [], conflicts: [] };
   for (const record of records) {
     const now = found.get(qualified(record)) ?? { exists: false, valid: false, constraintExists: false };
@@ -96,7 +96,7 @@ async function loadWork(
     records.length === 0
       ? new Map<string, IndexPresence>()
       : await presence(await ctx.db.secondary(), records);
-  return { records, work: plan(records, found) };
+  return { records, work: planRebuild(records, found) };
 }
 
 /** Rebuild now, or first wait for the copy: from the arguments, the operator, or (list mode) the safe choice. */

@@ -9,7 +9,8 @@
 // dedicated one with `withClient` and closes it itself: a transaction (`withTransaction`, lock-bounded
 // DDL with SET LOCAL lock_timeout), session settings (`set_config(..., false)`), COPY, LISTEN, a
 // notice listener, or work run in parallel on several connections (`runPool`). Two callers of one
-// shared session may interleave their statements, which is harmless for single statements only.
+// shared session may interleave their statements, which is harmless for single statements only; a
+// shared session queues them itself (pg's own queue warns that it is going away).
 import type { DatabaseRole } from '../config/types.js';
 import type { Activity } from './activity.js';
 import { openClient, withClient, type Client, type ConnectionRequest, type Login } from './db.js';
@@ -65,6 +66,7 @@ export class DatabaseContext {
     if (!session) {
       const full: ConnectionRequest = { ...request, ...(this.activity ? { activity: this.activity } : {}) };
       session = openClient(this.job, full).then((client) => {
+        oneStatementAtATime(client);
         // A session the server ended (restart, idle timeout) is opened again by the next call.
         client.once('end', () => {
           if (this.sessions.get(key) === session) this.sessions.delete(key);
@@ -97,6 +99,24 @@ export class DatabaseContext {
       }),
     );
   }
+}
+
+/**
+ * Makes a shared session run its statements one after the other when callers running side by side
+ * (listeners of one announcement, a hook and a poll) ask at once: each waits for the one before.
+ * COPY streams and callback-style calls pass straight through; shared sessions are not for them.
+ */
+function oneStatementAtATime(client: Client): void {
+  const direct = client.query.bind(client) as (...args: unknown[]) => unknown;
+  let previous: Promise<unknown> = Promise.resolve();
+  const queued = (...args: unknown[]): unknown => {
+    const first = args[0] as { submit?: unknown } | undefined;
+    if (typeof first?.submit === 'function' || typeof args.at(-1) === 'function') return direct(...args);
+    const result = previous.then(() => direct(...args));
+    previous = result.catch(() => undefined);
+    return result;
+  };
+  client.query = queued as Client['query'];
 }
 
 /** A database as asked of a job: its role, the login (database owner by default), another database. */

@@ -59,7 +59,37 @@ export interface CommandContext {
   options: CommandOptions;
   /** The words typed after the command name, already checked against its arguments; prefer `options`. */
   args: string[];
+  /**
+   * Tells every enabled plugin that something happened while this command runs (PluginDescriptor.events);
+   * resolves with their lines, each prefixed with the plugin's name. A listener's failure rejects.
+   */
+  announce: Announcer;
 }
+
+/** A table the console's own copy (copy_data parallel) has finished: all its rows are on the secondary. */
+export interface CopiedTable {
+  schema: string;
+  name: string;
+}
+
+/**
+ * Moments a command announces to the other plugins while it runs, so that they can act at once without
+ * importing each other's files. Each listener gets the announcing command's context.
+ */
+export interface PluginEvents {
+  /**
+   * copy_data parallel: every row of this table has been copied and committed on the secondary, and the
+   * daemon does not apply the sync yet. Announced while the copy goes on with the other tables; the copy
+   * waits for the listeners before it returns. Returns lines saying what the plugin did.
+   */
+  tableCopied?(context: CommandContext, table: CopiedTable): Promise<string[]>;
+}
+
+export type Announcer = {
+  [E in keyof PluginEvents]-?: (
+    ...payload: Parameters<NonNullable<PluginEvents[E]>> extends [unknown, ...infer P] ? P : never
+  ) => Promise<string[]>;
+};
 
 export interface CommandDescriptor<D = unknown> {
   summary: string;
@@ -98,6 +128,8 @@ export interface PluginDescriptor<S = unknown> {
    * so that plugins never import each other's files. The runner calls them for every enabled plugin.
    */
   hooks?: Record<string, CommandHooks>;
+  /** What this plugin does when another plugin's command announces a moment (CommandContext.announce). */
+  events?: PluginEvents;
 }
 
 export interface CommandHooks {
@@ -105,6 +137,29 @@ export interface CommandHooks {
   before?(context: CommandContext): Promise<void>;
   /** Runs once the command did its job (not when it failed); returns lines saying what it did. */
   after?(context: CommandContext, outcome: CommandOutcome): Promise<string[]>;
+}
+
+/**
+ * The announcer of one command's context: each announcement goes to the listeners of the enabled
+ * plugins, in the order given (the menu's), one after another; their lines come back prefixed.
+ */
+export function createAnnouncer(
+  plugins: readonly PluginDescriptor[],
+  enabled: readonly string[],
+  context: () => CommandContext,
+): Announcer {
+  const listeners = plugins.filter((plugin) => enabled.includes(plugin.name) && plugin.events);
+  return {
+    tableCopied: async (table) => {
+      const lines: string[] = [];
+      for (const plugin of listeners) {
+        const listener = plugin.events!.tableCopied;
+        if (listener)
+          lines.push(...(await listener(context(), table)).map((line) => `${plugin.name}: ${line}`));
+      }
+      return lines;
+    },
+  };
 }
 
 export function definePlugin<S>(plugin: PluginDescriptor<S>): PluginDescriptor<S> {

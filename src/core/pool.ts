@@ -62,3 +62,29 @@ export async function attempt(task: () => Promise<void>): Promise<Attempt> {
   }
   return { started, seconds: (Date.now() - started) / 1000, ...(error !== undefined ? { error } : {}) };
 }
+
+/**
+ * At most `size` tasks at once across callers that start work independently (tables finishing at
+ * different moments, each with its own tasks); the others wait their turn, first come first served.
+ */
+export class Slots {
+  private free: number;
+  private readonly waiting: (() => void)[] = [];
+
+  constructor(size: number) {
+    this.free = Math.max(1, size);
+  }
+
+  async run<T>(task: () => Promise<T>): Promise<T> {
+    if (this.free > 0) this.free -= 1;
+    else await new Promise<void>((resolve) => this.waiting.push(resolve));
+    try {
+      return await task();
+    } finally {
+      // The slot passes straight to the next waiter, or is freed.
+      const next = this.waiting.shift();
+      if (next) next();
+      else this.free += 1;
+    }
+  }
+}

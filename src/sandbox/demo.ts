@@ -109,6 +109,8 @@ async function stopJobs(jobs: Job[]): Promise<void> {
         options: new CommandOptions(),
         args: [],
         prompt: undefined as never,
+        // Stopping a daemon announces nothing.
+        announce: { tableCopied: async () => [] },
       };
       await stopDaemon(job, context).catch(() => undefined);
     });

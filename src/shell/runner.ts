@@ -5,7 +5,14 @@ import { Activity } from '../core/activity.js';
 import { parseCommandArguments, type ParsedArguments } from '../core/arguments.js';
 import { CommandDatabases } from '../core/context.js';
 import { errorMessage, InterruptedError, OperatorError } from '../core/errors.js';
-import type { Check, CommandContext, CommandHooks, CommandOutcome, Prompter } from '../core/plugin.js';
+import {
+  createAnnouncer,
+  type Check,
+  type CommandContext,
+  type CommandHooks,
+  type CommandOutcome,
+  type Prompter,
+} from '../core/plugin.js';
 import { recordAudit } from './audit.js';
 import { commandHelpLines } from './menu.js';
 import { style, write, writeError } from './output.js';
@@ -139,6 +146,7 @@ async function runWithDatabases(
         spinner.render();
       } else if (!options.json) write(text);
     },
+    announce: createAnnouncer(session.orderedPlugins(), resolved.job.config.plugins, () => context),
   };
 
   let interruptLines: string[] | undefined;

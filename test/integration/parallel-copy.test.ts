@@ -1,7 +1,7 @@
 // copy_data: parallel, the console's own initial copy: under a concurrent write load the secondary ends
 // identical (cutover.verify and an md5 of the ordered rows on both sides); a table split into key
-// ranges arrives whole; Ctrl-C mid-copy, then a rerun copies only what was not done; a cascade A→B→C
-// with both hops in this mode.
+// ranges arrives whole; Ctrl-C mid-copy, then a rerun copies only what was not done; indexes dropped
+// before the copy are rebuilt per table while the others copy; a cascade A→B→C with both hops in this mode.
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
@@ -38,6 +38,17 @@ INSERT INTO public.child SELECT g, g * 3 FROM generate_series(1, 2000) g;
 INSERT INTO public.blocked SELECT g, 'b' || g FROM generate_series(1, 300) g;
 ANALYZE;
 `;
+/**
+ * Secondary indexes: two on a large table, a unique constraint, a quoted name (indexes.drop drops them
+ * before the copy, the copy rebuilds them).
+ */
+const INDEXES = `
+CREATE INDEX big_n ON public.big (n);
+CREATE INDEX big_v ON public.big (v);
+ALTER TABLE public.tags ADD CONSTRAINT tags_note_key UNIQUE (note);
+CREATE INDEX "Blocked V" ON public.blocked (v);
+`;
+
 const TABLES = ['public.big', 'public.lines', 'public.tags', 'public.child', 'public.blocked'];
 
 let a: ClusterInfo;
@@ -50,6 +61,10 @@ after(async () => {
   for (const [cluster, name] of [
     [a, 'pc_a'],
     [b, 'pc_b'],
+    [a, 'pci_a'],
+    [b, 'pci_b'],
+    [a, 'pcr_a'],
+    [b, 'pcr_b'],
     [b, 'pcc_b'],
     [a, 'pcc_a'],
     [a, 'pcc_c'],
@@ -121,24 +136,25 @@ function writeLoad(cluster: ClusterInfo, db: string): { stop: () => Promise<numb
 }
 
 test('parallel copy under a concurrent write load: the secondary ends identical (verify and md5 of ordered rows)', async (t) => {
-  await freshDatabase(a, 'pc_a', SCHEMA + DATA);
-  await freshDatabase(b, 'pc_b', SCHEMA);
+  await freshDatabase(a, 'pc_a', SCHEMA + INDEXES + DATA);
+  await freshDatabase(b, 'pc_b', SCHEMA + INDEXES);
   const job = writeJobConfig({
     name: 'pcopy',
-    plugins: ['bucardo', 'cutover'],
+    plugins: ['bucardo', 'cutover', 'indexes'],
     primary: { cluster: a, dbname: 'pc_a' },
     secondary: { cluster: b, dbname: 'pc_b' },
     copyData: 'parallel',
     bucardoSettings: { copy_jobs: 3, copy_split_rows: 2000 },
-    extra: { cutover: { settle_time: 5 } },
+    extra: { cutover: { settle_time: 5 }, indexes: { larger_than: '1 kB', jobs: 2 } },
   });
   t.after(async () => {
     await runTool(['-c', job.file, '-l', 'bucardo.stop']).catch(() => undefined);
     await forgetJob(job, a);
   });
   const tool = (list: string) => runTool(['-c', job.file, '-l', list]);
-  const installed = await tool('bucardo.install bucardo.add_triggers');
+  const installed = await tool('bucardo.install indexes.install bucardo.add_triggers indexes.drop');
   assert.equal(installed.code, 0, installed.stdout + installed.stderr);
+  assert.deepEqual(await secondaryIndexes(b, 'pc_b'), [], 'indexes.drop removed the four indexes');
   const sync = await query<{ onetimecopy: number }>(
     a,
     'bucardo',
@@ -157,6 +173,12 @@ test('parallel copy under a concurrent write load: the secondary ends identical 
   assert.equal(started.code, 0, started.stdout + started.stderr);
   assert.match(started.stdout, /copied 5 table\(s\) in \d+ unit\(s\), 3 at a time/);
   assert.ok(commits > 20, `the load committed during the copy (${commits} commits)`);
+  // The daemon started while the last rebuilds ran; the command ended only after them.
+  assert.match(
+    started.stdout,
+    /indexes: rebuilt 2 index\(es\) of public\.big in [\d.]+ s as soon as its rows were copied/,
+  );
+  assert.deepEqual(await secondaryIndexes(b, 'pc_b'), ['Blocked V', 'big_n', 'big_v', 'tags_note_key']);
   const record = copyRecord(job, 'pcopy');
   assert.ok(
     record.plan.filter((u) => u.id.startsWith('public.big#')).length >= 5,
@@ -180,6 +202,8 @@ test('parallel copy under a concurrent write load: the secondary ends identical 
   const again = await tool('bucardo.copy');
   assert.equal(again.code, 0, again.stdout + again.stderr);
   assert.match(again.stdout, /initial copy already done/);
+  const recreate = await tool('indexes.recreate');
+  assert.match(recreate.stdout, /All 4 recorded index\(es\) are present and valid on the secondary/);
 });
 
 test('Ctrl-C mid-copy, then a rerun copies only what was not done; ranges arrive whole', async (t) => {
@@ -233,7 +257,7 @@ test('Ctrl-C mid-copy, then a rerun copies only what was not done; ranges arrive
   const waiting = await query(
     a,
     'pc_a',
-    "SELECT 1 FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE 'COPY (SELECT%public%blocked%'",
+    "SELECT 1 FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE 'COPY %blocked% TO STDOUT'",
   );
   assert.equal(waiting.length, 1, 'the copy of public.blocked waits for the lock');
   child.kill('SIGINT');
@@ -248,7 +272,7 @@ test('Ctrl-C mid-copy, then a rerun copies only what was not done; ranges arrive
   const afterCancel = await query(
     a,
     'pc_a',
-    "SELECT 1 FROM pg_stat_activity WHERE query LIKE 'COPY (SELECT%blocked%'",
+    "SELECT 1 FROM pg_stat_activity WHERE query LIKE 'COPY %blocked%TO STDOUT'",
   );
   assert.equal(afterCancel.length, 0, 'the server-side COPY was cancelled');
   const status = await runTool(['-c', job.file, '-l', 'bucardo.status --json']);
@@ -270,6 +294,153 @@ test('Ctrl-C mid-copy, then a rerun copies only what was not done; ranges arrive
   const compared = await identical([a, 'pc_a'], [b, 'pc_b']);
   assert.deepEqual(compared.differs, []);
   assert.equal(await fingerprint(b, 'pc_b', 'public.big'), await fingerprint(a, 'pc_a', 'public.big'));
+});
+
+async function secondaryIndexes(cluster: ClusterInfo, db: string): Promise<string[]> {
+  const rows = await query<{ name: string }>(
+    cluster,
+    db,
+    "SELECT indexname AS name FROM pg_indexes WHERE schemaname = 'public' AND indexname NOT LIKE '%_pkey' ORDER BY 1",
+  );
+  return rows.map((r) => r.name);
+}
+
+test('indexes dropped before a parallel copy are rebuilt table by table while the other tables still copy', async (t) => {
+  await freshDatabase(a, 'pci_a', SCHEMA + INDEXES + DATA);
+  await freshDatabase(b, 'pci_b', SCHEMA + INDEXES);
+  const job = writeJobConfig({
+    name: 'pcidx',
+    plugins: ['bucardo', 'indexes'],
+    primary: { cluster: a, dbname: 'pci_a' },
+    secondary: { cluster: b, dbname: 'pci_b' },
+    copyData: 'parallel',
+    bucardoSettings: { copy_jobs: 2 },
+    extra: { indexes: { larger_than: '1 kB', jobs: 2 } },
+  });
+  const locker = new pg.Client({ host: b.host, port: b.port, user: 'postgres', database: 'pci_b' });
+  t.after(async () => {
+    await locker.end().catch(() => undefined);
+    await forgetJob(job, a);
+  });
+  const prepared = await runTool([
+    '-c',
+    job.file,
+    '-l',
+    'bucardo.install indexes.install bucardo.add_triggers indexes.drop',
+  ]);
+  assert.equal(prepared.code, 0, prepared.stdout + prepared.stderr);
+  assert.deepEqual(await secondaryIndexes(b, 'pci_b'), [], 'indexes.drop removed the four indexes');
+  // The copy of public.blocked cannot write while this lock is held (SHARE blocks COPY's ROW EXCLUSIVE,
+  // not the reads before it): the other tables finish, and their indexes must be rebuilt meanwhile.
+  await locker.connect();
+  await locker.query('BEGIN');
+  await locker.query('LOCK TABLE public.blocked IN SHARE MODE');
+
+  const child = spawn(
+    process.execPath,
+    [path.join(ROOT, 'wrapper.js'), '-c', job.file, '-l', 'bucardo.copy'],
+    {
+      cwd: ROOT,
+      env: { ...process.env, NO_COLOR: '1', BUCARDO_CONSOLE_PLUGIN_PATH: FIXTURE_PLUGINS },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  );
+  let output = '';
+  child.stdout.on('data', (chunk) => (output += chunk));
+  child.stderr.on('data', (chunk) => (output += chunk));
+  const exited = new Promise<number>((resolve) => child.on('exit', (code) => resolve(code ?? 1)));
+  t.after(() => {
+    if (child.exitCode === null) child.kill('SIGKILL');
+  });
+  await waitFor(
+    async () => (await secondaryIndexes(b, 'pci_b')).length === 3,
+    60_000,
+    "the indexes of public.big and public.tags to be rebuilt while public.blocked's copy waits",
+  );
+  assert.deepEqual(await secondaryIndexes(b, 'pci_b'), ['big_n', 'big_v', 'tags_note_key']);
+  const [blocked] = await query<{ n: string }>(b, 'pci_b', 'SELECT count(*) AS n FROM public.blocked');
+  assert.equal(blocked!.n, '0', 'public.blocked is still not copied: the rebuilds overlapped the copy');
+  assert.ok(!copyRecord(job, 'pcidx').done.includes('public.blocked'));
+  assert.equal(child.exitCode, null, 'the copy is still running');
+
+  await locker.query('COMMIT');
+  const code = await Promise.race([exited, new Promise<number>((r) => setTimeout(() => r(-1), 60_000))]);
+  assert.equal(code, 0, output);
+  assert.match(
+    output,
+    /indexes: rebuilt 2 index\(es\) of public\.big in [\d.]+ s as soon as its rows were copied/,
+  );
+  assert.match(output, /indexes: rebuilt 1 index\(es\) of public\.blocked/);
+  // The listeners ran side by side on the command's shared sessions without pg's warning.
+  assert.doesNotMatch(output, /DeprecationWarning|Warning:/);
+  assert.deepEqual(await secondaryIndexes(b, 'pci_b'), ['Blocked V', 'big_n', 'big_v', 'tags_note_key']);
+  const [constraint] = await query<{ n: string }>(
+    b,
+    'pci_b',
+    "SELECT count(*) AS n FROM pg_constraint WHERE conname = 'tags_note_key' AND contype = 'u'",
+  );
+  assert.equal(constraint!.n, '1', 'the unique constraint is attached again');
+  const compared = await identical([a, 'pci_a'], [b, 'pci_b']);
+  assert.deepEqual(compared.differs, []);
+  // Every record is marked rebuilt: indexes.recreate finds nothing to do, and says so.
+  const recreate = await runTool(['-c', job.file, '-l', 'indexes.recreate']);
+  assert.equal(recreate.code, 0, recreate.stdout + recreate.stderr);
+  assert.match(recreate.stdout, /All 4 recorded index\(es\) are present and valid on the secondary/);
+});
+
+test("rows arrive byte for byte (escapes, NULLs, multi-megabyte values); a secondary's error ends the copy cleanly", async (t) => {
+  const schema = `
+CREATE TABLE public.odd (id int PRIMARY KEY, t text, b bytea, j jsonb, "Mixed ""Case""" text);
+CREATE TABLE public.huge (id int PRIMARY KEY, blob text);`;
+  const data = `
+INSERT INTO public.odd SELECT g, CASE WHEN g % 5 = 0 THEN NULL ELSE E'line\\none\\ttab \\\\ back ' || g || ' ünïcødé ✓' END,
+  decode(md5(g::text), 'hex'), jsonb_build_object('g', g, 'q', E'"\\n'), CASE WHEN g % 7 = 0 THEN '' END
+  FROM generate_series(1, 30000) g;
+INSERT INTO public.huge SELECT g, repeat(md5(g::text), 100000) FROM generate_series(1, 3) g;
+ANALYZE;`;
+  await freshDatabase(a, 'pcr_a', schema + data);
+  // A check the primary does not have: the secondary refuses row 777 in the middle of the stream.
+  await freshDatabase(
+    b,
+    'pcr_b',
+    schema + 'ALTER TABLE public.odd ADD CONSTRAINT not_777 CHECK (id <> 777);',
+  );
+  const job = writeJobConfig({
+    name: 'pcrelay',
+    primary: { cluster: a, dbname: 'pcr_a' },
+    secondary: { cluster: b, dbname: 'pcr_b' },
+    copyData: 'parallel',
+    bucardoSettings: { copy_jobs: 2 },
+  });
+  t.after(() => forgetJob(job, a));
+  const installed = await runTool(['-c', job.file, '-l', 'bucardo.install bucardo.add_triggers']);
+  assert.equal(installed.code, 0, installed.stdout + installed.stderr);
+  const refused = await runTool(['-c', job.file, '-l', 'bucardo.copy']);
+  assert.notEqual(refused.code, 0, refused.stdout);
+  assert.match(refused.stdout + refused.stderr, /not_777/);
+  const [left] = await query<{ n: string }>(b, 'pcr_b', 'SELECT count(*) AS n FROM public.odd');
+  assert.equal(left!.n, '0', 'the refused unit left no row behind');
+  const copying = await query(
+    a,
+    'pcr_a',
+    "SELECT 1 FROM pg_stat_activity WHERE query LIKE 'COPY %odd%' AND pid <> pg_backend_pid()",
+  );
+  assert.equal(copying.length, 0, 'no COPY is left running on the primary');
+
+  await query(b, 'pcr_b', 'ALTER TABLE public.odd DROP CONSTRAINT not_777');
+  const copied = await runTool(['-c', job.file, '-l', 'bucardo.copy --json']);
+  assert.equal(copied.code, 0, copied.stdout + copied.stderr);
+  // Over both runs (the first may have finished public.huge before the refusal).
+  const record = JSON.parse(
+    readFileSync(path.join(job.dir, 'state', 'parallel-copy.pcrelay.json'), 'utf8'),
+  ) as {
+    rowsDone: number;
+    bytesDone: number;
+  };
+  assert.equal(record.rowsDone, 30003, 'rows counted as they streamed');
+  assert.ok(record.bytesDone > 9_600_000, `bytes counted as they streamed (${record.bytesDone})`);
+  for (const table of ['public.odd', 'public.huge'])
+    assert.equal(await fingerprint(b, 'pcr_b', table), await fingerprint(a, 'pcr_a', table), table);
 });
 
 test('cascade A→B→C with copy_data parallel and bucardo.syncs 2 on both hops: B→C copies B only after A→B has filled it', async (t) => {

@@ -1,13 +1,15 @@
 // The core's shared mechanisms without a database: rounds (attempts, pauses, stopping when nothing
 // is pending), the retry policy's backoff, the worker pool (tasks adding tasks, the first failure
-// stopping every worker, an interrupt), and the cascade's A→B job.
+// stopping every worker, an interrupt), slots shared by independent callers, announcements to the
+// enabled plugins, and the cascade's A→B job.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { Activity } from '../../src/core/activity.js';
 import { upstreamJob } from '../../src/core/cascade.js';
 import { InterruptedError } from '../../src/core/errors.js';
 import type { Job } from '../../src/core/job.js';
-import { attempt, runPool } from '../../src/core/pool.js';
+import { createAnnouncer, definePlugin, type CommandContext } from '../../src/core/plugin.js';
+import { attempt, runPool, Slots } from '../../src/core/pool.js';
 import { backoffBeforeRound, retryPolicy, runRounds, type RoundsPolicy } from '../../src/core/rounds.js';
 
 const noPause = (attempts: number): RoundsPolicy => ({ timeoutMs: 1, attempts, pauseBeforeRound: () => 0 });
@@ -122,6 +124,55 @@ test('pool: the first failing task stops every worker and is thrown; an interrup
   });
   assert.equal(failed.error, 'no');
   assert.equal((await attempt(async () => undefined)).error, undefined);
+});
+
+test('slots: at most size tasks at once across independent callers, the rest in arrival order', async () => {
+  const slots = new Slots(2);
+  let running = 0;
+  let most = 0;
+  const started: number[] = [];
+  const task = (n: number, ms: number) =>
+    slots.run(async () => {
+      started.push(n);
+      running += 1;
+      most = Math.max(most, running);
+      await new Promise((r) => setTimeout(r, ms));
+      running -= 1;
+      return n;
+    });
+  const failing = slots.run(async () => {
+    throw new Error('boom');
+  });
+  await assert.rejects(failing, /boom/);
+  const results = await Promise.all([task(1, 30), task(2, 10), task(3, 5), task(4, 5)]);
+  assert.deepEqual(results, [1, 2, 3, 4]);
+  assert.equal(most, 2, 'never more than two at once; a failed task gave its slot back');
+  assert.deepEqual(started, [1, 2, 3, 4]);
+});
+
+test('announce: only enabled plugins with a listener hear it, in the order given, lines prefixed', async () => {
+  const heard: string[] = [];
+  const listener = (name: string) =>
+    definePlugin({
+      name,
+      summary: '',
+      commands: {},
+      events: {
+        tableCopied: async (_ctx, table) => {
+          heard.push(`${name}:${table.schema}.${table.name}`);
+          return [`saw ${table.name}`];
+        },
+      },
+    });
+  const plugins = [
+    listener('indexes'),
+    listener('other'),
+    definePlugin({ name: 'quiet', summary: '', commands: {} }),
+  ];
+  const announce = createAnnouncer(plugins, ['quiet', 'indexes'], () => ({}) as CommandContext);
+  const lines = await announce.tableCopied({ schema: 'public', name: 'Orders' });
+  assert.deepEqual(heard, ['indexes:public.Orders'], 'a plugin that is not enabled hears nothing');
+  assert.deepEqual(lines, ['indexes: saw Orders']);
 });
 
 test("cascade: the A→B job is the loaded job whose cascade secondary is this job's primary, only that", () => {

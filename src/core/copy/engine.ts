@@ -9,12 +9,13 @@ import { pipeline } from 'node:stream/promises';
 import { from as copyFrom, to as copyTo } from 'pg-copy-streams';
 import type { Activity } from '../activity.js';
 import { openClient, withClient, type Client } from '../db.js';
-import { InterruptedError, OperatorError } from '../errors.js';
+import { errorMessage, InterruptedError, OperatorError } from '../errors.js';
 import type { Job } from '../job.js';
+import type { Announcer } from '../plugin.js';
 import { runPool } from '../pool.js';
 import { quoteIdent, quoteQualified } from '../quote.js';
 import { relgroupMembers, withMetadata } from '../bucardo/metadata.js';
-import { planCopy, planTables, rangePredicate, type CopyUnit } from './plan.js';
+import { copyOutStatement, planCopy, planTables, rangePredicate, type CopyUnit } from './plan.js';
 import { copyingPid, currentRecord, writeCopyRecord, type CopyRecord } from './state.js';
 
 export interface CopyContext {
@@ -22,6 +23,8 @@ export interface CopyContext {
   activity: Activity;
   progress(text: string): void;
   log(text: string): void;
+  /** Each table, once all its units are done, is announced (tableCopied) while the rest copies on. */
+  announce: Pick<Announcer, 'tableCopied'>;
 }
 
 export interface CopyResult {
@@ -37,6 +40,17 @@ export interface CopyResult {
   bytes: number;
   seconds: number;
   jobs: number;
+}
+
+/** A copy whose rows are all on the secondary, and what its finished tables set off, still running. */
+export interface CopyRun {
+  result: CopyResult;
+  /**
+   * Resolves, never rejects, once every listener of the tables' announcements has finished (the
+   * indexes plugin rebuilding them), with the lines they said. The caller must wait for it before its
+   * command ends; it may start other work first (bucardo.start starts the daemon meanwhile).
+   */
+  afterTables: Promise<string[]>;
 }
 
 /** The sync's creation time: what ties a copy record to this sync and not an earlier one of the same name. */
@@ -88,8 +102,7 @@ async function copyUnit(
     // A range a previous run may have half copied (or copied and not recorded) is cleared first.
     if (deleteFirst) await target.query(`DELETE FROM ${table}${where}`);
     const ingest = target.query(copyFrom(`COPY ${table} (${columns}) FROM STDIN`));
-    const emit = source.query(copyTo(`COPY (SELECT ${columns} FROM ONLY ${table}${where}) TO STDOUT`));
-    await pipeline(emit, meter, ingest);
+    await pipeline(source.query(copyTo(copyOutStatement(unit))), meter, ingest);
     await target.query('COMMIT');
   } catch (error) {
     await target.query('ROLLBACK').catch(() => undefined);
@@ -153,7 +166,7 @@ function formatBytes(bytes: number): string {
  * is not repeated, an interrupted one continues with the units not done. The caller makes sure the
  * daemon is not applying this sync meanwhile.
  */
-export async function copySync(ctx: CopyContext, syncName: string, relgroup: string): Promise<CopyResult> {
+export async function copySync(ctx: CopyContext, syncName: string, relgroup: string): Promise<CopyRun> {
   const { job, activity } = ctx;
   const began = Date.now();
   const created = await syncCreated(job, syncName, activity);
@@ -171,7 +184,7 @@ export async function copySync(ctx: CopyContext, syncName: string, relgroup: str
   }
   const jobs = job.config.bucardo.copyJobs;
   if (record?.finishedAt) {
-    return {
+    const result: CopyResult = {
       sync: syncName,
       alreadyDone: true,
       tables: planTables(record.plan).size,
@@ -183,6 +196,7 @@ export async function copySync(ctx: CopyContext, syncName: string, relgroup: str
       seconds: 0,
       jobs,
     };
+    return { result, afterTables: Promise.resolve([]) };
   }
   if (!record) {
     ctx.progress('planning the copy: table sizes and key ranges on the primary');
@@ -218,6 +232,10 @@ export async function copySync(ctx: CopyContext, syncName: string, relgroup: str
     writeCopyRecord(job, state);
   }
 
+  const finishing = tableAnnouncements(ctx, state);
+  // Tables a previous run finished are announced at once: a listener does only what is still missing.
+  for (const unit of state.plan) finishing.unitDone(unit);
+
   const skipped = [...state.done];
   const todo = state.plan.filter((unit) => !state.done.includes(unit.id));
   const copied: string[] = [];
@@ -246,7 +264,9 @@ export async function copySync(ctx: CopyContext, syncName: string, relgroup: str
     );
   };
   const timer = setInterval(report, 1000);
+  let copyEnded = Date.now();
   let queue = [...todo];
+  let copiedAll = false;
   try {
     await runPool<{ source: Client; target: Client }, CopyUnit>({
       workers: Math.min(jobs, Math.max(1, todo.length)),
@@ -290,8 +310,10 @@ export async function copySync(ctx: CopyContext, syncName: string, relgroup: str
         state.bytesDone += meter.bytes;
         copied.push(unit.id);
         writeCopyRecord(job, state);
+        finishing.unitDone(unit);
       },
     });
+    copiedAll = true;
   } catch (error) {
     if (activity.interrupted || error instanceof InterruptedError)
       ctx.log(
@@ -304,8 +326,11 @@ export async function copySync(ctx: CopyContext, syncName: string, relgroup: str
     delete state.pid;
     if (state.done.length === state.plan.length) state.finishedAt = new Date().toISOString();
     writeCopyRecord(job, state);
+    copyEnded = Date.now();
+    // After a failure or Ctrl-C nothing set off by the copy is left running behind it.
+    if (!copiedAll) await finishing.settled();
   }
-  return {
+  const result: CopyResult = {
     sync: syncName,
     alreadyDone: false,
     tables: tables.size,
@@ -314,7 +339,55 @@ export async function copySync(ctx: CopyContext, syncName: string, relgroup: str
     unitsSkipped: skipped,
     rows: state.rowsDone - rowsBefore,
     bytes: state.bytesDone - bytesBefore,
-    seconds: (Date.now() - began) / 1000,
+    seconds: (copyEnded - began) / 1000,
     jobs,
+  };
+  return { result, afterTables: finishing.settled().then(() => finishing.lines) };
+}
+
+/**
+ * Announces each table of the plan once all its units are done, without waiting: the listeners (the
+ * indexes plugin rebuilding that table's dropped indexes) run while the other tables copy. A
+ * listener's failure is reported, never thrown: the rows are copied and recorded either way, and
+ * what the listener did not do stays for its own command (indexes.recreate).
+ */
+function tableAnnouncements(ctx: CopyContext, state: CopyRecord) {
+  const units = new Map<string, CopyUnit[]>();
+  for (const unit of state.plan) {
+    const key = JSON.stringify([unit.schema, unit.name]);
+    units.set(key, [...(units.get(key) ?? []), unit]);
+  }
+  const announced = new Set<string>();
+  const running = new Set<Promise<void>>();
+  const lines: string[] = [];
+  const say = (line: string) => {
+    lines.push(line);
+    ctx.log(line);
+  };
+  return {
+    lines,
+    unitDone(unit: CopyUnit): void {
+      const key = JSON.stringify([unit.schema, unit.name]);
+      if (announced.has(key) || !units.get(key)!.every((u) => state.done.includes(u.id))) return;
+      if (ctx.activity.interrupted) return;
+      announced.add(key);
+      const listening: Promise<void> = ctx.announce
+        .tableCopied({ schema: unit.schema, name: unit.name })
+        .then(
+          (said) => said.forEach(say),
+          (error: unknown) =>
+            say(`after copying ${quoteQualified(unit.schema, unit.name)}: ${errorMessage(error)}`),
+        )
+        .finally(() => running.delete(listening));
+      running.add(listening);
+    },
+    async settled(): Promise<void> {
+      while (running.size) {
+        ctx.progress(
+          `rows copied; waiting for what ${running.size} finished table(s) set off (index rebuilds)`,
+        );
+        await Promise.allSettled([...running]);
+      }
+    },
   };
 }

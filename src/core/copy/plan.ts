@@ -17,6 +17,20 @@ export interface CopyUnit {
   /** The primary's estimates, for ordering (largest first) and the progress figures. */
   rows: number;
   bytes: number;
+  /**
+   * An ordinary table (relkind 'r'), so a whole-table unit can be read with COPY table TO, which skips
+   * the executor; absent in plans recorded before this was known (they use COPY (SELECT ...)).
+   */
+  plain?: boolean;
+}
+
+/** The primary's COPY TO statement for a unit: the table itself when whole, else a SELECT of its range. */
+export function copyOutStatement(unit: CopyUnit): string {
+  const table = quoteQualified(unit.schema, unit.name);
+  const columns = unit.columns.map(quoteIdent).join(', ');
+  // COPY table TO reads only the table's own rows, as SELECT ... FROM ONLY does.
+  if (!unit.range && unit.plain) return `COPY ${table} (${columns}) TO STDOUT`;
+  return `COPY (SELECT ${columns} FROM ONLY ${table}${rangePredicate(unit)}) TO STDOUT`;
 }
 
 /** Key types whose values are plain integers: they can go into SQL text as validated literals. */
@@ -29,6 +43,7 @@ const MAX_RANGES = 64;
 const SAMPLE_ROWS = 100_000;
 
 interface TableFacts {
+  plain: boolean;
   rows: number;
   bytes: number;
   columns: string[];
@@ -39,9 +54,16 @@ async function tableFacts(client: Client, schema: string, name: string): Promise
   const table = quoteQualified(schema, name);
   const {
     rows: [facts],
-  } = await client.query<{ rows: string; bytes: string; columns: string[]; key: string[]; types: string[] }>(
+  } = await client.query<{
+    plain: boolean;
+    rows: string;
+    bytes: string;
+    columns: string[];
+    key: string[];
+    types: string[];
+  }>(
     // relpages, not pg_relation_size: planning must not wait for a lock on a busy table.
-    `SELECT c.reltuples::bigint AS rows, c.relpages::bigint * current_setting('block_size')::bigint AS bytes,
+    `SELECT c.relkind = 'r' AS plain, c.reltuples::bigint AS rows, c.relpages::bigint * current_setting('block_size')::bigint AS bytes,
             ARRAY(SELECT a.attname::text FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attnum > 0
                      AND NOT a.attisdropped AND a.attgenerated = '' ORDER BY a.attnum) AS columns,
             ARRAY(SELECT a.attname::text FROM pg_index i CROSS JOIN LATERAL unnest(i.indkey) WITH ORDINALITY k(attnum, n)
@@ -67,6 +89,7 @@ async function tableFacts(client: Client, schema: string, name: string): Promise
         : Math.round(bytes / 100);
   }
   return {
+    plain: facts!.plain,
     rows: Math.max(0, rows),
     bytes,
     columns: facts!.columns,
@@ -112,7 +135,7 @@ export async function planCopy(
   const units: CopyUnit[] = [];
   for (const { schema, name } of tables) {
     const facts = await tableFacts(client, schema, name);
-    const base = { schema, name, columns: facts.columns };
+    const base = { schema, name, columns: facts.columns, plain: facts.plain };
     const key = facts.key.length === 1 && INTEGER_TYPES.has(facts.key[0]!.type) ? facts.key[0]! : undefined;
     const wanted = Math.min(MAX_RANGES, Math.ceil(facts.rows / splitRows));
     const bounds =
