@@ -8,10 +8,12 @@
 // node dist/bench/initial-copy.js   (env: BENCH_ROWS=2000000, BENCH_SHAPE=shop|orders, BENCH_ROUNDS=2 passes over the
 // scenarios,
 //                                      BENCH_REPEATS=2 rebuilds of each kind per pass, BENCH_VERBOSE=1,
-//                                      BENCH_COPY_JOBS=2 parallel copy jobs, BENCH_SKIP_REBUILD_INDEX=1)
+//                                      BENCH_COPY_JOBS=2 parallel copy jobs, BENCH_SKIP_REBUILD_INDEX=1,
+//                                      BENCH_COPY_SPLIT_ROWS=n the console's copy_split_rows (unset: the default),
+//                                      BENCH_CD_ONLY=1 only (c) the console's copy and (d) pgcopydb)
 import { execFile, execFileSync } from 'node:child_process';
 import { promisify } from 'node:util';
-import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { availableParallelism, tmpdir } from 'node:os';
 import path from 'node:path';
 import { detachedActivity, sleep } from '../src/core/activity.js';
@@ -20,7 +22,7 @@ import { parseCommandArguments } from '../src/core/arguments.js';
 import { runBucardo } from '../src/core/bucardo.js';
 import { withClient } from '../src/core/db.js';
 import type { Job } from '../src/core/job.js';
-import type { CommandContext, CommandOutcome } from '../src/core/plugin.js';
+import { createAnnouncer, type CommandContext, type CommandOutcome } from '../src/core/plugin.js';
 import { stopProcessesIn } from '../src/core/process.js';
 import { connectionUrl, startCluster, stopAllClusters, type ClusterInfo } from '../src/sandbox/cluster.js';
 import { listModePrompter } from '../src/shell/prompter.js';
@@ -34,7 +36,11 @@ const REPEATS = Number(process.env['BENCH_REPEATS'] ?? 2);
 const ROUNDS = Number(process.env['BENCH_ROUNDS'] ?? 2);
 const VERBOSE = process.env['BENCH_VERBOSE'] === '1';
 const COPY_JOBS = Number(process.env['BENCH_COPY_JOBS'] ?? 2);
-const SKIP_REBUILD_INDEX = process.env['BENCH_SKIP_REBUILD_INDEX'] === '1';
+const SKIP_REBUILD_INDEX =
+  process.env['BENCH_SKIP_REBUILD_INDEX'] === '1' || process.env['BENCH_CD_ONLY'] === '1';
+/** Only the two scenarios the issue's goal compares: (c) the console's online copy, (d) pgcopydb. */
+const CD_ONLY = process.env['BENCH_CD_ONLY'] === '1';
+const COPY_SPLIT_ROWS = process.env['BENCH_COPY_SPLIT_ROWS'];
 
 /**
  * shop (default): three tables, a primary key each and seven secondary indexes (one a unique constraint).
@@ -81,6 +87,9 @@ INSERT INTO public.order_lines SELECT o, l, 1 + (o * l * 2654435761) % 50000, 1 
 }
 `;
 
+/** For the verbose log's timestamps: when this benchmark began. */
+const STARTED = Date.now();
+
 function log(text: string): void {
   process.stdout.write(`${text}\n`);
 }
@@ -118,7 +127,7 @@ databases:
 bucardo:
   replication_name: ${name}
   copy_data: ${copyData}
-  copy_jobs: ${COPY_JOBS}
+  copy_jobs: ${COPY_JOBS}${COPY_SPLIT_ROWS ? `\n  copy_split_rows: ${Number(COPY_SPLIT_ROWS)}` : ''}
   pid_dir: ${path.join(jobDir, 'run')}
   log_dir: ${path.join(jobDir, 'log')}
   state_dir: ${path.join(jobDir, 'state')}
@@ -150,12 +159,14 @@ async function command<D = unknown>(
     prompt: listModePrompter(true),
     progress: () => undefined,
     log: (text) => {
-      if (VERBOSE) log(`    ${text}`);
+      if (VERBOSE) log(`    [${((Date.now() - STARTED) / 1000).toFixed(1)} s] ${text}`);
     },
+    announce: createAnnouncer(session.orderedPlugins(), resolved.job.config.plugins, () => context),
   };
+  const began = Date.now();
   const outcome = await resolved.command.run(context).finally(() => databases.close());
   if (outcome.ok === false) throw new Error(`${name}: ${outcome.message}`);
-  if (VERBOSE) log(`  ${name}: ${outcome.message}`);
+  if (VERBOSE) log(`  ${name} (${((Date.now() - began) / 1000).toFixed(2)} s): ${outcome.message}`);
   return outcome as CommandOutcome<D>;
 }
 
@@ -186,6 +197,31 @@ let clustersInUse: ClusterInfo[] = [];
 async function settle(): Promise<void> {
   for (const cluster of clustersInUse) await sql(cluster, 'postgres', 'CHECKPOINT');
   execFileSync('sync');
+}
+
+/** The machine's CPU time so far (all cores, /proc/stat's first line): busy and idle, in clock ticks. */
+function machineCpu(): { busy: number; idle: number } {
+  const fields = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1).map(Number);
+  // user nice system idle iowait irq softirq steal: idle and iowait are the time no process ran.
+  const idle = fields[3]! + fields[4]!;
+  return { busy: fields.reduce((sum, n) => sum + n, 0) - idle, idle };
+}
+
+/** How busy the machine's cores were while fn ran, and how much CPU this process (the console) used. */
+async function cpuDuring<T>(
+  fn: () => Promise<T>,
+): Promise<{ value: T; busyShare: number; ownSeconds: number }> {
+  const before = machineCpu();
+  const own = process.cpuUsage();
+  const value = await fn();
+  const after = machineCpu();
+  const used = process.cpuUsage(own);
+  const busy = after.busy - before.busy;
+  return {
+    value,
+    busyShare: busy / Math.max(1, busy + after.idle - before.idle),
+    ownSeconds: (used.user + used.system) / 1e6,
+  };
 }
 
 async function timed<T>(fn: () => Promise<T>): Promise<[number, T]> {
@@ -285,6 +321,9 @@ interface ParallelRun {
   catchUpSeconds: number;
   commits: number;
   verdict: string;
+  /** Share of both cores' time spent running anything during (c), and this process's own CPU time. */
+  busyShare: number;
+  ownSeconds: number;
 }
 
 /**
@@ -300,16 +339,31 @@ async function parallelScenario(session: Session, primary: ClusterInfo): Promise
   const load = writeLoad(primary);
   let copySeconds = 0;
   let recreateSeconds = 0;
-  const [seconds] = await timed(async () => {
-    await command(session, 'bucardo.add_triggers');
-    await command(session, 'indexes.drop');
-    [copySeconds] = await timed(() => command(session, 'bucardo.start'));
-    [recreateSeconds] = await timed(() => command(session, 'indexes.recreate'));
-  });
+  const {
+    value: [seconds],
+    busyShare,
+    ownSeconds,
+  } = await cpuDuring(() =>
+    timed(async () => {
+      await command(session, 'bucardo.add_triggers');
+      await command(session, 'indexes.drop');
+      [copySeconds] = await timed(() => command(session, 'bucardo.start'));
+      [recreateSeconds] = await timed(() => command(session, 'indexes.recreate'));
+    }),
+  );
   const commits = await load.stop();
   const [catchUpSeconds] = await timed(() => caughtUp(job));
   const verify = await command(session, 'cutover.verify');
-  return { seconds, copySeconds, recreateSeconds, catchUpSeconds, commits, verdict: verify.message };
+  return {
+    seconds,
+    copySeconds,
+    recreateSeconds,
+    catchUpSeconds,
+    commits,
+    verdict: verify.message,
+    busyShare,
+    ownSeconds,
+  };
 }
 
 /** Until the backlog on the primary is empty (every recorded change applied). */
@@ -329,26 +383,32 @@ async function pgcopydbScenario(a: ClusterInfo, b: ClusterInfo, name: string, di
   await sql(b, 'postgres', `CREATE DATABASE ${name}`);
   const work = path.join(dir, `pgcopydb-${name}`);
   await settle();
-  const [seconds] = await timed(() =>
-    promisify(execFile)(
-      'pgcopydb',
-      [
-        'clone',
-        '--source',
-        connectionUrl(a, 'bench'),
-        '--target',
-        connectionUrl(b, name),
-        '--table-jobs',
-        '2',
-        '--index-jobs',
-        '2',
-        '--dir',
-        work,
-      ],
-      { maxBuffer: 64 * 1024 * 1024 },
+  const {
+    value: [seconds],
+    busyShare,
+  } = await cpuDuring(() =>
+    timed(() =>
+      promisify(execFile)(
+        'pgcopydb',
+        [
+          'clone',
+          '--source',
+          connectionUrl(a, 'bench'),
+          '--target',
+          connectionUrl(b, name),
+          '--table-jobs',
+          '2',
+          '--index-jobs',
+          '2',
+          '--dir',
+          work,
+        ],
+        { maxBuffer: 64 * 1024 * 1024 },
+      ),
     ),
   );
   await sql(b, 'postgres', `DROP DATABASE ${name} WITH (FORCE)`);
+  log(`  pgcopydb: the cores were ${(100 * busyShare).toFixed(0)}% busy`);
   return seconds;
 }
 
@@ -407,8 +467,8 @@ async function round(
   b: ClusterInfo,
   index: number,
 ): Promise<{
-  withIndexes: CopyRun;
-  dropped: CopyRun;
+  withIndexes?: CopyRun;
+  dropped?: CopyRun;
   rebuildIndex?: CopyRun;
   serial: number[];
   parallel: number[];
@@ -422,6 +482,17 @@ async function round(
     }
     return Session.load([writeConfig(dir, name, a, b, name, jobs, copyData)]);
   };
+  if (CD_ONLY) {
+    const pgcopydb = await pgcopydbScenario(a, b, `bench_pgcopydb_${index}`, dir);
+    log(`  pgcopydb clone --table-jobs 2 --index-jobs 2: ${pgcopydb.toFixed(1)} s (offline)`);
+    const parallelCopy = await session(`bench_console_${index}`, availableParallelism(), 'parallel');
+    const consoleRun = await parallelScenario(parallelCopy, a);
+    log(
+      `  console parallel copy + indexes.recreate:  ${consoleRun.seconds.toFixed(1)} s; the cores were ${(100 * consoleRun.busyShare).toFixed(0)}% busy, the console's own process used ${consoleRun.ownSeconds.toFixed(1)} CPU-s`,
+    );
+    await teardown(parallelCopy);
+    return { serial: [], parallel: [], pgcopydb, console: consoleRun };
+  }
   const withIndexes = await session(`bench_with_${index}`);
   const copyWith = await copyScenario(withIndexes, { dropIndexes: false, rebuildIndex: false });
   log(
@@ -536,8 +607,22 @@ async function main(): Promise<void> {
     }
     // Other work on the machine only ever slows a run down: the fastest run of each is the least disturbed.
     const best = (values: number[]) => Math.min(...values);
-    const copyWith = best(rounds.map((r) => r.withIndexes.seconds));
-    const copyDropped = best(rounds.map((r) => r.dropped.seconds));
+    const pgcopydbBest = best(rounds.map((r) => r.pgcopydb));
+    const consoleBest = rounds.reduce((x, y) => (y.console.seconds < x.console.seconds ? y : x)).console;
+    if (CD_ONLY) {
+      log('');
+      log(`| method (best of ${ROUNDS}) | seconds |`);
+      log('|---|---|');
+      log(
+        `| (c) console parallel copy (copy_jobs ${COPY_JOBS}${COPY_SPLIT_ROWS ? `, copy_split_rows ${COPY_SPLIT_ROWS}` : ''}), writes throughout | ${consoleBest.seconds.toFixed(1)} (bucardo.start ${consoleBest.copySeconds.toFixed(1)}, recreate ${consoleBest.recreateSeconds.toFixed(1)}) |`,
+      );
+      log(`| (d) pgcopydb clone --table-jobs 2 --index-jobs 2 (offline) | ${pgcopydbBest.toFixed(1)} |`);
+      log(`cutover.verify after (c): ${consoleBest.verdict}`);
+      log(`(c) / (d): ${(consoleBest.seconds / pgcopydbBest).toFixed(2)} (goal: at most 1.00).`);
+      return;
+    }
+    const copyWith = best(rounds.map((r) => r.withIndexes!.seconds));
+    const copyDropped = best(rounds.map((r) => r.dropped!.seconds));
     const copyRebuild = SKIP_REBUILD_INDEX ? NaN : best(rounds.map((r) => r.rebuildIndex!.seconds));
     const pgcopydb = best(rounds.map((r) => r.pgcopydb));
     const consoleRun = rounds.reduce((x, y) => (y.console.seconds < x.console.seconds ? y : x)).console;

@@ -93,7 +93,9 @@ function runFile(file, lane, env) {
   return new Promise((resolve) => {
     const began = Date.now();
     console.log(`▷ lane ${lane}: ${short(file)}`);
-    const child = spawn(process.execPath, ['--test-reporter=spec', file], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    // BUCARDO_CONSOLE_TEST_NAME: run only the tests whose name matches (node's --test-name-pattern).
+    const namePattern = process.env.BUCARDO_CONSOLE_TEST_NAME ? [`--test-name-pattern=${process.env.BUCARDO_CONSOLE_TEST_NAME}`] : [];
+    const child = spawn(process.execPath, ['--test-reporter=spec', ...namePattern, file], { env, stdio: ['ignore', 'pipe', 'pipe'] });
     running.add(child);
     let output = '';
     child.stdout.on('data', (chunk) => (output += chunk));
