@@ -17,6 +17,7 @@ import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSyn
 import { availableParallelism, tmpdir } from 'node:os';
 import path from 'node:path';
 import { detachedActivity, sleep } from '../src/core/activity.js';
+import { CpuWatch } from './cpu.js';
 import { CommandDatabases } from '../src/core/context.js';
 import { parseCommandArguments } from '../src/core/arguments.js';
 import { runBucardo } from '../src/core/bucardo.js';
@@ -207,21 +208,58 @@ function machineCpu(): { busy: number; idle: number } {
   return { busy: fields.reduce((sum, n) => sum + n, 0) - idle, idle };
 }
 
-/** How busy the machine's cores were while fn ran, and how much CPU this process (the console) used. */
-async function cpuDuring<T>(
-  fn: () => Promise<T>,
-): Promise<{ value: T; busyShare: number; ownSeconds: number }> {
+/** Where the CPU went while a scenario ran, in CPU seconds (bench/cpu.ts: /proc every 200 ms). */
+interface CpuSplit {
+  busyShare: number;
+  primary: number;
+  secondary: number;
+  /** Bucardo's processes: the CLI the tool runs and the daemon (perl). */
+  bucardo: number;
+  /** This process: the console's commands, its copy streams, the write load's client. */
+  console: number;
+  /** pgcopydb and the pg_dump/pg_restore it runs. */
+  pgcopydb: number;
+  other: number;
+}
+
+function formatCpu(split: CpuSplit): string {
+  const parts = (['primary', 'secondary', 'bucardo', 'console', 'pgcopydb', 'other'] as const)
+    .filter((k) => split[k] >= 0.05)
+    .map((k) => `${k} ${split[k].toFixed(1)}`);
+  return `cores ${(100 * split.busyShare).toFixed(0)}% busy; CPU s: ${parts.join(', ')}`;
+}
+
+/** Runs fn while watching the machine's CPU: how busy the cores were, and which processes used it. */
+async function cpuDuring<T>(fn: () => Promise<T>): Promise<{ value: T; cpu: CpuSplit }> {
+  const [a, b] = clustersInUse;
+  const watch = new CpuWatch({ primary: a!.postmasterPid, secondary: b!.postmasterPid });
   const before = machineCpu();
-  const own = process.cpuUsage();
-  const value = await fn();
+  watch.start();
+  let value: T;
+  try {
+    value = await fn();
+  } finally {
+    watch.stop();
+  }
   const after = machineCpu();
-  const used = process.cpuUsage(own);
   const busy = after.busy - before.busy;
-  return {
-    value,
+  const [first, last] = [watch.samples[0]!, watch.samples.at(-1)!];
+  const cluster = (name: string) => (last.clusters[name] ?? 0) - (first.clusters[name] ?? 0);
+  const sum = (match: (p: { pid: number; name: string }) => boolean) =>
+    watch.processes((p) => p.cluster === undefined && match(p)).reduce((total, p) => total + p.seconds, 0);
+  const isBucardo = (p: { name: string }) => /bucardo|perl/i.test(p.name);
+  const isPgcopydb = (p: { name: string }) => /pgcopydb|pg_dump|pg_restore/.test(p.name);
+  const isConsole = (p: { pid: number }) => p.pid === process.pid;
+  const split: CpuSplit = {
     busyShare: busy / Math.max(1, busy + after.idle - before.idle),
-    ownSeconds: (used.user + used.system) / 1e6,
+    primary: cluster('primary'),
+    secondary: cluster('secondary'),
+    bucardo: sum(isBucardo),
+    console: sum(isConsole),
+    pgcopydb: sum(isPgcopydb),
+    other: sum((p) => !isBucardo(p) && !isPgcopydb(p) && !isConsole(p)),
   };
+  return { value: value!, cpu: split };
 }
 
 async function timed<T>(fn: () => Promise<T>): Promise<[number, T]> {
@@ -322,8 +360,7 @@ interface ParallelRun {
   commits: number;
   verdict: string;
   /** Share of both cores' time spent running anything during (c), and this process's own CPU time. */
-  busyShare: number;
-  ownSeconds: number;
+  cpu: CpuSplit;
 }
 
 /**
@@ -341,8 +378,7 @@ async function parallelScenario(session: Session, primary: ClusterInfo): Promise
   let recreateSeconds = 0;
   const {
     value: [seconds],
-    busyShare,
-    ownSeconds,
+    cpu,
   } = await cpuDuring(() =>
     timed(async () => {
       await command(session, 'bucardo.add_triggers');
@@ -361,8 +397,7 @@ async function parallelScenario(session: Session, primary: ClusterInfo): Promise
     catchUpSeconds,
     commits,
     verdict: verify.message,
-    busyShare,
-    ownSeconds,
+    cpu,
   };
 }
 
@@ -385,7 +420,7 @@ async function pgcopydbScenario(a: ClusterInfo, b: ClusterInfo, name: string, di
   await settle();
   const {
     value: [seconds],
-    busyShare,
+    cpu,
   } = await cpuDuring(() =>
     timed(() =>
       promisify(execFile)(
@@ -408,7 +443,7 @@ async function pgcopydbScenario(a: ClusterInfo, b: ClusterInfo, name: string, di
     ),
   );
   await sql(b, 'postgres', `DROP DATABASE ${name} WITH (FORCE)`);
-  log(`  pgcopydb: the cores were ${(100 * busyShare).toFixed(0)}% busy`);
+  log(`  pgcopydb: ${formatCpu(cpu)}`);
   return seconds;
 }
 
@@ -488,7 +523,7 @@ async function round(
     const parallelCopy = await session(`bench_console_${index}`, availableParallelism(), 'parallel');
     const consoleRun = await parallelScenario(parallelCopy, a);
     log(
-      `  console parallel copy + indexes.recreate:  ${consoleRun.seconds.toFixed(1)} s; the cores were ${(100 * consoleRun.busyShare).toFixed(0)}% busy, the console's own process used ${consoleRun.ownSeconds.toFixed(1)} CPU-s`,
+      `  console parallel copy + indexes.recreate:  ${consoleRun.seconds.toFixed(1)} s; ${formatCpu(consoleRun.cpu)}`,
     );
     await teardown(parallelCopy);
     return { serial: [], parallel: [], pgcopydb, console: consoleRun };

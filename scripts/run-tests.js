@@ -37,13 +37,17 @@ if (!(fileTimeoutMs > 0)) {
   process.exit(2);
 }
 
-// Seconds each file took alone (2026-12-02): the lanes start the longest first, so no long file is
+// Seconds each file took alone (2026-12-02; syncs, parallel-copy, cutover-wayback, context: estimated from
+// their time in lanes): the lanes start the longest first, so no long file is
 // left for the end. A file not listed counts as a long one (60 s); the figures only order the queue.
 const EXPECTED_SECONDS = {
+  'integration/syncs': 120,
   'integration/cutover-hold': 115,
+  'integration/parallel-copy': 105,
   'integration/stall': 114,
   'integration/bucardo': 87,
   'integration/faults': 76,
+  'integration/cutover-wayback': 70,
   'integration/cascade': 68,
   'integration/concurrency': 64,
   'integration/cutover': 63,
@@ -57,6 +61,7 @@ const EXPECTED_SECONDS = {
   'integration/fork-bucardo': 31,
   'integration/indexes': 29,
   'integration/credentials': 20,
+  'integration/context': 8,
   'integration/mat_views': 16,
   'integration/scope': 15,
   'integration/arguments': 12,
