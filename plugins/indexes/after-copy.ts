@@ -7,6 +7,7 @@
 import type { Activity } from '../../src/core/activity.js';
 import type { CommandContext, CopiedTable } from '../../src/core/plugin.js';
 import { Slots } from '../../src/core/pool.js';
+import { INDEX_BUILD_APPLICATION } from '../../src/core/watchdog.js';
 import { presence } from './catalog.js';
 import { planRebuild } from './recreate.js';
 import { indexName, rebuildOne, withRebuildSession, type RebuildResult } from './rebuild.js';
@@ -52,7 +53,7 @@ export async function rebuildCopiedTable(ctx: CommandContext, table: CopiedTable
           {
             maintenanceWorkMemKb: settings.maintenanceWorkMemKb,
             activity,
-            applicationName: 'bucardo-console indexes (after copy)',
+            applicationName: `${INDEX_BUILD_APPLICATION} (after copy)`,
           },
           (client) => rebuildOne(client, task),
         ),

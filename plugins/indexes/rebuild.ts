@@ -5,6 +5,7 @@ import type { Activity } from '../../src/core/activity.js';
 import { withClient, withTransaction, type Client } from '../../src/core/db.js';
 import type { Job } from '../../src/core/job.js';
 import { attempt, runPool } from '../../src/core/pool.js';
+import { INDEX_BUILD_APPLICATION } from '../../src/core/watchdog.js';
 import type { RebuildStep } from './statements.js';
 
 export interface RebuildTask {
@@ -119,7 +120,7 @@ export async function rebuildInParallel(
           {
             maintenanceWorkMemKb: options.maintenanceWorkMemKb,
             activity: options.activity,
-            applicationName: 'bucardo-console indexes.recreate',
+            applicationName: `${INDEX_BUILD_APPLICATION}.recreate`,
           },
           loop,
         ),

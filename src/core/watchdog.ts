@@ -29,6 +29,13 @@ interface ActiveStatement {
  */
 export const COPY_STATEMENT = String.raw`^\s*(/\*[^*]*\*/\s*)*COPY\s`;
 
+/**
+ * The console's own index builds (indexes.recreate, and the rebuild during a parallel copy) name their
+ * sessions so: a worker waiting for one of them waits for a build that will end, not a stall
+ * (docs/how-bucardo-behaves.md §18).
+ */
+export const INDEX_BUILD_APPLICATION = 'bucardo-console indexes';
+
 /** Bucardo's workers name their sessions 'bucardo KID (PID n)'. */
 async function longWorkerStatements(client: Client, thresholdSeconds: number): Promise<ActiveStatement[]> {
   const { rows } = await client.query<ActiveStatement>(
@@ -37,8 +44,11 @@ async function longWorkerStatements(client: Client, thresholdSeconds: number): P
        FROM pg_stat_activity
       WHERE application_name LIKE 'bucardo KID%' AND state = 'active' AND query !~* $2
         AND now() - query_start > make_interval(secs => $1)
+        AND NOT EXISTS (SELECT 1 FROM pg_stat_activity build
+                         WHERE build.pid = ANY (pg_blocking_pids(pg_stat_activity.pid))
+                           AND build.application_name LIKE $3 || '%')
       ORDER BY query_start`,
-    [thresholdSeconds, COPY_STATEMENT],
+    [thresholdSeconds, COPY_STATEMENT, INDEX_BUILD_APPLICATION],
   );
   return rows;
 }

@@ -81,6 +81,45 @@ test('statistics of the delta tables are refreshed as they grow; a stuck worker 
   const kickerLog = readFileSync(path.join(job.logDir, 'kicker.wd.log'), 'utf8');
   assert.match(kickerLog, /ANALYZE bucardo\.(delta|track)_public_m: \d+ rows changed since the last analyze/);
 
+  // A session named like the console's index builds holds the table as CREATE INDEX does (SHARE): the
+  // worker waits for it, and that is a build that will end, not a stall (how-bucardo-behaves.md §18).
+  const build = new pg.Client({
+    host: b.host,
+    port: b.port,
+    user: 'postgres',
+    database: 'wd_b',
+    application_name: 'bucardo-console indexes (after copy)',
+  });
+  await build.connect();
+  t.after(() => build.end().catch(() => undefined));
+  await build.query('BEGIN');
+  await build.query('LOCK TABLE public.m IN SHARE MODE');
+  await query(a, 'wd_a', "INSERT INTO public.m VALUES (9000, 'waits for a build')");
+  await waitFor(
+    async () =>
+      (
+        await query(
+          b,
+          'wd_b',
+          "SELECT 1 FROM pg_stat_activity WHERE application_name LIKE 'bucardo KID%' AND wait_event_type = 'Lock' AND now() - query_start > interval '4 seconds'",
+        )
+      ).length > 0,
+    60_000,
+    "Bucardo's worker to wait on the build's lock for longer than the watchdog's 2 s",
+  );
+  const waiting = await status(job.file);
+  assert.deepEqual(
+    waiting.data.stalls.filter((stall) => stall.kind === 'stuck statement'),
+    [],
+    'a worker waiting for an index build is not reported stuck',
+  );
+  await build.query('COMMIT');
+  await waitFor(
+    async () => (await query(b, 'wd_b', 'SELECT 1 FROM public.m WHERE id = 9000')).length === 1,
+    40_000,
+    'the row to arrive once the build ends',
+  );
+
   // An open transaction on the secondary holds the table: Bucardo's worker waits on it.
   const blocker = new pg.Client({ host: b.host, port: b.port, user: 'postgres', database: 'wd_b' });
   await blocker.connect();
