@@ -259,6 +259,11 @@ async function cpuDuring<T>(fn: () => Promise<T>): Promise<{ value: T; cpu: CpuS
     pgcopydb: sum(isPgcopydb),
     other: sum((p) => !isBucardo(p) && !isPgcopydb(p) && !isConsole(p)),
   };
+  if (VERBOSE) {
+    // The busiest processes of the primary's cluster: the cmdline names the database and its state.
+    for (const p of watch.processes((p) => p.cluster === 'primary').slice(0, 6))
+      log(`      primary ${p.seconds.toFixed(1)} CPU s: ${p.name.slice(0, 100)}`);
+  }
   return { value: value!, cpu: split };
 }
 
