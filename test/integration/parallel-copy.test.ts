@@ -3,10 +3,10 @@
 // ranges arrives whole; Ctrl-C mid-copy, then a rerun copies only what was not done; indexes dropped
 // before the copy are rebuilt per table while the others copy; a cascade A→B→C with both hops in this mode.
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
-import { after, before, test } from 'node:test';
+import { after, before, test, type TestContext } from 'node:test';
 import pg from 'pg';
 import type { ClusterInfo } from '../../src/sandbox/cluster.js';
 import {
@@ -94,6 +94,30 @@ async function identical(
 
 function copyRecord(job: WrittenJob, sync: string): { plan: { id: string }[]; done: string[]; pid?: number } {
   return JSON.parse(readFileSync(path.join(job.dir, 'state', `parallel-copy.${sync}.json`), 'utf8'));
+}
+
+/** bucardo.copy in a child process, its output collected; killed (by pid) after the test if still running. */
+function copyInBackground(
+  t: TestContext,
+  job: WrittenJob,
+): { child: ChildProcess; output: () => string; exited: Promise<number> } {
+  const child = spawn(
+    process.execPath,
+    [path.join(ROOT, 'wrapper.js'), '-c', job.file, '-l', 'bucardo.copy'],
+    {
+      cwd: ROOT,
+      env: { ...process.env, NO_COLOR: '1', BUCARDO_CONSOLE_PLUGIN_PATH: FIXTURE_PLUGINS },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  );
+  let output = '';
+  child.stdout!.on('data', (chunk) => (output += chunk));
+  child.stderr!.on('data', (chunk) => (output += chunk));
+  const exited = new Promise<number>((resolve) => child.on('exit', (code) => resolve(code ?? 1)));
+  t.after(() => {
+    if (child.exitCode === null) child.kill('SIGKILL');
+  });
+  return { child, output: () => output, exited };
 }
 
 /** A write load on the primary: inserts, updates and deletes in small transactions until stopped. */
@@ -228,22 +252,7 @@ test('Ctrl-C mid-copy, then a rerun copies only what was not done; ranges arrive
   await locker.query('BEGIN');
   await locker.query('LOCK TABLE public.blocked IN ACCESS EXCLUSIVE MODE');
 
-  const child = spawn(
-    process.execPath,
-    [path.join(ROOT, 'wrapper.js'), '-c', job.file, '-l', 'bucardo.copy'],
-    {
-      cwd: ROOT,
-      env: { ...process.env, NO_COLOR: '1', BUCARDO_CONSOLE_PLUGIN_PATH: FIXTURE_PLUGINS },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    },
-  );
-  let output = '';
-  child.stdout.on('data', (chunk) => (output += chunk));
-  child.stderr.on('data', (chunk) => (output += chunk));
-  const exited = new Promise<number>((resolve) => child.on('exit', (code) => resolve(code ?? 1)));
-  t.after(() => {
-    if (child.exitCode === null) child.kill('SIGKILL');
-  });
+  const { child, output, exited } = copyInBackground(t, job);
   const stateFile = path.join(job.dir, 'state', 'parallel-copy.pcint.json');
   await waitFor(
     async () => {
@@ -262,8 +271,8 @@ test('Ctrl-C mid-copy, then a rerun copies only what was not done; ranges arrive
   assert.equal(waiting.length, 1, 'the copy of public.blocked waits for the lock');
   child.kill('SIGINT');
   const code = await exited;
-  assert.notEqual(code, 0, output);
-  assert.match(output, /Copy interrupted: \d+ of \d+ table\(s\)\/range\(s\) are done/);
+  assert.notEqual(code, 0, output());
+  assert.match(output(), /Copy interrupted: \d+ of \d+ table\(s\)\/range\(s\) are done/);
   const interrupted = copyRecord(job, 'pcint');
   assert.equal(interrupted.pid, undefined, 'no process is recorded as copying');
   assert.ok(!interrupted.done.includes('public.blocked'));
@@ -336,22 +345,7 @@ test('indexes dropped before a parallel copy are rebuilt table by table while th
   await locker.query('BEGIN');
   await locker.query('LOCK TABLE public.blocked IN SHARE MODE');
 
-  const child = spawn(
-    process.execPath,
-    [path.join(ROOT, 'wrapper.js'), '-c', job.file, '-l', 'bucardo.copy'],
-    {
-      cwd: ROOT,
-      env: { ...process.env, NO_COLOR: '1', BUCARDO_CONSOLE_PLUGIN_PATH: FIXTURE_PLUGINS },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    },
-  );
-  let output = '';
-  child.stdout.on('data', (chunk) => (output += chunk));
-  child.stderr.on('data', (chunk) => (output += chunk));
-  const exited = new Promise<number>((resolve) => child.on('exit', (code) => resolve(code ?? 1)));
-  t.after(() => {
-    if (child.exitCode === null) child.kill('SIGKILL');
-  });
+  const { child, output, exited } = copyInBackground(t, job);
   await waitFor(
     async () => (await secondaryIndexes(b, 'pci_b')).length === 3,
     60_000,
@@ -365,14 +359,14 @@ test('indexes dropped before a parallel copy are rebuilt table by table while th
 
   await locker.query('COMMIT');
   const code = await Promise.race([exited, new Promise<number>((r) => setTimeout(() => r(-1), 60_000))]);
-  assert.equal(code, 0, output);
+  assert.equal(code, 0, output());
   assert.match(
-    output,
+    output(),
     /indexes: rebuilt 2 index\(es\) of public\.big in [\d.]+ s as soon as its rows were copied/,
   );
-  assert.match(output, /indexes: rebuilt 1 index\(es\) of public\.blocked/);
+  assert.match(output(), /indexes: rebuilt 1 index\(es\) of public\.blocked/);
   // The listeners ran side by side on the command's shared sessions without pg's warning.
-  assert.doesNotMatch(output, /DeprecationWarning|Warning:/);
+  assert.doesNotMatch(output(), /DeprecationWarning|Warning:/);
   assert.deepEqual(await secondaryIndexes(b, 'pci_b'), ['Blocked V', 'big_n', 'big_v', 'tags_note_key']);
   const [constraint] = await query<{ n: string }>(
     b,
