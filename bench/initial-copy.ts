@@ -13,7 +13,7 @@
 //                                      BENCH_CD_ONLY=1 only (c) the console's copy and (d) pgcopydb)
 import { execFile, execFileSync } from 'node:child_process';
 import { promisify } from 'node:util';
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { availableParallelism, tmpdir } from 'node:os';
 import path from 'node:path';
 import { detachedActivity, sleep } from '../src/core/activity.js';
@@ -200,14 +200,6 @@ async function settle(): Promise<void> {
   execFileSync('sync');
 }
 
-/** The machine's CPU time so far (all cores, /proc/stat's first line): busy and idle, in clock ticks. */
-function machineCpu(): { busy: number; idle: number } {
-  const fields = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1).map(Number);
-  // user nice system idle iowait irq softirq steal: idle and iowait are the time no process ran.
-  const idle = fields[3]! + fields[4]!;
-  return { busy: fields.reduce((sum, n) => sum + n, 0) - idle, idle };
-}
-
 /** Where the CPU went while a scenario ran, in CPU seconds (bench/cpu.ts: /proc every 200 ms). */
 interface CpuSplit {
   busyShare: number;
@@ -233,7 +225,6 @@ function formatCpu(split: CpuSplit): string {
 async function cpuDuring<T>(fn: () => Promise<T>): Promise<{ value: T; cpu: CpuSplit }> {
   const [a, b] = clustersInUse;
   const watch = new CpuWatch({ primary: a!.postmasterPid, secondary: b!.postmasterPid });
-  const before = machineCpu();
   watch.start();
   let value: T;
   try {
@@ -241,9 +232,9 @@ async function cpuDuring<T>(fn: () => Promise<T>): Promise<{ value: T; cpu: CpuS
   } finally {
     watch.stop();
   }
-  const after = machineCpu();
-  const busy = after.busy - before.busy;
   const [first, last] = [watch.samples[0]!, watch.samples.at(-1)!];
+  // The whole machine's busy seconds against what its cores could have run in that time.
+  const capacity = (availableParallelism() * (last.at - first.at)) / 1000;
   const cluster = (name: string) => (last.clusters[name] ?? 0) - (first.clusters[name] ?? 0);
   const sum = (match: (p: { pid: number; name: string }) => boolean) =>
     watch.processes((p) => p.cluster === undefined && match(p)).reduce((total, p) => total + p.seconds, 0);
@@ -251,7 +242,7 @@ async function cpuDuring<T>(fn: () => Promise<T>): Promise<{ value: T; cpu: CpuS
   const isPgcopydb = (p: { name: string }) => /pgcopydb|pg_dump|pg_restore/.test(p.name);
   const isConsole = (p: { pid: number }) => p.pid === process.pid;
   const split: CpuSplit = {
-    busyShare: busy / Math.max(1, busy + after.idle - before.idle),
+    busyShare: (last.machine - first.machine) / Math.max(0.001, capacity),
     primary: cluster('primary'),
     secondary: cluster('secondary'),
     bucardo: sum(isBucardo),

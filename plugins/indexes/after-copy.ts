@@ -43,10 +43,9 @@ export async function rebuildCopiedTable(ctx: CommandContext, table: CopiedTable
   const settings = indexSettings(job.config);
   const slots = slotsFor(ctx, settings.jobs);
   const began = Date.now();
-  // Largest first, as indexes.recreate does: the longest build starts as soon as a slot is free.
-  const tasks = [...work.tasks].sort((a, b) => b.sizeBytes - a.sizeBytes);
+  // Largest first (the records come so): the longest build starts as soon as a slot is free.
   const results: RebuildResult[] = await Promise.all(
-    tasks.map((task) =>
+    work.tasks.map((task) =>
       slots.run(() =>
         withRebuildSession(
           job,

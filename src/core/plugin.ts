@@ -79,8 +79,9 @@ export interface CopiedTable {
 export interface PluginEvents {
   /**
    * copy_data parallel: every row of this table has been copied and committed on the secondary, and the
-   * daemon does not apply the sync yet. Announced while the copy goes on with the other tables; the copy
-   * waits for the listeners before it returns. Returns lines saying what the plugin did.
+   * daemon does not apply the sync yet. Announced while the copy goes on with the other tables; the
+   * command that ran the copy waits for the listeners before it ends (bucardo.start may start the daemon
+   * first). Returns lines saying what the plugin did.
    */
   tableCopied?(context: CommandContext, table: CopiedTable): Promise<string[]>;
 }
