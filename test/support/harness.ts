@@ -11,6 +11,7 @@ export { stopProcessesIn };
 import { startCluster, stopCluster, type ClusterInfo } from '../../src/sandbox/cluster.js';
 
 import { FIXTURE_PLUGINS, ROOT } from './paths.js';
+import { stopPtySessions } from './pty.js';
 import { query, runningTools, writeJobConfigIn, type JobOptions, type WrittenJob } from './tool.js';
 
 /** Blocks for ms: a signal handler that exits right after cannot await. */
@@ -70,6 +71,8 @@ for (const signal of ['SIGTERM', 'SIGINT', 'SIGHUP'] as const) {
     // the tools first, give what they had already spawned a moment to write its pid file, then sweep
     // the pid dirs twice.
     for (const tool of runningTools) tool.kill('SIGKILL');
+    // A tool in a terminal (the demo) stops what it started itself when asked: its clusters are not ours.
+    stopPtySessions();
     pauseSync(1000);
     for (const dir of pidDirs) stopProcessesIn(dir);
     pauseSync(500);

@@ -1,11 +1,48 @@
 // Drives the shell through a real pseudo-terminal (util-linux `script`), as an operator's terminal would.
 import { spawn, type ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
+import { isProcessAlive } from '../../src/core/process.js';
 import { FIXTURE_PLUGINS, ROOT } from './paths.js';
 
 /** Single-quotes a word for the one /bin/sh line `script -c` needs (test-owned temp paths only). */
 function shellWord(word: string): string {
   return `'${word.replace(/'/g, "'\\''")}'`;
+}
+
+/** Sessions whose `script` may still run: stopped by stopPtySessions when the test file is killed. */
+const liveSessions = new Set<PtySession>();
+
+/** Blocks for ms: a signal handler that exits right after cannot await. */
+function pauseSync(ms: number): void {
+  Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
+}
+
+/** The pids whose parent is `pid` (the tool inside `script`). */
+function childrenOf(pid: number): number[] {
+  try {
+    return readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8')
+      .trim()
+      .split(/\s+/)
+      .filter(Boolean)
+      .map(Number);
+  } catch {
+    return [];
+  }
+}
+
+/**
+ * For a test file killed from outside (its after() hooks do not run): asks the tool in each terminal to
+ * stop (SIGTERM: the demo then stops its clusters, daemons and kickers and removes its directory), waits
+ * for it at most `timeoutMs`, then kills what is left. Synchronous, for a signal handler.
+ */
+export function stopPtySessions(timeoutMs = 20_000): void {
+  const tools = [...liveSessions].flatMap((session) => session.toolPids());
+  for (const pid of tools) process.kill(pid, 'SIGTERM');
+  const deadline = Date.now() + timeoutMs;
+  while (tools.some(isProcessAlive) && Date.now() < deadline) pauseSync(100);
+  for (const pid of tools.filter(isProcessAlive)) process.kill(pid, 'SIGKILL');
+  for (const session of liveSessions) session.kill();
 }
 
 export class PtySession {
@@ -25,7 +62,18 @@ export class PtySession {
     this.child.stderr!.on('data', (chunk: Buffer) => {
       this.raw += chunk.toString('utf8');
     });
-    this.exited = new Promise((resolve) => this.child.on('exit', (code) => resolve(code ?? 1)));
+    liveSessions.add(this);
+    this.exited = new Promise((resolve) =>
+      this.child.on('exit', (code) => {
+        liveSessions.delete(this);
+        resolve(code ?? 1);
+      }),
+    );
+  }
+
+  /** The tool's own process (`script` runs it as its child), if it still runs. */
+  toolPids(): number[] {
+    return this.child.exitCode === null && this.child.pid ? childrenOf(this.child.pid) : [];
   }
 
   /** Screen text without terminal escapes. */
