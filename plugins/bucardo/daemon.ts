@@ -112,8 +112,10 @@ async function stopStrayWorkers(job: Job): Promise<number[]> {
  * A change travels daemon → controller → worker, each polling for notices and sleeping in between:
  * with Bucardo's defaults (0.2, 0.2, 0.5 s) that alone adds up to 0.9 s to every change. The VAC
  * purges applied change records every vac_sleep (120 s by default) once vac_run has passed; until
- * then every worker run and delta check scans them. The daemon reads all of these at start. (They
- * are settings of the whole metadata database.)
+ * then every worker run and delta check scans them. A controller restarts its sync's worker (gone after
+ * the initial copy, or dead) only when it next checks on it, every ctl_checkonkids_time (10 s by
+ * default): until then the sync replicates nothing. The daemon reads all of these at start. (They are
+ * settings of the whole metadata database.)
  */
 const SET_AT_START: Record<string, { configKey: string; value: (job: Job) => number }> = {
   mcp_loop_sleep: { configKey: 'bucardo.worker_sleep', value: (job) => job.config.bucardo.workerSleep },
@@ -121,6 +123,10 @@ const SET_AT_START: Record<string, { configKey: string; value: (job: Job) => num
   kid_sleep: { configKey: 'bucardo.worker_sleep', value: (job) => job.config.bucardo.workerSleep },
   vac_sleep: { configKey: 'bucardo.purge_interval', value: (job) => job.config.bucardo.purgeIntervalSeconds },
   vac_run: { configKey: 'bucardo.purge_interval', value: (job) => job.config.bucardo.purgeIntervalSeconds },
+  ctl_checkonkids_time: {
+    configKey: 'bucardo.worker_check_interval',
+    value: (job) => job.config.bucardo.workerCheckSeconds,
+  },
 };
 
 function loopSettings(job: Job): [string, string][] {

@@ -90,6 +90,12 @@ export interface BucardoSettings {
    */
   purgeIntervalSeconds: number;
   /**
+   * Seconds between a controller's looks at whether its sync's worker still runs (Bucardo's
+   * ctl_checkonkids_time, 10 by default): a worker that exited after the initial copy or died is only
+   * started again at that check, and kicks meanwhile are lost.
+   */
+  workerCheckSeconds: number;
+  /**
    * The kicker ANALYZEs Bucardo's delta/track tables as they grow. Off for an operator whose DBA runs
    * their own maintenance on them (the watchdog and the stall remedy work either way).
    */

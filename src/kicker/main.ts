@@ -242,7 +242,8 @@ async function kick(sync: SyncKicks, retry: boolean): Promise<void> {
     values: [sync.name],
   });
   sync.kickedDuringCopy = copy.rows[0]?.pending === true;
-  // Bucardo restarts a sync's worker ~10 s after its initial copy and drops kicks meanwhile: retry
+  // Bucardo restarts a sync's worker only at its controller's next check after the initial copy
+  // (bucardo.worker_check_interval) and drops kicks meanwhile: retry
   // often enough that the first change after the copy is not held back long, but never more often
   // than every 2 s (each retry is a NOTIFY, and a run only when there is something to do).
   sync.retryDelayMs = retry

@@ -130,13 +130,15 @@ test('A→B: install, add_triggers, start, wait_for_copy, status in one list; ch
   assert.match(flow.stdout, /Check: pid file names a live Bucardo process Pass\./);
   for (const table of REPLICATED) await assertSame(table);
   // bucardo.worker_sleep (default 0.05) replaces Bucardo's 0.2/0.2/0.5 s loop sleeps before the daemon
-  // starts, and bucardo.purge_interval (default 10) its VAC's 120 s between purges of change records.
+  // starts, bucardo.purge_interval (default 10) its VAC's 120 s between purges of change records, and
+  // bucardo.worker_check_interval (default 2) the 10 s after which a controller restarts a gone worker.
   const sleeps = await query<{ name: string; setting: string }>(
     a,
     'bucardo',
-    "SELECT name, setting FROM bucardo.bucardo_config WHERE name IN ('mcp_loop_sleep', 'ctl_sleep', 'kid_sleep', 'vac_sleep', 'vac_run') ORDER BY name",
+    "SELECT name, setting FROM bucardo.bucardo_config WHERE name IN ('mcp_loop_sleep', 'ctl_sleep', 'kid_sleep', 'vac_sleep', 'vac_run', 'ctl_checkonkids_time') ORDER BY name",
   );
   assert.deepEqual(sleeps, [
+    { name: 'ctl_checkonkids_time', setting: '2' },
     { name: 'ctl_sleep', setting: '0.05' },
     { name: 'kid_sleep', setting: '0.05' },
     { name: 'mcp_loop_sleep', setting: '0.05' },

@@ -114,6 +114,24 @@ test('bucardo.purge_interval defaults to 10 s and must be a whole number of seco
   }
 });
 
+test('bucardo.worker_check_interval defaults to 2 s and must be whole seconds from 1 to 600', async () => {
+  assert.equal((await loadConfig(file('check-default.yml', VALID), catalog)).bucardo.workerCheckSeconds, 2);
+  const set = await loadConfig(
+    file('check-set.yml', VALID.replace('copy_data: empty', 'copy_data: empty\n  worker_check_interval: 5')),
+    catalog,
+  );
+  assert.equal(set.bucardo.workerCheckSeconds, 5);
+  for (const bad of ['0', '1.5', '601']) {
+    const found = await problems(
+      VALID.replace('copy_data: empty', `copy_data: empty\n  worker_check_interval: ${bad}`),
+    );
+    assert.ok(
+      found.some((p) => p.startsWith('bucardo.worker_check_interval')),
+      `${bad}: ${found.join('\n')}`,
+    );
+  }
+});
+
 test('a bad port, an unknown key and a bad enum are all reported at once with their key paths', async () => {
   const found = await problems(
     VALID.replace('port: 5433', 'port: abc')
