@@ -4,6 +4,8 @@
 // final check compares that key: a row tampered on the secondary there stops the switch, with
 // replication still running. Without a tampered row, finish passes on only the changed keys.
 import assert from 'node:assert/strict';
+import { existsSync, readFileSync } from 'node:fs';
+import path from 'node:path';
 import { after, before, test } from 'node:test';
 import {
   clusters,
@@ -22,12 +24,14 @@ const SCHEMA = `
 CREATE TABLE public.accounts (id int PRIMARY KEY, balance numeric(12,2) NOT NULL);
 CREATE SEQUENCE public.ledger_no;`;
 const DATA = 'INSERT INTO public.accounts SELECT g, g FROM generate_series(1, 50000) g;';
-// Bucardo's VAC purges records applied and older than this (fixed in Bucardo 5.6), plus its interval.
-const PURGE_AGE_MS = 45_000 + 5_000;
+// Bucardo's VAC purges records applied and older than 45 s (fixed in Bucardo 5.6). Rather than wait
+// that long twice, a test ages a record: it moves the record's transaction time (in the delta table
+// and the matching track rows, which the purge joins on) a minute back.
+const AGE_SECONDS = 60;
 
 let a: ClusterInfo;
 let b: ClusterInfo;
-let job: { file: string; dir: string; pidDir: string };
+let job: { file: string; dir: string; pidDir: string; logDir: string };
 
 function tool(list: string): Promise<ToolResult> {
   return runTool(['-c', job.file, '-l', list], { timeoutMs: 150_000 });
@@ -47,6 +51,36 @@ async function deltaRows(id: number): Promise<number> {
     [id],
   );
   return row!.n;
+}
+
+/** Moves the change records of account `id` by `seconds` in time (back when negative). */
+async function shiftRecords(id: number, seconds: number): Promise<void> {
+  await query(
+    a,
+    'hold_a',
+    `WITH delta AS (
+       UPDATE bucardo.delta_public_accounts SET txntime = txntime + make_interval(secs => $2)
+        WHERE id = $1 RETURNING txntime
+     )
+     UPDATE bucardo.track_public_accounts SET txntime = txntime + make_interval(secs => $2)
+      WHERE txntime IN (SELECT txntime - make_interval(secs => $2) FROM delta)`,
+    [id, seconds],
+  );
+}
+
+/** Purges Bucardo's VAC has finished so far (its log says so at log_level verbose). */
+function purgesLogged(): number {
+  const log = path.join(job.logDir, 'log.bucardo.hold');
+  return existsSync(log) ? (readFileSync(log, 'utf8').match(/Purge on db "[^"]*" gave:/g) ?? []).length : 0;
+}
+
+/**
+ * Waits until a whole purge has run since now: two more finish (the first may have begun before), and
+ * the VAC starts its next purge only after it logged the last one.
+ */
+async function aWholePurgeRuns(): Promise<void> {
+  const before = purgesLogged();
+  await waitFor(async () => purgesLogged() >= before + 2, 30_000, "Bucardo's VAC to run a purge");
 }
 
 async function replicated(id: number, balance: string): Promise<void> {
@@ -77,7 +111,10 @@ before(async () => {
     bucardoSettings: { purge_interval: 1 },
     extra: { cutover: { settle_time: 5, chunk_rows: 10_000 } },
   });
-  const setup = await tool('bucardo.install bucardo.add_triggers bucardo.start bucardo.wait_for_copy');
+  // log_level verbose: the VAC logs each purge it finished, which aWholePurgeRuns counts.
+  const setup = await tool(
+    'bucardo.install bucardo.add_triggers bucardo.change_config log_level=verbose bucardo.start bucardo.wait_for_copy',
+  );
   assert.equal(setup.code, 0, setup.stdout + setup.stderr);
 });
 
@@ -89,13 +126,14 @@ after(async () => {
 });
 
 test('without a hold the VAC purges an applied change record; after a verify it keeps it, and the final check catches a row tampered there', async () => {
-  // No verify yet, so no hold: the record of an applied change goes within a minute.
+  // No verify yet, so no hold: the record of an applied change goes once it is old enough.
   await query(a, 'hold_a', 'UPDATE public.accounts SET balance = 1001 WHERE id = 1');
   await replicated(1, '1001.00');
   assert.equal(await deltaRows(1), 1);
+  await shiftRecords(1, -AGE_SECONDS);
   await waitFor(
     async () => (await deltaRows(1)) === 0,
-    PURGE_AGE_MS + 30_000,
+    30_000,
     "Bucardo's VAC to purge the applied change record",
   );
 
@@ -115,8 +153,11 @@ test('without a hold the VAC purges an applied change record; after a verify it 
   await query(a, 'hold_a', 'UPDATE public.accounts SET balance = 2002 WHERE id = 2');
   await replicated(2, '2002.00');
   await query(b, 'hold_b', 'UPDATE public.accounts SET balance = 0 WHERE id = 2');
-  await new Promise((resolve) => setTimeout(resolve, PURGE_AGE_MS + 5_000));
+  await shiftRecords(2, -AGE_SECONDS);
+  await aWholePurgeRuns();
   assert.equal(await deltaRows(2), 1, "the hold kept the applied change record past the VAC's purge age");
+  // Its own time back: the final check takes the records from the verify's horizon on.
+  await shiftRecords(2, AGE_SECONDS);
 
   const stopped = await tool('cutover.finish --writes-stopped --json');
   assert.equal(stopped.code, 1, stopped.stdout + stopped.stderr);
