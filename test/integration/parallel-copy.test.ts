@@ -352,7 +352,10 @@ test('indexes dropped before a parallel copy are rebuilt table by table while th
     "the indexes of public.big and public.tags to be rebuilt while public.blocked's copy waits",
   );
   assert.deepEqual(await secondaryIndexes(b, 'pci_b'), ['big_n', 'big_v', 'tags_note_key']);
-  const [blocked] = await query<{ n: string }>(b, 'pci_b', 'SELECT count(*) AS n FROM public.blocked');
+  // Counted in the locking session: another session's read would queue behind the copy's lock request.
+  const {
+    rows: [blocked],
+  } = await locker.query<{ n: string }>('SELECT count(*) AS n FROM public.blocked');
   assert.equal(blocked!.n, '0', 'public.blocked is still not copied: the rebuilds overlapped the copy');
   assert.ok(!copyRecord(job, 'pcidx').done.includes('public.blocked'));
   assert.equal(child.exitCode, null, 'the copy is still running');
@@ -435,6 +438,59 @@ ANALYZE;`;
   assert.ok(record.bytesDone > 9_600_000, `bytes counted as they streamed (${record.bytesDone})`);
   for (const table of ['public.odd', 'public.huge'])
     assert.equal(await fingerprint(b, 'pcr_b', table), await fingerprint(a, 'pcr_a', table), table);
+});
+
+test('whole tables arrive frozen (COPY FREEZE) where a TRUNCATE can go first; referenced or busy ones plainly', async (t) => {
+  const schema = `
+CREATE TABLE public.solo (id int PRIMARY KEY, v text);
+CREATE TABLE public.parent (id int PRIMARY KEY, v text);
+CREATE TABLE public.kid (id int PRIMARY KEY, parent_id int REFERENCES public.parent (id));
+CREATE TABLE public.busy (id int PRIMARY KEY, v text);`;
+  const data = `
+INSERT INTO public.solo SELECT g, repeat('s', 50) FROM generate_series(1, 5000) g;
+INSERT INTO public.parent SELECT g, repeat('p', 50) FROM generate_series(1, 5000) g;
+INSERT INTO public.kid SELECT g, g FROM generate_series(1, 5000) g;
+INSERT INTO public.busy SELECT g, repeat('b', 50) FROM generate_series(1, 5000) g;
+ANALYZE;`;
+  await freshDatabase(a, 'pcf_a', schema + data);
+  await freshDatabase(b, 'pcf_b', schema + 'CREATE EXTENSION pg_visibility;');
+  const job = writeJobConfig({
+    name: 'pcfreeze',
+    primary: { cluster: a, dbname: 'pcf_a' },
+    secondary: { cluster: b, dbname: 'pcf_b' },
+    copyData: 'parallel',
+  });
+  // A reader of public.busy on the secondary for the whole copy: its TRUNCATE would have to wait.
+  const reader = new pg.Client({ host: b.host, port: b.port, user: 'postgres', database: 'pcf_b' });
+  t.after(async () => {
+    await reader.end().catch(() => undefined);
+    await forgetJob(job, a);
+  });
+  await reader.connect();
+  await reader.query('BEGIN');
+  await reader.query('SELECT count(*) FROM public.busy');
+  const copied = await runTool(['-c', job.file, '-l', 'bucardo.install bucardo.add_triggers bucardo.copy']);
+  await reader.query('COMMIT');
+  assert.equal(copied.code, 0, copied.stdout + copied.stderr);
+  const frozen = async (table: string) =>
+    (
+      await query<{ pages: number; frozen: number }>(
+        b,
+        'pcf_b',
+        `SELECT (pg_relation_size($1) / current_setting('block_size')::int)::int AS pages, all_frozen::int AS frozen
+           FROM pg_visibility_map_summary($1)`,
+        [table],
+      )
+    )[0]!;
+  for (const table of ['public.solo', 'public.kid']) {
+    const { pages, frozen: allFrozen } = await frozen(table);
+    assert.ok(pages > 0 && allFrozen === pages, `${table}: ${allFrozen} of ${pages} pages frozen`);
+  }
+  // parent: kid's foreign key refuses its TRUNCATE; busy: the reader holds it past the 2 s wait.
+  for (const table of ['public.parent', 'public.busy'])
+    assert.equal((await frozen(table)).frozen, 0, `${table} was copied plainly`);
+  for (const table of ['public.solo', 'public.parent', 'public.kid', 'public.busy'])
+    assert.equal(await fingerprint(b, 'pcf_b', table), await fingerprint(a, 'pcf_a', table), table);
 });
 
 test('cascade A→B→C with copy_data parallel and bucardo.syncs 2 on both hops: B→C copies B only after A→B has filled it', async (t) => {

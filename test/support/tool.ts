@@ -8,6 +8,9 @@ import pg from 'pg';
 import type { ClusterInfo } from '../../src/sandbox/cluster.js';
 import { FIXTURE_PLUGINS, ROOT } from './paths.js';
 
+/** Longest a test's own statement may run (the longest, loading test data, take seconds). */
+const TEST_STATEMENT_TIMEOUT_MS = 120_000;
+
 export async function query<T extends pg.QueryResultRow = Record<string, unknown>>(
   cluster: ClusterInfo,
   database: string,
@@ -20,6 +23,9 @@ export async function query<T extends pg.QueryResultRow = Record<string, unknown
     port: cluster.port,
     user: 'postgres',
     database,
+    // A test's statement blocked by the code under test (a lock it holds) fails instead of hanging.
+    statement_timeout: TEST_STATEMENT_TIMEOUT_MS,
+    connectionTimeoutMillis: 10_000,
   });
   await client.connect();
   try {

@@ -72,6 +72,9 @@ export async function syncCreated(
   );
 }
 
+/** How long a unit waits for its table on the secondary before it copies without COPY FREEZE. */
+const FREEZE_LOCK_WAIT = '2s';
+
 /** Counts bytes and rows (text COPY ends every row with a newline; newlines in values are escaped). */
 class Meter extends Transform {
   bytes = 0;
@@ -83,12 +86,21 @@ class Meter extends Transform {
   }
 }
 
-/** One unit in one transaction on the target: its rows are either all there or none. */
+/**
+ * One unit in one transaction on the target: its rows are either all there or none. A whole table is
+ * emptied with TRUNCATE in that same transaction where it can be, so its rows can be written with COPY
+ * FREEZE: already frozen and visible to all, the index builds and the first reads after the copy do
+ * not have to set every row's hint bits (writing every page once more), and VACUUM has nothing to
+ * freeze later. It cannot be where a foreign key of another table references it, on a partitioned
+ * table, without the TRUNCATE privilege, while someone uses the table on the secondary, or on the
+ * middle hop of a cascade (a TRUNCATE there is recorded for the next hop): then its rows are written
+ * plainly. The table is locked on the secondary until its copy commits.
+ */
 async function copyUnit(
   source: Client,
   target: Client,
   unit: CopyUnit,
-  deleteFirst: boolean,
+  options: { deleteFirst: boolean; mayTruncate: boolean },
   meter: Meter,
 ): Promise<void> {
   const table = quoteQualified(unit.schema, unit.name);
@@ -99,14 +111,41 @@ async function copyUnit(
     // Bucardo writes the same way: no user or foreign-key triggers fire for the copied rows, so tables
     // can arrive in any order and at once.
     await target.query('SET LOCAL session_replication_role = replica');
+    const frozen = !unit.range && options.mayTruncate && (await truncateInTransaction(target, table));
     // A range a previous run may have half copied (or copied and not recorded) is cleared first.
-    if (deleteFirst) await target.query(`DELETE FROM ${table}${where}`);
-    const ingest = target.query(copyFrom(`COPY ${table} (${columns}) FROM STDIN`));
+    if (!frozen && options.deleteFirst) await target.query(`DELETE FROM ${table}${where}`);
+    const ingest = target.query(
+      copyFrom(`COPY ${table} (${columns}) FROM STDIN${frozen ? ' WITH (FREEZE)' : ''}`),
+    );
     await pipeline(source.query(copyTo(copyOutStatement(unit))), meter, ingest);
     await target.query('COMMIT');
   } catch (error) {
     await target.query('ROLLBACK').catch(() => undefined);
     throw error;
+  }
+}
+
+/**
+ * TRUNCATE ONLY inside the open transaction; false (and nothing done) where PostgreSQL refuses it for
+ * this table: referenced by another table's foreign key or partitioned (feature not supported, class
+ * 0A; wrong object type, 42809/42P16), no TRUNCATE privilege (42501), or someone is using the table on
+ * the secondary (TRUNCATE's exclusive lock not had within FREEZE_LOCK_WAIT, 55P03: the rows are then
+ * written plainly rather than keeping every later reader of the table waiting behind the lock).
+ */
+async function truncateInTransaction(target: Client, table: string): Promise<boolean> {
+  await target.query('SAVEPOINT empty_for_freeze');
+  try {
+    await target.query(`SET LOCAL lock_timeout = '${FREEZE_LOCK_WAIT}'`);
+    await target.query(`TRUNCATE ONLY ${table}`);
+    await target.query('RELEASE SAVEPOINT empty_for_freeze');
+    await target.query('SET LOCAL lock_timeout TO DEFAULT');
+    return true;
+  } catch (error) {
+    const code = (error as { code?: string }).code ?? '';
+    if (!code.startsWith('0A') && !['42809', '42P16', '42501', '55P03'].includes(code)) throw error;
+    // Also undoes the SET LOCAL.
+    await target.query('ROLLBACK TO SAVEPOINT empty_for_freeze');
+    return false;
   }
 }
 
@@ -301,7 +340,13 @@ export async function copySync(ctx: CopyContext, syncName: string, relgroup: str
         const meter = new Meter();
         inFlight.add(meter);
         try {
-          await copyUnit(source, target, unit, resumed, meter);
+          await copyUnit(
+            source,
+            target,
+            unit,
+            { deleteFirst: resumed, mayTruncate: !job.config.databases.secondary.cascade },
+            meter,
+          );
         } finally {
           inFlight.delete(meter);
         }
