@@ -1,4 +1,3 @@
-// run-tests: alone (timing-sensitive: see CONTRIBUTING.md, "A test file in a lane")
 // The mat_views plugin against real clusters, after a real Bucardo copy: views are refreshed after the
 // views they read (directly or through ordinary views), independent ones at the same time, and end up
 // with the primary's rows; the plugin's own replication_objects overrides the bucardo section's.
@@ -183,7 +182,8 @@ test("mat_views.refresh refuses while the copy is pending, then refreshes in dep
         `${view.view} started before ${dependency} finished`,
       );
   }
-  // Independent views run at the same time: the two one-second views overlap.
+  // Independent views run at the same time: the two one-second views overlap (their intervals, not the
+  // total time, which a busy machine stretches).
   const [slowA, slowB] = ['reports.slow_a', 'reports.slow_b'].map((name) =>
     refreshed.find((r) => r.view === name)!,
   );
@@ -192,7 +192,6 @@ test("mat_views.refresh refuses while the copy is pending, then refreshes in dep
       slowB!.startedAt < slowA!.startedAt + slowA!.seconds,
     'slow_a and slow_b ran in parallel',
   );
-  assert.ok(refresh.data.seconds < 1.9, `took ${refresh.data.seconds} s`);
 
   // The right rows, and only the views in the plugin's own scope (public.outside is out of it).
   assert.deepEqual(await populated(b, 'mv_b'), IN_SCOPE);

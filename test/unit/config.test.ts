@@ -93,44 +93,36 @@ test('the kicker maintains the bookkeeping statistics unless bucardo.maintain_st
   );
 });
 
-test('bucardo.purge_interval defaults to 10 s and must be a whole number of seconds from 1 to 3600', async () => {
-  assert.equal(
-    (await loadConfig(file('purge-default.yml', VALID), catalog)).bucardo.purgeIntervalSeconds,
-    10,
-  );
-  const set = await loadConfig(
-    file('purge-set.yml', VALID.replace('copy_data: empty', 'copy_data: empty\n  purge_interval: 30')),
-    catalog,
-  );
-  assert.equal(set.bucardo.purgeIntervalSeconds, 30);
-  for (const bad of ['0', '0.5', 'often']) {
-    const found = await problems(
-      VALID.replace('copy_data: empty', `copy_data: empty\n  purge_interval: ${bad}`),
-    );
-    assert.ok(
-      found.some((p) => p.startsWith('bucardo.purge_interval')),
-      `${bad}: ${found.join('\n')}`,
-    );
-  }
-});
+// Whole seconds Bucardo's daemon is given at start: a default, a value taken, and values refused.
+const SECONDS_SETTINGS = [
+  { key: 'purge_interval', field: 'purgeIntervalSeconds', fallback: 10, set: 30, bad: ['0', '0.5', 'often'] },
+  {
+    key: 'worker_check_interval',
+    field: 'workerCheckSeconds',
+    fallback: 2,
+    set: 5,
+    bad: ['0', '1.5', '601'],
+  },
+] as const;
 
-test('bucardo.worker_check_interval defaults to 2 s and must be whole seconds from 1 to 600', async () => {
-  assert.equal((await loadConfig(file('check-default.yml', VALID), catalog)).bucardo.workerCheckSeconds, 2);
-  const set = await loadConfig(
-    file('check-set.yml', VALID.replace('copy_data: empty', 'copy_data: empty\n  worker_check_interval: 5')),
-    catalog,
-  );
-  assert.equal(set.bucardo.workerCheckSeconds, 5);
-  for (const bad of ['0', '1.5', '601']) {
-    const found = await problems(
-      VALID.replace('copy_data: empty', `copy_data: empty\n  worker_check_interval: ${bad}`),
+for (const { key, field, fallback, set, bad } of SECONDS_SETTINGS) {
+  test(`bucardo.${key} defaults to ${fallback} s and must be whole seconds in its range`, async () => {
+    const withValue = (value: string) =>
+      VALID.replace('copy_data: empty', `copy_data: empty\n  ${key}: ${value}`);
+    assert.equal((await loadConfig(file(`${key}-default.yml`, VALID), catalog)).bucardo[field], fallback);
+    assert.equal(
+      (await loadConfig(file(`${key}-set.yml`, withValue(String(set))), catalog)).bucardo[field],
+      set,
     );
-    assert.ok(
-      found.some((p) => p.startsWith('bucardo.worker_check_interval')),
-      `${bad}: ${found.join('\n')}`,
-    );
-  }
-});
+    for (const value of bad) {
+      const found = await problems(withValue(value));
+      assert.ok(
+        found.some((p) => p.startsWith(`bucardo.${key}`)),
+        `${value}: ${found.join('\n')}`,
+      );
+    }
+  });
+}
 
 test('a bad port, an unknown key and a bad enum are all reported at once with their key paths', async () => {
   const found = await problems(
