@@ -10,7 +10,9 @@
 //                                      BENCH_REPEATS=2 rebuilds of each kind per pass, BENCH_VERBOSE=1,
 //                                      BENCH_COPY_JOBS=2 parallel copy jobs, BENCH_SKIP_REBUILD_INDEX=1,
 //                                      BENCH_COPY_SPLIT_ROWS=n the console's copy_split_rows (unset: the default),
-//                                      BENCH_CD_ONLY=1 only (c) the console's copy and (d) pgcopydb)
+//                                      BENCH_CD_ONLY=1 only (c) the console's copy and (d) pgcopydb,
+//                                      BENCH_WRITES=0 (c) without the application writing: the online copy's
+//                                      own cost apart from the writes)
 import { execFile, execFileSync } from 'node:child_process';
 import { promisify } from 'node:util';
 import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
@@ -41,6 +43,7 @@ const SKIP_REBUILD_INDEX =
   process.env['BENCH_SKIP_REBUILD_INDEX'] === '1' || process.env['BENCH_CD_ONLY'] === '1';
 /** Only the two scenarios the issue's goal compares: (c) the console's online copy, (d) pgcopydb. */
 const CD_ONLY = process.env['BENCH_CD_ONLY'] === '1';
+const WRITES = process.env['BENCH_WRITES'] !== '0';
 const COPY_SPLIT_ROWS = process.env['BENCH_COPY_SPLIT_ROWS'];
 
 /**
@@ -304,6 +307,7 @@ async function copyScenario(
 
 /** An application writing to the primary throughout: inserts, updates and deletes of orders, small transactions. */
 function writeLoad(cluster: ClusterInfo): { stop: () => Promise<number> } {
+  if (!WRITES) return { stop: async () => 0 };
   let running = true;
   let commits = 0;
   const done = (async () => {
@@ -645,7 +649,7 @@ async function main(): Promise<void> {
       log(`| method (best of ${ROUNDS}) | seconds |`);
       log('|---|---|');
       log(
-        `| (c) console parallel copy (copy_jobs ${COPY_JOBS}${COPY_SPLIT_ROWS ? `, copy_split_rows ${COPY_SPLIT_ROWS}` : ''}), writes throughout | ${consoleBest.seconds.toFixed(1)} (bucardo.start ${consoleBest.copySeconds.toFixed(1)}, recreate ${consoleBest.recreateSeconds.toFixed(1)}) |`,
+        `| (c) console parallel copy (copy_jobs ${COPY_JOBS}${COPY_SPLIT_ROWS ? `, copy_split_rows ${COPY_SPLIT_ROWS}` : ''})${WRITES ? ', writes throughout' : ', no writes'} | ${consoleBest.seconds.toFixed(1)} (bucardo.start ${consoleBest.copySeconds.toFixed(1)}, recreate ${consoleBest.recreateSeconds.toFixed(1)}) |`,
       );
       log(`| (d) pgcopydb clone --table-jobs 2 --index-jobs 2 (offline) | ${pgcopydbBest.toFixed(1)} |`);
       log(`cutover.verify after (c): ${consoleBest.verdict}`);
@@ -689,7 +693,7 @@ async function main(): Promise<void> {
       `| (b) indexes.drop + Bucardo's copy + indexes.recreate (jobs ${availableParallelism()}) | ${(copyDropped + parallel).toFixed(1)} |`,
     );
     log(
-      `| (c) console parallel copy (copy_jobs ${COPY_JOBS}) + indexes.recreate, writes throughout | ${consoleRun.seconds.toFixed(1)} (copy ${consoleRun.copySeconds.toFixed(1)}, recreate ${consoleRun.recreateSeconds.toFixed(1)}; backlog applied ${consoleRun.catchUpSeconds.toFixed(1)} s later) |`,
+      `| (c) console parallel copy (copy_jobs ${COPY_JOBS}) + indexes.recreate${WRITES ? ', writes throughout' : ', no writes'} | ${consoleRun.seconds.toFixed(1)} (copy ${consoleRun.copySeconds.toFixed(1)}, recreate ${consoleRun.recreateSeconds.toFixed(1)}; backlog applied ${consoleRun.catchUpSeconds.toFixed(1)} s later) |`,
     );
     log(`| (d) pgcopydb clone --table-jobs 2 --index-jobs 2 (offline) | ${pgcopydb.toFixed(1)} |`);
     if (!SKIP_REBUILD_INDEX) log(`| Bucardo's rebuild_index=1 | ${copyRebuild.toFixed(1)} |`);
