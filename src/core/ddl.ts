@@ -90,6 +90,33 @@ export async function withLockTimeout<T>(
   }
 }
 
+/**
+ * Inside an already open transaction: one statement whose lock wait is bounded by `timeoutMs`, in a
+ * savepoint, so that when it cannot be had (a lock wait or a deadlock, or an error `mayRefuse` accepts)
+ * only it is undone and the transaction goes on: false then. Any other error is thrown, the savepoint
+ * rolled back first. The bound ends with the statement.
+ */
+export async function tryInSavepoint(
+  client: Client,
+  statement: string,
+  options: { timeoutMs: number; mayRefuse?: (error: unknown) => boolean },
+): Promise<boolean> {
+  await client.query('SAVEPOINT lock_bounded');
+  try {
+    await client.query(`SET LOCAL lock_timeout = ${Math.trunc(Number(options.timeoutMs))}`);
+    await client.query(statement);
+    await client.query('RELEASE SAVEPOINT lock_bounded');
+    // A SET LOCAL made in a released savepoint would last until the transaction ends.
+    await client.query('SET LOCAL lock_timeout TO DEFAULT');
+    return true;
+  } catch (error) {
+    // Also undoes the SET LOCAL.
+    await client.query('ROLLBACK TO SAVEPOINT lock_bounded');
+    if (isLockWait(error, true) || options.mayRefuse?.(error)) return false;
+    throw error;
+  }
+}
+
 /** The failure record of a table whose lock-bounded DDL did not happen. */
 export function tableFailure(
   table: string,

@@ -53,19 +53,36 @@ async function deltaRows(id: number): Promise<number> {
   return row!.n;
 }
 
-/** Moves the change records of account `id` by `seconds` in time (back when negative). */
+/** Moves the applied change records of account `id` by `seconds` in time (back when negative). */
 async function shiftRecords(id: number, seconds: number): Promise<void> {
-  await query(
+  // Bucardo commits on the secondary first, then marks the change applied on the primary (a track row).
+  await waitFor(
+    async () =>
+      (
+        await query(
+          a,
+          'hold_a',
+          'SELECT 1 FROM bucardo.delta_public_accounts d JOIN bucardo.track_public_accounts t USING (txntime) WHERE d.id = $1',
+          [id],
+        )
+      ).length > 0,
+    30_000,
+    `the change of account ${id} to be marked applied on the primary`,
+  );
+  const [shifted] = await query<{ tracks: number }>(
     a,
     'hold_a',
     `WITH delta AS (
        UPDATE bucardo.delta_public_accounts SET txntime = txntime + make_interval(secs => $2)
         WHERE id = $1 RETURNING txntime
+     ), track AS (
+       UPDATE bucardo.track_public_accounts SET txntime = txntime + make_interval(secs => $2)
+        WHERE txntime IN (SELECT txntime - make_interval(secs => $2) FROM delta) RETURNING 1
      )
-     UPDATE bucardo.track_public_accounts SET txntime = txntime + make_interval(secs => $2)
-      WHERE txntime IN (SELECT txntime - make_interval(secs => $2) FROM delta)`,
+     SELECT (SELECT count(*) FROM track)::int AS tracks`,
     [id, seconds],
   );
+  assert.ok(shifted!.tracks > 0, `the track rows of account ${id} moved with its delta row`);
 }
 
 /** Purges Bucardo's VAC has finished so far (its log says so at log_level verbose). */

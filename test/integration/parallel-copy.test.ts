@@ -352,7 +352,8 @@ test('indexes dropped before a parallel copy are rebuilt table by table while th
     "the indexes of public.big and public.tags to be rebuilt while public.blocked's copy waits",
   );
   assert.deepEqual(await secondaryIndexes(b, 'pci_b'), ['big_n', 'big_v', 'tags_note_key']);
-  // Counted in the locking session: another session's read would queue behind the copy's lock request.
+  // Counted in the locking session: another session's read could queue behind the copy's TRUNCATE while
+  // it waits for its lock (up to 2 s).
   const {
     rows: [blocked],
   } = await locker.query<{ n: string }>('SELECT count(*) AS n FROM public.blocked');
@@ -440,17 +441,19 @@ ANALYZE;`;
     assert.equal(await fingerprint(b, 'pcr_b', table), await fingerprint(a, 'pcr_a', table), table);
 });
 
-test('whole tables arrive frozen (COPY FREEZE) where a TRUNCATE can go first; referenced or busy ones plainly', async (t) => {
+test('whole tables of 1 MB or more arrive frozen (COPY FREEZE) where a TRUNCATE can go first; referenced, busy or small ones plainly', async (t) => {
   const schema = `
 CREATE TABLE public.solo (id int PRIMARY KEY, v text);
 CREATE TABLE public.parent (id int PRIMARY KEY, v text);
-CREATE TABLE public.kid (id int PRIMARY KEY, parent_id int REFERENCES public.parent (id));
+CREATE TABLE public.kid (id int PRIMARY KEY, parent_id int REFERENCES public.parent (id), v text);
+CREATE TABLE public.small (id int PRIMARY KEY, v text);
 CREATE TABLE public.busy (id int PRIMARY KEY, v text);`;
   const data = `
-INSERT INTO public.solo SELECT g, repeat('s', 50) FROM generate_series(1, 5000) g;
-INSERT INTO public.parent SELECT g, repeat('p', 50) FROM generate_series(1, 5000) g;
-INSERT INTO public.kid SELECT g, g FROM generate_series(1, 5000) g;
-INSERT INTO public.busy SELECT g, repeat('b', 50) FROM generate_series(1, 5000) g;
+INSERT INTO public.solo SELECT g, repeat('s', 50) FROM generate_series(1, 20000) g;
+INSERT INTO public.parent SELECT g, repeat('p', 50) FROM generate_series(1, 20000) g;
+INSERT INTO public.kid SELECT g, g, repeat('k', 50) FROM generate_series(1, 20000) g;
+INSERT INTO public.busy SELECT g, repeat('b', 50) FROM generate_series(1, 20000) g;
+INSERT INTO public.small SELECT g, repeat('m', 50) FROM generate_series(1, 1000) g;
 ANALYZE;`;
   await freshDatabase(a, 'pcf_a', schema + data);
   await freshDatabase(b, 'pcf_b', schema + 'CREATE EXTENSION pg_visibility;');
@@ -486,10 +489,11 @@ ANALYZE;`;
     const { pages, frozen: allFrozen } = await frozen(table);
     assert.ok(pages > 0 && allFrozen === pages, `${table}: ${allFrozen} of ${pages} pages frozen`);
   }
-  // parent: kid's foreign key refuses its TRUNCATE; busy: the reader holds it past the 2 s wait.
-  for (const table of ['public.parent', 'public.busy'])
+  // parent: kid's foreign key refuses its TRUNCATE; busy: the reader holds it past the 2 s wait;
+  // small: under 1 MB, not worth a TRUNCATE.
+  for (const table of ['public.parent', 'public.busy', 'public.small'])
     assert.equal((await frozen(table)).frozen, 0, `${table} was copied plainly`);
-  for (const table of ['public.solo', 'public.parent', 'public.kid', 'public.busy'])
+  for (const table of ['public.solo', 'public.parent', 'public.kid', 'public.busy', 'public.small'])
     assert.equal(await fingerprint(b, 'pcf_b', table), await fingerprint(a, 'pcf_a', table), table);
 });
 

@@ -11,13 +11,9 @@ export { stopProcessesIn };
 import { startCluster, stopCluster, type ClusterInfo } from '../../src/sandbox/cluster.js';
 
 import { FIXTURE_PLUGINS, ROOT } from './paths.js';
-import { stopPtySessions } from './pty.js';
+import { pauseSync } from './pause.js';
+import { awaitPtyTools, signalPtyTools } from './pty.js';
 import { query, runningTools, writeJobConfigIn, type JobOptions, type WrittenJob } from './tool.js';
-
-/** Blocks for ms: a signal handler that exits right after cannot await. */
-function pauseSync(ms: number): void {
-  Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
-}
 
 export { FIXTURE_PLUGINS, ROOT };
 export * from './tool.js';
@@ -71,8 +67,9 @@ for (const signal of ['SIGTERM', 'SIGINT', 'SIGHUP'] as const) {
     // the tools first, give what they had already spawned a moment to write its pid file, then sweep
     // the pid dirs twice.
     for (const tool of runningTools) tool.kill('SIGKILL');
-    // A tool in a terminal (the demo) stops what it started itself when asked: its clusters are not ours.
-    stopPtySessions();
+    // A tool in a terminal (the demo) stops what it started itself when asked (its clusters are not
+    // ours): asked now, waited for last, within the runner's 30 s before its SIGKILL.
+    const ptyTools = signalPtyTools();
     pauseSync(1000);
     for (const dir of pidDirs) stopProcessesIn(dir);
     pauseSync(500);
@@ -81,6 +78,7 @@ for (const signal of ['SIGTERM', 'SIGINT', 'SIGHUP'] as const) {
       stopCluster(own.a);
       stopCluster(own.b);
     }
+    awaitPtyTools(ptyTools, 20_000);
     process.exit(1);
   });
 }

@@ -3,6 +3,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { isProcessAlive } from '../../src/core/process.js';
+import { pauseSync } from './pause.js';
 import { FIXTURE_PLUGINS, ROOT } from './paths.js';
 
 /** Single-quotes a word for the one /bin/sh line `script -c` needs (test-owned temp paths only). */
@@ -12,11 +13,6 @@ function shellWord(word: string): string {
 
 /** Sessions whose `script` may still run: stopped by stopPtySessions when the test file is killed. */
 const liveSessions = new Set<PtySession>();
-
-/** Blocks for ms: a signal handler that exits right after cannot await. */
-function pauseSync(ms: number): void {
-  Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
-}
 
 /** The pids whose parent is `pid` (the tool inside `script`). */
 function childrenOf(pid: number): number[] {
@@ -31,17 +27,31 @@ function childrenOf(pid: number): number[] {
   }
 }
 
+/** A signal to a process that may have exited meanwhile. */
+function signal(pid: number, name: NodeJS.Signals): void {
+  try {
+    process.kill(pid, name);
+  } catch {
+    /* gone */
+  }
+}
+
 /**
  * For a test file killed from outside (its after() hooks do not run): asks the tool in each terminal to
- * stop (SIGTERM: the demo then stops its clusters, daemons and kickers and removes its directory), waits
- * for it at most `timeoutMs`, then kills what is left. Synchronous, for a signal handler.
+ * stop (SIGTERM: the demo then stops its clusters, daemons and kickers and removes its directory) and
+ * returns their pids for awaitPtyTools. Synchronous, for a signal handler.
  */
-export function stopPtySessions(timeoutMs = 20_000): void {
+export function signalPtyTools(): number[] {
   const tools = [...liveSessions].flatMap((session) => session.toolPids());
-  for (const pid of tools) process.kill(pid, 'SIGTERM');
+  for (const pid of tools) signal(pid, 'SIGTERM');
+  return tools;
+}
+
+/** Waits at most `timeoutMs` for those tools to finish stopping, then kills what is left. */
+export function awaitPtyTools(tools: number[], timeoutMs: number): void {
   const deadline = Date.now() + timeoutMs;
   while (tools.some(isProcessAlive) && Date.now() < deadline) pauseSync(100);
-  for (const pid of tools.filter(isProcessAlive)) process.kill(pid, 'SIGKILL');
+  for (const pid of tools.filter(isProcessAlive)) signal(pid, 'SIGKILL');
   for (const session of liveSessions) session.kill();
 }
 
@@ -55,6 +65,9 @@ export class PtySession {
     this.child = spawn('script', ['-qfec', command, '/dev/null'], {
       env: { ...process.env, BUCARDO_CONSOLE_PLUGIN_PATH: FIXTURE_PLUGINS, TERM: 'xterm', ...env },
       stdio: ['pipe', 'pipe', 'pipe'],
+      // Its own process group: a Ctrl-C in the terminal running the tests reaches the test file, whose
+      // handler stops the tool once (signalPtyTools), not also `script`, which would pass it on.
+      detached: true,
     });
     this.child.stdout!.on('data', (chunk: Buffer) => {
       this.raw += chunk.toString('utf8');

@@ -8,8 +8,8 @@ import pg from 'pg';
 import type { ClusterInfo } from '../../src/sandbox/cluster.js';
 import { FIXTURE_PLUGINS, ROOT } from './paths.js';
 
-/** Longest a test's own statement may run (the longest, loading test data, take seconds). */
-const TEST_STATEMENT_TIMEOUT_MS = 120_000;
+/** Longest a test's own statement may run (the longest, loading test data, take seconds alone). */
+const TEST_STATEMENT_TIMEOUT_MS = 300_000;
 
 export async function query<T extends pg.QueryResultRow = Record<string, unknown>>(
   cluster: ClusterInfo,

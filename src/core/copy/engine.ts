@@ -9,6 +9,7 @@ import { pipeline } from 'node:stream/promises';
 import { from as copyFrom, to as copyTo } from 'pg-copy-streams';
 import type { Activity } from '../activity.js';
 import { openClient, withClient, type Client } from '../db.js';
+import { tryInSavepoint } from '../ddl.js';
 import { errorMessage, InterruptedError, OperatorError } from '../errors.js';
 import type { Job } from '../job.js';
 import type { Announcer } from '../plugin.js';
@@ -73,7 +74,9 @@ export async function syncCreated(
 }
 
 /** How long a unit waits for its table on the secondary before it copies without COPY FREEZE. */
-const FREEZE_LOCK_WAIT = '2s';
+const FREEZE_LOCK_WAIT_MS = 2000;
+/** Smaller tables gain nothing measurable from COPY FREEZE: they are not truncated for it. */
+const FREEZE_MIN_BYTES = 1024 * 1024;
 
 /** Counts bytes and rows (text COPY ends every row with a newline; newlines in values are escaped). */
 class Meter extends Transform {
@@ -91,10 +94,11 @@ class Meter extends Transform {
  * emptied with TRUNCATE in that same transaction where it can be, so its rows can be written with COPY
  * FREEZE: already frozen and visible to all, the index builds and the first reads after the copy do
  * not have to set every row's hint bits (writing every page once more), and VACUUM has nothing to
- * freeze later. It cannot be where a foreign key of another table references it, on a partitioned
- * table, without the TRUNCATE privilege, while someone uses the table on the secondary, or on the
- * middle hop of a cascade (a TRUNCATE there is recorded for the next hop): then its rows are written
- * plainly. The table is locked on the secondary until its copy commits.
+ * freeze later. Not for a table under FREEZE_MIN_BYTES, nor where it cannot be: a foreign key of
+ * another table references it, it is not an ordinary table on the secondary, the role may not
+ * TRUNCATE it, someone uses it on the secondary, or on the middle hop of a cascade (a TRUNCATE there is
+ * recorded for the next hop): then its rows are written plainly. A truncated table stays locked on the
+ * secondary until its copy commits.
  */
 async function copyUnit(
   source: Client,
@@ -111,7 +115,11 @@ async function copyUnit(
     // Bucardo writes the same way: no user or foreign-key triggers fire for the copied rows, so tables
     // can arrive in any order and at once.
     await target.query('SET LOCAL session_replication_role = replica');
-    const frozen = !unit.range && options.mayTruncate && (await truncateInTransaction(target, table));
+    const frozen =
+      !unit.range &&
+      unit.bytes >= FREEZE_MIN_BYTES &&
+      options.mayTruncate &&
+      (await truncateInTransaction(target, table));
     // A range a previous run may have half copied (or copied and not recorded) is cleared first.
     if (!frozen && options.deleteFirst) await target.query(`DELETE FROM ${table}${where}`);
     const ingest = target.query(
@@ -126,27 +134,25 @@ async function copyUnit(
 }
 
 /**
- * TRUNCATE ONLY inside the open transaction; false (and nothing done) where PostgreSQL refuses it for
- * this table: referenced by another table's foreign key or partitioned (feature not supported, class
- * 0A; wrong object type, 42809/42P16), no TRUNCATE privilege (42501), or someone is using the table on
- * the secondary (TRUNCATE's exclusive lock not had within FREEZE_LOCK_WAIT, 55P03: the rows are then
- * written plainly rather than keeping every later reader of the table waiting behind the lock).
+ * TRUNCATE ONLY inside the open transaction, for an ordinary table; false (and nothing done) where it
+ * cannot be: not an ordinary table on the secondary (partitioned, foreign, a view), referenced by
+ * another table's foreign key (feature not supported, class 0A), no TRUNCATE privilege (42501), or
+ * someone is using the table on the secondary (its exclusive lock not had within FREEZE_LOCK_WAIT_MS:
+ * the rows are then written plainly rather than keeping every later reader of the table waiting).
  */
 async function truncateInTransaction(target: Client, table: string): Promise<boolean> {
-  await target.query('SAVEPOINT empty_for_freeze');
-  try {
-    await target.query(`SET LOCAL lock_timeout = '${FREEZE_LOCK_WAIT}'`);
-    await target.query(`TRUNCATE ONLY ${table}`);
-    await target.query('RELEASE SAVEPOINT empty_for_freeze');
-    await target.query('SET LOCAL lock_timeout TO DEFAULT');
-    return true;
-  } catch (error) {
-    const code = (error as { code?: string }).code ?? '';
-    if (!code.startsWith('0A') && !['42809', '42P16', '42501', '55P03'].includes(code)) throw error;
-    // Also undoes the SET LOCAL.
-    await target.query('ROLLBACK TO SAVEPOINT empty_for_freeze');
-    return false;
-  }
+  const { rows } = await target.query<{ relkind: string }>(
+    'SELECT relkind FROM pg_class WHERE oid = $1::regclass',
+    [table],
+  );
+  if (rows[0]?.relkind !== 'r') return false;
+  return tryInSavepoint(target, `TRUNCATE ONLY ${table}`, {
+    timeoutMs: FREEZE_LOCK_WAIT_MS,
+    mayRefuse: (error) => {
+      const code = (error as { code?: string }).code ?? '';
+      return code.startsWith('0A') || code === '42501';
+    },
+  });
 }
 
 /**
