@@ -1,4 +1,3 @@
-// run-tests: alone (timing-sensitive: see CONTRIBUTING.md, "A test file in a lane")
 // Replication that stays healthy: the kicker keeps Bucardo's bookkeeping statistics fresh, and the
 // watchdog reports a worker stuck in one statement and, with the remedy on, unsticks it.
 import assert from 'node:assert/strict';
