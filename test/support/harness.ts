@@ -79,6 +79,8 @@ for (const signal of ['SIGTERM', 'SIGINT', 'SIGHUP'] as const) {
       stopCluster(own.b);
     }
     awaitPtyTools(ptyTools, 20_000);
+    if (!process.env['BUCARDO_CONSOLE_KEEP_TEST_DIRS'])
+      for (const dir of tempDirs) rmSync(dir, { recursive: true, force: true });
     process.exit(1);
   });
 }
