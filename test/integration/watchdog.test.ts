@@ -5,6 +5,7 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
 import pg from 'pg';
+import { INDEX_BUILD_APPLICATION } from '../../src/core/watchdog.js';
 import type { ClusterInfo } from '../../src/sandbox/cluster.js';
 import {
   clusters,
@@ -87,7 +88,8 @@ test('statistics of the delta tables are refreshed as they grow; a stuck worker 
     port: b.port,
     user: 'postgres',
     database: 'wd_b',
-    application_name: 'bucardo-console indexes (after copy)',
+    // The name the after-copy rebuild gives its sessions (plugins/indexes/after-copy.ts).
+    application_name: `${INDEX_BUILD_APPLICATION} (after copy)`,
   });
   await build.connect();
   t.after(() => build.end().catch(() => undefined));

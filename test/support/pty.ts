@@ -11,7 +11,7 @@ function shellWord(word: string): string {
   return `'${word.replace(/'/g, "'\\''")}'`;
 }
 
-/** Sessions whose `script` may still run: stopped by stopPtySessions when the test file is killed. */
+/** Sessions whose `script` may still run: stopped by signalPtyTools/awaitPtyTools when the test file is killed. */
 const liveSessions = new Set<PtySession>();
 
 /** The pids whose parent is `pid` (the tool inside `script`). */
