@@ -1,5 +1,6 @@
 // The Bucardo daemon of a job: start, stop (Bucardo's stop is asynchronous: wait until it is gone),
 // restart, reload, and kicking a sync over SQL.
+import { requireCommitFence } from '../../src/core/bucardo/commit-fence.js';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { sleep } from '../../src/core/activity.js';
@@ -169,6 +170,12 @@ async function copyThenStart(
   // copy_data parallel: the console copies the rows before the daemon applies anything; the syncs'
   // triggers have recorded every change since add_triggers, which the daemon then applies.
   const copyFirst = job.config.bucardo.copyData === 'parallel' && sync;
+  // The job's daemon calls the fence before every run: its source must have it first (a job set up
+  // by an earlier version of the console gets it here).
+  if (sync) {
+    const fenced = await requireCommitFence(job, ctx);
+    if (fenced) steps.push(fenced);
+  }
   if (pid) {
     steps.push(`daemon already running (pid ${pid})`);
     if (copyFirst) {

@@ -12,6 +12,8 @@ import {
   withMetadata,
 } from '../../src/core/bucardo/metadata.js';
 import { applyTriggerPolicy, dropJobTriggers } from './triggers.js';
+import { describeFenceOutcome, ensureCommitFence } from '../../src/core/bucardo/commit-fence.js';
+import { lockRounds } from '../../src/core/rounds.js';
 import { copyState } from '../../src/core/copy-progress.js';
 import { addSyncArguments, confirmCopyOverwrite, explainSyncFailure } from '../../src/core/bucardo/sync.js';
 import { addDbgroupArguments, dbgroupName, jobSyncs, syncNames } from '../../src/core/bucardo/syncs.js';
@@ -89,6 +91,15 @@ export async function addTriggers(ctx: CommandContext): Promise<CommandOutcome<T
     steps.push(
       `set trigger modes on ${policy.changed.length} table(s)${job.config.databases.primary.cascade ? ' (ENABLE ALWAYS: cascade middle hop)' : ''}`,
     );
+  // At once, while the new change tables are young: no sync run may mark changes applied before it.
+  const fence = await ensureCommitFence(job, {
+    activity,
+    policy: lockRounds(job).policy,
+    progress: ctx.progress,
+  });
+  const fenced = describeFenceOutcome(fence);
+  if (fenced) steps.push(fenced);
+  policy.failed.push(...fence.failed);
   const copyPending = job.config.bucardo.copyData === 'parallel' && (await copyState(job)).state !== 'done';
   if (policy.failed.length === 0 && isDaemonRunning(job) && copyPending) {
     // Loading the sync now would let the daemon apply changes into tables the copy is about to fill.
@@ -105,7 +116,7 @@ export async function addTriggers(ctx: CommandContext): Promise<CommandOutcome<T
     return {
       ok: false,
       data: { steps, failed: policy.failed },
-      message: `Triggers are in place, but ${policy.failed.length} table(s) could not get their trigger mode within the lock timeout (listed above). Run bucardo.add_triggers again when the locks are released.`,
+      message: `Triggers are in place, but ${policy.failed.length} table(s) could not get their trigger mode or the commit fence within the lock timeout (listed above). Run bucardo.add_triggers again when the locks are released.`,
     };
   }
   return { data: { steps, failed: [] }, message: `Triggers in place: ${steps.join('; ')}.` };

@@ -43,7 +43,8 @@ import { cutoverSettings } from './settings.js';
 import { recordVerify } from './verify.js';
 import { runVerify } from './compare/engine.js';
 import { backlog, describeWriters, describeWrites, openWriters, writesSince } from './writes.js';
-import { FIXED_ROUNDS, setUpWayBack, startWayBack, triggerDropPolicy, wayBackExists } from './way-back.js';
+import { setUpWayBack, startWayBack, wayBackExists } from './way-back.js';
+import { FIXED_ROUNDS, lockRounds } from '../../src/core/rounds.js';
 
 export interface FinishData {
   steps: string[];
@@ -186,7 +187,7 @@ async function removeTriggers(job: Job, ctx: CommandContext, steps: Steps): Prom
     await runBucardo(job, ['remove', 'sync', name], { activity: ctx.activity });
     steps.say(`removed sync ${name} from Bucardo`);
   }
-  const { policy, setting, retry } = triggerDropPolicy(job);
+  const { policy, setting, retry } = lockRounds(job);
   const result = await withClient(
     job,
     { role: 'primary', login: 'schema_owner', activity: ctx.activity },

@@ -8,6 +8,7 @@
 // Why nothing loops: Bucardo applies rows with session_replication_role = replica, so B's ordinary
 // triggers do not fire for rows the forward sync applies there, nor A's for rows the reverse sync
 // applies (docs/how-bucardo-behaves.md §9, docs/cutover.md).
+import { requireCommitFence } from '../../src/core/bucardo/commit-fence.js';
 import { sleep, type Activity } from '../../src/core/activity.js';
 import { runBucardo, BucardoError } from '../../src/core/bucardo.js';
 import { daemonPid, kickSync, reloadDaemon, stopDaemon, syncLoaded } from '../../src/core/bucardo/daemon.js';
@@ -27,7 +28,7 @@ import type { Job } from '../../src/core/job.js';
 import { pendingChanges } from '../../src/core/pending.js';
 import type { CommandContext } from '../../src/core/plugin.js';
 import { bucardoRelationName } from '../../src/core/quote.js';
-import { retryEnabled, retryPolicy, type RoundsPolicy } from '../../src/core/rounds.js';
+import { lockRounds } from '../../src/core/rounds.js';
 import { releaseHold } from './compare/capture.js';
 import { readProgress, withRecords } from './records.js';
 
@@ -35,25 +36,6 @@ import { readProgress, withRecords } from './records.js';
 const ADD_BATCH = 200;
 
 /** Without the retry plugin: three rounds two seconds apart, each lock wait at most bucardo.lock_timeout. */
-export const FIXED_ROUNDS = 3;
-
-/**
- * The rounds in which cutover drops Bucardo's triggers. With the retry plugin the operator tuned
- * retry.timeout/attempts/backoff for these servers' locks: the same rounds then.
- */
-export function triggerDropPolicy(job: Job): { policy: RoundsPolicy; setting: string; retry: boolean } {
-  if (retryEnabled(job)) return { policy: retryPolicy(job), setting: 'retry.timeout', retry: true };
-  return {
-    policy: {
-      timeoutMs: job.config.bucardo.lockTimeoutMs,
-      attempts: FIXED_ROUNDS,
-      pauseBeforeRound: (round) => (round > 1 ? 2000 : 0),
-    },
-    setting: 'bucardo.lock_timeout',
-    retry: false,
-  };
-}
-
 /** Whether the reverse sync exists in Bucardo's metadata. */
 export async function wayBackExists(job: Job, activity?: Activity): Promise<boolean> {
   const reverse = reverseJob(job);
@@ -168,6 +150,7 @@ export async function startWayBack(job: Job, ctx: CommandContext): Promise<strin
       `reloaded the running daemon: sync ${reverse.syncName} carries the secondary's writes to the primary`,
     ];
   }
+  await requireCommitFence(reverse, ctx);
   ctx.progress('starting the Bucardo daemon for the way back');
   // bucardo.start stored the pid dir, log settings and loop sleeps in Bucardo's settings; they still hold.
   await runBucardo(job, ['start', '--logdest', job.paths.logDir, '--logextension', job.paths.logExtension], {
@@ -224,7 +207,7 @@ export async function removeWayBack(
     await runBucardo(job, ['remove', 'relgroup', reverse.relgroupName], { activity: ctx.activity });
     steps.push(`removed relgroup ${reverse.relgroupName}`);
   }
-  const { policy, setting } = triggerDropPolicy(job);
+  const { policy, setting } = lockRounds(job);
   const result = await withClient(
     reverse,
     { role: 'primary', login: 'schema_owner', activity: ctx.activity },

@@ -1,7 +1,8 @@
 // Whether writes really stopped, read from Bucardo's own change capture on the primary: every
-// change to a replicated table leaves a delta row stamped with its transaction's start time
-// (txntime), and a TRUNCATE leaves a row in bucardo_truncate_trigger. These are the facts
-// cutover.finish relies on between the operator's confirmation and the triggers' removal.
+// change to a replicated table leaves a delta row stamped with a time (txntime) no earlier than its
+// transaction's start (docs/how-bucardo-behaves.md §19), and a TRUNCATE leaves a row in
+// bucardo_truncate_trigger. These are the facts cutover.finish relies on between the operator's
+// confirmation and the triggers' removal.
 import type { Client } from '../../src/core/db.js';
 import { bucardoSchemaExists, jobSyncsOnSource, pendingChanges } from '../../src/core/pending.js';
 
@@ -10,7 +11,10 @@ export interface TableWrites {
   changes: number;
 }
 
-/** Changes to this sync's tables by transactions that started at or after `since` (primary's clock). */
+/**
+ * Changes to this sync's tables stamped at or after `since` (primary's clock): those of every
+ * transaction started since then, and of any that wrote since.
+ */
 export async function writesSince(client: Client, syncName: string, since: string): Promise<TableWrites[]> {
   if (!(await bucardoSchemaExists(client))) return [];
   const { rows } = await client.query<{ table: string; changes: string }>(

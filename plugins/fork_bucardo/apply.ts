@@ -6,6 +6,7 @@
 import { createHash } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
+import { PACKAGED_BUCARDO_PM, patchBucardoPm } from '../../src/core/bucardo/code.js';
 import { OperatorError } from '../../src/core/errors.js';
 import type { Job } from '../../src/core/job.js';
 import type { Check, CommandContext, CommandOutcome } from '../../src/core/plugin.js';
@@ -63,7 +64,12 @@ export function forkedContents(job: Job): ForkedContents {
       );
     }
     packaged[file] = sha256(bytes);
-    contents.set(file, bytes.toString('utf8'));
+    // The daemon code starts from the console's patched text, so a fork keeps the commit fence
+    // (docs/how-bucardo-behaves.md §19); the operator's changes apply on top of it.
+    contents.set(
+      file,
+      file === PACKAGED_BUCARDO_PM ? patchBucardoPm(bytes.toString('utf8')) : bytes.toString('utf8'),
+    );
   }
   const applied: AppliedChange[] = [];
   for (const change of changes) {

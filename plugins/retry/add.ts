@@ -2,6 +2,7 @@
 // for longer than retry.timeout. The sync is recorded first without touching a table (so no trigger
 // can ever exist outside a recorded sync), then rounds of the per-table validate_sync add triggers
 // table by table, each table committed on its own, skipping tables it cannot lock in time.
+import { requireCommitFence } from '../../src/core/bucardo/commit-fence.js';
 import { runBucardo } from '../../src/core/bucardo.js';
 import { isDaemonRunning, reloadDaemon } from '../../src/core/bucardo/daemon.js';
 import {
@@ -214,6 +215,9 @@ export async function addTriggers(ctx: CommandContext): Promise<CommandOutcome<R
         message: `${waiting.length} of ${total} table(s) still lack their triggers: another session held their lock through every round (listed above with who holds it). Every other table is done, inside the recorded sync. Once those locks are released, run retry.add_triggers again: it continues from here.${isDaemonRunning(job) ? ' The running daemon was not reloaded: it would try to lock those tables itself.' : ''}`,
       };
     }
+    // At once, while the new change tables are young: no sync run may mark changes applied before it.
+    const fenced = await requireCommitFence(job, ctx);
+    if (fenced) steps.push(fenced);
     if (isDaemonRunning(job)) {
       ctx.progress('reloading the running daemon so it picks up the sync');
       await reloadDaemon(job, ctx);

@@ -4,6 +4,7 @@
 // installer appends to $HOME/.pgpass; passwords reach it only through that private .pgpass.
 import { mkdirSync } from 'node:fs';
 import type { Activity } from './activity.js';
+import { bucardoPerlLib } from './bucardo/code.js';
 import { writePrivatePgpass } from './credentials.js';
 import { rootCertificate } from './db.js';
 import { OperatorError } from './errors.js';
@@ -117,8 +118,9 @@ export function bucardoEnvironment(job: Job, extra: Record<string, string> = {})
   const rootCert = rootCertificate(db) ?? db.sslrootcert;
   if (rootCert) env['PGSSLROOTCERT'] = rootCert;
   env['PGCONNECT_TIMEOUT'] ??= '10';
-  // A forked Bucardo: Perl's module path starts at the fork, for the CLI and every process it forks or execs.
-  if (job.bucardoFork) env['PERL5LIB'] = [job.bucardoFork.perlLib, env['PERL5LIB']].filter(Boolean).join(':');
+  // Perl's module path starts at the job's copy of Bucardo.pm (the packaged code with the commit fence,
+  // or the job's fork of it), for the CLI and every process it forks or execs (src/core/bucardo/code.ts).
+  env['PERL5LIB'] = [bucardoPerlLib(job), env['PERL5LIB']].filter(Boolean).join(':');
   return { ...env, ...extra };
 }
 

@@ -50,6 +50,28 @@ export function retryEnabled(job: Job): boolean {
   return job.config.plugins.includes('retry');
 }
 
+/** Rounds of lock-bounded DDL without the retry plugin: each lock wait at most bucardo.lock_timeout. */
+export const FIXED_ROUNDS = 3;
+
+/**
+ * The rounds of lock-bounded DDL a command runs on the job's tables (dropping triggers at the cutover,
+ * switching change tables to the commit fence). With the retry plugin the operator tuned
+ * retry.timeout/attempts/backoff for these servers' locks: the same rounds then; else FIXED_ROUNDS
+ * 2 s apart under bucardo.lock_timeout. `setting` names the bound for messages.
+ */
+export function lockRounds(job: Job): { policy: RoundsPolicy; setting: string; retry: boolean } {
+  if (retryEnabled(job)) return { policy: retryPolicy(job), setting: 'retry.timeout', retry: true };
+  return {
+    policy: {
+      timeoutMs: job.config.bucardo.lockTimeoutMs,
+      attempts: FIXED_ROUNDS,
+      pauseBeforeRound: (round) => (round > 1 ? 2000 : 0),
+    },
+    setting: 'bucardo.lock_timeout',
+    retry: false,
+  };
+}
+
 export interface RoundSteps {
   /** Whether anything is left to do (checked before every round). */
   pending(): boolean;

@@ -139,6 +139,8 @@ test('apply_changes reports matches, applies twice without change, refuses a pat
   assert.match(first.stdout, /Check: this job's bucardo commands run from the fork Pass/);
   const copy = path.join(forkDir(forked), 'lib', 'Bucardo.pm');
   assert.ok(readFileSync(copy, 'utf8').includes(CHANGES.log_deltacounts.replacement + '\n'));
+  // The fork is made from the console's patched code: it keeps the commit fence.
+  assert.ok(readFileSync(copy, 'utf8').includes('bucardo-console: commit fence'));
   const manifest = readFileSync(path.join(forkDir(forked), 'fork.json'), 'utf8');
 
   const again = await tool(['-c', forked.file, '-l', 'fork_bucardo.apply_changes']);
@@ -212,7 +214,8 @@ test("the forked job's CLI, MCP, controller and kid write the changed messages; 
   assert.match(packagedLog, /MCP Starting Bucardo version/);
   assert.match(packagedLog, /CTL New controller for sync "fork_p"/);
   assert.match(packagedLog, /KID \(fork_p\) New kid, sync "fork_p"/);
-  assert.match(packagedLog, /MCP Bucardo.pm: \/usr\/share\/perl5\/Bucardo.pm\n/);
+  // Without a fork the job runs its copy of the packaged code with the commit fence (docs/how-bucardo-behaves.md §19).
+  assert.match(packagedLog, /MCP Bucardo.pm: \S+\/state\/bucardo-code\/lib\/Bucardo.pm\n/);
   assert.doesNotMatch(packagedLog, /forked|Total delta count/);
   assert.match(readFileSync(path.join(packaged.logDir, 'bucardo.fork_p.restart.log'), 'utf8'), / \| start /);
   assert.doesNotMatch(
@@ -242,7 +245,7 @@ test('revert refuses while the daemon runs from the fork; stopped, it goes back 
   const since = logOf(forked, 'fork_f').slice(logSize);
   assert.match(since, /MCP Starting Bucardo version/);
   assert.doesNotMatch(since, /forked|Total delta count/);
-  assert.match(since, /MCP Bucardo.pm: \/usr\/share\/perl5\/Bucardo.pm\n/);
+  assert.match(since, /MCP Bucardo.pm: \S+\/state\/bucardo-code\/lib\/Bucardo.pm\n/);
 
   const twice = await tool(['-c', forked.file, '-l', 'fork_bucardo.revert']);
   assert.equal(twice.code, 0, output(twice));

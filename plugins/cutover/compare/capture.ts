@@ -13,15 +13,16 @@
 //    asks for the target 'dbgroup <sync>', so the hold changes nothing else. Its cost: the delta
 //    and track tables keep every change until cutover.finish (or cutover.release) lifts the hold.
 //
-// 2. Which records to take. A delta row carries its transaction's start time (txntime), not its
-//    commit time. The verify reads every chunk after the horizon was taken, in this order:
+// 2. Which records to take. A delta row carries a time (txntime) no earlier than its transaction's
+//    start (the commit fence's default, docs/how-bucardo-behaves.md §19), not its commit time. The
+//    verify reads every chunk after the horizon was taken, in this order:
 //      a. the hold is committed;
 //      b. pg_stat_activity is read (V = that statement's start): the oldest xact_start O of any
 //         transaction open in the database, and whether a prepared transaction exists;
 //      c. in a later snapshot S, the oldest txntime P of a change not yet applied to the secondary.
 //    Horizon H = least(V, O, P). Take any change C of a transaction T, committed at c:
 //      - T started after V: txntime >= V >= H.
-//      - T started before V and was still open at b: txntime = T's xact_start >= O >= H.
+//      - T started before V and was still open at b: txntime >= T's xact_start >= O >= H.
 //      - T committed before b, so before S: in S it is either pending (txntime >= P >= H) or
 //        applied, and Bucardo commits on the secondary before it marks a change applied: the
 //        secondary held C before S, before the verify read any chunk, so the verify compared it.

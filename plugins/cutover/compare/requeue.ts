@@ -19,22 +19,29 @@ export interface Requeue {
 
 /**
  * Writes the change records of every table in one transaction, so they share one txntime (the
- * column's default, now()) and Bucardo applies them in one run. Returns that txntime.
+ * column's default: the commit fence's time for the transaction, docs/how-bucardo-behaves.md §19) and
+ * Bucardo applies them in one run. Returns that txntime.
  */
 export async function insertChangeRecords(primary: Client, work: Requeue[]): Promise<string> {
   return withTransaction(primary, async () => {
+    let txntime: string | undefined;
     for (const { sql, log, keys } of work) {
       const columns = sql.shape.key.map((column) => quoteIdent(column.name)).join(', ');
       for (let i = 0; i < keys.length; i += BATCH_KEYS) {
         const batch = keys.slice(i, i + BATCH_KEYS);
-        await primary.query(
-          `INSERT INTO ${log.delta} (${columns}) SELECT ${sql.castKeys('w')} FROM ${sql.unnestKeys('w')}`,
+        const { rows } = await primary.query<{ txntime: string | null }>(
+          `WITH written AS (
+             INSERT INTO ${log.delta} (${columns}) SELECT ${sql.castKeys('w')} FROM ${sql.unnestKeys('w')}
+             RETURNING txntime
+           ) SELECT max(txntime)::text AS txntime FROM written`,
           transposeKeys(batch, sql.shape.key.length),
         );
+        txntime ??= rows[0]?.txntime ?? undefined;
       }
     }
-    const { rows } = await primary.query<{ txntime: string }>('SELECT now()::text AS txntime');
-    return rows[0]!.txntime;
+    return (
+      txntime ?? (await primary.query<{ txntime: string }>('SELECT now()::text AS txntime')).rows[0]!.txntime
+    );
   });
 }
 

@@ -1,6 +1,7 @@
 // The Bucardo daemon of a job as every plugin sees it: is it running, has it loaded the sync, kick
 // it over SQL, stop it and wait until it is gone, reload it. Starting it (settings, pid dir, the
 // kicker, a cascade's order) is bucardo.start's own work, in plugins/bucardo/daemon.ts.
+import { requireCommitFence } from './commit-fence.js';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { sleep } from '../activity.js';
@@ -82,6 +83,8 @@ export async function reloadDaemon(job: Job, ctx: CommandContext): Promise<void>
     throw new OperatorError(
       `The Bucardo daemon of ${job.name} is not running, so there is nothing to reload. Start it with bucardo.start.`,
     );
+  // The daemon calls the fence on the source before every run of the syncs it is about to load.
+  await requireCommitFence(job, ctx);
   // reload_config re-reads bucardo_config and reloads the MCP, which loads new syncs too.
   await runBucardo(job, ['reload_config'], { activity: ctx.activity, timeoutMs: 120_000 });
   for (let i = 0; i < 100 && !syncLoaded(job); i++) await sleep(100, ctx.activity.signal);

@@ -1,6 +1,7 @@
 // The sync as every plugin that creates or checks it sees it: the `bucardo add sync` arguments of a
 // job, the refusal to let copy_data: always empty secondary tables unasked, Bucardo's failure texts
 // turned into the operator's next step, and the checks that the triggers are (or are no longer) there.
+import { commitFenceCheck } from './commit-fence.js';
 import { BucardoError } from '../bucardo.js';
 import { withClient } from '../db.js';
 import { OperatorError } from '../errors.js';
@@ -148,6 +149,7 @@ export async function validateTriggers(ctx: CommandContext): Promise<Check[]> {
       pass: audit.wrong.length === 0 && audit.tables.length > 0,
       ...(audit.wrong.length ? { detail: `${audit.wrong.length} table(s) differ: ${detail}` } : {}),
     },
+    await commitFenceCheck(ctx.job, ctx.activity),
   ];
 }
 

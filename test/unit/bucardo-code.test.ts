@@ -1,0 +1,51 @@
+// The job's copy of Bucardo.pm: the commit fence patches fit the packaged Bucardo 5.6 exactly, the
+// patched code still compiles, and a release the patches do not fit is refused, never run unpatched.
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { test } from 'node:test';
+import { FENCE_MARKER, PACKAGED_BUCARDO_PM, patchBucardoPm } from '../../src/core/bucardo/code.js';
+import { OperatorError } from '../../src/core/errors.js';
+
+const packaged = readFileSync(PACKAGED_BUCARDO_PM, 'utf8');
+
+test('the patched Bucardo.pm calls the fence before each run and marks only settled times applied', () => {
+  const patched = patchBucardoPm(packaged);
+  assert.ok(patched.includes(FENCE_MARKER));
+  assert.equal(patched.split("$dbh->do('SELECT bucardo.console_commit_fence()');").length, 2);
+  assert.equal(patched.split('WHERE bucardo.console_settled(v.txntime);').length, 2);
+  assert.ok(
+    !patched.includes('SELECT DISTINCT txntime, DBGROUP::text'),
+    'the unfenced track statement is gone',
+  );
+  // Patching is a pure function of the packaged text.
+  assert.equal(patchBucardoPm(packaged), patched);
+});
+
+test('the patched Bucardo.pm compiles', () => {
+  const dir = mkdtempSync(path.join(tmpdir(), 'bc-code-'));
+  try {
+    writeFileSync(path.join(dir, 'Bucardo.pm'), patchBucardoPm(packaged));
+    const output = execFileSync('perl', ['-I', dir, '-c', path.join(dir, 'Bucardo.pm')], {
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    assert.equal(output, '');
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('a Bucardo.pm the patches do not fit is refused with the reason', () => {
+  const moved = packaged.replace('## We never want to timeout!', '## Never time out');
+  assert.throws(
+    () => patchBucardoPm(moved, '/opt/Bucardo.pm'),
+    (error: unknown) =>
+      error instanceof OperatorError &&
+      /\/opt\/Bucardo\.pm does not have the code the console patches .*"fence before each run" matched 0 times/.test(
+        error.message,
+      ),
+  );
+});
