@@ -20,6 +20,7 @@ import pg from 'pg';
 import { sleep } from '../src/core/activity.js';
 import { pendingChanges } from '../src/core/pending.js';
 import { handleSignalsYourself, PG_BIN, type ClusterInfo } from '../src/sandbox/cluster.js';
+import { formatVerify } from '../plugins/cutover/format.js';
 import { query, runTool } from '../test/support/tool.js';
 import { benchClusters, benchDir, cleanUp, job, run } from './support.js';
 
@@ -167,7 +168,12 @@ function describeDifferences(data: any): string {
   return `${data.totals.mismatchedRows}${keys.length ? `: ${keys.slice(0, 3).join('; ')}` : ''}${ranges ? `; ${ranges} range(s) not narrowed` : ''}`;
 }
 
-async function verifyRun(label: string, jobFile: string, primary: pg.Client): Promise<Figure> {
+async function verifyRun(
+  label: string,
+  jobFile: string,
+  primary: pg.Client,
+  options: { printReport?: boolean } = {},
+): Promise<Figure> {
   const backlogBefore = await backlog(primary);
   const from = progress.length;
   const { seconds, outcome } = await tool(jobFile, 'cutover.verify');
@@ -191,6 +197,8 @@ async function verifyRun(label: string, jobFile: string, primary: pg.Client): Pr
   console.log(
     `  ${label}: ${seconds.toFixed(1)} s, ${figure.verdict}, ${figure.inFlight} key(s) in flight, real differences ${figure.realDifferences}; pgbench ${figure.tps} tps, backlog ${backlogBefore} at the start`,
   );
+  // What the operator sees without --json.
+  if (options.printReport && data) for (const line of formatVerify(data)) console.log(`  ${line}`);
   console.log(`    ${outcome.message ?? outcome.error}`);
   return figure;
 }
@@ -239,7 +247,7 @@ async function main(): Promise<void> {
       DB,
       `SET session_replication_role = replica; UPDATE public.acct SET name = 'changed behind Bucardo''s back' WHERE id = ${TAMPERED}`,
     );
-    figures.push(await verifyRun('verify, 1 row changed on B', written.file, primary));
+    figures.push(await verifyRun('verify, 1 row changed on B', written.file, primary, { printReport: true }));
     const repair = await tool(written.file, 'cutover.repair');
     console.log(
       `  cutover.repair: ${repair.seconds.toFixed(1)} s: ${repair.outcome.message ?? repair.outcome.error} (its check: ${repair.outcome.checks?.map((c) => `${c.name} ${c.pass ? 'pass' : 'FAIL'}`).join(', ')})`,
