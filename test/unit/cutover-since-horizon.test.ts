@@ -115,4 +115,17 @@ test('a verify whose only differences are in flight passes, says how many keys a
   const strict = summarise({ name: 'job' } as Job, { ...summary, strict: true });
   assert.equal(strict.passed, false, 'with --strict, keys in flight fail');
   assert.match(strict.verdict, /^FAILED: 1,234 key\(s\) in flight/);
+  const mixed = summarise({ name: 'job' } as Job, {
+    ...summary,
+    strict: false,
+    reports: [
+      table({ status: 'mismatch', changed: 1, inFlight: 5 }),
+      table({ table: 'public.log', status: 'in flight', inFlight: 2 }),
+    ],
+  });
+  assert.match(
+    mixed.verdict,
+    /^FAILED: MISMATCH in 1 table\(s\): 1 row\(s\) changed; 7 key\(s\) in flight in 2 table\(s\) /,
+    'keys in flight counted in every table that holds them, a failing one too',
+  );
 });
