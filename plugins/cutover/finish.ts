@@ -28,6 +28,7 @@ import { metadataDatabaseExists, syncRow, withMetadata } from '../../src/core/bu
 import { syncNames } from '../../src/core/bucardo/syncs.js';
 import { collectReadiness, type ReadinessItem } from './check.js';
 import {
+  inFlightKeys,
   lastVerifyRun,
   markStep,
   readProgress,
@@ -216,12 +217,14 @@ async function removeTriggers(job: Job, ctx: CommandContext, steps: Steps): Prom
 
 /**
  * The final check may compare only the keys changed since the last verify when that verify recorded
- * a horizon and Bucardo's change records have been kept whole since (capture.ts).
+ * a horizon and Bucardo's change records have been kept whole since (capture.ts). A verify that
+ * passed with keys in flight counts: those keys changed since its horizon, and the final check also
+ * compares the ones it listed by name.
  */
 async function changeCheckPossible(
   job: Job,
   ctx: CommandContext,
-): Promise<{ horizon: ChangeHorizon } | { why: string }> {
+): Promise<{ horizon: ChangeHorizon; inFlight: Map<string, Record<string, string>[]> } | { why: string }> {
   const last = await record(job, ctx, (client) => lastVerifyRun(client, job));
   if (!last?.passed) return { why: 'no passing verify recorded' };
   if (!last.horizon)
@@ -230,9 +233,10 @@ async function changeCheckPossible(
   const hold = await withClient(job, { role: 'primary', activity: ctx.activity }, (client) =>
     holdIntact(client, job.syncName, horizon),
   );
-  return hold.intact
-    ? { horizon }
-    : { why: `the change records since the last verify may be incomplete: ${hold.detail}` };
+  if (!hold.intact)
+    return { why: `the change records since the last verify may be incomplete: ${hold.detail}` };
+  const inFlight = last.clean ? new Map() : await record(job, ctx, (client) => inFlightKeys(client, last.id));
+  return { horizon, inFlight };
 }
 
 async function secondaryAcceptsWrites(
@@ -427,6 +431,7 @@ async function switchOver(
       const check = await steps.timed('final check', () =>
         runFinalCheck(job, quick.horizon, {
           settings,
+          verifyInFlight: quick.inFlight,
           activity: ctx.activity,
           progress: (text) => ctx.progress(`final check: ${text}`),
         }),

@@ -30,7 +30,7 @@ export function formatVerify(report: VerifyReport): string[] {
       t.status === 'mismatch'
         ? ` (${[t.missing && `${t.missing} missing`, t.extra && `${t.extra} extra`, t.changed && `${t.changed} changed`, t.inFlight && `${t.inFlight} in flight`, t.ranges.length && `${t.ranges.length} range(s) not narrowed`].filter(Boolean).join(', ')})`
         : t.status === 'in flight'
-          ? ` (${t.inFlight} row(s))`
+          ? ` (${t.inFlight} key(s))`
           : '';
     rows.push([
       t.table,

@@ -109,6 +109,24 @@ export async function lastVerifyRun(client: Client, job: Job): Promise<VerifyRec
   };
 }
 
+/**
+ * The keys a recorded verify listed in flight, per table (at most 1000 per table are listed): the
+ * final check of cutover.finish compares them again, whatever the horizon says.
+ */
+export async function inFlightKeys(
+  client: Client,
+  id: number,
+): Promise<Map<string, Record<string, string>[]>> {
+  const { rows } = await client.query<{ table: string; keys: Record<string, string>[] }>(
+    `SELECT t->>'table' AS table, jsonb_agg(k->'key') AS keys
+       FROM ${RECORD_SCHEMA}.verify_run v, jsonb_array_elements(v.summary->'tables') t, jsonb_array_elements(t->'keys') k
+      WHERE v.id = $1 AND (k->>'inFlight')::boolean
+      GROUP BY 1`,
+    [id],
+  );
+  return new Map(rows.map((row) => [row.table, row.keys]));
+}
+
 /** The last recorded verify with its whole report (differing keys and ranges), for cutover.repair. */
 export async function lastVerifyReport(
   client: Client,

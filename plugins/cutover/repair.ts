@@ -11,7 +11,7 @@ import type { Job } from '../../src/core/job.js';
 import { findReplicationObjects } from '../../src/core/objects.js';
 import type { Check, CommandContext, CommandOutcome } from '../../src/core/plugin.js';
 import { kickSync, syncLoaded } from '../../src/core/bucardo/daemon.js';
-import { compareRange, keyId, type KeyDiff, type Sides } from './compare/ranges.js';
+import { compareRange, keyId, plainComparer, type KeyDiff, type Sides } from './compare/ranges.js';
 import { classify, findChangeLog, reread, type ChangeLog } from './compare/in-flight.js';
 import { narrow } from './compare/narrow.js';
 import { closeSides, openSides } from './compare/pool.js';
@@ -104,7 +104,7 @@ async function planTable(
   for (const range of reported.ranges) {
     const comparison = await compareRange(sides, sql, keyRange(sql.shape, range.from, range.to));
     if (comparison.same) continue;
-    const narrowed = await narrow(sides, sql, comparison, budget);
+    const narrowed = await narrow(sides, sql, comparison, budget, plainComparer);
     appendAll(diffs, narrowed.keys);
     result.remainingRanges += narrowed.ranges.length;
   }

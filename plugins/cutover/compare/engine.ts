@@ -1,14 +1,18 @@
 // Verify: compare every table in scope on primary and secondary, chunk by chunk on the server.
+// Before reading anything it puts Bucardo's change records on hold and takes the horizon from which
+// cutover.finish re-compares changed keys (capture.ts). Tables whose changes Bucardo records are
+// then compared with the keys changed since the horizon set apart (since-horizon.ts): those keys
+// are in flight when they differ, which the final check covers, and everything else must be equal
+// now. So a verify under a live write load needs no quiet moment: it neither waits for replication
+// nor loses its way in ranges that keep changing.
 // 1. Checksum every key range on both sides (tables in parallel over a few connection pairs).
-// 2. While replication is running, re-check the differing ranges until they match or the backlog
-//    is empty (settle_time at most): most differences under load are rows on their way.
-// 3. Narrow what still differs down to keys, and sort those keys into in flight (an unapplied change
-//    is recorded for them) and mismatches (nothing pending, still different on a re-read).
+// 2. Tables without change records only: while replication is running, re-check the differing
+//    ranges until they match or the backlog is empty (settle_time at most).
+// 3. Narrow what still differs down to keys, and sort those keys into in flight and mismatches
+//    (without change records: an unapplied change is recorded, or the row still differs on a re-read).
 // 4. Cross-check each table's exact row count on both sides: independent of the chunk checksums,
 //    so a chunk comparison that wrongly said "same" still cannot hide rows missing from a table.
 // 5. Compare sequences.
-// Before reading anything it puts Bucardo's change records on hold and takes the horizon from which
-// cutover.finish re-compares changed keys (capture.ts).
 import { sleep, type Activity } from '../../../src/core/activity.js';
 import { withClient, type Client } from '../../../src/core/db.js';
 import type { Job } from '../../../src/core/job.js';
@@ -16,9 +20,22 @@ import { findReplicationObjects } from '../../../src/core/objects.js';
 import { pendingChanges } from '../../../src/core/pending.js';
 import { daemonPid } from '../../../src/core/bucardo/daemon.js';
 import { copyState } from '../../../src/core/copy-progress.js';
-import { holdAndTakeHorizon, releaseHold } from './capture.js';
-import { compareRange, integerChunks, walkedChunks, type RangeComparison, type Sides } from './ranges.js';
+import { appendAll } from '../../../src/core/arrays.js';
+import { holdAndTakeHorizon, releaseHold, truncatedSince } from './capture.js';
+import { findChangeLog } from './in-flight.js';
+import {
+  compareRange,
+  integerChunks,
+  keyId,
+  plainComparer,
+  walkedChunks,
+  type Comparer,
+  type KeyDiff,
+  type RangeComparison,
+  type Sides,
+} from './ranges.js';
 import { judgeTable } from './judge.js';
+import { countSinceHorizon, sinceHorizon, type ChangeTracking } from './since-horizon.js';
 import { closeSides, openSides, prepareSession, runTasks, TaskQueue, type Task } from './pool.js';
 import { summarise, type TableReport, type VerifyReport } from './report.js';
 import { compareSequences } from './sequences.js';
@@ -40,6 +57,12 @@ interface TableWork {
   report: TableReport;
   sql: TableSql;
   differing: RangeComparison[];
+  /** With a horizon and Bucardo's change records for the table: compared with changed keys set apart. */
+  tracking?: ChangeTracking;
+  comparer: Comparer;
+  /** Keys in flight in ranges that matched otherwise. */
+  inFlight: KeyDiff[];
+  truncatedSinceHorizon?: boolean;
   startedAt: number;
   doneAt?: number;
   chunksLeft: number;
@@ -123,10 +146,16 @@ export async function runVerify(job: Job, options: VerifyOptions): Promise<Verif
               report.problems.push(
                 'the key\'s collation differs between the servers: ranges are compared in the "C" collation (slower)',
               );
+            const sql = new TableSql(ours, method, forceC);
+            const log = horizon && sql.hasKey ? await findChangeLog(primary, sql, job.syncName) : undefined;
+            const tracking = log ? { log, from: horizon!.from } : undefined;
             work.push({
               report,
-              sql: new TableSql(ours, method, forceC),
+              sql,
               differing: [],
+              ...(tracking ? { tracking } : {}),
+              comparer: tracking ? sinceHorizon(tracking) : plainComparer,
+              inFlight: [],
               startedAt: 0,
               chunksLeft: 0,
               walked: false,
@@ -153,7 +182,10 @@ export async function runVerify(job: Job, options: VerifyOptions): Promise<Verif
               w.report.rowsPrimary += comparison.primary.rows;
               w.report.rowsSecondary += comparison.secondary.rows;
               counters.rows += Math.max(comparison.primary.rows, comparison.secondary.rows);
+              if (comparison.setApart !== undefined)
+                w.report.changedSinceHorizon = (w.report.changedSinceHorizon ?? 0) + comparison.setApart;
               if (!comparison.same) w.differing.push(comparison);
+              else if (comparison.inFlight) appendAll(w.inFlight, comparison.inFlight);
               report(`checking ${w.report.table}`);
             };
             const tableDone = (w: TableWork) => {
@@ -168,7 +200,7 @@ export async function runVerify(job: Job, options: VerifyOptions): Promise<Verif
             const chunkTask =
               (w: TableWork, range: KeyRange): Task =>
               async (sides) => {
-                recordChunk(w, await compareRange(sides, w.sql, range));
+                recordChunk(w, await w.comparer.range(sides, w.sql, range));
                 if (--w.chunksLeft === 0 && w.walked) tableDone(w);
               };
             const ordered = [...work].sort((x, y) => y.sql.shape.estimatedRows - x.sql.shape.estimatedRows);
@@ -199,11 +231,17 @@ export async function runVerify(job: Job, options: VerifyOptions): Promise<Verif
             report('checking');
             await queue.run(pool, activity);
 
-            if (why && work.some((w) => w.differing.length > 0)) notes.push(why);
+            if (why && work.some((w) => !w.tracking && w.differing.length > 0)) notes.push(why);
             await settle(job, primary, pool, work, { ...options, replicating });
+            if (horizon) {
+              // A TRUNCATE leaves no change record per key, but the final check compares such a table whole.
+              const truncated = await truncatedSince(primary, job.syncName, horizon.from);
+              for (const w of work)
+                if (w.tracking && truncated.has(w.report.table)) w.truncatedSinceHorizon = true;
+            }
 
             // Narrow down and judge what still differs, table by table in parallel.
-            const differing = work.filter((w) => w.differing.length > 0);
+            const differing = work.filter((w) => w.differing.length > 0 || w.inFlight.length > 0);
             let judged = 0;
             await runTasks(
               pool,
@@ -273,7 +311,8 @@ async function settle(
   options: VerifyOptions & { replicating: boolean },
 ): Promise<void> {
   const seconds = options.settleSeconds ?? options.settings.settleSeconds;
-  let open = work.filter((w) => w.differing.length > 0);
+  // Tables compared since the horizon need no wait: their rows on the way are known as such.
+  let open = work.filter((w) => !w.tracking && w.differing.length > 0);
   if (open.length === 0 || seconds <= 0 || !options.replicating) return;
   const deadline = Date.now() + seconds * 1000;
   while (open.length > 0 && Date.now() < deadline) {
@@ -325,18 +364,41 @@ export function explainedGap(report: TableReport): number {
 }
 
 /**
- * Exact row counts per table on both sides. Under load the two counts are taken at slightly different
- * moments: while changes are pending, a difference is re-counted until it goes or nothing is pending
- * any more (settle_time at most). A difference with nothing pending fails the table even when every
- * chunk compared equal.
+ * With a horizon: the gap between the two sides' counts of the rows outside the keys changed since
+ * the horizon that the differing keys already named explain (a key changed since the count is set
+ * apart there, so it explains nothing). NaN when the table's differences could not all be named.
+ */
+export function explainedGapOutside(
+  report: TableReport,
+  changedSinceHorizon: (key: Record<string, string>) => boolean,
+): number {
+  const named = report.keys.filter((k) => !k.inFlight);
+  if (report.ranges.length > 0 || named.length < report.missing + report.extra + report.changed) return NaN;
+  return named
+    .filter((k) => !changedSinceHorizon(k.key))
+    .reduce((sum, k) => sum + (k.difference === 'missing' ? 1 : k.difference === 'extra' ? -1 : 0), 0);
+}
+
+/**
+ * Exact row counts per table on both sides. For a table compared since the horizon, the rows of the
+ * keys changed since then are set apart as in its ranges, so the rest must agree at once, load or
+ * not (one count). Otherwise the two counts are taken at slightly different moments: while changes
+ * are pending, a difference is re-counted until it goes or nothing is pending any more (settle_time
+ * at most). A difference with nothing pending fails the table even when every chunk compared equal.
  */
 async function crossCheckCounts(
   job: Job,
   primary: Client,
   pool: Sides[],
-  work: TableWork[],
+  allWork: TableWork[],
   options: VerifyOptions & { replicating: boolean },
 ): Promise<void> {
+  await runTasks(
+    pool,
+    allWork.filter((w) => w.tracking).map((w) => async (sides: Sides) => crossCheckSinceHorizon(sides, w)),
+    options.activity,
+  );
+  const work = allWork.filter((w) => !w.tracking);
   const count =
     (w: TableWork): Task =>
     async (sides) => {
@@ -389,4 +451,24 @@ async function crossCheckCounts(
       );
     }
   }
+}
+
+async function crossCheckSinceHorizon(sides: Sides, w: TableWork): Promise<void> {
+  const counted = await countSinceHorizon(sides, w.sql, w.tracking!);
+  w.report.counts = { primary: counted.primary, secondary: counted.secondary };
+  const gap = explainedGapOutside(w.report, (key) =>
+    counted.changed.has(keyId(w.sql.shape.key.map((column) => key[column.name]!))),
+  );
+  if (Number.isNaN(gap) || counted.primaryRest - counted.secondaryRest === gap) return;
+  const n = (value: number) => value.toLocaleString('en');
+  if (w.truncatedSinceHorizon) {
+    w.report.problems.push(
+      `row counts differ (${n(counted.primary)} on the primary, ${n(counted.secondary)} on the secondary) in a table truncated since the verify's horizon: cutover.finish's final check compares it whole`,
+    );
+    return;
+  }
+  if (w.report.status === 'match' || w.report.status === 'in flight') w.report.status = 'mismatch';
+  w.report.problems.push(
+    `row counts differ: ${n(counted.primary)} on the primary, ${n(counted.secondary)} on the secondary; without the ${n(counted.changed.size)} key(s) changed since the verify's horizon, ${n(counted.primaryRest)} and ${n(counted.secondaryRest)}, a gap the keys named do not explain`,
+  );
 }

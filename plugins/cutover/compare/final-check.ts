@@ -9,7 +9,7 @@ import type { Job } from '../../../src/core/job.js';
 import { findReplicationObjects } from '../../../src/core/objects.js';
 import { quoteQualified } from '../../../src/core/quote.js';
 import { truncatedSince, type ChangeHorizon } from './capture.js';
-import { compareRange, diffRows, rowHashes, type KeyDiff, type Sides } from './ranges.js';
+import { compareRange, diffRows, keyId, rowHashes, type KeyDiff, type Sides } from './ranges.js';
 import { classify, findChangeLog, type ChangeLog } from './in-flight.js';
 import { closeSides, openSides, runTasks } from './pool.js';
 import { describeKey, type RowDifference } from './report.js';
@@ -29,6 +29,8 @@ export interface FinalTable {
   keysCompared: number;
   /** Compared whole (truncated since the horizon, no change capture, or no primary key). */
   compared: 'changed keys' | 'whole table';
+  /** Keys the last verify listed in flight in this table: all among those compared. */
+  verifyInFlight: number;
   /** Exact row counts (absent with cutover.final_row_counts off). */
   rowsPrimary?: number;
   rowsSecondary?: number;
@@ -43,6 +45,8 @@ export interface FinalCheck {
   /** The horizon the keys were taken from (null: every kept change record). */
   from: string | null;
   keysCompared: number;
+  /** Keys the last verify listed in flight: all compared (they changed since its horizon). */
+  verifyInFlight: number;
   tablesWhole: number;
   /** Seconds spent counting rows, summed over the tables (they are counted in parallel). */
   countSeconds: number;
@@ -74,6 +78,11 @@ async function exactCount(client: Client, table: string): Promise<number> {
 
 export interface FinalCheckOptions {
   settings: CutoverSettings;
+  /**
+   * The keys the last verify listed in flight, per table. They changed since its horizon, so the
+   * changed keys include them; they are compared even if they did not.
+   */
+  verifyInFlight?: Map<string, Record<string, string>[]>;
   activity: Activity;
   progress(text: string): void;
 }
@@ -109,6 +118,7 @@ export async function runFinalCheck(
           table: id,
           keysCompared: 0,
           compared: 'changed keys',
+          verifyInFlight: 0,
           differing: [],
           problems: [],
         };
@@ -122,6 +132,10 @@ export async function runFinalCheck(
           return;
         }
         const sql = new TableSql(ours, method, collationsDiffer(ours, theirs!));
+        const flying = (options.verifyInFlight?.get(id) ?? [])
+          .map((key) => sql.shape.key.map((column) => key[column.name]))
+          .filter((key): key is string[] => key.every((value) => value !== undefined));
+        result.verifyInFlight = flying.length;
         const log = sql.hasKey ? await findChangeLog(sides.primary, sql, job.syncName) : undefined;
         const diffs: KeyDiff[] = [];
         if (!log || truncated.has(id)) {
@@ -134,6 +148,11 @@ export async function runFinalCheck(
           }
         } else {
           const keys = await changedKeys(sides.primary, sql, log, horizon.from);
+          const changed = new Set(keys.map(keyId));
+          appendAll(
+            keys,
+            flying.filter((key) => !changed.has(keyId(key))),
+          );
           result.keysCompared = keys.length;
           for (let i = 0; i < keys.length; i += BATCH_KEYS) {
             activity.throwIfInterrupted();
@@ -186,6 +205,7 @@ export async function runFinalCheck(
     const behind = sequences.filter((q) => q.status !== 'ahead' && q.status !== 'match');
     const failing = tables.filter((t) => t.differing.length > 0 || t.problems.length > 0);
     const keysCompared = tables.reduce((sum, t) => sum + t.keysCompared, 0);
+    const verifyInFlight = tables.reduce((sum, t) => sum + t.verifyInFlight, 0);
     const tablesWhole = tables.filter((t) => t.compared === 'whole table').length;
     const seconds = Math.round((Date.now() - started) / 100) / 10;
     const passed = failing.length === 0 && behind.length === 0;
@@ -193,7 +213,10 @@ export async function runFinalCheck(
     const counts = options.settings.finalRowCounts
       ? 'row counts equal'
       : 'row counts not taken (cutover.final_row_counts off)';
-    const scopeText = `${keysCompared} changed key(s) compared row by row in ${tables.length} table(s)${whole}, ${counts}, ${sequences.length} sequence(s) at or past the primary's`;
+    const amongThem = verifyInFlight
+      ? ` (among them the ${verifyInFlight} key(s) the verify found in flight)`
+      : '';
+    const scopeText = `${keysCompared} changed key(s)${amongThem} compared row by row in ${tables.length} table(s)${whole}, ${counts}, ${sequences.length} sequence(s) at or past the primary's`;
     const problems = [
       ...failing.map(describeFailure),
       ...behind.map((q) => `sequence ${q.sequence} ${q.status}`),
@@ -203,6 +226,7 @@ export async function runFinalCheck(
       passed,
       from: horizon.from,
       keysCompared,
+      verifyInFlight,
       tablesWhole,
       countSeconds,
       tables,

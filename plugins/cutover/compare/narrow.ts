@@ -1,15 +1,11 @@
 // Narrowing a differing key range down: split it into pieces on the side with more rows, compare
 // the pieces, descend into the ones that differ, and at a few thousand rows compare row by row to
-// name the keys. A budget bounds the work when a table differs nearly everywhere.
+// name the keys. A budget bounds the work when a table differs nearly everywhere. The comparer says
+// how pieces are compared: with a verify's horizon, the keys changed since it are set apart in each
+// piece (since-horizon.ts), so under a write load only pieces holding a real difference are descended
+// into, and the keys in flight are collected from the pieces on the way.
 import type { KeyRange, TableSql } from './sql.js';
-import {
-  compareRange,
-  diffRows,
-  rowHashes,
-  type KeyDiff,
-  type RangeComparison,
-  type Sides,
-} from './ranges.js';
+import type { Comparer, KeyDiff, RangeComparison, Sides } from './ranges.js';
 import { appendAll } from '../../../src/core/arrays.js';
 
 /** Ranges this small are compared row by row (keys and hashes only). */
@@ -27,6 +23,8 @@ export interface Narrowed {
   keys: KeyDiff[];
   /** Differing ranges left as ranges: the budget ran out, or the table has no key. */
   ranges: RangeComparison[];
+  /** Keys set apart as changed since the horizon that differ, in the pieces compared (in flight). */
+  inFlight: KeyDiff[];
 }
 
 export function newBudget(): NarrowBudget {
@@ -38,8 +36,9 @@ export async function narrow(
   sql: TableSql,
   start: RangeComparison,
   budget: NarrowBudget,
+  comparer: Comparer,
 ): Promise<Narrowed> {
-  const result: Narrowed = { keys: [], ranges: [] };
+  const result: Narrowed = { keys: [], ranges: [], inFlight: [] };
   const pending = [start];
   while (pending.length > 0) {
     const current = pending.pop()!;
@@ -55,14 +54,10 @@ export async function narrow(
         result.ranges.push(current);
         continue;
       }
-      const statement = sql.rowHashes(current.range);
-      const [primary, secondary] = await Promise.all([
-        rowHashes(sides.primary, statement),
-        rowHashes(sides.secondary, statement),
-      ]);
-      const diffs = diffRows(primary, secondary);
-      appendAll(result.keys, diffs);
-      budget.keys -= diffs.length;
+      const rows = await comparer.rows(sides, sql, current.range);
+      appendAll(result.keys, rows.differing);
+      appendAll(result.inFlight, rows.inFlight);
+      budget.keys -= rows.differing.length;
       continue;
     }
     let lower = current.range.lower;
@@ -77,9 +72,10 @@ export async function narrow(
     });
     const differing: RangeComparison[] = [];
     for (const piece of pieces) {
-      const comparison = await compareRange(sides, sql, piece);
+      const comparison = await comparer.range(sides, sql, piece);
       budget.comparisons -= 1;
       if (!comparison.same) differing.push(comparison);
+      else appendAll(result.inFlight, comparison.inFlight ?? []);
     }
     // Lowest keys first: the keys named (and what is left when the budget runs out) stay in key order.
     appendAll(pending, differing.reverse());

@@ -85,12 +85,33 @@ export interface SideSum {
 
 export interface RangeComparison {
   range: KeyRange;
+  /** Every row of the range on each side. */
   primary: SideSum;
   secondary: SideSum;
+  /** Equal: every row, or with a horizon every row but those of the keys set apart (since-horizon.ts). */
   same: boolean;
+  /** With a horizon: the keys set apart because they changed since it (compared one by one). */
+  setApart?: number;
+  /** With a horizon: those of the keys set apart that differ (in flight). */
+  inFlight?: KeyDiff[];
 }
 
-async function sum(client: Client, statement: Statement): Promise<SideSum> {
+/** A range's rows compared one by one: what differs, and (with a horizon) what of it is in flight. */
+export interface RowComparison {
+  differing: KeyDiff[];
+  inFlight: KeyDiff[];
+}
+
+/**
+ * How ranges are compared, as a whole and row by row: plainly (both sides at once), or with the keys
+ * changed since a verify's horizon set apart (since-horizon.ts).
+ */
+export interface Comparer {
+  range(sides: Sides, sql: TableSql, range: KeyRange): Promise<RangeComparison>;
+  rows(sides: Sides, sql: TableSql, range: KeyRange): Promise<RowComparison>;
+}
+
+export async function sideSum(client: Client, statement: Statement): Promise<SideSum> {
   const { rows } = await client.query<{ rows: string; hash: string }>(statement.text, statement.values);
   return { rows: Number(rows[0]!.rows), hash: rows[0]!.hash };
 }
@@ -98,8 +119,8 @@ async function sum(client: Client, statement: Statement): Promise<SideSum> {
 export async function compareRange(sides: Sides, sql: TableSql, range: KeyRange): Promise<RangeComparison> {
   const statement = sql.checksum(range);
   const [primary, secondary] = await Promise.all([
-    sum(sides.primary, statement),
-    sum(sides.secondary, statement),
+    sideSum(sides.primary, statement),
+    sideSum(sides.secondary, statement),
   ]);
   return {
     range,
@@ -138,3 +159,16 @@ export function diffRows(primary: RowHashes, secondary: RowHashes): KeyDiff[] {
   for (const [id, row] of secondary) if (!primary.has(id)) diffs.push({ key: row.key, kind: 'extra' });
   return diffs;
 }
+
+/** Both sides read at once; nothing is set apart, so nothing is in flight at this level. */
+export const plainComparer: Comparer = {
+  range: compareRange,
+  rows: async (sides, sql, range) => {
+    const statement = sql.rowHashes(range);
+    const [primary, secondary] = await Promise.all([
+      rowHashes(sides.primary, statement),
+      rowHashes(sides.secondary, statement),
+    ]);
+    return { differing: diffRows(primary, secondary), inFlight: [] };
+  },
+};

@@ -24,8 +24,9 @@ export interface DifferingRange {
 }
 
 /**
- * match: identical; in flight: the only differences are rows whose changes are still on their way;
- * mismatch: rows differ with nothing pending for them; schema differs: not comparable row by row.
+ * match: identical; in flight: the only differences are in keys changed since the verify's horizon
+ * (their changes on their way, or made while it ran), which cutover.finish's final check re-compares;
+ * mismatch: rows differ with no such change; schema differs: not comparable row by row.
  */
 export type TableStatus = 'match' | 'in flight' | 'mismatch' | 'schema differs';
 
@@ -39,6 +40,11 @@ export interface TableReport {
   extra: number;
   changed: number;
   inFlight: number;
+  /**
+   * Keys with a change since the verify's horizon when their range was read: set apart from the
+   * range's sums and compared one by one (absent: the table was compared without a horizon).
+   */
+  changedSinceHorizon?: number;
   /** Differing keys (confirmed first, then in flight); at most 1000. */
   keys: ListedKey[];
   /** Differing ranges that were not narrowed down to keys. */
@@ -147,7 +153,8 @@ export function summarise(job: Job, s: Summary): VerifyReport {
   const failing = failingTables({ tables: s.reports });
   const missingSequences = s.sequences.filter((q) => q.status === 'missing on the secondary');
   const behind = s.sequences.filter((q) => q.status === 'behind');
-  const inFlightTables = s.reports.filter((t) => t.status === 'in flight');
+  // A table with a real difference can hold keys in flight too.
+  const inFlightTables = s.reports.filter((t) => t.inFlight > 0);
   const clean =
     failing.length === 0 && missingSequences.length === 0 && inFlightRows === 0 && behind.length === 0;
   const passed = s.strict ? clean : failing.length === 0 && missingSequences.length === 0;
@@ -183,7 +190,7 @@ export function summarise(job: Job, s: Summary): VerifyReport {
     parts.push(`sequence(s) missing on the secondary: ${missingSequences.map((q) => q.sequence).join(', ')}`);
   if (inFlightRows)
     parts.push(
-      `${inFlightRows} row(s) in flight in ${inFlightTables.length} table(s) (changes not yet applied by replication)`,
+      `${inFlightRows.toLocaleString('en')} key(s) in flight in ${inFlightTables.length} table(s) (their changes not yet applied on the secondary when read, or made while the verify ran; cutover.finish's final check compares every such key again)`,
     );
   if (behind.length)
     parts.push(

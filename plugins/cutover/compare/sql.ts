@@ -71,6 +71,11 @@ export class TableSql {
 
   /** WHERE clause for a range, with its parameters numbered from firstParam. */
   private where(range: KeyRange, firstParam = 1): { text: string; values: unknown[] } {
+    const { conditions, values } = this.rangeConditions(range, firstParam);
+    return { text: conditions.length ? `WHERE ${conditions.join(' AND ')}` : '', values };
+  }
+
+  private rangeConditions(range: KeyRange, firstParam: number): { conditions: string[]; values: unknown[] } {
     const conditions: string[] = [];
     const values: unknown[] = [];
     if (range.lower) {
@@ -81,7 +86,7 @@ export class TableSql {
       conditions.push(`${this.keyTuple()} < ${this.boundTuple(firstParam + values.length)}`);
       values.push(...range.upper);
     }
-    return { text: conditions.length ? `WHERE ${conditions.join(' AND ')}` : '', values };
+    return { conditions, values };
   }
 
   /** Row count and the sum of row hashes in a range. */
@@ -130,6 +135,29 @@ export class TableSql {
   rowHashesFor(keys: string[][]): Statement {
     return {
       text: `SELECT ${this.keyTextArray()} AS key, ${this.rowHash()}::text AS hash FROM ${this.table}
+              WHERE ${this.keyTuple()} IN (SELECT ${this.castKeys('w')} FROM ${this.unnestKeys('w')})`,
+      values: transposeKeys(keys, this.shape.key.length),
+    };
+  }
+
+  /**
+   * The keys of a range that have a change record in `delta` (Bucardo's delta table of this table on
+   * the primary, whose key columns carry the table's names and types) stamped at or after `from`;
+   * every recorded key of the range when `from` is null.
+   */
+  changedKeys(delta: string, range: KeyRange, from: string | null): Statement {
+    const { conditions, values } = this.rangeConditions(range, 2);
+    return {
+      text: `SELECT DISTINCT ${this.keyTextArray()} AS key FROM ${delta}
+              WHERE ${['($1::timestamptz IS NULL OR txntime >= $1::timestamptz)', ...conditions].join(' AND ')}`,
+      values: [from, ...values],
+    };
+  }
+
+  /** How many of the given keys have a row. */
+  countFor(keys: string[][]): Statement {
+    return {
+      text: `SELECT count(*)::text AS n FROM ${this.table}
               WHERE ${this.keyTuple()} IN (SELECT ${this.castKeys('w')} FROM ${this.unnestKeys('w')})`,
       values: transposeKeys(keys, this.shape.key.length),
     };
