@@ -51,6 +51,8 @@ const EXPECTED_SECONDS = {
   'integration/cascade': 68,
   'integration/concurrency': 64,
   'integration/cutover': 63,
+  'integration/cutover-load': 45,
+  'integration/no-loss': 35,
   'integration/retry': 55,
   'integration/demo': 54,
   'integration/status': 54,

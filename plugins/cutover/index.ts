@@ -27,7 +27,7 @@ export default definePlugin<CutoverSettings>({
         settle: {
           kind: 'seconds',
           help:
-            'how long differing rows may take to arrive through replication (also settle=SECONDS; ' +
+            'tables without change records: how long differing rows may take to arrive (also settle=SECONDS; ' +
             'default cutover.settle_time)',
         },
         strict: { kind: 'flag', help: 'rows in flight and sequences behind fail the verify too' },
