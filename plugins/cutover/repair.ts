@@ -11,17 +11,29 @@ import type { Job } from '../../src/core/job.js';
 import { findReplicationObjects } from '../../src/core/objects.js';
 import type { Check, CommandContext, CommandOutcome } from '../../src/core/plugin.js';
 import { kickSync, syncLoaded } from '../../src/core/bucardo/daemon.js';
-import { compareRange, keyId, plainComparer, type KeyDiff, type Sides } from './compare/ranges.js';
-import { classify, findChangeLog, reread, type ChangeLog } from './compare/in-flight.js';
+import {
+  compareRange,
+  keyId,
+  plainComparer,
+  type KeyDiff,
+  type Sides,
+} from '../../src/core/compare/ranges.js';
+import { classify, findChangeLog, reread, type ChangeLog } from '../../src/core/compare/in-flight.js';
 import { narrow } from './compare/narrow.js';
 import { closeSides, openSides } from './compare/pool.js';
 import { lastVerifyReport, withRecords } from './records.js';
 import type { ListedKey, RepairedTable, RepairReport, TableReport, VerifyReport } from './compare/report.js';
-import { insertChangeRecords, waitUntilApplied, type Requeue } from './compare/requeue.js';
-import { collationsDiffer, readShapes, shapeProblems, type TableShape } from './compare/shape.js';
+import { insertChangeRecords, waitUntilApplied, type Requeue } from '../../src/core/compare/requeue.js';
+import {
+  collationsDiffer,
+  readShapes,
+  shapeProblems,
+  type TableShape,
+} from '../../src/core/compare/shape.js';
 import { cutoverSettings } from './settings.js';
-import { TableSql, type KeyRange } from './compare/sql.js';
-import { hashMethod, replicationState, runVerify } from './compare/engine.js';
+import { TableSql, type KeyRange } from '../../src/core/compare/sql.js';
+import { replicationState, runVerify } from './compare/engine.js';
+import { hashMethod } from '../../src/core/compare/sql.js';
 import { recordVerify } from './verify.js';
 import { appendAll } from '../../src/core/arrays.js';
 

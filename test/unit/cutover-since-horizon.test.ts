@@ -6,7 +6,7 @@ import { test } from 'node:test';
 import type { Job } from '../../src/core/job.js';
 import { explainedGapOutside } from '../../plugins/cutover/compare/engine.js';
 import { compareKeys } from '../../plugins/cutover/compare/judge.js';
-import { keyId, type RowHashes } from '../../plugins/cutover/compare/ranges.js';
+import { keyId, type RowHashes } from '../../src/core/compare/ranges.js';
 import { summarise, type TableReport } from '../../plugins/cutover/compare/report.js';
 import { withoutRows } from '../../plugins/cutover/compare/since-horizon.js';
 

@@ -2,7 +2,7 @@
 // tested matrix, and the test bed's list of server packages.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { comparableColumn } from '../../plugins/cutover/compare/sql.js';
+import { comparableColumn } from '../../src/core/compare/sql.js';
 import { major, TESTED_PAIRS } from '../../plugins/bucardo/server-pair.js';
 import { availableMajors, pgBinFor, SERVER_PACKAGES } from '../../src/sandbox/versions.js';
 import { parseArguments } from '../../src/shell/args.js';

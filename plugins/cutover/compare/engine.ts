@@ -22,7 +22,7 @@ import { daemonPid } from '../../../src/core/bucardo/daemon.js';
 import { copyState } from '../../../src/core/copy-progress.js';
 import { appendAll } from '../../../src/core/arrays.js';
 import { holdAndTakeHorizon, releaseHold, truncatedSince } from './capture.js';
-import { findChangeLog } from './in-flight.js';
+import { findChangeLog } from '../../../src/core/compare/in-flight.js';
 import {
   compareRange,
   integerChunks,
@@ -33,14 +33,21 @@ import {
   type KeyDiff,
   type RangeComparison,
   type Sides,
-} from './ranges.js';
+} from '../../../src/core/compare/ranges.js';
 import { judgeTable } from './judge.js';
 import { countSinceHorizon, sinceHorizon, type ChangeTracking } from './since-horizon.js';
-import { closeSides, openSides, prepareSession, runTasks, TaskQueue, type Task } from './pool.js';
+import { closeSides, openSides, runTasks, TaskQueue, type Task } from './pool.js';
+import { hashMethod, prepareSession } from '../../../src/core/compare/sql.js';
 import { summarise, type TableReport, type VerifyReport } from './report.js';
 import { compareSequences } from './sequences.js';
-import { collationsDiffer, hasIntegerKey, readShapes, shapeProblems, tableId } from './shape.js';
-import { TableSql, type HashMethod, type KeyRange } from './sql.js';
+import {
+  collationsDiffer,
+  hasIntegerKey,
+  readShapes,
+  shapeProblems,
+  tableId,
+} from '../../../src/core/compare/shape.js';
+import { TableSql, type KeyRange } from '../../../src/core/compare/sql.js';
 import type { CutoverSettings } from '../settings.js';
 
 export interface VerifyOptions {
@@ -68,15 +75,6 @@ interface TableWork {
   chunksLeft: number;
   /** All of the table's chunks are known (queued). */
   walked: boolean;
-}
-
-export async function hashMethod(primary: Client, secondary: Client): Promise<HashMethod> {
-  const version = async (client: Client) =>
-    Number(
-      (await client.query<{ v: string }>("SELECT current_setting('server_version_num') AS v")).rows[0]!.v,
-    );
-  const [ours, theirs] = await Promise.all([version(primary), version(secondary)]);
-  return Math.min(ours, theirs) >= 110000 ? 'hashtext' : 'md5';
 }
 
 function emptyReport(table: string): TableReport {

@@ -9,16 +9,23 @@ import type { Job } from '../../../src/core/job.js';
 import { findReplicationObjects } from '../../../src/core/objects.js';
 import { quoteQualified } from '../../../src/core/quote.js';
 import { truncatedSince, type ChangeHorizon } from './capture.js';
-import { compareRange, diffRows, keyId, rowHashes, type KeyDiff, type Sides } from './ranges.js';
-import { classify, findChangeLog, type ChangeLog } from './in-flight.js';
+import {
+  compareRange,
+  diffRows,
+  keyId,
+  rowHashes,
+  type KeyDiff,
+  type Sides,
+} from '../../../src/core/compare/ranges.js';
+import { classify, findChangeLog, type ChangeLog } from '../../../src/core/compare/in-flight.js';
 import { closeSides, openSides, runTasks } from './pool.js';
 import { describeKey, type RowDifference } from './report.js';
 import { compareSequences, type SequenceReport } from './sequences.js';
-import { collationsDiffer, readShapes, shapeProblems, tableId } from './shape.js';
-import { TableSql } from './sql.js';
+import { collationsDiffer, readShapes, shapeProblems, tableId } from '../../../src/core/compare/shape.js';
+import { TableSql } from '../../../src/core/compare/sql.js';
+import { hashMethod } from '../../../src/core/compare/sql.js';
 import { appendAll } from '../../../src/core/arrays.js';
 import type { CutoverSettings } from '../settings.js';
-import { hashMethod } from './engine.js';
 
 const BATCH_KEYS = 10_000;
 const MAX_LISTED = 20;

@@ -6,12 +6,18 @@
 import type { Activity } from '../../../src/core/activity.js';
 import type { Job } from '../../../src/core/job.js';
 import { pendingChanges } from '../../../src/core/pending.js';
-import { keyId, plainComparer, type KeyDiff, type RangeComparison, type Sides } from './ranges.js';
-import { classify, findChangeLog } from './in-flight.js';
+import {
+  keyId,
+  plainComparer,
+  type KeyDiff,
+  type RangeComparison,
+  type Sides,
+} from '../../../src/core/compare/ranges.js';
+import { classify, findChangeLog } from '../../../src/core/compare/in-flight.js';
 import { mergeAdjacent, narrow, newBudget } from './narrow.js';
 import type { DifferingRange, ListedKey, TableReport } from './report.js';
 import { sinceHorizon, type ChangeTracking } from './since-horizon.js';
-import type { TableSql } from './sql.js';
+import type { TableSql } from '../../../src/core/compare/sql.js';
 import { appendAll } from '../../../src/core/arrays.js';
 
 const MAX_LISTED_KEYS = 1000;

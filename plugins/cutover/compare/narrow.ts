@@ -4,8 +4,8 @@
 // how pieces are compared: with a verify's horizon, the keys changed since it are set apart in each
 // piece (since-horizon.ts), so under a write load only pieces holding a real difference are descended
 // into, and the keys in flight are collected from the pieces on the way.
-import type { KeyRange, TableSql } from './sql.js';
-import type { Comparer, KeyDiff, RangeComparison, Sides } from './ranges.js';
+import type { KeyRange, TableSql } from '../../../src/core/compare/sql.js';
+import type { Comparer, KeyDiff, RangeComparison, Sides } from '../../../src/core/compare/ranges.js';
 import { appendAll } from '../../../src/core/arrays.js';
 
 /** Ranges this small are compared row by row (keys and hashes only). */

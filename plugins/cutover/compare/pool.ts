@@ -5,12 +5,8 @@ import type { Activity } from '../../../src/core/activity.js';
 import { openClient, type Client } from '../../../src/core/db.js';
 import type { Job } from '../../../src/core/job.js';
 import { runPool } from '../../../src/core/pool.js';
-import type { Sides } from './ranges.js';
-import { COMPARABLE_SESSION } from './sql.js';
-
-export async function prepareSession(client: Client): Promise<void> {
-  await client.query(COMPARABLE_SESSION.join('; '));
-}
+import type { Sides } from '../../../src/core/compare/ranges.js';
+import { prepareSession } from '../../../src/core/compare/sql.js';
 
 export async function openSides(job: Job, activity: Activity): Promise<Sides> {
   const applicationName = 'bucardo-console cutover.verify';

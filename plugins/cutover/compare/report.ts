@@ -3,7 +3,7 @@
 // an operator can act on. No database code here (the menu loads it).
 import type { Job } from '../../../src/core/job.js';
 import type { SequenceReport } from './sequences.js';
-import type { HashMethod } from './sql.js';
+import type { HashMethod } from '../../../src/core/compare/sql.js';
 
 /** missing: on the primary only; extra: on the secondary only; changed: same key, different content. */
 export type RowDifference = 'missing' | 'extra' | 'changed';

@@ -17,7 +17,7 @@
 // The changed keys' rows are read in the same snapshots, taken out of the range's count and hash sum
 // on each side, and compared one by one: those that differ are in flight.
 import { withTransaction, type Client } from '../../../src/core/db.js';
-import type { ChangeLog } from './in-flight.js';
+import type { ChangeLog } from '../../../src/core/compare/in-flight.js';
 import {
   diffRows,
   keyId,
@@ -28,8 +28,8 @@ import {
   type RowHashes,
   type SideSum,
   type Sides,
-} from './ranges.js';
-import type { KeyRange, TableSql } from './sql.js';
+} from '../../../src/core/compare/ranges.js';
+import type { KeyRange, TableSql } from '../../../src/core/compare/sql.js';
 
 /** A table whose changes Bucardo records, and the verify's horizon. */
 export interface ChangeTracking {

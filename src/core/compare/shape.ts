@@ -1,8 +1,8 @@
 // What verify needs to know about a table on each side: its columns and types, and its primary key
 // (columns in key order, with types and collations). Comparing the two shapes finds schema
 // differences before any data is read: a table whose shape differs cannot be compared row by row.
-import type { Client } from '../../../src/core/db.js';
-import type { Relation } from '../../../src/core/objects.js';
+import type { Client } from '../db.js';
+import type { Relation } from '../objects.js';
 
 export interface Column {
   name: string;

@@ -3,10 +3,10 @@
 // after the secondary committed it (targets commit first). So a differing row whose key has an
 // unapplied change is in flight; a row that still differs on a re-read, with the key's change
 // record unchanged before and after and nothing pending, really differs.
-import { sleep } from '../../../src/core/activity.js';
-import type { Client } from '../../../src/core/db.js';
-import { bucardoSchemaExists, jobSyncsOnSource } from '../../../src/core/pending.js';
-import { quoteQualified } from '../../../src/core/quote.js';
+import { sleep } from '../activity.js';
+import type { Client } from '../db.js';
+import { bucardoSchemaExists, jobSyncsOnSource } from '../pending.js';
+import { quoteQualified } from '../quote.js';
 import { diffRows, keyId, rowHashes, type KeyDiff, type Sides } from './ranges.js';
 import type { TableSql } from './sql.js';
 

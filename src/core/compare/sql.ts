@@ -1,7 +1,8 @@
 // The statements verify sends for one table. Rows are identified by their primary key (values as
 // text, cast back to the key's type in the statement) and compared by a hash of their text form,
 // summed per key range: order-independent, computed on the server, one short statement per chunk.
-import { quoteIdent, quoteQualified } from '../../../src/core/quote.js';
+import type { Client } from '../db.js';
+import { quoteIdent, quoteQualified } from '../quote.js';
 import type { Column, TableShape } from './shape.js';
 
 /**
@@ -212,3 +213,18 @@ export const COMPARABLE_SESSION = [
   // Verify spreads its work over its own connections; parallel workers per chunk would only contend.
   'SET max_parallel_workers_per_gather = 0',
 ];
+
+/** Puts a session in COMPARABLE_SESSION's settings. */
+export async function prepareSession(client: Client): Promise<void> {
+  await client.query(COMPARABLE_SESSION.join('; '));
+}
+
+/** The row hash both servers can compute: hashtextextended from PostgreSQL 11 on, md5 before. */
+export async function hashMethod(primary: Client, secondary: Client): Promise<HashMethod> {
+  const version = async (client: Client) =>
+    Number(
+      (await client.query<{ v: string }>("SELECT current_setting('server_version_num') AS v")).rows[0]!.v,
+    );
+  const [ours, theirs] = await Promise.all([version(primary), version(secondary)]);
+  return Math.min(ours, theirs) >= 110000 ? 'hashtext' : 'md5';
+}

@@ -3,9 +3,9 @@
 // Bucardo deletes those keys on the secondary and copies the primary's rows for them: a row missing
 // or different there is copied again, a row that exists only there is deleted. Bucardo does it in
 // its own run, so a repair never races a change the application makes at the same moment.
-import { sleep, type Activity } from '../../../src/core/activity.js';
-import { withTransaction, type Client } from '../../../src/core/db.js';
-import { quoteIdent } from '../../../src/core/quote.js';
+import { sleep, type Activity } from '../activity.js';
+import { withTransaction, type Client } from '../db.js';
+import { quoteIdent } from '../quote.js';
 import type { ChangeLog } from './in-flight.js';
 import { transposeKeys, type TableSql } from './sql.js';
 

@@ -1,8 +1,8 @@
 // Key ranges: cutting a table into ranges of about chunk_rows rows, on the primary's keys (the first
 // range is open below and the last open above, so rows that exist only on the secondary are covered
 // too), and one range compared on both sides at once: row count and hash sum from each server.
-import type { Client } from '../../../src/core/db.js';
-import { quoteIdent } from '../../../src/core/quote.js';
+import type { Client } from '../db.js';
+import { quoteIdent } from '../quote.js';
 import type { KeyRange, Statement, TableSql } from './sql.js';
 
 /**
