@@ -187,7 +187,7 @@ export async function collectStatus(db: DatabaseContext): Promise<StatusData> {
     }
   }
   const pending = await reach(unreachable, 'primary', () =>
-    db.primary().then((client) => pendingChanges(client, job.syncName)),
+    db.primary().then((client) => pendingChanges(client, job.dbgroupName)),
   );
   data.pending = pending ?? [];
   for (const sync of data.syncs ?? []) {

@@ -14,7 +14,7 @@ import {
 import { applyTriggerPolicy, dropJobTriggers } from './triggers.js';
 import { copyState } from '../../src/core/copy-progress.js';
 import { addSyncArguments, confirmCopyOverwrite, explainSyncFailure } from '../../src/core/bucardo/sync.js';
-import { addDbgroupArguments, dbgroupName, jobSyncs, syncNames } from '../../src/core/bucardo/syncs.js';
+import { addDbgroupArguments, jobSyncs, syncNames } from '../../src/core/bucardo/syncs.js';
 
 export interface TriggerData {
   steps: string[];
@@ -41,7 +41,7 @@ export async function addTriggers(ctx: CommandContext): Promise<CommandOutcome<T
     job,
     async (client) => ({
       rows: await Promise.all(syncs.map((s) => syncRow(client, s.name))),
-      dbgroup: (await client.query('SELECT 1 FROM bucardo.dbgroup WHERE name = $1', [dbgroupName(job)]))
+      dbgroup: (await client.query('SELECT 1 FROM bucardo.dbgroup WHERE name = $1', [job.dbgroupName]))
         .rowCount,
     }),
     activity,
@@ -53,7 +53,7 @@ export async function addTriggers(ctx: CommandContext): Promise<CommandOutcome<T
     }
     if (syncs.length > 1 && !recorded.dbgroup) {
       await runBucardo(job, addDbgroupArguments(job), { activity });
-      steps.push(`created dbgroup ${dbgroupName(job)} (shared by the ${syncs.length} syncs)`);
+      steps.push(`created dbgroup ${job.dbgroupName} (shared by the ${syncs.length} syncs)`);
     }
     for (const [i, sync] of syncs.entries()) {
       const row = recorded.rows[i];

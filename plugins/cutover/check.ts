@@ -106,7 +106,7 @@ export async function collectReadiness(job: Job, activity: Activity): Promise<Ch
       'make sure the primary is reachable, then bucardo.status',
       async () => {
         const pending = await withClient(job, { role: 'primary', activity }, (client) =>
-          pendingChanges(client, job.syncName),
+          pendingChanges(client, job.dbgroupName),
         );
         const total = pending.reduce((sum, p) => sum + p.changes, 0);
         const oldest = pending

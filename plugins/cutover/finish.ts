@@ -134,10 +134,10 @@ async function writesAfterConfirmation(
   progress: FinishProgress,
 ): Promise<string | undefined> {
   return withClient(job, { role: 'primary', activity: ctx.activity }, async (client) => {
-    const writes = await writesSince(client, job.syncName, progress.confirmed!);
+    const writes = await writesSince(client, job.dbgroupName, progress.confirmed!);
     if (writes.length)
       return `${writes.reduce((sum, w) => sum + w.changes, 0)} change(s) by transactions started after ${progress.confirmed} (${describeWrites(writes)})`;
-    const pending = progress.drained ? await backlog(client, job.syncName) : 0;
+    const pending = progress.drained ? await backlog(client, job.dbgroupName) : 0;
     return pending ? `${pending} change(s) committed after the backlog was drained` : undefined;
   });
 }
@@ -153,7 +153,7 @@ async function drain(job: Job, ctx: CommandContext): Promise<number> {
   // One connection for the whole wait (closed by withClient whatever happens), not one per look.
   return withClient(job, { role: 'primary', activity: ctx.activity }, async (client) => {
     for (;;) {
-      const pending = await backlog(client, job.syncName);
+      const pending = await backlog(client, job.dbgroupName);
       if (pending === 0) return Math.round((Date.now() - started) / 100) / 10;
       if (Date.now() - started > settings.drainTimeoutSeconds * 1000) {
         throw new OperatorError(
@@ -227,7 +227,7 @@ async function changeCheckPossible(
     return { why: 'the last verify recorded no horizon (no change capture on the primary when it ran)' };
   const horizon = last.horizon;
   const hold = await withClient(job, { role: 'primary', activity: ctx.activity }, (client) =>
-    holdIntact(client, job.syncName, horizon),
+    holdIntact(client, job, horizon),
   );
   return hold.intact
     ? { horizon }

@@ -147,7 +147,7 @@ async function planTables(sides: Sides, job: Job, verified: VerifyReport): Promi
       continue;
     }
     const sql = new TableSql(shape, method, collationsDiffer(shape, theirs.get(reported.table)!));
-    const log = await findChangeLog(sides.primary, sql, job.syncName);
+    const log = await findChangeLog(sides.primary, sql, job);
     if (!log) {
       plans.push(
         unrepairable(

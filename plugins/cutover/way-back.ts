@@ -273,7 +273,7 @@ export async function wayBackStatus(ctx: CommandContext): Promise<string[]> {
   let pending: Awaited<ReturnType<typeof pendingChanges>>;
   try {
     pending = await withClient(reverse, { role: 'primary', activity: ctx.activity }, (client) =>
-      pendingChanges(client, reverse.syncName),
+      pendingChanges(client, reverse.dbgroupName),
     );
   } catch (error) {
     // Status reports what it can: an unreachable secondary is its own line, not a failed command.

@@ -20,7 +20,6 @@ import {
 } from '../../src/core/bucardo/sync.js';
 import {
   addDbgroupArguments,
-  dbgroupName,
   jobSyncs,
   type JobSync,
   recordedSyncs,
@@ -259,7 +258,7 @@ export async function ensureSync(job: Job, ctx: CommandContext): Promise<string[
       if (confirmed) steps.push(confirmed);
     }
     const dbgroup = await withMetadata(job, (client) =>
-      client.query('SELECT 1 FROM bucardo.dbgroup WHERE name = $1', [dbgroupName(job)]),
+      client.query('SELECT 1 FROM bucardo.dbgroup WHERE name = $1', [job.dbgroupName]),
     );
     if (syncs.length > 1 && !dbgroup.rowCount)
       await runBucardo(job, addDbgroupArguments(job), { activity: ctx.activity });

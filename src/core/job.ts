@@ -42,6 +42,12 @@ export interface Job {
   metadataDbRefusal?: string;
   /** Names under which the databases are recorded in Bucardo's metadata (as the original tool did). */
   bucardoDbName: Record<Exclude<DatabaseRole, 'bucardo'>, string>;
+  /**
+   * The dbgroup every sync of the job replicates to. Its target `dbgroup <name>` (trackTarget in
+   * src/core/bucardo/names.ts) marks a change applied in the primary's track tables, so every backlog,
+   * hold and change-log query goes by it.
+   */
+  dbgroupName: string;
   paths: JobPaths;
   /** Set by the fork_bucardo plugin: this job runs a changed private copy of Bucardo (docs/fork_bucardo.md). */
   bucardoFork?: BucardoFork;
@@ -65,6 +71,7 @@ export function createJob(config: JobConfig, label = ''): Job {
     relgroupName: replicationName,
     metadataDb: config.databases.bucardo.dbname,
     bucardoDbName: { primary: 'primary_db', secondary: 'secondary_db' },
+    dbgroupName: replicationName,
     paths: {
       pidDir,
       logDir,

@@ -92,7 +92,7 @@ export async function runVerify(job: Job, options: VerifyOptions): Promise<Verif
           await Promise.all([prepareSession(primary), prepareSession(secondary)]);
           const method = await hashMethod(primary, secondary);
           progress("holding Bucardo's change records and taking the horizon for the final check");
-          const horizon = await holdAndTakeHorizon(primary, job.syncName);
+          const horizon = await holdAndTakeHorizon(primary, job);
           const scope = await findReplicationObjects(primary, job.config.bucardo.replicationObjects);
           const [ourShapes, theirShapes] = await Promise.all([
             readShapes(primary, scope.tables),
@@ -277,7 +277,7 @@ async function settle(
   if (open.length === 0 || seconds <= 0 || !options.replicating) return;
   const deadline = Date.now() + seconds * 1000;
   while (open.length > 0 && Date.now() < deadline) {
-    const backlog = (await pendingChanges(primary, job.syncName)).reduce((sum, p) => sum + p.changes, 0);
+    const backlog = (await pendingChanges(primary, job.dbgroupName)).reduce((sum, p) => sum + p.changes, 0);
     if (backlog === 0) return;
     const ranges = open.reduce((sum, w) => sum + w.differing.length, 0);
     options.progress(
@@ -361,7 +361,7 @@ async function crossCheckCounts(
   let pending = 0;
   while (open.length > 0) {
     pending = options.replicating
-      ? (await pendingChanges(primary, job.syncName)).reduce((sum, p) => sum + p.changes, 0)
+      ? (await pendingChanges(primary, job.dbgroupName)).reduce((sum, p) => sum + p.changes, 0)
       : 0;
     if (pending === 0 || Date.now() >= deadline) break;
     options.progress(

@@ -95,7 +95,7 @@ export async function runFinalCheck(
       readShapes(primary, scope.tables),
       readShapes(secondary, scope.tables),
     ]);
-    const truncated = await truncatedSince(primary, job.syncName, horizon.from);
+    const truncated = await truncatedSince(primary, job, horizon.from);
     const connections = Math.max(1, Math.min(options.settings.jobs, scope.tables.length));
     while (pool.length < connections) pool.push(await openSides(job, activity));
 
@@ -122,7 +122,7 @@ export async function runFinalCheck(
           return;
         }
         const sql = new TableSql(ours, method, collationsDiffer(ours, theirs!));
-        const log = sql.hasKey ? await findChangeLog(sides.primary, sql, job.syncName) : undefined;
+        const log = sql.hasKey ? await findChangeLog(sides.primary, sql, job) : undefined;
         const diffs: KeyDiff[] = [];
         if (!log || truncated.has(id)) {
           result.compared = 'whole table';

@@ -50,7 +50,7 @@ export async function judgeTable(
     appendAll(keys, narrowed.keys);
     appendAll(ranges, narrowed.ranges);
   }
-  const log = await findChangeLog(sides.primary, w.sql, job.syncName);
+  const log = await findChangeLog(sides.primary, w.sql, job);
   // While replication runs, rows in flight get a few seconds to arrive; without it nothing would change.
   const { mismatched, inFlight } = await classify(sides, w.sql, log, keys, {
     rounds: replicating ? 5 : 1,
@@ -76,7 +76,7 @@ export async function judgeTable(
   if (merged.length > 0) {
     report.status = 'mismatch';
     const backlog = log
-      ? (await pendingChanges(sides.primary, job.syncName)).reduce((sum, p) => sum + p.changes, 0)
+      ? (await pendingChanges(sides.primary, job.dbgroupName)).reduce((sum, p) => sum + p.changes, 0)
       : 0;
     const rows = (side: 'primary' | 'secondary') =>
       merged.reduce((sum, r) => sum + r[side].rows, 0).toLocaleString('en');

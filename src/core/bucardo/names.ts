@@ -26,3 +26,11 @@ export function isJobSyncName(name: string, replicationName: string): boolean {
     (name.startsWith(`${replicationName}_`) && /^\d+$/.test(name.slice(replicationName.length + 1)))
   );
 }
+
+/**
+ * How Bucardo names a dbgroup as a target: in the source's track tables and bucardo_delta_targets a
+ * change is applied once a row carries this target (docs/how-bucardo-behaves.md §11).
+ */
+export function trackTarget(dbgroup: string): string {
+  return `dbgroup ${dbgroup}`;
+}

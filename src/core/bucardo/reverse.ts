@@ -34,6 +34,8 @@ export function reverseJob(job: Job): Job {
     syncName: reverseSyncName(job),
     relgroupName: `${job.relgroupName}${REVERSE_SUFFIX}`,
     bucardoDbName: { primary: job.bucardoDbName.secondary, secondary: job.bucardoDbName.primary },
+    // Bucardo names the dbgroup of the reverse sync's `add sync ... dbs=` after the sync.
+    dbgroupName: reverseSyncName(job),
     config: {
       ...job.config,
       databases: {

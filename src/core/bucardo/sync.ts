@@ -10,7 +10,7 @@ import { quoteQualified } from '../quote.js';
 import { onetimecopyFor } from './names.js';
 import { auditTriggers, jobTriggerNames, listTriggers } from './triggers.js';
 import { relgroupMembers, withMetadata } from './metadata.js';
-import { dbgroupName, jobSyncs, syncCount, type JobSync } from './syncs.js';
+import { jobSyncs, syncCount, type JobSync } from './syncs.js';
 
 /**
  * `bucardo add sync` for one of this job's syncs: copy_data as onetimecopy; no kick triggers with
@@ -24,7 +24,7 @@ export function addSyncArguments(job: Job, sync: JobSync = jobSyncs(job)[0]!): s
     sync.name,
     `relgroup=${sync.relgroup}`,
     split
-      ? `dbgroup=${dbgroupName(job)}`
+      ? `dbgroup=${job.dbgroupName}`
       : `dbs=${job.bucardoDbName.primary}:source,${job.bucardoDbName.secondary}:target`,
     `onetimecopy=${onetimecopyFor(job.config.bucardo.copyData)}`,
     // With asynchronous kicking the kick triggers are never created: one table lock fewer than

@@ -1,7 +1,7 @@
 // A job's Bucardo syncs. Bucardo applies each sync with one worker (KID), so bucardo.syncs: N splits
 // the job's tables into N syncs applied in parallel. N = 1 is the one sync named after the job, as
 // always; N > 1 are <name>_1 ... <name>_N, each with its own relgroup of the same name, all sharing
-// one dbgroup named after the job (so every delta row's target stays 'dbgroup <name>' whatever N is).
+// the job's dbgroup (job.dbgroupName; so every delta row's target stays the same whatever N is).
 // Which table is in which sync is recorded in the relgroups and read back from there, never recomputed
 // for a table already recorded.
 import type { Client } from '../db.js';
@@ -37,20 +37,12 @@ export function syncNames(job: Job): string[] {
   return jobSyncs(job).map((s) => s.name);
 }
 
-/**
- * The dbgroup every sync of the job replicates to. With one sync Bucardo names it after the sync when
- * it creates it; with several the console creates it under the job's name before the first sync.
- */
-export function dbgroupName(job: Job): string {
-  return job.syncName;
-}
-
 /** `bucardo add dbgroup` for a job with several syncs (idempotent: an existing group is kept). */
 export function addDbgroupArguments(job: Job): string[] {
   return [
     'add',
     'dbgroup',
-    dbgroupName(job),
+    job.dbgroupName,
     `${job.bucardoDbName.primary}:source`,
     `${job.bucardoDbName.secondary}:target`,
   ];
