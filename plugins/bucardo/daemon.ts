@@ -28,6 +28,7 @@ import {
   withMetadata,
 } from '../../src/core/bucardo/metadata.js';
 import { recordedSyncs, syncNames } from '../../src/core/bucardo/syncs.js';
+import { adoptRecordedNames } from '../../src/core/bucardo/records.js';
 
 /**
  * Bucardo writes its pid files where bucardo_config's piddir says, recorded at install. When the
@@ -160,6 +161,8 @@ async function copyThenStart(
   started: { copy?: ParallelCopy },
 ): Promise<DaemonData> {
   await requireInstalled(job);
+  // The kicker gets the job as it is now: its backlog queries name the dbgroup the sync records.
+  await adoptRecordedNames(ctx.databases(job), ctx.activity);
   const steps: string[] = [];
   ensureDirectory(job.paths.pidDir, 'pid directory');
   ensureDirectory(job.paths.logDir, 'log directory');

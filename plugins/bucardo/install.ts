@@ -23,6 +23,7 @@ import {
   relgroupMembers,
   withMetadata,
 } from '../../src/core/bucardo/metadata.js';
+import { readJobRecords } from '../../src/core/bucardo/records.js';
 import { preflight, type Finding } from './preflight.js';
 import { describeScope, type ScopeReport } from './scope.js';
 import { jobTriggerNames, listTriggers } from '../../src/core/bucardo/triggers.js';
@@ -71,7 +72,8 @@ export async function install(ctx: CommandContext): Promise<CommandOutcome<Insta
   ensureDirectory(logDir, 'log directory');
 
   progress(`creating the metadata database ${job.metadataDb}`);
-  if (await metadataDatabaseExists(job, activity)) {
+  // Which names this job's records carry (a job installed with the old names keeps them).
+  if (await readJobRecords(job, activity)) {
     data.steps.push(`metadata database "${job.metadataDb}" already exists`);
   } else {
     await createMetadataDatabase(job, ctx);
@@ -465,7 +467,8 @@ export async function uninstall(ctx: CommandContext): Promise<CommandOutcome<Uni
     await stopDaemon(job, ctx);
     steps.push('stopped the Bucardo daemon and the kicker');
   }
-  const metadataExists = await metadataDatabaseExists(job, activity);
+  // Its own session (not ctx.db): the metadata database may be dropped below.
+  const metadataExists = (await readJobRecords(job, activity)) !== undefined;
   let sharedWith: string[] = [];
   if (metadataExists) {
     sharedWith = await withMetadata(job, (client) => otherSyncs(client, syncNames(job)), activity);

@@ -14,7 +14,8 @@ import {
 import { applyTriggerPolicy, dropJobTriggers } from './triggers.js';
 import { copyState } from '../../src/core/copy-progress.js';
 import { addSyncArguments, confirmCopyOverwrite, explainSyncFailure } from '../../src/core/bucardo/sync.js';
-import { addDbgroupArguments, jobSyncs, syncNames } from '../../src/core/bucardo/syncs.js';
+import { jobSyncs, syncNames } from '../../src/core/bucardo/syncs.js';
+import { readJobRecords, ensureDbgroup } from '../../src/core/bucardo/records.js';
 
 export interface TriggerData {
   steps: string[];
@@ -33,27 +34,22 @@ async function requireRecorded(job: Job): Promise<void> {
 
 export async function addTriggers(ctx: CommandContext): Promise<CommandOutcome<TriggerData>> {
   const { job, activity } = ctx;
+  await readJobRecords(ctx.db, activity);
   await requireRecorded(job);
   const steps: string[] = [];
   const asynchronous = job.config.bucardo.asynchronousKicking;
   const syncs = jobSyncs(job);
   const recorded = await withMetadata(
     job,
-    async (client) => ({
-      rows: await Promise.all(syncs.map((s) => syncRow(client, s.name))),
-      dbgroup: (await client.query('SELECT 1 FROM bucardo.dbgroup WHERE name = $1', [job.dbgroupName]))
-        .rowCount,
-    }),
+    async (client) => ({ rows: await Promise.all(syncs.map((s) => syncRow(client, s.name))) }),
     activity,
   );
   try {
     if (recorded.rows.some((row) => !row)) {
       const confirmed = await confirmCopyOverwrite(ctx, 'bucardo.add_triggers');
       if (confirmed) steps.push(confirmed);
-    }
-    if (syncs.length > 1 && !recorded.dbgroup) {
-      await runBucardo(job, addDbgroupArguments(job), { activity });
-      steps.push(`created dbgroup ${job.dbgroupName} (shared by the ${syncs.length} syncs)`);
+      const dbgroup = await ensureDbgroup(job, activity);
+      if (dbgroup) steps.push(dbgroup);
     }
     for (const [i, sync] of syncs.entries()) {
       const row = recorded.rows[i];

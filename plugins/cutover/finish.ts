@@ -26,6 +26,7 @@ import { daemonPid, kickSync, stopDaemon, syncLoaded } from '../../src/core/buca
 import { reverseJob } from '../../src/core/bucardo/reverse.js';
 import { metadataDatabaseExists, syncRow, withMetadata } from '../../src/core/bucardo/metadata.js';
 import { syncNames } from '../../src/core/bucardo/syncs.js';
+import { adoptRecordedNames } from '../../src/core/bucardo/records.js';
 import { collectReadiness, type ReadinessItem } from './check.js';
 import {
   lastVerifyRun,
@@ -272,12 +273,14 @@ const FORWARD: Direction = { command: 'cutover.finish', from: 'the primary', to:
 const BACKWARD: Direction = { command: 'cutover.rollback', from: 'the secondary (B)', to: 'the primary (A)' };
 
 export async function finish(ctx: CommandContext): Promise<CommandOutcome<FinishData>> {
+  await adoptRecordedNames(ctx.db, ctx.activity);
   return switchOver(ctx, ctx.job, FORWARD);
 }
 
 /** cutover.rollback: only after the forward cutover finished with the way back set up. */
 export async function rollback(ctx: CommandContext): Promise<CommandOutcome<FinishData>> {
   const { job } = ctx;
+  await adoptRecordedNames(ctx.db, ctx.activity);
   const forward = (await metadataDatabaseExists(job, ctx.activity))
     ? await withRecords(job, ctx.activity, (client) => readProgress(client, job))
     : undefined;

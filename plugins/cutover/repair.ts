@@ -6,6 +6,7 @@
 // 3. write change records for the rest on the primary in one transaction, kick, wait until Bucardo
 //    applied them;
 // 4. re-read those keys on both sides. The validation check then runs a whole verify.
+import { adoptRecordedNames } from '../../src/core/bucardo/records.js';
 import { OperatorError } from '../../src/core/errors.js';
 import type { Job } from '../../src/core/job.js';
 import { findReplicationObjects } from '../../src/core/objects.js';
@@ -199,6 +200,7 @@ export async function repair(ctx: CommandContext): Promise<CommandOutcome<Repair
   const started = Date.now();
   // Declared in index.ts: --wait SECONDS (also wait=SECONDS); the config's drain_timeout otherwise.
   const waitSeconds = ctx.options.number('wait') ?? cutoverSettings(job.config).drainTimeoutSeconds;
+  await adoptRecordedNames(ctx.db, activity);
   await requireReplicating(job);
   const last = await withRecords(job, activity, (client) => lastVerifyReport(client, job));
   if (!last)

@@ -17,6 +17,7 @@ import {
   syncRow,
   withMetadata,
 } from '../../src/core/bucardo/metadata.js';
+import { ensureDbgroup } from '../../src/core/bucardo/records.js';
 import { reverseJob, reverseNameProblem } from '../../src/core/bucardo/reverse.js';
 import { addSyncArguments } from '../../src/core/bucardo/sync.js';
 import { dropTriggersInRounds, jobTriggerNames, listTriggers } from '../../src/core/bucardo/triggers.js';
@@ -127,6 +128,9 @@ export async function setUpWayBack(job: Job, ctx: CommandContext): Promise<strin
     );
   }
   steps.push(`recorded ${tables.length} table(s) of the secondary in relgroup ${reverse.relgroupName}`);
+  // Its own dbgroup (B source, A target): `add sync ... dbs=` would take any with those databases.
+  const dbgroup = await ensureDbgroup(reverse, ctx.activity);
+  if (dbgroup) steps.push(dbgroup);
   ctx.progress(`creating sync ${reverse.syncName} (its triggers on the secondary's tables)`);
   const dbName = reverse.bucardoDbName.primary;
   const original = await withMetadata(
@@ -224,6 +228,18 @@ export async function removeWayBack(
     await runBucardo(job, ['remove', 'relgroup', reverse.relgroupName], { activity: ctx.activity });
     steps.push(`removed relgroup ${reverse.relgroupName}`);
   }
+  const dbgroup = await withMetadata(
+    job,
+    async (client) =>
+      (
+        await client.query(
+          'DELETE FROM bucardo.dbgroup g WHERE name = $1 AND NOT EXISTS (SELECT 1 FROM bucardo.sync s WHERE s.dbs = g.name)',
+          [reverse.dbgroupName],
+        )
+      ).rowCount,
+    ctx.activity,
+  );
+  if (dbgroup) steps.push(`removed dbgroup ${reverse.dbgroupName}`);
   const { policy, setting } = triggerDropPolicy(job);
   const result = await withClient(
     reverse,

@@ -37,17 +37,6 @@ export function syncNames(job: Job): string[] {
   return jobSyncs(job).map((s) => s.name);
 }
 
-/** `bucardo add dbgroup` for a job with several syncs (idempotent: an existing group is kept). */
-export function addDbgroupArguments(job: Job): string[] {
-  return [
-    'add',
-    'dbgroup',
-    job.dbgroupName,
-    `${job.bucardoDbName.primary}:source`,
-    `${job.bucardoDbName.secondary}:target`,
-  ];
-}
-
 /** The job's syncs recorded in Bucardo (all of them once bucardo.add_triggers has run), in order. */
 export async function recordedSyncs(client: Client, job: Job): Promise<SyncRow[]> {
   const rows = await Promise.all(syncNames(job).map((name) => syncRow(client, name)));
