@@ -28,7 +28,7 @@ import {
   withMetadata,
 } from '../../src/core/bucardo/metadata.js';
 import { recordedSyncs, syncNames } from '../../src/core/bucardo/syncs.js';
-import { adoptRecordedNames } from '../../src/core/bucardo/records.js';
+import { adoptRecordedNames, ownSyncNames } from '../../src/core/bucardo/records.js';
 
 /**
  * Bucardo writes its pid files where bucardo_config's piddir says, recorded at install. When the
@@ -40,7 +40,7 @@ import { adoptRecordedNames } from '../../src/core/bucardo/records.js';
 async function adoptPidDir(job: Job): Promise<string | undefined> {
   const { recorded, others } = await withMetadata(job, async (client) => ({
     recorded: await recordedPidDir(client),
-    others: await otherSyncs(client, syncNames(job)),
+    others: await otherSyncs(client, ownSyncNames(job)),
   }));
   if (recorded === undefined || recorded === job.paths.pidDir) return undefined;
   const running = liveBucardoPids(recorded, false);

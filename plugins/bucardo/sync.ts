@@ -15,7 +15,7 @@ import { applyTriggerPolicy, dropJobTriggers } from './triggers.js';
 import { copyState } from '../../src/core/copy-progress.js';
 import { addSyncArguments, confirmCopyOverwrite, explainSyncFailure } from '../../src/core/bucardo/sync.js';
 import { jobSyncs, syncNames } from '../../src/core/bucardo/syncs.js';
-import { readJobRecords, ensureDbgroup } from '../../src/core/bucardo/records.js';
+import { readJobRecords, ensureDbgroup, refuseSharedRecords } from '../../src/core/bucardo/records.js';
 
 export interface TriggerData {
   steps: string[];
@@ -34,8 +34,9 @@ async function requireRecorded(job: Job): Promise<void> {
 
 export async function addTriggers(ctx: CommandContext): Promise<CommandOutcome<TriggerData>> {
   const { job, activity } = ctx;
-  await readJobRecords(ctx.db, activity);
+  const records = await readJobRecords(ctx.db, activity);
   await requireRecorded(job);
+  if (records) refuseSharedRecords(job, records, 'bucardo.add_triggers');
   const steps: string[] = [];
   const asynchronous = job.config.bucardo.asynchronousKicking;
   const syncs = jobSyncs(job);
@@ -109,6 +110,9 @@ export async function addTriggers(ctx: CommandContext): Promise<CommandOutcome<T
 
 export async function dropTriggers(ctx: CommandContext): Promise<CommandOutcome<TriggerData>> {
   const { job, activity } = ctx;
+  const records = await readJobRecords(ctx.db, activity);
+  // Removing a sync another job runs under the same name would stop that job's replication.
+  if (records) refuseSharedRecords(job, records, 'bucardo.drop_triggers', { includeKeepable: false });
   if (isDaemonRunning(job)) {
     throw new OperatorError(
       `The Bucardo daemon of ${job.name} is running: dropping its triggers now would silently stop capturing changes for a live sync. Stop it first with bucardo.stop, then run bucardo.drop_triggers.`,

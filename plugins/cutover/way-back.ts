@@ -17,7 +17,7 @@ import {
   syncRow,
   withMetadata,
 } from '../../src/core/bucardo/metadata.js';
-import { ensureDbgroup } from '../../src/core/bucardo/records.js';
+import { ensureDbgroup, readRecords, refuseSharedRecords } from '../../src/core/bucardo/records.js';
 import { reverseJob, reverseNameProblem } from '../../src/core/bucardo/reverse.js';
 import { addSyncArguments } from '../../src/core/bucardo/sync.js';
 import { dropTriggersInRounds, jobTriggerNames, listTriggers } from '../../src/core/bucardo/triggers.js';
@@ -97,6 +97,7 @@ export async function setUpWayBack(job: Job, ctx: CommandContext): Promise<strin
   const reverse = reverseJob(job);
   if (await wayBackExists(job, ctx.activity))
     return [`the way back (sync ${reverse.syncName}, B→A) is already set up`];
+  refuseSharedRecords(job, await withMetadata(job, readRecords, ctx.activity), 'cutover.finish --way-back');
   const steps: string[] = [];
   const { members, exists } = await withMetadata(
     job,

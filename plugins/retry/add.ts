@@ -18,7 +18,7 @@ import {
   explainSyncFailure,
   validateTriggers,
 } from '../../src/core/bucardo/sync.js';
-import { readJobRecords, ensureDbgroup } from '../../src/core/bucardo/records.js';
+import { readJobRecords, ensureDbgroup, refuseSharedRecords } from '../../src/core/bucardo/records.js';
 import {
   jobSyncs,
   type JobSync,
@@ -129,8 +129,9 @@ export async function addTriggers(ctx: CommandContext): Promise<CommandOutcome<R
   const started = Date.now();
   const policy = retryPolicy(job);
   const { settings } = policy;
-  await readJobRecords(ctx.db, activity);
+  const records = await readJobRecords(ctx.db, activity);
   await requirePrepared(job, ctx);
+  if (records) refuseSharedRecords(job, records, 'retry.add_triggers');
   return withClient(job, { role: 'primary', login: 'schema_owner', activity }, async (primary) => {
     let states = await triggerStates(primary, job);
     await requireRecordedScope(job, states, ctx);

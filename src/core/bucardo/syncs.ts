@@ -65,15 +65,17 @@ export async function tablesBySync(job: Job, activity?: Activity): Promise<Map<s
 }
 
 /**
- * Relgroups with members that carry this job's name but are not among its syncs' relgroups: the job
- * was installed with another bucardo.syncs. Their tables would be left out of every sync.
+ * Relgroups with members on this job's primary that carry this job's name but are not among its
+ * syncs' relgroups: the job was installed with another bucardo.syncs. Their tables would be left out
+ * of every sync. (A relgroup <name>_2 on another database is another job's.)
  */
 export async function strayRelgroups(client: Client, job: Job): Promise<string[]> {
   const own = jobSyncs(job).map((s) => s.relgroup);
   const { rows } = await client.query<{ name: string }>(
-    `SELECT DISTINCT h.herd AS name FROM bucardo.herdmap h
-      WHERE (h.herd = $1 OR h.herd ~ ('^' || $1 || '_[0-9]+$')) AND NOT h.herd = ANY($2) ORDER BY 1`,
-    [job.relgroupName, own],
+    `SELECT DISTINCT h.herd AS name FROM bucardo.herdmap h JOIN bucardo.goat g ON g.id = h.goat
+      WHERE (h.herd = $1 OR h.herd ~ ('^' || $1 || '_[0-9]+$')) AND NOT h.herd = ANY($2) AND g.db = $3
+      ORDER BY 1`,
+    [job.relgroupName, own, job.bucardoDbName.primary],
   );
   return rows.map((row) => row.name);
 }
