@@ -406,7 +406,7 @@ async function caughtUp(job: Job): Promise<void> {
   const { pendingChanges } = await import('../src/core/pending.js');
   for (;;) {
     const pending = await withClient(job, { role: 'primary' }, (client) =>
-      pendingChanges(client, job.syncName),
+      pendingChanges(client, job.dbgroupName),
     );
     if (pending.reduce((sum, p) => sum + p.changes, 0) === 0) return;
     await sleep(200);

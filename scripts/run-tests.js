@@ -47,6 +47,7 @@ const EXPECTED_SECONDS = {
   'integration/stall': 114,
   'integration/bucardo': 87,
   'integration/faults': 76,
+  'integration/shared-metadata': 100,
   'integration/cutover-wayback': 70,
   'integration/cascade': 68,
   'integration/concurrency': 64,

@@ -29,6 +29,7 @@ import {
   withMetadata,
 } from '../../src/core/bucardo/metadata.js';
 import { recordedSyncs, syncNames } from '../../src/core/bucardo/syncs.js';
+import { adoptRecordedNames, ownSyncNames } from '../../src/core/bucardo/records.js';
 
 /**
  * Bucardo writes its pid files where bucardo_config's piddir says, recorded at install. When the
@@ -40,7 +41,7 @@ import { recordedSyncs, syncNames } from '../../src/core/bucardo/syncs.js';
 async function adoptPidDir(job: Job): Promise<string | undefined> {
   const { recorded, others } = await withMetadata(job, async (client) => ({
     recorded: await recordedPidDir(client),
-    others: await otherSyncs(client, syncNames(job)),
+    others: await otherSyncs(client, ownSyncNames(job)),
   }));
   if (recorded === undefined || recorded === job.paths.pidDir) return undefined;
   const running = liveBucardoPids(recorded, false);
@@ -161,6 +162,8 @@ async function copyThenStart(
   started: { copy?: ParallelCopy },
 ): Promise<DaemonData> {
   await requireInstalled(job);
+  // The kicker gets the job as it is now: its backlog queries name the dbgroup the sync records.
+  await adoptRecordedNames(ctx.databases(job), ctx.activity);
   const steps: string[] = [];
   ensureDirectory(job.paths.pidDir, 'pid directory');
   ensureDirectory(job.paths.logDir, 'log directory');

@@ -11,6 +11,7 @@ interface InstallView {
   scope?: ScopeReport;
   findings: { ok: boolean; item: string; detail: string; fix?: string }[];
   steps: string[];
+  otherJobs?: { name: string; syncs: string[]; databases: { name: string; where: string }[] }[];
 }
 
 const install = () => import('./install.js');
@@ -35,6 +36,15 @@ export default definePlugin({
             `  ${f.ok ? 'ok  ' : 'FAIL'} ${f.item}: ${f.detail}${!f.ok && f.fix ? `\n       fix: ${f.fix}` : ''}`,
         ),
         ...(data.steps.length ? ['Install:', ...data.steps.map((s) => `  - ${s}`)] : []),
+        ...(data.otherJobs?.length
+          ? [
+              'Other jobs in the metadata database (left as they are):',
+              ...data.otherJobs.map(
+                (o) =>
+                  `  - ${o.name}: ${o.syncs.length ? `sync ${o.syncs.join(', ')}` : 'no sync'}; ${o.databases.map((d) => `${d.name} (${d.where})`).join(', ') || 'no database'}`,
+              ),
+            ]
+          : []),
       ],
     },
     scope: {

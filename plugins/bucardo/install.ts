@@ -16,25 +16,38 @@ import { bucardoRelationName, quoteIdent } from '../../src/core/quote.js';
 import type { CommandContext, CommandOutcome } from '../../src/core/plugin.js';
 import type { Relation } from '../../src/core/objects.js';
 import { isDaemonRunning, stopDaemon } from '../../src/core/bucardo/daemon.js';
+import { kickerStatus } from '../../src/core/kicker.js';
 import {
   metadataDatabaseExists,
-  otherSyncs,
   recordedDatabases,
+  recordedPidDir,
   relgroupMembers,
   withMetadata,
 } from '../../src/core/bucardo/metadata.js';
+import {
+  otherJobs,
+  readJobRecords,
+  readRecords,
+  refuseSharedRecords,
+  removalPlan,
+  removeRecords,
+  type OtherJob,
+  type RemovalPlan,
+} from '../../src/core/bucardo/records.js';
 import { preflight, type Finding } from './preflight.js';
 import { describeScope, type ScopeReport } from './scope.js';
 import { jobTriggerNames, listTriggers } from '../../src/core/bucardo/triggers.js';
 import { formatFailures, lockBoundedDdl } from '../../src/core/ddl.js';
 import { dropJobTriggers } from './triggers.js';
-import { jobSyncs, planSyncs, strayRelgroups, syncCount, syncNames } from '../../src/core/bucardo/syncs.js';
+import { jobSyncs, planSyncs, strayRelgroups, syncCount } from '../../src/core/bucardo/syncs.js';
 
 export interface InstallData {
   /** What the filters select, shown before anything else (absent when the primary cannot be read). */
   scope?: ScopeReport;
   findings: Finding[];
   steps: string[];
+  /** The other jobs whose records the metadata database holds (absent when there are none). */
+  otherJobs?: OtherJob[];
 }
 
 /** Names per `bucardo add table` call: one Perl start per batch instead of per table. */
@@ -67,13 +80,26 @@ export async function install(ctx: CommandContext): Promise<CommandOutcome<Insta
     };
   }
   const { pidDir, logDir } = job.paths;
+  progress(`reading the records of the metadata database ${job.metadataDb}`);
+  // Which names this job's records carry, and whether another job uses any of them: before anything changes.
+  const records = await readJobRecords(job, activity);
+  if (records) {
+    refuseSharedRecords(job, records, 'bucardo.install');
+    const others = otherJobs(records, job);
+    await refuseOtherPidDir(job, others, activity);
+    data.steps.push(`metadata database "${job.metadataDb}" already exists`);
+    if (others.length) {
+      data.otherJobs = others;
+      data.steps.push(
+        `it also holds ${others.length} other job(s), left as they are: ${others.map((o) => o.name).join(', ')}`,
+      );
+    }
+  }
   ensureDirectory(pidDir, 'pid directory');
   ensureDirectory(logDir, 'log directory');
 
-  progress(`creating the metadata database ${job.metadataDb}`);
-  if (await metadataDatabaseExists(job, activity)) {
-    data.steps.push(`metadata database "${job.metadataDb}" already exists`);
-  } else {
+  if (!records) {
+    progress(`creating the metadata database ${job.metadataDb}`);
     await createMetadataDatabase(job, ctx);
     data.steps.push(
       `created metadata database "${job.metadataDb}" on ${job.config.databases.bucardo.host}:${job.config.databases.bucardo.port}`,
@@ -98,6 +124,21 @@ export async function install(ctx: CommandContext): Promise<CommandOutcome<Insta
       .map((s) => s.relgroup)
       .join(', ')}.`,
   };
+}
+
+/**
+ * One daemon serves every sync of a metadata database, from the pid dir its settings record (which
+ * bucardo.install sets): pointing that at this job's pid dir would lose the other jobs' running
+ * daemon. bucardo.start refuses the same.
+ */
+async function refuseOtherPidDir(job: Job, others: OtherJob[], activity: CommandContext['activity']) {
+  const syncs = others.flatMap((o) => o.syncs);
+  if (syncs.length === 0) return;
+  const recorded = await withMetadata(job, recordedPidDir, activity);
+  if (recorded === undefined || recorded === job.paths.pidDir) return;
+  throw new OperatorError(
+    `The metadata database ${job.metadataDb} also holds other jobs' syncs (${syncs.join(', ')}), and its daemon keeps its pid files in ${recorded}, not in this config's bucardo.pid_dir ${job.paths.pidDir}. One daemon serves every sync of a metadata database, so bucardo.install changed nothing rather than point it elsewhere. Set bucardo.pid_dir to ${recorded} in this config, or give each job its own metadata database with the concurrency plugin.`,
+  );
 }
 
 /**
@@ -460,21 +501,23 @@ export interface UninstallData {
 export async function uninstall(ctx: CommandContext): Promise<CommandOutcome<UninstallData>> {
   const { job, activity, progress } = ctx;
   const steps: string[] = [];
-  if (isDaemonRunning(job)) {
+  // Its own session (not ctx.db): the metadata database may be dropped below.
+  const records = await readJobRecords(job, activity);
+  // A record named after this job that another job's replication uses (the same replication name
+  // on other databases) is not this job's to remove. Records this job shares are kept for the other.
+  if (records) refuseSharedRecords(job, records, 'bucardo.uninstall', { includeKeepable: false });
+  const others = records ? otherJobs(records, job) : [];
+  // The kicker too when the daemon is gone: another job of the metadata database may have stopped
+  // their shared daemon, and the kicker's session would keep the metadata database from being dropped.
+  if (isDaemonRunning(job) || kickerStatus(job).running) {
     progress('stopping the daemon');
-    await stopDaemon(job, ctx);
-    steps.push('stopped the Bucardo daemon and the kicker');
+    steps.push(...(await stopDaemon(job, ctx)).steps);
   }
-  const metadataExists = await metadataDatabaseExists(job, activity);
-  let sharedWith: string[] = [];
-  if (metadataExists) {
-    sharedWith = await withMetadata(job, (client) => otherSyncs(client, syncNames(job)), activity);
-    // In a shared metadata database the other jobs' daemon may validate syncs again: remove ours
-    // first so nothing re-creates the triggers we are about to drop.
-    if (sharedWith.length > 0)
-      for (const name of syncNames(job))
-        await runBucardo(job, ['remove', 'sync', name], { activity, allowFailure: true });
-  }
+  const plan = records && others.length ? removalPlan(records, job) : undefined;
+  // In a shared metadata database the other jobs' daemon may validate syncs again: remove ours
+  // first so nothing re-creates the triggers we are about to drop.
+  for (const name of plan?.syncs ?? [])
+    await runBucardo(job, ['remove', 'sync', name], { activity, allowFailure: true });
   progress('dropping triggers table by table');
   const drop = await dropJobTriggers(job, activity, progress);
   if (drop.dropped.length) steps.push(`dropped this job's triggers on ${drop.dropped.length} table(s)`);
@@ -493,12 +536,10 @@ export async function uninstall(ctx: CommandContext): Promise<CommandOutcome<Uni
     async (client) => dropBucardoSchema(client, job),
   );
   steps.push(schemaStep);
-  if (metadataExists) {
-    if (sharedWith.length > 0) {
-      await removeJobFromSharedMetadata(job, ctx);
-      steps.push(
-        `metadata database ${job.metadataDb} kept: it also holds sync(s) ${sharedWith.join(', ')}; removed only this job's sync, relgroup and databases`,
-      );
+  if (records) {
+    if (plan) {
+      await withMetadata(job, (client) => removeRecords(client, plan), activity);
+      steps.push(...sharedRemovalSteps(job, plan, others));
     } else {
       progress(`dropping the metadata database ${job.metadataDb}`);
       await withClient(
@@ -559,29 +600,42 @@ async function dropBucardoSchema(client: Client, job: Job): Promise<string> {
   return 'dropped the bucardo schema on the primary';
 }
 
-async function removeJobFromSharedMetadata(job: Job, ctx: CommandContext): Promise<void> {
-  const remove = (args: string[]) =>
-    runBucardo(job, ['remove', ...args], { activity: ctx.activity, allowFailure: true });
-  for (const sync of jobSyncs(job)) await remove(['relgroup', sync.relgroup]);
-  await withMetadata(
-    job,
-    async (client) => {
-      await client.query('DELETE FROM bucardo.goat WHERE db = $1', [job.bucardoDbName.primary]);
-    },
-    ctx.activity,
-  );
-  await remove(['db', job.bucardoDbName.primary, job.bucardoDbName.secondary, '--force']);
+function sharedRemovalSteps(job: Job, plan: RemovalPlan, others: OtherJob[]): string[] {
+  const kinds: [string, string[]][] = [
+    ['sync', plan.syncs],
+    ['relgroup', plan.relgroups],
+    ['dbgroup', plan.dbgroups],
+    ['database', plan.databases],
+  ];
+  const removed = kinds
+    .filter(([, names]) => names.length)
+    .map(([kind, names]) => `${kind} ${names.join(', ')}`);
+  return [
+    `metadata database ${job.metadataDb} kept: it also holds job(s) ${others.map((o) => o.name).join(', ')}; removed only this job's records (${removed.join('; ') || 'none left'})`,
+    ...plan.kept.map((k) => `kept ${k.record}: job ${k.job} uses it too`),
+  ];
 }
 
 export async function validateUninstall(ctx: CommandContext) {
   const { job } = ctx;
   const exists = await metadataDatabaseExists(job);
+  // Kept when other jobs use it: then none of this job's records may be left in it.
+  const left = exists ? removalPlan(await withMetadata(job, readRecords), job) : undefined;
+  const leftover = left
+    ? [...left.syncs, ...left.relgroups, ...left.dbgroups, ...left.databases].join(', ')
+    : '';
   const { triggers, schema } = await withClient(job, { role: 'primary' }, async (client) => ({
     triggers: await listTriggers(client, jobTriggerNames(job)),
     schema: ((await client.query("SELECT 1 FROM pg_namespace WHERE nspname = 'bucardo'")).rowCount ?? 0) > 0,
   }));
   return [
-    { name: `metadata database ${job.metadataDb} gone`, pass: !exists },
+    exists
+      ? {
+          name: `no record of this job left in the metadata database ${job.metadataDb} (kept for other jobs)`,
+          pass: leftover === '',
+          ...(leftover ? { detail: leftover } : {}),
+        }
+      : { name: `metadata database ${job.metadataDb} gone`, pass: true },
     {
       name: 'no bucardo trigger of this job on the primary',
       pass: triggers.length === 0,

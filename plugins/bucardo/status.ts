@@ -19,6 +19,7 @@ import {
   withMetadata,
 } from '../../src/core/bucardo/metadata.js';
 import { recordedTableSyncs, syncNames } from '../../src/core/bucardo/syncs.js';
+import { applyRecordedNames, readRecords, recordedNames } from '../../src/core/bucardo/records.js';
 import { STATE_EXIT_CODES, formatDuration, type StatusState } from './status-format.js';
 
 export type { StatusState } from './status-format.js';
@@ -149,6 +150,8 @@ export async function collectStatus(db: DatabaseContext): Promise<StatusData> {
   if (data.installed) {
     const infos = await reach(unreachable, 'metadata database', () =>
       withMetadata(db, async (client) => {
+        // The backlog below goes by the dbgroup the job's syncs record (a job installed with the old names).
+        applyRecordedNames(job, recordedNames(await readRecords(client), job));
         const tables = await recordedTableSyncs(client, job);
         return Promise.all(
           syncNames(job).map(async (name) => ({
@@ -187,7 +190,7 @@ export async function collectStatus(db: DatabaseContext): Promise<StatusData> {
     }
   }
   const pending = await reach(unreachable, 'primary', () =>
-    db.primary().then((client) => pendingChanges(client, job.syncName)),
+    db.primary().then((client) => pendingChanges(client, job.dbgroupName)),
   );
   data.pending = pending ?? [];
   for (const sync of data.syncs ?? []) {

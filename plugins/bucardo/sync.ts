@@ -16,7 +16,8 @@ import { describeFenceOutcome, ensureCommitFence } from '../../src/core/bucardo/
 import { lockRounds } from '../../src/core/rounds.js';
 import { copyState } from '../../src/core/copy-progress.js';
 import { addSyncArguments, confirmCopyOverwrite, explainSyncFailure } from '../../src/core/bucardo/sync.js';
-import { addDbgroupArguments, dbgroupName, jobSyncs, syncNames } from '../../src/core/bucardo/syncs.js';
+import { jobSyncs, syncNames } from '../../src/core/bucardo/syncs.js';
+import { readJobRecords, ensureDbgroup, refuseSharedRecords } from '../../src/core/bucardo/records.js';
 
 export interface TriggerData {
   steps: string[];
@@ -35,27 +36,23 @@ async function requireRecorded(job: Job): Promise<void> {
 
 export async function addTriggers(ctx: CommandContext): Promise<CommandOutcome<TriggerData>> {
   const { job, activity } = ctx;
+  const records = await readJobRecords(ctx.db, activity);
   await requireRecorded(job);
+  if (records) refuseSharedRecords(job, records, 'bucardo.add_triggers');
   const steps: string[] = [];
   const asynchronous = job.config.bucardo.asynchronousKicking;
   const syncs = jobSyncs(job);
   const recorded = await withMetadata(
     job,
-    async (client) => ({
-      rows: await Promise.all(syncs.map((s) => syncRow(client, s.name))),
-      dbgroup: (await client.query('SELECT 1 FROM bucardo.dbgroup WHERE name = $1', [dbgroupName(job)]))
-        .rowCount,
-    }),
+    async (client) => ({ rows: await Promise.all(syncs.map((s) => syncRow(client, s.name))) }),
     activity,
   );
   try {
     if (recorded.rows.some((row) => !row)) {
       const confirmed = await confirmCopyOverwrite(ctx, 'bucardo.add_triggers');
       if (confirmed) steps.push(confirmed);
-    }
-    if (syncs.length > 1 && !recorded.dbgroup) {
-      await runBucardo(job, addDbgroupArguments(job), { activity });
-      steps.push(`created dbgroup ${dbgroupName(job)} (shared by the ${syncs.length} syncs)`);
+      const dbgroup = await ensureDbgroup(job, activity);
+      if (dbgroup) steps.push(dbgroup);
     }
     for (const [i, sync] of syncs.entries()) {
       const row = recorded.rows[i];
@@ -124,6 +121,9 @@ export async function addTriggers(ctx: CommandContext): Promise<CommandOutcome<T
 
 export async function dropTriggers(ctx: CommandContext): Promise<CommandOutcome<TriggerData>> {
   const { job, activity } = ctx;
+  const records = await readJobRecords(ctx.db, activity);
+  // Removing a sync another job runs under the same name would stop that job's replication.
+  if (records) refuseSharedRecords(job, records, 'bucardo.drop_triggers', { includeKeepable: false });
   if (isDaemonRunning(job)) {
     throw new OperatorError(
       `The Bucardo daemon of ${job.name} is running: dropping its triggers now would silently stop capturing changes for a live sync. Stop it first with bucardo.stop, then run bucardo.drop_triggers.`,

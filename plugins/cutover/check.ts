@@ -17,6 +17,7 @@ import { lastVerifyRun, withRecords, type VerifyRecord } from './records.js';
 import { indexGap, materializedViewGap } from './compare/secondary-state.js';
 import { cutoverSettings } from './settings.js';
 import { activeDirection } from './way-back.js';
+import { adoptRecordedNames } from '../../src/core/bucardo/records.js';
 
 export interface ReadinessItem {
   item: string;
@@ -106,7 +107,7 @@ export async function collectReadiness(job: Job, activity: Activity): Promise<Ch
       'make sure the primary is reachable, then bucardo.status',
       async () => {
         const pending = await withClient(job, { role: 'primary', activity }, (client) =>
-          pendingChanges(client, job.syncName),
+          pendingChanges(client, job.dbgroupName),
         );
         const total = pending.reduce((sum, p) => sum + p.changes, 0);
         const oldest = pending
@@ -275,6 +276,7 @@ function verifyItem(
 }
 
 export async function check(ctx: CommandContext): Promise<CommandOutcome<CheckData>> {
+  await adoptRecordedNames(ctx.db, ctx.activity);
   // After cutover.finish --way-back the list is about the way back: B→A, for cutover.rollback.
   const job = await activeDirection(ctx.job, ctx.activity);
   const back = job !== ctx.job;

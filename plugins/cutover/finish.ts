@@ -26,6 +26,7 @@ import { daemonPid, kickSync, stopDaemon, syncLoaded } from '../../src/core/buca
 import { reverseJob } from '../../src/core/bucardo/reverse.js';
 import { metadataDatabaseExists, syncRow, withMetadata } from '../../src/core/bucardo/metadata.js';
 import { syncNames } from '../../src/core/bucardo/syncs.js';
+import { adoptRecordedNames } from '../../src/core/bucardo/records.js';
 import { collectReadiness, type ReadinessItem } from './check.js';
 import {
   inFlightKeys,
@@ -136,10 +137,10 @@ async function writesAfterConfirmation(
   progress: FinishProgress,
 ): Promise<string | undefined> {
   return withClient(job, { role: 'primary', activity: ctx.activity }, async (client) => {
-    const writes = await writesSince(client, job.syncName, progress.confirmed!);
+    const writes = await writesSince(client, job.dbgroupName, progress.confirmed!);
     if (writes.length)
       return `${writes.reduce((sum, w) => sum + w.changes, 0)} change(s) by transactions started after ${progress.confirmed} (${describeWrites(writes)})`;
-    const pending = progress.drained ? await backlog(client, job.syncName) : 0;
+    const pending = progress.drained ? await backlog(client, job.dbgroupName) : 0;
     return pending ? `${pending} change(s) committed after the backlog was drained` : undefined;
   });
 }
@@ -155,7 +156,7 @@ async function drain(job: Job, ctx: CommandContext): Promise<number> {
   // One connection for the whole wait (closed by withClient whatever happens), not one per look.
   return withClient(job, { role: 'primary', activity: ctx.activity }, async (client) => {
     for (;;) {
-      const pending = await backlog(client, job.syncName);
+      const pending = await backlog(client, job.dbgroupName);
       if (pending === 0) return Math.round((Date.now() - started) / 100) / 10;
       if (Date.now() - started > settings.drainTimeoutSeconds * 1000) {
         throw new OperatorError(
@@ -231,7 +232,7 @@ async function changeCheckPossible(
     return { why: 'the last verify recorded no horizon (no change capture on the primary when it ran)' };
   const horizon = last.horizon;
   const hold = await withClient(job, { role: 'primary', activity: ctx.activity }, (client) =>
-    holdIntact(client, job.syncName, horizon),
+    holdIntact(client, job, horizon),
   );
   if (!hold.intact)
     return { why: `the change records since the last verify may be incomplete: ${hold.detail}` };
@@ -277,12 +278,14 @@ const FORWARD: Direction = { command: 'cutover.finish', from: 'the primary', to:
 const BACKWARD: Direction = { command: 'cutover.rollback', from: 'the secondary (B)', to: 'the primary (A)' };
 
 export async function finish(ctx: CommandContext): Promise<CommandOutcome<FinishData>> {
+  await adoptRecordedNames(ctx.db, ctx.activity);
   return switchOver(ctx, ctx.job, FORWARD);
 }
 
 /** cutover.rollback: only after the forward cutover finished with the way back set up. */
 export async function rollback(ctx: CommandContext): Promise<CommandOutcome<FinishData>> {
   const { job } = ctx;
+  await adoptRecordedNames(ctx.db, ctx.activity);
   const forward = (await metadataDatabaseExists(job, ctx.activity))
     ? await withRecords(job, ctx.activity, (client) => readProgress(client, job))
     : undefined;

@@ -7,6 +7,7 @@
 //    B→A and its triggers on B, removed table by table under bounded lock waits. After that the
 //    primary no longer receives the secondary's writes: cutover.rollback is no longer possible.
 // Running it again finds nothing left and says so.
+import { adoptRecordedNames } from '../../src/core/bucardo/records.js';
 import { withClient } from '../../src/core/db.js';
 import { formatFailures, type TableFailure } from '../../src/core/ddl.js';
 import type { Check, CommandContext, CommandOutcome } from '../../src/core/plugin.js';
@@ -25,6 +26,7 @@ export interface ReleaseData {
 
 export async function release(ctx: CommandContext): Promise<CommandOutcome<ReleaseData>> {
   const { job } = ctx;
+  await adoptRecordedNames(ctx.db, ctx.activity);
   const released = await withClient(job, { role: 'primary', activity: ctx.activity }, (client) =>
     releaseHold(client, job.syncName),
   );

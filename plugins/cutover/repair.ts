@@ -6,6 +6,7 @@
 // 3. write change records for the rest on the primary in one transaction, kick, wait until Bucardo
 //    applied them;
 // 4. re-read those keys on both sides. The validation check then runs a whole verify.
+import { adoptRecordedNames } from '../../src/core/bucardo/records.js';
 import { OperatorError } from '../../src/core/errors.js';
 import type { Job } from '../../src/core/job.js';
 import { findReplicationObjects } from '../../src/core/objects.js';
@@ -159,7 +160,7 @@ async function planTables(sides: Sides, job: Job, verified: VerifyReport): Promi
       continue;
     }
     const sql = new TableSql(shape, method, collationsDiffer(shape, theirs.get(reported.table)!));
-    const log = await findChangeLog(sides.primary, sql, job.syncName);
+    const log = await findChangeLog(sides.primary, sql, job);
     if (!log) {
       plans.push(
         unrepairable(
@@ -211,6 +212,7 @@ export async function repair(ctx: CommandContext): Promise<CommandOutcome<Repair
   const started = Date.now();
   // Declared in index.ts: --wait SECONDS (also wait=SECONDS); the config's drain_timeout otherwise.
   const waitSeconds = ctx.options.number('wait') ?? cutoverSettings(job.config).drainTimeoutSeconds;
+  await adoptRecordedNames(ctx.db, activity);
   await requireReplicating(job);
   const last = await withRecords(job, activity, (client) => lastVerifyReport(client, job));
   if (!last)

@@ -9,6 +9,7 @@ import type { VerifyReport } from './compare/report.js';
 import { cutoverSettings } from './settings.js';
 import { runVerify } from './compare/engine.js';
 import { activeDirection } from './way-back.js';
+import { adoptRecordedNames } from '../../src/core/bucardo/records.js';
 
 /** Stores the result for cutover.check; a job without a metadata database simply has no record. */
 export async function recordVerify(job: Job, report: VerifyReport, activity: Activity): Promise<void> {
@@ -36,6 +37,7 @@ export async function recordVerify(job: Job, report: VerifyReport, activity: Act
 export async function verify(ctx: CommandContext): Promise<CommandOutcome<VerifyReport>> {
   // Declared in index.ts: --settle SECONDS (also settle=SECONDS) and --strict.
   const settleSeconds = ctx.options.number('settle');
+  await adoptRecordedNames(ctx.db, ctx.activity);
   // While the way back runs, B is the source: verify compares A against it (records as <name>_back).
   const job = await activeDirection(ctx.job, ctx.activity);
   const report = await runVerify(job, {

@@ -18,6 +18,7 @@ import {
   syncRow,
   withMetadata,
 } from '../../src/core/bucardo/metadata.js';
+import { ensureDbgroup, readRecords, refuseSharedRecords } from '../../src/core/bucardo/records.js';
 import { reverseJob, reverseNameProblem } from '../../src/core/bucardo/reverse.js';
 import { addSyncArguments } from '../../src/core/bucardo/sync.js';
 import { dropTriggersInRounds, jobTriggerNames, listTriggers } from '../../src/core/bucardo/triggers.js';
@@ -78,6 +79,7 @@ export async function setUpWayBack(job: Job, ctx: CommandContext): Promise<strin
   const reverse = reverseJob(job);
   if (await wayBackExists(job, ctx.activity))
     return [`the way back (sync ${reverse.syncName}, B→A) is already set up`];
+  refuseSharedRecords(job, await withMetadata(job, readRecords, ctx.activity), 'cutover.finish --way-back');
   const steps: string[] = [];
   const { members, exists } = await withMetadata(
     job,
@@ -109,6 +111,9 @@ export async function setUpWayBack(job: Job, ctx: CommandContext): Promise<strin
     );
   }
   steps.push(`recorded ${tables.length} table(s) of the secondary in relgroup ${reverse.relgroupName}`);
+  // Its own dbgroup (B source, A target): `add sync ... dbs=` would take any with those databases.
+  const dbgroup = await ensureDbgroup(reverse, ctx.activity);
+  if (dbgroup) steps.push(dbgroup);
   ctx.progress(`creating sync ${reverse.syncName} (its triggers on the secondary's tables)`);
   const dbName = reverse.bucardoDbName.primary;
   const original = await withMetadata(
@@ -207,6 +212,18 @@ export async function removeWayBack(
     await runBucardo(job, ['remove', 'relgroup', reverse.relgroupName], { activity: ctx.activity });
     steps.push(`removed relgroup ${reverse.relgroupName}`);
   }
+  const dbgroup = await withMetadata(
+    job,
+    async (client) =>
+      (
+        await client.query(
+          'DELETE FROM bucardo.dbgroup g WHERE name = $1 AND NOT EXISTS (SELECT 1 FROM bucardo.sync s WHERE s.dbs = g.name)',
+          [reverse.dbgroupName],
+        )
+      ).rowCount,
+    ctx.activity,
+  );
+  if (dbgroup) steps.push(`removed dbgroup ${reverse.dbgroupName}`);
   const { policy, setting } = lockRounds(job);
   const result = await withClient(
     reverse,
@@ -256,7 +273,7 @@ export async function wayBackStatus(ctx: CommandContext): Promise<string[]> {
   let pending: Awaited<ReturnType<typeof pendingChanges>>;
   try {
     pending = await withClient(reverse, { role: 'primary', activity: ctx.activity }, (client) =>
-      pendingChanges(client, reverse.syncName),
+      pendingChanges(client, reverse.dbgroupName),
     );
   } catch (error) {
     // Status reports what it can: an unreachable secondary is its own line, not a failed command.

@@ -4,6 +4,7 @@
 // bucardo_truncate_trigger. These are the facts cutover.finish relies on between the operator's
 // confirmation and the triggers' removal.
 import type { Client } from '../../src/core/db.js';
+import { trackTarget } from '../../src/core/bucardo/names.js';
 import { bucardoSchemaExists, jobSyncsOnSource, pendingChanges } from '../../src/core/pending.js';
 
 export interface TableWrites {
@@ -12,17 +13,17 @@ export interface TableWrites {
 }
 
 /**
- * Changes to this sync's tables stamped at or after `since` (primary's clock): those of every
- * transaction started since then, and of any that wrote since.
+ * Changes to the tables of the job's syncs (those replicating to its dbgroup) stamped at or after
+ * `since` (primary's clock): those of every transaction started since then, and of any that wrote since.
  */
-export async function writesSince(client: Client, syncName: string, since: string): Promise<TableWrites[]> {
+export async function writesSince(client: Client, dbgroup: string, since: string): Promise<TableWrites[]> {
   if (!(await bucardoSchemaExists(client))) return [];
   const { rows } = await client.query<{ table: string; changes: string }>(
     `
     SELECT dn.tablename AS table,
       (xpath('/row/c/text()', query_to_xml(format('SELECT count(*) AS c FROM bucardo.%s WHERE txntime >= %L::timestamptz', dn.deltaname, $2::text), false, true, '')))[1]::text::bigint AS changes
       FROM bucardo.bucardo_delta_names dn WHERE dn.sync IN ${jobSyncsOnSource('$1')} ORDER BY 1`,
-    [syncName, since],
+    [trackTarget(dbgroup), since],
   );
   const result = rows
     .map((row) => ({ table: row.table, changes: Number(row.changes) }))
@@ -30,19 +31,21 @@ export async function writesSince(client: Client, syncName: string, since: strin
   const truncates = await truncations(
     client,
     `sync IN ${jobSyncsOnSource('$1')} AND cdate >= $2::timestamptz`,
-    [syncName, since],
+    [trackTarget(dbgroup), since],
   );
   if (truncates > 0) result.push({ table: '(TRUNCATE)', changes: truncates });
   return result;
 }
 
 /** Changes captured and not yet applied to the secondary, including TRUNCATEs. */
-export async function backlog(client: Client, syncName: string): Promise<number> {
+export async function backlog(client: Client, dbgroup: string): Promise<number> {
   if (!(await bucardoSchemaExists(client))) return 0;
-  const pending = (await pendingChanges(client, syncName)).reduce((sum, p) => sum + p.changes, 0);
+  const pending = (await pendingChanges(client, dbgroup)).reduce((sum, p) => sum + p.changes, 0);
   return (
     pending +
-    (await truncations(client, `sync IN ${jobSyncsOnSource('$1')} AND replicated IS NULL`, [syncName]))
+    (await truncations(client, `sync IN ${jobSyncsOnSource('$1')} AND replicated IS NULL`, [
+      trackTarget(dbgroup),
+    ]))
   );
 }
 

@@ -19,9 +19,8 @@ import {
   explainSyncFailure,
   validateTriggers,
 } from '../../src/core/bucardo/sync.js';
+import { readJobRecords, ensureDbgroup, refuseSharedRecords } from '../../src/core/bucardo/records.js';
 import {
-  addDbgroupArguments,
-  dbgroupName,
   jobSyncs,
   type JobSync,
   recordedSyncs,
@@ -131,7 +130,9 @@ export async function addTriggers(ctx: CommandContext): Promise<CommandOutcome<R
   const started = Date.now();
   const policy = retryPolicy(job);
   const { settings } = policy;
+  const records = await readJobRecords(ctx.db, activity);
   await requirePrepared(job, ctx);
+  if (records) refuseSharedRecords(job, records, 'retry.add_triggers');
   return withClient(job, { role: 'primary', login: 'schema_owner', activity }, async (primary) => {
     let states = await triggerStates(primary, job);
     await requireRecordedScope(job, states, ctx);
@@ -262,11 +263,10 @@ export async function ensureSync(job: Job, ctx: CommandContext): Promise<string[
       const confirmed = await confirmCopyOverwrite(ctx, 'retry.add_triggers');
       if (confirmed) steps.push(confirmed);
     }
-    const dbgroup = await withMetadata(job, (client) =>
-      client.query('SELECT 1 FROM bucardo.dbgroup WHERE name = $1', [dbgroupName(job)]),
-    );
-    if (syncs.length > 1 && !dbgroup.rowCount)
-      await runBucardo(job, addDbgroupArguments(job), { activity: ctx.activity });
+    if (rows.some((row) => !row)) {
+      const dbgroup = await ensureDbgroup(job, ctx.activity);
+      if (dbgroup) steps.push(dbgroup);
+    }
     for (const [i, sync] of syncs.entries()) steps.push(...(await ensureOneSync(job, ctx, sync, rows[i])));
   } catch (error) {
     throw explainSyncFailure(error, job);

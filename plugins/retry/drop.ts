@@ -12,11 +12,15 @@ import { OperatorError } from '../../src/core/errors.js';
 import type { Check, CommandContext, CommandOutcome } from '../../src/core/plugin.js';
 import { retryPolicy } from '../../src/core/rounds.js';
 import { recordedSyncs, syncNames } from '../../src/core/bucardo/syncs.js';
+import { readJobRecords, refuseSharedRecords } from '../../src/core/bucardo/records.js';
 import type { RetryRunData } from './add.js';
 
 export async function dropTriggers(ctx: CommandContext): Promise<CommandOutcome<RetryRunData>> {
   const { job, activity } = ctx;
   const started = Date.now();
+  const records = await readJobRecords(ctx.db, activity);
+  // Removing a sync another job runs under the same name would stop that job's replication.
+  if (records) refuseSharedRecords(job, records, 'retry.drop_triggers', { includeKeepable: false });
   if (isDaemonRunning(job)) {
     throw new OperatorError(
       `The Bucardo daemon of ${job.name} is running: dropping its triggers now would silently stop capturing changes for a live sync. Stop it first with bucardo.stop, then run retry.drop_triggers.`,

@@ -3,6 +3,7 @@
 import path from 'node:path';
 import type { DatabaseRole, JobConfig } from '../config/types.js';
 import { OperatorError } from './errors.js';
+import { databaseRecordNames } from './bucardo/names.js';
 
 export interface JobPaths {
   pidDir: string;
@@ -40,8 +41,21 @@ export interface Job {
    * what it depends on (concurrency.install, concurrency.uninstall).
    */
   metadataDbRefusal?: string;
-  /** Names under which the databases are recorded in Bucardo's metadata (as the original tool did). */
+  /**
+   * Names under which the databases are recorded in Bucardo's metadata: `<name>_primary` and
+   * `<name>_secondary`, or what an installed job's records carry (adoptRecordedNames in
+   * src/core/bucardo/records.ts: a job installed before the names carried the job's keeps
+   * primary_db/secondary_db).
+   */
   bucardoDbName: Record<Exclude<DatabaseRole, 'bucardo'>, string>;
+  /**
+   * The dbgroup every sync of the job replicates to: named after the job, or the one its recorded
+   * syncs use (adoptRecordedNames). Its target `dbgroup <name>` (trackTarget) marks a change applied
+   * in the primary's track tables, so every backlog, hold and change-log query goes by it.
+   */
+  dbgroupName: string;
+  /** The dbgroup of the recorded way back (reverse.ts), when its sync exists (adoptRecordedNames). */
+  recordedWayBackDbgroup?: string;
   paths: JobPaths;
   /** Set by the fork_bucardo plugin: this job runs a changed private copy of Bucardo (docs/fork_bucardo.md). */
   bucardoFork?: BucardoFork;
@@ -64,7 +78,8 @@ export function createJob(config: JobConfig, label = ''): Job {
     syncName: replicationName,
     relgroupName: replicationName,
     metadataDb: config.databases.bucardo.dbname,
-    bucardoDbName: { primary: 'primary_db', secondary: 'secondary_db' },
+    bucardoDbName: databaseRecordNames(replicationName),
+    dbgroupName: replicationName,
     paths: {
       pidDir,
       logDir,

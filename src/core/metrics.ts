@@ -172,7 +172,7 @@ export class MetricsCollector {
   private primary(): Promise<void> {
     const { job, metrics: m } = this;
     return this.source('primary', async (client) => {
-      const pending = await pendingChanges(client, job.syncName);
+      const pending = await pendingChanges(client, job.dbgroupName);
       const total = pending.reduce((sum, p) => sum + p.changes, 0);
       const times = pending.map((p) => p.oldest?.getTime()).filter((t): t is number => t !== undefined);
       const oldest = times.length ? Math.min(...times) : undefined;

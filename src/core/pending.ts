@@ -2,6 +2,7 @@
 // track tables do not yet mark as applied for a target (docs/how-bucardo-behaves.md §11).
 // Raw delta counts are not the backlog: delta rows stay until Bucardo's VAC purges them.
 import type { Client } from './db.js';
+import { trackTarget } from './bucardo/names.js';
 
 export interface PendingTable {
   target: string;
@@ -21,17 +22,18 @@ export async function bucardoSchemaExists(client: Client): Promise<boolean> {
 }
 
 /**
- * SQL for the names of the syncs that replicate to 'dbgroup <param>' from this source: a job's syncs,
- * given its sync name (with bucardo.syncs > 1 they share the dbgroup named after the job). For queries
- * on the primary that must cover all of a job's syncs without reading the metadata database.
+ * SQL for the names of the syncs that replicate from this source to the target bound to <param>
+ * (trackTarget of a job's dbgroup): all of a job's syncs, which share its dbgroup. For queries on the
+ * primary that must cover all of a job's syncs without reading the metadata database.
  */
 export function jobSyncsOnSource(param: string): string {
   return `(SELECT jdn.sync FROM bucardo.bucardo_delta_names jdn
             JOIN bucardo.bucardo_delta_targets jdt ON jdt.tablename = to_regclass(jdn.tablename)::oid
-           WHERE jdt.target = 'dbgroup ' || ${param}::text)`;
+           WHERE jdt.target = ${param}::text)`;
 }
 
-export async function pendingChanges(client: Client, syncName?: string): Promise<PendingTable[]> {
+/** The backlog per table and target; given a job's dbgroup (job.dbgroupName), only its target's. */
+export async function pendingChanges(client: Client, dbgroup?: string): Promise<PendingTable[]> {
   if (!(await bucardoSchemaExists(client))) return [];
   // One pass per table gives both figures: under load the delta table holds millions of rows, and
   // status (or a benchmark sampling it) should not read them twice.
@@ -52,7 +54,7 @@ export async function pendingChanges(client: Client, syncName?: string): Promise
               JOIN bucardo.bucardo_delta_targets dt ON dt.tablename = to_regclass(dn.tablename)::oid
              WHERE $1::text IS NULL OR dt.target = $1) per_table
      ORDER BY 1, 2`,
-    [syncName ? `dbgroup ${syncName}` : null],
+    [dbgroup ? trackTarget(dbgroup) : null],
   );
   return rows.map((row) => ({
     target: row.target,

@@ -11,6 +11,7 @@ import type { Job } from '../core/job.js';
 import type { KickerState } from '../core/kicker.js';
 import { maintainBookkeepingTables } from '../core/maintenance.js';
 import { applyStallRemedy, detectStuckStatements } from '../core/watchdog.js';
+import { trackTarget } from '../core/bucardo/names.js';
 import { syncNames } from '../core/bucardo/syncs.js';
 
 const job = JSON.parse(readFileSync(process.argv[2]!, 'utf8')) as Job;
@@ -97,7 +98,7 @@ async function deltaFingerprint(client: Client, sync: SyncKicks): Promise<string
       `SELECT DISTINCT dn.deltaname FROM bucardo.bucardo_delta_names dn
          JOIN bucardo.bucardo_delta_targets dt ON dt.tablename = to_regclass(dn.tablename)::oid
         WHERE dt.target = $1 AND dn.sync = $2`,
-      [`dbgroup ${job.syncName}`, sync.name],
+      [trackTarget(job.dbgroupName), sync.name],
     );
     sync.deltaTables = { names: rows.map((row) => row.deltaname), readAt: Date.now() };
   }

@@ -109,13 +109,9 @@ test('bucardo.syncs: 1 by default (one sync named after the job); N syncs <name>
   assert.equal(one.config.bucardo.syncs, 1);
   assert.deepEqual(syncNames(one), ['mig']);
   assert.deepEqual(jobSyncs(one), [{ name: 'mig', relgroup: 'mig', index: 0 }]);
-  assert.deepEqual(addSyncArguments(one).slice(0, 5), [
-    'add',
-    'sync',
-    'mig',
-    'relgroup=mig',
-    'dbs=primary_db:source,secondary_db:target',
-  ]);
+  // The job's own dbgroup, never dbs= (Bucardo would reuse another job's dbgroup of the same databases).
+  assert.deepEqual(addSyncArguments(one).slice(0, 5), ['add', 'sync', 'mig', 'relgroup=mig', 'dbgroup=mig']);
+  assert.deepEqual(one.bucardoDbName, { primary: 'mig_primary', secondary: 'mig_secondary' });
   assert.deepEqual(jobTriggerNames(one), ['bucardo_delta', 'bucardo_note_trunc_mig', 'bucardo_kick_mig']);
   const three = createJob(await configOf(CONFIG('mig', '3')));
   assert.deepEqual(syncNames(three), ['mig_1', 'mig_2', 'mig_3']);

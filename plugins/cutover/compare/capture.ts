@@ -10,7 +10,7 @@
 //    therefore lists one more "target" per table, the hold, which never applies anything: no delta
 //    row of the sync's tables is purged while the hold is in place. Bucardo itself reads
 //    bucardo_delta_targets nowhere else (only its purge does), and every backlog query of this tool
-//    asks for the target 'dbgroup <sync>', so the hold changes nothing else. Its cost: the delta
+//    asks for the target 'dbgroup <the job's dbgroup>', so the hold changes nothing else. Its cost: the delta
 //    and track tables keep every change until cutover.finish (or cutover.release) lifts the hold.
 //
 // 2. Which records to take. A delta row carries a time (txntime) no earlier than its transaction's
@@ -32,8 +32,13 @@
 //    applied before the hold was in place: they were committed after b, or pending at S).
 //    TRUNCATE leaves no delta row but a row in bucardo_truncate_trigger stamped with now():
 //    a table truncated since H is compared in full.
+import { trackTarget } from '../../../src/core/bucardo/names.js';
 import { withTransaction, type Client } from '../../../src/core/db.js';
+import type { Job } from '../../../src/core/job.js';
 import { bucardoSchemaExists, jobSyncsOnSource } from '../../../src/core/pending.js';
+
+/** What the hold is named after (its sync) and whose change records it keeps (its dbgroup's). */
+type HeldJob = Pick<Job, 'syncName' | 'dbgroupName'>;
 
 /** The extra target that keeps Bucardo's VAC from purging the sync's change records. */
 export function holdTarget(syncName: string): string {
@@ -52,11 +57,11 @@ export interface ChangeHorizon {
   reason: string;
 }
 
-async function syncTableOids(client: Client, syncName: string): Promise<number[]> {
+async function syncTableOids(client: Client, job: HeldJob): Promise<number[]> {
   const { rows } = await client.query<{ oid: number }>(
     `SELECT DISTINCT to_regclass(tablename)::oid::int8 AS oid FROM bucardo.bucardo_delta_names
       WHERE sync IN ${jobSyncsOnSource('$1')} AND to_regclass(tablename) IS NOT NULL`,
-    [syncName],
+    [trackTarget(job.dbgroupName)],
   );
   return rows.map((row) => Number(row.oid));
 }
@@ -68,14 +73,11 @@ const HOLD_ROWS = 'SELECT count(*) AS n FROM bucardo.bucardo_delta_targets WHERE
  * Bucardo's own purge function), then takes the horizon. Undefined when the primary has no change
  * capture for this sync (Bucardo not set up): the final check must then compare everything.
  */
-export async function holdAndTakeHorizon(
-  primary: Client,
-  syncName: string,
-): Promise<ChangeHorizon | undefined> {
+export async function holdAndTakeHorizon(primary: Client, job: HeldJob): Promise<ChangeHorizon | undefined> {
   if (!(await bucardoSchemaExists(primary))) return undefined;
-  const oids = await syncTableOids(primary, syncName);
+  const oids = await syncTableOids(primary, job);
   if (oids.length === 0) return undefined;
-  const target = holdTarget(syncName);
+  const target = holdTarget(job.syncName);
   await withTransaction(primary, async () => {
     const { rows: held } = await primary.query<{ n: string }>(HOLD_ROWS, [target]);
     if (Number(held[0]!.n) > 0) {
@@ -110,9 +112,9 @@ export async function holdAndTakeHorizon(
     SELECT min((xpath('/row/m/text()', query_to_xml(format(
              'SELECT min(d.txntime) AS m FROM bucardo.%s d
                WHERE NOT EXISTS (SELECT 1 FROM bucardo.%s t WHERE t.txntime = d.txntime AND t.target = %L)',
-             dn.deltaname, dn.trackname, $2::text), false, true, '')))[1]::text::timestamptz)::text AS oldest
+             dn.deltaname, dn.trackname, $1::text), false, true, '')))[1]::text::timestamptz)::text AS oldest
       FROM bucardo.bucardo_delta_names dn WHERE dn.sync IN ${jobSyncsOnSource('$1')}`,
-    [syncName, `dbgroup ${syncName}`],
+    [trackTarget(job.dbgroupName)],
   );
   const oldestPending = pending[0]?.oldest ?? null;
   if (prepared) {
@@ -158,18 +160,18 @@ export async function holdInPlace(primary: Client, syncName: string): Promise<bo
  */
 export async function holdIntact(
   primary: Client,
-  syncName: string,
+  job: HeldJob,
   horizon: ChangeHorizon,
 ): Promise<{ intact: boolean; detail: string }> {
   if (!(await bucardoSchemaExists(primary)))
     return { intact: false, detail: 'the bucardo schema is gone from the primary' };
-  const oids = await syncTableOids(primary, syncName);
+  const oids = await syncTableOids(primary, job);
   const { rows } = await primary.query<{ held: string; newest: string | null; late: boolean }>(
     `
     SELECT count(DISTINCT tablename) AS held, max(cdate)::text AS newest,
            coalesce(bool_or(cdate > $3::timestamptz), false) AS late
       FROM bucardo.bucardo_delta_targets WHERE target = $1 AND tablename = ANY($2::int8[]::oid[])`,
-    [holdTarget(syncName), oids, horizon.takenAt],
+    [holdTarget(job.syncName), oids, horizon.takenAt],
   );
   const row = rows[0]!;
   if (Number(row.held) < oids.length) {
@@ -190,7 +192,7 @@ export async function holdIntact(
 /** Tables (as schema.name) of the sync truncated at or after the horizon (ever, when it is open). */
 export async function truncatedSince(
   primary: Client,
-  syncName: string,
+  job: HeldJob,
   from: string | null,
 ): Promise<Set<string>> {
   const { rows: present } = await primary.query<{ present: boolean }>(
@@ -203,7 +205,7 @@ export async function truncatedSince(
       FROM bucardo.bucardo_truncate_trigger tt
       JOIN pg_class c ON c.oid = tt.tablename JOIN pg_namespace n ON n.oid = c.relnamespace
      WHERE tt.sync IN ${jobSyncsOnSource('$1')} AND ($2::timestamptz IS NULL OR tt.cdate >= $2::timestamptz)`,
-    [syncName, from],
+    [trackTarget(job.dbgroupName), from],
   );
   return new Set(rows.map((row) => row.table));
 }

@@ -113,7 +113,7 @@ export async function runVerify(job: Job, options: VerifyOptions): Promise<Verif
           await Promise.all([prepareSession(primary), prepareSession(secondary)]);
           const method = await hashMethod(primary, secondary);
           progress("holding Bucardo's change records and taking the horizon for the final check");
-          const horizon = await holdAndTakeHorizon(primary, job.syncName);
+          const horizon = await holdAndTakeHorizon(primary, job);
           const scope = await findReplicationObjects(primary, job.config.bucardo.replicationObjects);
           const [ourShapes, theirShapes] = await Promise.all([
             readShapes(primary, scope.tables),
@@ -145,7 +145,7 @@ export async function runVerify(job: Job, options: VerifyOptions): Promise<Verif
                 'the key\'s collation differs between the servers: ranges are compared in the "C" collation (slower)',
               );
             const sql = new TableSql(ours, method, forceC);
-            const log = horizon && sql.hasKey ? await findChangeLog(primary, sql, job.syncName) : undefined;
+            const log = horizon && sql.hasKey ? await findChangeLog(primary, sql, job) : undefined;
             const tracking = log ? { log, from: horizon!.from } : undefined;
             work.push({
               report,
@@ -233,7 +233,7 @@ export async function runVerify(job: Job, options: VerifyOptions): Promise<Verif
             await settle(job, primary, pool, work, { ...options, replicating });
             if (horizon) {
               // A TRUNCATE leaves no change record per key, but the final check compares such a table whole.
-              const truncated = await truncatedSince(primary, job.syncName, horizon.from);
+              const truncated = await truncatedSince(primary, job, horizon.from);
               for (const w of work)
                 if (w.tracking && truncated.has(w.report.table)) w.truncatedSinceHorizon = true;
             }
@@ -314,7 +314,7 @@ async function settle(
   if (open.length === 0 || seconds <= 0 || !options.replicating) return;
   const deadline = Date.now() + seconds * 1000;
   while (open.length > 0 && Date.now() < deadline) {
-    const backlog = (await pendingChanges(primary, job.syncName)).reduce((sum, p) => sum + p.changes, 0);
+    const backlog = (await pendingChanges(primary, job.dbgroupName)).reduce((sum, p) => sum + p.changes, 0);
     if (backlog === 0) return;
     const ranges = open.reduce((sum, w) => sum + w.differing.length, 0);
     options.progress(
@@ -421,7 +421,7 @@ async function crossCheckCounts(
   let pending = 0;
   while (open.length > 0) {
     pending = options.replicating
-      ? (await pendingChanges(primary, job.syncName)).reduce((sum, p) => sum + p.changes, 0)
+      ? (await pendingChanges(primary, job.dbgroupName)).reduce((sum, p) => sum + p.changes, 0)
       : 0;
     if (pending === 0 || Date.now() >= deadline) break;
     options.progress(

@@ -111,7 +111,7 @@ export async function runFinalCheck(
       readShapes(primary, scope.tables),
       readShapes(secondary, scope.tables),
     ]);
-    const truncated = await truncatedSince(primary, job.syncName, horizon.from);
+    const truncated = await truncatedSince(primary, job, horizon.from);
     const connections = Math.max(1, Math.min(options.settings.jobs, scope.tables.length));
     while (pool.length < connections) pool.push(await openSides(job, activity));
 
@@ -143,7 +143,7 @@ export async function runFinalCheck(
           .map((key) => sql.shape.key.map((column) => key[column.name]))
           .filter((key): key is string[] => key.every((value) => value !== undefined));
         result.verifyInFlight = flying.length;
-        const log = sql.hasKey ? await findChangeLog(sides.primary, sql, job.syncName) : undefined;
+        const log = sql.hasKey ? await findChangeLog(sides.primary, sql, job) : undefined;
         const diffs: KeyDiff[] = [];
         if (!log || truncated.has(id)) {
           result.compared = 'whole table';

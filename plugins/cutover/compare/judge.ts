@@ -91,7 +91,7 @@ export async function judgeTable(
     mismatched = keys;
     inFlight = flying.sort((x, y) => compareKeys(x.key, y.key));
   } else {
-    const log = await findChangeLog(sides.primary, w.sql, job.syncName);
+    const log = await findChangeLog(sides.primary, w.sql, job);
     // While replication runs, rows in flight get a few seconds to arrive; without it nothing would change.
     ({ mismatched, inFlight } = await classify(sides, w.sql, log, keys, {
       rounds: replicating ? 5 : 1,
@@ -128,7 +128,7 @@ export async function judgeTable(
     // Without a horizon, rows on their way may be what the budget ran out on.
     const backlog = w.tracking
       ? 0
-      : (await pendingChanges(sides.primary, job.syncName)).reduce((sum, p) => sum + p.changes, 0);
+      : (await pendingChanges(sides.primary, job.dbgroupName)).reduce((sum, p) => sum + p.changes, 0);
     report.problems.push(
       `too many differences to name every row: ${merged.length} range(s) holding ${rows('primary')} row(s) on the primary and ${rows('secondary')} on the secondary differ beyond the rows named${backlog ? `; ${backlog} change(s) are still pending replication: run verify again once bucardo.status says caught up` : ''}`,
     );

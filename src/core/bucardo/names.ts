@@ -26,3 +26,25 @@ export function isJobSyncName(name: string, replicationName: string): boolean {
     (name.startsWith(`${replicationName}_`) && /^\d+$/.test(name.slice(replicationName.length + 1)))
   );
 }
+
+/**
+ * The names of a job's database records in Bucardo's metadata: named after the job, so that jobs
+ * sharing a metadata database never share one by accident. A dbgroup is named after the job too.
+ */
+export function databaseRecordNames(replicationName: string): { primary: string; secondary: string } {
+  return { primary: `${replicationName}_primary`, secondary: `${replicationName}_secondary` };
+}
+
+/**
+ * What the console called every job's database records before they carried the job's name. A job
+ * installed then keeps them (src/core/bucardo/records.ts reads which names a job's records carry).
+ */
+export const LEGACY_DATABASE_NAMES = { primary: 'primary_db', secondary: 'secondary_db' } as const;
+
+/**
+ * How Bucardo names a dbgroup as a target: in the source's track tables and bucardo_delta_targets a
+ * change is applied once a row carries this target (docs/how-bucardo-behaves.md §11).
+ */
+export function trackTarget(dbgroup: string): string {
+  return `dbgroup ${dbgroup}`;
+}

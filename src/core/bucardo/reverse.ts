@@ -1,6 +1,6 @@
 // The way back of a cutover: reverse replication B→A after cutover.finish switched the writes to B.
 // It is the same job seen the other way round: B is its primary (the source, where the triggers sit)
-// and A its secondary (the target); its sync, relgroup and records carry the suffix `_back`. Every
+// and A its secondary (the target); its sync, relgroup, dbgroup and records carry the suffix `_back`. Every
 // module that takes a Job (verify, drain, sequences, dropping triggers in rounds) works on it
 // unchanged. Each database keeps its role name in messages (the config's `secondary` is still called
 // the secondary database), so an operator reads the same names as in the config.
@@ -28,12 +28,16 @@ export function reverseNameProblem(job: Job): string | undefined {
 /** The job B→A: primary and secondary swapped, names suffixed, copy never, kick triggers on B. */
 export function reverseJob(job: Job): Job {
   const { primary, secondary } = job.config.databases;
+  const { recordedWayBackDbgroup, ...forward } = job;
   return {
-    ...job,
+    ...forward,
     name: `${job.name}${REVERSE_SUFFIX}`,
     syncName: reverseSyncName(job),
     relgroupName: `${job.relgroupName}${REVERSE_SUFFIX}`,
+    // The same two database records, the other way round; its own dbgroup (B source, A target),
+    // named like its sync unless a recorded way back uses another.
     bucardoDbName: { primary: job.bucardoDbName.secondary, secondary: job.bucardoDbName.primary },
+    dbgroupName: recordedWayBackDbgroup ?? reverseSyncName(job),
     config: {
       ...job.config,
       databases: {

@@ -11,22 +11,21 @@ import { quoteQualified } from '../quote.js';
 import { onetimecopyFor } from './names.js';
 import { auditTriggers, jobTriggerNames, listTriggers } from './triggers.js';
 import { relgroupMembers, withMetadata } from './metadata.js';
-import { dbgroupName, jobSyncs, syncCount, type JobSync } from './syncs.js';
+import { jobSyncs, type JobSync } from './syncs.js';
 
 /**
  * `bucardo add sync` for one of this job's syncs: copy_data as onetimecopy; no kick triggers with
- * asynchronous kicking. With several syncs each names its relgroup and the job's shared dbgroup.
+ * asynchronous kicking. Each names its relgroup and the job's dbgroup, which ensureDbgroup
+ * (records.ts) creates first: given `dbs=` instead, Bucardo would take any dbgroup with the same
+ * databases, another job's too (docs/how-bucardo-behaves.md §20).
  */
 export function addSyncArguments(job: Job, sync: JobSync = jobSyncs(job)[0]!): string[] {
-  const split = syncCount(job) > 1;
   return [
     'add',
     'sync',
     sync.name,
     `relgroup=${sync.relgroup}`,
-    split
-      ? `dbgroup=${dbgroupName(job)}`
-      : `dbs=${job.bucardoDbName.primary}:source,${job.bucardoDbName.secondary}:target`,
+    `dbgroup=${job.dbgroupName}`,
     `onetimecopy=${onetimecopyFor(job.config.bucardo.copyData)}`,
     // With asynchronous kicking the kick triggers are never created: one table lock fewer than
     // creating and then disabling them, and no per-commit NOTIFY on the primary.

@@ -1,7 +1,7 @@
 // A job's Bucardo syncs. Bucardo applies each sync with one worker (KID), so bucardo.syncs: N splits
 // the job's tables into N syncs applied in parallel. N = 1 is the one sync named after the job, as
 // always; N > 1 are <name>_1 ... <name>_N, each with its own relgroup of the same name, all sharing
-// one dbgroup named after the job (so every delta row's target stays 'dbgroup <name>' whatever N is).
+// the job's dbgroup (job.dbgroupName; so every delta row's target stays the same whatever N is).
 // Which table is in which sync is recorded in the relgroups and read back from there, never recomputed
 // for a table already recorded.
 import type { Client } from '../db.js';
@@ -37,25 +37,6 @@ export function syncNames(job: Job): string[] {
   return jobSyncs(job).map((s) => s.name);
 }
 
-/**
- * The dbgroup every sync of the job replicates to. With one sync Bucardo names it after the sync when
- * it creates it; with several the console creates it under the job's name before the first sync.
- */
-export function dbgroupName(job: Job): string {
-  return job.syncName;
-}
-
-/** `bucardo add dbgroup` for a job with several syncs (idempotent: an existing group is kept). */
-export function addDbgroupArguments(job: Job): string[] {
-  return [
-    'add',
-    'dbgroup',
-    dbgroupName(job),
-    `${job.bucardoDbName.primary}:source`,
-    `${job.bucardoDbName.secondary}:target`,
-  ];
-}
-
 /** The job's syncs recorded in Bucardo (all of them once bucardo.add_triggers has run), in order. */
 export async function recordedSyncs(client: Client, job: Job): Promise<SyncRow[]> {
   const rows = await Promise.all(syncNames(job).map((name) => syncRow(client, name)));
@@ -84,15 +65,17 @@ export async function tablesBySync(job: Job, activity?: Activity): Promise<Map<s
 }
 
 /**
- * Relgroups with members that carry this job's name but are not among its syncs' relgroups: the job
- * was installed with another bucardo.syncs. Their tables would be left out of every sync.
+ * Relgroups with members on this job's primary that carry this job's name but are not among its
+ * syncs' relgroups: the job was installed with another bucardo.syncs. Their tables would be left out
+ * of every sync. (A relgroup <name>_2 on another database is another job's.)
  */
 export async function strayRelgroups(client: Client, job: Job): Promise<string[]> {
   const own = jobSyncs(job).map((s) => s.relgroup);
   const { rows } = await client.query<{ name: string }>(
-    `SELECT DISTINCT h.herd AS name FROM bucardo.herdmap h
-      WHERE (h.herd = $1 OR h.herd ~ ('^' || $1 || '_[0-9]+$')) AND NOT h.herd = ANY($2) ORDER BY 1`,
-    [job.relgroupName, own],
+    `SELECT DISTINCT h.herd AS name FROM bucardo.herdmap h JOIN bucardo.goat g ON g.id = h.goat
+      WHERE (h.herd = $1 OR h.herd ~ ('^' || $1 || '_[0-9]+$')) AND NOT h.herd = ANY($2) AND g.db = $3
+      ORDER BY 1`,
+    [job.relgroupName, own, job.bucardoDbName.primary],
   );
   return rows.map((row) => row.name);
 }

@@ -4,7 +4,9 @@
 // unapplied change is in flight; a row that still differs on a re-read, with the key's change
 // record unchanged before and after and nothing pending, really differs.
 import { sleep } from '../activity.js';
+import { trackTarget } from '../bucardo/names.js';
 import type { Client } from '../db.js';
+import type { Job } from '../job.js';
 import { bucardoSchemaExists, jobSyncsOnSource } from '../pending.js';
 import { quoteQualified } from '../quote.js';
 import { diffRows, keyId, rowHashes, type KeyDiff, type Sides } from './ranges.js';
@@ -20,8 +22,9 @@ export interface ChangeLog {
 export async function findChangeLog(
   client: Client,
   sql: TableSql,
-  syncName: string,
+  job: Pick<Job, 'dbgroupName'>,
 ): Promise<ChangeLog | undefined> {
+  const target = trackTarget(job.dbgroupName);
   if (!(await bucardoSchemaExists(client))) return undefined;
   const { rows } = await client.query<{ delta: string; track: string }>(
     // deltaname/trackname are stored quote_ident-ed; resolving them to pg_class names lets quoteQualified do the
@@ -31,14 +34,14 @@ export async function findChangeLog(
        JOIN pg_class d ON d.oid = to_regclass('bucardo.' || dn.deltaname)
        JOIN pg_class t ON t.oid = to_regclass('bucardo.' || dn.trackname)
       WHERE dn.sync IN ${jobSyncsOnSource('$1')} AND to_regclass(dn.tablename) = to_regclass($2)`,
-    [syncName, sql.table],
+    [target, sql.table],
   );
   const row = rows[0];
   return row
     ? {
         delta: quoteQualified('bucardo', row.delta),
         track: quoteQualified('bucardo', row.track),
-        target: `dbgroup ${syncName}`,
+        target,
       }
     : undefined;
 }
