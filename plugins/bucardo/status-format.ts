@@ -95,6 +95,16 @@ export function formatStatus(data: StatusData): string[] {
       `  Kicker        : ${data.kicker.running ? `running, pid ${data.kicker.pid}, ${kicks}; ${data.kicker.maintenance} statistics refresh(es)` : 'not running'}${data.kicker.lastError ? ` (last error: ${data.kicker.lastError})` : ''}`,
     );
     for (const remedy of data.kicker.remedies ?? []) lines.push(`    ${remedy}`);
+    const recheck = data.kicker.running ? data.kicker.recheck : undefined;
+    if (recheck) {
+      const last = recheck.lastPassAt
+        ? `last pass ${ago(recheck.lastPassAt)} (${recheck.lastPassMs} ms)`
+        : 'no pass yet';
+      lines.push(
+        `  Safety net    : ${recheck.compared.toLocaleString('en')} applied key(s) re-compared on both sides in ${recheck.passes} pass(es), ${last}; ${recheck.requeued} re-queued${recheck.lastError ? ` (last error: ${recheck.lastError})` : ''}`,
+      );
+      for (const key of recheck.lastRequeued ?? []) lines.push(`    re-queued ${key}`);
+    }
   }
   if (data.sync) {
     lines.push(

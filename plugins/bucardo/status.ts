@@ -4,7 +4,7 @@
 import { copyState, type CopyProgress } from '../../src/core/copy-progress.js';
 import type { DatabaseContext } from '../../src/core/context.js';
 import { errorMessage } from '../../src/core/errors.js';
-import { kickerStatus } from '../../src/core/kicker.js';
+import { kickerStatus, type RecheckState } from '../../src/core/kicker.js';
 import { pendingChanges, type PendingTable } from '../../src/core/pending.js';
 import type { CommandContext, CommandOutcome } from '../../src/core/plugin.js';
 import { processUptimeSeconds } from '../../src/core/process.js';
@@ -48,6 +48,8 @@ export interface StatusData {
     maintenance?: number;
     lastMaintenanceAt?: string;
     remedies?: string[];
+    /** The safety net's counters and last pass (bucardo.recheck_interval). */
+    recheck?: RecheckState;
   };
   sync?: {
     name: string;
@@ -138,6 +140,7 @@ export async function collectStatus(db: DatabaseContext): Promise<StatusData> {
     maintenance: kicker.state?.maintenance ?? 0,
     ...(kicker.state?.lastMaintenanceAt ? { lastMaintenanceAt: kicker.state.lastMaintenanceAt } : {}),
     ...(kicker.state?.remedies?.length ? { remedies: kicker.state.remedies } : {}),
+    ...(kicker.state?.recheck ? { recheck: kicker.state.recheck } : {}),
   };
   if (pid && !kicker.running)
     problems.push(

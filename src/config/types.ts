@@ -79,6 +79,11 @@ export interface BucardoSettings {
   /** Let the kicker apply the stall remedy (refresh statistics, cancel the stuck statement). */
   stallRemedy: boolean;
   /**
+   * Seconds between the kicker's re-comparisons of the keys Bucardo recently marked applied (the safety
+   * net, src/core/recheck.ts); 0: off. At most 30: Bucardo purges applied change records after 45 s.
+   */
+  recheckSeconds: number;
+  /**
    * Seconds Bucardo's daemon, controller and workers sleep between looks for kicks (its mcp_loop_sleep,
    * ctl_sleep and kid_sleep; Bucardo's own defaults 0.2/0.2/0.5 put up to 0.9 s on every change).
    */

@@ -29,6 +29,22 @@ export interface KickerState {
   remediesApplied?: number;
   /** Where the kicker serves Prometheus metrics (metrics.listen), or why it could not. */
   metrics?: string;
+  /** The safety net (src/core/recheck.ts), when bucardo.recheck_interval is not 0. */
+  recheck?: RecheckState;
+}
+
+/** What the safety net did since the kicker started (counters), and at its last pass. */
+export interface RecheckState {
+  passes: number;
+  /** Keys compared on both sides. */
+  compared: number;
+  /** Keys that differed with no change pending and were re-queued. */
+  requeued: number;
+  lastPassAt?: string;
+  lastPassMs?: number;
+  /** The last re-queued keys, "<table> (<key>)", newest last. */
+  lastRequeued?: string[];
+  lastError?: string;
 }
 
 export interface KickerStatus {

@@ -29,6 +29,8 @@ interface JobMetrics {
   kicks: Counter<Labels>;
   stallsDetected: Counter<Labels>;
   remedies: Counter<Labels>;
+  recheckCompared: Counter<Labels>;
+  recheckRequeued: Counter<Labels>;
   stalled: Gauge<Labels>;
   copyRunning: Gauge<Labels>;
   copyTablesDone: Gauge<Labels>;
@@ -74,6 +76,14 @@ function defineMetrics(): JobMetrics {
       "Stall episodes the kicker's watchdog detected since it started",
     ),
     remedies: counter('stall_remedies_total', 'Stall remedies the kicker applied since it started'),
+    recheckCompared: counter(
+      'recheck_keys_compared_total',
+      "Keys Bucardo marked applied that the kicker's safety net re-compared on both sides",
+    ),
+    recheckRequeued: counter(
+      'recheck_keys_requeued_total',
+      'Keys that differed with every change applied, re-queued by the safety net',
+    ),
     stalled: gauge('stalled', '1 while the watchdog sees a stall', ['job']),
     copyRunning: gauge('copy_running', '1 while the initial copy runs', ['job']),
     copyTablesDone: gauge('copy_tables_done', 'Tables the initial copy has finished', ['job']),
@@ -123,7 +133,7 @@ async function lastVerify(
 
 export class MetricsCollector {
   private readonly metrics = defineMetrics();
-  private counted = { kicks: 0, stalls: 0, remedies: 0 };
+  private counted = { kicks: 0, stalls: 0, remedies: 0, recheckCompared: 0, recheckRequeued: 0 };
 
   constructor(
     private readonly job: Job,
@@ -139,6 +149,8 @@ export class MetricsCollector {
     this.advance(m.kicks, 'kicks', state.kicks);
     this.advance(m.stallsDetected, 'stalls', state.stallsDetected ?? 0);
     this.advance(m.remedies, 'remedies', state.remediesApplied ?? 0);
+    this.advance(m.recheckCompared, 'recheckCompared', state.recheck?.compared ?? 0);
+    this.advance(m.recheckRequeued, 'recheckRequeued', state.recheck?.requeued ?? 0);
     m.stalled.set(labels, state.stalls?.length ? 1 : 0);
     await Promise.all([this.primary(), this.metadata(), this.secondary()]);
     return m.registry.metrics();

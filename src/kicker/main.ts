@@ -13,6 +13,8 @@ import { maintainBookkeepingTables } from '../core/maintenance.js';
 import { applyStallRemedy, detectStuckStatements } from '../core/watchdog.js';
 import { trackTarget } from '../core/bucardo/names.js';
 import { syncNames } from '../core/bucardo/syncs.js';
+import { prepareSession } from '../core/compare/sql.js';
+import { dropRecheckTarget, Recheck } from '../core/recheck.js';
 
 const job = JSON.parse(readFileSync(process.argv[2]!, 'utf8')) as Job;
 const intervalMs = Math.max(50, Math.round(job.config.bucardo.kickInterval * 1000));
@@ -24,6 +26,13 @@ let lastMaintenance = 0;
 let lastWatchdog = 0;
 let lastRemedy = 0;
 let lastHousekeepingError = '';
+const RECHECK_EVERY_MS = job.config.bucardo.recheckSeconds * 1000;
+let lastRecheck = 0;
+/** The safety net's pass under way (it runs beside kicking, on sessions of its own). */
+let recheckRunning: Promise<void> | undefined;
+let recheckSessions: { primary: Client; secondary: Client; bookkeeping: Client } | undefined;
+let recheckTargetDropped = false;
+const recheck = new Recheck(job);
 const state: KickerState = {
   pid: process.pid,
   startedAt: new Date().toISOString(),
@@ -80,6 +89,7 @@ function saveState(): void {
 }
 
 async function closeAll(): Promise<void> {
+  await closeRecheckSessions();
   await Promise.all([metadata, primary, secondary].map((client) => client?.end().catch(() => undefined)));
   metadata = undefined;
   primary = undefined;
@@ -149,8 +159,83 @@ async function tick(): Promise<void> {
     if (message !== lastHousekeepingError) log(`housekeeping failed, will retry: ${message}`);
     lastHousekeepingError = message;
   });
+  startRecheck();
   if (!kicking) return;
   for (const sync of syncs) await tickSync(sync);
+}
+
+/**
+ * The safety net's next pass when it is due and none is under way. It runs beside kicking (a pass
+ * re-reads differing rows for a second or two) and never fails the kicker: an error is logged, shown
+ * in the state, and the next pass starts on fresh sessions.
+ */
+function startRecheck(): void {
+  if (RECHECK_EVERY_MS === 0) {
+    // Off: the safety net's target must not keep Bucardo's purge waiting for passes that never come.
+    if (!recheckTargetDropped && primary) {
+      recheckTargetDropped = true;
+      void dropRecheckTarget(primary, job)
+        .then((dropped) => dropped && log('bucardo.recheck_interval is 0: the safety net is off'))
+        .catch(() => (recheckTargetDropped = false));
+    }
+    return;
+  }
+  if (recheckRunning || Date.now() - lastRecheck < RECHECK_EVERY_MS) return;
+  lastRecheck = Date.now();
+  recheckRunning = recheckPass().finally(() => {
+    recheckRunning = undefined;
+  });
+}
+
+async function recheckPass(): Promise<void> {
+  const counters = (state.recheck ??= { passes: 0, compared: 0, requeued: 0 });
+  const began = Date.now();
+  try {
+    recheckSessions ??= await openRecheckSessions();
+    const { primary: ours, secondary: theirs, bookkeeping } = recheckSessions;
+    const pass = await recheck.pass({ primary: ours, secondary: theirs }, bookkeeping);
+    counters.passes += 1;
+    counters.compared += pass.compared;
+    counters.requeued += pass.requeued.length;
+    counters.lastPassAt = new Date().toISOString();
+    counters.lastPassMs = Date.now() - began;
+    delete counters.lastError;
+    for (const missed of pass.requeued) {
+      const line = `${missed.table} (${missed.key.join(', ')})`;
+      log(`safety net: ${line} differed on the secondary with every change applied; re-queued it`);
+      counters.lastRequeued = [...(counters.lastRequeued ?? []), line].slice(-10);
+    }
+  } catch (error) {
+    counters.lastError = errorMessage(error);
+    log(`safety net pass failed, will retry: ${counters.lastError}`);
+    await closeRecheckSessions();
+  }
+}
+
+async function openRecheckSessions(): Promise<{ primary: Client; secondary: Client; bookkeeping: Client }> {
+  const applicationName = `bucardo-console safety net ${job.name}`;
+  const opened: Client[] = [];
+  try {
+    for (const role of ['primary', 'secondary', 'primary'] as const) {
+      const client = await openClient(job, { role, applicationName });
+      client.removeAllListeners('error');
+      client.on('error', () => void closeRecheckSessions());
+      opened.push(client);
+    }
+    const [ours, theirs, bookkeeping] = opened as [Client, Client, Client];
+    await Promise.all([prepareSession(ours), prepareSession(theirs), prepareSession(bookkeeping)]);
+    return { primary: ours, secondary: theirs, bookkeeping };
+  } catch (error) {
+    await Promise.all(opened.map((client) => client.end().catch(() => undefined)));
+    throw error;
+  }
+}
+
+async function closeRecheckSessions(): Promise<void> {
+  const sessions = recheckSessions;
+  recheckSessions = undefined;
+  if (sessions)
+    await Promise.all(Object.values(sessions).map((client) => client.end().catch(() => undefined)));
 }
 
 async function tickSync(sync: SyncKicks): Promise<void> {
