@@ -101,7 +101,7 @@ export function formatStatus(data: StatusData): string[] {
         ? `last pass ${ago(recheck.lastPassAt)} (${recheck.lastPassMs} ms)`
         : 'no pass yet';
       lines.push(
-        `  Safety net    : ${recheck.compared.toLocaleString('en')} applied key(s) re-compared on both sides in ${recheck.passes} pass(es), ${last}; ${recheck.requeued} re-queued${recheck.lastError ? ` (last error: ${recheck.lastError})` : ''}`,
+        `  Safety net    : ${recheck.compared.toLocaleString('en')} applied key(s) re-compared on both sides in ${recheck.passes} pass(es), ${last}; ${recheck.requeued} re-queued${recheck.behind ? '; catching up (passes follow each other at once)' : ''}${recheck.lastError ? ` (last error: ${recheck.lastError})` : ''}`,
       );
       for (const key of recheck.lastRequeued ?? []) lines.push(`    re-queued ${key}`);
     }

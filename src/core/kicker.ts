@@ -42,6 +42,8 @@ export interface RecheckState {
   requeued: number;
   lastPassAt?: string;
   lastPassMs?: number;
+  /** The last pass reached a limit per pass: records are waiting and passes follow each other at once. */
+  behind?: boolean;
   /** The last re-queued keys, "<table> (<key>)", newest last. */
   lastRequeued?: string[];
   lastError?: string;

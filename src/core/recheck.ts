@@ -27,7 +27,7 @@ import { bucardoSchemaExists, jobSyncsOnSource } from './pending.js';
 import { quoteQualified } from './quote.js';
 
 /** Keys compared per table and pass at most; the rest wait for the next pass, oldest first. */
-const KEYS_PER_TABLE = 20_000;
+const KEYS_PER_TABLE = 50_000;
 /** Change records read per table and pass at most. */
 const RECORDS_PER_TABLE = 200_000;
 /** Re-reads of a differing key before it is judged (a change may be under way). */
@@ -56,6 +56,8 @@ export interface RecheckPass {
   released: number;
   /** Tables left out, and why (no primary key, different shapes). */
   skipped: string[];
+  /** A limit per pass was reached: records are waiting, the next pass should start at once. */
+  behind: boolean;
 }
 
 interface TableWatch {
@@ -92,6 +94,7 @@ export class Recheck {
       requeued: [],
       released: 0,
       skipped: [],
+      behind: false,
     };
     if (!(await bucardoSchemaExists(sides.primary))) return result;
     const watched = await this.tables(sides);
@@ -107,8 +110,9 @@ export class Recheck {
       const requeue: Requeue[] = [];
       const releasable: string[][] = [];
       for (const table of watched.tables) {
-        const records = await this.unchecked(bookkeeping, table);
+        const { records, more } = await this.unchecked(bookkeeping, table);
         const compared = await this.compare(sides, table, records, result, requeue);
+        if (more || compared.size >= KEYS_PER_TABLE) result.behind = true;
         releasable.push(timesAllCompared(records, compared));
       }
       if (requeue.length) await insertChangeRecords(sides.primary, requeue);
@@ -175,7 +179,10 @@ export class Recheck {
    * most RECORDS_PER_TABLE: then the records of the last time read are left for the next pass whole, so
    * that a time is never released with some of its records unread.
    */
-  private async unchecked(bookkeeping: Client, table: TableWatch): Promise<Record[]> {
+  private async unchecked(
+    bookkeeping: Client,
+    table: TableWatch,
+  ): Promise<{ records: Record[]; more: boolean }> {
     const { sql, log } = table;
     const { rows } = await bookkeeping.query<Record>(
       `SELECT ${sql.keyTextArray()} AS key, d.txntime::text AS txntime,
@@ -186,9 +193,9 @@ export class Recheck {
         LIMIT ${RECORDS_PER_TABLE + 1}`,
       [log.target, this.target],
     );
-    if (rows.length <= RECORDS_PER_TABLE) return rows;
+    if (rows.length <= RECORDS_PER_TABLE) return { records: rows, more: false };
     const last = rows[rows.length - 1]!.txntime;
-    return rows.filter((row) => row.txntime !== last);
+    return { records: rows.filter((row) => row.txntime !== last), more: true };
   }
 
   /**

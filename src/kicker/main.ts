@@ -199,6 +199,9 @@ async function recheckPass(): Promise<void> {
     counters.requeued += pass.requeued.length;
     counters.lastPassAt = new Date().toISOString();
     counters.lastPassMs = Date.now() - began;
+    counters.behind = pass.behind;
+    // Behind (a limit per pass reached): the next pass starts at once rather than after the interval.
+    if (pass.behind) lastRecheck = 0;
     delete counters.lastError;
     for (const missed of pass.requeued) {
       const line = `${missed.table} (${missed.key.join(', ')})`;
