@@ -1,5 +1,5 @@
 // Shared set-up for benchmarks: clusters, a job replicating one table, CPU time of a process.
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { stopAllClusters, startCluster, type ClusterInfo } from '../src/sandbox/cluster.js';
@@ -8,6 +8,13 @@ import { stopProcessesIn } from '../src/core/process.js';
 
 export const benchDir = mkdtempSync(path.join(tmpdir(), 'bench-'));
 const jobs: WrittenJob[] = [];
+/** Why the bench dir must outlive the run (evidence of a failure), if it must. */
+let keepReason: string | undefined;
+
+/** Keeps the bench dir (job configs, Bucardo's and the kicker's logs, evidence files) after cleanUp. */
+export function keepBenchDir(reason: string): void {
+  keepReason = reason;
+}
 
 export async function benchClusters(names: string[]): Promise<ClusterInfo[]> {
   return Promise.all(
@@ -55,14 +62,44 @@ export async function syncrunRows(
   );
 }
 
+export function median(values: number[]): number {
+  const sorted = [...values].sort((x, y) => x - y);
+  const middle = Math.floor(sorted.length / 2);
+  return sorted.length % 2 ? sorted[middle]! : (sorted[middle - 1]! + sorted[middle]!) / 2;
+}
+
+/** PostgreSQL clusters on this host that are not the benchmark's, and Bucardo daemons (contention). */
+export function otherWork(ours: ClusterInfo[]): { clusters: number; bucardos: number } {
+  let clusters = 0;
+  let bucardos = 0;
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    let args = '';
+    try {
+      args = readFileSync(`/proc/${entry}/cmdline`, 'utf8').replace(/\0/g, ' ').trim();
+    } catch {
+      continue;
+    }
+    if (/postgres -D /.test(args) && !ours.some((c) => args.includes(c.dataDir))) clusters += 1;
+    if (args.startsWith('Bucardo Master Control Program')) bucardos += 1;
+  }
+  return { clusters, bucardos };
+}
+
 export function percentile(values: number[], p: number): number {
   const sorted = [...values].sort((x, y) => x - y);
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
 }
 
+/** Sends SIGTERM to the daemons and kickers of the benchmark's jobs, by their pid files. */
+export function stopJobProcesses(): number[] {
+  return jobs.flatMap((written) => stopProcessesIn(written.pidDir));
+}
+
 /** Stops everything the benchmark started: daemons and kickers by their pid files, then clusters. */
 export function cleanUp(): void {
-  for (const written of jobs) stopProcessesIn(written.pidDir);
+  stopJobProcesses();
   stopAllClusters();
-  rmSync(benchDir, { recursive: true, force: true });
+  if (keepReason) console.error(`Kept ${benchDir}: ${keepReason}`);
+  else rmSync(benchDir, { recursive: true, force: true });
 }
