@@ -327,10 +327,10 @@ async function deltaTables(client: pg.Client): Promise<DeltaTable[]> {
 }
 
 /** The fence's writer function as shipped, but its time rounded up to the next whole millisecond. */
-const SHIPPED_CHOICE =
-  "chosen := greatest(clock_timestamp(), bucardo.console_fence_time() + interval '1 microsecond');";
-const COARSE_CHOICE =
-  "chosen := date_trunc('milliseconds', greatest(clock_timestamp(), bucardo.console_fence_time() + interval '1 microsecond') + interval '999 microseconds');";
+const FENCE_PLUS_ONE = "timestamptz '1970-01-01 00:00:00+00' + (fence + 1) * interval '1 microsecond'";
+const SHIPPED_CHOICE = `chosen := greatest(clock_timestamp(),
+                       ${FENCE_PLUS_ONE});`;
+const COARSE_CHOICE = `chosen := date_trunc('milliseconds', greatest(clock_timestamp(), ${FENCE_PLUS_ONE}) + interval '999 microseconds');`;
 
 async function coarsenFence(client: pg.Client): Promise<void> {
   const source = (

@@ -19,7 +19,7 @@
 // 7 minutes when replication keeps up, up to about 18 when it stalls (the drain is watched for at most
 // BENCH_DRAIN_SECONDS, default 600, and a failing verify is followed by repair and a second verify).
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
@@ -31,7 +31,7 @@ import { pendingChanges } from '../src/core/pending.js';
 import { PluginCatalog } from '../src/core/plugin.js';
 import { handleSignalsYourself, PG_BIN, type ClusterInfo } from '../src/sandbox/cluster.js';
 import { query, runTool } from '../test/support/tool.js';
-import { benchClusters, benchDir, cleanUp, job, percentile, run } from './support.js';
+import { benchClusters, benchDir, cleanUp, job, otherWork, percentile, run } from './support.js';
 
 const SECONDS = Number(process.env['BENCH_SECONDS'] ?? 300);
 const KICK_INTERVAL = Number(process.env['BENCH_KICK_INTERVAL'] ?? 1);
@@ -363,23 +363,6 @@ function longestGap(moments: number[], from: number, to: number): { seconds: num
 }
 
 /** PostgreSQL clusters and Bucardo daemons on this host that are not this benchmark's (contention). */
-function otherWork(ours: ClusterInfo[]): { clusters: number; bucardos: number } {
-  let clusters = 0;
-  let bucardos = 0;
-  for (const entry of readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    let args = '';
-    try {
-      args = readFileSync(`/proc/${entry}/cmdline`, 'utf8').replace(/\0/g, ' ').trim();
-    } catch {
-      continue;
-    }
-    if (/postgres -D /.test(args) && !ours.some((c) => args.includes(c.dataDir))) clusters += 1;
-    if (args.startsWith('Bucardo Master Control Program')) bucardos += 1;
-  }
-  return { clusters, bucardos };
-}
-
 const seconds = (ms: number) => `${(ms / 1000).toFixed(1)} s`;
 const met = (ok: boolean) => (ok ? 'MET' : 'NOT MET');
 

@@ -24,6 +24,7 @@ import { formatFailures, lockBoundedDdl, tableFailure, type TableFailure } from 
 import { OperatorError } from '../errors.js';
 import type { Job } from '../job.js';
 import type { Check } from '../plugin.js';
+import { bucardoSchemaExists } from '../pending.js';
 import { quoteQualified } from '../quote.js';
 import { lockRounds, RoundProgress, runRounds, type RoundsPolicy } from '../rounds.js';
 
@@ -40,12 +41,6 @@ export const TXNTIME_DEFAULT = 'bucardo.console_txntime()';
 const OBJECTS = `
 CREATE SEQUENCE IF NOT EXISTS bucardo.console_fence_clock;
 GRANT SELECT ON SEQUENCE bucardo.console_fence_clock TO PUBLIC;
-
-CREATE OR REPLACE FUNCTION bucardo.console_fence_time() RETURNS timestamptz
-LANGUAGE sql STABLE AS $fn$
-  SELECT timestamptz '1970-01-01 00:00:00+00' + last_value * interval '1 microsecond'
-    FROM bucardo.console_fence_clock
-$fn$;
 
 CREATE OR REPLACE FUNCTION bucardo.console_txntime_key(timestamptz) RETURNS integer
 LANGUAGE sql STABLE AS $fn$
@@ -132,11 +127,6 @@ export interface FenceOutcome {
   switched: string[];
   /** Delta tables that could not get their lock within the lock timeout. */
   failed: TableFailure[];
-}
-
-async function bucardoSchemaExists(client: Client): Promise<boolean> {
-  const { rows } = await client.query("SELECT 1 FROM pg_namespace WHERE nspname = 'bucardo'");
-  return rows.length > 0;
 }
 
 /** Whether a source database has the fence, and which of its delta tables do not use it yet. */
