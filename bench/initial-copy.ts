@@ -158,6 +158,7 @@ async function command<D = unknown>(
     activity,
     db: databases.for(resolved.job),
     databases: (job) => databases.for(job),
+    forJob: (job) => ({ ...context, job, db: databases.for(job) }),
     options: parseCommandArguments(name, resolved.command.arguments, args).options,
     args,
     prompt: listModePrompter(true),

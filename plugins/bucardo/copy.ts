@@ -5,7 +5,7 @@
 import { sleep } from '../../src/core/activity.js';
 import { OperatorError } from '../../src/core/errors.js';
 import type { Check, CommandContext, CommandOutcome } from '../../src/core/plugin.js';
-import type { Job } from '../../src/core/job.js';
+import { targetViews, type Job } from '../../src/core/job.js';
 import { daemonPid, isDaemonRunning, reloadDaemon, syncLoaded } from '../../src/core/bucardo/daemon.js';
 import { metadataDatabaseExists, syncRow, withMetadata } from '../../src/core/bucardo/metadata.js';
 import { copySync, type CopyResult } from '../../src/core/copy/engine.js';
@@ -154,25 +154,33 @@ export async function parallelCopy(ctx: CommandContext): Promise<ParallelCopy> {
   // other, each with copy_jobs connections, so the load on the servers stays what copy_jobs says.
   const results: CopyResult[] = [];
   const setOff: Promise<string[]>[] = [];
+  // Every target (fan-out) gets its own copy from the primary, one after the other, each with its own
+  // record: a target's copy that was interrupted resumes without copying the others again.
+  const views = targetViews(job);
   for (const sync of syncs) {
-    let result: CopyResult;
-    try {
-      const run = await copySync(ctx, sync.name, sync.relgroup);
-      result = run.result;
-      setOff.push(run.afterTables);
-    } catch (error) {
-      // The tables of the syncs copied before still set off work: it ends before the error is told.
-      await Promise.all(setOff);
-      throw error;
+    for (const view of views) {
+      let result: CopyResult;
+      try {
+        const run = await copySync(view === job ? ctx : ctx.forJob(view), sync.name, sync.relgroup);
+        result = run.result;
+        setOff.push(run.afterTables);
+      } catch (error) {
+        // The tables of the syncs copied before still set off work: it ends before the error is told.
+        await Promise.all(setOff);
+        throw error;
+      }
+      results.push(result);
+      const label = [syncs.length > 1 ? sync.name : '', job.config.fanOut ? `target ${view.target}` : '']
+        .filter(Boolean)
+        .join(', ');
+      steps.push(
+        `${label ? `${label}: ` : ''}${
+          result.alreadyDone
+            ? `initial copy already done (${result.tables} table(s))`
+            : `copied ${result.tables} table(s) in ${result.units} unit(s), ${result.jobs} at a time: ${result.rows.toLocaleString('en-US')} rows in ${result.seconds.toFixed(1)} s${result.unitsSkipped.length ? ` (${result.unitsSkipped.length} unit(s) done by an earlier run, not copied again)` : ''}`
+        }`,
+      );
     }
-    results.push(result);
-    steps.push(
-      `${syncs.length > 1 ? `${sync.name}: ` : ''}${
-        result.alreadyDone
-          ? `initial copy already done (${result.tables} table(s))`
-          : `copied ${result.tables} table(s) in ${result.units} unit(s), ${result.jobs} at a time: ${result.rows.toLocaleString('en-US')} rows in ${result.seconds.toFixed(1)} s${result.unitsSkipped.length ? ` (${result.unitsSkipped.length} unit(s) done by an earlier run, not copied again)` : ''}`
-      }`,
-    );
   }
   return {
     data: { ...combineResults(job, results), steps, afterTables: [] },

@@ -11,7 +11,7 @@ import {
   type Client,
 } from '../../src/core/db.js';
 import { errorMessage, OperatorError } from '../../src/core/errors.js';
-import type { Job } from '../../src/core/job.js';
+import { targetViews, type Job } from '../../src/core/job.js';
 import { bucardoRelationName, quoteIdent } from '../../src/core/quote.js';
 import type { CommandContext, CommandOutcome } from '../../src/core/plugin.js';
 import type { Relation } from '../../src/core/objects.js';
@@ -31,13 +31,15 @@ import {
   refuseSharedRecords,
   removalPlan,
   removeRecords,
+  targetRecordNames,
   type OtherJob,
   type RemovalPlan,
 } from '../../src/core/bucardo/records.js';
 import { preflight, type Finding } from './preflight.js';
 import { describeScope, type ScopeReport } from './scope.js';
 import { jobTriggerNames, listTriggers } from '../../src/core/bucardo/triggers.js';
-import { formatFailures, lockBoundedDdl } from '../../src/core/ddl.js';
+import { formatFailures } from '../../src/core/ddl.js';
+import { dropBucardoSchema } from '../../src/core/bucardo/schema.js';
 import { dropJobTriggers } from './triggers.js';
 import { jobSyncs, planSyncs, strayRelgroups, syncCount } from '../../src/core/bucardo/syncs.js';
 
@@ -305,15 +307,20 @@ async function storeDbconn(job: Job, name: string, conn: string, ctx: CommandCon
 async function recordDatabases(job: Job, ctx: CommandContext): Promise<string[]> {
   const steps: string[] = [];
   const recorded = await withMetadata(job, recordedDatabases, ctx.activity);
-  for (const role of ['primary', 'secondary'] as const) {
-    const db = job.config.databases[role];
-    const name = job.bucardoDbName[role];
+  // The primary, then every target (one, or each of databases.secondaries).
+  const records = [
+    { role: 'primary' as const, of: job },
+    ...targetViews(job).map((view) => ({ role: 'secondary' as const, of: view })),
+  ];
+  for (const { role, of } of records) {
+    const db = of.config.databases[role];
+    const name = of.bucardoDbName[role];
     const wanted = {
       dbname: db.dbname,
       host: db.host,
       port: String(db.port),
       user: db.databaseOwner,
-      conn: dbconnFor(job, role),
+      conn: dbconnFor(of, role),
     };
     const existing = recorded.find((r) => r.name === name);
     if (!existing) {
@@ -334,7 +341,9 @@ async function recordDatabases(job: Job, ctx: CommandContext): Promise<string[]>
         { activity: ctx.activity },
       );
       if (cliConn !== wanted.conn) await storeDbconn(job, name, wanted.conn, ctx);
-      steps.push(`recorded ${role} as ${name} (${db.host}:${db.port}/${db.dbname})`);
+      steps.push(
+        `recorded ${role === 'primary' || !job.config.fanOut ? role : `target ${of.target}`} as ${name} (${db.host}:${db.port}/${db.dbname})`,
+      );
     } else if (
       existing.dbname !== wanted.dbname ||
       existing.dbhost !== wanted.host ||
@@ -482,8 +491,12 @@ export async function validateInstall(ctx: CommandContext) {
   return [
     { name: `metadata database ${job.metadataDb} exists`, pass: true },
     {
-      name: 'primary and secondary recorded',
-      pass: names.includes(job.bucardoDbName.primary) && names.includes(job.bucardoDbName.secondary),
+      name: job.config.fanOut
+        ? `primary and ${job.targets.length} target(s) recorded`
+        : 'primary and secondary recorded',
+      pass:
+        names.includes(job.bucardoDbName.primary) &&
+        targetRecordNames(job).every((name) => names.includes(name)),
       detail: names.join(', '),
     },
     {
@@ -568,36 +581,6 @@ export async function uninstall(ctx: CommandContext): Promise<CommandOutcome<Uni
     }
   }
   return { data: { steps }, message: `Uninstalled ${job.name}.` };
-}
-
-async function dropBucardoSchema(client: Client, job: Job): Promise<string> {
-  // Other jobs (another metadata database) may still use the primary's bucardo schema: their
-  // triggers reference its functions. Only drop it when no Bucardo trigger is left.
-  const { rows } = await client.query<{ count: string }>(
-    `SELECT count(*) FROM pg_trigger t JOIN pg_proc p ON p.oid = t.tgfoid JOIN pg_namespace n ON n.oid = p.pronamespace
-       JOIN pg_class c ON c.oid = t.tgrelid
-      WHERE n.nspname = 'bucardo' AND NOT t.tgisinternal AND c.relnamespace <> n.oid`,
-  );
-  const remaining = Number(rows[0]!.count);
-  const exists = (await client.query("SELECT 1 FROM pg_namespace WHERE nspname = 'bucardo'")).rowCount;
-  if (!exists) return 'no bucardo schema on the primary';
-  if (remaining > 0) {
-    return `kept the bucardo schema on the primary: ${remaining} trigger(s) of other Bucardo jobs still use it`;
-  }
-  const outcome = await lockBoundedDdl(client, ['DROP SCHEMA bucardo CASCADE'], {
-    timeoutMs: job.config.bucardo.lockTimeoutMs,
-    target: { schema: 'bucardo' },
-  });
-  if (!outcome.done) {
-    // Typically autovacuum on a big delta table, or a session still reading Bucardo's tables.
-    const holders = outcome.blockers.map(
-      (h) => `pid ${h.pid} (${h.application || h.backendType}: ${h.query.slice(0, 120)})`,
-    );
-    throw new OperatorError(
-      `The primary's bucardo schema could not be dropped within bucardo.lock_timeout (${job.config.bucardo.lockTimeoutMs} ms): ${holders.join('; ') || 'another session'} holds a lock on its tables. The triggers are already gone, so nothing is being captured any more; run bucardo.uninstall again in a moment.`,
-    );
-  }
-  return 'dropped the bucardo schema on the primary';
 }
 
 function sharedRemovalSteps(job: Job, plan: RemovalPlan, others: OtherJob[]): string[] {

@@ -4,7 +4,7 @@ import { syncNames } from '../../src/core/bucardo/syncs.js';
 import { bucardoVersion } from '../../src/core/bucardo.js';
 import { withClient } from '../../src/core/db.js';
 import { errorMessage } from '../../src/core/errors.js';
-import type { Job } from '../../src/core/job.js';
+import { targetViews, type Job } from '../../src/core/job.js';
 import {
   displayName,
   findReplicationObjects,
@@ -37,7 +37,10 @@ export async function preflight(
 ): Promise<PreflightReport> {
   const findings: Finding[] = [];
   const add = (finding: Finding) => findings.push(finding);
-  const { bucardo, primary, secondary } = job.config.databases;
+  const { bucardo, primary } = job.config.databases;
+  // Every target is checked (fan-out: each of databases.secondaries, named in its findings).
+  const views = targetViews(job);
+  const sideOf = (view: Job) => (job.config.fanOut ? `target ${view.target}` : 'secondary');
 
   progress('checking the bucardo executable');
   const version = await bucardoVersion(job.config.bucardo.executable).catch(() => undefined);
@@ -102,16 +105,20 @@ export async function preflight(
   }
 
   let scope: ReplicationScope | undefined;
-  for (const db of [primary, secondary]) {
+  const sides = [
+    { db: primary, of: job, side: 'primary' },
+    ...views.map((view) => ({ db: view.config.databases.secondary, of: view, side: sideOf(view) })),
+  ];
+  for (const { db, of, side } of sides) {
     const logins =
       db.schemaOwner === db.databaseOwner
         ? (['database_owner'] as const)
         : (['database_owner', 'schema_owner'] as const);
     for (const login of logins) {
-      progress(`connecting to the ${db.role} as ${login.replace('_', ' ')}`);
+      progress(`connecting to the ${side} as ${login.replace('_', ' ')}`);
       try {
         await withClient(
-          job,
+          of,
           { role: db.role as 'primary' | 'secondary', login, activity },
           async (client) => {
             if (db.role === 'secondary' && login === 'database_owner') {
@@ -121,16 +128,16 @@ export async function preflight(
               try {
                 await client.query('SET LOCAL session_replication_role = replica');
                 add({
-                  item: 'secondary role may set session_replication_role',
+                  item: `${side} role may set session_replication_role`,
                   ok: true,
                   detail: db.databaseOwner,
                 });
               } catch (error) {
                 add({
-                  item: 'secondary role may set session_replication_role',
+                  item: `${side} role may set session_replication_role`,
                   ok: false,
                   detail: errorMessage(error),
-                  fix: `Bucardo writes to the secondary with session_replication_role = replica: make ${db.databaseOwner} a superuser, or on PostgreSQL 15+ run GRANT SET ON PARAMETER session_replication_role TO ${db.databaseOwner} on the secondary.`,
+                  fix: `Bucardo writes to the ${side} with session_replication_role = replica: make ${db.databaseOwner} a superuser, or on PostgreSQL 15+ run GRANT SET ON PARAMETER session_replication_role TO ${db.databaseOwner} on the secondary.`,
                 });
               } finally {
                 await client.query('ROLLBACK');
@@ -165,13 +172,13 @@ export async function preflight(
           },
         );
         add({
-          item: `${db.role} reachable as ${login.replace('_', ' ')}`,
+          item: `${side} reachable as ${login.replace('_', ' ')}`,
           ok: true,
           detail: `${db.host}:${db.port}/${db.dbname} as ${login === 'schema_owner' ? db.schemaOwner : db.databaseOwner}`,
         });
       } catch (error) {
         add({
-          item: `${db.role} reachable as ${login.replace('_', ' ')}`,
+          item: `${side} reachable as ${login.replace('_', ' ')}`,
           ok: false,
           detail: errorMessage(error),
         });
@@ -218,63 +225,67 @@ export async function preflight(
             fix: "Bucardo's command line reads = as an option and * or % as wildcards: rename these or exclude them with table_exclude.",
           },
     );
-    try {
-      progress('comparing the servers');
-      const pair = await withClient(job, { role: 'primary', activity }, (primaryClient) =>
-        withClient(job, { role: 'secondary', activity }, (secondaryClient) =>
-          compareServers(primaryClient, secondaryClient, scope!.tables),
-        ),
-      );
-      for (const finding of pair) add(finding);
-    } catch (error) {
-      add({ item: 'server versions', ok: false, detail: errorMessage(error) });
-    }
-    try {
-      progress('comparing table definitions with the secondary');
-      const [primaryColumns, secondaryColumns] = await Promise.all([
-        withClient(job, { role: 'primary', activity }, (client) => tableColumns(client, scope!.tables)),
-        withClient(job, { role: 'secondary', activity }, (client) => tableColumns(client, scope!.tables)),
-      ]);
-      const missing: string[] = [];
-      const different: string[] = [];
-      for (const table of scope.tables) {
-        const key = `${table.schema}.${table.name}`;
-        const source = primaryColumns.get(key) ?? [];
-        const target = secondaryColumns.get(key);
-        if (!target) {
-          missing.push(key);
-          continue;
-        }
-        const describe = (cols: { name: string; type: string }[]) =>
-          cols
-            .map((c) => `${c.name} ${c.type}`)
-            .sort()
-            .join(', ');
-        if (describe(source) !== describe(target))
-          different.push(`${key} (primary: ${describe(source)}; secondary: ${describe(target)})`);
+    for (const view of views) {
+      const side = sideOf(view);
+      try {
+        progress('comparing the servers');
+        const pair = await withClient(job, { role: 'primary', activity }, (primaryClient) =>
+          withClient(view, { role: 'secondary', activity }, (secondaryClient) =>
+            compareServers(primaryClient, secondaryClient, scope!.tables),
+          ),
+        );
+        for (const finding of pair)
+          add(job.config.fanOut ? { ...finding, item: `${finding.item} (${side})` } : finding);
+      } catch (error) {
+        add({ item: 'server versions', ok: false, detail: errorMessage(error) });
       }
-      add(
-        missing.length === 0
-          ? { item: 'every table exists on the secondary', ok: true, detail: 'yes' }
-          : {
-              item: 'every table exists on the secondary',
-              ok: false,
-              detail: `missing on the secondary: ${missing.join(', ')}`,
-              fix: 'Create them first, e.g. pg_dump --schema-only -t TABLE from the primary restored into the secondary, or exclude them.',
-            },
-      );
-      add(
-        different.length === 0
-          ? { item: 'same columns and types on both sides', ok: true, detail: 'yes' }
-          : {
-              item: 'same columns and types on both sides',
-              ok: false,
-              detail: different.join('; '),
-              fix: "Make the secondary's definitions match the primary's (ALTER TABLE on the secondary) before replicating.",
-            },
-      );
-    } catch (error) {
-      add({ item: 'every table exists on the secondary', ok: false, detail: errorMessage(error) });
+      try {
+        progress(`comparing table definitions with the ${side}`);
+        const [primaryColumns, secondaryColumns] = await Promise.all([
+          withClient(job, { role: 'primary', activity }, (client) => tableColumns(client, scope!.tables)),
+          withClient(view, { role: 'secondary', activity }, (client) => tableColumns(client, scope!.tables)),
+        ]);
+        const missing: string[] = [];
+        const different: string[] = [];
+        for (const table of scope.tables) {
+          const key = `${table.schema}.${table.name}`;
+          const source = primaryColumns.get(key) ?? [];
+          const target = secondaryColumns.get(key);
+          if (!target) {
+            missing.push(key);
+            continue;
+          }
+          const describe = (cols: { name: string; type: string }[]) =>
+            cols
+              .map((c) => `${c.name} ${c.type}`)
+              .sort()
+              .join(', ');
+          if (describe(source) !== describe(target))
+            different.push(`${key} (primary: ${describe(source)}; ${side}: ${describe(target)})`);
+        }
+        add(
+          missing.length === 0
+            ? { item: `every table exists on the ${side}`, ok: true, detail: 'yes' }
+            : {
+                item: `every table exists on the ${side}`,
+                ok: false,
+                detail: `missing on the ${side}: ${missing.join(', ')}`,
+                fix: 'Create them first, e.g. pg_dump --schema-only -t TABLE from the primary restored into the secondary, or exclude them.',
+              },
+        );
+        add(
+          different.length === 0
+            ? { item: `same columns and types on the primary and the ${side}`, ok: true, detail: 'yes' }
+            : {
+                item: `same columns and types on the primary and the ${side}`,
+                ok: false,
+                detail: different.join('; '),
+                fix: `Make the ${side}'s definitions match the primary's (ALTER TABLE on the ${side}) before replicating.`,
+              },
+        );
+      } catch (error) {
+        add({ item: `every table exists on the ${side}`, ok: false, detail: errorMessage(error) });
+      }
     }
   }
 

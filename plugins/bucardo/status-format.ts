@@ -130,6 +130,14 @@ export function formatStatus(data: StatusData): string[] {
       );
     }
   }
+  if (data.targets) {
+    lines.push(`  Targets       : ${data.targets.length}, applied together by each sync run`);
+    const width = Math.max(...data.targets.map((t) => t.name.length));
+    for (const t of data.targets)
+      lines.push(
+        `    ${t.name.padEnd(width)}  ${t.where}  ${t.state} (exit code ${t.exitCode}): ${t.verdict}`,
+      );
+  }
   lines.push(`  Initial copy  : ${formatCopy(data.copy)}`);
   const pending = data.pending.filter((p) => p.changes > 0);
   const unknownBacklog = data.unreachable.some((u) => u.includes('the primary'));

@@ -10,7 +10,8 @@ import type { CommandContext, CommandOutcome } from '../../src/core/plugin.js';
 import { processUptimeSeconds } from '../../src/core/process.js';
 import { detectStuckStatements, noProgressStall, type Stall } from '../../src/core/watchdog.js';
 import { daemonPid, syncLoaded } from '../../src/core/bucardo/daemon.js';
-import type { Job } from '../../src/core/job.js';
+import { targetViews, type Job } from '../../src/core/job.js';
+import { withClient } from '../../src/core/db.js';
 import {
   lastRun,
   metadataDatabaseExists,
@@ -71,6 +72,24 @@ export interface StatusData {
   /** The databases status could not reach, each with the cause. */
   unreachable: string[];
   problems: string[];
+  /**
+   * Each target of a job with databases.secondaries: one sync applies every target in one run, so the
+   * backlog and lag are the job's; what differs is whether status reached the target and whether the
+   * sync's last failure names it. The job's state is the worst of theirs.
+   */
+  targets?: TargetStatus[];
+}
+
+export interface TargetStatus {
+  name: string;
+  /** host:port/dbname */
+  where: string;
+  reachable: boolean;
+  /** The sync's last failure names this target's database (Bucardo's errors carry its dbname and port). */
+  failing: boolean;
+  state: StatusState;
+  exitCode: number;
+  verdict: string;
 }
 
 export interface SyncStatus {
@@ -203,7 +222,19 @@ export async function collectStatus(db: DatabaseContext): Promise<StatusData> {
     if (age !== undefined) sync.oldestPendingSeconds = age;
   }
   // The secondary is where the rows go: a status that cannot see it cannot say replication works.
-  await reach(unreachable, 'secondary', () => db.secondary().then((client) => client.query('SELECT 1')));
+  // Every target's (fan-out): the first on the shared session, the others on sessions of their own.
+  const targetReach = new Map<string, string | undefined>();
+  for (const view of targetViews(job)) {
+    const before = unreachable.length;
+    await reach(unreachable, job.config.fanOut ? `target ${view.target}` : 'secondary', () =>
+      view === job
+        ? db.secondary().then((client) => client.query('SELECT 1'))
+        : withClient(view, { role: 'secondary', activity: db.activity }, (client) =>
+            client.query('SELECT 1'),
+          ),
+    );
+    targetReach.set(view.target, unreachable[before]);
+  }
   if (data.installed && data.sync && unreachable.length === 0)
     data.copy = await copyState(db).catch(() => ({ state: 'unknown' as const }));
   data.pendingTotal = data.pending.reduce((sum, p) => sum + p.changes, 0);
@@ -249,7 +280,67 @@ export async function collectStatus(db: DatabaseContext): Promise<StatusData> {
   data.state = judged.state;
   data.exitCode = STATE_EXIT_CODES[judged.state];
   data.verdict = judged.verdict;
+  if (job.config.fanOut) judgeTargets(data, job, targetReach);
   return data;
+}
+
+/**
+ * Each target's state: unknown when status could not reach it; failed when the sync's last failure
+ * names it; otherwise the job's state without the other targets' reachability (one sync applies
+ * every target, so a target that fails holds the others back: their verdict names it). The job's state
+ * is then the worst target's.
+ */
+function judgeTargets(data: StatusData, job: Job, reached: Map<string, string | undefined>): void {
+  const targetProblems = [...reached.values()].filter((u): u is string => u !== undefined);
+  const base = judge({ ...data, unreachable: data.unreachable.filter((u) => !targetProblems.includes(u)) });
+  const failedLast =
+    data.sync?.lastBad &&
+    (!data.sync.lastGood || Date.parse(data.sync.lastBad) > Date.parse(data.sync.lastGood));
+  const error = failedLast ? (data.sync?.lastError ?? '') : '';
+  const blocking: string[] = [];
+  data.targets = job.targets.map((target) => {
+    const db = target.database;
+    const where = `${db.host}:${db.port}/${db.dbname}`;
+    const failing =
+      error !== '' &&
+      (error.includes(target.recordName) ||
+        (new RegExp(`dbname=${escapeRegExp(db.dbname)}\\b`).test(error) &&
+          error.includes(`port=${db.port}`)));
+    const problem = reached.get(target.name);
+    if (problem !== undefined || failing) blocking.push(target.name);
+    const [state, verdict]: [StatusState, string] =
+      problem !== undefined
+        ? ['unknown', `unknown: ${problem}`]
+        : failing
+          ? ['failed', `FAILED: the last sync run failed on this target: ${error}`]
+          : [base.state, base.verdict];
+    return {
+      name: target.name,
+      where,
+      reachable: problem === undefined,
+      failing,
+      state,
+      exitCode: STATE_EXIT_CODES[state],
+      verdict,
+    };
+  });
+  for (const target of data.targets) {
+    const others = blocking.filter((name) => name !== target.name);
+    if (target.state !== 'caught up' && !blocking.includes(target.name) && others.length)
+      target.verdict += ` (waits for target ${others.join(', ')}: one sync applies every target in the same run)`;
+  }
+  // The job is as bad as its worst target; a target that fails or cannot be seen is named.
+  const worst = data.targets.reduce((a, b) => (b.exitCode > a.exitCode ? b : a));
+  const named = data.targets.find((t) => blocking.includes(t.name) && t.exitCode === worst.exitCode);
+  if (worst.exitCode >= data.exitCode && named) {
+    data.state = named.state;
+    data.exitCode = named.exitCode;
+    data.verdict = `target ${named.name}: ${named.verdict}`;
+  }
+}
+
+function escapeRegExp(text: string): string {
+  return text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 }
 
 /** The age in seconds of the oldest pending change among these tables. */

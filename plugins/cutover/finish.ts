@@ -45,7 +45,9 @@ import { cutoverSettings } from './settings.js';
 import { recordVerify } from './verify.js';
 import { runVerify } from './compare/engine.js';
 import { backlog, describeWriters, describeWrites, openWriters, writesSince } from './writes.js';
-import { setUpWayBack, startWayBack, wayBackExists } from './way-back.js';
+import { setUpWayBack, startSyncsFromSecondary, wayBackExists } from './way-back.js';
+import { chooseTarget, followExists, otherTargets, setUpFollow, switchedTarget } from './follow.js';
+import { followJob } from '../../src/core/bucardo/follow.js';
 import { FIXED_ROUNDS, lockRounds } from '../../src/core/rounds.js';
 
 export interface FinishData {
@@ -279,13 +281,15 @@ const BACKWARD: Direction = { command: 'cutover.rollback', from: 'the secondary 
 
 export async function finish(ctx: CommandContext): Promise<CommandOutcome<FinishData>> {
   await adoptRecordedNames(ctx.db, ctx.activity);
-  return switchOver(ctx, ctx.job, FORWARD);
+  // A fan-out job switches to the target --target names (follow.ts): every step below acts on it.
+  return switchOver(ctx, await chooseTarget(ctx), FORWARD);
 }
 
 /** cutover.rollback: only after the forward cutover finished with the way back set up. */
 export async function rollback(ctx: CommandContext): Promise<CommandOutcome<FinishData>> {
-  const { job } = ctx;
   await adoptRecordedNames(ctx.db, ctx.activity);
+  // A fan-out job rolls back from the target its cutover switched to.
+  const job = await switchedTarget(ctx);
   const forward = (await metadataDatabaseExists(job, ctx.activity))
     ? await withRecords(job, ctx.activity, (client) => readProgress(client, job))
     : undefined;
@@ -339,6 +343,12 @@ async function switchOver(
   const wayBack =
     forward && (ctx.options.flag('way-back') || settings.wayBack || (await wayBackExists(job, ctx.activity)));
   if (wayBack) for (const line of await setUpWayBack(job, ctx)) steps.say(line);
+  // The other targets of a fan-out job (cutover.others: follow): B's triggers for them are in place
+  // before the pause too, and they must hold exactly what B holds at the switch (checked below).
+  const follow = forward ? followJob(job) : undefined;
+  const following = follow !== undefined && settings.others === 'follow';
+  if (following) for (const line of await setUpFollow(job, follow, ctx)) steps.say(line);
+  const followers = following ? otherTargets(job) : [];
 
   if (progress.replication_stopped) {
     steps.say(
@@ -410,9 +420,18 @@ async function switchOver(
         advanceSequences(primary, secondary, scope.sequences, settings.sequenceMargin),
       ),
     );
+  const advanceFollowers = async () => {
+    for (const other of followers)
+      await withClient(job, { role: 'primary', activity: ctx.activity }, (primary) =>
+        withClient(other, { role: 'secondary', activity: ctx.activity }, (secondary) =>
+          advanceSequences(primary, secondary, scope.sequences, settings.sequenceMargin),
+        ),
+      );
+  };
   if (!progress.sequences) {
     ctx.progress("advancing the secondary's sequences");
     const changes = await steps.timed('sequences', advance);
+    if (followers.length) await steps.timed('sequences of the followers', advanceFollowers);
     await mark(job, ctx, progress, 'sequences');
     steps.say(
       `sequences: ${changes.length} of ${scope.sequences.length} set on the secondary to ${settings.sequenceMargin} increment(s) past the primary's${
@@ -427,51 +446,59 @@ async function switchOver(
   }
 
   if (!progress.verified) {
-    const quick = ctx.options.flag('full-verify')
-      ? { why: 'asked for with --full-verify' }
-      : await changeCheckPossible(job, ctx);
-    if ('horizon' in quick) {
-      const check = await steps.timed('final check', () =>
-        runFinalCheck(job, quick.horizon, {
-          settings,
-          verifyInFlight: quick.inFlight,
-          activity: ctx.activity,
-          progress: (text) => ctx.progress(`final check: ${text}`),
-        }),
-      );
-      finalCheck = check;
-      if (!check.passed) {
-        return {
-          ok: false,
-          data: data({ verdict: check.verdict }),
-          message: `The final check failed: ${check.verdict} Replication is still running and nothing is switched. Find and repair the differences (cutover.verify names them, cutover.repair re-applies them), then run cutover.finish again with writes still stopped; or let writes resume on the primary to call the cutover off.`,
-        };
+    // The chosen target, then each target that will follow it: all must hold what the primary holds.
+    for (const target of [job, ...followers]) {
+      const label =
+        target === job
+          ? job.config.fanOut
+            ? ` (target ${job.target})`
+            : ''
+          : ` (follower ${target.target})`;
+      const quick = ctx.options.flag('full-verify')
+        ? { why: 'asked for with --full-verify' }
+        : await changeCheckPossible(target, ctx);
+      if ('horizon' in quick) {
+        const check = await steps.timed(`final check${label}`, () =>
+          runFinalCheck(target, quick.horizon, {
+            settings,
+            verifyInFlight: quick.inFlight,
+            activity: ctx.activity,
+            progress: (text) => ctx.progress(`final check: ${text}`),
+          }),
+        );
+        finalCheck = check;
+        if (!check.passed) {
+          return {
+            ok: false,
+            data: data({ verdict: check.verdict }),
+            message: `The final check${label} failed: ${check.verdict} Replication is still running and nothing is switched. Find and repair the differences (cutover.verify names them, cutover.repair re-applies them), then run cutover.finish again with writes still stopped; or let writes resume on the primary to call the cutover off.`,
+          };
+        }
+        steps.say(
+          `final check${label}: ${check.verdict} Changes since ${check.from ?? 'the hold began'} (${quick.horizon.reason}); ${steps.lastSeconds()}`,
+        );
+      } else {
+        steps.say(`final check${label}: a full strict verify (${quick.why})`);
+        const verify = await steps.timed(`final verify (full)${label}`, () =>
+          runVerify(target, {
+            settings,
+            strict: true,
+            activity: ctx.activity,
+            progress: (text) => ctx.progress(`final verify: ${text}`),
+          }),
+        );
+        await recordVerify(target, verify, ctx.activity);
+        if (!verify.passed) {
+          return {
+            ok: false,
+            data: data({ verdict: verify.verdict }),
+            message: `The final verify${label} failed: ${verify.verdict} Replication is still running and nothing is switched. Repair the differences (cutover.verify lists them with their keys) and run cutover.finish again with writes still stopped, or let writes resume on the primary to call the cutover off.`,
+          };
+        }
+        steps.say(`final verify${label}: ${verify.verdict} (${steps.lastSeconds()})`);
       }
-      await mark(job, ctx, progress, 'verified');
-      steps.say(
-        `final check: ${check.verdict} Changes since ${check.from ?? 'the hold began'} (${quick.horizon.reason}); ${steps.lastSeconds()}`,
-      );
-    } else {
-      steps.say(`final check: a full strict verify (${quick.why})`);
-      const verify = await steps.timed('final verify (full)', () =>
-        runVerify(job, {
-          settings,
-          strict: true,
-          activity: ctx.activity,
-          progress: (text) => ctx.progress(`final verify: ${text}`),
-        }),
-      );
-      await recordVerify(job, verify, ctx.activity);
-      if (!verify.passed) {
-        return {
-          ok: false,
-          data: data({ verdict: verify.verdict }),
-          message: `The final verify failed: ${verify.verdict} Replication is still running and nothing is switched. Repair the differences (cutover.verify lists them with their keys) and run cutover.finish again with writes still stopped, or let writes resume on the primary to call the cutover off.`,
-        };
-      }
-      await mark(job, ctx, progress, 'verified');
-      steps.say(`final verify: ${verify.verdict} (${steps.lastSeconds()})`);
     }
+    await mark(job, ctx, progress, 'verified');
   }
 
   if (!progress.replication_stopped) {
@@ -564,10 +591,19 @@ async function switchOver(
     releaseHold(client, job.syncName),
   ).catch(() => undefined);
   steps.say(`writes may go to ${words.to}`);
-  if (wayBack) {
-    // After the pause: B's triggers record every write from now on, whenever the daemon is up.
-    for (const line of await startWayBack(job, ctx)) steps.say(line);
-  }
+  // After the pause: B's triggers record every write from now on, whenever the daemon is up.
+  const fromB = [...(wayBack ? [reverseJob(job)] : []), ...(following ? [follow] : [])];
+  if (fromB.length) for (const line of await startSyncsFromSecondary(job, fromB, ctx)) steps.say(line);
+  if (forward && follow && !following)
+    steps.say(
+      `cutover.others is stop: ${otherTargets(job)
+        .map((t) => t.target)
+        .join(', ')} keep what they held at the switch and get nothing more`,
+    );
+  else if (following)
+    steps.say(
+      `${followers.map((t) => t.target).join(', ')} follow${followers.length === 1 ? 's' : ''} ${job.target}: sync ${follow.syncName} carries its writes to them`,
+    );
   if (!forward) {
     const primary = job.config.databases.secondary;
     return {
@@ -589,11 +625,11 @@ async function switchOver(
 }
 
 export async function validateFinish(ctx: CommandContext): Promise<Check[]> {
-  return validateSwitch(ctx.job, true);
+  return validateSwitch(await switchedTarget(ctx), true);
 }
 
 export async function validateRollback(ctx: CommandContext): Promise<Check[]> {
-  return validateSwitch(reverseJob(ctx.job), false);
+  return validateSwitch(reverseJob(await switchedTarget(ctx)), false);
 }
 
 async function validateSwitch(job: Job, forward: boolean): Promise<Check[]> {
@@ -615,6 +651,9 @@ async function validateSwitch(job: Job, forward: boolean): Promise<Check[]> {
   const writable = await secondaryAcceptsWrites(job);
   const pid = daemonPid(job);
   const reverse = reverseJob(job);
+  // A fan-out job's followers: the daemon runs their sync after the switch (cutover.others: follow).
+  const follow = forward ? followJob(job) : undefined;
+  const following = follow !== undefined && (await followExists(job));
   return [
     {
       name: `${forward ? 'cutover' : 'rollback'} recorded as finished`,
@@ -627,11 +666,17 @@ async function validateSwitch(job: Job, forward: boolean): Promise<Check[]> {
           pass: pid !== undefined && syncLoaded(reverse),
           detail: pid ? `pid ${pid}${syncLoaded(reverse) ? '' : ', sync not loaded'}` : 'no daemon',
         }
-      : {
-          name: 'no Bucardo daemon running for this job',
-          pass: pid === undefined,
-          ...(pid ? { detail: `pid ${pid}` } : {}),
-        },
+      : following
+        ? {
+            name: `the daemon runs the followers' sync ${follow.syncName}`,
+            pass: pid !== undefined && syncLoaded(follow),
+            detail: pid ? `pid ${pid}${syncLoaded(follow) ? '' : ', sync not loaded'}` : 'no daemon',
+          }
+        : {
+            name: 'no Bucardo daemon running for this job',
+            pass: pid === undefined,
+            ...(pid ? { detail: `pid ${pid}` } : {}),
+          },
     {
       name: `no trigger of this ${forward ? 'job' : 'way back'} left on ${words.from}`,
       pass: triggers.length === 0,

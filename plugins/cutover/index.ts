@@ -12,15 +12,23 @@ export default definePlugin<CutoverSettings>({
   hooks: {
     // While the way back runs, bucardo.status (which knows only the job's own sync) also shows it.
     // Uninstalling would forget the way back while its triggers keep recording every write on B.
+    // The same for the followers' sync of a fan-out job's cutover (follow.ts).
     'bucardo.uninstall': {
-      before: async (ctx) => (await import('./way-back.js')).refuseWhileWayBack(ctx),
+      before: async (ctx) => {
+        await (await import('./way-back.js')).refuseWhileWayBack(ctx);
+        await (await import('./follow.js')).refuseWhileFollowing(ctx);
+      },
     },
     'bucardo.status': {
-      after: async (ctx) => (await import('./way-back.js')).wayBackStatus(ctx),
+      after: async (ctx) => [
+        ...(await (await import('./way-back.js')).wayBackStatus(ctx)),
+        ...(await (await import('./follow.js')).followStatus(ctx)),
+      ],
     },
   },
   commands: {
     verify: {
+      perTarget: true,
       summary:
         'compare every table (row counts and checksums per key range, on the servers) and the sequences; name the differing keys',
       arguments: {
@@ -36,6 +44,7 @@ export default definePlugin<CutoverSettings>({
       format: formatVerify,
     },
     repair: {
+      perTarget: true,
       summary:
         'make Bucardo re-apply the rows the last verify found differing (re-queues their keys on the primary), then verify',
       arguments: {
@@ -51,6 +60,7 @@ export default definePlugin<CutoverSettings>({
       format: formatRepair,
     },
     check: {
+      perTarget: true,
       summary:
         'the readiness list: daemon, initial copy, lag, indexes, materialized views, Bucardo errors, a recent verify',
       run: async (ctx) => (await import('./check.js')).check(ctx),
@@ -71,6 +81,11 @@ export default definePlugin<CutoverSettings>({
         'way-back': {
           kind: 'flag',
           help: 'leave reverse replication B→A running after the switch, for cutover.rollback (or cutover.way_back: true)',
+        },
+        target: {
+          kind: 'string',
+          placeholder: 'NAME',
+          help: 'with databases.secondaries: the target that becomes the new primary (the others follow it or stop, cutover.others)',
         },
       },
       run: async (ctx) => (await import('./finish.js')).finish(ctx),

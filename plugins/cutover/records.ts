@@ -4,7 +4,7 @@
 // database and with it this record, so a new migration starts clean. Rows are keyed by job.
 import { withClient, type Client } from '../../src/core/db.js';
 import type { Activity } from '../../src/core/activity.js';
-import type { Job } from '../../src/core/job.js';
+import { targetKey, type Job } from '../../src/core/job.js';
 import { metadataDatabaseExists } from '../../src/core/bucardo/metadata.js';
 import type { ChangeHorizon } from './compare/capture.js';
 import type { VerifyReport } from './compare/report.js';
@@ -35,7 +35,9 @@ CREATE TABLE IF NOT EXISTS ${RECORD_SCHEMA}.finish_progress (
   triggers_removed_at    timestamptz,
   finished_at            timestamptz,
   updated_at             timestamptz NOT NULL DEFAULT now()
-);`;
+);
+-- A fan-out job's chosen target (cutover.finish --target): a rerun must switch to the same one.
+ALTER TABLE ${RECORD_SCHEMA}.finish_progress ADD COLUMN IF NOT EXISTS target text;`;
 
 async function ensureRecords(client: Client): Promise<void> {
   try {
@@ -77,7 +79,7 @@ export async function saveVerifyRun(
 ): Promise<number> {
   const { rows } = await client.query<{ id: string }>(
     `INSERT INTO ${RECORD_SCHEMA}.verify_run (job, started_at, passed, clean, verdict, summary) VALUES ($1, $2, $3, $4, $5, $6) RETURNING id`,
-    [job.name, run.startedAt, run.passed, run.clean, run.verdict, JSON.stringify(run.summary)],
+    [targetKey(job), run.startedAt, run.passed, run.clean, run.verdict, JSON.stringify(run.summary)],
   );
   return Number(rows[0]!.id);
 }
@@ -94,7 +96,8 @@ export async function lastVerifyRun(client: Client, job: Job): Promise<VerifyRec
   }>(
     `SELECT id, started_at, finished_at, passed, clean, verdict, summary->'horizon' AS horizon
        FROM ${RECORD_SCHEMA}.verify_run WHERE job = $1 ORDER BY finished_at DESC, id DESC LIMIT 1`,
-    [job.name],
+    // Each target's own verifies (fan-out: keyed <job>:<target>).
+    [targetKey(job)],
   );
   const row = rows[0];
   if (!row) return undefined;
@@ -166,13 +169,22 @@ export async function readProgress(client: Client, job: Job): Promise<FinishProg
   return progress;
 }
 
+/** The target a fan-out job's cutover switched (or began switching) to, if any. */
+export async function chosenTarget(client: Client, job: Job): Promise<string | undefined> {
+  const { rows } = await client.query<{ target: string | null }>(
+    `SELECT target FROM ${RECORD_SCHEMA}.finish_progress WHERE job = $1`,
+    [job.name],
+  );
+  return rows[0]?.target ?? undefined;
+}
+
 /** Records a step as done at the given time (the primary's clock for 'confirmed'), or now. */
 export async function markStep(client: Client, job: Job, step: FinishStep, at?: string): Promise<string> {
   const column = `${step}_at`;
   const { rows } = await client.query<{ at: string }>(
-    `INSERT INTO ${RECORD_SCHEMA}.finish_progress (job, ${column}) VALUES ($1, coalesce($2::timestamptz, now()))
-     ON CONFLICT (job) DO UPDATE SET ${column} = EXCLUDED.${column}, updated_at = now() RETURNING ${column}::text AS at`,
-    [job.name, at ?? null],
+    `INSERT INTO ${RECORD_SCHEMA}.finish_progress (job, ${column}, target) VALUES ($1, coalesce($2::timestamptz, now()), $3)
+     ON CONFLICT (job) DO UPDATE SET ${column} = EXCLUDED.${column}, target = coalesce(finish_progress.target, EXCLUDED.target), updated_at = now() RETURNING ${column}::text AS at`,
+    [job.name, at ?? null, job.config.fanOut ? job.target : null],
   );
   return rows[0]!.at;
 }

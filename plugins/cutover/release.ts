@@ -16,6 +16,7 @@ import { reverseJob } from '../../src/core/bucardo/reverse.js';
 import { holdInPlace, releaseHold } from './compare/capture.js';
 import { readProgress, withRecords } from './records.js';
 import { removeWayBack, wayBackExists, wayBackTriggers } from './way-back.js';
+import { followExists, removeFollow, switchedTarget } from './follow.js';
 
 export interface ReleaseData {
   steps: string[];
@@ -25,12 +26,23 @@ export interface ReleaseData {
 }
 
 export async function release(ctx: CommandContext): Promise<CommandOutcome<ReleaseData>> {
-  const { job } = ctx;
   await adoptRecordedNames(ctx.db, ctx.activity);
+  // A fan-out job: the way back and the followers' sync start from the target the cutover chose.
+  const job = await switchedTarget(ctx);
+  const follow = await removeFollow(ctx);
+  if (follow?.failed.length) {
+    ctx.log(formatFailures(follow.failed).join('\n'));
+    return {
+      ok: false,
+      data: { steps: follow.steps, released: false, wayBackRemoved: false, failed: follow.failed },
+      message: `The followers' sync is removed, but ${follow.failed.length} table(s) still carry its triggers: each stayed locked longer than ${follow.limit} (listed above). End those sessions or wait for them, then run cutover.release again.`,
+    };
+  }
   const released = await withClient(job, { role: 'primary', activity: ctx.activity }, (client) =>
     releaseHold(client, job.syncName),
   );
   const steps = [
+    ...(follow?.steps ?? []),
     released
       ? "lifted the hold on Bucardo's purge of change records: its VAC purges them at its next run"
       : "no hold on Bucardo's purge was in place",
@@ -43,9 +55,11 @@ export async function release(ctx: CommandContext): Promise<CommandOutcome<Relea
   if (!wayBack && !leftOver)
     return {
       data: { steps, released, wayBackRemoved: false, failed: [] },
-      message: released
-        ? 'Released. cutover.finish now needs a new cutover.verify first (or it compares every row during the write pause).'
-        : 'Nothing to release.',
+      message: follow
+        ? "Released: the followers' sync and its triggers are gone; the other targets keep what they hold and get nothing more."
+        : released
+          ? 'Released. cutover.finish now needs a new cutover.verify first (or it compares every row during the write pause).'
+          : 'Nothing to release.',
     };
   const progress = installed
     ? await withRecords(job, ctx.activity, (client) => readProgress(client, job))
@@ -67,15 +81,18 @@ export async function release(ctx: CommandContext): Promise<CommandOutcome<Relea
 }
 
 export async function validateRelease(ctx: CommandContext): Promise<Check[]> {
+  const job = await switchedTarget(ctx);
+  const following = await followExists(job);
   const held = await withClient(ctx.job, { role: 'primary' }, (client) =>
     holdInPlace(client, ctx.job.syncName),
   );
   const installed = await metadataDatabaseExists(ctx.job);
-  const wayBack = installed && (await wayBackExists(ctx.job));
-  const triggers = await wayBackTriggers(ctx.job).catch(() => []);
+  const wayBack = installed && (await wayBackExists(job));
+  const triggers = await wayBackTriggers(job).catch(() => []);
   return [
     { name: "no hold on Bucardo's purge left", pass: !held },
     { name: 'no way back (reverse sync) left in Bucardo', pass: !wayBack },
+    ...(job.config.fanOut ? [{ name: "no followers' sync left in Bucardo", pass: !following }] : []),
     {
       name: 'no trigger of the way back left on the secondary',
       pass: triggers.length === 0,

@@ -25,6 +25,11 @@ export interface CutoverSettings {
   finalRowCounts: boolean;
   /** cutover.finish leaves reverse replication B→A running (as with --way-back). */
   wayBack: boolean;
+  /**
+   * A fan-out job's other targets at `cutover.finish --target B`: follow B (a sync B→the others,
+   * created without a copy, runs from the switch on) or stop (they keep what they had at the switch).
+   */
+  others: 'follow' | 'stop';
 }
 
 const KEYS = [
@@ -37,6 +42,7 @@ const KEYS = [
   'drain_timeout',
   'final_row_counts',
   'way_back',
+  'others',
 ];
 
 export function defaultCutoverSettings(): CutoverSettings {
@@ -50,6 +56,7 @@ export function defaultCutoverSettings(): CutoverSettings {
     drainTimeoutSeconds: 300,
     finalRowCounts: true,
     wayBack: false,
+    others: 'follow',
   };
 }
 
@@ -66,6 +73,7 @@ export function parseCutoverSettings(reader: ConfigReader, value: unknown, path:
     drainTimeoutSeconds: reader.number(raw, 'drain_timeout', path, defaults.drainTimeoutSeconds, 1),
     finalRowCounts: reader.boolean(raw, 'final_row_counts', path, defaults.finalRowCounts),
     wayBack: reader.boolean(raw, 'way_back', path, defaults.wayBack),
+    others: reader.oneOf(raw, 'others', path, ['follow', 'stop'] as const, defaults.others),
   };
 }
 

@@ -19,7 +19,9 @@ import {
   withMetadata,
 } from '../../src/core/bucardo/metadata.js';
 import { ensureDbgroup, readRecords, refuseSharedRecords } from '../../src/core/bucardo/records.js';
-import { reverseJob, reverseNameProblem } from '../../src/core/bucardo/reverse.js';
+import { REVERSE_SUFFIX, reverseJob, reverseNameProblem } from '../../src/core/bucardo/reverse.js';
+import { followJob } from '../../src/core/bucardo/follow.js';
+import { dropBucardoSchema } from '../../src/core/bucardo/schema.js';
 import { addSyncArguments } from '../../src/core/bucardo/sync.js';
 import { dropTriggersInRounds, jobTriggerNames, listTriggers } from '../../src/core/bucardo/triggers.js';
 import { withClient } from '../../src/core/db.js';
@@ -80,97 +82,133 @@ export async function setUpWayBack(job: Job, ctx: CommandContext): Promise<strin
   if (await wayBackExists(job, ctx.activity))
     return [`the way back (sync ${reverse.syncName}, B→A) is already set up`];
   refuseSharedRecords(job, await withMetadata(job, readRecords, ctx.activity), 'cutover.finish --way-back');
-  const steps: string[] = [];
-  const { members, exists } = await withMetadata(
-    job,
-    async (client) => ({
-      members: await relgroupMembers(client, job.relgroupName),
-      exists: new Set(
-        (await relgroupMembers(client, reverse.relgroupName)).map(
-          (m) => `${m.reltype}:${m.schema}.${m.name}`,
-        ),
-      ),
-    }),
-    ctx.activity,
-  );
-  // Sequences stay out of the reverse sync: cutover.rollback sets A's past B's itself, as finish does.
-  const tables = members.filter((m) => m.reltype === 'table' && !exists.has(`table:${m.schema}.${m.name}`));
-  for (let start = 0; start < tables.length; start += ADD_BATCH) {
-    ctx.activity.throwIfInterrupted();
-    ctx.progress(`recording the secondary's tables for the way back: ${start}/${tables.length}`);
-    await runBucardo(
-      job,
-      [
-        'add',
-        'table',
-        ...tables.slice(start, start + ADD_BATCH).map((t) => bucardoRelationName(t.schema, t.name)),
-        `db=${reverse.bucardoDbName.primary}`,
-        `relgroup=${reverse.relgroupName}`,
-      ],
-      { activity: ctx.activity },
-    );
-  }
-  steps.push(`recorded ${tables.length} table(s) of the secondary in relgroup ${reverse.relgroupName}`);
-  // Its own dbgroup (B source, A target): `add sync ... dbs=` would take any with those databases.
-  const dbgroup = await ensureDbgroup(reverse, ctx.activity);
-  if (dbgroup) steps.push(dbgroup);
-  ctx.progress(`creating sync ${reverse.syncName} (its triggers on the secondary's tables)`);
-  const dbName = reverse.bucardoDbName.primary;
-  const original = await withMetadata(
-    job,
-    async (client) =>
-      (await client.query<{ dbconn: string }>('SELECT dbconn FROM bucardo.db WHERE name = $1', [dbName]))
-        .rows[0]?.dbconn ?? '',
-    ctx.activity,
-  );
-  const storeConn = (conn: string) =>
-    withMetadata(job, (client) =>
-      client.query('UPDATE bucardo.db SET dbconn = $1 WHERE name = $2', [conn, dbName]),
-    );
-  await storeConn(withLockTimeout(original, job.config.bucardo.lockTimeoutMs));
-  try {
-    await runBucardo(job, addSyncArguments(reverse), { activity: ctx.activity, safeToStop: false });
-  } catch (error) {
-    if (error instanceof BucardoError && /lock timeout/i.test(error.message))
-      throw new OperatorError(
-        `A table on the secondary was locked by another session for longer than bucardo.lock_timeout (${job.config.bucardo.lockTimeoutMs} ms), so Bucardo rolled the reverse sync's trigger installation back: nothing was created and nothing was switched. Run cutover.finish --way-back again when the lock is released (bucardo.status and pg_locks on the secondary show who holds it). Bucardo said: ${error.message}`,
-      );
-    throw error;
-  } finally {
-    await storeConn(original);
-  }
+  const steps = await createSyncFromSecondary(job, reverse, ctx, 'cutover.finish --way-back');
   steps.push(
     `created sync ${reverse.syncName} (source the secondary, target the primary, no initial copy) with ordinary triggers on the secondary's tables; it runs once the switch is done`,
   );
   return steps;
 }
 
-/** After the switch: the daemon (stopped by the finish) starts again and runs the reverse sync. */
-export async function startWayBack(job: Job, ctx: CommandContext): Promise<string[]> {
-  const reverse = reverseJob(job);
-  if (daemonPid(job)) {
-    // A daemon started by hand in between: a reload loads the reverse sync.
-    await reloadDaemon(reverse, ctx);
-    return [
-      `reloaded the running daemon: sync ${reverse.syncName} carries the secondary's writes to the primary`,
-    ];
+/**
+ * A sync whose source is the job's secondary (B): the way back (B→A) or the followers (B→C after a
+ * fan-out's switch, follow.ts). B's tables are recorded in the derived job's relgroup, its dbgroup is
+ * made, and the sync is added with onetimecopy=0 (its targets already hold the data). Bucardo's
+ * validate_sync creates the triggers on B in one transaction over its own connection
+ * (how-bucardo-behaves.md §8); that connection gets a lock_timeout for the duration through B's
+ * dbconn, then the dbconn is put back. Tables B already has recorded for another such sync (its
+ * goats) join the relgroup by SQL: `bucardo add table` skips them.
+ */
+export async function createSyncFromSecondary(
+  job: Job,
+  derived: Job,
+  ctx: CommandContext,
+  command: string,
+): Promise<string[]> {
+  const steps: string[] = [];
+  const { members, exists } = await withMetadata(
+    job,
+    async (client) => ({
+      members: await relgroupMembers(client, job.relgroupName),
+      exists: new Set(
+        (await relgroupMembers(client, derived.relgroupName)).map(
+          (m) => `${m.reltype}:${m.schema}.${m.name}`,
+        ),
+      ),
+    }),
+    ctx.activity,
+  );
+  const sourceDb = derived.bucardoDbName.primary;
+  // Sequences stay out: cutover.finish and cutover.rollback set them past the source's themselves.
+  const tables = members.filter((m) => m.reltype === 'table' && !exists.has(`table:${m.schema}.${m.name}`));
+  for (let start = 0; start < tables.length; start += ADD_BATCH) {
+    ctx.activity.throwIfInterrupted();
+    ctx.progress(`recording the secondary's tables for sync ${derived.syncName}: ${start}/${tables.length}`);
+    await runBucardo(
+      job,
+      [
+        'add',
+        'table',
+        ...tables.slice(start, start + ADD_BATCH).map((t) => bucardoRelationName(t.schema, t.name)),
+        `db=${sourceDb}`,
+        `relgroup=${derived.relgroupName}`,
+      ],
+      { activity: ctx.activity },
+    );
   }
-  await requireCommitFence(reverse, ctx);
-  ctx.progress('starting the Bucardo daemon for the way back');
+  await withMetadata(
+    job,
+    (client) =>
+      client.query(
+        `INSERT INTO bucardo.herdmap (herd, goat)
+         SELECT $1, g.id FROM bucardo.goat g
+          WHERE g.db = $2 AND g.reltype = 'table' AND (g.schemaname, g.tablename) IN (SELECT * FROM unnest($3::text[], $4::text[]))
+            AND NOT EXISTS (SELECT 1 FROM bucardo.herdmap m WHERE m.herd = $1 AND m.goat = g.id)`,
+        [derived.relgroupName, sourceDb, tables.map((t) => t.schema), tables.map((t) => t.name)],
+      ),
+    ctx.activity,
+  );
+  steps.push(`recorded ${tables.length} table(s) of the secondary in relgroup ${derived.relgroupName}`);
+  // Its own dbgroup: `add sync ... dbs=` would take any with those databases.
+  const dbgroup = await ensureDbgroup(derived, ctx.activity);
+  if (dbgroup) steps.push(dbgroup);
+  ctx.progress(`creating sync ${derived.syncName} (its triggers on the secondary's tables)`);
+  const original = await withMetadata(
+    job,
+    async (client) =>
+      (await client.query<{ dbconn: string }>('SELECT dbconn FROM bucardo.db WHERE name = $1', [sourceDb]))
+        .rows[0]?.dbconn ?? '',
+    ctx.activity,
+  );
+  const storeConn = (conn: string) =>
+    withMetadata(job, (client) =>
+      client.query('UPDATE bucardo.db SET dbconn = $1 WHERE name = $2', [conn, sourceDb]),
+    );
+  await storeConn(withLockTimeout(original, job.config.bucardo.lockTimeoutMs));
+  try {
+    await runBucardo(job, addSyncArguments(derived), { activity: ctx.activity, safeToStop: false });
+  } catch (error) {
+    if (error instanceof BucardoError && /lock timeout/i.test(error.message))
+      throw new OperatorError(
+        `A table on the secondary was locked by another session for longer than bucardo.lock_timeout (${job.config.bucardo.lockTimeoutMs} ms), so Bucardo rolled the trigger installation of sync ${derived.syncName} back: nothing was created and nothing was switched. Run ${command} again when the lock is released (bucardo.status and pg_locks on the secondary show who holds it). Bucardo said: ${error.message}`,
+      );
+    throw error;
+  } finally {
+    await storeConn(original);
+  }
+  return steps;
+}
+
+/**
+ * After the switch: the daemon (stopped by the finish) starts again and runs the syncs whose source
+ * is the secondary (the way back, the followers' sync), or a daemon started by hand in between is
+ * reloaded so that it loads them.
+ */
+export async function startSyncsFromSecondary(
+  job: Job,
+  syncs: Job[],
+  ctx: CommandContext,
+): Promise<string[]> {
+  const carries = (sync: Job) =>
+    `sync ${sync.syncName} carries the secondary's writes to ${sync === syncs.find((s) => s.name.endsWith(REVERSE_SUFFIX)) ? 'the primary' : sync.targets.map((t) => t.name).join(', ')}`;
+  if (daemonPid(job)) {
+    for (const sync of syncs) await reloadDaemon(sync, ctx);
+    return syncs.map((sync) => `reloaded the running daemon: ${carries(sync)}`);
+  }
+  for (const sync of syncs) await requireCommitFence(sync, ctx);
+  ctx.progress('starting the Bucardo daemon for the syncs from the secondary');
   // bucardo.start stored the pid dir, log settings and loop sleeps in Bucardo's settings; they still hold.
   await runBucardo(job, ['start', '--logdest', job.paths.logDir, '--logextension', job.paths.logExtension], {
     activity: ctx.activity,
   });
-  for (let i = 0; i < 300 && !(daemonPid(job) && syncLoaded(reverse)); i++)
-    await sleep(100, ctx.activity.signal);
-  if (!syncLoaded(reverse))
+  const loaded = () => Boolean(daemonPid(job)) && syncs.every((sync) => syncLoaded(sync));
+  for (let i = 0; i < 300 && !loaded(); i++) await sleep(100, ctx.activity.signal);
+  const missing = syncs.filter((sync) => !syncLoaded(sync));
+  if (missing.length)
     throw new OperatorError(
-      `The cutover itself is finished (writes may go to the secondary), but the Bucardo daemon did not load sync ${reverse.syncName} within 30 s, so the secondary's writes are recorded on it but not yet carried to the primary. Look at ${job.paths.logFile}, then run bucardo.start.`,
+      `The cutover itself is finished (writes may go to the secondary), but the Bucardo daemon did not load sync ${missing.map((s) => s.syncName).join(', ')} within 30 s, so the secondary's writes are recorded on it but not yet carried on. Look at ${job.paths.logFile}, then run bucardo.start.`,
     );
-  await kickSync(reverse);
-  return [
-    `started the daemon (pid ${daemonPid(job)}): sync ${reverse.syncName} carries the secondary's writes to the primary`,
-  ];
+  for (const sync of syncs) await kickSync(sync);
+  return syncs.map((sync) => `started the daemon (pid ${daemonPid(job)}): ${carries(sync)}`);
 }
 
 export interface WayBackRemoval {
@@ -188,19 +226,36 @@ export async function removeWayBack(
   ctx: CommandContext,
   forwardFinished: boolean,
 ): Promise<WayBackRemoval> {
-  const reverse = reverseJob(job);
+  // After the switch the daemon runs the way back, and the followers' sync of a fan-out job if any.
+  const follow = followJob(job);
+  const others = Boolean(follow && daemonPid(job) && syncLoaded(follow));
+  return removeSyncFromSecondary(job, reverseJob(job), ctx, forwardFinished && !others, 'the way back');
+}
+
+/**
+ * Removes a sync whose source is the secondary (the way back, the followers' sync) and its triggers
+ * on B, table by table under bounded lock waits (B's bucardo_delta stays while another sync of B uses
+ * it). `onlyOneRunning`: the daemon runs nothing else, so it is stopped first; otherwise a running
+ * daemon is reloaded so that it forgets the sync. Safe to run again.
+ */
+export async function removeSyncFromSecondary(
+  job: Job,
+  reverse: Job,
+  ctx: CommandContext,
+  onlyOneRunning: boolean,
+  what: string,
+): Promise<WayBackRemoval> {
   const steps: string[] = [];
   const sync = await withMetadata(job, (client) => syncRow(client, reverse.syncName), ctx.activity);
   if (sync) {
-    if (forwardFinished && daemonPid(job)) {
-      // After the switch the daemon runs nothing but the reverse sync.
+    if (onlyOneRunning && daemonPid(job)) {
       const stopped = await stopDaemon(job, ctx);
       steps.push(stopped.steps.join('; '));
     }
     await runBucardo(job, ['remove', 'sync', reverse.syncName], { activity: ctx.activity });
     steps.push(`removed sync ${reverse.syncName} from Bucardo`);
-    // Before the switch the daemon still runs the forward sync: a reload forgets the removed one.
-    if (!forwardFinished && daemonPid(job) && syncLoaded(reverse)) await reloadDaemon(job, ctx);
+    // The daemon still runs another sync: a reload forgets the removed one.
+    if (!onlyOneRunning && daemonPid(job) && syncLoaded(reverse)) await reloadDaemon(job, ctx);
   }
   const herd = await withMetadata(
     job,
@@ -230,7 +285,7 @@ export async function removeWayBack(
     { role: 'primary', login: 'schema_owner', activity: ctx.activity },
     async (secondary) => {
       await releaseHold(secondary, reverse.syncName).catch(() => false);
-      return dropTriggersInRounds(
+      const dropped = await dropTriggersInRounds(
         secondary,
         reverse,
         ctx.activity,
@@ -238,14 +293,19 @@ export async function removeWayBack(
         ctx.progress,
         (rounds) => `could not be locked within ${setting} (${policy.timeoutMs} ms) in ${rounds} round(s)`,
       );
+      // The schema Bucardo made on B goes with the last sync from B (kept while any trigger uses it).
+      const schema =
+        dropped.waiting.length === 0 ? await dropBucardoSchema(secondary, job, 'the secondary') : undefined;
+      return { ...dropped, schema };
     },
   );
   const dropped = result.total - result.waiting.length;
   steps.push(
     result.total
-      ? `dropped the way back's triggers on ${dropped} of ${result.total} secondary table(s) (each lock wait at most ${setting})`
-      : "no trigger of the way back left on the secondary's tables",
+      ? `dropped ${what}'s triggers on ${dropped} of ${result.total} secondary table(s) (each lock wait at most ${setting})`
+      : `no trigger of ${what} left on the secondary's tables`,
   );
+  if (result.schema) steps.push(result.schema);
   return { steps, failed: result.waiting, limit: `${setting} in each of ${result.rounds} round(s)` };
 }
 

@@ -6,7 +6,7 @@ import path from 'node:path';
 import { withClient } from '../../src/core/db.js';
 import { lockBoundedDdl, tableFailure, type TableFailure } from '../../src/core/ddl.js';
 import { errorMessage, OperatorError } from '../../src/core/errors.js';
-import type { Job } from '../../src/core/job.js';
+import { targetKey, type Job } from '../../src/core/job.js';
 import type { Check, CommandContext, CommandOutcome } from '../../src/core/plugin.js';
 import { quoteIdent, quoteQualified } from '../../src/core/quote.js';
 import {
@@ -124,7 +124,7 @@ export function planLines(job: Job, plan: DropPlan, largerThanBytes: number): st
 }
 
 function definitionsFile(job: Job): string {
-  return path.join(job.paths.stateDir, `dropped-indexes.${job.name}.sql`);
+  return path.join(job.paths.stateDir, `dropped-indexes.${targetKey(job).replace(':', '.')}.sql`);
 }
 
 function dropStatements(indexes: SecondaryIndex[]): string[] {
@@ -202,7 +202,7 @@ export async function dropIndexes(ctx: CommandContext): Promise<CommandOutcome<D
     writeFileSync(
       file,
       rebuildScript(
-        job.name,
+        targetKey(job),
         records.filter((r) => r.recreatedAt === null),
       ),
     );

@@ -32,6 +32,7 @@ export default definePlugin<IndexSettings>({
       validate: async (ctx) => (await install()).validateInstall(ctx),
     },
     drop: {
+      perTarget: true,
       summary:
         "list, then record and drop the secondary's non-primary-key indexes on tables larger than indexes.larger_than (--dry-run: list only)",
       arguments: {
@@ -46,6 +47,7 @@ export default definePlugin<IndexSettings>({
       format: formatDrop,
     },
     recreate: {
+      perTarget: true,
       summary:
         'rebuild the dropped indexes, now or after the initial copy (--now / --wait), largest first, indexes.jobs at a time',
       arguments: {
@@ -61,6 +63,7 @@ export default definePlugin<IndexSettings>({
       format: formatRecreate,
     },
     uninstall: {
+      perTarget: true,
       summary:
         "remove this job's index records, and the record table once no job has any (refuses while a dropped index is not rebuilt)",
       run: async (ctx) => (await uninstall()).uninstall(ctx),

@@ -5,7 +5,7 @@ import { DatabaseContext, withSession } from '../../src/core/context.js';
 import { withTransaction, type Client } from '../../src/core/db.js';
 import type { Activity } from '../../src/core/activity.js';
 import { OperatorError } from '../../src/core/errors.js';
-import type { Job } from '../../src/core/job.js';
+import { targetKey, type Job } from '../../src/core/job.js';
 import type { SecondaryIndex } from './catalog.js';
 
 export const RECORD_SCHEMA = 'manage_indexes';
@@ -95,7 +95,7 @@ export async function recordDefinitions(client: Client, job: Job, indexes: Secon
            is_initially_deferred = excluded.is_initially_deferred, tablespace = excluded.tablespace, comment = excluded.comment,
            constraint_comment = excluded.constraint_comment, clustered = excluded.clustered, size_bytes = excluded.size_bytes, recorded_at = now(), dropped_at = NULL, recreated_at = NULL`,
         [
-          job.name,
+          targetKey(job),
           index.schema,
           index.table,
           index.index,
@@ -129,7 +129,7 @@ export async function recordedCountsByTable(
       WHERE r.job = $1
       GROUP BY 1, 2`,
     [
-      job.name,
+      targetKey(job),
       indexes.map((i) => i.schema),
       indexes.map((i) => i.index),
       indexes.map((i) => i.indexDefinition),
@@ -147,7 +147,7 @@ export async function markDropped(
   await client.query(
     `UPDATE ${RECORD_TABLE} SET dropped_at = now()
       WHERE job = $1 AND (schema_name, index_name) IN (SELECT * FROM unnest($2::text[], $3::text[]))`,
-    [job.name, indexes.map((i) => i.schema), indexes.map((i) => i.index)],
+    [targetKey(job), indexes.map((i) => i.schema), indexes.map((i) => i.index)],
   );
 }
 
@@ -160,7 +160,7 @@ export async function markRecreated(
   await client.query(
     `UPDATE ${RECORD_TABLE} SET recreated_at = now()
       WHERE job = $1 AND recreated_at IS NULL AND (schema_name, index_name) IN (SELECT * FROM unnest($2::text[], $3::text[]))`,
-    [job.name, indexes.map((i) => i.schema), indexes.map((i) => i.index)],
+    [targetKey(job), indexes.map((i) => i.schema), indexes.map((i) => i.index)],
   );
 }
 
@@ -188,7 +188,7 @@ export async function recordedIndexes(client: Client, job: Job): Promise<Dropped
     `SELECT schema_name, table_name, index_name, index_definition, constraint_type, constraint_definition, is_deferrable,
             is_initially_deferred, tablespace, comment, constraint_comment, clustered, size_bytes, dropped_at, recreated_at
        FROM ${RECORD_TABLE} WHERE job = $1 ORDER BY size_bytes DESC, schema_name, index_name`,
-    [job.name],
+    [targetKey(job)],
   );
   return rows.map((row) => ({
     schema: row.schema_name,

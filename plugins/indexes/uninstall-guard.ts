@@ -1,6 +1,7 @@
 // Before bucardo.uninstall (a hook declared in index.ts): the metadata database it drops holds the
 // only copy of the definitions of the indexes indexes.drop dropped on the secondary. Refusing before
 // the uninstall starts leaves replication exactly as it was.
+import { targetKey, targetViews } from '../../src/core/job.js';
 import { OperatorError } from '../../src/core/errors.js';
 import type { CommandContext } from '../../src/core/plugin.js';
 import { metadataDatabaseExists } from '../../src/core/bucardo/metadata.js';
@@ -13,10 +14,11 @@ export async function refuseWithUnrebuiltIndexes(ctx: CommandContext): Promise<v
   if (!(await metadataDatabaseExists(job, activity))) return;
   const names = await withRecords(job, activity, async (client) => {
     if (!(await recordsInstalled(client))) return [];
+    // Every target's (fan-out: each keeps its own rows, keyed <job>:<target>).
     const { rows } = await client.query<{ name: string }>(
       `SELECT schema_name || '.' || index_name AS name FROM ${RECORD_TABLE}
-        WHERE job = $1 AND recreated_at IS NULL ORDER BY 1`,
-      [job.name],
+        WHERE job = ANY($1) AND recreated_at IS NULL ORDER BY 1`,
+      [targetViews(job).map(targetKey)],
     );
     return rows.map((row) => row.name);
   });

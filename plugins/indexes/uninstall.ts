@@ -5,7 +5,7 @@ import { errorMessage, OperatorError } from '../../src/core/errors.js';
 import type { Check, CommandContext, CommandOutcome } from '../../src/core/plugin.js';
 import type { Client } from '../../src/core/db.js';
 import { withLockTimeout } from '../../src/core/ddl.js';
-import type { Job } from '../../src/core/job.js';
+import { targetKey, type Job } from '../../src/core/job.js';
 import { metadataDatabaseExists } from '../../src/core/bucardo/metadata.js';
 import { RECORD_SCHEMA, RECORD_TABLE, recordsInstalled, withRecords } from './records.js';
 
@@ -54,7 +54,7 @@ async function removeRecords(client: Client, job: Job): Promise<CommandOutcome<U
   await client.query(`LOCK TABLE ${RECORD_TABLE} IN SHARE ROW EXCLUSIVE MODE`);
   const unrebuilt = await client.query<{ schema_name: string; index_name: string }>(
     `SELECT schema_name, index_name FROM ${RECORD_TABLE} WHERE job = $1 AND recreated_at IS NULL ORDER BY 1, 2`,
-    [job.name],
+    [targetKey(job)],
   );
   if (unrebuilt.rows.length > 0) {
     const names = unrebuilt.rows.map((r) => `${r.schema_name}.${r.index_name}`);
@@ -62,7 +62,7 @@ async function removeRecords(client: Client, job: Job): Promise<CommandOutcome<U
       `${names.length} index(es) recorded by indexes.drop for ${job.name} are not marked rebuilt (${names.slice(0, 10).join(', ')}${names.length > 10 ? ', …' : ''}); their definitions may exist only in ${RECORD_TABLE}. Run indexes.recreate first (it also marks indexes that are still present), then indexes.uninstall again. Nothing was removed.`,
     );
   }
-  const removed = await client.query(`DELETE FROM ${RECORD_TABLE} WHERE job = $1`, [job.name]);
+  const removed = await client.query(`DELETE FROM ${RECORD_TABLE} WHERE job = $1`, [targetKey(job)]);
   const others = await client.query<{ job: string }>(`SELECT DISTINCT job FROM ${RECORD_TABLE} ORDER BY 1`);
   const otherJobs = others.rows.map((r) => r.job);
   const removedRecords = removed.rowCount ?? 0;
@@ -105,7 +105,7 @@ export async function validateUninstall(ctx: CommandContext): Promise<Check[]> {
     if (!(await recordsInstalled(client))) return 0;
     const { rows } = await client.query<{ n: string }>(
       `SELECT count(*) AS n FROM ${RECORD_TABLE} WHERE job = $1`,
-      [job.name],
+      [targetKey(job)],
     );
     return Number(rows[0]!.n);
   });

@@ -12,6 +12,7 @@ export default definePlugin<MatViewSettings>({
   parseSettings: parseMatViewSettings,
   commands: {
     refresh: {
+      perTarget: true,
       summary:
         'refresh every materialized view in scope on the secondary, in dependency order, independent ones in parallel',
       run: async (ctx) => (await refresh()).refreshViews(ctx),

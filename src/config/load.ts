@@ -11,6 +11,7 @@ import {
   type DatabaseRole,
   type JobConfig,
   type MetricsSettings,
+  type TargetConfig,
   type ReplicationObjects,
 } from './types.js';
 import type { PluginCatalog } from '../core/plugin.js';
@@ -135,14 +136,19 @@ export async function loadConfig(file: string, catalog: PluginCatalog): Promise<
     }
   }
 
-  const databasesRaw = reader.section(root['databases'], 'databases', ['bucardo', 'primary', 'secondary']);
+  const databasesRaw = reader.section(root['databases'], 'databases', [
+    'bucardo',
+    'primary',
+    'secondary',
+    'secondaries',
+  ]);
   const bucardoRaw = reader.section(root['bucardo'], 'bucardo', BUCARDO_KEYS);
   const replicationName = reader.requiredString(bucardoRaw, 'replication_name', 'bucardo');
   validateReplicationName(reader, replicationName);
 
-  const roleSections = {} as Record<DatabaseRole, Raw>;
+  const roleSections = {} as Record<Exclude<DatabaseRole, 'secondary'>, Raw>;
   const databases = {} as Record<DatabaseRole, DatabaseConfig>;
-  for (const role of ['bucardo', 'primary', 'secondary'] as const) {
+  for (const role of ['bucardo', 'primary'] as const) {
     const value = databasesRaw[role];
     if (value === undefined || value === null)
       reader.problem(
@@ -152,6 +158,8 @@ export async function loadConfig(file: string, catalog: PluginCatalog): Promise<
     roleSections[role] = reader.section(value, `databases.${role}`, ROLE_KEYS[role]);
     databases[role] = readDatabase(reader, role, roleSections[role], absolute);
   }
+  const { targets, fanOut } = readTargets(reader, databasesRaw, databases.primary, replicationName, absolute);
+  databases.secondary = targets[0]!.database;
   const primaryRaw = roleSections.primary;
   // The original tool's key (databases.primary.disable_kicking) and the newer bucardo.asynchronous_kicking
   // mean the same thing; either one turns the per-commit kick triggers off.
@@ -164,6 +172,8 @@ export async function loadConfig(file: string, catalog: PluginCatalog): Promise<
     file: absolute,
     plugins,
     databases,
+    targets,
+    fanOut,
     bucardo: {
       replicationName,
       copyData: reader.oneOf(
@@ -224,6 +234,118 @@ export async function loadConfig(file: string, catalog: PluginCatalog): Promise<
 
   if (reader.problems.length > 0) throw new ConfigError(absolute, reader.problems);
   return config;
+}
+
+/** Bucardo records a fan-out target as <replication_name>_<target>: the same rules as the name itself. */
+const TARGET_NAME = /^[a-z_][a-z0-9_]*$/;
+/** Names a target may not take: its record would read as the primary's, or as another record of the job. */
+const RESERVED_TARGET_NAMES = ['primary', 'back', 'bucardo'];
+
+/**
+ * The databases the primary replicates to: `databases.secondary` (one target, named `secondary`) or
+ * `databases.secondaries`, a mapping of target name → the same keys (fan-out, docs/fan-out.md). Each
+ * must be another database than the primary and than every other target.
+ */
+function readTargets(
+  reader: ConfigReader,
+  databasesRaw: Raw,
+  primary: DatabaseConfig,
+  replicationName: string,
+  configFile: string,
+): { targets: TargetConfig[]; fanOut: boolean } {
+  const single = databasesRaw['secondary'];
+  const many = databasesRaw['secondaries'];
+  const given = (value: unknown) => value !== undefined && value !== null;
+  if (given(single) && given(many))
+    reader.problem(
+      'databases.secondaries',
+      'and databases.secondary are both set: use databases.secondary for one target, or list every target (that one included) under databases.secondaries',
+    );
+  if (!given(many)) {
+    if (!given(single))
+      reader.problem(
+        'databases.secondary',
+        'is required: host, port, dbname and database_owner of the secondary database (or databases.secondaries: a mapping of target name → those keys, to replicate to several)',
+      );
+    const section = reader.section(single, 'databases.secondary', ROLE_KEYS.secondary);
+    const database = readDatabase(reader, 'secondary', section, configFile);
+    // Not checked against the primary here: templates written for the original tool name one
+    // placeholder database twice, and they load as they always did.
+    return { targets: [{ name: 'secondary', database }], fanOut: false };
+  }
+  // Any name is a key here (the targets' own names); each is checked below.
+  const entries = reader.section(
+    many,
+    'databases.secondaries',
+    many && typeof many === 'object' ? Object.keys(many) : [],
+  );
+  const names = Object.keys(entries);
+  if (names.length === 0) {
+    reader.problem(
+      'databases.secondaries',
+      'lists no target: name at least one (target name → host, port, dbname, ...)',
+    );
+  }
+  const targets: (TargetConfig & { where: string })[] = [];
+  for (const name of names) {
+    const where = `databases.secondaries.${name}`;
+    if (!TARGET_NAME.test(name) || RESERVED_TARGET_NAMES.includes(name))
+      reader.problem(
+        where,
+        `'${name}' is not a usable target name: lower-case letters, digits and underscores, starting with a letter or underscore, and none of ${RESERVED_TARGET_NAMES.join(', ')} (Bucardo records the target as ${replicationName || '<replication_name>'}_${name})`,
+      );
+    else if (replicationName && `${replicationName}_${name}`.length > 63)
+      reader.problem(
+        where,
+        `'${name}' makes the record name ${replicationName}_${name} longer than 63 characters: use a shorter target name`,
+      );
+    const section = reader.section(entries[name], where, ROLE_KEYS.secondary);
+    const database = readDatabase(reader, 'secondary', section, configFile);
+    if (database.cascade)
+      reader.problem(
+        `${where}.cascade`,
+        'a job with several targets cannot also be the first hop of a cascade: run the cascade as its own job with databases.secondary, or leave cascade out here',
+      );
+    targets.push({ name, database, where });
+  }
+  checkDistinct(reader, primary, targets);
+  if (targets.length === 0) {
+    const database = readDatabase(reader, 'secondary', {}, configFile);
+    return { targets: [{ name: 'secondary', database }], fanOut: true };
+  }
+  return { targets: targets.map(({ name, database }) => ({ name, database })), fanOut: true };
+}
+
+/** A target that is the primary itself, or the same database as another target, would replicate onto itself. */
+function checkDistinct(
+  reader: ConfigReader,
+  primary: DatabaseConfig,
+  targets: (TargetConfig & { where: string })[],
+): void {
+  const spot = (db: DatabaseConfig) => `${sameHost(db.host)}:${db.port}/${db.dbname}`;
+  const seen = new Map<string, string>();
+  for (const target of targets) {
+    if (!target.database.dbname || !primary.dbname) continue;
+    const at = spot(target.database);
+    if (at === spot(primary))
+      reader.problem(
+        target.where,
+        `is the primary itself (${target.database.host}:${target.database.port}/${target.database.dbname}): a target must be another database, or the job would replicate the primary onto itself`,
+      );
+    const earlier = seen.get(at);
+    if (earlier)
+      reader.problem(
+        target.where,
+        `is the same database as ${earlier} (${target.database.host}:${target.database.port}/${target.database.dbname}): every target must be a database of its own`,
+      );
+    seen.set(at, target.where);
+  }
+}
+
+/** localhost, 127.0.0.1 and ::1 reach the same server; other spellings of one host are not guessed. */
+function sameHost(host: string): string {
+  const lower = host.toLowerCase();
+  return ['localhost', '127.0.0.1', '::1'].includes(lower) ? 'localhost' : lower;
 }
 
 /** The kicker's Prometheus endpoint (docs/status-and-monitoring.md): off unless metrics.listen is set. */

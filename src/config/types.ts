@@ -116,10 +116,24 @@ export interface BucardoSettings {
   executable: string;
 }
 
+/**
+ * One database the primary's changes go to. A job with `databases.secondary` has one, named
+ * `secondary`; with `databases.secondaries` (fan-out) one per entry, in the file's order.
+ */
+export interface TargetConfig {
+  name: string;
+  database: DatabaseConfig;
+}
+
 export interface JobConfig {
   file: string;
   plugins: string[];
+  /** `secondary` is the first target (targets[0]); a per-target view of the job points it at another. */
   databases: Record<DatabaseRole, DatabaseConfig>;
+  /** Every database the primary replicates to: one, or several with `databases.secondaries`. */
+  targets: TargetConfig[];
+  /** Whether the config names its targets with `databases.secondaries` (fan-out; docs/fan-out.md). */
+  fanOut: boolean;
   bucardo: BucardoSettings;
   /** Parsed plugin sections, keyed by plugin name; each plugin owns the shape of its own section. */
   pluginSettings: Record<string, unknown>;

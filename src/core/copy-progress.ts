@@ -5,7 +5,7 @@ import { daemonPid, syncLoaded } from './bucardo/daemon.js';
 import { metadataDatabaseExists, recentRuns, syncRow, withMetadata } from './bucardo/metadata.js';
 import { DatabaseContext, withSession } from './context.js';
 import { jobSyncs, syncCount } from './bucardo/syncs.js';
-import type { Job } from './job.js';
+import { targetViews, type Job } from './job.js';
 import { copyingPid, currentRecord } from './copy/state.js';
 import { planTables } from './copy/plan.js';
 
@@ -144,7 +144,10 @@ async function parallelCopyState(job: Job): Promise<CopyProgress> {
   );
   // With several syncs (bucardo.syncs) each has its own record: the copy is as far as all of them.
   // A sync whose copy has not begun has no record yet: it counts as pending, not as done.
-  const all = syncs.map((s, i) => (created[i] ? currentRecord(job, s.name, created[i]) : undefined));
+  // A fan-out job has one per sync and target: the copy is as far as the least advanced.
+  const all = syncs.flatMap((s, i) =>
+    targetViews(job).map((view) => (created[i] ? currentRecord(view, s.name, created[i]) : undefined)),
+  );
   const records = all.filter((r) => r !== undefined);
   if (records.length === 0) return { state: 'pending' };
   const progress: Omit<CopyProgress, 'state'> = {

@@ -1,9 +1,9 @@
 // A replication job: one config file plus every name and path derived from it. Plugins read names
 // from here instead of building them, so a pid dir or a Bucardo object name is decided in one place.
 import path from 'node:path';
-import type { DatabaseRole, JobConfig } from '../config/types.js';
+import type { DatabaseConfig, DatabaseRole, JobConfig } from '../config/types.js';
 import { OperatorError } from './errors.js';
-import { databaseRecordNames } from './bucardo/names.js';
+import { databaseRecordNames, targetRecordName } from './bucardo/names.js';
 
 export interface JobPaths {
   pidDir: string;
@@ -57,8 +57,25 @@ export interface Job {
   /** The dbgroup of the recorded way back (reverse.ts), when its sync exists (adoptRecordedNames). */
   recordedWayBackDbgroup?: string;
   paths: JobPaths;
+  /**
+   * Every database the primary replicates to, with the name Bucardo records it under. One for a
+   * config with databases.secondary; one per entry of databases.secondaries (fan-out).
+   */
+  targets: JobTarget[];
+  /**
+   * The target this view of the job acts on: config.databases.secondary and bucardoDbName.secondary
+   * are that target's (targetView). The job itself is the view of its first target.
+   */
+  target: string;
   /** Set by the fork_bucardo plugin: this job runs a changed private copy of Bucardo (docs/fork_bucardo.md). */
   bucardoFork?: BucardoFork;
+}
+
+export interface JobTarget {
+  name: string;
+  /** Its database record in Bucardo's metadata (`<job>_<target>`, or `<job>_secondary` for one target). */
+  recordName: string;
+  database: DatabaseConfig;
 }
 
 export interface BucardoFork {
@@ -71,6 +88,7 @@ export interface BucardoFork {
 
 export function createJob(config: JobConfig, label = ''): Job {
   const { replicationName, pidDir, logDir, stateDir } = config.bucardo;
+  const targets = jobTargets(config);
   return {
     label,
     config,
@@ -78,8 +96,13 @@ export function createJob(config: JobConfig, label = ''): Job {
     syncName: replicationName,
     relgroupName: replicationName,
     metadataDb: config.databases.bucardo.dbname,
-    bucardoDbName: databaseRecordNames(replicationName),
+    bucardoDbName: {
+      primary: databaseRecordNames(replicationName).primary,
+      secondary: targets[0]!.recordName,
+    },
     dbgroupName: replicationName,
+    targets,
+    target: targets[0]!.name,
     paths: {
       pidDir,
       logDir,
@@ -96,6 +119,64 @@ export function createJob(config: JobConfig, label = ''): Job {
       kickerStateFile: path.join(pidDir, `kicker.${replicationName}.json`),
     },
   };
+}
+
+function jobTargets(config: JobConfig): JobTarget[] {
+  const name = config.bucardo.replicationName;
+  return config.targets.map((target) => ({
+    ...target,
+    recordName: config.fanOut ? targetRecordName(name, target.name) : databaseRecordNames(name).secondary,
+  }));
+}
+
+/**
+ * The job as seen by a command acting on one of its targets: its secondary is that target (database
+ * and record name); everything else is the job's. The same object for the same target, so that its
+ * shared sessions (ctx.databases) are opened once.
+ */
+export function targetView(job: Job, name: string): Job {
+  const target = job.targets.find((t) => t.name === name);
+  if (!target) throw new OperatorError(unknownTargetMessage(job, name));
+  if (job.target === name) return job;
+  let views = viewsOf.get(job);
+  if (!views) viewsOf.set(job, (views = new Map()));
+  let view = views.get(name);
+  if (!view) {
+    view = {
+      ...job,
+      config: { ...job.config, databases: { ...job.config.databases, secondary: target.database } },
+      bucardoDbName: { ...job.bucardoDbName, secondary: target.recordName },
+      target: name,
+    };
+    views.set(name, view);
+  }
+  return view;
+}
+const viewsOf = new WeakMap<Job, Map<string, Job>>();
+
+/** The views of the targets a command acts on: the one named, or all of them. */
+export function targetViews(job: Job, name?: string): Job[] {
+  return name === undefined ? job.targets.map((t) => targetView(job, t.name)) : [targetView(job, name)];
+}
+
+export function unknownTargetMessage(job: Job, name: string): string {
+  return job.config.fanOut
+    ? `${jobTitle(job)} has no target named '${name}': its targets are ${job.targets.map((t) => t.name).join(', ')} (databases.secondaries in ${job.config.file}). Name one of them with --target, or leave --target out to act on every target.`
+    : `${jobTitle(job)} has one target, its databases.secondary: --target names a target of a job with databases.secondaries only. Leave --target out.`;
+}
+
+/**
+ * What a plugin's records key a job's per-target rows by: the job's name, and with several targets
+ * (databases.secondaries) the name and the target (`shop:b`), so that each target keeps its own.
+ */
+export function targetKey(job: Job): string {
+  return job.config.fanOut ? `${job.name}:${job.target}` : job.name;
+}
+
+/** "B (db2:5432/shop)": how messages name a target. */
+export function targetTitle(job: Job): string {
+  const db = job.config.databases.secondary;
+  return `${job.target} (${db.host}:${db.port}/${db.dbname})`;
 }
 
 /** The metadata database's name for anything that reaches it; refuses while a plugin says it may not be used. */

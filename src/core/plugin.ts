@@ -50,6 +50,11 @@ export interface CommandContext {
   db: DatabaseContext;
   /** The same for another job of the session (bucardo.status --watch shows every job). */
   databases(job: Job): DatabaseContext;
+  /**
+   * This command's context for another view of its job (targetView: another target of a fan-out
+   * job): its job, sessions and announcements are the view's; the rest is this context's.
+   */
+  forJob(job: Job): CommandContext;
   /** Progress text for the spinner ("copying public.orders: 120,000 rows"). */
   progress(text: string): void;
   /** A line of output that should stay on screen (the spinner is cleared around it). */
@@ -100,6 +105,12 @@ export interface CommandDescriptor<D = unknown> {
    * runner's own and accepted by every command (docs/commands-arguments.md).
    */
   arguments?: Record<string, ArgumentDescriptor>;
+  /**
+   * The command acts on the secondary: with several targets (databases.secondaries) the runner runs
+   * it, its hooks and its checks once per target, each with that target as `ctx.job`'s secondary, or
+   * on the one named by `--target NAME` (declared for it by definePlugin).
+   */
+  perTarget?: boolean;
   run(context: CommandContext): Promise<CommandOutcome<D>>;
   /** Runs after the command; each check prints as `Check: <name> Pass/Fail`. */
   validate?(context: CommandContext): Promise<Check[]>;
@@ -163,7 +174,17 @@ export function createAnnouncer(
   };
 }
 
+/** What `--target` means on a command that acts on each target (CommandDescriptor.perTarget). */
+export const TARGET_ARGUMENT: ArgumentDescriptor = {
+  kind: 'string',
+  placeholder: 'NAME',
+  help: 'act on this target of databases.secondaries only (default: on every target, one after the other)',
+};
+
 export function definePlugin<S>(plugin: PluginDescriptor<S>): PluginDescriptor<S> {
+  for (const command of Object.values(plugin.commands)) {
+    if (command.perTarget) command.arguments = { ...command.arguments, target: TARGET_ARGUMENT };
+  }
   return plugin;
 }
 

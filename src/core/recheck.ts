@@ -36,8 +36,9 @@ const CLASSIFY = { rounds: 3, pauseMs: 500 };
 const SHAPES_TTL_MS = 300_000;
 
 /** The safety net's target in Bucardo's track tables and bucardo_delta_targets. */
-export function recheckTarget(job: Pick<Job, 'dbgroupName'>): string {
-  return `recheck ${job.dbgroupName}`;
+export function recheckTarget(job: Pick<Job, 'dbgroupName' | 'target' | 'config'>): string {
+  // With several targets (fan-out) each is re-compared on its own and keeps its own mark.
+  return job.config.fanOut ? `recheck ${job.dbgroupName}:${job.target}` : `recheck ${job.dbgroupName}`;
 }
 
 export interface RequeuedKey {
@@ -313,9 +314,10 @@ async function oldestOpenWriter(client: Client): Promise<string | null | 'none'>
 export async function dropRecheckTarget(client: Client, job: Job): Promise<number> {
   if (!(await bucardoSchemaExists(client))) return 0;
   return withTransaction(client, async () => {
-    const result = await client.query('DELETE FROM bucardo.bucardo_delta_targets WHERE target = $1', [
-      recheckTarget(job),
-    ]);
+    const result = await client.query(
+      "DELETE FROM bucardo.bucardo_delta_targets WHERE target = $1 OR starts_with(target, $1 || ':')",
+      [`recheck ${job.dbgroupName}`],
+    );
     return result.rowCount ?? 0;
   });
 }

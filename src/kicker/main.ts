@@ -7,7 +7,7 @@ import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { sleep } from '../core/activity.js';
 import { openClient, type Client } from '../core/db.js';
 import { errorMessage } from '../core/errors.js';
-import type { Job } from '../core/job.js';
+import { targetViews, type Job } from '../core/job.js';
 import type { KickerState } from '../core/kicker.js';
 import { maintainBookkeepingTables } from '../core/maintenance.js';
 import { applyStallRemedy, detectStuckStatements } from '../core/watchdog.js';
@@ -30,9 +30,15 @@ const RECHECK_EVERY_MS = job.config.bucardo.recheckSeconds * 1000;
 let lastRecheck = 0;
 /** The safety net's pass under way (it runs beside kicking, on sessions of its own). */
 let recheckRunning: Promise<void> | undefined;
-let recheckSessions: { primary: Client; secondary: Client; bookkeeping: Client } | undefined;
 let recheckTargetDropped = false;
-const recheck = new Recheck(job);
+/** One per target (fan-out: each target is re-compared with the primary on sessions of its own). */
+const rechecks: { view: Job; recheck: Recheck; sessions?: RecheckSessions }[] = targetViews(job).map(
+  (view) => ({
+    view,
+    recheck: new Recheck(view),
+  }),
+);
+type RecheckSessions = { primary: Client; secondary: Client; bookkeeping: Client };
 const state: KickerState = {
   pid: process.pid,
   startedAt: new Date().toISOString(),
@@ -190,39 +196,44 @@ function startRecheck(): void {
 async function recheckPass(): Promise<void> {
   const counters = (state.recheck ??= { passes: 0, compared: 0, requeued: 0 });
   const began = Date.now();
-  try {
-    recheckSessions ??= await openRecheckSessions();
-    const { primary: ours, secondary: theirs, bookkeeping } = recheckSessions;
-    const pass = await recheck.pass({ primary: ours, secondary: theirs }, bookkeeping);
-    counters.passes += 1;
-    counters.compared += pass.compared;
-    counters.requeued += pass.requeued.length;
-    counters.lastPassAt = new Date().toISOString();
-    counters.lastPassMs = Date.now() - began;
-    counters.behind = pass.behind;
-    // Behind (a limit per pass reached): the next pass starts at once rather than after the interval.
-    if (pass.behind) lastRecheck = 0;
-    delete counters.lastError;
-    for (const missed of pass.requeued) {
-      const line = `${missed.table} (${missed.key.join(', ')})`;
-      log(`safety net: ${line} differed on the secondary with every change applied; re-queued it`);
-      counters.lastRequeued = [...(counters.lastRequeued ?? []), line].slice(-10);
+  let behind = false;
+  for (const entry of rechecks) {
+    const where = job.config.fanOut ? `target ${entry.view.target}` : 'the secondary';
+    try {
+      entry.sessions ??= await openRecheckSessions(entry);
+      const { primary: ours, secondary: theirs, bookkeeping } = entry.sessions;
+      const pass = await entry.recheck.pass({ primary: ours, secondary: theirs }, bookkeeping);
+      counters.compared += pass.compared;
+      counters.requeued += pass.requeued.length;
+      behind ||= pass.behind;
+      delete counters.lastError;
+      for (const missed of pass.requeued) {
+        const line = `${missed.table} (${missed.key.join(', ')})${job.config.fanOut ? ` on ${entry.view.target}` : ''}`;
+        log(`safety net: ${line} differed on ${where} with every change applied; re-queued it`);
+        counters.lastRequeued = [...(counters.lastRequeued ?? []), line].slice(-10);
+      }
+    } catch (error) {
+      counters.lastError = `${job.config.fanOut ? `${where}: ` : ''}${errorMessage(error)}`;
+      log(`safety net pass failed, will retry: ${counters.lastError}`);
+      await closeRecheckSessions(entry);
     }
-  } catch (error) {
-    counters.lastError = errorMessage(error);
-    log(`safety net pass failed, will retry: ${counters.lastError}`);
-    await closeRecheckSessions();
   }
+  counters.passes += 1;
+  counters.lastPassAt = new Date().toISOString();
+  counters.lastPassMs = Date.now() - began;
+  counters.behind = behind;
+  // Behind (a limit per pass reached): the next pass starts at once rather than after the interval.
+  if (behind) lastRecheck = 0;
 }
 
-async function openRecheckSessions(): Promise<{ primary: Client; secondary: Client; bookkeeping: Client }> {
+async function openRecheckSessions(entry: (typeof rechecks)[number]): Promise<RecheckSessions> {
   const applicationName = `bucardo-console safety net ${job.name}`;
   const opened: Client[] = [];
   try {
     for (const role of ['primary', 'secondary', 'primary'] as const) {
-      const client = await openClient(job, { role, applicationName });
+      const client = await openClient(entry.view, { role, applicationName });
       client.removeAllListeners('error');
-      client.on('error', () => void closeRecheckSessions());
+      client.on('error', () => void closeRecheckSessions(entry));
       opened.push(client);
     }
     const [ours, theirs, bookkeeping] = opened as [Client, Client, Client];
@@ -234,11 +245,13 @@ async function openRecheckSessions(): Promise<{ primary: Client; secondary: Clie
   }
 }
 
-async function closeRecheckSessions(): Promise<void> {
-  const sessions = recheckSessions;
-  recheckSessions = undefined;
-  if (sessions)
-    await Promise.all(Object.values(sessions).map((client) => client.end().catch(() => undefined)));
+async function closeRecheckSessions(entry?: (typeof rechecks)[number]): Promise<void> {
+  for (const one of entry ? [entry] : rechecks) {
+    const sessions = one.sessions;
+    delete one.sessions;
+    if (sessions)
+      await Promise.all(Object.values(sessions).map((client) => client.end().catch(() => undefined)));
+  }
 }
 
 async function tickSync(sync: SyncKicks): Promise<void> {

@@ -98,12 +98,13 @@ async function stopJobs(jobs: Job[]): Promise<void> {
   for (const job of jobs) {
     const activity = new Activity();
     await withCommandDatabases(activity, async (databases) => {
-      const context = {
+      const context: Parameters<typeof stopDaemon>[1] = {
         job,
         jobs,
         activity,
         db: databases.for(job),
         databases: (other: Job) => databases.for(other),
+        forJob: () => context,
         progress: () => undefined,
         log: () => undefined,
         options: new CommandOptions(),

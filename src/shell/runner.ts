@@ -13,6 +13,7 @@ import {
   type CommandOutcome,
   type Prompter,
 } from '../core/plugin.js';
+import { targetTitle, targetViews, type Job } from '../core/job.js';
 import { recordAudit } from './audit.js';
 import { commandHelpLines } from './menu.js';
 import { style, write, writeError } from './output.js';
@@ -100,11 +101,78 @@ async function runAndCheck(
     report.ok = true;
     return report;
   }
+  let views: Job[];
+  try {
+    views = commandTargets(resolved, parsed);
+  } catch (error) {
+    report.error = errorMessage(error);
+    if (options.json) write(JSON.stringify({ command: report.command, ok: false, error: report.error }));
+    else writeError(`${report.error}\nNothing was run.`);
+    return report;
+  }
+  // A fan-out job's per-target command always names its target (in the JSON too), even for one.
+  if (
+    views.length === 1 &&
+    views[0] === resolved.job &&
+    !(resolved.command.perTarget && resolved.job.config.fanOut)
+  )
+    return runOnce(session, resolved, args, options, parsed, report);
+  // Once per target, each with its own report; together they pass only if every one passed.
+  report.ok = true;
+  for (const view of views) {
+    if (!options.json) write(style.dim(`── target ${targetTitle(view)} ──`));
+    const part: RunReport = { command: report.command, ok: false, interrupted: false, checks: [] };
+    await runOnce(session, { ...resolved, job: view }, args, options, parsed, part, view.target);
+    report.ok &&= part.ok;
+    report.checks.push(...part.checks.map((check) => ({ ...check, name: `[${view.target}] ${check.name}` })));
+    if (part.hookLines) (report.hookLines ??= []).push(...part.hookLines.map((l) => `[${view.target}] ${l}`));
+    if (part.error)
+      report.error = [report.error, `[${view.target}] ${part.error}`].filter(Boolean).join('\n');
+    if (part.exitCode !== undefined) report.exitCode = Math.max(report.exitCode ?? 0, part.exitCode);
+    report.outcome ??= part.outcome;
+    if (part.interrupted) {
+      report.interrupted = true;
+      break;
+    }
+  }
+  return report;
+}
+
+/**
+ * The views of the job a command runs on: the job itself, or for a command that acts on each target
+ * (perTarget) of a job with databases.secondaries, every target or the one `--target` names.
+ */
+function commandTargets(resolved: ResolvedCommand, parsed: ParsedArguments): Job[] {
+  if (!resolved.command.perTarget) return [resolved.job];
+  const named = parsed.options.string('target');
+  if (named === undefined && !resolved.job.config.fanOut) return [resolved.job];
+  return targetViews(resolved.job, named);
+}
+
+async function runOnce(
+  session: Session,
+  resolved: ResolvedCommand,
+  args: string[],
+  options: RunOptions,
+  parsed: ParsedArguments,
+  report: RunReport,
+  target?: string,
+): Promise<RunReport> {
   const activity = new Activity();
   // Opened on first use, shared by the run, the hooks and the checks, closed below whatever happens.
   const databases = new CommandDatabases(activity);
   try {
-    return await runWithDatabases(session, resolved, args, options, parsed, activity, databases, report);
+    return await runWithDatabases(
+      session,
+      resolved,
+      args,
+      options,
+      parsed,
+      activity,
+      databases,
+      report,
+      target,
+    );
   } finally {
     await databases.close();
   }
@@ -119,16 +187,28 @@ async function runWithDatabases(
   activity: Activity,
   databases: CommandDatabases,
   report: RunReport,
+  target?: string,
 ): Promise<RunReport> {
   const hooks = hooksOf(session, resolved);
   const spinner = await createSpinner(Boolean(process.stdout.isTTY) && !options.json, `${resolved.fullName}`);
   let lastPlainProgress = 0;
+  const forJob = (job: Job): CommandContext => {
+    const view: CommandContext = {
+      ...context,
+      job,
+      db: databases.for(job),
+      forJob,
+      announce: createAnnouncer(session.orderedPlugins(), job.config.plugins, () => view),
+    };
+    return view;
+  };
   const context: CommandContext = {
     job: resolved.job,
     jobs: session.jobs,
     activity,
     db: databases.for(resolved.job),
     databases: (job) => databases.for(job),
+    forJob,
     options: parsed.options,
     args,
     prompt: wrapPrompter(options.prompt, spinner),
@@ -249,6 +329,7 @@ async function runWithDatabases(
     write(
       JSON.stringify({
         command: report.command,
+        ...(target !== undefined ? { target } : {}),
         ok: report.ok,
         message: report.outcome?.message,
         error: report.error,

@@ -92,7 +92,7 @@ test("unknown words are refused with the command's arguments and a did-you-mean"
   assert.equal(typo.problems.length, 1);
   assert.match(
     typo.problems[0]!,
-    /^indexes\.drop does not accept '--dryrun'\. Did you mean '--dry-run'\? indexes\.drop accepts --dry-run, --upstream-copy-done, --json, --help; 'indexes\.drop --help' explains them\.$/,
+    /^indexes\.drop does not accept '--dryrun'\. Did you mean '--dry-run'\? indexes\.drop accepts --dry-run, --upstream-copy-done, --target NAME, --json, --help; 'indexes\.drop --help' explains them\.$/,
   );
   assert.match(parse('dry-run').problems[0]!, /does not accept 'dry-run'\. Did you mean '--dry-run'\?/);
   assert.match(parse('-dry-run').problems[0]!, /Did you mean '--dry-run'\?/);

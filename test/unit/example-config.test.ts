@@ -44,6 +44,7 @@ const NO_FIXED_DEFAULT = new Set([
   'concurrency',
   'concurrency.bucardo_dbname',
   'metrics.listen',
+  'databases.secondaries',
 ]);
 
 test("configs/example.yml shows every value as the loader's default", async () => {

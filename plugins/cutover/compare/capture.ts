@@ -38,11 +38,19 @@ import type { Job } from '../../../src/core/job.js';
 import { bucardoSchemaExists, jobSyncsOnSource } from '../../../src/core/pending.js';
 
 /** What the hold is named after (its sync) and whose change records it keeps (its dbgroup's). */
-type HeldJob = Pick<Job, 'syncName' | 'dbgroupName'>;
+type HeldJob = Pick<Job, 'syncName' | 'dbgroupName' | 'target' | 'config'>;
 
 /** The extra target that keeps Bucardo's VAC from purging the sync's change records. */
 export function holdTarget(syncName: string): string {
   return `cutover hold ${syncName}`;
+}
+
+/**
+ * Whose hold it is: the sync's, and with several targets (fan-out) the sync's for one target, so
+ * that a verify of one target does not renew the hold another target's verify counts on.
+ */
+export function holdKey(job: Pick<Job, 'syncName' | 'target' | 'config'>): string {
+  return job.config.fanOut ? `${job.syncName}:${job.target}` : job.syncName;
 }
 
 /** Recorded with a verify: from which txntime on its changes must be re-compared by the final check. */
@@ -67,6 +75,8 @@ async function syncTableOids(client: Client, job: HeldJob): Promise<number[]> {
 }
 
 const HOLD_ROWS = 'SELECT count(*) AS n FROM bucardo.bucardo_delta_targets WHERE target = $1';
+const ANY_HOLD_ROWS =
+  "SELECT count(*) AS n FROM bucardo.bucardo_delta_targets WHERE target = $1 OR starts_with(target, $1 || ':')";
 
 /**
  * Puts the hold in place (renewing it: records Bucardo's VAC would have purged by now go first, with
@@ -77,7 +87,7 @@ export async function holdAndTakeHorizon(primary: Client, job: HeldJob): Promise
   if (!(await bucardoSchemaExists(primary))) return undefined;
   const oids = await syncTableOids(primary, job);
   if (oids.length === 0) return undefined;
-  const target = holdTarget(job.syncName);
+  const target = holdTarget(holdKey(job));
   await withTransaction(primary, async () => {
     const { rows: held } = await primary.query<{ n: string }>(HOLD_ROWS, [target]);
     if (Number(held[0]!.n) > 0) {
@@ -141,16 +151,18 @@ export async function holdAndTakeHorizon(primary: Client, job: HeldJob): Promise
 /** Lifts the hold: Bucardo's VAC purges the kept records at its next run. Returns whether one was there. */
 export async function releaseHold(primary: Client, syncName: string): Promise<boolean> {
   if (!(await bucardoSchemaExists(primary))) return false;
-  const { rowCount } = await primary.query('DELETE FROM bucardo.bucardo_delta_targets WHERE target = $1', [
-    holdTarget(syncName),
-  ]);
+  // A sync's name lifts every target's hold (fan-out: `<sync>:<target>`); a holdKey lifts that one.
+  const { rowCount } = await primary.query(
+    "DELETE FROM bucardo.bucardo_delta_targets WHERE target = $1 OR starts_with(target, $1 || ':')",
+    [holdTarget(syncName)],
+  );
   return (rowCount ?? 0) > 0;
 }
 
 /** Whether a hold is in place now (for cutover.release's check). */
 export async function holdInPlace(primary: Client, syncName: string): Promise<boolean> {
   if (!(await bucardoSchemaExists(primary))) return false;
-  const { rows } = await primary.query<{ n: string }>(HOLD_ROWS, [holdTarget(syncName)]);
+  const { rows } = await primary.query<{ n: string }>(ANY_HOLD_ROWS, [holdTarget(syncName)]);
   return Number(rows[0]!.n) > 0;
 }
 
@@ -171,7 +183,7 @@ export async function holdIntact(
     SELECT count(DISTINCT tablename) AS held, max(cdate)::text AS newest,
            coalesce(bool_or(cdate > $3::timestamptz), false) AS late
       FROM bucardo.bucardo_delta_targets WHERE target = $1 AND tablename = ANY($2::int8[]::oid[])`,
-    [holdTarget(job.syncName), oids, horizon.takenAt],
+    [holdTarget(holdKey(job)), oids, horizon.takenAt],
   );
   const row = rows[0]!;
   if (Number(row.held) < oids.length) {

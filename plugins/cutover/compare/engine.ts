@@ -21,7 +21,7 @@ import { pendingChanges } from '../../../src/core/pending.js';
 import { daemonPid } from '../../../src/core/bucardo/daemon.js';
 import { copyState } from '../../../src/core/copy-progress.js';
 import { appendAll } from '../../../src/core/arrays.js';
-import { holdAndTakeHorizon, releaseHold, truncatedSince } from './capture.js';
+import { holdAndTakeHorizon, holdKey, releaseHold, truncatedSince } from './capture.js';
 import { findChangeLog } from '../../../src/core/compare/in-flight.js';
 import {
   compareRange,
@@ -262,7 +262,7 @@ export async function runVerify(job: Job, options: VerifyOptions): Promise<Verif
             const result = summarise(job, { startedAt, started, method, strict, reports, sequences, notes });
             if (horizon && result.passed) result.horizon = horizon;
             // A failed verify cannot serve a cutover: let Bucardo purge again until the next one.
-            else if (horizon) await releaseHold(primary, job.syncName);
+            else if (horizon) await releaseHold(primary, holdKey(job));
             return result;
           } finally {
             await closeSides(pool);

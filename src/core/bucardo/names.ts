@@ -35,6 +35,11 @@ export function databaseRecordNames(replicationName: string): { primary: string;
   return { primary: `${replicationName}_primary`, secondary: `${replicationName}_secondary` };
 }
 
+/** A fan-out job's record of one target (databases.secondaries): named after the job and the target. */
+export function targetRecordName(replicationName: string, target: string): string {
+  return `${replicationName}_${target}`;
+}
+
 /**
  * What the console called every job's database records before they carried the job's name. A job
  * installed then keeps them (src/core/bucardo/records.ts reads which names a job's records carry).

@@ -21,6 +21,7 @@ import { OperatorError } from '../errors.js';
 import type { Job } from '../job.js';
 import { metadataDatabaseExists, withMetadata } from './metadata.js';
 import { databaseRecordNames, isJobSyncName, LEGACY_DATABASE_NAMES } from './names.js';
+import { followSyncName } from './follow.js';
 import { reverseJob, reverseSyncName } from './reverse.js';
 import { jobSyncs, syncNames } from './syncs.js';
 
@@ -120,7 +121,10 @@ export function recordedNames(records: MetadataRecords, job: Job): RecordedNames
 
 /** Sets the job's record names to what the records say, or to the names after the job. */
 export function applyRecordedNames(job: Job, names: RecordedNames): void {
-  job.bucardoDbName = names.databases ?? databaseRecordNames(job.name);
+  // A fan-out job's records were never named otherwise: each view keeps its own target's name.
+  job.bucardoDbName = job.config.fanOut
+    ? { primary: databaseRecordNames(job.name).primary, secondary: job.bucardoDbName.secondary }
+    : (names.databases ?? databaseRecordNames(job.name));
   job.dbgroupName = names.dbgroup ?? job.name;
   if (names.wayBackDbgroup) job.recordedWayBackDbgroup = names.wayBackDbgroup;
   else delete job.recordedWayBackDbgroup;
@@ -161,12 +165,14 @@ export async function adoptRecordedNames(source: Job | DatabaseContext, activity
  */
 function ownership(job: Job, records: MetadataRecords) {
   const reverse = reverseJob(job);
-  const database = (name: string) =>
-    name === job.bucardoDbName.primary || name === job.bucardoDbName.secondary;
+  const targets = new Set(targetRecordNames(job));
+  const database = (name: string) => name === job.bucardoDbName.primary || targets.has(name);
+  const follow = followSyncName(job);
   const named = new Set([
     ...jobSyncs(job).flatMap((s) => [s.name, s.relgroup]),
     reverse.syncName,
     reverse.relgroupName,
+    follow,
   ]);
   const strays = new Set(
     records.relgroups
@@ -185,7 +191,7 @@ function ownership(job: Job, records: MetadataRecords) {
   return {
     sync: (name: string) => named.has(name) || straySyncs.has(name),
     relgroup,
-    dbgroup: (name: string) => name === job.dbgroupName || name === reverse.dbgroupName,
+    dbgroup: (name: string) => name === job.dbgroupName || name === reverse.dbgroupName || name === follow,
     database,
   };
 }
@@ -348,7 +354,7 @@ export function sharedRecords(records: MetadataRecords, job: Job): SharedRecord[
 
   const configFor: Record<string, DatabaseConfig> = {
     [job.bucardoDbName.primary]: job.config.databases.primary,
-    [job.bucardoDbName.secondary]: job.config.databases.secondary,
+    ...Object.fromEntries(targetRecords(job).map((t) => [t.recordName, t.database])),
   };
   // The job that recorded this job's names for other databases, named by the pair it replicates.
   const recordedAt = (name: string) => {
@@ -360,7 +366,7 @@ export function sharedRecords(records: MetadataRecords, job: Job): SharedRecord[
     const wanted = configFor[db.name];
     const using = users.get(key('database', db.name)) ?? [];
     if (!wanted || using.length === 0 || sameDatabase(db, wanted)) continue;
-    const role = db.name === job.bucardoDbName.primary ? 'primary' : 'secondary';
+    const role = db.name === job.bucardoDbName.primary ? 'primary' : 'target';
     shared.push({
       record: `database ${db.name}`,
       reason: `it points at ${describeWhere(db)}, not at this config's ${role} ${describeWhere(wanted)}, and ${using.map(describeRecord).join(', ')} use${using.length === 1 ? 's' : ''} it`,
@@ -432,7 +438,7 @@ export async function ensureDbgroup(job: Job, activity?: Activity): Promise<stri
   const name = job.dbgroupName;
   const wanted = [
     { db: job.bucardoDbName.primary, role: 'source' },
-    { db: job.bucardoDbName.secondary, role: 'target' },
+    ...targetRecordNames(job).map((db) => ({ db, role: 'target' })),
   ];
   const members = await withMetadata(
     job,
@@ -460,9 +466,25 @@ export async function ensureDbgroup(job: Job, activity?: Activity): Promise<stri
     : `created dbgroup ${name} (${wanted.map((w) => `${w.db} as ${w.role}`).join(', ')})`;
 }
 
+/**
+ * The job's targets with the names their records carry: a job with one target may carry the old
+ * secondary_db (applyRecordedNames), a fan-out job's are always <job>_<target>.
+ */
+export function targetRecords(job: Job): { name: string; recordName: string; database: DatabaseConfig }[] {
+  if (!job.config.fanOut)
+    return [
+      { name: job.target, recordName: job.bucardoDbName.secondary, database: job.config.databases.secondary },
+    ];
+  return job.targets;
+}
+
+export function targetRecordNames(job: Job): string[] {
+  return targetRecords(job).map((t) => t.recordName);
+}
+
 /** The job's own syncs, its way back's included: the rest of bucardo.sync belongs to other jobs. */
 export function ownSyncNames(job: Job): string[] {
-  return [...syncNames(job), reverseSyncName(job)];
+  return [...syncNames(job), reverseSyncName(job), followSyncName(job)];
 }
 
 /** What bucardo.uninstall removes of this job in a metadata database other jobs keep using. */

@@ -5,7 +5,7 @@ import { commitFenceCheck } from './commit-fence.js';
 import { BucardoError } from '../bucardo.js';
 import { withClient } from '../db.js';
 import { OperatorError } from '../errors.js';
-import type { Job } from '../job.js';
+import { targetViews, type Job } from '../job.js';
 import type { Check, CommandContext } from '../plugin.js';
 import { quoteQualified } from '../quote.js';
 import { onetimecopyFor } from './names.js';
@@ -100,10 +100,15 @@ export async function confirmCopyOverwrite(
   const mode = job.config.bucardo.copyData;
   if (mode !== 'always' && mode !== 'parallel') return undefined;
   ctx.progress(`counting rows in the secondary's tables (copy_data: ${mode} empties them)`);
-  const filled = await filledSecondaryTables(job, ctx.activity);
+  // Every target's (fan-out): each is emptied before its copy.
+  const filled: (FilledTable & { target: string })[] = [];
+  for (const view of targetViews(job))
+    for (const table of await filledSecondaryTables(view, ctx.activity))
+      filled.push({ ...table, target: view.target });
   if (filled.length === 0) return undefined;
   const listed = filled.map(
-    (f) => `${f.table} (${f.atLeast ? 'more than ' : ''}${f.rows.toLocaleString('en-US')} rows)`,
+    (f) =>
+      `${job.config.fanOut ? `${f.target}: ` : ''}${f.table} (${f.atLeast ? 'more than ' : ''}${f.rows.toLocaleString('en-US')} rows)`,
   );
   const who = mode === 'always' ? "Bucardo's initial copy" : "the console's parallel copy (bucardo.copy)";
   const what =

@@ -26,7 +26,9 @@ export interface CopyRecord {
 }
 
 export function copyRecordFile(job: Job, syncName: string): string {
-  return path.join(job.paths.stateDir, `parallel-copy.${syncName}.json`);
+  // A fan-out job's targets are copied one by one: each has its own record.
+  const target = job.config.fanOut ? `.${job.target}` : '';
+  return path.join(job.paths.stateDir, `parallel-copy.${syncName}${target}.json`);
 }
 
 export function readCopyRecord(job: Job, syncName: string): CopyRecord | undefined {
