@@ -7,7 +7,7 @@ import { Counter, Gauge, Registry } from 'prom-client';
 import { copyProgress } from './copy-progress.js';
 import { withClient, type Client } from './db.js';
 import { errorMessage } from './errors.js';
-import type { Job } from './job.js';
+import { targetKey, targetViews, type Job } from './job.js';
 import type { KickerState } from './kicker.js';
 import { syncNames } from './bucardo/syncs.js';
 import { pendingChanges } from './pending.js';
@@ -39,6 +39,11 @@ interface JobMetrics {
   copyBytesTotal: Gauge<Labels>;
   verifyPassed: Gauge<Labels>;
   verifyAge: Gauge<Labels>;
+  targetReachable: Gauge<'job' | 'target'>;
+  targetPending: Gauge<'job' | 'target'>;
+  targetPendingOldest: Gauge<'job' | 'target'>;
+  targetVerifyPassed: Gauge<'job' | 'target'>;
+  targetVerifyAge: Gauge<'job' | 'target'>;
 }
 
 function defineMetrics(): JobMetrics {
@@ -96,6 +101,31 @@ function defineMetrics(): JobMetrics {
     ]),
     verifyPassed: gauge('verify_passed', '1 when the last cutover.verify passed, 0 when it failed', ['job']),
     verifyAge: gauge('verify_age_seconds', 'Seconds since the last cutover.verify finished', ['job']),
+    // Per target (databases.secondaries; one target named secondary otherwise). One sync applies every
+    // target in the same run, so the backlog is the job's, repeated for each target's dashboards.
+    targetReachable: gauge('target_reachable', '1 when the last scrape could read this target', [
+      'job',
+      'target',
+    ]),
+    targetPending: gauge('target_pending_changes', 'Changes not yet applied to this target', [
+      'job',
+      'target',
+    ]),
+    targetPendingOldest: gauge(
+      'target_pending_oldest_seconds',
+      'Age of the oldest change not yet applied to this target (0 when none)',
+      ['job', 'target'],
+    ),
+    targetVerifyPassed: gauge(
+      'target_verify_passed',
+      "1 when this target's last cutover.verify passed, 0 when it failed",
+      ['job', 'target'],
+    ),
+    targetVerifyAge: gauge(
+      'target_verify_age_seconds',
+      "Seconds since this target's last cutover.verify finished",
+      ['job', 'target'],
+    ),
   };
 }
 
@@ -126,7 +156,7 @@ async function lastVerify(
   const { rows } = await client.query<{ passed: boolean; age: number }>(
     `SELECT passed, extract(epoch FROM now() - finished_at)::float8 AS age FROM cutover.verify_run
       WHERE job = $1 ORDER BY finished_at DESC, id DESC LIMIT 1`,
-    [job.name],
+    [targetKey(job)],
   );
   return rows[0] ? { passed: rows[0].passed, ageSeconds: rows[0].age } : undefined;
 }
@@ -169,30 +199,33 @@ export class MetricsCollector {
   private async source(
     role: 'primary' | 'secondary' | 'bucardo',
     fn: (client: Client) => Promise<void>,
-  ): Promise<void> {
+    job: Job = this.job,
+  ): Promise<boolean> {
     try {
-      await bounded(
-        withClient(this.job, { role, applicationName: `bucardo-console metrics ${this.job.name}` }, fn),
-      );
-      this.metrics.reachable.set({ job: this.job.name, role }, 1);
+      await bounded(withClient(job, { role, applicationName: `bucardo-console metrics ${job.name}` }, fn));
+      if (job === this.job) this.metrics.reachable.set({ job: this.job.name, role }, 1);
+      return true;
     } catch {
       // The scrape still answers: the gauge says which database could not be read.
-      this.metrics.reachable.set({ job: this.job.name, role }, 0);
+      if (job === this.job) this.metrics.reachable.set({ job: this.job.name, role }, 0);
+      return false;
     }
   }
 
-  private primary(): Promise<void> {
+  private primary(): Promise<boolean> {
     const { job, metrics: m } = this;
     return this.source('primary', async (client) => {
       const pending = await pendingChanges(client, job.dbgroupName);
       const total = pending.reduce((sum, p) => sum + p.changes, 0);
       const times = pending.map((p) => p.oldest?.getTime()).filter((t): t is number => t !== undefined);
       const oldest = times.length ? Math.min(...times) : undefined;
+      const oldestSeconds = oldest === undefined ? 0 : Math.max(0, (Date.now() - oldest) / 1000);
       m.pending.set({ job: job.name }, total);
-      m.pendingOldest.set(
-        { job: job.name },
-        oldest === undefined ? 0 : Math.max(0, (Date.now() - oldest) / 1000),
-      );
+      m.pendingOldest.set({ job: job.name }, oldestSeconds);
+      for (const target of job.targets) {
+        m.targetPending.set({ job: job.name, target: target.name }, total);
+        m.targetPendingOldest.set({ job: job.name, target: target.name }, oldestSeconds);
+      }
       if (job.config.metrics?.perTable) {
         m.pendingTable.reset();
         for (const p of pending) m.pendingTable.set({ job: job.name, table: p.table }, p.changes);
@@ -200,7 +233,7 @@ export class MetricsCollector {
     });
   }
 
-  private metadata(): Promise<void> {
+  private metadata(): Promise<boolean> {
     const { job, metrics: m } = this;
     const labels = { job: job.name };
     return this.source('bucardo', async (client) => {
@@ -225,10 +258,17 @@ export class MetricsCollector {
       }
       const ages = rows.map((row) => row.age).filter((age): age is number => age !== null);
       if (ages.length) m.lastGoodAge.set(labels, Math.max(...ages));
-      const verify = await lastVerify(client, job);
-      if (verify) {
-        m.verifyPassed.set(labels, verify.passed ? 1 : 0);
-        m.verifyAge.set(labels, verify.ageSeconds);
+      for (const view of targetViews(job)) {
+        const verify = await lastVerify(client, view);
+        if (!verify) continue;
+        const target = { job: job.name, target: view.target };
+        m.targetVerifyPassed.set(target, verify.passed ? 1 : 0);
+        m.targetVerifyAge.set(target, verify.ageSeconds);
+        // The job's own series: its first target's (the only one without databases.secondaries).
+        if (view === job) {
+          m.verifyPassed.set(labels, verify.passed ? 1 : 0);
+          m.verifyAge.set(labels, verify.ageSeconds);
+        }
       }
       if (rows.some((row) => row.relgroup === null) || job.config.bucardo.copyData === 'never') return;
       const totals = {
@@ -263,10 +303,18 @@ export class MetricsCollector {
     });
   }
 
-  private secondary(): Promise<void> {
-    return this.source('secondary', async (client) => {
-      await client.query('SELECT 1');
-    });
+  /** Every target (role secondary: the first one, as before fan-out). */
+  private async secondary(): Promise<void> {
+    await Promise.all(
+      targetViews(this.job).map(async (view) => {
+        const reached = await this.source(
+          'secondary',
+          (client) => client.query('SELECT 1').then(() => undefined),
+          view,
+        );
+        this.metrics.targetReachable.set({ job: this.job.name, target: view.target }, reached ? 1 : 0);
+      }),
+    );
   }
 }
 

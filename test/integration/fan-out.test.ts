@@ -11,7 +11,13 @@ import { after, before, test } from 'node:test';
 import yaml from 'js-yaml';
 import pg from 'pg';
 import { isProcessAlive, readPidFile } from '../../src/core/process.js';
-import { restartCluster, startCluster, stopCluster, type ClusterInfo } from '../../src/sandbox/cluster.js';
+import {
+  freePort,
+  restartCluster,
+  startCluster,
+  stopCluster,
+  type ClusterInfo,
+} from '../../src/sandbox/cluster.js';
 import {
   clusters,
   dropDatabase,
@@ -166,7 +172,11 @@ test('fan-out A→{B, C} under load, kill -9 of the daemon and a restart of C: b
   await freshDatabase(a, dbs.a, SCHEMA + ROWS);
   await freshDatabase(b, dbs.b, SCHEMA);
   await freshDatabase(c!, dbs.c, SCHEMA);
-  const job = fanOutJob('fan', dbs, { cutover: { settle_time: 3, chunk_rows: 1000, max_lag: 30 } });
+  const port = await freePort();
+  const job = fanOutJob('fan', dbs, {
+    cutover: { settle_time: 3, chunk_rows: 1000, max_lag: 30 },
+    metrics: { listen: `127.0.0.1:${port}` },
+  });
   const load = { stop: async () => 0 };
   let running = load;
   t.after(async () => {
@@ -224,6 +234,21 @@ test('fan-out A→{B, C} under load, kill -9 of the daemon and a restart of C: b
     ],
     'cutover.verify runs on each target and passes',
   );
+  // The kicker's metrics, labelled by target.
+  const metrics = await (
+    await fetch(`http://127.0.0.1:${port}/metrics`, { signal: AbortSignal.timeout(15_000) })
+  ).text();
+  for (const target of ['b', 'c']) {
+    assert.match(metrics, new RegExp(`bucardo_console_target_reachable\\{job="fan",target="${target}"\\} 1`));
+    assert.match(
+      metrics,
+      new RegExp(`bucardo_console_target_verify_passed\\{job="fan",target="${target}"\\} 1`),
+    );
+    assert.match(
+      metrics,
+      new RegExp(`bucardo_console_target_pending_changes\\{job="fan",target="${target}"\\} \\d+`),
+    );
+  }
   const status = outcomes(await tool(job, 'bucardo.status --json'))[0]!.data;
   assert.deepEqual(
     status.targets.map((s: { name: string; reachable: boolean }) => [s.name, s.reachable]),
