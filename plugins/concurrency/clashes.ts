@@ -24,6 +24,8 @@ export interface JobFootprint {
   stateDir: string;
   primary: DatabaseSpot;
   secondary: DatabaseSpot;
+  /** Every target (databases.secondaries); absent in footprints registered before fan-out. */
+  targets?: DatabaseSpot[];
 }
 
 /** The metadata database the job's config asks for (never reads job.metadataDb, which may refuse). */
@@ -51,6 +53,7 @@ export function footprintOf(job: Job): JobFootprint {
     stateDir: path.resolve(job.paths.stateDir),
     primary: spot(primary),
     secondary: spot(secondary),
+    targets: job.targets.map((target) => spot(target.database)),
   };
 }
 
@@ -101,8 +104,12 @@ export function compareJobs(mine: JobFootprint, others: OtherJob[]): Comparison 
         message: `metadata database '${mine.metadata.dbname}' on ${mine.metadata.host}:${mine.metadata.port} is also used by ${origin}: both daemons would share one set of syncs and settings (pid dir included), and bucardo.uninstall of one would drop the other's. Give this job another concurrency.bucardo_dbname.`,
       });
     }
-    for (const role of ['primary', 'secondary'] as const) {
-      if (sameDatabase(mine.metadata, other[role])) {
+    const databases: [string, DatabaseSpot][] = [
+      ['primary', other.primary],
+      ...(other.targets ?? [other.secondary]).map((t): [string, DatabaseSpot] => ['secondary', t]),
+    ];
+    for (const [role, database] of databases) {
+      if (sameDatabase(mine.metadata, database)) {
         clashes.push({
           kind: 'metadata database',
           message: `metadata database '${mine.metadata.dbname}' on ${mine.metadata.host}:${mine.metadata.port} is the ${role} database of ${origin}; bucardo.uninstall drops the metadata database. Give this job another concurrency.bucardo_dbname.`,
