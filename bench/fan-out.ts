@@ -12,58 +12,33 @@
 // BENCH_ROUNDS (default 3) pairs; medians at the end, and both targets compared with A.
 //
 // Run: node dist/bench/fan-out.js   (about 6 minutes with the defaults)
-import { execFile } from 'node:child_process';
-import { promisify } from 'node:util';
-import { chmodSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import path from 'node:path';
+import { readFileSync, writeFileSync } from 'node:fs';
 import yaml from 'js-yaml';
 import pg from 'pg';
-import { PG_BIN, type ClusterInfo } from '../src/sandbox/cluster.js';
+import type { ClusterInfo } from '../src/sandbox/cluster.js';
 import { query } from '../test/support/tool.js';
-import { benchClusters, benchDir, cleanUp, job, median, otherWork, percentile, run } from './support.js';
+import {
+  accountScript,
+  benchClusters,
+  cleanUp,
+  job,
+  median,
+  otherWork,
+  percentile,
+  run,
+  runPgbench,
+} from './support.js';
 
 const ACCOUNTS = Number(process.env['BENCH_ACCOUNTS'] ?? 200_000);
 const CLIENTS = Number(process.env['BENCH_CLIENTS'] ?? 16);
 const SECONDS = Number(process.env['BENCH_SECONDS'] ?? 30);
 const ROUNDS = Number(process.env['BENCH_ROUNDS'] ?? 3);
 
-const scriptDir = mkdtempSync(path.join(benchDir, 'pgbench-'));
-const script = path.join(scriptDir, 'txn.sql');
-writeFileSync(
-  script,
-  `\\set id random(1, ${ACCOUNTS})
-BEGIN;
-UPDATE public.acct SET bal = bal + 1 WHERE id = :id;
-INSERT INTO public.log (at) VALUES (clock_timestamp());
-END;
-`,
-);
-// pgbench runs as root here but the cluster as postgres: the script must be readable.
-chmodSync(scriptDir, 0o755);
+const script = accountScript(ACCOUNTS);
 
 const SCHEMA = `CREATE TABLE public.acct (id int PRIMARY KEY, bal bigint NOT NULL);
 CREATE TABLE public.log (id bigserial PRIMARY KEY, at timestamptz NOT NULL);
 CREATE TABLE public.probe (id int PRIMARY KEY, at timestamptz NOT NULL);`;
-
-/** Asynchronous: the probes run on this process's event loop meanwhile. */
-async function pgbench(cluster: ClusterInfo): Promise<number> {
-  const { stdout: output } = await promisify(execFile)(
-    path.join(PG_BIN, 'pgbench'),
-    ['-n', '-h', cluster.socketDir, '-p', String(cluster.port), '-U', 'postgres', '-M', 'prepared'].concat([
-      '-f',
-      script,
-      '-c',
-      String(CLIENTS),
-      '-j',
-      '2',
-      '-T',
-      String(SECONDS),
-      'net',
-    ]),
-    { encoding: 'utf8' },
-  );
-  return Number(/tps = ([\d.]+)/.exec(output)![1]);
-}
 
 const fingerprint = async (c: ClusterInfo) =>
   (
@@ -189,7 +164,7 @@ async function main(): Promise<void> {
       );
       await new Promise((r) => setTimeout(r, 2000));
       const probes = probe(a, targets, probeId);
-      const tps = await pgbench(a);
+      const tps = await runPgbench(a, 'net', script, CLIENTS, SECONDS);
       const began = Date.now();
       const lags = await probes.stop();
       // Every target holds A's rows (balances, log rows, probes) within 10 minutes, or the round fails.

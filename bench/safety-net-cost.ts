@@ -14,14 +14,13 @@
 // both sides compared.
 //
 // Run: node dist/bench/safety-net-cost.js   (about 8 minutes with the defaults)
-import { execFileSync } from 'node:child_process';
-import { chmodSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import yaml from 'js-yaml';
-import { PG_BIN, type ClusterInfo } from '../src/sandbox/cluster.js';
+import type { ClusterInfo } from '../src/sandbox/cluster.js';
 import { query } from '../test/support/tool.js';
 import { CpuWatch } from './cpu.js';
-import { benchClusters, benchDir, cleanUp, cpuSeconds, job, run } from './support.js';
+import { accountScript, benchClusters, cleanUp, cpuSeconds, job, run, runPgbench } from './support.js';
 
 const ACCOUNTS = Number(process.env['BENCH_ACCOUNTS'] ?? 1_000_000);
 const CLIENTS = Number(process.env['BENCH_CLIENTS'] ?? 16);
@@ -29,41 +28,10 @@ const SECONDS = Number(process.env['BENCH_SECONDS'] ?? 30);
 const ROUNDS = Number(process.env['BENCH_ROUNDS'] ?? 3);
 const RECHECK = Number(process.env['BENCH_RECHECK'] ?? 10);
 
-const scriptDir = mkdtempSync(path.join(benchDir, 'pgbench-'));
-const script = path.join(scriptDir, 'txn.sql');
-writeFileSync(
-  script,
-  `\\set id random(1, ${ACCOUNTS})
-BEGIN;
-UPDATE public.acct SET bal = bal + 1 WHERE id = :id;
-INSERT INTO public.log (at) VALUES (clock_timestamp());
-END;
-`,
-);
-// pgbench runs as root here but the cluster as postgres: the script must be readable.
-chmodSync(scriptDir, 0o755);
+const script = accountScript(ACCOUNTS);
 
 const SCHEMA = `CREATE TABLE public.acct (id int PRIMARY KEY, bal bigint NOT NULL);
 CREATE TABLE public.log (id bigserial PRIMARY KEY, at timestamptz NOT NULL);`;
-
-function pgbench(cluster: ClusterInfo): number {
-  const output = execFileSync(
-    path.join(PG_BIN, 'pgbench'),
-    ['-n', '-h', cluster.socketDir, '-p', String(cluster.port), '-U', 'postgres', '-M', 'prepared'].concat([
-      '-f',
-      script,
-      '-c',
-      String(CLIENTS),
-      '-j',
-      '2',
-      '-T',
-      String(SECONDS),
-      'net',
-    ]),
-    { encoding: 'utf8' },
-  );
-  return Number(/tps = ([\d.]+)/.exec(output)![1]);
-}
 
 async function pendingChanges(a: ClusterInfo): Promise<number> {
   const rows = await query<{ n: string }>(
@@ -132,7 +100,7 @@ async function main(): Promise<void> {
       watch.start(500);
       const kicker0 = cpuSeconds(kickerPid);
       const began = Date.now();
-      const tps = pgbench(a);
+      const tps = await runPgbench(a, 'net', script, CLIENTS, SECONDS);
       const catchUp = await caughtUp(a);
       // Until the catch-up: pgbench's backends have exited and been reaped by then (a backend's CPU
       // reaches its postmaster's figure only when it is reaped), and Bucardo applied the round's work.

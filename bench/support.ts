@@ -1,8 +1,9 @@
 // Shared set-up for benchmarks: clusters, a job replicating one table, CPU time of a process.
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { execFile } from 'node:child_process';
+import { chmodSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { stopAllClusters, startCluster, type ClusterInfo } from '../src/sandbox/cluster.js';
+import { PG_BIN, stopAllClusters, startCluster, type ClusterInfo } from '../src/sandbox/cluster.js';
 import { query, runTool, writeJobConfigIn, type JobOptions, type WrittenJob } from '../test/support/tool.js';
 import { stopProcessesIn } from '../src/core/process.js';
 
@@ -102,4 +103,53 @@ export function cleanUp(): void {
   stopAllClusters();
   if (keepReason) console.error(`Kept ${benchDir}: ${keepReason}`);
   else rmSync(benchDir, { recursive: true, force: true });
+}
+
+/**
+ * The account transaction several benchmarks load the primary with (public.acct, public.log):
+ *   BEGIN; UPDATE acct SET bal = bal + 1 WHERE id = random; INSERT INTO log (at) VALUES (clock_timestamp()); END;
+ * written as a pgbench script readable by the postgres user (pgbench runs as root here).
+ */
+export function accountScript(accounts: number): string {
+  const dir = mkdtempSync(path.join(benchDir, 'pgbench-'));
+  const script = path.join(dir, 'txn.sql');
+  writeFileSync(
+    script,
+    `\\set id random(1, ${accounts})
+BEGIN;
+UPDATE public.acct SET bal = bal + 1 WHERE id = :id;
+INSERT INTO public.log (at) VALUES (clock_timestamp());
+END;
+`,
+  );
+  chmodSync(dir, 0o755);
+  return script;
+}
+
+/** pgbench with a script against database `db`, asynchronously (probes may run meanwhile); its tps. */
+export async function runPgbench(
+  cluster: ClusterInfo,
+  db: string,
+  script: string,
+  clients: number,
+  seconds: number,
+): Promise<number> {
+  const args = [
+    '-n',
+    '-h',
+    cluster.socketDir,
+    '-p',
+    String(cluster.port),
+    '-U',
+    'postgres',
+    '-M',
+    'prepared',
+  ];
+  args.push('-f', script, '-c', String(clients), '-j', '2', '-T', String(seconds), db);
+  const output = await new Promise<string>((resolve, reject) =>
+    execFile(path.join(PG_BIN, 'pgbench'), args, { encoding: 'utf8' }, (error, stdout) =>
+      error ? reject(error) : resolve(stdout),
+    ),
+  );
+  return Number(/tps = ([\d.]+)/.exec(output)![1]);
 }
