@@ -309,6 +309,23 @@ test('fan-out with cutover.others stop: C keeps what it had at the switch; bad c
     await dropDatabase(c!, dbs.c).catch(() => undefined);
   });
   await ok(job, 'bucardo.install bucardo.add_triggers bucardo.start bucardo.wait_for_copy');
+  // A target status cannot reach: the job's state is unknown (exit 3) and the verdict names it.
+  await query(c!, 'postgres', `ALTER DATABASE ${dbs.c} WITH ALLOW_CONNECTIONS false`);
+  try {
+    const blind = await tool(job, 'bucardo.status --json');
+    const seen = outcomes(blind)[0]!.data;
+    assert.equal(seen.exitCode, 3, blind.stdout);
+    assert.match(seen.verdict, /^target c: unknown: cannot reach the target c/);
+    assert.deepEqual(
+      seen.targets.map((t: { name: string; state: string }) => [t.name, t.state]),
+      [
+        ['b', 'caught up'],
+        ['c', 'unknown'],
+      ],
+    );
+  } finally {
+    await query(c!, 'postgres', `ALTER DATABASE ${dbs.c} WITH ALLOW_CONNECTIONS true`);
+  }
   await query(a, dbs.a, 'UPDATE public.orders SET n = n + 1 WHERE id <= 50');
   await sameRows([c!, dbs.c], [a, dbs.a], 'c before the switch');
   await ok(job, 'cutover.verify --target=c cutover.finish --target=c --writes-stopped');
