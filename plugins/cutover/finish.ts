@@ -18,7 +18,8 @@ import { runBucardo } from '../../src/core/bucardo.js';
 import { dropTriggersInRounds, jobTriggerNames, listTriggers } from '../../src/core/bucardo/triggers.js';
 import { withClient, type Client } from '../../src/core/db.js';
 import { formatFailures, type TableFailure } from '../../src/core/ddl.js';
-import { OperatorError } from '../../src/core/errors.js';
+import { errorMessage, OperatorError } from '../../src/core/errors.js';
+import { dropBucardoSchema } from '../../src/core/bucardo/schema.js';
 import type { Job } from '../../src/core/job.js';
 import { findReplicationObjects } from '../../src/core/objects.js';
 import type { Check, CommandContext, CommandOutcome } from '../../src/core/plugin.js';
@@ -605,6 +606,14 @@ async function switchOver(
       `${followers.map((t) => t.target).join(', ')} follow${followers.length === 1 ? 's' : ''} ${job.target}: sync ${follow.syncName} carries its writes to them`,
     );
   if (!forward) {
+    // The way back was the last sync from B: the schema Bucardo made there goes too (kept while any
+    // Bucardo trigger, a fan-out's followers' for one, still uses it).
+    const schema = await withClient(
+      job,
+      { role: 'primary', login: 'schema_owner', activity: ctx.activity },
+      (client) => dropBucardoSchema(client, job, 'the secondary'),
+    ).catch((error: unknown) => `the bucardo schema on the secondary was left: ${errorMessage(error)}`);
+    steps.say(schema);
     const primary = job.config.databases.secondary;
     return {
       data: data(),

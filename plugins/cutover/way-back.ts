@@ -33,7 +33,7 @@ import type { CommandContext } from '../../src/core/plugin.js';
 import { bucardoRelationName } from '../../src/core/quote.js';
 import { lockRounds } from '../../src/core/rounds.js';
 import { releaseHold } from './compare/capture.js';
-import { readProgress, withRecords } from './records.js';
+import { chosenTarget, readProgress, withRecords } from './records.js';
 
 /** Names per `bucardo add table` call: one Perl start per batch. */
 const ADD_BATCH = 200;
@@ -52,6 +52,11 @@ export async function wayBackExists(job: Job, activity?: Activity): Promise<bool
 export async function activeDirection(job: Job, activity: Activity): Promise<Job> {
   if (!(await wayBackExists(job, activity).catch(() => false))) return job;
   const progress = await withRecords(job, activity, (client) => readProgress(client, job));
+  // A fan-out job's way back starts from the target the cutover chose, not from the others.
+  const chosen = job.config.fanOut
+    ? await withRecords(job, activity, (client) => chosenTarget(client, job))
+    : undefined;
+  if (chosen !== undefined && chosen !== job.target) return job;
   return progress?.finished ? reverseJob(job) : job;
 }
 

@@ -38,6 +38,11 @@ export function reverseJob(job: Job): Job {
     // named like its sync unless a recorded way back uses another.
     bucardoDbName: { primary: job.bucardoDbName.secondary, secondary: job.bucardoDbName.primary },
     dbgroupName: recordedWayBackDbgroup ?? reverseSyncName(job),
+    // One target, A, whatever the forward job fans out to (B is the target the cutover chose).
+    targets: [
+      { name: 'secondary', recordName: job.bucardoDbName.primary, database: { ...primary, cascade: false } },
+    ],
+    target: 'secondary',
     config: {
       ...job.config,
       databases: {
@@ -46,6 +51,8 @@ export function reverseJob(job: Job): Job {
         primary: { ...secondary, cascade: false },
         secondary: { ...primary, cascade: false },
       },
+      targets: [{ name: 'secondary', database: { ...primary, cascade: false } }],
+      fanOut: false,
       // A already holds the data (onetimecopy=0); the kicker only serves the forward sync, so the
       // reverse sync is kicked by its own per-commit kick triggers on B.
       bucardo: { ...job.config.bucardo, copyData: 'never', asynchronousKicking: false, syncs: 1 },
