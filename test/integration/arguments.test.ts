@@ -76,7 +76,7 @@ test('-l "bucardo.install indexes.drop --dryrun": exit 2, nothing installed, not
   assert.equal(result.code, 2, result.stdout + result.stderr);
   assert.match(
     result.stderr,
-    /indexes\.drop does not accept '--dryrun'\. Did you mean '--dry-run'\? indexes\.drop accepts --dry-run, --upstream-copy-done, --json, --help/,
+    /indexes\.drop does not accept '--dryrun'\. Did you mean '--dry-run'\? indexes\.drop accepts --dry-run, --upstream-copy-done, --target NAME, --json, --help/,
   );
   assert.match(result.stderr, /Nothing was run: the list has 1 problem\(s\)/);
   assert.doesNotMatch(result.stdout, /== bucardo\.install|Preflight/);
@@ -147,7 +147,7 @@ test('bucardo.change_config with a malformed assignment is refused before it run
 test('help indexes.drop at the prompt, and indexes.drop --help at the prompt and in a list, show its arguments', async () => {
   const listed = await tool('indexes.drop --help bucardo.uninstall');
   assert.equal(listed.code, 0, listed.stdout + listed.stderr);
-  assert.match(listed.stdout, /Usage: indexes\.drop \[--dry-run\] \[--upstream-copy-done\] \[--json\]/);
+  assert.match(listed.stdout, /Usage: indexes\.drop \[--dry-run\] \[--upstream-copy-done\] \[--target NAME\] \[--json\]/);
   assert.match(listed.stdout, /--dry-run +list what would be dropped and kept; drop nothing/);
   assert.match(listed.stdout, /Nothing was run/);
   assert.equal(await metadataDatabaseExists(), true, 'bucardo.uninstall in the same list did not run');
