@@ -49,7 +49,7 @@ const EXPECTED_SECONDS = {
   'integration/faults': 76,
   'integration/shared-metadata': 100,
   'integration/cutover-wayback': 70,
-  'integration/cascade': 68,
+  'integration/cascade': 100,
   'integration/concurrency': 64,
   'integration/cutover': 63,
   'integration/cutover-load': 45,
