@@ -2,7 +2,10 @@
 // the facts behind it in JSON. Each state is produced for real: an unreachable primary, a stopped
 // daemon with changes waiting, a worker held up by a lock (lagging, then stalled), a copy under way.
 import assert from 'node:assert/strict';
+import { readFileSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
 import { after, before, test } from 'node:test';
+import yaml from 'js-yaml';
 import pg from 'pg';
 import type { CopyProgress } from '../../src/core/copy-progress.js';
 import type { ClusterInfo } from '../../src/sandbox/cluster.js';
@@ -29,6 +32,8 @@ after(async () => {
     [b, 'st_b'],
     [a, 'stc_a'],
     [b, 'stc_b'],
+    [a, 'stw_a'],
+    [b, 'stw_b'],
   ] as const)
     await dropDatabase(cluster, db).catch(() => undefined);
 });
@@ -155,6 +160,51 @@ test('caught up 0, stopped 2, lagging 1 and stalled 2 on a running job; the stat
   const prompt = await runTool(['-c', job.file], { input: 'status\n' });
   assert.match(prompt.stdout, /State {9}: caught up \(exit code 0\)/);
   assert.match(prompt.stdout, /Daemon {8}: running, pid \d+, up \d+ (s|min)/);
+  const uninstall = await runTool(['-c', job.file, '-l', 'bucardo.uninstall']);
+  assert.equal(uninstall.code, 0, uninstall.stdout + uninstall.stderr);
+});
+
+test('a watchdog that cannot look makes the state unknown (exit code 3) and says why, never caught up', async (t) => {
+  const schema = 'CREATE TABLE public.w (id int PRIMARY KEY);';
+  await freshDatabase(a, 'stw_a', schema);
+  await freshDatabase(b, 'stw_b', schema);
+  const job = writeJobConfig({
+    name: 'stw',
+    primary: { cluster: a, dbname: 'stw_a' },
+    secondary: { cluster: b, dbname: 'stw_b' },
+    copyData: 'never',
+  });
+  t.after(async () => {
+    await forgetJob(job, a);
+    await dropDatabase(b, 'stw_b');
+    await query(b, 'postgres', 'DROP ROLE IF EXISTS st_monitor');
+  });
+  const flow = await runTool(['-c', job.file, '-l', 'bucardo.install bucardo.add_triggers bucardo.start']);
+  assert.equal(flow.code, 0, flow.stdout + flow.stderr);
+  await waitFor(async () => (await status(job)).code === 0, 30_000, 'caught up after the start');
+
+  // A monitoring login on the secondary that may connect but not call pg_blocking_pids (revoked from
+  // PUBLIC in that database, as hardened servers do): the watchdog's look for stuck workers fails there.
+  await query(b, 'postgres', 'DROP ROLE IF EXISTS st_monitor; CREATE ROLE st_monitor LOGIN');
+  await query(b, 'stw_b', 'REVOKE EXECUTE ON FUNCTION pg_catalog.pg_blocking_pids(integer) FROM PUBLIC');
+  const config = yaml.load(readFileSync(job.file, 'utf8')) as {
+    databases: { secondary: Record<string, unknown> };
+  };
+  config.databases.secondary.database_owner = 'st_monitor';
+  const monitorFile = path.join(job.dir, 'stw-monitor.yml');
+  writeFileSync(monitorFile, yaml.dump(config));
+  const blind = await status({ ...job, file: monitorFile });
+  assert.equal(blind.code, 3, blind.json.data.verdict);
+  assert.equal(blind.json.data.state, 'unknown');
+  assert.match(
+    blind.json.data.verdict,
+    /^unknown: could not check for stuck Bucardo workers \(secondary: permission denied for function pg_blocking_pids\)/,
+  );
+  const text = await runTool(['-c', monitorFile, '-l', 'bucardo.status']);
+  assert.match(text.stdout, /Pending {7}: 0 change\(s\)/, 'the backlog it could read is still shown');
+  assert.match(text.stdout, /Unreachable {3}: could not check for stuck Bucardo workers/);
+  // The same job through the usual login sees, and is caught up.
+  assert.equal((await status(job)).code, 0);
   const uninstall = await runTool(['-c', job.file, '-l', 'bucardo.uninstall']);
   assert.equal(uninstall.code, 0, uninstall.stdout + uninstall.stderr);
 });
