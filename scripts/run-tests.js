@@ -56,7 +56,7 @@ const EXPECTED_SECONDS = {
   'integration/no-loss': 35,
   'integration/retry': 55,
   'integration/demo': 54,
-  'integration/status': 54,
+  'integration/status': 95,
   'integration/versions': 40,
   'integration/ssl': 37,
   'integration/watchdog': 32,
