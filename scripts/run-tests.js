@@ -67,6 +67,7 @@ const EXPECTED_SECONDS = {
   'integration/versions': 40,
   'integration/ssl': 37,
   'integration/watchdog': 32,
+  'integration/kicker-interval': 48,
   'integration/metrics': 32,
   'integration/fork-bucardo': 31,
   'integration/indexes': 29,
