@@ -275,10 +275,11 @@ async function tickSync(sync: SyncKicks): Promise<void> {
     );
     if (rows[0]?.confirmed) {
       sync.unconfirmedKickAt = undefined;
-      // A kick sent while the initial copy was pending was confirmed by the copy's run, which does
-      // not apply the delta rows recorded before it: in a cascade all the rows the upstream copy
-      // wrote (measured: 16,400 changes of the demo's B -> C stayed pending for good). One more kick
-      // makes a normal run carry them.
+      // A kick sent while the initial copy was pending was confirmed by the copy's run, which applies
+      // no delta rows: it tracks those its snapshot carried (how-bucardo-behaves.md §21; before that,
+      // 16,400 changes of the demo's B -> C stayed pending for good), but not those of transactions
+      // that committed after its snapshot or that the fence left untracked. One more kick makes a
+      // normal run carry them.
       if (sync.kickedDuringCopy) {
         sync.kickedDuringCopy = false;
         await kick(sync, false);
