@@ -3,8 +3,10 @@
 // (`bucardo kick` spawned once a second, as `watch -n 1 bucardo kick` did); CPU seconds per minute of
 // (2) and (3), syncrun rows written per idle minute; and A->C latency through a cascade.
 // Run: node dist/bench/kick-latency.js   (about 6 minutes). BENCH_ONLY=kicker, BENCH_KICK_INTERVALS=0.25,1 and
-// BENCH_WORKER_SLEEP=0.05 measure other settings of the kicker alone.
+// BENCH_WORKER_SLEEP=0.05 measure other settings of the kicker alone; BENCH_POLL_TABLES (1000) sets the
+// delta tables of (4), what one look of the kicker costs the primary (BENCH_ONLY=look: that alone).
 import { spawn } from 'node:child_process';
+import pg from 'pg';
 import { readdirSync } from 'node:fs';
 import path from 'node:path';
 import { sleep } from '../src/core/activity.js';
@@ -25,9 +27,12 @@ const KICK_INTERVALS = (process.env['BENCH_KICK_INTERVALS'] ?? '0.25,1').split('
 const WORKER_SLEEP = process.env['BENCH_WORKER_SLEEP']
   ? { worker_sleep: Number(process.env['BENCH_WORKER_SLEEP']) }
   : {};
-/** BENCH_ONLY=kicker measures (2) alone. */
+/** BENCH_ONLY=kicker measures (2) and (4) alone, BENCH_ONLY=look (4) alone. */
 const ONLY_KICKER = process.env['BENCH_ONLY'] === 'kicker';
+const ONLY_LOOK = process.env['BENCH_ONLY'] === 'look';
 const IDLE_SECONDS = 30;
+/** (4) the kicker's look on the primary with this many delta tables: BENCH_POLL_TABLES (default 1000). */
+const POLL_TABLES = Number(process.env['BENCH_POLL_TABLES'] ?? 1000);
 const SCHEMA = 'CREATE TABLE public.pings (id int PRIMARY KEY, at timestamptz DEFAULT clock_timestamp())';
 
 async function latencies(
@@ -89,9 +94,63 @@ async function fresh(clusters: ClusterInfo[], db: string): Promise<void> {
   }
 }
 
+/**
+ * (4) What one look of the kicker costs the primary with POLL_TABLES delta tables: the statement of
+ * src/kicker/main.ts (max(txntime) of each delta table, by its index, and their inserts so far), on
+ * tables shaped like Bucardo's, 100 rows each; its server time per look and per minute at each interval.
+ */
+async function lookCost(primary: ClusterInfo): Promise<string> {
+  const db = 'kpoll';
+  await query(primary, 'postgres', `DROP DATABASE IF EXISTS ${db} WITH (FORCE)`);
+  await query(primary, 'postgres', `CREATE DATABASE ${db}`);
+  await query(
+    primary,
+    db,
+    `DO $$ BEGIN FOR i IN 1..${POLL_TABLES} LOOP
+       EXECUTE format('CREATE TABLE delta_%s (id int, txntime timestamptz NOT NULL DEFAULT now())', i);
+       EXECUTE format('CREATE INDEX ON delta_%s (txntime)', i);
+       EXECUTE format('INSERT INTO delta_%s (id) SELECT generate_series(1, 100)', i);
+     END LOOP; END $$; ANALYZE`,
+  );
+  const names = Array.from({ length: POLL_TABLES }, (_, i) => `delta_${i + 1}`);
+  const text = `SELECT (SELECT max(m) FROM (${names.map((n) => `SELECT max(txntime) AS m FROM ${n}`).join(' UNION ALL ')}) d)::text AS newest,
+      (SELECT sum(n_tup_ins) FROM pg_stat_user_tables WHERE relid = ANY($1::regclass[]))::text AS inserted`;
+  const client = new pg.Client({ host: primary.host, port: primary.port, user: 'postgres', database: db });
+  await client.connect();
+  const times: number[] = [];
+  let cpuMs = 0;
+  try {
+    // The server's CPU for the looks: its backend is a process on this machine.
+    const backend = (await client.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0]!.pid;
+    for (let i = 0; i < 10; i++) await client.query({ name: 'look', text, values: [names] });
+    const cpuBefore = cpuSeconds(backend);
+    for (let i = 0; i < 100; i++) {
+      const began = performance.now();
+      await client.query({ name: 'look', text, values: [names] });
+      times.push(performance.now() - began);
+    }
+    cpuMs = ((cpuSeconds(backend) - cpuBefore) * 1000) / times.length;
+  } finally {
+    await client.end();
+  }
+  await query(primary, 'postgres', `DROP DATABASE ${db}`);
+  const mean = times.reduce((sum, t) => sum + t, 0) / times.length;
+  const perMinute = [0.25, 0.5, 1]
+    .map((interval) => `${((cpuMs * 60) / interval / 1000).toFixed(2)} at ${interval} s`)
+    .join(', ');
+  const line = `(4) one look with ${POLL_TABLES} delta tables: ${mean.toFixed(1)} ms mean, ${percentile(times, 95).toFixed(1)} ms p95, ${cpuMs.toFixed(1)} ms of the server's CPU; its CPU-s/min looking ${perMinute}`;
+  console.log(line);
+  return line;
+}
+
 async function main(): Promise<void> {
   const [a, b, c] = await benchClusters(['A', 'B', 'C']);
   const lines: string[] = [];
+
+  if (ONLY_LOOK) {
+    await lookCost(a!);
+    return;
+  }
 
   // (1) Bucardo's own per-commit kick triggers.
   if (!ONLY_KICKER) {
@@ -141,6 +200,8 @@ async function main(): Promise<void> {
     );
     await run(kicked.file, 'bucardo.uninstall');
   }
+
+  lines.push(await lookCost(a!));
 
   if (ONLY_KICKER) {
     console.log(`\nCommit -> visible on the target, ${COMMITS} commits each:`);

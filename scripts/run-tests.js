@@ -13,16 +13,23 @@ const { startCluster, stopCluster, stopAllClusters, handleSignalsYourself } = aw
 handleSignalsYourself();
 
 // Major-version pairs (test/integration/versions.test.ts): the suite runs one old primary and one new
-// secondary; --version-matrix (npm run test:versions) runs only that file, over every tested pair.
-const VERSION_MATRIX = '10:15,11:15,12:15,13:15,14:15,15:17,15:18';
+// secondary; --version-matrix (npm run test:versions) runs only that file, over every pair of the
+// version matrix (plugins/bucardo/version-matrix.json, the one list preflight names pairs from). Given
+// the whole matrix, that file fails when a pair of it does not pass, and records the run's date there.
 const args = process.argv.slice(2);
 const versionMatrix = args.includes('--version-matrix');
 const lanesArg = args.find((arg) => arg.startsWith('--lanes='));
 const only = args.filter((arg) => arg !== '--version-matrix' && arg !== lanesArg);
 if (versionMatrix) only.push('integration/versions.test');
+const matrixPairs = JSON.parse(readFileSync(path.join(root, 'plugins/bucardo/version-matrix.json'), 'utf8'))
+  .pairs.filter((pair) => !pair.refused)
+  .map((pair) => `${pair.primary}:${pair.secondary}`)
+  .join(',');
+const wholeMatrix = versionMatrix && process.env.BUCARDO_CONSOLE_VERSION_PAIRS === undefined;
 const versionEnv = {
-  BUCARDO_CONSOLE_VERSION_PAIRS: process.env.BUCARDO_CONSOLE_VERSION_PAIRS ?? (versionMatrix ? VERSION_MATRIX : '11:15,15:17'),
+  BUCARDO_CONSOLE_VERSION_PAIRS: process.env.BUCARDO_CONSOLE_VERSION_PAIRS ?? (versionMatrix ? matrixPairs : '11:15,15:17'),
   BUCARDO_CONSOLE_VERSION_CONCURRENCY: process.env.BUCARDO_CONSOLE_VERSION_CONCURRENCY ?? (versionMatrix ? '3' : '2'),
+  ...(wholeMatrix ? { BUCARDO_CONSOLE_VERSION_MATRIX: '1' } : {}),
 };
 // Three lanes on 2 cores: most of a test's time is spent waiting for Bucardo's loops, not computing.
 const requestedLanes = Number(lanesArg?.slice('--lanes='.length) ?? process.env.BUCARDO_CONSOLE_TEST_LANES ?? 3);
@@ -49,7 +56,7 @@ const EXPECTED_SECONDS = {
   'integration/faults': 76,
   'integration/shared-metadata': 100,
   'integration/cutover-wayback': 70,
-  'integration/cascade': 68,
+  'integration/cascade': 100,
   'integration/concurrency': 64,
   'integration/cutover': 63,
   'integration/cutover-load': 45,
@@ -57,10 +64,11 @@ const EXPECTED_SECONDS = {
   'integration/no-loss': 35,
   'integration/retry': 55,
   'integration/demo': 54,
-  'integration/status': 54,
+  'integration/status': 95,
   'integration/versions': 40,
   'integration/ssl': 37,
   'integration/watchdog': 32,
+  'integration/kicker-interval': 48,
   'integration/metrics': 32,
   'integration/fork-bucardo': 31,
   'integration/indexes': 29,

@@ -238,7 +238,7 @@ async function copyThenStart(
   const kicker = await startKicker(job);
   const kickerPid = kicker.pid;
   const role = job.config.bucardo.asynchronousKicking
-    ? `kicks every ${job.config.bucardo.kickInterval} s when changes are pending`
+    ? `kicks when changes are pending: looks every ${job.config.bucardo.kickInterval} s, every ${Math.min(job.config.bucardo.kickInterval, job.config.bucardo.kickIntervalBusy)} s while changes arrive`
     : 'maintenance and stall watchdog only';
   steps.push(
     kicker.started

@@ -126,7 +126,7 @@ export default definePlugin({
         },
       },
       run: async (ctx) => (await import('./settings.js')).changeConfig(ctx),
-      validate: async (ctx) => (await import('./settings.js')).validateChangeConfig(ctx),
+      validate: async (ctx, outcome) => (await import('./settings.js')).validateChangeConfig(ctx, outcome),
     },
     uninstall: {
       summary:

@@ -1,7 +1,7 @@
 // bucardo.change_config: change one of Bucardo's own settings (bucardo_config).
 import { runBucardo } from '../../src/core/bucardo.js';
 import { OperatorError } from '../../src/core/errors.js';
-import type { CommandContext, CommandOutcome } from '../../src/core/plugin.js';
+import type { Check, CommandContext, CommandOutcome } from '../../src/core/plugin.js';
 import { configKeySetting } from './daemon.js';
 import { isDaemonRunning } from '../../src/core/bucardo/daemon.js';
 import { storeSettingsVerbatim } from './install.js';
@@ -80,11 +80,13 @@ export async function changeConfig(ctx: CommandContext): Promise<CommandOutcome<
   };
 }
 
-export async function validateChangeConfig(ctx: CommandContext) {
-  // The check re-reads the setting the command wrote: it confirms Bucardo stored it.
-  const assignment = ctx.options.assignment('setting');
-  if (!assignment) return [];
-  const { name, value } = assignment;
+export async function validateChangeConfig(
+  ctx: CommandContext,
+  outcome: CommandOutcome<ChangeConfigData>,
+): Promise<Check[]> {
+  // The check re-reads the setting the command wrote, whether it came as an argument or from the
+  // prompt: it confirms Bucardo stored it.
+  const { name, new: value } = outcome.data!;
   const settings = await withMetadata(ctx.job, configSettings);
   const stored = settings.find((s) => s.name === name)?.setting;
   // Bucardo stores most settings lowercased.

@@ -67,7 +67,8 @@ export function formatCopy(copy: StatusData['copy']): string {
   if (copy.table) {
     const estimate = copy.tableRows !== undefined ? ` of ~${copy.tableRows.toLocaleString('en-US')}` : '';
     const percent = copy.tablePercent !== undefined ? ` (${copy.tablePercent}%)` : '';
-    parts.push(`${copy.table} ${(copy.rows ?? 0).toLocaleString('en-US')}${estimate} rows${percent}`);
+    const rows = `${(copy.rows ?? 0).toLocaleString('en-US')}${estimate} rows${estimate ? '' : ' so far'}`;
+    parts.push(`${copy.table} ${rows}${percent}`);
   } else if (copy.state === 'running' && copy.tablesTotal !== undefined) {
     parts.push('between tables');
   }

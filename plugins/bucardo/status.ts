@@ -111,13 +111,22 @@ async function reach<T>(
   unreachable: string[],
   what: string,
   probe: () => Promise<T>,
+  cause = `cannot reach the ${what}`,
 ): Promise<T | undefined> {
   try {
     return await probe();
   } catch (error) {
-    unreachable.push(`cannot reach the ${what} (${errorMessage(error).split('\n')[0]})`);
+    unreachable.push(`${cause} (${errorMessage(error).split('\n')[0]})`);
     return undefined;
   }
+}
+
+/**
+ * Runs a look that status cannot judge without: when it fails, status has not seen "no stall" or "copy
+ * done", so the failure is recorded as the cause of an `unknown` state rather than taken as nothing found.
+ */
+function look<T>(unreachable: string[], cause: string, probe: () => Promise<T>): Promise<T | undefined> {
+  return reach(unreachable, '', probe, cause);
 }
 
 /** The job's status, asked on the command's shared sessions (one set per watch, not per refresh). */
@@ -236,16 +245,18 @@ export async function collectStatus(db: DatabaseContext): Promise<StatusData> {
     targetReach.set(view.target, unreachable[before]);
   }
   if (data.installed && data.sync && unreachable.length === 0)
-    data.copy = await copyState(db).catch(() => ({ state: 'unknown' as const }));
+    data.copy =
+      (await look(unreachable, "could not check the initial copy's state", () => copyState(db))) ?? data.copy;
   data.pendingTotal = data.pending.reduce((sum, p) => sum + p.changes, 0);
   const oldest = oldestSeconds(data.pending);
   if (oldest !== undefined) data.oldestPendingSeconds = oldest;
   if (pid && unreachable.length === 0) {
     const threshold = job.config.bucardo.watchdogSeconds;
-    const open = await Promise.all([db.primary(), db.secondary()]).catch(() => undefined);
-    data.stalls = open
-      ? await detectStuckStatements(job, threshold, { primary: open[0], secondary: open[1] }).catch(() => [])
-      : [];
+    data.stalls =
+      (await look(unreachable, 'could not check for stuck Bucardo workers', async () => {
+        const [primary, secondary] = await Promise.all([db.primary(), db.secondary()]);
+        return detectStuckStatements(job, threshold, { primary, secondary });
+      })) ?? [];
     const uptime = data.daemon.uptimeSeconds ?? 0;
     // A daemon younger than the threshold has not had the chance to make progress yet. Each sync has
     // its own worker: one that stopped moving is a stall even while the others keep up.

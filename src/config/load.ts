@@ -53,6 +53,7 @@ const BUCARDO_KEYS = [
   'copy_data',
   'asynchronous_kicking',
   'kick_interval',
+  'kick_interval_busy',
   'replication_objects',
   'pid_dir',
   'log_dir',
@@ -187,6 +188,7 @@ export async function loadConfig(file: string, catalog: PluginCatalog): Promise<
       copySplitRows: reader.integer(bucardoRaw, 'copy_split_rows', 'bucardo', 1_000_000, 1, 2_000_000_000),
       asynchronousKicking,
       kickInterval: reader.number(bucardoRaw, 'kick_interval', 'bucardo', 1, 0.05),
+      kickIntervalBusy: reader.number(bucardoRaw, 'kick_interval_busy', 'bucardo', 0.25, 0.05),
       replicationObjects: readReplicationObjects(
         reader,
         bucardoRaw['replication_objects'],

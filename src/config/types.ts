@@ -67,8 +67,10 @@ export interface BucardoSettings {
   /** copy_data parallel: tables with more rows than this are split into primary-key ranges of about this size. */
   copySplitRows: number;
   asynchronousKicking: boolean;
-  /** Seconds between kicks of the asynchronous kicker (sub-second allowed). */
+  /** Seconds between the asynchronous kicker's looks for changes while none arrive (sub-second allowed). */
   kickInterval: number;
+  /** Seconds between its looks while changes arrive (at most kickInterval; docs/kicker.md). */
+  kickIntervalBusy: number;
   replicationObjects: ReplicationObjects;
   pidDir: string;
   logDir: string;

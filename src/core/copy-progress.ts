@@ -8,6 +8,7 @@ import { jobSyncs, syncCount } from './bucardo/syncs.js';
 import { targetViews, type Job } from './job.js';
 import { copyingPid, currentRecord } from './copy/state.js';
 import { planTables } from './copy/plan.js';
+import { quoteQualified } from './quote.js';
 
 export type CopyState = 'not requested' | 'pending' | 'running' | 'done' | 'unknown';
 
@@ -49,21 +50,32 @@ async function copyOrder(
   );
 }
 
-/** Heap size and estimated rows of each table on the primary (what the copy has to move). */
+/**
+ * Heap size of each table on the primary (what the copy has to move) and its rows estimated as the
+ * planner does: rows per page at the last ANALYZE times the pages now. A table never analyzed
+ * (reltuples -1, or 0 before PostgreSQL 14 and after an ANALYZE of the empty table) has no rows per
+ * page: its estimate is left undefined here, never 0.
+ */
 async function sourceSizes(
   job: Job | DatabaseContext,
   tables: { schema: string; name: string }[],
-): Promise<{ bytes: number; rows: number }[]> {
+): Promise<{ bytes: number; rows?: number }[]> {
   return withSession(job, { role: 'primary' }, async (client) =>
     (
-      await client.query<{ bytes: string; rows: string }>(
-        `SELECT coalesce(pg_relation_size(r), 0)::bigint AS bytes, greatest(coalesce(c.reltuples, 0), 0)::bigint AS rows
+      await client.query<{ bytes: string; rows: string | null }>(
+        `SELECT coalesce(pg_relation_size(r), 0)::bigint AS bytes,
+                CASE WHEN c.reltuples > 0 AND c.relpages > 0
+                     THEN round(c.reltuples / c.relpages * pg_relation_size(r) / current_setting('block_size')::int)::bigint
+                END AS rows
        FROM unnest($1::text[], $2::text[]) WITH ORDINALITY AS u(s, t, n)
        LEFT JOIN LATERAL (SELECT to_regclass(format('%I.%I', u.s, u.t)) AS r) x ON true
        LEFT JOIN pg_class c ON c.oid = x.r ORDER BY u.n`,
         [tables.map((t) => t.schema), tables.map((t) => t.name)],
       )
-    ).rows.map((row) => ({ bytes: Number(row.bytes), rows: Number(row.rows) })),
+    ).rows.map((row) => ({
+      bytes: Number(row.bytes),
+      ...(row.rows !== null ? { rows: Number(row.rows) } : {}),
+    })),
   );
 }
 
@@ -80,6 +92,39 @@ export async function copyInProgress(
     );
     return rows[0] ? { schema: rows[0].schema, name: rows[0].name, rows: Number(rows[0].rows) } : undefined;
   });
+}
+
+/** Pages read to learn a never-analyzed table's rows per page: a few hundred kB at random. */
+const SAMPLE_PAGES = 32;
+
+/**
+ * The rows of a table that has no statistics: its heap size at the rows per page of a block sample
+ * (TABLESAMPLE SYSTEM reads whole pages; the pages holding a sampled row count). Undefined for an
+ * empty heap or a sample that found no rows.
+ */
+async function sampledRows(
+  job: Job | DatabaseContext,
+  table: { schema: string; name: string },
+  bytes: number,
+): Promise<number | undefined> {
+  if (bytes === 0) return undefined;
+  // The percentage only sizes the sample (pages of the default 8 kB); the estimate uses the real size.
+  const percent = Math.min(100, (100 * SAMPLE_PAGES * 8192) / bytes);
+  const sample = await withSession(
+    job,
+    { role: 'primary' },
+    async (client) =>
+      (
+        await client.query<{ rows: string; pages: string; block: number }>(
+          `SELECT count(*) AS rows, count(DISTINCT (ctid::text::point)[0]) AS pages,
+                current_setting('block_size')::int AS block
+           FROM ${quoteQualified(table.schema, table.name)} TABLESAMPLE SYSTEM ($1)`,
+          [percent],
+        )
+      ).rows[0]!,
+  );
+  const rowsPerPage = Number(sample.pages) > 0 ? Number(sample.rows) / Number(sample.pages) : 0;
+  return rowsPerPage > 0 ? Math.round((rowsPerPage * bytes) / sample.block) : undefined;
 }
 
 /**
@@ -108,9 +153,13 @@ export async function copyProgress(
   progress.rows = current.rows;
   if (index < 0) return progress;
   const size = sizes[index]!;
-  const fraction = size.rows > 0 ? Math.min(1, current.rows / size.rows) : 0;
-  progress.tableRows = size.rows;
-  progress.tablePercent = Math.round(fraction * 100);
+  const tableRows = size.rows ?? (await sampledRows(job, order[index]!, size.bytes).catch(() => undefined));
+  // Without an estimate the table counts as not begun: "rows so far", never "of ~0 (0%)".
+  const fraction = tableRows ? Math.min(1, current.rows / tableRows) : 0;
+  if (tableRows) {
+    progress.tableRows = tableRows;
+    progress.tablePercent = Math.round(fraction * 100);
+  }
   progress.tablesDone = index;
   progress.bytesDone = Math.round(
     sizes.slice(0, index).reduce((sum, s) => sum + s.bytes, 0) + fraction * size.bytes,

@@ -17,6 +17,7 @@ export interface KickerState {
   connected: boolean;
   lastError?: string;
   lastErrorAt?: string;
+  /** Seconds to its next look: kick_interval, or kick_interval_busy while changes arrive. */
   intervalSeconds: number;
   /** Bookkeeping-table maintenance runs (ANALYZE/VACUUM) so far, and the last one. */
   maintenance?: number;

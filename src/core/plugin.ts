@@ -112,8 +112,11 @@ export interface CommandDescriptor<D = unknown> {
    */
   perTarget?: boolean;
   run(context: CommandContext): Promise<CommandOutcome<D>>;
-  /** Runs after the command; each check prints as `Check: <name> Pass/Fail`. */
-  validate?(context: CommandContext): Promise<Check[]>;
+  /**
+   * Runs after the command; each check prints as `Check: <name> Pass/Fail`. It gets the command's
+   * outcome: what the run chose at the prompt is in its data, not in the arguments.
+   */
+  validate?(context: CommandContext, outcome: CommandOutcome<D>): Promise<Check[]>;
   /** Turns the outcome's data into lines for a terminal (tables, lists). */
   format?(data: D): string[];
 }

@@ -3,6 +3,7 @@
 // The remedy (refresh the bookkeeping tables' statistics, then cancel the stuck statement so Bucardo
 // restarts its worker) is applied by the kicker when bucardo.stall_remedy is on.
 import { withClient, type Client } from './db.js';
+import { errorMessage } from './errors.js';
 import type { Job } from './job.js';
 import { maintainBookkeepingTables, type MaintenanceAction } from './maintenance.js';
 
@@ -62,11 +63,14 @@ export async function detectStuckStatements(
   const stalls: Stall[] = [];
   for (const role of ['primary', 'secondary'] as const) {
     const client = open[role];
+    // A look that failed is not "nothing stuck": the caller says so (status: unknown; the kicker logs it).
     const statements = await (
       client
         ? longWorkerStatements(client, thresholdSeconds)
         : withClient(job, { role }, (c) => longWorkerStatements(c, thresholdSeconds))
-    ).catch(() => []);
+    ).catch((error: unknown) => {
+      throw new Error(`${role}: ${errorMessage(error)}`);
+    });
     for (const s of statements) {
       const deltaCheck = /bucardo_delta_check/.test(s.query);
       stalls.push({

@@ -1,7 +1,8 @@
 // The kicker process of one replication job (started by src/core/kicker.ts, detached from the shell).
-// Every kick_interval it asks the primary, over one persistent connection, whether Bucardo's delta
-// tables received anything new; only then it sends NOTIFY "bucardo_kick_sync_<sync>" over one
-// persistent connection to the metadata database. An idle job therefore adds no syncrun rows.
+// Every kick_interval (kick_interval_busy while changes arrive) it asks the primary, over one persistent
+// connection, whether Bucardo's delta tables received anything new; only then it sends NOTIFY
+// "bucardo_kick_sync_<sync>" over one persistent connection to the metadata database. An idle job
+// therefore adds no syncrun rows.
 // Both connections are re-established by themselves after a database restart.
 import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { sleep } from '../core/activity.js';
@@ -17,9 +18,21 @@ import { prepareSession } from '../core/compare/sql.js';
 import { dropRecheckTarget, Recheck } from '../core/recheck.js';
 
 const job = JSON.parse(readFileSync(process.argv[2]!, 'utf8')) as Job;
-const intervalMs = Math.max(50, Math.round(job.config.bucardo.kickInterval * 1000));
 /** With per-commit kick triggers the kicker only maintains statistics and watches for stalls. */
 const kicking = job.config.bucardo.asynchronousKicking;
+const intervalMs = Math.max(50, Math.round(job.config.bucardo.kickInterval * 1000));
+/**
+ * While changes arrive the kicker looks every kick_interval_busy, until BUSY_HOLD_MS pass without one;
+ * then every kick_interval again. A look costs the primary about 30 ms of CPU with 1,000 delta tables
+ * (docs/kicker.md): fast looks are paid only while they shorten the wait for changes that come.
+ */
+const busyIntervalMs = Math.min(
+  intervalMs,
+  Math.max(50, Math.round(job.config.bucardo.kickIntervalBusy * 1000)),
+);
+const BUSY_HOLD_MS = 3_000;
+/** When a look last found new changes (any sync's). */
+let lastChangeAt = 0;
 const MAINTENANCE_EVERY_MS = 15_000;
 const WATCHDOG_EVERY_MS = 5_000;
 let lastMaintenance = 0;
@@ -262,6 +275,7 @@ async function tickSync(sync: SyncKicks): Promise<void> {
   }
   if (fingerprint !== sync.lastFingerprint) {
     sync.lastFingerprint = fingerprint;
+    lastChangeAt = Date.now();
     await kick(sync, false);
   } else if (sync.unconfirmedKickAt !== undefined && Date.now() >= sync.nextRetryAt) {
     // Delivered means: a run that started after the kick has finished well. A run that failed (a
@@ -274,10 +288,11 @@ async function tickSync(sync: SyncKicks): Promise<void> {
     );
     if (rows[0]?.confirmed) {
       sync.unconfirmedKickAt = undefined;
-      // A kick sent while the initial copy was pending was confirmed by the copy's run, which does
-      // not apply the delta rows recorded before it: in a cascade all the rows the upstream copy
-      // wrote (measured: 16,400 changes of the demo's B -> C stayed pending for good). One more kick
-      // makes a normal run carry them.
+      // A kick sent while the initial copy was pending was confirmed by the copy's run, which applies
+      // no delta rows: it tracks those its snapshot carried (how-bucardo-behaves.md §21; before that,
+      // 16,400 changes of the demo's B -> C stayed pending for good), but not those of transactions
+      // that committed after its snapshot or that the fence left untracked. One more kick makes a
+      // normal run carry them.
       if (sync.kickedDuringCopy) {
         sync.kickedDuringCopy = false;
         await kick(sync, false);
@@ -384,7 +399,7 @@ let metricsServer: { close(): void } | undefined;
 async function main(): Promise<void> {
   log(
     kicking
-      ? `started, kicking sync ${syncNames(job).join(', ')} every ${intervalMs} ms when changes are pending`
+      ? `started, kicking sync ${syncNames(job).join(', ')} when changes are pending: looks every ${intervalMs} ms, every ${busyIntervalMs} ms while changes arrive`
       : `started for sync ${syncNames(job).join(', ')}: per-commit kick triggers do the kicking; maintaining statistics and watching for stalls`,
   );
   await startMetrics();
@@ -421,7 +436,9 @@ async function main(): Promise<void> {
       lastSave = Date.now();
       lastSaved = snapshot;
     }
-    await sleep(Math.max(0, intervalMs - (Date.now() - began))).catch(() => undefined);
+    const interval = kicking && Date.now() - lastChangeAt < BUSY_HOLD_MS ? busyIntervalMs : intervalMs;
+    state.intervalSeconds = interval / 1000;
+    await sleep(Math.max(0, interval - (Date.now() - began))).catch(() => undefined);
   }
 }
 

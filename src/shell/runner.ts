@@ -316,7 +316,10 @@ async function runWithDatabases(
       `${resolved.fullName}: checking`,
     );
     try {
-      report.checks = await resolved.command.validate({ ...context, activity: new Activity() });
+      report.checks = await resolved.command.validate(
+        { ...context, activity: new Activity() },
+        report.outcome!,
+      );
     } catch (error) {
       report.checks = [{ name: 'validation could run', pass: false, detail: errorMessage(error) }];
     } finally {

@@ -144,6 +144,31 @@ test('bucardo.change_config with a malformed assignment is refused before it run
   assert.match(good.stdout, /Check: log_level is stored as 'verbose' Pass\./);
 });
 
+test('bucardo.change_config at the prompt: the setting chosen there is read back from Bucardo by its check', async () => {
+  const session = new PtySession(['-c', job.file], {});
+  sessions.push(session);
+  let at = await session.waitFor(PROMPT);
+  session.send(`bucardo.change_config${KEYS.enter}`);
+  at = await session.waitFor(/Which setting\?/, 15_000, at);
+  // The list searches as one types: the first match is selected.
+  session.send('log_showline');
+  at = await session.waitFor(/❯ log_showline = /, 5000, at);
+  session.send(KEYS.enter);
+  at = await session.waitFor(/New value for log_showline:/, 5000, at);
+  session.send(`1${KEYS.enter}`);
+  at = await session.waitFor(/Set log_showline from '0' to '1'\./, 15_000, at);
+  at = await session.waitFor(/Check: log_showline is stored as '1' Pass\./, 15_000, at);
+  await session.waitFor(PROMPT, 5000, at);
+  session.send(`exit${KEYS.enter}`);
+  assert.equal(await session.exited, 0);
+  const stored = await query<{ setting: string }>(
+    a,
+    'bucardo',
+    "SELECT setting FROM bucardo.bucardo_config WHERE name = 'log_showline'",
+  );
+  assert.deepEqual(stored, [{ setting: '1' }]);
+});
+
 test('help indexes.drop at the prompt, and indexes.drop --help at the prompt and in a list, show its arguments', async () => {
   const listed = await tool('indexes.drop --help bucardo.uninstall');
   assert.equal(listed.code, 0, listed.stdout + listed.stderr);

@@ -2,7 +2,10 @@
 // the facts behind it in JSON. Each state is produced for real: an unreachable primary, a stopped
 // daemon with changes waiting, a worker held up by a lock (lagging, then stalled), a copy under way.
 import assert from 'node:assert/strict';
+import { readFileSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
 import { after, before, test } from 'node:test';
+import yaml from 'js-yaml';
 import pg from 'pg';
 import type { CopyProgress } from '../../src/core/copy-progress.js';
 import type { ClusterInfo } from '../../src/sandbox/cluster.js';
@@ -29,6 +32,8 @@ after(async () => {
     [b, 'st_b'],
     [a, 'stc_a'],
     [b, 'stc_b'],
+    [a, 'stw_a'],
+    [b, 'stw_b'],
   ] as const)
     await dropDatabase(cluster, db).catch(() => undefined);
 });
@@ -159,27 +164,83 @@ test('caught up 0, stopped 2, lagging 1 and stalled 2 on a running job; the stat
   assert.equal(uninstall.code, 0, uninstall.stdout + uninstall.stderr);
 });
 
-test('during the initial copy: copying, exit code 1, tables and bytes done of all, the table being copied', async (t) => {
-  const schema = `CREATE TABLE public.big (id int PRIMARY KEY, pad text);
+test('a watchdog that cannot look makes the state unknown (exit code 3) and says why, never caught up', async (t) => {
+  const schema = 'CREATE TABLE public.w (id int PRIMARY KEY);';
+  await freshDatabase(a, 'stw_a', schema);
+  await freshDatabase(b, 'stw_b', schema);
+  const job = writeJobConfig({
+    name: 'stw',
+    primary: { cluster: a, dbname: 'stw_a' },
+    secondary: { cluster: b, dbname: 'stw_b' },
+    copyData: 'never',
+  });
+  t.after(async () => {
+    await forgetJob(job, a);
+    await dropDatabase(b, 'stw_b');
+    await query(b, 'postgres', 'DROP ROLE IF EXISTS st_monitor');
+  });
+  const flow = await runTool(['-c', job.file, '-l', 'bucardo.install bucardo.add_triggers bucardo.start']);
+  assert.equal(flow.code, 0, flow.stdout + flow.stderr);
+  await waitFor(async () => (await status(job)).code === 0, 30_000, 'caught up after the start');
+
+  // A monitoring login on the secondary that may connect but not call pg_blocking_pids (revoked from
+  // PUBLIC in that database, as hardened servers do): the watchdog's look for stuck workers fails there.
+  await query(b, 'postgres', 'DROP ROLE IF EXISTS st_monitor; CREATE ROLE st_monitor LOGIN');
+  await query(b, 'stw_b', 'REVOKE EXECUTE ON FUNCTION pg_catalog.pg_blocking_pids(integer) FROM PUBLIC');
+  const config = yaml.load(readFileSync(job.file, 'utf8')) as {
+    databases: { secondary: Record<string, unknown> };
+  };
+  config.databases.secondary.database_owner = 'st_monitor';
+  const monitorFile = path.join(job.dir, 'stw-monitor.yml');
+  writeFileSync(monitorFile, yaml.dump(config));
+  const blind = await status({ ...job, file: monitorFile });
+  assert.equal(blind.code, 3, blind.json.data.verdict);
+  assert.equal(blind.json.data.state, 'unknown');
+  assert.match(
+    blind.json.data.verdict,
+    /^unknown: could not check for stuck Bucardo workers \(secondary: permission denied for function pg_blocking_pids\)/,
+  );
+  const text = await runTool(['-c', monitorFile, '-l', 'bucardo.status']);
+  assert.match(text.stdout, /Pending {7}: 0 change\(s\)/, 'the backlog it could read is still shown');
+  assert.match(text.stdout, /Unreachable {3}: could not check for stuck Bucardo workers/);
+  // The same job through the usual login sees, and is caught up.
+  assert.equal((await status(job)).code, 0);
+  const uninstall = await runTool(['-c', job.file, '-l', 'bucardo.uninstall']);
+  assert.equal(uninstall.code, 0, uninstall.stdout + uninstall.stderr);
+});
+
+test('during the initial copy: copying, exit code 1, tables and bytes done of all, the table being copied with its estimated rows, analyzed or not', async (t) => {
+  // big_fresh is loaded and copied before anything analyzed it (autovacuum off for it): no reltuples.
+  const schema = `CREATE TABLE public.big_analyzed (id int PRIMARY KEY, pad text);
+    CREATE TABLE public.big_fresh (id int PRIMARY KEY, pad text) WITH (autovacuum_enabled = false);
     CREATE TABLE public.small1 (id int PRIMARY KEY); CREATE TABLE public.small2 (id int PRIMARY KEY);`;
   await freshDatabase(a, 'stc_a', schema);
   // A slow secondary, so that the copy lasts long enough to be watched without copying gigabytes: an
   // ALWAYS trigger (it fires under Bucardo's session_replication_role = replica too) pauses 50 ms at
-  // every 1,000th row, about 10 s over the table.
+  // every 1,000th row, about 5 s over each big table.
   await freshDatabase(
     b,
     'stc_b',
     `${schema}
     CREATE FUNCTION public.slowly() RETURNS trigger LANGUAGE plpgsql AS
       'BEGIN IF NEW.id % 1000 = 0 THEN PERFORM pg_sleep(0.05); END IF; RETURN NEW; END';
-    CREATE TRIGGER slowly BEFORE INSERT ON public.big FOR EACH ROW EXECUTE FUNCTION public.slowly();
-    ALTER TABLE public.big ENABLE ALWAYS TRIGGER slowly;`,
+    CREATE TRIGGER slowly BEFORE INSERT ON public.big_analyzed FOR EACH ROW EXECUTE FUNCTION public.slowly();
+    ALTER TABLE public.big_analyzed ENABLE ALWAYS TRIGGER slowly;
+    CREATE TRIGGER slowly BEFORE INSERT ON public.big_fresh FOR EACH ROW EXECUTE FUNCTION public.slowly();
+    ALTER TABLE public.big_fresh ENABLE ALWAYS TRIGGER slowly;`,
   );
   await query(
     a,
     'stc_a',
-    `INSERT INTO public.big SELECT g, repeat('x', 200) FROM generate_series(1, 200000) g;
-    INSERT INTO public.small1 SELECT generate_series(1, 1000); INSERT INTO public.small2 SELECT generate_series(1, 1000); ANALYZE`,
+    `INSERT INTO public.big_analyzed SELECT g, repeat('x', 200) FROM generate_series(1, 100000) g;
+    INSERT INTO public.big_fresh SELECT g, repeat('x', 200) FROM generate_series(1, 100000) g;
+    INSERT INTO public.small1 SELECT generate_series(1, 1000); INSERT INTO public.small2 SELECT generate_series(1, 1000);
+    ANALYZE public.big_analyzed, public.small1, public.small2`,
+  );
+  assert.deepEqual(
+    await query(a, 'stc_a', "SELECT reltuples::int AS n FROM pg_class WHERE relname = 'big_fresh'"),
+    [{ n: -1 }],
+    'big_fresh has never been analyzed',
   );
   const job = writeJobConfig({
     name: 'stc',
@@ -190,24 +251,33 @@ test('during the initial copy: copying, exit code 1, tables and bytes done of al
   t.after(() => forgetJob(job, a));
   const flow = await runTool(['-c', job.file, '-l', 'bucardo.install bucardo.add_triggers bucardo.start']);
   assert.equal(flow.code, 0, flow.stdout + flow.stderr);
-  const copying = await waitFor(
+  const seen = new Map<string, Awaited<ReturnType<typeof status>>>();
+  await waitFor(
     async () => {
       const s = await status(job);
-      return s.json.data.copy.table === 'public.big' && (s.json.data.copy.rows ?? 0) > 0 ? s : undefined;
+      const copy = s.json.data.copy;
+      if (copy.table?.startsWith('public.big_') && (copy.rows ?? 0) > 0 && !seen.has(copy.table))
+        seen.set(copy.table, s);
+      return seen.size === 2 || s.json.data.copy.state === 'done';
     },
-    60_000,
-    'status to show public.big being copied',
+    90_000,
+    'status to show each big table being copied',
   );
-  assert.equal(copying.code, 1);
-  assert.equal(copying.json.data.state, 'copying');
-  const copy = copying.json.data.copy;
-  assert.equal(copy.tablesTotal, 3);
-  assert.ok(copy.tablesDone! >= 0 && copy.tablesDone! < 3, `tables done ${copy.tablesDone}`);
-  assert.ok(copy.bytesTotal! > 40_000_000, `bytes in all ${copy.bytesTotal}`);
-  assert.ok(copy.bytesDone! > 0 && copy.bytesDone! < copy.bytesTotal!, `bytes done ${copy.bytesDone}`);
-  assert.ok(Math.abs(copy.tableRows! - 200_000) < 20_000, `estimated rows ${copy.tableRows}`);
-  assert.ok(copy.tablePercent! >= 0 && copy.tablePercent! <= 100);
-  assert.match(copying.stdout, /"elapsedSeconds":\d+/);
+  assert.deepEqual([...seen.keys()].sort(), ['public.big_analyzed', 'public.big_fresh']);
+  for (const [table, copying] of seen) {
+    t.diagnostic(`${table}: ${copying.json.data.copy.rows} of ~${copying.json.data.copy.tableRows} rows`);
+    assert.equal(copying.code, 1);
+    assert.equal(copying.json.data.state, 'copying');
+    const copy = copying.json.data.copy;
+    assert.equal(copy.tablesTotal, 4);
+    assert.ok(copy.tablesDone! >= 0 && copy.tablesDone! < 4, `tables done ${copy.tablesDone}`);
+    assert.ok(copy.bytesTotal! > 40_000_000, `bytes in all ${copy.bytesTotal}`);
+    assert.ok(copy.bytesDone! > 0 && copy.bytesDone! < copy.bytesTotal!, `bytes done ${copy.bytesDone}`);
+    // Analyzed: the planner's estimate; never analyzed: the heap at the rows per page of a block sample.
+    assert.ok(Math.abs(copy.tableRows! - 100_000) < 15_000, `${table}: estimated rows ${copy.tableRows}`);
+    assert.ok(copy.tablePercent! >= 0 && copy.tablePercent! <= 100);
+    assert.match(copying.stdout, /"elapsedSeconds":\d+/);
+  }
   const wait = await runTool(['-c', job.file, '-l', 'bucardo.wait_for_copy']);
   assert.equal(wait.code, 0, wait.stdout + wait.stderr);
   const done = await waitFor(
@@ -220,7 +290,7 @@ test('during the initial copy: copying, exit code 1, tables and bytes done of al
   );
   assert.equal(done.json.data.copy.state, 'done');
   assert.equal(
-    (await query<{ n: number }>(b, 'stc_b', 'SELECT count(*)::int AS n FROM public.big'))[0]!.n,
-    200_000,
+    (await query<{ n: number }>(b, 'stc_b', 'SELECT count(*)::int AS n FROM public.big_fresh'))[0]!.n,
+    100_000,
   );
 });

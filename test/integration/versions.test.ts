@@ -5,11 +5,13 @@
 // zone. Each pair goes the whole way: install, triggers, start, initial copy, live changes of every
 // kind, sequences, verify (also of values whose text differs between versions), finish, uninstall.
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
 import { after, describe, test } from 'node:test';
 import pg from 'pg';
 import { startCluster, stopCluster, type ClusterInfo } from '../../src/sandbox/cluster.js';
 import { SYSTEM_MAJOR, pgBinFor } from '../../src/sandbox/versions.js';
-import { compareServers } from '../../plugins/bucardo/server-pair.js';
+import { compareServers, VERSION_MATRIX_FILE, versionMatrix } from '../../plugins/bucardo/server-pair.js';
 import { query, runTool, waitFor, writeJobConfig, forgetJob, type ToolResult } from '../support/harness.js';
 
 export const DEFAULT_PAIRS = '11:15,15:17';
@@ -88,6 +90,9 @@ function outcome(result: ToolResult): { ok: boolean; data?: any; error?: string 
   return JSON.parse(line);
 }
 
+/** The pairs that went the whole way in this run, as PRIMARY:SECONDARY. */
+const passed = new Set<string>();
+
 const started: ClusterInfo[] = [];
 after(() => {
   for (const cluster of started) stopCluster(cluster);
@@ -136,7 +141,15 @@ describe('major-version pairs', { concurrency }, () => {
             `ok {3}server versions: primary ${pair.primary}\\.\\d+, secondary ${pair.secondary}\\.\\d+`,
           ),
         );
-        assert.match(setup.stdout, /ok {3}version pair tested: /);
+        const inMatrix = versionMatrix().pairs.some(
+          (p) => p.primary === pair.primary && p.secondary === pair.secondary,
+        );
+        assert.match(
+          setup.stdout,
+          inMatrix
+            ? /ok {3}version pair tested: \d+ → \d+ is in the version matrix; last run of the version matrix: \d{4}-\d{2}-\d{2}/
+            : /ok {3}version pair tested: \d+ → \d+ is not in the version matrix/,
+        );
         const primaryRows = await samples(a, 'va');
         assert.equal(primaryRows.length, 3000);
         await waitFor(
@@ -244,6 +257,7 @@ describe('major-version pairs', { concurrency }, () => {
           `  ${pair.primary} → ${pair.secondary}: copy ${seconds(copied - t0)}, changes and verify ${seconds(verified - copied)}, ` +
             `finish and uninstall ${seconds(Date.now() - verified)}`,
         );
+        passed.add(`${pair.primary}:${pair.secondary}`);
       } finally {
         await forgetJob(job, metadata).catch(() => undefined);
         for (const cluster of [a, b]) stopCluster(cluster);
@@ -319,6 +333,31 @@ test('preflight names what the secondary lacks: an extension, a type the new ver
     for (const cluster of [a, b]) stopCluster(cluster);
   }
 });
+
+// npm run test:versions over the whole matrix (scripts/run-tests.js sets BUCARDO_CONSOLE_VERSION_MATRIX):
+// a pair of the table that did not pass fails the matrix; when all did, the run's date and commit are
+// written to the table's file (commit it), and preflight prints that date as the matrix's last run.
+test(
+  'the version matrix: every pair of its table passed in this run, which becomes its last run',
+  {
+    skip:
+      process.env['BUCARDO_CONSOLE_VERSION_MATRIX'] !== '1' &&
+      'only for the whole matrix (npm run test:versions)',
+  },
+  () => {
+    const matrix = versionMatrix();
+    const missing = matrix.pairs
+      .filter((p) => !p.refused && !passed.has(`${p.primary}:${p.secondary}`))
+      .map((p) => `${p.primary} → ${p.secondary}`);
+    assert.deepEqual(missing, [], `pairs of ${VERSION_MATRIX_FILE} that did not pass in this run`);
+    const commit = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { encoding: 'utf8' }).trim();
+    const lastRun = { date: new Date().toISOString().slice(0, 10), commit };
+    writeFileSync(VERSION_MATRIX_FILE, `${JSON.stringify({ ...matrix, lastRun }, null, 2)}\n`);
+    console.log(
+      `  version matrix: ${passed.size} pair(s) passed; last run recorded as ${lastRun.date} (${commit})`,
+    );
+  },
+);
 
 function connection(cluster: ClusterInfo): pg.ClientConfig {
   return { host: cluster.host, port: cluster.port, user: 'postgres' };

@@ -20,6 +20,9 @@ test('the patched Bucardo.pm calls the fence before each run and marks only sett
     !patched.includes('SELECT DISTINCT txntime, DBGROUP::text'),
     'the unfenced track statement is gone',
   );
+  // A one-time copy tracks the changes its snapshot carried (how-bucardo-behaves.md §21).
+  assert.ok(!patched.includes('## TODO: logic to clean out delta rows'));
+  assert.equal(patched.split('WHERE bucardo.console_settled(v.txntime)\n').length, 2);
   // Patching is a pure function of the packaged text.
   assert.equal(patchBucardoPm(packaged), patched);
 });

@@ -120,6 +120,11 @@ test('copy progress in one line, and between tables only the totals', () => {
     formatCopy({ state: 'running', tablesTotal: 7, bytesTotal: 2_621_440 }),
     'running, 7 tables in all, 2.5 MB in all, between tables',
   );
+  // No estimate of the table's rows (issue 31): the rows so far, never "of ~0 rows (0%)".
+  assert.equal(
+    formatCopy({ state: 'running', tablesDone: 0, tablesTotal: 1, table: 'public.acct', rows: 876_999 }),
+    'running, 0 of 1 tables, public.acct 876,999 rows so far',
+  );
 });
 
 test('--watch takes an optional interval; other arguments are refused', () => {

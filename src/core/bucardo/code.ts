@@ -67,6 +67,39 @@ const PATCHES: CodePatch[] = [
                     WHERE bucardo.console_settled(v.txntime);
                 };`,
   },
+  {
+    // Stock Bucardo leaves every change recorded before its one-time copy pending, and its next run
+    // deletes and copies those keys again (how-bucardo-behaves.md §21): in a cascade, every row A→B's
+    // copy wrote into B. The copy read the table in this transaction's snapshot, so the change records
+    // this transaction sees are in what it copied; tracking them here, with the fence's filter, is
+    // exact. Not when a target of the dbgroup skipped the table (copy_data: empty, the target had rows).
+    name: 'a one-time copy tracks what it carried',
+    find: `                ## TODO: logic to clean out delta rows is this was a onetimecopy
+`,
+    replace: `                ## ${FENCE_MARKER}: the changes this snapshot saw are in the copy: mark them applied
+                if ($sync->{onetimecopy} and @dbs_copytarget == @dbs_fullcopy and $g->{deltatable}
+                    and $sourcedbh->selectrow_array('SELECT to_regclass(?) IS NOT NULL', undef,
+                        "bucardo.$g->{deltatable}")) {
+                    my $carried = $sourcedbh->do(qq{
+                        INSERT INTO bucardo.$g->{tracktable} (txntime,target)
+                        SELECT v.txntime, ?::text
+                        FROM (
+                            SELECT DISTINCT txntime
+                            FROM bucardo.$g->{deltatable} d
+                            WHERE NOT EXISTS (
+                                SELECT 1
+                                FROM   bucardo.$g->{tracktable} t
+                                WHERE  d.txntime = t.txntime
+                                AND    t.target = ?::text
+                            )
+                        ) v
+                        WHERE bucardo.console_settled(v.txntime)
+                    }, undef, "dbgroup $dbs", "dbgroup $dbs");
+                    $self->glog(qq{Marked $carried change time(s) of $S.$T applied: the copy carried them}, LOG_NORMAL)
+                        if $carried > 0;
+                }
+`,
+  },
 ];
 
 function occurrences(text: string, part: string): number {
