@@ -172,7 +172,10 @@ test('bucardo.change_config at the prompt: the setting chosen there is read back
 test('help indexes.drop at the prompt, and indexes.drop --help at the prompt and in a list, show its arguments', async () => {
   const listed = await tool('indexes.drop --help bucardo.uninstall');
   assert.equal(listed.code, 0, listed.stdout + listed.stderr);
-  assert.match(listed.stdout, /Usage: indexes\.drop \[--dry-run\] \[--upstream-copy-done\] \[--target NAME\] \[--json\]/);
+  assert.match(
+    listed.stdout,
+    /Usage: indexes\.drop \[--dry-run\] \[--upstream-copy-done\] \[--target NAME\] \[--json\]/,
+  );
   assert.match(listed.stdout, /--dry-run +list what would be dropped and kept; drop nothing/);
   assert.match(listed.stdout, /Nothing was run/);
   assert.equal(await metadataDatabaseExists(), true, 'bucardo.uninstall in the same list did not run');
