@@ -53,6 +53,7 @@ const EXPECTED_SECONDS = {
   'integration/concurrency': 64,
   'integration/cutover': 63,
   'integration/cutover-load': 45,
+  'integration/cutover-pooler': 150,
   'integration/no-loss': 35,
   'integration/retry': 55,
   'integration/demo': 54,

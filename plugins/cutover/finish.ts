@@ -47,6 +47,7 @@ import { runVerify } from './compare/engine.js';
 import { backlog, describeWriters, describeWrites, openWriters, writesSince } from './writes.js';
 import { setUpWayBack, startWayBack, wayBackExists } from './way-back.js';
 import { FIXED_ROUNDS, lockRounds } from '../../src/core/rounds.js';
+import { WriteStop } from './write-stop.js';
 
 export interface FinishData {
   steps: string[];
@@ -279,7 +280,8 @@ const BACKWARD: Direction = { command: 'cutover.rollback', from: 'the secondary 
 
 export async function finish(ctx: CommandContext): Promise<CommandOutcome<FinishData>> {
   await adoptRecordedNames(ctx.db, ctx.activity);
-  return switchOver(ctx, ctx.job, FORWARD);
+  const writeStop = await WriteStop.prepare(ctx, ctx.job, reverseJob(ctx.job), 'finish');
+  return WriteStop.around(writeStop, () => switchOver(ctx, ctx.job, FORWARD, writeStop));
 }
 
 /** cutover.rollback: only after the forward cutover finished with the way back set up. */
@@ -299,13 +301,15 @@ export async function rollback(ctx: CommandContext): Promise<CommandOutcome<Fini
         ? `There is no way back for ${job.name}: cutover.finish ran without --way-back (or cutover.release removed it), so nothing carried the secondary's writes to the primary since the switch. Nothing was changed; the primary lacks those writes, so returning to it needs a new migration from the secondary.`
         : `cutover.rollback returns writes to the primary after cutover.finish --way-back switched them to the secondary, and the cutover of ${job.name} has not finished. Nothing was changed; to call a cutover off before its end, let writes resume on the primary.`,
     );
-  return switchOver(ctx, reverse, BACKWARD);
+  const writeStop = await WriteStop.prepare(ctx, reverse, job, 'rollback');
+  return WriteStop.around(writeStop, () => switchOver(ctx, reverse, BACKWARD, writeStop));
 }
 
 async function switchOver(
   ctx: CommandContext,
   job: Job,
   words: Direction,
+  writeStop: WriteStop,
 ): Promise<CommandOutcome<FinishData>> {
   const forward = words === FORWARD;
   if (!(await metadataDatabaseExists(job, ctx.activity)))
@@ -375,7 +379,8 @@ async function switchOver(
       };
     }
     steps.say(`readiness: all ${readiness.items.length} checks pass`);
-    if (!ctx.options.flag('writes-stopped')) {
+    // With a pooler the tool stops the writes itself (writeStop.stopWrites below).
+    if (!writeStop.pausesWrites && !ctx.options.flag('writes-stopped')) {
       if (!ctx.prompt.interactive) {
         throw new OperatorError(
           `${words.command} switches production to ${words.to}, and that is only safe once nothing writes to ${words.from} any more. Stop every writer (application, jobs, cron) first; in list mode, say you did with the argument: -l "${words.command} --writes-stopped". Nothing was changed.`,
@@ -392,9 +397,12 @@ async function switchOver(
           message: `${forward ? 'Cutover' : 'Rollback'} not started: writes to ${words.from} have not stopped. Nothing was changed; run ${words.command} again once they have.`,
         };
     }
+    await writeStop.stopWrites((line) => steps.say(line));
     const at = await primaryNow(job, ctx);
     await mark(job, ctx, progress, 'confirmed', at);
     steps.say(`writes to ${words.from} stopped (confirmed at ${at}, ${words.from}'s clock)`);
+  } else if (!progress.replication_stopped) {
+    await writeStop.stopWrites((line) => steps.say(line));
   }
 
   if (!progress.drained) {
@@ -498,6 +506,8 @@ async function switchOver(
         `${writers.length} transaction(s) on the primary are open and may change a replicated table: ${describeWriters(writers)}. If one commits after replication stops, its changes never reach the secondary, so replication was not stopped. End them (commit or roll back; pg_terminate_backend(pid) for a session, COMMIT PREPARED or ROLLBACK PREPARED for a prepared one), then run cutover.finish again. Replication is still running: after a rollback the run continues; a commit is carried across, and if it is not across yet when you rerun, the cutover starts over with a new confirmation.`,
       );
     }
+    if (writeStop.switches)
+      await steps.timed('switch', () => writeStop.switchWrites((line) => steps.say(line)));
     const stopped = await steps.timed('stop replication', () => stopDaemon(job, ctx));
     await mark(job, ctx, progress, 'replication_stopped');
     steps.say(`replication stopped: ${stopped.steps.join('; ')} (${steps.lastSeconds()})`);
@@ -518,6 +528,8 @@ async function switchOver(
         `Writes reached the primary after you confirmed they had stopped: ${writes}. Replication is already stopped, so these rows are NOT on the secondary; the triggers were kept, so they are recorded. Stop every writer, start replication again with bucardo.start so it carries them across, then run cutover.finish again (it starts over).`,
       );
     }
+    // Replication is stopped for good: the application may go on, on the new side, while the triggers go.
+    await writeStop.resumeWrites((line) => steps.say(line));
     const { failed, limit } = await steps.timed('remove triggers', () => removeTriggers(job, ctx, steps));
     if (failed.length) {
       ctx.log(formatFailures(failed).join('\n'));
@@ -530,6 +542,7 @@ async function switchOver(
     await mark(job, ctx, progress, 'triggers_removed');
   }
 
+  await writeStop.resumeWrites((line) => steps.say(line));
   const writable = await secondaryAcceptsWrites(job, ctx);
   await mark(job, ctx, progress, 'finished');
   const secondary = job.config.databases.secondary;

@@ -35,6 +35,16 @@ CREATE TABLE IF NOT EXISTS ${RECORD_SCHEMA}.finish_progress (
   triggers_removed_at    timestamptz,
   finished_at            timestamptz,
   updated_at             timestamptz NOT NULL DEFAULT now()
+);
+-- The write fence a switch left on the database writes moved away from (fence.ts): what to undo.
+CREATE TABLE IF NOT EXISTS ${RECORD_SCHEMA}.fence (
+  job       text PRIMARY KEY,
+  host      text NOT NULL,
+  port      int NOT NULL,
+  dbname    text NOT NULL,
+  -- [{role, previous}]: previous is the role's own default_transaction_read_only there before, or null
+  roles     jsonb NOT NULL,
+  fenced_at timestamptz NOT NULL DEFAULT now()
 );`;
 
 async function ensureRecords(client: Client): Promise<void> {
