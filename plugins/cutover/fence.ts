@@ -26,29 +26,48 @@ function fencedDatabase(job: Job) {
   return job.config.databases.primary;
 }
 
+/** What the fence will do, worked out before the pause so that the pause only applies it. */
+export interface FencePlan {
+  roles: string[];
+  graceSeconds: number;
+  /** Each role's earlier setting: from the record when an earlier run fenced already. */
+  fenced: FencedRole[];
+  recorded: boolean;
+}
+
 /**
  * Refuses, before anything is paused, a fence that would lock out the tool or Bucardo (their logins on
  * that database must keep writing: triggers are dropped there, the way back applies there) or that
- * names a role the server does not know.
+ * names a role the server does not know; reads what the pause will need.
  */
-export async function checkFence(job: Job, ctx: CommandContext, roles: string[]): Promise<void> {
+export async function planFence(
+  job: Job,
+  ctx: CommandContext,
+  roles: string[],
+  graceSeconds: number,
+): Promise<FencePlan> {
   const db = fencedDatabase(job);
   const own = roles.filter((role) => role === db.databaseOwner || role === db.schemaOwner);
   if (own.length)
     throw new OperatorError(
       `cutover.fence names ${own.join(', ')}, which the tool and Bucardo log in as on ${db.dbname} (databases.${db.role}.database_owner / schema_owner): fenced, they could not drop the triggers or carry the way back. List only the application's roles in cutover.fence. Nothing was paused.`,
     );
-  const unknown = await withClient(job, { role: 'primary', activity: ctx.activity }, async (client) => {
-    const { rows } = await client.query<{ role: string }>(
-      'SELECT r AS role FROM unnest($1::text[]) r WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = r)',
-      [roles],
-    );
-    return rows.map((row) => row.role);
-  });
-  if (unknown.length)
+  const primary = await ctx.databases(job).primary();
+  const { rows } = await primary.query<{ role: string }>(
+    'SELECT r AS role FROM unnest($1::text[]) r WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = r)',
+    [roles],
+  );
+  if (rows.length)
     throw new OperatorError(
-      `cutover.fence names ${unknown.join(', ')}, unknown on ${db.host}:${db.port}: list the roles the application logs in as. Nothing was paused.`,
+      `cutover.fence names ${rows.map((row) => row.role).join(', ')}, unknown on ${db.host}:${db.port}: list the roles the application logs in as. Nothing was paused.`,
     );
+  const recorded = await readFence(job, ctx.activity);
+  return {
+    roles,
+    graceSeconds,
+    fenced: recorded?.roles ?? (await previousSettings(primary, roles)),
+    recorded: recorded !== undefined,
+  };
 }
 
 async function previousSettings(client: Client, roles: string[]): Promise<FencedRole[]> {
@@ -64,32 +83,32 @@ async function previousSettings(client: Client, roles: string[]): Promise<Fenced
   return rows;
 }
 
-/** Puts the fence in place: recorded first, then the roles made read-only, then their sessions ended. */
-export async function fenceWrites(
-  job: Job,
-  ctx: CommandContext,
-  roles: string[],
-  graceSeconds: number,
-): Promise<string> {
+/**
+ * Puts the fence in place: recorded first, then the roles made read-only, then their sessions ended.
+ * On the command's shared sessions: inside the pause, no connection is opened.
+ */
+export async function fenceWrites(job: Job, ctx: CommandContext, plan: FencePlan): Promise<string> {
   const db = fencedDatabase(job);
-  return withClient(job, { role: 'primary', activity: ctx.activity }, async (client) => {
-    const recorded = await readFence(job, ctx.activity);
-    const fenced = recorded?.roles ?? (await previousSettings(client, roles));
-    if (!recorded)
-      await withRecords(job, ctx.activity, (records) =>
-        records.query(
-          `INSERT INTO ${RECORD_SCHEMA}.fence (job, host, port, dbname, roles) VALUES ($1, $2, $3, $4, $5)
-           ON CONFLICT (job) DO NOTHING`,
-          [job.name, db.host, db.port, db.dbname, JSON.stringify(fenced)],
-        ),
-      );
-    for (const role of roles)
-      await client.query(
-        `ALTER ROLE ${quoteIdent(role)} IN DATABASE ${quoteIdent(db.dbname)} SET default_transaction_read_only = on`,
-      );
-    const ended = await endSessions(client, ctx, roles, graceSeconds);
-    return `fenced ${roles.join(', ')} on ${db.dbname} (${db.host}:${db.port}): new sessions read-only${ended.total ? `; ended ${ended.total} session(s) of theirs${ended.afterGrace ? `, ${ended.afterGrace} still in a transaction after ${graceSeconds} s` : ''}` : ''}`;
-  });
+  if (!plan.recorded) {
+    const records = await ctx.databases(job).metadata();
+    await records.query(
+      `INSERT INTO ${RECORD_SCHEMA}.fence (job, host, port, dbname, roles) VALUES ($1, $2, $3, $4, $5)
+       ON CONFLICT (job) DO NOTHING`,
+      [job.name, db.host, db.port, db.dbname, JSON.stringify(plan.fenced)],
+    );
+  }
+  const client = await ctx.databases(job).primary();
+  await client.query(
+    plan.roles
+      .map(
+        (role) =>
+          `ALTER ROLE ${quoteIdent(role)} IN DATABASE ${quoteIdent(db.dbname)} SET default_transaction_read_only = on`,
+      )
+      .join('; '),
+  );
+  const ended = await endSessions(client, ctx, plan.roles, plan.graceSeconds);
+  const grace = plan.graceSeconds;
+  return `fenced ${plan.roles.join(', ')} on ${db.dbname} (${db.host}:${db.port}): new sessions read-only${ended.total ? `; ended ${ended.total} session(s) of theirs${ended.afterGrace ? `, ${ended.afterGrace} still in a transaction after ${grace} s` : ''}` : ''}`;
 }
 
 /** Ends the roles' sessions: idle ones at once, those in a transaction once it ends or the grace is over. */
@@ -110,7 +129,10 @@ async function endSessions(
       [roles],
     );
     const now = rows.filter((row) => graceOver || !row.busy);
-    for (const row of now) await client.query('SELECT pg_terminate_backend($1)', [row.pid]);
+    if (now.length)
+      await client.query('SELECT pg_terminate_backend(pid) FROM unnest($1::int[]) pid', [
+        now.map((r) => r.pid),
+      ]);
     total += now.length;
     if (graceOver) afterGrace += now.length;
     if (now.length === rows.length) return { total, afterGrace };

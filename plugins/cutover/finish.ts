@@ -22,7 +22,13 @@ import { OperatorError } from '../../src/core/errors.js';
 import type { Job } from '../../src/core/job.js';
 import { findReplicationObjects } from '../../src/core/objects.js';
 import type { Check, CommandContext, CommandOutcome } from '../../src/core/plugin.js';
-import { daemonPid, kickSync, stopDaemon, syncLoaded } from '../../src/core/bucardo/daemon.js';
+import {
+  daemonPid,
+  kickSync,
+  stopDaemon,
+  stopSyncWorkers,
+  syncLoaded,
+} from '../../src/core/bucardo/daemon.js';
 import { reverseJob } from '../../src/core/bucardo/reverse.js';
 import { metadataDatabaseExists, syncRow, withMetadata } from '../../src/core/bucardo/metadata.js';
 import { syncNames } from '../../src/core/bucardo/syncs.js';
@@ -94,9 +100,9 @@ class Steps {
 const recordsReady = new WeakSet<CommandContext>();
 
 async function record<T>(job: Job, ctx: CommandContext, fn: (client: Client) => Promise<T>): Promise<T> {
-  // Every step is recorded, several inside the write pause: after the first, one connection each
-  // (no look-up of the metadata database, no CREATE ... IF NOT EXISTS).
-  if (recordsReady.has(ctx)) return withClient(job, { role: 'bucardo', activity: ctx.activity }, fn);
+  // Every step is recorded, several inside the write pause: after the first, on the command's shared
+  // session (no look-up of the metadata database, no CREATE ... IF NOT EXISTS, no new connection).
+  if (recordsReady.has(ctx)) return fn(await ctx.databases(job).metadata());
   const result = await withRecords(job, ctx.activity, async (client) => ({ value: await fn(client) }));
   if (result !== undefined) recordsReady.add(ctx);
   if (result === undefined)
@@ -107,18 +113,14 @@ async function record<T>(job: Job, ctx: CommandContext, fn: (client: Client) => 
 }
 
 async function primaryNow(job: Job, ctx: CommandContext): Promise<string> {
-  return withClient(
-    job,
-    { role: 'primary', activity: ctx.activity },
-    async (client) =>
-      (
-        await client.query<{ now: string }>(
-          // ISO in UTC: the primary's DateStyle may print 02/12 day first, and the metadata server would read it month
-          // first.
-          `SELECT to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS.US') || '+00' AS now`,
-        )
-      ).rows[0]!.now,
-  );
+  const client = await ctx.databases(job).primary();
+  return (
+    await client.query<{ now: string }>(
+      // ISO in UTC: the primary's DateStyle may print 02/12 day first, and the metadata server would read it month
+      // first.
+      `SELECT to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS.US') || '+00' AS now`,
+    )
+  ).rows[0]!.now;
 }
 
 async function mark(
@@ -137,13 +139,13 @@ async function writesAfterConfirmation(
   ctx: CommandContext,
   progress: FinishProgress,
 ): Promise<string | undefined> {
-  return withClient(job, { role: 'primary', activity: ctx.activity }, async (client) => {
-    const writes = await writesSince(client, job.dbgroupName, progress.confirmed!);
-    if (writes.length)
-      return `${writes.reduce((sum, w) => sum + w.changes, 0)} change(s) by transactions started after ${progress.confirmed} (${describeWrites(writes)})`;
-    const pending = progress.drained ? await backlog(client, job.dbgroupName) : 0;
-    return pending ? `${pending} change(s) committed after the backlog was drained` : undefined;
-  });
+  // The command's shared session: asked several times inside the write pause.
+  const client = await ctx.databases(job).primary();
+  const writes = await writesSince(client, job.dbgroupName, progress.confirmed!);
+  if (writes.length)
+    return `${writes.reduce((sum, w) => sum + w.changes, 0)} change(s) by transactions started after ${progress.confirmed} (${describeWrites(writes)})`;
+  const pending = progress.drained ? await backlog(client, job.dbgroupName) : 0;
+  return pending ? `${pending} change(s) committed after the backlog was drained` : undefined;
 }
 
 async function drain(job: Job, ctx: CommandContext): Promise<number> {
@@ -488,11 +490,7 @@ async function switchOver(
       // The last moment a late commit can still be carried across: after the stop it would be lost.
       return {
         writes: late,
-        writers: late
-          ? []
-          : await withClient(job, { role: 'primary', activity: ctx.activity }, (client) =>
-              openWriters(client, scope.tables),
-            ),
+        writers: late ? [] : await openWriters(await ctx.databases(job).primary(), scope.tables),
       };
     });
     if (writes) {
@@ -508,7 +506,8 @@ async function switchOver(
     }
     if (writeStop.switches)
       await steps.timed('switch', () => writeStop.switchWrites((line) => steps.say(line)));
-    const stopped = await steps.timed('stop replication', () => stopDaemon(job, ctx));
+    // For good, but without waiting for the daemon's own exit (its cleanup sleeps): below, after RESUME.
+    const stopped = await steps.timed('stop replication', () => stopSyncWorkers(job, ctx));
     await mark(job, ctx, progress, 'replication_stopped');
     steps.say(`replication stopped: ${stopped.steps.join('; ')} (${steps.lastSeconds()})`);
     // A last sync run may have copied a sequence value over the margin; setting it again is harmless.
@@ -530,6 +529,11 @@ async function switchOver(
     }
     // Replication is stopped for good: the application may go on, on the new side, while the triggers go.
     await writeStop.resumeWrites((line) => steps.say(line));
+    // The daemon's exit after the syncs stopped in this run, or one still up after an earlier run.
+    if (daemonPid(job) !== undefined || steps.pause.steps.some((p) => p.step === 'stop replication')) {
+      const daemon = await steps.timed('stop the daemon', () => stopDaemon(job, ctx));
+      steps.say(`the daemon stopped: ${daemon.steps.join('; ')} (${steps.lastSeconds()})`);
+    }
     const { failed, limit } = await steps.timed('remove triggers', () => removeTriggers(job, ctx, steps));
     if (failed.length) {
       ctx.log(formatFailures(failed).join('\n'));

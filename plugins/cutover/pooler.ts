@@ -206,13 +206,25 @@ export async function pointPooler(settings: PoolerSettings, target: PoolerTarget
   return previous;
 }
 
-/** Puts the file's earlier text back and RELOADs (the call-off before the switch). */
+/**
+ * Points the entries back at the source (the call-off before the switch): the file's earlier text
+ * when its entries pointed there, byte for byte; otherwise (an earlier run had switched it) that text
+ * with the entries pointed at the source. Then RELOAD.
+ */
 export async function restorePooler(
   settings: PoolerSettings,
   previous: string,
   source: PoolerTarget,
 ): Promise<void> {
-  writeFileSync(settings.configFile, previous);
+  const entries = databaseEntries(previous);
+  const atSource = settings.databases.every((name) => {
+    const entry = entries.get(name);
+    return entry !== undefined && sameTarget(entryTarget(entry), source);
+  });
+  writeFileSync(
+    settings.configFile,
+    atSource ? previous : pointEntries(previous, settings.databases, source),
+  );
   await reloadUntil(settings, source);
 }
 

@@ -10,7 +10,7 @@
 import { errorMessage, InterruptedError, OperatorError } from '../../src/core/errors.js';
 import type { Job } from '../../src/core/job.js';
 import type { CommandContext, CommandOutcome } from '../../src/core/plugin.js';
-import { checkFence, fenceWrites, liftFence } from './fence.js';
+import { fenceWrites, liftFence, planFence, readFence, type FencePlan } from './fence.js';
 import {
   checkPooler,
   pausePooler,
@@ -45,7 +45,11 @@ export class WriteStop {
   private commandStarted = false;
   private previousPoolerConfig?: string;
   private resumedOnTarget = false;
-  private otherFenceLifted = false;
+  /** A fence the other direction left on this one's target (read before the pause): lifted at the switch. */
+  private otherFence = false;
+  private fencePlan?: FencePlan;
+  /** Where the pooler's entries pointed before the pause: the target only after an interrupted earlier run. */
+  private poolerPointedAt?: 'source' | 'target';
   private readonly commandRuns: SwitchCommandRun[] = [];
   readonly report: WriteStopReport = {};
 
@@ -69,10 +73,13 @@ export class WriteStop {
     const settings = cutoverSettings(job.config);
     const stop = new WriteStop(ctx, job, other, reason, settings);
     if (settings.switchCommand) checkSwitchCommand(settings.switchCommand);
-    if (settings.fence.length) await checkFence(job, ctx, settings.fence);
+    if (settings.fence.length)
+      stop.fencePlan = await planFence(job, ctx, settings.fence, settings.fenceGraceSeconds);
+    // Only a job with a fence can have left one (the other direction reads the same config).
+    if (settings.fence.length) stop.otherFence = (await readFence(other, ctx.activity)) !== undefined;
     if (settings.pgbouncer) {
       ctx.progress('checking the pooler');
-      await checkPooler(settings.pgbouncer, stop.source, stop.target);
+      stop.poolerPointedAt = (await checkPooler(settings.pgbouncer, stop.source, stop.target)).pointsAt;
     }
     return stop;
   }
@@ -116,10 +123,19 @@ export class WriteStop {
       say(
         `the pooler paused ${pooler.databases.join(', ')}: running transactions finished, new ones wait in the pooler (${Math.round((this.pausedAt - started) / 100) / 10} s)`,
       );
+      if (this.poolerPointedAt === 'target') {
+        // An earlier run was interrupted between pointing the pooler and stopping replication: until
+        // the switch, the application's transactions belong on the source.
+        this.previousPoolerConfig = await pointPooler(pooler, this.source);
+        this.poolerPointedAt = 'source';
+        say(
+          `the pooler's entries pointed at the target after an interrupted earlier run: back at ${this.source.dbname} until the switch`,
+        );
+      }
     }
-    if (this.settings.fence.length && !this.fenced) {
+    if (this.fencePlan && !this.fenced) {
       this.fenced = true;
-      say(await fenceWrites(this.job, this.ctx, this.settings.fence, this.settings.fenceGraceSeconds));
+      say(await fenceWrites(this.job, this.ctx, this.fencePlan));
     }
   }
 
@@ -152,9 +168,9 @@ export class WriteStop {
   async resumeWrites(say: Say): Promise<void> {
     // The other direction's fence on this side (rollback: the one finish left on A) goes first: the
     // pooler's new server sessions read the role's setting when they log in.
-    if (!this.otherFenceLifted) {
+    if (this.otherFence) {
       const lifted = await liftFence(this.other, this.ctx.activity);
-      this.otherFenceLifted = true;
+      this.otherFence = false;
       if (lifted) say(lifted);
     }
     const pooler = this.settings.pgbouncer;

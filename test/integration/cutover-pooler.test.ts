@@ -442,7 +442,9 @@ test('cutover.rollback through the pooler: back on A with no failed transaction,
   assert.match(steps, /the pooler resumed pool on pool_a/);
   assert.match(steps, /lifted the fence on pool_a .*pool_app, pool_fenced may write there again/);
   for (const check of result.checks ?? []) assert.ok(check.pass, `${check.name}: ${check.detail ?? ''}`);
-  console.log(`rollback: pooler pause ${result.data.writeStop.poolerPauseSeconds} s`);
+  console.log(
+    `rollback: pooler pause ${result.data.writeStop.poolerPauseSeconds} s; tool pause steps: ${result.data.pause.steps.map((s: any) => `${s.step} ${s.seconds} s`).join(', ')}`,
+  );
   const afterRollback = load.committed.length;
   await waitFor(async () => load!.committed.length > afterRollback + 100, 30_000, 'the load to go on on A');
   await load.stop();
