@@ -54,13 +54,19 @@ export function runSwitchCommand(
   command: string[],
   env: SwitchEnvironment,
   timeoutSeconds: number,
-  signal?: AbortSignal,
+  options: { signal?: AbortSignal; withhold?: string[] } = {},
 ): Promise<SwitchCommandRun> {
+  const { signal, withhold = [] } = options;
+  // The command inherits the tool's environment, less the variables holding secrets it has no use for
+  // (the pooler's admin password).
+  const inherited = Object.fromEntries(
+    Object.entries(process.env).filter(([name]) => !withhold.includes(name)),
+  );
   const started = Date.now();
   return new Promise((resolve, reject) => {
     // Its own process group, so that the timeout stops what it started too.
     const child = spawn(command[0]!, command.slice(1), {
-      env: { ...process.env, ...switchEnvironment(env) },
+      env: { ...inherited, ...switchEnvironment(env) },
       stdio: ['ignore', 'pipe', 'pipe'],
       detached: true,
     });

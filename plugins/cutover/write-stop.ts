@@ -227,7 +227,10 @@ export class WriteStop {
   }
 
   private async runCommand(command: string[], env: SwitchEnvironment): Promise<SwitchCommandRun> {
-    const run = await runSwitchCommand(command, env, this.settings.switchTimeoutSeconds);
+    const passwordEnv = this.settings.pgbouncer?.passwordEnv;
+    const run = await runSwitchCommand(command, env, this.settings.switchTimeoutSeconds, {
+      ...(passwordEnv ? { withhold: [passwordEnv] } : {}),
+    });
     this.commandRuns.push(run);
     (this.report.switchCommand ??= []).push({
       command: run.command,

@@ -217,7 +217,7 @@ before(async () => {
   writeFileSync(path.join(dir, 'switch.exit'), '0');
   writeFileSync(
     path.join(dir, 'switch.sh'),
-    `#!/bin/sh\necho "switching to $BUCARDO_CONSOLE_NEW_PRIMARY_DBNAME"\necho "$BUCARDO_CONSOLE_SWITCH $BUCARDO_CONSOLE_NEW_PRIMARY_HOST:$BUCARDO_CONSOLE_NEW_PRIMARY_PORT/$BUCARDO_CONSOLE_NEW_PRIMARY_DBNAME" >> ${path.join(dir, 'switch.calls')}\nexit $(cat ${path.join(dir, 'switch.exit')})\n`,
+    `#!/bin/sh\necho "switching to $BUCARDO_CONSOLE_NEW_PRIMARY_DBNAME"\necho "$BUCARDO_CONSOLE_SWITCH $BUCARDO_CONSOLE_NEW_PRIMARY_HOST:$BUCARDO_CONSOLE_NEW_PRIMARY_PORT/$BUCARDO_CONSOLE_NEW_PRIMARY_DBNAME$POOL_ADMIN_PW" >> ${path.join(dir, 'switch.calls')}\nexit $(cat ${path.join(dir, 'switch.exit')})\n`,
   );
   chmodSync(path.join(dir, 'switch.sh'), 0o755);
   const options = {
@@ -346,6 +346,10 @@ test('failures before the switch resume the pooler on A: no transaction fails, n
   assert.equal(readFileSync(pooler!.configFile, 'utf8'), originalConfig, "the pooler's file as it was");
   const audit = readFileSync(path.join(job.logDir, 'console.pool.jsonl'), 'utf8').trim().split('\n');
   const entry = JSON.parse(audit.at(-1)!);
+  assert.ok(
+    !audit.join('\n').includes(ADMIN_PASSWORD),
+    "the pooler's admin password is not in the audit log",
+  );
   assert.ok(
     entry.details?.some((line: string) => /switch\.sh → exit 1 .*output: switching to pool_b/.test(line)),
     `the switch command's output is in the audit log: ${JSON.stringify(entry)}`,
