@@ -61,6 +61,7 @@ const EXPECTED_SECONDS = {
   'integration/cutover': 63,
   'integration/cutover-load': 45,
   'integration/fan-out': 150,
+  'integration/cutover-pooler': 150,
   'integration/no-loss': 35,
   'integration/retry': 55,
   'integration/demo': 54,

@@ -6,7 +6,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # pgcopydb: only bench/initial-copy uses it, as the yardstick for the console's parallel copy.
-packages=(postgresql-15 postgresql-plperl-15 postgresql-client-15 bucardo util-linux pgcopydb)
+# pgbouncer: the pooler cutover.pgbouncer drives; the tests and bench/cutover-pooler start their own (its
+# Debian service is left as the package sets it up).
+packages=(postgresql-15 postgresql-plperl-15 postgresql-client-15 bucardo util-linux pgcopydb pgbouncer)
 missing=()
 for pkg in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")

@@ -23,7 +23,13 @@ import { dropBucardoSchema } from '../../src/core/bucardo/schema.js';
 import type { Job } from '../../src/core/job.js';
 import { findReplicationObjects } from '../../src/core/objects.js';
 import type { Check, CommandContext, CommandOutcome } from '../../src/core/plugin.js';
-import { daemonPid, kickSync, stopDaemon, syncLoaded } from '../../src/core/bucardo/daemon.js';
+import {
+  daemonPid,
+  kickSync,
+  stopDaemon,
+  stopSyncWorkers,
+  syncLoaded,
+} from '../../src/core/bucardo/daemon.js';
 import { reverseJob } from '../../src/core/bucardo/reverse.js';
 import { metadataDatabaseExists, syncRow, withMetadata } from '../../src/core/bucardo/metadata.js';
 import { syncNames } from '../../src/core/bucardo/syncs.js';
@@ -50,6 +56,7 @@ import { setUpWayBack, startSyncsFromSecondary, wayBackExists } from './way-back
 import { chooseTarget, followExists, otherTargets, setUpFollow, switchedTarget } from './follow.js';
 import { followJob } from '../../src/core/bucardo/follow.js';
 import { FIXED_ROUNDS, lockRounds } from '../../src/core/rounds.js';
+import { WriteStop } from './write-stop.js';
 
 export interface FinishData {
   steps: string[];
@@ -96,9 +103,9 @@ class Steps {
 const recordsReady = new WeakSet<CommandContext>();
 
 async function record<T>(job: Job, ctx: CommandContext, fn: (client: Client) => Promise<T>): Promise<T> {
-  // Every step is recorded, several inside the write pause: after the first, one connection each
-  // (no look-up of the metadata database, no CREATE ... IF NOT EXISTS).
-  if (recordsReady.has(ctx)) return withClient(job, { role: 'bucardo', activity: ctx.activity }, fn);
+  // Every step is recorded, several inside the write pause: after the first, on the command's shared
+  // session (no look-up of the metadata database, no CREATE ... IF NOT EXISTS, no new connection).
+  if (recordsReady.has(ctx)) return fn(await ctx.databases(job).metadata());
   const result = await withRecords(job, ctx.activity, async (client) => ({ value: await fn(client) }));
   if (result !== undefined) recordsReady.add(ctx);
   if (result === undefined)
@@ -109,18 +116,14 @@ async function record<T>(job: Job, ctx: CommandContext, fn: (client: Client) => 
 }
 
 async function primaryNow(job: Job, ctx: CommandContext): Promise<string> {
-  return withClient(
-    job,
-    { role: 'primary', activity: ctx.activity },
-    async (client) =>
-      (
-        await client.query<{ now: string }>(
-          // ISO in UTC: the primary's DateStyle may print 02/12 day first, and the metadata server would read it month
-          // first.
-          `SELECT to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS.US') || '+00' AS now`,
-        )
-      ).rows[0]!.now,
-  );
+  const client = await ctx.databases(job).primary();
+  return (
+    await client.query<{ now: string }>(
+      // ISO in UTC: the primary's DateStyle may print 02/12 day first, and the metadata server would read it month
+      // first.
+      `SELECT to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS.US') || '+00' AS now`,
+    )
+  ).rows[0]!.now;
 }
 
 async function mark(
@@ -139,13 +142,13 @@ async function writesAfterConfirmation(
   ctx: CommandContext,
   progress: FinishProgress,
 ): Promise<string | undefined> {
-  return withClient(job, { role: 'primary', activity: ctx.activity }, async (client) => {
-    const writes = await writesSince(client, job.dbgroupName, progress.confirmed!);
-    if (writes.length)
-      return `${writes.reduce((sum, w) => sum + w.changes, 0)} change(s) by transactions started after ${progress.confirmed} (${describeWrites(writes)})`;
-    const pending = progress.drained ? await backlog(client, job.dbgroupName) : 0;
-    return pending ? `${pending} change(s) committed after the backlog was drained` : undefined;
-  });
+  // The command's shared session: asked several times inside the write pause.
+  const client = await ctx.databases(job).primary();
+  const writes = await writesSince(client, job.dbgroupName, progress.confirmed!);
+  if (writes.length)
+    return `${writes.reduce((sum, w) => sum + w.changes, 0)} change(s) by transactions started after ${progress.confirmed} (${describeWrites(writes)})`;
+  const pending = progress.drained ? await backlog(client, job.dbgroupName) : 0;
+  return pending ? `${pending} change(s) committed after the backlog was drained` : undefined;
 }
 
 async function drain(job: Job, ctx: CommandContext): Promise<number> {
@@ -283,7 +286,9 @@ const BACKWARD: Direction = { command: 'cutover.rollback', from: 'the secondary 
 export async function finish(ctx: CommandContext): Promise<CommandOutcome<FinishData>> {
   await adoptRecordedNames(ctx.db, ctx.activity);
   // A fan-out job switches to the target --target names (follow.ts): every step below acts on it.
-  return switchOver(ctx, await chooseTarget(ctx), FORWARD);
+  const target = await chooseTarget(ctx);
+  const writeStop = await WriteStop.prepare(ctx, target, reverseJob(target), 'finish');
+  return WriteStop.around(writeStop, () => switchOver(ctx, target, FORWARD, writeStop));
 }
 
 /** cutover.rollback: only after the forward cutover finished with the way back set up. */
@@ -304,13 +309,15 @@ export async function rollback(ctx: CommandContext): Promise<CommandOutcome<Fini
         ? `There is no way back for ${job.name}: cutover.finish ran without --way-back (or cutover.release removed it), so nothing carried the secondary's writes to the primary since the switch. Nothing was changed; the primary lacks those writes, so returning to it needs a new migration from the secondary.`
         : `cutover.rollback returns writes to the primary after cutover.finish --way-back switched them to the secondary, and the cutover of ${job.name} has not finished. Nothing was changed; to call a cutover off before its end, let writes resume on the primary.`,
     );
-  return switchOver(ctx, reverse, BACKWARD);
+  const writeStop = await WriteStop.prepare(ctx, reverse, job, 'rollback');
+  return WriteStop.around(writeStop, () => switchOver(ctx, reverse, BACKWARD, writeStop));
 }
 
 async function switchOver(
   ctx: CommandContext,
   job: Job,
   words: Direction,
+  writeStop: WriteStop,
 ): Promise<CommandOutcome<FinishData>> {
   const forward = words === FORWARD;
   if (!(await metadataDatabaseExists(job, ctx.activity)))
@@ -386,7 +393,8 @@ async function switchOver(
       };
     }
     steps.say(`readiness: all ${readiness.items.length} checks pass`);
-    if (!ctx.options.flag('writes-stopped')) {
+    // With a pooler the tool stops the writes itself (writeStop.stopWrites below).
+    if (!writeStop.pausesWrites && !ctx.options.flag('writes-stopped')) {
       if (!ctx.prompt.interactive) {
         throw new OperatorError(
           `${words.command} switches production to ${words.to}, and that is only safe once nothing writes to ${words.from} any more. Stop every writer (application, jobs, cron) first; in list mode, say you did with the argument: -l "${words.command} --writes-stopped". Nothing was changed.`,
@@ -403,9 +411,12 @@ async function switchOver(
           message: `${forward ? 'Cutover' : 'Rollback'} not started: writes to ${words.from} have not stopped. Nothing was changed; run ${words.command} again once they have.`,
         };
     }
+    await writeStop.stopWrites((line) => steps.say(line));
     const at = await primaryNow(job, ctx);
     await mark(job, ctx, progress, 'confirmed', at);
     steps.say(`writes to ${words.from} stopped (confirmed at ${at}, ${words.from}'s clock)`);
+  } else if (!progress.replication_stopped) {
+    await writeStop.stopWrites((line) => steps.say(line));
   }
 
   if (!progress.drained) {
@@ -508,11 +519,7 @@ async function switchOver(
       // The last moment a late commit can still be carried across: after the stop it would be lost.
       return {
         writes: late,
-        writers: late
-          ? []
-          : await withClient(job, { role: 'primary', activity: ctx.activity }, (client) =>
-              openWriters(client, scope.tables),
-            ),
+        writers: late ? [] : await openWriters(await ctx.databases(job).primary(), scope.tables),
       };
     });
     if (writes) {
@@ -526,7 +533,10 @@ async function switchOver(
         `${writers.length} transaction(s) on the primary are open and may change a replicated table: ${describeWriters(writers)}. If one commits after replication stops, its changes never reach the secondary, so replication was not stopped. End them (commit or roll back; pg_terminate_backend(pid) for a session, COMMIT PREPARED or ROLLBACK PREPARED for a prepared one), then run cutover.finish again. Replication is still running: after a rollback the run continues; a commit is carried across, and if it is not across yet when you rerun, the cutover starts over with a new confirmation.`,
       );
     }
-    const stopped = await steps.timed('stop replication', () => stopDaemon(job, ctx));
+    if (writeStop.switches)
+      await steps.timed('switch', () => writeStop.switchWrites((line) => steps.say(line)));
+    // For good, but without waiting for the daemon's own exit (its cleanup sleeps): below, after RESUME.
+    const stopped = await steps.timed('stop replication', () => stopSyncWorkers(job, ctx));
     await mark(job, ctx, progress, 'replication_stopped');
     steps.say(`replication stopped: ${stopped.steps.join('; ')} (${steps.lastSeconds()})`);
     // A last sync run may have copied a sequence value over the margin; setting it again is harmless.
@@ -546,6 +556,13 @@ async function switchOver(
         `Writes reached the primary after you confirmed they had stopped: ${writes}. Replication is already stopped, so these rows are NOT on the secondary; the triggers were kept, so they are recorded. Stop every writer, start replication again with bucardo.start so it carries them across, then run cutover.finish again (it starts over).`,
       );
     }
+    // Replication is stopped for good: the application may go on, on the new side, while the triggers go.
+    await writeStop.resumeWrites((line) => steps.say(line));
+    // The daemon's exit after the syncs stopped in this run, or one still up after an earlier run.
+    if (daemonPid(job) !== undefined || steps.pause.steps.some((p) => p.step === 'stop replication')) {
+      const daemon = await steps.timed('stop the daemon', () => stopDaemon(job, ctx));
+      steps.say(`the daemon stopped: ${daemon.steps.join('; ')} (${steps.lastSeconds()})`);
+    }
     const { failed, limit } = await steps.timed('remove triggers', () => removeTriggers(job, ctx, steps));
     if (failed.length) {
       ctx.log(formatFailures(failed).join('\n'));
@@ -558,6 +575,7 @@ async function switchOver(
     await mark(job, ctx, progress, 'triggers_removed');
   }
 
+  await writeStop.resumeWrites((line) => steps.say(line));
   const writable = await secondaryAcceptsWrites(job, ctx);
   await mark(job, ctx, progress, 'finished');
   const secondary = job.config.databases.secondary;

@@ -37,7 +37,17 @@ CREATE TABLE IF NOT EXISTS ${RECORD_SCHEMA}.finish_progress (
   updated_at             timestamptz NOT NULL DEFAULT now()
 );
 -- A fan-out job's chosen target (cutover.finish --target): a rerun must switch to the same one.
-ALTER TABLE ${RECORD_SCHEMA}.finish_progress ADD COLUMN IF NOT EXISTS target text;`;
+ALTER TABLE ${RECORD_SCHEMA}.finish_progress ADD COLUMN IF NOT EXISTS target text;
+-- The write fence a switch left on the database writes moved away from (fence.ts): what to undo.
+CREATE TABLE IF NOT EXISTS ${RECORD_SCHEMA}.fence (
+  job       text PRIMARY KEY,
+  host      text NOT NULL,
+  port      int NOT NULL,
+  dbname    text NOT NULL,
+  -- [{role, previous}]: previous is the role's own default_transaction_read_only there before, or null
+  roles     jsonb NOT NULL,
+  fenced_at timestamptz NOT NULL DEFAULT now()
+);`;
 
 async function ensureRecords(client: Client): Promise<void> {
   try {

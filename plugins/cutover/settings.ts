@@ -30,6 +30,31 @@ export interface CutoverSettings {
    * created without a copy, runs from the switch on) or stop (they keep what they had at the switch).
    */
   others: 'follow' | 'stop';
+  /** The application's roles the old primary refuses writes from once the pause begins (pooler.ts, fence.ts). */
+  fence: string[];
+  /** Seconds a fenced role's sessions may take to end by themselves before they are ended. */
+  fenceGraceSeconds: number;
+  /** The operator's command run at the switch (argument array, never a shell line). */
+  switchCommand?: string[];
+  /** Seconds the switch command may run. */
+  switchTimeoutSeconds: number;
+  /** The PgBouncer in front of the application: it pauses, is repointed, and resumes. */
+  pgbouncer?: PoolerSettings;
+}
+
+export interface PoolerSettings {
+  host: string;
+  port: number;
+  /** A user in PgBouncer's admin_users. */
+  user: string;
+  passwordEnv?: string;
+  passfile?: string;
+  /** The pooler's database names (its [databases] entries) the application uses. */
+  databases: string[];
+  /** PgBouncer's ini file, whose [databases] entries are rewritten at the switch. */
+  configFile: string;
+  /** Seconds PAUSE may take (running transactions finishing) before the cutover is called off. */
+  pauseTimeoutSeconds: number;
 }
 
 const KEYS = [
@@ -43,6 +68,22 @@ const KEYS = [
   'final_row_counts',
   'way_back',
   'others',
+  'fence',
+  'fence_grace',
+  'switch_command',
+  'switch_timeout',
+  'pgbouncer',
+];
+
+const POOLER_KEYS = [
+  'host',
+  'port',
+  'user',
+  'password_env',
+  'passfile',
+  'databases',
+  'config_file',
+  'pause_timeout',
 ];
 
 export function defaultCutoverSettings(): CutoverSettings {
@@ -57,6 +98,9 @@ export function defaultCutoverSettings(): CutoverSettings {
     finalRowCounts: true,
     wayBack: false,
     others: 'follow',
+    fence: [],
+    fenceGraceSeconds: 5,
+    switchTimeoutSeconds: 30,
   };
 }
 
@@ -74,6 +118,57 @@ export function parseCutoverSettings(reader: ConfigReader, value: unknown, path:
     finalRowCounts: reader.boolean(raw, 'final_row_counts', path, defaults.finalRowCounts),
     wayBack: reader.boolean(raw, 'way_back', path, defaults.wayBack),
     others: reader.oneOf(raw, 'others', path, ['follow', 'stop'] as const, defaults.others),
+    fence: reader.stringList(raw, 'fence', path),
+    fenceGraceSeconds: reader.number(raw, 'fence_grace', path, defaults.fenceGraceSeconds),
+    ...switchCommand(reader, raw, path),
+    switchTimeoutSeconds: reader.number(raw, 'switch_timeout', path, defaults.switchTimeoutSeconds, 1),
+    ...(raw['pgbouncer'] !== undefined && raw['pgbouncer'] !== null
+      ? { pgbouncer: parsePooler(reader, raw['pgbouncer'], `${path}.pgbouncer`) }
+      : {}),
+  };
+}
+
+/** An argument array: the program, then its arguments. A single string is the program alone, never split. */
+function switchCommand(
+  reader: ConfigReader,
+  raw: Record<string, unknown>,
+  path: string,
+): { switchCommand?: string[] } {
+  const words = reader.stringList(raw, 'switch_command', path);
+  if (!words.length) return {};
+  if (!words[0]!.startsWith('/'))
+    reader.problem(
+      `${path}.switch_command`,
+      `the program must be an absolute path (got ${words[0]}): the command runs without a shell, from the tool's directory`,
+    );
+  return { switchCommand: words };
+}
+
+function parsePooler(reader: ConfigReader, value: unknown, path: string): PoolerSettings {
+  const raw = reader.section(value, path, POOLER_KEYS);
+  const databases = reader.stringList(raw, 'databases', path);
+  if (!databases.length && Object.keys(raw).length)
+    reader.problem(
+      `${path}.databases`,
+      "is required: the pooler's database names the application connects to",
+    );
+  const configFile = reader.string(raw, 'config_file', path);
+  if (configFile === undefined && Object.keys(raw).length)
+    reader.problem(
+      `${path}.config_file`,
+      "is required: PgBouncer's ini file, whose [databases] entries are rewritten",
+    );
+  const passwordEnv = reader.string(raw, 'password_env', path);
+  const passfile = reader.string(raw, 'passfile', path);
+  return {
+    host: reader.string(raw, 'host', path, '127.0.0.1'),
+    port: reader.integer(raw, 'port', path, 6432, 1, 65535),
+    user: reader.string(raw, 'user', path, 'pgbouncer'),
+    ...(passwordEnv ? { passwordEnv } : {}),
+    ...(passfile ? { passfile } : {}),
+    databases,
+    configFile: configFile ?? '',
+    pauseTimeoutSeconds: reader.number(raw, 'pause_timeout', path, 10, 1),
   };
 }
 

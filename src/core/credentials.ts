@@ -18,6 +18,9 @@ import {
 } from './pgpass.js';
 import { servicePassword } from './pgservice.js';
 
+/** What decides where a login's password comes from: a job's database, or another server (the pooler). */
+export type PasswordConfig = Pick<DatabaseConfig, 'host' | 'port' | 'passwordEnv' | 'passfile' | 'service'>;
+
 export interface LoginTarget {
   db: DatabaseConfig;
   user: string;
@@ -28,7 +31,10 @@ export interface LoginTarget {
  * Order (libpq's, with the tool's own key first): the database's password_env, the password of its
  * pg_service.conf service, its passfile, PGPASSWORD, PGPASSFILE or ~/.pgpass, then the job's private file.
  */
-export function resolvePassword(target: LoginTarget, privateFile?: string): string | undefined {
+export function resolvePassword(
+  target: { db: PasswordConfig; user: string; database: string },
+  privateFile?: string,
+): string | undefined {
   const { db, user, database } = target;
   for (const source of passwordSources(db)) {
     if (source.kind === 'password') return source.password;
@@ -41,7 +47,7 @@ export function resolvePassword(target: LoginTarget, privateFile?: string): stri
 /** A password that applies to every database (an environment variable, a service's password=), or a file's lines. */
 type PasswordSource = { kind: 'password'; password: string } | { kind: 'file'; entries: PasswordEntry[] };
 
-function passwordSources(db: DatabaseConfig): PasswordSource[] {
+function passwordSources(db: PasswordConfig): PasswordSource[] {
   const sources: PasswordSource[] = [];
   // As libpq treats an empty PGPASSWORD or password=: as no password, so the files are read next.
   const add = (password: string | undefined) => {

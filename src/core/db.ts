@@ -230,6 +230,89 @@ export async function withClient<T>(
   }
 }
 
+/**
+ * A server that is not one of the job's databases: PgBouncer's admin console. Plain TCP (the console
+ * speaks only the simple query protocol, which pg uses for a query without parameters), the password
+ * from libpq's sources as for a database, and a timeout on connecting.
+ */
+export interface ServerEndpoint {
+  host: string;
+  port: number;
+  user: string;
+  database: string;
+  passwordEnv?: string;
+  passfile?: string;
+  /** How messages name it ("the PgBouncer admin console") and the config section that sets it. */
+  description: string;
+  keys: string;
+}
+
+/** Runs fn on a connection to the endpoint and always closes it; connection failures name the cause and the fix. */
+export async function withServerClient<T>(
+  endpoint: ServerEndpoint,
+  fn: (client: Client) => Promise<T>,
+): Promise<T> {
+  const { Client: PgClient } = await loadPg();
+  const { host, port, user, database } = endpoint;
+  const password = resolvePassword({ db: endpoint, user, database });
+  const client = new PgClient({
+    host,
+    port,
+    user,
+    database,
+    password,
+    ssl: false,
+    application_name: 'bucardo-console',
+    connectionTimeoutMillis: 10_000,
+  });
+  client.on('error', () => undefined);
+  try {
+    await client.connect();
+  } catch (error) {
+    await client.end().catch(() => undefined);
+    throw explainEndpointError(error, endpoint, password !== undefined);
+  }
+  sessionCounts.opened += 1;
+  client.once('end', () => {
+    sessionCounts.closed += 1;
+  });
+  try {
+    return await fn(client);
+  } finally {
+    await client.end().catch(() => undefined);
+  }
+}
+
+function explainEndpointError(error: unknown, endpoint: ServerEndpoint, hadPassword: boolean): Error {
+  const err = error as { code?: string; message?: string };
+  const message = err?.message ?? String(error);
+  const target = `${endpoint.description} (database "${endpoint.database}" on ${endpoint.host}:${endpoint.port} as ${endpoint.user})`;
+  const keys = endpoint.keys;
+  const passwordSources = `${keys}.password_env (an environment variable name), ${keys}.passfile, PGPASSWORD, PGPASSFILE or ~/.pgpass`;
+  if (err?.code === 'ECONNREFUSED')
+    return new OperatorError(
+      `Cannot reach ${target}: connection refused. Is it running and listening on ${endpoint.host}:${endpoint.port}? Check ${keys}.host and ${keys}.port (its listen_addr and listen_port).`,
+    );
+  if (err?.code === 'ENOTFOUND' || err?.code === 'EAI_AGAIN')
+    return new OperatorError(`Cannot reach ${target}: the host name does not resolve. Check ${keys}.host.`);
+  if (/timeout/i.test(message) || err?.code === 'ETIMEDOUT' || err?.code === 'EHOSTUNREACH')
+    return new OperatorError(
+      `Cannot reach ${target}: ${message}. Check ${keys}.host/port and any firewall between this machine and it.`,
+    );
+  if (err?.code === '28P01' || /password authentication failed|SASL authentication failed/i.test(message))
+    return new OperatorError(
+      `Password authentication failed for ${target}: ${message}. Supply the password of ${endpoint.user} (as in the pooler's auth_file) through ${passwordSources}.`,
+    );
+  if (
+    /password must be a string|client password must be a string/i.test(message) ||
+    (!hadPassword && /SASL|password/i.test(message))
+  )
+    return new OperatorError(
+      `${target} asks for a password and none was found. Supply it through ${passwordSources}.`,
+    );
+  return new OperatorError(`Cannot connect to ${target}: ${message}.`);
+}
+
 /** BEGIN / COMMIT around fn; ROLLBACK on any error. */
 export async function withTransaction<T>(client: Client, fn: () => Promise<T>): Promise<T> {
   await client.query('BEGIN');

@@ -26,6 +26,8 @@ export interface CommandOutcome<D = unknown> {
   ok?: boolean;
   /** The process exit code this outcome asks for (bucardo.status: its state's code), when ok. */
   exitCode?: number;
+  /** Lines kept in the audit log beside the message, never printed (an operator's command's output). */
+  auditLines?: string[];
 }
 
 /** How a command talks to the operator; in list mode questions get their safe default or fail. */

@@ -23,6 +23,8 @@ export interface AuditEntry {
   message?: string;
   error?: string;
   exitCode?: number;
+  /** What the command asked to keep beside its message (CommandOutcome.auditLines). */
+  details?: string[];
   checks: { name: string; pass: boolean; detail?: string }[];
 }
 
@@ -67,6 +69,9 @@ export function recordAudit(job: Job, report: RunReport, args: string[], started
     ...(report.outcome?.message ? { message: report.outcome.message } : {}),
     ...(report.error ? { error: report.error } : {}),
     ...(report.exitCode !== undefined ? { exitCode: report.exitCode } : {}),
+    ...((report.outcome?.auditLines ?? report.auditLines)?.length
+      ? { details: report.outcome?.auditLines ?? report.auditLines }
+      : {}),
     checks: report.checks.map((c) => ({
       name: c.name,
       pass: c.pass,

@@ -30,6 +30,8 @@ export interface RunReport {
   hookLines?: string[];
   /** The exit code the command's outcome asked for (bucardo.status's state), if any. */
   exitCode?: number;
+  /** A failed command's lines for the audit log (OperatorError.details). */
+  auditLines?: string[];
 }
 
 export interface RunOptions {
@@ -285,6 +287,8 @@ async function runWithDatabases(
       error instanceof InterruptedError ||
       (error as { name?: string }).name === 'ExitPromptError';
     report.error = report.interrupted ? 'interrupted' : errorMessage(error);
+    // A failed command's lines for the audit log only (an operator's command's output).
+    if (error instanceof OperatorError && error.details.length) report.auditLines = error.details;
     if (!(error instanceof OperatorError) && !report.interrupted && process.env['BUCARDO_CONSOLE_DEBUG'])
       console.error(error);
   } finally {

@@ -520,7 +520,15 @@ test("finish: needs the operator's word, its final check catches a row tampered 
     );
     assert.deepEqual(
       lockedData.pause.steps.map((s: any) => s.step),
-      ['drain', 'sequences', 'final check', 'late-write checks', 'stop replication', 'remove triggers'],
+      [
+        'drain',
+        'sequences',
+        'final check',
+        'late-write checks',
+        'stop replication',
+        'stop the daemon',
+        'remove triggers',
+      ],
     );
     assert.deepEqual(await query(b, 'cut_b', 'SELECT payload FROM public.big WHERE id = 300001'), [
       { payload: 'just before the confirmation' },

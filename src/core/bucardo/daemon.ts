@@ -2,7 +2,7 @@
 // it over SQL, stop it and wait until it is gone, reload it. Starting it (settings, pid dir, the
 // kicker, a cascade's order) is bucardo.start's own work, in plugins/bucardo/daemon.ts.
 import { requireCommitFence } from './commit-fence.js';
-import { existsSync } from 'node:fs';
+import { existsSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { sleep } from '../activity.js';
 import { runBucardo } from '../bucardo.js';
@@ -55,6 +55,45 @@ export async function kickSync(job: Job, syncName?: string): Promise<void> {
   await withMetadata(job, async (client) => {
     for (const name of names) await client.query(`NOTIFY ${quoteIdent(`bucardo_kick_sync_${name}`)}`);
   });
+}
+
+/** The KID of a sync writes this pid file while it lives; KIDs are the only processes that write to the target. */
+function kidPidFile(job: Job, syncName: string): string {
+  return path.join(job.paths.pidDir, `bucardo.kid.sync.${syncName}.pid`);
+}
+
+/**
+ * Stops the job's syncs for good without waiting for the whole daemon: the kicker is stopped, the
+ * stop file written (all `bucardo stop` does, without starting Perl), and this returns once every
+ * KID has exited. Every Bucardo process looks for the stop file before each run, and a KID, the only
+ * one that writes to the target, leaves at its next look (a run under way ends first), so once they
+ * are gone nothing more reaches the target. The MCP itself needs 1.5 s more (its cleanup sleeps:
+ * how-bucardo-behaves.md §22): stopDaemon waits for it, outside a write pause.
+ */
+export async function stopSyncWorkers(job: Job, ctx: CommandContext): Promise<DaemonData> {
+  const steps: string[] = [];
+  if (await stopKicker(job)) steps.push('stopped the kicker');
+  const pid = daemonPid(job);
+  if (!pid) {
+    steps.push('daemon not running');
+    return { steps };
+  }
+  writeFileSync(job.paths.stopFile, `Stopped by bucardo-console (cutover) on ${new Date().toISOString()}\n`);
+  const kids = syncNames(job)
+    .map((name) => readPidFile(kidPidFile(job, name)))
+    .filter((kid): kid is number => kid !== undefined && isProcessAlive(kid));
+  ctx.progress(`stopping the syncs: waiting for ${kids.length} Bucardo worker(s) to exit`);
+  for (let i = 0; i < 600 && kids.some((kid) => isProcessAlive(kid)); i++)
+    await sleep(20, ctx.activity.signal);
+  const left = kids.filter((kid) => isProcessAlive(kid));
+  if (left.length)
+    throw new OperatorError(
+      `Bucardo's sync worker(s) ${left.join(', ')} of ${job.name} still run 12 s after the stop file was written: one may be in a long run. Look at ${job.paths.logFile}; run the command again to keep waiting.`,
+    );
+  steps.push(
+    `stop file written, ${kids.length} sync worker(s) exited: nothing more reaches the target (daemon pid ${pid} exits next)`,
+  );
+  return { steps };
 }
 
 export async function stopDaemon(job: Job, ctx: CommandContext): Promise<DaemonData> {
