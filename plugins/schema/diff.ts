@@ -243,7 +243,7 @@ export async function schemaDifferences(
           ? "missing on the primary but still in the job's sync: the sync fails on it"
           : 'exists only on the secondary',
         fix: recorded.has(table)
-          ? `schema.apply --sql "DROP TABLE IF EXISTS ${quoted(table)}" (removes it from the sync, then drops it on the secondary)`
+          ? `schema.apply --file=F with F holding DROP TABLE IF EXISTS ${quoted(table)} (removes it from the sync first, then drops it on the secondary)`
           : `drop it on the secondary (DROP TABLE ${quoted(table)}) or exclude it`,
       });
       continue;

@@ -4,10 +4,11 @@
 // schema change to both sides in the order that never breaks replication (schema.apply).
 // Command bodies are loaded on first use so the shell's menu appears without loading pg.
 import { definePlugin } from '../../src/core/plugin.js';
-import { formatAddTables, formatDiff } from './format.js';
+import { formatAddTables, formatApply, formatDiff } from './format.js';
 
 const diff = () => import('./diff.js');
 const addTables = () => import('./add-tables.js');
+const apply = () => import('./apply.js');
 
 export default definePlugin({
   name: 'schema',
@@ -33,6 +34,21 @@ export default definePlugin({
       run: async (ctx) => (await addTables()).addTables(ctx),
       validate: async (ctx) => (await addTables()).validateAddTables(ctx),
       format: formatAddTables,
+    },
+    apply: {
+      summary:
+        'apply a schema change to both sides in the order that never breaks replication, then bring Bucardo in line (plan, then --yes)',
+      arguments: {
+        file: {
+          kind: 'string',
+          help: 'the file of SQL statements to apply (--file=PATH)',
+          placeholder: 'PATH',
+        },
+        yes: { kind: 'flag', help: 'apply the plan without asking (list mode)' },
+      },
+      run: async (ctx) => (await apply()).apply(ctx),
+      validate: async (ctx) => (await apply()).validateApply(ctx),
+      format: formatApply,
     },
   },
 });

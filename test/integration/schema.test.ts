@@ -5,7 +5,7 @@
 // Bucardo cannot follow, and completes after a kill. The same with bucardo.syncs: 2.
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, test, type TestContext } from 'node:test';
 import pg from 'pg';
@@ -286,4 +286,197 @@ test('schema.add_tables: a new table and a new partition under a write load join
   assert.deepEqual(outcome(again).data.added, [], 'a second run has nothing to do');
 });
 
-export { existsSync, readFileSync, writeFileSync, path, spawn, ROOT, runningTools };
+/** Every column of the public tables on a side: what a refused change must leave as it was. */
+async function columns(cluster: ClusterInfo, database: string): Promise<string> {
+  const rows = await query<{ c: string }>(
+    cluster,
+    database,
+    `SELECT table_name || '.' || column_name || ' ' || data_type AS c FROM information_schema.columns
+      WHERE table_schema = 'public' ORDER BY 1`,
+  );
+  return rows.map((row) => row.c).join('\n');
+}
+
+function sqlFile(name: string, text: string): string {
+  const file = path.join(job.dir, name);
+  writeFileSync(file, text);
+  return file;
+}
+
+test('schema.apply: a column with a default added to a busy table and a new table with rows; verify identical', async (t) => {
+  const file = sqlFile(
+    'add.sql',
+    `-- the deploy of the week
+ALTER TABLE public.accounts ADD COLUMN tier int NOT NULL DEFAULT 1;
+CREATE TABLE public.fresh (id int PRIMARY KEY, label text);
+INSERT INTO public.fresh SELECT g, 'f' || g FROM generate_series(1, 500) g;
+`,
+  );
+  const before = [await columns(a, PRIMARY), await columns(b, SECONDARY)];
+  const unasked = await tool(`schema.apply --file=${file}`);
+  assert.equal(unasked.code, 1, unasked.stdout);
+  assert.match(unasked.stderr + unasked.stdout, /A list cannot ask/);
+  assert.match(
+    unasked.stdout,
+    /1\. secondary, one transaction .*: statements 1, 2\n\s+2\. primary, one transaction \(every statement\): statements 1, 2, 3/,
+  );
+  assert.deepEqual(
+    [await columns(a, PRIMARY), await columns(b, SECONDARY)],
+    before,
+    'nothing changed unasked',
+  );
+
+  const load = new Load(a, PRIMARY, [
+    {
+      name: 'balance',
+      sql: (i) => `UPDATE public.accounts SET balance = balance + 1 WHERE id = ${1 + (i % 300)}`,
+    },
+    {
+      name: 'tier',
+      sql: (i) => `UPDATE public.accounts SET tier = ${2 + (i % 5)} WHERE id = ${1 + ((i * 7) % 300)}`,
+      tolerate: /column "tier" .*does not exist/,
+    },
+    {
+      name: 'fresh',
+      sql: (i) => `INSERT INTO public.fresh VALUES (${1000 + i}, 'app')`,
+      tolerate: /relation "public.fresh" does not exist/,
+    },
+    { name: 'events', sql: (i) => `INSERT INTO public.events VALUES (${100_000 + i}, 1, ${i})` },
+  ]);
+  let applied: ToolResult;
+  try {
+    await new Promise((r) => setTimeout(r, 1000));
+    applied = await tool(`schema.apply --file=${file} --yes --json`);
+    await new Promise((r) => setTimeout(r, 2000));
+  } finally {
+    await load.stop();
+  }
+  assert.equal(applied.code, 0, applied.stdout + applied.stderr);
+  assert.deepEqual(outcome(applied).data.done, ['secondary-first', 'primary', 'reload', 'add-tables']);
+  assertBounded(load, t);
+  await waitSame(['public.accounts', 'public.fresh', 'public.events'], 'the new column and table to arrive');
+  const tiers = await query<{ n: string }>(
+    b,
+    SECONDARY,
+    'SELECT count(*)::text AS n FROM public.accounts WHERE tier > 1',
+  );
+  assert.ok(Number(tiers[0]!.n) > 0, 'rows written after the change arrived with their new column');
+  const fresh = await query<{ n: string }>(
+    b,
+    SECONDARY,
+    "SELECT count(*)::text AS n FROM public.fresh WHERE label = 'app'",
+  );
+  assert.ok(Number(fresh[0]!.n) > 0, "the new table's later writes arrived");
+  const verify = await tool('cutover.verify --json');
+  assert.equal(verify.code, 0, verify.stdout + verify.stderr);
+  const again = await tool(`schema.apply --file=${file} --yes --json`);
+  assert.equal(again.code, 0, again.stdout);
+  assert.equal(outcome(again).data.alreadyApplied, true);
+});
+
+test('schema.apply: a dropped column and a dropped table leave the sync healthy and verify identical', async () => {
+  const file = sqlFile(
+    'drop.sql',
+    'ALTER TABLE public.accounts DROP COLUMN note;\nDROP TABLE public.fresh;\n',
+  );
+  const load = new Load(a, PRIMARY, [
+    {
+      name: 'balance',
+      sql: (i) => `UPDATE public.accounts SET balance = balance + 1 WHERE id = ${1 + (i % 300)}`,
+    },
+    { name: 'events', sql: (i) => `INSERT INTO public.events VALUES (${200_000 + i}, 2, ${i})` },
+  ]);
+  let applied: ToolResult;
+  try {
+    applied = await tool(`schema.apply --file=${file} --yes --json`);
+    await new Promise((r) => setTimeout(r, 1500));
+  } finally {
+    await load.stop();
+  }
+  assert.equal(applied.code, 0, applied.stdout + applied.stderr);
+  assert.deepEqual(outcome(applied).data.done, ['unsync', 'primary', 'secondary-after', 'reload']);
+  for (const [cluster, db] of [
+    [a, PRIMARY],
+    [b, SECONDARY],
+  ] as const) {
+    assert.deepEqual(await query(cluster, db, "SELECT to_regclass('public.fresh') AS t"), [{ t: null }]);
+    assert.doesNotMatch(await columns(cluster, db), /accounts\.note/);
+  }
+  await query(a, PRIMARY, 'UPDATE public.accounts SET balance = -1 WHERE id = 7');
+  await waitSame(['public.accounts', 'public.events'], 'writes after the drops');
+  const verify = await tool('cutover.verify --json');
+  assert.equal(verify.code, 0, verify.stdout + verify.stderr);
+});
+
+test('schema.apply refuses a rename and a file with a syntax error, changing nothing on either side', async () => {
+  const before = [await columns(a, PRIMARY), await columns(b, SECONDARY)];
+  const rename = await tool(
+    `schema.apply --file=${sqlFile('rename.sql', 'ALTER TABLE public.accounts ADD COLUMN ok1 int;\nALTER TABLE public.accounts RENAME COLUMN balance TO amount;')} --yes`,
+  );
+  assert.equal(rename.code, 1, rename.stdout);
+  assert.match(
+    rename.stderr + rename.stdout,
+    /refuses .*statement 2 .*add the new column .*Nothing was changed on either side/s,
+  );
+  const typo = await tool(
+    `schema.apply --file=${sqlFile('typo.sql', 'ALTER TABLE public.accounts ADD COLUMN ok2 int;\nALTER TABLE public.accounts ADDD COLUMN x int;')} --yes`,
+  );
+  assert.equal(typo.code, 1, typo.stdout);
+  assert.match(typo.stderr + typo.stdout, /Statement 2 fails on the secondary \(rehearsed .*syntax error/s);
+  const type = await tool(
+    `schema.apply --file=${sqlFile('type.sql', 'ALTER TABLE public.accounts ALTER COLUMN balance TYPE text;')} --yes`,
+  );
+  assert.equal(type.code, 1, type.stdout);
+  assert.match(type.stderr + type.stdout, /whose text form differs/);
+  assert.deepEqual([await columns(a, PRIMARY), await columns(b, SECONDARY)], before);
+});
+
+test('schema.apply killed between the secondary and the primary: a rerun completes it, nothing runs twice', async () => {
+  const file = sqlFile('flag.sql', 'ALTER TABLE public.accounts ADD COLUMN flag boolean DEFAULT false;\n');
+  // An open transaction on the primary's table keeps the primary's step waiting in its rounds.
+  const holder = new pg.Client({ host: a.host, port: a.port, user: 'postgres', database: PRIMARY });
+  await holder.connect();
+  await holder.query('BEGIN');
+  await holder.query('UPDATE public.accounts SET balance = balance WHERE id = 1');
+  const child = spawn(
+    process.execPath,
+    [path.join(ROOT, 'wrapper.js'), '-c', job.file, '-l', `schema.apply --file=${file} --yes`],
+    {
+      env: { ...process.env, NO_COLOR: '1' },
+      stdio: 'ignore',
+    },
+  );
+  runningTools.add(child);
+  const exited = new Promise((resolve) => child.once('exit', resolve));
+  try {
+    const stateDir = path.join(job.dir, 'state');
+    await waitFor(
+      async () => {
+        const journal = readdirSync(stateDir).find(
+          (f) =>
+            /^schema\.apply\..*\.json$/.test(f) &&
+            readFileSync(path.join(stateDir, f), 'utf8').includes('flag.sql'),
+        );
+        if (!journal) return false;
+        const steps = JSON.parse(readFileSync(path.join(stateDir, journal), 'utf8')).steps;
+        return steps['secondary-first']?.state === 'done';
+      },
+      60_000,
+      "the secondary's step to be journaled done",
+    );
+    child.kill('SIGKILL');
+    await exited;
+  } finally {
+    runningTools.delete(child);
+    await holder.query('COMMIT');
+    await holder.end();
+  }
+  assert.match(await columns(b, SECONDARY), /accounts\.flag boolean/, 'the secondary has the column');
+  assert.doesNotMatch(await columns(a, PRIMARY), /accounts\.flag/, 'the primary does not yet');
+  const rerun = await tool(`schema.apply --file=${file} --yes --json`);
+  assert.equal(rerun.code, 0, rerun.stdout + rerun.stderr);
+  assert.deepEqual(outcome(rerun).data.skipped, ['secondary-first'], 'the secondary step is not run twice');
+  assert.match(await columns(a, PRIMARY), /accounts\.flag boolean/);
+  await query(a, PRIMARY, 'UPDATE public.accounts SET flag = true WHERE id = 3');
+  await waitSame(['public.accounts'], 'a write to the new column after the rerun');
+});
