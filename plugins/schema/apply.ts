@@ -8,7 +8,7 @@
 // secondary in a transaction rolled back, so a mistake changes nothing. A journal per SQL text makes
 // a rerun complete what a failure or a kill left.
 import { readFileSync } from 'node:fs';
-import { addTablesToJob } from '../../src/core/bucardo/add-tables.js';
+import { addTablesToJob, kickUntilApplied } from '../../src/core/bucardo/add-tables.js';
 import { runBucardo } from '../../src/core/bucardo.js';
 import { isDaemonRunning, reloadDaemon } from '../../src/core/bucardo/daemon.js';
 import { metadataDatabaseExists, withMetadata } from '../../src/core/bucardo/metadata.js';
@@ -433,7 +433,7 @@ export async function apply(ctx: CommandContext): Promise<CommandOutcome<ApplyDa
       if (!isDaemonRunning(job))
         return ['the daemon is not running: bucardo.start loads the new definitions'];
       await reloadDaemon(job, ctx);
-      return ['reloaded the daemon: every sync loaded the new column lists'];
+      return ['reloaded the daemon: every sync loaded the new column lists', await kickUntilApplied(ctx)];
     },
     'add-tables': async () => {
       const created = statements

@@ -5,15 +5,17 @@
 // Command bodies are loaded on first use so the shell's menu appears without loading pg.
 import { definePlugin } from '../../src/core/plugin.js';
 import { formatAddTables, formatApply, formatDiff } from './format.js';
+import { parseSchemaSettings, type SchemaSettings } from './settings.js';
 
 const diff = () => import('./diff.js');
 const addTables = () => import('./add-tables.js');
 const apply = () => import('./apply.js');
 
-export default definePlugin({
+export default definePlugin<SchemaSettings>({
   name: 'schema',
   summary:
     'schema changes while replication runs: compare both sides, add new tables, apply DDL in a safe order',
+  parseSettings: (reader, raw, path) => parseSchemaSettings(reader, raw, path),
   commands: {
     diff: {
       summary:

@@ -15,6 +15,8 @@ import { trackTarget } from '../core/bucardo/names.js';
 import { syncNames } from '../core/bucardo/syncs.js';
 import { prepareSession } from '../core/compare/sql.js';
 import { dropRecheckTarget, Recheck } from '../core/recheck.js';
+import { partitionSettings } from '../core/bucardo/add-tables.js';
+import { addNewPartitions, PARTITION_LOOK_EVERY_MS } from './partitions.js';
 
 const job = JSON.parse(readFileSync(process.argv[2]!, 'utf8')) as Job;
 const intervalMs = Math.max(50, Math.round(job.config.bucardo.kickInterval * 1000));
@@ -160,6 +162,7 @@ async function tick(): Promise<void> {
     lastHousekeepingError = message;
   });
   startRecheck();
+  startPartitionLook();
   if (!kicking) return;
   for (const sync of syncs) await tickSync(sync);
 }
@@ -185,6 +188,21 @@ function startRecheck(): void {
   recheckRunning = recheckPass().finally(() => {
     recheckRunning = undefined;
   });
+}
+
+let partitionLook: Promise<void> | undefined;
+let lastPartitionLook = 0;
+
+/** schema.auto_add_partitions: a look for new partitions when due and none is under way (beside kicking). */
+function startPartitionLook(): void {
+  if (partitionLook || Date.now() - lastPartitionLook < PARTITION_LOOK_EVERY_MS) return;
+  if (!partitionSettings(job).autoAddPartitions) return;
+  lastPartitionLook = Date.now();
+  partitionLook = addNewPartitions(job, log)
+    .catch((error) => log(`schema.auto_add_partitions failed, will try again: ${errorMessage(error)}`))
+    .finally(() => {
+      partitionLook = undefined;
+    });
 }
 
 async function recheckPass(): Promise<void> {

@@ -247,6 +247,22 @@ test('schema.add_tables: a new table and a new partition under a write load join
     "CREATE TABLE public.measures_2026_02 PARTITION OF public.measures FOR VALUES FROM ('2026-02-01') TO ('2026-03-01')",
   );
   await query(a, PRIMARY, "INSERT INTO public.later SELECT g, 'v' || g FROM generate_series(1, 2000) g");
+  // Drift is visible before: bucardo.status has a state of its own, cutover.check fails on it.
+  // Alone on the command line (not in a list), status exits with its state's code.
+  const drifting = await runTool(['-c', job.file, 'bucardo.status', '--json'], { timeoutMs: 120_000 });
+  assert.equal(drifting.code, 4, drifting.stdout);
+  assert.equal(outcome(drifting).data.state, 'drift');
+  assert.deepEqual(
+    outcome(drifting)
+      .data.drift.map((d: { table: string }) => d.table)
+      .sort(),
+    ['public.later', 'public.measures_2026_02'],
+  );
+  const check = await tool('cutover.check --json');
+  assert.equal(check.code, 1, check.stdout);
+  const item = outcome(check).data.items.find((i: { item: string }) => i.item === 'no schema drift');
+  assert.equal(item.pass, false);
+  assert.match(item.fix, /schema\.add_tables/);
   // Rows on the secondary that the copy must replace.
   await query(b, SECONDARY, "INSERT INTO public.later VALUES (1, 'stale'), (99999, 'gone')");
   const load = new Load(a, PRIMARY, [
@@ -278,6 +294,9 @@ test('schema.add_tables: a new table and a new partition under a write load join
   );
   const after = await tool('schema.diff --json');
   assert.equal(after.code, 0, after.stdout);
+  const settled = outcome(await tool('bucardo.status --json')).data;
+  assert.notEqual(settled.state, 'drift', settled.verdict);
+  assert.deepEqual(settled.drift, []);
   // Later writes arrive too: the tables replicate like the rest.
   await query(a, PRIMARY, "UPDATE public.later SET v = 'later write' WHERE id = 5");
   await waitSame(['public.later'], 'a later write to the added table');
@@ -479,4 +498,219 @@ test('schema.apply killed between the secondary and the primary: a rerun complet
   assert.match(await columns(a, PRIMARY), /accounts\.flag boolean/);
   await query(a, PRIMARY, 'UPDATE public.accounts SET flag = true WHERE id = 3');
   await waitSame(['public.accounts'], 'a write to the new column after the rerun');
+});
+
+test('bucardo.syncs: 2 — diff, add_tables (a new table tied by a foreign key joins the sync of its parent) and apply', async (t) => {
+  const S2 = `
+CREATE TABLE public.t1 (id int PRIMARY KEY, v int NOT NULL);
+CREATE TABLE public.t2 (id int PRIMARY KEY, v int NOT NULL, pad text);
+CREATE TABLE public.t3 (id int PRIMARY KEY, v int NOT NULL);
+CREATE TABLE public.m (id int NOT NULL, day date NOT NULL, v int, PRIMARY KEY (id, day)) PARTITION BY RANGE (day);
+CREATE TABLE public.m_01 PARTITION OF public.m FOR VALUES FROM ('2026-01-01') TO ('2026-02-01');
+`;
+  const S2DATA = `
+INSERT INTO public.t1 SELECT g, g FROM generate_series(1, 300) g;
+INSERT INTO public.t2 SELECT g, g, repeat('x', 400) FROM generate_series(1, 3000) g;
+INSERT INTO public.t3 SELECT g, g FROM generate_series(1, 300) g;
+INSERT INTO public.m SELECT g, date '2026-01-01' + g % 31, g FROM generate_series(1, 300) g;
+ANALYZE;
+`;
+  await freshDatabase(a, 'schema_s2a', S2 + S2DATA);
+  await freshDatabase(b, 'schema_s2b', S2);
+  const s2 = writeJobConfig({
+    name: 'schema_s2',
+    plugins: ['bucardo', 'schema', 'cutover'],
+    primary: { cluster: a, dbname: 'schema_s2a' },
+    secondary: { cluster: b, dbname: 'schema_s2b' },
+    metadata: b,
+    copyData: 'parallel',
+    // Rows written through a partitioned table fire no statement trigger on the leaf, so Bucardo's
+    // per-commit kick triggers never kick for them (how-bucardo-behaves.md §22): the kicker does.
+    asynchronousKicking: true,
+    bucardoSettings: { syncs: 2, lock_timeout: LOCK_TIMEOUT_MS },
+    extra: {
+      cutover: { settle_time: 3, chunk_rows: 1000 },
+      schema: { auto_add_partitions: true, create_missing_partitions: true },
+    },
+  });
+  const run = (list: string) => runTool(['-c', s2.file, '-l', list], { timeoutMs: 200_000 });
+  t.after(async () => {
+    await run('bucardo.stop').catch(() => undefined);
+    await forgetJob(s2, b);
+    await dropDatabase(a, 'schema_s2a').catch(() => undefined);
+    await dropDatabase(b, 'schema_s2b').catch(() => undefined);
+  });
+  const setup = await run('bucardo.install bucardo.add_triggers bucardo.start');
+  assert.equal(setup.code, 0, setup.stdout + setup.stderr);
+  const relgroups = async () =>
+    new Map(
+      (
+        await query<{ t: string; herd: string }>(
+          b,
+          'bucardo',
+          `SELECT g.schemaname || '.' || g.tablename AS t, h.herd FROM bucardo.herdmap h
+             JOIN bucardo.goat g ON g.id = h.goat WHERE g.reltype = 'table' AND h.herd LIKE 'schema_s2%'`,
+        )
+      ).map((row) => [row.t, row.herd]),
+    );
+  const before = await relgroups();
+  assert.equal(new Set(before.values()).size, 2, 'the tables are spread over two syncs');
+  for (const [cluster, db] of [
+    [a, 'schema_s2a'],
+    [b, 'schema_s2b'],
+  ] as const) {
+    await query(
+      cluster,
+      db,
+      'CREATE TABLE public.n1 (id int PRIMARY KEY, t3 int REFERENCES public.t3 (id), v text)',
+    );
+    await query(cluster, db, 'CREATE TABLE public.n2 (id int PRIMARY KEY, v text)');
+  }
+  await query(a, 'schema_s2a', "INSERT INTO public.n1 SELECT g, g, 'n' FROM generate_series(1, 300) g");
+  await query(a, 'schema_s2a', "INSERT INTO public.n2 SELECT g, 'n' FROM generate_series(1, 500) g");
+  const drift = await run('schema.diff --json');
+  assert.equal(drift.code, 1, drift.stdout);
+  assert.deepEqual(
+    outcome(drift)
+      .data.differences.map((d: { kind: string; object: string }) => `${d.kind} ${d.object}`)
+      .sort(),
+    ['not replicated public.n1', 'not replicated public.n2'],
+  );
+  const load = new Load(a, 'schema_s2a', [
+    { name: 'n1', sql: (i) => `UPDATE public.n1 SET v = 'u${i}' WHERE id = ${1 + (i % 300)}` },
+    { name: 'n2', sql: (i) => `INSERT INTO public.n2 VALUES (${1000 + i}, 'app')` },
+    { name: 't1', sql: (i) => `UPDATE public.t1 SET v = ${i} WHERE id = ${1 + (i % 300)}` },
+  ]);
+  let added: ToolResult;
+  try {
+    added = await run('schema.add_tables --json');
+    await new Promise((r) => setTimeout(r, 1500));
+  } finally {
+    await load.stop();
+  }
+  assert.equal(added.code, 0, added.stdout + added.stderr);
+  assertBounded(load, t);
+  const after = await relgroups();
+  assert.equal(
+    after.get('public.n1'),
+    after.get('public.t3'),
+    'n1 joined the sync of t3, which it references',
+  );
+  assert.ok(after.get('public.n2'), 'n2 is in one of the syncs');
+  for (const [table, herd] of before) assert.equal(after.get(table), herd, `${table} stayed in its sync`);
+  const same = async (tables: string[]) =>
+    waitFor(
+      async () => {
+        for (const table of tables) {
+          const [x, y] = await Promise.all([
+            tableRows(a, 'schema_s2a', table),
+            tableRows(b, 'schema_s2b', table),
+          ]);
+          if (JSON.stringify(x) !== JSON.stringify(y)) return false;
+        }
+        return true;
+      },
+      90_000,
+      `${tables.join(', ')} identical on both sides`,
+    ).catch(async (error: Error) => {
+      const lines = [error.message];
+      for (const table of tables) {
+        const [x, y] = await Promise.all([
+          tableRows(a, 'schema_s2a', table),
+          tableRows(b, 'schema_s2b', table),
+        ]);
+        const lost = x.filter((r) => !y.includes(r));
+        const extra = y.filter((r) => !x.includes(r));
+        lines.push(
+          `${table}: lost ${lost.length} ${lost.slice(0, 3).join(' ')}, extra ${extra.length} ${extra.slice(0, 3).join(' ')}`,
+        );
+        const ids = lost.map((r) => (JSON.parse(r) as { id: number }).id);
+        if (table === 'public.m' && ids.length)
+          lines.push(
+            `lost ids ${Math.min(...ids)}..${Math.max(...ids)}`,
+            JSON.stringify(
+              await query(
+                a,
+                'schema_s2a',
+                `SELECT min(d.id) AS lo, max(d.id) AS hi, count(*) AS n, min(d.txntime)::text AS t0, max(d.txntime)::text AS t1,
+                        count(t.txntime) AS tracked, (SELECT count(*) FROM bucardo.delta_public_m_02) AS all_delta,
+                        (SELECT string_agg(target, ',') FROM bucardo.bucardo_delta_targets
+                          WHERE tablename = 'public.m_02'::regclass) AS targets
+                   FROM bucardo.delta_public_m_02 d LEFT JOIN bucardo.track_public_m_02 t ON t.txntime = d.txntime
+                  WHERE d.id = ANY($1)`,
+                [ids],
+              ).catch((e: Error) => e.message),
+            ),
+          );
+      }
+      throw new Error(lines.join('\n'));
+    });
+  await same(['public.n1', 'public.n2', 'public.t1']);
+  const file = path.join(s2.dir, 's2.sql');
+  writeFileSync(
+    file,
+    'ALTER TABLE public.t1 ADD COLUMN w int DEFAULT 7;\nALTER TABLE public.n2 ADD COLUMN w int;\n',
+  );
+  const applied = await run(`schema.apply --file=${file} --yes`);
+  assert.equal(applied.code, 0, applied.stdout + applied.stderr);
+  await query(
+    a,
+    'schema_s2a',
+    'UPDATE public.t1 SET w = 8 WHERE id < 10; UPDATE public.n2 SET w = 1 WHERE id < 10',
+  );
+  await same(['public.t1', 'public.n2', 'public.n1', 'public.t2', 'public.t3']);
+  const verify = await run('cutover.verify --json');
+  assert.equal(verify.code, 0, verify.stdout + verify.stderr);
+
+  // schema.auto_add_partitions: a partition created on the primary alone is created on the secondary
+  // and added by the kicker. An open transaction on it holds the kicker's trigger installation back
+  // (its lock waits are bounded) while diff and status show the drift.
+  await query(
+    a,
+    'schema_s2a',
+    "CREATE TABLE public.m_02 PARTITION OF public.m FOR VALUES FROM ('2026-02-01') TO ('2026-03-01'); INSERT INTO public.m SELECT g, date '2026-02-01' + g % 28, g FROM generate_series(1, 200) g",
+  );
+  const holder = new pg.Client({ host: a.host, port: a.port, user: 'postgres', database: 'schema_s2a' });
+  await holder.connect();
+  const partitionLoad = new Load(a, 'schema_s2a', [
+    {
+      name: 'm_02',
+      sql: (i) => `INSERT INTO public.m VALUES (${1000 + i}, date '2026-02-01' + ${i % 28}, ${i})`,
+    },
+  ]);
+  try {
+    await holder.query('BEGIN');
+    await holder.query("UPDATE public.m SET v = v WHERE id = 1 AND day >= '2026-02-01'");
+    const lines = [outcome(await run('schema.diff --json')), outcome(await run('bucardo.status --json'))];
+    assert.ok(
+      lines[0].data.differences.some(
+        (d: { kind: string; object: string }) =>
+          d.object === 'public.m_02' && /partition|not replicated/.test(d.kind),
+      ),
+      JSON.stringify(lines[0].data.differences),
+    );
+    assert.equal(lines[1].data.state, 'drift', lines[1].data.verdict);
+    assert.ok(lines[1].data.drift.some((d: { table: string }) => d.table === 'public.m_02'));
+  } finally {
+    await holder.query('COMMIT');
+    await holder.end();
+  }
+  const kickerLog = () => readFileSync(path.join(s2.logDir, 'kicker.schema_s2.log'), 'utf8');
+  try {
+    await waitFor(
+      async () => /schema\.auto_add_partitions: added public\.m_02/.test(kickerLog()),
+      120_000,
+      'the kicker to add the new partition (schema.auto_add_partitions)',
+    );
+    await new Promise((r) => setTimeout(r, 1000));
+  } finally {
+    await partitionLoad.stop();
+  }
+  assertBounded(partitionLoad, t);
+  await same(['public.m']);
+  const settled = outcome(await run('bucardo.status --json')).data;
+  assert.notEqual(settled.state, 'drift', settled.verdict);
+  assert.match(kickerLog(), /schema\.create_missing_partitions: created public\.m_02 on the secondary/);
+  const clean = await run('schema.diff --json');
+  assert.equal(clean.code, 0, clean.stdout);
 });

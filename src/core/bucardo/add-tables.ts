@@ -23,12 +23,74 @@ import { bucardoRelationName, quoteIdent, quoteQualified } from '../quote.js';
 import { lockRounds, runRounds } from '../rounds.js';
 import { copySync } from '../copy/engine.js';
 import { copyRecordFile } from '../copy/state.js';
+import { isProcessAlive } from '../process.js';
 import { requireCommitFence } from './commit-fence.js';
-import { isDaemonRunning, reloadDaemon } from './daemon.js';
+import { isDaemonRunning, kickSync, reloadDaemon } from './daemon.js';
+import { pendingChanges } from '../pending.js';
+import { sleep } from '../activity.js';
 import { metadataDatabaseExists, withMetadata } from './metadata.js';
 import { readJobRecords, refuseSharedRecords } from './records.js';
 import { jobSyncs, planSyncs, recordedSyncs, recordedTableSyncs, type JobSync } from './syncs.js';
 import { expectedTriggers, groupByTable, jobTriggerNames, listTriggers } from './triggers.js';
+
+/**
+ * The schema plugin's settings for new partitions (schema.auto_add_partitions,
+ * schema.create_missing_partitions). The kicker, a core process, follows them as it follows the retry
+ * plugin's rounds (src/core/rounds.ts): read from the job's parsed settings, defaults when absent.
+ */
+export interface PartitionSettings {
+  autoAddPartitions: boolean;
+  createMissingPartitions: boolean;
+}
+
+export const DEFAULT_PARTITION_SETTINGS: PartitionSettings = {
+  autoAddPartitions: false,
+  createMissingPartitions: false,
+};
+
+export function partitionSettings(job: Job): PartitionSettings {
+  if (!job.config.plugins.includes('schema')) return DEFAULT_PARTITION_SETTINGS;
+  return (job.config.pluginSettings['schema'] as PartitionSettings | undefined) ?? DEFAULT_PARTITION_SETTINGS;
+}
+
+/**
+ * New leaf partitions of the job's replicated partitioned tables that are missing on the secondary,
+ * created there from the primary's definition (CREATE TABLE ... PARTITION OF ... FOR VALUES ...): a
+ * partition carries its parent's columns, keys and indexes. Returns the names created.
+ */
+export async function createMissingPartitions(
+  clients: { primary: Client; secondary: Client },
+  partitions: UnreplicatedTable[],
+  timeoutMs: number,
+): Promise<string[]> {
+  const created: string[] = [];
+  for (const leaf of partitions.filter((p) => p.partitionOf)) {
+    const { rows } = await clients.primary.query<{ parent_schema: string; parent: string; bound: string }>(
+      `SELECT pn.nspname AS parent_schema, p.relname AS parent, pg_get_expr(c.relpartbound, c.oid) AS bound
+         FROM pg_class c JOIN pg_inherits i ON i.inhrelid = c.oid JOIN pg_class p ON p.oid = i.inhparent
+         JOIN pg_namespace pn ON pn.oid = p.relnamespace WHERE c.oid = $1::regclass`,
+      [quoteQualified(leaf.schema, leaf.name)],
+    );
+    const parent = rows[0];
+    if (!parent) continue;
+    const { rows: present } = await clients.secondary.query<{ ok: boolean }>(
+      'SELECT to_regclass($1) IS NOT NULL AS ok',
+      [quoteQualified(parent.parent_schema, parent.parent)],
+    );
+    if (!present[0]!.ok) continue;
+    // The bound is PostgreSQL's own text (pg_get_expr), the names quoted here. Bucardo writes into the
+    // parent's other partitions meanwhile: the lock wait is bounded, a busy parent is tried next time.
+    const outcome = await lockBoundedDdl(
+      clients.secondary,
+      [
+        `CREATE TABLE ${quoteQualified(leaf.schema, leaf.name)} PARTITION OF ${quoteQualified(parent.parent_schema, parent.parent)} ${parent.bound}`,
+      ],
+      { timeoutMs },
+    );
+    if (outcome.done) created.push(leaf.table);
+  }
+  return created;
+}
 
 /** A table in scope on the primary that no sync of the job holds, and why it cannot be added, if so. */
 export interface UnreplicatedTable {
@@ -142,6 +204,24 @@ export async function addTablesToJob(
 ): Promise<AddTablesResult> {
   const { job } = ctx;
   await requireReplicating(ctx, command);
+  // schema.add_tables and the kicker's schema.auto_add_partitions must not work on one batch at once.
+  const lock = path.join(job.paths.stateDir, 'schema.add-tables.pid');
+  const holder = existsSync(lock) ? Number(readFileSync(lock, 'utf8')) : undefined;
+  if (holder && holder !== process.pid && isProcessAlive(holder))
+    throw new OperatorError(
+      `Another process (pid ${holder}) is adding tables to ${job.name} now (schema.add_tables, schema.apply or the kicker's schema.auto_add_partitions). Wait for it to finish, then run ${command} again.`,
+    );
+  mkdirSync(path.dirname(lock), { recursive: true, mode: 0o700 });
+  writeFileSync(lock, `${process.pid}\n`, { mode: 0o600 });
+  try {
+    return await addTablesLocked(ctx, options);
+  } finally {
+    rmSync(lock, { force: true });
+  }
+}
+
+async function addTablesLocked(ctx: CommandContext, options: AddTablesOptions): Promise<AddTablesResult> {
+  const { job } = ctx;
   const steps: string[] = [];
   let journal = readJournal(job);
   const resumed = journal !== undefined;
@@ -187,6 +267,7 @@ export async function addTablesToJob(
     ctx.progress('reloading the daemon: it learns the new tables and applies what changed during the copy');
     await reloadDaemon(job, ctx);
     steps.push('reloaded the daemon and kicked the sync(s): the new tables replicate from now on');
+    steps.push(await kickUntilApplied(ctx, batch.tables.map(key)));
   } else steps.push('the daemon is not running: bucardo.start gives it the new tables with the rest');
   for (const sync of syncs) rmSync(copyRecordFile(job, copyRecordName(batch, sync)), { force: true });
   rmSync(journalFile(job), { force: true });
@@ -194,6 +275,39 @@ export async function addTablesToJob(
 }
 
 const key = (t: { schema: string; name: string }) => `${t.schema}.${t.name}`;
+
+/** How long a command waits for the daemon to apply what was recorded before its reload. */
+const APPLY_WAIT_MS = 60_000;
+
+/**
+ * After a reload: kicks the job's syncs every 2 s until the given tables (every table by default) have
+ * nothing pending. A kick that reaches a sync before its new worker is up is lost
+ * (docs/how-bucardo-behaves.md §6), and with per-commit kick triggers nothing else kicks until the
+ * application writes again: what changed before the reload would wait for that.
+ */
+export async function kickUntilApplied(ctx: CommandContext, tables?: string[]): Promise<string> {
+  const { job, activity } = ctx;
+  const started = Date.now();
+  return withClient(job, { role: 'primary', activity }, async (primary) => {
+    // Changes recorded from now on are the application's new ones, kicked by their own commits (or the
+    // kicker): only the older ones are waited for, so a busy table does not keep this waiting.
+    const { rows } = await primary.query<{ now: Date }>('SELECT clock_timestamp() AS now');
+    const since = rows[0]!.now.getTime();
+    for (;;) {
+      const old = (await pendingChanges(primary, job.dbgroupName)).filter(
+        (p) => (!tables || tables.includes(p.table)) && p.oldest && p.oldest.getTime() < since,
+      );
+      const total = old.reduce((sum, p) => sum + p.changes, 0);
+      if (total === 0)
+        return `the daemon applied what was recorded before the reload (${((Date.now() - started) / 1000).toFixed(1)} s)`;
+      if (Date.now() - started > APPLY_WAIT_MS)
+        return `changes recorded before the reload still pending after ${APPLY_WAIT_MS / 1000} s (${old.map((p) => p.table).join(', ')}): bucardo.status shows them draining`;
+      ctx.progress(`changes recorded before the reload still pending (${total}); kicking the sync(s)`);
+      await kickSync(job);
+      await sleep(2000, activity.signal);
+    }
+  });
+}
 
 const copyRecordName = (batch: AddTablesJournal, sync: JobSync) => `schema-add-${batch.batch}.${sync.name}`;
 
