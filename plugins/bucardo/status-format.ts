@@ -3,7 +3,8 @@
 import type { StatusData } from './status.js';
 
 /** The fixed set of states bucardo.status reports, each with the process exit code of a status run. */
-export type StatusState = 'caught up' | 'lagging' | 'copying' | 'stopped' | 'stalled' | 'failed' | 'unknown';
+export type StatusState =
+  'caught up' | 'lagging' | 'copying' | 'stopped' | 'stalled' | 'failed' | 'drift' | 'unknown';
 
 export const STATE_EXIT_CODES: Record<StatusState, number> = {
   'caught up': 0,
@@ -13,6 +14,7 @@ export const STATE_EXIT_CODES: Record<StatusState, number> = {
   stalled: 2,
   failed: 2,
   unknown: 3,
+  drift: 4,
 };
 
 /** "1 d 2 h", "3 min 5 s", "42 s": the two largest units, for people (JSON keeps seconds). */

@@ -2,6 +2,7 @@
 // backlog of pending changes (the real replication lag), the kicker, and one state out of a fixed set
 // (docs/status-and-monitoring.md) whose exit code scripts and monitoring can rely on.
 import { copyState, type CopyProgress } from '../../src/core/copy-progress.js';
+import { replicationDrift, type DriftItem } from '../../src/core/drift.js';
 import type { DatabaseContext } from '../../src/core/context.js';
 import { errorMessage } from '../../src/core/errors.js';
 import { kickerStatus, type RecheckState } from '../../src/core/kicker.js';
@@ -69,6 +70,8 @@ export interface StatusData {
   pendingTotal: number;
   oldestPendingSeconds?: number;
   stalls: Stall[];
+  /** Tables the syncs no longer carry as they are (src/core/drift.ts): new in scope, gone, other columns. */
+  drift?: DriftItem[];
   /** The databases status could not reach, each with the cause. */
   unreachable: string[];
   problems: string[];
@@ -247,6 +250,10 @@ export async function collectStatus(db: DatabaseContext): Promise<StatusData> {
   if (data.installed && data.sync && unreachable.length === 0)
     data.copy =
       (await look(unreachable, "could not check the initial copy's state", () => copyState(db))) ?? data.copy;
+  if (data.installed && data.sync?.exists && unreachable.length === 0)
+    data.drift = await Promise.all([db.primary(), db.secondary(), db.metadata()])
+      .then(([primary, secondary, metadata]) => replicationDrift(job, { primary, secondary, metadata }))
+      .catch(() => undefined);
   data.pendingTotal = data.pending.reduce((sum, p) => sum + p.changes, 0);
   const oldest = oldestSeconds(data.pending);
   if (oldest !== undefined) data.oldestPendingSeconds = oldest;
@@ -434,6 +441,11 @@ export function judge(data: StatusData): { state: StatusState; verdict: string }
     (!data.sync.lastGood || Date.parse(data.sync.lastBad) > Date.parse(data.sync.lastGood));
   if (failedLast && !data.sync.running && (data.pendingTotal > 0 || data.copy.state === 'running')) {
     return { state: 'failed', verdict: `FAILED: the last sync run failed: ${data.sync.lastError}` };
+  }
+  if (data.drift?.length) {
+    const first = data.drift[0]!;
+    const more = data.drift.length > 1 ? ` (and ${data.drift.length - 1} more table(s))` : '';
+    return { state: 'drift', verdict: `DRIFT: ${first.table} ${first.problem}; fix: ${first.fix}${more}` };
   }
   if (data.copy.state === 'running' || data.copy.state === 'pending') {
     const copy = data.copy;

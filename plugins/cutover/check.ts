@@ -13,6 +13,7 @@ import { daemonPid } from '../../src/core/bucardo/daemon.js';
 import { lastRun, metadataDatabaseExists, withMetadata } from '../../src/core/bucardo/metadata.js';
 import { syncNames } from '../../src/core/bucardo/syncs.js';
 import { copyState } from '../../src/core/copy-progress.js';
+import { replicationDrift } from '../../src/core/drift.js';
 import { lastVerifyRun, withRecords, type VerifyRecord } from './records.js';
 import { indexGap, materializedViewGap } from './compare/secondary-state.js';
 import { cutoverSettings } from './settings.js';
@@ -130,6 +131,28 @@ export async function collectReadiness(job: Job, activity: Activity): Promise<Ch
         };
       },
     ),
+  );
+
+  items.push(
+    await evaluate('no schema drift', 'schema.diff, then schema.add_tables or schema.apply', async () => {
+      if (!installed) return { ...notInstalled, fix: 'bucardo.install' };
+      const drift = await withClient(job, { role: 'primary', activity }, (primary) =>
+        withClient(job, { role: 'secondary', activity }, (secondary) =>
+          withMetadata(job, (metadata) => replicationDrift(job, { primary, secondary, metadata }), activity),
+        ),
+      );
+      const listed = drift.map((d) => `${d.table}: ${d.problem}`);
+      return drift.length === 0
+        ? {
+            pass: true,
+            detail: "every table in scope is in the job's syncs, with the same columns on both sides",
+          }
+        : {
+            pass: false,
+            detail: `${listed.slice(0, 5).join('; ')}${listed.length > 5 ? `; and ${listed.length - 5} more` : ''}`,
+            fix: [...new Set(drift.map((d) => d.fix))].join('; '),
+          };
+    }),
   );
 
   const scope = await withClient(job, { role: 'primary', activity }, (client) =>

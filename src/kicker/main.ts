@@ -16,6 +16,8 @@ import { trackTarget } from '../core/bucardo/names.js';
 import { syncNames } from '../core/bucardo/syncs.js';
 import { prepareSession } from '../core/compare/sql.js';
 import { dropRecheckTarget, Recheck } from '../core/recheck.js';
+import { partitionSettings } from '../core/bucardo/add-tables.js';
+import { addNewPartitions, PARTITION_LOOK_EVERY_MS } from './partitions.js';
 
 const job = JSON.parse(readFileSync(process.argv[2]!, 'utf8')) as Job;
 /** With per-commit kick triggers the kicker only maintains statistics and watches for stalls. */
@@ -179,6 +181,7 @@ async function tick(): Promise<void> {
     lastHousekeepingError = message;
   });
   startRecheck();
+  startPartitionLook();
   if (!kicking) return;
   for (const sync of syncs) await tickSync(sync);
 }
@@ -204,6 +207,21 @@ function startRecheck(): void {
   recheckRunning = recheckPass().finally(() => {
     recheckRunning = undefined;
   });
+}
+
+let partitionLook: Promise<void> | undefined;
+let lastPartitionLook = 0;
+
+/** schema.auto_add_partitions: a look for new partitions when due and none is under way (beside kicking). */
+function startPartitionLook(): void {
+  if (partitionLook || Date.now() - lastPartitionLook < PARTITION_LOOK_EVERY_MS) return;
+  if (!partitionSettings(job).autoAddPartitions) return;
+  lastPartitionLook = Date.now();
+  partitionLook = addNewPartitions(job, log)
+    .catch((error) => log(`schema.auto_add_partitions failed, will try again: ${errorMessage(error)}`))
+    .finally(() => {
+      partitionLook = undefined;
+    });
 }
 
 async function recheckPass(): Promise<void> {

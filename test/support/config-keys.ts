@@ -15,7 +15,7 @@ export const REFERENCE = path.join(ROOT, 'docs', 'configuration.md');
 export const catalog = new PluginCatalog([path.join(ROOT, 'dist', 'plugins')]);
 
 /** The plugin sections configs/example.yml documents (each with the defaults its plugin has). */
-export const PLUGIN_SECTIONS = ['retry', 'indexes', 'mat_views', 'cutover', 'concurrency'];
+export const PLUGIN_SECTIONS = ['retry', 'indexes', 'mat_views', 'cutover', 'concurrency', 'schema'];
 
 /** The top-level keys whose sections configs/example.yml shows. */
 export const EXAMPLE_TOP_LEVEL = ['plugins', 'databases', 'bucardo', 'metrics', ...PLUGIN_SECTIONS];
@@ -41,6 +41,7 @@ retry: {}
 indexes: {}
 mat_views: {}
 cutover: {}
+schema: {}
 `;
 
 /**

@@ -30,6 +30,7 @@ test('each state has its documented exit code', () => {
     stalled: 2,
     failed: 2,
     unknown: 3,
+    drift: 4,
   });
 });
 

@@ -124,8 +124,9 @@ export async function reloadDaemon(job: Job, ctx: CommandContext): Promise<void>
     );
   // The daemon calls the fence on the source before every run of the syncs it is about to load.
   await requireCommitFence(job, ctx);
-  // reload_config re-reads bucardo_config and reloads the MCP, which loads new syncs too.
-  await runBucardo(job, ['reload_config'], { activity: ctx.activity, timeoutMs: 120_000 });
+  // reload_config re-reads bucardo_config and reloads the MCP, which loads new syncs too. Its own wait
+  // for the MCP's confirmation (30 s by default) was too short on a busy machine: 120 s.
+  await runBucardo(job, ['reload_config', '120'], { activity: ctx.activity, timeoutMs: 150_000 });
   for (let i = 0; i < 100 && !syncLoaded(job); i++) await sleep(100, ctx.activity.signal);
   const recorded = await withMetadata(job, (client) => recordedSyncs(client, job));
   if (recorded.length) await kickSync(job);

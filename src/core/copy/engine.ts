@@ -43,6 +43,15 @@ export interface CopyResult {
   jobs: number;
 }
 
+/**
+ * Some tables of a sync rather than its whole relgroup: tables added to a sync that already replicates
+ * (schema.add_tables). `record` names the copy's own record, so it never mixes with the sync's.
+ */
+export interface CopySubset {
+  record: string;
+  tables: { schema: string; name: string }[];
+}
+
 /** A copy whose rows are all on the secondary, and what its finished tables set off, still running. */
 export interface CopyRun {
   result: CopyResult;
@@ -211,8 +220,15 @@ function formatBytes(bytes: number): string {
  * is not repeated, an interrupted one continues with the units not done. The caller makes sure the
  * daemon is not applying this sync meanwhile.
  */
-export async function copySync(ctx: CopyContext, syncName: string, relgroup: string): Promise<CopyRun> {
+export async function copySync(
+  ctx: CopyContext,
+  syncName: string,
+  relgroup: string,
+  subset?: CopySubset,
+): Promise<CopyRun> {
   const { job, activity } = ctx;
+  // A subset (tables added to a running sync) keeps a record of its own: the sync's is finished.
+  const recordName = subset?.record ?? syncName;
   const began = Date.now();
   const created = await syncCreated(job, syncName, activity);
   if (!created) {
@@ -220,7 +236,7 @@ export async function copySync(ctx: CopyContext, syncName: string, relgroup: str
       `Sync ${syncName} does not exist, so there is nothing to copy yet: the copy must start after the sync's triggers record changes. Run bucardo.add_triggers first.`,
     );
   }
-  let record = currentRecord(job, syncName, created);
+  let record = currentRecord(job, recordName, created);
   const other = copyingPid(record);
   if (other !== undefined && other !== process.pid) {
     throw new OperatorError(
@@ -245,13 +261,17 @@ export async function copySync(ctx: CopyContext, syncName: string, relgroup: str
   }
   if (!record) {
     ctx.progress('planning the copy: table sizes and key ranges on the primary');
-    const members = await withMetadata(job, (client) => relgroupMembers(client, relgroup), activity);
-    const tables = members.filter((m) => m.reltype === 'table');
+    const members = subset
+      ? subset.tables
+      : (await withMetadata(job, (client) => relgroupMembers(client, relgroup), activity)).filter(
+          (m) => m.reltype === 'table',
+        );
+    const tables = members.map(({ schema, name }) => ({ schema, name }));
     const plan = await withClient(job, { role: 'primary', activity }, (client) =>
       planCopy(client, tables, job.config.bucardo.copySplitRows),
     );
     record = {
-      sync: syncName,
+      sync: recordName,
       syncCreated: created,
       plan,
       emptied: false,

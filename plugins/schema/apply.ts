@@ -1,0 +1,510 @@
+// schema.apply: a schema change made on both sides while replication runs, in the order that never
+// breaks it (docs/commands/schema.md, "The order"; docs/how-bucardo-behaves.md §23):
+//   remove dropped tables from the sync → the secondary's widening statements → every statement on
+//   the primary → the secondary's narrowing statements → the daemon reloaded (the syncs load the new
+//   column lists) → new tables in scope added to the job with their rows.
+// Each side's statements run in one transaction whose lock waits are bounded, in rounds. Everything
+// Bucardo cannot follow is refused before anything runs, and the whole file is rehearsed on the
+// secondary in a transaction rolled back, so a mistake changes nothing. A journal per SQL text makes
+// a rerun complete what a failure or a kill left.
+import { readFileSync } from 'node:fs';
+import { addTablesToJob, kickUntilApplied } from '../../src/core/bucardo/add-tables.js';
+import { runBucardo } from '../../src/core/bucardo.js';
+import { isDaemonRunning, reloadDaemon } from '../../src/core/bucardo/daemon.js';
+import { metadataDatabaseExists, withMetadata } from '../../src/core/bucardo/metadata.js';
+import { recordedTableSyncs } from '../../src/core/bucardo/syncs.js';
+import { withClient, type Client } from '../../src/core/db.js';
+import { formatFailures, isLockWait, withLockTimeout, type TableFailure } from '../../src/core/ddl.js';
+import { errorMessage, OperatorError } from '../../src/core/errors.js';
+import { bucardoRelationName, quoteIdent, quoteQualified } from '../../src/core/quote.js';
+import { lockRounds, runRounds } from '../../src/core/rounds.js';
+import { sleep } from '../../src/core/activity.js';
+import type { Check, CommandContext, CommandOutcome } from '../../src/core/plugin.js';
+import { schemaDifferences } from './diff.js';
+import { fingerprint, readJournal, writeJournal, type ApplyJournal } from './journal.js';
+import { classify, keepsTextForm, splitStatements, type Statement } from './statements.js';
+
+type Side = 'primary' | 'secondary';
+
+export interface PlannedStep {
+  name: StepName;
+  /** What the step does, for the plan and the progress. */
+  what: string;
+  /** Statement numbers it runs (side steps). */
+  statements: number[];
+}
+
+export type StepName = 'unsync' | 'secondary-first' | 'primary' | 'secondary-after' | 'reload' | 'add-tables';
+
+export interface ApplyData {
+  source: string;
+  statements: { number: number; kind: string; table?: string; sql: string }[];
+  plan: PlannedStep[];
+  /** Steps done by this run, and those an earlier run had done. */
+  done: StepName[];
+  skipped: StepName[];
+  steps: string[];
+  /** Tables a side's step could not lock in any round, with who held them. */
+  waiting: TableFailure[];
+  alreadyApplied: boolean;
+}
+
+/** A statement with its table resolved on the primary ("schema.name"). */
+interface Resolved extends Statement {
+  resolved?: { schema: string; name: string };
+}
+
+function readSql(ctx: CommandContext): { text: string; source: string } {
+  const file = ctx.options.string('file');
+  if (file === undefined)
+    throw new OperatorError(
+      'Give the change as --file=PATH, a file of SQL statements (schema.apply --file=deploy.sql).',
+    );
+  try {
+    return { text: readFileSync(file!, 'utf8'), source: file! };
+  } catch (error) {
+    throw new OperatorError(
+      `Cannot read ${file}: ${errorMessage(error)}. Give the path of a file of SQL statements.`,
+    );
+  }
+}
+
+/** Splits and classifies; throws one paragraph naming every statement refused, before anything runs. */
+function readStatements(text: string, source: string): Statement[] {
+  let parts: string[];
+  try {
+    parts = splitStatements(text);
+  } catch (error) {
+    throw new OperatorError(`${source} cannot be read as SQL: ${errorMessage(error)}. Nothing was changed.`);
+  }
+  if (parts.length === 0) throw new OperatorError(`${source} holds no SQL statement. Nothing was changed.`);
+  return parts.map((sql, i) => classify(sql, i + 1));
+}
+
+function refuse(refused: Statement[], source: string): never {
+  const listed = refused.map((s) => `statement ${s.number} (${s.sql.slice(0, 80)}): ${s.refused}`);
+  throw new OperatorError(
+    `schema.apply refuses ${source}: ${listed.join('; ')}. Nothing was changed on either side.`,
+  );
+}
+
+/**
+ * Names each table on the primary, and refuses what only the catalog shows (a primary key dropped, a
+ * type whose text form changes).
+ */
+async function resolve(primary: Client, statements: Statement[]): Promise<Resolved[]> {
+  const resolved: Resolved[] = [];
+  for (const statement of statements) {
+    if (!statement.table) {
+      resolved.push(statement);
+      continue;
+    }
+    const { schema, name } = statement.table;
+    const written = schema ? quoteQualified(schema, name) : quoteIdent(name);
+    const { rows } = await primary.query<{ schema: string; name: string; current: string }>(
+      `SELECT n.nspname AS schema, c.relname AS name, current_schema() AS current
+         FROM (SELECT to_regclass($1) AS oid) r LEFT JOIN pg_class c ON c.oid = r.oid
+         LEFT JOIN pg_namespace n ON n.oid = c.relnamespace`,
+      [written],
+    );
+    const row = rows[0]!;
+    const table = row.name ? { schema: row.schema, name: row.name } : { schema: schema ?? row.current, name };
+    const entry: Resolved = { ...statement, resolved: table };
+    if (statement.droppedConstraint && row.name) {
+      const { rows: key } = await primary.query<{ pk: boolean }>(
+        `SELECT contype = 'p' AS pk FROM pg_constraint WHERE conrelid = $1::regclass AND conname = $2`,
+        [quoteQualified(table.schema, table.name), statement.droppedConstraint],
+      );
+      if (key[0]?.pk)
+        entry.refused =
+          "it drops the primary key. Bucardo deletes and copies rows by primary key, and keeps the key's columns from when it loaded the sync: a changed key would delete the wrong rows on the secondary. The safe sequence: exclude the table (bucardo.replication_objects.table_exclude), change the key on both sides, then include it again and run schema.add_tables (its rows are copied again)";
+    }
+    if (statement.newType && statement.column && row.name) {
+      const { rows: column } = await primary.query<{ type: string }>(
+        `SELECT format_type(atttypid, atttypmod) AS type FROM pg_attribute
+          WHERE attrelid = $1::regclass AND attname = $2 AND NOT attisdropped`,
+        [quoteQualified(table.schema, table.name), statement.column],
+      );
+      const current = column[0]?.type;
+      if (current && !keepsTextForm(current, statement.newType))
+        entry.refused = `it changes ${statement.column} from ${current} to ${statement.newType}, whose text form differs: Bucardo copies rows as text, and every row copied between the two sides' steps would fail or change. Allowed are a wider integer, a longer varchar, varchar to text, a numeric with more digits and the same scale. The safe sequence: add a new column of the new type, fill it on the primary in batches (Bucardo carries them), move the application to it, then drop the old column (each with schema.apply)`;
+    }
+    resolved.push(entry);
+  }
+  return resolved;
+}
+
+const displayTable = (s: Resolved) => (s.resolved ? `${s.resolved.schema}.${s.resolved.name}` : undefined);
+
+/** The steps for these statements, in the order that never breaks replication. */
+export function planSteps(
+  statements: Resolved[],
+  context: { recorded: Set<string>; daemonRunning: boolean },
+): PlannedStep[] {
+  const numbers = (filter: (s: Resolved) => boolean) => statements.filter(filter).map((s) => s.number);
+  const secondaryFirst = numbers(
+    (s) => s.kind === 'widen' || s.kind === 'create table' || s.kind === 'other',
+  );
+  const secondaryAfter = numbers((s) => s.kind === 'narrow' || s.kind === 'drop table');
+  const dropped = statements.filter(
+    (s) => s.kind === 'drop table' && context.recorded.has(displayTable(s) ?? ''),
+  );
+  const created = statements.filter((s) => s.kind === 'create table').map(displayTable);
+  const steps: PlannedStep[] = [];
+  if (dropped.length)
+    steps.push({
+      name: 'unsync',
+      what: `Bucardo: remove ${dropped.map(displayTable).join(', ')} from the job's sync${context.daemonRunning ? ' and reload the daemon' : ''}, before the table goes`,
+      statements: [],
+    });
+  if (secondaryFirst.length)
+    steps.push({
+      name: 'secondary-first',
+      what: 'secondary, one transaction (what the primary will send, the secondary accepts first)',
+      statements: secondaryFirst,
+    });
+  steps.push({
+    name: 'primary',
+    what: 'primary, one transaction (every statement)',
+    statements: statements.map((s) => s.number),
+  });
+  if (secondaryAfter.length)
+    steps.push({
+      name: 'secondary-after',
+      what: 'secondary, one transaction (what the primary no longer sends)',
+      statements: secondaryAfter,
+    });
+  if (context.daemonRunning)
+    steps.push({
+      name: 'reload',
+      what: 'Bucardo: reload the daemon, so every sync loads the new column lists and tables',
+      statements: [],
+    });
+  if (created.length)
+    steps.push({
+      name: 'add-tables',
+      what: `Bucardo: add the new table(s) in scope (${created.join(', ')}) to the job: relgroup, triggers, rows copied online`,
+      statements: [],
+    });
+  return steps;
+}
+
+export function formatPlan(
+  source: string,
+  statements: Statement[],
+  plan: PlannedStep[],
+  timeout: string,
+): string[] {
+  const lines = [
+    `Plan for ${source} (${statements.length} statement(s); each lock wait at most ${timeout}):`,
+  ];
+  for (const s of statements)
+    lines.push(`  [${s.number}] ${s.kind}: ${s.sql.replace(/\s+/g, ' ').slice(0, 100)}`);
+  plan.forEach((step, i) =>
+    lines.push(
+      `  ${i + 1}. ${step.what}${step.statements.length ? `: statements ${step.statements.join(', ')}` : ''}`,
+    ),
+  );
+  return lines;
+}
+
+/**
+ * The file's statements on the secondary in one transaction rolled back: a syntax error, a missing
+ * table or a failing statement stops the command before either side changed.
+ */
+async function rehearse(ctx: CommandContext, statements: Statement[], timeoutMs: number): Promise<void> {
+  const { job, activity } = ctx;
+  await withClient(job, { role: 'secondary', login: 'schema_owner', activity }, async (client) => {
+    for (let attempt = 1; ; attempt++) {
+      let failed: { statement: Statement; error: unknown } | undefined;
+      await client.query('BEGIN');
+      try {
+        await client.query(`SET LOCAL lock_timeout = ${Math.trunc(timeoutMs)}`);
+        for (const statement of statements) {
+          try {
+            await client.query(statement.sql);
+          } catch (error) {
+            failed = { statement, error };
+            break;
+          }
+        }
+      } finally {
+        await client.query('ROLLBACK').catch(() => undefined);
+      }
+      if (!failed) return;
+      if (isLockWait(failed.error, true) && attempt < 3) {
+        await sleep(1000, activity.signal);
+        continue;
+      }
+      throw new OperatorError(
+        `Statement ${failed.statement.number} fails on the secondary (rehearsed in a transaction that was rolled back): ${errorMessage(failed.error)}. Nothing was changed on either side. Fix ${failed.statement.sql.slice(0, 80)} and run schema.apply again.`,
+      );
+    }
+  });
+}
+
+/**
+ * One side's statements in one transaction with bounded lock waits, in rounds. Just before COMMIT the
+ * transaction id is journaled, so a run killed at that moment can ask the server what happened.
+ */
+async function runSide(
+  ctx: CommandContext,
+  side: Side,
+  step: StepName,
+  statements: Resolved[],
+  journal: ApplyJournal,
+): Promise<TableFailure[]> {
+  const { job, activity } = ctx;
+  const { policy, setting } = lockRounds(job);
+  return withClient(job, { role: side, login: 'schema_owner', activity }, async (client) => {
+    let waiting: TableFailure[] = [];
+    let done = false;
+    await runRounds(policy, activity, {
+      pending: () => !done,
+      pausing: (round, pause) =>
+        ctx.progress(`${side}: round ${round} in ${(pause / 1000).toFixed(1)} s (a table was busy)`),
+      round: async (round) => {
+        ctx.progress(
+          `${side}: ${statements.length} statement(s) in one transaction, round ${round} of ${policy.attempts}`,
+        );
+        const first = statements.find((s) => s.resolved)?.resolved;
+        const outcome = await withLockTimeout(
+          client,
+          {
+            timeoutMs: policy.timeoutMs,
+            activity,
+            deadlockIsLockWait: true,
+            ...(first ? { target: { schema: first.schema, table: first.name } } : {}),
+          },
+          async () => {
+            for (const statement of statements) await client.query(statement.sql);
+            const { rows } = await client.query<{ xid: string }>('SELECT txid_current()::text AS xid');
+            journal.steps[step] = { state: 'committing', xid: rows[0]!.xid };
+            writeJournal(job, journal);
+          },
+        );
+        if (outcome.done) {
+          done = true;
+          journal.steps[step] = { state: 'done', at: new Date().toISOString() };
+          writeJournal(job, journal);
+          return;
+        }
+        delete journal.steps[step];
+        writeJournal(job, journal);
+        waiting = [
+          {
+            table: statements.map(displayTable).filter(Boolean).join(', ') || side,
+            error: `a lock was not had within ${setting} (${policy.timeoutMs} ms): ${errorMessage(outcome.error)}`,
+            blockers: outcome.blockers,
+          },
+        ];
+        if (round < policy.attempts)
+          ctx.log(`${side}, round ${round}: ${formatFailures(waiting).join(' ').trim()}`);
+      },
+    });
+    return done ? [] : waiting;
+  });
+}
+
+/**
+ * A step journaled as committing by a killed run: did its transaction commit? Waits for the server to
+ * notice the end of that session.
+ */
+async function settleCommitting(
+  ctx: CommandContext,
+  side: Side,
+  step: StepName,
+  journal: ApplyJournal,
+): Promise<void> {
+  const state = journal.steps[step];
+  if (state?.state !== 'committing') return;
+  const status = await withClient(ctx.job, { role: side, activity: ctx.activity }, async (client) => {
+    for (let i = 0; i < 50; i++) {
+      const { rows } = await client.query<{ status: string | null }>(
+        'SELECT txid_status($1::bigint) AS status',
+        [state.xid],
+      );
+      if (rows[0]!.status !== 'in progress') return rows[0]!.status;
+      await sleep(200, ctx.activity.signal);
+    }
+    return 'in progress';
+  });
+  if (status === 'committed') journal.steps[step] = { state: 'done', at: new Date().toISOString() };
+  else if (status === 'in progress')
+    throw new OperatorError(
+      `The ${side}'s transaction ${state.xid} of an earlier schema.apply run is still open after 10 s. End that session (pg_stat_activity, application bucardo-console), then run schema.apply again.`,
+    );
+  else delete journal.steps[step];
+  writeJournal(ctx.job, journal);
+}
+
+async function removeFromSync(ctx: CommandContext, tables: string[]): Promise<string[]> {
+  const { job, activity } = ctx;
+  const recorded = await withMetadata(job, (client) => recordedTableSyncs(client, job), activity);
+  const still = tables.filter((t) => recorded.has(t));
+  if (still.length) {
+    await runBucardo(
+      job,
+      [
+        'remove',
+        'table',
+        ...still.map((t) => bucardoRelationName(t.slice(0, t.indexOf('.')), t.slice(t.indexOf('.') + 1))),
+        `db=${job.bucardoDbName.primary}`,
+      ],
+      { activity },
+    );
+  }
+  if (isDaemonRunning(job)) await reloadDaemon(job, ctx);
+  return [
+    `removed ${tables.join(', ')} from the job's sync${isDaemonRunning(job) ? ' and reloaded the daemon' : ''}`,
+  ];
+}
+
+export async function apply(ctx: CommandContext): Promise<CommandOutcome<ApplyData>> {
+  const { job } = ctx;
+  const { text, source } = readSql(ctx);
+  const parsed = readStatements(text, source);
+  const print = fingerprint(text);
+  let journal = readJournal(job, print);
+  const { policy, setting } = lockRounds(job);
+  const timeout = `${setting} (${policy.timeoutMs} ms) in ${policy.attempts} round(s)`;
+  const statements = await resolve(await ctx.db.primary('schema_owner'), parsed);
+  const summary = statements.map((s) => ({
+    number: s.number,
+    kind: s.kind,
+    ...(displayTable(s) ? { table: displayTable(s)! } : {}),
+    sql: s.sql,
+  }));
+  const installed = await metadataDatabaseExists(ctx.db, ctx.activity);
+  const recorded = installed
+    ? new Set((await withMetadata(ctx.db, (c) => recordedTableSyncs(c, job), ctx.activity)).keys())
+    : new Set<string>();
+  const plan = planSteps(statements, { recorded, daemonRunning: isDaemonRunning(job) });
+  const data: ApplyData = {
+    source,
+    statements: summary,
+    plan,
+    done: [],
+    skipped: [],
+    steps: [],
+    waiting: [],
+    alreadyApplied: false,
+  };
+  if (journal?.finishedAt)
+    return {
+      data: { ...data, alreadyApplied: true },
+      message: `${source} was applied already (${journal.finishedAt}); nothing to do. schema.diff shows where the sides stand.`,
+    };
+  if (!journal) {
+    const refused = statements.filter((s) => s.refused);
+    if (refused.length) refuse(refused, source);
+    ctx.progress('rehearsing every statement on the secondary (rolled back)');
+    await rehearse(ctx, statements, policy.timeoutMs);
+  }
+  ctx.log(formatPlan(source, statements, plan, timeout).join('\n'));
+  if (journal)
+    ctx.log(`An earlier run did ${Object.keys(journal.steps).join(', ') || 'nothing yet'}: continuing.`);
+  if (!ctx.options.flag('yes')) {
+    if (!ctx.prompt.interactive)
+      throw new OperatorError(
+        `A list cannot ask, so schema.apply stops at its plan (above): nothing was changed. Run schema.apply --yes to apply it.`,
+      );
+    if (!(await ctx.prompt.confirm('Apply this plan?', false)))
+      throw new OperatorError('Not confirmed: nothing was changed.');
+  }
+  journal ??= { fingerprint: print, source, startedAt: new Date().toISOString(), steps: {} };
+  writeJournal(job, journal);
+  const byNumber = (numbers: number[]) => statements.filter((s) => numbers.includes(s.number));
+  const runners: Record<StepName, (step: PlannedStep) => Promise<string[] | TableFailure[]>> = {
+    unsync: async () =>
+      removeFromSync(
+        ctx,
+        statements
+          .filter((s) => s.kind === 'drop table')
+          .map(displayTable)
+          .filter((t): t is string => !!t && recorded.has(t)),
+      ),
+    'secondary-first': (step) =>
+      runSide(ctx, 'secondary', 'secondary-first', byNumber(step.statements), journal!),
+    primary: (step) => runSide(ctx, 'primary', 'primary', byNumber(step.statements), journal!),
+    'secondary-after': (step) =>
+      runSide(ctx, 'secondary', 'secondary-after', byNumber(step.statements), journal!),
+    reload: async () => {
+      if (!isDaemonRunning(job))
+        return ['the daemon is not running: bucardo.start loads the new definitions'];
+      await reloadDaemon(job, ctx);
+      return ['reloaded the daemon: every sync loaded the new column lists', await kickUntilApplied(ctx)];
+    },
+    'add-tables': async () => {
+      const created = statements
+        .filter((s) => s.kind === 'create table')
+        .map(displayTable)
+        .filter((t): t is string => !!t);
+      const result = await addTablesToJob(ctx, 'schema.apply', { only: created });
+      if (result.waiting.length) return result.waiting;
+      return [
+        ...result.steps,
+        ...result.blocked.map((t) => `not added to the job: ${t.table}: ${t.blocked}`),
+        ...(result.added.length || result.blocked.length ? [] : ['no new table is in scope: nothing to add']),
+      ];
+    },
+  };
+  const sides: Partial<Record<StepName, Side>> = {
+    'secondary-first': 'secondary',
+    primary: 'primary',
+    'secondary-after': 'secondary',
+  };
+  for (const step of plan) {
+    const side = sides[step.name];
+    if (side) await settleCommitting(ctx, side, step.name, journal);
+    if (journal.steps[step.name]?.state === 'done') {
+      data.skipped.push(step.name);
+      continue;
+    }
+    ctx.progress(step.what);
+    const result = await runners[step.name](step);
+    if (result.length && typeof result[0] === 'object') {
+      data.waiting = result as TableFailure[];
+      return {
+        ok: false,
+        data,
+        message: `Step "${step.what}" could not lock its tables in ${policy.attempts} round(s) (listed above with who holds them). ${data.done.length ? `Done before it: ${data.done.join(', ')}; ` : ''}nothing of this step was applied. Run the same schema.apply again once the lock is released: it continues from this step.`,
+      };
+    }
+    data.steps.push(...(result as string[]));
+    if (side) data.steps.push(`${step.what}: statement(s) ${step.statements.join(', ')} committed`);
+    journal.steps[step.name] = { state: 'done', at: new Date().toISOString() };
+    writeJournal(job, journal);
+    data.done.push(step.name);
+  }
+  journal.finishedAt = new Date().toISOString();
+  writeJournal(job, journal);
+  return {
+    data,
+    message: `Applied ${statements.length} statement(s) from ${source} to both sides${plan.some((s) => s.name === 'reload') ? '; Bucardo reloaded' : ''}.`,
+  };
+}
+
+/** No difference left between the sides, and every new table in scope replicated. */
+export async function validateApply(ctx: CommandContext): Promise<Check[]> {
+  const installed = await metadataDatabaseExists(ctx.db, ctx.activity);
+  const found = await schemaDifferences(ctx.job, {
+    primary: await ctx.db.primary(),
+    secondary: await ctx.db.secondary(),
+    ...(installed ? { metadata: await ctx.db.metadata() } : {}),
+  });
+  return [
+    {
+      name: 'schema.diff finds no difference between the sides',
+      pass: found.differences.length === 0,
+      ...(found.differences.length
+        ? {
+            detail: found.differences
+              .slice(0, 3)
+              .map((d) => `${d.kind} ${d.object}: ${d.detail}`)
+              .join('; '),
+          }
+        : {}),
+    },
+  ];
+}

@@ -1,0 +1,716 @@
+// The schema plugin against real clusters and the real Bucardo daemon, with the application writing
+// throughout: schema.diff names every kind of difference and is quiet when there is none; add_tables
+// brings tables created while replication runs into the job with their rows (no change lost, the
+// application's lock waits bounded); schema.apply changes both sides in the safe order, refuses what
+// Bucardo cannot follow, and completes after a kill. The same with bucardo.syncs: 2.
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { after, before, test, type TestContext } from 'node:test';
+import pg from 'pg';
+import type { ClusterInfo } from '../../src/sandbox/cluster.js';
+import {
+  clusters,
+  dropDatabase,
+  forgetJob,
+  freshDatabase,
+  query,
+  ROOT,
+  runTool,
+  runningTools,
+  tableRows,
+  waitFor,
+  writeJobConfig,
+  type ToolResult,
+  type WrittenJob,
+} from '../support/harness.js';
+
+const PRIMARY = 'schema_a';
+const SECONDARY = 'schema_b';
+const LOCK_TIMEOUT_MS = 1000;
+/** How much longer than the lock timeout an application statement may wait (as retry.test). */
+const MARGIN_MS = 700;
+
+const SCHEMA = `
+CREATE TABLE public.accounts (id int PRIMARY KEY, balance int NOT NULL DEFAULT 0, note text);
+CREATE TABLE public.events (id bigint PRIMARY KEY, account int NOT NULL, amount int NOT NULL);
+CREATE INDEX events_account ON public.events (account);
+CREATE TABLE public.measures (id int NOT NULL, day date NOT NULL, v int, PRIMARY KEY (id, day)) PARTITION BY RANGE (day);
+CREATE TABLE public.measures_2026_01 PARTITION OF public.measures FOR VALUES FROM ('2026-01-01') TO ('2026-02-01');
+CREATE SEQUENCE public.ticket;
+`;
+const DATA = `
+INSERT INTO public.accounts SELECT g, g, 'n' || g FROM generate_series(1, 300) g;
+INSERT INTO public.events SELECT g, 1 + g % 300, g FROM generate_series(1, 1000) g;
+INSERT INTO public.measures SELECT g, date '2026-01-01' + (g % 31), g FROM generate_series(1, 500) g;
+`;
+
+let a: ClusterInfo;
+let b: ClusterInfo;
+let job: WrittenJob;
+
+function outcome(result: ToolResult): { ok: boolean; message: string; data?: any } {
+  const line = result.stdout.split('\n').find((l) => l.startsWith('{"command"'));
+  assert.ok(line, `no JSON outcome in:\n${result.stdout}\n${result.stderr}`);
+  return JSON.parse(line);
+}
+
+const tool = (list: string, env?: Record<string, string>) =>
+  runTool(['-c', job.file, '-l', list], { timeoutMs: 200_000, ...(env ? { env } : {}) });
+
+before(async () => {
+  ({ a, b } = await clusters());
+  await dropDatabase(a, 'bucardo');
+  await freshDatabase(a, PRIMARY, SCHEMA + DATA);
+  await freshDatabase(b, SECONDARY, SCHEMA);
+  job = writeJobConfig({
+    name: 'schema_job',
+    plugins: ['bucardo', 'schema', 'cutover'],
+    primary: { cluster: a, dbname: PRIMARY },
+    secondary: { cluster: b, dbname: SECONDARY },
+    copyData: 'parallel',
+    bucardoSettings: { lock_timeout: LOCK_TIMEOUT_MS },
+    extra: { cutover: { settle_time: 3, chunk_rows: 1000, max_lag: 30 } },
+  });
+  const setup = await tool('bucardo.install bucardo.add_triggers bucardo.start');
+  assert.equal(setup.code, 0, setup.stdout + setup.stderr);
+});
+
+after(async () => {
+  if (job) {
+    await tool('bucardo.stop').catch(() => undefined);
+    await forgetJob(job, a);
+  }
+  await dropDatabase(a, PRIMARY).catch(() => undefined);
+  await dropDatabase(b, SECONDARY).catch(() => undefined);
+});
+
+/** Application writers on the primary, each statement's wait measured (as retry.test's Workload). */
+class Load {
+  private running = true;
+  private readonly loops: Promise<void>[];
+  readonly longest = new Map<string, number>();
+  readonly counts = new Map<string, number>();
+  readonly errors: string[] = [];
+
+  /** Each writer runs its statement with an increasing number; errors the test expects are passed over. */
+  constructor(
+    cluster: ClusterInfo,
+    database: string,
+    writers: { name: string; sql: (i: number) => string; tolerate?: RegExp }[],
+  ) {
+    this.loops = writers.map((writer, index) => this.loop(cluster, database, writer, index));
+  }
+
+  private async loop(
+    cluster: ClusterInfo,
+    database: string,
+    writer: { name: string; sql: (i: number) => string; tolerate?: RegExp },
+    index: number,
+  ): Promise<void> {
+    const client = new pg.Client({
+      host: cluster.host,
+      port: cluster.port,
+      user: 'postgres',
+      database,
+      application_name: 'schema-test-app',
+    });
+    await client.connect();
+    try {
+      for (let i = 1; this.running; i++) {
+        const started = performance.now();
+        try {
+          await client.query(writer.sql(index * 1_000_000 + i));
+          this.counts.set(writer.name, (this.counts.get(writer.name) ?? 0) + 1);
+        } catch (error) {
+          const text = (error as Error).message;
+          if (!writer.tolerate?.test(text)) this.errors.push(`${writer.name}: ${text}`);
+        }
+        const waited = performance.now() - started;
+        this.longest.set(writer.name, Math.max(this.longest.get(writer.name) ?? 0, waited));
+        await new Promise((r) => setTimeout(r, 15));
+      }
+    } finally {
+      await client.end();
+    }
+  }
+
+  async stop(): Promise<void> {
+    this.running = false;
+    await Promise.all(this.loops);
+    assert.deepEqual(this.errors, [], 'application statements never failed');
+  }
+}
+
+/** Each table identical on both sides, waited for (Bucardo applies within seconds). */
+async function waitSame(tables: string[], what: string): Promise<void> {
+  await waitFor(
+    async () => {
+      for (const table of tables) {
+        const [x, y] = await Promise.all([
+          tableRows(a, PRIMARY, table).catch(() => ['primary failed']),
+          tableRows(b, SECONDARY, table).catch(() => ['secondary failed']),
+        ]);
+        if (JSON.stringify(x) !== JSON.stringify(y)) return false;
+      }
+      return true;
+    },
+    90_000,
+    what,
+  ).catch(async (error: Error) => {
+    const lines = [error.message];
+    for (const table of tables) {
+      const [x, y] = await Promise.all([tableRows(a, PRIMARY, table), tableRows(b, SECONDARY, table)]);
+      const lost = x.filter((r) => !y.includes(r));
+      const extra = y.filter((r) => !x.includes(r));
+      lines.push(
+        `${table}: primary ${x.length}, secondary ${y.length}, lost ${lost.length} ${lost.slice(0, 3).join(' ')}, extra ${extra.length} ${extra.slice(0, 3).join(' ')}`,
+      );
+    }
+    throw new Error(lines.join('\n'));
+  });
+}
+
+function assertBounded(load: Load, t: TestContext): void {
+  t.diagnostic(
+    `longest application statement: ${[...load.longest].map(([n, ms]) => `${n} ${ms.toFixed(0)} ms`).join(', ')} (lock timeout ${LOCK_TIMEOUT_MS} ms)`,
+  );
+  for (const [name, ms] of load.longest)
+    assert.ok(ms <= LOCK_TIMEOUT_MS + MARGIN_MS, `${name} waited ${ms.toFixed(0)} ms`);
+  for (const [name, count] of load.counts) assert.ok(count > 10, `the load ran on ${name} (${count})`);
+}
+
+test('schema.diff: nothing on identical sides, then every kind of difference with its fix', async () => {
+  const clean = await tool('schema.diff --json');
+  assert.equal(clean.code, 0, clean.stdout + clean.stderr);
+  assert.deepEqual(outcome(clean).data.differences, []);
+
+  await query(b, SECONDARY, 'ALTER TABLE public.accounts ADD COLUMN only_b int');
+  await query(b, SECONDARY, 'DROP INDEX public.events_account');
+  await query(b, SECONDARY, 'ALTER TABLE public.events ALTER COLUMN amount DROP NOT NULL');
+  await query(
+    a,
+    PRIMARY,
+    "CREATE TABLE public.measures_2026_02 PARTITION OF public.measures FOR VALUES FROM ('2026-02-01') TO ('2026-03-01')",
+  );
+  for (const [cluster, db] of [
+    [a, PRIMARY],
+    [b, SECONDARY],
+  ] as const)
+    await query(cluster, db, 'CREATE TABLE public.later (id int PRIMARY KEY, v text)');
+  try {
+    await assertDifferences();
+  } finally {
+    // Put the secondary back (Bucardo refuses a sync whose target has a column the source lacks); the
+    // new partition and table stay for add_tables.
+    await query(b, SECONDARY, 'ALTER TABLE public.accounts DROP COLUMN IF EXISTS only_b');
+    await query(b, SECONDARY, 'CREATE INDEX IF NOT EXISTS events_account ON public.events (account)');
+    await query(b, SECONDARY, 'ALTER TABLE public.events ALTER COLUMN amount SET NOT NULL');
+  }
+});
+
+async function assertDifferences(): Promise<void> {
+  const found = await tool('schema.diff --json');
+  assert.equal(found.code, 1, found.stdout + found.stderr);
+  const differences: { kind: string; object: string; fix: string }[] = outcome(found).data.differences;
+  const summary = differences.map((d) => `${d.kind} ${d.object}`).sort();
+  assert.deepEqual(summary, [
+    'column public.accounts.only_b',
+    'column public.events.amount',
+    'index public.events',
+    'not replicated public.later',
+    'partition public.measures_2026_02',
+  ]);
+  const fix = (kind: string) => differences.find((d) => d.kind === kind)!.fix;
+  assert.match(
+    fix('index'),
+    /on the secondary: CREATE INDEX events_account ON public\.events USING btree \(account\)/,
+  );
+  assert.match(
+    fix('partition'),
+    /PARTITION OF public\.measures FOR VALUES FROM \('2026-02-01'\) TO \('2026-03-01'\)/,
+  );
+  assert.equal(fix('not replicated'), 'schema.add_tables');
+  const text = await tool('schema.diff');
+  assert.equal(text.code, 1);
+  assert.match(
+    text.stdout,
+    /column public\.accounts\.only_b: column only_b exists only on the secondary\. Fix: on the secondary: ALTER TABLE public\.accounts DROP COLUMN only_b/,
+  );
+}
+
+test('schema.add_tables: a new table and a new partition under a write load join the job with their rows; nothing lost', async (t) => {
+  await query(
+    b,
+    SECONDARY,
+    "CREATE TABLE public.measures_2026_02 PARTITION OF public.measures FOR VALUES FROM ('2026-02-01') TO ('2026-03-01')",
+  );
+  await query(a, PRIMARY, "INSERT INTO public.later SELECT g, 'v' || g FROM generate_series(1, 2000) g");
+  // Drift is visible before: bucardo.status has a state of its own, cutover.check fails on it.
+  // Alone on the command line (not in a list), status exits with its state's code.
+  const drifting = await runTool(['-c', job.file, 'bucardo.status', '--json'], { timeoutMs: 120_000 });
+  assert.equal(drifting.code, 4, drifting.stdout);
+  assert.equal(outcome(drifting).data.state, 'drift');
+  assert.deepEqual(
+    outcome(drifting)
+      .data.drift.map((d: { table: string }) => d.table)
+      .sort(),
+    ['public.later', 'public.measures_2026_02'],
+  );
+  const check = await tool('cutover.check --json');
+  assert.equal(check.code, 1, check.stdout);
+  const item = outcome(check).data.items.find((i: { item: string }) => i.item === 'no schema drift');
+  assert.equal(item.pass, false);
+  assert.match(item.fix, /schema\.add_tables/);
+  // Rows on the secondary that the copy must replace.
+  await query(b, SECONDARY, "INSERT INTO public.later VALUES (1, 'stale'), (99999, 'gone')");
+  const load = new Load(a, PRIMARY, [
+    { name: 'later', sql: (i) => `INSERT INTO public.later VALUES (${10_000 + i}, 'app')` },
+    { name: 'later-update', sql: (i) => `UPDATE public.later SET v = 'u${i}' WHERE id = ${1 + (i % 2000)}` },
+    {
+      name: 'measures',
+      sql: (i) => `INSERT INTO public.measures VALUES (${10_000 + i}, date '2026-02-01' + ${i % 28}, ${i})`,
+    },
+    {
+      name: 'accounts',
+      sql: (i) => `UPDATE public.accounts SET balance = balance + 1 WHERE id = ${1 + (i % 300)}`,
+    },
+  ]);
+  let added: ToolResult;
+  try {
+    await new Promise((r) => setTimeout(r, 1000));
+    added = await tool('schema.add_tables --json');
+    await new Promise((r) => setTimeout(r, 1500));
+  } finally {
+    await load.stop();
+  }
+  assert.equal(added.code, 0, added.stdout + added.stderr);
+  assert.deepEqual(outcome(added).data.added.sort(), ['public.later', 'public.measures_2026_02']);
+  assertBounded(load, t);
+  await waitSame(
+    ['public.later', 'public.measures', 'public.accounts'],
+    'the new tables and the rest to be identical on both sides',
+  );
+  const after = await tool('schema.diff --json');
+  assert.equal(after.code, 0, after.stdout);
+  const settled = outcome(await tool('bucardo.status --json')).data;
+  assert.notEqual(settled.state, 'drift', settled.verdict);
+  assert.deepEqual(settled.drift, []);
+  // Later writes arrive too: the tables replicate like the rest.
+  await query(a, PRIMARY, "UPDATE public.later SET v = 'later write' WHERE id = 5");
+  await waitSame(['public.later'], 'a later write to the added table');
+  const again = await tool('schema.add_tables --json');
+  assert.equal(again.code, 0, again.stdout);
+  assert.deepEqual(outcome(again).data.added, [], 'a second run has nothing to do');
+});
+
+/** Every column of the public tables on a side: what a refused change must leave as it was. */
+async function columns(cluster: ClusterInfo, database: string): Promise<string> {
+  const rows = await query<{ c: string }>(
+    cluster,
+    database,
+    `SELECT table_name || '.' || column_name || ' ' || data_type AS c FROM information_schema.columns
+      WHERE table_schema = 'public' ORDER BY 1`,
+  );
+  return rows.map((row) => row.c).join('\n');
+}
+
+function sqlFile(name: string, text: string): string {
+  const file = path.join(job.dir, name);
+  writeFileSync(file, text);
+  return file;
+}
+
+test('schema.apply: a column with a default added to a busy table and a new table with rows; verify identical', async (t) => {
+  const file = sqlFile(
+    'add.sql',
+    `-- the deploy of the week
+ALTER TABLE public.accounts ADD COLUMN tier int NOT NULL DEFAULT 1;
+CREATE TABLE public.fresh (id int PRIMARY KEY, label text);
+INSERT INTO public.fresh SELECT g, 'f' || g FROM generate_series(1, 500) g;
+`,
+  );
+  const before = [await columns(a, PRIMARY), await columns(b, SECONDARY)];
+  const unasked = await tool(`schema.apply --file=${file}`);
+  assert.equal(unasked.code, 1, unasked.stdout);
+  assert.match(unasked.stderr + unasked.stdout, /A list cannot ask/);
+  assert.match(
+    unasked.stdout,
+    /1\. secondary, one transaction .*: statements 1, 2\n\s+2\. primary, one transaction \(every statement\): statements 1, 2, 3/,
+  );
+  assert.deepEqual(
+    [await columns(a, PRIMARY), await columns(b, SECONDARY)],
+    before,
+    'nothing changed unasked',
+  );
+
+  const load = new Load(a, PRIMARY, [
+    {
+      name: 'balance',
+      sql: (i) => `UPDATE public.accounts SET balance = balance + 1 WHERE id = ${1 + (i % 300)}`,
+    },
+    {
+      name: 'tier',
+      sql: (i) => `UPDATE public.accounts SET tier = ${2 + (i % 5)} WHERE id = ${1 + ((i * 7) % 300)}`,
+      tolerate: /column "tier" .*does not exist/,
+    },
+    {
+      name: 'fresh',
+      sql: (i) => `INSERT INTO public.fresh VALUES (${1000 + i}, 'app')`,
+      tolerate: /relation "public.fresh" does not exist/,
+    },
+    { name: 'events', sql: (i) => `INSERT INTO public.events VALUES (${100_000 + i}, 1, ${i})` },
+  ]);
+  let applied: ToolResult;
+  try {
+    await new Promise((r) => setTimeout(r, 1000));
+    applied = await tool(`schema.apply --file=${file} --yes --json`);
+    await new Promise((r) => setTimeout(r, 2000));
+  } finally {
+    await load.stop();
+  }
+  assert.equal(applied.code, 0, applied.stdout + applied.stderr);
+  assert.deepEqual(outcome(applied).data.done, ['secondary-first', 'primary', 'reload', 'add-tables']);
+  assertBounded(load, t);
+  await waitSame(['public.accounts', 'public.fresh', 'public.events'], 'the new column and table to arrive');
+  const tiers = await query<{ n: string }>(
+    b,
+    SECONDARY,
+    'SELECT count(*)::text AS n FROM public.accounts WHERE tier > 1',
+  );
+  assert.ok(Number(tiers[0]!.n) > 0, 'rows written after the change arrived with their new column');
+  const fresh = await query<{ n: string }>(
+    b,
+    SECONDARY,
+    "SELECT count(*)::text AS n FROM public.fresh WHERE label = 'app'",
+  );
+  assert.ok(Number(fresh[0]!.n) > 0, "the new table's later writes arrived");
+  const verify = await tool('cutover.verify --json');
+  assert.equal(verify.code, 0, verify.stdout + verify.stderr);
+  const again = await tool(`schema.apply --file=${file} --yes --json`);
+  assert.equal(again.code, 0, again.stdout);
+  assert.equal(outcome(again).data.alreadyApplied, true);
+});
+
+test('schema.apply: a dropped column and a dropped table leave the sync healthy and verify identical', async () => {
+  const file = sqlFile(
+    'drop.sql',
+    'ALTER TABLE public.accounts DROP COLUMN note;\nDROP TABLE public.fresh;\n',
+  );
+  const load = new Load(a, PRIMARY, [
+    {
+      name: 'balance',
+      sql: (i) => `UPDATE public.accounts SET balance = balance + 1 WHERE id = ${1 + (i % 300)}`,
+    },
+    { name: 'events', sql: (i) => `INSERT INTO public.events VALUES (${200_000 + i}, 2, ${i})` },
+  ]);
+  let applied: ToolResult;
+  try {
+    applied = await tool(`schema.apply --file=${file} --yes --json`);
+    await new Promise((r) => setTimeout(r, 1500));
+  } finally {
+    await load.stop();
+  }
+  assert.equal(applied.code, 0, applied.stdout + applied.stderr);
+  assert.deepEqual(outcome(applied).data.done, ['unsync', 'primary', 'secondary-after', 'reload']);
+  for (const [cluster, db] of [
+    [a, PRIMARY],
+    [b, SECONDARY],
+  ] as const) {
+    assert.deepEqual(await query(cluster, db, "SELECT to_regclass('public.fresh') AS t"), [{ t: null }]);
+    assert.doesNotMatch(await columns(cluster, db), /accounts\.note/);
+  }
+  await query(a, PRIMARY, 'UPDATE public.accounts SET balance = -1 WHERE id = 7');
+  await waitSame(['public.accounts', 'public.events'], 'writes after the drops');
+  const verify = await tool('cutover.verify --json');
+  assert.equal(verify.code, 0, verify.stdout + verify.stderr);
+});
+
+test('schema.apply refuses a rename and a file with a syntax error, changing nothing on either side', async () => {
+  const before = [await columns(a, PRIMARY), await columns(b, SECONDARY)];
+  const rename = await tool(
+    `schema.apply --file=${sqlFile('rename.sql', 'ALTER TABLE public.accounts ADD COLUMN ok1 int;\nALTER TABLE public.accounts RENAME COLUMN balance TO amount;')} --yes`,
+  );
+  assert.equal(rename.code, 1, rename.stdout);
+  assert.match(
+    rename.stderr + rename.stdout,
+    /refuses .*statement 2 .*add the new column .*Nothing was changed on either side/s,
+  );
+  const typo = await tool(
+    `schema.apply --file=${sqlFile('typo.sql', 'ALTER TABLE public.accounts ADD COLUMN ok2 int;\nALTER TABLE public.accounts ADDD COLUMN x int;')} --yes`,
+  );
+  assert.equal(typo.code, 1, typo.stdout);
+  assert.match(typo.stderr + typo.stdout, /Statement 2 fails on the secondary \(rehearsed .*syntax error/s);
+  const type = await tool(
+    `schema.apply --file=${sqlFile('type.sql', 'ALTER TABLE public.accounts ALTER COLUMN balance TYPE text;')} --yes`,
+  );
+  assert.equal(type.code, 1, type.stdout);
+  assert.match(type.stderr + type.stdout, /whose text form differs/);
+  assert.deepEqual([await columns(a, PRIMARY), await columns(b, SECONDARY)], before);
+});
+
+test('schema.apply killed between the secondary and the primary: a rerun completes it, nothing runs twice', async () => {
+  const file = sqlFile('flag.sql', 'ALTER TABLE public.accounts ADD COLUMN flag boolean DEFAULT false;\n');
+  // An open transaction on the primary's table keeps the primary's step waiting in its rounds.
+  const holder = new pg.Client({ host: a.host, port: a.port, user: 'postgres', database: PRIMARY });
+  await holder.connect();
+  await holder.query('BEGIN');
+  await holder.query('UPDATE public.accounts SET balance = balance WHERE id = 1');
+  const child = spawn(
+    process.execPath,
+    [path.join(ROOT, 'wrapper.js'), '-c', job.file, '-l', `schema.apply --file=${file} --yes`],
+    {
+      env: { ...process.env, NO_COLOR: '1' },
+      stdio: 'ignore',
+    },
+  );
+  runningTools.add(child);
+  const exited = new Promise((resolve) => child.once('exit', resolve));
+  try {
+    const stateDir = path.join(job.dir, 'state');
+    await waitFor(
+      async () => {
+        const journal = readdirSync(stateDir).find(
+          (f) =>
+            /^schema\.apply\..*\.json$/.test(f) &&
+            readFileSync(path.join(stateDir, f), 'utf8').includes('flag.sql'),
+        );
+        if (!journal) return false;
+        const steps = JSON.parse(readFileSync(path.join(stateDir, journal), 'utf8')).steps;
+        return steps['secondary-first']?.state === 'done';
+      },
+      60_000,
+      "the secondary's step to be journaled done",
+    );
+    child.kill('SIGKILL');
+    await exited;
+  } finally {
+    runningTools.delete(child);
+    await holder.query('COMMIT');
+    await holder.end();
+  }
+  assert.match(await columns(b, SECONDARY), /accounts\.flag boolean/, 'the secondary has the column');
+  assert.doesNotMatch(await columns(a, PRIMARY), /accounts\.flag/, 'the primary does not yet');
+  const rerun = await tool(`schema.apply --file=${file} --yes --json`);
+  assert.equal(rerun.code, 0, rerun.stdout + rerun.stderr);
+  assert.deepEqual(outcome(rerun).data.skipped, ['secondary-first'], 'the secondary step is not run twice');
+  assert.match(await columns(a, PRIMARY), /accounts\.flag boolean/);
+  await query(a, PRIMARY, 'UPDATE public.accounts SET flag = true WHERE id = 3');
+  await waitSame(['public.accounts'], 'a write to the new column after the rerun');
+});
+
+test('bucardo.syncs: 2 — diff, add_tables (a new table tied by a foreign key joins the sync of its parent) and apply', async (t) => {
+  const S2 = `
+CREATE TABLE public.t1 (id int PRIMARY KEY, v int NOT NULL);
+CREATE TABLE public.t2 (id int PRIMARY KEY, v int NOT NULL, pad text);
+CREATE TABLE public.t3 (id int PRIMARY KEY, v int NOT NULL);
+CREATE TABLE public.m (id int NOT NULL, day date NOT NULL, v int, PRIMARY KEY (id, day)) PARTITION BY RANGE (day);
+CREATE TABLE public.m_01 PARTITION OF public.m FOR VALUES FROM ('2026-01-01') TO ('2026-02-01');
+`;
+  const S2DATA = `
+INSERT INTO public.t1 SELECT g, g FROM generate_series(1, 300) g;
+INSERT INTO public.t2 SELECT g, g, repeat('x', 400) FROM generate_series(1, 3000) g;
+INSERT INTO public.t3 SELECT g, g FROM generate_series(1, 300) g;
+INSERT INTO public.m SELECT g, date '2026-01-01' + g % 31, g FROM generate_series(1, 300) g;
+ANALYZE;
+`;
+  await freshDatabase(a, 'schema_s2a', S2 + S2DATA);
+  await freshDatabase(b, 'schema_s2b', S2);
+  const s2 = writeJobConfig({
+    name: 'schema_s2',
+    plugins: ['bucardo', 'schema', 'cutover'],
+    primary: { cluster: a, dbname: 'schema_s2a' },
+    secondary: { cluster: b, dbname: 'schema_s2b' },
+    metadata: b,
+    copyData: 'parallel',
+    // Rows written through a partitioned table fire no statement trigger on the leaf, so Bucardo's
+    // per-commit kick triggers never kick for them (how-bucardo-behaves.md §24): the kicker does.
+    asynchronousKicking: true,
+    bucardoSettings: { syncs: 2, lock_timeout: LOCK_TIMEOUT_MS },
+    extra: {
+      cutover: { settle_time: 3, chunk_rows: 1000 },
+      schema: { auto_add_partitions: true, create_missing_partitions: true },
+    },
+  });
+  const run = (list: string) => runTool(['-c', s2.file, '-l', list], { timeoutMs: 200_000 });
+  t.after(async () => {
+    await run('bucardo.stop').catch(() => undefined);
+    await forgetJob(s2, b);
+    await dropDatabase(a, 'schema_s2a').catch(() => undefined);
+    await dropDatabase(b, 'schema_s2b').catch(() => undefined);
+  });
+  const setup = await run('bucardo.install bucardo.add_triggers bucardo.start');
+  assert.equal(setup.code, 0, setup.stdout + setup.stderr);
+  const relgroups = async () =>
+    new Map(
+      (
+        await query<{ t: string; herd: string }>(
+          b,
+          'bucardo',
+          `SELECT g.schemaname || '.' || g.tablename AS t, h.herd FROM bucardo.herdmap h
+             JOIN bucardo.goat g ON g.id = h.goat WHERE g.reltype = 'table' AND h.herd LIKE 'schema_s2%'`,
+        )
+      ).map((row) => [row.t, row.herd]),
+    );
+  const before = await relgroups();
+  assert.equal(new Set(before.values()).size, 2, 'the tables are spread over two syncs');
+  for (const [cluster, db] of [
+    [a, 'schema_s2a'],
+    [b, 'schema_s2b'],
+  ] as const) {
+    await query(
+      cluster,
+      db,
+      'CREATE TABLE public.n1 (id int PRIMARY KEY, t3 int REFERENCES public.t3 (id), v text)',
+    );
+    await query(cluster, db, 'CREATE TABLE public.n2 (id int PRIMARY KEY, v text)');
+  }
+  await query(a, 'schema_s2a', "INSERT INTO public.n1 SELECT g, g, 'n' FROM generate_series(1, 300) g");
+  await query(a, 'schema_s2a', "INSERT INTO public.n2 SELECT g, 'n' FROM generate_series(1, 500) g");
+  const drift = await run('schema.diff --json');
+  assert.equal(drift.code, 1, drift.stdout);
+  assert.deepEqual(
+    outcome(drift)
+      .data.differences.map((d: { kind: string; object: string }) => `${d.kind} ${d.object}`)
+      .sort(),
+    ['not replicated public.n1', 'not replicated public.n2'],
+  );
+  const load = new Load(a, 'schema_s2a', [
+    { name: 'n1', sql: (i) => `UPDATE public.n1 SET v = 'u${i}' WHERE id = ${1 + (i % 300)}` },
+    { name: 'n2', sql: (i) => `INSERT INTO public.n2 VALUES (${1000 + i}, 'app')` },
+    { name: 't1', sql: (i) => `UPDATE public.t1 SET v = ${i} WHERE id = ${1 + (i % 300)}` },
+  ]);
+  let added: ToolResult;
+  try {
+    added = await run('schema.add_tables --json');
+    await new Promise((r) => setTimeout(r, 1500));
+  } finally {
+    await load.stop();
+  }
+  assert.equal(added.code, 0, added.stdout + added.stderr);
+  assertBounded(load, t);
+  const after = await relgroups();
+  assert.equal(
+    after.get('public.n1'),
+    after.get('public.t3'),
+    'n1 joined the sync of t3, which it references',
+  );
+  assert.ok(after.get('public.n2'), 'n2 is in one of the syncs');
+  for (const [table, herd] of before) assert.equal(after.get(table), herd, `${table} stayed in its sync`);
+  const same = async (tables: string[]) =>
+    waitFor(
+      async () => {
+        for (const table of tables) {
+          const [x, y] = await Promise.all([
+            tableRows(a, 'schema_s2a', table),
+            tableRows(b, 'schema_s2b', table),
+          ]);
+          if (JSON.stringify(x) !== JSON.stringify(y)) return false;
+        }
+        return true;
+      },
+      90_000,
+      `${tables.join(', ')} identical on both sides`,
+    ).catch(async (error: Error) => {
+      const lines = [error.message];
+      for (const table of tables) {
+        const [x, y] = await Promise.all([
+          tableRows(a, 'schema_s2a', table),
+          tableRows(b, 'schema_s2b', table),
+        ]);
+        const lost = x.filter((r) => !y.includes(r));
+        const extra = y.filter((r) => !x.includes(r));
+        lines.push(
+          `${table}: lost ${lost.length} ${lost.slice(0, 3).join(' ')}, extra ${extra.length} ${extra.slice(0, 3).join(' ')}`,
+        );
+        const ids = lost.map((r) => (JSON.parse(r) as { id: number }).id);
+        if (table === 'public.m' && ids.length)
+          lines.push(
+            `lost ids ${Math.min(...ids)}..${Math.max(...ids)}`,
+            JSON.stringify(
+              await query(
+                a,
+                'schema_s2a',
+                `SELECT min(d.id) AS lo, max(d.id) AS hi, count(*) AS n, min(d.txntime)::text AS t0, max(d.txntime)::text AS t1,
+                        count(t.txntime) AS tracked, (SELECT count(*) FROM bucardo.delta_public_m_02) AS all_delta,
+                        (SELECT string_agg(target, ',') FROM bucardo.bucardo_delta_targets
+                          WHERE tablename = 'public.m_02'::regclass) AS targets
+                   FROM bucardo.delta_public_m_02 d LEFT JOIN bucardo.track_public_m_02 t ON t.txntime = d.txntime
+                  WHERE d.id = ANY($1)`,
+                [ids],
+              ).catch((e: Error) => e.message),
+            ),
+          );
+      }
+      throw new Error(lines.join('\n'));
+    });
+  await same(['public.n1', 'public.n2', 'public.t1']);
+  const file = path.join(s2.dir, 's2.sql');
+  writeFileSync(
+    file,
+    'ALTER TABLE public.t1 ADD COLUMN w int DEFAULT 7;\nALTER TABLE public.n2 ADD COLUMN w int;\n',
+  );
+  const applied = await run(`schema.apply --file=${file} --yes`);
+  assert.equal(applied.code, 0, applied.stdout + applied.stderr);
+  await query(
+    a,
+    'schema_s2a',
+    'UPDATE public.t1 SET w = 8 WHERE id < 10; UPDATE public.n2 SET w = 1 WHERE id < 10',
+  );
+  await same(['public.t1', 'public.n2', 'public.n1', 'public.t2', 'public.t3']);
+  const verify = await run('cutover.verify --json');
+  assert.equal(verify.code, 0, verify.stdout + verify.stderr);
+
+  // schema.auto_add_partitions: a partition created on the primary alone is created on the secondary
+  // and added by the kicker. An open transaction on it holds the kicker's trigger installation back
+  // (its lock waits are bounded) while diff and status show the drift.
+  await query(
+    a,
+    'schema_s2a',
+    "CREATE TABLE public.m_02 PARTITION OF public.m FOR VALUES FROM ('2026-02-01') TO ('2026-03-01'); INSERT INTO public.m SELECT g, date '2026-02-01' + g % 28, g FROM generate_series(1, 200) g",
+  );
+  const holder = new pg.Client({ host: a.host, port: a.port, user: 'postgres', database: 'schema_s2a' });
+  await holder.connect();
+  const partitionLoad = new Load(a, 'schema_s2a', [
+    {
+      name: 'm_02',
+      sql: (i) => `INSERT INTO public.m VALUES (${1000 + i}, date '2026-02-01' + ${i % 28}, ${i})`,
+    },
+  ]);
+  try {
+    await holder.query('BEGIN');
+    await holder.query("UPDATE public.m SET v = v WHERE id = 1 AND day >= '2026-02-01'");
+    const lines = [outcome(await run('schema.diff --json')), outcome(await run('bucardo.status --json'))];
+    assert.ok(
+      lines[0].data.differences.some(
+        (d: { kind: string; object: string }) =>
+          d.object === 'public.m_02' && /partition|not replicated/.test(d.kind),
+      ),
+      JSON.stringify(lines[0].data.differences),
+    );
+    assert.equal(lines[1].data.state, 'drift', lines[1].data.verdict);
+    assert.ok(lines[1].data.drift.some((d: { table: string }) => d.table === 'public.m_02'));
+  } finally {
+    await holder.query('COMMIT');
+    await holder.end();
+  }
+  const kickerLog = () => readFileSync(path.join(s2.logDir, 'kicker.schema_s2.log'), 'utf8');
+  try {
+    await waitFor(
+      async () => /schema\.auto_add_partitions: added public\.m_02/.test(kickerLog()),
+      120_000,
+      'the kicker to add the new partition (schema.auto_add_partitions)',
+    );
+    await new Promise((r) => setTimeout(r, 1000));
+  } finally {
+    await partitionLoad.stop();
+  }
+  assertBounded(partitionLoad, t);
+  await same(['public.m']);
+  const settled = outcome(await run('bucardo.status --json')).data;
+  assert.notEqual(settled.state, 'drift', settled.verdict);
+  assert.match(kickerLog(), /schema\.create_missing_partitions: created public\.m_02 on the secondary/);
+  const clean = await run('schema.diff --json');
+  assert.equal(clean.code, 0, clean.stdout);
+});
