@@ -27,7 +27,8 @@ export async function replicationDrift(
   clients: { primary: Client; secondary: Client; metadata: Client },
 ): Promise<DriftItem[]> {
   const drift: DriftItem[] = [];
-  const { missing } = await unreplicatedTables(job, clients);
+  // Without sizes: reading a table's size takes a lock, and status must not wait on an ALTER or LOCK.
+  const { missing } = await unreplicatedTables(job, clients, { sizes: false });
   for (const table of missing)
     drift.push({
       table: table.table,

@@ -37,6 +37,12 @@ interface RelationRow {
 export async function findReplicationObjects(
   client: Client,
   filters: ReplicationObjects,
+  /**
+   * sizes false: every sizeBytes is 0 and no table is locked. pg_table_size takes a table's
+   * ACCESS SHARE lock, so a table someone holds in ACCESS EXCLUSIVE mode (an ALTER, a LOCK) would make
+   * the caller wait: bucardo.status's drift check must never wait on the application.
+   */
+  { sizes = true }: { sizes?: boolean } = {},
 ): Promise<ReplicationScope> {
   // The partition root by a walk up pg_inherits rather than pg_partition_root(): that function only
   // exists from PostgreSQL 12, declarative partitions (relispartition) from 10.
@@ -52,7 +58,7 @@ export async function findReplicationObjects(
     SELECT n.nspname AS schema, c.relname AS name, c.relkind AS kind,
            rn.nspname AS root_schema, r.relname AS root_name,
            EXISTS (SELECT 1 FROM pg_constraint k WHERE k.conrelid = c.oid AND k.contype = 'p') AS has_pk,
-           CASE WHEN c.relkind IN ('r', 'm') THEN pg_table_size(c.oid) ELSE 0 END AS size_bytes
+           CASE WHEN ${sizes ? "c.relkind IN ('r', 'm')" : 'false'} THEN pg_table_size(c.oid) ELSE 0 END AS size_bytes
       FROM pg_class c
       JOIN pg_namespace n ON n.oid = c.relnamespace
       LEFT JOIN roots ON roots.leaf = c.oid

@@ -109,8 +109,13 @@ export interface UnreplicatedTable {
 export async function unreplicatedTables(
   job: Job,
   clients: { primary: Client; secondary: Client; metadata: Client },
+  options: { sizes?: boolean } = {},
 ): Promise<{ missing: UnreplicatedTable[]; scope: Relation[] }> {
-  const { tables } = await findReplicationObjects(clients.primary, job.config.bucardo.replicationObjects);
+  const { tables } = await findReplicationObjects(
+    clients.primary,
+    job.config.bucardo.replicationObjects,
+    options,
+  );
   const recorded = await recordedTableSyncs(clients.metadata, job);
   const missing: UnreplicatedTable[] = [];
   for (const table of tables) {
