@@ -7,6 +7,7 @@ import { daemonPid, syncLoaded } from '../../src/core/bucardo/daemon.js';
 import { followJob, followNameProblem, followSyncName } from '../../src/core/bucardo/follow.js';
 import { metadataDatabaseExists, syncRow, withMetadata } from '../../src/core/bucardo/metadata.js';
 import { readRecords, refuseSharedRecords } from '../../src/core/bucardo/records.js';
+import { reverseSyncName } from '../../src/core/bucardo/reverse.js';
 import { withClient } from '../../src/core/db.js';
 import { errorMessage, OperatorError } from '../../src/core/errors.js';
 import { jobTitle, targetView, unknownTargetMessage, type Job } from '../../src/core/job.js';
@@ -98,7 +99,6 @@ export async function removeFollow(ctx: CommandContext): Promise<WayBackRemoval 
   const follow = followJob(view);
   if (!follow || !(await followExists(view, ctx.activity))) return undefined;
   // The way back may still run beside it: then the daemon is reloaded, not stopped.
-  const { reverseSyncName } = await import('../../src/core/bucardo/reverse.js');
   const wayBackRuns = Boolean(
     await withMetadata(view, (client) => syncRow(client, reverseSyncName(view)), ctx.activity),
   );
