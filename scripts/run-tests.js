@@ -105,6 +105,18 @@ let clusterTurn = Promise.resolve();
 let interrupted = false;
 const results = [];
 const startedAt = Date.now();
+/** Busy and total jiffies of all CPUs (/proc/stat): the share of the machine the run kept busy. */
+const cpuTimes = () => {
+  try {
+    const [, ...fields] = readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).map(Number);
+    const idle = fields[3] + fields[4];
+    const total = fields.reduce((sum, n) => sum + n, 0);
+    return { busy: total - idle, total };
+  } catch {
+    return undefined;
+  }
+};
+const cpuAtStart = cpuTimes();
 const short = (file) => path.relative(path.join(root, 'dist/test'), file);
 
 /** Runs one test file with the spec reporter; resolves with its exit code, output and counts. */
@@ -136,7 +148,10 @@ function runFile(file, lane, env) {
       const note = timedOut ? `, stopped after the ${fileTimeoutMs / 1000} s limit` : signal ? `, ended by ${signal}` : '';
       const header = `── ${short(file)}: lane ${lane}, ${seconds.toFixed(1)} s, ${failed ? 'FAILED' : 'ok'}${note} ──`;
       process.stdout.write(`${header}\n${output}${output.endsWith('\n') ? '' : '\n'}`);
-      const result = { file, seconds, failed, tests: count('tests'), pass: count('pass'), fail: count('fail'), cancelled: count('cancelled'), skipped: count('skipped'), todo: count('todo') };
+      // The spec reporter's own list of failures with their errors, repeated at the end of the run: a CI
+      // page that shows only the head and the tail of the output still shows why a test failed.
+      const failures = failed ? (output.slice(output.lastIndexOf('✖ failing tests:')) || output.slice(-3000)) : '';
+      const result = { file, seconds, failed, failures, lane, endedAt: Date.now(), tests: count('tests'), pass: count('pass'), fail: count('fail'), cancelled: count('cancelled'), skipped: count('skipped'), todo: count('todo') };
       results.push(result);
       resolve(result);
     });
@@ -205,6 +220,18 @@ try {
   for (const key of ['tests', 'pass', 'fail', 'cancelled', 'skipped', 'todo']) console.log(`ℹ ${key} ${sum(key)}`);
   console.log(`ℹ files ${results.length} of ${files.length}, ${laneCount} lane(s)`);
   console.log(`ℹ duration_ms ${Date.now() - startedAt}`);
+  // When each lane ran out of files: a lane that ends long before the others is idle time at the end.
+  const laneEnds = lanes.map((lane) => Math.max(0, ...results.filter((r) => r.lane === lane).map((r) => r.endedAt)));
+  console.log(`ℹ lanes ended after ${laneEnds.map((end) => `${Math.round((end - startedAt) / 1000)} s`).join(', ')}`);
+  const cpuAtEnd = cpuTimes();
+  if (cpuAtStart && cpuAtEnd)
+    console.log(`ℹ cpu busy ${Math.round((100 * (cpuAtEnd.busy - cpuAtStart.busy)) / (cpuAtEnd.total - cpuAtStart.total))} % (the whole machine, over the run)`);
+  for (const r of failedFiles) {
+    console.log(`\n✖ failed: ${short(r.file)}`);
+    // Node's own frames say nothing about the test: left out, so the 60 lines hold more failures.
+    const lines = r.failures.split('\n').filter((line) => !/^\s+at .*(node:|\(native\))/.test(line) && !/^\s+at (Test|AsyncResource|async Promise)\b/.test(line));
+    console.log(lines.slice(0, 60).join('\n'));
+  }
   for (const r of failedFiles) console.log(`✖ failed: ${short(r.file)}`);
   if (notRun > 0) console.log(`✖ ${notRun} file(s) not run (interrupted)`);
   exitCode = failedFiles.length === 0 && notRun === 0 && !interrupted ? 0 : 1;
