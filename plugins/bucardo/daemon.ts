@@ -8,6 +8,7 @@ import { runBucardo } from '../../src/core/bucardo.js';
 import { OperatorError } from '../../src/core/errors.js';
 import type { Job } from '../../src/core/job.js';
 import { kickerStatus, startKicker } from '../../src/core/kicker.js';
+import { maintainBookkeepingTables } from '../../src/core/maintenance.js';
 import type { Check, CommandContext, CommandOutcome } from '../../src/core/plugin.js';
 import { isProcessAlive, readPidFile } from '../../src/core/process.js';
 import { ensureUpstreamCopied } from './cascade.js';
@@ -207,6 +208,18 @@ async function copyThenStart(
     const moved = await adoptPidDir(job);
     if (moved) steps.push(moved);
     await storeSettingsVerbatim(job, [...jobPathSettings(job), ...loopSettings(job)], ctx.activity);
+    if (sync && job.config.bucardo.maintainStatistics) {
+      // The MCP kicks every sync as it starts, and that first delta check is planned with the
+      // statistics of that moment: a backlog written while the daemon was stopped and never analyzed
+      // makes it the nested loop that spins for minutes (docs/how-bucardo-behaves.md §13). The kicker
+      // analyzes as it starts, but it starts after the daemon and may lose that race on a busy host.
+      ctx.progress("refreshing the statistics of Bucardo's bookkeeping tables");
+      const actions = await maintainBookkeepingTables(await ctx.databases(job).primary());
+      if (actions.length > 0)
+        steps.push(
+          `refreshed statistics before the daemon's first run: ${actions.map((a) => `${a.action} bucardo.${a.table} (${a.reason})`).join(', ')}`,
+        );
+    }
     ctx.progress('starting the Bucardo daemon');
     await runBucardo(
       job,

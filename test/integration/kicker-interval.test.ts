@@ -4,46 +4,21 @@
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import type { KickerState } from '../../src/core/kicker.js';
-import type { ClusterInfo } from '../../src/sandbox/cluster.js';
-import {
-  clusters,
-  dropDatabase,
-  forgetJob,
-  freshDatabase,
-  query,
-  runTool,
-  waitFor,
-  writeJobConfig,
-} from '../support/harness.js';
-
-let a: ClusterInfo;
-let b: ClusterInfo;
-before(async () => {
-  ({ a, b } = await clusters());
-});
-after(async () => {
-  await dropDatabase(a, 'ki_a').catch(() => undefined);
-  await dropDatabase(b, 'ki_b').catch(() => undefined);
-});
+import { jobBetween } from '../support/fixture.js';
+import { query, runTool, waitFor } from '../support/harness.js';
 
 test('the kicker looks every kick_interval while idle and every kick_interval_busy while changes arrive', async (t) => {
-  const schema = 'CREATE TABLE public.k (id int PRIMARY KEY);';
-  await freshDatabase(a, 'ki_a', schema);
-  await freshDatabase(b, 'ki_b', schema);
-  const job = writeJobConfig({
+  const { a, b, job, ok } = await jobBetween(t, {
     name: 'ki',
-    primary: { cluster: a, dbname: 'ki_a' },
-    secondary: { cluster: b, dbname: 'ki_b' },
+    schema: 'CREATE TABLE public.k (id int PRIMARY KEY);',
     copyData: 'never',
     asynchronousKicking: true,
     kickInterval: 1,
     bucardoSettings: { kick_interval_busy: 0.25, recheck_interval: 0 },
   });
-  t.after(() => forgetJob(job, a));
-  const flow = await runTool(['-c', job.file, '-l', 'bucardo.install bucardo.add_triggers bucardo.start']);
-  assert.equal(flow.code, 0, flow.stdout + flow.stderr);
+  const flow = await ok('bucardo.install bucardo.add_triggers bucardo.start');
   assert.match(flow.stdout, /looks every 1 s, every 0\.25 s while changes arrive/);
   const interval = (): number | undefined => {
     try {

@@ -2,23 +2,10 @@
 // rows are written and replicated, as the daemon stops and starts, and as a verify is recorded.
 import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
-import { after, test } from 'node:test';
+import { test } from 'node:test';
 import { freePort } from '../../src/sandbox/cluster.js';
-import {
-  clusters,
-  dropDatabase,
-  forgetJob,
-  freshDatabase,
-  query,
-  runTool,
-  waitFor,
-  writeJobConfig,
-} from '../support/harness.js';
-
-let cleanup: (() => Promise<void>) | undefined;
-after(async () => {
-  await cleanup?.();
-});
+import { jobBetween } from '../support/fixture.js';
+import { query, runTool, waitFor } from '../support/harness.js';
 
 /** One scrape: metric name (with labels) → value. */
 async function scrape(port: number): Promise<Map<string, number>> {
@@ -38,32 +25,16 @@ async function scrape(port: number): Promise<Map<string, number>> {
 }
 
 test('metrics scraped over HTTP follow replication: pending, daemon up, kicks, copy, last good run, verify', async (t) => {
-  const { a, b } = await clusters();
-  const schema = 'CREATE TABLE public.q (id int PRIMARY KEY, v text);';
-  await freshDatabase(a, 'mt_a', schema);
-  await freshDatabase(b, 'mt_b', schema);
-  await query(a, 'mt_a', "INSERT INTO public.q SELECT g, 'seed' FROM generate_series(1, 2000) g");
-  cleanup = async () => {
-    await dropDatabase(a, 'mt_a').catch(() => undefined);
-    await dropDatabase(b, 'mt_b').catch(() => undefined);
-  };
   const port = await freePort();
-  const job = writeJobConfig({
+  const { a, b, job } = await jobBetween(t, {
     name: 'mt',
+    schema: 'CREATE TABLE public.q (id int PRIMARY KEY, v text);',
+    primaryData: "INSERT INTO public.q SELECT g, 'seed' FROM generate_series(1, 2000) g",
     plugins: ['bucardo', 'cutover'],
-    primary: { cluster: a, dbname: 'mt_a' },
-    secondary: { cluster: b, dbname: 'mt_b' },
     asynchronousKicking: true,
     extra: { metrics: { listen: `127.0.0.1:${port}`, per_table: true } },
+    flow: 'bucardo.install bucardo.add_triggers bucardo.start bucardo.wait_for_copy',
   });
-  t.after(() => forgetJob(job, a));
-  const flow = await runTool([
-    '-c',
-    job.file,
-    '-l',
-    'bucardo.install bucardo.add_triggers bucardo.start bucardo.wait_for_copy',
-  ]);
-  assert.equal(flow.code, 0, flow.stdout + flow.stderr);
 
   const first = await waitFor(
     async () => {

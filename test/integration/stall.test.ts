@@ -11,22 +11,12 @@
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import { after, test, type TestContext } from 'node:test';
+import { test, type TestContext } from 'node:test';
 import pg from 'pg';
 import { quoteLiteral } from '../../src/core/quote.js';
 import type { ClusterInfo } from '../../src/sandbox/cluster.js';
-import {
-  clusters,
-  dropDatabase,
-  forgetJob,
-  freshDatabase,
-  query,
-  runTool,
-  tableRows,
-  waitFor,
-  writeJobConfig,
-  type WrittenJob,
-} from '../support/harness.js';
+import { jobBetween } from '../support/fixture.js';
+import { query, runTool, tableRows, waitFor, type ToolResult, type WrittenJob } from '../support/harness.js';
 
 const TABLE = 'CREATE TABLE public.m (id int PRIMARY KEY, v text);';
 /** Inserted one per commit while the daemon runs: over 1,000 changes on both bookkeeping tables. */
@@ -40,13 +30,10 @@ const ROWS = 2_000;
 const CHANGES = 40_000;
 const FIRST_APPLICATION_ID = 1_000_000;
 
+// Each test starts from fresh databases and the fixture drops them after the file: both with FORCE,
+// which also ends a delta check still spinning on the primary (its worker is gone, it is not).
 let a: ClusterInfo;
 let b: ClusterInfo;
-after(async () => {
-  // FORCE also ends a delta check still spinning on the primary (its worker is gone, it is not).
-  await dropDatabase(a, 'stall_a').catch(() => undefined);
-  await dropDatabase(b, 'stall_b').catch(() => undefined);
-});
 
 interface Stall {
   kind: string;
@@ -72,20 +59,15 @@ function kickerLog(job: WrittenJob): string {
 
 /** A running job on fresh databases; autovacuum kept off Bucardo's bookkeeping tables. */
 async function replicatingJob(t: TestContext, bucardoSettings: Record<string, unknown>): Promise<WrittenJob> {
-  ({ a, b } = await clusters());
-  await freshDatabase(a, 'stall_a', TABLE);
-  await freshDatabase(b, 'stall_b', TABLE);
-  const job = writeJobConfig({
+  let job: WrittenJob;
+  ({ a, b, job } = await jobBetween(t, {
     name: 'stall',
-    primary: { cluster: a, dbname: 'stall_a' },
-    secondary: { cluster: b, dbname: 'stall_b' },
+    schema: TABLE,
     asynchronousKicking: true,
     copyData: 'never',
     bucardoSettings: { watchdog_seconds: 3, ...bucardoSettings },
-  });
-  t.after(() => forgetJob(job, a));
-  const flow = await runTool(['-c', job.file, '-l', 'bucardo.install bucardo.add_triggers bucardo.start']);
-  assert.equal(flow.code, 0, flow.stdout + flow.stderr);
+    flow: 'bucardo.install bucardo.add_triggers bucardo.start',
+  }));
   // On a busy primary autovacuum reaches these tables late (the stall in docs/how-bucardo-behaves.md
   // §13 came at 350k rows); here it would come at a random moment, so it is kept out: the only statistics are the
   // ones the kicker (or the test) makes.
@@ -107,7 +89,7 @@ async function commitOneByOne(statement: string, from: number, to: number): Prom
 }
 
 /** The rows replicated; the daemon stopped while CHANGES single-row updates commit; started again. */
-async function backlogWhileStopped(job: WrittenJob): Promise<void> {
+async function backlogWhileStopped(job: WrittenJob): Promise<ToolResult> {
   await commitOneByOne("INSERT INTO public.m VALUES (i, 'new')", 1, ROWS);
   await waitFor(
     async () =>
@@ -120,6 +102,7 @@ async function backlogWhileStopped(job: WrittenJob): Promise<void> {
   await commitOneByOne(`UPDATE public.m SET v = 'change ' || i WHERE id = 1 + i % ${ROWS}`, 1, CHANGES);
   const start = await runTool(['-c', job.file, '-l', 'bucardo.start']);
   assert.equal(start.code, 0, start.stdout + start.stderr);
+  return start;
 }
 
 /** The last change of the backlog, as the secondary has it. */
@@ -315,33 +298,25 @@ test('with bucardo.stall_remedy the kicker analyzes the bookkeeping tables, canc
   assert.equal((await caughtUp(job)).data.stalls.length, 0);
 });
 
-test("with the kicker's statistics maintenance on (and nested loops allowed) the same backlog does not stall", async (t) => {
+test('with statistics maintenance on (and nested loops allowed) bucardo.start analyzes the backlog before the first run', async (t) => {
   const job = await replicatingJob(t, { stall_remedy: false, robust_plans: false });
-  await backlogWhileStopped(job);
-  const app = application(t);
-  const restarted = Date.now();
-  // The kicker's first look, as it starts and before it kicks: both tables changed enough since
-  // they were last analyzed (never).
-  await waitFor(
-    async () =>
-      /ANALYZE bucardo\.delta_public_m/.test(kickerLog(job)) &&
-      /ANALYZE bucardo\.track_public_m/.test(kickerLog(job)),
-    20_000,
-    'the kicker to analyze both bookkeeping tables',
-  );
-
-  // Long enough for a spinning delta check to be seen by the kicker's watchdog (every 5 s, 3 s threshold).
-  await new Promise((r) => setTimeout(r, Math.max(0, restarted + 10_000 - Date.now())));
-  await app.stop();
-  // 30 s as after the remedy: a stalled delta check spins for about two minutes of CPU (longer on a
-  // busy machine); with statistics the backlog applies within seconds alone, but overran 10 s in CI
-  // (three lanes on two cores, 2026-12-07).
-  await sameRowsOnBothSides(30_000, "the application's rows to arrive");
-  assert.match(await deltaCheckPlan(), /Hash Anti Join/);
-  const healthy = await caughtUp(job);
-  assert.equal(healthy.data.stalls.length, 0);
-  assert.equal(healthy.data.kicker.remedies, undefined);
-  assert.doesNotMatch(kickerLog(job), /stall: .*bucardo_delta_check/);
+  const start = await backlogWhileStopped(job);
+  // The daemon runs every sync as it starts, planning its first delta check with the statistics of
+  // that moment. Without them it is the nested loop of the first test; the kicker's own pass came
+  // after the daemon's first run on a busy machine, so bucardo.start analyzes first.
+  for (const table of ['delta_public_m', 'track_public_m'])
+    assert.match(
+      start.stdout,
+      new RegExp(`refreshed statistics before the daemon's first run: [^\\n]*ANALYZE bucardo\\.${table}`),
+    );
+  // Without statistics the check is a nested loop over a materialized scan of the track table for
+  // every delta row (the last test's plan); with them, a hash join or an index lookup per delta row.
+  const plan = await deltaCheckPlan();
+  assert.match(plan, /Anti Join/);
+  assert.doesNotMatch(plan, /Materialize/);
+  // Not asserted: that no delta check ever runs long afterwards. The run that applies the backlog
+  // writes as many track rows, and a check planned before the kicker's next pass (within 15 s) was
+  // seen spinning on a busy machine: what robust_plans, the default (the next test), avoids.
 });
 
 test('with robust plans (the default) the same backlog does not stall even with stale statistics', async (t) => {

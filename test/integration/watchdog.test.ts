@@ -3,30 +3,11 @@
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import pg from 'pg';
 import { INDEX_BUILD_APPLICATION } from '../../src/core/watchdog.js';
-import type { ClusterInfo } from '../../src/sandbox/cluster.js';
-import {
-  clusters,
-  dropDatabase,
-  forgetJob,
-  freshDatabase,
-  query,
-  runTool,
-  waitFor,
-  writeJobConfig,
-} from '../support/harness.js';
-
-let a: ClusterInfo;
-let b: ClusterInfo;
-before(async () => {
-  ({ a, b } = await clusters());
-});
-after(async () => {
-  await dropDatabase(a, 'wd_a').catch(() => undefined);
-  await dropDatabase(b, 'wd_b').catch(() => undefined);
-});
+import { jobBetween } from '../support/fixture.js';
+import { query, runTool, waitFor } from '../support/harness.js';
 
 interface StatusJson {
   data: {
@@ -42,24 +23,13 @@ async function status(file: string): Promise<StatusJson> {
 }
 
 test('statistics of the delta tables are refreshed as they grow; a stuck worker is reported and, with the remedy on, cancelled', async (t) => {
-  const schema = 'CREATE TABLE public.m (id int PRIMARY KEY, v text);';
-  await freshDatabase(a, 'wd_a', schema);
-  await freshDatabase(b, 'wd_b', schema);
-  const job = writeJobConfig({
+  const { a, b, job } = await jobBetween(t, {
     name: 'wd',
-    primary: { cluster: a, dbname: 'wd_a' },
-    secondary: { cluster: b, dbname: 'wd_b' },
+    schema: 'CREATE TABLE public.m (id int PRIMARY KEY, v text);',
     asynchronousKicking: true,
     bucardoSettings: { watchdog_seconds: 2, stall_remedy: true },
+    flow: 'bucardo.install bucardo.add_triggers bucardo.start bucardo.wait_for_copy',
   });
-  t.after(() => forgetJob(job, a));
-  const flow = await runTool([
-    '-c',
-    job.file,
-    '-l',
-    'bucardo.install bucardo.add_triggers bucardo.start bucardo.wait_for_copy',
-  ]);
-  assert.equal(flow.code, 0, flow.stdout + flow.stderr);
 
   // Autovacuum could analyze the delta table first on a long-running cluster: take it out of the race.
   await query(
