@@ -9,6 +9,7 @@ import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, test, type TestContext } from 'node:test';
 import pg from 'pg';
+import { readPidFile } from '../../src/core/process.js';
 import type { ClusterInfo } from '../../src/sandbox/cluster.js';
 import {
   clusters,
@@ -54,6 +55,51 @@ function outcome(result: ToolResult): { ok: boolean; message: string; data?: any
   const line = result.stdout.split('\n').find((l) => l.startsWith('{"command"'));
   assert.ok(line, `no JSON outcome in:\n${result.stdout}\n${result.stderr}`);
   return JSON.parse(line);
+}
+
+/** The command's own lines, for an assertion's message: why it failed. */
+const printed = (result: ToolResult) => `${result.stdout}\n${result.stderr}`;
+
+/**
+ * Holds the job's Bucardo daemon (the MCP, a process this file started) still for 3 s from the first
+ * reload request it is sent, as when it reconnects to the sync's databases after a worker died
+ * (docs/how-bucardo-behaves.md §25): the reload must wait for it, not give up. `end` resumes it if
+ * it is still held and says whether it was.
+ */
+async function deafDaemonDuringReload(): Promise<{ end: () => Promise<boolean> }> {
+  const mcp = readPidFile(path.join(job.pidDir, 'bucardo.mcp.pid'));
+  assert.ok(mcp, 'the daemon runs');
+  const listener = new pg.Client({ host: a.host, port: a.port, user: 'postgres', database: 'bucardo' });
+  await listener.connect();
+  let held = false;
+  let resumed: Promise<void> | undefined;
+  let timer: NodeJS.Timeout | undefined;
+  const resume = () => {
+    if (timer) clearTimeout(timer);
+    timer = undefined;
+    try {
+      process.kill(mcp, 'SIGCONT');
+    } catch {
+      // Gone already: nothing to resume.
+    }
+  };
+  listener.on('notification', () => {
+    if (held) return;
+    held = true;
+    process.kill(mcp, 'SIGSTOP');
+    resumed = new Promise((r) => (timer = setTimeout(() => r(resume()), 3000)));
+  });
+  // The executable pings first (bucardo_mcp_ping); a reload sent over SQL asks at once.
+  await listener.query('LISTEN bucardo_mcp_ping');
+  await listener.query('LISTEN bucardo_reload_config');
+  return {
+    end: async () => {
+      if (timer) resume();
+      await resumed;
+      await listener.end();
+      return held;
+    },
+  };
 }
 
 const tool = (list: string, env?: Record<string, string>) =>
@@ -371,7 +417,11 @@ INSERT INTO public.fresh SELECT g, 'f' || g FROM generate_series(1, 500) g;
     await load.stop();
   }
   assert.equal(applied.code, 0, applied.stdout + applied.stderr);
-  assert.deepEqual(outcome(applied).data.done, ['secondary-first', 'primary', 'reload', 'add-tables']);
+  assert.deepEqual(
+    outcome(applied).data.done,
+    ['secondary-first', 'primary', 'reload', 'add-tables'],
+    printed(applied),
+  );
   assertBounded(load, t);
   await waitSame(['public.accounts', 'public.fresh', 'public.events'], 'the new column and table to arrive');
   const tiers = await query<{ n: string }>(
@@ -405,15 +455,24 @@ test('schema.apply: a dropped column and a dropped table leave the sync healthy 
     },
     { name: 'events', sql: (i) => `INSERT INTO public.events VALUES (${200_000 + i}, 2, ${i})` },
   ]);
+  // The daemon does not answer for 3 s once the first reload is asked of it (as while it reconnects
+  // after a worker died, how-bucardo-behaves.md §25): the reload waits for it.
+  const deaf = await deafDaemonDuringReload();
   let applied: ToolResult;
   try {
     applied = await tool(`schema.apply --file=${file} --yes --json`);
     await new Promise((r) => setTimeout(r, 1500));
   } finally {
+    const held = await deaf.end();
     await load.stop();
+    assert.ok(held, 'the daemon was held still during a reload');
   }
-  assert.equal(applied.code, 0, applied.stdout + applied.stderr);
-  assert.deepEqual(outcome(applied).data.done, ['unsync', 'primary', 'secondary-after', 'reload']);
+  assert.equal(applied.code, 0, printed(applied));
+  assert.deepEqual(
+    outcome(applied).data.done,
+    ['unsync', 'primary', 'secondary-after', 'reload'],
+    printed(applied),
+  );
   for (const [cluster, db] of [
     [a, PRIMARY],
     [b, SECONDARY],
@@ -462,10 +521,15 @@ test('schema.apply killed between the secondary and the primary: a rerun complet
     [path.join(ROOT, 'wrapper.js'), '-c', job.file, '-l', `schema.apply --file=${file} --yes`],
     {
       env: { ...process.env, NO_COLOR: '1' },
-      stdio: 'ignore',
+      stdio: ['ignore', 'pipe', 'pipe'],
     },
   );
   runningTools.add(child);
+  // What the killed run printed, for the messages below.
+  let killedOutput = '';
+  child.stdout.on('data', (chunk: Buffer) => (killedOutput += chunk.toString()));
+  child.stderr.on('data', (chunk: Buffer) => (killedOutput += chunk.toString()));
+  let exitedAlone = false;
   const exited = new Promise((resolve) => child.once('exit', resolve));
   try {
     const stateDir = path.join(job.dir, 'state');
@@ -482,7 +546,11 @@ test('schema.apply killed between the secondary and the primary: a rerun complet
       },
       60_000,
       "the secondary's step to be journaled done",
-    );
+    ).catch((error: Error) => {
+      throw new Error(`${error.message}; the run printed:\n${killedOutput}`);
+    });
+    // A run whose primary step gave up on the lock already ended by itself: the same state to rerun.
+    exitedAlone = child.exitCode !== null;
     child.kill('SIGKILL');
     await exited;
   } finally {
@@ -490,11 +558,20 @@ test('schema.apply killed between the secondary and the primary: a rerun complet
     await holder.query('COMMIT');
     await holder.end();
   }
-  assert.match(await columns(b, SECONDARY), /accounts\.flag boolean/, 'the secondary has the column');
-  assert.doesNotMatch(await columns(a, PRIMARY), /accounts\.flag/, 'the primary does not yet');
+  const killed = `the run${exitedAlone ? ' (it had ended by itself)' : ''} printed:\n${killedOutput}`;
+  assert.match(
+    await columns(b, SECONDARY),
+    /accounts\.flag boolean/,
+    `the secondary has the column; ${killed}`,
+  );
+  assert.doesNotMatch(await columns(a, PRIMARY), /accounts\.flag/, `the primary does not yet; ${killed}`);
   const rerun = await tool(`schema.apply --file=${file} --yes --json`);
-  assert.equal(rerun.code, 0, rerun.stdout + rerun.stderr);
-  assert.deepEqual(outcome(rerun).data.skipped, ['secondary-first'], 'the secondary step is not run twice');
+  assert.equal(rerun.code, 0, printed(rerun));
+  assert.deepEqual(
+    outcome(rerun).data.skipped,
+    ['secondary-first'],
+    `the secondary step is not run twice:\n${printed(rerun)}`,
+  );
   assert.match(await columns(a, PRIMARY), /accounts\.flag boolean/);
   await query(a, PRIMARY, 'UPDATE public.accounts SET flag = true WHERE id = 3');
   await waitSame(['public.accounts'], 'a write to the new column after the rerun');
