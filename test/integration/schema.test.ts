@@ -8,9 +8,10 @@ import { spawn } from 'node:child_process';
 import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, test, type TestContext } from 'node:test';
+import yaml from 'js-yaml';
 import pg from 'pg';
 import { readPidFile } from '../../src/core/process.js';
-import type { ClusterInfo } from '../../src/sandbox/cluster.js';
+import { freePort, type ClusterInfo } from '../../src/sandbox/cluster.js';
 import {
   clusters,
   dropDatabase,
@@ -293,6 +294,9 @@ test('schema.add_tables: a new table and a new partition under a write load join
     "CREATE TABLE public.measures_2026_02 PARTITION OF public.measures FOR VALUES FROM ('2026-02-01') TO ('2026-03-01')",
   );
   await query(a, PRIMARY, "INSERT INTO public.later SELECT g, 'v' || g FROM generate_series(1, 2000) g");
+  // A sequence created on both sides since install: add_tables records it too.
+  await query(a, PRIMARY, 'CREATE SEQUENCE public.later_seq');
+  await query(b, SECONDARY, 'CREATE SEQUENCE public.later_seq');
   // Drift is visible before: bucardo.status has a state of its own, cutover.check fails on it.
   // Alone on the command line (not in a list), status exits with its state's code.
   const drifting = await runTool(['-c', job.file, 'bucardo.status', '--json'], { timeoutMs: 120_000 });
@@ -333,6 +337,7 @@ test('schema.add_tables: a new table and a new partition under a write load join
   }
   assert.equal(added.code, 0, added.stdout + added.stderr);
   assert.deepEqual(outcome(added).data.added.sort(), ['public.later', 'public.measures_2026_02']);
+  assert.deepEqual(outcome(added).data.sequences, ['public.later_seq'], printed(added));
   assertBounded(load, t);
   await waitSame(
     ['public.later', 'public.measures', 'public.accounts'],
@@ -344,8 +349,16 @@ test('schema.add_tables: a new table and a new partition under a write load join
   assert.notEqual(settled.state, 'drift', settled.verdict);
   assert.deepEqual(settled.drift, []);
   // Later writes arrive too: the tables replicate like the rest.
+  await query(a, PRIMARY, "SELECT setval('public.later_seq', 42)");
   await query(a, PRIMARY, "UPDATE public.later SET v = 'later write' WHERE id = 5");
   await waitSame(['public.later'], 'a later write to the added table');
+  await waitFor(
+    async () =>
+      (await query<{ v: string }>(b, SECONDARY, 'SELECT last_value::text AS v FROM public.later_seq'))[0]!
+        .v === '42',
+    60_000,
+    "the added sequence's value on the secondary",
+  );
   const again = await tool('schema.add_tables --json');
   assert.equal(again.code, 0, again.stdout);
   assert.deepEqual(outcome(again).data.added, [], 'a second run has nothing to do');
@@ -594,6 +607,16 @@ ANALYZE;
 `;
   await freshDatabase(a, 'schema_s2a', S2 + S2DATA);
   await freshDatabase(b, 'schema_s2b', S2);
+  const metricsPort = await freePort();
+  const driftGauge = async () => {
+    const response = await fetch(`http://127.0.0.1:${metricsPort}/metrics`, {
+      signal: AbortSignal.timeout(15_000),
+    });
+    const found = /^bucardo_console_schema_drift_tables\{job="schema_s2"\} (\d+)$/m.exec(
+      await response.text(),
+    );
+    return found ? Number(found[1]) : undefined;
+  };
   const s2 = writeJobConfig({
     name: 'schema_s2',
     plugins: ['bucardo', 'schema', 'cutover'],
@@ -608,6 +631,7 @@ ANALYZE;
     extra: {
       cutover: { settle_time: 3, chunk_rows: 1000 },
       schema: { auto_add_partitions: true, create_missing_partitions: true },
+      metrics: { listen: `127.0.0.1:${metricsPort}` },
     },
   });
   const run = (list: string) => runTool(['-c', s2.file, '-l', list], { timeoutMs: 200_000 });
@@ -768,6 +792,9 @@ ANALYZE;
     );
     assert.equal(lines[1].data.state, 'drift', lines[1].data.verdict);
     assert.ok(lines[1].data.drift.some((d: { table: string }) => d.table === 'public.m_02'));
+    // The kicker's metrics endpoint exports the drift too.
+    const drifting = await driftGauge();
+    assert.ok(drifting !== undefined && drifting >= 1, `schema_drift_tables while m_02 waits: ${drifting}`);
   } finally {
     await holder.query('COMMIT');
     await holder.end();
@@ -787,7 +814,157 @@ ANALYZE;
   await same(['public.m']);
   const settled = outcome(await run('bucardo.status --json')).data;
   assert.notEqual(settled.state, 'drift', settled.verdict);
+  assert.equal(await driftGauge(), 0, 'schema_drift_tables once the partition replicates');
   assert.match(kickerLog(), /schema\.create_missing_partitions: created public\.m_02 on the secondary/);
   const clean = await run('schema.diff --json');
   assert.equal(clean.code, 0, clean.stdout);
+});
+
+test('fan-out (databases.secondaries): apply changes every target, new tables are copied to each, diff per target', async () => {
+  const T = 'CREATE TABLE public.t (id int PRIMARY KEY, v int NOT NULL);';
+  await freshDatabase(
+    a,
+    'schema_fa',
+    `${T} INSERT INTO public.t SELECT g, g FROM generate_series(1, 200) g;`,
+  );
+  await freshDatabase(b, 'schema_fb', T);
+  await freshDatabase(b, 'schema_fc', T);
+  const fan = writeJobConfig({
+    name: 'schema_fan',
+    plugins: ['bucardo', 'schema'],
+    metadata: b,
+    primary: { cluster: a, dbname: 'schema_fa' },
+    secondary: { cluster: b, dbname: 'schema_fb' },
+    copyData: 'parallel',
+    bucardoSettings: { lock_timeout: LOCK_TIMEOUT_MS },
+  });
+  const config = yaml.load(readFileSync(fan.file, 'utf8')) as { databases: Record<string, unknown> };
+  const target = (dbname: string) => ({
+    host: b.host,
+    port: b.port,
+    dbname,
+    database_owner: 'postgres',
+    schema_owner: 'postgres',
+  });
+  delete config.databases['secondary'];
+  config.databases['secondaries'] = { b: target('schema_fb'), c: target('schema_fc') };
+  writeFileSync(fan.file, yaml.dump(config));
+  const run = (list: string) => runTool(['-c', fan.file, '-l', list], { timeoutMs: 200_000 });
+  const targets = [
+    ['b', 'schema_fb'],
+    ['c', 'schema_fc'],
+  ] as const;
+  try {
+    const setup = await run('bucardo.install bucardo.add_triggers bucardo.start');
+    assert.equal(setup.code, 0, printed(setup));
+    const file = path.join(fan.dir, 'fan.sql');
+    writeFileSync(
+      file,
+      `ALTER TABLE public.t ADD COLUMN w int DEFAULT 5;
+CREATE TABLE public.nt (id int PRIMARY KEY, v text);
+INSERT INTO public.nt SELECT g, 'n' || g FROM generate_series(1, 100) g;
+`,
+    );
+    const applied = await run(`schema.apply --file=${file} --yes`);
+    assert.equal(applied.code, 0, printed(applied));
+    const journal = readdirSync(path.join(fan.dir, 'state')).find((f) =>
+      /^schema\.apply\..*\.json$/.test(f),
+    )!;
+    const steps = Object.keys(JSON.parse(readFileSync(path.join(fan.dir, 'state', journal), 'utf8')).steps);
+    for (const name of ['secondary-first:b', 'secondary-first:c', 'primary', 'reload', 'add-tables'])
+      assert.ok(steps.includes(name), `${name} journaled: ${steps.join(', ')}\n${printed(applied)}`);
+    await query(
+      a,
+      'schema_fa',
+      "UPDATE public.t SET w = 9 WHERE id < 5; INSERT INTO public.nt VALUES (1000, 'later')",
+    );
+    for (const [name, db] of targets)
+      await waitFor(
+        async () => {
+          for (const table of ['public.t', 'public.nt']) {
+            const [x, y] = await Promise.all([
+              tableRows(a, 'schema_fa', table),
+              tableRows(b, db, table).catch(() => []),
+            ]);
+            if (JSON.stringify(x) !== JSON.stringify(y)) return false;
+          }
+          return true;
+        },
+        90_000,
+        `target ${name} to hold the new column's and the new table's rows`,
+      );
+
+    // add_tables on a fan-out job: a lock held through every round names its holder; the rerun
+    // continues the batch and copies the rows to each target.
+    for (const [cluster, db] of [[a, 'schema_fa'], ...targets.map(([, d]) => [b, d] as const)] as const)
+      await query(cluster, db, 'CREATE TABLE public.nt2 (id int PRIMARY KEY, v text)');
+    await query(a, 'schema_fa', "INSERT INTO public.nt2 SELECT g, 'm' || g FROM generate_series(1, 50) g");
+    const holder = new pg.Client({
+      host: a.host,
+      port: a.port,
+      user: 'postgres',
+      database: 'schema_fa',
+      application_name: 'schema-test-holder',
+    });
+    await holder.connect();
+    let held: ToolResult;
+    try {
+      await holder.query('BEGIN');
+      await holder.query('UPDATE public.nt2 SET v = v WHERE id = 1');
+      held = await run('schema.add_tables --json');
+    } finally {
+      await holder.query('COMMIT');
+      await holder.end();
+    }
+    assert.equal(held.code, 1, printed(held));
+    const waiting: { table: string; blockers: { application: string }[] }[] = outcome(held).data.waiting;
+    assert.ok(
+      waiting.some(
+        (w) => w.table === 'public.nt2' && w.blockers.some((x) => x.application === 'schema-test-holder'),
+      ),
+      `the holder is named:\n${printed(held)}`,
+    );
+    const added = await run('schema.add_tables --json');
+    assert.equal(added.code, 0, printed(added));
+    assert.deepEqual(outcome(added).data.added, ['public.nt2'], printed(added));
+    assert.equal(outcome(added).data.resumed, true, printed(added));
+    for (const [, db] of targets)
+      assert.deepEqual(
+        await tableRows(b, db, 'public.nt2'),
+        await tableRows(a, 'schema_fa', 'public.nt2'),
+        `public.nt2 copied to ${db}`,
+      );
+
+    // diff compares each target with the primary; --target names one.
+    await query(b, 'schema_fc', 'ALTER TABLE public.t ADD COLUMN only_c int');
+    const diffed = await run('schema.diff --json');
+    assert.equal(diffed.code, 1, printed(diffed));
+    const perTarget = diffed.stdout
+      .split('\n')
+      .filter((l) => l.startsWith('{"command"'))
+      .map(
+        (l) =>
+          JSON.parse(l) as { target?: string; data: { differences: { kind: string; object: string }[] } },
+      );
+    assert.deepEqual(
+      perTarget.map((o) => [o.target, o.data.differences.map((d) => `${d.kind} ${d.object}`)]),
+      [
+        ['b', []],
+        ['c', ['column public.t.only_c']],
+      ],
+      printed(diffed),
+    );
+    const onlyB = await run('schema.diff --target=b --json');
+    assert.equal(onlyB.code, 0, printed(onlyB));
+    await query(b, 'schema_fc', 'ALTER TABLE public.t DROP COLUMN only_c');
+  } finally {
+    await run('bucardo.stop').catch(() => undefined);
+    await forgetJob(fan, b);
+    for (const [cluster, db] of [
+      [a, 'schema_fa'],
+      [b, 'schema_fb'],
+      [b, 'schema_fc'],
+    ] as const)
+      await dropDatabase(cluster, db).catch(() => undefined);
+  }
 });
