@@ -17,6 +17,8 @@ import {
   droppedOnPurpose,
   sequenceDefinitions,
   tableDefinitions,
+  tablesNotCarried,
+  type TableNotCarried,
   type ColumnDefinition,
   type TableDefinition,
 } from './catalog.js';
@@ -39,6 +41,8 @@ export interface DiffData {
   tables: number;
   sequences: number;
   differences: Difference[];
+  /** Tables of the primary the migration leaves behind (not a difference: the exit code ignores them). */
+  notCarried: TableNotCarried[];
 }
 
 const split = (table: string) => {
@@ -323,9 +327,10 @@ export async function diff(ctx: CommandContext): Promise<CommandOutcome<DiffData
     ...(installed ? { metadata: await ctx.db.metadata() } : {}),
   });
   const count = found.differences.length;
+  const notCarried = await tablesNotCarried(await ctx.db.primary(), job.config.bucardo.replicationObjects);
   return {
     ok: count === 0,
-    data: { job: job.name, ...found },
+    data: { job: job.name, ...found, notCarried },
     message: count
       ? `${count} difference(s) between the primary and the secondary of ${job.name} (each listed with its fix).`
       : `No difference: the ${found.tables} table(s) and ${found.sequences} sequence(s) in scope match on both sides${installed ? ", and every table is in the job's syncs" : ''}.`,
