@@ -22,6 +22,15 @@ export async function addTables(ctx: CommandContext): Promise<CommandOutcome<Add
   const blocked = result.blocked.length
     ? ` ${result.blocked.length} table(s) could not be added (listed above).`
     : '';
+  const sequences = result.sequences.length
+    ? ` Recorded ${result.sequences.length} new sequence(s): ${result.sequences.join(', ')}.`
+    : '';
+  if (result.added.length === 0 && result.sequences.length)
+    return {
+      ok: result.blocked.length === 0,
+      data: result,
+      message: `No new table to add.${sequences}${blocked}`,
+    };
   if (result.added.length === 0)
     return {
       ok: result.blocked.length === 0,
@@ -31,7 +40,7 @@ export async function addTables(ctx: CommandContext): Promise<CommandOutcome<Add
   return {
     ok: result.blocked.length === 0,
     data: result,
-    message: `Added ${result.added.length} table(s) to ${syncNames(ctx.job).join(', ')}: ${result.added.join(', ')}.${blocked}`,
+    message: `Added ${result.added.length} table(s) to ${syncNames(ctx.job).join(', ')}: ${result.added.join(', ')}.${sequences}${blocked}`,
   };
 }
 

@@ -14,13 +14,14 @@ import { isDaemonRunning, reloadDaemon } from '../../src/core/bucardo/daemon.js'
 import { metadataDatabaseExists, withMetadata } from '../../src/core/bucardo/metadata.js';
 import { recordedTableSyncs } from '../../src/core/bucardo/syncs.js';
 import { withClient, type Client } from '../../src/core/db.js';
+import { targetViews, type Job } from '../../src/core/job.js';
 import { formatFailures, isLockWait, withLockTimeout, type TableFailure } from '../../src/core/ddl.js';
 import { errorMessage, OperatorError } from '../../src/core/errors.js';
 import { bucardoRelationName, quoteIdent, quoteQualified } from '../../src/core/quote.js';
 import { lockRounds, runRounds } from '../../src/core/rounds.js';
 import { sleep } from '../../src/core/activity.js';
 import type { Check, CommandContext, CommandOutcome } from '../../src/core/plugin.js';
-import { schemaDifferences } from './diff.js';
+import { schemaDifferences, type Difference } from './diff.js';
 import { fingerprint, readJournal, writeJournal, type ApplyJournal } from './journal.js';
 import { classify, keepsTextForm, splitStatements, type Statement } from './statements.js';
 
@@ -213,8 +214,18 @@ export function formatPlan(
  * table or a failing statement stops the command before either side changed.
  */
 async function rehearse(ctx: CommandContext, statements: Statement[], timeoutMs: number): Promise<void> {
-  const { job, activity } = ctx;
-  await withClient(job, { role: 'secondary', login: 'schema_owner', activity }, async (client) => {
+  for (const view of targetViews(ctx.job)) await rehearseOn(ctx, view, statements, timeoutMs);
+}
+
+async function rehearseOn(
+  ctx: CommandContext,
+  view: Job,
+  statements: Statement[],
+  timeoutMs: number,
+): Promise<void> {
+  const { activity } = ctx;
+  const where = view.config.fanOut ? `target ${view.target}` : 'the secondary';
+  await withClient(view, { role: 'secondary', login: 'schema_owner', activity }, async (client) => {
     for (let attempt = 1; ; attempt++) {
       let failed: { statement: Statement; error: unknown } | undefined;
       await client.query('BEGIN');
@@ -237,7 +248,7 @@ async function rehearse(ctx: CommandContext, statements: Statement[], timeoutMs:
         continue;
       }
       throw new OperatorError(
-        `Statement ${failed.statement.number} fails on the secondary (rehearsed in a transaction that was rolled back): ${errorMessage(failed.error)}. Nothing was changed on either side. Fix ${failed.statement.sql.slice(0, 80)} and run schema.apply again.`,
+        `Statement ${failed.statement.number} fails on ${where} (rehearsed in a transaction that was rolled back): ${errorMessage(failed.error)}. Nothing was changed on either side. Fix ${failed.statement.sql.slice(0, 80)} and run schema.apply again.`,
       );
     }
   });
@@ -249,14 +260,15 @@ async function rehearse(ctx: CommandContext, statements: Statement[], timeoutMs:
  */
 async function runSide(
   ctx: CommandContext,
+  view: Job,
   side: Side,
-  step: StepName,
+  step: string,
   statements: Resolved[],
   journal: ApplyJournal,
 ): Promise<TableFailure[]> {
   const { job, activity } = ctx;
   const { policy, setting } = lockRounds(job);
-  return withClient(job, { role: side, login: 'schema_owner', activity }, async (client) => {
+  return withClient(view, { role: side, login: 'schema_owner', activity }, async (client) => {
     let waiting: TableFailure[] = [];
     let done = false;
     await runRounds(policy, activity, {
@@ -312,13 +324,14 @@ async function runSide(
  */
 async function settleCommitting(
   ctx: CommandContext,
+  view: Job,
   side: Side,
-  step: StepName,
+  step: string,
   journal: ApplyJournal,
 ): Promise<void> {
   const state = journal.steps[step];
   if (state?.state !== 'committing') return;
-  const status = await withClient(ctx.job, { role: side, activity: ctx.activity }, async (client) => {
+  const status = await withClient(view, { role: side, activity: ctx.activity }, async (client) => {
     for (let i = 0; i < 50; i++) {
       const { rows } = await client.query<{ status: string | null }>(
         'SELECT txid_status($1::bigint) AS status',
@@ -415,6 +428,27 @@ export async function apply(ctx: CommandContext): Promise<CommandOutcome<ApplyDa
   journal ??= { fingerprint: print, source, startedAt: new Date().toISOString(), steps: {} };
   writeJournal(job, journal);
   const byNumber = (numbers: number[]) => statements.filter((s) => numbers.includes(s.number));
+  /**
+   * A side's step: the primary once; the secondary on every target of a fan-out job, one after the
+   * other, each journaled as `<step>:<target>` so that a rerun skips the targets done.
+   */
+  const runOnSide = async (step: PlannedStep, side: Side): Promise<string[] | TableFailure[]> => {
+    const views = side === 'primary' ? [job] : targetViews(job);
+    const lines: string[] = [];
+    for (const view of views) {
+      const key = views.length > 1 ? `${step.name}:${view.target}` : step.name;
+      await settleCommitting(ctx, view, side, key, journal!);
+      const where = views.length > 1 ? ` on target ${view.target}` : '';
+      if (journal!.steps[key]?.state === 'done') {
+        lines.push(`${step.what}${where}: done by an earlier run`);
+        continue;
+      }
+      const waiting = await runSide(ctx, view, side, key, byNumber(step.statements), journal!);
+      if (waiting.length) return waiting;
+      lines.push(`${step.what}${where}: statement(s) ${step.statements.join(', ')} committed`);
+    }
+    return lines;
+  };
   const runners: Record<StepName, (step: PlannedStep) => Promise<string[] | TableFailure[]>> = {
     unsync: async () =>
       removeFromSync(
@@ -424,11 +458,9 @@ export async function apply(ctx: CommandContext): Promise<CommandOutcome<ApplyDa
           .map(displayTable)
           .filter((t): t is string => !!t && recorded.has(t)),
       ),
-    'secondary-first': (step) =>
-      runSide(ctx, 'secondary', 'secondary-first', byNumber(step.statements), journal!),
-    primary: (step) => runSide(ctx, 'primary', 'primary', byNumber(step.statements), journal!),
-    'secondary-after': (step) =>
-      runSide(ctx, 'secondary', 'secondary-after', byNumber(step.statements), journal!),
+    'secondary-first': (step) => runOnSide(step, 'secondary'),
+    primary: (step) => runOnSide(step, 'primary'),
+    'secondary-after': (step) => runOnSide(step, 'secondary'),
     reload: async () => {
       if (!isDaemonRunning(job))
         return ['the daemon is not running: bucardo.start loads the new definitions'];
@@ -440,7 +472,7 @@ export async function apply(ctx: CommandContext): Promise<CommandOutcome<ApplyDa
         .filter((s) => s.kind === 'create table')
         .map(displayTable)
         .filter((t): t is string => !!t);
-      const result = await addTablesToJob(ctx, 'schema.apply', { only: created });
+      const result = await addTablesToJob(ctx, 'schema.apply', { only: created, sequences: true });
       if (result.waiting.length) return result.waiting;
       return [
         ...result.steps,
@@ -449,14 +481,7 @@ export async function apply(ctx: CommandContext): Promise<CommandOutcome<ApplyDa
       ];
     },
   };
-  const sides: Partial<Record<StepName, Side>> = {
-    'secondary-first': 'secondary',
-    primary: 'primary',
-    'secondary-after': 'secondary',
-  };
   for (const step of plan) {
-    const side = sides[step.name];
-    if (side) await settleCommitting(ctx, side, step.name, journal);
     if (journal.steps[step.name]?.state === 'done') {
       data.skipped.push(step.name);
       continue;
@@ -472,7 +497,6 @@ export async function apply(ctx: CommandContext): Promise<CommandOutcome<ApplyDa
       };
     }
     data.steps.push(...(result as string[]));
-    if (side) data.steps.push(`${step.what}: statement(s) ${step.statements.join(', ')} committed`);
     journal.steps[step.name] = { state: 'done', at: new Date().toISOString() };
     writeJournal(job, journal);
     data.done.push(step.name);
@@ -488,11 +512,20 @@ export async function apply(ctx: CommandContext): Promise<CommandOutcome<ApplyDa
 /** No difference left between the sides, and every new table in scope replicated. */
 export async function validateApply(ctx: CommandContext): Promise<Check[]> {
   const installed = await metadataDatabaseExists(ctx.db, ctx.activity);
-  const found = await schemaDifferences(ctx.job, {
-    primary: await ctx.db.primary(),
-    secondary: await ctx.db.secondary(),
-    ...(installed ? { metadata: await ctx.db.metadata() } : {}),
-  });
+  const found = { differences: [] as Difference[] };
+  for (const view of targetViews(ctx.job)) {
+    const onView = view === ctx.job ? ctx : ctx.forJob(view);
+    const { differences } = await schemaDifferences(view, {
+      primary: await ctx.db.primary(),
+      secondary: await onView.db.secondary(),
+      ...(installed ? { metadata: await ctx.db.metadata() } : {}),
+    });
+    found.differences.push(
+      ...differences.map((d) =>
+        view.config.fanOut ? { ...d, object: `${d.object} (target ${view.target})` } : d,
+      ),
+    );
+  }
   return [
     {
       name: 'schema.diff finds no difference between the sides',

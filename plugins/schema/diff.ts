@@ -5,7 +5,7 @@
 // (it deletes and copies by key); what a cutover needs besides: unique constraints, indexes (minus
 // those the indexes plugin dropped on purpose until indexes.recreate), sequences, and every leaf
 // partition of a replicated partitioned table.
-import { unreplicatedTables } from '../../src/core/bucardo/add-tables.js';
+import { recordedSequences, unreplicatedTables } from '../../src/core/bucardo/add-tables.js';
 import { recordedTableSyncs } from '../../src/core/bucardo/syncs.js';
 import { metadataDatabaseExists } from '../../src/core/bucardo/metadata.js';
 import type { Client } from '../../src/core/db.js';
@@ -17,6 +17,8 @@ import {
   droppedOnPurpose,
   sequenceDefinitions,
   tableDefinitions,
+  tablesNotCarried,
+  type TableNotCarried,
   type ColumnDefinition,
   type TableDefinition,
 } from './catalog.js';
@@ -39,6 +41,8 @@ export interface DiffData {
   tables: number;
   sequences: number;
   differences: Difference[];
+  /** Tables of the primary the migration leaves behind (not a difference: the exit code ignores them). */
+  notCarried: TableNotCarried[];
 }
 
 const split = (table: string) => {
@@ -268,6 +272,20 @@ export async function schemaDifferences(
   const sequences = new Map(
     [...onSecondary.sequences, ...onPrimary.sequences].map((t) => [displayName(t), t]),
   );
+  if (clients.metadata) {
+    // A sequence created since install: Bucardo sets only the sequences of its relgroups.
+    const recordedSeq = await recordedSequences(clients.metadata, job);
+    const onBoth = new Set(onSecondary.sequences.map(displayName));
+    for (const sequence of onPrimary.sequences.map(displayName).sort())
+      if (!recordedSeq.has(sequence) && onBoth.has(sequence))
+        differences.push({
+          kind: 'not replicated',
+          object: sequence,
+          detail:
+            "a sequence in scope but in none of the job's relgroups: its value is not carried to the secondary",
+          fix: 'schema.add_tables',
+        });
+  }
   const [pSeq, sSeq] = await Promise.all([
     sequenceDefinitions(clients.primary, [...sequences.values()]),
     sequenceDefinitions(clients.secondary, [...sequences.values()]),
@@ -309,9 +327,10 @@ export async function diff(ctx: CommandContext): Promise<CommandOutcome<DiffData
     ...(installed ? { metadata: await ctx.db.metadata() } : {}),
   });
   const count = found.differences.length;
+  const notCarried = await tablesNotCarried(await ctx.db.primary(), job.config.bucardo.replicationObjects);
   return {
     ok: count === 0,
-    data: { job: job.name, ...found },
+    data: { job: job.name, ...found, notCarried },
     message: count
       ? `${count} difference(s) between the primary and the secondary of ${job.name} (each listed with its fix).`
       : `No difference: the ${found.tables} table(s) and ${found.sequences} sequence(s) in scope match on both sides${installed ? ", and every table is in the job's syncs" : ''}.`,

@@ -7,8 +7,19 @@ import type { DiffData } from './diff.js';
 
 /** One line per difference: what differs, then its fix. */
 export function formatDiff(data: DiffData): string[] {
-  return data.differences.map((d) => `  ${d.kind} ${d.object}: ${d.detail}. Fix: ${d.fix}`);
+  const lines = data.differences.map((d) => `  ${d.kind} ${d.object}: ${d.detail}. Fix: ${d.fix}`);
+  if (data.notCarried?.length) {
+    lines.push(`Tables of the primary this migration does not carry (${data.notCarried.length}):`);
+    for (const t of data.notCarried)
+      lines.push(
+        `  ${t.table} (~${t.estimatedRows === null ? '?' : t.estimatedRows.toLocaleString('en-US')} rows, ~${megabytes(t.estimatedBytes)}): ${t.reason}`,
+      );
+  }
+  return lines;
 }
+
+const megabytes = (bytes: number) =>
+  bytes < 1024 * 1024 ? `${Math.ceil(bytes / 1024)} kB` : `${(bytes / 1024 / 1024).toFixed(1)} MB`;
 
 export function formatAddTables(data: AddTablesData): string[] {
   const lines = data.steps.map((step) => `  - ${step}`);

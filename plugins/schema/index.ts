@@ -20,6 +20,8 @@ export default definePlugin<SchemaSettings>({
     diff: {
       summary:
         "compare the replicated tables' definitions on both sides and the job's syncs; one line per difference with its fix",
+      // Each target of a fan-out job against the primary (or the one --target names).
+      perTarget: true,
       run: async (ctx) => (await diff()).diff(ctx),
       format: formatDiff,
     },

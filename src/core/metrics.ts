@@ -7,6 +7,7 @@ import { Counter, Gauge, Registry } from 'prom-client';
 import { copyProgress } from './copy-progress.js';
 import { withClient, type Client } from './db.js';
 import { errorMessage } from './errors.js';
+import { replicationDrift } from './drift.js';
 import { targetKey, targetViews, type Job } from './job.js';
 import type { KickerState } from './kicker.js';
 import { syncNames } from './bucardo/syncs.js';
@@ -32,6 +33,7 @@ interface JobMetrics {
   recheckCompared: Counter<Labels>;
   recheckRequeued: Counter<Labels>;
   stalled: Gauge<Labels>;
+  driftTables: Gauge<Labels>;
   copyRunning: Gauge<Labels>;
   copyTablesDone: Gauge<Labels>;
   copyTablesTotal: Gauge<Labels>;
@@ -90,6 +92,11 @@ function defineMetrics(): JobMetrics {
       'Keys that differed with every change applied, re-queued by the safety net',
     ),
     stalled: gauge('stalled', '1 while the watchdog sees a stall', ['job']),
+    driftTables: gauge(
+      'schema_drift_tables',
+      "Tables the job's syncs no longer carry as they are: in scope but in no sync, gone from the primary, or other columns on the secondary (src/core/drift.ts; 0 when none)",
+      ['job'],
+    ),
     copyRunning: gauge('copy_running', '1 while the initial copy runs', ['job']),
     copyTablesDone: gauge('copy_tables_done', 'Tables the initial copy has finished', ['job']),
     copyTablesTotal: gauge('copy_tables_total', 'Tables the initial copy has to do', ['job']),
@@ -182,7 +189,7 @@ export class MetricsCollector {
     this.advance(m.recheckCompared, 'recheckCompared', state.recheck?.compared ?? 0);
     this.advance(m.recheckRequeued, 'recheckRequeued', state.recheck?.requeued ?? 0);
     m.stalled.set(labels, state.stalls?.length ? 1 : 0);
-    await Promise.all([this.primary(), this.metadata(), this.secondary()]);
+    await Promise.all([this.primary(), this.metadata(), this.secondary(), this.drift()]);
     return m.registry.metrics();
   }
 
@@ -301,6 +308,25 @@ export class MetricsCollector {
         m.copyBytesDone.set(labels, totals.bytesDone);
       }
     });
+  }
+
+  /**
+   * Schema drift, as bucardo.status shows it: three sessions at once, each bounded like the others;
+   * the gauge keeps its last value when a database cannot be read (database_reachable says which).
+   */
+  private async drift(): Promise<void> {
+    const { job, metrics: m } = this;
+    const applicationName = `bucardo-console metrics ${job.name}`;
+    await bounded(
+      withClient(job, { role: 'primary', applicationName }, (primary) =>
+        withClient(job, { role: 'secondary', applicationName }, (secondary) =>
+          withClient(job, { role: 'bucardo', applicationName }, async (metadata) => {
+            const drift = await replicationDrift(job, { primary, secondary, metadata });
+            m.driftTables.set({ job: job.name }, drift.length);
+          }),
+        ),
+      ),
+    ).catch(() => undefined);
   }
 
   /** Every target (role secondary: the first one, as before fan-out). */

@@ -13,7 +13,7 @@ import {
 } from '../core/bucardo/add-tables.js';
 import { recordedTableSyncs } from '../core/bucardo/syncs.js';
 import { DatabaseContext } from '../core/context.js';
-import type { Job } from '../core/job.js';
+import { targetViews, type Job } from '../core/job.js';
 import type { CommandContext } from '../core/plugin.js';
 
 /** How often the kicker looks for new partitions: "within a minute" with room for the work itself. */
@@ -71,20 +71,41 @@ export async function addNewPartitions(job: Job, log: (text: string) => void): P
       return root && replicatedRoots.has(`${root.schema}.${root.name}`);
     });
     if (leaves.length === 0) return;
-    const absent = leaves.filter((t) => t.blocked?.includes('does not exist on the secondary'));
-    if (absent.length && settings.createMissingPartitions) {
-      const created = await createMissingPartitions(
-        { primary, secondary },
-        absent,
-        job.config.bucardo.lockTimeoutMs,
-      );
-      if (created.length)
-        log(`schema.create_missing_partitions: created ${created.join(', ')} on the secondary`);
-    } else if (absent.length)
-      log(
-        `new partition(s) ${absent.map((t) => t.table).join(', ')} missing on the secondary: create them there (or set schema.create_missing_partitions: true)`,
-      );
-    const wanted = leaves.filter((t) => !t.blocked || absent.includes(t)).map((t) => t.table);
+    // Each target of a fan-out job (databases.secondaries) needs the partition: the one sync applies
+    // its rows to all of them.
+    const absentAnywhere = new Set<string>();
+    for (const view of targetViews(job)) {
+      const viewDb = view === job ? db : new DatabaseContext(view, db.activity);
+      try {
+        const onView = view === job ? secondary : await viewDb.secondary();
+        const { missing: there } =
+          view === job
+            ? { missing }
+            : await unreplicatedTables(view, { primary, secondary: onView, metadata });
+        const absent = there.filter(
+          (t) =>
+            leaves.some((leaf) => leaf.table === t.table) &&
+            t.blocked?.includes('does not exist on the secondary'),
+        );
+        const where = job.config.fanOut ? `target ${view.target}` : 'the secondary';
+        absent.forEach((t) => absentAnywhere.add(t.table));
+        if (absent.length && settings.createMissingPartitions) {
+          const created = await createMissingPartitions(
+            { primary, secondary: onView },
+            absent,
+            job.config.bucardo.lockTimeoutMs,
+          );
+          if (created.length)
+            log(`schema.create_missing_partitions: created ${created.join(', ')} on ${where}`);
+        } else if (absent.length)
+          log(
+            `new partition(s) ${absent.map((t) => t.table).join(', ')} missing on ${where}: create them there (or set schema.create_missing_partitions: true)`,
+          );
+      } finally {
+        if (viewDb !== db) await viewDb.close();
+      }
+    }
+    const wanted = leaves.filter((t) => !t.blocked || absentAnywhere.has(t.table)).map((t) => t.table);
     const result = await addTablesToJob(kickerContext(job, db, log), 'schema.auto_add_partitions', {
       only: wanted,
     });

@@ -8,8 +8,10 @@ import { spawn } from 'node:child_process';
 import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, test, type TestContext } from 'node:test';
+import yaml from 'js-yaml';
 import pg from 'pg';
-import type { ClusterInfo } from '../../src/sandbox/cluster.js';
+import { readPidFile } from '../../src/core/process.js';
+import { freePort, type ClusterInfo } from '../../src/sandbox/cluster.js';
 import {
   clusters,
   dropDatabase,
@@ -54,6 +56,51 @@ function outcome(result: ToolResult): { ok: boolean; message: string; data?: any
   const line = result.stdout.split('\n').find((l) => l.startsWith('{"command"'));
   assert.ok(line, `no JSON outcome in:\n${result.stdout}\n${result.stderr}`);
   return JSON.parse(line);
+}
+
+/** The command's own lines, for an assertion's message: why it failed. */
+const printed = (result: ToolResult) => `${result.stdout}\n${result.stderr}`;
+
+/**
+ * Holds the job's Bucardo daemon (the MCP, a process this file started) still for 3 s from the first
+ * reload request it is sent, as when it reconnects to the sync's databases after a worker died
+ * (docs/how-bucardo-behaves.md §25): the reload must wait for it, not give up. `end` resumes it if
+ * it is still held and says whether it was.
+ */
+async function deafDaemonDuringReload(): Promise<{ end: () => Promise<boolean> }> {
+  const mcp = readPidFile(path.join(job.pidDir, 'bucardo.mcp.pid'));
+  assert.ok(mcp, 'the daemon runs');
+  const listener = new pg.Client({ host: a.host, port: a.port, user: 'postgres', database: 'bucardo' });
+  await listener.connect();
+  let held = false;
+  let resumed: Promise<void> | undefined;
+  let timer: NodeJS.Timeout | undefined;
+  const resume = () => {
+    if (timer) clearTimeout(timer);
+    timer = undefined;
+    try {
+      process.kill(mcp, 'SIGCONT');
+    } catch {
+      // Gone already: nothing to resume.
+    }
+  };
+  listener.on('notification', () => {
+    if (held) return;
+    held = true;
+    process.kill(mcp, 'SIGSTOP');
+    resumed = new Promise((r) => (timer = setTimeout(() => r(resume()), 3000)));
+  });
+  // The executable pings first (bucardo_mcp_ping); a reload sent over SQL asks at once.
+  await listener.query('LISTEN bucardo_mcp_ping');
+  await listener.query('LISTEN bucardo_reload_config');
+  return {
+    end: async () => {
+      if (timer) resume();
+      await resumed;
+      await listener.end();
+      return held;
+    },
+  };
 }
 
 const tool = (list: string, env?: Record<string, string>) =>
@@ -182,9 +229,20 @@ function assertBounded(load: Load, t: TestContext): void {
 }
 
 test('schema.diff: nothing on identical sides, then every kind of difference with its fix', async () => {
+  // An unlogged table is left behind by the migration: listed apart, not a difference.
+  await query(a, PRIMARY, 'CREATE UNLOGGED TABLE public.scratch (id int PRIMARY KEY)');
   const clean = await tool('schema.diff --json');
+  await query(a, PRIMARY, 'DROP TABLE public.scratch');
   assert.equal(clean.code, 0, clean.stdout + clean.stderr);
   assert.deepEqual(outcome(clean).data.differences, []);
+  assert.deepEqual(
+    outcome(clean).data.notCarried.map((t: { table: string; reason: string }) => [
+      t.table,
+      /unlogged/.test(t.reason),
+    ]),
+    [['public.scratch', true]],
+    printed(clean),
+  );
 
   await query(b, SECONDARY, 'ALTER TABLE public.accounts ADD COLUMN only_b int');
   await query(b, SECONDARY, 'DROP INDEX public.events_account');
@@ -247,6 +305,9 @@ test('schema.add_tables: a new table and a new partition under a write load join
     "CREATE TABLE public.measures_2026_02 PARTITION OF public.measures FOR VALUES FROM ('2026-02-01') TO ('2026-03-01')",
   );
   await query(a, PRIMARY, "INSERT INTO public.later SELECT g, 'v' || g FROM generate_series(1, 2000) g");
+  // A sequence created on both sides since install: add_tables records it too.
+  await query(a, PRIMARY, 'CREATE SEQUENCE public.later_seq');
+  await query(b, SECONDARY, 'CREATE SEQUENCE public.later_seq');
   // Drift is visible before: bucardo.status has a state of its own, cutover.check fails on it.
   // Alone on the command line (not in a list), status exits with its state's code.
   const drifting = await runTool(['-c', job.file, 'bucardo.status', '--json'], { timeoutMs: 120_000 });
@@ -287,6 +348,7 @@ test('schema.add_tables: a new table and a new partition under a write load join
   }
   assert.equal(added.code, 0, added.stdout + added.stderr);
   assert.deepEqual(outcome(added).data.added.sort(), ['public.later', 'public.measures_2026_02']);
+  assert.deepEqual(outcome(added).data.sequences, ['public.later_seq'], printed(added));
   assertBounded(load, t);
   await waitSame(
     ['public.later', 'public.measures', 'public.accounts'],
@@ -298,8 +360,16 @@ test('schema.add_tables: a new table and a new partition under a write load join
   assert.notEqual(settled.state, 'drift', settled.verdict);
   assert.deepEqual(settled.drift, []);
   // Later writes arrive too: the tables replicate like the rest.
+  await query(a, PRIMARY, "SELECT setval('public.later_seq', 42)");
   await query(a, PRIMARY, "UPDATE public.later SET v = 'later write' WHERE id = 5");
   await waitSame(['public.later'], 'a later write to the added table');
+  await waitFor(
+    async () =>
+      (await query<{ v: string }>(b, SECONDARY, 'SELECT last_value::text AS v FROM public.later_seq'))[0]!
+        .v === '42',
+    60_000,
+    "the added sequence's value on the secondary",
+  );
   const again = await tool('schema.add_tables --json');
   assert.equal(again.code, 0, again.stdout);
   assert.deepEqual(outcome(again).data.added, [], 'a second run has nothing to do');
@@ -371,7 +441,11 @@ INSERT INTO public.fresh SELECT g, 'f' || g FROM generate_series(1, 500) g;
     await load.stop();
   }
   assert.equal(applied.code, 0, applied.stdout + applied.stderr);
-  assert.deepEqual(outcome(applied).data.done, ['secondary-first', 'primary', 'reload', 'add-tables']);
+  assert.deepEqual(
+    outcome(applied).data.done,
+    ['secondary-first', 'primary', 'reload', 'add-tables'],
+    printed(applied),
+  );
   assertBounded(load, t);
   await waitSame(['public.accounts', 'public.fresh', 'public.events'], 'the new column and table to arrive');
   const tiers = await query<{ n: string }>(
@@ -405,15 +479,24 @@ test('schema.apply: a dropped column and a dropped table leave the sync healthy 
     },
     { name: 'events', sql: (i) => `INSERT INTO public.events VALUES (${200_000 + i}, 2, ${i})` },
   ]);
+  // The daemon does not answer for 3 s once the first reload is asked of it (as while it reconnects
+  // after a worker died, how-bucardo-behaves.md §25): the reload waits for it.
+  const deaf = await deafDaemonDuringReload();
   let applied: ToolResult;
   try {
     applied = await tool(`schema.apply --file=${file} --yes --json`);
     await new Promise((r) => setTimeout(r, 1500));
   } finally {
+    const held = await deaf.end();
     await load.stop();
+    assert.ok(held, 'the daemon was held still during a reload');
   }
-  assert.equal(applied.code, 0, applied.stdout + applied.stderr);
-  assert.deepEqual(outcome(applied).data.done, ['unsync', 'primary', 'secondary-after', 'reload']);
+  assert.equal(applied.code, 0, printed(applied));
+  assert.deepEqual(
+    outcome(applied).data.done,
+    ['unsync', 'primary', 'secondary-after', 'reload'],
+    printed(applied),
+  );
   for (const [cluster, db] of [
     [a, PRIMARY],
     [b, SECONDARY],
@@ -462,10 +545,15 @@ test('schema.apply killed between the secondary and the primary: a rerun complet
     [path.join(ROOT, 'wrapper.js'), '-c', job.file, '-l', `schema.apply --file=${file} --yes`],
     {
       env: { ...process.env, NO_COLOR: '1' },
-      stdio: 'ignore',
+      stdio: ['ignore', 'pipe', 'pipe'],
     },
   );
   runningTools.add(child);
+  // What the killed run printed, for the messages below.
+  let killedOutput = '';
+  child.stdout.on('data', (chunk: Buffer) => (killedOutput += chunk.toString()));
+  child.stderr.on('data', (chunk: Buffer) => (killedOutput += chunk.toString()));
+  let exitedAlone = false;
   const exited = new Promise((resolve) => child.once('exit', resolve));
   try {
     const stateDir = path.join(job.dir, 'state');
@@ -482,7 +570,11 @@ test('schema.apply killed between the secondary and the primary: a rerun complet
       },
       60_000,
       "the secondary's step to be journaled done",
-    );
+    ).catch((error: Error) => {
+      throw new Error(`${error.message}; the run printed:\n${killedOutput}`);
+    });
+    // A run whose primary step gave up on the lock already ended by itself: the same state to rerun.
+    exitedAlone = child.exitCode !== null;
     child.kill('SIGKILL');
     await exited;
   } finally {
@@ -490,11 +582,20 @@ test('schema.apply killed between the secondary and the primary: a rerun complet
     await holder.query('COMMIT');
     await holder.end();
   }
-  assert.match(await columns(b, SECONDARY), /accounts\.flag boolean/, 'the secondary has the column');
-  assert.doesNotMatch(await columns(a, PRIMARY), /accounts\.flag/, 'the primary does not yet');
+  const killed = `the run${exitedAlone ? ' (it had ended by itself)' : ''} printed:\n${killedOutput}`;
+  assert.match(
+    await columns(b, SECONDARY),
+    /accounts\.flag boolean/,
+    `the secondary has the column; ${killed}`,
+  );
+  assert.doesNotMatch(await columns(a, PRIMARY), /accounts\.flag/, `the primary does not yet; ${killed}`);
   const rerun = await tool(`schema.apply --file=${file} --yes --json`);
-  assert.equal(rerun.code, 0, rerun.stdout + rerun.stderr);
-  assert.deepEqual(outcome(rerun).data.skipped, ['secondary-first'], 'the secondary step is not run twice');
+  assert.equal(rerun.code, 0, printed(rerun));
+  assert.deepEqual(
+    outcome(rerun).data.skipped,
+    ['secondary-first'],
+    `the secondary step is not run twice:\n${printed(rerun)}`,
+  );
   assert.match(await columns(a, PRIMARY), /accounts\.flag boolean/);
   await query(a, PRIMARY, 'UPDATE public.accounts SET flag = true WHERE id = 3');
   await waitSame(['public.accounts'], 'a write to the new column after the rerun');
@@ -517,6 +618,16 @@ ANALYZE;
 `;
   await freshDatabase(a, 'schema_s2a', S2 + S2DATA);
   await freshDatabase(b, 'schema_s2b', S2);
+  const metricsPort = await freePort();
+  const driftGauge = async () => {
+    const response = await fetch(`http://127.0.0.1:${metricsPort}/metrics`, {
+      signal: AbortSignal.timeout(15_000),
+    });
+    const found = /^bucardo_console_schema_drift_tables\{job="schema_s2"\} (\d+)$/m.exec(
+      await response.text(),
+    );
+    return found ? Number(found[1]) : undefined;
+  };
   const s2 = writeJobConfig({
     name: 'schema_s2',
     plugins: ['bucardo', 'schema', 'cutover'],
@@ -531,6 +642,7 @@ ANALYZE;
     extra: {
       cutover: { settle_time: 3, chunk_rows: 1000 },
       schema: { auto_add_partitions: true, create_missing_partitions: true },
+      metrics: { listen: `127.0.0.1:${metricsPort}` },
     },
   });
   const run = (list: string) => runTool(['-c', s2.file, '-l', list], { timeoutMs: 200_000 });
@@ -691,6 +803,9 @@ ANALYZE;
     );
     assert.equal(lines[1].data.state, 'drift', lines[1].data.verdict);
     assert.ok(lines[1].data.drift.some((d: { table: string }) => d.table === 'public.m_02'));
+    // The kicker's metrics endpoint exports the drift too.
+    const drifting = await driftGauge();
+    assert.ok(drifting !== undefined && drifting >= 1, `schema_drift_tables while m_02 waits: ${drifting}`);
   } finally {
     await holder.query('COMMIT');
     await holder.end();
@@ -710,7 +825,157 @@ ANALYZE;
   await same(['public.m']);
   const settled = outcome(await run('bucardo.status --json')).data;
   assert.notEqual(settled.state, 'drift', settled.verdict);
+  assert.equal(await driftGauge(), 0, 'schema_drift_tables once the partition replicates');
   assert.match(kickerLog(), /schema\.create_missing_partitions: created public\.m_02 on the secondary/);
   const clean = await run('schema.diff --json');
   assert.equal(clean.code, 0, clean.stdout);
+});
+
+test('fan-out (databases.secondaries): apply changes every target, new tables are copied to each, diff per target', async () => {
+  const T = 'CREATE TABLE public.t (id int PRIMARY KEY, v int NOT NULL);';
+  await freshDatabase(
+    a,
+    'schema_fa',
+    `${T} INSERT INTO public.t SELECT g, g FROM generate_series(1, 200) g;`,
+  );
+  await freshDatabase(b, 'schema_fb', T);
+  await freshDatabase(b, 'schema_fc', T);
+  const fan = writeJobConfig({
+    name: 'schema_fan',
+    plugins: ['bucardo', 'schema'],
+    metadata: b,
+    primary: { cluster: a, dbname: 'schema_fa' },
+    secondary: { cluster: b, dbname: 'schema_fb' },
+    copyData: 'parallel',
+    bucardoSettings: { lock_timeout: LOCK_TIMEOUT_MS },
+  });
+  const config = yaml.load(readFileSync(fan.file, 'utf8')) as { databases: Record<string, unknown> };
+  const target = (dbname: string) => ({
+    host: b.host,
+    port: b.port,
+    dbname,
+    database_owner: 'postgres',
+    schema_owner: 'postgres',
+  });
+  delete config.databases['secondary'];
+  config.databases['secondaries'] = { b: target('schema_fb'), c: target('schema_fc') };
+  writeFileSync(fan.file, yaml.dump(config));
+  const run = (list: string) => runTool(['-c', fan.file, '-l', list], { timeoutMs: 200_000 });
+  const targets = [
+    ['b', 'schema_fb'],
+    ['c', 'schema_fc'],
+  ] as const;
+  try {
+    const setup = await run('bucardo.install bucardo.add_triggers bucardo.start');
+    assert.equal(setup.code, 0, printed(setup));
+    const file = path.join(fan.dir, 'fan.sql');
+    writeFileSync(
+      file,
+      `ALTER TABLE public.t ADD COLUMN w int DEFAULT 5;
+CREATE TABLE public.nt (id int PRIMARY KEY, v text);
+INSERT INTO public.nt SELECT g, 'n' || g FROM generate_series(1, 100) g;
+`,
+    );
+    const applied = await run(`schema.apply --file=${file} --yes`);
+    assert.equal(applied.code, 0, printed(applied));
+    const journal = readdirSync(path.join(fan.dir, 'state')).find((f) =>
+      /^schema\.apply\..*\.json$/.test(f),
+    )!;
+    const steps = Object.keys(JSON.parse(readFileSync(path.join(fan.dir, 'state', journal), 'utf8')).steps);
+    for (const name of ['secondary-first:b', 'secondary-first:c', 'primary', 'reload', 'add-tables'])
+      assert.ok(steps.includes(name), `${name} journaled: ${steps.join(', ')}\n${printed(applied)}`);
+    await query(
+      a,
+      'schema_fa',
+      "UPDATE public.t SET w = 9 WHERE id < 5; INSERT INTO public.nt VALUES (1000, 'later')",
+    );
+    for (const [name, db] of targets)
+      await waitFor(
+        async () => {
+          for (const table of ['public.t', 'public.nt']) {
+            const [x, y] = await Promise.all([
+              tableRows(a, 'schema_fa', table),
+              tableRows(b, db, table).catch(() => []),
+            ]);
+            if (JSON.stringify(x) !== JSON.stringify(y)) return false;
+          }
+          return true;
+        },
+        90_000,
+        `target ${name} to hold the new column's and the new table's rows`,
+      );
+
+    // add_tables on a fan-out job: a lock held through every round names its holder; the rerun
+    // continues the batch and copies the rows to each target.
+    for (const [cluster, db] of [[a, 'schema_fa'], ...targets.map(([, d]) => [b, d] as const)] as const)
+      await query(cluster, db, 'CREATE TABLE public.nt2 (id int PRIMARY KEY, v text)');
+    await query(a, 'schema_fa', "INSERT INTO public.nt2 SELECT g, 'm' || g FROM generate_series(1, 50) g");
+    const holder = new pg.Client({
+      host: a.host,
+      port: a.port,
+      user: 'postgres',
+      database: 'schema_fa',
+      application_name: 'schema-test-holder',
+    });
+    await holder.connect();
+    let held: ToolResult;
+    try {
+      await holder.query('BEGIN');
+      await holder.query('UPDATE public.nt2 SET v = v WHERE id = 1');
+      held = await run('schema.add_tables --json');
+    } finally {
+      await holder.query('COMMIT');
+      await holder.end();
+    }
+    assert.equal(held.code, 1, printed(held));
+    const waiting: { table: string; blockers: { application: string }[] }[] = outcome(held).data.waiting;
+    assert.ok(
+      waiting.some(
+        (w) => w.table === 'public.nt2' && w.blockers.some((x) => x.application === 'schema-test-holder'),
+      ),
+      `the holder is named:\n${printed(held)}`,
+    );
+    const added = await run('schema.add_tables --json');
+    assert.equal(added.code, 0, printed(added));
+    assert.deepEqual(outcome(added).data.added, ['public.nt2'], printed(added));
+    assert.equal(outcome(added).data.resumed, true, printed(added));
+    for (const [, db] of targets)
+      assert.deepEqual(
+        await tableRows(b, db, 'public.nt2'),
+        await tableRows(a, 'schema_fa', 'public.nt2'),
+        `public.nt2 copied to ${db}`,
+      );
+
+    // diff compares each target with the primary; --target names one.
+    await query(b, 'schema_fc', 'ALTER TABLE public.t ADD COLUMN only_c int');
+    const diffed = await run('schema.diff --json');
+    assert.equal(diffed.code, 1, printed(diffed));
+    const perTarget = diffed.stdout
+      .split('\n')
+      .filter((l) => l.startsWith('{"command"'))
+      .map(
+        (l) =>
+          JSON.parse(l) as { target?: string; data: { differences: { kind: string; object: string }[] } },
+      );
+    assert.deepEqual(
+      perTarget.map((o) => [o.target, o.data.differences.map((d) => `${d.kind} ${d.object}`)]),
+      [
+        ['b', []],
+        ['c', ['column public.t.only_c']],
+      ],
+      printed(diffed),
+    );
+    const onlyB = await run('schema.diff --target=b --json');
+    assert.equal(onlyB.code, 0, printed(onlyB));
+    await query(b, 'schema_fc', 'ALTER TABLE public.t DROP COLUMN only_c');
+  } finally {
+    await run('bucardo.stop').catch(() => undefined);
+    await forgetJob(fan, b);
+    for (const [cluster, db] of [
+      [a, 'schema_fa'],
+      [b, 'schema_fb'],
+      [b, 'schema_fc'],
+    ] as const)
+      await dropDatabase(cluster, db).catch(() => undefined);
+  }
 });

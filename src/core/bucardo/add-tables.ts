@@ -14,9 +14,9 @@ import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync 
 import path from 'node:path';
 import { runBucardo } from '../bucardo.js';
 import { withClient, type Client } from '../db.js';
-import { lockBoundedDdl, type TableFailure } from '../ddl.js';
+import { describeWaiting, lockBoundedDdl, type TableFailure } from '../ddl.js';
 import { errorMessage, InterruptedError, OperatorError } from '../errors.js';
-import type { Job } from '../job.js';
+import { targetViews, type Job } from '../job.js';
 import { displayName, findReplicationObjects, type Relation } from '../objects.js';
 import type { CommandContext } from '../plugin.js';
 import { bucardoRelationName, quoteIdent, quoteQualified } from '../quote.js';
@@ -27,7 +27,7 @@ import { isProcessAlive } from '../process.js';
 import { requireCommitFence } from './commit-fence.js';
 import { isDaemonRunning, kickSync, reloadDaemon } from './daemon.js';
 import { pendingChanges } from '../pending.js';
-import { sleep } from '../activity.js';
+import { sleep, type Activity } from '../activity.js';
 import { metadataDatabaseExists, withMetadata } from './metadata.js';
 import { readJobRecords, refuseSharedRecords } from './records.js';
 import { jobSyncs, planSyncs, recordedSyncs, recordedTableSyncs, type JobSync } from './syncs.js';
@@ -175,11 +175,15 @@ export interface AddTablesResult {
   steps: string[];
   /** The run continued a batch an earlier, interrupted run began. */
   resumed: boolean;
+  /** Sequences in scope recorded in the job's first relgroup by this run. */
+  sequences: string[];
 }
 
 export interface AddTablesOptions {
   /** Only these tables ("schema.name"); default: every table in scope that can be added. */
   only?: string[];
+  /** Also the sequences in scope no relgroup holds (the default without `only`). */
+  sequences?: boolean;
 }
 
 /** Why nothing can be added yet: the job must replicate already (its syncs recorded). */
@@ -230,12 +234,25 @@ async function addTablesLocked(ctx: CommandContext, options: AddTablesOptions): 
   const steps: string[] = [];
   let journal = readJournal(job);
   const resumed = journal !== undefined;
-  let blocked: UnreplicatedTable[] = [];
+  const blocked: UnreplicatedTable[] = [];
+  const sequences =
+    (options.sequences ?? !options.only) ? await newSequences(ctx) : { addable: [], blocked: [] };
+  blocked.push(...sequences.blocked);
   if (journal) steps.push(`continued the batch of ${journal.tables.length} table(s) an earlier run began`);
   else {
     const planned = await planNewTables(ctx, options);
-    blocked = planned.blocked;
-    if (planned.tables.length === 0) return { added: [], blocked, waiting: [], steps, resumed };
+    blocked.push(...planned.blocked);
+    if (planned.tables.length === 0) {
+      if (sequences.addable.length === 0)
+        return { added: [], blocked, waiting: [], steps, resumed, sequences: [] };
+      // A sequence needs no trigger and no copy: every run of the sync sets it on the targets.
+      steps.push(...(await recordSequences(ctx, sequences.addable)));
+      if (isDaemonRunning(job)) {
+        await reloadDaemon(job, ctx);
+        steps.push('reloaded the daemon: its sync(s) carry the new sequence(s) from now on');
+      }
+      return { added: [], blocked, waiting: [], steps, resumed, sequences: sequences.addable };
+    }
     journal = { batch: Date.now().toString(36), tables: planned.tables, copied: [] };
     writeJournal(job, journal);
   }
@@ -245,38 +262,124 @@ async function addTablesLocked(ctx: CommandContext, options: AddTablesOptions): 
 
   steps.push(...(await recordInRelgroups(ctx, batch)));
   const waiting = await addTriggersInRounds(ctx, batch, syncs);
-  if (waiting.length) return { added: [], blocked, waiting, steps, resumed };
+  if (waiting.length) return { added: [], blocked, waiting, steps, resumed, sequences: [] };
   steps.push(
     `${batch.tables.length} table(s) carry the sync's triggers: from here on every change is recorded`,
   );
   const fenced = await requireCommitFence(job, ctx);
   if (fenced) steps.push(fenced);
 
+  // Every target of a fan-out job gets the rows, one after the other, each with a copy record of its
+  // own (src/core/copy/state.ts): the daemon applies the changes since the triggers to all of them.
+  const views = targetViews(job);
+  const copiedKey = (view: Job, t: { schema: string; name: string }) =>
+    job.config.fanOut ? `${view.target}:${key(t)}` : key(t);
   for (const sync of [...new Set(batch.tables.map((t) => t.sync))].map(syncOf)) {
-    const tables = batch.tables.filter((t) => t.sync === sync.name && !batch.copied.includes(key(t)));
-    if (tables.length === 0) continue;
-    ctx.progress(`copying the rows of ${tables.length} new table(s) of ${sync.name}`);
-    const run = await copySync(ctx, sync.name, sync.relgroup, {
-      record: copyRecordName(batch, sync),
-      tables,
-    });
-    const after = await run.afterTables;
-    after.forEach((line) => ctx.log(line));
-    batch.copied.push(...tables.map(key));
-    writeJournal(job, batch);
-    steps.push(
-      `copied ${run.result.rows.toLocaleString('en-US')} row(s) of ${tables.length} table(s) into ${sync.name}'s new tables online`,
-    );
+    for (const view of views) {
+      const tables = batch.tables.filter(
+        (t) => t.sync === sync.name && !batch.copied.includes(copiedKey(view, t)),
+      );
+      if (tables.length === 0) continue;
+      const where = job.config.fanOut ? ` on target ${view.target}` : '';
+      ctx.progress(`copying the rows of ${tables.length} new table(s) of ${sync.name}${where}`);
+      const run = await copySync(view === job ? ctx : ctx.forJob(view), sync.name, sync.relgroup, {
+        record: copyRecordName(batch, sync),
+        tables,
+      });
+      const after = await run.afterTables;
+      after.forEach((line) => ctx.log(line));
+      batch.copied.push(...tables.map((t) => copiedKey(view, t)));
+      writeJournal(job, batch);
+      steps.push(
+        `copied ${run.result.rows.toLocaleString('en-US')} row(s) of ${tables.length} table(s) into ${sync.name}'s new tables${where} online`,
+      );
+    }
   }
+  if (sequences.addable.length) steps.push(...(await recordSequences(ctx, sequences.addable)));
   if (isDaemonRunning(job)) {
     ctx.progress('reloading the daemon: it learns the new tables and applies what changed during the copy');
     await reloadDaemon(job, ctx);
     steps.push('reloaded the daemon and kicked the sync(s): the new tables replicate from now on');
     steps.push(await kickUntilApplied(ctx, batch.tables.map(key)));
   } else steps.push('the daemon is not running: bucardo.start gives it the new tables with the rest');
-  for (const sync of syncs) rmSync(copyRecordFile(job, copyRecordName(batch, sync)), { force: true });
+  for (const sync of syncs)
+    for (const view of views) rmSync(copyRecordFile(view, copyRecordName(batch, sync)), { force: true });
   rmSync(journalFile(job), { force: true });
-  return { added: batch.tables.map(key), blocked, waiting: [], steps, resumed };
+  return {
+    added: batch.tables.map(key),
+    blocked,
+    waiting: [],
+    steps,
+    resumed,
+    sequences: sequences.addable,
+  };
+}
+
+/**
+ * The sequences in scope on the primary that no relgroup of the job holds (created since install),
+ * each checked on every target: the daemon refuses a sync whose sequence a target lacks.
+ */
+async function newSequences(
+  ctx: CommandContext,
+): Promise<{ addable: string[]; blocked: UnreplicatedTable[] }> {
+  const { job, activity } = ctx;
+  const { sequences } = await withClient(job, { role: 'primary', activity }, (primary) =>
+    findReplicationObjects(primary, job.config.bucardo.replicationObjects, { sizes: false }),
+  );
+  if (sequences.length === 0) return { addable: [], blocked: [] };
+  const recorded = await withMetadata(job, (metadata) => recordedSequences(metadata, job), activity);
+  const unrecorded = sequences.filter((s) => !recorded.has(displayName(s)));
+  const blocked = new Map<string, UnreplicatedTable>();
+  for (const view of targetViews(job)) {
+    await withClient(view, { role: 'secondary', activity }, async (secondary) => {
+      for (const sequence of unrecorded) {
+        const { rows } = await secondary.query<{ present: boolean }>(
+          'SELECT to_regclass($1) IS NOT NULL AS present',
+          [quoteQualified(sequence.schema, sequence.name)],
+        );
+        const name = displayName(sequence);
+        if (!rows[0]!.present && !blocked.has(name))
+          blocked.set(name, {
+            table: name,
+            schema: sequence.schema,
+            name: sequence.name,
+            blocked: `the sequence does not exist on ${job.config.fanOut ? `target ${view.target}` : 'the secondary'}: create it there first (schema.diff prints the statement), then run schema.add_tables again`,
+          });
+      }
+    });
+  }
+  return {
+    addable: unrecorded.map(displayName).filter((name) => !blocked.has(name)),
+    blocked: [...blocked.values()],
+  };
+}
+
+/** The sequences ("schema.name") the job's relgroups hold. */
+export async function recordedSequences(metadata: Client, job: Job): Promise<Set<string>> {
+  const { rows } = await metadata.query<{ name: string }>(
+    `SELECT g.schemaname || '.' || g.tablename AS name FROM bucardo.herdmap h
+       JOIN bucardo.goat g ON g.id = h.goat WHERE h.herd = ANY($1) AND g.reltype = 'sequence'`,
+    [jobSyncs(job).map((s) => s.relgroup)],
+  );
+  return new Set(rows.map((row) => row.name));
+}
+
+/** `bucardo add sequence` into the first sync's relgroup, as bucardo.install records sequences. */
+async function recordSequences(ctx: CommandContext, sequences: string[]): Promise<string[]> {
+  const { job, activity } = ctx;
+  const relgroup = jobSyncs(job)[0]!.relgroup;
+  await runBucardo(
+    job,
+    [
+      'add',
+      'sequence',
+      ...sequences.map((s) => bucardoRelationName(s.slice(0, s.indexOf('.')), s.slice(s.indexOf('.') + 1))),
+      `db=${job.bucardoDbName.primary}`,
+      `relgroup=${relgroup}`,
+    ],
+    { activity },
+  );
+  return [`recorded the sequence(s) ${sequences.join(', ')} in relgroup ${relgroup}`];
 }
 
 const key = (t: { schema: string; name: string }) => `${t.schema}.${t.name}`;
@@ -323,36 +426,63 @@ async function planNewTables(
 ): Promise<{ tables: AddTablesJournal['tables']; blocked: UnreplicatedTable[] }> {
   const { job, activity } = ctx;
   return withClient(job, { role: 'primary', activity }, (primary) =>
-    withClient(job, { role: 'secondary', activity }, (secondary) =>
-      withMetadata(
-        job,
-        async (metadata) => {
-          const { missing, scope } = await unreplicatedTables(job, { primary, secondary, metadata });
-          const wanted = missing.filter((t) => !options.only || options.only.includes(t.table));
-          const addable = wanted.filter((t) => !t.blocked);
-          const blocked = wanted.filter((t) => t.blocked);
-          if (addable.length === 0) return { tables: [], blocked };
-          const syncs = jobSyncs(job);
-          const syncFor = new Map<string, string>();
-          if (syncs.length === 1) addable.forEach((t) => syncFor.set(t.table, syncs[0]!.name));
-          else {
-            // Only the addable tables beside the recorded ones: a blocked table must not pull a group.
-            const recorded = await recordedTableSyncs(metadata, job);
-            const considered = scope.filter(
-              (r) => recorded.has(displayName(r)) || addable.some((t) => t.table === displayName(r)),
-            );
-            const plan = await planSyncs(job, metadata, primary, considered);
-            for (const [sync, tables] of plan.additions) for (const t of tables) syncFor.set(t, sync.name);
-          }
-          return {
-            tables: addable.map((t) => ({ schema: t.schema, name: t.name, sync: syncFor.get(t.table)! })),
-            blocked,
-          };
-        },
-        activity,
-      ),
+    withMetadata(
+      job,
+      async (metadata) => {
+        const { missing, scope } = await unreplicatedOnEveryTarget(job, { primary, metadata }, activity);
+        const wanted = missing.filter((t) => !options.only || options.only.includes(t.table));
+        const addable = wanted.filter((t) => !t.blocked);
+        const blocked = wanted.filter((t) => t.blocked);
+        if (addable.length === 0) return { tables: [], blocked };
+        const syncs = jobSyncs(job);
+        const syncFor = new Map<string, string>();
+        if (syncs.length === 1) addable.forEach((t) => syncFor.set(t.table, syncs[0]!.name));
+        else {
+          // Only the addable tables beside the recorded ones: a blocked table must not pull a group.
+          const recorded = await recordedTableSyncs(metadata, job);
+          const considered = scope.filter(
+            (r) => recorded.has(displayName(r)) || addable.some((t) => t.table === displayName(r)),
+          );
+          const plan = await planSyncs(job, metadata, primary, considered);
+          for (const [sync, tables] of plan.additions) for (const t of tables) syncFor.set(t, sync.name);
+        }
+        return {
+          tables: addable.map((t) => ({ schema: t.schema, name: t.name, sync: syncFor.get(t.table)! })),
+          blocked,
+        };
+      },
+      activity,
     ),
   );
+}
+
+/**
+ * unreplicatedTables on each target of the job (one, or every entry of databases.secondaries): a
+ * table is blocked when it is on any target, with that target named, since the one sync applies each
+ * change to every target at once.
+ */
+export async function unreplicatedOnEveryTarget(
+  job: Job,
+  clients: { primary: Client; metadata: Client },
+  activity?: Activity,
+): Promise<{ missing: UnreplicatedTable[]; scope: Relation[] }> {
+  let found: { missing: UnreplicatedTable[]; scope: Relation[] } | undefined;
+  for (const view of targetViews(job)) {
+    const onView = await withClient(
+      view,
+      { role: 'secondary', ...(activity ? { activity } : {}) },
+      (secondary) => unreplicatedTables(view, { ...clients, secondary }),
+    );
+    const named = (t: UnreplicatedTable): UnreplicatedTable =>
+      t.blocked && job.config.fanOut ? { ...t, blocked: `on target ${view.target}: ${t.blocked}` } : t;
+    if (!found) found = { missing: onView.missing.map(named), scope: onView.scope };
+    else
+      found.missing = found.missing.map((t) => {
+        const there = onView.missing.find((o) => o.table === t.table);
+        return !t.blocked && there?.blocked ? named(there) : t;
+      });
+  }
+  return found!;
 }
 
 /** `bucardo add table` for the batch's tables not in their relgroup yet: no table is touched. */
@@ -408,12 +538,15 @@ async function addTriggersInRounds(
           } catch (error) {
             if (activity.interrupted) throw new InterruptedError();
             if (!/lock timeout/i.test(errorMessage(error))) throw error;
-            for (const t of lacking.filter((l) => l.sync === sync.name))
-              failures.set(key(t), {
-                table: key(t),
-                error: `its triggers could not be created within bucardo.lock_timeout (${job.config.bucardo.lockTimeoutMs} ms)`,
-                blockers: [],
-              });
+            // Bucardo's validate waits on its own connection, bounded by the lock_timeout recorded in
+            // the primary's dbconn; who held the lock is looked up now, for the operator.
+            const busy = lacking.filter((l) => l.sync === sync.name);
+            const waiting = await describeWaiting(
+              primary,
+              busy.map((t) => ({ key: key(t), schema: t.schema, table: t.name })),
+              `its triggers could not be created within bucardo.lock_timeout (${job.config.bucardo.lockTimeoutMs} ms)`,
+            );
+            for (const failure of waiting) failures.set(failure.table, failure);
           }
         }
         for (const t of (await tablesLackingTriggers(primary, job, batch)).filter((l) => !l.missing)) {

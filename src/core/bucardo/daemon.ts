@@ -124,10 +124,53 @@ export async function reloadDaemon(job: Job, ctx: CommandContext): Promise<void>
     );
   // The daemon calls the fence on the source before every run of the syncs it is about to load.
   await requireCommitFence(job, ctx);
-  // reload_config re-reads bucardo_config and reloads the MCP, which loads new syncs too. Its own wait
-  // for the MCP's confirmation (30 s by default) was too short on a busy machine: 120 s.
-  await runBucardo(job, ['reload_config', '120'], { activity: ctx.activity, timeoutMs: 150_000 });
+  await reloadConfig(job, ctx);
   for (let i = 0; i < 100 && !syncLoaded(job); i++) await sleep(100, ctx.activity.signal);
   const recorded = await withMetadata(job, (client) => recordedSyncs(client, job));
   if (recorded.length) await kickSync(job);
+}
+
+/** How long the MCP may take to stop every controller, then load and validate every sync. */
+const RELOAD_WAIT_MS = 120_000;
+
+/**
+ * What `bucardo reload_config` asks of the MCP (re-read bucardo_config, reload every sync), sent over
+ * SQL: NOTIFY the request, wait for the MCP's confirmation. The executable first pings the MCP and
+ * gives up after 2 s without an answer ("Looks like Bucardo is not running"), and the MCP does not
+ * answer while it reconnects to a sync's databases after a worker died, which a schema change makes
+ * every worker do until this very reload (how-bucardo-behaves.md §25). The pid file already says the
+ * daemon runs; the wait is bounded and ends early if the daemon exits.
+ */
+async function reloadConfig(job: Job, ctx: CommandContext): Promise<void> {
+  await withMetadata(
+    job,
+    async (client) => {
+      let confirmed = false;
+      const listener = (message: { channel: string }) => {
+        if (message.channel === 'bucardo_reload_config_finished') confirmed = true;
+      };
+      client.on('notification', listener);
+      try {
+        await client.query('LISTEN bucardo_reload_config_finished');
+        await client.query('NOTIFY bucardo_reload_config');
+        const started = Date.now();
+        ctx.progress('waiting for the Bucardo daemon to reload its syncs');
+        while (!confirmed) {
+          if (!isDaemonRunning(job))
+            throw new OperatorError(
+              `The Bucardo daemon of ${job.name} exited while it reloaded its configuration. Look at ${job.paths.logFile}, start it with bucardo.start, then run the command again.`,
+            );
+          if (Date.now() - started > RELOAD_WAIT_MS)
+            throw new OperatorError(
+              `The Bucardo daemon of ${job.name} (pid ${daemonPid(job)}) did not confirm the reload of its syncs within ${RELOAD_WAIT_MS / 1000} s. Look at ${job.paths.logFile} for what it is doing, then run the command again.`,
+            );
+          await sleep(100, ctx.activity.signal);
+        }
+      } finally {
+        client.off('notification', listener);
+        await client.query('UNLISTEN *').catch(() => undefined);
+      }
+    },
+    ctx.activity,
+  );
 }
