@@ -20,6 +20,7 @@ import {
   writeJobConfig,
   type WrittenJob,
 } from '../support/harness.js';
+import { jobBetween } from '../support/fixture.js';
 
 let a: ClusterInfo;
 let b: ClusterInfo;
@@ -28,12 +29,8 @@ before(async () => {
 });
 after(async () => {
   for (const [cluster, db] of [
-    [a, 'st_a'],
-    [b, 'st_b'],
     [a, 'stc_a'],
     [b, 'stc_b'],
-    [a, 'stw_a'],
-    [b, 'stw_b'],
   ] as const)
     await dropDatabase(cluster, db).catch(() => undefined);
 });
@@ -84,25 +81,19 @@ test('an unreachable primary is state unknown, exit code 3, and the message name
 });
 
 test('caught up 0, stopped 2, lagging 1 and stalled 2 on a running job; the status shortcut at the prompt', async (t) => {
-  const schema = 'CREATE TABLE public.s (id int PRIMARY KEY, v text);';
-  await freshDatabase(a, 'st_a', schema);
-  await freshDatabase(b, 'st_b', schema);
-  const job = writeJobConfig({
+  const { job, ok } = await jobBetween(t, {
     name: 'st',
-    primary: { cluster: a, dbname: 'st_a' },
-    secondary: { cluster: b, dbname: 'st_b' },
+    schema: 'CREATE TABLE public.s (id int PRIMARY KEY, v text);',
     asynchronousKicking: true,
     copyData: 'never',
     bucardoSettings: { watchdog_seconds: 12 },
   });
-  t.after(() => forgetJob(job, a));
   const notInstalled = await status(job);
   assert.equal(notInstalled.code, 2);
   assert.equal(notInstalled.json.data.state, 'stopped');
   assert.equal(notInstalled.json.data.verdict, 'not installed (run bucardo.install)');
 
-  const flow = await runTool(['-c', job.file, '-l', 'bucardo.install bucardo.add_triggers bucardo.start']);
-  assert.equal(flow.code, 0, flow.stdout + flow.stderr);
+  await ok('bucardo.install bucardo.add_triggers bucardo.start');
   await query(a, 'st_a', "INSERT INTO public.s VALUES (1, 'one')");
   await waitFor(
     async () => (await query(b, 'st_b', 'SELECT 1 FROM public.s WHERE id = 1')).length === 1,
@@ -165,22 +156,17 @@ test('caught up 0, stopped 2, lagging 1 and stalled 2 on a running job; the stat
 });
 
 test('a watchdog that cannot look makes the state unknown (exit code 3) and says why, never caught up', async (t) => {
-  const schema = 'CREATE TABLE public.w (id int PRIMARY KEY);';
-  await freshDatabase(a, 'stw_a', schema);
-  await freshDatabase(b, 'stw_b', schema);
-  const job = writeJobConfig({
+  const { job } = await jobBetween(t, {
     name: 'stw',
-    primary: { cluster: a, dbname: 'stw_a' },
-    secondary: { cluster: b, dbname: 'stw_b' },
+    schema: 'CREATE TABLE public.w (id int PRIMARY KEY);',
     copyData: 'never',
+    flow: 'bucardo.install bucardo.add_triggers bucardo.start',
   });
+  // The role holds privileges in stw_b: that database goes first (the fixture would drop it later).
   t.after(async () => {
-    await forgetJob(job, a);
     await dropDatabase(b, 'stw_b');
     await query(b, 'postgres', 'DROP ROLE IF EXISTS st_monitor');
   });
-  const flow = await runTool(['-c', job.file, '-l', 'bucardo.install bucardo.add_triggers bucardo.start']);
-  assert.equal(flow.code, 0, flow.stdout + flow.stderr);
   await waitFor(async () => (await status(job)).code === 0, 30_000, 'caught up after the start');
 
   // A monitoring login on the secondary that may connect but not call pg_blocking_pids (revoked from
