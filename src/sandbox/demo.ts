@@ -1,5 +1,6 @@
 // `node wrapper.js --demo`: three local clusters A, B and C with sample data, configs for A→B and
 // B→C, the shell on both (c1./c2.), and everything stopped when the shell exits.
+import { randomBytes } from 'node:crypto';
 import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -9,7 +10,9 @@ import { CommandOptions } from '../core/arguments.js';
 import type { Job } from '../core/job.js';
 import { style, write, writeError } from '../shell/output.js';
 import { stopProcessesIn } from '../core/process.js';
+import { isProcessAlive } from '../core/process.js';
 import { PG_BIN, startCluster, stopAllClusters, type ClusterInfo } from './cluster.js';
+import { startPooler, type PoolerInfo } from './pgbouncer.js';
 import { SAMPLE_SCHEMA, sampleData } from './sample-data.js';
 import { pgBinFor, SYSTEM_MAJOR } from './versions.js';
 
@@ -46,7 +49,13 @@ export function demoConfig(
   dir: string,
   cascade: { primary: boolean; secondary: boolean },
   metadata: ClusterInfo = primary,
+  pooler?: DemoPooler,
 ): string {
+  // With the pooler the application reaches A through, cutover.finish pauses it, repoints it at B
+  // and resumes it: no question about writes, no client error (docs/cutover.md#with-a-pooler-in-front).
+  const poolerLine = pooler
+    ? `\n  pgbouncer: {host: ${pooler.host}, port: ${pooler.port}, user: ${pooler.adminUser}, passfile: ${pooler.passfile}, databases: [shop], config_file: ${pooler.configFile}}`
+    : '';
   return `# Demo job ${name}: written by node wrapper.js --demo (see configs/example.yml for every key)
 plugins: [bucardo, retry, indexes, mat_views, cutover]
 databases:
@@ -64,13 +73,19 @@ bucardo:
 retry: {timeout: 2000, attempts: 5, backoff: 500}
 indexes: {larger_than: 128 kB, jobs: 2}
 mat_views: {jobs: 2}
-cutover: {settle_time: 2, max_lag: 5, drain_timeout: 60}
+cutover:
+  settle_time: 2
+  max_lag: 5
+  drain_timeout: 60${poolerLine}
 `;
 }
 
 /** The walk-through printed under the sandbox's addresses (docs/demo.md explains each step). */
-export function demoBanner(b: ClusterInfo): string[] {
+export function demoBanner(b: ClusterInfo, pooler?: DemoPooler): string[] {
   const psqlB = `psql -h ${b.host} -p ${b.port} -U postgres shop`;
+  const finish = pooler
+    ? '    c1.cutover.finish                                               PAUSE the pooler, final check, point it at B, RESUME'
+    : '    c1.cutover.finish                                               the guided switch (answer y once writes stop)';
   return [
     '  The whole migration, A -> B (c1), with B -> C (c2) cascading behind it:',
     '    c1.bucardo.install  c1.retry.install  c1.retry.add_triggers     record A, put triggers on it table by table',
@@ -81,7 +96,7 @@ export function demoBanner(b: ClusterInfo): string[] {
     '    c1.cutover.verify                                               A and B compared, key range by key range',
     `    break a row on B:  ${psqlB} -c "UPDATE sales.orders SET amount = 0 WHERE id = 7"`,
     '    c1.cutover.verify  c1.cutover.repair  c1.cutover.check           found, re-applied, ready',
-    '    c1.cutover.finish                                               the guided switch (answer y once writes stop)',
+    finish,
     '    c2.status                                                       B -> C keeps replicating after A is retired',
   ];
 }
@@ -139,14 +154,42 @@ async function startDemoClusters(
   return [a!, b!, c!];
 }
 
+/** The demo's pooler and the libpq password file that logs in to it (its admin user and postgres). */
+export type DemoPooler = PoolerInfo & { passfile: string };
+
+/**
+ * The application's way in: a PgBouncer (Debian's) in front of A's shop, for the cutover without a
+ * write stop by hand. Its password is made here and written only to a 0600 password file in the
+ * sandbox, which the job's config names (libpq's convention; never a command line or a log).
+ */
+async function startDemoPooler(a: ClusterInfo, dir: string): Promise<DemoPooler> {
+  const password = randomBytes(12).toString('hex');
+  const pooler = await startPooler({
+    databases: { shop: { host: a.host, port: a.port, dbname: 'shop' } },
+    users: { pgbouncer: password, postgres: password },
+    adminUser: 'pgbouncer',
+  });
+  const passfile = path.join(dir, 'pooler.pgpass');
+  writeFileSync(
+    passfile,
+    ['pgbouncer', 'postgres'].map((user) => `${pooler.host}:${pooler.port}:*:${user}:${password}\n`).join(''),
+    { mode: 0o600 },
+  );
+  return { ...pooler, passfile };
+}
+
 export async function runDemo(options: CliOptions): Promise<number> {
   const dir = mkdtempSync(path.join(tmpdir(), 'bucardo-console-demo-'));
   // The clusters live inside, and their server runs as the postgres user: it must be able to pass through.
   chmodSync(dir, 0o711);
+  let pooler: DemoPooler | undefined;
   const cleanup = () => {
     stopDemoDaemons(dir);
+    // By its pid (SIGINT: it closes its connections and exits at once), never by name.
+    if (pooler && isProcessAlive(pooler.pid)) process.kill(pooler.pid, 'SIGINT');
     stopAllClusters();
     rmSync(dir, { recursive: true, force: true });
+    if (pooler) rmSync(pooler.dir, { recursive: true, force: true });
   };
   let jobs: Job[] = [];
   process.on('exit', cleanup);
@@ -163,19 +206,26 @@ export async function runDemo(options: CliOptions): Promise<number> {
       );
     }
     const [a, b, c] = await startDemoClusters(dir, options.primaryVersion);
+    pooler = await startDemoPooler(a, dir);
     for (const name of ['a_to_b', 'b_to_c']) mkdirSync(path.join(dir, name), { recursive: true });
     const aToB = path.join(dir, 'a_to_b.yml');
     const bToC = path.join(dir, 'b_to_c.yml');
     // Bucardo's metadata database needs PL/Perl, which only Debian's server has: on C (B holds b_to_c's)
     // when A runs another version.
     const aToBMetadata = options.primaryVersion && options.primaryVersion !== SYSTEM_MAJOR ? c : undefined;
-    writeFileSync(aToB, demoConfig('a_to_b', a, b, dir, { primary: false, secondary: true }, aToBMetadata));
+    writeFileSync(
+      aToB,
+      demoConfig('a_to_b', a, b, dir, { primary: false, secondary: true }, aToBMetadata, pooler),
+    );
     writeFileSync(bToC, demoConfig('b_to_c', b, c, dir, { primary: true, secondary: false }));
     write(
       `  A: 127.0.0.1:${a.port}  B: 127.0.0.1:${b.port}  C: 127.0.0.1:${c.port}  (database "shop", user postgres)`,
     );
+    write(
+      `  The application's way in, PgBouncer in front of A (pid ${pooler.pid}): PGPASSFILE=${pooler.passfile} psql -h ${pooler.host} -p ${pooler.port} -U postgres shop`,
+    );
     write(`  Configs: ${aToB} (c1) and ${bToC} (c2)`);
-    for (const line of demoBanner(b)) write(line);
+    for (const line of demoBanner(b, pooler)) write(line);
     write(`  Everything is stopped and removed when you exit.\n`);
     const { Session } = await import('../shell/session.js');
     const session = await Session.load([aToB, bToC]);

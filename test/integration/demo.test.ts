@@ -1,10 +1,12 @@
 // The newcomer's first contact: `node wrapper.js --demo` reaches its prompt quickly, and the whole
 // migration its banner walks through works in a real terminal: install, triggers with retry,
 // indexes dropped and rebuilt, the copy, materialized views, verify, a broken row found and repaired,
-// the readiness check, the guided finish, and B -> C replicating on. Nothing is left behind after exit.
+// the readiness check, the finish through the sandbox's PgBouncer (the application's way in moves from
+// A to B without a question), and B -> C replicating on. Nothing is left behind after exit.
 import assert from 'node:assert/strict';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { after, test } from 'node:test';
+import pg from 'pg';
 import { isProcessAlive, readPidFile } from '../../src/core/process.js';
 import type { ClusterInfo } from '../../src/sandbox/cluster.js';
 import { query, waitFor } from '../support/harness.js';
@@ -41,6 +43,30 @@ test('--demo walks the whole migration A -> B with B -> C behind it, and leaves 
   const dir = /Configs: (\/\S+)\/a_to_b\.yml \(c1\)/.exec(pty.output)![1]!;
   const bPort = Number(/B: 127\.0\.0\.1:(\d+)/.exec(pty.output)![1]);
   const b = { host: '127.0.0.1', port: bPort } as ClusterInfo;
+  const aPort = Number(/A: 127\.0\.0\.1:(\d+)/.exec(pty.output)![1]);
+  const poolerLine = /PgBouncer in front of A \(pid (\d+)\): PGPASSFILE=(\S+) psql -h (\S+) -p (\d+)/.exec(
+    pty.output,
+  );
+  assert.ok(poolerLine, `the banner names the pooler:\n${pty.output}`);
+  const poolerPid = Number(poolerLine[1]);
+  /** One statement through the pooler, as the application would run it (the password from the file). */
+  const throughPooler = async (sql: string): Promise<Record<string, unknown>[]> => {
+    const password = readFileSync(poolerLine[2]!, 'utf8').split('\n')[0]!.split(':').pop()!;
+    const client = new pg.Client({
+      host: poolerLine[3],
+      port: Number(poolerLine[4]),
+      user: 'postgres',
+      password,
+      database: 'shop',
+    });
+    await client.connect();
+    try {
+      return (await client.query(sql)).rows;
+    } finally {
+      await client.end();
+    }
+  };
+  assert.deepEqual(await throughPooler('SELECT inet_server_port() AS port'), [{ port: aPort }]);
   for (const plugin of ['bucardo', 'retry', 'indexes', 'mat_views', 'cutover'])
     assert.match(pty.output, new RegExp(`Commands for ${plugin}`));
   assert.match(pty.output, /c1\.cutover\.verify {2}c1\.cutover\.repair {2}c1\.cutover\.check/);
@@ -93,8 +119,11 @@ test('--demo walks the whole migration A -> B with B -> C behind it, and leaves 
   await run('c1.cutover.repair', /Repaired: Bucardo re-applied 1 key\(s\)/);
   await run('c1.status', /State {9}: caught up \(exit code 0\)/, 60_000);
   await run('c1.cutover.check', /Ready for cutover/);
-  await run('c1.cutover.finish', /Cutover finished: replication is stopped/, 150_000);
-  await query(b, 'shop', "INSERT INTO inventory.products VALUES (9001, 'after the cutover', 1)");
+  const finished = await run('c1.cutover.finish', /Cutover finished: replication is stopped/, 150_000);
+  assert.doesNotMatch(finished, /Have all writes/, 'the pooler is the write stop: no question');
+  // The application's way in now leads to B, and its writes go on to C.
+  assert.deepEqual(await throughPooler('SELECT inet_server_port() AS port'), [{ port: bPort }]);
+  await throughPooler("INSERT INTO inventory.products VALUES (9001, 'after the cutover', 1)");
   const c = { host: '127.0.0.1', port: Number(/C: 127\.0\.0\.1:(\d+)/.exec(pty.output)![1]) } as ClusterInfo;
   await waitFor(
     async () => (await query(c, 'shop', 'SELECT 1 FROM inventory.products WHERE id = 9001')).length === 1,
@@ -108,6 +137,7 @@ test('--demo walks the whole migration A -> B with B -> C behind it, and leaves 
   assert.equal(await pty.exited, 0);
   assert.deepEqual(processesMentioning(dir), [], 'no cluster or kicker left');
   assert.equal(isProcessAlive(daemonPid), false, 'the Bucardo daemon has exited');
+  assert.equal(isProcessAlive(poolerPid), false, 'the pooler has exited');
   assert.equal(existsSync(dir), false, 'the sandbox directory is removed');
   t.diagnostic(
     `prompt after ${promptSeconds.toFixed(1)} s; the whole flow took ${((Date.now() - started) / 60_000).toFixed(1)} min`,
