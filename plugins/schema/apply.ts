@@ -137,6 +137,10 @@ async function resolve(primary: Client, statements: Statement[]): Promise<Resolv
 
 const displayTable = (s: Resolved) => (s.resolved ? `${s.resolved.schema}.${s.resolved.name}` : undefined);
 
+/** Statements that create a sequence, directly or for a column. */
+const CREATES_SEQUENCE =
+  /\bCREATE\s+(?:(?:TEMP|TEMPORARY|UNLOGGED)\s+)?SEQUENCE\b|\b(?:small|big)?serial\b|\bGENERATED\s+(?:ALWAYS|BY\s+DEFAULT)\s+AS\s+IDENTITY\b/i;
+
 /** The steps for these statements, in the order that never breaks replication. */
 export function planSteps(
   statements: Resolved[],
@@ -181,10 +185,18 @@ export function planSteps(
       what: 'Bucardo: reload the daemon, so every sync loads the new column lists and tables',
       statements: [],
     });
-  if (created.length)
+  // A sequence Bucardo does not carry is behind on the new primary after the cutover: one the file
+  // creates (CREATE SEQUENCE, a serial or identity column) joins the job's relgroup like a new table.
+  const sequences = statements.some((s) => CREATES_SEQUENCE.test(s.sql));
+  if (created.length || sequences)
     steps.push({
       name: 'add-tables',
-      what: `Bucardo: add the new table(s) in scope (${created.join(', ')}) to the job: relgroup, triggers, rows copied online`,
+      what: `Bucardo: add the new ${[
+        created.length ? `table(s) in scope (${created.join(', ')})` : '',
+        sequences ? 'sequence(s) in scope' : '',
+      ]
+        .filter(Boolean)
+        .join(' and ')} to the job${created.length ? ': relgroup, triggers, rows copied online' : ''}`,
       statements: [],
     });
   return steps;

@@ -534,7 +534,12 @@ test('schema.apply refuses a rename and a file with a syntax error, changing not
 });
 
 test('schema.apply killed between the secondary and the primary: a rerun completes it, nothing runs twice', async () => {
-  const file = sqlFile('flag.sql', 'ALTER TABLE public.accounts ADD COLUMN flag boolean DEFAULT false;\n');
+  // A new sequence too: the rerun's last step records it in the job (its check, schema.diff, would
+  // name a sequence in scope that no relgroup holds).
+  const file = sqlFile(
+    'flag.sql',
+    'ALTER TABLE public.accounts ADD COLUMN flag boolean DEFAULT false;\nCREATE SEQUENCE public.flag_seq;\n',
+  );
   // An open transaction on the primary's table keeps the primary's step waiting in its rounds.
   const holder = new pg.Client({ host: a.host, port: a.port, user: 'postgres', database: PRIMARY });
   await holder.connect();
@@ -596,6 +601,7 @@ test('schema.apply killed between the secondary and the primary: a rerun complet
     ['secondary-first'],
     `the secondary step is not run twice:\n${printed(rerun)}`,
   );
+  assert.deepEqual(outcome(rerun).data.done, ['primary', 'reload', 'add-tables'], printed(rerun));
   assert.match(await columns(a, PRIMARY), /accounts\.flag boolean/);
   await query(a, PRIMARY, 'UPDATE public.accounts SET flag = true WHERE id = 3');
   await waitSame(['public.accounts'], 'a write to the new column after the rerun');
