@@ -26,6 +26,7 @@ export const FINISH: Step<SwitchRun, FinishData>[] = [
   { name: 'scope', run: step.scope },
   { name: 'readiness', doneWhen: 'confirmed', run: step.readiness },
   { name: 'confirmation', doneWhen: 'confirmed', run: step.operatorConfirms },
+  { name: 'open sessions', doneWhen: 'verified', run: step.openSessions },
   { name: 'stop writes', doneWhen: 'replication_stopped', marks: 'confirmed', run: step.stopWrites },
   { name: 'drain', doneWhen: 'drained', marks: 'drained', inPause: true, run: step.drain },
   { name: 'sequences', doneWhen: 'sequences', marks: 'sequences', inPause: true, run: step.sequences },

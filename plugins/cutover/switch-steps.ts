@@ -11,7 +11,7 @@ import { errorMessage, OperatorError } from '../../src/core/errors.js';
 import { dropBucardoSchema } from '../../src/core/bucardo/schema.js';
 import type { Job } from '../../src/core/job.js';
 import { findReplicationObjects } from '../../src/core/objects.js';
-import { daemonPid, kickSync, stopDaemon, stopSyncWorkers } from '../../src/core/bucardo/daemon.js';
+import { daemonPid, kickSyncOn, stopDaemon, stopSyncWorkers } from '../../src/core/bucardo/daemon.js';
 import { reverseJob } from '../../src/core/bucardo/reverse.js';
 import { syncRow } from '../../src/core/bucardo/metadata.js';
 import { syncNames } from '../../src/core/bucardo/syncs.js';
@@ -19,6 +19,7 @@ import { FIXED_ROUNDS, lockRounds } from '../../src/core/rounds.js';
 import { collectReadiness } from './check.js';
 import { holdIntact, releaseHold, type ChangeHorizon } from './compare/capture.js';
 import { runFinalCheck } from './compare/final-check.js';
+import { openSides } from './compare/pool.js';
 import { advanceSequences, type SequenceChange } from './compare/sequences.js';
 import { runVerify } from './compare/engine.js';
 import { inFlightKeys, lastVerifyRun, resetProgress } from './records.js';
@@ -30,6 +31,9 @@ import { otherTargets, setUpFollow } from './follow.js';
 import { backlog, describeWriters, describeWrites, openWriters, writesSince } from './writes.js';
 
 type Result = Promise<StepResult<FinishData> | void>;
+
+/** How often the drain looks at the backlog. */
+const DRAIN_LOOK_MS = 100;
 
 /** Writes since the confirmation, plus (once drained) anything pending again: either means writes did not stop. */
 async function writesAfterConfirmation(run: SwitchRun): Promise<string | undefined> {
@@ -130,6 +134,24 @@ export async function operatorConfirms(run: SwitchRun): Result {
 }
 
 /**
+ * Before the pause: the connection pairs of the final check, opened side by side (dedicated sessions:
+ * its tables are compared in parallel, one pair each, up to cutover.jobs). Each connection costs tens
+ * of milliseconds the application would otherwise wait for. The shared session on the secondary is
+ * left to open inside the pause (the sequences step): that is the proof that the secondary still takes
+ * new connections, as the pooler's and the application's will have to after the switch.
+ */
+export async function openSessions(run: SwitchRun): Result {
+  if (run.ctx.options.flag('full-verify')) return;
+  const pairs = Math.max(1, Math.min(run.settings.jobs, run.scope.tables.length));
+  const opened = await Promise.allSettled(
+    Array.from({ length: pairs }, () => openSides(run.job, run.ctx.activity)),
+  );
+  for (const pair of opened) if (pair.status === 'fulfilled') run.checkSessions.push(pair.value);
+  const failed = opened.find((pair) => pair.status === 'rejected');
+  if (failed) throw failed.reason;
+}
+
+/**
  * The write stop (the pooler's PAUSE, the fence; again on a rerun that continues a confirmed run),
  * and the confirmation's time on the primary's clock: later writes are found by their transaction's start.
  */
@@ -166,14 +188,17 @@ export async function drain(run: SwitchRun): Result {
       );
     }
     if (Date.now() - lastKick > 5000) {
-      // A kick costs one sync run; asking every few seconds is plenty while waiting.
-      await kickSync(job);
+      // A kick costs one sync run; asking every few seconds is plenty while waiting. On the shared
+      // metadata session: no connection is opened inside the pause.
+      await kickSyncOn(run.metadata, job);
       lastKick = Date.now();
     }
     ctx.progress(
       `waiting for replication to apply ${pending} pending change(s) (${Math.round((Date.now() - started) / 1000)} s)`,
     );
-    await sleep(500, ctx.activity.signal);
+    // The application waits for this loop: a sync run takes a fraction of a second, so look often
+    // (one look reads the delta tables once; 500 ms between looks cost 250 ms of pause on average).
+    await sleep(DRAIN_LOOK_MS, ctx.activity.signal);
   }
   run.say(`replication caught up: nothing pending (waited ${run.stepSeconds})`);
 }
@@ -243,6 +268,7 @@ async function checkTarget(
   if ('horizon' in quick) {
     const check = await runFinalCheck(target, quick.horizon, {
       settings,
+      ...(target === job ? { sessions: run.checkSessions } : {}),
       verifyInFlight: quick.inFlight,
       activity: ctx.activity,
       progress: (text) => ctx.progress(`final check: ${text}`),

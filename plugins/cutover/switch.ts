@@ -19,6 +19,7 @@
 // (switch-steps.ts says where).
 import type { Client } from '../../src/core/db.js';
 import { OperatorError } from '../../src/core/errors.js';
+import type { Sides } from '../../src/core/compare/ranges.js';
 import type { Job } from '../../src/core/job.js';
 import type { ReplicationScope } from '../../src/core/objects.js';
 import { findReplicationObjects } from '../../src/core/objects.js';
@@ -30,6 +31,7 @@ import { reverseJob } from '../../src/core/bucardo/reverse.js';
 import { jobTriggerNames, listTriggers } from '../../src/core/bucardo/triggers.js';
 import type { ReadinessItem } from './check.js';
 import type { FinalCheck } from './compare/final-check.js';
+import { closeSides } from './compare/pool.js';
 import { compareSequences } from './compare/sequences.js';
 import { followExists } from './follow.js';
 import {
@@ -100,6 +102,8 @@ export class SwitchRun implements StepRun {
   /** The tables and sequences in scope (the 'scope' step). */
   scope!: ReplicationScope;
   finalCheck?: FinalCheck;
+  /** The final check's connection pairs, opened before the pause (switch-steps.ts); closed when the run ends. */
+  checkSessions: Sides[] = [];
   pauseSeconds?: number;
   /** The targets that follow the chosen one (fan-out, cutover.others: follow). */
   readonly followers: Job[];
@@ -217,8 +221,12 @@ export async function runSwitch(
         : `The rollback of ${ctx.job.name} already finished at ${run.progress.finished}: the way back is stopped and its triggers are gone. The primary (A) takes the writes.`,
     };
   }
-  const stopped = await runSteps(table, run);
-  return stopped ?? { data: run.data(), message: finished(run) };
+  try {
+    const stopped = await runSteps(table, run);
+    return stopped ?? { data: run.data(), message: finished(run) };
+  } finally {
+    await closeSides(run.checkSessions);
+  }
 }
 
 /** Whether the side writes go to takes them: not a standby, not read-only. */
