@@ -173,8 +173,18 @@ async function tool(file: string, list: string): Promise<any> {
   return parsed;
 }
 
+/** The steps from the write stop to the RESUME, in milliseconds (data.timeline), or the pause's seconds. */
 function pauseSteps(data: any): string {
-  const steps = data.pause.steps.map((s: any) => `${s.step} ${s.seconds}`).join(', ');
+  const timeline: { step: string; ms?: number }[] = data.timeline ?? [];
+  const first = timeline.findIndex((t) => t.step === 'stop writes');
+  const last = timeline.findIndex((t) => t.step === 'resume writes');
+  const steps =
+    first >= 0 && last >= first
+      ? timeline
+          .slice(first, last + 1)
+          .map((t) => `${t.step} ${t.ms ?? '-'} ms`)
+          .join(', ')
+      : data.pause.steps.map((s: any) => `${s.step} ${s.seconds}`).join(', ');
   const check = data.finalCheck;
   return check
     ? `${steps} [final check: ${check.keysCompared} keys, counting rows ${check.countSeconds ?? 0} s]`

@@ -2,7 +2,7 @@
 // then sequences), cutover.check and cutover.finish. Loaded with the menu: no pg here.
 import { describeKey, type DifferingRange, type RepairReport, type VerifyReport } from './compare/report.js';
 import type { CheckData } from './check.js';
-import type { FinishData } from './finish.js';
+import type { FinishData } from './switch.js';
 
 const LISTED_KEYS = 20;
 const LISTED_RANGES = 10;

@@ -105,8 +105,8 @@ export default definePlugin<CutoverSettings>({
           help: 'the final check reads every row again instead of the keys changed since the last verify (longer pause)',
         },
       },
-      run: async (ctx) => (await import('./finish.js')).rollback(ctx),
-      validate: async (ctx) => (await import('./finish.js')).validateRollback(ctx),
+      run: async (ctx) => (await import('./rollback.js')).rollback(ctx),
+      validate: async (ctx) => (await import('./rollback.js')).validateRollback(ctx),
       format: formatFinish,
     },
     release: {

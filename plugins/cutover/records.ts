@@ -4,6 +4,7 @@
 // database and with it this record, so a new migration starts clean. Rows are keyed by job.
 import { withClient, type Client } from '../../src/core/db.js';
 import type { Activity } from '../../src/core/activity.js';
+import type { DatabaseContext } from '../../src/core/context.js';
 import { targetKey, type Job } from '../../src/core/job.js';
 import { metadataDatabaseExists } from '../../src/core/bucardo/metadata.js';
 import type { ChangeHorizon } from './compare/capture.js';
@@ -38,6 +39,8 @@ CREATE TABLE IF NOT EXISTS ${RECORD_SCHEMA}.finish_progress (
 );
 -- A fan-out job's chosen target (cutover.finish --target): a rerun must switch to the same one.
 ALTER TABLE ${RECORD_SCHEMA}.finish_progress ADD COLUMN IF NOT EXISTS target text;
+-- Each step of the switch with its start, end and milliseconds (steps.ts), appended as points are recorded.
+ALTER TABLE ${RECORD_SCHEMA}.finish_progress ADD COLUMN IF NOT EXISTS step_times jsonb;
 -- The write fence a switch left on the database writes moved away from (fence.ts): what to undo.
 CREATE TABLE IF NOT EXISTS ${RECORD_SCHEMA}.fence (
   job       text PRIMARY KEY,
@@ -69,6 +72,17 @@ export async function withRecords<T>(
     await ensureRecords(client);
     return fn(client);
   });
+}
+
+/**
+ * The command's shared metadata session with the record tables in place, for a command that records
+ * many times (cutover.finish, several times inside the write pause); undefined when Bucardo is not installed.
+ */
+export async function openRecords(db: DatabaseContext): Promise<Client | undefined> {
+  if (!(await metadataDatabaseExists(db, db.activity))) return undefined;
+  const client = await db.metadata();
+  await ensureRecords(client);
+  return client;
 }
 
 export interface VerifyRecord {
@@ -188,13 +202,37 @@ export async function chosenTarget(client: Client, job: Job): Promise<string | u
   return rows[0]?.target ?? undefined;
 }
 
-/** Records a step as done at the given time (the primary's clock for 'confirmed'), or now. */
-export async function markStep(client: Client, job: Job, step: FinishStep, at?: string): Promise<string> {
+/** One step of a switch as it ran (steps.ts): in --json (data.timeline) and in finish_progress.step_times. */
+export interface StepTime {
+  step: string;
+  status: 'done' | 'done earlier' | 'failed' | 'stopped';
+  /** ISO times on this machine's clock. */
+  startedAt?: string;
+  endedAt?: string;
+  ms?: number;
+  /** Part of the write pause. */
+  inPause?: boolean;
+  /** For a step an earlier run did: when its point was recorded. */
+  recordedAt?: string;
+}
+
+/**
+ * Records a step as done at the given time (the primary's clock for 'confirmed'), or now, with the
+ * times of the steps that led to it (appended to step_times in the same statement: no round trip more).
+ */
+export async function markStep(
+  client: Client,
+  job: Job,
+  step: FinishStep,
+  at?: string,
+  times: StepTime[] = [],
+): Promise<string> {
   const column = `${step}_at`;
   const { rows } = await client.query<{ at: string }>(
-    `INSERT INTO ${RECORD_SCHEMA}.finish_progress (job, ${column}, target) VALUES ($1, coalesce($2::timestamptz, now()), $3)
-     ON CONFLICT (job) DO UPDATE SET ${column} = EXCLUDED.${column}, target = coalesce(finish_progress.target, EXCLUDED.target), updated_at = now() RETURNING ${column}::text AS at`,
-    [job.name, at ?? null, job.config.fanOut ? job.target : null],
+    `INSERT INTO ${RECORD_SCHEMA}.finish_progress (job, ${column}, target, step_times) VALUES ($1, coalesce($2::timestamptz, now()), $3, $4::jsonb)
+     ON CONFLICT (job) DO UPDATE SET ${column} = EXCLUDED.${column}, target = coalesce(finish_progress.target, EXCLUDED.target),
+       step_times = coalesce(finish_progress.step_times, '[]'::jsonb) || EXCLUDED.step_times, updated_at = now() RETURNING ${column}::text AS at`,
+    [job.name, at ?? null, job.config.fanOut ? job.target : null, JSON.stringify(times)],
   );
   return rows[0]!.at;
 }

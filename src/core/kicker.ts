@@ -137,9 +137,11 @@ export async function stopKicker(job: Job): Promise<boolean> {
   }
   const pid = status.pid!;
   process.kill(pid, 'SIGTERM');
-  for (let i = 0; i < 50 && isProcessAlive(pid); i++) await sleep(100);
+  // Looked at every 20 ms: cutover.finish stops the kicker inside the write pause, and the kicker
+  // usually exits within a few milliseconds of SIGTERM.
+  for (let i = 0; i < 250 && isProcessAlive(pid); i++) await sleep(20);
   if (isProcessAlive(pid)) process.kill(pid, 'SIGKILL');
-  for (let i = 0; i < 20 && isProcessAlive(pid); i++) await sleep(100);
+  for (let i = 0; i < 100 && isProcessAlive(pid); i++) await sleep(20);
   rmSync(job.paths.kickerPidFile, { force: true });
   return true;
 }

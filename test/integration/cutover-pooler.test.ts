@@ -2,13 +2,15 @@
 // PgBouncer (started on a free port in a temp dir, stopped by its pid). Sixteen clients write through
 // the pooler all along, each transaction an UPDATE and an INSERT whose id it remembers once committed.
 // Bad pooler settings are refused before anything is paused. Failures before the switch (the
-// secondary refusing connections in the pause, the switch command exiting 1) call the switch off: the
-// pooler resumes on A, the fence is lifted, no client transaction fails, replication goes on. Then
-// cutover.finish --way-back switches with no failed transaction, every committed one on B and none
-// written on A by the application afterwards (its role is fenced there), and cutover.rollback switches
-// back the same way. Timings are printed, asserted only loosely (bench/cutover-pooler measures them).
+// secondary refusing connections in the pause, the switch command exiting 1 or hanging past
+// switch_timeout) call the switch off: the pooler resumes on A, the fence is lifted, no client
+// transaction fails, replication goes on. Then a cutover.finish --way-back killed (SIGKILL) while the
+// pooler is paused is run again: it continues and switches with no failed transaction, every
+// committed one on B and none written on A by the application afterwards (its role is fenced there),
+// and cutover.rollback switches back the same way. Timings are printed, asserted only loosely
+// (bench/cutover-pooler measures them).
 import assert from 'node:assert/strict';
-import { chmodSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
 import pg from 'pg';
@@ -20,6 +22,7 @@ import {
   dropDatabase,
   forgetJob,
   freshDatabase,
+  processesHolding,
   query,
   runTool,
   tempDir,
@@ -213,11 +216,12 @@ before(async () => {
     users: { padmin: ADMIN_PASSWORD, [APP]: APP_PASSWORD },
     adminUser: 'padmin',
   });
-  // The operator's switch step: records its environment, exits with the code in switch.exit.
+  // The operator's switch step: records its environment, exits with the code in switch.exit (hangs
+  // at a switch while switch.hang exists).
   writeFileSync(path.join(dir, 'switch.exit'), '0');
   writeFileSync(
     path.join(dir, 'switch.sh'),
-    `#!/bin/sh\necho "switching to $BUCARDO_CONSOLE_NEW_PRIMARY_DBNAME"\necho "$BUCARDO_CONSOLE_SWITCH $BUCARDO_CONSOLE_NEW_PRIMARY_HOST:$BUCARDO_CONSOLE_NEW_PRIMARY_PORT/$BUCARDO_CONSOLE_NEW_PRIMARY_DBNAME$POOL_ADMIN_PW" >> ${path.join(dir, 'switch.calls')}\nexit $(cat ${path.join(dir, 'switch.exit')})\n`,
+    `#!/bin/sh\necho "switching to $BUCARDO_CONSOLE_NEW_PRIMARY_DBNAME"\necho "$BUCARDO_CONSOLE_SWITCH $BUCARDO_CONSOLE_NEW_PRIMARY_HOST:$BUCARDO_CONSOLE_NEW_PRIMARY_PORT/$BUCARDO_CONSOLE_NEW_PRIMARY_DBNAME$POOL_ADMIN_PW" >> ${path.join(dir, 'switch.calls')}\nif [ "$BUCARDO_CONSOLE_SWITCH" = finish ] && [ -f ${path.join(dir, 'switch.hang')} ]; then sleep 120; fi\nexit $(cat ${path.join(dir, 'switch.exit')})\n`,
   );
   chmodSync(path.join(dir, 'switch.sh'), 0o755);
   const options = {
@@ -361,12 +365,60 @@ test('failures before the switch resume the pooler on A: no transaction fails, n
   assert.deepEqual(load.failures, [], 'no client transaction failed');
   writeFileSync(path.join(dir, 'switch.exit'), '0');
   writeFileSync(path.join(dir, 'switch.calls'), '');
+
+  // 3. The switch command hangs: stopped at cutover.switch_timeout (20 s), then called off like exit 1.
+  writeFileSync(path.join(dir, 'switch.hang'), '');
+  let hung: ToolResult;
+  try {
+    hung = await tool(job.file, 'cutover.finish --json');
+  } finally {
+    rmSync(path.join(dir, 'switch.hang'), { force: true });
+  }
+  assert.equal(hung.code, 1, hung.stdout + hung.stderr);
+  const hungText = hung.stdout + hung.stderr;
+  assert.match(
+    hungText,
+    /cutover\.switch_command .*switch\.sh exited with 124 after [\d.]+ s; its last output: switching to pool_b\s+\(stopped after 20 s: cutover\.switch_timeout\)\. Nothing was switched\./,
+  );
+  assert.match(hungText, /the pooler resumed pool on the primary/);
+  assert.deepEqual(
+    switchCalls().map((line) => line.replace(/:\d+\//, ':PORT/')),
+    ['finish 127.0.0.1:PORT/pool_b', 'call-off 127.0.0.1:PORT/pool_a'],
+  );
+  assert.equal(readFileSync(pooler!.configFile, 'utf8'), originalConfig, "the pooler's file as it was");
+  assert.equal(await poolerPaused(), false);
+  const committedAfterHang = load.committed.length;
+  await waitFor(
+    async () => load!.committed.length > committedAfterHang + 50,
+    30_000,
+    'the load to go on on A',
+  );
+  await replicationCarriesOn('after the switch command hung');
+  assert.deepEqual(load.failures, [], 'no client transaction failed');
+  writeFileSync(path.join(dir, 'switch.calls'), '');
 });
 
 test('cutover.finish --way-back through the pooler: no failed transaction, every committed one on B, none written on A after', async () => {
   assert.ok(load, 'the load runs');
   const verified = await tool(job.file, 'cutover.verify --json');
   assert.equal(verified.code, 0, verified.stdout + verified.stderr);
+  // A run killed (SIGKILL) while the pooler holds the application's transactions: nothing of it can
+  // RESUME then. A fenced session in a transaction holds the pause for fence_grace (3 s), time to kill.
+  const fencedSession = new pg.Client({ host: a.host, port: a.port, user: FENCED, database: 'pool_a' });
+  fencedSession.on('error', () => undefined);
+  await fencedSession.connect();
+  await fencedSession.query('BEGIN; SELECT 1');
+  const marker = `pooler-test-killed-finish-${process.pid}`;
+  const killedRun = tool(job.file, 'cutover.finish --way-back --json', { KILLED_RUN: marker });
+  await waitFor(poolerPaused, 60_000, 'the pooler to pause');
+  const [victim] = processesHolding([marker], marker).filter((p) => p.cmdline.includes('wrapper.js'));
+  assert.ok(victim, 'the running cutover.finish was found');
+  process.kill(victim.pid, 'SIGKILL');
+  const killed = await killedRun;
+  assert.notEqual(killed.code, 0, 'the run was killed');
+  assert.equal(await poolerPaused(), true, 'the application waits in the pooler until the rerun');
+  await fencedSession.end().catch(() => undefined);
+  // The rerun continues: the same PAUSE (already in place), the fence, and on to RESUME on B.
   const finished = await tool(job.file, 'cutover.finish --way-back --json');
   assert.equal(finished.code, 0, finished.stdout + finished.stderr);
   const result = outcome(finished);
@@ -383,6 +435,7 @@ test('cutover.finish --way-back through the pooler: no failed transaction, every
     steps.indexOf('the pooler resumed') < steps.indexOf("dropped this job's triggers"),
     'the triggers go after the pooler resumed',
   );
+  assert.equal(await poolerPaused(), false, 'the rerun resumed the pooler');
   for (const check of result.checks ?? []) assert.ok(check.pass, `${check.name}: ${check.detail ?? ''}`);
   const pause = result.data.writeStop.poolerPauseSeconds;
   console.log(

@@ -92,6 +92,11 @@ export interface FinalCheckOptions {
   verifyInFlight?: Map<string, Record<string, string>[]>;
   activity: Activity;
   progress(text: string): void;
+  /**
+   * Connection pairs opened before the write pause (cutover.finish): used first, left open for the
+   * caller to close. Opening them takes tens of milliseconds each that the application would wait.
+   */
+  sessions?: Sides[];
 }
 
 export async function runFinalCheck(
@@ -101,9 +106,10 @@ export async function runFinalCheck(
 ): Promise<FinalCheck> {
   const started = Date.now();
   const { activity, progress } = options;
-  const pool: Sides[] = [];
+  const given = options.sessions ?? [];
+  const pool: Sides[] = [...given];
   try {
-    pool.push(await openSides(job, activity));
+    if (!pool.length) pool.push(await openSides(job, activity));
     const { primary, secondary } = pool[0]!;
     const method = await hashMethod(primary, secondary);
     const scope = await findReplicationObjects(primary, job.config.bucardo.replicationObjects);
@@ -242,7 +248,7 @@ export async function runFinalCheck(
       verdict: passed ? `Identical: ${scopeText}.` : `FAILED: ${problems.join('; ')}.`,
     };
   } finally {
-    await closeSides(pool);
+    await closeSides(pool.slice(given.length));
   }
 }
 

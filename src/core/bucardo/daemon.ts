@@ -8,6 +8,7 @@ import { sleep } from '../activity.js';
 import { runBucardo } from '../bucardo.js';
 import { OperatorError } from '../errors.js';
 import type { Job } from '../job.js';
+import type { Client } from '../db.js';
 import { stopKicker } from '../kicker.js';
 import type { CommandContext } from '../plugin.js';
 import { isProcessAlive, processCommandLine, readPidFile } from '../process.js';
@@ -51,10 +52,13 @@ export function syncLoaded(job: Job, syncName?: string): boolean {
 
 /** NOTIFY on the metadata database: what `bucardo kick` does, without starting Perl (every sync by default). */
 export async function kickSync(job: Job, syncName?: string): Promise<void> {
+  await withMetadata(job, (client) => kickSyncOn(client, job, syncName));
+}
+
+/** kickSync on a metadata session the caller holds (cutover.finish's drain: no new connection in the pause). */
+export async function kickSyncOn(client: Client, job: Job, syncName?: string): Promise<void> {
   const names = syncName === undefined ? syncNames(job) : [syncName];
-  await withMetadata(job, async (client) => {
-    for (const name of names) await client.query(`NOTIFY ${quoteIdent(`bucardo_kick_sync_${name}`)}`);
-  });
+  for (const name of names) await client.query(`NOTIFY ${quoteIdent(`bucardo_kick_sync_${name}`)}`);
 }
 
 /** The KID of a sync writes this pid file while it lives; KIDs are the only processes that write to the target. */
@@ -63,18 +67,22 @@ function kidPidFile(job: Job, syncName: string): string {
 }
 
 /**
- * Stops the job's syncs for good without waiting for the whole daemon: the kicker is stopped, the
- * stop file written (all `bucardo stop` does, without starting Perl), and this returns once every
- * KID has exited. Every Bucardo process looks for the stop file before each run, and a KID, the only
- * one that writes to the target, leaves at its next look (a run under way ends first), so once they
- * are gone nothing more reaches the target. The MCP itself needs 1.5 s more (its cleanup sleeps:
+ * Stops the job's syncs for good without waiting for the whole daemon: the kicker is stopped (side by
+ * side with the rest), the stop file written (all `bucardo stop` does, without starting Perl), and this
+ * returns once every KID has exited. Every Bucardo process looks for the stop file before each run, and
+ * a KID, the only one that writes to the target, leaves at its next look (a run under way ends first),
+ * so once they are gone nothing more reaches the target. The MCP itself needs 1.5 s more (its cleanup sleeps:
  * how-bucardo-behaves.md §22): stopDaemon waits for it, outside a write pause.
  */
 export async function stopSyncWorkers(job: Job, ctx: CommandContext): Promise<DaemonData> {
   const steps: string[] = [];
-  if (await stopKicker(job)) steps.push('stopped the kicker');
+  // The kicker's exit is waited for beside the workers', not before: both are inside the write pause,
+  // and a kick that comes after the stop file starts no run (each KID looks for the file first).
+  const kicker = stopKicker(job);
+  kicker.catch(() => undefined);
   const pid = daemonPid(job);
   if (!pid) {
+    if (await kicker) steps.push('stopped the kicker');
     steps.push('daemon not running');
     return { steps };
   }
@@ -86,6 +94,7 @@ export async function stopSyncWorkers(job: Job, ctx: CommandContext): Promise<Da
   for (let i = 0; i < 600 && kids.some((kid) => isProcessAlive(kid)); i++)
     await sleep(20, ctx.activity.signal);
   const left = kids.filter((kid) => isProcessAlive(kid));
+  if (await kicker) steps.push('stopped the kicker');
   if (left.length)
     throw new OperatorError(
       `Bucardo's sync worker(s) ${left.join(', ')} of ${job.name} still run 12 s after the stop file was written: one may be in a long run. Look at ${job.paths.logFile}; run the command again to keep waiting.`,
