@@ -15,7 +15,7 @@ import { applyTriggerPolicy, dropJobTriggers } from './triggers.js';
 import { describeFenceOutcome, ensureCommitFence } from '../../src/core/bucardo/commit-fence.js';
 import { lockRounds } from '../../src/core/rounds.js';
 import { copyState } from '../../src/core/copy-progress.js';
-import { addSyncArguments, confirmCopyOverwrite, explainSyncFailure } from '../../src/core/bucardo/sync.js';
+import { addSyncArguments, copyOverwriteRisk, explainSyncFailure } from '../../src/core/bucardo/sync.js';
 import { jobSyncs, syncNames } from '../../src/core/bucardo/syncs.js';
 import { readJobRecords, ensureDbgroup, refuseSharedRecords } from '../../src/core/bucardo/records.js';
 
@@ -32,6 +32,26 @@ async function requireRecorded(job: Job): Promise<void> {
     throw new OperatorError(
       `Bucardo is not installed for ${job.name} (no metadata database ${job.metadataDb} with the primary recorded). Run bucardo.install first.`,
     );
+}
+
+/**
+ * copy_data: always or parallel empties the secondary's tables before copying: when some hold rows,
+ * ask before the sync is created. The shell asks (default no); a list refuses unless the command was
+ * given --yes. Throws when not confirmed, before anything is created; returns the step to record.
+ */
+async function confirmCopyOverwrite(ctx: CommandContext, command: string): Promise<string | undefined> {
+  const mode = ctx.job.config.bucardo.copyData;
+  if (mode === 'always' || mode === 'parallel')
+    ctx.progress(`counting rows in the secondary's tables (copy_data: ${mode} empties them)`);
+  const risk = await copyOverwriteRisk(ctx.job, ctx.activity, command);
+  if (!risk) return undefined;
+  if (ctx.options.flag('yes')) return `${risk.what}; confirmed with --yes`;
+  if (!ctx.prompt.interactive)
+    throw new OperatorError(`${risk.what}. A list cannot ask, so ${command} stops here. ${risk.refusal}`);
+  ctx.log(`${risk.what}.`);
+  if (!(await ctx.prompt.confirm(risk.question, false)))
+    throw new OperatorError(`Not confirmed. ${risk.refusal}`);
+  return `${risk.what}; confirmed at the prompt`;
 }
 
 export async function addTriggers(ctx: CommandContext): Promise<CommandOutcome<TriggerData>> {

@@ -15,9 +15,9 @@ import {
 } from '../../src/core/bucardo/metadata.js';
 import {
   addSyncArguments,
-  confirmCopyOverwrite,
+  copyOverwriteRisk,
   explainSyncFailure,
-  validateTriggers,
+  triggerChecks,
 } from '../../src/core/bucardo/sync.js';
 import { readJobRecords, ensureDbgroup, refuseSharedRecords } from '../../src/core/bucardo/records.js';
 import {
@@ -236,7 +236,7 @@ export async function validateAddTriggers(ctx: CommandContext): Promise<Check[]>
   const recorded = await withMetadata(ctx.job, (client) => recordedSyncs(client, ctx.job));
   return [
     { name: `sync ${names.join(', ')} is recorded in Bucardo`, pass: recorded.length === names.length },
-    ...(await validateTriggers(ctx)),
+    ...(await triggerChecks(ctx.job, ctx.activity)),
   ];
 }
 
@@ -247,6 +247,26 @@ function deferEnvironment(): Record<string, string> {
   return {
     PGOPTIONS: [process.env['PGOPTIONS'], '-c bucardo_console.retry_mode=defer'].filter(Boolean).join(' '),
   };
+}
+
+/**
+ * copy_data: always or parallel empties the secondary's tables before copying: when some hold rows,
+ * ask before the sync is created. The shell asks (default no); a list refuses unless the command was
+ * given --yes. Throws when not confirmed, before anything is created; returns the step to record.
+ */
+async function confirmCopyOverwrite(ctx: CommandContext, command: string): Promise<string | undefined> {
+  const mode = ctx.job.config.bucardo.copyData;
+  if (mode === 'always' || mode === 'parallel')
+    ctx.progress(`counting rows in the secondary's tables (copy_data: ${mode} empties them)`);
+  const risk = await copyOverwriteRisk(ctx.job, ctx.activity, command);
+  if (!risk) return undefined;
+  if (ctx.options.flag('yes')) return `${risk.what}; confirmed with --yes`;
+  if (!ctx.prompt.interactive)
+    throw new OperatorError(`${risk.what}. A list cannot ask, so ${command} stops here. ${risk.refusal}`);
+  ctx.log(`${risk.what}.`);
+  if (!(await ctx.prompt.confirm(risk.question, false)))
+    throw new OperatorError(`Not confirmed. ${risk.refusal}`);
+  return `${risk.what}; confirmed at the prompt`;
 }
 
 /** Records the job's syncs (or switches their kick triggers) in defer mode: no table is locked here. */

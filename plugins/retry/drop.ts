@@ -5,7 +5,7 @@
 import { runBucardo } from '../../src/core/bucardo.js';
 import { isDaemonRunning } from '../../src/core/bucardo/daemon.js';
 import { metadataDatabaseExists, syncRow, withMetadata } from '../../src/core/bucardo/metadata.js';
-import { validateNoTriggers } from '../../src/core/bucardo/sync.js';
+import { noTriggersCheck } from '../../src/core/bucardo/sync.js';
 import { dropTriggersInRounds } from '../../src/core/bucardo/triggers.js';
 import { withClient } from '../../src/core/db.js';
 import { OperatorError } from '../../src/core/errors.js';
@@ -85,7 +85,7 @@ export async function validateDropTriggers(ctx: CommandContext): Promise<Check[]
     ? (await withMetadata(job, (client) => recordedSyncs(client, job)))[0]
     : undefined;
   return [
-    ...(await validateNoTriggers(ctx)),
+    await noTriggersCheck(job, ctx.activity),
     { name: `sync ${job.syncName} no longer recorded in Bucardo`, pass: sync === undefined },
   ];
 }
