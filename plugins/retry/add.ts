@@ -41,9 +41,9 @@ import type { Job } from '../../src/core/job.js';
 import { displayName, findReplicationObjects } from '../../src/core/objects.js';
 import type { Check, CommandContext, CommandOutcome } from '../../src/core/plugin.js';
 import { quoteIdent, quoteQualified } from '../../src/core/quote.js';
-import { retryPolicy, RoundProgress, type RoundsPolicy, runRounds } from '../../src/core/rounds.js';
+import { RoundProgress, type RoundsPolicy, runRounds } from '../../src/core/rounds.js';
 import { formatRoundEnd } from './format.js';
-import type { RetrySettings } from './settings.js';
+import { retryPolicy, type RetrySettings } from './settings.js';
 import { APPLICATION_PREFIX, installedDefinition, isPatched, NOTICE_PREFIX } from './validate-sync.js';
 
 export interface RetryRunData {
@@ -128,7 +128,7 @@ const pendingCount = (states: TriggerStates) => states.needTriggers.length + sta
 export async function addTriggers(ctx: CommandContext): Promise<CommandOutcome<RetryRunData>> {
   const { job, activity } = ctx;
   const started = Date.now();
-  const policy = retryPolicy(job);
+  const policy = retryPolicy(job.config);
   const { settings } = policy;
   const records = await readJobRecords(ctx.db, activity);
   await requirePrepared(job, ctx);

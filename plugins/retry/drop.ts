@@ -10,10 +10,10 @@ import { dropTriggersInRounds } from '../../src/core/bucardo/triggers.js';
 import { withClient } from '../../src/core/db.js';
 import { OperatorError } from '../../src/core/errors.js';
 import type { Check, CommandContext, CommandOutcome } from '../../src/core/plugin.js';
-import { retryPolicy } from '../../src/core/rounds.js';
 import { recordedSyncs, syncNames } from '../../src/core/bucardo/syncs.js';
 import { readJobRecords, refuseSharedRecords } from '../../src/core/bucardo/records.js';
 import type { RetryRunData } from './add.js';
+import { retryPolicy } from './settings.js';
 
 export async function dropTriggers(ctx: CommandContext): Promise<CommandOutcome<RetryRunData>> {
   const { job, activity } = ctx;
@@ -27,7 +27,7 @@ export async function dropTriggers(ctx: CommandContext): Promise<CommandOutcome<
     );
   }
   const steps: string[] = [];
-  const policy = retryPolicy(job);
+  const policy = retryPolicy(job.config);
   const result = await withClient(job, { role: 'primary', login: 'schema_owner', activity }, (primary) =>
     dropTriggersInRounds(
       primary,
