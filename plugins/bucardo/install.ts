@@ -1,7 +1,7 @@
 // bucardo.install and bucardo.uninstall.
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { bucardoEnvironment, runBucardo } from '../../src/core/bucardo.js';
+import { bucardoEnvironment, runBucardo } from '../../src/core/bucardo/run.js';
 import { resolvePassword } from '../../src/core/credentials.js';
 import {
   conninfoValue,

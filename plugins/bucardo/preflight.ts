@@ -1,7 +1,7 @@
 // Everything bucardo.install checks before it changes anything. Each finding names the problem and
 // its fix; install stops when any finding is a blocker.
 import { syncNames } from '../../src/core/bucardo/syncs.js';
-import { bucardoVersion } from '../../src/core/bucardo.js';
+import { bucardoVersion } from '../../src/core/bucardo/run.js';
 import { withClient } from '../../src/core/db.js';
 import { errorMessage } from '../../src/core/errors.js';
 import { targetViews, type Job } from '../../src/core/job.js';

@@ -1,5 +1,5 @@
 // bucardo.change_config: change one of Bucardo's own settings (bucardo_config).
-import { runBucardo } from '../../src/core/bucardo.js';
+import { runBucardo } from '../../src/core/bucardo/run.js';
 import { OperatorError } from '../../src/core/errors.js';
 import type { Check, CommandContext, CommandOutcome } from '../../src/core/plugin.js';
 import { configKeySetting } from './daemon.js';

@@ -1,5 +1,5 @@
 // bucardo.add_triggers and bucardo.drop_triggers: the sync and the triggers it puts on the primary.
-import { runBucardo } from '../../src/core/bucardo.js';
+import { runBucardo } from '../../src/core/bucardo/run.js';
 import { formatFailures, type TableFailure } from '../../src/core/ddl.js';
 import { OperatorError } from '../../src/core/errors.js';
 import type { Job } from '../../src/core/job.js';

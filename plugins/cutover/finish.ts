@@ -14,7 +14,7 @@
 // With the way back, the reverse sync is created before the confirmation (the pause does not grow)
 // and the daemon starts again after the switch, running only it.
 import { sleep } from '../../src/core/activity.js';
-import { runBucardo } from '../../src/core/bucardo.js';
+import { runBucardo } from '../../src/core/bucardo/run.js';
 import { dropTriggersInRounds, jobTriggerNames, listTriggers } from '../../src/core/bucardo/triggers.js';
 import { withClient, type Client } from '../../src/core/db.js';
 import { formatFailures, type TableFailure } from '../../src/core/ddl.js';

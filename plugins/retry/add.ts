@@ -3,7 +3,7 @@
 // can ever exist outside a recorded sync), then rounds of the per-table validate_sync add triggers
 // table by table, each table committed on its own, skipping tables it cannot lock in time.
 import { requireCommitFence } from '../../src/core/bucardo/commit-fence.js';
-import { runBucardo } from '../../src/core/bucardo.js';
+import { runBucardo } from '../../src/core/bucardo/run.js';
 import { isDaemonRunning, reloadDaemon } from '../../src/core/bucardo/daemon.js';
 import {
   metadataDatabaseExists,

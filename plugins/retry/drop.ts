@@ -2,7 +2,7 @@
 // waiting at most retry.timeout, retrying busy tables in further rounds. The sync stays recorded
 // until the last trigger is gone, so an interrupted or incomplete run never leaves a trigger outside
 // a recorded sync; it is removed at the end, as bucardo.drop_triggers does.
-import { runBucardo } from '../../src/core/bucardo.js';
+import { runBucardo } from '../../src/core/bucardo/run.js';
 import { isDaemonRunning } from '../../src/core/bucardo/daemon.js';
 import { metadataDatabaseExists, syncRow, withMetadata } from '../../src/core/bucardo/metadata.js';
 import { noTriggersCheck } from '../../src/core/bucardo/sync.js';

@@ -3,7 +3,7 @@
 // failure texts turned into the operator's next step, and the checks that the triggers are (or are
 // no longer) there. Plain values in, data out: no prompt and no command context here.
 import { commitFenceCheck } from './commit-fence.js';
-import { BucardoError } from '../bucardo.js';
+import { BucardoError } from './run.js';
 import { withClient } from '../db.js';
 import { OperatorError } from '../errors.js';
 import { targetViews, type Job } from '../job.js';

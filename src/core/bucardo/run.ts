@@ -3,12 +3,12 @@
 // /etc/bucardorc pointing at localhost:5432); HOME is the job's private state dir, because Bucardo's
 // installer appends to $HOME/.pgpass; passwords reach it only through that private .pgpass.
 import { mkdirSync } from 'node:fs';
-import type { Activity } from './activity.js';
-import { bucardoPerlLib } from './bucardo/code.js';
-import { writePrivatePgpass } from './credentials.js';
-import { rootCertificate } from './db.js';
-import { OperatorError } from './errors.js';
-import { metadataDbName, type Job } from './job.js';
+import type { Activity } from '../activity.js';
+import { bucardoPerlLib } from './code.js';
+import { writePrivatePgpass } from '../credentials.js';
+import { rootCertificate } from '../db.js';
+import { OperatorError } from '../errors.js';
+import { metadataDbName, type Job } from '../job.js';
 
 export interface BucardoResult {
   stdout: string;
