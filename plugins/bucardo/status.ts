@@ -1,7 +1,7 @@
 // bucardo.status: more than Bucardo's own "Good" — daemon, sync runs, initial copy progress, the
 // backlog of pending changes (the real replication lag), the kicker, and one state out of a fixed set
 // (docs/status-and-monitoring.md) whose exit code scripts and monitoring can rely on.
-import { copyState, type CopyProgress } from '../../src/core/copy-progress.js';
+import { copyState, type CopyProgress } from '../../src/core/copy/progress.js';
 import { replicationDrift, type DriftItem } from '../../src/core/drift.js';
 import type { DatabaseContext } from '../../src/core/context.js';
 import { errorMessage } from '../../src/core/errors.js';
@@ -25,7 +25,7 @@ import { applyRecordedNames, readRecords, recordedNames } from '../../src/core/b
 import { STATE_EXIT_CODES, formatDuration, type StatusState } from './status-format.js';
 
 export type { StatusState } from './status-format.js';
-export type { CopyProgress, CopyState } from '../../src/core/copy-progress.js';
+export type { CopyProgress, CopyState } from '../../src/core/copy/progress.js';
 
 /** Bumped when a field of the JSON changes meaning or disappears (new fields do not bump it). */
 export const STATUS_SCHEMA_VERSION = 1;

@@ -14,7 +14,7 @@ import {
 import { applyTriggerPolicy, dropJobTriggers } from './triggers.js';
 import { describeFenceOutcome, ensureCommitFence } from '../../src/core/bucardo/commit-fence.js';
 import { lockRounds } from '../../src/core/rounds.js';
-import { copyState } from '../../src/core/copy-progress.js';
+import { copyState } from '../../src/core/copy/progress.js';
 import { addSyncArguments, copyOverwriteRisk, explainSyncFailure } from '../../src/core/bucardo/sync.js';
 import { jobSyncs, syncNames } from '../../src/core/bucardo/syncs.js';
 import { readJobRecords, ensureDbgroup, refuseSharedRecords } from '../../src/core/bucardo/records.js';

@@ -6,7 +6,7 @@ import { OperatorError } from '../../src/core/errors.js';
 import type { Check, CommandContext, CommandOutcome } from '../../src/core/plugin.js';
 import { quoteQualified } from '../../src/core/quote.js';
 import { daemonPid } from '../../src/core/bucardo/daemon.js';
-import { copyState, type CopyState } from '../../src/core/copy-progress.js';
+import { copyState, type CopyState } from '../../src/core/copy/progress.js';
 import { presence, type IndexPresence } from './catalog.js';
 import { indexName, rebuildInParallel, type RebuildResult, type RebuildTask } from './rebuild.js';
 import {

@@ -7,7 +7,7 @@ import { findReplicationObjects } from '../../src/core/objects.js';
 import type { Check, CommandContext, CommandOutcome } from '../../src/core/plugin.js';
 import { attempt, runPool } from '../../src/core/pool.js';
 import { quoteQualified } from '../../src/core/quote.js';
-import { copyState } from '../../src/core/copy-progress.js';
+import { copyState } from '../../src/core/copy/progress.js';
 import { viewGraph, type MatView, type ViewGraph } from './dependencies.js';
 import { DependencyQueue } from './dependency-queue.js';
 import { matViewSettings } from './settings.js';

@@ -4,7 +4,7 @@
 // daemon's pid, and the kicker's own counters. The list is in docs/status-and-monitoring.md.
 import http from 'node:http';
 import { Counter, Gauge, Registry } from 'prom-client';
-import { copyProgress } from '../core/copy-progress.js';
+import { copyProgress } from '../core/copy/progress.js';
 import { withClient, type Client } from '../core/db.js';
 import { errorMessage } from '../core/errors.js';
 import { targetKey, targetViews, type Job } from '../core/job.js';
