@@ -12,7 +12,7 @@ import type { Check, CommandContext, CommandOutcome } from '../../src/core/plugi
 import { isProcessAlive, readPidFile } from '../../src/core/process.js';
 import { ensureUpstreamCopied } from './cascade.js';
 import { awaitAfterTables, parallelCopy, type ParallelCopy } from './copy.js';
-import { ensureDirectory, jobPathSettings, storeSettingsVerbatim } from './install.js';
+import { ensureDirectory, jobPathSettings, storeSettingsVerbatim } from './bucardo-config.js';
 import {
   daemonPid,
   kickSync,

@@ -15,6 +15,7 @@ interface InstallView {
 }
 
 const install = () => import('./install.js');
+const uninstall = () => import('./uninstall.js');
 const sync = () => import('./sync.js');
 const daemon = () => import('./daemon.js');
 const status = () => import('./status.js');
@@ -134,8 +135,8 @@ export default definePlugin({
     uninstall: {
       summary:
         'stop the daemon, drop the triggers table by table, the bucardo schema and the metadata database',
-      run: async (ctx) => (await install()).uninstall(ctx),
-      validate: async (ctx) => (await install()).validateUninstall(ctx),
+      run: async (ctx) => (await uninstall()).uninstall(ctx),
+      validate: async (ctx) => (await uninstall()).validateUninstall(ctx),
     },
   },
 });

@@ -4,7 +4,7 @@ import { OperatorError } from '../../src/core/errors.js';
 import type { Check, CommandContext, CommandOutcome } from '../../src/core/plugin.js';
 import { configKeySetting } from './daemon.js';
 import { isDaemonRunning } from '../../src/core/bucardo/daemon.js';
-import { storeSettingsVerbatim } from './install.js';
+import { storeSettingsVerbatim } from './bucardo-config.js';
 import { configSettings, withMetadata } from '../../src/core/bucardo/metadata.js';
 
 /** Settings the daemon reads only at start: a reload is not enough. */
