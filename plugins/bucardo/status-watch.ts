@@ -7,10 +7,7 @@ import type { CommandContext, CommandOutcome } from '../../src/core/plugin.js';
 import { collectStatus, type StatusData } from './status.js';
 import { formatDuration, formatStatus } from './status-format.js';
 
-export const DEFAULT_WATCH_SECONDS = 2;
-
-/** `--watch`, `--watch 5` or `--watch=5` among the arguments: the refresh interval; undefined without. */
-/** The --watch interval the runner parsed (a bare --watch means DEFAULT_WATCH_SECONDS), checked for range. */
+/** The --watch interval the runner parsed (a bare --watch means its bareValue in index.ts), checked for range. */
 export function watchSeconds(given: number | undefined): number | undefined {
   if (given === undefined) return undefined;
   if (!Number.isFinite(given) || given < 1 || given > 3600) {

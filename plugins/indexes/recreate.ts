@@ -21,7 +21,6 @@ import { formatSize } from './size.js';
 import { attachSteps, rebuildSteps } from './statements.js';
 
 export const NOW_ARG = '--now';
-export const WAIT_ARG = '--wait';
 
 export interface RecreateData {
   recorded: number;
