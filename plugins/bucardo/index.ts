@@ -4,7 +4,7 @@ import { definePlugin } from '../../src/core/plugin.js';
 import { formatScope } from './scope-format.js';
 import type { ScopeReport } from './scope.js';
 import { formatStatus } from './status-format.js';
-import type { StatusData } from './status.js';
+import type { StatusData } from './status-data.js';
 
 /** bucardo.install's data as its format needs it (the type lives in install.ts, which loads pg). */
 interface InstallView {
@@ -18,7 +18,7 @@ const install = () => import('./install.js');
 const uninstall = () => import('./uninstall.js');
 const sync = () => import('./sync.js');
 const daemon = () => import('./daemon.js');
-const status = () => import('./status.js');
+const status = () => import('./status-watch.js');
 
 export default definePlugin({
   name: 'bucardo',
