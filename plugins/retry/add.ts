@@ -35,27 +35,16 @@ import {
   listTriggers,
 } from '../../src/core/bucardo/triggers.js';
 import { type Client, withClient } from '../../src/core/db.js';
-import { describeWaiting, lockBoundedDdl, type TableFailure } from '../../src/core/ddl.js';
+import { describeWaiting, lockBoundedDdl } from '../../src/core/ddl.js';
 import { errorMessage, InterruptedError, OperatorError } from '../../src/core/errors.js';
 import type { Job } from '../../src/core/job.js';
 import { displayName, findReplicationObjects } from '../../src/core/objects.js';
 import type { Check, CommandContext, CommandOutcome } from '../../src/core/plugin.js';
 import { quoteIdent, quoteQualified } from '../../src/core/quote.js';
 import { RoundProgress, type RoundsPolicy, runRounds } from '../../src/core/rounds.js';
-import { formatRoundEnd } from './format.js';
+import { formatRoundEnd, type RetryRunData } from './format.js';
 import { retryPolicy, type RetrySettings } from './settings.js';
 import { APPLICATION_PREFIX, installedDefinition, isPatched, NOTICE_PREFIX } from './validate-sync.js';
-
-export interface RetryRunData {
-  tables: number;
-  /** Tables already as wanted before this run. */
-  alreadyDone: number;
-  rounds: number;
-  /** Tables still waiting after the last round, with who holds their locks. */
-  waiting: TableFailure[];
-  steps: string[];
-  elapsedMs: number;
-}
 
 async function requirePrepared(job: Job, ctx: CommandContext): Promise<void> {
   const recorded =

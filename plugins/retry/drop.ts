@@ -12,7 +12,7 @@ import { OperatorError } from '../../src/core/errors.js';
 import type { Check, CommandContext, CommandOutcome } from '../../src/core/plugin.js';
 import { recordedSyncs, syncNames } from '../../src/core/bucardo/syncs.js';
 import { readJobRecords, refuseSharedRecords } from '../../src/core/bucardo/records.js';
-import type { RetryRunData } from './add.js';
+import type { RetryRunData } from './format.js';
 import { retryPolicy } from './settings.js';
 
 export async function dropTriggers(ctx: CommandContext): Promise<CommandOutcome<RetryRunData>> {
