@@ -2,7 +2,7 @@
 import { runBucardo } from '../../src/core/bucardo/run.js';
 import { formatFailures, type TableFailure } from '../../src/core/ddl.js';
 import { OperatorError } from '../../src/core/errors.js';
-import type { Job } from '../../src/core/job.js';
+import type { DatabaseContext } from '../../src/core/context.js';
 import type { CommandContext, CommandOutcome } from '../../src/core/plugin.js';
 import { isDaemonRunning, reloadDaemon } from '../../src/core/bucardo/daemon.js';
 import {
@@ -24,10 +24,11 @@ export interface TriggerData {
   failed: TableFailure[];
 }
 
-async function requireRecorded(job: Job): Promise<void> {
+async function requireRecorded(db: DatabaseContext): Promise<void> {
+  const { job } = db;
   const installed =
-    (await metadataDatabaseExists(job)) &&
-    (await withMetadata(job, recordedDatabases)).some((d) => d.name === job.bucardoDbName.primary);
+    (await metadataDatabaseExists(db)) &&
+    (await withMetadata(db, recordedDatabases)).some((d) => d.name === job.bucardoDbName.primary);
   if (!installed)
     throw new OperatorError(
       `Bucardo is not installed for ${job.name} (no metadata database ${job.metadataDb} with the primary recorded). Run bucardo.install first.`,
@@ -57,13 +58,13 @@ async function confirmCopyOverwrite(ctx: CommandContext, command: string): Promi
 export async function addTriggers(ctx: CommandContext): Promise<CommandOutcome<TriggerData>> {
   const { job, activity } = ctx;
   const records = await readJobRecords(ctx.db, activity);
-  await requireRecorded(job);
+  await requireRecorded(ctx.db);
   if (records) refuseSharedRecords(job, records, 'bucardo.add_triggers');
   const steps: string[] = [];
   const asynchronous = job.config.bucardo.asynchronousKicking;
   const syncs = jobSyncs(job);
   const recorded = await withMetadata(
-    job,
+    ctx.db,
     async (client) => ({ rows: await Promise.all(syncs.map((s) => syncRow(client, s.name))) }),
     activity,
   );
@@ -162,9 +163,9 @@ export async function dropTriggers(ctx: CommandContext): Promise<CommandOutcome<
   }
   // Only now: while any trigger remains it must belong to a recorded sync (no orphans). The daemon
   // is stopped, so nothing re-creates the dropped ones in between.
-  if (await metadataDatabaseExists(job, activity)) {
+  if (await metadataDatabaseExists(ctx.db, activity)) {
     for (const name of syncNames(job)) {
-      if (!(await withMetadata(job, (client) => syncRow(client, name), activity))) continue;
+      if (!(await withMetadata(ctx.db, (client) => syncRow(client, name), activity))) continue;
       await runBucardo(job, ['remove', 'sync', name], { activity });
       steps.push(`removed sync ${name} from Bucardo (bucardo.add_triggers creates it again)`);
     }

@@ -58,9 +58,9 @@ export async function dropTriggers(ctx: CommandContext): Promise<CommandOutcome<
     };
   }
   let syncRemoved = false;
-  const metadata = await metadataDatabaseExists(job, activity);
+  const metadata = await metadataDatabaseExists(ctx.db, activity);
   for (const name of metadata ? syncNames(job) : []) {
-    if (!(await withMetadata(job, (client) => syncRow(client, name), activity))) continue;
+    if (!(await withMetadata(ctx.db, (client) => syncRow(client, name), activity))) continue;
     // Only now: without the sync nothing re-creates the triggers, and none is left to orphan.
     await runBucardo(job, ['remove', 'sync', name], { activity });
     steps.push(
@@ -81,8 +81,8 @@ export async function dropTriggers(ctx: CommandContext): Promise<CommandOutcome<
 
 export async function validateDropTriggers(ctx: CommandContext): Promise<Check[]> {
   const { job } = ctx;
-  const sync = (await metadataDatabaseExists(job))
-    ? (await withMetadata(job, (client) => recordedSyncs(client, job)))[0]
+  const sync = (await metadataDatabaseExists(ctx.db))
+    ? (await withMetadata(ctx.db, (client) => recordedSyncs(client, job)))[0]
     : undefined;
   return [
     await noTriggersCheck(job, ctx.activity),
