@@ -136,6 +136,8 @@ export async function refreshViews(ctx: CommandContext): Promise<CommandOutcome<
     await runPool<Client, number>({
       workers: Math.min(settings.jobs, inScope.length),
       activity,
+      // A session per worker, not ctx.db: the refreshes run side by side, each holding its session
+      // for a whole REFRESH.
       withResource: (_, loop) =>
         withClient(
           job,
