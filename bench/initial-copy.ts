@@ -22,7 +22,7 @@ import { detachedActivity, sleep } from '../src/core/activity.js';
 import { CpuWatch } from './cpu.js';
 import { CommandDatabases } from '../src/core/context.js';
 import { parseCommandArguments } from '../src/core/arguments.js';
-import { runBucardo } from '../src/core/bucardo.js';
+import { runBucardo } from '../src/core/bucardo/run.js';
 import { withClient } from '../src/core/db.js';
 import type { Job } from '../src/core/job.js';
 import { createAnnouncer, type CommandContext, type CommandOutcome } from '../src/core/plugin.js';

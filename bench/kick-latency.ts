@@ -11,7 +11,7 @@ import { readdirSync } from 'node:fs';
 import path from 'node:path';
 import { sleep } from '../src/core/activity.js';
 import { readPidFile } from '../src/core/process.js';
-import { baseArguments, bucardoEnvironment } from '../src/core/bucardo.js';
+import { baseArguments, bucardoEnvironment } from '../src/core/bucardo/run.js';
 import { createJob } from '../src/core/job.js';
 import { loadConfig } from '../src/config/load.js';
 import { PluginCatalog } from '../src/core/plugin.js';

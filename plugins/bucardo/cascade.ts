@@ -4,7 +4,7 @@
 import { OperatorError } from '../../src/core/errors.js';
 import { upstreamJob } from '../../src/core/cascade.js';
 import type { Job } from '../../src/core/job.js';
-import { copyState } from '../../src/core/copy-progress.js';
+import { copyState } from '../../src/core/copy/progress.js';
 
 /**
  * Starting B→C before A→B has filled B would copy a half-empty B to C. Refuses with the reason when

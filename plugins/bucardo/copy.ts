@@ -11,7 +11,7 @@ import { metadataDatabaseExists, syncRow, withMetadata } from '../../src/core/bu
 import { copySync, type CopyResult } from '../../src/core/copy/engine.js';
 import { ensureUpstreamCopied } from './cascade.js';
 import { jobSyncs, syncNames } from '../../src/core/bucardo/syncs.js';
-import { copyState, type CopyProgress } from '../../src/core/copy-progress.js';
+import { copyState, type CopyProgress } from '../../src/core/copy/progress.js';
 import { formatCopy, formatDuration } from './status-format.js';
 
 /** Runs of the sync that failed since `since` (Bucardo records them as 'Failed : <error> (KID n)'). */

@@ -4,7 +4,7 @@ import { requireCommitFence } from '../../src/core/bucardo/commit-fence.js';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { sleep } from '../../src/core/activity.js';
-import { runBucardo } from '../../src/core/bucardo.js';
+import { runBucardo } from '../../src/core/bucardo/run.js';
 import { OperatorError } from '../../src/core/errors.js';
 import type { Job } from '../../src/core/job.js';
 import { kickerStatus, startKicker } from '../../src/core/kicker.js';
@@ -13,7 +13,7 @@ import type { Check, CommandContext, CommandOutcome } from '../../src/core/plugi
 import { isProcessAlive, readPidFile } from '../../src/core/process.js';
 import { ensureUpstreamCopied } from './cascade.js';
 import { awaitAfterTables, parallelCopy, type ParallelCopy } from './copy.js';
-import { ensureDirectory, jobPathSettings, storeSettingsVerbatim } from './install.js';
+import { ensureDirectory, jobPathSettings, storeSettingsVerbatim } from './bucardo-config.js';
 import {
   daemonPid,
   kickSync,

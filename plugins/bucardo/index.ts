@@ -4,7 +4,7 @@ import { definePlugin } from '../../src/core/plugin.js';
 import { formatScope } from './scope-format.js';
 import type { ScopeReport } from './scope.js';
 import { formatStatus } from './status-format.js';
-import type { StatusData } from './status.js';
+import type { StatusData } from './status-data.js';
 
 /** bucardo.install's data as its format needs it (the type lives in install.ts, which loads pg). */
 interface InstallView {
@@ -15,9 +15,10 @@ interface InstallView {
 }
 
 const install = () => import('./install.js');
+const uninstall = () => import('./uninstall.js');
 const sync = () => import('./sync.js');
 const daemon = () => import('./daemon.js');
-const status = () => import('./status.js');
+const status = () => import('./status-watch.js');
 
 export default definePlugin({
   name: 'bucardo',
@@ -63,12 +64,15 @@ export default definePlugin({
         },
       },
       run: async (ctx) => (await sync()).addTriggers(ctx),
-      validate: async (ctx) => (await import('../../src/core/bucardo/sync.js')).validateTriggers(ctx),
+      validate: async (ctx) =>
+        (await import('../../src/core/bucardo/sync.js')).triggerChecks(ctx.job, ctx.activity),
     },
     drop_triggers: {
       summary: "remove this job's sync and its triggers, table by table under a lock timeout",
       run: async (ctx) => (await sync()).dropTriggers(ctx),
-      validate: async (ctx) => (await import('../../src/core/bucardo/sync.js')).validateNoTriggers(ctx),
+      validate: async (ctx) => [
+        await (await import('../../src/core/bucardo/sync.js')).noTriggersCheck(ctx.job, ctx.activity),
+      ],
     },
     start: {
       summary:
@@ -131,8 +135,8 @@ export default definePlugin({
     uninstall: {
       summary:
         'stop the daemon, drop the triggers table by table, the bucardo schema and the metadata database',
-      run: async (ctx) => (await install()).uninstall(ctx),
-      validate: async (ctx) => (await install()).validateUninstall(ctx),
+      run: async (ctx) => (await uninstall()).uninstall(ctx),
+      validate: async (ctx) => (await uninstall()).validateUninstall(ctx),
     },
   },
 });

@@ -1,10 +1,10 @@
 // bucardo.change_config: change one of Bucardo's own settings (bucardo_config).
-import { runBucardo } from '../../src/core/bucardo.js';
+import { runBucardo } from '../../src/core/bucardo/run.js';
 import { OperatorError } from '../../src/core/errors.js';
 import type { Check, CommandContext, CommandOutcome } from '../../src/core/plugin.js';
 import { configKeySetting } from './daemon.js';
 import { isDaemonRunning } from '../../src/core/bucardo/daemon.js';
-import { storeSettingsVerbatim } from './install.js';
+import { storeSettingsVerbatim } from './bucardo-config.js';
 import { configSettings, withMetadata } from '../../src/core/bucardo/metadata.js';
 
 /** Settings the daemon reads only at start: a reload is not enough. */
@@ -33,7 +33,7 @@ export interface ChangeConfigData {
 
 export async function changeConfig(ctx: CommandContext): Promise<CommandOutcome<ChangeConfigData>> {
   const { job, prompt, activity } = ctx;
-  const settings = await withMetadata(job, configSettings, activity);
+  const settings = await withMetadata(ctx.db, configSettings, activity);
   let name: string;
   let value: string;
   // Declared in index.ts: one SETTING=VALUE word, checked by the runner before the command starts.
@@ -87,7 +87,7 @@ export async function validateChangeConfig(
   // The check re-reads the setting the command wrote, whether it came as an argument or from the
   // prompt: it confirms Bucardo stored it.
   const { name, new: value } = outcome.data!;
-  const settings = await withMetadata(ctx.job, configSettings);
+  const settings = await withMetadata(ctx.db, configSettings);
   const stored = settings.find((s) => s.name === name)?.setting;
   // Bucardo stores most settings lowercased.
   return [

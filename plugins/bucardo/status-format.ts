@@ -1,11 +1,8 @@
 // Terminal layout of bucardo.status, its states and their exit codes (kept apart from status.ts so
-// the menu loads without pg). The states and codes are documented in docs/status-and-monitoring.md.
-import type { StatusData } from './status.js';
+// the menu loads without pg). The states (status-data.ts) and codes are documented in docs/status-and-monitoring.md.
+import type { StatusData, StatusState } from './status-data.js';
 
-/** The fixed set of states bucardo.status reports, each with the process exit code of a status run. */
-export type StatusState =
-  'caught up' | 'lagging' | 'copying' | 'stopped' | 'stalled' | 'failed' | 'drift' | 'unknown';
-
+/** The process exit code of a status run in each state. */
 export const STATE_EXIT_CODES: Record<StatusState, number> = {
   'caught up': 0,
   lagging: 1,

@@ -1,16 +1,15 @@
-// bucardo.status --watch [SECONDS]: the status of every job of the session, redrawn in place every
-// few seconds on a terminal (one block per job), with the backlog's and the lag's trend since the
-// previous refresh, until Ctrl-C. Without a terminal each refresh is printed below the last.
+// bucardo.status, once or with --watch [SECONDS]: then the status of every job of the session,
+// redrawn in place every few seconds on a terminal (one block per job), with the backlog's and the
+// lag's trend since the previous refresh, until Ctrl-C. Without a terminal each refresh is printed
+// below the last.
 import { sleep } from '../../src/core/activity.js';
 import { InterruptedError, OperatorError } from '../../src/core/errors.js';
 import type { CommandContext, CommandOutcome } from '../../src/core/plugin.js';
-import { collectStatus, type StatusData } from './status.js';
+import { collectStatus } from './status.js';
+import type { StatusData } from './status-data.js';
 import { formatDuration, formatStatus } from './status-format.js';
 
-export const DEFAULT_WATCH_SECONDS = 2;
-
-/** `--watch`, `--watch 5` or `--watch=5` among the arguments: the refresh interval; undefined without. */
-/** The --watch interval the runner parsed (a bare --watch means DEFAULT_WATCH_SECONDS), checked for range. */
+/** The --watch interval the runner parsed (a bare --watch means its bareValue in index.ts), checked for range. */
 export function watchSeconds(given: number | undefined): number | undefined {
   if (given === undefined) return undefined;
   if (!Number.isFinite(given) || given < 1 || given > 3600) {
@@ -70,4 +69,12 @@ export async function watchStatus(ctx: CommandContext, seconds: number): Promise
     if (!(error instanceof InterruptedError)) throw error;
   }
   return { message: `Stopped watching after ${refresh} refresh(es).`, exitCode };
+}
+
+/** bucardo.status: the status once, or redrawn every --watch seconds. */
+export async function status(ctx: CommandContext): Promise<CommandOutcome<StatusData | undefined>> {
+  const seconds = watchSeconds(ctx.options.number('watch'));
+  if (seconds !== undefined) return watchStatus(ctx, seconds);
+  const data = await collectStatus(ctx.db);
+  return { data, message: `Verdict: ${data.verdict}`, exitCode: data.exitCode };
 }

@@ -1,15 +1,15 @@
-// bucardo.status: more than Bucardo's own "Good" — daemon, sync runs, initial copy progress, the
-// backlog of pending changes (the real replication lag), the kicker, and one state out of a fixed set
-// (docs/status-and-monitoring.md) whose exit code scripts and monitoring can rely on.
-import { copyState, type CopyProgress } from '../../src/core/copy-progress.js';
-import { replicationDrift, type DriftItem } from '../../src/core/drift.js';
+// What bucardo.status collects and judges: more than Bucardo's own "Good" — daemon, sync runs, initial
+// copy progress, the backlog of pending changes (the real replication lag), the kicker, and one state
+// out of a fixed set (docs/status-and-monitoring.md) whose exit code scripts and monitoring can rely
+// on. The command itself (once, or --watch) is in status-watch.ts; the data's shape in status-data.ts.
+import { copyState } from '../../src/core/copy/progress.js';
+import { replicationDrift } from '../../src/core/drift.js';
 import type { DatabaseContext } from '../../src/core/context.js';
 import { errorMessage } from '../../src/core/errors.js';
-import { kickerStatus, type RecheckState } from '../../src/core/kicker.js';
+import { kickerStatus } from '../../src/core/kicker.js';
 import { pendingChanges, type PendingTable } from '../../src/core/pending.js';
-import type { CommandContext, CommandOutcome } from '../../src/core/plugin.js';
 import { processUptimeSeconds } from '../../src/core/process.js';
-import { detectStuckStatements, noProgressStall, type Stall } from '../../src/core/watchdog.js';
+import { detectStuckStatements, noProgressStall } from '../../src/core/watchdog.js';
 import { daemonPid, syncLoaded } from '../../src/core/bucardo/daemon.js';
 import { targetViews, type Job } from '../../src/core/job.js';
 import { withClient } from '../../src/core/db.js';
@@ -22,92 +22,8 @@ import {
 } from '../../src/core/bucardo/metadata.js';
 import { recordedTableSyncs, syncNames } from '../../src/core/bucardo/syncs.js';
 import { applyRecordedNames, readRecords, recordedNames } from '../../src/core/bucardo/records.js';
-import { STATE_EXIT_CODES, formatDuration, type StatusState } from './status-format.js';
-
-export type { StatusState } from './status-format.js';
-export type { CopyProgress, CopyState } from '../../src/core/copy-progress.js';
-
-/** Bumped when a field of the JSON changes meaning or disappears (new fields do not bump it). */
-export const STATUS_SCHEMA_VERSION = 1;
-
-export interface StatusData {
-  schemaVersion: number;
-  checkedAt: string;
-  job: string;
-  state: StatusState;
-  exitCode: number;
-  /** One line: why this state (names what could not be reached for `unknown`). */
-  verdict: string;
-  installed: boolean;
-  daemon: { running: boolean; pid?: number; uptimeSeconds?: number };
-  kicker?: {
-    running: boolean;
-    kicking: boolean;
-    pid?: number;
-    lastKickAt?: string;
-    kicks?: number;
-    lastError?: string;
-    maintenance?: number;
-    lastMaintenanceAt?: string;
-    remedies?: string[];
-    /** The safety net's counters and last pass (bucardo.recheck_interval). */
-    recheck?: RecheckState;
-  };
-  sync?: {
-    name: string;
-    exists: boolean;
-    loaded: boolean;
-    lastGood?: string;
-    lastGoodRows?: string;
-    lastBad?: string;
-    lastError?: string;
-    running?: string;
-  };
-  /** Each of the job's syncs (bucardo.syncs; one entry with one sync), `sync` above being their sum. */
-  syncs?: SyncStatus[];
-  copy: CopyProgress;
-  pending: PendingTable[];
-  pendingTotal: number;
-  oldestPendingSeconds?: number;
-  stalls: Stall[];
-  /** Tables the syncs no longer carry as they are (src/core/drift.ts): new in scope, gone, other columns. */
-  drift?: DriftItem[];
-  /** The databases status could not reach, each with the cause. */
-  unreachable: string[];
-  problems: string[];
-  /**
-   * Each target of a job with databases.secondaries: one sync applies every target in one run, so the
-   * backlog and lag are the job's; what differs is whether status reached the target and whether the
-   * sync's last failure names it. The job's state is the worst of theirs.
-   */
-  targets?: TargetStatus[];
-}
-
-export interface TargetStatus {
-  name: string;
-  /** host:port/dbname */
-  where: string;
-  reachable: boolean;
-  /** The sync's last failure names this target's database (Bucardo's errors carry its dbname and port). */
-  failing: boolean;
-  state: StatusState;
-  exitCode: number;
-  verdict: string;
-}
-
-export interface SyncStatus {
-  name: string;
-  exists: boolean;
-  loaded: boolean;
-  tables: number;
-  lastGood?: string;
-  lastGoodRows?: string;
-  lastBad?: string;
-  lastError?: string;
-  running?: string;
-  pendingTotal: number;
-  oldestPendingSeconds?: number;
-}
+import { STATE_EXIT_CODES, formatDuration } from './status-format.js';
+import { STATUS_SCHEMA_VERSION, type StatusData, type StatusState, type SyncStatus } from './status-data.js';
 
 /** Runs a probe; a failure to reach the database is recorded as the cause of an `unknown` state. */
 async function reach<T>(
@@ -463,12 +379,4 @@ export function judge(data: StatusData): { state: StatusState; verdict: string }
   }
   if (backlog) return { state: 'lagging', verdict: backlog };
   return { state: 'caught up', verdict: 'caught up' };
-}
-
-export async function status(ctx: CommandContext): Promise<CommandOutcome<StatusData | undefined>> {
-  const { watchSeconds, watchStatus } = await import('./status-watch.js');
-  const seconds = watchSeconds(ctx.options.number('watch'));
-  if (seconds !== undefined) return watchStatus(ctx, seconds);
-  const data = await collectStatus(ctx.db);
-  return { data, message: `Verdict: ${data.verdict}`, exitCode: data.exitCode };
 }

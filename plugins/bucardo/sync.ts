@@ -1,8 +1,8 @@
 // bucardo.add_triggers and bucardo.drop_triggers: the sync and the triggers it puts on the primary.
-import { runBucardo } from '../../src/core/bucardo.js';
+import { runBucardo } from '../../src/core/bucardo/run.js';
 import { formatFailures, type TableFailure } from '../../src/core/ddl.js';
 import { OperatorError } from '../../src/core/errors.js';
-import type { Job } from '../../src/core/job.js';
+import type { DatabaseContext } from '../../src/core/context.js';
 import type { CommandContext, CommandOutcome } from '../../src/core/plugin.js';
 import { isDaemonRunning, reloadDaemon } from '../../src/core/bucardo/daemon.js';
 import {
@@ -14,8 +14,8 @@ import {
 import { applyTriggerPolicy, dropJobTriggers } from './triggers.js';
 import { describeFenceOutcome, ensureCommitFence } from '../../src/core/bucardo/commit-fence.js';
 import { lockRounds } from '../../src/core/rounds.js';
-import { copyState } from '../../src/core/copy-progress.js';
-import { addSyncArguments, confirmCopyOverwrite, explainSyncFailure } from '../../src/core/bucardo/sync.js';
+import { copyState } from '../../src/core/copy/progress.js';
+import { addSyncArguments, copyOverwriteRisk, explainSyncFailure } from '../../src/core/bucardo/sync.js';
 import { jobSyncs, syncNames } from '../../src/core/bucardo/syncs.js';
 import { readJobRecords, ensureDbgroup, refuseSharedRecords } from '../../src/core/bucardo/records.js';
 
@@ -24,26 +24,47 @@ export interface TriggerData {
   failed: TableFailure[];
 }
 
-async function requireRecorded(job: Job): Promise<void> {
+async function requireRecorded(db: DatabaseContext): Promise<void> {
+  const { job } = db;
   const installed =
-    (await metadataDatabaseExists(job)) &&
-    (await withMetadata(job, recordedDatabases)).some((d) => d.name === job.bucardoDbName.primary);
+    (await metadataDatabaseExists(db)) &&
+    (await withMetadata(db, recordedDatabases)).some((d) => d.name === job.bucardoDbName.primary);
   if (!installed)
     throw new OperatorError(
       `Bucardo is not installed for ${job.name} (no metadata database ${job.metadataDb} with the primary recorded). Run bucardo.install first.`,
     );
 }
 
+/**
+ * copy_data: always or parallel empties the secondary's tables before copying: when some hold rows,
+ * ask before the sync is created. The shell asks (default no); a list refuses unless the command was
+ * given --yes. Throws when not confirmed, before anything is created; returns the step to record.
+ */
+async function confirmCopyOverwrite(ctx: CommandContext, command: string): Promise<string | undefined> {
+  const mode = ctx.job.config.bucardo.copyData;
+  if (mode === 'always' || mode === 'parallel')
+    ctx.progress(`counting rows in the secondary's tables (copy_data: ${mode} empties them)`);
+  const risk = await copyOverwriteRisk(ctx.job, ctx.activity, command);
+  if (!risk) return undefined;
+  if (ctx.options.flag('yes')) return `${risk.what}; confirmed with --yes`;
+  if (!ctx.prompt.interactive)
+    throw new OperatorError(`${risk.what}. A list cannot ask, so ${command} stops here. ${risk.refusal}`);
+  ctx.log(`${risk.what}.`);
+  if (!(await ctx.prompt.confirm(risk.question, false)))
+    throw new OperatorError(`Not confirmed. ${risk.refusal}`);
+  return `${risk.what}; confirmed at the prompt`;
+}
+
 export async function addTriggers(ctx: CommandContext): Promise<CommandOutcome<TriggerData>> {
   const { job, activity } = ctx;
   const records = await readJobRecords(ctx.db, activity);
-  await requireRecorded(job);
+  await requireRecorded(ctx.db);
   if (records) refuseSharedRecords(job, records, 'bucardo.add_triggers');
   const steps: string[] = [];
   const asynchronous = job.config.bucardo.asynchronousKicking;
   const syncs = jobSyncs(job);
   const recorded = await withMetadata(
-    job,
+    ctx.db,
     async (client) => ({ rows: await Promise.all(syncs.map((s) => syncRow(client, s.name))) }),
     activity,
   );
@@ -142,9 +163,9 @@ export async function dropTriggers(ctx: CommandContext): Promise<CommandOutcome<
   }
   // Only now: while any trigger remains it must belong to a recorded sync (no orphans). The daemon
   // is stopped, so nothing re-creates the dropped ones in between.
-  if (await metadataDatabaseExists(job, activity)) {
+  if (await metadataDatabaseExists(ctx.db, activity)) {
     for (const name of syncNames(job)) {
-      if (!(await withMetadata(job, (client) => syncRow(client, name), activity))) continue;
+      if (!(await withMetadata(ctx.db, (client) => syncRow(client, name), activity))) continue;
       await runBucardo(job, ['remove', 'sync', name], { activity });
       steps.push(`removed sync ${name} from Bucardo (bucardo.add_triggers creates it again)`);
     }

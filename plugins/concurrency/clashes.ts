@@ -4,29 +4,8 @@ import path from 'node:path';
 import { isJobSyncName } from '../../src/core/bucardo/names.js';
 import type { Job } from '../../src/core/job.js';
 import type { BucardoInstance, HostScan } from './host-scan.js';
+import type { DatabaseSpot, JobFootprint } from './records.js';
 import { type ConcurrencySettings, DEFAULT_METADATA_DB, sameServer, serverKey } from './settings.js';
-
-// What a job occupies on a host: the names and paths two jobs must not share. Built from the config
-// alone, so it can be compared for jobs that are not installed yet (the other config of a session).
-export interface DatabaseSpot {
-  host: string;
-  port: number;
-  dbname: string;
-  cascade: boolean;
-}
-
-export interface JobFootprint {
-  replicationName: string;
-  configFile: string;
-  metadata: { host: string; port: number; dbname: string };
-  pidDir: string;
-  logDir: string;
-  stateDir: string;
-  primary: DatabaseSpot;
-  secondary: DatabaseSpot;
-  /** Every target (databases.secondaries); absent in footprints registered before fan-out. */
-  targets?: DatabaseSpot[];
-}
 
 /** The metadata database the job's config asks for (never reads job.metadataDb, which may refuse). */
 export function intendedMetadataDb(job: Job): string {

@@ -7,17 +7,11 @@ import { OperatorError } from '../../src/core/errors.js';
 import { jobTitle, metadataDbName } from '../../src/core/job.js';
 import { kickerStatus } from '../../src/core/kicker.js';
 import type { Check, CommandContext, CommandOutcome } from '../../src/core/plugin.js';
-import {
-  type Clash,
-  compareJobs,
-  compareWithServer,
-  footprintOf,
-  type JobFootprint,
-  type OtherJob,
-} from './clashes.js';
+import { type Clash, compareJobs, compareWithServer, footprintOf, type OtherJob } from './clashes.js';
 import { databaseExists, type HostScan, scanMetadataServer } from './host-scan.js';
 import {
   isSameJob,
+  type JobFootprint,
   markerFile,
   readMarker,
   readRegistry,

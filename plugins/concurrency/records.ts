@@ -3,7 +3,28 @@
 import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import path from 'node:path';
-import type { JobFootprint } from './clashes.js';
+
+// What a job occupies on a host: the names and paths two jobs must not share. Built from the config
+// alone, so it can be compared for jobs that are not installed yet (the other config of a session).
+export interface DatabaseSpot {
+  host: string;
+  port: number;
+  dbname: string;
+  cascade: boolean;
+}
+
+export interface JobFootprint {
+  replicationName: string;
+  configFile: string;
+  metadata: { host: string; port: number; dbname: string };
+  pidDir: string;
+  logDir: string;
+  stateDir: string;
+  primary: DatabaseSpot;
+  secondary: DatabaseSpot;
+  /** Every target (databases.secondaries); absent in footprints registered before fan-out. */
+  targets?: DatabaseSpot[];
+}
 
 // The job's preparation marker: a small file in the job's own state dir, written by
 // concurrency.install and removed by concurrency.uninstall. It is what says "this job's metadata

@@ -12,7 +12,7 @@ import { processUptimeSeconds } from '../../src/core/process.js';
 import { daemonPid } from '../../src/core/bucardo/daemon.js';
 import { lastRun, metadataDatabaseExists, withMetadata } from '../../src/core/bucardo/metadata.js';
 import { syncNames } from '../../src/core/bucardo/syncs.js';
-import { copyState } from '../../src/core/copy-progress.js';
+import { copyState } from '../../src/core/copy/progress.js';
 import { replicationDrift } from '../../src/core/drift.js';
 import { lastVerifyRun, withRecords, type VerifyRecord } from './records.js';
 import { indexGap, materializedViewGap } from './compare/secondary-state.js';

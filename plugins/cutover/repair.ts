@@ -13,28 +13,32 @@ import { findReplicationObjects } from '../../src/core/objects.js';
 import type { Check, CommandContext, CommandOutcome } from '../../src/core/plugin.js';
 import { kickSync, syncLoaded } from '../../src/core/bucardo/daemon.js';
 import {
+  classify,
+  collationsDiffer,
   compareRange,
+  findChangeLog,
+  hashMethod,
+  insertChangeRecords,
   keyId,
   plainComparer,
+  readShapes,
+  reread,
+  shapeProblems,
+  TableSql,
+  waitUntilApplied,
+  type ChangeLog,
   type KeyDiff,
+  type KeyRange,
+  type Requeue,
   type Sides,
-} from '../../src/core/compare/ranges.js';
-import { classify, findChangeLog, reread, type ChangeLog } from '../../src/core/compare/in-flight.js';
+  type TableShape,
+} from '../../src/core/compare/index.js';
 import { narrow } from './compare/narrow.js';
 import { closeSides, openSides } from './compare/pool.js';
 import { lastVerifyReport, withRecords } from './records.js';
 import type { ListedKey, RepairedTable, RepairReport, TableReport, VerifyReport } from './compare/report.js';
-import { insertChangeRecords, waitUntilApplied, type Requeue } from '../../src/core/compare/requeue.js';
-import {
-  collationsDiffer,
-  readShapes,
-  shapeProblems,
-  type TableShape,
-} from '../../src/core/compare/shape.js';
 import { cutoverSettings } from './settings.js';
-import { TableSql, type KeyRange } from '../../src/core/compare/sql.js';
 import { replicationState, runVerify } from './compare/engine.js';
-import { hashMethod } from '../../src/core/compare/sql.js';
 import { recordVerify } from './verify.js';
 import { appendAll } from '../../src/core/arrays.js';
 

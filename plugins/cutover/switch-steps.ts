@@ -3,7 +3,7 @@
 // finish.ts and rollback.ts; the runner in steps.ts. A step says what it did with run.say and ends
 // the table early by returning { stop: outcome }; a refusal is an OperatorError.
 import { sleep } from '../../src/core/activity.js';
-import { runBucardo } from '../../src/core/bucardo.js';
+import { runBucardo } from '../../src/core/bucardo/run.js';
 import { dropTriggersInRounds } from '../../src/core/bucardo/triggers.js';
 import { withClient } from '../../src/core/db.js';
 import { formatFailures, type TableFailure } from '../../src/core/ddl.js';

@@ -10,7 +10,7 @@
 // applies (docs/how-bucardo-behaves.md §9, docs/cutover.md).
 import { requireCommitFence } from '../../src/core/bucardo/commit-fence.js';
 import { sleep, type Activity } from '../../src/core/activity.js';
-import { runBucardo, BucardoError } from '../../src/core/bucardo.js';
+import { runBucardo, BucardoError } from '../../src/core/bucardo/run.js';
 import { daemonPid, kickSync, reloadDaemon, stopDaemon, syncLoaded } from '../../src/core/bucardo/daemon.js';
 import {
   metadataDatabaseExists,

@@ -6,7 +6,7 @@ import { upstreamJob } from '../../src/core/cascade.js';
 import type { CommandContext } from '../../src/core/plugin.js';
 import { OperatorError } from '../../src/core/errors.js';
 import { jobTitle, type Job } from '../../src/core/job.js';
-import { copyState } from '../../src/core/copy-progress.js';
+import { copyState } from '../../src/core/copy/progress.js';
 
 export const UPSTREAM_CONFIRM_ARG = '--upstream-copy-done';
 /** Declared in index.ts as a flag of indexes.drop. */

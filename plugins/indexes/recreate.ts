@@ -6,7 +6,7 @@ import { OperatorError } from '../../src/core/errors.js';
 import type { Check, CommandContext, CommandOutcome } from '../../src/core/plugin.js';
 import { quoteQualified } from '../../src/core/quote.js';
 import { daemonPid } from '../../src/core/bucardo/daemon.js';
-import { copyState, type CopyState } from '../../src/core/copy-progress.js';
+import { copyState, type CopyState } from '../../src/core/copy/progress.js';
 import { presence, type IndexPresence } from './catalog.js';
 import { indexName, rebuildInParallel, type RebuildResult, type RebuildTask } from './rebuild.js';
 import {
@@ -21,7 +21,6 @@ import { formatSize } from './size.js';
 import { attachSteps, rebuildSteps } from './statements.js';
 
 export const NOW_ARG = '--now';
-export const WAIT_ARG = '--wait';
 
 export interface RecreateData {
   recorded: number;

@@ -7,7 +7,7 @@ import { findReplicationObjects } from '../../src/core/objects.js';
 import type { Check, CommandContext, CommandOutcome } from '../../src/core/plugin.js';
 import { attempt, runPool } from '../../src/core/pool.js';
 import { quoteQualified } from '../../src/core/quote.js';
-import { copyState } from '../../src/core/copy-progress.js';
+import { copyState } from '../../src/core/copy/progress.js';
 import { viewGraph, type MatView, type ViewGraph } from './dependencies.js';
 import { DependencyQueue } from './dependency-queue.js';
 import { matViewSettings } from './settings.js';
@@ -136,6 +136,8 @@ export async function refreshViews(ctx: CommandContext): Promise<CommandOutcome<
     await runPool<Client, number>({
       workers: Math.min(settings.jobs, inScope.length),
       activity,
+      // A session per worker, not ctx.db: the refreshes run side by side, each holding its session
+      // for a whole REFRESH.
       withResource: (_, loop) =>
         withClient(
           job,

@@ -3,7 +3,7 @@
 // can ever exist outside a recorded sync), then rounds of the per-table validate_sync add triggers
 // table by table, each table committed on its own, skipping tables it cannot lock in time.
 import { requireCommitFence } from '../../src/core/bucardo/commit-fence.js';
-import { runBucardo } from '../../src/core/bucardo.js';
+import { runBucardo } from '../../src/core/bucardo/run.js';
 import { isDaemonRunning, reloadDaemon } from '../../src/core/bucardo/daemon.js';
 import {
   metadataDatabaseExists,
@@ -15,9 +15,9 @@ import {
 } from '../../src/core/bucardo/metadata.js';
 import {
   addSyncArguments,
-  confirmCopyOverwrite,
+  copyOverwriteRisk,
   explainSyncFailure,
-  validateTriggers,
+  triggerChecks,
 } from '../../src/core/bucardo/sync.js';
 import { readJobRecords, ensureDbgroup, refuseSharedRecords } from '../../src/core/bucardo/records.js';
 import {
@@ -35,27 +35,16 @@ import {
   listTriggers,
 } from '../../src/core/bucardo/triggers.js';
 import { type Client, withClient } from '../../src/core/db.js';
-import { describeWaiting, lockBoundedDdl, type TableFailure } from '../../src/core/ddl.js';
+import { describeWaiting, lockBoundedDdl } from '../../src/core/ddl.js';
 import { errorMessage, InterruptedError, OperatorError } from '../../src/core/errors.js';
 import type { Job } from '../../src/core/job.js';
 import { displayName, findReplicationObjects } from '../../src/core/objects.js';
 import type { Check, CommandContext, CommandOutcome } from '../../src/core/plugin.js';
 import { quoteIdent, quoteQualified } from '../../src/core/quote.js';
-import { retryPolicy, RoundProgress, type RoundsPolicy, runRounds } from '../../src/core/rounds.js';
-import { formatRoundEnd } from './format.js';
-import type { RetrySettings } from './settings.js';
+import { RoundProgress, type RoundsPolicy, runRounds } from '../../src/core/rounds.js';
+import { formatRoundEnd, type RetryRunData } from './format.js';
+import { retryPolicy, type RetrySettings } from './settings.js';
 import { APPLICATION_PREFIX, installedDefinition, isPatched, NOTICE_PREFIX } from './validate-sync.js';
-
-export interface RetryRunData {
-  tables: number;
-  /** Tables already as wanted before this run. */
-  alreadyDone: number;
-  rounds: number;
-  /** Tables still waiting after the last round, with who holds their locks. */
-  waiting: TableFailure[];
-  steps: string[];
-  elapsedMs: number;
-}
 
 async function requirePrepared(job: Job, ctx: CommandContext): Promise<void> {
   const recorded =
@@ -128,7 +117,7 @@ const pendingCount = (states: TriggerStates) => states.needTriggers.length + sta
 export async function addTriggers(ctx: CommandContext): Promise<CommandOutcome<RetryRunData>> {
   const { job, activity } = ctx;
   const started = Date.now();
-  const policy = retryPolicy(job);
+  const policy = retryPolicy(job.config);
   const { settings } = policy;
   const records = await readJobRecords(ctx.db, activity);
   await requirePrepared(job, ctx);
@@ -236,7 +225,7 @@ export async function validateAddTriggers(ctx: CommandContext): Promise<Check[]>
   const recorded = await withMetadata(ctx.job, (client) => recordedSyncs(client, ctx.job));
   return [
     { name: `sync ${names.join(', ')} is recorded in Bucardo`, pass: recorded.length === names.length },
-    ...(await validateTriggers(ctx)),
+    ...(await triggerChecks(ctx.job, ctx.activity)),
   ];
 }
 
@@ -247,6 +236,26 @@ function deferEnvironment(): Record<string, string> {
   return {
     PGOPTIONS: [process.env['PGOPTIONS'], '-c bucardo_console.retry_mode=defer'].filter(Boolean).join(' '),
   };
+}
+
+/**
+ * copy_data: always or parallel empties the secondary's tables before copying: when some hold rows,
+ * ask before the sync is created. The shell asks (default no); a list refuses unless the command was
+ * given --yes. Throws when not confirmed, before anything is created; returns the step to record.
+ */
+async function confirmCopyOverwrite(ctx: CommandContext, command: string): Promise<string | undefined> {
+  const mode = ctx.job.config.bucardo.copyData;
+  if (mode === 'always' || mode === 'parallel')
+    ctx.progress(`counting rows in the secondary's tables (copy_data: ${mode} empties them)`);
+  const risk = await copyOverwriteRisk(ctx.job, ctx.activity, command);
+  if (!risk) return undefined;
+  if (ctx.options.flag('yes')) return `${risk.what}; confirmed with --yes`;
+  if (!ctx.prompt.interactive)
+    throw new OperatorError(`${risk.what}. A list cannot ask, so ${command} stops here. ${risk.refusal}`);
+  ctx.log(`${risk.what}.`);
+  if (!(await ctx.prompt.confirm(risk.question, false)))
+    throw new OperatorError(`Not confirmed. ${risk.refusal}`);
+  return `${risk.what}; confirmed at the prompt`;
 }
 
 /** Records the job's syncs (or switches their kick triggers) in defer mode: no table is locked here. */

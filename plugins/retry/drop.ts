@@ -2,18 +2,18 @@
 // waiting at most retry.timeout, retrying busy tables in further rounds. The sync stays recorded
 // until the last trigger is gone, so an interrupted or incomplete run never leaves a trigger outside
 // a recorded sync; it is removed at the end, as bucardo.drop_triggers does.
-import { runBucardo } from '../../src/core/bucardo.js';
+import { runBucardo } from '../../src/core/bucardo/run.js';
 import { isDaemonRunning } from '../../src/core/bucardo/daemon.js';
 import { metadataDatabaseExists, syncRow, withMetadata } from '../../src/core/bucardo/metadata.js';
-import { validateNoTriggers } from '../../src/core/bucardo/sync.js';
+import { noTriggersCheck } from '../../src/core/bucardo/sync.js';
 import { dropTriggersInRounds } from '../../src/core/bucardo/triggers.js';
 import { withClient } from '../../src/core/db.js';
 import { OperatorError } from '../../src/core/errors.js';
 import type { Check, CommandContext, CommandOutcome } from '../../src/core/plugin.js';
-import { retryPolicy } from '../../src/core/rounds.js';
 import { recordedSyncs, syncNames } from '../../src/core/bucardo/syncs.js';
 import { readJobRecords, refuseSharedRecords } from '../../src/core/bucardo/records.js';
-import type { RetryRunData } from './add.js';
+import type { RetryRunData } from './format.js';
+import { retryPolicy } from './settings.js';
 
 export async function dropTriggers(ctx: CommandContext): Promise<CommandOutcome<RetryRunData>> {
   const { job, activity } = ctx;
@@ -27,7 +27,7 @@ export async function dropTriggers(ctx: CommandContext): Promise<CommandOutcome<
     );
   }
   const steps: string[] = [];
-  const policy = retryPolicy(job);
+  const policy = retryPolicy(job.config);
   const result = await withClient(job, { role: 'primary', login: 'schema_owner', activity }, (primary) =>
     dropTriggersInRounds(
       primary,
@@ -58,9 +58,9 @@ export async function dropTriggers(ctx: CommandContext): Promise<CommandOutcome<
     };
   }
   let syncRemoved = false;
-  const metadata = await metadataDatabaseExists(job, activity);
+  const metadata = await metadataDatabaseExists(ctx.db, activity);
   for (const name of metadata ? syncNames(job) : []) {
-    if (!(await withMetadata(job, (client) => syncRow(client, name), activity))) continue;
+    if (!(await withMetadata(ctx.db, (client) => syncRow(client, name), activity))) continue;
     // Only now: without the sync nothing re-creates the triggers, and none is left to orphan.
     await runBucardo(job, ['remove', 'sync', name], { activity });
     steps.push(
@@ -81,11 +81,11 @@ export async function dropTriggers(ctx: CommandContext): Promise<CommandOutcome<
 
 export async function validateDropTriggers(ctx: CommandContext): Promise<Check[]> {
   const { job } = ctx;
-  const sync = (await metadataDatabaseExists(job))
-    ? (await withMetadata(job, (client) => recordedSyncs(client, job)))[0]
+  const sync = (await metadataDatabaseExists(ctx.db))
+    ? (await withMetadata(ctx.db, (client) => recordedSyncs(client, job)))[0]
     : undefined;
   return [
-    ...(await validateNoTriggers(ctx)),
+    await noTriggersCheck(job, ctx.activity),
     { name: `sync ${job.syncName} no longer recorded in Bucardo`, pass: sync === undefined },
   ];
 }

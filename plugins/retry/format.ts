@@ -2,7 +2,18 @@
 // waiting with who holds its lock (pid, user, application, how long, the query) so the operator can act.
 // Light imports only: the shell loads this before the prompt appears.
 import { formatFailures, type TableFailure } from '../../src/core/ddl.js';
-import type { RetryRunData } from './add.js';
+
+/** What retry.add_triggers and retry.drop_triggers return. */
+export interface RetryRunData {
+  tables: number;
+  /** Tables already as wanted before this run. */
+  alreadyDone: number;
+  rounds: number;
+  /** Tables still waiting after the last round, with who holds their locks. */
+  waiting: TableFailure[];
+  steps: string[];
+  elapsedMs: number;
+}
 
 export function formatSteps(data: { steps: string[] }): string[] {
   return data.steps.map((step) => `  - ${step}`);

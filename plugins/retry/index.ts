@@ -15,6 +15,11 @@ export default definePlugin<RetrySettings>({
   summary:
     "add and drop Bucardo's triggers table by table under a lock timeout, retrying busy tables, so production never waits long",
   parseSettings: (reader, raw, path) => parseRetrySettings(reader, raw, path),
+  // The operator tuned retry.timeout/attempts/backoff for these servers' locks: every command's
+  // lock-bounded rounds on the job's tables follow them (cutover.finish, the commit fence, schema).
+  configureJob: (job, settings) => {
+    job.tunedRounds = { ...settings, setting: 'retry.timeout' };
+  },
   commands: {
     install: {
       summary:

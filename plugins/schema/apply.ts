@@ -9,7 +9,7 @@
 // a rerun complete what a failure or a kill left.
 import { readFileSync } from 'node:fs';
 import { addTablesToJob, kickUntilApplied } from '../../src/core/bucardo/add-tables.js';
-import { runBucardo } from '../../src/core/bucardo.js';
+import { runBucardo } from '../../src/core/bucardo/run.js';
 import { isDaemonRunning, reloadDaemon } from '../../src/core/bucardo/daemon.js';
 import { metadataDatabaseExists, withMetadata } from '../../src/core/bucardo/metadata.js';
 import { recordedTableSyncs } from '../../src/core/bucardo/syncs.js';

@@ -69,6 +69,27 @@ export interface Job {
   target: string;
   /** Set by the fork_bucardo plugin: this job runs a changed private copy of Bucardo (docs/fork_bucardo.md). */
   bucardoFork?: BucardoFork;
+  /**
+   * Set by the retry plugin: the rounds of lock-bounded DDL every command runs on the job's tables
+   * (lockRounds in rounds.ts); without it, FIXED_ROUNDS under bucardo.lock_timeout.
+   */
+  tunedRounds?: TunedRounds;
+}
+
+/**
+ * Rounds a plugin tuned for the job's servers' locks (the retry plugin: retry.timeout, attempts,
+ * backoff), registered by its configureJob as `job.tunedRounds`. Plain values, since the kicker
+ * gets the job as JSON; the core never reads a plugin's settings itself.
+ */
+export interface TunedRounds {
+  /** Upper bound (ms) on each table's lock wait; also the longest an application query waits behind us. */
+  timeoutMs: number;
+  /** Rounds over the tables still waiting, the first one included. */
+  attempts: number;
+  /** Pause (ms) before the second round; it doubles for every further round, up to a minute (rounds.ts). */
+  backoffMs: number;
+  /** The setting that bounds each lock wait, for messages ("retry.timeout"). */
+  setting: string;
 }
 
 export interface JobTarget {

@@ -3,7 +3,6 @@
 import type { ReplicationObjects } from '../config/types.js';
 import type { Client } from './db.js';
 import { closest } from '../config/reader.js';
-import { quoteQualified } from './quote.js';
 
 export interface Relation {
   schema: string;
@@ -263,10 +262,6 @@ export function filterWarnings(relations: NamedRelation[], filters: ReplicationO
     }
   }
   return warnings;
-}
-
-export function qualifiedName(relation: Pick<Relation, 'schema' | 'name'>): string {
-  return quoteQualified(relation.schema, relation.name);
 }
 
 /** "schema.name" for messages (unquoted, readable). */

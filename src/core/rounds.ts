@@ -3,7 +3,7 @@
 // lock to be free without ever queueing behind it. The policy says how many rounds, how long each
 // lock wait, and the pauses; the caller supplies what one round does.
 import { sleep, type Activity } from './activity.js';
-import type { Job } from './job.js';
+import type { Job, TunedRounds } from './job.js';
 
 export interface RoundsPolicy {
   /** Upper bound (ms) of each table's lock wait. */
@@ -14,53 +14,36 @@ export interface RoundsPolicy {
   pauseBeforeRound(round: number): number;
 }
 
-/** The retry plugin's section as the config reader parsed it (retry.timeout, attempts, backoff). */
-export interface RetrySettings {
-  /** Upper bound (ms) on each table's lock wait; also the longest an application query waits behind us. */
-  timeoutMs: number;
-  /** Rounds over the tables still waiting, the first one included. */
-  attempts: number;
-  /** Pause (ms) before the second round; it doubles for every further round, up to MAX_BACKOFF_MS. */
-  backoffMs: number;
-}
-
-export const DEFAULT_RETRY: RetrySettings = { timeoutMs: 10_000, attempts: 5, backoffMs: 5_000 };
 const MAX_BACKOFF_MS = 60_000;
 
 /** The pause before a round (2, 3, ...): backoff, doubled each round, capped at a minute (or backoff when larger). */
-export function backoffBeforeRound(settings: RetrySettings, round: number): number {
+export function backoffBeforeRound(backoffMs: number, round: number): number {
   if (round <= 1) return 0;
-  const doubled = settings.backoffMs * 2 ** (round - 2);
-  return Math.min(doubled, Math.max(MAX_BACKOFF_MS, settings.backoffMs));
+  const doubled = backoffMs * 2 ** (round - 2);
+  return Math.min(doubled, Math.max(MAX_BACKOFF_MS, backoffMs));
 }
 
-/** The rounds an operator tuned in the job's retry section (its defaults when the section is absent). */
-export function retryPolicy(job: Job): RoundsPolicy & { settings: RetrySettings } {
-  const settings = (job.config.pluginSettings['retry'] as RetrySettings | undefined) ?? DEFAULT_RETRY;
+/** Rounds with a doubling backoff: each lock wait at most timeoutMs, at most `attempts` rounds. */
+export function doublingRounds(rounds: Omit<TunedRounds, 'setting'>): RoundsPolicy {
   return {
-    settings,
-    timeoutMs: settings.timeoutMs,
-    attempts: settings.attempts,
-    pauseBeforeRound: (round) => backoffBeforeRound(settings, round),
+    timeoutMs: rounds.timeoutMs,
+    attempts: rounds.attempts,
+    pauseBeforeRound: (round) => backoffBeforeRound(rounds.backoffMs, round),
   };
 }
 
-/** Whether the job uses the retry plugin: then every lock-bounded round follows retry's settings. */
-export function retryEnabled(job: Job): boolean {
-  return job.config.plugins.includes('retry');
-}
-
-/** Rounds of lock-bounded DDL without the retry plugin: each lock wait at most bucardo.lock_timeout. */
+/** Rounds of lock-bounded DDL when no plugin tuned them: each lock wait at most bucardo.lock_timeout. */
 export const FIXED_ROUNDS = 3;
 
 /**
  * The rounds of lock-bounded DDL a command runs on the job's tables (dropping triggers at the cutover,
- * switching change tables to the commit fence). With the retry plugin the operator tuned
- * retry.timeout/attempts/backoff for these servers' locks: the same rounds then; else FIXED_ROUNDS
- * 2 s apart under bucardo.lock_timeout. `setting` names the bound for messages.
+ * switching change tables to the commit fence). When a plugin tuned them for these servers' locks
+ * (job.tunedRounds: the retry plugin), those; else FIXED_ROUNDS 2 s apart under bucardo.lock_timeout.
+ * `setting` names the bound for messages; `retry` says whether the rounds were tuned.
  */
 export function lockRounds(job: Job): { policy: RoundsPolicy; setting: string; retry: boolean } {
-  if (retryEnabled(job)) return { policy: retryPolicy(job), setting: 'retry.timeout', retry: true };
+  if (job.tunedRounds)
+    return { policy: doublingRounds(job.tunedRounds), setting: job.tunedRounds.setting, retry: true };
   return {
     policy: {
       timeoutMs: job.config.bucardo.lockTimeoutMs,

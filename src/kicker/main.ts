@@ -402,7 +402,7 @@ async function startMetrics(): Promise<void> {
   if (!listen) return;
   const where = `http://${listen.host.includes(':') ? `[${listen.host}]` : listen.host}:${listen.port}/metrics`;
   try {
-    const { serveMetrics } = await import('../core/metrics.js');
+    const { serveMetrics } = await import('./metrics.js');
     metricsServer = await serveMetrics(job, () => state);
     state.metrics = where;
     log(`serving Prometheus metrics at ${where}`);

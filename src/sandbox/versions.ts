@@ -115,17 +115,6 @@ export function fetchServer(major: number): string {
   return target;
 }
 
-/** The major version of a server binary ("postgres (PostgreSQL) 11.22" → 11). */
-export function binaryMajor(pgBin: string): number {
-  const text = execFileSync(path.join(pgBin, 'postgres'), ['--version'], {
-    encoding: 'utf8',
-    timeout: 30_000,
-  });
-  const match = /\(PostgreSQL\) (\d+)/.exec(text);
-  if (!match) throw new Error(`cannot read the version of ${pgBin}/postgres: ${text.trim()}`);
-  return Number(match[1]);
-}
-
 // `node dist/src/sandbox/versions.js fetch [major...]` (scripts/setup.sh): fetches the given majors, or all.
 if (
   process.argv[1] &&

@@ -6,7 +6,7 @@ import { appendFileSync, mkdirSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import type { Job } from '../core/job.js';
-import type { RunReport } from './runner.js';
+import type { Check, CommandOutcome } from '../core/plugin.js';
 
 export interface AuditEntry {
   user: string;
@@ -48,11 +48,23 @@ function operator(): string {
   }
 }
 
+/** What the audit log keeps of a command's run (the runner's RunReport carries it). */
+export interface AuditedRun {
+  command: string;
+  ok: boolean;
+  interrupted: boolean;
+  outcome?: Pick<CommandOutcome, 'message' | 'auditLines'>;
+  error?: string;
+  checks: Check[];
+  exitCode?: number;
+  auditLines?: string[];
+}
+
 /**
  * Appends the command's line. A log that cannot be written (a log_dir not yet created and not
  * creatable) must not fail the command that already ran: the reason goes to stderr instead.
  */
-export function recordAudit(job: Job, report: RunReport, args: string[], started: Date): void {
+export function recordAudit(job: Job, report: AuditedRun, args: string[], started: Date): void {
   const ended = new Date();
   const entry: AuditEntry = {
     user: operator(),

@@ -21,20 +21,3 @@ export function write(line = ''): void {
 export function writeError(line: string): void {
   process.stderr.write(`${style.fail(line)}\n`);
 }
-
-/** A plain text table: header row, rule, rows; columns padded to their widest cell. */
-export function formatTable(header: string[], rows: (string | number)[][]): string[] {
-  const cells = [header, ...rows.map((row) => row.map(String))];
-  const widths = header.map((_, i) => Math.max(...cells.map((row) => visibleLength(row[i] ?? ''))));
-  const line = (row: string[]) =>
-    row
-      .map((cell, i) => cell + ' '.repeat(widths[i]! - visibleLength(cell)))
-      .join('  ')
-      .trimEnd();
-  return [line(header), widths.map((w) => '-'.repeat(w)).join('  '), ...cells.slice(1).map(line)];
-}
-
-function visibleLength(text: string): number {
-  // eslint-disable-next-line no-control-regex
-  return text.replace(/\u001b\[[0-9;]*m/g, '').length;
-}

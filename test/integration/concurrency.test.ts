@@ -8,7 +8,8 @@ import { homedir } from 'node:os';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
 import yaml from 'js-yaml';
-import { compareJobs, type JobFootprint } from '../../plugins/concurrency/clashes.js';
+import { compareJobs } from '../../plugins/concurrency/clashes.js';
+import type { JobFootprint } from '../../plugins/concurrency/records.js';
 import { isProcessAlive, readPidFile } from '../../src/core/process.js';
 import type { ClusterInfo } from '../../src/sandbox/cluster.js';
 import {

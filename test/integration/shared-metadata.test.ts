@@ -7,7 +7,7 @@
 import assert from 'node:assert/strict';
 import pg from 'pg';
 import { after, before, test } from 'node:test';
-import { runBucardo } from '../../src/core/bucardo.js';
+import { runBucardo } from '../../src/core/bucardo/run.js';
 import type { ClusterInfo } from '../../src/sandbox/cluster.js';
 import { Session } from '../../src/shell/session.js';
 import {

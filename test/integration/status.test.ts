@@ -7,7 +7,7 @@ import path from 'node:path';
 import { after, before, test } from 'node:test';
 import yaml from 'js-yaml';
 import pg from 'pg';
-import type { CopyProgress } from '../../src/core/copy-progress.js';
+import type { CopyProgress } from '../../src/core/copy/progress.js';
 import type { ClusterInfo } from '../../src/sandbox/cluster.js';
 import {
   clusters,

@@ -10,7 +10,8 @@ import { InterruptedError } from '../../src/core/errors.js';
 import type { Job } from '../../src/core/job.js';
 import { createAnnouncer, definePlugin, type CommandContext } from '../../src/core/plugin.js';
 import { attempt, runPool, Slots } from '../../src/core/pool.js';
-import { backoffBeforeRound, retryPolicy, runRounds, type RoundsPolicy } from '../../src/core/rounds.js';
+import { backoffBeforeRound, lockRounds, runRounds, type RoundsPolicy } from '../../src/core/rounds.js';
+import { retryPolicy } from '../../plugins/retry/settings.js';
 
 const noPause = (attempts: number): RoundsPolicy => ({ timeoutMs: 1, attempts, pauseBeforeRound: () => 0 });
 
@@ -61,15 +62,25 @@ test('rounds: an interrupt during the pause ends them with InterruptedError', as
 
 test('retry policy: backoff doubles from round 2, capped at a minute (or the backoff when larger)', () => {
   const settings = { timeoutMs: 100, attempts: 9, backoffMs: 5000 };
-  const pauses = [1, 2, 3, 4, 5, 6].map((n) => backoffBeforeRound(settings, n));
+  const pauses = [1, 2, 3, 4, 5, 6].map((n) => backoffBeforeRound(settings.backoffMs, n));
   assert.deepEqual(pauses, [0, 5000, 10000, 20000, 40000, 60000]);
-  assert.equal(backoffBeforeRound({ ...settings, backoffMs: 90_000 }, 4), 90_000);
+  assert.equal(backoffBeforeRound(90_000, 4), 90_000);
   const job = { config: { pluginSettings: { retry: settings } } } as unknown as Job;
-  const policy = retryPolicy(job);
+  const policy = retryPolicy(job.config);
   assert.equal(policy.timeoutMs, 100);
   assert.equal(policy.attempts, 9);
   assert.equal(policy.pauseBeforeRound(3), 10000);
-  assert.equal(retryPolicy({ config: { pluginSettings: {} } } as unknown as Job).attempts, 5);
+  assert.equal(retryPolicy({ pluginSettings: {} } as unknown as Job['config']).attempts, 5);
+  // The core follows the rounds the retry plugin registered on the job, never its section.
+  const fixed = {
+    config: { pluginSettings: { retry: settings }, bucardo: { lockTimeoutMs: 700 } },
+  } as unknown as Job;
+  assert.equal(lockRounds(fixed).policy.timeoutMs, 700);
+  const tuned = lockRounds({ ...fixed, tunedRounds: { ...settings, setting: 'retry.timeout' } });
+  assert.deepEqual(
+    [tuned.policy.timeoutMs, tuned.setting, tuned.policy.pauseBeforeRound(3)],
+    [100, 'retry.timeout', 10000],
+  );
 });
 
 test('pool: workers share the queue, a task may add tasks, each worker keeps its resource', async () => {

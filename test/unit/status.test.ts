@@ -1,7 +1,8 @@
 // Pure parts of bucardo.status: durations for people, the states' exit codes and precedence, --watch.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { judge, type StatusData } from '../../plugins/bucardo/status.js';
+import { judge } from '../../plugins/bucardo/status.js';
+import type { StatusData } from '../../plugins/bucardo/status-data.js';
 import {
   formatBytes,
   formatCopy,

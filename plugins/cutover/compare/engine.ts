@@ -19,7 +19,7 @@ import type { Job } from '../../../src/core/job.js';
 import { findReplicationObjects } from '../../../src/core/objects.js';
 import { pendingChanges } from '../../../src/core/pending.js';
 import { daemonPid } from '../../../src/core/bucardo/daemon.js';
-import { copyState } from '../../../src/core/copy-progress.js';
+import { copyState } from '../../../src/core/copy/progress.js';
 import { appendAll } from '../../../src/core/arrays.js';
 import { holdAndTakeHorizon, holdKey, releaseHold, truncatedSince } from './capture.js';
 import { findChangeLog } from '../../../src/core/compare/in-flight.js';

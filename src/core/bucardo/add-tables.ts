@@ -12,7 +12,7 @@
 // continues it (each step checks what is already in place).
 import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { runBucardo } from '../bucardo.js';
+import { runBucardo } from './run.js';
 import { withClient, type Client } from '../db.js';
 import { describeWaiting, lockBoundedDdl, type TableFailure } from '../ddl.js';
 import { errorMessage, InterruptedError, OperatorError } from '../errors.js';

@@ -1,7 +1,7 @@
 // The Bucardo code a job's daemon runs. Stock Bucardo 5.6 can mark a change applied that it never
 // sent (docs/how-bucardo-behaves.md §19), so every job runs a copy of the packaged Bucardo.pm with
 // the console's commit fence patched in: <state_dir>/bucardo-code/lib/Bucardo.pm, put first on
-// Perl's module path by src/core/bucardo.ts. The installed files are never written. A job with a
+// Perl's module path by src/core/bucardo/run.ts. The installed files are never written. A job with a
 // fork (fork_bucardo) runs the fork instead, which is made from the same patched text.
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';

@@ -5,7 +5,7 @@ import { requireCommitFence } from './commit-fence.js';
 import { existsSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { sleep } from '../activity.js';
-import { runBucardo } from '../bucardo.js';
+import { runBucardo } from './run.js';
 import { OperatorError } from '../errors.js';
 import type { Job } from '../job.js';
 import type { Client } from '../db.js';

@@ -12,7 +12,7 @@
 //  - finds the records a command would change although another job uses them (sharedRecords), and
 //    refuses that change (refuseSharedRecords);
 //  - creates the job's dbgroup explicitly (ensureDbgroup), so `add sync` never picks another one.
-import { runBucardo } from '../bucardo.js';
+import { runBucardo } from './run.js';
 import type { Activity } from '../activity.js';
 import type { DatabaseConfig } from '../../config/types.js';
 import { DatabaseContext } from '../context.js';

@@ -1,12 +1,14 @@
 // The sync as every plugin that creates or checks it sees it: the `bucardo add sync` arguments of a
-// job, the refusal to let copy_data: always empty secondary tables unasked, Bucardo's failure texts
-// turned into the operator's next step, and the checks that the triggers are (or are no longer) there.
+// job, the secondary tables copy_data: always would empty (the commands ask the operator), Bucardo's
+// failure texts turned into the operator's next step, and the checks that the triggers are (or are
+// no longer) there. Plain values in, data out: no prompt and no command context here.
 import { commitFenceCheck } from './commit-fence.js';
-import { BucardoError } from '../bucardo.js';
+import { BucardoError } from './run.js';
 import { withClient } from '../db.js';
 import { OperatorError } from '../errors.js';
 import { targetViews, type Job } from '../job.js';
-import type { Check, CommandContext } from '../plugin.js';
+import type { Activity } from '../activity.js';
+import type { Check } from '../plugin.js';
 import { quoteQualified } from '../quote.js';
 import { onetimecopyFor } from './names.js';
 import { auditTriggers, jobTriggerNames, listTriggers } from './triggers.js';
@@ -33,11 +35,6 @@ export function addSyncArguments(job: Job, sync: JobSync = jobSyncs(job)[0]!): s
   ];
 }
 
-/** --yes answers yes to copy_data: always emptying secondary tables (also in list mode). */
-export function answeredYes(ctx: Pick<CommandContext, 'options'>): boolean {
-  return ctx.options.flag('yes');
-}
-
 /** Rows are counted up to this many per table: enough to show what would be lost, bounded in cost. */
 const COUNT_LIMIT = 1_000_000;
 
@@ -48,10 +45,7 @@ export interface FilledTable {
 }
 
 /** Tables of the job's relgroup that hold rows on the secondary (missing ones are preflight's concern). */
-export async function filledSecondaryTables(
-  job: Job,
-  activity: CommandContext['activity'],
-): Promise<FilledTable[]> {
+export async function filledSecondaryTables(job: Job, activity: Activity): Promise<FilledTable[]> {
   const members = await withMetadata(
     job,
     async (client) =>
@@ -85,25 +79,33 @@ export async function filledSecondaryTables(
   });
 }
 
+/** What copy_data: always or parallel would empty on the secondary, in the operator's words. */
+export interface CopyOverwriteRisk {
+  /** The tables that hold rows and the copy that would empty them. */
+  what: string;
+  /** What to do instead of confirming: the command again with --yes, or another copy_data. */
+  refusal: string;
+  /** The yes/no question to put at the prompt. */
+  question: string;
+}
+
 /**
  * copy_data: always is Bucardo's onetimecopy=1, which empties every target table before copying it;
  * copy_data: parallel empties them too, before the console's own copy. Before the sync that sets
- * this up is created, name the secondary tables that hold rows and ask. The shell asks (default no);
- * a list refuses unless the command was given --yes. Throws when not confirmed, before anything is
- * created.
+ * this up is created, the command that creates it names the secondary tables that hold rows and asks
+ * (the asking is the command's: the core only finds them). Undefined when nothing would be emptied.
  */
-export async function confirmCopyOverwrite(
-  ctx: CommandContext,
+export async function copyOverwriteRisk(
+  job: Job,
+  activity: Activity,
   command: string,
-): Promise<string | undefined> {
-  const { job } = ctx;
+): Promise<CopyOverwriteRisk | undefined> {
   const mode = job.config.bucardo.copyData;
   if (mode !== 'always' && mode !== 'parallel') return undefined;
-  ctx.progress(`counting rows in the secondary's tables (copy_data: ${mode} empties them)`);
   // Every target's (fan-out): each is emptied before its copy.
   const filled: (FilledTable & { target: string })[] = [];
   for (const view of targetViews(job))
-    for (const table of await filledSecondaryTables(view, ctx.activity))
+    for (const table of await filledSecondaryTables(view, activity))
       filled.push({ ...table, target: view.target });
   if (filled.length === 0) return undefined;
   const listed = filled.map(
@@ -111,19 +113,15 @@ export async function confirmCopyOverwrite(
       `${job.config.fanOut ? `${f.target}: ` : ''}${f.table} (${f.atLeast ? 'more than ' : ''}${f.rows.toLocaleString('en-US')} rows)`,
   );
   const who = mode === 'always' ? "Bucardo's initial copy" : "the console's parallel copy (bucardo.copy)";
-  const what =
-    `copy_data is ${mode}, so ${who} empties ${filled.length} secondary table(s) that hold` +
-    ` rows before copying the primary's into them: ${listed.join(', ')}`;
-  if (answeredYes(ctx)) return `${what}; confirmed with --yes`;
-  const refusal =
-    `Nothing was created. If those rows may go, run ${command} --yes; to keep them, set` +
-    ' bucardo.copy_data to empty (copies only into empty tables) or never.';
-  if (!ctx.prompt.interactive)
-    throw new OperatorError(`${what}. A list cannot ask, so ${command} stops here. ${refusal}`);
-  ctx.log(`${what}.`);
-  const question = `Empty these ${filled.length} secondary table(s) and copy the primary's rows into them?`;
-  if (!(await ctx.prompt.confirm(question, false))) throw new OperatorError(`Not confirmed. ${refusal}`);
-  return `${what}; confirmed at the prompt`;
+  return {
+    what:
+      `copy_data is ${mode}, so ${who} empties ${filled.length} secondary table(s) that hold` +
+      ` rows before copying the primary's into them: ${listed.join(', ')}`,
+    refusal:
+      `Nothing was created. If those rows may go, run ${command} --yes; to keep them, set` +
+      ' bucardo.copy_data to empty (copies only into empty tables) or never.',
+    question: `Empty these ${filled.length} secondary table(s) and copy the primary's rows into them?`,
+  };
 }
 
 /** Bucardo's messages for a lock wait that hit lock_timeout, turned into the operator's next step. */
@@ -141,8 +139,9 @@ export function explainSyncFailure(error: unknown, job: Job): Error {
   return error as Error;
 }
 
-export async function validateTriggers(ctx: CommandContext): Promise<Check[]> {
-  const audit = await auditTriggers(ctx.job);
+/** The checks after a command that puts the job's triggers in place (bucardo and retry add_triggers). */
+export async function triggerChecks(job: Job, activity?: Activity): Promise<Check[]> {
+  const audit = await auditTriggers(job, activity);
   const detail = audit.wrong
     .slice(0, 5)
     .map((w) => `${w.table}: ${w.problems.join(', ')}`)
@@ -153,26 +152,25 @@ export async function validateTriggers(ctx: CommandContext): Promise<Check[]> {
       pass: audit.wrong.length === 0 && audit.tables.length > 0,
       ...(audit.wrong.length ? { detail: `${audit.wrong.length} table(s) differ: ${detail}` } : {}),
     },
-    await commitFenceCheck(ctx.job, ctx.activity),
+    await commitFenceCheck(job, activity),
   ];
 }
 
-export async function validateNoTriggers(ctx: CommandContext): Promise<Check[]> {
-  const remaining = await withClient(ctx.job, { role: 'primary' }, (client) =>
-    listTriggers(client, jobTriggerNames(ctx.job)),
+/** The check after a command that removes the job's triggers (bucardo and retry drop_triggers). */
+export async function noTriggersCheck(job: Job, activity?: Activity): Promise<Check> {
+  const remaining = await withClient(job, { role: 'primary', ...(activity ? { activity } : {}) }, (client) =>
+    listTriggers(client, jobTriggerNames(job)),
   );
-  return [
-    {
-      name: 'no bucardo trigger of this job left',
-      pass: remaining.length === 0,
-      ...(remaining.length
-        ? {
-            detail: remaining
-              .slice(0, 5)
-              .map((r) => `${r.schema}.${r.table}:${r.trigger}`)
-              .join(', '),
-          }
-        : {}),
-    },
-  ];
+  return {
+    name: 'no bucardo trigger of this job left',
+    pass: remaining.length === 0,
+    ...(remaining.length
+      ? {
+          detail: remaining
+            .slice(0, 5)
+            .map((r) => `${r.schema}.${r.table}:${r.trigger}`)
+            .join(', '),
+        }
+      : {}),
+  };
 }

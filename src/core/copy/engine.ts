@@ -8,7 +8,7 @@ import { Transform, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { from as copyFrom, to as copyTo } from 'pg-copy-streams';
 import type { Activity } from '../activity.js';
-import { openClient, withClient, type Client } from '../db.js';
+import { openClient, withClient, withTransaction, type Client } from '../db.js';
 import { tryInSavepoint } from '../ddl.js';
 import { errorMessage, InterruptedError, OperatorError } from '../errors.js';
 import type { Job } from '../job.js';
@@ -119,8 +119,7 @@ async function copyUnit(
   const table = quoteQualified(unit.schema, unit.name);
   const columns = unit.columns.map(quoteIdent).join(', ');
   const where = rangePredicate(unit);
-  await target.query('BEGIN');
-  try {
+  await withTransaction(target, async () => {
     // Bucardo writes the same way: no user or foreign-key triggers fire for the copied rows, so tables
     // can arrive in any order and at once.
     await target.query('SET LOCAL session_replication_role = replica');
@@ -135,11 +134,7 @@ async function copyUnit(
       copyFrom(`COPY ${table} (${columns}) FROM STDIN${frozen ? ' WITH (FREEZE)' : ''}`),
     );
     await pipeline(source.query(copyTo(copyOutStatement(unit))), meter, ingest);
-    await target.query('COMMIT');
-  } catch (error) {
-    await target.query('ROLLBACK').catch(() => undefined);
-    throw error;
-  }
+  });
 }
 
 /**
@@ -181,14 +176,12 @@ async function emptyTargets(target: Client, tables: string[], cascadeMiddle: boo
   for (const table of quoted)
     if ((await target.query(`SELECT 1 FROM ${table} LIMIT 1`)).rows.length) filled.push(table);
   if (filled.length === 0) return `the ${tables.length} secondary table(s) are empty`;
-  await target.query('BEGIN');
-  try {
+  return withTransaction(target, async () => {
     await target.query('SET LOCAL session_replication_role = replica');
     if (!cascadeMiddle) {
       try {
         await target.query('SAVEPOINT truncate');
         await target.query(`TRUNCATE ${filled.join(', ')}`);
-        await target.query('COMMIT');
         return `emptied ${filled.length} secondary table(s) with TRUNCATE`;
       } catch (error) {
         if ((error as { code?: string }).code !== '0A000') throw error;
@@ -196,12 +189,8 @@ async function emptyTargets(target: Client, tables: string[], cascadeMiddle: boo
       }
     }
     for (const table of filled) await target.query(`DELETE FROM ${table}`);
-    await target.query('COMMIT');
     return `emptied ${filled.length} secondary table(s) with DELETE`;
-  } catch (error) {
-    await target.query('ROLLBACK').catch(() => undefined);
-    throw error;
-  }
+  });
 }
 
 function formatBytes(bytes: number): string {

@@ -4,15 +4,15 @@
 // daemon's pid, and the kicker's own counters. The list is in docs/status-and-monitoring.md.
 import http from 'node:http';
 import { Counter, Gauge, Registry } from 'prom-client';
-import { copyProgress } from './copy-progress.js';
-import { withClient, type Client } from './db.js';
-import { errorMessage } from './errors.js';
-import { replicationDrift } from './drift.js';
-import { targetKey, targetViews, type Job } from './job.js';
-import type { KickerState } from './kicker.js';
-import { syncNames } from './bucardo/syncs.js';
-import { pendingChanges } from './pending.js';
-import { isProcessAlive, processCommandLine, readPidFile } from './process.js';
+import { copyProgress } from '../core/copy/progress.js';
+import { withClient, type Client } from '../core/db.js';
+import { errorMessage } from '../core/errors.js';
+import { replicationDrift } from '../core/drift.js';
+import { targetKey, targetViews, type Job } from '../core/job.js';
+import type { KickerState } from '../core/kicker.js';
+import { syncNames } from '../core/bucardo/syncs.js';
+import { pendingChanges } from '../core/pending.js';
+import { isProcessAlive, processCommandLine, readPidFile } from '../core/process.js';
 
 /** A scrape must answer even when a database hangs: each source gets this long. */
 const SOURCE_TIMEOUT_MS = 5_000;

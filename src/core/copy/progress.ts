@@ -1,14 +1,14 @@
 // How far Bucardo's initial copy of a job is: tables and bytes done of all, the table being copied
 // with its rows, elapsed time and an estimate of the time left. Used by bucardo.status,
 // bucardo.wait_for_copy and the kicker's metrics.
-import { daemonPid, syncLoaded } from './bucardo/daemon.js';
-import { metadataDatabaseExists, recentRuns, syncRow, withMetadata } from './bucardo/metadata.js';
-import { DatabaseContext, withSession } from './context.js';
-import { jobSyncs, syncCount } from './bucardo/syncs.js';
-import { targetViews, type Job } from './job.js';
-import { copyingPid, currentRecord } from './copy/state.js';
-import { planTables } from './copy/plan.js';
-import { quoteQualified } from './quote.js';
+import { daemonPid, syncLoaded } from '../bucardo/daemon.js';
+import { metadataDatabaseExists, recentRuns, syncRow, withMetadata } from '../bucardo/metadata.js';
+import { DatabaseContext, withSession } from '../context.js';
+import { jobSyncs, syncCount } from '../bucardo/syncs.js';
+import { targetViews, type Job } from '../job.js';
+import { copyingPid, currentRecord } from './state.js';
+import { planTables } from './plan.js';
+import { quoteQualified } from '../quote.js';
 
 export type CopyState = 'not requested' | 'pending' | 'running' | 'done' | 'unknown';
 

@@ -1,14 +1,15 @@
-// The one module that runs the `bucardo` executable. Arguments are always an array (never a shell
+// The one module that runs the `bucardo` executable, and psql where Bucardo's own installer cannot
+// be used (a metadata database of another name). Arguments are always an array (never a shell
 // string); every call names the metadata database explicitly and skips every bucardorc (Debian ships
 // /etc/bucardorc pointing at localhost:5432); HOME is the job's private state dir, because Bucardo's
 // installer appends to $HOME/.pgpass; passwords reach it only through that private .pgpass.
 import { mkdirSync } from 'node:fs';
-import type { Activity } from './activity.js';
-import { bucardoPerlLib } from './bucardo/code.js';
-import { writePrivatePgpass } from './credentials.js';
-import { rootCertificate } from './db.js';
-import { OperatorError } from './errors.js';
-import { metadataDbName, type Job } from './job.js';
+import type { Activity } from '../activity.js';
+import { bucardoPerlLib } from './code.js';
+import { writePrivatePgpass } from '../credentials.js';
+import { rootCertificate } from '../db.js';
+import { OperatorError } from '../errors.js';
+import { metadataDbName, type Job } from '../job.js';
 
 export interface BucardoResult {
   stdout: string;
@@ -181,6 +182,43 @@ export async function runBucardo(
     });
   if (!options.allowFailure && bucardoFailed(result)) throw new BucardoError(args, result);
   return result;
+}
+
+/**
+ * psql -f on the metadata server, in the environment of a bucardo process (the private .pgpass, no
+ * password in the environment or on the command line). The script's own failures are the caller's to
+ * read from the output: Bucardo's schema file runs on after an error and psql exits 0.
+ */
+export async function runPsqlFile(
+  job: Job,
+  file: string,
+  options: { connection: { dbname: string; dbuser: string }; activity?: Activity },
+): Promise<{ exitCode: number | undefined; output: string }> {
+  const { execa } = await import('execa');
+  const db = job.config.databases.bucardo;
+  const args = ['-h', db.host, '-p', String(db.port), '-U', options.connection.dbuser];
+  args.push('-d', options.connection.dbname, '-AX', '-qt', '-f', file);
+  const child = execa('psql', args, {
+    env: bucardoEnvironment(job),
+    extendEnv: false,
+    reject: false,
+    stdin: 'ignore',
+    all: true,
+    // Its own process group, like bucardo's: a Ctrl-C at the terminal must not stop it half-way.
+    detached: true,
+  });
+  const untrack = options.activity?.trackChild({
+    description: `psql -f ${file}`,
+    pid: child.pid,
+    safeToStop: false,
+    stop: () => child.kill('SIGTERM'),
+  });
+  try {
+    const result = await child;
+    return { exitCode: result.exitCode, output: String(result.all ?? '') };
+  } finally {
+    untrack?.();
+  }
 }
 
 /** `bucardo --version` → "5.6.0", or undefined when the executable is missing. */
