@@ -15,7 +15,7 @@ import { syncNames } from '../../src/core/bucardo/syncs.js';
 import { copyState } from '../../src/core/copy/progress.js';
 import { replicationDrift } from '../../src/core/drift.js';
 import { lastVerifyRun, withRecords, type VerifyRecord } from './records.js';
-import { indexGap, materializedViewGap } from './compare/secondary-state.js';
+import { indexGap, materializedViewGap } from './compare/index.js';
 import { cutoverSettings } from './settings.js';
 import { activeDirection } from './way-back.js';
 import { adoptRecordedNames } from '../../src/core/bucardo/records.js';

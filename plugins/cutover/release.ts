@@ -13,7 +13,7 @@ import { formatFailures, type TableFailure } from '../../src/core/ddl.js';
 import type { Check, CommandContext, CommandOutcome } from '../../src/core/plugin.js';
 import { metadataDatabaseExists } from '../../src/core/bucardo/metadata.js';
 import { reverseJob } from '../../src/core/bucardo/reverse.js';
-import { holdInPlace, releaseHold } from './compare/capture.js';
+import { holdInPlace, releaseHold } from './compare/index.js';
 import { readProgress, withRecords } from './records.js';
 import { removeWayBack, wayBackExists, wayBackTriggers } from './way-back.js';
 import { followExists, removeFollow, switchedTarget } from './follow.js';

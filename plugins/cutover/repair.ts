@@ -33,12 +33,20 @@ import {
   type Sides,
   type TableShape,
 } from '../../src/core/compare/index.js';
-import { narrow } from './compare/narrow.js';
-import { closeSides, openSides } from './compare/pool.js';
+import {
+  narrow,
+  closeSides,
+  openSides,
+  type ListedKey,
+  type RepairedTable,
+  type RepairReport,
+  type TableReport,
+  type VerifyReport,
+  replicationState,
+  runVerify,
+} from './compare/index.js';
 import { lastVerifyReport, withRecords } from './records.js';
-import type { ListedKey, RepairedTable, RepairReport, TableReport, VerifyReport } from './compare/report.js';
 import { cutoverSettings } from './settings.js';
-import { replicationState, runVerify } from './compare/engine.js';
 import { recordVerify } from './verify.js';
 import { appendAll } from '../../src/core/arrays.js';
 

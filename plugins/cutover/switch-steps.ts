@@ -17,11 +17,16 @@ import { syncRow } from '../../src/core/bucardo/metadata.js';
 import { syncNames } from '../../src/core/bucardo/syncs.js';
 import { FIXED_ROUNDS, lockRounds } from '../../src/core/rounds.js';
 import { collectReadiness } from './check.js';
-import { holdIntact, releaseHold, type ChangeHorizon } from './compare/capture.js';
-import { runFinalCheck } from './compare/final-check.js';
-import { openSides } from './compare/pool.js';
-import { advanceSequences, type SequenceChange } from './compare/sequences.js';
-import { runVerify } from './compare/engine.js';
+import {
+  holdIntact,
+  releaseHold,
+  type ChangeHorizon,
+  runFinalCheck,
+  openSides,
+  advanceSequences,
+  type SequenceChange,
+  runVerify,
+} from './compare/index.js';
 import { inFlightKeys, lastVerifyRun, resetProgress } from './records.js';
 import type { StepResult } from './steps.js';
 import { secondaryAcceptsWrites, type FinishData, type SwitchRun } from './switch.js';

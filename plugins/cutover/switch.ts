@@ -30,9 +30,7 @@ import { followJob } from '../../src/core/bucardo/follow.js';
 import { reverseJob } from '../../src/core/bucardo/reverse.js';
 import { jobTriggerNames, listTriggers } from '../../src/core/bucardo/triggers.js';
 import type { ReadinessItem } from './check.js';
-import type { FinalCheck } from './compare/final-check.js';
-import { closeSides } from './compare/pool.js';
-import { compareSequences } from './compare/sequences.js';
+import { type FinalCheck, closeSides, compareSequences } from './compare/index.js';
 import { followExists } from './follow.js';
 import {
   markStep,

@@ -5,9 +5,8 @@ import { errorMessage } from '../../src/core/errors.js';
 import type { Job } from '../../src/core/job.js';
 import type { CommandContext, CommandOutcome } from '../../src/core/plugin.js';
 import { saveVerifyRun, withRecords } from './records.js';
-import type { VerifyReport } from './compare/report.js';
+import { type VerifyReport, runVerify } from './compare/index.js';
 import { cutoverSettings } from './settings.js';
-import { runVerify } from './compare/engine.js';
 import { activeDirection } from './way-back.js';
 import { adoptRecordedNames } from '../../src/core/bucardo/records.js';
 

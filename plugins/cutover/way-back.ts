@@ -32,7 +32,7 @@ import { pendingChanges } from '../../src/core/pending.js';
 import type { CommandContext } from '../../src/core/plugin.js';
 import { bucardoRelationName } from '../../src/core/quote.js';
 import { lockRounds } from '../../src/core/rounds.js';
-import { releaseHold } from './compare/capture.js';
+import { releaseHold } from './compare/index.js';
 import { chosenTarget, readProgress, withRecords } from './records.js';
 
 /** Names per `bucardo add table` call: one Perl start per batch. */
