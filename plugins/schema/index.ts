@@ -16,6 +16,13 @@ export default definePlugin<SchemaSettings>({
   summary:
     'schema changes while replication runs: compare both sides, add new tables, apply DDL in a safe order',
   parseSettings: (reader, raw, path) => parseSchemaSettings(reader, raw, path),
+  // The kicker (a core process) follows these: registered on the job, never read by name in the core.
+  configureJob: (job, settings) => {
+    job.partitionPolicy = {
+      autoAddPartitions: settings.autoAddPartitions,
+      createMissingPartitions: settings.createMissingPartitions,
+    };
+  },
   commands: {
     diff: {
       summary:

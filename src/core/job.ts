@@ -74,6 +74,18 @@ export interface Job {
    * (lockRounds in rounds.ts); without it, FIXED_ROUNDS under bucardo.lock_timeout.
    */
   tunedRounds?: TunedRounds;
+  /**
+   * Set by the schema plugin: whether new leaf partitions of replicated tables join the job by
+   * themselves (the kicker's look) and are created on the secondary first (partitionSettings in
+   * src/core/bucardo/add-tables.ts); without it, neither. A plain value, like tunedRounds.
+   */
+  partitionPolicy?: PartitionPolicy;
+}
+
+/** How new partitions join a job (the schema plugin's auto_add_partitions, create_missing_partitions). */
+export interface PartitionPolicy {
+  autoAddPartitions: boolean;
+  createMissingPartitions: boolean;
 }
 
 /**

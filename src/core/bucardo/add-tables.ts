@@ -16,7 +16,7 @@ import { runBucardo } from './run.js';
 import { withClient, type Client } from '../db.js';
 import { describeWaiting, lockBoundedDdl, type TableFailure } from '../ddl.js';
 import { errorMessage, InterruptedError, OperatorError } from '../errors.js';
-import { targetViews, type Job } from '../job.js';
+import { targetViews, type Job, type PartitionPolicy } from '../job.js';
 import { displayName, findReplicationObjects, type Relation } from '../objects.js';
 import type { CommandContext } from '../plugin.js';
 import { bucardoRelationName, quoteIdent, quoteQualified } from '../quote.js';
@@ -33,24 +33,20 @@ import { readJobRecords, refuseSharedRecords } from './records.js';
 import { jobSyncs, planSyncs, recordedSyncs, recordedTableSyncs, type JobSync } from './syncs.js';
 import { expectedTriggers, groupByTable, jobTriggerNames, listTriggers } from './triggers.js';
 
-/**
- * The schema plugin's settings for new partitions (schema.auto_add_partitions,
- * schema.create_missing_partitions). The kicker, a core process, follows them as it follows the retry
- * plugin's rounds (src/core/rounds.ts): read from the job's parsed settings, defaults when absent.
- */
-export interface PartitionSettings {
-  autoAddPartitions: boolean;
-  createMissingPartitions: boolean;
-}
+/** How new partitions join a job: what the schema plugin registered on it (job.partitionPolicy). */
+export type PartitionSettings = PartitionPolicy;
 
 export const DEFAULT_PARTITION_SETTINGS: PartitionSettings = {
   autoAddPartitions: false,
   createMissingPartitions: false,
 };
 
+/**
+ * The job's policy for new partitions. The schema plugin registers it in its configureJob; the core
+ * (the kicker among it) never reads the plugin's settings by name. Without the plugin: neither.
+ */
 export function partitionSettings(job: Job): PartitionSettings {
-  if (!job.config.plugins.includes('schema')) return DEFAULT_PARTITION_SETTINGS;
-  return (job.config.pluginSettings['schema'] as PartitionSettings | undefined) ?? DEFAULT_PARTITION_SETTINGS;
+  return job.partitionPolicy ?? DEFAULT_PARTITION_SETTINGS;
 }
 
 /**
