@@ -160,12 +160,16 @@ async function reloadConfig(job: Job, ctx: CommandContext): Promise<void> {
       };
       client.on('notification', listener);
       try {
+        // The MCP's pid, taken once: while it reloads it renames itself ($0) and a read of its command
+        // line can catch it mid-write, which daemonPid would take for another program (seen as a
+        // spurious "exited" on a busy machine). Whether that process lives is the question here.
+        const mcp = daemonPid(job);
         await client.query('LISTEN bucardo_reload_config_finished');
         await client.query('NOTIFY bucardo_reload_config');
         const started = Date.now();
         ctx.progress('waiting for the Bucardo daemon to reload its syncs');
         while (!confirmed) {
-          if (!isDaemonRunning(job))
+          if (mcp === undefined || !isProcessAlive(mcp))
             throw new OperatorError(
               `The Bucardo daemon of ${job.name} exited while it reloaded its configuration. Look at ${job.paths.logFile}, start it with bucardo.start, then run the command again.`,
             );
