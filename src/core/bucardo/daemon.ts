@@ -133,7 +133,8 @@ export async function reloadDaemon(job: Job, ctx: CommandContext): Promise<void>
     );
   // The daemon calls the fence on the source before every run of the syncs it is about to load.
   await requireCommitFence(job, ctx);
-  await reloadConfig(job, ctx);
+  const exited = await reloadConfig(job, ctx);
+  if (exited) await startAfterFailedReload(job, ctx);
   for (let i = 0; i < 100 && !syncLoaded(job); i++) await sleep(100, ctx.activity.signal);
   const recorded = await withMetadata(job, (client) => recordedSyncs(client, job));
   if (recorded.length) await kickSync(job);
@@ -150,7 +151,8 @@ const RELOAD_WAIT_MS = 120_000;
  * every worker do until this very reload (how-bucardo-behaves.md §25). The pid file already says the
  * daemon runs; the wait is bounded and ends early if the daemon exits.
  */
-async function reloadConfig(job: Job, ctx: CommandContext): Promise<void> {
+async function reloadConfig(job: Job, ctx: CommandContext): Promise<boolean> {
+  let exited = false;
   await withMetadata(
     job,
     async (client) => {
@@ -169,10 +171,10 @@ async function reloadConfig(job: Job, ctx: CommandContext): Promise<void> {
         const started = Date.now();
         ctx.progress('waiting for the Bucardo daemon to reload its syncs');
         while (!confirmed) {
-          if (mcp === undefined || !isProcessAlive(mcp))
-            throw new OperatorError(
-              `The Bucardo daemon of ${job.name} exited while it reloaded its configuration. Look at ${job.paths.logFile}, start it with bucardo.start, then run the command again.`,
-            );
+          if (mcp === undefined || !isProcessAlive(mcp)) {
+            exited = true;
+            return;
+          }
           if (Date.now() - started > RELOAD_WAIT_MS)
             throw new OperatorError(
               `The Bucardo daemon of ${job.name} (pid ${daemonPid(job)}) did not confirm the reload of its syncs within ${RELOAD_WAIT_MS / 1000} s. Look at ${job.paths.logFile} for what it is doing, then run the command again.`,
@@ -186,4 +188,24 @@ async function reloadConfig(job: Job, ctx: CommandContext): Promise<void> {
     },
     ctx.activity,
   );
+  return exited;
+}
+
+/**
+ * The MCP died while it reloaded: it validates every sync again, and a validation that fails (seen in
+ * the full test suite under an application's load, the log saying why) ends the daemon. Starting it
+ * loads the same configuration the reload was to load; once. A daemon that dies again is reported.
+ */
+async function startAfterFailedReload(job: Job, ctx: CommandContext): Promise<void> {
+  ctx.progress('the Bucardo daemon exited while it reloaded; starting it again');
+  // Its controllers and workers end with it; wait for the last of them before a new MCP starts.
+  for (let i = 0; i < 50 && syncLoaded(job); i++) await sleep(100, ctx.activity.signal);
+  await runBucardo(job, ['start', '--logdest', job.paths.logDir, '--logextension', job.paths.logExtension], {
+    activity: ctx.activity,
+  });
+  for (let i = 0; i < 200 && !daemonPid(job); i++) await sleep(100, ctx.activity.signal);
+  if (!daemonPid(job))
+    throw new OperatorError(
+      `The Bucardo daemon of ${job.name} exited while it reloaded its configuration, and did not stay up when started again. Look at ${job.paths.logFile} for why, then run bucardo.start and the command again.`,
+    );
 }
