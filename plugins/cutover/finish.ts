@@ -18,10 +18,8 @@ import { WriteStop } from './write-stop.js';
 
 export type { FinishData } from './switch.js';
 
-/** The forward switch, step by step. */
-export const FINISH: Step<SwitchRun, FinishData>[] = [
-  { name: 'way back', run: step.wayBack },
-  { name: 'followers', applies: (run) => Boolean(run.options.following), run: step.followers },
+/** From an earlier run's check to the write stop's drain and sequences: the same both ways. */
+export const OPENING_ROWS: Step<SwitchRun, FinishData>[] = [
   { name: 'earlier run', applies: (run) => run.progress.confirmed !== undefined, run: step.earlierRun },
   { name: 'scope', run: step.scope },
   { name: 'readiness', doneWhen: 'confirmed', run: step.readiness },
@@ -30,23 +28,19 @@ export const FINISH: Step<SwitchRun, FinishData>[] = [
   { name: 'stop writes', doneWhen: 'replication_stopped', marks: 'confirmed', run: step.stopWrites },
   { name: 'drain', doneWhen: 'drained', marks: 'drained', inPause: true, run: step.drain },
   { name: 'sequences', doneWhen: 'sequences', marks: 'sequences', inPause: true, run: step.sequences },
-  {
-    name: 'sequences of the followers',
-    doneWhen: 'sequences',
-    marks: 'sequences',
-    inPause: true,
-    applies: (run) => run.followers.length > 0,
-    run: step.followersSequences,
-  },
-  { name: 'final check', doneWhen: 'verified', marks: 'verified', inPause: true, run: step.finalCheck },
-  {
-    name: 'final check of the followers',
-    doneWhen: 'verified',
-    marks: 'verified',
-    inPause: true,
-    applies: (run) => run.followers.length > 0,
-    run: step.followersFinalCheck,
-  },
+];
+
+/** The final check, run in the pause both ways (the followers' follows it going forward). */
+export const FINAL_CHECK_ROW: Step<SwitchRun, FinishData> = {
+  name: 'final check',
+  doneWhen: 'verified',
+  marks: 'verified',
+  inPause: true,
+  run: step.finalCheck,
+};
+
+/** From the late-write checks to the hold's release: the same both ways. */
+export const CLOSING_ROWS: Step<SwitchRun, FinishData>[] = [
   { name: 'late-write checks', doneWhen: 'replication_stopped', inPause: true, run: step.lateWriteChecks },
   {
     name: 'switch',
@@ -82,6 +76,31 @@ export const FINISH: Step<SwitchRun, FinishData>[] = [
   { name: 'new side writable', doneWhen: 'finished', marks: 'finished', run: step.newSideWritable },
   { name: 'measure the pause', run: step.measurePause },
   { name: 'release the hold', run: step.releaseTheHold },
+];
+
+/** The forward switch, step by step. */
+export const FINISH: Step<SwitchRun, FinishData>[] = [
+  { name: 'way back', run: step.wayBack },
+  { name: 'followers', applies: (run) => Boolean(run.options.following), run: step.followers },
+  ...OPENING_ROWS,
+  {
+    name: 'sequences of the followers',
+    doneWhen: 'sequences',
+    marks: 'sequences',
+    inPause: true,
+    applies: (run) => run.followers.length > 0,
+    run: step.followersSequences,
+  },
+  FINAL_CHECK_ROW,
+  {
+    name: 'final check of the followers',
+    doneWhen: 'verified',
+    marks: 'verified',
+    inPause: true,
+    applies: (run) => run.followers.length > 0,
+    run: step.followersFinalCheck,
+  },
+  ...CLOSING_ROWS,
   {
     name: 'start the syncs from the secondary',
     applies: (run) => Boolean(run.options.wayBack || run.options.following),

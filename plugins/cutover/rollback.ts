@@ -8,6 +8,7 @@ import { reverseJob } from '../../src/core/bucardo/reverse.js';
 import { adoptRecordedNames } from '../../src/core/bucardo/records.js';
 import { switchedTarget } from './follow.js';
 import { openRecords, readProgress } from './records.js';
+import { CLOSING_ROWS, FINAL_CHECK_ROW, OPENING_ROWS } from './finish.js';
 import type { Step } from './steps.js';
 import * as step from './switch-steps.js';
 import { BACKWARD, runSwitch, validateSwitch, type FinishData, type SwitchRun } from './switch.js';
@@ -16,50 +17,9 @@ import { WriteStop } from './write-stop.js';
 
 /** The switch back, step by step. */
 export const ROLLBACK: Step<SwitchRun, FinishData>[] = [
-  { name: 'earlier run', applies: (run) => run.progress.confirmed !== undefined, run: step.earlierRun },
-  { name: 'scope', run: step.scope },
-  { name: 'readiness', doneWhen: 'confirmed', run: step.readiness },
-  { name: 'confirmation', doneWhen: 'confirmed', run: step.operatorConfirms },
-  { name: 'open sessions', doneWhen: 'verified', run: step.openSessions },
-  { name: 'stop writes', doneWhen: 'replication_stopped', marks: 'confirmed', run: step.stopWrites },
-  { name: 'drain', doneWhen: 'drained', marks: 'drained', inPause: true, run: step.drain },
-  { name: 'sequences', doneWhen: 'sequences', marks: 'sequences', inPause: true, run: step.sequences },
-  { name: 'final check', doneWhen: 'verified', marks: 'verified', inPause: true, run: step.finalCheck },
-  { name: 'late-write checks', doneWhen: 'replication_stopped', inPause: true, run: step.lateWriteChecks },
-  {
-    name: 'switch',
-    doneWhen: 'replication_stopped',
-    inPause: true,
-    applies: (run) => run.writeStop.switches,
-    run: step.switchWrites,
-  },
-  {
-    name: 'stop replication',
-    doneWhen: 'replication_stopped',
-    marks: 'replication_stopped',
-    inPause: true,
-    run: step.stopReplication,
-  },
-  { name: 'sequences again', doneWhen: 'triggers_removed', run: step.sequencesAgain },
-  { name: 'late writes since the stop', doneWhen: 'triggers_removed', run: step.lateWritesSinceStop },
-  { name: 'resume writes', doneWhen: 'finished', run: step.resumeWrites },
-  {
-    name: 'stop the daemon',
-    doneWhen: 'triggers_removed',
-    inPause: true,
-    applies: step.daemonToStop,
-    run: step.stopTheDaemon,
-  },
-  {
-    name: 'remove triggers',
-    doneWhen: 'triggers_removed',
-    marks: 'triggers_removed',
-    inPause: true,
-    run: step.removeTriggers,
-  },
-  { name: 'new side writable', doneWhen: 'finished', marks: 'finished', run: step.newSideWritable },
-  { name: 'measure the pause', run: step.measurePause },
-  { name: 'release the hold', run: step.releaseTheHold },
+  ...OPENING_ROWS,
+  FINAL_CHECK_ROW,
+  ...CLOSING_ROWS,
   { name: 'drop the bucardo schema on the secondary', run: step.dropSchemaOnB },
 ];
 
