@@ -5,11 +5,13 @@
 // file's output is printed whole when it ends; a summary follows. The clusters are stopped
 // afterwards, also when tests fail, a file overruns its time limit or the run is interrupted.
 import { spawn } from 'node:child_process';
-import { readdirSync, readFileSync, existsSync } from 'node:fs';
+import { readdirSync, readFileSync, existsSync, mkdirSync, writeFileSync, rmdirSync } from 'node:fs';
 import path from 'node:path';
 
 const root = path.resolve(path.dirname(new URL(import.meta.url).pathname), '..');
-const { startCluster, stopCluster, stopAllClusters, handleSignalsYourself } = await import(path.join(root, 'dist/src/sandbox/cluster.js'));
+const { startCluster, stopCluster, stopAllClusters, handleSignalsYourself } = await import(
+  path.join(root, 'dist/src/sandbox/cluster.js')
+);
 handleSignalsYourself();
 
 // Major-version pairs (test/integration/versions.test.ts): the suite runs one old primary and one new
@@ -27,20 +29,28 @@ const matrixPairs = JSON.parse(readFileSync(path.join(root, 'plugins/bucardo/ver
   .join(',');
 const wholeMatrix = versionMatrix && process.env.BUCARDO_CONSOLE_VERSION_PAIRS === undefined;
 const versionEnv = {
-  BUCARDO_CONSOLE_VERSION_PAIRS: process.env.BUCARDO_CONSOLE_VERSION_PAIRS ?? (versionMatrix ? matrixPairs : '11:15,15:17'),
-  BUCARDO_CONSOLE_VERSION_CONCURRENCY: process.env.BUCARDO_CONSOLE_VERSION_CONCURRENCY ?? (versionMatrix ? '3' : '2'),
+  BUCARDO_CONSOLE_VERSION_PAIRS:
+    process.env.BUCARDO_CONSOLE_VERSION_PAIRS ?? (versionMatrix ? matrixPairs : '11:15,15:17'),
+  BUCARDO_CONSOLE_VERSION_CONCURRENCY:
+    process.env.BUCARDO_CONSOLE_VERSION_CONCURRENCY ?? (versionMatrix ? '3' : '2'),
   ...(wholeMatrix ? { BUCARDO_CONSOLE_VERSION_MATRIX: '1' } : {}),
 };
 // Three lanes on 2 cores: most of a test's time is spent waiting for Bucardo's loops, not computing.
-const requestedLanes = Number(lanesArg?.slice('--lanes='.length) ?? process.env.BUCARDO_CONSOLE_TEST_LANES ?? 3);
+const requestedLanes = Number(
+  lanesArg?.slice('--lanes='.length) ?? process.env.BUCARDO_CONSOLE_TEST_LANES ?? 3,
+);
 if (!Number.isInteger(requestedLanes) || requestedLanes < 1) {
-  console.error(`--lanes / BUCARDO_CONSOLE_TEST_LANES must be a whole number of at least 1, not "${requestedLanes}".`);
+  console.error(
+    `--lanes / BUCARDO_CONSOLE_TEST_LANES must be a whole number of at least 1, not "${requestedLanes}".`,
+  );
   process.exit(2);
 }
 // A file that overruns this is stopped (SIGTERM: its harness stops its daemons) and counts as failed.
 const fileTimeoutMs = Number(process.env.BUCARDO_CONSOLE_TEST_FILE_TIMEOUT ?? 1200) * 1000;
 if (!(fileTimeoutMs > 0)) {
-  console.error(`BUCARDO_CONSOLE_TEST_FILE_TIMEOUT must be a number of seconds, not "${process.env.BUCARDO_CONSOLE_TEST_FILE_TIMEOUT}".`);
+  console.error(
+    `BUCARDO_CONSOLE_TEST_FILE_TIMEOUT must be a number of seconds, not "${process.env.BUCARDO_CONSOLE_TEST_FILE_TIMEOUT}".`,
+  );
   process.exit(2);
 }
 
@@ -92,12 +102,18 @@ const expectedSeconds = (file) => {
 const files = ['unit', 'integration']
   .map((dir) => path.join(root, 'dist/test', dir))
   .filter(existsSync)
-  .flatMap((dir) => readdirSync(dir).filter((f) => f.endsWith('.test.js')).sort().map((f) => path.join(dir, f)))
+  .flatMap((dir) =>
+    readdirSync(dir)
+      .filter((f) => f.endsWith('.test.js'))
+      .sort()
+      .map((f) => path.join(dir, f)),
+  )
   .filter((file) => only.length === 0 || only.some((name) => file.includes(name)));
 const alone = (file) => /^\/\/ run-tests: alone\b/m.test(readFileSync(file, 'utf8'));
 const queue = files.filter((file) => !alone(file)).sort((x, y) => expectedSeconds(y) - expectedSeconds(x));
 const aloneFiles = files.filter(alone);
-const needClusters = !versionMatrix && files.some((file) => file.includes(`${path.sep}integration${path.sep}`));
+const needClusters =
+  !versionMatrix && files.some((file) => file.includes(`${path.sep}integration${path.sep}`));
 const laneCount = Math.max(1, Math.min(requestedLanes, queue.length));
 
 const running = new Set();
@@ -117,6 +133,75 @@ const cpuTimes = () => {
   }
 };
 const cpuAtStart = cpuTimes();
+
+// CPU per file, where the cpuacct cgroup is writable (root on Linux): each file's processes and all
+// they start (the tool's runs, Bucardo's daemons, clusters of its own) go to a cgroup of the file's,
+// each lane's clusters to one of the lane's (their backends are the file's work too, counted while
+// it runs). The suite is CPU-bound on 2 cores: the CPU a file costs, not its time beside two others,
+// is what to cut. Daemonized processes stay in their cgroup, so nothing escapes the count.
+const CPUACCT = '/sys/fs/cgroup/cpuacct';
+const cgroupRoot = (() => {
+  const dir = path.join(CPUACCT, `bucardo-console-tests-${process.pid}`);
+  try {
+    mkdirSync(dir);
+    return dir;
+  } catch {
+    return undefined;
+  }
+})();
+const cgroup = (name) => {
+  if (!cgroupRoot) return undefined;
+  const dir = path.join(cgroupRoot, name.replace(/[^A-Za-z0-9_.-]/g, '_'));
+  mkdirSync(dir, { recursive: true });
+  return dir;
+};
+const joinCgroup = (dir, pid) => {
+  try {
+    writeFileSync(path.join(dir, 'cgroup.procs'), String(pid));
+  } catch {
+    // Gone already, or no cgroup: the figure is then a little low, nothing else changes.
+  }
+};
+const cpuSeconds = (dir) => {
+  try {
+    return Number(readFileSync(path.join(dir, 'cpuacct.usage'), 'utf8')) / 1e9;
+  } catch {
+    return 0;
+  }
+};
+/** A cluster's postmaster and the processes it already forked (checkpointer, walwriter, …), to a cgroup. */
+const clusterToCgroup = (cluster, dir) => {
+  if (!dir) return;
+  joinCgroup(dir, cluster.postmasterPid);
+  for (const entry of readdirSync('/proc').filter((name) => /^\d+$/.test(name))) {
+    try {
+      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+      if (Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]) === cluster.postmasterPid)
+        joinCgroup(dir, entry);
+    } catch {
+      // exited meanwhile
+    }
+  }
+};
+/** Moves whatever is left in our cgroups back to the root one and removes them. */
+const removeCgroups = () => {
+  if (!cgroupRoot) return;
+  for (const name of [
+    ...readdirSync(cgroupRoot, { withFileTypes: true })
+      .filter((e) => e.isDirectory())
+      .map((e) => e.name),
+    '',
+  ]) {
+    const dir = path.join(cgroupRoot, name);
+    try {
+      for (const pid of readFileSync(path.join(dir, 'cgroup.procs'), 'utf8').split('\n').filter(Boolean))
+        joinCgroup(CPUACCT, pid);
+      rmdirSync(dir);
+    } catch {
+      // a process that would not move: the empty cgroup stays until it exits; nothing depends on it
+    }
+  }
+};
 const short = (file) => path.relative(path.join(root, 'dist/test'), file);
 
 /** Runs one test file with the spec reporter; resolves with its exit code, output and counts. */
@@ -125,8 +210,17 @@ function runFile(file, lane, env) {
     const began = Date.now();
     console.log(`▷ lane ${lane}: ${short(file)}`);
     // BUCARDO_CONSOLE_TEST_NAME: run only the tests whose name matches (node's --test-name-pattern).
-    const namePattern = process.env.BUCARDO_CONSOLE_TEST_NAME ? [`--test-name-pattern=${process.env.BUCARDO_CONSOLE_TEST_NAME}`] : [];
-    const child = spawn(process.execPath, ['--test-reporter=spec', ...namePattern, file], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    const namePattern = process.env.BUCARDO_CONSOLE_TEST_NAME
+      ? [`--test-name-pattern=${process.env.BUCARDO_CONSOLE_TEST_NAME}`]
+      : [];
+    const child = spawn(process.execPath, ['--test-reporter=spec', ...namePattern, file], {
+      env,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    const fileCgroup = cgroup(`lane${lane}-${short(file)}`);
+    if (fileCgroup) joinCgroup(fileCgroup, child.pid);
+    const serversCgroup = cgroupRoot && cgroup(`lane${lane}-servers`);
+    const serversAtStart = serversCgroup ? cpuSeconds(serversCgroup) : 0;
     running.add(child);
     let output = '';
     child.stdout.on('data', (chunk) => (output += chunk));
@@ -145,13 +239,39 @@ function runFile(file, lane, env) {
       const seconds = (Date.now() - began) / 1000;
       const count = (name) => Number(output.match(new RegExp(`^ℹ ${name} (\\d+)$`, 'm'))?.[1] ?? 0);
       const failed = code !== 0 || signal !== null;
-      const note = timedOut ? `, stopped after the ${fileTimeoutMs / 1000} s limit` : signal ? `, ended by ${signal}` : '';
-      const header = `── ${short(file)}: lane ${lane}, ${seconds.toFixed(1)} s, ${failed ? 'FAILED' : 'ok'}${note} ──`;
+      const note = timedOut
+        ? `, stopped after the ${fileTimeoutMs / 1000} s limit`
+        : signal
+          ? `, ended by ${signal}`
+          : '';
+      const cpu = fileCgroup
+        ? { own: cpuSeconds(fileCgroup), servers: cpuSeconds(serversCgroup) - serversAtStart }
+        : undefined;
+      const cpuNote = cpu
+        ? `, cpu ${(cpu.own + cpu.servers).toFixed(1)} s (lane servers ${cpu.servers.toFixed(1)} s)`
+        : '';
+      const header = `── ${short(file)}: lane ${lane}, ${seconds.toFixed(1)} s${cpuNote}, ${failed ? 'FAILED' : 'ok'}${note} ──`;
       process.stdout.write(`${header}\n${output}${output.endsWith('\n') ? '' : '\n'}`);
       // The spec reporter's own list of failures with their errors, repeated at the end of the run: a CI
       // page that shows only the head and the tail of the output still shows why a test failed.
-      const failures = failed ? (output.slice(output.lastIndexOf('✖ failing tests:')) || output.slice(-3000)) : '';
-      const result = { file, seconds, failed, failures, lane, endedAt: Date.now(), tests: count('tests'), pass: count('pass'), fail: count('fail'), cancelled: count('cancelled'), skipped: count('skipped'), todo: count('todo') };
+      const failures = failed
+        ? output.slice(output.lastIndexOf('✖ failing tests:')) || output.slice(-3000)
+        : '';
+      const result = {
+        file,
+        seconds,
+        cpu,
+        failed,
+        failures,
+        lane,
+        endedAt: Date.now(),
+        tests: count('tests'),
+        pass: count('pass'),
+        fail: count('fail'),
+        cancelled: count('cancelled'),
+        skipped: count('skipped'),
+        todo: count('todo'),
+      };
       results.push(result);
       resolve(result);
     });
@@ -163,9 +283,13 @@ async function runLane(lane, files, env) {
   const startPair = async () => {
     // One lane's clusters after the other's: the first lane runs its first file while the next start.
     const pair = (clusterTurn = clusterTurn.then(async () =>
-      interrupted ? undefined : { a: await startCluster(`test${lane}A`), b: await startCluster(`test${lane}B`) },
+      interrupted
+        ? undefined
+        : { a: await startCluster(`test${lane}A`), b: await startCluster(`test${lane}B`) },
     ));
     const clusters = await pair;
+    if (clusters)
+      for (const cluster of Object.values(clusters)) clusterToCgroup(cluster, cgroup(`lane${lane}-servers`));
     return clusters && { ...env, BUCARDO_CONSOLE_TEST_CLUSTERS: JSON.stringify(clusters) };
   };
   if (needClusters && !env.BUCARDO_CONSOLE_TEST_CLUSTERS) env = (await startPair()) ?? env;
@@ -174,7 +298,8 @@ async function runLane(lane, files, env) {
     // A failed file (above all one stopped at its time limit: no after() hook ran) may leave databases,
     // roles or a metadata database behind: the next file of the lane gets a fresh pair.
     if (result.failed && needClusters && !interrupted && files.length > 0) {
-      for (const cluster of Object.values(JSON.parse(env.BUCARDO_CONSOLE_TEST_CLUSTERS))) stopCluster(cluster);
+      for (const cluster of Object.values(JSON.parse(env.BUCARDO_CONSOLE_TEST_CLUSTERS)))
+        stopCluster(cluster);
       env = (await startPair()) ?? env;
     }
   }
@@ -196,7 +321,9 @@ let exitCode = 1;
 try {
   const env = { ...process.env, ...versionEnv };
   delete env.BUCARDO_CONSOLE_TEST_CLUSTERS;
-  console.log(`${files.length} test file(s) in ${laneCount} lane(s)${aloneFiles.length ? `, then ${aloneFiles.length} alone` : ''}`);
+  console.log(
+    `${files.length} test file(s) in ${laneCount} lane(s)${aloneFiles.length ? `, then ${aloneFiles.length} alone` : ''}`,
+  );
   // The first lane's clusters start first, so its first file runs while the other lanes start theirs.
   const lanes = Array.from({ length: laneCount }, (_, i) => i + 1);
   const laneEnvs = await Promise.all(
@@ -217,19 +344,42 @@ try {
   console.log('\nslowest files:');
   for (const r of [...results].sort((x, y) => y.seconds - x.seconds).slice(0, 10))
     console.log(`  ${r.seconds.toFixed(1).padStart(6)} s  ${short(r.file)}`);
-  for (const key of ['tests', 'pass', 'fail', 'cancelled', 'skipped', 'todo']) console.log(`ℹ ${key} ${sum(key)}`);
+  const measured = results.filter((r) => r.cpu);
+  if (measured.length > 0) {
+    const total = (r) => r.cpu.own + r.cpu.servers;
+    console.log("\nmost CPU (the file's processes and its lane's servers while it ran):");
+    for (const r of [...measured].sort((x, y) => total(y) - total(x)).slice(0, 10))
+      console.log(
+        `  ${total(r).toFixed(1).padStart(6)} s  ${short(r.file)} (servers ${r.cpu.servers.toFixed(1)} s)`,
+      );
+    console.log(`ℹ cpu_seconds ${Math.round(measured.reduce((t, r) => t + total(r), 0))} (all files)`);
+  }
+  for (const key of ['tests', 'pass', 'fail', 'cancelled', 'skipped', 'todo'])
+    console.log(`ℹ ${key} ${sum(key)}`);
   console.log(`ℹ files ${results.length} of ${files.length}, ${laneCount} lane(s)`);
   console.log(`ℹ duration_ms ${Date.now() - startedAt}`);
   // When each lane ran out of files: a lane that ends long before the others is idle time at the end.
-  const laneEnds = lanes.map((lane) => Math.max(0, ...results.filter((r) => r.lane === lane).map((r) => r.endedAt)));
-  console.log(`ℹ lanes ended after ${laneEnds.map((end) => `${Math.round((end - startedAt) / 1000)} s`).join(', ')}`);
+  const laneEnds = lanes.map((lane) =>
+    Math.max(startedAt, ...results.filter((r) => r.lane === lane).map((r) => r.endedAt)),
+  );
+  console.log(
+    `ℹ lanes ended after ${laneEnds.map((end) => `${Math.round((end - startedAt) / 1000)} s`).join(', ')}`,
+  );
   const cpuAtEnd = cpuTimes();
   if (cpuAtStart && cpuAtEnd)
-    console.log(`ℹ cpu busy ${Math.round((100 * (cpuAtEnd.busy - cpuAtStart.busy)) / (cpuAtEnd.total - cpuAtStart.total))} % (the whole machine, over the run)`);
+    console.log(
+      `ℹ cpu busy ${Math.round((100 * (cpuAtEnd.busy - cpuAtStart.busy)) / (cpuAtEnd.total - cpuAtStart.total))} % (the whole machine, over the run)`,
+    );
   for (const r of failedFiles) {
     console.log(`\n✖ failed: ${short(r.file)}`);
     // Node's own frames say nothing about the test: left out, so the 60 lines hold more failures.
-    const lines = r.failures.split('\n').filter((line) => !/^\s+at .*(node:|\(native\))/.test(line) && !/^\s+at (Test|AsyncResource|async Promise)\b/.test(line));
+    const lines = r.failures
+      .split('\n')
+      .filter(
+        (line) =>
+          !/^\s+at .*(node:|\(native\))/.test(line) &&
+          !/^\s+at (Test|AsyncResource|async Promise)\b/.test(line),
+      );
     console.log(lines.slice(0, 60).join('\n'));
   }
   for (const r of failedFiles) console.log(`✖ failed: ${short(r.file)}`);
@@ -237,5 +387,6 @@ try {
   exitCode = failedFiles.length === 0 && notRun === 0 && !interrupted ? 0 : 1;
 } finally {
   stopAllClusters();
+  removeCgroups();
 }
 process.exit(exitCode);
