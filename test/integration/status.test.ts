@@ -195,26 +195,36 @@ test('a watchdog that cannot look makes the state unknown (exit code 3) and says
   assert.equal(uninstall.code, 0, uninstall.stdout + uninstall.stderr);
 });
 
+/** The advisory locks that hold each big table's copy halfway (the copying-status test). */
+const GATE = { big_analyzed: 7101, big_fresh: 7102 } as const;
+
 test('during the initial copy: copying, exit code 1, tables and bytes done of all, the table being copied with its estimated rows, analyzed or not', async (t) => {
   // big_fresh is loaded and copied before anything analyzed it (autovacuum off for it): no reltuples.
   const schema = `CREATE TABLE public.big_analyzed (id int PRIMARY KEY, pad text);
     CREATE TABLE public.big_fresh (id int PRIMARY KEY, pad text) WITH (autovacuum_enabled = false);
     CREATE TABLE public.small1 (id int PRIMARY KEY); CREATE TABLE public.small2 (id int PRIMARY KEY);`;
   await freshDatabase(a, 'stc_a', schema);
-  // A slow secondary, so that the copy lasts long enough to be watched without copying gigabytes: an
-  // ALWAYS trigger (it fires under Bucardo's session_replication_role = replica too) pauses 50 ms at
-  // every 1,000th row, about 5 s over each big table.
+  // A gated secondary, so that each big table's copy can be watched halfway however slow the machine:
+  // an ALWAYS trigger (it fires under Bucardo's session_replication_role = replica too) waits at the
+  // table's 50,000th row for an advisory lock the test holds until status has shown that table.
   await freshDatabase(
     b,
     'stc_b',
     `${schema}
-    CREATE FUNCTION public.slowly() RETURNS trigger LANGUAGE plpgsql AS
-      'BEGIN IF NEW.id % 1000 = 0 THEN PERFORM pg_sleep(0.05); END IF; RETURN NEW; END';
-    CREATE TRIGGER slowly BEFORE INSERT ON public.big_analyzed FOR EACH ROW EXECUTE FUNCTION public.slowly();
-    ALTER TABLE public.big_analyzed ENABLE ALWAYS TRIGGER slowly;
-    CREATE TRIGGER slowly BEFORE INSERT ON public.big_fresh FOR EACH ROW EXECUTE FUNCTION public.slowly();
-    ALTER TABLE public.big_fresh ENABLE ALWAYS TRIGGER slowly;`,
+    CREATE FUNCTION public.gate() RETURNS trigger LANGUAGE plpgsql AS
+      'BEGIN IF NEW.id = 50000 THEN PERFORM pg_advisory_xact_lock_shared(TG_ARGV[0]::bigint); END IF; RETURN NEW; END';
+    CREATE TRIGGER gate BEFORE INSERT ON public.big_analyzed FOR EACH ROW EXECUTE FUNCTION public.gate(${GATE.big_analyzed});
+    ALTER TABLE public.big_analyzed ENABLE ALWAYS TRIGGER gate;
+    CREATE TRIGGER gate BEFORE INSERT ON public.big_fresh FOR EACH ROW EXECUTE FUNCTION public.gate(${GATE.big_fresh});
+    ALTER TABLE public.big_fresh ENABLE ALWAYS TRIGGER gate;`,
   );
+  const gatekeeper = new pg.Client({ host: b.host, port: b.port, user: 'postgres', database: 'stc_b' });
+  await gatekeeper.connect();
+  t.after(() => gatekeeper.end().catch(() => undefined));
+  await gatekeeper.query('SELECT pg_advisory_lock($1), pg_advisory_lock($2)', [
+    GATE.big_analyzed,
+    GATE.big_fresh,
+  ]);
   await query(
     a,
     'stc_a',
@@ -242,8 +252,11 @@ test('during the initial copy: copying, exit code 1, tables and bytes done of al
     async () => {
       const s = await status(job);
       const copy = s.json.data.copy;
-      if (copy.table?.startsWith('public.big_') && (copy.rows ?? 0) > 0 && !seen.has(copy.table))
+      if (copy.table?.startsWith('public.big_') && (copy.rows ?? 0) > 0 && !seen.has(copy.table)) {
         seen.set(copy.table, s);
+        const gate = GATE[copy.table.slice('public.'.length) as keyof typeof GATE];
+        await gatekeeper.query('SELECT pg_advisory_unlock($1)', [gate]);
+      }
       return seen.size === 2 || s.json.data.copy.state === 'done';
     },
     90_000,
