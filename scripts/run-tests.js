@@ -172,11 +172,17 @@ const cpuSeconds = (dir) => {
 /** A cluster's postmaster and the processes it already forked (checkpointer, walwriter, …), to a cgroup. */
 const clusterToCgroup = (cluster, dir) => {
   if (!dir) return;
-  joinCgroup(dir, cluster.postmasterPid);
+  let postmasterPid = cluster.postmasterPid;
+  try {
+    postmasterPid = Number(readFileSync(path.join(cluster.dataDir, 'postmaster.pid'), 'utf8').split('\n')[0]);
+  } catch {
+    // not running: nothing of it to count
+  }
+  joinCgroup(dir, postmasterPid);
   for (const entry of readdirSync('/proc').filter((name) => /^\d+$/.test(name))) {
     try {
       const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
-      if (Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]) === cluster.postmasterPid)
+      if (Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]) === postmasterPid)
         joinCgroup(dir, entry);
     } catch {
       // exited meanwhile
@@ -220,6 +226,10 @@ function runFile(file, lane, env) {
     const fileCgroup = cgroup(`lane${lane}-${short(file)}`);
     if (fileCgroup) joinCgroup(fileCgroup, child.pid);
     const serversCgroup = cgroupRoot && cgroup(`lane${lane}-servers`);
+    // A file may have restarted the lane's servers (faults.test does): their new processes are its.
+    if (serversCgroup && env.BUCARDO_CONSOLE_TEST_CLUSTERS)
+      for (const cluster of Object.values(JSON.parse(env.BUCARDO_CONSOLE_TEST_CLUSTERS)))
+        clusterToCgroup(cluster, serversCgroup);
     const serversAtStart = serversCgroup ? cpuSeconds(serversCgroup) : 0;
     running.add(child);
     let output = '';
