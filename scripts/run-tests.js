@@ -219,13 +219,17 @@ function runFile(file, lane, env) {
     const namePattern = process.env.BUCARDO_CONSOLE_TEST_NAME
       ? [`--test-name-pattern=${process.env.BUCARDO_CONSOLE_TEST_NAME}`]
       : [];
+    const fileCgroup = cgroup(`lane${lane}-${short(file)}`);
+    const serversCgroup = cgroupRoot && cgroup(`lane${lane}-servers`);
+    // The harness prints each test's CPU from these (test/support/harness.ts).
+    const cgroupEnv = fileCgroup
+      ? { BUCARDO_CONSOLE_TEST_CGROUPS: JSON.stringify([fileCgroup, serversCgroup]) }
+      : {};
     const child = spawn(process.execPath, ['--test-reporter=spec', ...namePattern, file], {
-      env,
+      env: { ...env, ...cgroupEnv },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
-    const fileCgroup = cgroup(`lane${lane}-${short(file)}`);
     if (fileCgroup) joinCgroup(fileCgroup, child.pid);
-    const serversCgroup = cgroupRoot && cgroup(`lane${lane}-servers`);
     // A file may have restarted the lane's servers (faults.test does): their new processes are its.
     if (serversCgroup && env.BUCARDO_CONSOLE_TEST_CLUSTERS)
       for (const cluster of Object.values(JSON.parse(env.BUCARDO_CONSOLE_TEST_CLUSTERS)))

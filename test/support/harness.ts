@@ -1,10 +1,10 @@
 // Test bed: the shared throwaway clusters of this run (or this file's own when run alone), helpers
 // to make databases and job configs, and to run the tool as an operator would. Everything a test
 // starts is stopped in after(), by pid, also when the test fails.
-import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { after, beforeEach } from 'node:test';
+import { after, afterEach, beforeEach } from 'node:test';
 import { isProcessAlive, readPidFile, stopProcessesIn } from '../../src/core/process.js';
 
 export { stopProcessesIn };
@@ -56,6 +56,27 @@ export async function clusters(): Promise<TestClusters> {
 let currentTest = 'the setup before the first test';
 beforeEach((t) => {
   currentTest = t.name;
+  cpuAtTestStart = cpuSeconds();
+});
+
+// The CPU a test took (scripts/run-tests.js names the cgroups: this file's processes and its lane's
+// servers), printed under the test: the suite is CPU-bound, so this, not the time, says what it costs.
+const cpuCgroups = JSON.parse(process.env['BUCARDO_CONSOLE_TEST_CGROUPS'] ?? '[]') as string[];
+let cpuAtTestStart = 0;
+function cpuSeconds(): number {
+  let total = 0;
+  for (const dir of cpuCgroups) {
+    try {
+      total += Number(readFileSync(path.join(dir, 'cpuacct.usage'), 'utf8')) / 1e9;
+    } catch {
+      // the runner removed it, or never made one
+    }
+  }
+  return total;
+}
+afterEach((t) => {
+  if (cpuCgroups.length > 0 && 'diagnostic' in t)
+    t.diagnostic(`cpu ${(cpuSeconds() - cpuAtTestStart).toFixed(1)} s`);
 });
 
 // Killed from outside (a CI time limit, Ctrl-C, the runner's time limit per file): after() hooks do not

@@ -159,10 +159,14 @@ export async function waitFor<T>(
 ): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
+    const began = Date.now();
     const value = await probe();
     if (value) return value;
     if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 200));
+    // A probe that runs the tool (a node process, its sessions) costs a second of CPU: waiting as long
+    // as it took keeps a poll from taking a core while the lanes beside it need one (the suite is
+    // CPU-bound); a cheap probe (one query) is asked again after 200 ms.
+    await new Promise((r) => setTimeout(r, Math.min(2_000, Math.max(200, Date.now() - began))));
   }
 }
 
