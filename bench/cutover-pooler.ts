@@ -12,7 +12,7 @@
 // committed transactions against the log rows on the new primary (every one must be there), rows
 // written on the old primary after the switch (must be none), the longest client stall (the slowest
 // transaction's latency, from pgbench's log) with the slowest before the cutover beside it, and the
-// pause from PAUSE to RESUME with the tool's steps.
+// pause from PAUSE to RESUME with the tool's steps (and the pre-check's rounds before the PAUSE).
 //
 //   node dist/bench/cutover-pooler.js   BENCH_ROWS=3000000, BENCH_CLIENTS=16, BENCH_RATE=200 (tps),
 //                                       BENCH_ROUNDS=manual,tool,wayback,
@@ -186,8 +186,13 @@ function pauseSteps(data: any): string {
           .join(', ')
       : data.pause.steps.map((s: any) => `${s.step} ${s.seconds}`).join(', ');
   const check = data.finalCheck;
+  // The pre-check's rounds come before the write stop: not in the pause, but what took the keys out of it.
+  const rounds: { keysCompared: number; seconds: number }[] = data.preCheck ?? [];
+  const preCheck = rounds.length
+    ? `; before the PAUSE, pre-check ${rounds.map((r) => `${r.keysCompared} keys in ${r.seconds} s`).join(', then ')}`
+    : '';
   return check
-    ? `${steps} [final check: ${check.keysCompared} keys, counting rows ${check.countSeconds ?? 0} s]`
+    ? `${steps} [final check: ${check.keysCompared} keys since the ${check.since}, counting rows ${check.countSeconds ?? 0} s${preCheck}]`
     : steps;
 }
 

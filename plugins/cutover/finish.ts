@@ -23,8 +23,10 @@ export const OPENING_ROWS: Step<SwitchRun, FinishData>[] = [
   { name: 'earlier run', applies: (run) => run.progress.confirmed !== undefined, run: step.earlierRun },
   { name: 'scope', run: step.scope },
   { name: 'readiness', doneWhen: 'confirmed', run: step.readiness },
-  { name: 'confirmation', doneWhen: 'confirmed', run: step.operatorConfirms },
   { name: 'open sessions', doneWhen: 'verified', run: step.openSessions },
+  // Before the write stop: what changed since the verify, compared while the application writes.
+  { name: 'pre-check', doneWhen: 'confirmed', applies: step.preCheckApplies, run: step.preCheck },
+  { name: 'confirmation', doneWhen: 'confirmed', run: step.operatorConfirms },
   { name: 'stop writes', doneWhen: 'replication_stopped', marks: 'confirmed', run: step.stopWrites },
   { name: 'drain', doneWhen: 'drained', marks: 'drained', inPause: true, run: step.drain },
   { name: 'sequences', doneWhen: 'sequences', marks: 'sequences', inPause: true, run: step.sequences },

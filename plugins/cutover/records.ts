@@ -50,6 +50,15 @@ CREATE TABLE IF NOT EXISTS ${RECORD_SCHEMA}.fence (
   -- [{role, previous}]: previous is the role's own default_transaction_read_only there before, or null
   roles     jsonb NOT NULL,
   fenced_at timestamptz NOT NULL DEFAULT now()
+);
+-- cutover.finish's pre-check (compare/pre-check.ts): the horizon it took, valid with the verify it
+-- started from, where the final check in the pause starts; and the keys it left in flight.
+CREATE TABLE IF NOT EXISTS ${RECORD_SCHEMA}.pre_check (
+  job        text PRIMARY KEY,
+  verify_id  bigint NOT NULL,
+  horizon    jsonb NOT NULL,
+  in_flight  jsonb NOT NULL,
+  checked_at timestamptz NOT NULL DEFAULT now()
 );`;
 
 async function ensureRecords(client: Client): Promise<void> {
@@ -152,6 +161,39 @@ export async function inFlightKeys(
     [id],
   );
   return new Map(rows.map((row) => [row.table, row.keys]));
+}
+
+/** A passed pre-check: its horizon and the keys it left in flight, for the verify it started from. */
+export interface PreCheckRecord {
+  verifyId: number;
+  horizon: ChangeHorizon;
+  inFlight: Record<string, Record<string, string>[]>;
+}
+
+export async function savePreCheck(client: Client, job: Job, record: PreCheckRecord): Promise<void> {
+  await client.query(
+    `INSERT INTO ${RECORD_SCHEMA}.pre_check (job, verify_id, horizon, in_flight) VALUES ($1, $2, $3, $4)
+     ON CONFLICT (job) DO UPDATE SET verify_id = EXCLUDED.verify_id, horizon = EXCLUDED.horizon,
+       in_flight = EXCLUDED.in_flight, checked_at = now()`,
+    [targetKey(job), record.verifyId, JSON.stringify(record.horizon), JSON.stringify(record.inFlight)],
+  );
+}
+
+/** The last pre-check that started from this verify (a later verify makes it useless). */
+export async function lastPreCheck(
+  client: Client,
+  job: Job,
+  verifyId: number,
+): Promise<PreCheckRecord | undefined> {
+  const { rows } = await client.query<{
+    horizon: ChangeHorizon;
+    in_flight: Record<string, Record<string, string>[]>;
+  }>(`SELECT horizon, in_flight FROM ${RECORD_SCHEMA}.pre_check WHERE job = $1 AND verify_id = $2`, [
+    targetKey(job),
+    verifyId,
+  ]);
+  const row = rows[0];
+  return row ? { verifyId, horizon: row.horizon, inFlight: row.in_flight } : undefined;
 }
 
 /** The last recorded verify with its whole report (differing keys and ranges), for cutover.repair. */

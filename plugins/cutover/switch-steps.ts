@@ -26,8 +26,9 @@ import {
   advanceSequences,
   type SequenceChange,
   runVerify,
+  runPreCheck,
 } from './compare/index.js';
-import { inFlightKeys, lastVerifyRun, resetProgress } from './records.js';
+import { inFlightKeys, lastPreCheck, lastVerifyRun, resetProgress, savePreCheck } from './records.js';
 import type { StepResult } from './steps.js';
 import { secondaryAcceptsWrites, type FinishData, type SwitchRun } from './switch.js';
 import { recordVerify } from './verify.js';
@@ -237,26 +238,111 @@ export async function followersSequences(run: SwitchRun): Result {
   for (const other of run.followers) await advance(run, other);
 }
 
+/** Where the final check (or the pre-check) may start instead of comparing every row. */
+interface ChangeCheck {
+  horizon: ChangeHorizon;
+  /** The keys the last verify (and a pre-check after it) listed in flight: compared by name too. */
+  inFlight: Map<string, Record<string, string>[]>;
+  verifyId: number;
+  /** The verify's own horizon: tables truncated since it are compared whole. */
+  verifyFrom: string | null;
+  /** The horizon is a pre-check's, taken after the verify's (compare/pre-check.ts). */
+  preChecked: boolean;
+}
+
 /**
  * The final check may compare only the keys changed since the last verify when that verify recorded
- * a horizon and Bucardo's change records have been kept whole since (capture.ts). A verify that
- * passed with keys in flight counts: those keys changed since its horizon, and the final check also
- * compares the ones it listed by name.
+ * a horizon and Bucardo's change records have been kept whole since (capture.ts); since a pre-check's
+ * horizon when one passed after that verify. A verify that passed with keys in flight counts: those
+ * keys changed since its horizon, and the final check also compares the ones it listed by name.
  */
-async function changeCheckPossible(
-  run: SwitchRun,
-  target: Job,
-): Promise<{ horizon: ChangeHorizon; inFlight: Map<string, Record<string, string>[]> } | { why: string }> {
+async function changeCheckPossible(run: SwitchRun, target: Job): Promise<ChangeCheck | { why: string }> {
   const last = await lastVerifyRun(run.metadata, target);
   if (!last?.passed) return { why: 'no passing verify recorded' };
   if (!last.horizon)
     return { why: 'the last verify recorded no horizon (no change capture on the primary when it ran)' };
-  const horizon = last.horizon;
-  const hold = await holdIntact(await run.db.primary(), target, horizon);
+  // The hold must be whole since the verify's horizon, whatever a pre-check took since: a hold renewed
+  // after the verify (purging) may have lost records between the two.
+  const hold = await holdIntact(await run.db.primary(), target, last.horizon);
   if (!hold.intact)
     return { why: `the change records since the last verify may be incomplete: ${hold.detail}` };
   const inFlight = last.clean ? new Map() : await inFlightKeys(run.metadata, last.id);
-  return { horizon, inFlight };
+  const pre = await lastPreCheck(run.metadata, target, last.id);
+  for (const [table, keys] of Object.entries(pre?.inFlight ?? {}))
+    inFlight.set(table, [...(inFlight.get(table) ?? []), ...keys]);
+  return {
+    horizon: pre?.horizon ?? last.horizon,
+    inFlight,
+    verifyId: last.id,
+    verifyFrom: last.horizon.from,
+    preChecked: pre !== undefined,
+  };
+}
+
+/** Pre-check rounds at most: each starts at the previous one's horizon, so each compares less. */
+const PRE_CHECK_ROUNDS = 3;
+/** A round this quick leaves little for another to take out of the pause. */
+const PRE_CHECK_ENOUGH_SECONDS = 1;
+
+/**
+ * Whether the pre-check shortens a write stop: the pooler's PAUSE comes after it, or the operator
+ * is asked to stop writes after it. With --writes-stopped the writes stopped before the command began.
+ */
+export function preCheckApplies(run: SwitchRun): boolean {
+  const { ctx } = run;
+  if (ctx.options.flag('full-verify')) return false;
+  return run.writeStop.pausesWrites || (ctx.prompt.interactive && !ctx.options.flag('writes-stopped'));
+}
+
+/**
+ * Before the write stop, while the application writes: the keys changed since the last verify's
+ * horizon compared, and a horizon of the pre-check's own recorded, so that the final check in the
+ * pause compares only the keys changed since (compare/pre-check.ts; docs/cutover.md, "The
+ * pre-check"). A difference refuses the switch here, with nothing paused.
+ */
+export async function preCheck(run: SwitchRun): Result {
+  const { job, ctx, settings } = run;
+  const possible = await changeCheckPossible(run, job);
+  if (!('horizon' in possible)) {
+    run.say(`pre-check: not possible (${possible.why}); the final check in the pause does the whole work`);
+    return;
+  }
+  let { horizon, inFlight } = possible;
+  run.preCheck = [];
+  for (let round = 1; round <= PRE_CHECK_ROUNDS; round++) {
+    ctx.progress(
+      `pre-check${round > 1 ? ` (round ${round})` : ''}: comparing the keys changed since ${horizon.from}`,
+    );
+    const check = await runPreCheck(job, horizon, {
+      settings,
+      inFlight,
+      sessions: run.checkSessions,
+      activity: ctx.activity,
+      progress: (text) => ctx.progress(`pre-check: ${text}`),
+    });
+    run.preCheck.push(check);
+    if (!check.passed) {
+      const paused = run.writeStop.pausesWrites ? 'Nothing was paused' : 'Writes need not stop yet';
+      return {
+        stop: {
+          ok: false,
+          data: run.data({ verdict: check.verdict }),
+          message: `The pre-check before the write stop found rows that differ on ${run.words.to} in keys changed since the last verify: ${check.verdict}. ${paused}: replication runs and nothing is switched. Find and repair them (cutover.verify names every differing key, cutover.repair makes Bucardo re-apply them), then run ${run.words.command} again.`,
+        },
+      };
+    }
+    await savePreCheck(run.metadata, job, {
+      verifyId: possible.verifyId,
+      horizon: check.horizon,
+      inFlight: check.inFlight,
+    });
+    run.say(
+      `pre-check${round > 1 ? ` (round ${round})` : ''}: ${check.verdict}; the final check starts at ${check.horizon.from ?? 'the hold'} (${check.horizon.reason}) (${check.seconds} s)`,
+    );
+    horizon = check.horizon;
+    inFlight = new Map(Object.entries(check.inFlight));
+    if (check.seconds < PRE_CHECK_ENOUGH_SECONDS) break;
+  }
 }
 
 /** One target must hold what the primary holds: the changed keys compared, or a full strict verify. */
@@ -273,6 +359,8 @@ async function checkTarget(
   if ('horizon' in quick) {
     const check = await runFinalCheck(target, quick.horizon, {
       settings,
+      since: quick.preChecked ? 'pre-check' : 'verify',
+      truncatedFrom: quick.verifyFrom,
       ...(target === job ? { sessions: run.checkSessions } : {}),
       verifyInFlight: quick.inFlight,
       activity: ctx.activity,

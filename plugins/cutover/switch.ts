@@ -30,7 +30,7 @@ import { followJob } from '../../src/core/bucardo/follow.js';
 import { reverseJob } from '../../src/core/bucardo/reverse.js';
 import { jobTriggerNames, listTriggers } from '../../src/core/bucardo/triggers.js';
 import type { ReadinessItem } from './check.js';
-import { type FinalCheck, closeSides, compareSequences } from './compare/index.js';
+import { type FinalCheck, type PreCheck, closeSides, compareSequences } from './compare/index.js';
 import { followExists } from './follow.js';
 import {
   markStep,
@@ -60,6 +60,8 @@ export interface FinishData {
   pause: PauseReport;
   /** What the final check compared (absent when it was done in an earlier run, or fell back to a full verify). */
   finalCheck?: FinalCheck;
+  /** The pre-check's rounds before the write stop (absent when it did not run in this run). */
+  preCheck?: PreCheck[];
 }
 
 export interface PauseReport {
@@ -100,6 +102,7 @@ export class SwitchRun implements StepRun {
   /** The tables and sequences in scope (the 'scope' step). */
   scope!: ReplicationScope;
   finalCheck?: FinalCheck;
+  preCheck?: PreCheck[];
   /** The final check's connection pairs, opened before the pause (switch-steps.ts); closed when the run ends. */
   checkSessions: Sides[] = [];
   pauseSeconds?: number;
@@ -176,6 +179,9 @@ export class SwitchRun implements StepRun {
       },
       get finalCheck() {
         return run.finalCheck;
+      },
+      get preCheck() {
+        return run.preCheck;
       },
       ...extra,
     };

@@ -231,6 +231,9 @@ before(async () => {
     secondary: { cluster: b, dbname: 'pool_b' },
     copyData: 'never' as const,
     asynchronousKicking: true,
+    // No safety net: rows changed on B behind Bucardo's back are what the pre-check and the final check
+    // must find here, and the safety net would re-queue them first (safety-net.test).
+    bucardoSettings: { recheck_interval: 0 },
   };
   job = writeJobConfig({ ...options, extra: cutoverSection() });
   badJob = writeJobConfig({ ...options, extra: cutoverSection({}, { port: await freePort() }) });
@@ -398,6 +401,103 @@ test('failures before the switch resume the pooler on A: no transaction fails, n
   writeFileSync(path.join(dir, 'switch.calls'), '');
 });
 
+test("the pre-check: a difference since the verify refuses before the PAUSE; a change of a transaction open during the pre-check's horizon is compared in the pause", async () => {
+  if (!load) {
+    // Run on its own (BUCARDO_CONSOLE_TEST_NAME): the application's load starts here.
+    load = new AppLoad();
+    load.start();
+    await waitFor(async () => (await logCount(b, 'pool_b')) > 200, 60_000, 'the load to reach B');
+  }
+  const verified = await tool(job.file, 'cutover.verify --json');
+  assert.equal(verified.code, 0, verified.stdout + verified.stderr);
+  const bal = async (cluster: ClusterInfo, db: string, id: number) =>
+    (await query<{ bal: number }>(cluster, db, `SELECT bal::int AS bal FROM public.acct WHERE id = ${id}`))[0]
+      ?.bal;
+
+  // 1. A key changed on A after the verify (outside the load's accounts), replicated, then changed on B
+  //    behind Bucardo's back: the pre-check compares it and refuses, before anything is paused.
+  const changed = ACCOUNTS + 1;
+  await query(a, 'pool_a', `INSERT INTO public.acct VALUES (${changed}, 7)`);
+  await waitFor(async () => (await bal(b, 'pool_b', changed)) === 7, 30_000, 'the insert to reach B');
+  await query(b, 'pool_b', `UPDATE public.acct SET bal = -7 WHERE id = ${changed}`);
+  const refused = await tool(job.file, 'cutover.finish --json');
+  assert.equal(refused.code, 1, refused.stdout + refused.stderr);
+  const refusedOutcome = outcome(refused);
+  assert.match(
+    refusedOutcome.message ?? refusedOutcome.error ?? '',
+    new RegExp(
+      `^The pre-check before the write stop found rows that differ on the secondary in keys changed since the last verify: public\\.acct: id=${changed} \\(changed\\)\\. Nothing was paused: replication runs and nothing is switched\\. .*cutover\\.repair`,
+    ),
+  );
+  assert.ok(
+    !refusedOutcome.data.timeline.some((t: any) => t.step === 'stop writes'),
+    'the refusal came before the write stop',
+  );
+  assert.equal(await poolerPaused(), false, 'the pooler was never paused');
+  assert.deepEqual(switchCalls(), [], 'the switch command never ran');
+  await query(b, 'pool_b', `UPDATE public.acct SET bal = 7 WHERE id = ${changed}`);
+
+  // 2. A transaction open on A while the pre-check takes its horizon, committed after it: its change
+  //    record is stamped with its start, before the pre-check began. Replicated, then changed on B
+  //    behind Bucardo's back, it must still be among the keys the final check compares in the pause:
+  //    the pre-check's horizon is no later than the start of the oldest transaction open then.
+  const late = ACCOUNTS + 2;
+  const opener = new pg.Client({ host: a.host, port: a.port, user: 'postgres', database: 'pool_a' });
+  opener.on('error', () => undefined);
+  await opener.connect();
+  // A transaction through the pooler: the PAUSE waits for it (pause_timeout, 20 s), time to act.
+  const held = new pg.Client({
+    host: pooler!.host,
+    port: pooler!.port,
+    user: APP,
+    password: APP_PASSWORD,
+    database: 'pool',
+  });
+  held.on('error', () => undefined);
+  let finished: ToolResult;
+  try {
+    await opener.query('BEGIN');
+    await opener.query(`INSERT INTO public.acct VALUES (${late}, 5)`);
+    await held.connect();
+    await held.query('BEGIN; SELECT 1');
+    const finishing = tool(job.file, 'cutover.finish --json');
+    // The PAUSE comes once the pre-check's rounds are done; it waits for the held transaction.
+    await waitFor(poolerPaused, 90_000, 'the pooler to begin its PAUSE after the pre-check');
+    await opener.query('COMMIT');
+    await waitFor(async () => (await bal(b, 'pool_b', late)) === 5, 15_000, 'the late insert to reach B');
+    await query(b, 'pool_b', `UPDATE public.acct SET bal = -5 WHERE id = ${late}`);
+    await held.query('COMMIT');
+    finished = await finishing;
+  } finally {
+    await opener.end().catch(() => undefined);
+    await held.end().catch(() => undefined);
+  }
+  assert.equal(finished.code, 1, finished.stdout + finished.stderr);
+  const result = outcome(finished);
+  assert.match(
+    result.message ?? result.error ?? '',
+    new RegExp(`The final check failed: FAILED: public\\.acct: id=${late} \\(changed\\)`),
+  );
+  assert.match(
+    result.message ?? result.error ?? '',
+    /Called the switch off: .*the pooler resumed pool on the primary/,
+  );
+  const preCheck = result.data.preCheck;
+  assert.ok(preCheck?.length >= 1, 'the pre-check ran');
+  const horizon = preCheck.at(-1).horizon;
+  assert.equal(result.data.finalCheck.since, 'pre-check');
+  assert.equal(
+    result.data.finalCheck.from,
+    horizon.from,
+    "the final check started at the pre-check's horizon",
+  );
+  assert.equal(await poolerPaused(), false);
+  assert.deepEqual(load.failures, [], 'no client transaction failed');
+  await query(b, 'pool_b', `UPDATE public.acct SET bal = 5 WHERE id = ${late}`);
+  await replicationCarriesOn('after the final check failed');
+  writeFileSync(path.join(dir, 'switch.calls'), '');
+});
+
 test('cutover.finish --way-back through the pooler: no failed transaction, every committed one on B, none written on A after', async () => {
   assert.ok(load, 'the load runs');
   const verified = await tool(job.file, 'cutover.verify --json');
@@ -437,6 +537,8 @@ test('cutover.finish --way-back through the pooler: no failed transaction, every
   );
   assert.equal(await poolerPaused(), false, 'the rerun resumed the pooler');
   for (const check of result.checks ?? []) assert.ok(check.pass, `${check.name}: ${check.detail ?? ''}`);
+  // The rerun's final check starts at the horizon of the last pre-check (this run's, or the killed one's).
+  assert.equal(result.data.finalCheck.since, 'pre-check');
   const pause = result.data.writeStop.poolerPauseSeconds;
   console.log(
     `pooler pause ${pause} s; tool pause steps: ${result.data.pause.steps.map((s: any) => `${s.step} ${s.seconds} s`).join(', ')}`,
@@ -499,6 +601,24 @@ test('cutover.rollback through the pooler: back on A with no failed transaction,
   assert.match(steps, /the pooler resumed pool on pool_a/);
   assert.match(steps, /lifted the fence on pool_a .*pool_app, pool_fenced may write there again/);
   for (const check of result.checks ?? []) assert.ok(check.pass, `${check.name}: ${check.detail ?? ''}`);
+  // The pre-check compared the keys changed since the verify while the application wrote; the final
+  // check in the pause only those changed since the pre-check's own horizon.
+  const preCheck = result.data.preCheck;
+  assert.ok(preCheck?.length >= 1 && preCheck[0].passed, 'the pre-check ran and passed');
+  const lastRound = preCheck.at(-1);
+  assert.equal(result.data.finalCheck.since, 'pre-check');
+  assert.equal(result.data.finalCheck.from, lastRound.horizon.from);
+  assert.ok(
+    result.data.finalCheck.from > preCheck[0].from,
+    `the final check's horizon ${result.data.finalCheck.from} is after the verify's ${preCheck[0].from}`,
+  );
+  console.log(
+    `rollback: pre-check ${preCheck.map((r: any) => `${r.keysCompared} keys in ${r.seconds} s`).join(', then ')}; final check ${result.data.finalCheck.keysCompared} keys`,
+  );
+  assert.ok(
+    !result.data.pause.steps.some((s: any) => s.step === 'pre-check'),
+    'the pre-check is not part of the pause',
+  );
   console.log(
     `rollback: pooler pause ${result.data.writeStop.poolerPauseSeconds} s; tool pause steps: ${result.data.pause.steps.map((s: any) => `${s.step} ${s.seconds} s`).join(', ')}`,
   );

@@ -100,7 +100,17 @@ export async function holdAndTakeHorizon(primary: Client, job: HeldJob): Promise
       [oids, target],
     );
   });
-  // (b) of the reasoning above: its own statement, after the hold is committed and before (c).
+  return takeHorizon(primary, job, 'the verify');
+}
+
+/**
+ * (b) and (c) of the reasoning above, with the hold in place: the horizon of a comparison that starts
+ * now (`who`: the verify, or cutover.finish's pre-check, which takes one of its own without renewing
+ * the hold, so the records since the last verify's horizon stay kept; docs/cutover.md).
+ */
+export async function takeHorizon(primary: Client, job: HeldJob, who: string): Promise<ChangeHorizon> {
+  const target = holdTarget(holdKey(job));
+  // (b): its own statement, after the hold is committed and before (c).
   const { rows: activity } = await primary.query<{
     taken_at: string;
     oldest_open: string | null;
@@ -132,13 +142,13 @@ export async function holdAndTakeHorizon(primary: Client, job: HeldJob): Promise
       takenAt,
       from: null,
       heldSince,
-      reason: 'a prepared transaction was open when the verify started: every kept change record counts',
+      reason: `a prepared transaction was open when ${who} started: every kept change record counts`,
     };
   }
-  const candidates: [string, string][] = [[takenAt, "the verify's start"]];
-  if (oldestOpen) candidates.push([oldestOpen, 'the oldest transaction open when the verify started']);
+  const candidates: [string, string][] = [[takenAt, `${who}'s start`]];
+  if (oldestOpen) candidates.push([oldestOpen, `the oldest transaction open when ${who} started`]);
   if (oldestPending)
-    candidates.push([oldestPending, 'the oldest change not yet replicated when the verify started']);
+    candidates.push([oldestPending, `the oldest change not yet replicated when ${who} started`]);
   // Compared by the server: the texts keep microseconds that a JavaScript Date would drop.
   const { rows: least } = await primary.query<{ i: number }>(
     'SELECT i::int FROM unnest($1::timestamptz[]) WITH ORDINALITY AS c(at, i) ORDER BY at, i LIMIT 1',

@@ -51,6 +51,8 @@ export interface FinalCheck {
   passed: boolean;
   /** The horizon the keys were taken from (null: every kept change record). */
   from: string | null;
+  /** Whose horizon that is: the last verify's, or the pre-check's taken before the pause. */
+  since: 'verify' | 'pre-check';
   keysCompared: number;
   /** Keys the last verify listed in flight: all compared (they changed since its horizon). */
   verifyInFlight: number;
@@ -90,6 +92,13 @@ export interface FinalCheckOptions {
    * changed keys include them; they are compared even if they did not.
    */
   verifyInFlight?: Map<string, Record<string, string>[]>;
+  /** The horizon came from the pre-check (compare/pre-check.ts): said in the result. */
+  since?: 'verify' | 'pre-check';
+  /**
+   * From when on a truncated table is compared whole: the verify's horizon, also when the keys are
+   * taken from the pre-check's (the pre-check leaves tables truncated since the verify to this check).
+   */
+  truncatedFrom?: string | null;
   activity: Activity;
   progress(text: string): void;
   /**
@@ -117,7 +126,11 @@ export async function runFinalCheck(
       readShapes(primary, scope.tables),
       readShapes(secondary, scope.tables),
     ]);
-    const truncated = await truncatedSince(primary, job, horizon.from);
+    const truncated = await truncatedSince(
+      primary,
+      job,
+      options.truncatedFrom !== undefined ? options.truncatedFrom : horizon.from,
+    );
     const connections = Math.max(1, Math.min(options.settings.jobs, scope.tables.length));
     while (pool.length < connections) pool.push(await openSides(job, activity));
 
@@ -238,6 +251,7 @@ export async function runFinalCheck(
     return {
       passed,
       from: horizon.from,
+      since: options.since ?? 'verify',
       keysCompared,
       verifyInFlight,
       tablesWhole,

@@ -1,9 +1,9 @@
 // The cutover's comparison engine, as the plugin's commands use it: verify (engine.ts), the keys changed
 // since a verify and the purge hold that keeps them (capture.ts), the final check inside the write pause
-// (final-check.ts), sequences, the secondary's indexes and views, repair's narrowing, the sessions they
-// share (pool.ts) and the report they fill (report.ts). Its primitives, shared with the kicker's safety
-// net, are in src/core/compare/. format.ts, loaded with the menu, imports report.ts alone: this entry
-// point loads all of the engine.
+// (final-check.ts) and the pre-check before it (pre-check.ts), sequences, the secondary's indexes and
+// views, repair's narrowing, the sessions they share (pool.ts) and the report they fill (report.ts). Its
+// primitives, shared with the kicker's safety net, are in src/core/compare/. format.ts, loaded with the
+// menu, imports report.ts alone: this entry point loads all of the engine.
 export {
   holdAndTakeHorizon,
   holdInPlace,
@@ -11,6 +11,7 @@ export {
   holdKey,
   holdTarget,
   releaseHold,
+  takeHorizon,
   truncatedSince,
   type ChangeHorizon,
 } from './capture.js';
@@ -22,6 +23,7 @@ export {
   type VerifyOptions,
 } from './engine.js';
 export { runFinalCheck, type FinalCheck, type FinalCheckOptions, type FinalTable } from './final-check.js';
+export { runPreCheck, type PreCheck, type PreCheckOptions, type PreCheckTable } from './pre-check.js';
 export { narrow, newBudget, mergeAdjacent, type NarrowBudget, type Narrowed } from './narrow.js';
 export { closeSides, openSides, runTasks, TaskQueue, type Task } from './pool.js';
 export {

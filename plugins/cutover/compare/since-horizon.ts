@@ -45,7 +45,7 @@ const BATCH_KEYS = 10_000;
  * is taken by its first statement in `read`). Both read-only and REPEATABLE READ, so every statement
  * on a side sees the same snapshot.
  */
-async function inSnapshots<T>(sides: Sides, read: () => Promise<T>): Promise<T> {
+export async function inSnapshots<T>(sides: Sides, read: () => Promise<T>): Promise<T> {
   const snapshot = 'SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY';
   return withTransaction(sides.secondary, async () => {
     // The SELECT takes the secondary's snapshot now, before the primary's transaction begins.
