@@ -13,7 +13,7 @@ import { runBucardo } from '../../src/core/bucardo/run.js';
 import { isDaemonRunning, reloadDaemon } from '../../src/core/bucardo/daemon.js';
 import { metadataDatabaseExists, withMetadata } from '../../src/core/bucardo/metadata.js';
 import { recordedTableSyncs } from '../../src/core/bucardo/syncs.js';
-import { withClient, type Client } from '../../src/core/db.js';
+import { withClient } from '../../src/core/db.js';
 import { targetViews, type Job } from '../../src/core/job.js';
 import { formatFailures, isLockWait, withLockTimeout, type TableFailure } from '../../src/core/ddl.js';
 import { errorMessage, OperatorError } from '../../src/core/errors.js';
@@ -23,7 +23,7 @@ import { sleep } from '../../src/core/activity.js';
 import type { Check, CommandContext, CommandOutcome } from '../../src/core/plugin.js';
 import { schemaDifferences, type Difference } from './diff.js';
 import { fingerprint, readJournal, writeJournal, type ApplyJournal } from './journal.js';
-import { classify, keepsTextForm, splitStatements, type Statement } from './statements.js';
+import { classify, keepsTextForm, splitStatements, type AddedColumn, type Statement } from './statements.js';
 
 type Side = 'primary' | 'secondary';
 
@@ -55,11 +55,24 @@ interface Resolved extends Statement {
   resolved?: { schema: string; name: string };
 }
 
+/** The change as a file, or inline (--sql): the same text gets the same journal either way. */
 function readSql(ctx: CommandContext): { text: string; source: string } {
   const file = ctx.options.string('file');
+  const inline = ctx.options.string('sql');
+  if (inline !== undefined) {
+    if (!inline.trim())
+      throw new OperatorError(
+        '--sql is empty. Give the statements quoted, as in schema.apply --sql "ALTER TABLE public.t ADD COLUMN c int".',
+      );
+    const oneLine = inline.replace(/\s+/g, ' ').trim();
+    return {
+      text: inline,
+      source: `--sql "${oneLine.length > 60 ? `${oneLine.slice(0, 57)}...` : oneLine}"`,
+    };
+  }
   if (file === undefined)
     throw new OperatorError(
-      'Give the change as --file=PATH, a file of SQL statements (schema.apply --file=deploy.sql).',
+      'Give the change as --file=PATH, a file of SQL statements (schema.apply --file=deploy.sql), or inline as --sql "ALTER TABLE ...; ...".',
     );
   try {
     return { text: readFileSync(file!, 'utf8'), source: file! };
@@ -93,7 +106,8 @@ function refuse(refused: Statement[], source: string): never {
  * Names each table on the primary, and refuses what only the catalog shows (a primary key dropped, a
  * type whose text form changes).
  */
-async function resolve(primary: Client, statements: Statement[]): Promise<Resolved[]> {
+async function resolve(ctx: CommandContext, statements: Statement[], timeoutMs: number): Promise<Resolved[]> {
+  const primary = await ctx.db.primary('schema_owner');
   const resolved: Resolved[] = [];
   for (const statement of statements) {
     if (!statement.table) {
@@ -130,9 +144,97 @@ async function resolve(primary: Client, statements: Statement[]): Promise<Resolv
       if (current && !keepsTextForm(current, statement.newType))
         entry.refused = `it changes ${statement.column} from ${current} to ${statement.newType}, whose text form differs: Bucardo copies rows as text, and every row copied between the two sides' steps would fail or change. Allowed are a wider integer, a longer varchar, varchar to text, a numeric with more digits and the same scale. The safe sequence: add a new column of the new type, fill it on the primary in batches (Bucardo carries them), move the application to it, then drop the old column (each with schema.apply)`;
     }
+    if (statement.addedColumns && row.name && !entry.refused) {
+      const why = await unsharedDefault(ctx, table, statement.addedColumns, timeoutMs);
+      if (why) entry.refused = why;
+    }
     resolved.push(entry);
   }
   return resolved;
+}
+
+/**
+ * Why an added column's values for the rows a table already has would differ between the sides, or
+ * undefined. ADD COLUMN computes them on each side on its own: the same on both only when the default
+ * is immutable. Volatility is the primary's own: the default is compiled on a temporary table in a
+ * transaction rolled back (no lock on the real table) and the functions of its expression tree looked
+ * up in pg_proc; CURRENT_TIMESTAMP and its kind (SQLValueFunction) and identity columns count as not
+ * immutable. Only then is the table asked whether it has a row, its lock wait bounded.
+ */
+async function unsharedDefault(
+  ctx: CommandContext,
+  table: { schema: string; name: string },
+  columns: AddedColumn[],
+  timeoutMs: number,
+): Promise<string | undefined> {
+  const shown = `${table.schema}.${table.name}`;
+  const qualified = quoteQualified(table.schema, table.name);
+  return withClient(
+    ctx.job,
+    { role: 'primary', login: 'schema_owner', activity: ctx.activity },
+    async (client) => {
+      const unshared: { column: AddedColumn; why: string }[] = [];
+      await client.query('BEGIN');
+      try {
+        await client.query(`SET LOCAL lock_timeout = ${Math.trunc(timeoutMs)}`);
+        for (const column of columns) {
+          if (column.identity) {
+            unshared.push({ column, why: 'an identity column, numbered from a sequence on each side' });
+            continue;
+          }
+          if (column.default === undefined && !/serial\d?$/i.test(column.type)) continue;
+          await client.query('SAVEPOINT probe');
+          try {
+            await client.query(
+              `CREATE TEMP TABLE schema_apply_probe (probe ${column.type}${column.default !== undefined ? ` DEFAULT ${column.default}` : ''})`,
+            );
+            const { rows } = await client.query<{ expression: string; tree: string }>(
+              `SELECT pg_get_expr(adbin, adrelid) AS expression, adbin::text AS tree FROM pg_attrdef
+              WHERE adrelid = 'pg_temp.schema_apply_probe'::regclass`,
+            );
+            const tree = rows[0]?.tree ?? '';
+            const ids = [...tree.matchAll(/:(?:funcid|opfuncid) (\d+)/g)].map((m) => m[1]!);
+            const { rows: functions } = await client.query<{ name: string; volatility: string }>(
+              `SELECT p.oid::regprocedure::text AS name,
+                    CASE p.provolatile WHEN 'v' THEN 'volatile' WHEN 's' THEN 'stable' ELSE 'immutable' END AS volatility
+               FROM pg_proc p WHERE p.oid = ANY($1::oid[]) AND p.provolatile <> 'i' ORDER BY 1`,
+              [ids],
+            );
+            const reasons = functions.map((f) => `${f.name} is ${f.volatility}`);
+            if (/\{SQLVALUEFUNCTION\b/.test(tree)) reasons.push('CURRENT_TIMESTAMP and its kind are stable');
+            if (/\{NEXTVALUEEXPR\b/.test(tree)) reasons.push('it numbers from a sequence');
+            if (reasons.length)
+              unshared.push({
+                column,
+                why: `its default ${rows[0]!.expression.replace(/schema_apply_probe/g, shown)} is not immutable (${reasons.join(', ')})`,
+              });
+          } catch (error) {
+            // A default the primary cannot compile yet (a type or function the same change creates
+            // first): the rehearsal runs it in order; its volatility is not judged here.
+            if (isLockWait(error, true)) throw error;
+          } finally {
+            await client.query('ROLLBACK TO SAVEPOINT probe');
+          }
+        }
+        if (unshared.length === 0) return undefined;
+        const { rows } = await client.query<{ any: boolean }>(
+          `SELECT EXISTS (SELECT FROM ${qualified}) AS any`,
+        );
+        if (!rows[0]!.any) return undefined;
+      } catch (error) {
+        // A table busy beyond the bound: assume it has rows rather than let the hazard through.
+        if (!isLockWait(error, true) || unshared.length === 0) throw error;
+      } finally {
+        await client.query('ROLLBACK').catch(() => undefined);
+      }
+      const { column, why } = unshared[0]!;
+      const alter = `ALTER TABLE ${qualified}`;
+      const type = column.type.replace(/^(small|big)?serial$/i, (_m, size?: string) =>
+        size ? `${size.toLowerCase()}int` : 'integer',
+      );
+      return `it adds column ${column.name} to ${shown}, which has rows, and ${why}: each side computes the existing rows' values on its own, so they would differ, and Bucardo never copies a row nobody changes (cutover.verify would find them). The safe sequence, each step with schema.apply: ${alter} ADD COLUMN ${quoteIdent(column.name)} ${type} (no default, nullable); then ${alter} ALTER COLUMN ${quoteIdent(column.name)} SET DEFAULT ${column.default ?? '<the default>'} (new rows get it on the primary and Bucardo carries them); then fill the existing rows on the primary in batches of a few thousand (UPDATE ${qualified} SET ${quoteIdent(column.name)} = ... WHERE <key range> AND ${quoteIdent(column.name)} IS NULL), which the triggers carry; then SET NOT NULL if it must be`;
+    },
+  );
 }
 
 const displayTable = (s: Resolved) => (s.resolved ? `${s.resolved.schema}.${s.resolved.name}` : undefined);
@@ -393,7 +495,7 @@ export async function apply(ctx: CommandContext): Promise<CommandOutcome<ApplyDa
   let journal = readJournal(job, print);
   const { policy, setting } = lockRounds(job);
   const timeout = `${setting} (${policy.timeoutMs} ms) in ${policy.attempts} round(s)`;
-  const statements = await resolve(await ctx.db.primary('schema_owner'), parsed);
+  const statements = await resolve(ctx, parsed, policy.timeoutMs);
   const summary = statements.map((s) => ({
     number: s.number,
     kind: s.kind,
