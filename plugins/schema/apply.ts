@@ -14,6 +14,7 @@ import { isDaemonRunning, reloadDaemon } from '../../src/core/bucardo/daemon.js'
 import { metadataDatabaseExists, withMetadata } from '../../src/core/bucardo/metadata.js';
 import { recordedTableSyncs } from '../../src/core/bucardo/syncs.js';
 import { withClient } from '../../src/core/db.js';
+import { downstreamJob } from '../../src/core/cascade.js';
 import { targetViews, type Job } from '../../src/core/job.js';
 import { formatFailures, isLockWait, withLockTimeout, type TableFailure } from '../../src/core/ddl.js';
 import { errorMessage, OperatorError } from '../../src/core/errors.js';
@@ -246,7 +247,7 @@ const CREATES_SEQUENCE =
 /** The steps for these statements, in the order that never breaks replication. */
 export function planSteps(
   statements: Resolved[],
-  context: { recorded: Set<string>; daemonRunning: boolean },
+  context: { recorded: Set<string>; daemonRunning: boolean; cascade?: string },
 ): PlannedStep[] {
   const numbers = (filter: (s: Resolved) => boolean) => statements.filter(filter).map((s) => s.number);
   const secondaryFirst = numbers(
@@ -261,13 +262,15 @@ export function planSteps(
   if (dropped.length)
     steps.push({
       name: 'unsync',
-      what: `Bucardo: remove ${dropped.map(displayTable).join(', ')} from the job's sync${context.daemonRunning ? ' and reload the daemon' : ''}, before the table goes`,
+      what: `Bucardo: remove ${dropped.map(displayTable).join(', ')} from the job's sync${context.cascade ? ` and ${context.cascade}'s` : ''}${context.daemonRunning ? ' and reload the daemon' : ''}, before the table goes`,
       statements: [],
     });
   if (secondaryFirst.length)
     steps.push({
       name: 'secondary-first',
-      what: 'secondary, one transaction (what the primary will send, the secondary accepts first)',
+      what: context.cascade
+        ? `C (${context.cascade}'s secondary), then B, one transaction each (what the source will send, each target accepts first)`
+        : 'secondary, one transaction (what the primary will send, the secondary accepts first)',
       statements: secondaryFirst,
     });
   steps.push({
@@ -278,13 +281,17 @@ export function planSteps(
   if (secondaryAfter.length)
     steps.push({
       name: 'secondary-after',
-      what: 'secondary, one transaction (what the primary no longer sends)',
+      what: context.cascade
+        ? `B, then C (${context.cascade}'s secondary), one transaction each (what the source no longer sends)`
+        : 'secondary, one transaction (what the primary no longer sends)',
       statements: secondaryAfter,
     });
   if (context.daemonRunning)
     steps.push({
       name: 'reload',
-      what: 'Bucardo: reload the daemon, so every sync loads the new column lists and tables',
+      what: context.cascade
+        ? `Bucardo: reload both hops' daemons, A→B then ${context.cascade}, so every sync loads the new column lists`
+        : 'Bucardo: reload the daemon, so every sync loads the new column lists and tables',
       statements: [],
     });
   // A sequence Bucardo does not carry is behind on the new primary after the cutover: one the file
@@ -327,8 +334,16 @@ export function formatPlan(
  * The file's statements on the secondary in one transaction rolled back: a syntax error, a missing
  * table or a failing statement stops the command before either side changed.
  */
-async function rehearse(ctx: CommandContext, statements: Statement[], timeoutMs: number): Promise<void> {
+async function rehearse(
+  ctx: CommandContext,
+  statements: Statement[],
+  timeoutMs: number,
+  downstream: Job | undefined,
+): Promise<void> {
   for (const view of targetViews(ctx.job)) await rehearseOn(ctx, view, statements, timeoutMs);
+  // Along a cascade the secondary's statements run on C too: rehearsed there as well.
+  for (const view of downstream ? targetViews(downstream) : [])
+    await rehearseOn(ctx, view, statements, timeoutMs, `${view.name}'s secondary (C)`);
 }
 
 async function rehearseOn(
@@ -336,9 +351,10 @@ async function rehearseOn(
   view: Job,
   statements: Statement[],
   timeoutMs: number,
+  label?: string,
 ): Promise<void> {
   const { activity } = ctx;
-  const where = view.config.fanOut ? `target ${view.target}` : 'the secondary';
+  const where = label ?? (view.config.fanOut ? `target ${view.target}` : 'the secondary');
   await withClient(view, { role: 'secondary', login: 'schema_owner', activity }, async (client) => {
     for (let attempt = 1; ; attempt++) {
       let failed: { statement: Statement; error: unknown } | undefined;
@@ -465,10 +481,11 @@ async function settleCommitting(
   writeJournal(ctx.job, journal);
 }
 
-async function removeFromSync(ctx: CommandContext, tables: string[]): Promise<string[]> {
-  const { job, activity } = ctx;
+async function removeFromSync(ctx: CommandContext, job: Job, tables: string[]): Promise<string[]> {
+  const { activity } = ctx;
   const recorded = await withMetadata(job, (client) => recordedTableSyncs(client, job), activity);
   const still = tables.filter((t) => recorded.has(t));
+  if (still.length === 0 && job !== ctx.job) return [];
   if (still.length) {
     await runBucardo(
       job,
@@ -483,7 +500,7 @@ async function removeFromSync(ctx: CommandContext, tables: string[]): Promise<st
   }
   if (isDaemonRunning(job)) await reloadDaemon(job, ctx);
   return [
-    `removed ${tables.join(', ')} from the job's sync${isDaemonRunning(job) ? ' and reloaded the daemon' : ''}`,
+    `removed ${still.join(', ')} from ${job.name}'s sync${isDaemonRunning(job) ? ' and reloaded its daemon' : ''}`,
   ];
 }
 
@@ -506,7 +523,15 @@ export async function apply(ctx: CommandContext): Promise<CommandOutcome<ApplyDa
   const recorded = installed
     ? new Set((await withMetadata(ctx.db, (c) => recordedTableSyncs(c, job), ctx.activity)).keys())
     : new Set<string>();
-  const plan = planSteps(statements, { recorded, daemonRunning: isDaemonRunning(job) });
+  // Along a cascade A→B→C (both jobs loaded) the change reaches C as well: what widens on C, then B,
+  // then A; what narrows on A, then B, then C; both hops' daemons reloaded (docs/cascade.md).
+  const downstream = downstreamJob(job, ctx.jobs);
+  const daemons = [job, ...(downstream ? [downstream] : [])].filter((j) => isDaemonRunning(j));
+  const plan = planSteps(statements, {
+    recorded,
+    daemonRunning: daemons.length > 0,
+    ...(downstream ? { cascade: downstream.name } : {}),
+  });
   const data: ApplyData = {
     source,
     statements: summary,
@@ -526,7 +551,7 @@ export async function apply(ctx: CommandContext): Promise<CommandOutcome<ApplyDa
     const refused = statements.filter((s) => s.refused);
     if (refused.length) refuse(refused, source);
     ctx.progress('rehearsing every statement on the secondary (rolled back)');
-    await rehearse(ctx, statements, policy.timeoutMs);
+    await rehearse(ctx, statements, policy.timeoutMs, downstream);
   }
   ctx.log(formatPlan(source, statements, plan, timeout).join('\n'));
   if (journal)
@@ -544,15 +569,35 @@ export async function apply(ctx: CommandContext): Promise<CommandOutcome<ApplyDa
   const byNumber = (numbers: number[]) => statements.filter((s) => numbers.includes(s.number));
   /**
    * A side's step: the primary once; the secondary on every target of a fan-out job, one after the
-   * other, each journaled as `<step>:<target>` so that a rerun skips the targets done.
+   * other, each journaled as `<step>:<target>` so that a rerun skips the targets done. Along a
+   * cascade the secondary's steps run on C too, journaled as `<step>:<B→C job>`: C before B for
+   * what widens (C accepts what B will send first), B before C for what narrows.
    */
   const runOnSide = async (step: PlannedStep, side: Side): Promise<string[] | TableFailure[]> => {
     const views = side === 'primary' ? [job] : targetViews(job);
+    const databases = views.map((view) => ({
+      view,
+      key: views.length > 1 ? `${step.name}:${view.target}` : step.name,
+      where:
+        views.length > 1
+          ? ` on target ${view.target}`
+          : !downstream
+            ? ''
+            : side === 'primary'
+              ? ' on A'
+              : ' on B',
+    }));
+    if (downstream && side === 'secondary') {
+      const c = targetViews(downstream).map((view) => ({
+        view,
+        key: `${step.name}:${downstream.name}`,
+        where: ` on C (${downstream.name}'s secondary)`,
+      }));
+      databases.splice(step.name === 'secondary-first' ? 0 : databases.length, 0, ...c);
+    }
     const lines: string[] = [];
-    for (const view of views) {
-      const key = views.length > 1 ? `${step.name}:${view.target}` : step.name;
+    for (const { view, key, where } of databases) {
       await settleCommitting(ctx, view, side, key, journal!);
-      const where = views.length > 1 ? ` on target ${view.target}` : '';
       if (journal!.steps[key]?.state === 'done') {
         lines.push(`${step.what}${where}: done by an earlier run`);
         continue;
@@ -564,35 +609,62 @@ export async function apply(ctx: CommandContext): Promise<CommandOutcome<ApplyDa
     return lines;
   };
   const runners: Record<StepName, (step: PlannedStep) => Promise<string[] | TableFailure[]>> = {
-    unsync: async () =>
-      removeFromSync(
-        ctx,
-        statements
-          .filter((s) => s.kind === 'drop table')
-          .map(displayTable)
-          .filter((t): t is string => !!t && recorded.has(t)),
-      ),
+    unsync: async () => {
+      const dropped = statements
+        .filter((s) => s.kind === 'drop table')
+        .map(displayTable)
+        .filter((t): t is string => !!t && recorded.has(t));
+      // Each hop's sync lets go of the table before it goes from its source.
+      const lines = await removeFromSync(ctx, job, dropped);
+      if (downstream) lines.push(...(await removeFromSync(ctx, downstream, dropped)));
+      return lines;
+    },
     'secondary-first': (step) => runOnSide(step, 'secondary'),
     primary: (step) => runOnSide(step, 'primary'),
     'secondary-after': (step) => runOnSide(step, 'secondary'),
     reload: async () => {
-      if (!isDaemonRunning(job))
-        return ['the daemon is not running: bucardo.start loads the new definitions'];
-      await reloadDaemon(job, ctx);
-      return ['reloaded the daemon: every sync loaded the new column lists', await kickUntilApplied(ctx)];
+      if (!downstream) {
+        if (!isDaemonRunning(job))
+          return ['the daemon is not running: bucardo.start loads the new definitions'];
+        await reloadDaemon(job, ctx);
+        return ['reloaded the daemon: every sync loaded the new column lists', await kickUntilApplied(ctx)];
+      }
+      // Both hops, A→B first: B→C's changes recorded meanwhile wait in B's change tables.
+      const lines: string[] = [];
+      for (const hop of [job, downstream]) {
+        if (!isDaemonRunning(hop)) {
+          lines.push(`${hop.name}'s daemon is not running: bucardo.start loads the new definitions`);
+          continue;
+        }
+        const hopCtx = hop === job ? ctx : ctx.forJob(hop);
+        await reloadDaemon(hop, hopCtx);
+        lines.push(`reloaded ${hop.name}'s daemon: its syncs loaded the new column lists`);
+        lines.push(await kickUntilApplied(hopCtx));
+      }
+      return lines;
     },
     'add-tables': async () => {
       const created = statements
         .filter((s) => s.kind === 'create table')
         .map(displayTable)
         .filter((t): t is string => !!t);
-      const result = await addTablesToJob(ctx, 'schema.apply', { only: created, sequences: true });
-      if (result.waiting.length) return result.waiting;
-      return [
-        ...result.steps,
-        ...result.blocked.map((t) => `not added to the job: ${t.table}: ${t.blocked}`),
-        ...(result.added.length || result.blocked.length ? [] : ['no new table is in scope: nothing to add']),
-      ];
+      const lines: string[] = [];
+      // Along a cascade A→B first: its copy fills B, then B→C's copy reads B (its triggers on B,
+      // firing ALWAYS, record what A→B applies from then on).
+      for (const hop of [job, ...(downstream ? [downstream] : [])]) {
+        const hopCtx = hop === job ? ctx : ctx.forJob(hop);
+        const result = await addTablesToJob(hopCtx, 'schema.apply', { only: created, sequences: true });
+        if (result.waiting.length) return result.waiting;
+        const prefix = downstream ? `${hop.name}: ` : '';
+        lines.push(
+          ...result.steps.map((step) => prefix + step),
+          ...result.blocked.map((t) => `${prefix}not added to the job: ${t.table}: ${t.blocked}`),
+          ...(result.added.length || result.blocked.length
+            ? []
+            : [`${prefix}no new table is in scope: nothing to add`]),
+        );
+      }
+      return lines;
     },
   };
   for (const step of plan) {
@@ -640,9 +712,21 @@ export async function validateApply(ctx: CommandContext): Promise<Check[]> {
       ),
     );
   }
+  // Along a cascade, B and C compared as the B→C job sees them.
+  const downstream = downstreamJob(ctx.job, ctx.jobs);
+  if (downstream) {
+    const hop = ctx.forJob(downstream);
+    const hopInstalled = await metadataDatabaseExists(hop.db, ctx.activity);
+    const { differences } = await schemaDifferences(downstream, {
+      primary: await hop.db.primary(),
+      secondary: await hop.db.secondary(),
+      ...(hopInstalled ? { metadata: await hop.db.metadata() } : {}),
+    });
+    found.differences.push(...differences.map((d) => ({ ...d, object: `${d.object} (${downstream.name})` })));
+  }
   return [
     {
-      name: 'schema.diff finds no difference between the sides',
+      name: `schema.diff finds no difference between the sides${downstream ? ` of both hops (${ctx.job.name}, ${downstream.name})` : ''}`,
       pass: found.differences.length === 0,
       ...(found.differences.length
         ? {
