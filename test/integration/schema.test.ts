@@ -229,20 +229,41 @@ function assertBounded(load: Load, t: TestContext): void {
 }
 
 test('schema.diff: nothing on identical sides, then every kind of difference with its fix', async () => {
-  // An unlogged table is left behind by the migration: listed apart, not a difference.
+  // An unlogged table is left behind by the migration: listed apart, not a difference; bucardo.scope
+  // and cutover.check list it too, the check failing only once it holds a row nobody chose to leave.
   await query(a, PRIMARY, 'CREATE UNLOGGED TABLE public.scratch (id int PRIMARY KEY)');
-  const clean = await tool('schema.diff --json');
-  await query(a, PRIMARY, 'DROP TABLE public.scratch');
+  let clean: ToolResult;
+  let lists: ToolResult;
+  let losing: ToolResult;
+  try {
+    clean = await tool('schema.diff --json');
+    lists = await tool('bucardo.scope --json cutover.check --json');
+    await query(a, PRIMARY, 'INSERT INTO public.scratch VALUES (1)');
+    losing = await tool('cutover.check --json');
+  } finally {
+    await query(a, PRIMARY, 'DROP TABLE public.scratch');
+  }
   assert.equal(clean.code, 0, clean.stdout + clean.stderr);
   assert.deepEqual(outcome(clean).data.differences, []);
+  const scratch = (list: { table: string; reason: string }[]) =>
+    list.map((t) => [t.table, /unlogged/.test(t.reason)]);
+  assert.deepEqual(scratch(outcome(clean).data.notCarried), [['public.scratch', true]], printed(clean));
+  const [scope, check] = lists.stdout
+    .split('\n')
+    .filter((l) => l.startsWith('{"command"'))
+    .map((l) => JSON.parse(l));
+  assert.deepEqual(scratch(scope.data.notCarried), [['public.scratch', true]], printed(lists));
+  const item = (result: { data?: { items: { item: string }[] } }) =>
+    result.data?.items.find((i) => i.item === 'no rows left behind') as
+      { pass: boolean; warning?: boolean; detail: string } | undefined;
   assert.deepEqual(
-    outcome(clean).data.notCarried.map((t: { table: string; reason: string }) => [
-      t.table,
-      /unlogged/.test(t.reason),
-    ]),
-    [['public.scratch', true]],
-    printed(clean),
+    [item(check)?.pass, item(check)?.warning],
+    [true, true],
+    `an empty unlogged table is a warning: ${printed(lists)}`,
   );
+  assert.match(item(check)!.detail, /public\.scratch \(~.* rows, ~.*\): unlogged/);
+  assert.equal(item(outcome(losing))?.pass, false, printed(losing));
+  assert.match(item(outcome(losing))!.detail, /public\.scratch \(has rows; unlogged\)/);
 
   await query(b, SECONDARY, 'ALTER TABLE public.accounts ADD COLUMN only_b int');
   await query(b, SECONDARY, 'DROP INDEX public.events_account');
