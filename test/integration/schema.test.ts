@@ -859,6 +859,10 @@ ANALYZE;
     // The kicker's metrics endpoint exports the drift too.
     const drifting = await driftGauge();
     assert.ok(drifting !== undefined && drifting >= 1, `schema_drift_tables while m_02 waits: ${drifting}`);
+  } catch (error) {
+    // Its writers would loop on after the test failed, and the file would never end.
+    await partitionLoad.stop().catch(() => undefined);
+    throw error;
   } finally {
     await holder.query('COMMIT');
     await holder.end();
