@@ -1,6 +1,7 @@
 // Terminal lines for bucardo.scope and the start of bucardo.install: what is in scope with sizes and
 // estimated rows, every relation left out with its reason, and filter entries that look like typos.
-// Type-only imports: the shell loads this before the prompt appears.
+// Light imports only (left-behind.ts's line is pure): the shell loads this before the prompt appears.
+import { leftBehindLine } from '../../src/core/left-behind.js';
 import type { ScopeReport, ScopedRelation } from './scope.js';
 
 /** At most this many relations per list on a terminal; --json has them all. */
@@ -64,6 +65,11 @@ export function formatScope(report: ScopeReport): string[] {
   for (const { name, reasons } of report.excluded.slice(0, SHOWN))
     lines.push(`    ${name}: ${reasons.join('; ')}`);
   if (report.excluded.length > SHOWN) lines.push(more(report.excluded.length));
+  const behind = report.notCarried ?? [];
+  if (behind.length)
+    lines.push(`  Tables the migration leaves behind (${behind.length}; rows and size estimated):`);
+  for (const table of behind.slice(0, SHOWN)) lines.push(`    ${leftBehindLine(table)}`);
+  if (behind.length > SHOWN) lines.push(more(behind.length));
   if (report.warnings.length) lines.push('  Filter entries to check (a typo selects nothing):');
   for (const warning of report.warnings)
     lines.push(`    ${warning.list} '${warning.entry}': ${warning.problem}`);

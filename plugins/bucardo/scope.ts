@@ -4,6 +4,7 @@ import type { Activity } from '../../src/core/activity.js';
 import type { ReplicationObjects } from '../../src/config/types.js';
 import { withClient, type Client } from '../../src/core/db.js';
 import type { Job } from '../../src/core/job.js';
+import { tablesNotCarried, type TableNotCarried } from '../../src/core/left-behind.js';
 import {
   displayName,
   exclusionReasons,
@@ -37,6 +38,8 @@ export interface ScopeReport {
   included: ScopedRelation[];
   excluded: ExcludedRelation[];
   warnings: FilterWarning[];
+  /** Every table of the primary the migration leaves behind, with rows and size (src/core/left-behind.ts). */
+  notCarried: TableNotCarried[];
 }
 
 const NO_FILTERS: ReplicationObjects = {
@@ -60,7 +63,13 @@ export async function scopeOnPrimary(client: Client, filters: ReplicationObjects
   // Every candidate, found the same way the rest of the tool finds the scope, then judged here.
   const all = await findReplicationObjects(client, NO_FILTERS);
   const rows = await estimatedRows(client);
-  const report: ScopeReport = { filters, included: [], excluded: [], warnings: [] };
+  const report: ScopeReport = {
+    filters,
+    included: [],
+    excluded: [],
+    warnings: [],
+    notCarried: await tablesNotCarried(client, filters),
+  };
   const judge = (relation: Relation, kind: ScopeKind) => {
     const name = displayName(relation);
     const reasons = exclusionReasons(relation, filters);

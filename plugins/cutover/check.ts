@@ -14,6 +14,8 @@ import { lastRun, metadataDatabaseExists, withMetadata } from '../../src/core/bu
 import { syncNames } from '../../src/core/bucardo/syncs.js';
 import { copyState } from '../../src/core/copy/progress.js';
 import { replicationDrift } from '../../src/core/drift.js';
+import { leftBehindReadiness } from '../../src/core/left-behind.js';
+import { lockRounds } from '../../src/core/rounds.js';
 import { lastVerifyRun, withRecords, type VerifyRecord } from './records.js';
 import { indexGap, materializedViewGap } from './compare/index.js';
 import { cutoverSettings } from './settings.js';
@@ -23,6 +25,8 @@ import { adoptRecordedNames } from '../../src/core/bucardo/records.js';
 export interface ReadinessItem {
   item: string;
   pass: boolean;
+  /** Passes, but the operator should read it (printed as `warn`). */
+  warning?: boolean;
   detail: string;
   fix?: string;
 }
@@ -153,6 +157,21 @@ export async function collectReadiness(job: Job, activity: Activity): Promise<Ch
             fix: [...new Set(drift.map((d) => d.fix))].join('; '),
           };
     }),
+  );
+
+  items.push(
+    await evaluate(
+      'no rows left behind',
+      'schema.diff lists the tables the migration leaves behind',
+      async () =>
+        withClient(job, { role: 'primary', activity }, (primary) =>
+          leftBehindReadiness(
+            primary,
+            job.config.bucardo.replicationObjects,
+            lockRounds(job).policy.timeoutMs,
+          ),
+        ),
+    ),
   );
 
   const scope = await withClient(job, { role: 'primary', activity }, (client) =>

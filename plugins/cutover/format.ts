@@ -121,7 +121,7 @@ export function formatRepair(report: RepairReport): string[] {
 export function formatCheck(data: CheckData): string[] {
   return data.items.map(
     (i) =>
-      `  ${i.pass ? 'ok  ' : 'FAIL'} ${i.item}: ${i.detail}${!i.pass && i.fix ? `\n       fix: ${i.fix}` : ''}`,
+      `  ${i.pass ? (i.warning ? 'warn' : 'ok  ') : 'FAIL'} ${i.item}: ${i.detail}${!i.pass && i.fix ? `\n       fix: ${i.fix}` : ''}`,
   );
 }
 

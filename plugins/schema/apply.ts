@@ -13,7 +13,8 @@ import { runBucardo } from '../../src/core/bucardo/run.js';
 import { isDaemonRunning, reloadDaemon } from '../../src/core/bucardo/daemon.js';
 import { metadataDatabaseExists, withMetadata } from '../../src/core/bucardo/metadata.js';
 import { recordedTableSyncs } from '../../src/core/bucardo/syncs.js';
-import { withClient, type Client } from '../../src/core/db.js';
+import { withClient } from '../../src/core/db.js';
+import { downstreamJob } from '../../src/core/cascade.js';
 import { targetViews, type Job } from '../../src/core/job.js';
 import { formatFailures, isLockWait, withLockTimeout, type TableFailure } from '../../src/core/ddl.js';
 import { errorMessage, OperatorError } from '../../src/core/errors.js';
@@ -23,7 +24,7 @@ import { sleep } from '../../src/core/activity.js';
 import type { Check, CommandContext, CommandOutcome } from '../../src/core/plugin.js';
 import { schemaDifferences, type Difference } from './diff.js';
 import { fingerprint, readJournal, writeJournal, type ApplyJournal } from './journal.js';
-import { classify, keepsTextForm, splitStatements, type Statement } from './statements.js';
+import { classify, keepsTextForm, splitStatements, type AddedColumn, type Statement } from './statements.js';
 
 type Side = 'primary' | 'secondary';
 
@@ -55,11 +56,24 @@ interface Resolved extends Statement {
   resolved?: { schema: string; name: string };
 }
 
+/** The change as a file, or inline (--sql): the same text gets the same journal either way. */
 function readSql(ctx: CommandContext): { text: string; source: string } {
   const file = ctx.options.string('file');
+  const inline = ctx.options.string('sql');
+  if (inline !== undefined) {
+    if (!inline.trim())
+      throw new OperatorError(
+        '--sql is empty. Give the statements quoted, as in schema.apply --sql "ALTER TABLE public.t ADD COLUMN c int".',
+      );
+    const oneLine = inline.replace(/\s+/g, ' ').trim();
+    return {
+      text: inline,
+      source: `--sql "${oneLine.length > 60 ? `${oneLine.slice(0, 57)}...` : oneLine}"`,
+    };
+  }
   if (file === undefined)
     throw new OperatorError(
-      'Give the change as --file=PATH, a file of SQL statements (schema.apply --file=deploy.sql).',
+      'Give the change as --file=PATH, a file of SQL statements (schema.apply --file=deploy.sql), or inline as --sql "ALTER TABLE ...; ...".',
     );
   try {
     return { text: readFileSync(file!, 'utf8'), source: file! };
@@ -93,7 +107,8 @@ function refuse(refused: Statement[], source: string): never {
  * Names each table on the primary, and refuses what only the catalog shows (a primary key dropped, a
  * type whose text form changes).
  */
-async function resolve(primary: Client, statements: Statement[]): Promise<Resolved[]> {
+async function resolve(ctx: CommandContext, statements: Statement[], timeoutMs: number): Promise<Resolved[]> {
+  const primary = await ctx.db.primary('schema_owner');
   const resolved: Resolved[] = [];
   for (const statement of statements) {
     if (!statement.table) {
@@ -130,9 +145,97 @@ async function resolve(primary: Client, statements: Statement[]): Promise<Resolv
       if (current && !keepsTextForm(current, statement.newType))
         entry.refused = `it changes ${statement.column} from ${current} to ${statement.newType}, whose text form differs: Bucardo copies rows as text, and every row copied between the two sides' steps would fail or change. Allowed are a wider integer, a longer varchar, varchar to text, a numeric with more digits and the same scale. The safe sequence: add a new column of the new type, fill it on the primary in batches (Bucardo carries them), move the application to it, then drop the old column (each with schema.apply)`;
     }
+    if (statement.addedColumns && row.name && !entry.refused) {
+      const why = await unsharedDefault(ctx, table, statement.addedColumns, timeoutMs);
+      if (why) entry.refused = why;
+    }
     resolved.push(entry);
   }
   return resolved;
+}
+
+/**
+ * Why an added column's values for the rows a table already has would differ between the sides, or
+ * undefined. ADD COLUMN computes them on each side on its own: the same on both only when the default
+ * is immutable. Volatility is the primary's own: the default is compiled on a temporary table in a
+ * transaction rolled back (no lock on the real table) and the functions of its expression tree looked
+ * up in pg_proc; CURRENT_TIMESTAMP and its kind (SQLValueFunction) and identity columns count as not
+ * immutable. Only then is the table asked whether it has a row, its lock wait bounded.
+ */
+async function unsharedDefault(
+  ctx: CommandContext,
+  table: { schema: string; name: string },
+  columns: AddedColumn[],
+  timeoutMs: number,
+): Promise<string | undefined> {
+  const shown = `${table.schema}.${table.name}`;
+  const qualified = quoteQualified(table.schema, table.name);
+  return withClient(
+    ctx.job,
+    { role: 'primary', login: 'schema_owner', activity: ctx.activity },
+    async (client) => {
+      const unshared: { column: AddedColumn; why: string }[] = [];
+      await client.query('BEGIN');
+      try {
+        await client.query(`SET LOCAL lock_timeout = ${Math.trunc(timeoutMs)}`);
+        for (const column of columns) {
+          if (column.identity) {
+            unshared.push({ column, why: 'an identity column, numbered from a sequence on each side' });
+            continue;
+          }
+          if (column.default === undefined && !/serial\d?$/i.test(column.type)) continue;
+          await client.query('SAVEPOINT probe');
+          try {
+            await client.query(
+              `CREATE TEMP TABLE schema_apply_probe (probe ${column.type}${column.default !== undefined ? ` DEFAULT ${column.default}` : ''})`,
+            );
+            const { rows } = await client.query<{ expression: string; tree: string }>(
+              `SELECT pg_get_expr(adbin, adrelid) AS expression, adbin::text AS tree FROM pg_attrdef
+              WHERE adrelid = 'pg_temp.schema_apply_probe'::regclass`,
+            );
+            const tree = rows[0]?.tree ?? '';
+            const ids = [...tree.matchAll(/:(?:funcid|opfuncid) (\d+)/g)].map((m) => m[1]!);
+            const { rows: functions } = await client.query<{ name: string; volatility: string }>(
+              `SELECT p.oid::regprocedure::text AS name,
+                    CASE p.provolatile WHEN 'v' THEN 'volatile' WHEN 's' THEN 'stable' ELSE 'immutable' END AS volatility
+               FROM pg_proc p WHERE p.oid = ANY($1::oid[]) AND p.provolatile <> 'i' ORDER BY 1`,
+              [ids],
+            );
+            const reasons = functions.map((f) => `${f.name} is ${f.volatility}`);
+            if (/\{SQLVALUEFUNCTION\b/.test(tree)) reasons.push('CURRENT_TIMESTAMP and its kind are stable');
+            if (/\{NEXTVALUEEXPR\b/.test(tree)) reasons.push('it numbers from a sequence');
+            if (reasons.length)
+              unshared.push({
+                column,
+                why: `its default ${rows[0]!.expression.replace(/schema_apply_probe/g, shown)} is not immutable (${reasons.join(', ')})`,
+              });
+          } catch (error) {
+            // A default the primary cannot compile yet (a type or function the same change creates
+            // first): the rehearsal runs it in order; its volatility is not judged here.
+            if (isLockWait(error, true)) throw error;
+          } finally {
+            await client.query('ROLLBACK TO SAVEPOINT probe');
+          }
+        }
+        if (unshared.length === 0) return undefined;
+        const { rows } = await client.query<{ any: boolean }>(
+          `SELECT EXISTS (SELECT FROM ${qualified}) AS any`,
+        );
+        if (!rows[0]!.any) return undefined;
+      } catch (error) {
+        // A table busy beyond the bound: assume it has rows rather than let the hazard through.
+        if (!isLockWait(error, true) || unshared.length === 0) throw error;
+      } finally {
+        await client.query('ROLLBACK').catch(() => undefined);
+      }
+      const { column, why } = unshared[0]!;
+      const alter = `ALTER TABLE ${qualified}`;
+      const type = column.type.replace(/^(small|big)?serial$/i, (_m, size?: string) =>
+        size ? `${size.toLowerCase()}int` : 'integer',
+      );
+      return `it adds column ${column.name} to ${shown}, which has rows, and ${why}: each side computes the existing rows' values on its own, so they would differ, and Bucardo never copies a row nobody changes (cutover.verify would find them). The safe sequence, each step with schema.apply: ${alter} ADD COLUMN ${quoteIdent(column.name)} ${type} (no default, nullable); then ${alter} ALTER COLUMN ${quoteIdent(column.name)} SET DEFAULT ${column.default ?? '<the default>'} (new rows get it on the primary and Bucardo carries them); then fill the existing rows on the primary in batches of a few thousand (UPDATE ${qualified} SET ${quoteIdent(column.name)} = ... WHERE <key range> AND ${quoteIdent(column.name)} IS NULL), which the triggers carry; then SET NOT NULL if it must be`;
+    },
+  );
 }
 
 const displayTable = (s: Resolved) => (s.resolved ? `${s.resolved.schema}.${s.resolved.name}` : undefined);
@@ -144,7 +247,7 @@ const CREATES_SEQUENCE =
 /** The steps for these statements, in the order that never breaks replication. */
 export function planSteps(
   statements: Resolved[],
-  context: { recorded: Set<string>; daemonRunning: boolean },
+  context: { recorded: Set<string>; daemonRunning: boolean; cascade?: string },
 ): PlannedStep[] {
   const numbers = (filter: (s: Resolved) => boolean) => statements.filter(filter).map((s) => s.number);
   const secondaryFirst = numbers(
@@ -159,13 +262,15 @@ export function planSteps(
   if (dropped.length)
     steps.push({
       name: 'unsync',
-      what: `Bucardo: remove ${dropped.map(displayTable).join(', ')} from the job's sync${context.daemonRunning ? ' and reload the daemon' : ''}, before the table goes`,
+      what: `Bucardo: remove ${dropped.map(displayTable).join(', ')} from the job's sync${context.cascade ? ` and ${context.cascade}'s` : ''}${context.daemonRunning ? ' and reload the daemon' : ''}, before the table goes`,
       statements: [],
     });
   if (secondaryFirst.length)
     steps.push({
       name: 'secondary-first',
-      what: 'secondary, one transaction (what the primary will send, the secondary accepts first)',
+      what: context.cascade
+        ? `C (${context.cascade}'s secondary), then B, one transaction each (what the source will send, each target accepts first)`
+        : 'secondary, one transaction (what the primary will send, the secondary accepts first)',
       statements: secondaryFirst,
     });
   steps.push({
@@ -176,13 +281,17 @@ export function planSteps(
   if (secondaryAfter.length)
     steps.push({
       name: 'secondary-after',
-      what: 'secondary, one transaction (what the primary no longer sends)',
+      what: context.cascade
+        ? `B, then C (${context.cascade}'s secondary), one transaction each (what the source no longer sends)`
+        : 'secondary, one transaction (what the primary no longer sends)',
       statements: secondaryAfter,
     });
   if (context.daemonRunning)
     steps.push({
       name: 'reload',
-      what: 'Bucardo: reload the daemon, so every sync loads the new column lists and tables',
+      what: context.cascade
+        ? `Bucardo: reload both hops' daemons, A→B then ${context.cascade}, so every sync loads the new column lists`
+        : 'Bucardo: reload the daemon, so every sync loads the new column lists and tables',
       statements: [],
     });
   // A sequence Bucardo does not carry is behind on the new primary after the cutover: one the file
@@ -225,8 +334,16 @@ export function formatPlan(
  * The file's statements on the secondary in one transaction rolled back: a syntax error, a missing
  * table or a failing statement stops the command before either side changed.
  */
-async function rehearse(ctx: CommandContext, statements: Statement[], timeoutMs: number): Promise<void> {
+async function rehearse(
+  ctx: CommandContext,
+  statements: Statement[],
+  timeoutMs: number,
+  downstream: Job | undefined,
+): Promise<void> {
   for (const view of targetViews(ctx.job)) await rehearseOn(ctx, view, statements, timeoutMs);
+  // Along a cascade the secondary's statements run on C too: rehearsed there as well.
+  for (const view of downstream ? targetViews(downstream) : [])
+    await rehearseOn(ctx, view, statements, timeoutMs, `${view.name}'s secondary (C)`);
 }
 
 async function rehearseOn(
@@ -234,9 +351,10 @@ async function rehearseOn(
   view: Job,
   statements: Statement[],
   timeoutMs: number,
+  label?: string,
 ): Promise<void> {
   const { activity } = ctx;
-  const where = view.config.fanOut ? `target ${view.target}` : 'the secondary';
+  const where = label ?? (view.config.fanOut ? `target ${view.target}` : 'the secondary');
   await withClient(view, { role: 'secondary', login: 'schema_owner', activity }, async (client) => {
     for (let attempt = 1; ; attempt++) {
       let failed: { statement: Statement; error: unknown } | undefined;
@@ -363,10 +481,11 @@ async function settleCommitting(
   writeJournal(ctx.job, journal);
 }
 
-async function removeFromSync(ctx: CommandContext, tables: string[]): Promise<string[]> {
-  const { job, activity } = ctx;
+async function removeFromSync(ctx: CommandContext, job: Job, tables: string[]): Promise<string[]> {
+  const { activity } = ctx;
   const recorded = await withMetadata(job, (client) => recordedTableSyncs(client, job), activity);
   const still = tables.filter((t) => recorded.has(t));
+  if (still.length === 0 && job !== ctx.job) return [];
   if (still.length) {
     await runBucardo(
       job,
@@ -381,7 +500,7 @@ async function removeFromSync(ctx: CommandContext, tables: string[]): Promise<st
   }
   if (isDaemonRunning(job)) await reloadDaemon(job, ctx);
   return [
-    `removed ${tables.join(', ')} from the job's sync${isDaemonRunning(job) ? ' and reloaded the daemon' : ''}`,
+    `removed ${still.join(', ')} from ${job.name}'s sync${isDaemonRunning(job) ? ' and reloaded its daemon' : ''}`,
   ];
 }
 
@@ -393,7 +512,7 @@ export async function apply(ctx: CommandContext): Promise<CommandOutcome<ApplyDa
   let journal = readJournal(job, print);
   const { policy, setting } = lockRounds(job);
   const timeout = `${setting} (${policy.timeoutMs} ms) in ${policy.attempts} round(s)`;
-  const statements = await resolve(await ctx.db.primary('schema_owner'), parsed);
+  const statements = await resolve(ctx, parsed, policy.timeoutMs);
   const summary = statements.map((s) => ({
     number: s.number,
     kind: s.kind,
@@ -404,7 +523,15 @@ export async function apply(ctx: CommandContext): Promise<CommandOutcome<ApplyDa
   const recorded = installed
     ? new Set((await withMetadata(ctx.db, (c) => recordedTableSyncs(c, job), ctx.activity)).keys())
     : new Set<string>();
-  const plan = planSteps(statements, { recorded, daemonRunning: isDaemonRunning(job) });
+  // Along a cascade A→B→C (both jobs loaded) the change reaches C as well: what widens on C, then B,
+  // then A; what narrows on A, then B, then C; both hops' daemons reloaded (docs/cascade.md).
+  const downstream = downstreamJob(job, ctx.jobs);
+  const daemons = [job, ...(downstream ? [downstream] : [])].filter((j) => isDaemonRunning(j));
+  const plan = planSteps(statements, {
+    recorded,
+    daemonRunning: daemons.length > 0,
+    ...(downstream ? { cascade: downstream.name } : {}),
+  });
   const data: ApplyData = {
     source,
     statements: summary,
@@ -424,7 +551,7 @@ export async function apply(ctx: CommandContext): Promise<CommandOutcome<ApplyDa
     const refused = statements.filter((s) => s.refused);
     if (refused.length) refuse(refused, source);
     ctx.progress('rehearsing every statement on the secondary (rolled back)');
-    await rehearse(ctx, statements, policy.timeoutMs);
+    await rehearse(ctx, statements, policy.timeoutMs, downstream);
   }
   ctx.log(formatPlan(source, statements, plan, timeout).join('\n'));
   if (journal)
@@ -442,15 +569,35 @@ export async function apply(ctx: CommandContext): Promise<CommandOutcome<ApplyDa
   const byNumber = (numbers: number[]) => statements.filter((s) => numbers.includes(s.number));
   /**
    * A side's step: the primary once; the secondary on every target of a fan-out job, one after the
-   * other, each journaled as `<step>:<target>` so that a rerun skips the targets done.
+   * other, each journaled as `<step>:<target>` so that a rerun skips the targets done. Along a
+   * cascade the secondary's steps run on C too, journaled as `<step>:<B→C job>`: C before B for
+   * what widens (C accepts what B will send first), B before C for what narrows.
    */
   const runOnSide = async (step: PlannedStep, side: Side): Promise<string[] | TableFailure[]> => {
     const views = side === 'primary' ? [job] : targetViews(job);
+    const databases = views.map((view) => ({
+      view,
+      key: views.length > 1 ? `${step.name}:${view.target}` : step.name,
+      where:
+        views.length > 1
+          ? ` on target ${view.target}`
+          : !downstream
+            ? ''
+            : side === 'primary'
+              ? ' on A'
+              : ' on B',
+    }));
+    if (downstream && side === 'secondary') {
+      const c = targetViews(downstream).map((view) => ({
+        view,
+        key: `${step.name}:${downstream.name}`,
+        where: ` on C (${downstream.name}'s secondary)`,
+      }));
+      databases.splice(step.name === 'secondary-first' ? 0 : databases.length, 0, ...c);
+    }
     const lines: string[] = [];
-    for (const view of views) {
-      const key = views.length > 1 ? `${step.name}:${view.target}` : step.name;
+    for (const { view, key, where } of databases) {
       await settleCommitting(ctx, view, side, key, journal!);
-      const where = views.length > 1 ? ` on target ${view.target}` : '';
       if (journal!.steps[key]?.state === 'done') {
         lines.push(`${step.what}${where}: done by an earlier run`);
         continue;
@@ -462,35 +609,62 @@ export async function apply(ctx: CommandContext): Promise<CommandOutcome<ApplyDa
     return lines;
   };
   const runners: Record<StepName, (step: PlannedStep) => Promise<string[] | TableFailure[]>> = {
-    unsync: async () =>
-      removeFromSync(
-        ctx,
-        statements
-          .filter((s) => s.kind === 'drop table')
-          .map(displayTable)
-          .filter((t): t is string => !!t && recorded.has(t)),
-      ),
+    unsync: async () => {
+      const dropped = statements
+        .filter((s) => s.kind === 'drop table')
+        .map(displayTable)
+        .filter((t): t is string => !!t && recorded.has(t));
+      // Each hop's sync lets go of the table before it goes from its source.
+      const lines = await removeFromSync(ctx, job, dropped);
+      if (downstream) lines.push(...(await removeFromSync(ctx, downstream, dropped)));
+      return lines;
+    },
     'secondary-first': (step) => runOnSide(step, 'secondary'),
     primary: (step) => runOnSide(step, 'primary'),
     'secondary-after': (step) => runOnSide(step, 'secondary'),
     reload: async () => {
-      if (!isDaemonRunning(job))
-        return ['the daemon is not running: bucardo.start loads the new definitions'];
-      await reloadDaemon(job, ctx);
-      return ['reloaded the daemon: every sync loaded the new column lists', await kickUntilApplied(ctx)];
+      if (!downstream) {
+        if (!isDaemonRunning(job))
+          return ['the daemon is not running: bucardo.start loads the new definitions'];
+        await reloadDaemon(job, ctx);
+        return ['reloaded the daemon: every sync loaded the new column lists', await kickUntilApplied(ctx)];
+      }
+      // Both hops, A→B first: B→C's changes recorded meanwhile wait in B's change tables.
+      const lines: string[] = [];
+      for (const hop of [job, downstream]) {
+        if (!isDaemonRunning(hop)) {
+          lines.push(`${hop.name}'s daemon is not running: bucardo.start loads the new definitions`);
+          continue;
+        }
+        const hopCtx = hop === job ? ctx : ctx.forJob(hop);
+        await reloadDaemon(hop, hopCtx);
+        lines.push(`reloaded ${hop.name}'s daemon: its syncs loaded the new column lists`);
+        lines.push(await kickUntilApplied(hopCtx));
+      }
+      return lines;
     },
     'add-tables': async () => {
       const created = statements
         .filter((s) => s.kind === 'create table')
         .map(displayTable)
         .filter((t): t is string => !!t);
-      const result = await addTablesToJob(ctx, 'schema.apply', { only: created, sequences: true });
-      if (result.waiting.length) return result.waiting;
-      return [
-        ...result.steps,
-        ...result.blocked.map((t) => `not added to the job: ${t.table}: ${t.blocked}`),
-        ...(result.added.length || result.blocked.length ? [] : ['no new table is in scope: nothing to add']),
-      ];
+      const lines: string[] = [];
+      // Along a cascade A→B first: its copy fills B, then B→C's copy reads B (its triggers on B,
+      // firing ALWAYS, record what A→B applies from then on).
+      for (const hop of [job, ...(downstream ? [downstream] : [])]) {
+        const hopCtx = hop === job ? ctx : ctx.forJob(hop);
+        const result = await addTablesToJob(hopCtx, 'schema.apply', { only: created, sequences: true });
+        if (result.waiting.length) return result.waiting;
+        const prefix = downstream ? `${hop.name}: ` : '';
+        lines.push(
+          ...result.steps.map((step) => prefix + step),
+          ...result.blocked.map((t) => `${prefix}not added to the job: ${t.table}: ${t.blocked}`),
+          ...(result.added.length || result.blocked.length
+            ? []
+            : [`${prefix}no new table is in scope: nothing to add`]),
+        );
+      }
+      return lines;
     },
   };
   for (const step of plan) {
@@ -538,9 +712,21 @@ export async function validateApply(ctx: CommandContext): Promise<Check[]> {
       ),
     );
   }
+  // Along a cascade, B and C compared as the B→C job sees them.
+  const downstream = downstreamJob(ctx.job, ctx.jobs);
+  if (downstream) {
+    const hop = ctx.forJob(downstream);
+    const hopInstalled = await metadataDatabaseExists(hop.db, ctx.activity);
+    const { differences } = await schemaDifferences(downstream, {
+      primary: await hop.db.primary(),
+      secondary: await hop.db.secondary(),
+      ...(hopInstalled ? { metadata: await hop.db.metadata() } : {}),
+    });
+    found.differences.push(...differences.map((d) => ({ ...d, object: `${d.object} (${downstream.name})` })));
+  }
   return [
     {
-      name: 'schema.diff finds no difference between the sides',
+      name: `schema.diff finds no difference between the sides${downstream ? ` of both hops (${ctx.job.name}, ${downstream.name})` : ''}`,
       pass: found.differences.length === 0,
       ...(found.differences.length
         ? {

@@ -2,9 +2,7 @@
 // (name, type, nullability, default), primary key and unique constraints, other indexes (each without
 // its name, which may differ between sides), and where it is a leaf partition, its parent and bounds;
 // the sequences in scope with their settings.
-import type { ReplicationObjects } from '../../src/config/types.js';
 import type { Client } from '../../src/core/db.js';
-import { exclusionReasons } from '../../src/core/objects.js';
 
 export interface ColumnDefinition {
   name: string;
@@ -138,86 +136,4 @@ export async function droppedOnPurpose(
     else indexes.add(`${row.table} ${anonymousIndex(row.definition, row.name)}`);
   }
   return { indexes, constraints };
-}
-
-/** A table of the primary that the migration will not carry to the secondary, and why. */
-export interface TableNotCarried {
-  table: string;
-  reason: string;
-  /** pg_class.reltuples: the planner's estimate; null when never analyzed (or a foreign table). */
-  estimatedRows: number | null;
-  /** relpages × block size: an estimate read without taking the table's lock. */
-  estimatedBytes: number;
-}
-
-/**
- * Every table of the primary the migration leaves behind: outside the filters, in scope without a
- * primary key (Bucardo cannot replicate it), unlogged, or foreign. Read from the catalog only, so no
- * table's lock is taken (pg_table_size would take one).
- */
-export async function tablesNotCarried(
-  primary: Client,
-  filters: ReplicationObjects,
-): Promise<TableNotCarried[]> {
-  const { rows } = await primary.query<{
-    schema: string;
-    name: string;
-    kind: string;
-    persistence: string;
-    has_pk: boolean;
-    root_schema: string | null;
-    root_name: string | null;
-    tuples: number;
-    bytes: string;
-  }>(`
-    -- The partition root as src/core/objects.ts finds it (pg_partition_ancestors needs PostgreSQL 12).
-    WITH RECURSIVE ancestry (leaf, ancestor) AS (
-      SELECT c.oid, i.inhparent FROM pg_class c JOIN pg_inherits i ON i.inhrelid = c.oid WHERE c.relispartition
-      UNION ALL
-      SELECT a.leaf, i.inhparent FROM ancestry a JOIN pg_class p ON p.oid = a.ancestor AND p.relispartition
-        JOIN pg_inherits i ON i.inhrelid = p.oid
-    ), roots AS (
-      SELECT a.leaf, a.ancestor AS root FROM ancestry a JOIN pg_class p ON p.oid = a.ancestor AND NOT p.relispartition
-    )
-    SELECT n.nspname AS schema, c.relname AS name, c.relkind AS kind, c.relpersistence AS persistence,
-           EXISTS (SELECT 1 FROM pg_constraint k WHERE k.conrelid = c.oid AND k.contype = 'p') AS has_pk,
-           rn.nspname AS root_schema, r.relname AS root_name, c.reltuples::float8 AS tuples,
-           (c.relpages::bigint * current_setting('block_size')::bigint)::text AS bytes
-      FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-      LEFT JOIN roots ON roots.leaf = c.oid
-      LEFT JOIN pg_class r ON r.oid = roots.root LEFT JOIN pg_namespace rn ON rn.oid = r.relnamespace
-     WHERE c.relkind IN ('r', 'f') AND c.relpersistence IN ('p', 'u')
-       AND n.nspname NOT IN ('pg_catalog', 'information_schema', 'bucardo')
-       AND n.nspname NOT LIKE 'pg\\_toast%' AND n.nspname NOT LIKE 'pg\\_temp%'
-       AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid AND d.deptype = 'e')
-     ORDER BY 1, 2`);
-  const found: TableNotCarried[] = [];
-  for (const row of rows) {
-    const relation = {
-      schema: row.schema,
-      name: row.name,
-      ...(row.root_schema && row.root_name
-        ? { partitionRoot: { schema: row.root_schema, name: row.root_name } }
-        : {}),
-    };
-    const outside = exclusionReasons(relation, filters);
-    const reason =
-      row.kind === 'f'
-        ? 'a foreign table: its rows live on another server'
-        : row.persistence === 'u'
-          ? 'unlogged: Bucardo does not replicate it (its rows are not crash-safe either)'
-          : outside.length
-            ? `outside the filters (${outside.join('; ')})`
-            : !row.has_pk
-              ? 'in scope but without a primary key: Bucardo cannot replicate it (add one on both sides, then schema.add_tables)'
-              : undefined;
-    if (!reason) continue;
-    found.push({
-      table: `${row.schema}.${row.name}`,
-      reason,
-      estimatedRows: row.kind === 'f' || row.tuples < 0 ? null : Math.round(row.tuples),
-      estimatedBytes: Number(row.bytes),
-    });
-  }
-  return found;
 }

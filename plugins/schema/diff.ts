@@ -10,6 +10,7 @@ import { recordedTableSyncs } from '../../src/core/bucardo/syncs.js';
 import { metadataDatabaseExists } from '../../src/core/bucardo/metadata.js';
 import type { Client } from '../../src/core/db.js';
 import type { Job } from '../../src/core/job.js';
+import { tablesNotCarried, type TableNotCarried } from '../../src/core/left-behind.js';
 import { displayName, findReplicationObjects } from '../../src/core/objects.js';
 import type { CommandContext, CommandOutcome } from '../../src/core/plugin.js';
 import { quoteIdent } from '../../src/core/quote.js';
@@ -17,8 +18,6 @@ import {
   droppedOnPurpose,
   sequenceDefinitions,
   tableDefinitions,
-  tablesNotCarried,
-  type TableNotCarried,
   type ColumnDefinition,
   type TableDefinition,
 } from './catalog.js';

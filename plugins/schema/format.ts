@@ -1,6 +1,7 @@
 // Terminal lines for the schema plugin's commands. Light imports only: the shell loads this before the
 // prompt appears.
 import { formatFailures } from '../../src/core/ddl.js';
+import { leftBehindLine } from '../../src/core/left-behind.js';
 import type { AddTablesData } from './add-tables.js';
 import type { ApplyData } from './apply.js';
 import type { DiffData } from './diff.js';
@@ -10,16 +11,10 @@ export function formatDiff(data: DiffData): string[] {
   const lines = data.differences.map((d) => `  ${d.kind} ${d.object}: ${d.detail}. Fix: ${d.fix}`);
   if (data.notCarried?.length) {
     lines.push(`Tables of the primary this migration does not carry (${data.notCarried.length}):`);
-    for (const t of data.notCarried)
-      lines.push(
-        `  ${t.table} (~${t.estimatedRows === null ? '?' : t.estimatedRows.toLocaleString('en-US')} rows, ~${megabytes(t.estimatedBytes)}): ${t.reason}`,
-      );
+    for (const t of data.notCarried) lines.push(`  ${leftBehindLine(t)}`);
   }
   return lines;
 }
-
-const megabytes = (bytes: number) =>
-  bytes < 1024 * 1024 ? `${Math.ceil(bytes / 1024)} kB` : `${(bytes / 1024 / 1024).toFixed(1)} MB`;
 
 export function formatAddTables(data: AddTablesData): string[] {
   const lines = data.steps.map((step) => `  - ${step}`);

@@ -48,12 +48,19 @@ export default definePlugin<SchemaSettings>({
     },
     apply: {
       summary:
-        'apply a schema change to both sides in the order that never breaks replication, then bring Bucardo in line (plan, then --yes)',
+        'apply a schema change (--file or --sql) to both sides in the order that never breaks replication, then bring Bucardo in line (plan, then --yes)',
       arguments: {
         file: {
           kind: 'string',
           help: 'the file of SQL statements to apply (--file=PATH)',
           placeholder: 'PATH',
+          conflicts: ['sql'],
+        },
+        sql: {
+          kind: 'string',
+          help: 'the SQL statements themselves, quoted (--sql "ALTER TABLE ...; ...")',
+          placeholder: 'SQL',
+          conflicts: ['file'],
         },
         yes: { kind: 'flag', help: 'apply the plan without asking (list mode)' },
       },

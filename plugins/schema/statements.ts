@@ -3,6 +3,16 @@
 // on which side it runs first (docs/commands/schema.md, "The order") or why it is refused. Pure: no
 // database; names are resolved against the primary's catalog by apply.ts.
 
+/** A column an ALTER TABLE adds, its parts as written. */
+export interface AddedColumn {
+  name: string;
+  type: string;
+  /** The DEFAULT expression's text. */
+  default?: string;
+  /** GENERATED ... AS IDENTITY: numbered from a sequence on each side. */
+  identity: boolean;
+}
+
 /** A name as written: schema undefined when unqualified. */
 export interface WrittenName {
   schema?: string;
@@ -34,6 +44,11 @@ export interface Statement {
   column?: string;
   /** ALTER COLUMN ... TYPE: the new type, as written (checked against the current one by apply). */
   newType?: string;
+  /**
+   * ADD COLUMN: each added column's type and default as written, which apply.ts has the primary read
+   * to refuse a default that is not immutable on a table with rows.
+   */
+  addedColumns?: AddedColumn[];
   /** DROP CONSTRAINT: the constraint's name (a primary key is refused once resolved). */
   droppedConstraint?: string;
   /** Why Bucardo cannot follow it, and the safe sequence of steps instead. */
@@ -113,19 +128,21 @@ function closingQuote(text: string, start: number, quote: string): number {
 }
 
 /** Words and quoted identifiers of a statement, lowercased unless quoted, with punctuation as tokens. */
-export function tokens(sql: string): { text: string; quoted: boolean }[] {
-  const found: { text: string; quoted: boolean }[] = [];
+export function tokens(sql: string): Token[] {
+  const found: Token[] = [];
   const pattern =
     /"((?:[^"]|"")*)"|'(?:[^']|'')*'|(\$[A-Za-z_0-9]*\$)[\s\S]*?\2|([A-Za-z_][A-Za-z0-9_$]*)|(\d+(?:\.\d+)?)|(\S)/g;
   for (const match of sql.matchAll(pattern)) {
-    if (match[1] !== undefined) found.push({ text: match[1].replace(/""/g, '"'), quoted: true });
-    else if (match[3] !== undefined) found.push({ text: match[3].toLowerCase(), quoted: false });
-    else found.push({ text: match[0], quoted: false });
+    const at = { start: match.index!, end: match.index! + match[0].length };
+    if (match[1] !== undefined) found.push({ text: match[1].replace(/""/g, '"'), quoted: true, ...at });
+    else if (match[3] !== undefined) found.push({ text: match[3].toLowerCase(), quoted: false, ...at });
+    else found.push({ text: match[0], quoted: false, ...at });
   }
   return found;
 }
 
-type Token = { text: string; quoted: boolean };
+/** A word or quoted identifier, with where it stands in the statement's text. */
+type Token = { text: string; quoted: boolean; start: number; end: number };
 
 /** Reads `name` or `schema.name` at position `at`; returns the name and the position after it. */
 function readName(list: Token[], at: number): { name: WrittenName; next: number } | undefined {
@@ -216,7 +233,7 @@ function alterTable(list: Token[], base: { number: number; sql: string }): State
   let next = name.next;
   if (list[next]?.text === '*') next += 1;
   const parts = actions(list, next);
-  const results = parts.map((action) => alterAction(action));
+  const results = parts.map((action) => alterAction(action, base.sql));
   const refused = results.find((r) => r.refused);
   if (refused) return { ...base, table, ...refused, kind: refused.kind };
   const kinds = new Set(results.map((r) => r.kind));
@@ -228,16 +245,22 @@ function alterTable(list: Token[], base: { number: number; sql: string }): State
       refused:
         'this ALTER TABLE both widens (adds a column, loosens a constraint) and narrows (drops a column, adds a constraint): the two run on different sides first. Split it into two statements',
     };
+  const added = results.flatMap((r) => (r.added ? [r.added] : []));
   const first = results[0]!;
+  delete first.added;
   return {
     ...base,
     table,
     ...first,
+    ...(added.length ? { addedColumns: added } : {}),
     kind: kinds.has('narrow') ? 'narrow' : kinds.has('widen') ? 'widen' : 'other',
   };
 }
 
-function alterAction(action: Token[]): Omit<Statement, 'number' | 'sql'> {
+function alterAction(
+  action: Token[],
+  sql: string,
+): Omit<Statement, 'number' | 'sql'> & { added?: AddedColumn } {
   const [a0, a1] = action;
   if (word(a0, 'rename')) {
     if (word(a1, 'to')) return { kind: 'other', refused: RENAME_TABLE };
@@ -250,7 +273,12 @@ function alterAction(action: Token[]): Omit<Statement, 'number' | 'sql'> {
     if (word(a1, 'constraint', 'unique', 'check', 'foreign', 'exclude')) return { kind: 'narrow' };
     const at = word(a1, 'column') ? 2 : 1;
     const column = word(action[at], 'if') ? action[at + 3] : action[at];
-    return { kind: 'widen', ...(column ? { column: column.text } : {}) };
+    if (!column) return { kind: 'widen' };
+    return {
+      kind: 'widen',
+      column: column.text,
+      added: addedColumn(action.slice(action.indexOf(column)), sql),
+    };
   }
   if (word(a0, 'drop')) {
     if (word(a1, 'constraint')) {
@@ -292,6 +320,50 @@ function alterAction(action: Token[]): Omit<Statement, 'number' | 'sql'> {
     return { kind: 'widen', ...withColumn };
   }
   return { kind: 'other' };
+}
+
+/** Words that end a column's type or its DEFAULT expression (PostgreSQL's b_expr takes none bare). */
+const CONSTRAINT_WORDS = [
+  'default',
+  'not',
+  'null',
+  'check',
+  'references',
+  'unique',
+  'primary',
+  'constraint',
+  'collate',
+  'generated',
+  'deferrable',
+  'initially',
+];
+
+/** An ADD COLUMN's name, type and DEFAULT expression, cut from the text at top-level keywords. */
+function addedColumn(definition: Token[], sql: string): AddedColumn {
+  const [name, ...rest] = definition;
+  const stops: number[] = [];
+  let depth = 0;
+  rest.forEach((token, i) => {
+    if (!token.quoted && token.text === '(') depth += 1;
+    if (!token.quoted && token.text === ')') depth -= 1;
+    if (depth === 0 && word(token, ...CONSTRAINT_WORDS)) stops.push(i);
+  });
+  const text = (from: number, to: number) =>
+    from < to ? sql.slice(rest[from]!.start, rest[to - 1]!.end) : '';
+  const typeEnd = stops[0] ?? rest.length;
+  const at = rest.findIndex((t, i) => stops.includes(i) && word(t, 'default'));
+  let expressionEnd = rest.length;
+  if (at !== -1) {
+    // DEFAULT NULL: the NULL is the expression, not a constraint.
+    const from = word(rest[at + 1], 'null') ? at + 2 : at + 1;
+    expressionEnd = stops.find((i) => i >= from) ?? rest.length;
+  }
+  return {
+    name: name!.text,
+    type: text(0, typeEnd),
+    ...(at !== -1 ? { default: text(at + 1, expressionEnd) } : {}),
+    identity: rest.some((t) => word(t, 'identity')),
+  };
 }
 
 /** Normalised type words for comparing: "character varying(20)" and "varchar(20)" alike. */

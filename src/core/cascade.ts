@@ -21,3 +21,13 @@ export function upstreamJob(job: Job, jobs: Job[]): Job | undefined {
     );
   });
 }
+
+/**
+ * The loaded B→C job whose primary is this A→B job's secondary (same address, both marked cascade):
+ * a schema change on A→B must reach C too, C first for what widens. The same exact match as
+ * upstreamJob.
+ */
+export function downstreamJob(job: Job, jobs: Job[]): Job | undefined {
+  if (!job.config.databases.secondary.cascade) return undefined;
+  return jobs.find((other) => other !== job && upstreamJob(other, jobs) === job);
+}

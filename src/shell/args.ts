@@ -58,7 +58,7 @@ export function parseArguments(argv: string[]): CliOptions {
     } else if (arg === '-h' || arg === '--help') options.help = true;
     else if (arg === '-v' || arg === '--version') options.version = true;
     else if (!arg.startsWith('-') && !options.list) {
-      options.command = argv.slice(i).join(' ');
+      options.command = argv.slice(i).map(quoteWord).join(' ');
       if (argv.slice(i).includes('--json')) options.json = true;
       break;
     } else throw new OperatorError(`Unknown option '${arg}'.\n\n${USAGE}`);
@@ -89,10 +89,77 @@ export function parseArguments(argv: string[]): CliOptions {
  */
 export function splitList(text: string): string[] {
   const items: string[] = [];
-  for (const word of text.split(/\s+/).filter(Boolean)) {
-    const argument = word.startsWith('-') || word.includes('=') || /^\d/.test(word);
+  for (const word of rawWords(text)) {
+    // A quoted word is a value (schema.apply --sql "ALTER TABLE ..."): a command name is never quoted.
+    const argument = word.startsWith('-') || word.includes('=') || /^\d/.test(word) || /^["']/.test(word);
     if (argument && items.length > 0) items[items.length - 1] += ` ${word}`;
     else items.push(word);
   }
   return items;
+}
+
+/**
+ * The words of a command as typed, quotes kept: whitespace separates words except inside "..." (where
+ * \" and \\ escape) or '...' (literal), as in a POSIX shell, so that a value can hold spaces:
+ * schema.apply --sql "ALTER TABLE t ADD COLUMN c int". An unclosed quote is refused.
+ */
+function rawWords(text: string): string[] {
+  const words: string[] = [];
+  let current = '';
+  let inWord = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text[i]!;
+    if (/\s/.test(c)) {
+      if (inWord) words.push(current);
+      current = '';
+      inWord = false;
+      continue;
+    }
+    inWord = true;
+    if (c === '"' || c === "'") {
+      let end = i + 1;
+      while (end < text.length && text[end] !== c) end += c === '"' && text[end] === '\\' ? 2 : 1;
+      if (end >= text.length)
+        throw new OperatorError(
+          `A ${c} quote is not closed in: ${text.slice(i, i + 60)}. Close it, as in --sql "ALTER TABLE t ADD COLUMN c int".`,
+        );
+      current += text.slice(i, end + 1);
+      i = end;
+      continue;
+    }
+    current += c;
+  }
+  if (inWord) words.push(current);
+  return words;
+}
+
+/** A word without its quotes: "a b" → a b, 'x "y"' → x "y", \" inside double quotes → ". */
+function unquote(word: string): string {
+  let result = '';
+  for (let i = 0; i < word.length; i++) {
+    const c = word[i]!;
+    if (c === "'") {
+      const end = word.indexOf("'", i + 1);
+      result += word.slice(i + 1, end);
+      i = end;
+    } else if (c === '"') {
+      let j = i + 1;
+      for (; word[j] !== '"'; j++) {
+        if (word[j] === '\\' && (word[j + 1] === '"' || word[j + 1] === '\\')) j++;
+        result += word[j];
+      }
+      i = j;
+    } else result += c;
+  }
+  return result;
+}
+
+/** A command line's words, quotes removed (list items, the prompt's lines). Throws on an unclosed quote. */
+export function splitWords(text: string): string[] {
+  return rawWords(text).map(unquote);
+}
+
+/** A word as splitWords reads it back: quoted when it holds whitespace or a quote. */
+export function quoteWord(word: string): string {
+  return /[\s"'\\]/.test(word) || word === '' ? `"${word.replace(/["\\]/g, (c) => `\\${c}`)}"` : word;
 }

@@ -1,5 +1,6 @@
 // List mode (-l): check every command name and argument of the list first (any problem: exit code 2,
 // nothing run), then run each command and its checks; stop at the first failure; summarise.
+import { splitWords } from './args.js';
 import { commandHelpLines } from './menu.js';
 import { listModePrompter } from './prompter.js';
 import { style, write, writeError } from './output.js';
@@ -20,7 +21,7 @@ export function checkList(session: Session, items: string[]): { items: ListItem[
   const problems: string[] = [];
   let previous: ListItem | undefined;
   for (const item of items) {
-    const [name, ...args] = item.split(/\s+/);
+    const [name, ...args] = splitWords(item);
     if (name!.startsWith('-') || name!.includes('=')) {
       problems.push(
         `'${name}' comes before any command: arguments follow the command they belong to, ` +

@@ -2,6 +2,8 @@
 // commands through the runner. A fresh readline interface is made for each prompt so that while a
 // command runs the terminal is in its normal mode and Ctrl-C reaches the runner as SIGINT.
 import readline from 'node:readline';
+import { errorMessage } from '../core/errors.js';
+import { splitWords } from './args.js';
 import { commandHelpLines, menuLines } from './menu.js';
 import { write, writeError } from './output.js';
 import { appendHistory, loadHistory } from './history.js';
@@ -88,7 +90,14 @@ export async function runShell(session: Session, onExit?: () => Promise<void>): 
       for (const menuLine of menuLines(session)) write(menuLine);
       continue;
     }
-    const [name, ...args] = trimmed.split(/\s+/);
+    let words: string[];
+    try {
+      words = splitWords(trimmed);
+    } catch (error) {
+      writeError(errorMessage(error));
+      continue;
+    }
+    const [name, ...args] = words;
     if (name === 'help' || name === '?') {
       const asked = session.resolve(args[0]!);
       if ('error' in asked) writeError(asked.error);

@@ -64,6 +64,7 @@ async function setUp(
   bToCAsync: boolean,
   t: { after: (fn: () => Promise<void>) => void },
   tables: { schema: string; data: string } = { schema: SCHEMA, data: DATA },
+  plugins: string[] = ['bucardo'],
 ) {
   await freshDatabase(a, 'cas_a', tables.schema + tables.data);
   await freshDatabase(b, 'cas_b', tables.schema);
@@ -74,6 +75,7 @@ async function setUp(
     secondary: { ...B(), cascade: true },
     metadata: a,
     asynchronousKicking: aToBAsync,
+    plugins,
   });
   const bToC = writeJobConfig({
     name: 'b_to_c',
@@ -81,12 +83,66 @@ async function setUp(
     secondary: C(),
     metadata: b,
     asynchronousKicking: bToCAsync,
+    plugins,
   });
   t.after(async () => {
     await forgetJob(bToC, b);
     await forgetJob(aToB, a);
   });
   return { aToB, bToC, both: ['-c1', aToB.file, '-c2', bToC.file] };
+}
+
+/** "table.column" of the public tables, one line each. */
+async function columns(where: { cluster: ClusterInfo; dbname: string }): Promise<string> {
+  const found = await query<{ c: string }>(
+    where.cluster,
+    where.dbname,
+    `SELECT table_name || '.' || column_name AS c FROM information_schema.columns
+      WHERE table_schema = 'public' ORDER BY 1`,
+  );
+  return found.map((row) => row.c).join('\n');
+}
+
+/**
+ * schema.apply on the A→B job with both hops loaded: a column added (C, then B, then A), a column
+ * dropped (A, then B, then C), a new table with rows; both hops' syncs reloaded, so later writes on A
+ * reach C with the new column and the new table.
+ */
+async function assertSchemaApplyAlongTheCascade(both: string[]): Promise<void> {
+  const change = `c1.schema.apply --sql 'ALTER TABLE public.items ADD COLUMN tier int DEFAULT 1; ALTER TABLE public."CamelCase" DROP COLUMN "Val"; CREATE TABLE public.extra (id int PRIMARY KEY, w int); INSERT INTO public.extra SELECT g, g FROM generate_series(1, 20) g' --yes`;
+  const applied = await runTool([...both, '-l', `${change} --json`], { timeoutMs: 180_000 });
+  assert.equal(applied.code, 0, applied.stdout + applied.stderr);
+  const outcome = JSON.parse(applied.stdout.split('\n').find((l) => l.startsWith('{"command"'))!);
+  assert.deepEqual(
+    outcome.data.done,
+    ['secondary-first', 'primary', 'secondary-after', 'reload', 'add-tables'],
+    applied.stdout,
+  );
+  const steps: string[] = outcome.data.steps;
+  const at = (pattern: RegExp) => steps.findIndex((step) => pattern.test(step));
+  const [firstC, firstB] = [at(/^C .* on C \(b_to_c's secondary\)/), at(/^C .* on B:/)];
+  const [afterB, afterC] = [at(/^B, then C .* on B:/), at(/^B, then C .* on C /)];
+  assert.ok(firstC !== -1 && firstC < firstB, `what widens runs on C, then B:\n${steps.join('\n')}`);
+  assert.ok(afterB !== -1 && afterB < afterC, `what narrows runs on B, then C:\n${steps.join('\n')}`);
+  assert.ok(at(/^reloaded b_to_c's daemon/) !== -1, `both hops reloaded:\n${steps.join('\n')}`);
+  for (const where of [A(), B(), C()]) {
+    const found = await columns(where);
+    assert.match(found, /^items\.tier$/m, `${where.dbname} has the new column`);
+    assert.doesNotMatch(found, /^CamelCase\.Val$/m, `${where.dbname} lost the dropped column`);
+    assert.match(found, /^extra\.w$/m, `${where.dbname} has the new table`);
+  }
+  await query(
+    a,
+    'cas_a',
+    `UPDATE public.items SET tier = 5 WHERE id <= 10; INSERT INTO public."CamelCase" VALUES (8);
+     INSERT INTO public.extra VALUES (100, 100);`,
+  );
+  await sameAs(A(), C(), 'public.items', 'the new column written on A to reach C');
+  await sameAs(A(), C(), 'public."CamelCase"', 'a row of the narrowed table to reach C');
+  await sameAs(A(), C(), 'public.extra', "the new table's rows and a later insert to reach C");
+  const again = await runTool([...both, '-l', `${change} --json`]);
+  assert.equal(again.code, 0, again.stdout + again.stderr);
+  assert.match(again.stdout, /"alreadyApplied":true/);
 }
 
 async function assertChangesReachC(): Promise<void> {
@@ -171,8 +227,8 @@ test("A→B with the kicker, B→C with ALWAYS kick triggers: B→C waits for A�
   assert.equal(removeAToB.code, 0, removeAToB.stdout + removeAToB.stderr);
 });
 
-test('A→B with kick triggers, B→C with the kicker: all changes reach C; uninstalling A→B leaves B→C working', async (t) => {
-  const { both } = await setUp(false, true, t);
+test('A→B with kick triggers, B→C with the kicker: all changes and a schema.apply reach C; uninstalling A→B leaves B→C working', async (t) => {
+  const { both } = await setUp(false, true, t, undefined, ['bucardo', 'schema']);
   const run = await runTool([
     ...both,
     '-l',
@@ -180,6 +236,7 @@ test('A→B with kick triggers, B→C with the kicker: all changes reach C; unin
   ]);
   assert.equal(run.code, 0, run.stdout + run.stderr);
   await assertChangesReachC();
+  await assertSchemaApplyAlongTheCascade(both);
 
   const removeAToB = await runTool([...both, '-l', 'c1.bucardo.uninstall']);
   assert.equal(removeAToB.code, 0, removeAToB.stdout + removeAToB.stderr);

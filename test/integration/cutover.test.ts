@@ -150,7 +150,7 @@ test('verify: a caught-up secondary is identical, chunk by chunk; check names th
   );
   const ready = await tool('cutover.check');
   assert.equal(ready.code, 0, ready.stdout + ready.stderr);
-  assert.match(ready.stdout, /Ready for cutover: all 8 checks pass/);
+  assert.match(ready.stdout, /Ready for cutover: all 9 checks pass/);
 
   // The verify put a hold on Bucardo's purge; a postponed cutover lifts it.
   const holds = () =>
@@ -402,7 +402,7 @@ test("finish: needs the operator's word, its final check catches a row tampered 
   const triggersBefore = await triggersOnA();
   const badVerify = await tool('cutover.finish --writes-stopped --json');
   assert.equal(badVerify.code, 1);
-  assert.match(stepsText(badVerify), /- readiness: all 8 checks pass/);
+  assert.match(stepsText(badVerify), /- readiness: all 9 checks pass/);
   assert.match(stepsText(badVerify), /- writes to the primary stopped \(confirmed at /);
   assert.match(stepsText(badVerify), /- replication caught up: nothing pending/);
   assert.match(

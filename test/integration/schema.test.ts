@@ -231,20 +231,41 @@ function assertBounded(load: Load, t: TestContext): void {
 }
 
 test('schema.diff: nothing on identical sides, then every kind of difference with its fix', async () => {
-  // An unlogged table is left behind by the migration: listed apart, not a difference.
+  // An unlogged table is left behind by the migration: listed apart, not a difference; bucardo.scope
+  // and cutover.check list it too, the check failing only once it holds a row nobody chose to leave.
   await query(a, PRIMARY, 'CREATE UNLOGGED TABLE public.scratch (id int PRIMARY KEY)');
-  const clean = await tool('schema.diff --json');
-  await query(a, PRIMARY, 'DROP TABLE public.scratch');
+  let clean: ToolResult;
+  let lists: ToolResult;
+  let losing: ToolResult;
+  try {
+    clean = await tool('schema.diff --json');
+    lists = await tool('bucardo.scope --json cutover.check --json');
+    await query(a, PRIMARY, 'INSERT INTO public.scratch VALUES (1)');
+    losing = await tool('cutover.check --json');
+  } finally {
+    await query(a, PRIMARY, 'DROP TABLE public.scratch');
+  }
   assert.equal(clean.code, 0, clean.stdout + clean.stderr);
   assert.deepEqual(outcome(clean).data.differences, []);
+  const scratch = (list: { table: string; reason: string }[]) =>
+    list.map((t) => [t.table, /unlogged/.test(t.reason)]);
+  assert.deepEqual(scratch(outcome(clean).data.notCarried), [['public.scratch', true]], printed(clean));
+  const [scope, check] = lists.stdout
+    .split('\n')
+    .filter((l) => l.startsWith('{"command"'))
+    .map((l) => JSON.parse(l));
+  assert.deepEqual(scratch(scope.data.notCarried), [['public.scratch', true]], printed(lists));
+  const item = (result: { data?: { items: { item: string }[] } }) =>
+    result.data?.items.find((i) => i.item === 'no rows left behind') as
+      { pass: boolean; warning?: boolean; detail: string } | undefined;
   assert.deepEqual(
-    outcome(clean).data.notCarried.map((t: { table: string; reason: string }) => [
-      t.table,
-      /unlogged/.test(t.reason),
-    ]),
-    [['public.scratch', true]],
-    printed(clean),
+    [item(check)?.pass, item(check)?.warning],
+    [true, true],
+    `an empty unlogged table is a warning: ${printed(lists)}`,
   );
+  assert.match(item(check)!.detail, /public\.scratch \(~.* rows, ~.*\): unlogged/);
+  assert.equal(item(outcome(losing))?.pass, false, printed(losing));
+  assert.match(item(outcome(losing))!.detail, /public\.scratch \(has rows; unlogged\)/);
 
   await query(b, SECONDARY, 'ALTER TABLE public.accounts ADD COLUMN only_b int');
   await query(b, SECONDARY, 'DROP INDEX public.events_account');
@@ -512,7 +533,7 @@ test('schema.apply: a dropped column and a dropped table leave the sync healthy 
   assert.equal(verify.code, 0, verify.stdout + verify.stderr);
 });
 
-test('schema.apply refuses a rename and a file with a syntax error, changing nothing on either side', async () => {
+test('schema.apply refuses a rename, a syntax error and volatile defaults on tables with rows, changing nothing', async () => {
   const before = [await columns(a, PRIMARY), await columns(b, SECONDARY)];
   const rename = await tool(
     `schema.apply --file=${sqlFile('rename.sql', 'ALTER TABLE public.accounts ADD COLUMN ok1 int;\nALTER TABLE public.accounts RENAME COLUMN balance TO amount;')} --yes`,
@@ -532,29 +553,55 @@ test('schema.apply refuses a rename and a file with a syntax error, changing not
   );
   assert.equal(type.code, 1, type.stdout);
   assert.match(type.stderr + type.stdout, /whose text form differs/);
+  // Inline (--sql): defaults each side would compute on its own for the rows a table has, judged by
+  // the primary's pg_proc; an immutable one passes, and so does now() on a table without rows.
+  const volatile = await tool(
+    `schema.apply --sql "ALTER TABLE public.accounts ADD COLUMN made timestamptz NOT NULL DEFAULT now(); ALTER TABLE public.events ADD COLUMN tag uuid DEFAULT gen_random_uuid(), ADD COLUMN fixed int DEFAULT abs(-2)" --yes`,
+  );
+  assert.equal(volatile.code, 1, printed(volatile));
+  assert.match(
+    printed(volatile),
+    /refuses --sql "ALTER TABLE public\.accounts .*statement 1 .*made .*public\.accounts, which has rows, .*now\(\) is stable.*SET DEFAULT now\(\).*statement 2 .*tag .*gen_random_uuid\(\) is volatile.*Nothing was changed on either side/s,
+  );
+  for (const [cluster, db] of [
+    [a, PRIMARY],
+    [b, SECONDARY],
+  ] as const)
+    await query(cluster, db, 'CREATE TABLE public.blank (id int PRIMARY KEY)');
+  try {
+    const empty = await tool(
+      `schema.apply --sql "ALTER TABLE public.blank ADD COLUMN at timestamptz DEFAULT now(); ALTER TABLE public.accounts ADD COLUMN two int DEFAULT abs(-2)"`,
+    );
+    assert.equal(empty.code, 1, printed(empty));
+    assert.match(printed(empty), /A list cannot ask/);
+  } finally {
+    for (const [cluster, db] of [
+      [a, PRIMARY],
+      [b, SECONDARY],
+    ] as const)
+      await query(cluster, db, 'DROP TABLE public.blank');
+  }
+  const both = await tool(`schema.apply --file=${sqlFile('both.sql', 'SELECT 1;')} --sql "SELECT 1"`);
+  assert.equal(both.code, 2, printed(both));
+  assert.match(printed(both), /--file and --sql cannot be given together/);
   assert.deepEqual([await columns(a, PRIMARY), await columns(b, SECONDARY)], before);
 });
 
 test('schema.apply killed between the secondary and the primary: a rerun completes it, nothing runs twice', async () => {
   // A new sequence too: the rerun's last step records it in the job (its check, schema.diff, would
   // name a sequence in scope that no relgroup holds).
-  const file = sqlFile(
-    'flag.sql',
-    'ALTER TABLE public.accounts ADD COLUMN flag boolean DEFAULT false;\nCREATE SEQUENCE public.flag_seq;\n',
-  );
+  // Inline: the same journal and rerun as a file's.
+  const change =
+    'schema.apply --sql "ALTER TABLE public.accounts ADD COLUMN flag boolean DEFAULT false; CREATE SEQUENCE public.flag_seq" --yes';
   // An open transaction on the primary's table keeps the primary's step waiting in its rounds.
   const holder = new pg.Client({ host: a.host, port: a.port, user: 'postgres', database: PRIMARY });
   await holder.connect();
   await holder.query('BEGIN');
   await holder.query('UPDATE public.accounts SET balance = balance WHERE id = 1');
-  const child = spawn(
-    process.execPath,
-    [path.join(ROOT, 'wrapper.js'), '-c', job.file, '-l', `schema.apply --file=${file} --yes`],
-    {
-      env: { ...process.env, NO_COLOR: '1' },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    },
-  );
+  const child = spawn(process.execPath, [path.join(ROOT, 'wrapper.js'), '-c', job.file, '-l', change], {
+    env: { ...process.env, NO_COLOR: '1' },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   runningTools.add(child);
   // What the killed run printed, for the messages below.
   let killedOutput = '';
@@ -569,7 +616,7 @@ test('schema.apply killed between the secondary and the primary: a rerun complet
         const journal = readdirSync(stateDir).find(
           (f) =>
             /^schema\.apply\..*\.json$/.test(f) &&
-            readFileSync(path.join(stateDir, f), 'utf8').includes('flag.sql'),
+            readFileSync(path.join(stateDir, f), 'utf8').includes('ADD COLUMN flag'),
         );
         if (!journal) return false;
         const steps = JSON.parse(readFileSync(path.join(stateDir, journal), 'utf8')).steps;
@@ -596,7 +643,7 @@ test('schema.apply killed between the secondary and the primary: a rerun complet
     `the secondary has the column; ${killed}`,
   );
   assert.doesNotMatch(await columns(a, PRIMARY), /accounts\.flag/, `the primary does not yet; ${killed}`);
-  const rerun = await tool(`schema.apply --file=${file} --yes --json`);
+  const rerun = await tool(`${change} --json`);
   assert.equal(rerun.code, 0, printed(rerun));
   assert.deepEqual(
     outcome(rerun).data.skipped,
@@ -814,6 +861,10 @@ ANALYZE;
     // The kicker's metrics endpoint exports the drift too.
     const drifting = await driftGauge();
     assert.ok(drifting !== undefined && drifting >= 1, `schema_drift_tables while m_02 waits: ${drifting}`);
+  } catch (error) {
+    // Its writers would loop on after the test failed, and the file would never end.
+    await partitionLoad.stop().catch(() => undefined);
+    throw error;
   } finally {
     await holder.query('COMMIT');
     await holder.end();

@@ -11,6 +11,7 @@ import bucardo from '../../plugins/bucardo/index.js';
 import cutover from '../../plugins/cutover/index.js';
 import indexes from '../../plugins/indexes/index.js';
 import retry from '../../plugins/retry/index.js';
+import schema from '../../plugins/schema/index.js';
 
 const declared: Record<string, ArgumentDescriptor> = {
   'dry-run': { kind: 'flag', help: 'list only' },
@@ -173,6 +174,14 @@ test("the plugins' declarations: the arguments the tests and the manual use are 
   assert.equal(ok(bucardo, 'bucardo.status', ['--watch']).number('watch'), 2);
   assert.equal(ok(bucardo, 'bucardo.add_triggers', ['--yes']).flag('yes'), true);
   assert.equal(ok(retry, 'retry.add_triggers', ['--yes']).flag('yes'), true);
+  const inline = 'ALTER TABLE t ADD COLUMN c int; CREATE INDEX ON t (c)';
+  assert.equal(ok(schema, 'schema.apply', ['--sql', inline, '--yes']).string('sql'), inline);
+  assert.equal(ok(schema, 'schema.apply', ['--file=deploy.sql']).string('file'), 'deploy.sql');
+  assert.match(
+    parseCommandArguments('schema.apply', schema.commands['apply']!.arguments, ['--file=f', '--sql', 'x'])
+      .problems[0]!,
+    /--file and --sql cannot be given together/,
+  );
   assert.match(
     parseCommandArguments('indexes.recreate', indexes.commands['recreate']!.arguments, ['--now', '--wait'])
       .problems[0]!,

@@ -1,7 +1,7 @@
 // Pure logic: command-line parsing, replication filters, identifier quoting, pgpass files, names.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { parseArguments, splitList } from '../../src/shell/args.js';
+import { parseArguments, splitList, splitWords } from '../../src/shell/args.js';
 import { inScope } from '../../src/core/objects.js';
 import { quoteIdent, quoteLiteral, quoteQualified } from '../../src/core/quote.js';
 import { formatPgpassLine, matchPassword, parsePgpassLine } from '../../src/core/pgpass.js';
@@ -33,6 +33,21 @@ test('command line: -c, -c1/-c2, -l with per-command flags, and errors', () => {
     'bucardo.stop',
   ]);
   assert.deepEqual(splitList('--json bucardo.status -x'), ['--json', 'bucardo.status -x']);
+  // A quoted value keeps its spaces and stays with its command (schema.apply --sql).
+  const sql = `schema.apply --sql "ALTER TABLE t ADD COLUMN \\"Odd\\" text DEFAULT 'a b'" --yes bucardo.status`;
+  assert.deepEqual(splitList(sql), [
+    `schema.apply --sql "ALTER TABLE t ADD COLUMN \\"Odd\\" text DEFAULT 'a b'" --yes`,
+    'bucardo.status',
+  ]);
+  assert.deepEqual(splitWords(splitList(sql)[0]!), [
+    'schema.apply',
+    '--sql',
+    `ALTER TABLE t ADD COLUMN "Odd" text DEFAULT 'a b'`,
+    '--yes',
+  ]);
+  assert.throws(() => splitList('schema.apply --sql "ALTER'), /quote is not closed/);
+  const one = parseArguments(['-c', 'a.yml', 'schema.apply', '--sql', `ALTER TABLE "T" ADD c int`]);
+  assert.deepEqual(splitWords(one.command!), ['schema.apply', '--sql', `ALTER TABLE "T" ADD c int`]);
 });
 
 test('replication filters: schemas, qualified and unqualified tables, partitions follow their root', () => {

@@ -20,6 +20,28 @@ test('splitStatements: semicolons inside quotes, dollar quotes and comments do n
   assert.throws(() => splitStatements("SELECT 'open"), /quote is not closed/);
 });
 
+test('classify: each added column with its type and default as written, cut at top-level keywords', () => {
+  assert.deepEqual(
+    classify(
+      'ALTER TABLE a ADD c int DEFAULT NULL NOT NULL, ADD COLUMN IF NOT EXISTS d numeric(10,2) DEFAULT (1 + 2)::numeric CHECK (d > 0)',
+      1,
+    ).addedColumns,
+    [
+      { name: 'c', type: 'int', default: 'NULL', identity: false },
+      { name: 'd', type: 'numeric(10,2)', default: '(1 + 2)::numeric', identity: false },
+    ],
+  );
+  assert.deepEqual(
+    classify('ALTER TABLE a ADD COLUMN made timestamptz NOT NULL DEFAULT now()', 1).addedColumns,
+    [{ name: 'made', type: 'timestamptz', default: 'now()', identity: false }],
+  );
+  assert.equal(
+    classify('ALTER TABLE a ADD COLUMN n int GENERATED ALWAYS AS IDENTITY', 1).addedColumns?.[0]?.identity,
+    true,
+  );
+  assert.equal(classify('ALTER TABLE a DROP COLUMN n', 1).addedColumns, undefined);
+});
+
 test('classify: the side that goes first, the table and column', () => {
   const add = classify(
     'ALTER TABLE IF EXISTS ONLY sales."Orders" ADD COLUMN IF NOT EXISTS tier int DEFAULT 1',

@@ -269,6 +269,15 @@ test("bucardo.scope's summary: figures per relation, every reason, the entries t
         problem: 'matches no table, sequence or materialized view on the primary',
       },
     ],
+    notCarried: [
+      {
+        table: 's2.t9',
+        cause: 'outside the filters',
+        reason: 'outside the filters (schema s2 not in namespace_include)',
+        estimatedRows: 40,
+        estimatedBytes: 8192,
+      },
+    ],
   });
   assert.deepEqual(lines, [
     'Scope on the primary (namespace_include [sales] AND table_include [orders, events, ordres]):',
@@ -277,11 +286,13 @@ test("bucardo.scope's summary: figures per relation, every reason, the entries t
     '    partition         sales.events_2025      8.0 kB  rows unknown (never analyzed) (partition of sales.events)',
     '  Left out (1):',
     '    s2.t9: schema s2 not in namespace_include',
+    '  Tables the migration leaves behind (1; rows and size estimated):',
+    '    s2.t9 (~40 rows, ~8 kB): outside the filters (schema s2 not in namespace_include)',
     '  Filter entries to check (a typo selects nothing):',
     "    table_include 'ordres': matches no table, sequence or materialized view on the primary",
   ]);
   assert.match(
-    formatScope({ filters: NONE, included: [], excluded: [], warnings: [] })[0]!,
+    formatScope({ filters: NONE, included: [], excluded: [], warnings: [], notCarried: [] })[0]!,
     /no filters: every table and sequence in every user schema/,
   );
 });
