@@ -34,6 +34,7 @@ import {
   jobTriggerNames,
   listTriggers,
 } from '../../src/core/bucardo/triggers.js';
+import { confirmOrRefuse } from '../../src/core/context.js';
 import { type Client, withClient } from '../../src/core/db.js';
 import { describeWaiting, lockBoundedDdl } from '../../src/core/ddl.js';
 import { errorMessage, InterruptedError, OperatorError } from '../../src/core/errors.js';
@@ -238,26 +239,6 @@ function deferEnvironment(): Record<string, string> {
   };
 }
 
-/**
- * copy_data: always or parallel empties the secondary's tables before copying: when some hold rows,
- * ask before the sync is created. The shell asks (default no); a list refuses unless the command was
- * given --yes. Throws when not confirmed, before anything is created; returns the step to record.
- */
-async function confirmCopyOverwrite(ctx: CommandContext, command: string): Promise<string | undefined> {
-  const mode = ctx.job.config.bucardo.copyData;
-  if (mode === 'always' || mode === 'parallel')
-    ctx.progress(`counting rows in the secondary's tables (copy_data: ${mode} empties them)`);
-  const risk = await copyOverwriteRisk(ctx.job, ctx.activity, command);
-  if (!risk) return undefined;
-  if (ctx.options.flag('yes')) return `${risk.what}; confirmed with --yes`;
-  if (!ctx.prompt.interactive)
-    throw new OperatorError(`${risk.what}. A list cannot ask, so ${command} stops here. ${risk.refusal}`);
-  ctx.log(`${risk.what}.`);
-  if (!(await ctx.prompt.confirm(risk.question, false)))
-    throw new OperatorError(`Not confirmed. ${risk.refusal}`);
-  return `${risk.what}; confirmed at the prompt`;
-}
-
 /** Records the job's syncs (or switches their kick triggers) in defer mode: no table is locked here. */
 export async function ensureSync(job: Job, ctx: CommandContext): Promise<string[]> {
   const steps: string[] = [];
@@ -269,8 +250,9 @@ export async function ensureSync(job: Job, ctx: CommandContext): Promise<string[
   );
   try {
     if (rows.some((row) => !row)) {
-      const confirmed = await confirmCopyOverwrite(ctx, 'retry.add_triggers');
-      if (confirmed) steps.push(confirmed);
+      // copy_data always or parallel empties the secondary's tables: asked before the sync exists.
+      const risk = await copyOverwriteRisk(job, ctx, 'retry.add_triggers');
+      if (risk) steps.push(await confirmOrRefuse(ctx, risk, 'retry.add_triggers'));
     }
     if (rows.some((row) => !row)) {
       const dbgroup = await ensureDbgroup(job, ctx.activity);
