@@ -5,7 +5,6 @@
 import { commitFenceCheck } from './commit-fence.js';
 import { BucardoError } from './run.js';
 import { DatabaseContext, withSession, type Risk } from '../context.js';
-import { withClient } from '../db.js';
 import { OperatorError } from '../errors.js';
 import { targetViews, type Job } from '../job.js';
 import type { Activity } from '../activity.js';
@@ -151,8 +150,8 @@ export function explainSyncFailure(error: unknown, job: Job): Error {
 }
 
 /** The checks after a command that puts the job's triggers in place (bucardo and retry add_triggers). */
-export async function triggerChecks(job: Job, activity?: Activity): Promise<Check[]> {
-  const audit = await auditTriggers(job, activity);
+export async function triggerChecks(source: Job | DatabaseContext, activity?: Activity): Promise<Check[]> {
+  const audit = await auditTriggers(source, activity);
   const detail = audit.wrong
     .slice(0, 5)
     .map((w) => `${w.table}: ${w.problems.join(', ')}`)
@@ -163,14 +162,18 @@ export async function triggerChecks(job: Job, activity?: Activity): Promise<Chec
       pass: audit.wrong.length === 0 && audit.tables.length > 0,
       ...(audit.wrong.length ? { detail: `${audit.wrong.length} table(s) differ: ${detail}` } : {}),
     },
-    await commitFenceCheck(job, activity),
+    await commitFenceCheck(source, activity),
   ];
 }
 
 /** The check after a command that removes the job's triggers (bucardo and retry drop_triggers). */
-export async function noTriggersCheck(job: Job, activity?: Activity): Promise<Check> {
-  const remaining = await withClient(job, { role: 'primary', ...(activity ? { activity } : {}) }, (client) =>
-    listTriggers(client, jobTriggerNames(job)),
+export async function noTriggersCheck(source: Job | DatabaseContext, activity?: Activity): Promise<Check> {
+  const job = source instanceof DatabaseContext ? source.job : source;
+  const remaining = await withSession(
+    source,
+    { role: 'primary' },
+    (client) => listTriggers(client, jobTriggerNames(job)),
+    activity,
   );
   return {
     name: 'no bucardo trigger of this job left',
