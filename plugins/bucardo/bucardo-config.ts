@@ -28,6 +28,7 @@ export async function storeSettingsVerbatim(
   settings: [string, string][],
   activity?: CommandContext['activity'],
 ): Promise<void> {
+  // A session of its own: the settings are written in one transaction (SET LOCAL session_replication_role).
   await withMetadata(
     job,
     async (client) =>

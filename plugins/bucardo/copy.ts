@@ -7,7 +7,8 @@ import { OperatorError } from '../../src/core/errors.js';
 import type { Check, CommandContext, CommandOutcome } from '../../src/core/plugin.js';
 import { targetViews, type Job } from '../../src/core/job.js';
 import { daemonPid, isDaemonRunning, reloadDaemon, syncLoaded } from '../../src/core/bucardo/daemon.js';
-import { metadataDatabaseExists, syncRow, withMetadata } from '../../src/core/bucardo/metadata.js';
+import { metadataDatabaseExists, syncRow } from '../../src/core/bucardo/metadata.js';
+import type { DatabaseContext } from '../../src/core/context.js';
 import { copySync, type CopyResult } from '../../src/core/copy/engine.js';
 import { ensureUpstreamCopied } from './cascade.js';
 import { jobSyncs, syncNames } from '../../src/core/bucardo/syncs.js';
@@ -15,15 +16,14 @@ import { copyState, type CopyProgress } from '../../src/core/copy/progress.js';
 import { formatCopy, formatDuration } from './status-format.js';
 
 /** Runs of the sync that failed since `since` (Bucardo records them as 'Failed : <error> (KID n)'). */
-async function failuresSince(job: Job, since: Date): Promise<{ count: number; last?: string }> {
-  return withMetadata(job, async (client) => {
-    const { rows } = await client.query<{ count: string; last: string | null }>(
-      `SELECT count(*) AS count, (array_agg(status ORDER BY started DESC))[1] AS last
-         FROM bucardo.syncrun WHERE sync = ANY($1) AND started >= $2 AND status LIKE 'Failed%'`,
-      [syncNames(job), since],
-    );
-    return { count: Number(rows[0]!.count), ...(rows[0]!.last ? { last: rows[0]!.last } : {}) };
-  });
+async function failuresSince(db: DatabaseContext, since: Date): Promise<{ count: number; last?: string }> {
+  const metadata = await db.metadata();
+  const { rows } = await metadata.query<{ count: string; last: string | null }>(
+    `SELECT count(*) AS count, (array_agg(status ORDER BY started DESC))[1] AS last
+       FROM bucardo.syncrun WHERE sync = ANY($1) AND started >= $2 AND status LIKE 'Failed%'`,
+    [syncNames(db.job), since],
+  );
+  return { count: Number(rows[0]!.count), ...(rows[0]!.last ? { last: rows[0]!.last } : {}) };
 }
 
 /** The copy is not "running" if every attempt fails: say why instead of waiting forever. */
@@ -37,7 +37,7 @@ export async function waitForCopy(
   const beganAt = new Date(began - 1000);
   const seconds = () => Math.round((Date.now() - began) / 1000);
   for (;;) {
-    const copy = await copyState(job);
+    const copy = await copyState(ctx.db);
     if (copy.state === 'not requested')
       return { data: { ...copy, seconds: 0 }, message: 'No initial copy: copy_data is never.' };
     if (copy.state === 'done')
@@ -61,7 +61,7 @@ export async function waitForCopy(
         `The initial copy of ${job.name} is ${copy.state}, but the Bucardo daemon is not running, so it will not progress. Start it with bucardo.start, then wait again.`,
       );
     }
-    const failures = await failuresSince(job, beganAt);
+    const failures = await failuresSince(ctx.db, beganAt);
     if (failures.count >= FAILED_ATTEMPTS_LIMIT) {
       throw new OperatorError(
         `The initial copy of ${job.name} keeps failing (${failures.count} attempts since the wait began); Bucardo's last error: ${cleanBucardoError(failures.last ?? '')}. Fix the cause, then bucardo.restart and wait again; the log is ${job.paths.logFile}.`,
@@ -84,7 +84,7 @@ function cleanBucardoError(status: string): string {
 }
 
 export async function validateCopyDone(ctx: CommandContext): Promise<Check[]> {
-  const copy = await copyState(ctx.job);
+  const copy = await copyState(ctx.db);
   return [
     {
       name: 'initial copy finished',
@@ -123,9 +123,8 @@ export async function parallelCopy(ctx: CommandContext): Promise<ParallelCopy> {
     );
   }
   const syncs = jobSyncs(job);
-  const recorded = (await metadataDatabaseExists(job, activity))
-    ? await withMetadata(job, (client) => Promise.all(syncs.map((s) => syncRow(client, s.name))), activity)
-    : [];
+  const metadata = (await metadataDatabaseExists(ctx.db, activity)) ? await ctx.db.metadata() : undefined;
+  const recorded = metadata ? await Promise.all(syncs.map((s) => syncRow(metadata, s.name))) : [];
   const missing = syncs.filter((_, i) => !recorded[i]).map((s) => s.name);
   if (missing.length) {
     throw new OperatorError(
@@ -136,7 +135,7 @@ export async function parallelCopy(ctx: CommandContext): Promise<ParallelCopy> {
   const upstream = await ensureUpstreamCopied(job, ctx.jobs);
   if (upstream) steps.push(upstream);
   if (syncNames(job).some((name) => syncLoaded(job, name))) {
-    const copy = await copyState(job);
+    const copy = await copyState(ctx.db);
     if (copy.state === 'done')
       return {
         data: {

@@ -16,19 +16,15 @@ import { awaitAfterTables, parallelCopy, type ParallelCopy } from './copy.js';
 import { ensureDirectory, jobPathSettings, storeSettingsVerbatim } from './bucardo-config.js';
 import {
   daemonPid,
-  kickSync,
+  kickSyncOn,
   liveBucardoPid,
   reloadDaemon,
   stopDaemon,
   syncLoaded,
   type DaemonData,
 } from '../../src/core/bucardo/daemon.js';
-import {
-  metadataDatabaseExists,
-  otherSyncs,
-  recordedPidDir,
-  withMetadata,
-} from '../../src/core/bucardo/metadata.js';
+import { metadataDatabaseExists, otherSyncs, recordedPidDir } from '../../src/core/bucardo/metadata.js';
+import type { DatabaseContext } from '../../src/core/context.js';
 import { recordedSyncs, syncNames } from '../../src/core/bucardo/syncs.js';
 import { adoptRecordedNames, ownSyncNames } from '../../src/core/bucardo/records.js';
 
@@ -39,11 +35,11 @@ import { adoptRecordedNames, ownSyncNames } from '../../src/core/bucardo/records
  * old dir, and when the metadata database holds other jobs' syncs: one daemon serves them all, from
  * the dir they recorded.
  */
-async function adoptPidDir(job: Job): Promise<string | undefined> {
-  const { recorded, others } = await withMetadata(job, async (client) => ({
-    recorded: await recordedPidDir(client),
-    others: await otherSyncs(client, ownSyncNames(job)),
-  }));
+async function adoptPidDir(db: DatabaseContext): Promise<string | undefined> {
+  const { job } = db;
+  const metadata = await db.metadata();
+  const recorded = await recordedPidDir(metadata);
+  const others = await otherSyncs(metadata, ownSyncNames(job));
   if (recorded === undefined || recorded === job.paths.pidDir) return undefined;
   const running = liveBucardoPids(recorded, false);
   if (running.length) {
@@ -64,8 +60,9 @@ function lastLogLines(job: Job, count = 5): string {
   return readFileSync(job.paths.logFile, 'utf8').trim().split('\n').slice(-count).join('\n');
 }
 
-async function requireInstalled(job: Job): Promise<void> {
-  if (!(await metadataDatabaseExists(job))) {
+async function requireInstalled(db: DatabaseContext): Promise<void> {
+  const { job } = db;
+  if (!(await metadataDatabaseExists(db))) {
     throw new OperatorError(
       `Bucardo is not installed for ${job.name}: the metadata database ${job.metadataDb} does not exist. Run bucardo.install (and bucardo.add_triggers) first.`,
     );
@@ -162,15 +159,16 @@ async function copyThenStart(
   ctx: CommandContext,
   started: { copy?: ParallelCopy },
 ): Promise<DaemonData> {
-  await requireInstalled(job);
+  const db = ctx.databases(job);
+  await requireInstalled(db);
   // The kicker gets the job as it is now: its backlog queries name the dbgroup the sync records.
-  await adoptRecordedNames(ctx.databases(job), ctx.activity);
+  await adoptRecordedNames(db, ctx.activity);
   const steps: string[] = [];
   ensureDirectory(job.paths.pidDir, 'pid directory');
   ensureDirectory(job.paths.logDir, 'log directory');
   let pid = daemonPid(job);
   // Any of the job's syncs recorded (bucardo.syncs: all of them once bucardo.add_triggers has run).
-  const sync = (await withMetadata(job, (client) => recordedSyncs(client, job))).length > 0;
+  const sync = (await recordedSyncs(await db.metadata(), job)).length > 0;
   // copy_data parallel: the console copies the rows before the daemon applies anything; the syncs'
   // triggers have recorded every change since add_triggers, which the daemon then applies.
   const copyFirst = job.config.bucardo.copyData === 'parallel' && sync;
@@ -205,7 +203,7 @@ async function copyThenStart(
       const note = await ensureUpstreamCopied(job, ctx.jobs);
       if (note) steps.push(note);
     }
-    const moved = await adoptPidDir(job);
+    const moved = await adoptPidDir(db);
     if (moved) steps.push(moved);
     await storeSettingsVerbatim(job, [...jobPathSettings(job), ...loopSettings(job)], ctx.activity);
     if (sync && job.config.bucardo.maintainStatistics) {
@@ -214,7 +212,7 @@ async function copyThenStart(
       // makes it the nested loop that spins for minutes (docs/how-bucardo-behaves.md §13). The kicker
       // analyzes as it starts, but it starts after the daemon and may lose that race on a busy host.
       ctx.progress("refreshing the statistics of Bucardo's bookkeeping tables");
-      const actions = await maintainBookkeepingTables(await ctx.databases(job).primary());
+      const actions = await maintainBookkeepingTables(await db.primary());
       if (actions.length > 0)
         steps.push(
           `refreshed statistics before the daemon's first run: ${actions.map((a) => `${a.action} bucardo.${a.table} (${a.reason})`).join(', ')}`,
@@ -242,7 +240,7 @@ async function copyThenStart(
     if (copyFirst && syncLoaded(job)) {
       // The MCP kicks every sync at start; kick once more now that the controller is up, so the
       // changes recorded during the copy are applied at once, whatever the kicking mode.
-      await kickSync(job);
+      await kickSyncOn(await db.metadata(), job);
       steps.push('kicked the sync: it applies the changes recorded during the copy');
     }
   }

@@ -65,13 +65,13 @@ export default definePlugin({
       },
       run: async (ctx) => (await sync()).addTriggers(ctx),
       validate: async (ctx) =>
-        (await import('../../src/core/bucardo/sync.js')).triggerChecks(ctx.job, ctx.activity),
+        (await import('../../src/core/bucardo/sync.js')).triggerChecks(ctx.db, ctx.activity),
     },
     drop_triggers: {
       summary: "remove this job's sync and its triggers, table by table under a lock timeout",
       run: async (ctx) => (await sync()).dropTriggers(ctx),
       validate: async (ctx) => [
-        await (await import('../../src/core/bucardo/sync.js')).noTriggersCheck(ctx.job, ctx.activity),
+        await (await import('../../src/core/bucardo/sync.js')).noTriggersCheck(ctx.db, ctx.activity),
       ],
     },
     start: {

@@ -4,7 +4,7 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { runBucardo, runPsqlFile } from '../../src/core/bucardo/run.js';
 import { resolvePassword } from '../../src/core/credentials.js';
-import { conninfoValue, rootCertificate, withClient, type Client } from '../../src/core/db.js';
+import { conninfoValue, rootCertificate, type Client } from '../../src/core/db.js';
 import { OperatorError } from '../../src/core/errors.js';
 import { targetViews, type Job } from '../../src/core/job.js';
 import { bucardoRelationName } from '../../src/core/quote.js';
@@ -15,7 +15,6 @@ import {
   recordedDatabases,
   recordedPidDir,
   relgroupMembers,
-  withMetadata,
 } from '../../src/core/bucardo/metadata.js';
 import {
   otherJobs,
@@ -47,7 +46,7 @@ export async function install(ctx: CommandContext): Promise<CommandOutcome<Insta
   progress('reading what bucardo.replication_objects selects on the primary');
   // An unreachable primary is one of preflight's findings, with its fix: the summary is then left out.
   const scope = await describeScope(job, activity).catch(() => undefined);
-  const report = await preflight(job, activity, progress);
+  const report = await preflight(ctx);
   const data: InstallData = { ...(scope ? { scope } : {}), findings: report.findings, steps: [] };
   if (!report.passed || !report.scope) {
     return {
@@ -60,11 +59,11 @@ export async function install(ctx: CommandContext): Promise<CommandOutcome<Insta
   const { pidDir, logDir } = job.paths;
   progress(`reading the records of the metadata database ${job.metadataDb}`);
   // Which names this job's records carry, and whether another job uses any of them: before anything changes.
-  const records = await readJobRecords(job, activity);
+  const records = await readJobRecords(ctx.db, activity);
   if (records) {
     refuseSharedRecords(job, records, 'bucardo.install');
     const others = otherJobs(records, job);
-    await refuseOtherPidDir(job, others, activity);
+    await refuseOtherPidDir(ctx, others);
     data.steps.push(`metadata database "${job.metadataDb}" already exists`);
     if (others.length) {
       data.otherJobs = others;
@@ -109,10 +108,11 @@ export async function install(ctx: CommandContext): Promise<CommandOutcome<Insta
  * bucardo.install sets): pointing that at this job's pid dir would lose the other jobs' running
  * daemon. bucardo.start refuses the same.
  */
-async function refuseOtherPidDir(job: Job, others: OtherJob[], activity: CommandContext['activity']) {
+async function refuseOtherPidDir(ctx: CommandContext, others: OtherJob[]) {
+  const { job } = ctx;
   const syncs = others.flatMap((o) => o.syncs);
   if (syncs.length === 0) return;
-  const recorded = await withMetadata(job, recordedPidDir, activity);
+  const recorded = await recordedPidDir(await ctx.db.metadata());
   if (recorded === undefined || recorded === job.paths.pidDir) return;
   throw new OperatorError(
     `The metadata database ${job.metadataDb} also holds other jobs' syncs (${syncs.join(', ')}), and its daemon keeps its pid files in ${recorded}, not in this config's bucardo.pid_dir ${job.paths.pidDir}. One daemon serves every sync of a metadata database, so bucardo.install changed nothing rather than point it elsewhere. Set bucardo.pid_dir to ${recorded} in this config, or give each job its own metadata database with the concurrency plugin.`,
@@ -214,17 +214,15 @@ export function dbconnFor(job: Job, role: 'primary' | 'secondary'): string {
 }
 
 /** By SQL: the bucardo CLI's argument parser splits values at spaces, even quoted ones. */
-async function storeDbconn(job: Job, name: string, conn: string, ctx: CommandContext): Promise<void> {
-  await withMetadata(
-    job,
-    (client) => client.query('UPDATE bucardo.db SET dbconn = $1 WHERE name = $2', [conn, name]),
-    ctx.activity,
-  );
+async function storeDbconn(name: string, conn: string, ctx: CommandContext): Promise<void> {
+  const metadata = await ctx.db.metadata();
+  await metadata.query('UPDATE bucardo.db SET dbconn = $1 WHERE name = $2', [conn, name]);
 }
 
 async function recordDatabases(job: Job, ctx: CommandContext): Promise<string[]> {
   const steps: string[] = [];
-  const recorded = await withMetadata(job, recordedDatabases, ctx.activity);
+  const metadata = await ctx.db.metadata();
+  const recorded = await recordedDatabases(metadata);
   // The primary, then every target (one, or each of databases.secondaries).
   const records = [
     { role: 'primary' as const, of: job },
@@ -258,7 +256,7 @@ async function recordDatabases(job: Job, ctx: CommandContext): Promise<string[]>
         ],
         { activity: ctx.activity },
       );
-      if (cliConn !== wanted.conn) await storeDbconn(job, name, wanted.conn, ctx);
+      if (cliConn !== wanted.conn) await storeDbconn(name, wanted.conn, ctx);
       steps.push(
         `recorded ${role === 'primary' || !job.config.fanOut ? role : `target ${of.target}`} as ${name} (${db.host}:${db.port}/${db.dbname})`,
       );
@@ -282,7 +280,7 @@ async function recordDatabases(job: Job, ctx: CommandContext): Promise<string[]>
         ],
         { activity: ctx.activity },
       );
-      await storeDbconn(job, name, wanted.conn, ctx);
+      await storeDbconn(name, wanted.conn, ctx);
       steps.push(`updated ${name} to match the config`);
     } else {
       steps.push(`${name} already recorded`);
@@ -292,11 +290,7 @@ async function recordDatabases(job: Job, ctx: CommandContext): Promise<string[]>
     // sent as a bind parameter: never on a command line, never in a log.
     const password = resolvePassword({ db, user: db.databaseOwner, database: db.dbname });
     if (password !== undefined)
-      await withMetadata(
-        job,
-        (client) => client.query('UPDATE bucardo.db SET dbpass = $1 WHERE name = $2', [password, name]),
-        ctx.activity,
-      );
+      await metadata.query('UPDATE bucardo.db SET dbpass = $1 WHERE name = $2', [password, name]);
   }
   return steps;
 }
@@ -309,14 +303,9 @@ async function recordRelations(
 ): Promise<string[]> {
   if (relations.length === 0) return [];
   const syncs = jobSyncs(job);
-  const members = await withMetadata(
-    job,
-    async (client) => {
-      await refuseOtherSyncLayout(client, job);
-      return (await Promise.all(syncs.map((s) => relgroupMembers(client, s.relgroup)))).flat();
-    },
-    ctx.activity,
-  );
+  const metadata = await ctx.db.metadata();
+  await refuseOtherSyncLayout(metadata, job);
+  const members = (await Promise.all(syncs.map((s) => relgroupMembers(metadata, s.relgroup)))).flat();
   const reltype = kind === 'table' ? 'table' : 'sequence';
   const known = new Set(members.filter((m) => m.reltype === reltype).map((m) => `${m.schema}.${m.name}`));
   const missing = relations.filter((r) => !known.has(`${r.schema}.${r.name}`));
@@ -370,14 +359,7 @@ async function splitTables(
   missing: Relation[],
 ): Promise<{ relgroup: string; relations: Relation[] }[]> {
   ctx.progress(`balancing ${inScope.length} table(s) over ${syncCount(job)} syncs by size and write rate`);
-  const plan = await withMetadata(
-    job,
-    (metadata) =>
-      withClient(job, { role: 'primary', activity: ctx.activity }, (primary) =>
-        planSyncs(job, metadata, primary, inScope),
-      ),
-    ctx.activity,
-  );
+  const plan = await planSyncs(job, await ctx.db.metadata(), await ctx.db.primary(), inScope);
   if (plan.empty.length)
     throw new OperatorError(
       `bucardo.syncs is ${syncCount(job)}, but the ${inScope.length} table(s) in scope make only ${syncCount(job) - plan.empty.length} group(s) (tables tied by foreign keys share a sync), so sync(s) ${plan.empty.map((s) => s.name).join(', ')} would have no table. Nothing was changed. Lower bucardo.syncs to ${syncCount(job) - plan.empty.length} or fewer.`,
@@ -391,16 +373,13 @@ async function splitTables(
 
 export async function validateInstall(ctx: CommandContext) {
   const { job } = ctx;
-  const exists = await metadataDatabaseExists(job);
+  const exists = await metadataDatabaseExists(ctx.db);
   if (!exists) return [{ name: `metadata database ${job.metadataDb} exists`, pass: false }];
-  const { databases, members } = await withMetadata(job, async (client) => ({
-    databases: await recordedDatabases(client),
-    members: (await Promise.all(jobSyncs(job).map((s) => relgroupMembers(client, s.relgroup)))).flat(),
-  }));
+  const metadata = await ctx.db.metadata();
+  const databases = await recordedDatabases(metadata);
+  const members = (await Promise.all(jobSyncs(job).map((s) => relgroupMembers(metadata, s.relgroup)))).flat();
   const { findReplicationObjects } = await import('../../src/core/objects.js');
-  const scope = await withClient(job, { role: 'primary' }, (client) =>
-    findReplicationObjects(client, job.config.bucardo.replicationObjects),
-  );
+  const scope = await findReplicationObjects(await ctx.db.primary(), job.config.bucardo.replicationObjects);
   const recorded = new Set(members.filter((m) => m.reltype === 'table').map((m) => `${m.schema}.${m.name}`));
   const missing = scope.tables
     .filter((t) => !recorded.has(`${t.schema}.${t.name}`))

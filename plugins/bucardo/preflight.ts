@@ -4,7 +4,8 @@
 // more entry in the list.
 import { syncNames } from '../../src/core/bucardo/syncs.js';
 import { bucardoVersion } from '../../src/core/bucardo/run.js';
-import { type Client, withClient, withTransaction } from '../../src/core/db.js';
+import type { DatabaseContext } from '../../src/core/context.js';
+import type { Client } from '../../src/core/db.js';
 import { errorMessage } from '../../src/core/errors.js';
 import { targetViews, type Job } from '../../src/core/job.js';
 import type { DatabaseConfig } from '../../src/config/types.js';
@@ -15,6 +16,7 @@ import {
   type ReplicationScope,
 } from '../../src/core/objects.js';
 import type { Activity } from '../../src/core/activity.js';
+import type { CommandContext } from '../../src/core/plugin.js';
 import { compareServers, OLDEST_PRIMARY, serverFacts } from './server-pair.js';
 
 export interface Finding {
@@ -36,6 +38,9 @@ const CLI_UNSAFE_NAME = /[=*%]/;
 /** What the checks share: the job, its targets, and the scope once a check could read it. */
 interface PreflightRun {
   job: Job;
+  /** The command's shared sessions of the job, and of each target (fan-out), opened as each check needs them. */
+  db: DatabaseContext;
+  sessionsOf: (view: Job) => DatabaseContext;
   activity: Activity;
   progress: (text: string) => void;
   /** Every target is checked (fan-out: each of databases.secondaries, named in its findings). */
@@ -72,21 +77,17 @@ async function bucardoExecutable({ job, progress }: PreflightRun): Promise<Findi
   ];
 }
 
-async function metadataHost({ job, activity, progress }: PreflightRun): Promise<Finding[]> {
+async function metadataHost({ job, db, progress }: PreflightRun): Promise<Finding[]> {
   const { bucardo } = job.config.databases;
   progress('checking the metadata host');
   try {
-    const row = await withClient(
-      job,
-      { role: 'bucardo', login: 'install_user', database: bucardo.fallbackDb, activity },
-      async (client) =>
-        (
-          await client.query<{ superuser: boolean; plperl: boolean }>(
-            `SELECT (SELECT rolsuper FROM pg_roles WHERE rolname = current_user) AS superuser,
-                  EXISTS (SELECT 1 FROM pg_available_extensions WHERE name = 'plperlu') AS plperl`,
-          )
-        ).rows[0]!,
-    );
+    const server = await db.metadataServer();
+    const row = (
+      await server.query<{ superuser: boolean; plperl: boolean }>(
+        `SELECT (SELECT rolsuper FROM pg_roles WHERE rolname = current_user) AS superuser,
+                EXISTS (SELECT 1 FROM pg_available_extensions WHERE name = 'plperlu') AS plperl`,
+      )
+    ).rows[0]!;
     return [
       {
         item: 'metadata host reachable',
@@ -117,13 +118,13 @@ async function metadataHost({ job, activity, progress }: PreflightRun): Promise<
 
 /**
  * Bucardo applies rows with session_replication_role = replica (so the target's triggers and foreign
- * keys do not fire); a role that may not set it makes every run fail. SET LOCAL: nothing outlives the
- * probe's transaction.
+ * keys do not fire); a role that may not set it makes every run fail. set_config(..., true) outside a
+ * transaction: the setting ends with the statement, so the probe can run on the shared session.
  */
 async function replicationRole(client: Client, db: DatabaseConfig, side: string): Promise<Finding> {
   const item = `${side} role may set session_replication_role`;
   try {
-    await withTransaction(client, () => client.query('SET LOCAL session_replication_role = replica'));
+    await client.query("SELECT set_config('session_replication_role', 'replica', true)");
     return { item, ok: true, detail: db.databaseOwner };
   } catch (error) {
     return {
@@ -165,7 +166,7 @@ async function primaryFacts(client: Client, run: PreflightRun): Promise<Finding[
 
 /** Every login to the primary and each target, with what is checked on the database owner's session. */
 async function connections(run: PreflightRun): Promise<Finding[]> {
-  const { job, activity, progress } = run;
+  const { job, progress } = run;
   const findings: Finding[] = [];
   const sides = [
     { db: job.config.databases.primary, of: job, side: 'primary' },
@@ -180,15 +181,14 @@ async function connections(run: PreflightRun): Promise<Finding[]> {
       progress(`connecting to the ${side} as ${login.replace('_', ' ')}`);
       const reachable = `${side} reachable as ${login.replace('_', ' ')}`;
       try {
-        await withClient(
-          of,
-          { role: db.role as 'primary' | 'secondary', login, activity },
-          async (client) => {
-            if (login !== 'database_owner') return;
-            if (db.role === 'secondary') findings.push(await replicationRole(client, db, side));
-            if (db.role === 'primary') findings.push(...(await primaryFacts(client, run)));
-          },
-        );
+        const client = await (of === job ? run.db : run.sessionsOf(of)).session({
+          role: db.role as 'primary' | 'secondary',
+          login,
+        });
+        if (login === 'database_owner' && db.role === 'secondary')
+          findings.push(await replicationRole(client, db, side));
+        if (login === 'database_owner' && db.role === 'primary')
+          findings.push(...(await primaryFacts(client, run)));
         findings.push({
           item: reachable,
           ok: true,
@@ -254,13 +254,13 @@ async function addressableNames({ scope }: PreflightRun): Promise<Finding[]> {
 
 /** Versions, encodings and the like of the primary against one target (server-pair.ts). */
 async function serverPair(run: PreflightRun, view: Job, scope: ReplicationScope): Promise<Finding[]> {
-  const { job, activity, progress } = run;
+  const { job, progress } = run;
   try {
     progress('comparing the servers');
-    const pair = await withClient(job, { role: 'primary', activity }, (primaryClient) =>
-      withClient(view, { role: 'secondary', activity }, (secondaryClient) =>
-        compareServers(primaryClient, secondaryClient, scope.tables),
-      ),
+    const pair = await compareServers(
+      await run.db.primary(),
+      await (view === job ? run.db : run.sessionsOf(view)).secondary(),
+      scope.tables,
     );
     const side = sideOf(run, view);
     return pair.map((finding) =>
@@ -273,13 +273,15 @@ async function serverPair(run: PreflightRun, view: Job, scope: ReplicationScope)
 
 /** Every table in scope exists on the target with the primary's columns and types. */
 async function tableDefinitions(run: PreflightRun, view: Job, scope: ReplicationScope): Promise<Finding[]> {
-  const { job, activity, progress } = run;
+  const { job, progress } = run;
   const side = sideOf(run, view);
   try {
     progress(`comparing table definitions with the ${side}`);
     const [primaryColumns, secondaryColumns] = await Promise.all([
-      withClient(job, { role: 'primary', activity }, (client) => tableColumns(client, scope.tables)),
-      withClient(view, { role: 'secondary', activity }, (client) => tableColumns(client, scope.tables)),
+      run.db.primary().then((client) => tableColumns(client, scope.tables)),
+      (view === job ? run.db : run.sessionsOf(view))
+        .secondary()
+        .then((client) => tableColumns(client, scope.tables)),
     ]);
     const missing: string[] = [];
     const different: string[] = [];
@@ -353,12 +355,17 @@ const PREFLIGHT_CHECKS: PreflightCheck[] = [
   syncNameLength,
 ];
 
-export async function preflight(
-  job: Job,
-  activity: Activity,
-  progress: (text: string) => void,
-): Promise<PreflightReport> {
-  const run: PreflightRun = { job, activity, progress, views: targetViews(job) };
+/** Runs every check on the command's shared sessions: each server is connected to once per login. */
+export async function preflight(ctx: CommandContext): Promise<PreflightReport> {
+  const { job, activity, progress } = ctx;
+  const run: PreflightRun = {
+    job,
+    db: ctx.db,
+    sessionsOf: ctx.databases,
+    activity,
+    progress,
+    views: targetViews(job),
+  };
   const findings: Finding[] = [];
   for (const check of PREFLIGHT_CHECKS) findings.push(...(await check(run)));
   return { findings, scope: run.scope, passed: findings.every((f) => f.ok) };

@@ -44,7 +44,7 @@ export async function watchStatus(ctx: CommandContext, seconds: number): Promise
   try {
     for (;;) {
       refresh += 1;
-      const all = await Promise.all(ctx.jobs.map((job) => collectStatus(ctx.databases(job))));
+      const all = await Promise.all(ctx.jobs.map((job) => collectStatus(ctx.databases(job), ctx.databases)));
       const clock = new Date().toISOString().slice(11, 19);
       const every = formatDuration(seconds);
       const head = `Status of ${ctx.jobs.length} job(s), refresh #${refresh}`;
@@ -75,6 +75,6 @@ export async function watchStatus(ctx: CommandContext, seconds: number): Promise
 export async function status(ctx: CommandContext): Promise<CommandOutcome<StatusData | undefined>> {
   const seconds = watchSeconds(ctx.options.number('watch'));
   if (seconds !== undefined) return watchStatus(ctx, seconds);
-  const data = await collectStatus(ctx.db);
+  const data = await collectStatus(ctx.db, ctx.databases);
   return { data, message: `Verdict: ${data.verdict}`, exitCode: data.exitCode };
 }

@@ -12,7 +12,6 @@ import { processUptimeSeconds } from '../../src/core/process.js';
 import { detectStuckStatements, noProgressStall } from '../../src/core/watchdog.js';
 import { daemonPid, syncLoaded } from '../../src/core/bucardo/daemon.js';
 import { targetViews, type Job } from '../../src/core/job.js';
-import { withClient } from '../../src/core/db.js';
 import {
   lastRun,
   metadataDatabaseExists,
@@ -48,8 +47,14 @@ function look<T>(unreachable: string[], cause: string, probe: () => Promise<T>):
   return reach(unreachable, '', probe, cause);
 }
 
-/** The job's status, asked on the command's shared sessions (one set per watch, not per refresh). */
-export async function collectStatus(db: DatabaseContext): Promise<StatusData> {
+/**
+ * The job's status, asked on the command's shared sessions (one set per watch, not per refresh):
+ * `db` for the job, `sessionsOf` for each other target of a fan-out job (the command's `ctx.databases`).
+ */
+export async function collectStatus(
+  db: DatabaseContext,
+  sessionsOf: (view: Job) => DatabaseContext,
+): Promise<StatusData> {
   const { job } = db;
   const problems: string[] = [];
   const unreachable: string[] = [];
@@ -150,16 +155,13 @@ export async function collectStatus(db: DatabaseContext): Promise<StatusData> {
     if (age !== undefined) sync.oldestPendingSeconds = age;
   }
   // The secondary is where the rows go: a status that cannot see it cannot say replication works.
-  // Every target's (fan-out): the first on the shared session, the others on sessions of their own.
+  // Every target's (fan-out), each on its own target's shared sessions.
   const targetReach = new Map<string, string | undefined>();
   for (const view of targetViews(job)) {
     const before = unreachable.length;
+    const sessions = view === job ? db : sessionsOf(view);
     await reach(unreachable, job.config.fanOut ? `target ${view.target}` : 'secondary', () =>
-      view === job
-        ? db.secondary().then((client) => client.query('SELECT 1'))
-        : withClient(view, { role: 'secondary', activity: db.activity }, (client) =>
-            client.query('SELECT 1'),
-          ),
+      sessions.secondary().then((client) => client.query('SELECT 1')),
     );
     targetReach.set(view.target, unreachable[before]);
   }

@@ -2,7 +2,7 @@
 import { runBucardo } from '../../src/core/bucardo/run.js';
 import { formatFailures, type TableFailure } from '../../src/core/ddl.js';
 import { OperatorError } from '../../src/core/errors.js';
-import type { DatabaseContext } from '../../src/core/context.js';
+import { confirmOrRefuse, type DatabaseContext } from '../../src/core/context.js';
 import type { CommandContext, CommandOutcome } from '../../src/core/plugin.js';
 import { isDaemonRunning, reloadDaemon } from '../../src/core/bucardo/daemon.js';
 import {
@@ -35,26 +35,6 @@ async function requireRecorded(db: DatabaseContext): Promise<void> {
     );
 }
 
-/**
- * copy_data: always or parallel empties the secondary's tables before copying: when some hold rows,
- * ask before the sync is created. The shell asks (default no); a list refuses unless the command was
- * given --yes. Throws when not confirmed, before anything is created; returns the step to record.
- */
-async function confirmCopyOverwrite(ctx: CommandContext, command: string): Promise<string | undefined> {
-  const mode = ctx.job.config.bucardo.copyData;
-  if (mode === 'always' || mode === 'parallel')
-    ctx.progress(`counting rows in the secondary's tables (copy_data: ${mode} empties them)`);
-  const risk = await copyOverwriteRisk(ctx.job, ctx.activity, command);
-  if (!risk) return undefined;
-  if (ctx.options.flag('yes')) return `${risk.what}; confirmed with --yes`;
-  if (!ctx.prompt.interactive)
-    throw new OperatorError(`${risk.what}. A list cannot ask, so ${command} stops here. ${risk.refusal}`);
-  ctx.log(`${risk.what}.`);
-  if (!(await ctx.prompt.confirm(risk.question, false)))
-    throw new OperatorError(`Not confirmed. ${risk.refusal}`);
-  return `${risk.what}; confirmed at the prompt`;
-}
-
 export async function addTriggers(ctx: CommandContext): Promise<CommandOutcome<TriggerData>> {
   const { job, activity } = ctx;
   const records = await readJobRecords(ctx.db, activity);
@@ -70,8 +50,9 @@ export async function addTriggers(ctx: CommandContext): Promise<CommandOutcome<T
   );
   try {
     if (recorded.rows.some((row) => !row)) {
-      const confirmed = await confirmCopyOverwrite(ctx, 'bucardo.add_triggers');
-      if (confirmed) steps.push(confirmed);
+      // copy_data always or parallel empties the secondary's tables: asked before the sync exists.
+      const risk = await copyOverwriteRisk(job, ctx, 'bucardo.add_triggers');
+      if (risk) steps.push(await confirmOrRefuse(ctx, risk, 'bucardo.add_triggers'));
       const dbgroup = await ensureDbgroup(job, activity);
       if (dbgroup) steps.push(dbgroup);
     }

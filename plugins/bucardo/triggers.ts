@@ -27,6 +27,7 @@ export async function dropJobTriggers(
   activity: Activity,
   progress: (text: string) => void,
 ): Promise<DropReport> {
+  // A session of its own: each table's drop is a transaction with SET LOCAL lock_timeout.
   return withClient(job, { role: 'primary', login: 'schema_owner', activity }, async (client) => {
     const byTable = await triggersToDrop(client, job);
     const report: DropReport = { dropped: [], failed: [] };
@@ -59,6 +60,7 @@ export async function applyTriggerPolicy(
   progress: (text: string) => void,
 ): Promise<{ changed: string[]; failed: TableFailure[] }> {
   const expected = expectedTriggers(job);
+  // A session of its own: each table's change is a transaction with SET LOCAL lock_timeout.
   return withClient(job, { role: 'primary', login: 'schema_owner', activity }, async (client) => {
     const byTable = groupByTable(
       (await listTriggers(client, [...expected.keys()])).filter(

@@ -60,6 +60,7 @@ export async function uninstall(ctx: CommandContext): Promise<CommandOutcome<Uni
     };
   }
   progress('dropping the bucardo schema on the primary');
+  // A session of its own: the drop is DDL under a lock timeout (a transaction with SET LOCAL).
   const schemaStep = await withClient(
     job,
     { role: 'primary', login: 'schema_owner', activity },
@@ -68,32 +69,24 @@ export async function uninstall(ctx: CommandContext): Promise<CommandOutcome<Uni
   steps.push(schemaStep);
   if (records) {
     if (plan) {
+      // A session of its own: the records go in one transaction.
       await withMetadata(job, (client) => removeRecords(client, plan), activity);
       steps.push(...sharedRemovalSteps(job, plan, others));
     } else {
       progress(`dropping the metadata database ${job.metadataDb}`);
-      await withClient(
-        job,
-        {
-          role: 'bucardo',
-          login: 'install_user',
-          database: job.config.databases.bucardo.fallbackDb,
-          activity,
-        },
-        async (client) => {
-          try {
-            await client.query(`DROP DATABASE IF EXISTS ${quoteIdent(job.metadataDb)}`);
-          } catch (error) {
-            const sessions = await client.query<{ pid: number; application_name: string }>(
-              'SELECT pid, application_name FROM pg_stat_activity WHERE datname = $1',
-              [job.metadataDb],
-            );
-            throw new OperatorError(
-              `Could not drop the metadata database ${job.metadataDb}: ${errorMessage(error)}. Sessions still connected: ${sessions.rows.map((r) => `${r.pid} (${r.application_name || 'unnamed'})`).join(', ') || 'none'}. Stop whatever uses it (bucardo.stop) and run bucardo.uninstall again.`,
-            );
-          }
-        },
-      );
+      // On the metadata server's fallback database; this command holds no session to the metadata database.
+      const server = await ctx.db.metadataServer();
+      try {
+        await server.query(`DROP DATABASE IF EXISTS ${quoteIdent(job.metadataDb)}`);
+      } catch (error) {
+        const sessions = await server.query<{ pid: number; application_name: string }>(
+          'SELECT pid, application_name FROM pg_stat_activity WHERE datname = $1',
+          [job.metadataDb],
+        );
+        throw new OperatorError(
+          `Could not drop the metadata database ${job.metadataDb}: ${errorMessage(error)}. Sessions still connected: ${sessions.rows.map((r) => `${r.pid} (${r.application_name || 'unnamed'})`).join(', ') || 'none'}. Stop whatever uses it (bucardo.stop) and run bucardo.uninstall again.`,
+        );
+      }
       steps.push(`dropped metadata database ${job.metadataDb}`);
     }
   }
@@ -118,16 +111,16 @@ function sharedRemovalSteps(job: Job, plan: RemovalPlan, others: OtherJob[]): st
 
 export async function validateUninstall(ctx: CommandContext) {
   const { job } = ctx;
-  const exists = await metadataDatabaseExists(job);
+  const exists = await metadataDatabaseExists(ctx.db);
   // Kept when other jobs use it: then none of this job's records may be left in it.
-  const left = exists ? removalPlan(await withMetadata(job, readRecords), job) : undefined;
+  const left = exists ? removalPlan(await readRecords(await ctx.db.metadata()), job) : undefined;
   const leftover = left
     ? [...left.syncs, ...left.relgroups, ...left.dbgroups, ...left.databases].join(', ')
     : '';
-  const { triggers, schema } = await withClient(job, { role: 'primary' }, async (client) => ({
-    triggers: await listTriggers(client, jobTriggerNames(job)),
-    schema: ((await client.query("SELECT 1 FROM pg_namespace WHERE nspname = 'bucardo'")).rowCount ?? 0) > 0,
-  }));
+  const primary = await ctx.db.primary();
+  const triggers = await listTriggers(primary, jobTriggerNames(job));
+  const schema =
+    ((await primary.query("SELECT 1 FROM pg_namespace WHERE nspname = 'bucardo'")).rowCount ?? 0) > 0;
   return [
     exists
       ? {

@@ -8,13 +8,12 @@
 //    primary no longer receives the secondary's writes: cutover.rollback is no longer possible.
 // Running it again finds nothing left and says so.
 import { adoptRecordedNames } from '../../src/core/bucardo/records.js';
-import { withClient } from '../../src/core/db.js';
 import { formatFailures, type TableFailure } from '../../src/core/ddl.js';
 import type { Check, CommandContext, CommandOutcome } from '../../src/core/plugin.js';
 import { metadataDatabaseExists } from '../../src/core/bucardo/metadata.js';
 import { reverseJob } from '../../src/core/bucardo/reverse.js';
 import { holdInPlace, releaseHold } from './compare/index.js';
-import { readProgress, withRecords } from './records.js';
+import { openRecords, readProgress } from './records.js';
 import { removeWayBack, wayBackExists, wayBackTriggers } from './way-back.js';
 import { followExists, removeFollow, switchedTarget } from './follow.js';
 
@@ -38,20 +37,22 @@ export async function release(ctx: CommandContext): Promise<CommandOutcome<Relea
       message: `The followers' sync is removed, but ${follow.failed.length} table(s) still carry its triggers: each stayed locked longer than ${follow.limit} (listed above). End those sessions or wait for them, then run cutover.release again.`,
     };
   }
-  const released = await withClient(job, { role: 'primary', activity: ctx.activity }, (client) =>
-    releaseHold(client, job.syncName),
-  );
+  // Every view of the job (a fan-out target) has the job's primary.
+  const released = await releaseHold(await ctx.db.primary(), job.syncName);
   const steps = [
     ...(follow?.steps ?? []),
     released
       ? "lifted the hold on Bucardo's purge of change records: its VAC purges them at its next run"
       : "no hold on Bucardo's purge was in place",
   ];
-  const installed = await metadataDatabaseExists(job, ctx.activity);
-  const wayBack = installed && (await wayBackExists(job, ctx.activity));
+  const installed = await metadataDatabaseExists(ctx.db, ctx.activity);
+  const wayBack = installed && (await wayBackExists(job, ctx.activity, ctx.db));
   // A release interrupted after removing the sync leaves triggers behind: they are found on B itself.
   const leftOver =
-    !wayBack && (await wayBackTriggers(job).catch(() => [])).some((t) => !t.endsWith(':bucardo_delta'));
+    !wayBack &&
+    (await wayBackTriggers(job, ctx.databases(job)).catch(() => [])).some(
+      (t) => !t.endsWith(':bucardo_delta'),
+    );
   if (!wayBack && !leftOver)
     return {
       data: { steps, released, wayBackRemoved: false, failed: [] },
@@ -61,9 +62,8 @@ export async function release(ctx: CommandContext): Promise<CommandOutcome<Relea
           ? 'Released. cutover.finish now needs a new cutover.verify first (or it compares every row during the write pause).'
           : 'Nothing to release.',
     };
-  const progress = installed
-    ? await withRecords(job, ctx.activity, (client) => readProgress(client, job))
-    : {};
+  const records = installed ? await openRecords(ctx.db) : undefined;
+  const progress = records ? await readProgress(records, job) : {};
   const removal = await removeWayBack(job, ctx, Boolean(progress?.finished));
   steps.push(...removal.steps);
   if (removal.failed.length) {
@@ -82,13 +82,11 @@ export async function release(ctx: CommandContext): Promise<CommandOutcome<Relea
 
 export async function validateRelease(ctx: CommandContext): Promise<Check[]> {
   const job = await switchedTarget(ctx);
-  const following = await followExists(job);
-  const held = await withClient(ctx.job, { role: 'primary' }, (client) =>
-    holdInPlace(client, ctx.job.syncName),
-  );
-  const installed = await metadataDatabaseExists(ctx.job);
-  const wayBack = installed && (await wayBackExists(job));
-  const triggers = await wayBackTriggers(job).catch(() => []);
+  const following = await followExists(job, ctx.activity, ctx.db);
+  const held = await holdInPlace(await ctx.db.primary(), ctx.job.syncName);
+  const installed = await metadataDatabaseExists(ctx.db);
+  const wayBack = installed && (await wayBackExists(job, ctx.activity, ctx.db));
+  const triggers = await wayBackTriggers(job, ctx.databases(job)).catch(() => []);
   return [
     { name: "no hold on Bucardo's purge left", pass: !held },
     { name: 'no way back (reverse sync) left in Bucardo', pass: !wayBack },

@@ -11,7 +11,13 @@
 import { requireCommitFence } from '../../src/core/bucardo/commit-fence.js';
 import { sleep, type Activity } from '../../src/core/activity.js';
 import { runBucardo, BucardoError } from '../../src/core/bucardo/run.js';
-import { daemonPid, kickSync, reloadDaemon, stopDaemon, syncLoaded } from '../../src/core/bucardo/daemon.js';
+import {
+  daemonPid,
+  kickSyncOn,
+  reloadDaemon,
+  stopDaemon,
+  syncLoaded,
+} from '../../src/core/bucardo/daemon.js';
 import {
   metadataDatabaseExists,
   relgroupMembers,
@@ -24,6 +30,7 @@ import { followJob } from '../../src/core/bucardo/follow.js';
 import { dropBucardoSchema } from '../../src/core/bucardo/schema.js';
 import { addSyncArguments } from '../../src/core/bucardo/sync.js';
 import { dropTriggersInRounds, jobTriggerNames, listTriggers } from '../../src/core/bucardo/triggers.js';
+import type { DatabaseContext } from '../../src/core/context.js';
 import { withClient } from '../../src/core/db.js';
 import type { TableFailure } from '../../src/core/ddl.js';
 import { errorMessage, OperatorError } from '../../src/core/errors.js';
@@ -39,10 +46,17 @@ import { chosenTarget, readProgress, withRecords } from './records.js';
 const ADD_BATCH = 200;
 
 /** Without the retry plugin: three rounds two seconds apart, each lock wait at most bucardo.lock_timeout. */
-/** Whether the reverse sync exists in Bucardo's metadata. */
-export async function wayBackExists(job: Job, activity?: Activity): Promise<boolean> {
+/**
+ * Whether the reverse sync exists in Bucardo's metadata: read on `sessions` when given (the command's
+ * `ctx.db`: the job's metadata database is every view's), else on a session of its own.
+ */
+export async function wayBackExists(
+  job: Job,
+  activity?: Activity,
+  sessions: Job | DatabaseContext = job,
+): Promise<boolean> {
   const reverse = reverseJob(job);
-  return Boolean(await withMetadata(job, (client) => syncRow(client, reverse.syncName), activity));
+  return Boolean(await withMetadata(sessions, (client) => syncRow(client, reverse.syncName), activity));
 }
 
 /**
@@ -84,9 +98,9 @@ export async function setUpWayBack(job: Job, ctx: CommandContext): Promise<strin
       `No way back can be set up for ${job.name}: it is a hop of a cascade, where B's tables already carry another sync's ALWAYS triggers, and reverse replication would carry rows in a circle. Finish without --way-back (and without cutover.way_back).`,
     );
   const reverse = reverseJob(job);
-  if (await wayBackExists(job, ctx.activity))
+  if (await wayBackExists(job, ctx.activity, ctx.db))
     return [`the way back (sync ${reverse.syncName}, B→A) is already set up`];
-  refuseSharedRecords(job, await withMetadata(job, readRecords, ctx.activity), 'cutover.finish --way-back');
+  refuseSharedRecords(job, await readRecords(await ctx.db.metadata()), 'cutover.finish --way-back');
   const steps = await createSyncFromSecondary(job, reverse, ctx, 'cutover.finish --way-back');
   steps.push(
     `created sync ${reverse.syncName} (source the secondary, target the primary, no initial copy) with ordinary triggers on the secondary's tables; it runs once the switch is done`,
@@ -110,17 +124,11 @@ export async function createSyncFromSecondary(
   command: string,
 ): Promise<string[]> {
   const steps: string[] = [];
-  const { members, exists } = await withMetadata(
-    job,
-    async (client) => ({
-      members: await relgroupMembers(client, job.relgroupName),
-      exists: new Set(
-        (await relgroupMembers(client, derived.relgroupName)).map(
-          (m) => `${m.reltype}:${m.schema}.${m.name}`,
-        ),
-      ),
-    }),
-    ctx.activity,
+  // Single statements on the command's metadata session: the job's metadata database is every view's.
+  const metadata = await ctx.db.metadata();
+  const members = await relgroupMembers(metadata, job.relgroupName);
+  const exists = new Set(
+    (await relgroupMembers(metadata, derived.relgroupName)).map((m) => `${m.reltype}:${m.schema}.${m.name}`),
   );
   const sourceDb = derived.bucardoDbName.primary;
   // Sequences stay out: cutover.finish and cutover.rollback set them past the source's themselves.
@@ -140,34 +148,23 @@ export async function createSyncFromSecondary(
       { activity: ctx.activity },
     );
   }
-  await withMetadata(
-    job,
-    (client) =>
-      client.query(
-        `INSERT INTO bucardo.herdmap (herd, goat)
-         SELECT $1, g.id FROM bucardo.goat g
-          WHERE g.db = $2 AND g.reltype = 'table' AND (g.schemaname, g.tablename) IN (SELECT * FROM unnest($3::text[], $4::text[]))
-            AND NOT EXISTS (SELECT 1 FROM bucardo.herdmap m WHERE m.herd = $1 AND m.goat = g.id)`,
-        [derived.relgroupName, sourceDb, tables.map((t) => t.schema), tables.map((t) => t.name)],
-      ),
-    ctx.activity,
+  await metadata.query(
+    `INSERT INTO bucardo.herdmap (herd, goat)
+     SELECT $1, g.id FROM bucardo.goat g
+      WHERE g.db = $2 AND g.reltype = 'table' AND (g.schemaname, g.tablename) IN (SELECT * FROM unnest($3::text[], $4::text[]))
+        AND NOT EXISTS (SELECT 1 FROM bucardo.herdmap m WHERE m.herd = $1 AND m.goat = g.id)`,
+    [derived.relgroupName, sourceDb, tables.map((t) => t.schema), tables.map((t) => t.name)],
   );
   steps.push(`recorded ${tables.length} table(s) of the secondary in relgroup ${derived.relgroupName}`);
   // Its own dbgroup: `add sync ... dbs=` would take any with those databases.
   const dbgroup = await ensureDbgroup(derived, ctx.activity);
   if (dbgroup) steps.push(dbgroup);
   ctx.progress(`creating sync ${derived.syncName} (its triggers on the secondary's tables)`);
-  const original = await withMetadata(
-    job,
-    async (client) =>
-      (await client.query<{ dbconn: string }>('SELECT dbconn FROM bucardo.db WHERE name = $1', [sourceDb]))
-        .rows[0]?.dbconn ?? '',
-    ctx.activity,
-  );
+  const original =
+    (await metadata.query<{ dbconn: string }>('SELECT dbconn FROM bucardo.db WHERE name = $1', [sourceDb]))
+      .rows[0]?.dbconn ?? '';
   const storeConn = (conn: string) =>
-    withMetadata(job, (client) =>
-      client.query('UPDATE bucardo.db SET dbconn = $1 WHERE name = $2', [conn, sourceDb]),
-    );
+    metadata.query('UPDATE bucardo.db SET dbconn = $1 WHERE name = $2', [conn, sourceDb]);
   await storeConn(withLockTimeout(original, job.config.bucardo.lockTimeoutMs));
   try {
     await runBucardo(job, addSyncArguments(derived), { activity: ctx.activity, safeToStop: false });
@@ -212,7 +209,8 @@ export async function startSyncsFromSecondary(
     throw new OperatorError(
       `The cutover itself is finished (writes may go to the secondary), but the Bucardo daemon did not load sync ${missing.map((s) => s.syncName).join(', ')} within 30 s, so the secondary's writes are recorded on it but not yet carried on. Look at ${job.paths.logFile}, then run bucardo.start.`,
     );
-  for (const sync of syncs) await kickSync(sync);
+  const metadata = await ctx.db.metadata();
+  for (const sync of syncs) await kickSyncOn(metadata, sync);
   return syncs.map((sync) => `started the daemon (pid ${daemonPid(job)}): ${carries(sync)}`);
 }
 
@@ -251,7 +249,8 @@ export async function removeSyncFromSecondary(
   what: string,
 ): Promise<WayBackRemoval> {
   const steps: string[] = [];
-  const sync = await withMetadata(job, (client) => syncRow(client, reverse.syncName), ctx.activity);
+  const metadata = await ctx.db.metadata();
+  const sync = await syncRow(metadata, reverse.syncName);
   if (sync) {
     if (onlyOneRunning && daemonPid(job)) {
       const stopped = await stopDaemon(job, ctx);
@@ -262,29 +261,21 @@ export async function removeSyncFromSecondary(
     // The daemon still runs another sync: a reload forgets the removed one.
     if (!onlyOneRunning && daemonPid(job) && syncLoaded(reverse)) await reloadDaemon(job, ctx);
   }
-  const herd = await withMetadata(
-    job,
-    async (client) =>
-      (await client.query('SELECT 1 FROM bucardo.herd WHERE name = $1', [reverse.relgroupName])).rowCount,
-    ctx.activity,
-  );
+  const herd = (await metadata.query('SELECT 1 FROM bucardo.herd WHERE name = $1', [reverse.relgroupName]))
+    .rowCount;
   if (herd) {
     await runBucardo(job, ['remove', 'relgroup', reverse.relgroupName], { activity: ctx.activity });
     steps.push(`removed relgroup ${reverse.relgroupName}`);
   }
-  const dbgroup = await withMetadata(
-    job,
-    async (client) =>
-      (
-        await client.query(
-          'DELETE FROM bucardo.dbgroup g WHERE name = $1 AND NOT EXISTS (SELECT 1 FROM bucardo.sync s WHERE s.dbs = g.name)',
-          [reverse.dbgroupName],
-        )
-      ).rowCount,
-    ctx.activity,
-  );
+  const dbgroup = (
+    await metadata.query(
+      'DELETE FROM bucardo.dbgroup g WHERE name = $1 AND NOT EXISTS (SELECT 1 FROM bucardo.sync s WHERE s.dbs = g.name)',
+      [reverse.dbgroupName],
+    )
+  ).rowCount;
   if (dbgroup) steps.push(`removed dbgroup ${reverse.dbgroupName}`);
   const { policy, setting } = lockRounds(job);
+  // A session of its own on B: the triggers and the schema are dropped under a lock timeout (transactions).
   const result = await withClient(
     reverse,
     { role: 'primary', login: 'schema_owner', activity: ctx.activity },
@@ -314,12 +305,13 @@ export async function removeSyncFromSecondary(
   return { steps, failed: result.waiting, limit: `${setting} in each of ${result.rounds} round(s)` };
 }
 
-/** The way back's triggers still on the secondary (B), for the checks. */
-export async function wayBackTriggers(job: Job): Promise<string[]> {
+/**
+ * The way back's triggers still on the secondary (B), for the checks: read on `sessions` (the
+ * command's sessions of this job or view, whose secondary is the way back's source).
+ */
+export async function wayBackTriggers(job: Job, sessions: DatabaseContext): Promise<string[]> {
   const reverse = reverseJob(job);
-  const rows = await withClient(reverse, { role: 'primary' }, (client) =>
-    listTriggers(client, jobTriggerNames(reverse)),
-  );
+  const rows = await listTriggers(await sessions.secondary(), jobTriggerNames(reverse));
   // On a cascade's B, bucardo_delta belongs to the B→C sync (no way back is set up there).
   const cascade = job.config.databases.secondary.cascade;
   return rows
@@ -333,13 +325,12 @@ export async function wayBackTriggers(job: Job): Promise<string[]> {
  */
 export async function wayBackStatus(ctx: CommandContext): Promise<string[]> {
   const { job } = ctx;
-  if (!(await wayBackInstalled(job, ctx))) return [];
+  if (!(await wayBackInstalled(job, ctx, ctx.db))) return [];
   const reverse = reverseJob(job);
   let pending: Awaited<ReturnType<typeof pendingChanges>>;
   try {
-    pending = await withClient(reverse, { role: 'primary', activity: ctx.activity }, (client) =>
-      pendingChanges(client, reverse.dbgroupName),
-    );
+    // The way back's source is the job's secondary: its shared session.
+    pending = await pendingChanges(await ctx.db.secondary(), reverse.dbgroupName);
   } catch (error) {
     // Status reports what it can: an unreachable secondary is its own line, not a failed command.
     return [
@@ -362,14 +353,19 @@ export async function wayBackStatus(ctx: CommandContext): Promise<string[]> {
 /** bucardo.uninstall's guard: refused while the way back exists (its triggers would stay on B). */
 export async function refuseWhileWayBack(ctx: CommandContext): Promise<void> {
   const { job } = ctx;
-  if (!(await wayBackInstalled(job, ctx))) return;
+  // Its own sessions, not ctx.db: bucardo.uninstall may drop the metadata database after this guard.
+  if (!(await wayBackInstalled(job, ctx, job))) return;
   throw new OperatorError(
     `The way back of ${job.name} (sync ${reverseJob(job).syncName}) still exists, and its triggers sit on the secondary's tables: uninstalling would forget the sync and leave them recording every write on the secondary for nothing. Run cutover.release first (it removes the sync and its triggers, table by table), then bucardo.uninstall. Nothing was changed.`,
   );
 }
 
 /** For the hooks on bucardo's commands: a metadata database half installed (or none) has no way back. */
-async function wayBackInstalled(job: Job, ctx: CommandContext): Promise<boolean> {
-  if (!(await metadataDatabaseExists(job, ctx.activity))) return false;
-  return wayBackExists(job, ctx.activity).catch(() => false);
+async function wayBackInstalled(
+  job: Job,
+  ctx: CommandContext,
+  sessions: Job | DatabaseContext,
+): Promise<boolean> {
+  if (!(await metadataDatabaseExists(sessions, ctx.activity))) return false;
+  return wayBackExists(job, ctx.activity, sessions).catch(() => false);
 }

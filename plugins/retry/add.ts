@@ -11,7 +11,6 @@ import {
   relgroupMembers,
   syncRow,
   type SyncRow,
-  withMetadata,
 } from '../../src/core/bucardo/metadata.js';
 import {
   addSyncArguments,
@@ -34,6 +33,7 @@ import {
   jobTriggerNames,
   listTriggers,
 } from '../../src/core/bucardo/triggers.js';
+import { confirmOrRefuse, type DatabaseContext } from '../../src/core/context.js';
 import { type Client, withClient } from '../../src/core/db.js';
 import { describeWaiting, lockBoundedDdl } from '../../src/core/ddl.js';
 import { errorMessage, InterruptedError, OperatorError } from '../../src/core/errors.js';
@@ -48,15 +48,13 @@ import { APPLICATION_PREFIX, installedDefinition, isPatched, NOTICE_PREFIX } fro
 
 async function requirePrepared(job: Job, ctx: CommandContext): Promise<void> {
   const recorded =
-    (await metadataDatabaseExists(job, ctx.activity)) &&
-    (await withMetadata(job, recordedDatabases, ctx.activity)).some(
-      (db) => db.name === job.bucardoDbName.primary,
-    );
+    (await metadataDatabaseExists(ctx.db, ctx.activity)) &&
+    (await recordedDatabases(await ctx.db.metadata())).some((db) => db.name === job.bucardoDbName.primary);
   if (!recorded)
     throw new OperatorError(
       `Bucardo is not installed for ${job.name} (no metadata database ${job.metadataDb} with the primary recorded). Run bucardo.install, then retry.install, then retry.add_triggers.`,
     );
-  const definition = await withMetadata(job, installedDefinition, ctx.activity);
+  const definition = await installedDefinition(await ctx.db.metadata());
   if (!isPatched(definition)) {
     throw new OperatorError(
       `retry.install has not been run for the metadata database ${job.metadataDb}: its validate_sync is Bucardo's stock one, which locks every table in one transaction. Run retry.install, then retry.add_triggers again.`,
@@ -70,12 +68,8 @@ async function requireRecordedScope(job: Job, states: TriggerStates, ctx: Comman
       `No table on the primary matches bucardo.replication_objects, so there is nothing to put triggers on. Check namespace_include / table_include (names are case-sensitive) and databases.primary.dbname.`,
     );
   }
-  const members = await withMetadata(
-    job,
-    async (client) =>
-      (await Promise.all(jobSyncs(job).map((s) => relgroupMembers(client, s.relgroup)))).flat(),
-    ctx.activity,
-  );
+  const metadata = await ctx.db.metadata();
+  const members = (await Promise.all(jobSyncs(job).map((s) => relgroupMembers(metadata, s.relgroup)))).flat();
   const recorded = new Set(members.filter((m) => m.reltype === 'table').map((m) => `${m.schema}.${m.name}`));
   const missing = states.tables.filter((t) => !recorded.has(t.key)).map((t) => t.key);
   if (missing.length) {
@@ -122,8 +116,9 @@ export async function addTriggers(ctx: CommandContext): Promise<CommandOutcome<R
   const records = await readJobRecords(ctx.db, activity);
   await requirePrepared(job, ctx);
   if (records) refuseSharedRecords(job, records, 'retry.add_triggers');
+  // A session of its own: applyModes runs lock-bounded DDL transactions (SET LOCAL lock_timeout) on it.
   return withClient(job, { role: 'primary', login: 'schema_owner', activity }, async (primary) => {
-    let states = await triggerStates(primary, job);
+    let states = await triggerStates(primary, ctx.db);
     await requireRecordedScope(job, states, ctx);
     const steps = await ensureSync(job, ctx);
     const total = states.tables.length;
@@ -166,11 +161,11 @@ export async function addTriggers(ctx: CommandContext): Promise<CommandOutcome<R
             },
             syncs,
           );
-          states = await triggerStates(primary, job);
+          states = await triggerStates(primary, ctx.db);
         }
         if (states.needMode.length) {
           await applyModes(primary, states, ctx, policy, progress);
-          states = await triggerStates(primary, job);
+          states = await triggerStates(primary, ctx.db);
         }
         if (pendingCount(states) > 0 && round < settings.attempts) {
           // Named after every round, not only at the end: the operator can act on a blocker while we wait.
@@ -222,10 +217,10 @@ export async function addTriggers(ctx: CommandContext): Promise<CommandOutcome<R
 
 export async function validateAddTriggers(ctx: CommandContext): Promise<Check[]> {
   const names = syncNames(ctx.job);
-  const recorded = await withMetadata(ctx.job, (client) => recordedSyncs(client, ctx.job));
+  const recorded = await recordedSyncs(await ctx.db.metadata(), ctx.job);
   return [
     { name: `sync ${names.join(', ')} is recorded in Bucardo`, pass: recorded.length === names.length },
-    ...(await triggerChecks(ctx.job, ctx.activity)),
+    ...(await triggerChecks(ctx.db, ctx.activity)),
   ];
 }
 
@@ -238,39 +233,17 @@ function deferEnvironment(): Record<string, string> {
   };
 }
 
-/**
- * copy_data: always or parallel empties the secondary's tables before copying: when some hold rows,
- * ask before the sync is created. The shell asks (default no); a list refuses unless the command was
- * given --yes. Throws when not confirmed, before anything is created; returns the step to record.
- */
-async function confirmCopyOverwrite(ctx: CommandContext, command: string): Promise<string | undefined> {
-  const mode = ctx.job.config.bucardo.copyData;
-  if (mode === 'always' || mode === 'parallel')
-    ctx.progress(`counting rows in the secondary's tables (copy_data: ${mode} empties them)`);
-  const risk = await copyOverwriteRisk(ctx.job, ctx.activity, command);
-  if (!risk) return undefined;
-  if (ctx.options.flag('yes')) return `${risk.what}; confirmed with --yes`;
-  if (!ctx.prompt.interactive)
-    throw new OperatorError(`${risk.what}. A list cannot ask, so ${command} stops here. ${risk.refusal}`);
-  ctx.log(`${risk.what}.`);
-  if (!(await ctx.prompt.confirm(risk.question, false)))
-    throw new OperatorError(`Not confirmed. ${risk.refusal}`);
-  return `${risk.what}; confirmed at the prompt`;
-}
-
 /** Records the job's syncs (or switches their kick triggers) in defer mode: no table is locked here. */
 export async function ensureSync(job: Job, ctx: CommandContext): Promise<string[]> {
   const steps: string[] = [];
   const syncs = jobSyncs(job);
-  const rows = await withMetadata(
-    job,
-    (client) => Promise.all(syncs.map((s) => syncRow(client, s.name))),
-    ctx.activity,
-  );
+  const metadata = await ctx.db.metadata();
+  const rows = await Promise.all(syncs.map((s) => syncRow(metadata, s.name)));
   try {
     if (rows.some((row) => !row)) {
-      const confirmed = await confirmCopyOverwrite(ctx, 'retry.add_triggers');
-      if (confirmed) steps.push(confirmed);
+      // copy_data always or parallel empties the secondary's tables: asked before the sync exists.
+      const risk = await copyOverwriteRisk(job, ctx, 'retry.add_triggers');
+      if (risk) steps.push(await confirmOrRefuse(ctx, risk, 'retry.add_triggers'));
     }
     if (rows.some((row) => !row)) {
       const dbgroup = await ensureDbgroup(job, ctx.activity);
@@ -330,11 +303,13 @@ export interface TriggerStates {
   needMode: ModeChange[];
 }
 
-export async function triggerStates(client: Client, job: Job): Promise<TriggerStates> {
+/** Read on the primary session given (the command's own, schema owner); the relgroups on `db`'s metadata. */
+export async function triggerStates(client: Client, db: DatabaseContext): Promise<TriggerStates> {
+  const { job } = db;
   // With several syncs (bucardo.syncs) a table's kick and note-truncation triggers are its own sync's.
   const syncOf = new Map<string, string>();
   if (syncCount(job) > 1)
-    for (const [sync, tables] of await tablesBySync(job)) for (const t of tables) syncOf.set(t, sync);
+    for (const [sync, tables] of await tablesBySync(db)) for (const t of tables) syncOf.set(t, sync);
   const { tables: relations } = await findReplicationObjects(client, job.config.bucardo.replicationObjects);
   const present = groupByTable(await listTriggers(client, jobTriggerNames(job)));
   const states: TriggerStates = { tables: [], ready: [], needTriggers: [], needMode: [] };
@@ -374,6 +349,7 @@ function trackInnerConnection(job: Job, ctx: CommandContext, syncName: string): 
       return backendPid;
     },
     busy: () => true,
+    // A session of its own: the cancel comes on Ctrl-C, while the command's sessions are being cancelled.
     cancel: () =>
       withClient(job, { role: 'primary' }, async (client) => {
         const { rows } = await client.query<{ pid: number; cancelled: boolean }>(
@@ -414,39 +390,35 @@ async function validateSyncPerTable(
   onTable: (status: string, key: string) => void,
   syncName: string,
 ): Promise<void> {
-  await withMetadata(
-    job,
-    async (client) => {
-      client.on('notice', (notice) => {
-        const text = notice.message ?? '';
-        if (!text.startsWith(NOTICE_PREFIX)) return;
-        const rest = text.slice(NOTICE_PREFIX.length);
-        const space = rest.indexOf(' ');
-        if (space > 0) onTable(rest.slice(0, space), rest.slice(space + 1));
-      });
-      // Session settings of this connection only; they end with it.
-      await client.query(
-        `SELECT set_config('bucardo_console.retry_mode', 'per_table', false), set_config('bucardo_console.retry_lock_timeout', $1, false)`,
-        [String(settings.timeoutMs)],
+  // A session of its own: a notice listener and session settings (set_config(..., false)) live on it.
+  await withClient(job, { role: 'bucardo', activity: ctx.activity }, async (client) => {
+    client.on('notice', (notice) => {
+      const text = notice.message ?? '';
+      if (!text.startsWith(NOTICE_PREFIX)) return;
+      const rest = text.slice(NOTICE_PREFIX.length);
+      const space = rest.indexOf(' ');
+      if (space > 0) onTable(rest.slice(0, space), rest.slice(space + 1));
+    });
+    // Session settings of this connection only; they end with it.
+    await client.query(
+      `SELECT set_config('bucardo_console.retry_mode', 'per_table', false), set_config('bucardo_console.retry_lock_timeout', $1, false)`,
+      [String(settings.timeoutMs)],
+    );
+    let result: string | undefined;
+    try {
+      const { rows } = await client.query<{ result: string }>('SELECT bucardo.validate_sync($1) AS result', [
+        syncName,
+      ]);
+      result = rows[0]?.result;
+    } catch (error) {
+      if (ctx.activity.interrupted) throw new InterruptedError();
+      throw new OperatorError(
+        `Bucardo's validate_sync stopped on sync ${syncName}: ${errorMessage(error).replace(/ at line \d+\.?/g, '')}. Tables it finished keep their triggers, inside the recorded sync. Fix the cause and run retry.add_triggers again: it continues from there.`,
       );
-      let result: string | undefined;
-      try {
-        const { rows } = await client.query<{ result: string }>(
-          'SELECT bucardo.validate_sync($1) AS result',
-          [syncName],
-        );
-        result = rows[0]?.result;
-      } catch (error) {
-        if (ctx.activity.interrupted) throw new InterruptedError();
-        throw new OperatorError(
-          `Bucardo's validate_sync stopped on sync ${syncName}: ${errorMessage(error).replace(/ at line \d+\.?/g, '')}. Tables it finished keep their triggers, inside the recorded sync. Fix the cause and run retry.add_triggers again: it continues from there.`,
-        );
-      }
-      if (result !== 'MODIFY')
-        throw new OperatorError(
-          `Bucardo's validate_sync did not validate sync ${syncName}: ${result}. Check that its relgroup has tables (bucardo.install).`,
-        );
-    },
-    ctx.activity,
-  );
+    }
+    if (result !== 'MODIFY')
+      throw new OperatorError(
+        `Bucardo's validate_sync did not validate sync ${syncName}: ${result}. Check that its relgroup has tables (bucardo.install).`,
+      );
+  });
 }

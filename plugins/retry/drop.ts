@@ -28,6 +28,7 @@ export async function dropTriggers(ctx: CommandContext): Promise<CommandOutcome<
   }
   const steps: string[] = [];
   const policy = retryPolicy(job.config);
+  // A session of its own: each table's drop is a transaction with SET LOCAL lock_timeout.
   const result = await withClient(job, { role: 'primary', login: 'schema_owner', activity }, (primary) =>
     dropTriggersInRounds(
       primary,
@@ -85,7 +86,7 @@ export async function validateDropTriggers(ctx: CommandContext): Promise<Check[]
     ? (await withMetadata(ctx.db, (client) => recordedSyncs(client, job)))[0]
     : undefined;
   return [
-    await noTriggersCheck(job, ctx.activity),
+    await noTriggersCheck(ctx.db, ctx.activity),
     { name: `sync ${job.syncName} no longer recorded in Bucardo`, pass: sync === undefined },
   ];
 }

@@ -29,7 +29,7 @@ export interface RetryInstallData {
 }
 
 async function requireMetadata(job: Job, ctx: CommandContext): Promise<void> {
-  if (!(await metadataDatabaseExists(job, ctx.activity))) {
+  if (!(await metadataDatabaseExists(ctx.db, ctx.activity))) {
     throw new OperatorError(
       `Bucardo is not installed for ${job.name}: the metadata database ${job.metadataDb} does not exist, so there is no validate_sync to prepare. Run bucardo.install first, then retry.install.`,
     );
@@ -51,6 +51,7 @@ export async function install(ctx: CommandContext): Promise<CommandOutcome<Retry
   const { job } = ctx;
   await requireMetadata(job, ctx);
   ctx.progress(`preparing the per-table validate_sync in ${job.metadataDb}`);
+  // A session of its own: the function is read and replaced in one locked transaction.
   const steps = await withMetadata(
     job,
     (client) =>
@@ -85,9 +86,9 @@ export async function install(ctx: CommandContext): Promise<CommandOutcome<Retry
 
 export async function validateInstall(ctx: CommandContext): Promise<Check[]> {
   const { job } = ctx;
-  if (!(await metadataDatabaseExists(job)))
+  if (!(await metadataDatabaseExists(ctx.db)))
     return [{ name: `metadata database ${job.metadataDb} exists`, pass: false }];
-  return withMetadata(job, async (client) => {
+  return withMetadata(ctx.db, async (client) => {
     const current = await installedDefinition(client);
     const saved = await savedOriginal(client);
     return [
@@ -103,13 +104,14 @@ export async function validateInstall(ctx: CommandContext): Promise<Check[]> {
 
 export async function uninstall(ctx: CommandContext): Promise<CommandOutcome<RetryInstallData>> {
   const { job } = ctx;
-  if (!(await metadataDatabaseExists(job, ctx.activity))) {
+  if (!(await metadataDatabaseExists(ctx.db, ctx.activity))) {
     return {
       data: { steps: [] },
       message: `Nothing to undo: the metadata database ${job.metadataDb} does not exist (bucardo.uninstall removed it, and the patch with it).`,
     };
   }
   ctx.progress(`restoring Bucardo's validate_sync in ${job.metadataDb}`);
+  // A session of its own: the function is read and replaced in one locked transaction.
   const steps = await withMetadata(
     job,
     (client) =>
@@ -150,9 +152,9 @@ export async function uninstall(ctx: CommandContext): Promise<CommandOutcome<Ret
 
 export async function validateUninstall(ctx: CommandContext): Promise<Check[]> {
   const { job } = ctx;
-  if (!(await metadataDatabaseExists(job)))
+  if (!(await metadataDatabaseExists(ctx.db)))
     return [{ name: `no retry patch (metadata database ${job.metadataDb} is gone)`, pass: true }];
-  return withMetadata(job, async (client) => {
+  return withMetadata(ctx.db, async (client) => {
     const current = await installedDefinition(client);
     const checks: Check[] = [
       { name: `${VALIDATE_SYNC} in ${job.metadataDb} carries no retry patch`, pass: !isPatched(current) },

@@ -14,7 +14,9 @@
 import type { DatabaseRole } from '../config/types.js';
 import type { Activity } from './activity.js';
 import { openClient, withClient, type Client, type ConnectionRequest, type Login } from './db.js';
+import { OperatorError } from './errors.js';
 import type { Job } from './job.js';
+import type { CommandContext } from './plugin.js';
 
 /** One job's shared sessions for the command under way. */
 export class DatabaseContext {
@@ -172,4 +174,30 @@ export async function withCommandDatabases<T>(
   } finally {
     await databases.close();
   }
+}
+
+/** What a command would destroy, in the operator's words, before it asks (copyOverwriteRisk). */
+export interface Risk {
+  /** What would be lost and why, one sentence. */
+  what: string;
+  /** The yes/no question put at the prompt. */
+  question: string;
+  /** What to do instead of confirming: the command again with --yes, or another setting. */
+  refusal: string;
+}
+
+/**
+ * Confirm or refuse, the one way a command asks before it destroys something: with --yes (which the
+ * command declares) it goes on; in a list, where nobody can answer, it refuses and names --yes; at the
+ * prompt it shows the risk and asks, no by default. Throws an OperatorError when not confirmed (the
+ * command has changed nothing yet); returns the step the command records.
+ */
+export async function confirmOrRefuse(ctx: CommandContext, risk: Risk, command: string): Promise<string> {
+  if (ctx.options.flag('yes')) return `${risk.what}; confirmed with --yes`;
+  if (!ctx.prompt.interactive)
+    throw new OperatorError(`${risk.what}. A list cannot ask, so ${command} stops here. ${risk.refusal}`);
+  ctx.log(`${risk.what}.`);
+  if (!(await ctx.prompt.confirm(risk.question, false)))
+    throw new OperatorError(`Not confirmed. ${risk.refusal}`);
+  return `${risk.what}; confirmed at the prompt`;
 }

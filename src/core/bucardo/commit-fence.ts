@@ -19,6 +19,7 @@
 // had moved it (the clock is moved before the locks are read), so X is above the run's bound, and is
 // not marked either. Nothing here depends on the wall clock being right.
 import type { Activity } from '../activity.js';
+import { type DatabaseContext, withSession } from '../context.js';
 import { withClient, type Client } from '../db.js';
 import { formatFailures, lockBoundedDdl, tableFailure, type TableFailure } from '../ddl.js';
 import { OperatorError } from '../errors.js';
@@ -242,8 +243,8 @@ export function describeFenceOutcome(outcome: FenceOutcome): string | undefined 
 }
 
 /** The check after a command that gives the daemon a sync: every change table uses the fence. */
-export async function commitFenceCheck(job: Job, activity?: Activity): Promise<Check> {
-  const state = await withClient(job, { role: 'primary', ...(activity ? { activity } : {}) }, fenceState);
+export async function commitFenceCheck(source: Job | DatabaseContext, activity?: Activity): Promise<Check> {
+  const state = await withSession(source, { role: 'primary' }, fenceState, activity);
   const pass = state.installed && state.unfenced.length === 0;
   return {
     name: 'every change table on the primary records through the commit fence',

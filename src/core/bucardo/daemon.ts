@@ -136,8 +136,8 @@ export async function reloadDaemon(job: Job, ctx: CommandContext): Promise<void>
   const exited = await reloadConfig(job, ctx);
   if (exited) await startAfterFailedReload(job, ctx);
   for (let i = 0; i < 100 && !syncLoaded(job); i++) await sleep(100, ctx.activity.signal);
-  const recorded = await withMetadata(job, (client) => recordedSyncs(client, job));
-  if (recorded.length) await kickSync(job);
+  const metadata = await (job === ctx.job ? ctx.db : ctx.databases(job)).metadata();
+  if ((await recordedSyncs(metadata, job)).length) await kickSyncOn(metadata, job);
 }
 
 /** How long the MCP may take to stop every controller, then load and validate every sync. */
@@ -153,6 +153,7 @@ const RELOAD_WAIT_MS = 120_000;
  */
 async function reloadConfig(job: Job, ctx: CommandContext): Promise<boolean> {
   let exited = false;
+  // A session of its own: it LISTENs for the MCP's confirmation and must hear nothing else's.
   await withMetadata(
     job,
     async (client) => {

@@ -4,7 +4,7 @@
 // no longer) there. Plain values in, data out: no prompt and no command context here.
 import { commitFenceCheck } from './commit-fence.js';
 import { BucardoError } from './run.js';
-import { withClient } from '../db.js';
+import { DatabaseContext, withSession, type Risk } from '../context.js';
 import { OperatorError } from '../errors.js';
 import { targetViews, type Job } from '../job.js';
 import type { Activity } from '../activity.js';
@@ -45,48 +45,57 @@ export interface FilledTable {
 }
 
 /** Tables of the job's relgroup that hold rows on the secondary (missing ones are preflight's concern). */
-export async function filledSecondaryTables(job: Job, activity: Activity): Promise<FilledTable[]> {
+export async function filledSecondaryTables(
+  source: Job | DatabaseContext,
+  activity: Activity,
+): Promise<FilledTable[]> {
+  const job = source instanceof DatabaseContext ? source.job : source;
   const members = await withMetadata(
-    job,
+    source,
     async (client) =>
       (await Promise.all(jobSyncs(job).map((s) => relgroupMembers(client, s.relgroup)))).flat(),
     activity,
   );
   const tables = members.filter((m) => m.reltype === 'table');
-  return withClient(job, { role: 'secondary', activity }, async (client) => {
-    const filled: FilledTable[] = [];
-    for (const { schema, name } of tables) {
-      activity.throwIfInterrupted();
-      const table = quoteQualified(schema, name);
-      const {
-        rows: [exists],
-      } = await client.query<{ oid: string | null }>('SELECT to_regclass($1)::oid AS oid', [table]);
-      if (!exists?.oid) continue;
-      const {
-        rows: [counted],
-      } = await client.query<{ rows: string }>(
-        `SELECT count(*) AS rows FROM (SELECT 1 FROM ${table} LIMIT ${COUNT_LIMIT + 1}) AS sample`,
-      );
-      const rows = Number(counted!.rows);
-      if (rows === 0) continue;
-      filled.push({
-        table: `${schema}.${name}`,
-        rows: Math.min(rows, COUNT_LIMIT),
-        atLeast: rows > COUNT_LIMIT,
-      });
-    }
-    return filled;
-  });
+  return withSession(
+    source,
+    { role: 'secondary' },
+    async (client) => {
+      const filled: FilledTable[] = [];
+      for (const { schema, name } of tables) {
+        activity.throwIfInterrupted();
+        const table = quoteQualified(schema, name);
+        const {
+          rows: [exists],
+        } = await client.query<{ oid: string | null }>('SELECT to_regclass($1)::oid AS oid', [table]);
+        if (!exists?.oid) continue;
+        const {
+          rows: [counted],
+        } = await client.query<{ rows: string }>(
+          `SELECT count(*) AS rows FROM (SELECT 1 FROM ${table} LIMIT ${COUNT_LIMIT + 1}) AS sample`,
+        );
+        const rows = Number(counted!.rows);
+        if (rows === 0) continue;
+        filled.push({
+          table: `${schema}.${name}`,
+          rows: Math.min(rows, COUNT_LIMIT),
+          atLeast: rows > COUNT_LIMIT,
+        });
+      }
+      return filled;
+    },
+    activity,
+  );
 }
 
 /** What copy_data: always or parallel would empty on the secondary, in the operator's words. */
-export interface CopyOverwriteRisk {
-  /** The tables that hold rows and the copy that would empty them. */
-  what: string;
-  /** What to do instead of confirming: the command again with --yes, or another copy_data. */
-  refusal: string;
-  /** The yes/no question to put at the prompt. */
-  question: string;
+export type CopyOverwriteRisk = Risk;
+
+/** Where copyOverwriteRisk counts: each target's sessions (a command's `ctx.databases`), and its progress. */
+export interface CountingSessions {
+  databases(view: Job): DatabaseContext;
+  activity: Activity;
+  progress(text: string): void;
 }
 
 /**
@@ -97,15 +106,16 @@ export interface CopyOverwriteRisk {
  */
 export async function copyOverwriteRisk(
   job: Job,
-  activity: Activity,
+  sessions: CountingSessions,
   command: string,
 ): Promise<CopyOverwriteRisk | undefined> {
   const mode = job.config.bucardo.copyData;
   if (mode !== 'always' && mode !== 'parallel') return undefined;
-  // Every target's (fan-out): each is emptied before its copy.
+  sessions.progress(`counting rows in the secondary's tables (copy_data: ${mode} empties them)`);
+  // Every target's (fan-out): each is emptied before its copy, counted on that target's sessions.
   const filled: (FilledTable & { target: string })[] = [];
   for (const view of targetViews(job))
-    for (const table of await filledSecondaryTables(view, activity))
+    for (const table of await filledSecondaryTables(sessions.databases(view), sessions.activity))
       filled.push({ ...table, target: view.target });
   if (filled.length === 0) return undefined;
   const listed = filled.map(
@@ -140,8 +150,8 @@ export function explainSyncFailure(error: unknown, job: Job): Error {
 }
 
 /** The checks after a command that puts the job's triggers in place (bucardo and retry add_triggers). */
-export async function triggerChecks(job: Job, activity?: Activity): Promise<Check[]> {
-  const audit = await auditTriggers(job, activity);
+export async function triggerChecks(source: Job | DatabaseContext, activity?: Activity): Promise<Check[]> {
+  const audit = await auditTriggers(source, activity);
   const detail = audit.wrong
     .slice(0, 5)
     .map((w) => `${w.table}: ${w.problems.join(', ')}`)
@@ -152,14 +162,18 @@ export async function triggerChecks(job: Job, activity?: Activity): Promise<Chec
       pass: audit.wrong.length === 0 && audit.tables.length > 0,
       ...(audit.wrong.length ? { detail: `${audit.wrong.length} table(s) differ: ${detail}` } : {}),
     },
-    await commitFenceCheck(job, activity),
+    await commitFenceCheck(source, activity),
   ];
 }
 
 /** The check after a command that removes the job's triggers (bucardo and retry drop_triggers). */
-export async function noTriggersCheck(job: Job, activity?: Activity): Promise<Check> {
-  const remaining = await withClient(job, { role: 'primary', ...(activity ? { activity } : {}) }, (client) =>
-    listTriggers(client, jobTriggerNames(job)),
+export async function noTriggersCheck(source: Job | DatabaseContext, activity?: Activity): Promise<Check> {
+  const job = source instanceof DatabaseContext ? source.job : source;
+  const remaining = await withSession(
+    source,
+    { role: 'primary' },
+    (client) => listTriggers(client, jobTriggerNames(job)),
+    activity,
   );
   return {
     name: 'no bucardo trigger of this job left',

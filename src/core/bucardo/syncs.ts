@@ -10,6 +10,7 @@ import type { Relation } from '../objects.js';
 import { assignTables, type TableLoad } from './balance.js';
 import { syncRow, withMetadata, type SyncRow } from './metadata.js';
 import type { Activity } from '../activity.js';
+import { DatabaseContext } from '../context.js';
 
 export interface JobSync {
   name: string;
@@ -57,8 +58,12 @@ export async function recordedTableSyncs(client: Client, job: Job): Promise<Map<
 }
 
 /** The job's tables per sync, from the metadata (every sync listed, with no tables when none recorded). */
-export async function tablesBySync(job: Job, activity?: Activity): Promise<Map<string, string[]>> {
-  const recorded = await withMetadata(job, (client) => recordedTableSyncs(client, job), activity);
+export async function tablesBySync(
+  source: Job | DatabaseContext,
+  activity?: Activity,
+): Promise<Map<string, string[]>> {
+  const job = source instanceof DatabaseContext ? source.job : source;
+  const recorded = await withMetadata(source, (client) => recordedTableSyncs(client, job), activity);
   const result = new Map(syncNames(job).map((name) => [name, [] as string[]]));
   for (const [table, sync] of recorded) result.get(sync.name)!.push(table);
   return result;

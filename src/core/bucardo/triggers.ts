@@ -2,7 +2,8 @@
 // and in which mode (cascade middle hops fire ALWAYS), which exist, which to drop, and dropping
 // them table by table in rounds of lock-bounded tries.
 import type { Activity } from '../activity.js';
-import { withClient, type Client } from '../db.js';
+import { DatabaseContext, withSession } from '../context.js';
+import type { Client } from '../db.js';
 import { describeWaiting, lockBoundedDdl, type TableFailure } from '../ddl.js';
 import type { Job } from '../job.js';
 import { displayName, findReplicationObjects, type Relation } from '../objects.js';
@@ -155,38 +156,45 @@ export interface TriggerAudit {
 
 /** Compares each table in scope with the expected triggers; returns the tables that differ. */
 export async function auditTriggers(
-  job: Job,
+  source: Job | DatabaseContext,
   activity?: Activity,
 ): Promise<{ tables: Relation[]; wrong: TriggerAudit[] }> {
+  const job = source instanceof DatabaseContext ? source.job : source;
   // With several syncs each table's expected triggers are those of the sync its relgroup is in.
-  const syncOf = syncCount(job) > 1 ? await tableSyncs(job, activity) : undefined;
-  return withClient(job, { role: 'primary', activity }, async (client) => {
-    const { tables } = await findReplicationObjects(client, job.config.bucardo.replicationObjects);
-    const byTable = groupByTable(await listTriggers(client, jobTriggerNames(job)));
-    const wrong: TriggerAudit[] = [];
-    for (const table of tables) {
-      const rows = byTable.get(displayName(table)) ?? [];
-      const problems: string[] = [];
-      const sync = syncOf ? syncOf.get(displayName(table)) : job.syncName;
-      if (sync === undefined) problems.push('not in any sync of the job (run bucardo.install)');
-      const expected = expectedTriggers(job, sync ?? job.syncName);
-      for (const [name, state] of expected) {
-        const row = rows.find((r) => r.trigger === name);
-        if (!row) problems.push(`missing ${name}`);
-        else if (row.enabled !== state)
-          problems.push(`${name} is ${describeEnabled(row.enabled)}, expected ${describeEnabled(state)}`);
+  const syncOf = syncCount(job) > 1 ? await tableSyncs(source, activity) : undefined;
+  return withSession(
+    source,
+    { role: 'primary' },
+    async (client) => {
+      const { tables } = await findReplicationObjects(client, job.config.bucardo.replicationObjects);
+      const byTable = groupByTable(await listTriggers(client, jobTriggerNames(job)));
+      const wrong: TriggerAudit[] = [];
+      for (const table of tables) {
+        const rows = byTable.get(displayName(table)) ?? [];
+        const problems: string[] = [];
+        const sync = syncOf ? syncOf.get(displayName(table)) : job.syncName;
+        if (sync === undefined) problems.push('not in any sync of the job (run bucardo.install)');
+        const expected = expectedTriggers(job, sync ?? job.syncName);
+        for (const [name, state] of expected) {
+          const row = rows.find((r) => r.trigger === name);
+          if (!row) problems.push(`missing ${name}`);
+          else if (row.enabled !== state)
+            problems.push(`${name} is ${describeEnabled(row.enabled)}, expected ${describeEnabled(state)}`);
+        }
+        for (const row of rows) if (!expected.has(row.trigger)) problems.push(`unexpected ${row.trigger}`);
+        if (problems.length) wrong.push({ table: displayName(table), problems });
       }
-      for (const row of rows) if (!expected.has(row.trigger)) problems.push(`unexpected ${row.trigger}`);
-      if (problems.length) wrong.push({ table: displayName(table), problems });
-    }
-    return { tables, wrong };
-  });
+      return { tables, wrong };
+    },
+    activity,
+  );
 }
 
 /** "schema.table" → the name of the job's sync that holds it, from the relgroups. */
-async function tableSyncs(job: Job, activity?: Activity): Promise<Map<string, string>> {
+async function tableSyncs(source: Job | DatabaseContext, activity?: Activity): Promise<Map<string, string>> {
   const result = new Map<string, string>();
-  for (const [sync, tables] of await tablesBySync(job, activity)) for (const t of tables) result.set(t, sync);
+  for (const [sync, tables] of await tablesBySync(source, activity))
+    for (const t of tables) result.set(t, sync);
   return result;
 }
 

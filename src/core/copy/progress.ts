@@ -176,9 +176,10 @@ export async function copyProgress(
  * is: done when every unit is committed, running while the process named in it lives, pending
  * otherwise (not begun, or interrupted with some tables done).
  */
-async function parallelCopyState(job: Job): Promise<CopyProgress> {
+async function parallelCopyState(source: Job | DatabaseContext): Promise<CopyProgress> {
+  const job = source instanceof DatabaseContext ? source.job : source;
   const syncs = jobSyncs(job);
-  const created = await withMetadata(job, async (client) =>
+  const created = await withMetadata(source, async (client) =>
     Promise.all(
       syncs.map(
         async (s) =>
@@ -224,7 +225,7 @@ async function parallelCopyState(job: Job): Promise<CopyProgress> {
         (elapsed * (progress.bytesTotal! - progress.bytesDone!)) / progress.bytesDone!,
       );
   }
-  const current = await copyInProgress(job).catch(() => undefined);
+  const current = await copyInProgress(source).catch(() => undefined);
   if (current) {
     progress.table = `${current.schema}.${current.name}`;
     progress.rows = current.rows;
@@ -241,8 +242,8 @@ export async function copyState(source: Job | DatabaseContext): Promise<CopyProg
   const job = source instanceof DatabaseContext ? source.job : source;
   if (job.config.bucardo.copyData === 'never') return { state: 'not requested' };
   if (!(await metadataDatabaseExists(source))) return { state: 'unknown' };
-  if (job.config.bucardo.copyData === 'parallel') return parallelCopyState(job);
-  if (syncCount(job) > 1) return splitCopyState(job);
+  if (job.config.bucardo.copyData === 'parallel') return parallelCopyState(source);
+  if (syncCount(job) > 1) return splitCopyState(source);
   const info = await withMetadata(source, async (client) => ({
     sync: await syncRow(client, job.syncName),
     current: (await recentRuns(client, job.syncName, 1)).find((run) => run.ended === null),
@@ -260,9 +261,10 @@ export async function copyState(source: Job | DatabaseContext): Promise<CopyProg
  * With several syncs each copies its own tables, in parallel: done when every sync's copy is; while
  * running, tables and bytes count whole for the syncs done (the one COPY shown is one of those running).
  */
-async function splitCopyState(job: Job): Promise<CopyProgress> {
+async function splitCopyState(source: Job | DatabaseContext): Promise<CopyProgress> {
+  const job = source instanceof DatabaseContext ? source.job : source;
   const syncs = jobSyncs(job);
-  const infos = await withMetadata(job, (client) =>
+  const infos = await withMetadata(source, (client) =>
     Promise.all(
       syncs.map(async (s) => ({
         sync: await syncRow(client, s.name),
@@ -285,8 +287,8 @@ async function splitCopyState(job: Job): Promise<CopyProgress> {
   };
   try {
     for (const [i, info] of infos.entries()) {
-      const order = await copyOrder(job, info.sync!.relgroup);
-      const bytes = (await sourceSizes(job, order)).reduce((sum, size) => sum + size.bytes, 0);
+      const order = await copyOrder(source, info.sync!.relgroup);
+      const bytes = (await sourceSizes(source, order)).reduce((sum, size) => sum + size.bytes, 0);
       progress.tablesTotal! += order.length;
       progress.bytesTotal! += bytes;
       if (done[i]) {
@@ -299,7 +301,7 @@ async function splitCopyState(job: Job): Promise<CopyProgress> {
       .map((info) => info.current!.started!.getTime());
     if (started.length)
       progress.elapsedSeconds = Math.max(0, Math.round((Date.now() - Math.min(...started)) / 1000));
-    const current = await copyInProgress(job);
+    const current = await copyInProgress(source);
     if (current) {
       progress.table = `${current.schema}.${current.name}`;
       progress.rows = current.rows;
