@@ -169,9 +169,12 @@ export async function collectStatus(
     data.copy =
       (await look(unreachable, "could not check the initial copy's state", () => copyState(db))) ?? data.copy;
   if (data.installed && data.sync?.exists && unreachable.length === 0)
-    data.drift = await Promise.all([db.primary(), db.secondary(), db.metadata()])
-      .then(([primary, secondary, metadata]) => replicationDrift(job, { primary, secondary, metadata }))
-      .catch(() => undefined);
+    // A drift check that fails leaves the state unknown with its reason, never "caught up": a sync
+    // whose columns differ replicates nothing of that table.
+    data.drift = await look(unreachable, 'could not check for schema drift', async () => {
+      const [primary, secondary, metadata] = await Promise.all([db.primary(), db.secondary(), db.metadata()]);
+      return replicationDrift(job, { primary, secondary, metadata });
+    });
   data.pendingTotal = data.pending.reduce((sum, p) => sum + p.changes, 0);
   const oldest = oldestSeconds(data.pending);
   if (oldest !== undefined) data.oldestPendingSeconds = oldest;
