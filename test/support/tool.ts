@@ -11,30 +11,77 @@ import { FIXTURE_PLUGINS, ROOT } from './paths.js';
 /** Longest a test's own statement may run (the longest, loading test data, take seconds alone). */
 const TEST_STATEMENT_TIMEOUT_MS = 300_000;
 
+/**
+ * Idle sessions of the test's own queries, per server and database, kept for a few seconds. On these
+ * VMs a PostgreSQL backend's start costs some 25 ms of CPU (a fork and its page faults), and tests ask
+ * thousands of short questions (waitFor polls five a second): a session per question was a large share
+ * of the suite's CPU. Each query still gets a session of its own while it runs (one that blocks on a
+ * lock does not hold up the next), and leaves it as a fresh one would: DISCARD ALL ends what it set,
+ * locked or listened to, and a session that failed or ended inside a transaction is closed.
+ */
+const pools = new Map<string, pg.Pool>();
+
+function poolFor(cluster: ClusterInfo, database: string): pg.Pool {
+  // An SSL-only cluster takes TCP logins with SSL and a password only: the test's own sessions use its socket.
+  const host = cluster.caFile ? cluster.socketDir : cluster.host;
+  const key = `${host}:${cluster.port}/${database}`;
+  let pool = pools.get(key);
+  if (!pool) {
+    pool = new pg.Pool({
+      host,
+      port: cluster.port,
+      user: 'postgres',
+      database,
+      // A test's statement blocked by the code under test (a lock it holds) fails instead of hanging.
+      statement_timeout: TEST_STATEMENT_TIMEOUT_MS,
+      connectionTimeoutMillis: 10_000,
+      idleTimeoutMillis: 5_000,
+      max: 50,
+      // Idle sessions never keep a test file's process alive.
+      allowExitOnIdle: true,
+    });
+    // An idle session ended by the server (a restart, DROP DATABASE ... WITH (FORCE), a terminated
+    // backend) is dropped from the pool; nothing waits on it.
+    pool.on('error', () => undefined);
+    pools.set(key, pool);
+  }
+  return pool;
+}
+
+/** A session that died while idle in the pool: the statement never reached the server. */
+const deadSession = (error: unknown) =>
+  /not queryable|Connection terminated|ECONNRESET|EPIPE/.test((error as Error).message ?? '') ||
+  ['57P01', '57P02', '57P03'].includes((error as { code?: string }).code ?? '');
+
 export async function query<T extends pg.QueryResultRow = Record<string, unknown>>(
   cluster: ClusterInfo,
   database: string,
   text: string,
   params: unknown[] = [],
 ): Promise<T[]> {
-  // An SSL-only cluster takes TCP logins with SSL and a password only: the test's own sessions use its socket.
-  const client = new pg.Client({
-    host: cluster.caFile ? cluster.socketDir : cluster.host,
-    port: cluster.port,
-    user: 'postgres',
-    database,
-    // A test's statement blocked by the code under test (a lock it holds) fails instead of hanging.
-    statement_timeout: TEST_STATEMENT_TIMEOUT_MS,
-    connectionTimeoutMillis: 10_000,
-  });
-  await client.connect();
-  try {
-    return (await client.query<T>(text, params)).rows;
-  } finally {
-    await client.end();
+  for (let attempt = 1; ; attempt++) {
+    const client = await poolFor(cluster, database).connect();
+    const pooled = usedSessions.has(client);
+    let reusable = false;
+    try {
+      const rows = (await client.query<T>(text, params)).rows;
+      // A query text that left a transaction open (BEGIN without COMMIT) fails DISCARD ALL: closed.
+      await client.query('DISCARD ALL');
+      reusable = true;
+      usedSessions.add(client);
+      return rows;
+    } catch (error) {
+      // A pooled session the server ended while it was idle: ask again on a new one, once.
+      if (attempt === 1 && pooled && deadSession(error)) continue;
+      throw error;
+    } finally {
+      client.release(!reusable);
+    }
   }
 }
 
+/** Sessions that answered before: only such a one can have died while idle. */
+const usedSessions = new WeakSet<pg.PoolClient>();
 export interface JobOptions {
   name: string;
   plugins?: string[];
