@@ -22,6 +22,8 @@ export type { FinishData } from './switch.js';
 export const OPENING_ROWS: Step<SwitchRun, FinishData>[] = [
   { name: 'earlier run', applies: (run) => run.progress.confirmed !== undefined, run: step.earlierRun },
   { name: 'scope', run: step.scope },
+  // Before any pause: the tables copied at the switch exist on both sides with the same columns.
+  { name: 'copy at the switch: check', doneWhen: 'confirmed', applies: copies, run: step.copyTablesChecked },
   { name: 'readiness', doneWhen: 'confirmed', run: step.readiness },
   { name: 'open sessions', doneWhen: 'verified', run: step.openSessions },
   // Before the write stop: what changed since the verify, compared while the application writes.
@@ -31,6 +33,23 @@ export const OPENING_ROWS: Step<SwitchRun, FinishData>[] = [
   { name: 'drain', doneWhen: 'drained', marks: 'drained', inPause: true, run: step.drain },
   { name: 'sequences', doneWhen: 'sequences', marks: 'sequences', inPause: true, run: step.sequences },
 ];
+
+function copies(run: SwitchRun): boolean {
+  return run.settings.copyAtCutover.length > 0;
+}
+
+/**
+ * The tables of cutover.copy_at_cutover copied whole, in the pause both ways, before the final check
+ * (which compares them whole). Its time is recorded with the final check's point; until that point is
+ * recorded, a rerun copies them again.
+ */
+export const COPY_ROW: Step<SwitchRun, FinishData> = {
+  name: 'copy tables',
+  doneWhen: 'verified',
+  inPause: true,
+  applies: copies,
+  run: step.copyAtCutover,
+};
 
 /** The final check, run in the pause both ways (the followers' follows it going forward). */
 export const FINAL_CHECK_ROW: Step<SwitchRun, FinishData> = {
@@ -93,6 +112,7 @@ export const FINISH: Step<SwitchRun, FinishData>[] = [
     applies: (run) => run.followers.length > 0,
     run: step.followersSequences,
   },
+  COPY_ROW,
   FINAL_CHECK_ROW,
   {
     name: 'final check of the followers',

@@ -8,7 +8,7 @@ import { reverseJob } from '../../src/core/bucardo/reverse.js';
 import { adoptRecordedNames } from '../../src/core/bucardo/records.js';
 import { switchedTarget } from './follow.js';
 import { openRecords, readProgress } from './records.js';
-import { CLOSING_ROWS, FINAL_CHECK_ROW, OPENING_ROWS } from './finish.js';
+import { CLOSING_ROWS, COPY_ROW, FINAL_CHECK_ROW, OPENING_ROWS } from './finish.js';
 import type { Step } from './steps.js';
 import * as step from './switch-steps.js';
 import { BACKWARD, runSwitch, validateSwitch, type FinishData, type SwitchRun } from './switch.js';
@@ -18,6 +18,7 @@ import { WriteStop } from './write-stop.js';
 /** The switch back, step by step. */
 export const ROLLBACK: Step<SwitchRun, FinishData>[] = [
   ...OPENING_ROWS,
+  COPY_ROW,
   FINAL_CHECK_ROW,
   ...CLOSING_ROWS,
   { name: 'drop the bucardo schema on the secondary', run: step.dropSchemaOnB },

@@ -40,6 +40,11 @@ export interface CutoverSettings {
   switchTimeoutSeconds: number;
   /** The PgBouncer in front of the application: it pauses, is repointed, and resumes. */
   pgbouncer?: PoolerSettings;
+  /**
+   * Tables without a primary key (Bucardo cannot replicate them) copied whole from the primary to the
+   * secondary inside the write pause of cutover.finish: small lookup tables left out of replication.
+   */
+  copyAtCutover: { schema: string; name: string }[];
 }
 
 export interface PoolerSettings {
@@ -73,6 +78,7 @@ const KEYS = [
   'switch_command',
   'switch_timeout',
   'pgbouncer',
+  'copy_at_cutover',
 ];
 
 const POOLER_KEYS = [
@@ -101,6 +107,7 @@ export function defaultCutoverSettings(): CutoverSettings {
     fence: [],
     fenceGraceSeconds: 5,
     switchTimeoutSeconds: 30,
+    copyAtCutover: [],
   };
 }
 
@@ -125,7 +132,29 @@ export function parseCutoverSettings(reader: ConfigReader, value: unknown, path:
     ...(raw['pgbouncer'] !== undefined && raw['pgbouncer'] !== null
       ? { pgbouncer: parsePooler(reader, raw['pgbouncer'], `${path}.pgbouncer`) }
       : {}),
+    copyAtCutover: copyAtCutover(reader, raw, path),
   };
+}
+
+/** schema.table names; a name without its schema is refused (the search path differs between the servers). */
+function copyAtCutover(
+  reader: ConfigReader,
+  raw: Record<string, unknown>,
+  path: string,
+): { schema: string; name: string }[] {
+  const tables: { schema: string; name: string }[] = [];
+  for (const entry of reader.stringList(raw, 'copy_at_cutover', path)) {
+    const dot = entry.indexOf('.');
+    if (dot <= 0 || dot === entry.length - 1) {
+      reader.problem(
+        `${path}.copy_at_cutover`,
+        `expected schema.table, got ${entry}: name each table with its schema (public.countries)`,
+      );
+      continue;
+    }
+    tables.push({ schema: entry.slice(0, dot), name: entry.slice(dot + 1) });
+  }
+  return tables;
 }
 
 /** An argument array: the program, then its arguments. A single string is the program alone, never split. */

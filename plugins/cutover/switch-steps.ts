@@ -11,6 +11,9 @@ import { errorMessage, OperatorError } from '../../src/core/errors.js';
 import { dropBucardoSchema } from '../../src/core/bucardo/schema.js';
 import type { Job } from '../../src/core/job.js';
 import { findReplicationObjects } from '../../src/core/objects.js';
+import { replaceTable } from '../../src/core/copy/engine.js';
+import { quoteQualified } from '../../src/core/quote.js';
+import type { Client } from '../../src/core/db.js';
 import { daemonPid, kickSyncOn, stopDaemon, stopSyncWorkers } from '../../src/core/bucardo/daemon.js';
 import { reverseJob } from '../../src/core/bucardo/reverse.js';
 import { syncRow } from '../../src/core/bucardo/metadata.js';
@@ -361,7 +364,7 @@ async function checkTarget(
       settings,
       since: quick.preChecked ? 'pre-check' : 'verify',
       truncatedFrom: quick.verifyFrom,
-      ...(target === job ? { sessions: run.checkSessions } : {}),
+      ...(target === job ? { sessions: run.checkSessions, copiedWhole: settings.copyAtCutover } : {}),
       verifyInFlight: quick.inFlight,
       activity: ctx.activity,
       progress: (text) => ctx.progress(`final check: ${text}`),
@@ -396,6 +399,16 @@ async function checkTarget(
         message: `The final verify${label} failed: ${verify.verdict} Replication is still running and nothing is switched. Repair the differences (cutover.verify lists them with their keys) and run cutover.finish again with writes still stopped, or let writes resume on the primary to call the cutover off.`,
       },
     };
+  // The tables copied at the switch are outside the verify's verdict, but here they must match.
+  const uncopied = target === job ? (verify.copiedAtCutover ?? []).filter((t) => !t.same) : [];
+  if (uncopied.length)
+    return {
+      as: `final verify (full)${label}`,
+      failed: {
+        verdict: verify.verdict,
+        message: `The final verify${label} failed: the table(s) copied at the switch (cutover.copy_at_cutover) differ after the copy: ${uncopied.map((t) => `${t.table} (${t.problem ?? `${t.rowsPrimary} row(s) on ${run.words.from}, ${t.rowsSecondary} on ${run.words.to}`})`).join(', ')}. Replication is still running and nothing is switched. Keep writes stopped (a write to such a table during the pause is not replicated) and run ${run.words.command} again: it copies them again.`,
+      },
+    };
   run.say(`final verify${label}: ${verify.verdict} (${run.stepSeconds})`);
   return { as: `final verify (full)${label}` };
 }
@@ -405,6 +418,113 @@ export async function finalCheck(run: SwitchRun): Result {
   const { as, failed } = await checkTarget(run, run.job);
   if (!failed) return { as };
   return { as, stop: { ok: false, data: run.data({ verdict: failed.verdict }), message: failed.message } };
+}
+
+interface CopiedTable {
+  schema: string;
+  name: string;
+  columns: string[];
+}
+
+/** A table's columns (name and type, in order) and whether it has a primary key; undefined when missing. */
+async function tableShape(
+  client: Client,
+  table: { schema: string; name: string },
+): Promise<{ columns: string[]; types: string[]; hasPrimaryKey: boolean } | undefined> {
+  const { rows } = await client.query<{ column: string | null; type: string | null; has_pk: boolean }>(
+    `SELECT a.attname AS column, format_type(a.atttypid, a.atttypmod) AS type,
+            EXISTS (SELECT 1 FROM pg_constraint k WHERE k.conrelid = c.oid AND k.contype = 'p') AS has_pk
+       FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+       LEFT JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
+      WHERE n.nspname = $1 AND c.relname = $2 AND c.relkind IN ('r', 'p')
+      ORDER BY a.attnum`,
+    [table.schema, table.name],
+  );
+  if (!rows.length) return undefined;
+  const present = rows.filter((r) => r.column !== null);
+  return {
+    columns: present.map((r) => r.column!),
+    types: present.map((r) => r.type!),
+    hasPrimaryKey: rows[0]!.has_pk,
+  };
+}
+
+/**
+ * The tables of cutover.copy_at_cutover, each checked on both sides: no primary key (a table with one
+ * should replicate instead), present on the side writes leave and the side they go to, the same columns.
+ * Refuses with the fix otherwise.
+ */
+async function tablesToCopy(run: SwitchRun, from: Client, to: Client): Promise<CopiedTable[]> {
+  const tables: CopiedTable[] = [];
+  const problems: string[] = [];
+  for (const table of run.settings.copyAtCutover) {
+    const name = quoteQualified(table.schema, table.name);
+    const [ours, theirs] = await Promise.all([tableShape(from, table), tableShape(to, table)]);
+    if (!ours) {
+      problems.push(
+        `${name} is not a table on ${run.words.from}: correct its name in cutover.copy_at_cutover (schema.table) or remove it`,
+      );
+    } else if (ours.hasPrimaryKey) {
+      problems.push(
+        `${name} has a primary key, so Bucardo can replicate it: remove it from cutover.copy_at_cutover and from bucardo.replication_objects' exclusions, then add it to replication (schema.add_tables)`,
+      );
+    } else if (!theirs) {
+      problems.push(
+        `${name} is missing on ${run.words.to}: create it there with the same columns (schema.diff shows the difference)`,
+      );
+    } else if (
+      ours.columns.join('\u0000') !== theirs.columns.join('\u0000') ||
+      ours.types.join('\u0000') !== theirs.types.join('\u0000')
+    ) {
+      problems.push(
+        `${name} has different columns on the two sides (${ours.columns.length} on ${run.words.from}, ${theirs.columns.length} on ${run.words.to}; names, types or order differ): make them the same on ${run.words.to} (schema.diff shows the difference)`,
+      );
+    } else {
+      tables.push({ ...table, columns: ours.columns });
+    }
+  }
+  if (problems.length)
+    throw new OperatorError(
+      `cutover.copy_at_cutover names ${problems.length} table(s) that cannot be copied at the switch: ${problems.join('; ')}. Fix them, or remove them from cutover.copy_at_cutover, then run ${run.words.command} again. Nothing was changed.`,
+    );
+  return tables;
+}
+
+/** Before the pause: the tables copied at the switch can be copied (tablesToCopy refuses otherwise). */
+export async function copyTablesChecked(run: SwitchRun): Result {
+  // A session of its own on the side writes go to: the shared one is first opened inside the pause, the
+  // proof that it still takes new connections (the sequences step).
+  const tables = await withClient(
+    run.job,
+    {
+      role: 'secondary',
+      activity: run.ctx.activity,
+      applicationName: `bucardo-console ${run.words.command}`,
+    },
+    async (to) => tablesToCopy(run, await run.db.primary(), to),
+  );
+  run.say(
+    `copy at the switch: ${tables.length} table(s) without a primary key checked on both sides (${tables.map((t) => quoteQualified(t.schema, t.name)).join(', ')})`,
+  );
+}
+
+/**
+ * In the pause, before the final check (which then compares them whole): each table of
+ * cutover.copy_at_cutover replaced on the side writes go to by the rows of the side they leave, one
+ * transaction each. Writes are stopped, so the copy is consistent. Not recorded as a point of its own:
+ * a rerun before the final check's point copies every table again (a copy is whole or not at all).
+ */
+export async function copyAtCutover(run: SwitchRun): Result {
+  const from = await run.db.primary();
+  const to = await run.db.secondary();
+  const tables = await tablesToCopy(run, from, to);
+  const copied: string[] = [];
+  for (const table of tables) {
+    run.ctx.activity.throwIfInterrupted();
+    const { rows } = await replaceTable(from, to, table, run.job.config.bucardo.lockTimeoutMs);
+    copied.push(`${quoteQualified(table.schema, table.name)} (${rows} row(s))`);
+  }
+  run.say(`copied whole to ${run.words.to}: ${copied.join(', ')} (${run.stepSeconds})`);
 }
 
 /** Each target that will follow the chosen one holds what the primary holds too. */

@@ -30,6 +30,7 @@ CREATE TABLE shop."Order Lines" (order_id bigint, line int, sku text, qty numeri
 CREATE TABLE public.tags (tag text PRIMARY KEY, note text);
 CREATE TABLE public.big (id bigint PRIMARY KEY, payload text, raw bytea);
 CREATE SEQUENCE public.invoice_no;
+CREATE TABLE public.countries (code text, name text);
 `;
 const DATA = `
 INSERT INTO shop.customers SELECT g, 'customer ' || g, DATE '2020-01-01' + g, g / 7.0, TIMESTAMPTZ '2024-01-01 00:00+02' + g * interval '1 hour' FROM generate_series(1, 2000) g;
@@ -37,9 +38,12 @@ INSERT INTO shop."Order Lines" SELECT o, l, 'sku-' || (o * l) % 97, (o % 13) + l
 INSERT INTO public.tags SELECT 'tag-' || g, CASE WHEN g % 2 = 0 THEN 'note ' || g END FROM generate_series(1, 1500) g;
 INSERT INTO public.big SELECT g, repeat('x', g % 50), decode(md5(g::text), 'hex') FROM generate_series(1, 20000) g;
 SELECT setval('public.invoice_no', 500);
+INSERT INTO public.countries VALUES ('de', 'Germany'), ('fr', 'France'), ('it', 'Italy');
 `;
 const VIEW = 'CREATE MATERIALIZED VIEW public.tag_counts AS SELECT count(*) AS n FROM public.tags';
 const TABLES = ['shop.customers', 'shop."Order Lines"', 'public.tags', 'public.big'];
+
+const CUTOVER = { chunk_rows: 1000, settle_time: 5, max_lag: 5, sequence_margin: 1000 };
 
 let a: ClusterInfo;
 let b: ClusterInfo;
@@ -92,8 +96,10 @@ before(async () => {
     // No safety net: rows tampered on the secondary in keys changed a moment before are what verify and
     // the final check must find here, and the safety net would re-queue them first (safety-net.test).
     bucardoSettings: { recheck_interval: 0 },
+    // A lookup table without a primary key: Bucardo cannot replicate it, cutover.finish copies it.
+    replicationObjects: { table_exclude: ['public.countries'] },
     // Small chunks so that every table is cut into several ranges (integer, composite and text keys).
-    extra: { cutover: { chunk_rows: 1000, settle_time: 5, max_lag: 5, sequence_margin: 1000 } },
+    extra: { cutover: { ...CUTOVER, copy_at_cutover: ['public.countries'] } },
   });
   const setup = await tool('bucardo.install bucardo.add_triggers bucardo.start bucardo.wait_for_copy');
   assert.equal(setup.code, 0, setup.stdout + setup.stderr);
@@ -115,6 +121,11 @@ test('verify: a caught-up secondary is identical, chunk by chunk; check names th
   assert.equal(data.clean, true, data.verdict);
   assert.equal(data.method, 'hashtextextended(row text)');
   assert.match(data.verdict, /^Identical: 4 table\(s\), 26,500 row\(s\), 1 sequence\(s\)\.$/);
+  assert.deepEqual(
+    data.copiedAtCutover,
+    [{ table: 'public.countries', rowsPrimary: 3, rowsSecondary: 0, same: false }],
+    'the table copied at the switch is compared whole, outside the verdict',
+  );
   const bigChunks = tableReport(data, 'public.big').chunks;
   assert.ok(
     bigChunks >= 10 && bigChunks <= 40,
@@ -388,6 +399,33 @@ test("finish: needs the operator's word, its final check catches a row tampered 
   );
   assert.deepEqual(await query(a, 'bucardo', 'SELECT * FROM cutover.finish_progress'), []);
 
+  // A table with a primary key replicates: naming it in copy_at_cutover is refused before any pause.
+  const withKey = writeJobConfig({
+    name: 'cut',
+    plugins: ['bucardo', 'cutover'],
+    primary: { cluster: a, dbname: 'cut_a' },
+    secondary: { cluster: b, dbname: 'cut_b' },
+    replicationObjects: { table_exclude: ['public.countries'] },
+    extra: { cutover: { ...CUTOVER, copy_at_cutover: ['public.countries', 'public.tags'] } },
+  });
+  const keyed = await runTool(['-c', withKey.file, '-l', 'cutover.finish --writes-stopped'], {
+    timeoutMs: 150_000,
+  });
+  assert.equal(keyed.code, 1, keyed.stdout + keyed.stderr);
+  assert.match(
+    keyed.stderr,
+    /cutover\.copy_at_cutover names 1 table\(s\) that cannot be copied at the switch: "public"\."tags" has a primary key, so Bucardo can replicate it: remove it from cutover\.copy_at_cutover .*Nothing was changed\./,
+  );
+  assert.deepEqual(await query(a, 'bucardo', 'SELECT * FROM cutover.finish_progress'), []);
+
+  // The table copied at the switch, changed on the primary after the install (never replicated).
+  await query(
+    a,
+    'cut_a',
+    "UPDATE public.countries SET name = 'République française' WHERE code = 'fr'; DELETE FROM public.countries WHERE code = 'it'; INSERT INTO public.countries VALUES ('es', 'Spain'), ('es', 'Spain'), (NULL, 'nowhere')",
+  );
+  await query(b, 'cut_b', "INSERT INTO public.countries VALUES ('xx', 'only on b')");
+
   // A key changed on the primary after the last verify, replicated, then tampered on the secondary:
   // the final check re-compares exactly such keys (nothing is pending for it, so it is not in flight).
   await query(a, 'cut_a', "UPDATE public.tags SET note = 'changed after the verify' WHERE tag = 'tag-100'");
@@ -468,7 +506,7 @@ test("finish: needs the operator's word, its final check catches a row tampered 
     assert.equal(open.code, 1, open.stdout + open.stderr);
     assert.match(
       open.stdout,
-      /- final check: Identical: \d+ changed key\(s\) compared row by row in 4 table\(s\), row counts equal, 1 sequence\(s\) at or past the primary's\./,
+      /- final check: Identical: \d+ changed key\(s\) compared row by row in 5 table\(s\) \(1 compared whole\), row counts equal, 1 sequence\(s\) at or past the primary's\./,
     );
     assert.match(
       open.stdout + open.stderr,
@@ -523,6 +561,7 @@ test("finish: needs the operator's word, its final check catches a row tampered 
       [
         'drain',
         'sequences',
+        'copy tables',
         'final check',
         'late-write checks',
         'stop replication',
@@ -533,6 +572,11 @@ test("finish: needs the operator's word, its final check catches a row tampered 
     assert.deepEqual(await query(b, 'cut_b', 'SELECT payload FROM public.big WHERE id = 300001'), [
       { payload: 'just before the confirmation' },
     ]);
+    assert.match(stepsText(locked), /- copied whole to the secondary: "public"\."countries" \(5 row\(s\)\)/);
+    assert.equal(
+      lockedData.finalCheck.tables.find((t: any) => t.table === 'public.countries').compared,
+      'whole table',
+    );
     assert.match(stepsText(locked), /- replication stopped: /);
     assert.match(outcome(locked).message!, /1 table\(s\) still carry this job's triggers/);
     assert.deepEqual(
@@ -581,6 +625,14 @@ test("finish: needs the operator's word, its final check catches a row tampered 
       await tableRows(a, 'cut_a', table),
       `${table} identical after the cutover`,
     );
+
+  const countries = 'SELECT code, name FROM public.countries ORDER BY code NULLS FIRST, name';
+  assert.deepEqual(
+    await query(b, 'cut_b', countries),
+    await query(a, 'cut_a', countries),
+    "the table without a primary key holds exactly the primary's rows",
+  );
+  assert.equal((await query(b, 'cut_b', countries)).length, 5);
 
   const again = await tool('cutover.finish');
   assert.equal(again.code, 0);

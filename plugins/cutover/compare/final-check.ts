@@ -106,6 +106,11 @@ export interface FinalCheckOptions {
    * caller to close. Opening them takes tens of milliseconds each that the application would wait.
    */
   sessions?: Sides[];
+  /**
+   * Tables outside replication copied whole at the switch (cutover.copy_at_cutover), just before this
+   * check: compared whole too, so the switch proves the copy.
+   */
+  copiedWhole?: { schema: string; name: string }[];
 }
 
 export async function runFinalCheck(
@@ -122,6 +127,9 @@ export async function runFinalCheck(
     const { primary, secondary } = pool[0]!;
     const method = await hashMethod(primary, secondary);
     const scope = await findReplicationObjects(primary, job.config.bucardo.replicationObjects);
+    for (const table of options.copiedWhole ?? [])
+      if (!scope.tables.some((t) => t.schema === table.schema && t.name === table.name))
+        scope.tables.push({ ...table, hasPrimaryKey: false, sizeBytes: 0 });
     const [ourShapes, theirShapes] = await Promise.all([
       readShapes(primary, scope.tables),
       readShapes(secondary, scope.tables),

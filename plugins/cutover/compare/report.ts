@@ -85,6 +85,21 @@ export interface VerifyReport {
   horizon?: { takenAt: string; from: string | null; heldSince: string; reason: string };
   /** Id of the recorded result in the metadata database (cutover.verify_run). */
   recordId?: number;
+  /**
+   * The tables of cutover.copy_at_cutover (outside replication), compared whole: exact row counts and
+   * one hash of all rows. A difference does not fail the verify: cutover.finish copies them in the pause.
+   */
+  copiedAtCutover?: CopiedTableReport[];
+}
+
+export interface CopiedTableReport {
+  table: string;
+  rowsPrimary: number;
+  rowsSecondary: number;
+  /** Same rows on both sides (count and content hash). */
+  same: boolean;
+  /** Why it could not be compared (missing on a side, columns differ). */
+  problem?: string;
 }
 
 export function failingTables(report: Pick<VerifyReport, 'tables'>): TableReport[] {

@@ -138,6 +138,31 @@ async function copyUnit(
 }
 
 /**
+ * One whole table replaced on the target in one transaction: TRUNCATE ONLY, then its rows streamed
+ * from the source with COPY (cutover.copy_at_cutover: tables without a primary key, copied while
+ * writes are stopped). Either the target holds the source's rows or, after any failure, what it held
+ * before. The TRUNCATE's lock wait is bounded by lockTimeoutMs; no trigger fires (replica mode).
+ */
+export async function replaceTable(
+  source: Client,
+  target: Client,
+  table: { schema: string; name: string; columns: string[] },
+  lockTimeoutMs: number,
+): Promise<{ rows: number; bytes: number }> {
+  const qualified = quoteQualified(table.schema, table.name);
+  const columns = table.columns.map(quoteIdent).join(', ');
+  const meter = new Meter();
+  await withTransaction(target, async () => {
+    await target.query('SET LOCAL session_replication_role = replica');
+    await target.query(`SET LOCAL lock_timeout = ${Math.max(1, Math.round(lockTimeoutMs))}`);
+    await target.query(`TRUNCATE ONLY ${qualified}`);
+    const ingest = target.query(copyFrom(`COPY ${qualified} (${columns}) FROM STDIN`));
+    await pipeline(source.query(copyTo(`COPY ${qualified} (${columns}) TO STDOUT`)), meter, ingest);
+  });
+  return { rows: meter.rows, bytes: meter.bytes };
+}
+
+/**
  * TRUNCATE ONLY inside the open transaction, for an ordinary table; false (and nothing done) where it
  * cannot be: not an ordinary table on the secondary (partitioned, foreign, a view), referenced by
  * another table's foreign key (feature not supported, class 0A), no TRUNCATE privilege (42501), or
