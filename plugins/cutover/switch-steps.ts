@@ -430,9 +430,14 @@ interface CopiedTable {
 async function tableShape(
   client: Client,
   table: { schema: string; name: string },
-): Promise<{ columns: string[]; types: string[]; hasPrimaryKey: boolean } | undefined> {
-  const { rows } = await client.query<{ column: string | null; type: string | null; has_pk: boolean }>(
-    `SELECT a.attname AS column, format_type(a.atttypid, a.atttypmod) AS type,
+): Promise<{ columns: string[]; types: string[]; hasPrimaryKey: boolean; partitioned: boolean } | undefined> {
+  const { rows } = await client.query<{
+    column: string | null;
+    type: string | null;
+    has_pk: boolean;
+    partitioned: boolean;
+  }>(
+    `SELECT a.attname AS column, format_type(a.atttypid, a.atttypmod) AS type, c.relkind = 'p' AS partitioned,
             EXISTS (SELECT 1 FROM pg_constraint k WHERE k.conrelid = c.oid AND k.contype = 'p') AS has_pk
        FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
        LEFT JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
@@ -446,6 +451,7 @@ async function tableShape(
     columns: present.map((r) => r.column!),
     types: present.map((r) => r.type!),
     hasPrimaryKey: rows[0]!.has_pk,
+    partitioned: rows[0]!.partitioned,
   };
 }
 
@@ -463,6 +469,11 @@ async function tablesToCopy(run: SwitchRun, from: Client, to: Client): Promise<C
     if (!ours) {
       problems.push(
         `${name} is not a table on ${run.words.from}: correct its name in cutover.copy_at_cutover (schema.table) or remove it`,
+      );
+    } else if (ours.partitioned) {
+      // TRUNCATE ONLY and COPY ... TO refuse a partitioned table: its rows live in its partitions.
+      problems.push(
+        `${name} is a partitioned table: name its partitions in cutover.copy_at_cutover instead (each is copied whole)`,
       );
     } else if (ours.hasPrimaryKey) {
       problems.push(
