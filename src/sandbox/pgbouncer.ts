@@ -2,7 +2,7 @@
 // refuses root) on a free port in a temp dir, transaction pooling, md5 logins from its own auth file,
 // one admin user. Stopped by its pid (SIGINT: it closes its connections and exits), never by name.
 import { execFileSync } from 'node:child_process';
-import { chmodSync, chownSync, existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { sleep } from '../core/activity.js';
@@ -106,10 +106,16 @@ export async function startPooler(options: PoolerOptions): Promise<PoolerInfo> {
   };
 }
 
-/** Stops the pooler by its pid and waits (at most 10 s, then SIGKILL) until it is gone. */
-export async function stopPooler(pooler: PoolerInfo): Promise<void> {
-  if (!isProcessAlive(pooler.pid)) return;
-  process.kill(pooler.pid, 'SIGINT');
-  for (let i = 0; i < 100 && isProcessAlive(pooler.pid); i++) await sleep(100);
-  if (isProcessAlive(pooler.pid)) process.kill(pooler.pid, 'SIGKILL');
+/**
+ * Stops the pooler by its pid and waits (at most 10 s, then SIGKILL) until it is gone, then removes its
+ * temp dir (its ini, user list and log) unless asked to keep it for a post-mortem.
+ */
+export async function stopPooler(pooler: PoolerInfo, options: { keepFiles?: boolean } = {}): Promise<void> {
+  if (isProcessAlive(pooler.pid)) {
+    process.kill(pooler.pid, 'SIGINT');
+    for (let i = 0; i < 100 && isProcessAlive(pooler.pid); i++) await sleep(100);
+    if (isProcessAlive(pooler.pid)) process.kill(pooler.pid, 'SIGKILL');
+  }
+  if (!options.keepFiles && !process.env['BUCARDO_CONSOLE_KEEP_TEST_DIRS'])
+    rmSync(pooler.dir, { recursive: true, force: true });
 }
