@@ -48,6 +48,20 @@ function poolFor(cluster: ClusterInfo, database: string): pg.Pool {
   return pool;
 }
 
+/** Closes the kept sessions of a server's databases other than `database` (bounded: 5 s). */
+async function endOtherPools(cluster: ClusterInfo, database: string): Promise<void> {
+  const host = cluster.caFile ? cluster.socketDir : cluster.host;
+  const ending: Promise<void>[] = [];
+  for (const [key, pool] of pools) {
+    if (key.startsWith(`${host}:${cluster.port}/`) && key !== `${host}:${cluster.port}/${database}`) {
+      pools.delete(key);
+      ending.push(pool.end());
+    }
+  }
+  // A pool with a query still running (one blocked on a lock) ends when it returns: not waited for.
+  await Promise.race([Promise.all(ending), new Promise((r) => setTimeout(r, 5_000).unref())]);
+}
+
 /** A session that died while idle in the pool: the statement never reached the server. */
 const deadSession = (error: unknown) =>
   /not queryable|Connection terminated|ECONNRESET|EPIPE/.test((error as Error).message ?? '') ||
@@ -59,6 +73,10 @@ export async function query<T extends pg.QueryResultRow = Record<string, unknown
   text: string,
   params: unknown[] = [],
 ): Promise<T[]> {
+  // CREATE DATABASE ... TEMPLATE, DROP or ALTER DATABASE need nobody else on the database they name:
+  // the idle sessions kept on that server's other databases go first (the server waits a few seconds
+  // for a session that is ending).
+  if (/\b(CREATE|DROP|ALTER)\s+DATABASE\b/i.test(text)) await endOtherPools(cluster, database);
   for (let attempt = 1; ; attempt++) {
     const client = await poolFor(cluster, database).connect();
     const pooled = usedSessions.has(client);
