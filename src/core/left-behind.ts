@@ -5,7 +5,7 @@
 // Light imports only: the formats print leftBehindLine before the prompt appears.
 import type { ReplicationObjects } from '../config/types.js';
 import type { Client } from './db.js';
-import { exclusionReasons } from './objects.js';
+import { exclusionReasons, PARTITION_ROOTS } from './objects.js';
 import { quoteQualified } from './quote.js';
 
 /** A table of the primary that the migration will not carry to the secondary, and why. */
@@ -41,15 +41,7 @@ export async function tablesNotCarried(
     tuples: number;
     bytes: string;
   }>(`
-    -- The partition root as src/core/objects.ts finds it (pg_partition_ancestors needs PostgreSQL 12).
-    WITH RECURSIVE ancestry (leaf, ancestor) AS (
-      SELECT c.oid, i.inhparent FROM pg_class c JOIN pg_inherits i ON i.inhrelid = c.oid WHERE c.relispartition
-      UNION ALL
-      SELECT a.leaf, i.inhparent FROM ancestry a JOIN pg_class p ON p.oid = a.ancestor AND p.relispartition
-        JOIN pg_inherits i ON i.inhrelid = p.oid
-    ), roots AS (
-      SELECT a.leaf, a.ancestor AS root FROM ancestry a JOIN pg_class p ON p.oid = a.ancestor AND NOT p.relispartition
-    )
+    ${PARTITION_ROOTS}
     SELECT n.nspname AS schema, c.relname AS name, c.relkind AS kind, c.relpersistence AS persistence,
            EXISTS (SELECT 1 FROM pg_constraint k WHERE k.conrelid = c.oid AND k.contype = 'p') AS has_pk,
            rn.nspname AS root_schema, r.relname AS root_name, c.reltuples::float8 AS tuples,

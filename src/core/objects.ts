@@ -20,6 +20,20 @@ export interface ReplicationScope {
   materializedViews: Relation[];
 }
 
+/**
+ * `roots (leaf, root)`: each partition's root, by a walk up pg_inherits rather than
+ * pg_partition_root(), which only exists from PostgreSQL 12 (declarative partitions from 10). The
+ * start of a WITH clause: the caller's SELECT follows and joins `roots`.
+ */
+export const PARTITION_ROOTS = `WITH RECURSIVE ancestry (leaf, ancestor) AS (
+      SELECT c.oid, i.inhparent FROM pg_class c JOIN pg_inherits i ON i.inhrelid = c.oid WHERE c.relispartition
+      UNION ALL
+      SELECT a.leaf, i.inhparent FROM ancestry a JOIN pg_class p ON p.oid = a.ancestor AND p.relispartition
+        JOIN pg_inherits i ON i.inhrelid = p.oid
+    ), roots AS (
+      SELECT a.leaf, a.ancestor AS root FROM ancestry a JOIN pg_class p ON p.oid = a.ancestor AND NOT p.relispartition
+    )`;
+
 /** Schemas that never hold replicated data. */
 const SYSTEM_SCHEMA = `n.nspname NOT IN ('pg_catalog', 'information_schema', 'bucardo') AND n.nspname NOT LIKE 'pg\\_toast%' AND n.nspname NOT LIKE 'pg\\_temp%'`;
 
@@ -43,17 +57,8 @@ export async function findReplicationObjects(
    */
   { sizes = true }: { sizes?: boolean } = {},
 ): Promise<ReplicationScope> {
-  // The partition root by a walk up pg_inherits rather than pg_partition_root(): that function only
-  // exists from PostgreSQL 12, declarative partitions (relispartition) from 10.
   const { rows } = await client.query<RelationRow>(`
-    WITH RECURSIVE ancestry (leaf, ancestor) AS (
-      SELECT c.oid, i.inhparent FROM pg_class c JOIN pg_inherits i ON i.inhrelid = c.oid WHERE c.relispartition
-      UNION ALL
-      SELECT a.leaf, i.inhparent FROM ancestry a JOIN pg_class p ON p.oid = a.ancestor AND p.relispartition
-        JOIN pg_inherits i ON i.inhrelid = p.oid
-    ), roots AS (
-      SELECT a.leaf, a.ancestor AS root FROM ancestry a JOIN pg_class p ON p.oid = a.ancestor AND NOT p.relispartition
-    )
+    ${PARTITION_ROOTS}
     SELECT n.nspname AS schema, c.relname AS name, c.relkind AS kind,
            rn.nspname AS root_schema, r.relname AS root_name,
            EXISTS (SELECT 1 FROM pg_constraint k WHERE k.conrelid = c.oid AND k.contype = 'p') AS has_pk,
