@@ -68,19 +68,26 @@ export async function activeDirection(job: Job, db: DatabaseContext): Promise<Jo
   return forward.finished ? reverseJob(job) : job;
 }
 
+/** The way back of a whole job while it runs: the B→A job, and the view of B it starts from. */
+export interface RunningWayBack {
+  reverse: Job;
+  /** The job's view of B (a fan-out job's chosen target), whose reverse job `reverse` is. */
+  switched: Job;
+}
+
 /**
- * The way back of a whole job, when it runs: the B→A job (B the fan-out job's chosen target), or
- * undefined while replication still runs forward (or the forward cutover finished without it).
+ * The way back of a whole job, when it runs (B a fan-out job's chosen target), or undefined while
+ * replication still runs forward (or the forward cutover finished without it).
  */
-export async function runningWayBack(job: Job, db: DatabaseContext): Promise<Job | undefined> {
+export async function runningWayBack(job: Job, db: DatabaseContext): Promise<RunningWayBack | undefined> {
   const forward = await forwardFinish(await db.metadata(), job).catch(
     () => ({ finished: false }) as ForwardFinish,
   );
   if (!forward.finished) return undefined;
-  const view =
+  const switched =
     job.config.fanOut && forward.target !== undefined && job.targets.some((t) => t.name === forward.target)
       ? targetView(job, forward.target)
       : job;
-  if (!(await wayBackExists(view, db, db.activity).catch(() => false))) return undefined;
-  return reverseJob(view);
+  if (!(await wayBackExists(switched, db, db.activity).catch(() => false))) return undefined;
+  return { reverse: reverseJob(switched), switched };
 }
