@@ -6,7 +6,8 @@
 // Each side's statements run in one transaction whose lock waits are bounded, in rounds. Everything
 // Bucardo cannot follow is refused before anything runs, and the whole file is rehearsed on the
 // secondary in a transaction rolled back, so a mistake changes nothing. A journal per SQL text makes
-// a rerun complete what a failure or a kill left.
+// a rerun complete what a failure or a kill left. While cutover.finish --way-back's reverse sync runs,
+// the same steps run on the B→A job (direction.ts): A takes what widens first, B every statement.
 import { readFileSync } from 'node:fs';
 import { addTablesToJob, kickUntilApplied } from '../../src/core/bucardo/add-tables.js';
 import { runBucardo } from '../../src/core/bucardo/run.js';
@@ -619,7 +620,7 @@ export async function apply(command: CommandContext): Promise<CommandOutcome<App
         views.length > 1
           ? ` on target ${view.target}`
           : wayBack
-            ? ` on ${sideLabel(side)}`
+            ? '' // the step's words name the side already
             : !downstream
               ? ''
               : side === 'primary'

@@ -8,7 +8,7 @@ import type { Activity } from '../activity.js';
 import type { DatabaseContext } from '../context.js';
 import type { Client } from '../db.js';
 import { targetView, type Job } from '../job.js';
-import { syncRow, withMetadata } from './metadata.js';
+import { metadataDatabaseExists, syncRow, withMetadata } from './metadata.js';
 import { reverseJob } from './reverse.js';
 
 /** Where the cutover plugin records how far cutover.finish got (plugins/cutover/records.ts). */
@@ -80,14 +80,14 @@ export interface RunningWayBack {
  * replication still runs forward (or the forward cutover finished without it).
  */
 export async function runningWayBack(job: Job, db: DatabaseContext): Promise<RunningWayBack | undefined> {
-  const forward = await forwardFinish(await db.metadata(), job).catch(
-    () => ({ finished: false }) as ForwardFinish,
-  );
+  // No metadata database, no way back; any other failure to read it must not pass for "forward".
+  if (!(await metadataDatabaseExists(db, db.activity))) return undefined;
+  const forward = await forwardFinish(await db.metadata(), job);
   if (!forward.finished) return undefined;
   const switched =
     job.config.fanOut && forward.target !== undefined && job.targets.some((t) => t.name === forward.target)
       ? targetView(job, forward.target)
       : job;
-  if (!(await wayBackExists(switched, db, db.activity).catch(() => false))) return undefined;
+  if (!(await wayBackExists(switched, db, db.activity))) return undefined;
   return { reverse: reverseJob(switched), switched };
 }
