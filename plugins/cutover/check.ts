@@ -19,7 +19,7 @@ import { lockRounds } from '../../src/core/rounds.js';
 import { lastVerifyRun, withRecords, type VerifyRecord } from './records.js';
 import { indexGap, materializedViewGap } from './compare/index.js';
 import { cutoverSettings } from './settings.js';
-import { activeDirection } from './way-back.js';
+import { activeDirection } from '../../src/core/bucardo/direction.js';
 import { adoptRecordedNames } from '../../src/core/bucardo/records.js';
 
 export interface ReadinessItem {
@@ -320,7 +320,7 @@ function verifyItem(
 export async function check(ctx: CommandContext): Promise<CommandOutcome<CheckData>> {
   await adoptRecordedNames(ctx.db, ctx.activity);
   // After cutover.finish --way-back the list is about the way back: B→A, for cutover.rollback.
-  const job = await activeDirection(ctx.job, ctx.activity);
+  const job = await activeDirection(ctx.job, ctx.db);
   const back = job !== ctx.job;
   const data = await collectReadiness(job, ctx.activity);
   const failed = data.items.filter((i) => !i.pass);

@@ -235,14 +235,8 @@ export async function readProgress(client: Client, job: Job): Promise<FinishProg
   return progress;
 }
 
-/** The target a fan-out job's cutover switched (or began switching) to, if any. */
-export async function chosenTarget(client: Client, job: Job): Promise<string | undefined> {
-  const { rows } = await client.query<{ target: string | null }>(
-    `SELECT target FROM ${RECORD_SCHEMA}.finish_progress WHERE job = $1`,
-    [job.name],
-  );
-  return rows[0]?.target ?? undefined;
-}
+// Read by the core too (which way replication runs): src/core/bucardo/direction.ts.
+export { chosenTarget } from '../../src/core/bucardo/direction.js';
 
 /** One step of a switch as it ran (steps.ts): in --json (data.timeline) and in finish_progress.step_times. */
 export interface StepTime {

@@ -14,7 +14,8 @@ import { metadataDatabaseExists } from '../../src/core/bucardo/metadata.js';
 import { reverseJob } from '../../src/core/bucardo/reverse.js';
 import { holdInPlace, releaseHold } from './compare/index.js';
 import { openRecords, readProgress } from './records.js';
-import { removeWayBack, wayBackExists, wayBackTriggers } from './way-back.js';
+import { wayBackExists } from '../../src/core/bucardo/direction.js';
+import { removeWayBack, wayBackTriggers } from './way-back.js';
 import { followExists, removeFollow, switchedTarget } from './follow.js';
 
 export interface ReleaseData {
@@ -46,7 +47,7 @@ export async function release(ctx: CommandContext): Promise<CommandOutcome<Relea
       : "no hold on Bucardo's purge was in place",
   ];
   const installed = await metadataDatabaseExists(ctx.db, ctx.activity);
-  const wayBack = installed && (await wayBackExists(job, ctx.activity, ctx.db));
+  const wayBack = installed && (await wayBackExists(job, ctx.db, ctx.activity));
   // A release interrupted after removing the sync leaves triggers behind: they are found on B itself.
   const leftOver =
     !wayBack &&
@@ -85,7 +86,7 @@ export async function validateRelease(ctx: CommandContext): Promise<Check[]> {
   const following = await followExists(job, ctx.activity, ctx.db);
   const held = await holdInPlace(await ctx.db.primary(), ctx.job.syncName);
   const installed = await metadataDatabaseExists(ctx.db);
-  const wayBack = installed && (await wayBackExists(job, ctx.activity, ctx.db));
+  const wayBack = installed && (await wayBackExists(job, ctx.db, ctx.activity));
   const triggers = await wayBackTriggers(job, ctx.databases(job)).catch(() => []);
   return [
     { name: "no hold on Bucardo's purge left", pass: !held },

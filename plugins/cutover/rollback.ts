@@ -12,7 +12,7 @@ import { CLOSING_ROWS, COPY_ROW, FINAL_CHECK_ROW, OPENING_ROWS } from './finish.
 import type { Step } from './steps.js';
 import * as step from './switch-steps.js';
 import { BACKWARD, runSwitch, validateSwitch, type FinishData, type SwitchRun } from './switch.js';
-import { wayBackExists } from './way-back.js';
+import { wayBackExists } from '../../src/core/bucardo/direction.js';
 import { WriteStop } from './write-stop.js';
 
 /** The switch back, step by step. */
@@ -33,7 +33,7 @@ export async function rollback(ctx: CommandContext): Promise<CommandOutcome<Fini
   const records = await openRecords(ctx.databases(job));
   const forward = records ? await readProgress(records, job) : undefined;
   const back = forward?.finished ? await readProgress(records!, reverse) : undefined;
-  if (!forward?.finished || (!back?.confirmed && !(await wayBackExists(job, ctx.activity))))
+  if (!forward?.finished || (!back?.confirmed && !(await wayBackExists(job, ctx.db, ctx.activity))))
     throw new OperatorError(
       forward?.finished
         ? `There is no way back for ${job.name}: cutover.finish ran without --way-back (or cutover.release removed it), so nothing carried the secondary's writes to the primary since the switch. Nothing was changed; the primary lacks those writes, so returning to it needs a new migration from the secondary.`

@@ -70,6 +70,9 @@ export async function wayBack(run: SwitchRun): Result {
     ctx.options.flag('way-back') ||
     run.settings.wayBack ||
     Boolean(await syncRow(run.metadata, reverseJob(job).syncName));
+  // The tables copied at the switch are checked before the way back is created: a refusal changes nothing.
+  if (run.options.wayBack && run.settings.copyAtCutover.length && !run.progress.confirmed)
+    await checkedTablesToCopy(run);
   if (run.options.wayBack) for (const line of await setUpWayBack(job, ctx)) run.say(line);
 }
 
@@ -503,9 +506,16 @@ async function tablesToCopy(run: SwitchRun, from: Client, to: Client): Promise<C
 
 /** Before the pause: the tables copied at the switch can be copied (tablesToCopy refuses otherwise). */
 export async function copyTablesChecked(run: SwitchRun): Result {
+  const tables = await checkedTablesToCopy(run);
+  run.say(
+    `copy at the switch: ${tables.length} table(s) without a primary key checked on both sides (${tables.map((t) => quoteQualified(t.schema, t.name)).join(', ')})`,
+  );
+}
+
+function checkedTablesToCopy(run: SwitchRun): Promise<CopiedTable[]> {
   // A session of its own on the side writes go to: the shared one is first opened inside the pause, the
   // proof that it still takes new connections (the sequences step).
-  const tables = await withClient(
+  return withClient(
     run.job,
     {
       role: 'secondary',
@@ -513,9 +523,6 @@ export async function copyTablesChecked(run: SwitchRun): Result {
       applicationName: `bucardo-console ${run.words.command}`,
     },
     async (to) => tablesToCopy(run, await run.db.primary(), to),
-  );
-  run.say(
-    `copy at the switch: ${tables.length} table(s) without a primary key checked on both sides (${tables.map((t) => quoteQualified(t.schema, t.name)).join(', ')})`,
   );
 }
 

@@ -43,7 +43,7 @@ import {
 import { cutoverSettings, type CutoverSettings } from './settings.js';
 import { runSteps, type Step, type StepRun } from './steps.js';
 import type { TableFailure } from '../../src/core/ddl.js';
-import { wayBackExists } from './way-back.js';
+import { wayBackExists } from '../../src/core/bucardo/direction.js';
 import type { WriteStop } from './write-stop.js';
 
 export interface FinishData {
@@ -261,7 +261,7 @@ export async function secondaryAcceptsWrites(
 export async function validateSwitch(ctx: CommandContext, job: Job, forward: boolean): Promise<Check[]> {
   const words = forward ? FORWARD : BACKWARD;
   const db = ctx.databases(job);
-  const wayBack = forward && (await wayBackExists(job));
+  const wayBack = forward && (await wayBackExists(job, db, ctx.activity));
   const records = await openRecords(db);
   const progress = records ? await readProgress(records, job) : {};
   const primary = await db.primary();

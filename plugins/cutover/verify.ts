@@ -7,7 +7,7 @@ import type { CommandContext, CommandOutcome } from '../../src/core/plugin.js';
 import { saveVerifyRun, withRecords } from './records.js';
 import { type VerifyReport, runVerify } from './compare/index.js';
 import { cutoverSettings } from './settings.js';
-import { activeDirection } from './way-back.js';
+import { activeDirection } from '../../src/core/bucardo/direction.js';
 import { adoptRecordedNames } from '../../src/core/bucardo/records.js';
 
 /** Stores the result for cutover.check; a job without a metadata database simply has no record. */
@@ -38,7 +38,7 @@ export async function verify(ctx: CommandContext): Promise<CommandOutcome<Verify
   const settleSeconds = ctx.options.number('settle');
   await adoptRecordedNames(ctx.db, ctx.activity);
   // While the way back runs, B is the source: verify compares A against it (records as <name>_back).
-  const job = await activeDirection(ctx.job, ctx.activity);
+  const job = await activeDirection(ctx.job, ctx.db);
   const report = await runVerify(job, {
     settings: cutoverSettings(ctx.job.config),
     strict: ctx.options.flag('strict'),

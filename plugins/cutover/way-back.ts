@@ -9,7 +9,7 @@
 // triggers do not fire for rows the forward sync applies there, nor A's for rows the reverse sync
 // applies (docs/how-bucardo-behaves.md §9, docs/cutover.md).
 import { requireCommitFence } from '../../src/core/bucardo/commit-fence.js';
-import { sleep, type Activity } from '../../src/core/activity.js';
+import { sleep } from '../../src/core/activity.js';
 import { runBucardo, BucardoError } from '../../src/core/bucardo/run.js';
 import {
   daemonPid,
@@ -18,14 +18,10 @@ import {
   stopDaemon,
   syncLoaded,
 } from '../../src/core/bucardo/daemon.js';
-import {
-  metadataDatabaseExists,
-  relgroupMembers,
-  syncRow,
-  withMetadata,
-} from '../../src/core/bucardo/metadata.js';
+import { metadataDatabaseExists, relgroupMembers, syncRow } from '../../src/core/bucardo/metadata.js';
 import { ensureDbgroup, readRecords, refuseSharedRecords } from '../../src/core/bucardo/records.js';
 import { REVERSE_SUFFIX, reverseJob, reverseNameProblem } from '../../src/core/bucardo/reverse.js';
+import { wayBackExists } from '../../src/core/bucardo/direction.js';
 import { followJob } from '../../src/core/bucardo/follow.js';
 import { dropBucardoSchema } from '../../src/core/bucardo/schema.js';
 import { addSyncArguments } from '../../src/core/bucardo/sync.js';
@@ -40,39 +36,9 @@ import type { CommandContext } from '../../src/core/plugin.js';
 import { bucardoRelationName } from '../../src/core/quote.js';
 import { lockRounds } from '../../src/core/rounds.js';
 import { releaseHold } from './compare/index.js';
-import { chosenTarget, readProgress, withRecords } from './records.js';
 
 /** Names per `bucardo add table` call: one Perl start per batch. */
 const ADD_BATCH = 200;
-
-/** Without the retry plugin: three rounds two seconds apart, each lock wait at most bucardo.lock_timeout. */
-/**
- * Whether the reverse sync exists in Bucardo's metadata: read on `sessions` when given (the command's
- * `ctx.db`: the job's metadata database is every view's), else on a session of its own.
- */
-export async function wayBackExists(
-  job: Job,
-  activity?: Activity,
-  sessions: Job | DatabaseContext = job,
-): Promise<boolean> {
-  const reverse = reverseJob(job);
-  return Boolean(await withMetadata(sessions, (client) => syncRow(client, reverse.syncName), activity));
-}
-
-/**
- * The direction verify, check and rollback work in: B→A once the forward cutover finished and the
- * way back exists; A→B otherwise.
- */
-export async function activeDirection(job: Job, activity: Activity): Promise<Job> {
-  if (!(await wayBackExists(job, activity).catch(() => false))) return job;
-  const progress = await withRecords(job, activity, (client) => readProgress(client, job));
-  // A fan-out job's way back starts from the target the cutover chose, not from the others.
-  const chosen = job.config.fanOut
-    ? await withRecords(job, activity, (client) => chosenTarget(client, job))
-    : undefined;
-  if (chosen !== undefined && chosen !== job.target) return job;
-  return progress?.finished ? reverseJob(job) : job;
-}
 
 /** The dbconn option that bounds every lock wait of a Bucardo session on that database. */
 function withLockTimeout(conn: string, ms: number): string {
@@ -98,7 +64,7 @@ export async function setUpWayBack(job: Job, ctx: CommandContext): Promise<strin
       `No way back can be set up for ${job.name}: it is a hop of a cascade, where B's tables already carry another sync's ALWAYS triggers, and reverse replication would carry rows in a circle. Finish without --way-back (and without cutover.way_back).`,
     );
   const reverse = reverseJob(job);
-  if (await wayBackExists(job, ctx.activity, ctx.db))
+  if (await wayBackExists(job, ctx.db, ctx.activity))
     return [`the way back (sync ${reverse.syncName}, B→A) is already set up`];
   refuseSharedRecords(job, await readRecords(await ctx.db.metadata()), 'cutover.finish --way-back');
   const steps = await createSyncFromSecondary(job, reverse, ctx, 'cutover.finish --way-back');
@@ -367,5 +333,5 @@ async function wayBackInstalled(
   sessions: Job | DatabaseContext,
 ): Promise<boolean> {
   if (!(await metadataDatabaseExists(sessions, ctx.activity))) return false;
-  return wayBackExists(job, ctx.activity, sessions).catch(() => false);
+  return wayBackExists(job, sessions, ctx.activity).catch(() => false);
 }

@@ -2,17 +2,23 @@
 // the tool) added to its syncs, their rows copied online; the work is the core's (addTablesToJob).
 import { addTablesToJob, type AddTablesResult } from '../../src/core/bucardo/add-tables.js';
 import { syncNames } from '../../src/core/bucardo/syncs.js';
-import { withMetadata } from '../../src/core/bucardo/metadata.js';
 import { listTriggers, jobTriggerNames } from '../../src/core/bucardo/triggers.js';
-import { withClient } from '../../src/core/db.js';
+import { runningWayBack } from '../../src/core/bucardo/direction.js';
+import { schemaDirection } from './direction.js';
 import type { Check, CommandContext, CommandOutcome } from '../../src/core/plugin.js';
 import { recordedTableSyncs } from '../../src/core/bucardo/syncs.js';
 
 export type AddTablesData = AddTablesResult;
 
-export async function addTables(ctx: CommandContext): Promise<CommandOutcome<AddTablesData>> {
+export async function addTables(command: CommandContext): Promise<CommandOutcome<AddTablesData>> {
+  // While the way back runs: tables on B added to its sync, their rows copied B→A (direction.ts).
+  const { ctx, wayBack } = await schemaDirection(command, 'schema.add_tables');
   const only = ctx.options.string('table');
-  const result = await addTablesToJob(ctx, 'schema.add_tables', only ? { only: only.split(',') } : {});
+  const result = await addTablesToJob(ctx, 'schema.add_tables', {
+    ...(only ? { only: only.split(',') } : {}),
+    // The way back carries no sequence: cutover.rollback sets A's past B's itself.
+    ...(wayBack ? { recordsOf: wayBack.switched, sequences: false } : {}),
+  });
   if (result.waiting.length)
     return {
       ok: false,
@@ -45,12 +51,12 @@ export async function addTables(ctx: CommandContext): Promise<CommandOutcome<Add
 }
 
 /** Each added table is in one of the job's relgroups and carries its triggers. */
-export async function validateAddTables(ctx: CommandContext): Promise<Check[]> {
+export async function validateAddTables(command: CommandContext): Promise<Check[]> {
+  const wayBack = await runningWayBack(command.job, command.db);
+  const ctx = wayBack ? command.forJob(wayBack.reverse) : command;
   const { job } = ctx;
-  const recorded = await withMetadata(job, (client) => recordedTableSyncs(client, job));
-  const triggers = await withClient(job, { role: 'primary' }, (client) =>
-    listTriggers(client, jobTriggerNames(job)),
-  );
+  const recorded = await recordedTableSyncs(await ctx.db.metadata(), job);
+  const triggers = await listTriggers(await ctx.db.primary(), jobTriggerNames(job));
   const withDelta = new Set(
     triggers.filter((t) => t.trigger === 'bucardo_delta').map((t) => `${t.schema}.${t.table}`),
   );

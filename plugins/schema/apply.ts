@@ -6,7 +6,8 @@
 // Each side's statements run in one transaction whose lock waits are bounded, in rounds. Everything
 // Bucardo cannot follow is refused before anything runs, and the whole file is rehearsed on the
 // secondary in a transaction rolled back, so a mistake changes nothing. A journal per SQL text makes
-// a rerun complete what a failure or a kill left.
+// a rerun complete what a failure or a kill left. While cutover.finish --way-back's reverse sync runs,
+// the same steps run on the B→A job (direction.ts): A takes what widens first, B every statement.
 import { readFileSync } from 'node:fs';
 import { addTablesToJob, kickUntilApplied } from '../../src/core/bucardo/add-tables.js';
 import { runBucardo } from '../../src/core/bucardo/run.js';
@@ -25,6 +26,8 @@ import type { Check, CommandContext, CommandOutcome } from '../../src/core/plugi
 import { schemaDifferences, type Difference } from './diff.js';
 import { fingerprint, readJournal, writeJournal, type ApplyJournal } from './journal.js';
 import { classify, keepsTextForm, splitStatements, type AddedColumn, type Statement } from './statements.js';
+import { runningWayBack } from '../../src/core/bucardo/direction.js';
+import { schemaDirection, wayBackPlanLine } from './direction.js';
 
 type Side = 'primary' | 'secondary';
 
@@ -49,6 +52,8 @@ export interface ApplyData {
   /** Tables a side's step could not lock in any round, with who held them. */
   waiting: TableFailure[];
   alreadyApplied: boolean;
+  /** While the way back runs: its sync, the one this change was applied along (B the source, A the target). */
+  wayBack?: string;
 }
 
 /** A statement with its table resolved on the primary ("schema.name"). */
@@ -247,7 +252,7 @@ const CREATES_SEQUENCE =
 /** The steps for these statements, in the order that never breaks replication. */
 export function planSteps(
   statements: Resolved[],
-  context: { recorded: Set<string>; daemonRunning: boolean; cascade?: string },
+  context: { recorded: Set<string>; daemonRunning: boolean; cascade?: string; wayBack?: string },
 ): PlannedStep[] {
   const numbers = (filter: (s: Resolved) => boolean) => statements.filter(filter).map((s) => s.number);
   const secondaryFirst = numbers(
@@ -262,7 +267,7 @@ export function planSteps(
   if (dropped.length)
     steps.push({
       name: 'unsync',
-      what: `Bucardo: remove ${dropped.map(displayTable).join(', ')} from the job's sync${context.cascade ? ` and ${context.cascade}'s` : ''}${context.daemonRunning ? ' and reload the daemon' : ''}, before the table goes`,
+      what: `Bucardo: remove ${dropped.map(displayTable).join(', ')} from ${context.wayBack ? `the way back's sync ${context.wayBack}` : "the job's sync"}${context.cascade ? ` and ${context.cascade}'s` : ''}${context.daemonRunning ? ' and reload the daemon' : ''}, before the table goes`,
       statements: [],
     });
   if (secondaryFirst.length)
@@ -270,12 +275,16 @@ export function planSteps(
       name: 'secondary-first',
       what: context.cascade
         ? `C (${context.cascade}'s secondary), then B, one transaction each (what the source will send, each target accepts first)`
-        : 'secondary, one transaction (what the primary will send, the secondary accepts first)',
+        : context.wayBack
+          ? "A (the primary, the way back's target), one transaction (what B will send, A accepts first)"
+          : 'secondary, one transaction (what the primary will send, the secondary accepts first)',
       statements: secondaryFirst,
     });
   steps.push({
     name: 'primary',
-    what: 'primary, one transaction (every statement)',
+    what: context.wayBack
+      ? 'B (the secondary, where the application writes), one transaction (every statement)'
+      : 'primary, one transaction (every statement)',
     statements: statements.map((s) => s.number),
   });
   if (secondaryAfter.length)
@@ -283,7 +292,9 @@ export function planSteps(
       name: 'secondary-after',
       what: context.cascade
         ? `B, then C (${context.cascade}'s secondary), one transaction each (what the source no longer sends)`
-        : 'secondary, one transaction (what the primary no longer sends)',
+        : context.wayBack
+          ? 'A (the primary), one transaction (what B no longer sends)'
+          : 'secondary, one transaction (what the primary no longer sends)',
       statements: secondaryAfter,
     });
   if (context.daemonRunning)
@@ -291,12 +302,15 @@ export function planSteps(
       name: 'reload',
       what: context.cascade
         ? `Bucardo: reload both hops' daemons, A→B then ${context.cascade}, so every sync loads the new column lists`
-        : 'Bucardo: reload the daemon, so every sync loads the new column lists and tables',
+        : context.wayBack
+          ? `Bucardo: reload the daemon, so the way back (sync ${context.wayBack}) loads the new column lists and tables`
+          : 'Bucardo: reload the daemon, so every sync loads the new column lists and tables',
       statements: [],
     });
   // A sequence Bucardo does not carry is behind on the new primary after the cutover: one the file
   // creates (CREATE SEQUENCE, a serial or identity column) joins the job's relgroup like a new table.
-  const sequences = statements.some((s) => CREATES_SEQUENCE.test(s.sql));
+  // The way back carries no sequence: cutover.rollback sets A's past B's itself.
+  const sequences = !context.wayBack && statements.some((s) => CREATES_SEQUENCE.test(s.sql));
   if (created.length || sequences)
     steps.push({
       name: 'add-tables',
@@ -305,7 +319,9 @@ export function planSteps(
         sequences ? 'sequence(s) in scope' : '',
       ]
         .filter(Boolean)
-        .join(' and ')} to the job${created.length ? ': relgroup, triggers, rows copied online' : ''}`,
+        .join(
+          ' and ',
+        )} to ${context.wayBack ? `the way back (sync ${context.wayBack})` : 'the job'}${created.length ? (context.wayBack ? ': relgroup, triggers on B, rows copied B→A online' : ': relgroup, triggers, rows copied online') : ''}`,
       statements: [],
     });
   return steps;
@@ -339,8 +355,9 @@ async function rehearse(
   statements: Statement[],
   timeoutMs: number,
   downstream: Job | undefined,
+  label?: string,
 ): Promise<void> {
-  for (const view of targetViews(ctx.job)) await rehearseOn(ctx, view, statements, timeoutMs);
+  for (const view of targetViews(ctx.job)) await rehearseOn(ctx, view, statements, timeoutMs, label);
   // Along a cascade the secondary's statements run on C too: rehearsed there as well.
   for (const view of downstream ? targetViews(downstream) : [])
     await rehearseOn(ctx, view, statements, timeoutMs, `${view.name}'s secondary (C)`);
@@ -395,6 +412,7 @@ async function runSide(
   step: string,
   statements: Resolved[],
   journal: ApplyJournal,
+  label: string = side,
 ): Promise<TableFailure[]> {
   const { job, activity } = ctx;
   const { policy, setting } = lockRounds(job);
@@ -404,10 +422,10 @@ async function runSide(
     await runRounds(policy, activity, {
       pending: () => !done,
       pausing: (round, pause) =>
-        ctx.progress(`${side}: round ${round} in ${(pause / 1000).toFixed(1)} s (a table was busy)`),
+        ctx.progress(`${label}: round ${round} in ${(pause / 1000).toFixed(1)} s (a table was busy)`),
       round: async (round) => {
         ctx.progress(
-          `${side}: ${statements.length} statement(s) in one transaction, round ${round} of ${policy.attempts}`,
+          `${label}: ${statements.length} statement(s) in one transaction, round ${round} of ${policy.attempts}`,
         );
         const first = statements.find((s) => s.resolved)?.resolved;
         const outcome = await withLockTimeout(
@@ -435,13 +453,13 @@ async function runSide(
         writeJournal(job, journal);
         waiting = [
           {
-            table: statements.map(displayTable).filter(Boolean).join(', ') || side,
+            table: statements.map(displayTable).filter(Boolean).join(', ') || label,
             error: `a lock was not had within ${setting} (${policy.timeoutMs} ms): ${errorMessage(outcome.error)}`,
             blockers: outcome.blockers,
           },
         ];
         if (round < policy.attempts)
-          ctx.log(`${side}, round ${round}: ${formatFailures(waiting).join(' ').trim()}`);
+          ctx.log(`${label}, round ${round}: ${formatFailures(waiting).join(' ').trim()}`);
       },
     });
     return done ? [] : waiting;
@@ -504,11 +522,14 @@ async function removeFromSync(ctx: CommandContext, job: Job, tables: string[]): 
   ];
 }
 
-export async function apply(ctx: CommandContext): Promise<CommandOutcome<ApplyData>> {
+export async function apply(command: CommandContext): Promise<CommandOutcome<ApplyData>> {
+  // While the way back runs, the B→A job: B is its primary (the source), A its secondary.
+  const { ctx, wayBack } = await schemaDirection(command, 'schema.apply');
   const { job } = ctx;
   const { text, source } = readSql(ctx);
   const parsed = readStatements(text, source);
-  const print = fingerprint(text);
+  // Its own journal on the way back: the same text applied forward before the switch is another change.
+  const print = fingerprint(wayBack ? `${wayBack.reverse.syncName}\n${text}` : text);
   let journal = readJournal(job, print);
   const { policy, setting } = lockRounds(job);
   const timeout = `${setting} (${policy.timeoutMs} ms) in ${policy.attempts} round(s)`;
@@ -525,13 +546,17 @@ export async function apply(ctx: CommandContext): Promise<CommandOutcome<ApplyDa
     : new Set<string>();
   // Along a cascade A→B→C (both jobs loaded) the change reaches C as well: what widens on C, then B,
   // then A; what narrows on A, then B, then C; both hops' daemons reloaded (docs/cascade.md).
-  const downstream = downstreamJob(job, ctx.jobs);
+  // No way back is ever set up on a hop of a cascade (way-back.ts refuses it).
+  const downstream = wayBack ? undefined : downstreamJob(job, ctx.jobs);
   const daemons = [job, ...(downstream ? [downstream] : [])].filter((j) => isDaemonRunning(j));
   const plan = planSteps(statements, {
     recorded,
     daemonRunning: daemons.length > 0,
     ...(downstream ? { cascade: downstream.name } : {}),
+    ...(wayBack ? { wayBack: wayBack.reverse.syncName } : {}),
   });
+  const sideLabel = (side: Side) =>
+    !wayBack ? side : side === 'primary' ? 'B (the secondary)' : 'A (the primary)';
   const data: ApplyData = {
     source,
     statements: summary,
@@ -541,6 +566,7 @@ export async function apply(ctx: CommandContext): Promise<CommandOutcome<ApplyDa
     steps: [],
     waiting: [],
     alreadyApplied: false,
+    ...(wayBack ? { wayBack: wayBack.reverse.syncName } : {}),
   };
   if (journal?.finishedAt)
     return {
@@ -550,10 +576,22 @@ export async function apply(ctx: CommandContext): Promise<CommandOutcome<ApplyDa
   if (!journal) {
     const refused = statements.filter((s) => s.refused);
     if (refused.length) refuse(refused, source);
-    ctx.progress('rehearsing every statement on the secondary (rolled back)');
-    await rehearse(ctx, statements, policy.timeoutMs, downstream);
+    ctx.progress(
+      `rehearsing every statement on ${wayBack ? 'the primary (A)' : 'the secondary'} (rolled back)`,
+    );
+    await rehearse(
+      ctx,
+      statements,
+      policy.timeoutMs,
+      downstream,
+      wayBack ? "the primary (A, the way back's target)" : undefined,
+    );
   }
-  ctx.log(formatPlan(source, statements, plan, timeout).join('\n'));
+  ctx.log(
+    [...(wayBack ? [wayBackPlanLine(wayBack)] : []), ...formatPlan(source, statements, plan, timeout)].join(
+      '\n',
+    ),
+  );
   if (journal)
     ctx.log(`An earlier run did ${Object.keys(journal.steps).join(', ') || 'nothing yet'}: continuing.`);
   if (!ctx.options.flag('yes')) {
@@ -581,11 +619,13 @@ export async function apply(ctx: CommandContext): Promise<CommandOutcome<ApplyDa
       where:
         views.length > 1
           ? ` on target ${view.target}`
-          : !downstream
-            ? ''
-            : side === 'primary'
-              ? ' on A'
-              : ' on B',
+          : wayBack
+            ? '' // the step's words name the side already
+            : !downstream
+              ? ''
+              : side === 'primary'
+                ? ' on A'
+                : ' on B',
     }));
     if (downstream && side === 'secondary') {
       const c = targetViews(downstream).map((view) => ({
@@ -602,7 +642,15 @@ export async function apply(ctx: CommandContext): Promise<CommandOutcome<ApplyDa
         lines.push(`${step.what}${where}: done by an earlier run`);
         continue;
       }
-      const waiting = await runSide(ctx, view, side, key, byNumber(step.statements), journal!);
+      const waiting = await runSide(
+        ctx,
+        view,
+        side,
+        key,
+        byNumber(step.statements),
+        journal!,
+        sideLabel(side),
+      );
       if (waiting.length) return waiting;
       lines.push(`${step.what}${where}: statement(s) ${step.statements.join(', ')} committed`);
     }
@@ -653,7 +701,11 @@ export async function apply(ctx: CommandContext): Promise<CommandOutcome<ApplyDa
       // firing ALWAYS, record what A→B applies from then on).
       for (const hop of [job, ...(downstream ? [downstream] : [])]) {
         const hopCtx = hop === job ? ctx : ctx.forJob(hop);
-        const result = await addTablesToJob(hopCtx, 'schema.apply', { only: created, sequences: true });
+        const result = await addTablesToJob(hopCtx, 'schema.apply', {
+          only: created,
+          sequences: !wayBack,
+          ...(wayBack ? { recordsOf: wayBack.switched } : {}),
+        });
         if (result.waiting.length) return result.waiting;
         const prefix = downstream ? `${hop.name}: ` : '';
         lines.push(
@@ -691,21 +743,28 @@ export async function apply(ctx: CommandContext): Promise<CommandOutcome<ApplyDa
   writeJournal(job, journal);
   return {
     data,
-    message: `Applied ${statements.length} statement(s) from ${source} to both sides${plan.some((s) => s.name === 'reload') ? '; Bucardo reloaded' : ''}.`,
+    message: `Applied ${statements.length} statement(s) from ${source} to both sides${wayBack ? ` along the way back (B, where the application writes, is the source; sync ${wayBack.reverse.syncName})` : ''}${plan.some((s) => s.name === 'reload') ? '; Bucardo reloaded' : ''}.`,
   };
 }
 
 /** No difference left between the sides, and every new table in scope replicated. */
-export async function validateApply(ctx: CommandContext): Promise<Check[]> {
+export async function validateApply(command: CommandContext): Promise<Check[]> {
+  // On the way back, B (the source) against A, and the way back's sync.
+  const wayBack = await runningWayBack(command.job, command.db);
+  const ctx = wayBack ? command.forJob(wayBack.reverse) : command;
   const installed = await metadataDatabaseExists(ctx.db, ctx.activity);
   const found = { differences: [] as Difference[] };
   for (const view of targetViews(ctx.job)) {
     const onView = view === ctx.job ? ctx : ctx.forJob(view);
-    const { differences } = await schemaDifferences(view, {
-      primary: await ctx.db.primary(),
-      secondary: await onView.db.secondary(),
-      ...(installed ? { metadata: await ctx.db.metadata() } : {}),
-    });
+    const { differences } = await schemaDifferences(
+      view,
+      {
+        primary: await ctx.db.primary(),
+        secondary: await onView.db.secondary(),
+        ...(installed ? { metadata: await ctx.db.metadata() } : {}),
+      },
+      { wayBack: Boolean(wayBack) },
+    );
     found.differences.push(
       ...differences.map((d) =>
         view.config.fanOut ? { ...d, object: `${d.object} (target ${view.target})` } : d,
@@ -713,7 +772,7 @@ export async function validateApply(ctx: CommandContext): Promise<Check[]> {
     );
   }
   // Along a cascade, B and C compared as the B→C job sees them.
-  const downstream = downstreamJob(ctx.job, ctx.jobs);
+  const downstream = wayBack ? undefined : downstreamJob(ctx.job, ctx.jobs);
   if (downstream) {
     const hop = ctx.forJob(downstream);
     const hopInstalled = await metadataDatabaseExists(hop.db, ctx.activity);

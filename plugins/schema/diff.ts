@@ -13,6 +13,7 @@ import type { Job } from '../../src/core/job.js';
 import { tablesNotCarried, type TableNotCarried } from '../../src/core/left-behind.js';
 import { displayName, findReplicationObjects } from '../../src/core/objects.js';
 import type { CommandContext, CommandOutcome } from '../../src/core/plugin.js';
+import { activeDirection } from '../../src/core/bucardo/direction.js';
 import { quoteIdent } from '../../src/core/quote.js';
 import {
   droppedOnPurpose,
@@ -42,6 +43,8 @@ export interface DiffData {
   differences: Difference[];
   /** Tables of the primary the migration leaves behind (not a difference: the exit code ignores them). */
   notCarried: TableNotCarried[];
+  /** While the way back runs: its sync (B compared as the source, A as the target). */
+  wayBack?: string;
 }
 
 const split = (table: string) => {
@@ -200,6 +203,7 @@ function keyDifferences(
 export async function schemaDifferences(
   job: Job,
   clients: { primary: Client; secondary: Client; metadata?: Client },
+  options: { wayBack?: boolean } = {},
 ): Promise<{ differences: Difference[]; tables: number; sequences: number }> {
   const filters = job.config.bucardo.replicationObjects;
   const [onPrimary, onSecondary] = await Promise.all([
@@ -271,7 +275,8 @@ export async function schemaDifferences(
   const sequences = new Map(
     [...onSecondary.sequences, ...onPrimary.sequences].map((t) => [displayName(t), t]),
   );
-  if (clients.metadata) {
+  // The way back carries no sequence: cutover.rollback sets A's past B's itself.
+  if (clients.metadata && !options.wayBack) {
     // A sequence created since install: Bucardo sets only the sequences of its relgroups.
     const recordedSeq = await recordedSequences(clients.metadata, job);
     const onBoth = new Set(onSecondary.sequences.map(displayName));
@@ -317,21 +322,33 @@ export async function schemaDifferences(
   return { differences, tables: tables.length, sequences: sequences.size };
 }
 
-export async function diff(ctx: CommandContext): Promise<CommandOutcome<DiffData>> {
+export async function diff(command: CommandContext): Promise<CommandOutcome<DiffData>> {
+  // While the way back runs (for this target), B is the source: compared against A, with its sync.
+  const direction = await activeDirection(command.job, command.db);
+  const wayBack = direction !== command.job;
+  const ctx = wayBack ? command.forJob(direction) : command;
   const { job } = ctx;
   const installed = await metadataDatabaseExists(ctx.db, ctx.activity);
-  const found = await schemaDifferences(job, {
-    primary: await ctx.db.primary(),
-    secondary: await ctx.db.secondary(),
-    ...(installed ? { metadata: await ctx.db.metadata() } : {}),
-  });
+  const found = await schemaDifferences(
+    job,
+    {
+      primary: await ctx.db.primary(),
+      secondary: await ctx.db.secondary(),
+      ...(installed ? { metadata: await ctx.db.metadata() } : {}),
+    },
+    { wayBack },
+  );
   const count = found.differences.length;
   const notCarried = await tablesNotCarried(await ctx.db.primary(), job.config.bucardo.replicationObjects);
   return {
     ok: count === 0,
-    data: { job: job.name, ...found, notCarried },
-    message: count
-      ? `${count} difference(s) between the primary and the secondary of ${job.name} (each listed with its fix).`
-      : `No difference: the ${found.tables} table(s) and ${found.sequences} sequence(s) in scope match on both sides${installed ? ", and every table is in the job's syncs" : ''}.`,
+    data: { job: command.job.name, ...found, notCarried, ...(wayBack ? { wayBack: job.syncName } : {}) },
+    message:
+      (count
+        ? `${count} difference(s) between the primary and the secondary of ${command.job.name} (each listed with its fix).`
+        : `No difference: the ${found.tables} table(s) and ${found.sequences} sequence(s) in scope match on both sides${installed ? `, and every table is in ${wayBack ? "the way back's sync" : "the job's syncs"}` : ''}.`) +
+      (wayBack
+        ? ` On the way back (sync ${job.syncName}): the secondary (B) takes the writes and is compared as the source, so in the lines above "the primary" is B and "the secondary" is A.`
+        : ''),
   };
 }

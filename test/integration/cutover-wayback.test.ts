@@ -3,9 +3,13 @@
 // on A; verify then compares A against B; cutover.rollback returns to A with nothing lost (rows
 // written on B just before it are on A, verify identical, A's sequences past B's) and leaves no
 // trigger on B; in a second job, cutover.release removes the way back and its triggers from B.
+// The first job also carries the schema plugin on the way back (schema.apply with B as the source
+// while the application writes to B) and a keyless table copied at the switch both ways
+// (cutover.copy_at_cutover); the second is first refused a partitioned table in copy_at_cutover.
 // The pause's timed steps are printed (never asserted: timings are noisy here).
 import assert from 'node:assert/strict';
 import { after, test } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { ClusterInfo } from '../../src/sandbox/cluster.js';
 import {
   clusters,
@@ -29,6 +33,7 @@ INSERT INTO public.accounts SELECT g, 'owner ' || g, g FROM generate_series(1, 3
 INSERT INTO public.notes SELECT g, l, 'note ' || g || '/' || l FROM generate_series(1, 100) g, generate_series(1, 2) l;
 SELECT setval('public.ledger_no', 40);`;
 const TABLES = ['public.accounts', 'public.notes'];
+const CUTOVER = { settle_time: 3, chunk_rows: 1000, max_lag: 10 };
 
 interface Pair {
   a: ClusterInfo;
@@ -84,7 +89,13 @@ async function syncs(pair: Pair): Promise<string[]> {
   );
 }
 
-async function setUp(name: string): Promise<Pair> {
+/** A keyless lookup table, excluded from replication and copied whole at the switch. */
+const KEYLESS = {
+  schema: 'CREATE TABLE public.audit_log (at int, what text);',
+  data: "INSERT INTO public.audit_log SELECT g, 'event ' || g FROM generate_series(1, 20) g;",
+};
+
+async function setUp(name: string, withKeyless = false): Promise<Pair> {
   const { a, b } = await clusters();
   const pair: Pair = {
     a,
@@ -93,15 +104,22 @@ async function setUp(name: string): Promise<Pair> {
     dbB: `${name}_b`,
     job: writeJobConfig({
       name,
-      plugins: ['bucardo', 'cutover'],
+      plugins: ['bucardo', 'cutover', 'schema'],
       primary: { cluster: a, dbname: `${name}_a` },
       secondary: { cluster: b, dbname: `${name}_b` },
-      extra: { cutover: { settle_time: 3, chunk_rows: 1000, max_lag: 10 } },
+      ...(withKeyless ? { replicationObjects: { table_exclude: ['public.audit_log'] } } : {}),
+      extra: {
+        cutover: {
+          ...CUTOVER,
+          ...(withKeyless ? { copy_at_cutover: ['public.audit_log'] } : {}),
+        },
+      },
     }),
   };
   started.push(pair);
-  await freshDatabase(a, pair.dbA, `${SCHEMA}${DATA}`);
-  await freshDatabase(b, pair.dbB, SCHEMA);
+  const keyless = withKeyless ? KEYLESS : { schema: '', data: '' };
+  await freshDatabase(a, pair.dbA, `${SCHEMA}${keyless.schema}${DATA}${keyless.data}`);
+  await freshDatabase(b, pair.dbB, `${SCHEMA}${keyless.schema}`);
   const setup = await tool(pair, 'bucardo.install bucardo.add_triggers bucardo.start bucardo.wait_for_copy');
   assert.equal(setup.code, 0, setup.stdout + setup.stderr);
   await identical(pair, 'after the initial copy');
@@ -167,8 +185,18 @@ after(async () => {
 });
 
 test('finish --way-back carries B’s writes to A; rollback returns to A with nothing lost and no trigger on B', async () => {
-  const pair = await setUp('wbr');
+  const pair = await setUp('wbr', true);
   await finishWithWayBack(pair, 'wbr');
+  // The keyless table was copied A→B in the pause; the application changes it on B during the way back.
+  assert.deepEqual(
+    await tableRows(pair.b, pair.dbB, 'public.audit_log'),
+    await tableRows(pair.a, pair.dbA, 'public.audit_log'),
+  );
+  await query(
+    pair.b,
+    pair.dbB,
+    "UPDATE public.audit_log SET what = 'changed on b' WHERE at = 5; INSERT INTO public.audit_log VALUES (99, 'only on b')",
+  );
 
   // The application now writes to B: the way back carries it to A.
   await writeOnB(pair, 9010);
@@ -180,7 +208,81 @@ test('finish --way-back carries B’s writes to A; rollback returns to A with no
   );
   assert.equal(carried?.owner, 'written on b');
 
-  // Verify compares in the way back's direction and records it for rollback.
+  // A schema change while the way back runs and the application writes to B: B is the source now, so
+  // what widens runs on A first and what narrows on B first; the way back's sync is reloaded, and a
+  // new table joins it.
+  let writing = true;
+  let written = 0;
+  const writer = (async () => {
+    for (let id = 20_000; writing; id++) {
+      await query(
+        pair.b,
+        pair.dbB,
+        `INSERT INTO public.accounts (id, owner, balance) VALUES (${id}, 'busy', 1)`,
+      );
+      written++;
+      await sleep(50);
+    }
+  })();
+  const sql =
+    'ALTER TABLE public.accounts ADD COLUMN region text; ALTER TABLE public.notes DROP COLUMN body; CREATE TABLE public.regions (code text PRIMARY KEY, name text)';
+  // Without --yes a list stops at the plan, which says that it works on the way back.
+  const plan = await tool(pair, `schema.apply --sql "${sql}"`);
+  assert.equal(plan.code, 1, plan.stdout + plan.stderr);
+  assert.match(
+    plan.stdout,
+    /On the way back: the application writes to the secondary \(B\) and sync wbr_back/,
+  );
+  assert.match(plan.stdout, /1\. A \(the primary, the way back's target\).*\n.*2\. B \(the secondary/);
+  const change = await tool(pair, `schema.apply --sql "${sql}" --yes --json`);
+  writing = false;
+  await writer;
+  assert.equal(change.code, 0, change.stdout + change.stderr);
+  const applied = outcome(change);
+  assert.equal(applied.data.wayBack, 'wbr_back');
+  for (const c of applied.checks ?? []) assert.ok(c.pass, `${c.name}: ${c.detail ?? ''}`);
+  const order = (applied.data.steps as string[]).map((line) =>
+    line.startsWith('A (the primary') ? 'A' : line.startsWith('B (the secondary') ? 'B' : line,
+  );
+  const sides = order.filter((line) => line === 'A' || line === 'B');
+  assert.deepEqual(sides, ['A', 'B', 'A'], applied.data.steps.join('\n'));
+  assert.match(applied.data.steps.join('\n'), /reloaded the daemon/);
+  assert.match(applied.data.steps.join('\n'), /recorded public\.regions in relgroup wbr_back/);
+  assert.doesNotMatch(applied.data.steps.join('\n'), /sequence/, 'the way back carries no sequence');
+  console.log(`rows written on B while schema.apply ran: ${written}`);
+  // Rows written on B after the change reach A with the new column; so do the new table's.
+  await query(
+    pair.b,
+    pair.dbB,
+    "INSERT INTO public.accounts (id, owner, balance, region) VALUES (9100, 'after the change', 1, 'eu'); INSERT INTO public.regions VALUES ('eu', 'Europe')",
+  );
+  await waitFor(
+    async () =>
+      (
+        await query<{ region: string }>(
+          pair.a,
+          pair.dbA,
+          'SELECT region FROM public.accounts WHERE id = 9100',
+        )
+      )[0]?.region === 'eu',
+    30_000,
+    'the row written on B after the change to reach A with its new column',
+  );
+  await waitFor(
+    async () =>
+      (
+        await query<{ name: string }>(pair.a, pair.dbA, "SELECT name FROM public.regions WHERE code = 'eu'")
+      )[0]?.name === 'Europe',
+    30_000,
+    "the new table's row written on B to reach A",
+  );
+  await identical(pair, 'after the schema change on the way back');
+  const diff = await tool(pair, 'schema.diff --json');
+  assert.equal(diff.code, 0, diff.stdout + diff.stderr);
+  assert.match(outcome(diff).message!, /On the way back \(sync wbr_back\)/);
+
+  // Verify compares in the way back's direction and records it for rollback (the
+  // new column and table included).
   const verify = await tool(pair, 'cutover.verify --json');
   assert.equal(verify.code, 0, verify.stdout + verify.stderr);
   const report = outcome(verify).data;
@@ -210,6 +312,18 @@ test('finish --way-back carries B’s writes to A; rollback returns to A with no
     `rollback pause: ${data.pause.seconds} s (${data.pause.steps.map((s: any) => `${s.step} ${s.seconds} s`).join(', ')})`,
   );
   for (const c of outcome(rollback).checks ?? []) assert.ok(c.pass, `${c.name}: ${c.detail ?? ''}`);
+  // The keyless table copied back B→A in the rollback's pause: A has what the application wrote on B.
+  assert.match(steps, /copied whole to the primary \(A\): "public"\."audit_log" \(21 row\(s\)\)/);
+  assert.deepEqual(
+    await tableRows(pair.a, pair.dbA, 'public.audit_log'),
+    await tableRows(pair.b, pair.dbB, 'public.audit_log'),
+  );
+  const [changed] = await query<{ what: string }>(
+    pair.a,
+    pair.dbA,
+    'SELECT what FROM public.audit_log WHERE at = 5',
+  );
+  assert.equal(changed?.what, 'changed on b');
 
   // Nothing lost: every row written on B is on A, both sides identical, A's sequence past B's.
   for (const table of TABLES)
@@ -248,6 +362,38 @@ test('finish --way-back carries B’s writes to A; rollback returns to A with no
 
 test('release removes the way back: no reverse sync, no trigger on B; twice is safe', async () => {
   const pair = await setUp('wbx');
+  // A partitioned table in copy_at_cutover is refused before anything is set up (the way back included).
+  await query(
+    pair.a,
+    pair.dbA,
+    'CREATE TABLE public.events (at int, what text) PARTITION BY RANGE (at); CREATE TABLE public.events_1 PARTITION OF public.events FOR VALUES FROM (0) TO (1000);',
+  );
+  const partitioned = writeJobConfig({
+    name: 'wbx',
+    plugins: ['bucardo', 'cutover'],
+    primary: { cluster: pair.a, dbname: pair.dbA },
+    secondary: { cluster: pair.b, dbname: pair.dbB },
+    extra: { cutover: { ...CUTOVER, copy_at_cutover: ['public.events'] } },
+  });
+  const refused = await runTool(
+    ['-c', partitioned.file, '-l', 'cutover.finish --writes-stopped --way-back'],
+    {
+      timeoutMs: 150_000,
+    },
+  );
+  assert.equal(refused.code, 1, refused.stdout + refused.stderr);
+  assert.match(
+    refused.stderr,
+    /cutover\.copy_at_cutover names 1 table\(s\) that cannot be copied at the switch: "public"\."events" is a partitioned table: name its partitions in cutover\.copy_at_cutover instead \(each is copied whole\)\..*Nothing was changed\./,
+  );
+  assert.deepEqual(await syncs(pair), ['wbx'], 'no way back created, the sync untouched');
+  assert.deepEqual(await bucardoTriggers(pair.b, pair.dbB), [], 'no trigger created on B');
+  assert.equal(
+    (await query(pair.a, 'bucardo', "SELECT 1 FROM bucardo.herd WHERE name = 'wbx_back'")).length,
+    0,
+    'no relgroup of the way back',
+  );
+  await query(pair.a, pair.dbA, 'DROP TABLE public.events');
   await finishWithWayBack(pair, 'wbx');
   await writeOnB(pair, 9030);
   await identical(pair, 'writes on B reach A');

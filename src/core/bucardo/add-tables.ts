@@ -180,17 +180,22 @@ export interface AddTablesOptions {
   only?: string[];
   /** Also the sequences in scope no relgroup holds (the default without `only`). */
   sequences?: boolean;
+  /**
+   * The job whose records in the metadata database these are, when ctx.job is derived from it: for
+   * the way back (reverseJob), the forward job's view of B, which owns the `<name>_back` records.
+   */
+  recordsOf?: Job;
 }
 
 /** Why nothing can be added yet: the job must replicate already (its syncs recorded). */
-async function requireReplicating(ctx: CommandContext, command: string): Promise<void> {
+async function requireReplicating(ctx: CommandContext, command: string, recordsOf?: Job): Promise<void> {
   const { job } = ctx;
-  const records = await readJobRecords(ctx.db, ctx.activity);
+  const records = await readJobRecords(recordsOf ? ctx.databases(recordsOf) : ctx.db, ctx.activity);
   if (!records || !(await metadataDatabaseExists(ctx.db, ctx.activity)))
     throw new OperatorError(
       `Bucardo is not installed for ${job.name} (no metadata database ${job.metadataDb}), so there is no sync to add tables to. Run bucardo.install and bucardo.add_triggers: they take every table in scope.`,
     );
-  refuseSharedRecords(job, records, command);
+  refuseSharedRecords(recordsOf ?? job, records, command);
   const recorded = await withMetadata(ctx.db, (client) => recordedSyncs(client, job), ctx.activity);
   if (recorded.length < jobSyncs(job).length)
     throw new OperatorError(
@@ -208,7 +213,7 @@ export async function addTablesToJob(
   options: AddTablesOptions = {},
 ): Promise<AddTablesResult> {
   const { job } = ctx;
-  await requireReplicating(ctx, command);
+  await requireReplicating(ctx, command, options.recordsOf);
   // schema.add_tables and the kicker's schema.auto_add_partitions must not work on one batch at once.
   const lock = path.join(job.paths.stateDir, 'schema.add-tables.pid');
   const holder = existsSync(lock) ? Number(readFileSync(lock, 'utf8')) : undefined;
