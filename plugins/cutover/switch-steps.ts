@@ -116,7 +116,7 @@ export async function readiness(run: SwitchRun): Result {
       stop: {
         ok: false,
         data: run.data({ readiness: found.items }),
-        message: `Not ready for cutover: ${failing.length} check(s) fail (listed above; cutover.check shows them all). Nothing was changed.`,
+        message: `Not ready for ${run.words.command}: ${failing.length} check(s) fail (listed above; cutover.check shows them all). Nothing was changed.`,
       },
     };
   }
@@ -186,7 +186,7 @@ export async function drain(run: SwitchRun): Result {
   ctx.progress('kicking replication and waiting for the backlog to drain');
   if (!daemonPid(job))
     throw new OperatorError(
-      `The Bucardo daemon of ${job.name} is not running, so the last changes cannot reach the secondary. Keep writes stopped, start it with bucardo.start, then run cutover.finish again.`,
+      `The Bucardo daemon of ${job.name} is not running, so the last changes cannot reach ${run.words.to}. Keep writes stopped, start it with bucardo.start, then run ${run.words.command} again.`,
     );
   const started = Date.now();
   let lastKick = 0;
@@ -196,7 +196,7 @@ export async function drain(run: SwitchRun): Result {
     if (pending === 0) break;
     if (Date.now() - started > settings.drainTimeoutSeconds * 1000) {
       throw new OperatorError(
-        `${pending} change(s) are still pending replication after ${settings.drainTimeoutSeconds} s (cutover.drain_timeout). Replication may be failing: look at bucardo.status and ${job.paths.logFile}. Keep writes stopped and run cutover.finish again to keep waiting; nothing after the confirmation has been done yet.`,
+        `${pending} change(s) are still pending replication after ${settings.drainTimeoutSeconds} s (cutover.drain_timeout). Replication may be failing: look at bucardo.status and ${job.paths.logFile}. Keep writes stopped and run ${run.words.command} again to keep waiting; nothing after the confirmation has been done yet.`,
       );
     }
     if (Date.now() - lastKick > 5000) {
@@ -378,7 +378,7 @@ async function checkTarget(
         as: `final check${label}`,
         failed: {
           verdict: check.verdict,
-          message: `The final check${label} failed: ${check.verdict} Replication is still running and nothing is switched. Find and repair the differences (cutover.verify names them, cutover.repair re-applies them), then run cutover.finish again with writes still stopped; or let writes resume on the primary to call the cutover off.`,
+          message: `The final check${label} failed: ${check.verdict} Replication is still running and nothing is switched. Find and repair the differences (cutover.verify names them, cutover.repair re-applies them), then run ${run.words.command} again with writes still stopped; or let writes resume on ${run.words.from} to call the switch off.`,
         },
       };
     run.say(
@@ -399,7 +399,7 @@ async function checkTarget(
       as: `final verify (full)${label}`,
       failed: {
         verdict: verify.verdict,
-        message: `The final verify${label} failed: ${verify.verdict} Replication is still running and nothing is switched. Repair the differences (cutover.verify lists them with their keys) and run cutover.finish again with writes still stopped, or let writes resume on the primary to call the cutover off.`,
+        message: `The final verify${label} failed: ${verify.verdict} Replication is still running and nothing is switched. Repair the differences (cutover.verify lists them with their keys) and run ${run.words.command} again with writes still stopped, or let writes resume on ${run.words.from} to call the switch off.`,
       },
     };
   // The tables copied at the switch are outside the verify's verdict, but here they must match.
@@ -560,13 +560,13 @@ export async function lateWriteChecks(run: SwitchRun): Result {
   if (writes) {
     await startOver(run);
     throw new OperatorError(
-      `Writes reached the primary after you confirmed they had stopped: ${writes}. The cutover was called off before anything irreversible: replication is still running. Stop every writer, then run cutover.finish again (it starts over).`,
+      `Writes reached ${run.words.from} after you confirmed they had stopped: ${writes}. The switch was called off before anything irreversible: replication is still running. Stop every writer, then run ${run.words.command} again (it starts over).`,
     );
   }
   const writers = await openWriters(await run.db.primary(), run.scope.tables);
   if (writers.length) {
     throw new OperatorError(
-      `${writers.length} transaction(s) on the primary are open and may change a replicated table: ${describeWriters(writers)}. If one commits after replication stops, its changes never reach the secondary, so replication was not stopped. End them (commit or roll back; pg_terminate_backend(pid) for a session, COMMIT PREPARED or ROLLBACK PREPARED for a prepared one), then run cutover.finish again. Replication is still running: after a rollback the run continues; a commit is carried across, and if it is not across yet when you rerun, the cutover starts over with a new confirmation.`,
+      `${writers.length} transaction(s) on ${run.words.from} are open and may change a replicated table: ${describeWriters(writers)}. If one commits after replication stops, its changes never reach ${run.words.to}, so replication was not stopped. End them (commit or roll back; pg_terminate_backend(pid) for a session, COMMIT PREPARED or ROLLBACK PREPARED for a prepared one), then run ${run.words.command} again. Replication is still running: after a rollback the run continues; a commit is carried across, and if it is not across yet when you rerun, the switch starts over with a new confirmation.`,
     );
   }
 }
@@ -597,7 +597,7 @@ export async function lateWritesSinceStop(run: SwitchRun): Result {
     // Replication is stopped: these changes are on the primary only. Start over once they are carried across.
     await startOver(run);
     throw new OperatorError(
-      `Writes reached the primary after you confirmed they had stopped: ${writes}. Replication is already stopped, so these rows are NOT on the secondary; the triggers were kept, so they are recorded. Stop every writer, start replication again with bucardo.start so it carries them across, then run cutover.finish again (it starts over).`,
+      `Writes reached ${run.words.from} after you confirmed they had stopped: ${writes}. Replication is already stopped, so these rows are NOT on ${run.words.to}; the triggers were kept, so they are recorded. Stop every writer, start replication again with bucardo.start so it carries them across, then run ${run.words.command} again (it starts over).`,
     );
   }
 }
@@ -660,7 +660,7 @@ export async function removeTriggers(run: SwitchRun): Result {
     stop: {
       ok: false,
       data: run.data({ failed }),
-      message: `${failed.length} table(s) still carry this job's triggers: each stayed locked longer than ${limit} (listed above, with the sessions holding locks that were found). Replication is stopped: end those sessions or wait for them, then run cutover.finish again to retry.`,
+      message: `${failed.length} table(s) still carry this job's triggers: each stayed locked longer than ${limit} (listed above, with the sessions holding locks that were found). Replication is stopped: end those sessions or wait for them, then run ${run.words.command} again to retry.`,
     },
   };
 }
