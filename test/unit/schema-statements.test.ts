@@ -112,3 +112,29 @@ test('planSteps: additions on the secondary first, drops on the primary first, B
     ],
   );
 });
+
+test('planSteps on the way back: A is the target that accepts first, B the writer; no sequence joins', () => {
+  const statements = [
+    { ...classify('ALTER TABLE a ADD COLUMN x int', 1), resolved: { schema: 'public', name: 'a' } },
+    { ...classify('ALTER TABLE a DROP COLUMN y', 2), resolved: { schema: 'public', name: 'a' } },
+    { ...classify('CREATE SEQUENCE public.s', 3) },
+  ];
+  const plan = planSteps(statements, {
+    recorded: new Set(['public.a']),
+    daemonRunning: true,
+    wayBack: 'job_back',
+  });
+  assert.deepEqual(
+    plan.map((s) => [s.name, s.statements]),
+    [
+      ['secondary-first', [1, 3]],
+      ['primary', [1, 2, 3]],
+      ['secondary-after', [2]],
+      ['reload', []],
+    ],
+  );
+  assert.match(plan[0]!.what, /^A \(the primary, the way back's target\)/);
+  assert.match(plan[1]!.what, /^B \(the secondary, where the application writes\)/);
+  assert.match(plan[2]!.what, /^A \(the primary\)/);
+  assert.match(plan[3]!.what, /the way back \(sync job_back\)/);
+});
