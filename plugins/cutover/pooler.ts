@@ -78,6 +78,8 @@ interface ConsoleSession {
   client: Client;
   /** Statements in flight on it. */
   busy: number;
+  /** The pooler or the network ended it. */
+  ended: boolean;
   release(): Promise<void>;
 }
 
@@ -208,7 +210,7 @@ export class PoolerConsole {
     // The application's transactions wait in the pooler until the RESUME: it waits for no other statement.
     const current = await this.session?.catch(() => undefined);
     if (current && current.busy > 0) await withServerClient(adminConsole(this.settings), resume);
-    else await this.run(resume);
+    else await this.run(resume, { again: true });
   }
 
   /**
@@ -257,33 +259,40 @@ export class PoolerConsole {
 
   private async reloadUntil(target: PoolerTarget): Promise<void> {
     const { settings } = this;
-    await this.run(async (client) => {
-      await client.query('RELOAD');
-      const deadline = Date.now() + 10_000;
-      for (;;) {
-        const databases = await showDatabases(client);
-        const wrong = settings.databases.filter((name) => {
-          const db = databases.find((d) => d.name === name);
-          return (
-            !db ||
-            !sameTarget(
-              { ...(db.host ? { host: db.host } : {}), port: Number(db.port), dbname: db.database },
-              target,
-            )
-          );
-        });
-        if (!wrong.length) return;
-        if (Date.now() > deadline)
-          throw new OperatorError(
-            `The pooler did not take the new entries for ${wrong.join(', ')} within 10 s of RELOAD (SHOW DATABASES still shows the old target): its log says why (a syntax error in ${settings.configFile}?).`,
-          );
-        await sleep(100);
-      }
-    });
+    await this.run(
+      async (client) => {
+        await client.query('RELOAD');
+        const deadline = Date.now() + 10_000;
+        for (;;) {
+          const databases = await showDatabases(client);
+          const wrong = settings.databases.filter((name) => {
+            const db = databases.find((d) => d.name === name);
+            return (
+              !db ||
+              !sameTarget(
+                { ...(db.host ? { host: db.host } : {}), port: Number(db.port), dbname: db.database },
+                target,
+              )
+            );
+          });
+          if (!wrong.length) return;
+          if (Date.now() > deadline)
+            throw new OperatorError(
+              `The pooler did not take the new entries for ${wrong.join(', ')} within 10 s of RELOAD (SHOW DATABASES still shows the old target): its log says why (a syntax error in ${settings.configFile}?).`,
+            );
+          await sleep(100);
+        }
+      },
+      { again: true },
+    );
   }
 
-  /** Runs fn on the console's session, opened on first use (again after the pooler ended it). */
-  private async run<T>(fn: (client: Client) => Promise<T>): Promise<T> {
+  /**
+   * Runs fn on the console's session, opened on first use (again after the pooler ended it). With
+   * again (RELOAD, RESUME: both may be repeated), fn runs once more on a new session when the one it
+   * ran on ended under it: the call-off needs them as much as a fresh login per statement gave them.
+   */
+  private async run<T>(fn: (client: Client) => Promise<T>, { again = false } = {}): Promise<T> {
     const session = (this.session ??= this.open());
     const held = await session.catch((error: unknown) => {
       // A failed login is not kept: the next statement tries again.
@@ -293,6 +302,12 @@ export class PoolerConsole {
     held.busy += 1;
     try {
       return await fn(held.client);
+    } catch (error) {
+      // The session's 'end' may come a moment after the statement failed.
+      if (again && !held.ended) await sleep(50);
+      if (!again || !held.ended) throw error;
+      this.drop(session);
+      return this.run(fn);
     } finally {
       held.busy -= 1;
     }
@@ -308,18 +323,21 @@ export class PoolerConsole {
       const released = new Promise<void>((done) => (release = done));
       const ended = withServerClient(adminConsole(this.settings), async (client) => {
         // The pooler ended the session (restarted, client_idle_timeout): the next statement opens another.
-        client.once('end', () => {
-          if (this.session === opened) this.session = undefined;
-          release();
-        });
-        resolve({
+        const held: ConsoleSession = {
           client,
           busy: 0,
+          ended: false,
           release: async () => {
             release();
             await ended.catch(() => undefined);
           },
+        };
+        client.once('end', () => {
+          held.ended = true;
+          if (this.session === opened) this.session = undefined;
+          release();
         });
+        resolve(held);
         await released;
       });
       ended.catch(reject);
