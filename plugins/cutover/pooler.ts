@@ -91,7 +91,8 @@ interface ConsoleSession {
  * stop safe, since the console answers a PAUSE only once the pause is done and runs one statement at a
  * time per session: a PAUSE still waiting at pause_timeout keeps its session busy, so the RESUME that
  * takes it back goes over a new one (the waiting session is dropped, and ended at close()); and a
- * RESUME never queues behind another statement in flight: it goes over a session of its own.
+ * RESUME never queues behind another statement in flight: it goes over a session of its own. A RELOAD
+ * or a RESUME whose session ended under it (a pooler restart, the network) runs again on a new one.
  */
 export class PoolerConsole {
   private session?: Promise<ConsoleSession>;
