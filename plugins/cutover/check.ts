@@ -1,6 +1,8 @@
 // cutover.check: the readiness list before switching production to the secondary. Each item says
-// pass or fail, what was found, and for a failure what to do about it.
+// pass or fail, what was found, and for a failure what to do about it. Every item asks its questions
+// on the command's sessions (one per database), one after the other.
 import type { Activity } from '../../src/core/activity.js';
+import { DatabaseContext } from '../../src/core/context.js';
 import { withClient } from '../../src/core/db.js';
 import { errorMessage } from '../../src/core/errors.js';
 import type { Job } from '../../src/core/job.js';
@@ -77,9 +79,27 @@ function daemonItem(job: Job): ReadinessItem {
   };
 }
 
-export async function collectReadiness(job: Job, activity: Activity): Promise<CheckData> {
+/**
+ * The readiness list of db's job, asked on db's sessions (the command's `ctx.db`). Given a job, it
+ * opens sessions of its own for the list and closes them after.
+ */
+export async function collectReadiness(
+  source: Job | DatabaseContext,
+  activity: Activity,
+): Promise<CheckData> {
+  if (source instanceof DatabaseContext) return readiness(source, activity);
+  const db = new DatabaseContext(source, activity);
+  try {
+    return await readiness(db, activity);
+  } finally {
+    await db.close();
+  }
+}
+
+async function readiness(db: DatabaseContext, activity: Activity): Promise<CheckData> {
+  const job = db.job;
   const settings = cutoverSettings(job.config);
-  const installed = await metadataDatabaseExists(job, activity).catch(() => false);
+  const installed = await metadataDatabaseExists(db, activity).catch(() => false);
   const notInstalled = {
     pass: false,
     detail: `Bucardo is not installed: the metadata database ${job.metadataDb} does not exist`,
@@ -89,7 +109,7 @@ export async function collectReadiness(job: Job, activity: Activity): Promise<Ch
   items.push(
     await evaluate('initial copy done', 'bucardo.wait_for_copy', async () => {
       if (!installed) return { ...notInstalled, fix: 'bucardo.install, bucardo.add_triggers, bucardo.start' };
-      const copy = await copyState(job);
+      const copy = await copyState(db);
       const pass = copy.state === 'done' || copy.state === 'not requested';
       return {
         pass,
@@ -111,9 +131,7 @@ export async function collectReadiness(job: Job, activity: Activity): Promise<Ch
       `replication lag under ${settings.maxLagSeconds} s`,
       'make sure the primary is reachable, then bucardo.status',
       async () => {
-        const pending = await withClient(job, { role: 'primary', activity }, (client) =>
-          pendingChanges(client, job.dbgroupName),
-        );
+        const pending = await pendingChanges(await db.primary(), job.dbgroupName);
         const total = pending.reduce((sum, p) => sum + p.changes, 0);
         const oldest = pending
           .map((p) => p.oldest)
@@ -140,11 +158,11 @@ export async function collectReadiness(job: Job, activity: Activity): Promise<Ch
   items.push(
     await evaluate('no schema drift', 'schema.diff, then schema.add_tables or schema.apply', async () => {
       if (!installed) return { ...notInstalled, fix: 'bucardo.install' };
-      const drift = await withClient(job, { role: 'primary', activity }, (primary) =>
-        withClient(job, { role: 'secondary', activity }, (secondary) =>
-          withMetadata(job, (metadata) => replicationDrift(job, { primary, secondary, metadata }), activity),
-        ),
-      );
+      const drift = await replicationDrift(job, {
+        primary: await db.primary(),
+        secondary: await db.secondary(),
+        metadata: await db.metadata(),
+      });
       const listed = drift.map((d) => `${d.table}: ${d.problem}`);
       return drift.length === 0
         ? {
@@ -163,6 +181,8 @@ export async function collectReadiness(job: Job, activity: Activity): Promise<Ch
     await evaluate(
       'no rows left behind',
       'schema.diff lists the tables the migration leaves behind',
+      // A session of its own: the probe for rows runs in a transaction with SET LOCAL lock_timeout
+      // (a table locked by the application is reported, not waited for), which must not share.
       async () =>
         withClient(job, { role: 'primary', activity }, (primary) =>
           leftBehindReadiness(
@@ -174,20 +194,17 @@ export async function collectReadiness(job: Job, activity: Activity): Promise<Ch
     ),
   );
 
-  const scope = await withClient(job, { role: 'primary', activity }, (client) =>
-    findReplicationObjects(client, job.config.bucardo.replicationObjects),
-  ).catch(() => undefined);
+  const scope = await db
+    .primary()
+    .then((client) => findReplicationObjects(client, job.config.bucardo.replicationObjects))
+    .catch(() => undefined);
   items.push(
     await evaluate(
       'indexes recreated on the secondary',
       'indexes.recreate (if the indexes plugin dropped them), or create the listed indexes on the secondary',
       async () => {
         if (!scope) throw new Error('cannot read the tables in scope on the primary');
-        const gap = await withClient(job, { role: 'primary', activity }, (primary) =>
-          withClient(job, { role: 'secondary', activity }, (secondary) =>
-            indexGap(primary, secondary, scope.tables),
-          ),
-        );
+        const gap = await indexGap(await db.primary(), await db.secondary(), scope.tables);
         const pass = gap.missing.length === 0 && gap.invalid.length === 0;
         const listed = [
           ...gap.missing.map((m) => `missing: ${m.definition}`),
@@ -211,10 +228,10 @@ export async function collectReadiness(job: Job, activity: Activity): Promise<Ch
   items.push(
     await evaluate('materialized views populated', 'mat_views.refresh', async () => {
       if (!scope) throw new Error('cannot read the materialized views in scope on the primary');
-      const gap = await withClient(job, { role: 'primary', activity }, (primary) =>
-        withClient(job, { role: 'secondary', activity }, (secondary) =>
-          materializedViewGap(primary, secondary, scope.materializedViews),
-        ),
+      const gap = await materializedViewGap(
+        await db.primary(),
+        await db.secondary(),
+        scope.materializedViews,
       );
       const pass = gap.missing.length === 0 && gap.unpopulated.length === 0;
       return {
@@ -233,7 +250,7 @@ export async function collectReadiness(job: Job, activity: Activity): Promise<Ch
   );
 
   const lastVerify = installed
-    ? await withRecords(job, activity, (client) => lastVerifyRun(client, job)).catch(() => undefined)
+    ? await withRecords(db, activity, (client) => lastVerifyRun(client, job)).catch(() => undefined)
     : undefined;
 
   items.push(
@@ -242,7 +259,7 @@ export async function collectReadiness(job: Job, activity: Activity): Promise<Ch
       const pid = daemonPid(job);
       const uptime = pid ? processUptimeSeconds(pid) : undefined;
       const { good, bad } = await withMetadata(
-        job,
+        db,
         async (client) => ({
           good: await lastRun(client, syncNames(job), 'lastgood'),
           bad: await lastRun(client, syncNames(job), 'lastbad'),
@@ -322,7 +339,7 @@ export async function check(ctx: CommandContext): Promise<CommandOutcome<CheckDa
   // After cutover.finish --way-back the list is about the way back: B→A, for cutover.rollback.
   const job = await activeDirection(ctx.job, ctx.db);
   const back = job !== ctx.job;
-  const data = await collectReadiness(job, ctx.activity);
+  const data = await collectReadiness(back ? ctx.databases(job) : ctx.db, ctx.activity);
   const failed = data.items.filter((i) => !i.pass);
   const what = back ? 'rollback over the way back (the secondary B is the source here)' : 'cutover';
   return {

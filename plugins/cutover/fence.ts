@@ -8,6 +8,7 @@
 // is put in place, so a rerun, a call-off and cutover.rollback know what to undo, and each role's own
 // earlier setting there is put back rather than reset.
 import { sleep, type Activity } from '../../src/core/activity.js';
+import { DatabaseContext } from '../../src/core/context.js';
 import { withClient, type Client } from '../../src/core/db.js';
 import { OperatorError } from '../../src/core/errors.js';
 import type { Job } from '../../src/core/job.js';
@@ -52,7 +53,8 @@ export async function planFence(
     throw new OperatorError(
       `cutover.fence names ${own.join(', ')}, which the tool and Bucardo log in as on ${db.dbname} (databases.${db.role}.database_owner / schema_owner): fenced, they could not drop the triggers or carry the way back. List only the application's roles in cutover.fence. Nothing was paused.`,
     );
-  const primary = await ctx.databases(job).primary();
+  const sessions = ctx.databases(job);
+  const primary = await sessions.primary();
   const { rows } = await primary.query<{ role: string }>(
     'SELECT r AS role FROM unnest($1::text[]) r WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = r)',
     [roles],
@@ -61,7 +63,7 @@ export async function planFence(
     throw new OperatorError(
       `cutover.fence names ${rows.map((row) => row.role).join(', ')}, unknown on ${db.host}:${db.port}: list the roles the application logs in as. Nothing was paused.`,
     );
-  const recorded = await readFence(job, ctx.activity);
+  const recorded = await readFence(sessions, ctx.activity);
   return {
     roles,
     graceSeconds,
@@ -149,8 +151,13 @@ export interface FenceRecord {
   fencedAt: string;
 }
 
-export async function readFence(job: Job, activity?: Activity): Promise<FenceRecord | undefined> {
-  const rows = await withRecords(job, activity, async (client) => {
+/** The fence recorded for the job, read on `source`'s sessions (a command's `ctx.databases(job)`), or undefined. */
+export async function readFence(
+  source: Job | DatabaseContext,
+  activity?: Activity,
+): Promise<FenceRecord | undefined> {
+  const job = source instanceof DatabaseContext ? source.job : source;
+  const rows = await withRecords(source, activity, async (client) => {
     const result = await client.query<FenceRecord>(
       `SELECT host, port, dbname, roles, fenced_at::text AS "fencedAt" FROM ${RECORD_SCHEMA}.fence WHERE job = $1`,
       [job.name],
@@ -162,7 +169,9 @@ export async function readFence(job: Job, activity?: Activity): Promise<FenceRec
 
 /**
  * Lifts the fence recorded for the job (each role's earlier setting put back), if there is one;
- * returns what it did. The job's primary is the fenced database.
+ * returns what it did. The job's primary is the fenced database. On sessions of its own, not the
+ * command's: the call-off lifts the fence after a failure or Ctrl-C, without an activity, so that a
+ * second Ctrl-C cannot cancel it halfway and leave the application's roles read-only.
  */
 export async function liftFence(job: Job, activity?: Activity): Promise<string | undefined> {
   const fence = await readFence(job, activity);

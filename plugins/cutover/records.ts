@@ -4,7 +4,7 @@
 // database and with it this record, so a new migration starts clean. Rows are keyed by job.
 import { withClient, type Client } from '../../src/core/db.js';
 import type { Activity } from '../../src/core/activity.js';
-import type { DatabaseContext } from '../../src/core/context.js';
+import { DatabaseContext } from '../../src/core/context.js';
 import { targetKey, type Job } from '../../src/core/job.js';
 import { metadataDatabaseExists } from '../../src/core/bucardo/metadata.js';
 import type { ChangeHorizon } from './compare/capture.js';
@@ -61,23 +61,37 @@ CREATE TABLE IF NOT EXISTS ${RECORD_SCHEMA}.pre_check (
   checked_at timestamptz NOT NULL DEFAULT now()
 );`;
 
+/** Shared sessions whose metadata database has the record tables: a command creates them once. */
+const recordsInPlace = new WeakSet<Client>();
+
 async function ensureRecords(client: Client): Promise<void> {
+  if (recordsInPlace.has(client)) return;
   try {
     await client.query(CREATE_RECORDS);
   } catch (error) {
     // Two commands creating the schema at the same moment: the other one won, which is fine.
     if (!['23505', '42P06', '42P07'].includes((error as { code?: string }).code ?? '')) throw error;
   }
+  recordsInPlace.add(client);
 }
 
-/** Runs fn on the metadata database with the record tables in place; undefined when Bucardo is not installed. */
+/**
+ * Runs fn on the metadata database with the record tables in place; undefined when Bucardo is not
+ * installed. Given the command's sessions (`ctx.db`, or `ctx.databases(job)` for another view), on its
+ * shared metadata session: fn then runs single statements only (src/core/context.ts). Given a job, on
+ * a session of its own, closed after.
+ */
 export async function withRecords<T>(
-  job: Job,
+  source: Job | DatabaseContext,
   activity: Activity | undefined,
   fn: (client: Client) => Promise<T>,
 ): Promise<T | undefined> {
-  if (!(await metadataDatabaseExists(job, activity))) return undefined;
-  return withClient(job, { role: 'bucardo', activity }, async (client) => {
+  if (source instanceof DatabaseContext) {
+    const client = await openRecords(source);
+    return client ? fn(client) : undefined;
+  }
+  if (!(await metadataDatabaseExists(source, activity))) return undefined;
+  return withClient(source, { role: 'bucardo', activity }, async (client) => {
     await ensureRecords(client);
     return fn(client);
   });

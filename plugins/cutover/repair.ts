@@ -8,6 +8,7 @@
 // 4. re-read those keys on both sides. The validation check then runs a whole verify.
 import { adoptRecordedNames } from '../../src/core/bucardo/records.js';
 import { OperatorError } from '../../src/core/errors.js';
+import type { DatabaseContext } from '../../src/core/context.js';
 import type { Job } from '../../src/core/job.js';
 import { findReplicationObjects } from '../../src/core/objects.js';
 import type { Check, CommandContext, CommandOutcome } from '../../src/core/plugin.js';
@@ -54,8 +55,9 @@ const MAX_LISTED_KEYS = 1000;
 /** Per table and run: enough to repair any realistic loss; a table differing everywhere needs a recopy. */
 const REPAIR_BUDGET = { keys: 200_000, comparisons: 20_000 };
 
-async function requireReplicating(job: Job): Promise<void> {
-  const state = await replicationState(job);
+async function requireReplicating(db: DatabaseContext): Promise<void> {
+  const job = db.job;
+  const state = await replicationState(db);
   const why = !state.replicating
     ? state.why
     : !syncLoaded(job)
@@ -225,8 +227,8 @@ export async function repair(ctx: CommandContext): Promise<CommandOutcome<Repair
   // Declared in index.ts: --wait SECONDS (also wait=SECONDS); the config's drain_timeout otherwise.
   const waitSeconds = ctx.options.number('wait') ?? cutoverSettings(job.config).drainTimeoutSeconds;
   await adoptRecordedNames(ctx.db, activity);
-  await requireReplicating(job);
-  const last = await withRecords(job, activity, (client) => lastVerifyReport(client, job));
+  await requireReplicating(ctx.db);
+  const last = await withRecords(ctx.db, activity, (client) => lastVerifyReport(client, job));
   if (!last)
     throw new OperatorError(
       `No verify is recorded for ${job.name}: cutover.repair repairs the differences cutover.verify found. Run cutover.verify first, then cutover.repair.`,
@@ -330,7 +332,8 @@ export async function validateRepair(ctx: CommandContext): Promise<Check[]> {
     settings: cutoverSettings(ctx.job.config),
     activity: ctx.activity,
     progress: ctx.progress,
+    db: ctx.db,
   });
-  await recordVerify(ctx.job, report, ctx.activity);
+  await recordVerify(ctx.db, report, ctx.activity);
   return [{ name: 'verify passes', pass: report.passed, detail: report.verdict }];
 }

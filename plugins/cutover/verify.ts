@@ -1,6 +1,7 @@
 // cutover.verify: proves (or disproves) that the secondary holds the primary's data, and records
 // the result in the metadata database for cutover.check.
 import type { Activity } from '../../src/core/activity.js';
+import { DatabaseContext } from '../../src/core/context.js';
 import { errorMessage } from '../../src/core/errors.js';
 import type { Job } from '../../src/core/job.js';
 import type { CommandContext, CommandOutcome } from '../../src/core/plugin.js';
@@ -10,11 +11,19 @@ import { cutoverSettings } from './settings.js';
 import { activeDirection } from '../../src/core/bucardo/direction.js';
 import { adoptRecordedNames } from '../../src/core/bucardo/records.js';
 
-/** Stores the result for cutover.check; a job without a metadata database simply has no record. */
-export async function recordVerify(job: Job, report: VerifyReport, activity: Activity): Promise<void> {
+/**
+ * Stores the result for cutover.check; a job without a metadata database simply has no record. Given
+ * the command's sessions (`ctx.db`), on its metadata session; given a job, on a session of its own.
+ */
+export async function recordVerify(
+  source: Job | DatabaseContext,
+  report: VerifyReport,
+  activity: Activity,
+): Promise<void> {
+  const job = source instanceof DatabaseContext ? source.job : source;
   try {
     // The whole report, differing keys and ranges included: cutover.repair works from the last recorded verify.
-    const id = await withRecords(job, activity, (client) =>
+    const id = await withRecords(source, activity, (client) =>
       saveVerifyRun(client, job, {
         startedAt: report.startedAt,
         passed: report.passed,
@@ -44,12 +53,13 @@ export async function verify(ctx: CommandContext): Promise<CommandOutcome<Verify
     strict: ctx.options.flag('strict'),
     activity: ctx.activity,
     progress: ctx.progress,
+    db: job === ctx.job ? ctx.db : ctx.databases(job),
     ...(settleSeconds !== undefined ? { settleSeconds } : {}),
   });
   if (job !== ctx.job)
     report.notes.push(
       `the way back runs: the secondary (B) was compared as the source and the primary (A) as the target (sync ${job.syncName})`,
     );
-  await recordVerify(job, report, ctx.activity);
+  await recordVerify(job === ctx.job ? ctx.db : ctx.databases(job), report, ctx.activity);
   return { ok: report.passed, data: report, message: report.verdict };
 }

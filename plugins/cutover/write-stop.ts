@@ -11,14 +11,7 @@ import { errorMessage, InterruptedError, OperatorError } from '../../src/core/er
 import type { Job } from '../../src/core/job.js';
 import type { CommandContext, CommandOutcome } from '../../src/core/plugin.js';
 import { fenceWrites, liftFence, planFence, readFence, type FencePlan } from './fence.js';
-import {
-  checkPooler,
-  pausePooler,
-  pointPooler,
-  poolerTargetOf,
-  restorePooler,
-  resumePooler,
-} from './pooler.js';
+import { PoolerConsole, poolerTargetOf } from './pooler.js';
 import { cutoverSettings, type CutoverSettings } from './settings.js';
 import {
   checkSwitchCommand,
@@ -51,6 +44,8 @@ export class WriteStop {
   /** Where the pooler's entries pointed before the pause: the target only after an interrupted earlier run. */
   private poolerPointedAt?: 'source' | 'target';
   private readonly commandRuns: SwitchCommandRun[] = [];
+  /** The pooler's admin console: one session for the command, ended when around() is done. */
+  private pooler?: PoolerConsole;
   readonly report: WriteStopReport = {};
 
   private constructor(
@@ -79,7 +74,13 @@ export class WriteStop {
     if (settings.fence.length) stop.otherFence = (await readFence(other, ctx.activity)) !== undefined;
     if (settings.pgbouncer) {
       ctx.progress('checking the pooler');
-      stop.poolerPointedAt = (await checkPooler(settings.pgbouncer, stop.source, stop.target)).pointsAt;
+      stop.pooler = new PoolerConsole(settings.pgbouncer);
+      try {
+        stop.poolerPointedAt = (await stop.pooler.check(stop.source, stop.target)).pointsAt;
+      } catch (error) {
+        await stop.pooler.close();
+        throw error;
+      }
     }
     return stop;
   }
@@ -118,7 +119,7 @@ export class WriteStop {
     if (pooler && this.pausedAt === undefined) {
       this.ctx.progress(`pausing ${pooler.databases.join(', ')} on the pooler`);
       const started = Date.now();
-      await pausePooler(pooler, this.ctx.activity.signal);
+      await this.pooler!.pause(this.ctx.activity.signal);
       this.pausedAt = Date.now();
       say(
         `the pooler paused ${pooler.databases.join(', ')}: running transactions finished, new ones wait in the pooler (${Math.round((this.pausedAt - started) / 100) / 10} s)`,
@@ -126,7 +127,7 @@ export class WriteStop {
       if (this.poolerPointedAt === 'target') {
         // An earlier run was interrupted between pointing the pooler and stopping replication: until
         // the switch, the application's transactions belong on the source.
-        this.previousPoolerConfig = await pointPooler(pooler, this.source);
+        this.previousPoolerConfig = await this.pooler!.point(this.source);
         this.poolerPointedAt = 'source';
         say(
           `the pooler's entries pointed at the target after an interrupted earlier run: back at ${this.source.dbname} until the switch`,
@@ -157,7 +158,7 @@ export class WriteStop {
     const pooler = this.settings.pgbouncer;
     if (pooler) {
       this.ctx.progress('pointing the pooler at the new primary');
-      this.previousPoolerConfig = await pointPooler(pooler, this.target);
+      this.previousPoolerConfig = await this.pooler!.point(this.target);
       say(
         `the pooler points ${pooler.databases.join(', ')} at ${this.target.dbname} on ${this.target.host}:${this.target.port} (entries rewritten in ${pooler.configFile}, RELOAD)`,
       );
@@ -175,8 +176,8 @@ export class WriteStop {
     }
     const pooler = this.settings.pgbouncer;
     if (pooler && !this.resumedOnTarget) {
-      if (this.previousPoolerConfig === undefined) await pointPooler(pooler, this.target);
-      await resumePooler(pooler);
+      if (this.previousPoolerConfig === undefined) await this.pooler!.point(this.target);
+      await this.pooler!.resume();
       this.resumedOnTarget = true;
       this.report.poolerResumedOn = 'target';
       const seconds =
@@ -193,7 +194,7 @@ export class WriteStop {
     const lines: string[] = [];
     const pooler = this.settings.pgbouncer;
     if (pooler && this.previousPoolerConfig !== undefined) {
-      await restorePooler(pooler, this.previousPoolerConfig, this.source);
+      await this.pooler!.restore(this.previousPoolerConfig, this.source);
       lines.push(
         `the pooler's entries point at ${this.source.dbname} on ${this.source.host}:${this.source.port} again`,
       );
@@ -215,7 +216,7 @@ export class WriteStop {
       if (lifted) lines.push(lifted);
     }
     if (pooler && this.pausedAt !== undefined) {
-      await resumePooler(pooler);
+      await this.pooler!.resume();
       this.report.poolerResumedOn = 'source';
       this.report.poolerPauseSeconds = Math.round((Date.now() - this.pausedAt) / 100) / 10;
       lines.push(
@@ -250,6 +251,17 @@ export class WriteStop {
 
   /** Runs one direction's switch with its write stop, calling it off on any failure before the switch. */
   static async around<D extends object>(
+    stop: WriteStop,
+    run: () => Promise<CommandOutcome<D>>,
+  ): Promise<CommandOutcome<D & { writeStop?: WriteStopReport }>> {
+    try {
+      return await WriteStop.callOffOnFailure(stop, run);
+    } finally {
+      await stop.pooler?.close();
+    }
+  }
+
+  private static async callOffOnFailure<D extends object>(
     stop: WriteStop,
     run: () => Promise<CommandOutcome<D>>,
   ): Promise<CommandOutcome<D & { writeStop?: WriteStopReport }>> {

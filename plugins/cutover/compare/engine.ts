@@ -14,6 +14,7 @@
 //    so a chunk comparison that wrongly said "same" still cannot hide rows missing from a table.
 // 5. Compare sequences.
 import { sleep, type Activity } from '../../../src/core/activity.js';
+import { DatabaseContext } from '../../../src/core/context.js';
 import { withClient, type Client } from '../../../src/core/db.js';
 import type { Job } from '../../../src/core/job.js';
 import { findReplicationObjects } from '../../../src/core/objects.js';
@@ -58,6 +59,8 @@ export interface VerifyOptions {
   strict?: boolean;
   activity: Activity;
   progress(text: string): void;
+  /** The command's sessions (`ctx.db`): Bucardo's metadata is asked there; without, on sessions of its own. */
+  db?: DatabaseContext;
 }
 
 interface TableWork {
@@ -160,7 +163,7 @@ export async function runVerify(job: Job, options: VerifyOptions): Promise<Verif
             });
           }
 
-          const { replicating, why } = await replicationState(job);
+          const { replicating, why } = await replicationState(options.db ?? job);
           const pool: Sides[] = [];
           try {
             for (let i = 0; i < Math.max(1, Math.min(settings.jobs, work.length)); i++)
@@ -327,13 +330,17 @@ function describeCopied(copied: CopiedTableReport[]): string {
  * Whether replication is running and past its initial copy: only then is it worth waiting for
  * differing rows to arrive. `why` says otherwise (worth telling when something differs).
  */
-export async function replicationState(job: Job): Promise<{ replicating: boolean; why?: string }> {
+/** Whether the daemon replicates now; Bucardo's metadata is read on `source`'s sessions (a command's `ctx.db`). */
+export async function replicationState(
+  source: Job | DatabaseContext,
+): Promise<{ replicating: boolean; why?: string }> {
+  const job = source instanceof DatabaseContext ? source.job : source;
   if (!daemonPid(job))
     return {
       replicating: false,
       why: 'the Bucardo daemon is not running here: differing rows were judged without waiting for replication',
     };
-  const copy = await copyState(job).catch(() => undefined);
+  const copy = await copyState(source).catch(() => undefined);
   if (copy && copy.state !== 'done' && copy.state !== 'not requested') {
     return {
       replicating: false,

@@ -6,7 +6,6 @@
 import type { Activity } from '../../../src/core/activity.js';
 import type { Client } from '../../../src/core/db.js';
 import type { Job } from '../../../src/core/job.js';
-import { findReplicationObjects } from '../../../src/core/objects.js';
 import { quoteQualified } from '../../../src/core/quote.js';
 import { truncatedSince, type ChangeHorizon } from './capture.js';
 import {
@@ -18,12 +17,11 @@ import {
   type Sides,
 } from '../../../src/core/compare/ranges.js';
 import { classify, findChangeLog, type ChangeLog } from '../../../src/core/compare/in-flight.js';
-import { closeSides, openSides, runTasks } from './pool.js';
+import { runTasks, withComparison } from './pool.js';
 import { describeKey, type RowDifference } from './report.js';
 import { compareSequences, type SequenceReport } from './sequences.js';
-import { collationsDiffer, readShapes, shapeProblems, tableId } from '../../../src/core/compare/shape.js';
+import { collationsDiffer, shapeProblems, tableId } from '../../../src/core/compare/shape.js';
 import { TableSql } from '../../../src/core/compare/sql.js';
-import { hashMethod } from '../../../src/core/compare/sql.js';
 import { appendAll } from '../../../src/core/arrays.js';
 import type { CutoverSettings } from '../settings.js';
 
@@ -120,27 +118,19 @@ export async function runFinalCheck(
 ): Promise<FinalCheck> {
   const started = Date.now();
   const { activity, progress } = options;
-  const given = options.sessions ?? [];
-  const pool: Sides[] = [...given];
-  try {
-    if (!pool.length) pool.push(await openSides(job, activity));
+  const opening = {
+    sessions: options.sessions,
+    jobs: options.settings.jobs,
+    activity,
+    alsoTables: options.copiedWhole,
+  };
+  return withComparison(job, opening, async ({ pool, method, scope, ourShapes, theirShapes }) => {
     const { primary, secondary } = pool[0]!;
-    const method = await hashMethod(primary, secondary);
-    const scope = await findReplicationObjects(primary, job.config.bucardo.replicationObjects);
-    for (const table of options.copiedWhole ?? [])
-      if (!scope.tables.some((t) => t.schema === table.schema && t.name === table.name))
-        scope.tables.push({ ...table, hasPrimaryKey: false, sizeBytes: 0 });
-    const [ourShapes, theirShapes] = await Promise.all([
-      readShapes(primary, scope.tables),
-      readShapes(secondary, scope.tables),
-    ]);
     const truncated = await truncatedSince(
       primary,
       job,
       options.truncatedFrom !== undefined ? options.truncatedFrom : horizon.from,
     );
-    const connections = Math.max(1, Math.min(options.settings.jobs, scope.tables.length));
-    while (pool.length < connections) pool.push(await openSides(job, activity));
 
     const tables: FinalTable[] = [];
     let done = 0;
@@ -269,9 +259,7 @@ export async function runFinalCheck(
       seconds,
       verdict: passed ? `Identical: ${scopeText}.` : `FAILED: ${problems.join('; ')}.`,
     };
-  } finally {
-    await closeSides(pool.slice(given.length));
-  }
+  });
 }
 
 function describeFailure(t: FinalTable): string {

@@ -4,9 +4,11 @@
 import type { Activity } from '../../../src/core/activity.js';
 import { openClient, type Client } from '../../../src/core/db.js';
 import type { Job } from '../../../src/core/job.js';
+import { findReplicationObjects, type Relation, type ReplicationScope } from '../../../src/core/objects.js';
 import { runPool } from '../../../src/core/pool.js';
 import type { Sides } from '../../../src/core/compare/ranges.js';
-import { prepareSession } from '../../../src/core/compare/sql.js';
+import { readShapes, type TableShape } from '../../../src/core/compare/shape.js';
+import { hashMethod, prepareSession, type HashMethod } from '../../../src/core/compare/sql.js';
 
 export async function openSides(job: Job, activity: Activity): Promise<Sides> {
   const applicationName = 'bucardo-console cutover.verify';
@@ -26,6 +28,62 @@ export async function closeSides(sides: Sides[]): Promise<void> {
   await Promise.all(
     sides.flatMap((s) => [s.primary.end().catch(() => undefined), s.secondary.end().catch(() => undefined)]),
   );
+}
+
+/** What a comparison of the switch reads before it compares: its sessions, the hash, the scope, both shapes. */
+export interface Comparison {
+  /** The connection pairs, at most cutover.jobs (one per table); the first also asks the questions. */
+  pool: Sides[];
+  method: HashMethod;
+  scope: ReplicationScope;
+  ourShapes: Map<string, TableShape>;
+  theirShapes: Map<string, TableShape>;
+}
+
+export interface ComparisonOptions {
+  /** Connection pairs opened by the caller: used first, left open. */
+  sessions?: Sides[] | undefined;
+  /** cutover.jobs: the most connection pairs. */
+  jobs: number;
+  activity: Activity;
+  /** Run on the first pair's primary before anything is read (the pre-check takes its horizon there). */
+  first?: (primary: Client) => Promise<void>;
+  /** Tables outside the scope compared too (cutover.copy_at_cutover's, in the final check). */
+  alsoTables?: { schema: string; name: string }[] | undefined;
+}
+
+/**
+ * Opens the comparison the pre-check and the final check share: the caller's connection pairs (or one
+ * of its own), the hash method both servers have, the tables in scope and their shapes on both sides,
+ * then pairs up to cutover.jobs; runs fn and closes the pairs it opened (dedicated sessions: every
+ * pair has the comparison's session settings and they run side by side).
+ */
+export async function withComparison<T>(
+  job: Job,
+  options: ComparisonOptions,
+  fn: (comparison: Comparison) => Promise<T>,
+): Promise<T> {
+  const given = options.sessions ?? [];
+  const pool: Sides[] = [...given];
+  try {
+    if (!pool.length) pool.push(await openSides(job, options.activity));
+    const { primary, secondary } = pool[0]!;
+    await options.first?.(primary);
+    const method = await hashMethod(primary, secondary);
+    const scope = await findReplicationObjects(primary, job.config.bucardo.replicationObjects);
+    for (const table of options.alsoTables ?? [])
+      if (!scope.tables.some((t) => t.schema === table.schema && t.name === table.name))
+        scope.tables.push({ ...table, hasPrimaryKey: false, sizeBytes: 0 } satisfies Relation);
+    const [ourShapes, theirShapes] = await Promise.all([
+      readShapes(primary, scope.tables),
+      readShapes(secondary, scope.tables),
+    ]);
+    const connections = Math.max(1, Math.min(options.jobs, scope.tables.length));
+    while (pool.length < connections) pool.push(await openSides(job, options.activity));
+    return await fn({ pool, method, scope, ourShapes, theirShapes });
+  } finally {
+    await closeSides(pool.slice(given.length));
+  }
 }
 
 export type Task = (sides: Sides) => Promise<void>;

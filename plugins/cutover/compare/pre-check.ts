@@ -14,14 +14,13 @@
 import type { Activity } from '../../../src/core/activity.js';
 import type { Client } from '../../../src/core/db.js';
 import type { Job } from '../../../src/core/job.js';
-import { findReplicationObjects } from '../../../src/core/objects.js';
 import { appendAll } from '../../../src/core/arrays.js';
 import { diffRows, keyId, rowHashes, type KeyDiff, type Sides } from '../../../src/core/compare/ranges.js';
 import { findChangeLog, type ChangeLog } from '../../../src/core/compare/in-flight.js';
-import { collationsDiffer, readShapes, shapeProblems, tableId } from '../../../src/core/compare/shape.js';
-import { hashMethod, TableSql } from '../../../src/core/compare/sql.js';
+import { collationsDiffer, shapeProblems, tableId } from '../../../src/core/compare/shape.js';
+import { TableSql } from '../../../src/core/compare/sql.js';
 import { takeHorizon, truncatedSince, type ChangeHorizon } from './capture.js';
-import { closeSides, openSides, runTasks } from './pool.js';
+import { runTasks, withComparison } from './pool.js';
 import { describeKey, type RowDifference } from './report.js';
 import { inSnapshots } from './since-horizon.js';
 import type { CutoverSettings } from '../settings.js';
@@ -85,24 +84,21 @@ export async function runPreCheck(
 ): Promise<PreCheck> {
   const started = Date.now();
   const { activity, progress } = options;
-  const given = options.sessions ?? [];
-  const pool: Sides[] = [...given];
-  try {
-    if (!pool.length) pool.push(await openSides(job, activity));
-    const { primary, secondary } = pool[0]!;
+  let taken: ChangeHorizon | undefined;
+  const opening = {
+    sessions: options.sessions,
+    jobs: options.settings.jobs,
+    activity,
     // Before anything is read: every change the comparison below may not see on both sides has a
     // record at or after this horizon (capture.ts), and the hold keeps it.
-    const horizon = await takeHorizon(primary, job, 'the pre-check');
-    const method = await hashMethod(primary, secondary);
-    const scope = await findReplicationObjects(primary, job.config.bucardo.replicationObjects);
-    const [ourShapes, theirShapes] = await Promise.all([
-      readShapes(primary, scope.tables),
-      readShapes(secondary, scope.tables),
-    ]);
+    first: async (primary: Client) => {
+      taken = await takeHorizon(primary, job, 'the pre-check');
+    },
+  };
+  return withComparison(job, opening, async ({ pool, method, scope, ourShapes, theirShapes }) => {
+    const horizon = taken!;
     // A table truncated since the base horizon has changes without per-key records: the final check compares it whole.
-    const truncated = await truncatedSince(primary, job, base.from);
-    const connections = Math.max(1, Math.min(options.settings.jobs, scope.tables.length));
-    while (pool.length < connections) pool.push(await openSides(job, activity));
+    const truncated = await truncatedSince(pool[0]!.primary, job, base.from);
 
     const tables: PreCheckTable[] = [];
     const inFlight: Record<string, Record<string, string>[]> = {};
@@ -193,9 +189,7 @@ export async function runPreCheck(
         ? `${keysCompared} key(s) changed since ${base.from ?? 'the hold began'} equal in ${tables.length} table(s) (${setApart} changed again since, left to the final check${leftText})`
         : failing.map(describeFailure).join('; '),
     };
-  } finally {
-    await closeSides(pool.slice(given.length));
-  }
+  });
 }
 
 function describeFailure(t: PreCheckTable): string {
