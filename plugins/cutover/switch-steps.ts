@@ -107,7 +107,7 @@ export async function scope(run: SwitchRun): Result {
 
 export async function readiness(run: SwitchRun): Result {
   run.ctx.progress('checking readiness');
-  const found = await collectReadiness(run.job, run.ctx.activity);
+  const found = await collectReadiness(run.db, run.ctx.activity);
   if (!found.ready) {
     const failing = found.items.filter((i) => !i.pass);
     for (const item of failing)
@@ -387,13 +387,15 @@ async function checkTarget(
     return { as: `final check${label}` };
   }
   run.say(`final check${label}: a full strict verify (${quick.why})`);
+  const targetDb = ctx.databases(target);
   const verify = await runVerify(target, {
     settings,
     strict: true,
+    db: targetDb,
     activity: ctx.activity,
     progress: (text) => ctx.progress(`final verify: ${text}`),
   });
-  await recordVerify(target, verify, ctx.activity);
+  await recordVerify(targetDb, verify, ctx.activity);
   if (!verify.passed)
     return {
       as: `final verify (full)${label}`,

@@ -274,7 +274,7 @@ export async function validateSwitch(ctx: CommandContext, job: Job, forward: boo
   const reverse = reverseJob(job);
   // A fan-out job's followers: the daemon runs their sync after the switch (cutover.others: follow).
   const follow = forward ? followJob(job) : undefined;
-  const following = follow !== undefined && (await followExists(job));
+  const following = follow !== undefined && (await followExists(job, ctx.activity, db));
   return [
     {
       name: `${forward ? 'cutover' : 'rollback'} recorded as finished`,

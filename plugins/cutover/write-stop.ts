@@ -71,7 +71,8 @@ export class WriteStop {
     if (settings.fence.length)
       stop.fencePlan = await planFence(job, ctx, settings.fence, settings.fenceGraceSeconds);
     // Only a job with a fence can have left one (the other direction reads the same config).
-    if (settings.fence.length) stop.otherFence = (await readFence(other, ctx.activity)) !== undefined;
+    if (settings.fence.length)
+      stop.otherFence = (await readFence(ctx.databases(other), ctx.activity)) !== undefined;
     if (settings.pgbouncer) {
       ctx.progress('checking the pooler');
       stop.pooler = new PoolerConsole(settings.pgbouncer);
