@@ -5,17 +5,24 @@
 // on 2 cores (docs/performance.md#the-test-suite): these are the fixed costs every integration test pays.
 //   BENCH_ROWS   rows in the replicated table (default 1000)
 //   BENCH_ROUNDS repetitions of the whole flow, medians printed (default 3)
+//   BENCH_BASELINE another built checkout (its wrapper.js and dist/): each round runs the flow with
+//                it and with this tree, in turns, and both columns are printed. On a shared machine
+//                the CPU of one flow varies by a quarter with the load; flows side by side compare.
 // Needs root (the cgroup) and the project's setup (PostgreSQL 15, Bucardo).
+import { spawn } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { stopProcessesIn } from '../src/core/process.js';
 import { startCluster, stopCluster, type ClusterInfo } from '../src/sandbox/cluster.js';
-import { query, runTool, writeJobConfigIn } from '../test/support/tool.js';
+import { FIXTURE_PLUGINS, ROOT } from '../test/support/paths.js';
+import { query, runTool, writeJobConfigIn, type ToolResult } from '../test/support/tool.js';
 
 const CPUACCT = '/sys/fs/cgroup/cpuacct';
 const rows = Number(process.env['BENCH_ROWS'] ?? 1000);
 const rounds = Number(process.env['BENCH_ROUNDS'] ?? 3);
+const baseline = process.env['BENCH_BASELINE'] ? path.resolve(process.env['BENCH_BASELINE']) : undefined;
+const trees = baseline ? [baseline, ROOT] : [ROOT];
 
 const cgroup = path.join(CPUACCT, `bench-command-cpu-${process.pid}`);
 try {
@@ -42,9 +49,27 @@ const STEPS = [
   'bucardo.uninstall',
   '--help (the tool alone)',
 ] as const;
-const figures = new Map<string, number[]>(STEPS.map((step) => [step, []]));
+const figures = new Map<string, Map<string, number[]>>(
+  trees.map((tree) => [tree, new Map(STEPS.map((step) => [step, []]))]),
+);
 
-async function round(a: ClusterInfo, b: ClusterInfo, n: number): Promise<void> {
+/** runTool of test/support, with the tool of another checkout when asked. */
+function runToolOf(tree: string, args: string[]): Promise<ToolResult> {
+  if (tree === ROOT) return runTool(args);
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, [path.join(tree, 'wrapper.js'), ...args], {
+      cwd: tree,
+      env: { ...process.env, NO_COLOR: '1', BUCARDO_CONSOLE_PLUGIN_PATH: FIXTURE_PLUGINS },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let [stdout, stderr] = ['', ''];
+    child.stdout.on('data', (chunk) => (stdout += chunk));
+    child.stderr.on('data', (chunk) => (stderr += chunk));
+    child.on('exit', (code) => resolve({ code: code ?? 1, stdout, stderr }));
+  });
+}
+
+async function round(a: ClusterInfo, b: ClusterInfo, n: number, tree: string): Promise<void> {
   const [primaryDb, secondaryDb] = [`cpu${n}_a`, `cpu${n}_b`];
   for (const [cluster, db] of [
     [a, primaryDb],
@@ -62,7 +87,10 @@ async function round(a: ClusterInfo, b: ClusterInfo, n: number): Promise<void> {
   let mark = cpuSeconds();
   const lap = (step: (typeof STEPS)[number]) => {
     const now = cpuSeconds();
-    figures.get(step)!.push(now - mark);
+    figures
+      .get(tree)!
+      .get(step)!
+      .push(now - mark);
     mark = now;
   };
   try {
@@ -74,7 +102,7 @@ async function round(a: ClusterInfo, b: ClusterInfo, n: number): Promise<void> {
         await new Promise((r) => setTimeout(r, 5_000));
       } else {
         const args = step.startsWith('--help') ? ['--help'] : ['-c', job.file, '-l', step];
-        const result = await runTool(args);
+        const result = await runToolOf(tree, args);
         if (result.code !== 0 && !step.startsWith('--help'))
           throw new Error(`${step} failed:\n${result.stdout}\n${result.stderr}`);
       }
@@ -92,18 +120,24 @@ const median = (values: number[]) => [...values].sort((x, y) => x - y)[Math.floo
 const a = await startCluster('cpuA');
 const b = await startCluster('cpuB');
 try {
-  for (let n = 1; n <= rounds; n++) await round(a, b, n);
-  console.log(
-    `CPU seconds per step (median of ${rounds}; ${rows} rows; tool, bucardo, daemon and both servers):`,
-  );
-  let total = 0;
-  for (const step of STEPS) {
-    const value = median(figures.get(step)!);
-    if (!step.startsWith('--help') && !step.startsWith('(')) total += value;
-    console.log(`  ${value.toFixed(2).padStart(6)} s  ${step}`);
+  let n = 0;
+  for (let r = 1; r <= rounds; r++) {
+    // In turns, each tree first every other round: neither always meets the same moment of the load.
+    for (const tree of r % 2 ? trees : [...trees].reverse()) await round(a, b, ++n, tree);
   }
   console.log(
-    `  ${total.toFixed(2).padStart(6)} s  the commands of one job's life (install to uninstall, one status)`,
+    `CPU seconds per step (median of ${rounds}; ${rows} rows; tool, bucardo, daemon and both servers)${baseline ? `; columns: ${baseline}, this tree` : ''}:`,
+  );
+  const totals = trees.map(() => 0);
+  const column = (value: number) => `${value.toFixed(2).padStart(6)} s`;
+  for (const step of STEPS) {
+    const values = trees.map((tree) => median(figures.get(tree)!.get(step)!));
+    if (!step.startsWith('--help') && !step.startsWith('('))
+      values.forEach((value, i) => (totals[i]! += value));
+    console.log(`  ${values.map(column).join('  ')}  ${step}`);
+  }
+  console.log(
+    `  ${totals.map(column).join('  ')}  the commands of one job's life (install to uninstall, one status)`,
   );
 } finally {
   stopCluster(a);

@@ -14,6 +14,7 @@ import { ensureUpstreamCopied } from './cascade.js';
 import { jobSyncs, syncNames } from '../../src/core/bucardo/syncs.js';
 import { copyState, type CopyProgress } from '../../src/core/copy/progress.js';
 import { formatCopy, formatDuration } from './status-format.js';
+import { withThousands } from '../../src/core/numbers.js';
 
 /** Runs of the sync that failed since `since` (Bucardo records them as 'Failed : <error> (KID n)'). */
 async function failuresSince(db: DatabaseContext, since: Date): Promise<{ count: number; last?: string }> {
@@ -176,7 +177,7 @@ export async function parallelCopy(ctx: CommandContext): Promise<ParallelCopy> {
         `${label ? `${label}: ` : ''}${
           result.alreadyDone
             ? `initial copy already done (${result.tables} table(s))`
-            : `copied ${result.tables} table(s) in ${result.units} unit(s), ${result.jobs} at a time: ${result.rows.toLocaleString('en-US')} rows in ${result.seconds.toFixed(1)} s${result.unitsSkipped.length ? ` (${result.unitsSkipped.length} unit(s) done by an earlier run, not copied again)` : ''}`
+            : `copied ${result.tables} table(s) in ${result.units} unit(s), ${result.jobs} at a time: ${withThousands(result.rows)} rows in ${result.seconds.toFixed(1)} s${result.unitsSkipped.length ? ` (${result.unitsSkipped.length} unit(s) done by an earlier run, not copied again)` : ''}`
         }`,
       );
     }

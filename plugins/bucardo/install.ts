@@ -45,7 +45,7 @@ export async function install(ctx: CommandContext): Promise<CommandOutcome<Insta
   const { job, activity, progress } = ctx;
   progress('reading what bucardo.replication_objects selects on the primary');
   // An unreachable primary is one of preflight's findings, with its fix: the summary is then left out.
-  const scope = await describeScope(job, activity).catch(() => undefined);
+  const scope = await describeScope(ctx.db).catch(() => undefined);
   const report = await preflight(ctx);
   const data: InstallData = { ...(scope ? { scope } : {}), findings: report.findings, steps: [] };
   if (!report.passed || !report.scope) {

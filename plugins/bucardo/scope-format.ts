@@ -3,6 +3,7 @@
 // Light imports only (left-behind.ts's line is pure): the shell loads this before the prompt appears.
 import { leftBehindLine } from '../../src/core/left-behind.js';
 import type { ScopeReport, ScopedRelation } from './scope.js';
+import { withThousands } from '../../src/core/numbers.js';
 
 /** At most this many relations per list on a terminal; --json has them all. */
 const SHOWN = 50;
@@ -21,7 +22,7 @@ function size(bytes: number): string {
 function rows(relation: ScopedRelation): string {
   if (relation.kind === 'sequence') return '';
   if (relation.estimatedRows === null) return 'rows unknown (never analyzed)';
-  return `~${relation.estimatedRows.toLocaleString('en-US')} rows`;
+  return `~${withThousands(relation.estimatedRows)} rows`;
 }
 
 function filterText(report: ScopeReport): string {
@@ -43,7 +44,7 @@ export function formatScope(report: ScopeReport): string[] {
   const totalRows = report.included.reduce((sum, r) => sum + (r.estimatedRows ?? 0), 0);
   const tables = `${count('table') + count('partition')} table(s) (${count('partition')} of them leaf partitions)`;
   const others = `${count('sequence')} sequence(s), ${count('materialized view')} materialized view(s)`;
-  const totals = `${size(totalBytes)}, ~${totalRows.toLocaleString('en-US')} rows (estimated)`;
+  const totals = `${size(totalBytes)}, ~${withThousands(totalRows)} rows (estimated)`;
   const lines = [
     `Scope on the primary (${filterText(report)}):`,
     `  In scope: ${tables}, ${others}; ${totals}`,

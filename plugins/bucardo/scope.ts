@@ -1,9 +1,8 @@
 // bucardo.scope: what the replication filters select on the primary, and why each other relation is
 // left out, changing nothing. bucardo.install shows the same summary first. The rules: docs/scope.md.
-import type { Activity } from '../../src/core/activity.js';
 import type { ReplicationObjects } from '../../src/config/types.js';
-import { withClient, type Client } from '../../src/core/db.js';
-import type { Job } from '../../src/core/job.js';
+import type { DatabaseContext } from '../../src/core/context.js';
+import type { Client } from '../../src/core/db.js';
 import { tablesNotCarried, type TableNotCarried } from '../../src/core/left-behind.js';
 import {
   displayName,
@@ -92,15 +91,14 @@ export async function scopeOnPrimary(client: Client, filters: ReplicationObjects
   return report;
 }
 
-export async function describeScope(job: Job, activity: Activity): Promise<ScopeReport> {
-  return withClient(job, { role: 'primary', activity }, (client) =>
-    scopeOnPrimary(client, job.config.bucardo.replicationObjects),
-  );
+/** The scope on the command's shared primary session: install's preflight asks the same server next. */
+export async function describeScope(db: DatabaseContext): Promise<ScopeReport> {
+  return scopeOnPrimary(await db.primary(), db.job.config.bucardo.replicationObjects);
 }
 
 export async function scope(ctx: CommandContext): Promise<CommandOutcome<ScopeReport>> {
   ctx.progress("reading the primary's catalog");
-  const report = await describeScope(ctx.job, ctx.activity);
+  const report = await describeScope(ctx.db);
   const tables = report.included.filter((r) => r.kind === 'table' || r.kind === 'partition').length;
   const sequences = report.included.filter((r) => r.kind === 'sequence').length;
   if (tables === 0) {

@@ -1,6 +1,7 @@
 // Terminal layout of bucardo.status, its states and their exit codes (kept apart from status.ts so
 // the menu loads without pg). The states (status-data.ts) and codes are documented in docs/status-and-monitoring.md.
 import type { StatusData, StatusState } from './status-data.js';
+import { withThousands } from '../../src/core/numbers.js';
 
 /** The process exit code of a status run in each state. */
 export const STATE_EXIT_CODES: Record<StatusState, number> = {
@@ -64,9 +65,9 @@ export function formatCopy(copy: StatusData['copy']): string {
     );
   }
   if (copy.table) {
-    const estimate = copy.tableRows !== undefined ? ` of ~${copy.tableRows.toLocaleString('en-US')}` : '';
+    const estimate = copy.tableRows !== undefined ? ` of ~${withThousands(copy.tableRows)}` : '';
     const percent = copy.tablePercent !== undefined ? ` (${copy.tablePercent}%)` : '';
-    const rows = `${(copy.rows ?? 0).toLocaleString('en-US')}${estimate} rows${estimate ? '' : ' so far'}`;
+    const rows = `${withThousands(copy.rows ?? 0)}${estimate} rows${estimate ? '' : ' so far'}`;
     parts.push(`${copy.table} ${rows}${percent}`);
   } else if (copy.state === 'running' && copy.tablesTotal !== undefined) {
     parts.push('between tables');
@@ -101,7 +102,7 @@ export function formatStatus(data: StatusData): string[] {
         ? `last pass ${ago(recheck.lastPassAt)} (${recheck.lastPassMs} ms)`
         : 'no pass yet';
       lines.push(
-        `  Safety net    : ${recheck.compared.toLocaleString('en')} applied key(s) re-compared on both sides in ${recheck.passes} pass(es), ${last}; ${recheck.requeued} re-queued${recheck.behind ? '; catching up (passes follow each other at once)' : ''}${recheck.lastError ? ` (last error: ${recheck.lastError})` : ''}`,
+        `  Safety net    : ${withThousands(recheck.compared)} applied key(s) re-compared on both sides in ${recheck.passes} pass(es), ${last}; ${recheck.requeued} re-queued${recheck.behind ? '; catching up (passes follow each other at once)' : ''}${recheck.lastError ? ` (last error: ${recheck.lastError})` : ''}`,
       );
       for (const key of recheck.lastRequeued ?? []) lines.push(`    re-queued ${key}`);
     }

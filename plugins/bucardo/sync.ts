@@ -53,7 +53,7 @@ export async function addTriggers(ctx: CommandContext): Promise<CommandOutcome<T
       // copy_data always or parallel empties the secondary's tables: asked before the sync exists.
       const risk = await copyOverwriteRisk(job, ctx, 'bucardo.add_triggers');
       if (risk) steps.push(await confirmOrRefuse(ctx, risk, 'bucardo.add_triggers'));
-      const dbgroup = await ensureDbgroup(job, activity);
+      const dbgroup = await ensureDbgroup(job, activity, ctx.db);
       if (dbgroup) steps.push(dbgroup);
     }
     for (const [i, sync] of syncs.entries()) {
@@ -85,7 +85,7 @@ export async function addTriggers(ctx: CommandContext): Promise<CommandOutcome<T
   } catch (error) {
     throw explainSyncFailure(error, job);
   }
-  const policy = await applyTriggerPolicy(job, activity, ctx.progress);
+  const policy = await applyTriggerPolicy(ctx.db, activity, ctx.progress);
   if (policy.changed.length)
     steps.push(
       `set trigger modes on ${policy.changed.length} table(s)${job.config.databases.primary.cascade ? ' (ENABLE ALWAYS: cascade middle hop)' : ''}`,
@@ -93,6 +93,7 @@ export async function addTriggers(ctx: CommandContext): Promise<CommandOutcome<T
   // At once, while the new change tables are young: no sync run may mark changes applied before it.
   const fence = await ensureCommitFence(job, {
     activity,
+    db: ctx.db,
     policy: lockRounds(job).policy,
     progress: ctx.progress,
   });

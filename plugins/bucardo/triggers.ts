@@ -8,6 +8,7 @@ import {
   listTriggers,
   triggersToDrop,
 } from '../../src/core/bucardo/triggers.js';
+import type { DatabaseContext } from '../../src/core/context.js';
 import { withClient } from '../../src/core/db.js';
 import { lockBoundedDdl, tableFailure, type TableFailure } from '../../src/core/ddl.js';
 import type { Job } from '../../src/core/job.js';
@@ -55,20 +56,23 @@ export async function dropJobTriggers(
  * lock_timeout.
  */
 export async function applyTriggerPolicy(
-  job: Job,
+  db: DatabaseContext,
   activity: Activity,
   progress: (text: string) => void,
 ): Promise<{ changed: string[]; failed: TableFailure[] }> {
+  const { job } = db;
   const expected = expectedTriggers(job);
+  // Usually every trigger already has its mode: that is read on the command's shared session.
+  const byTable = groupByTable(
+    (await listTriggers(await db.primary(), [...expected.keys()])).filter(
+      (row) => expected.get(row.trigger) !== row.enabled,
+    ),
+  );
+  const changed: string[] = [];
+  const failed: TableFailure[] = [];
+  if (byTable.size === 0) return { changed, failed };
   // A session of its own: each table's change is a transaction with SET LOCAL lock_timeout.
   return withClient(job, { role: 'primary', login: 'schema_owner', activity }, async (client) => {
-    const byTable = groupByTable(
-      (await listTriggers(client, [...expected.keys()])).filter(
-        (row) => expected.get(row.trigger) !== row.enabled,
-      ),
-    );
-    const changed: string[] = [];
-    const failed: TableFailure[] = [];
     for (const [key, tableRows] of byTable) {
       activity.throwIfInterrupted();
       progress(`setting trigger modes on ${key}`);

@@ -19,6 +19,7 @@ import {
 import { indexSettings } from './settings.js';
 import { formatSize } from './size.js';
 import { attachSteps, rebuildSteps } from './statements.js';
+import { withThousands } from '../../src/core/numbers.js';
 
 export const NOW_ARG = '--now';
 
@@ -136,7 +137,7 @@ async function waitForCopy(ctx: CommandContext): Promise<number> {
     }
     const seconds = Math.round((Date.now() - began) / 1000);
     ctx.progress(
-      `waiting for the initial copy (${copy.state}${copy.table ? `: ${copy.table}, ${copy.rows!.toLocaleString('en-US')} rows so far` : ''}), ${seconds} s`,
+      `waiting for the initial copy (${copy.state}${copy.table ? `: ${copy.table}, ${withThousands(copy.rows!)} rows so far` : ''}), ${seconds} s`,
     );
     await sleep(1000, ctx.activity.signal);
   }

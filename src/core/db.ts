@@ -35,7 +35,19 @@ export function sessionsOpenedAndClosed(): { opened: number; closed: number } {
 let pgModule: typeof pg | undefined;
 async function loadPg(): Promise<typeof pg> {
   // pg is loaded on first use only: the shell must reach its prompt without it.
-  pgModule ??= (await import('pg')).default;
+  if (pgModule) return pgModule;
+  // pg (lib/stream.js) asks on load whether it runs in a Cloudflare Worker: by navigator.userAgent,
+  // else by constructing a fetch Response. Node 20 has no global navigator, so the Response loads
+  // Node's whole fetch implementation (undici), some 30 ms of CPU in every tool run that opens a
+  // session. A navigator that is not Cloudflare's answers the question; it is removed again at once.
+  const lacksNavigator = !('navigator' in globalThis);
+  if (lacksNavigator)
+    Object.defineProperty(globalThis, 'navigator', { value: { userAgent: 'Node.js' }, configurable: true });
+  try {
+    pgModule = (await import('pg')).default;
+  } finally {
+    if (lacksNavigator) delete (globalThis as { navigator?: unknown }).navigator;
+  }
   return pgModule;
 }
 

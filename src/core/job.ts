@@ -89,6 +89,16 @@ export interface PartitionPolicy {
 }
 
 /**
+ * Without the schema plugin, new partitions neither join a job nor are created on the secondary. Here
+ * rather than beside the code that adds them (src/core/bucardo/add-tables.ts): the schema plugin's
+ * settings read it while the shell starts, and add-tables.ts loads pg and the copy engine.
+ */
+export const DEFAULT_PARTITION_POLICY: PartitionPolicy = {
+  autoAddPartitions: false,
+  createMissingPartitions: false,
+};
+
+/**
  * Rounds a plugin tuned for the job's servers' locks (the retry plugin: retry.timeout, attempts,
  * backoff), registered by its configureJob as `job.tunedRounds`. Plain values, since the kicker
  * gets the job as JSON; the core never reads a plugin's settings itself.

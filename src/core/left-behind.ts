@@ -7,6 +7,7 @@ import type { ReplicationObjects } from '../config/types.js';
 import type { Client } from './db.js';
 import { exclusionReasons, PARTITION_ROOTS } from './objects.js';
 import { quoteQualified } from './quote.js';
+import { withThousands } from './numbers.js';
 
 /** A table of the primary that the migration will not carry to the secondary, and why. */
 export interface TableNotCarried {
@@ -138,7 +139,7 @@ export async function rowsLeftBehind(
 
 /** One table left behind, as the three commands print it: name, estimated rows and size, why. */
 export function leftBehindLine(table: TableNotCarried): string {
-  const rows = table.estimatedRows === null ? '?' : table.estimatedRows.toLocaleString('en-US');
+  const rows = table.estimatedRows === null ? '?' : withThousands(table.estimatedRows);
   const bytes = table.estimatedBytes;
   const size =
     bytes < 1024 * 1024 ? `${Math.ceil(bytes / 1024)} kB` : `${(bytes / 1024 / 1024).toFixed(1)} MB`;

@@ -16,7 +16,7 @@ import { runBucardo } from './run.js';
 import { withClient, type Client } from '../db.js';
 import { describeWaiting, lockBoundedDdl, type TableFailure } from '../ddl.js';
 import { errorMessage, InterruptedError, OperatorError } from '../errors.js';
-import { targetViews, type Job, type PartitionPolicy } from '../job.js';
+import { DEFAULT_PARTITION_POLICY, targetViews, type Job, type PartitionPolicy } from '../job.js';
 import { displayName, findReplicationObjects, type Relation } from '../objects.js';
 import type { CommandContext } from '../plugin.js';
 import { bucardoRelationName, quoteIdent, quoteQualified } from '../quote.js';
@@ -32,14 +32,12 @@ import { metadataDatabaseExists, withMetadata } from './metadata.js';
 import { readJobRecords, refuseSharedRecords } from './records.js';
 import { jobSyncs, planSyncs, recordedSyncs, recordedTableSyncs, type JobSync } from './syncs.js';
 import { expectedTriggers, groupByTable, jobTriggerNames, listTriggers } from './triggers.js';
+import { withThousands } from '../numbers.js';
 
 /** How new partitions join a job: what the schema plugin registered on it (job.partitionPolicy). */
 export type PartitionSettings = PartitionPolicy;
 
-export const DEFAULT_PARTITION_SETTINGS: PartitionSettings = {
-  autoAddPartitions: false,
-  createMissingPartitions: false,
-};
+export const DEFAULT_PARTITION_SETTINGS: PartitionSettings = DEFAULT_PARTITION_POLICY;
 
 /**
  * The job's policy for new partitions. The schema plugin registers it in its configureJob; the core
@@ -292,7 +290,7 @@ async function addTablesLocked(ctx: CommandContext, options: AddTablesOptions): 
       batch.copied.push(...tables.map((t) => copiedKey(view, t)));
       writeJournal(job, batch);
       steps.push(
-        `copied ${run.result.rows.toLocaleString('en-US')} row(s) of ${tables.length} table(s) into ${sync.name}'s new tables${where} online`,
+        `copied ${withThousands(run.result.rows)} row(s) of ${tables.length} table(s) into ${sync.name}'s new tables${where} online`,
       );
     }
   }

@@ -162,9 +162,26 @@ export async function fenceState(client: Client): Promise<FenceState> {
  */
 export async function ensureCommitFence(
   job: Job,
-  options: { activity: Activity; policy: RoundsPolicy; progress?: (text: string) => void },
+  options: {
+    activity: Activity;
+    policy: RoundsPolicy;
+    progress?: (text: string) => void;
+    /** The command's sessions: when they are this job's, the usual answer (all in place) is read there. */
+    db?: DatabaseContext;
+  },
 ): Promise<FenceOutcome> {
   const { activity, policy } = options;
+  // Most calls (every start and reload after add_triggers) find the fence in place: that is read on
+  // the command's shared primary session, and a session of its own is opened only for DDL to do.
+  if (options.db?.job === job) {
+    const shared = await options.db.primary();
+    const state = await fenceState(shared);
+    const nothingToDo = state.installed
+      ? state.unfenced.length === 0
+      : state.deltaTables === 0 && !(await bucardoSchemaExists(shared));
+    if (nothingToDo) return { created: false, switched: [], failed: [] };
+  }
+  // A session of its own: each change is a transaction with SET LOCAL lock_timeout (lockBoundedDdl).
   return withClient(job, { role: 'primary', activity }, async (client) => {
     const outcome: FenceOutcome = { created: false, switched: [], failed: [] };
     let state = await fenceState(client);
@@ -218,7 +235,7 @@ export async function ensureCommitFence(
  */
 export async function requireCommitFence(
   job: Job,
-  ctx: { activity: Activity; progress?: (text: string) => void },
+  ctx: { activity: Activity; progress?: (text: string) => void; db?: DatabaseContext },
 ): Promise<string | undefined> {
   const { policy, setting } = lockRounds(job);
   const outcome = await ensureCommitFence(job, { ...ctx, policy });

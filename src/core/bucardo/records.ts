@@ -434,14 +434,19 @@ export function refuseSharedRecords(
  * replicate to a dbgroup made for another job. Returns what it did, if anything. The way back gets
  * its own (reverseJob).
  */
-export async function ensureDbgroup(job: Job, activity?: Activity): Promise<string | undefined> {
+export async function ensureDbgroup(
+  job: Job,
+  activity?: Activity,
+  /** The command's sessions, when they are this job's: the dbgroup is read on its metadata session. */
+  db?: DatabaseContext,
+): Promise<string | undefined> {
   const name = job.dbgroupName;
   const wanted = [
     { db: job.bucardoDbName.primary, role: 'source' },
     ...targetRecordNames(job).map((db) => ({ db, role: 'target' })),
   ];
   const members = await withMetadata(
-    job,
+    db?.job === job ? db : job,
     async (client) => {
       const { rows } = await client.query<{ db: string | null; role: string | null }>(
         'SELECT m.db, m.role FROM bucardo.dbgroup g LEFT JOIN bucardo.dbmap m ON m.dbgroup = g.name WHERE g.name = $1',

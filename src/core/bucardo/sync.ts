@@ -14,6 +14,7 @@ import { onetimecopyFor } from './names.js';
 import { auditTriggers, jobTriggerNames, listTriggers } from './triggers.js';
 import { relgroupMembers, withMetadata } from './metadata.js';
 import { jobSyncs, type JobSync } from './syncs.js';
+import { withThousands } from '../numbers.js';
 
 /**
  * `bucardo add sync` for one of this job's syncs: copy_data as onetimecopy; no kick triggers with
@@ -120,7 +121,7 @@ export async function copyOverwriteRisk(
   if (filled.length === 0) return undefined;
   const listed = filled.map(
     (f) =>
-      `${job.config.fanOut ? `${f.target}: ` : ''}${f.table} (${f.atLeast ? 'more than ' : ''}${f.rows.toLocaleString('en-US')} rows)`,
+      `${job.config.fanOut ? `${f.target}: ` : ''}${f.table} (${f.atLeast ? 'more than ' : ''}${withThousands(f.rows)} rows)`,
   );
   const who = mode === 'always' ? "Bucardo's initial copy" : "the console's parallel copy (bucardo.copy)";
   return {

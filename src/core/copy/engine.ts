@@ -18,6 +18,7 @@ import { quoteIdent, quoteQualified } from '../quote.js';
 import { relgroupMembers, withMetadata } from '../bucardo/metadata.js';
 import { copyOutStatement, planCopy, planTables, rangePredicate, type CopyUnit } from './plan.js';
 import { copyingPid, currentRecord, writeCopyRecord, type CopyRecord } from './state.js';
+import { withThousands } from '../numbers.js';
 
 export interface CopyContext {
   job: Job;
@@ -338,7 +339,7 @@ export async function copySync(
     const left = rate > 0 && rowsTotal > rows ? Math.round((rowsTotal - rows) / rate) : undefined;
     ctx.progress(
       `copying: tables ${tablesDone}/${tables.size} (ranges ${state.done.length}/${state.plan.length}), ` +
-        `${rows.toLocaleString('en-US')} of ~${rowsTotal.toLocaleString('en-US')} rows, ${formatBytes(bytes)} streamed` +
+        `${withThousands(rows)} of ~${withThousands(rowsTotal)} rows, ${formatBytes(bytes)} streamed` +
         ` (~${formatBytes(bytesTotal)} on disk), ${inFlight.size} at once${left !== undefined ? `, ~${left} s left` : ''}`,
     );
   };
