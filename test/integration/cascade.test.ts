@@ -11,7 +11,7 @@ import {
   freshDatabase,
   query,
   runTool,
-  tableRows,
+  sameRowsEventually,
   waitFor,
   writeJobConfig,
 } from '../support/harness.js';
@@ -46,17 +46,20 @@ after(async () => {
     await dropDatabase(cluster, name).catch(() => undefined);
 });
 
-async function rows(where: { cluster: ClusterInfo; dbname: string }, table: string): Promise<string> {
-  return JSON.stringify(await tableRows(where.cluster, where.dbname, table));
-}
-
+/** Waits for the table's rows on the target to be the source's (a digest polled, then row by row). */
 async function sameAs(
   source: { cluster: ClusterInfo; dbname: string },
   target: { cluster: ClusterInfo; dbname: string },
   table: string,
   what: string,
 ): Promise<void> {
-  await waitFor(async () => (await rows(source, table)) === (await rows(target, table)), 25_000, what);
+  await sameRowsEventually(
+    [source.cluster, source.dbname],
+    [target.cluster, target.dbname],
+    [table],
+    25_000,
+    what,
+  );
 }
 
 async function setUp(

@@ -138,7 +138,7 @@ before(async () => {
 });
 
 after(async () => {
-  await tool('bucardo.stop').catch(() => undefined);
+  // forgetJob stops the daemon by its pids: a bucardo.stop run first would only add its CPU.
   await forgetJob(job, a);
   await dropDatabase(a, 'hold_a').catch(() => undefined);
   await dropDatabase(b, 'hold_b').catch(() => undefined);

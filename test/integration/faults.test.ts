@@ -7,25 +7,26 @@
 import assert from 'node:assert/strict';
 import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
-import { after, before, test } from 'node:test';
+import { after, before, test, type TestContext } from 'node:test';
 import pg from 'pg';
 import { isProcessAlive, readPidFile } from '../../src/core/process.js';
 import { restartCluster, startCluster, stopCluster, type ClusterInfo } from '../../src/sandbox/cluster.js';
+import { jobBetween } from '../support/fixture.js';
 import {
   clusters,
-  dropDatabase,
   forgetJob,
-  freshDatabase,
-  runTool,
+  sameRowsEventually,
   tableRows,
   waitFor,
-  writeJobConfig,
   type ToolResult,
+  type WrittenJob,
 } from '../support/harness.js';
 
 const SCHEMA = `
 CREATE TABLE public.accounts (id bigserial PRIMARY KEY, owner text NOT NULL, balance int NOT NULL, touched timestamptz NOT NULL DEFAULT now());
 CREATE TABLE public.ledger (account bigint, entry bigint, amount numeric(12,2), note text, PRIMARY KEY (account, entry));
+`;
+const DATA = `
 INSERT INTO public.accounts (owner, balance) SELECT 'owner ' || g, g FROM generate_series(1, 2000) g;
 INSERT INTO public.ledger SELECT g, 0, g / 3.0, 'opening' FROM generate_series(1, 2000) g;
 `;
@@ -52,13 +53,16 @@ interface Load {
  * Writers on the primary, each in its own connection: single-row inserts, updates and deletes, and
  * two-table transactions. A writer whose connection breaks (a restart) reconnects and goes on.
  */
+let loadsStarted = 0;
 function startLoad(cluster: ClusterInfo, database: string, writers = 4): Load {
   let running = true;
   let operations = 0;
   let errors = 0;
+  // Ledger keys of their own: a later load on the same (shared) job must not collide with an earlier one.
+  const firstEntry = 100_000 * ++loadsStarted;
   const writer = async (index: number) => {
     let client: pg.Client | undefined;
-    let entry = 0;
+    let entry = firstEntry;
     while (running) {
       try {
         if (!client) {
@@ -124,40 +128,36 @@ function outcome(result: ToolResult): { ok: boolean; data?: any; error?: string 
   return JSON.parse(line);
 }
 
-/** Sets up A→B for one test; returns the job and a function that runs commands on it. */
+/**
+ * A→B with its metadata on the cluster of its own, replicating (test/support/fixture.ts): forgotten
+ * after the test `t`, or after the file when the file's tests share it.
+ */
 async function replicate(
+  t: TestContext | undefined,
   name: string,
   asynchronousKicking: boolean,
-): Promise<{ job: ReturnType<typeof writeJobConfig>; tool: (list: string) => Promise<ToolResult> }> {
-  await freshDatabase(a, `${name}_a`, SCHEMA);
-  await freshDatabase(
-    b,
-    `${name}_b`,
-    SCHEMA.split('\n')
-      .filter((line) => !line.startsWith('INSERT'))
-      .join('\n'),
-  );
-  const job = writeJobConfig({
+): Promise<{ job: WrittenJob; tool: (list: string) => Promise<ToolResult> }> {
+  const { job, tool } = await jobBetween(t, {
     name,
+    schema: SCHEMA,
+    primaryData: DATA,
     plugins: ['bucardo', 'cutover'],
     metadata,
     asynchronousKicking,
-    primary: { cluster: a, dbname: `${name}_a` },
-    secondary: { cluster: b, dbname: `${name}_b` },
     extra: { cutover: { chunk_rows: 1000, settle_time: 10 } },
+    toolTimeoutMs: 120_000,
+    // When a database fails its ping, Bucardo stops the daemon and respawns it mcp_dbproblem_sleep
+    // seconds later (15 by default): 2 keeps these tests short without changing what happens.
+    flow: 'bucardo.install bucardo.add_triggers bucardo.change_config mcp_dbproblem_sleep=2 bucardo.start bucardo.wait_for_copy',
   });
-  const tool = (list: string) => runTool(['-c', job.file, '-l', list], { timeoutMs: 120_000 });
-  // When a database fails its ping, Bucardo stops the daemon and respawns it mcp_dbproblem_sleep seconds
-  // later (15 by default): 2 keeps these tests short without changing what happens.
-  const setup = await tool(
-    'bucardo.install bucardo.add_triggers bucardo.change_config mcp_dbproblem_sleep=2 bucardo.start bucardo.wait_for_copy',
-  );
-  assert.equal(setup.code, 0, setup.stdout + setup.stderr);
-  return { job, tool };
+  return { job, tool: (list) => tool(list) };
 }
 
 /** Waits until nothing is pending, then proves the secondary identical twice over. */
 async function assertIdentical(name: string, tool: (list: string) => Promise<ToolResult>): Promise<void> {
+  // The rows first, by SQL (each status run costs a tool's start): status then says caught up at once
+  // or soon after (Bucardo records a change applied a moment after the secondary committed it).
+  await sameRowsEventually([a, `${name}_a`], [b, `${name}_b`], TABLES, 60_000, 'the secondary to catch up');
   await waitFor(
     async () => {
       const status = outcome(await tool('bucardo.status --json'));
@@ -188,17 +188,6 @@ async function assertIdentical(name: string, tool: (list: string) => Promise<Too
   }
 }
 
-async function cleanUp(
-  name: string,
-  job: { pidDir: string },
-  tool: (list: string) => Promise<ToolResult>,
-): Promise<void> {
-  await tool('bucardo.stop').catch(() => undefined);
-  await forgetJob(job, metadata);
-  await dropDatabase(a, `${name}_a`).catch(() => undefined);
-  await dropDatabase(b, `${name}_b`).catch(() => undefined);
-}
-
 /** Live Bucardo processes named by the job's pid files (MCP, VAC, controller, kid). */
 function bucardoProcesses(pidDir: string): number[] {
   return readdirSync(pidDir)
@@ -207,16 +196,34 @@ function bucardoProcesses(pidDir: string): number[] {
     .filter((pid): pid is number => pid !== undefined && isProcessAlive(pid));
 }
 
-test('kill -9 of the Bucardo daemon under load, then bucardo.restart: nothing lost, nothing extra', async (t) => {
-  const { job, tool } = await replicate('fault_kill', false);
-  let before: number[] = [];
-  t.after(async () => {
-    // The killed MCP's VAC is orphaned and outlives the restart. SIGKILL, not TERM: on TERM it would
-    // unlink bucardo.vac.pid, which names the new daemon's VAC by now, and bucardo.stop could not find that one.
-    for (const pid of before) if (isProcessAlive(pid)) process.kill(pid, 'SIGKILL');
-    await cleanUp('fault_kill', job, tool);
+/**
+ * The job with kick triggers, shared by the first two tests (a job's life costs some 15 s of CPU): the
+ * second's fault follows the first's on the same replication, each proven whole by assertIdentical.
+ * The second forgets it: the third test's job installs into the same metadata database, which one
+ * daemon serves.
+ */
+let triggersJob: Awaited<ReturnType<typeof replicate>> | undefined;
+async function kickTriggersJob(): Promise<Awaited<ReturnType<typeof replicate>>> {
+  triggersJob ??= await replicate(undefined, 'fault_trig', false);
+  return triggersJob;
+}
+
+/** The killed MCP's VAC is orphaned and outlives the restart: stopped after the test. */
+function stopOrphans(t: TestContext, pids: () => number[]): void {
+  // SIGKILL, not TERM: on TERM it would unlink bucardo.vac.pid, which names the new daemon's VAC by
+  // now, and bucardo.stop could not find that one.
+  t.after(() => {
+    for (const pid of pids()) if (isProcessAlive(pid)) process.kill(pid, 'SIGKILL');
   });
-  const load = startLoad(a, 'fault_kill_a');
+}
+
+test('kill -9 of the Bucardo daemon under load, then bucardo.restart: nothing lost, nothing extra', async (t) => {
+  const { job, tool } = await kickTriggersJob();
+  let before: number[] = [];
+  stopOrphans(t, () => before);
+  const load = startLoad(a, 'fault_trig_a');
+  // Stopped also when the test fails: a load left running keeps the file (and the servers) busy.
+  t.after(() => load.stop());
   await pause(1500);
   // Under the load, rows on their way through replication are in flight, never mismatches.
   const underLoad = await tool('cutover.verify settle=0 --json');
@@ -237,24 +244,25 @@ test('kill -9 of the Bucardo daemon under load, then bucardo.restart: nothing lo
   assert.ok(operations > 50, `the load ran (${operations} operations)`);
   const again = readPidFile(path.join(job.pidDir, 'bucardo.mcp.pid'));
   assert.ok(again && again !== mcp && isProcessAlive(again), 'a new daemon runs');
-  await assertIdentical('fault_kill', tool);
+  await assertIdentical('fault_trig', tool);
 });
 
-test("the secondary's PostgreSQL restarted under load: replication resumes, nothing lost, nothing extra", async (t) => {
-  const { job, tool } = await replicate('fault_sec', false);
-  t.after(() => cleanUp('fault_sec', job, tool));
-  const load = startLoad(a, 'fault_sec_a');
+test("the secondary's PostgreSQL restarted under load (the same job, after the kill -9): replication resumes, nothing lost, nothing extra", async (t) => {
+  const { job, tool } = await kickTriggersJob();
+  t.after(() => forgetJob(job, metadata));
+  const load = startLoad(a, 'fault_trig_a');
+  // Stopped also when the test fails: a load left running keeps the file (and the servers) busy.
+  t.after(() => load.stop());
   await pause(1500);
   restartCluster(b);
   await pause(2500);
   const { operations } = await load.stop();
   assert.ok(operations > 50, `the load ran (${operations} operations)`);
-  await assertIdentical('fault_sec', tool);
+  await assertIdentical('fault_trig', tool);
 });
 
 test("the primary's PostgreSQL restarted under load, asynchronous kicking: the kicker reconnects, nothing lost, nothing extra", async (t) => {
-  const { job, tool } = await replicate('fault_pri', true);
-  t.after(() => cleanUp('fault_pri', job, tool));
+  const { job, tool } = await replicate(t, 'fault_pri', true);
   const kicker = () =>
     JSON.parse(readFileSync(path.join(job.pidDir, 'kicker.fault_pri.json'), 'utf8')) as {
       pid: number;
@@ -262,6 +270,8 @@ test("the primary's PostgreSQL restarted under load, asynchronous kicking: the k
       lastKickAt?: string;
     };
   const load = startLoad(a, 'fault_pri_a');
+  // Stopped also when the test fails: a load left running keeps the file (and the servers) busy.
+  t.after(() => load.stop());
   await pause(1500);
   const kickerBefore = kicker();
   restartCluster(a);

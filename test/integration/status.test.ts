@@ -20,7 +20,7 @@ import {
   writeJobConfig,
   type WrittenJob,
 } from '../support/harness.js';
-import { jobBetween } from '../support/fixture.js';
+import { jobBetween, type JobBetween } from '../support/fixture.js';
 
 let a: ClusterInfo;
 let b: ClusterInfo;
@@ -80,14 +80,23 @@ test('an unreachable primary is state unknown, exit code 3, and the message name
   assert.match(text.stdout, /Pending {7}: unknown \(the primary cannot be reached\)/);
 });
 
+/**
+ * The job of the next two tests, shared (a job's life costs some 15 s of CPU): the first installs it and
+ * drives it through every state, the second looks at it through a login that cannot see everything,
+ * then uninstalls it. Made installed and replicating when the second runs alone.
+ */
+let stJob: JobBetween | undefined;
+const stJobOptions = {
+  name: 'st',
+  schema: 'CREATE TABLE public.s (id int PRIMARY KEY, v text);',
+  asynchronousKicking: true,
+  copyData: 'never',
+  bucardoSettings: { watchdog_seconds: 12 },
+} as const;
+
 test('caught up 0, stopped 2, lagging 1 and stalled 2 on a running job; the status shortcut at the prompt', async (t) => {
-  const { job, ok } = await jobBetween(t, {
-    name: 'st',
-    schema: 'CREATE TABLE public.s (id int PRIMARY KEY, v text);',
-    asynchronousKicking: true,
-    copyData: 'never',
-    bucardoSettings: { watchdog_seconds: 12 },
-  });
+  stJob = await jobBetween(undefined, stJobOptions);
+  const { job, ok } = stJob;
   const notInstalled = await status(job);
   assert.equal(notInstalled.code, 2);
   assert.equal(notInstalled.json.data.state, 'stopped');
@@ -135,6 +144,21 @@ test('caught up 0, stopped 2, lagging 1 and stalled 2 on a running job; the stat
   // The backlog's age can pass watchdog_seconds a moment before the worker's statement does (the worker
   // starts after the kick): the state is stalled either way; wait for the statement to be named.
   const namesStatement = /^STALLED: Bucardo's worker has been in one statement on the secondary/;
+  // By SQL first (each status run costs a tool's start): the worker's statement waiting on the lock for
+  // longer than watchdog_seconds, what the watchdog names.
+  await waitFor(
+    async () =>
+      (
+        await query(
+          b,
+          'st_b',
+          `SELECT 1 FROM pg_stat_activity WHERE datname = 'st_b' AND wait_event_type = 'Lock'
+              AND now() - query_start > interval '12 s'`,
+        )
+      ).length > 0,
+    40_000,
+    "the worker's statement to wait longer than watchdog_seconds",
+  );
   const stalled = await waitFor(
     async () => {
       const s = await status(job);
@@ -151,20 +175,20 @@ test('caught up 0, stopped 2, lagging 1 and stalled 2 on a running job; the stat
   const prompt = await runTool(['-c', job.file], { input: 'status\n' });
   assert.match(prompt.stdout, /State {9}: caught up \(exit code 0\)/);
   assert.match(prompt.stdout, /Daemon {8}: running, pid \d+, up \d+ (s|min)/);
-  const uninstall = await runTool(['-c', job.file, '-l', 'bucardo.uninstall']);
-  assert.equal(uninstall.code, 0, uninstall.stdout + uninstall.stderr);
 });
 
-test('a watchdog that cannot look makes the state unknown (exit code 3) and says why, never caught up', async (t) => {
-  const { job } = await jobBetween(t, {
-    name: 'stw',
-    schema: 'CREATE TABLE public.w (id int PRIMARY KEY);',
-    copyData: 'never',
+test('a watchdog that cannot look makes the state unknown (exit code 3) and says why, never caught up (the same job, then uninstalled)', async (t) => {
+  stJob ??= await jobBetween(undefined, {
+    ...stJobOptions,
     flow: 'bucardo.install bucardo.add_triggers bucardo.start',
   });
-  // The role holds privileges in stw_b: that database goes first (the fixture would drop it later).
+  const { job } = stJob;
+  // The role holds privileges in st_b: that database goes first (the fixture would drop it later). The
+  // job is forgotten first, also when this test fails before its uninstall: the next test installs
+  // another job into the same metadata database.
   t.after(async () => {
-    await dropDatabase(b, 'stw_b');
+    await forgetJob(job, a);
+    await dropDatabase(b, 'st_b');
     await query(b, 'postgres', 'DROP ROLE IF EXISTS st_monitor');
   });
   await waitFor(async () => (await status(job)).code === 0, 30_000, 'caught up after the start');
@@ -172,12 +196,12 @@ test('a watchdog that cannot look makes the state unknown (exit code 3) and says
   // A monitoring login on the secondary that may connect but not call pg_blocking_pids (revoked from
   // PUBLIC in that database, as hardened servers do): the watchdog's look for stuck workers fails there.
   await query(b, 'postgres', 'DROP ROLE IF EXISTS st_monitor; CREATE ROLE st_monitor LOGIN');
-  await query(b, 'stw_b', 'REVOKE EXECUTE ON FUNCTION pg_catalog.pg_blocking_pids(integer) FROM PUBLIC');
+  await query(b, 'st_b', 'REVOKE EXECUTE ON FUNCTION pg_catalog.pg_blocking_pids(integer) FROM PUBLIC');
   const config = yaml.load(readFileSync(job.file, 'utf8')) as {
     databases: { secondary: Record<string, unknown> };
   };
   config.databases.secondary.database_owner = 'st_monitor';
-  const monitorFile = path.join(job.dir, 'stw-monitor.yml');
+  const monitorFile = path.join(job.dir, 'st-monitor.yml');
   writeFileSync(monitorFile, yaml.dump(config));
   const blind = await status({ ...job, file: monitorFile });
   assert.equal(blind.code, 3, blind.json.data.verdict);

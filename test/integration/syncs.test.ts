@@ -17,6 +17,7 @@ import {
   freshDatabase,
   query,
   runTool,
+  sameRowsEventually,
   tableRows,
   waitFor,
   writeJobConfig,
@@ -130,26 +131,19 @@ async function assertSame(
   }
 }
 
+/** Waits for the target to hold the source's rows (a cheap digest polled), then compares them row by row. */
 async function waitSame(
   source: { cluster: ClusterInfo; dbname: string },
   target: { cluster: ClusterInfo; dbname: string },
   what: string,
 ): Promise<void> {
-  await waitFor(
-    async () => {
-      for (const table of TABLES) {
-        const [x, y] = await Promise.all([
-          tableRows(source.cluster, source.dbname, table),
-          tableRows(target.cluster, target.dbname, table),
-        ]);
-        if (JSON.stringify(x) !== JSON.stringify(y)) return false;
-      }
-      return true;
-    },
+  await sameRowsEventually(
+    [source.cluster, source.dbname],
+    [target.cluster, target.dbname],
+    TABLES,
     60_000,
     what,
   );
-  await assertSame(source, target);
 }
 
 /** relgroup → its tables, from Bucardo's metadata. */
@@ -187,9 +181,9 @@ test('syncs: 3 — six tables over three syncs (the FK pair together), load, sta
   });
   const tool = (list: string) => runTool(['-c', job.file, '-l', list], { timeoutMs: 150_000 });
   let orphans: number[] = [];
+  // forgetJob stops the daemon by its pids: a bucardo.stop run first would only add its CPU.
   t.after(async () => {
     for (const pid of orphans) if (isProcessAlive(pid)) process.kill(pid, 'SIGKILL');
-    await tool('bucardo.stop').catch(() => undefined);
     await forgetJob(job, a);
   });
   await query(a, 'syncs_a', 'ANALYZE');
@@ -238,6 +232,8 @@ test('syncs: 3 — six tables over three syncs (the FK pair together), load, sta
   await waitSame({ cluster: a, dbname: 'syncs_a' }, { cluster: b, dbname: 'syncs_b' }, 'the initial copy');
 
   const load = startLoad(a, 'syncs_a');
+  // Stopped also when the test fails: a load left running keeps the file (and the servers) busy.
+  t.after(() => load.stop());
   await new Promise((r) => setTimeout(r, 2000));
   const mcp = readPidFile(path.join(job.pidDir, 'bucardo.mcp.pid'));
   assert.ok(mcp && isProcessAlive(mcp), 'the daemon runs');
@@ -250,6 +246,8 @@ test('syncs: 3 — six tables over three syncs (the FK pair together), load, sta
   await new Promise((r) => setTimeout(r, 2000));
   const operations = await load.stop();
   assert.ok(operations > 50, `the load ran (${operations} operations)`);
+  // The rows first, by SQL (a status run costs a tool's start): then status has little left to wait for.
+  await waitSame({ cluster: a, dbname: 'syncs_a' }, { cluster: b, dbname: 'syncs_b' }, 'the load to arrive');
 
   let status: any;
   await waitFor(
@@ -271,10 +269,10 @@ test('syncs: 3 — six tables over three syncs (the FK pair together), load, sta
   }
   assert.equal(status.sync.exists, true);
   assert.equal(status.copy.state, 'done');
-  const text = await tool('bucardo.status');
-  assert.match(text.stdout, /Syncs\s+: 3, each applied by its own Bucardo worker/);
-  assert.match(text.stdout, /syncs3_1\s+loaded/);
-  const verified = await tool('cutover.verify --json');
+  // One run: the status as text, then the verify (the list's only JSON outcome).
+  const verified = await tool('bucardo.status cutover.verify --json');
+  assert.match(verified.stdout, /Syncs\s+: 3, each applied by its own Bucardo worker/);
+  assert.match(verified.stdout, /syncs3_1\s+loaded/);
   const report = outcome(verified).data;
   assert.equal(verified.code, 0, `${report?.verdict}\n${verified.stdout}`);
   assert.equal(report.totals.mismatchedRows, 0);
@@ -317,7 +315,6 @@ test('a cascade A→B→C with syncs: 2 on both hops: B→C waits for every A→
   const both = ['-c1', aToB.file, '-c2', bToC.file];
   const tool = (list: string) => runTool([...both, '-l', list], { timeoutMs: 150_000 });
   t.after(async () => {
-    await tool('c2.bucardo.stop c1.bucardo.stop').catch(() => undefined);
     await forgetJob(bToC, b);
     await forgetJob(aToB, a);
   });
@@ -333,6 +330,8 @@ test('a cascade A→B→C with syncs: 2 on both hops: B→C waits for every A→
   assert.deepEqual([...(await recordedSyncs(b)).keys()], ['sb_to_c_1', 'sb_to_c_2']);
   await waitSame(A, C, 'the initial copies to fill C');
   const load = startLoad(a, 'syncs_ca', 2);
+  // Stopped also when the test fails: a load left running keeps the file (and the servers) busy.
+  t.after(() => load.stop());
   await new Promise((r) => setTimeout(r, 6000));
   assert.ok((await load.stop()) > 5, 'the load ran');
   await waitSame(A, B, 'changes on A to reach B');

@@ -14,7 +14,13 @@ import { runTool, type JobOptions, type ToolResult, type WrittenJob } from './to
  * starts from fresh databases anyway.
  */
 const databasesMade = new Map<string, { cluster: ClusterInfo; name: string }>();
+/**
+ * The jobs shared by a file's tests, forgotten after the file, before their databases go. Registered
+ * here, at import: node:test's after() called from inside a test may attach to that test instead.
+ */
+const sharedJobs: (() => Promise<void>)[] = [];
 after(async () => {
+  for (const forget of sharedJobs) await forget().catch(() => undefined);
   for (const { cluster, name } of databasesMade.values())
     await dropDatabase(cluster, name).catch(() => undefined);
 });
@@ -49,7 +55,8 @@ export interface JobBetween {
 
 /**
  * Two fresh databases with `schema` and a job between them; the job is forgotten after `t` (or after
- * the file when `t` is not given, for a job that several tests of a file share).
+ * the file when `t` is not given, for a job that several tests of a file share: a job's life from
+ * install to uninstall costs some 15 s of CPU, docs/performance.md).
  */
 export async function jobBetween(
   t: TestContext | undefined,
@@ -70,7 +77,7 @@ export async function jobBetween(
   databasesMade.set(`${b.port}/${secondaryDb}`, { cluster: b, name: secondaryDb });
   const forget = (): Promise<void> => forgetJob(job, options.metadata ?? a);
   if (t) t.after(forget);
-  else after(forget);
+  else sharedJobs.push(forget);
   const tool = (list: string, env?: Record<string, string>): Promise<ToolResult> =>
     runTool(['-c', job.file, '-l', list], {
       ...(env ? { env } : {}),

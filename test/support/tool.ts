@@ -1,5 +1,6 @@
 // Driving the tool and the databases from tests and benchmarks: run wrapper.js as an operator
 // would, write job configs, query a cluster, wait for a condition, compare tables.
+import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
 import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
@@ -247,6 +248,56 @@ export async function tableRows(
     `SELECT row_to_json(t)::text AS r FROM ${qualifiedTable} t`,
   );
   return rows.map((row) => row.r).sort();
+}
+
+/**
+ * A table's row count and the sum of its rows' hashes, computed on the server: no sort and nothing
+ * sent to the test. Cheap enough to poll; equal on both sides all but proves the same rows, and
+ * `sameRowsEventually` proves it with `tableRows` once the digests agree.
+ */
+export async function tableDigest(
+  cluster: ClusterInfo,
+  database: string,
+  qualifiedTable: string,
+): Promise<string> {
+  const [row] = await query<{ d: string }>(
+    cluster,
+    database,
+    `SELECT count(*) || ':' || coalesce(sum(hashtextextended(t::text, 0)), 0) AS d FROM ${qualifiedTable} t`,
+  );
+  return row!.d;
+}
+
+/**
+ * Waits (bounded) until every table holds the same rows on both sides, then compares them row by row.
+ * The wait polls `tableDigest` (a few ms of server CPU), not every row: a poll that fetched and sorted
+ * whole tables five times a second cost whole seconds of CPU per wait (the suite is CPU-bound).
+ */
+export async function sameRowsEventually(
+  source: [ClusterInfo, string],
+  target: [ClusterInfo, string],
+  tables: string[],
+  timeoutMs: number,
+  what: string,
+): Promise<void> {
+  await waitFor(
+    async () => {
+      for (const table of tables) {
+        const [x, y] = await Promise.all([tableDigest(...source, table), tableDigest(...target, table)]);
+        if (x !== y) return false;
+      }
+      return true;
+    },
+    timeoutMs,
+    what,
+  );
+  for (const table of tables) {
+    const [x, y] = await Promise.all([tableRows(...source, table), tableRows(...target, table)]);
+    const [onSource, onTarget] = [new Set(x), new Set(y)];
+    const lost = x.filter((row) => !onTarget.has(row)).length;
+    const extra = y.filter((row) => !onSource.has(row)).length;
+    assert.deepEqual({ lost, extra }, { lost: 0, extra: 0 }, `${what}: ${table} differs`);
+  }
 }
 
 export interface ProcessSecret {
