@@ -34,17 +34,12 @@ import { jobSyncs, planSyncs, recordedSyncs, recordedTableSyncs, type JobSync } 
 import { expectedTriggers, groupByTable, jobTriggerNames, listTriggers } from './triggers.js';
 import { withThousands } from '../numbers.js';
 
-/** How new partitions join a job: what the schema plugin registered on it (job.partitionPolicy). */
-export type PartitionSettings = PartitionPolicy;
-
-export const DEFAULT_PARTITION_SETTINGS: PartitionSettings = DEFAULT_PARTITION_POLICY;
-
 /**
  * The job's policy for new partitions. The schema plugin registers it in its configureJob; the core
  * (the kicker among it) never reads the plugin's settings by name. Without the plugin: neither.
  */
-export function partitionSettings(job: Job): PartitionSettings {
-  return job.partitionPolicy ?? DEFAULT_PARTITION_SETTINGS;
+export function partitionSettings(job: Job): PartitionPolicy {
+  return job.partitionPolicy ?? DEFAULT_PARTITION_POLICY;
 }
 
 /**
