@@ -133,6 +133,21 @@ export function conninfoValue(value: string): string {
   return /^[^\s';\\]+$/.test(value) ? value : `'${value.replace(/\\/g, '\\\\').replace(/'/g, "\\'")}'`;
 }
 
+/**
+ * Servers that answered "no SSL" to an encrypted attempt under sslmode prefer, by host and port, with
+ * the time. libpq goes on in the same connection after that answer; pg closes it and connects again, so
+ * each such session would cost the server two backends (two process starts). For a few minutes after
+ * a refusal, prefer goes straight to an unencrypted connection there: a server's SSL setting does not
+ * change from one statement to the next, and prefer promises no encryption (a long-lived process, the
+ * kicker, asks again after the pause).
+ */
+const sslRefusedAt = new Map<string, number>();
+const SSL_REFUSAL_REMEMBERED_MS = 5 * 60_000;
+
+function serverKey(db: DatabaseConfig): string {
+  return `${db.host}:${db.port}`;
+}
+
 /** Opens a connected client. The caller must end() it; prefer withClient. */
 export async function openClient(job: Job, request: ConnectionRequest): Promise<Client> {
   const { Client: PgClient } = await loadPg();
@@ -140,7 +155,11 @@ export async function openClient(job: Job, request: ConnectionRequest): Promise<
   const user = loginUser(db, request.login);
   const database = request.database ?? defaultDatabase(job, request.role);
   const password = resolvePassword({ db, user, database }, privatePgpassFile(job));
-  const attempts = sslAttempts(db);
+  const refusedAt = db.sslmode === 'prefer' ? sslRefusedAt.get(serverKey(db)) : undefined;
+  const attempts =
+    refusedAt !== undefined && Date.now() - refusedAt < SSL_REFUSAL_REMEMBERED_MS
+      ? [false as const]
+      : sslAttempts(db);
   let lastError: unknown;
   for (const ssl of attempts) {
     const client = new PgClient({
@@ -172,6 +191,8 @@ export async function openClient(job: Job, request: ConnectionRequest): Promise<
       const sslRefused =
         /SSL|certificate|unable to (get|verify)/i.test(message) && !/password|does not exist/i.test(message);
       if (!(sslRefused && attempts.length > 1)) break;
+      if (db.sslmode === 'prefer' && /does not support SSL/.test(message))
+        sslRefusedAt.set(serverKey(db), Date.now());
     }
   }
   throw explainConnectionError(lastError, db, database, user);
