@@ -107,7 +107,9 @@ export async function scope(run: SwitchRun): Result {
 
 export async function readiness(run: SwitchRun): Result {
   run.ctx.progress('checking readiness');
-  const found = await collectReadiness(run.db, run.ctx.activity);
+  // Sessions of its own, closed after the list, not run.db: the run's session on the secondary must
+  // open inside the pause (openSessions says why), and readiness asks the secondary too.
+  const found = await collectReadiness(run.job, run.ctx.activity);
   if (!found.ready) {
     const failing = found.items.filter((i) => !i.pass);
     for (const item of failing)
