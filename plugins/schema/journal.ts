@@ -3,7 +3,7 @@
 // 'committing' with its transaction id just before its COMMIT, and 'done' after: a run killed in
 // between leaves the id, and the server says whether that transaction committed (txid_status).
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import type { Job } from '../../src/core/job.js';
 
@@ -38,8 +38,4 @@ export function writeJournal(job: Job, journal: ApplyJournal): void {
   mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
   writeFileSync(`${file}.tmp`, `${JSON.stringify(journal, null, 1)}\n`, { mode: 0o600 });
   renameSync(`${file}.tmp`, file);
-}
-
-export function forgetJournal(job: Job, print: string): void {
-  rmSync(journalFile(job, print), { force: true });
 }
