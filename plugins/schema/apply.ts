@@ -14,10 +14,16 @@ import { runBucardo } from '../../src/core/bucardo/run.js';
 import { isDaemonRunning, reloadDaemon } from '../../src/core/bucardo/daemon.js';
 import { metadataDatabaseExists, withMetadata } from '../../src/core/bucardo/metadata.js';
 import { recordedTableSyncs } from '../../src/core/bucardo/syncs.js';
-import { withClient } from '../../src/core/db.js';
+import { withClient, type Client } from '../../src/core/db.js';
 import { downstreamJob } from '../../src/core/cascade.js';
 import { targetViews, type Job } from '../../src/core/job.js';
-import { formatFailures, isLockWait, withLockTimeout, type TableFailure } from '../../src/core/ddl.js';
+import {
+  formatFailures,
+  isLockWait,
+  rolledBackWithLockTimeout,
+  withLockTimeout,
+  type TableFailure,
+} from '../../src/core/ddl.js';
 import { errorMessage, OperatorError } from '../../src/core/errors.js';
 import { bucardoRelationName, quoteIdent, quoteQualified } from '../../src/core/quote.js';
 import { lockRounds, runRounds } from '../../src/core/rounds.js';
@@ -180,58 +186,22 @@ async function unsharedDefault(
     { role: 'primary', login: 'schema_owner', activity: ctx.activity },
     async (client) => {
       const unshared: { column: AddedColumn; why: string }[] = [];
-      await client.query('BEGIN');
       try {
-        await client.query(`SET LOCAL lock_timeout = ${Math.trunc(timeoutMs)}`);
-        for (const column of columns) {
-          if (column.identity) {
-            unshared.push({ column, why: 'an identity column, numbered from a sequence on each side' });
-            continue;
+        const hasRows = await rolledBackWithLockTimeout(client, timeoutMs, async () => {
+          for (const column of columns) {
+            const why = await notImmutable(client, column, shown);
+            if (why) unshared.push({ column, why });
           }
-          if (column.default === undefined && !/serial\d?$/i.test(column.type)) continue;
-          await client.query('SAVEPOINT probe');
-          try {
-            await client.query(
-              `CREATE TEMP TABLE schema_apply_probe (probe ${column.type}${column.default !== undefined ? ` DEFAULT ${column.default}` : ''})`,
-            );
-            const { rows } = await client.query<{ expression: string; tree: string }>(
-              `SELECT pg_get_expr(adbin, adrelid) AS expression, adbin::text AS tree FROM pg_attrdef
-              WHERE adrelid = 'pg_temp.schema_apply_probe'::regclass`,
-            );
-            const tree = rows[0]?.tree ?? '';
-            const ids = [...tree.matchAll(/:(?:funcid|opfuncid) (\d+)/g)].map((m) => m[1]!);
-            const { rows: functions } = await client.query<{ name: string; volatility: string }>(
-              `SELECT p.oid::regprocedure::text AS name,
-                    CASE p.provolatile WHEN 'v' THEN 'volatile' WHEN 's' THEN 'stable' ELSE 'immutable' END AS volatility
-               FROM pg_proc p WHERE p.oid = ANY($1::oid[]) AND p.provolatile <> 'i' ORDER BY 1`,
-              [ids],
-            );
-            const reasons = functions.map((f) => `${f.name} is ${f.volatility}`);
-            if (/\{SQLVALUEFUNCTION\b/.test(tree)) reasons.push('CURRENT_TIMESTAMP and its kind are stable');
-            if (/\{NEXTVALUEEXPR\b/.test(tree)) reasons.push('it numbers from a sequence');
-            if (reasons.length)
-              unshared.push({
-                column,
-                why: `its default ${rows[0]!.expression.replace(/schema_apply_probe/g, shown)} is not immutable (${reasons.join(', ')})`,
-              });
-          } catch (error) {
-            // A default the primary cannot compile yet (a type or function the same change creates
-            // first): the rehearsal runs it in order; its volatility is not judged here.
-            if (isLockWait(error, true)) throw error;
-          } finally {
-            await client.query('ROLLBACK TO SAVEPOINT probe');
-          }
-        }
-        if (unshared.length === 0) return undefined;
-        const { rows } = await client.query<{ any: boolean }>(
-          `SELECT EXISTS (SELECT FROM ${qualified}) AS any`,
-        );
-        if (!rows[0]!.any) return undefined;
+          if (unshared.length === 0) return false;
+          const { rows } = await client.query<{ any: boolean }>(
+            `SELECT EXISTS (SELECT FROM ${qualified}) AS any`,
+          );
+          return rows[0]!.any;
+        });
+        if (!hasRows) return undefined;
       } catch (error) {
         // A table busy beyond the bound: assume it has rows rather than let the hazard through.
         if (!isLockWait(error, true) || unshared.length === 0) throw error;
-      } finally {
-        await client.query('ROLLBACK').catch(() => undefined);
       }
       const { column, why } = unshared[0]!;
       const alter = `ALTER TABLE ${qualified}`;
@@ -241,6 +211,46 @@ async function unsharedDefault(
       return `it adds column ${column.name} to ${shown}, which has rows, and ${why}: each side computes the existing rows' values on its own, so they would differ, and Bucardo never copies a row nobody changes (cutover.verify would find them). The safe sequence, each step with schema.apply: ${alter} ADD COLUMN ${quoteIdent(column.name)} ${type} (no default, nullable); then ${alter} ALTER COLUMN ${quoteIdent(column.name)} SET DEFAULT ${column.default ?? '<the default>'} (new rows get it on the primary and Bucardo carries them); then fill the existing rows on the primary in batches of a few thousand (UPDATE ${qualified} SET ${quoteIdent(column.name)} = ... WHERE <key range> AND ${quoteIdent(column.name)} IS NULL), which the triggers carry; then SET NOT NULL if it must be`;
     },
   );
+}
+
+/**
+ * Why one added column's default is not immutable, or undefined, judged inside the caller's open
+ * transaction: compiled on a temporary table in a savepoint rolled back, its expression tree's
+ * functions looked up in pg_proc.
+ */
+async function notImmutable(client: Client, column: AddedColumn, shown: string): Promise<string | undefined> {
+  if (column.identity) return 'an identity column, numbered from a sequence on each side';
+  if (column.default === undefined && !/serial\d?$/i.test(column.type)) return undefined;
+  await client.query('SAVEPOINT probe');
+  try {
+    await client.query(
+      `CREATE TEMP TABLE schema_apply_probe (probe ${column.type}${column.default !== undefined ? ` DEFAULT ${column.default}` : ''})`,
+    );
+    const { rows } = await client.query<{ expression: string; tree: string }>(
+      `SELECT pg_get_expr(adbin, adrelid) AS expression, adbin::text AS tree FROM pg_attrdef
+    WHERE adrelid = 'pg_temp.schema_apply_probe'::regclass`,
+    );
+    const tree = rows[0]?.tree ?? '';
+    const ids = [...tree.matchAll(/:(?:funcid|opfuncid) (\d+)/g)].map((m) => m[1]!);
+    const { rows: functions } = await client.query<{ name: string; volatility: string }>(
+      `SELECT p.oid::regprocedure::text AS name,
+          CASE p.provolatile WHEN 'v' THEN 'volatile' WHEN 's' THEN 'stable' ELSE 'immutable' END AS volatility
+     FROM pg_proc p WHERE p.oid = ANY($1::oid[]) AND p.provolatile <> 'i' ORDER BY 1`,
+      [ids],
+    );
+    const reasons = functions.map((f) => `${f.name} is ${f.volatility}`);
+    if (/\{SQLVALUEFUNCTION\b/.test(tree)) reasons.push('CURRENT_TIMESTAMP and its kind are stable');
+    if (/\{NEXTVALUEEXPR\b/.test(tree)) reasons.push('it numbers from a sequence');
+    if (reasons.length)
+      return `its default ${rows[0]!.expression.replace(/schema_apply_probe/g, shown)} is not immutable (${reasons.join(', ')})`;
+  } catch (error) {
+    // A default the primary cannot compile yet (a type or function the same change creates
+    // first): the rehearsal runs it in order; its volatility is not judged here.
+    if (isLockWait(error, true)) throw error;
+    return undefined;
+  } finally {
+    await client.query('ROLLBACK TO SAVEPOINT probe');
+  }
 }
 
 const displayTable = (s: Resolved) => (s.resolved ? `${s.resolved.schema}.${s.resolved.name}` : undefined);
@@ -375,9 +385,7 @@ async function rehearseOn(
   await withClient(view, { role: 'secondary', login: 'schema_owner', activity }, async (client) => {
     for (let attempt = 1; ; attempt++) {
       let failed: { statement: Statement; error: unknown } | undefined;
-      await client.query('BEGIN');
-      try {
-        await client.query(`SET LOCAL lock_timeout = ${Math.trunc(timeoutMs)}`);
+      await rolledBackWithLockTimeout(client, timeoutMs, async () => {
         for (const statement of statements) {
           try {
             await client.query(statement.sql);
@@ -386,9 +394,7 @@ async function rehearseOn(
             break;
           }
         }
-      } finally {
-        await client.query('ROLLBACK').catch(() => undefined);
-      }
+      });
       if (!failed) return;
       if (isLockWait(failed.error, true) && attempt < 3) {
         await sleep(1000, activity.signal);

@@ -68,6 +68,33 @@ export async function lockBoundedDdl(
   return outcome.done ? { done: true } : outcome;
 }
 
+/**
+ * The statement that bounds the lock waits of the transaction (or savepoint) under way. At least 1 ms:
+ * lock_timeout 0 would mean no bound at all.
+ */
+export async function setLocalLockTimeout(client: Client, timeoutMs: number): Promise<void> {
+  await client.query(`SET LOCAL lock_timeout = ${Math.max(1, Math.trunc(Number(timeoutMs)))}`);
+}
+
+/**
+ * BEGIN; SET LOCAL lock_timeout; the work; ROLLBACK whatever happens: a probe or a rehearsal that must
+ * leave nothing behind and hold no lock longer than the bound. Errors (a lock wait among them) are the
+ * caller's to judge.
+ */
+export async function rolledBackWithLockTimeout<T>(
+  client: Client,
+  timeoutMs: number,
+  work: () => Promise<T>,
+): Promise<T> {
+  await client.query('BEGIN');
+  try {
+    await setLocalLockTimeout(client, timeoutMs);
+    return await work();
+  } finally {
+    await client.query('ROLLBACK').catch(() => undefined);
+  }
+}
+
 /** The same transaction around any work (checks between statements, say), returning its value. */
 export async function withLockTimeout<T>(
   client: Client,
@@ -78,7 +105,7 @@ export async function withLockTimeout<T>(
     return {
       done: true,
       value: await withTransaction(client, async () => {
-        await client.query(`SET LOCAL lock_timeout = ${Math.trunc(Number(options.timeoutMs))}`);
+        await setLocalLockTimeout(client, options.timeoutMs);
         return work();
       }),
     };
@@ -103,7 +130,7 @@ export async function tryInSavepoint(
 ): Promise<boolean> {
   await client.query('SAVEPOINT lock_bounded');
   try {
-    await client.query(`SET LOCAL lock_timeout = ${Math.trunc(Number(options.timeoutMs))}`);
+    await setLocalLockTimeout(client, options.timeoutMs);
     await client.query(statement);
     await client.query('RELEASE SAVEPOINT lock_bounded');
     // A SET LOCAL made in a released savepoint would last until the transaction ends.

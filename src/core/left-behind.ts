@@ -5,6 +5,7 @@
 // Light imports only: the formats print leftBehindLine before the prompt appears.
 import type { ReplicationObjects } from '../config/types.js';
 import type { Client } from './db.js';
+import { isLockWait, rolledBackWithLockTimeout } from './ddl.js';
 import { exclusionReasons, PARTITION_ROOTS } from './objects.js';
 import { quoteQualified } from './quote.js';
 import { withThousands } from './numbers.js';
@@ -109,9 +110,7 @@ export async function rowsLeftBehind(
   const candidates = tables.filter((t) => t.cause === 'no primary key' || t.cause === 'unlogged');
   if (candidates.length === 0) return [];
   const found: (TableNotCarried & { rows: 'some' | 'unknown' })[] = [];
-  await primary.query('BEGIN');
-  try {
-    await primary.query(`SET LOCAL lock_timeout = ${Math.trunc(lockTimeoutMs)}`);
+  await rolledBackWithLockTimeout(primary, lockTimeoutMs, async () => {
     for (const table of candidates) {
       const dot = table.table.indexOf('.');
       await primary.query('SAVEPOINT left_behind');
@@ -123,17 +122,14 @@ export async function rowsLeftBehind(
         await primary.query('RELEASE SAVEPOINT left_behind');
       } catch (error) {
         await primary.query('ROLLBACK TO SAVEPOINT left_behind');
-        const code = (error as { code?: string }).code;
         // Dropped since the catalog was read: nothing left behind.
-        if (code === '42P01') continue;
+        if ((error as { code?: string }).code === '42P01') continue;
         // Not a lock wait given up (lock_not_available, deadlock): a real error.
-        if (code !== '55P03' && code !== '40P01') throw error;
+        if (!isLockWait(error, true)) throw error;
         found.push({ ...table, rows: 'unknown' });
       }
     }
-  } finally {
-    await primary.query('ROLLBACK').catch(() => undefined);
-  }
+  });
   return found;
 }
 

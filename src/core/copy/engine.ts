@@ -9,7 +9,7 @@ import { pipeline } from 'node:stream/promises';
 import { from as copyFrom, to as copyTo } from 'pg-copy-streams';
 import type { Activity } from '../activity.js';
 import { openClient, withClient, withTransaction, type Client } from '../db.js';
-import { tryInSavepoint } from '../ddl.js';
+import { setLocalLockTimeout, tryInSavepoint } from '../ddl.js';
 import { errorMessage, InterruptedError, OperatorError } from '../errors.js';
 import type { Job } from '../job.js';
 import type { Announcer } from '../plugin.js';
@@ -155,7 +155,7 @@ export async function replaceTable(
   const meter = new Meter();
   await withTransaction(target, async () => {
     await target.query('SET LOCAL session_replication_role = replica');
-    await target.query(`SET LOCAL lock_timeout = ${Math.max(1, Math.round(lockTimeoutMs))}`);
+    await setLocalLockTimeout(target, lockTimeoutMs);
     await target.query(`TRUNCATE ONLY ${qualified}`);
     const ingest = target.query(copyFrom(`COPY ${qualified} (${columns}) FROM STDIN`));
     await pipeline(source.query(copyTo(`COPY ${qualified} (${columns}) TO STDOUT`)), meter, ingest);
