@@ -7,7 +7,7 @@
 // with nothing paused.
 import { constants, accessSync, readFileSync, realpathSync, statSync, writeFileSync } from 'node:fs';
 import { sleep } from '../../src/core/activity.js';
-import { withServerClient, type Client, type ServerEndpoint } from '../../src/core/db.js';
+import { openServerClient, withServerClient, type Client, type ServerEndpoint } from '../../src/core/db.js';
 import { OperatorError, errorMessage } from '../../src/core/errors.js';
 import type { PoolerSettings } from './settings.js';
 import { databaseEntries, entryTarget, pointEntries, type PoolerTarget } from './pooler-config.js';
@@ -314,34 +314,21 @@ export class PoolerConsole {
     }
   }
 
-  /**
-   * A session held open until released: withServerClient (db.ts opens every connection) ends its
-   * session when its function returns, so the function waits for the release.
-   */
+  /** The console's session, until released or until the pooler ends it. */
   private open(): Promise<ConsoleSession> {
-    const opened = new Promise<ConsoleSession>((resolve, reject) => {
-      let release!: () => void;
-      const released = new Promise<void>((done) => (release = done));
-      const ended = withServerClient(adminConsole(this.settings), async (client) => {
-        // The pooler ended the session (restarted, client_idle_timeout): the next statement opens another.
-        const held: ConsoleSession = {
-          client,
-          busy: 0,
-          ended: false,
-          release: async () => {
-            release();
-            await ended.catch(() => undefined);
-          },
-        };
-        client.once('end', () => {
-          held.ended = true;
-          if (this.session === opened) this.session = undefined;
-          release();
-        });
-        resolve(held);
-        await released;
+    const opened = openServerClient(adminConsole(this.settings)).then((client) => {
+      const held: ConsoleSession = {
+        client,
+        busy: 0,
+        ended: false,
+        release: () => client.end().catch(() => undefined),
+      };
+      // The pooler ended the session (restarted, client_idle_timeout): the next statement opens another.
+      client.once('end', () => {
+        held.ended = true;
+        if (this.session === opened) this.session = undefined;
       });
-      ended.catch(reject);
+      return held;
     });
     return opened;
   }

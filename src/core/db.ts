@@ -285,6 +285,19 @@ export async function withServerClient<T>(
   endpoint: ServerEndpoint,
   fn: (client: Client) => Promise<T>,
 ): Promise<T> {
+  const client = await openServerClient(endpoint);
+  try {
+    return await fn(client);
+  } finally {
+    await client.end().catch(() => undefined);
+  }
+}
+
+/**
+ * A connection to the endpoint that the caller ends (a session kept over several steps: the pooler's
+ * admin console over a switch); prefer withServerClient.
+ */
+export async function openServerClient(endpoint: ServerEndpoint): Promise<Client> {
   const { Client: PgClient } = await loadPg();
   const { host, port, user, database } = endpoint;
   const password = resolvePassword({ db: endpoint, user, database });
@@ -309,11 +322,7 @@ export async function withServerClient<T>(
   client.once('end', () => {
     sessionCounts.closed += 1;
   });
-  try {
-    return await fn(client);
-  } finally {
-    await client.end().catch(() => undefined);
-  }
+  return client;
 }
 
 function explainEndpointError(error: unknown, endpoint: ServerEndpoint, hadPassword: boolean): Error {

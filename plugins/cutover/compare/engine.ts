@@ -328,9 +328,9 @@ function describeCopied(copied: CopiedTableReport[]): string {
 
 /**
  * Whether replication is running and past its initial copy: only then is it worth waiting for
- * differing rows to arrive. `why` says otherwise (worth telling when something differs).
+ * differing rows to arrive. `why` says otherwise (worth telling when something differs). Bucardo's
+ * metadata is read on `source`'s sessions when it is a command's `ctx.db`.
  */
-/** Whether the daemon replicates now; Bucardo's metadata is read on `source`'s sessions (a command's `ctx.db`). */
 export async function replicationState(
   source: Job | DatabaseContext,
 ): Promise<{ replicating: boolean; why?: string }> {
