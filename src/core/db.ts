@@ -9,7 +9,7 @@ import type pg from 'pg';
 import type { DatabaseConfig, DatabaseRole } from '../config/types.js';
 import type { Activity } from './activity.js';
 import { privatePgpassFile, resolvePassword } from './credentials.js';
-import { OperatorError } from './errors.js';
+import { OperatorError, UnreachableServerError } from './errors.js';
 import { metadataDbName, type Job } from './job.js';
 
 export type Login = 'database_owner' | 'schema_owner' | 'install_user';
@@ -381,17 +381,17 @@ export function explainConnectionError(
   const message = err?.message ?? String(error);
   switch (err?.code) {
     case 'ECONNREFUSED':
-      return new OperatorError(
+      return new UnreachableServerError(
         `Cannot reach the ${target}: connection refused. Is PostgreSQL running and listening on ${db.host}:${db.port}? Check ${keys}.host and ${keys}.port, and listen_addresses on the server.`,
       );
     case 'ENOTFOUND':
     case 'EAI_AGAIN':
-      return new OperatorError(
+      return new UnreachableServerError(
         `Cannot reach the ${target}: the host name ${db.host} does not resolve. Check ${keys}.host.`,
       );
     case 'ETIMEDOUT':
     case 'EHOSTUNREACH':
-      return new OperatorError(
+      return new UnreachableServerError(
         `Cannot reach the ${target}: ${message}. Check ${keys}.host/port and any firewall between this machine and the server.`,
       );
     case '28P01':
@@ -418,7 +418,7 @@ export function explainConnectionError(
       );
   }
   if (/timeout expired|Connection terminated due to connection timeout/i.test(message)) {
-    return new OperatorError(
+    return new UnreachableServerError(
       `Cannot reach the ${target}: the connection timed out after 10 s. Check ${keys}.host/port and the network path.`,
     );
   }

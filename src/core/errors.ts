@@ -11,6 +11,17 @@ export class OperatorError extends Error {
   }
 }
 
+/**
+ * A server that could not be reached at all (refused, unresolvable, timed out): unlike a server that
+ * answered and refused the login or the database, asking it anything else would fail the same way.
+ */
+export class UnreachableServerError extends OperatorError {
+  constructor(message: string) {
+    super(message);
+    this.name = 'UnreachableServerError';
+  }
+}
+
 /** Raised when the operator interrupts a command (Ctrl-C). */
 export class InterruptedError extends Error {
   constructor(message = 'interrupted') {

@@ -2,6 +2,7 @@
 // Each reader takes a job (a session of its own, closed after) or a command's shared sessions
 // (`ctx.db`, src/core/context.ts), which a command asking several questions should pass.
 import type { Client } from '../db.js';
+import { UnreachableServerError } from '../errors.js';
 import type { Activity } from '../activity.js';
 import { DatabaseContext, withSession } from '../context.js';
 import { metadataDbName, type Job } from '../job.js';
@@ -11,6 +12,18 @@ export async function metadataDatabaseExists(
   activity?: Activity,
 ): Promise<boolean> {
   const job = source instanceof DatabaseContext ? source.job : source;
+  if (source instanceof DatabaseContext) {
+    // Nearly every command asks this and then reads the metadata database: opening the command's
+    // metadata session answers it without a session of its own (a backend start costs ~25 ms of CPU,
+    // docs/performance.md). Only a server that answered (no such database, no such role yet, no
+    // password for it yet) is asked again below; one that cannot be reached fails here, once.
+    try {
+      await source.metadata();
+      return true;
+    } catch (error) {
+      if (error instanceof UnreachableServerError) throw error;
+    }
+  }
   const name = metadataDbName(job);
   // Asked in the server's fallback database as the install user: the metadata database may not exist.
   const server = {
