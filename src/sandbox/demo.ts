@@ -240,7 +240,7 @@ export async function runDemo(options: CliOptions): Promise<number> {
     return 1;
   } finally {
     write(style.dim('Stopping the demo: Bucardo daemons, kickers and clusters...'));
-    // A clean `bucardo stop` first (it stops the controllers and workers too); pids are the fallback.
+    // A clean stop first (the stop file stops the controllers and workers too); pids are the fallback.
     await stopJobs(jobs);
     process.off('exit', cleanup);
     cleanup();

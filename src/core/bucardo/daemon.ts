@@ -2,7 +2,7 @@
 // it over SQL, stop it and wait until it is gone, reload it. Starting it (settings, pid dir, the
 // kicker, a cascade's order) is bucardo.start's own work, in plugins/bucardo/daemon.ts.
 import { requireCommitFence } from './commit-fence.js';
-import { existsSync, writeFileSync } from 'node:fs';
+import { appendFileSync, existsSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { sleep } from '../activity.js';
 import { runBucardo } from './run.js';
@@ -61,6 +61,28 @@ export async function kickSyncOn(client: Client, job: Job, syncName?: string): P
   for (const name of names) await client.query(`NOTIFY ${quoteIdent(`bucardo_kick_sync_${name}`)}`);
 }
 
+/**
+ * What `bucardo stop` does (how-bucardo-behaves.md §22), without starting Perl and a metadata session for
+ * it (~0.25 s of CPU): the stop file every Bucardo process looks for, and the line Bucardo's CLI writes to
+ * the job's restart-reason files (the reason file holds the last event, its .log all of them).
+ */
+function writeStopFile(job: Job, by: string): void {
+  writeFileSync(job.paths.stopFile, `Stopped by bucardo-console (${by}) on ${new Date().toISOString()}\n`);
+  const line = `${perlLocaltime(new Date())} | stop  | ${by}\n`;
+  try {
+    writeFileSync(job.paths.reasonFile, line);
+    appendFileSync(job.paths.reasonFile.replace(/(\.[^./]+)?$/, '.log'), line);
+  } catch {
+    // The reason files are a record for the operator; the stop file above is what stops the daemon.
+  }
+}
+
+/** Perl's `scalar localtime`, as Bucardo's CLI dates its reason lines: "Mon Dec  7 22:30:01 2026". */
+function perlLocaltime(date: Date): string {
+  const [weekday, month, day, year, time] = date.toString().split(' ');
+  return `${weekday} ${month} ${day!.replace(/^0/, ' ')} ${time} ${year}`;
+}
+
 /** The KID of a sync writes this pid file while it lives; KIDs are the only processes that write to the target. */
 function kidPidFile(job: Job, syncName: string): string {
   return path.join(job.paths.pidDir, `bucardo.kid.sync.${syncName}.pid`);
@@ -86,7 +108,7 @@ export async function stopSyncWorkers(job: Job, ctx: CommandContext): Promise<Da
     steps.push('daemon not running');
     return { steps };
   }
-  writeFileSync(job.paths.stopFile, `Stopped by bucardo-console (cutover) on ${new Date().toISOString()}\n`);
+  writeStopFile(job, 'cutover');
   const kids = syncNames(job)
     .map((name) => readPidFile(kidPidFile(job, name)))
     .filter((kid): kid is number => kid !== undefined && isProcessAlive(kid));
@@ -114,13 +136,13 @@ export async function stopDaemon(job: Job, ctx: CommandContext): Promise<DaemonD
     return { steps };
   }
   ctx.progress(`stopping the Bucardo daemon (pid ${pid})`);
-  await runBucardo(job, ['stop'], { activity: ctx.activity });
-  // `bucardo stop` only drops a stop file; the MCP notices it and exits a second or two later.
+  writeStopFile(job, 'bucardo.stop');
+  // The MCP notices the stop file at the top of its loop and exits a second or two later.
   for (let i = 0; i < 600 && (isProcessAlive(pid) || existsSync(job.paths.mcpPidFile)); i++)
     await sleep(100, ctx.activity.signal);
   if (isProcessAlive(pid))
     throw new OperatorError(
-      `The Bucardo daemon (pid ${pid}) is still running 60 s after bucardo stop. Look at ${job.paths.logFile}; stop it with kill ${pid} if it hangs.`,
+      `The Bucardo daemon (pid ${pid}) is still running 60 s after its stop file was written. Look at ${job.paths.logFile}; stop it with kill ${pid} if it hangs.`,
     );
   steps.push(`stopped the daemon (pid ${pid})`);
   return { steps };
