@@ -52,3 +52,37 @@ test('a Bucardo.pm the patches do not fit is refused with the reason', () => {
       ),
   );
 });
+
+test("the job's copy is written once, kept while its stamp holds, and rewritten when it changed", () => {
+  const stateDir = mkdtempSync(path.join(tmpdir(), 'bc-code-copy-'));
+  // Each call in a process of its own: a process remembers a copy it has checked.
+  const perlLib = () =>
+    execFileSync(
+      process.execPath,
+      [
+        '--input-type=module',
+        '-e',
+        `const { bucardoPerlLib } = await import(${JSON.stringify(new URL('../../src/core/bucardo/code.js', import.meta.url).href)});
+         process.stdout.write(bucardoPerlLib({ paths: { stateDir: ${JSON.stringify(stateDir)} } }));`,
+      ],
+      { encoding: 'utf8' },
+    );
+  try {
+    const lib = perlLib();
+    const copy = path.join(lib, 'Bucardo.pm');
+    const patched = patchBucardoPm(packaged);
+    assert.equal(readFileSync(copy, 'utf8'), patched);
+    const stamp = readFileSync(`${copy}.stamp`, 'utf8');
+    assert.equal(perlLib(), lib);
+    assert.equal(readFileSync(`${copy}.stamp`, 'utf8'), stamp, 'a current copy is left as it is');
+    writeFileSync(copy, `${patched}\n# changed by hand\n`);
+    perlLib();
+    assert.equal(readFileSync(copy, 'utf8'), patched, 'a changed copy is written again');
+    rmSync(`${copy}.stamp`);
+    perlLib();
+    assert.equal(readFileSync(copy, 'utf8'), patched);
+    assert.ok(readFileSync(`${copy}.stamp`, 'utf8').endsWith('\n'), 'a missing stamp is made again');
+  } finally {
+    rmSync(stateDir, { recursive: true, force: true });
+  }
+});
