@@ -21,6 +21,7 @@ import {
   ROOT,
   runTool,
   runningTools,
+  tableDigest,
   tableRows,
   waitFor,
   writeJobConfig,
@@ -33,6 +34,14 @@ const SECONDARY = 'schema_b';
 const LOCK_TIMEOUT_MS = 1000;
 /** How much longer than the lock timeout an application statement may wait (as retry.test). */
 const MARGIN_MS = 700;
+/**
+ * A change under a write load meets writers already under way (the load runs this long before it),
+ * and writes made after it must arrive too (the load goes on this long after it). Short: under the
+ * load Bucardo syncs back to back, so every second of it costs CPU, and a writer runs some twenty
+ * statements a second (each must run more than ten times, assertBounded).
+ */
+const LOAD_LEAD_MS = 400;
+const LOAD_TAIL_MS = 600;
 
 const SCHEMA = `
 CREATE TABLE public.accounts (id int PRIMARY KEY, balance int NOT NULL DEFAULT 0, note text);
@@ -52,10 +61,20 @@ let a: ClusterInfo;
 let b: ClusterInfo;
 let job: WrittenJob;
 
-function outcome(result: ToolResult): { ok: boolean; message: string; data?: any } {
-  const line = result.stdout.split('\n').find((l) => l.startsWith('{"command"'));
-  assert.ok(line, `no JSON outcome in:\n${result.stdout}\n${result.stderr}`);
-  return JSON.parse(line);
+type Outcome = { ok: boolean; message: string; data?: any };
+
+function outcome(result: ToolResult): Outcome {
+  return outcomes(result, 1)[0]!;
+}
+
+/** The JSON outcomes of a list's commands, in order: `count` of them, asserted. */
+function outcomes(result: ToolResult, count: number): Outcome[] {
+  const lines = result.stdout.split('\n').filter((l) => l.startsWith('{"command"'));
+  assert.ok(
+    lines.length >= count,
+    `${count} JSON outcome(s) expected in:\n${result.stdout}\n${result.stderr}`,
+  );
+  return lines.map((line) => JSON.parse(line));
 }
 
 /** The command's own lines, for an assertion's message: why it failed. */
@@ -124,11 +143,20 @@ before(async () => {
   assert.equal(setup.code, 0, setup.stdout + setup.stderr);
 });
 
+let jobForgotten = false;
+/**
+ * The file's job is forgotten (its processes stopped by pid, its metadata database dropped) once the
+ * tests that use it are done: the tests after them run jobs of their own, and its daemon and kicker
+ * idle beside them would cost CPU for nothing.
+ */
+async function forgetFileJob(): Promise<void> {
+  if (!job || jobForgotten) return;
+  jobForgotten = true;
+  await forgetJob(job, a);
+}
+
 after(async () => {
-  if (job) {
-    await tool('bucardo.stop').catch(() => undefined);
-    await forgetJob(job, a);
-  }
+  await forgetFileJob();
   await dropDatabase(a, PRIMARY).catch(() => undefined);
   await dropDatabase(b, SECONDARY).catch(() => undefined);
 });
@@ -192,33 +220,59 @@ class Load {
   }
 }
 
-/** Each table identical on both sides, waited for (Bucardo applies within seconds). */
-async function waitSame(tables: string[], what: string): Promise<void> {
+/** A database on one of the lane's clusters: a side of a comparison. */
+type Side = readonly [ClusterInfo, string];
+
+/**
+ * Each table identical on both sides, waited for (Bucardo applies within seconds). The wait polls
+ * `tableDigest` (count and sum of row hashes, computed on the server), not every row: a poll that
+ * fetched and sorted whole tables five times a second cost seconds of CPU per wait. Once the digests
+ * agree the rows are compared one by one; a failure names the rows lost and extra, and `explain` may
+ * add what the test knows about them.
+ */
+async function waitSame(
+  tables: string[],
+  what: string,
+  sides: { source: Side; target: Side } = { source: [a, PRIMARY], target: [b, SECONDARY] },
+  explain?: (table: string, lost: string[]) => Promise<string[]>,
+): Promise<void> {
+  const { source, target } = sides;
+  // A table not there yet (created by a change still on its way) differs, like one with other rows.
+  const digest = (side: Side, table: string) =>
+    tableDigest(...side, table).catch(() => `missing on ${side[1]}`);
+  const differing = async (): Promise<string[]> => {
+    const lines: string[] = [];
+    for (const table of tables) {
+      const [x, y] = await Promise.all([
+        tableRows(...source, table).catch(() => ['source failed']),
+        tableRows(...target, table).catch(() => ['target failed']),
+      ]);
+      const [onSource, onTarget] = [new Set(x), new Set(y)];
+      const lost = x.filter((r) => !onTarget.has(r));
+      const extra = y.filter((r) => !onSource.has(r));
+      if (lost.length || extra.length)
+        lines.push(
+          `${table}: source ${x.length}, target ${y.length}, lost ${lost.length} ${lost.slice(0, 3).join(' ')}, extra ${extra.length} ${extra.slice(0, 3).join(' ')}`,
+          ...(explain && lost.length ? await explain(table, lost) : []),
+        );
+    }
+    return lines;
+  };
   await waitFor(
     async () => {
       for (const table of tables) {
-        const [x, y] = await Promise.all([
-          tableRows(a, PRIMARY, table).catch(() => ['primary failed']),
-          tableRows(b, SECONDARY, table).catch(() => ['secondary failed']),
-        ]);
-        if (JSON.stringify(x) !== JSON.stringify(y)) return false;
+        const [x, y] = await Promise.all([digest(source, table), digest(target, table)]);
+        if (x !== y) return false;
       }
       return true;
     },
     90_000,
     what,
   ).catch(async (error: Error) => {
-    const lines = [error.message];
-    for (const table of tables) {
-      const [x, y] = await Promise.all([tableRows(a, PRIMARY, table), tableRows(b, SECONDARY, table)]);
-      const lost = x.filter((r) => !y.includes(r));
-      const extra = y.filter((r) => !x.includes(r));
-      lines.push(
-        `${table}: primary ${x.length}, secondary ${y.length}, lost ${lost.length} ${lost.slice(0, 3).join(' ')}, extra ${extra.length} ${extra.slice(0, 3).join(' ')}`,
-      );
-    }
-    throw new Error(lines.join('\n'));
+    throw new Error([error.message, ...(await differing())].join('\n'));
   });
+  const left = await differing();
+  assert.deepEqual(left, [], `${what}: the digests agree, the rows do not`);
 }
 
 function assertBounded(load: Load, t: TestContext): void {
@@ -234,27 +288,23 @@ test('schema.diff: nothing on identical sides, then every kind of difference wit
   // An unlogged table is left behind by the migration: listed apart, not a difference; bucardo.scope
   // and cutover.check list it too, the check failing only once it holds a row nobody chose to leave.
   await query(a, PRIMARY, 'CREATE UNLOGGED TABLE public.scratch (id int PRIMARY KEY)');
-  let clean: ToolResult;
   let lists: ToolResult;
   let losing: ToolResult;
   try {
-    clean = await tool('schema.diff --json');
-    lists = await tool('bucardo.scope --json cutover.check --json');
+    lists = await tool('schema.diff --json bucardo.scope --json cutover.check --json');
     await query(a, PRIMARY, 'INSERT INTO public.scratch VALUES (1)');
     losing = await tool('cutover.check --json');
   } finally {
     await query(a, PRIMARY, 'DROP TABLE public.scratch');
   }
-  assert.equal(clean.code, 0, clean.stdout + clean.stderr);
-  assert.deepEqual(outcome(clean).data.differences, []);
+  // One list: the diff finds nothing (it would stop the list), then scope and check list the table.
+  const [clean, scope, check] = outcomes(lists, 3);
+  assert.equal(clean!.ok, true, printed(lists));
+  assert.deepEqual(clean!.data.differences, []);
   const scratch = (list: { table: string; reason: string }[]) =>
     list.map((t) => [t.table, /unlogged/.test(t.reason)]);
-  assert.deepEqual(scratch(outcome(clean).data.notCarried), [['public.scratch', true]], printed(clean));
-  const [scope, check] = lists.stdout
-    .split('\n')
-    .filter((l) => l.startsWith('{"command"'))
-    .map((l) => JSON.parse(l));
-  assert.deepEqual(scratch(scope.data.notCarried), [['public.scratch', true]], printed(lists));
+  assert.deepEqual(scratch(clean!.data.notCarried), [['public.scratch', true]], printed(lists));
+  assert.deepEqual(scratch(scope!.data.notCarried), [['public.scratch', true]], printed(lists));
   const item = (result: { data?: { items: { item: string }[] } }) =>
     result.data?.items.find((i) => i.item === 'no rows left behind') as
       { pass: boolean; warning?: boolean; detail: string } | undefined;
@@ -363,9 +413,9 @@ test('schema.add_tables: a new table and a new partition under a write load join
   ]);
   let added: ToolResult;
   try {
-    await new Promise((r) => setTimeout(r, 1000));
+    await new Promise((r) => setTimeout(r, LOAD_LEAD_MS));
     added = await tool('schema.add_tables --json');
-    await new Promise((r) => setTimeout(r, 1500));
+    await new Promise((r) => setTimeout(r, LOAD_TAIL_MS));
   } finally {
     await load.stop();
   }
@@ -377,11 +427,14 @@ test('schema.add_tables: a new table and a new partition under a write load join
     ['public.later', 'public.measures', 'public.accounts'],
     'the new tables and the rest to be identical on both sides',
   );
-  const after = await tool('schema.diff --json');
-  assert.equal(after.code, 0, after.stdout);
-  const settled = outcome(await tool('bucardo.status --json')).data;
+  // Settled, and a second run has nothing to do: one list (it stops at the first failure).
+  const after = await tool('schema.diff --json bucardo.status --json schema.add_tables --json');
+  assert.equal(after.code, 0, printed(after));
+  const [, status, again] = outcomes(after, 3);
+  const settled = status!.data;
   assert.notEqual(settled.state, 'drift', settled.verdict);
   assert.deepEqual(settled.drift, []);
+  assert.deepEqual(again!.data.added, [], 'a second run has nothing to do');
   // Later writes arrive too: the tables replicate like the rest.
   await query(a, PRIMARY, "SELECT setval('public.later_seq', 42)");
   await query(a, PRIMARY, "UPDATE public.later SET v = 'later write' WHERE id = 5");
@@ -393,9 +446,6 @@ test('schema.add_tables: a new table and a new partition under a write load join
     60_000,
     "the added sequence's value on the secondary",
   );
-  const again = await tool('schema.add_tables --json');
-  assert.equal(again.code, 0, again.stdout);
-  assert.deepEqual(outcome(again).data.added, [], 'a second run has nothing to do');
 });
 
 /** Every column of the public tables on a side: what a refused change must leave as it was. */
@@ -457,9 +507,9 @@ INSERT INTO public.fresh SELECT g, 'f' || g FROM generate_series(1, 500) g;
   ]);
   let applied: ToolResult;
   try {
-    await new Promise((r) => setTimeout(r, 1000));
+    await new Promise((r) => setTimeout(r, LOAD_LEAD_MS));
     applied = await tool(`schema.apply --file=${file} --yes --json`);
-    await new Promise((r) => setTimeout(r, 2000));
+    await new Promise((r) => setTimeout(r, LOAD_TAIL_MS));
   } finally {
     await load.stop();
   }
@@ -483,11 +533,10 @@ INSERT INTO public.fresh SELECT g, 'f' || g FROM generate_series(1, 500) g;
     "SELECT count(*)::text AS n FROM public.fresh WHERE label = 'app'",
   );
   assert.ok(Number(fresh[0]!.n) > 0, "the new table's later writes arrived");
-  const verify = await tool('cutover.verify --json');
-  assert.equal(verify.code, 0, verify.stdout + verify.stderr);
-  const again = await tool(`schema.apply --file=${file} --yes --json`);
-  assert.equal(again.code, 0, again.stdout);
-  assert.equal(outcome(again).data.alreadyApplied, true);
+  // Verified identical, and the same file again is a no-op: one list (it stops at the first failure).
+  const verifyAgain = await tool(`cutover.verify --json schema.apply --file=${file} --yes --json`);
+  assert.equal(verifyAgain.code, 0, printed(verifyAgain));
+  assert.equal(outcomes(verifyAgain, 2)[1]!.data.alreadyApplied, true, printed(verifyAgain));
 });
 
 test('schema.apply: a dropped column and a dropped table leave the sync healthy and verify identical', async () => {
@@ -508,7 +557,7 @@ test('schema.apply: a dropped column and a dropped table leave the sync healthy 
   let applied: ToolResult;
   try {
     applied = await tool(`schema.apply --file=${file} --yes --json`);
-    await new Promise((r) => setTimeout(r, 1500));
+    await new Promise((r) => setTimeout(r, LOAD_TAIL_MS));
   } finally {
     const held = await deaf.end();
     await load.stop();
@@ -657,6 +706,7 @@ test('schema.apply killed between the secondary and the primary: a rerun complet
 });
 
 test('bucardo.syncs: 2 — diff, add_tables (a new table tied by a foreign key joins the sync of its parent) and apply', async (t) => {
+  await forgetFileJob();
   const S2 = `
 CREATE TABLE public.t1 (id int PRIMARY KEY, v int NOT NULL);
 CREATE TABLE public.t2 (id int PRIMARY KEY, v int NOT NULL, pad text);
@@ -693,7 +743,11 @@ ANALYZE;
     // Rows written through a partitioned table fire no statement trigger on the leaf, so Bucardo's
     // per-commit kick triggers never kick for them (how-bucardo-behaves.md §24): the kicker does.
     asynchronousKicking: true,
-    bucardoSettings: { syncs: 2, lock_timeout: LOCK_TIMEOUT_MS },
+    // One look a second, busy or not: under the test's write loads the kicker would otherwise start
+    // both syncs four times a second (CPU that grows with every second of load); rows still arrive
+    // within a second or two.
+    kickInterval: 1,
+    bucardoSettings: { syncs: 2, lock_timeout: LOCK_TIMEOUT_MS, kick_interval_busy: 1 },
     extra: {
       cutover: { settle_time: 3, chunk_rows: 1000 },
       schema: { auto_add_partitions: true, create_missing_partitions: true },
@@ -702,7 +756,6 @@ ANALYZE;
   });
   const run = (list: string) => runTool(['-c', s2.file, '-l', list], { timeoutMs: 200_000 });
   t.after(async () => {
-    await run('bucardo.stop').catch(() => undefined);
     await forgetJob(s2, b);
     await dropDatabase(a, 'schema_s2a').catch(() => undefined);
     await dropDatabase(b, 'schema_s2b').catch(() => undefined);
@@ -751,7 +804,7 @@ ANALYZE;
   let added: ToolResult;
   try {
     added = await run('schema.add_tables --json');
-    await new Promise((r) => setTimeout(r, 1500));
+    await new Promise((r) => setTimeout(r, LOAD_TAIL_MS));
   } finally {
     await load.stop();
   }
@@ -765,53 +818,34 @@ ANALYZE;
   );
   assert.ok(after.get('public.n2'), 'n2 is in one of the syncs');
   for (const [table, herd] of before) assert.equal(after.get(table), herd, `${table} stayed in its sync`);
-  const same = async (tables: string[]) =>
-    waitFor(
-      async () => {
-        for (const table of tables) {
-          const [x, y] = await Promise.all([
-            tableRows(a, 'schema_s2a', table),
-            tableRows(b, 'schema_s2b', table),
-          ]);
-          if (JSON.stringify(x) !== JSON.stringify(y)) return false;
-        }
-        return true;
-      },
-      90_000,
+  // A lost row of m's new partition: what Bucardo's change records say of it (a loss seen once).
+  const explainLostPartitionRows = async (table: string, lost: string[]): Promise<string[]> => {
+    if (table !== 'public.m') return [];
+    const ids = lost.map((r) => (JSON.parse(r) as { id: number }).id);
+    return [
+      `lost ids ${Math.min(...ids)}..${Math.max(...ids)}`,
+      JSON.stringify(
+        await query(
+          a,
+          'schema_s2a',
+          `SELECT min(d.id) AS lo, max(d.id) AS hi, count(*) AS n, min(d.txntime)::text AS t0, max(d.txntime)::text AS t1,
+                  count(t.txntime) AS tracked, (SELECT count(*) FROM bucardo.delta_public_m_02) AS all_delta,
+                  (SELECT string_agg(target, ',') FROM bucardo.bucardo_delta_targets
+                    WHERE tablename = 'public.m_02'::regclass) AS targets
+             FROM bucardo.delta_public_m_02 d LEFT JOIN bucardo.track_public_m_02 t ON t.txntime = d.txntime
+            WHERE d.id = ANY($1)`,
+          [ids],
+        ).catch((e: Error) => e.message),
+      ),
+    ];
+  };
+  const same = (tables: string[]) =>
+    waitSame(
+      tables,
       `${tables.join(', ')} identical on both sides`,
-    ).catch(async (error: Error) => {
-      const lines = [error.message];
-      for (const table of tables) {
-        const [x, y] = await Promise.all([
-          tableRows(a, 'schema_s2a', table),
-          tableRows(b, 'schema_s2b', table),
-        ]);
-        const lost = x.filter((r) => !y.includes(r));
-        const extra = y.filter((r) => !x.includes(r));
-        lines.push(
-          `${table}: lost ${lost.length} ${lost.slice(0, 3).join(' ')}, extra ${extra.length} ${extra.slice(0, 3).join(' ')}`,
-        );
-        const ids = lost.map((r) => (JSON.parse(r) as { id: number }).id);
-        if (table === 'public.m' && ids.length)
-          lines.push(
-            `lost ids ${Math.min(...ids)}..${Math.max(...ids)}`,
-            JSON.stringify(
-              await query(
-                a,
-                'schema_s2a',
-                `SELECT min(d.id) AS lo, max(d.id) AS hi, count(*) AS n, min(d.txntime)::text AS t0, max(d.txntime)::text AS t1,
-                        count(t.txntime) AS tracked, (SELECT count(*) FROM bucardo.delta_public_m_02) AS all_delta,
-                        (SELECT string_agg(target, ',') FROM bucardo.bucardo_delta_targets
-                          WHERE tablename = 'public.m_02'::regclass) AS targets
-                   FROM bucardo.delta_public_m_02 d LEFT JOIN bucardo.track_public_m_02 t ON t.txntime = d.txntime
-                  WHERE d.id = ANY($1)`,
-                [ids],
-              ).catch((e: Error) => e.message),
-            ),
-          );
-      }
-      throw new Error(lines.join('\n'));
-    });
+      { source: [a, 'schema_s2a'], target: [b, 'schema_s2b'] },
+      explainLostPartitionRows,
+    );
   await same(['public.n1', 'public.n2', 'public.t1']);
   const file = path.join(s2.dir, 's2.sql');
   writeFileSync(
@@ -848,7 +882,10 @@ ANALYZE;
   try {
     await holder.query('BEGIN');
     await holder.query("UPDATE public.m SET v = v WHERE id = 1 AND day >= '2026-02-01'");
-    const lines = [outcome(await run('schema.diff --json')), outcome(await run('bucardo.status --json'))];
+    // One list: status first, since diff finding the drift fails the list there.
+    const shown = await run('bucardo.status --json schema.diff --json');
+    const [status, diff] = outcomes(shown, 2);
+    const lines = [diff!, status!];
     assert.ok(
       lines[0].data.differences.some(
         (d: { kind: string; object: string }) =>
@@ -876,21 +913,22 @@ ANALYZE;
       120_000,
       'the kicker to add the new partition (schema.auto_add_partitions)',
     );
-    await new Promise((r) => setTimeout(r, 1000));
+    await new Promise((r) => setTimeout(r, LOAD_TAIL_MS));
   } finally {
     await partitionLoad.stop();
   }
   assertBounded(partitionLoad, t);
   await same(['public.m']);
-  const settled = outcome(await run('bucardo.status --json')).data;
+  const clean = await run('bucardo.status --json schema.diff --json');
+  assert.equal(clean.code, 0, printed(clean));
+  const settled = outcomes(clean, 2)[0]!.data;
   assert.notEqual(settled.state, 'drift', settled.verdict);
   assert.equal(await driftGauge(), 0, 'schema_drift_tables once the partition replicates');
   assert.match(kickerLog(), /schema\.create_missing_partitions: created public\.m_02 on the secondary/);
-  const clean = await run('schema.diff --json');
-  assert.equal(clean.code, 0, clean.stdout);
 });
 
 test('fan-out (databases.secondaries): apply changes every target, new tables are copied to each, diff per target', async () => {
+  await forgetFileJob();
   const T = 'CREATE TABLE public.t (id int PRIMARY KEY, v int NOT NULL);';
   await freshDatabase(
     a,
@@ -949,19 +987,10 @@ INSERT INTO public.nt SELECT g, 'n' || g FROM generate_series(1, 100) g;
       "UPDATE public.t SET w = 9 WHERE id < 5; INSERT INTO public.nt VALUES (1000, 'later')",
     );
     for (const [name, db] of targets)
-      await waitFor(
-        async () => {
-          for (const table of ['public.t', 'public.nt']) {
-            const [x, y] = await Promise.all([
-              tableRows(a, 'schema_fa', table),
-              tableRows(b, db, table).catch(() => []),
-            ]);
-            if (JSON.stringify(x) !== JSON.stringify(y)) return false;
-          }
-          return true;
-        },
-        90_000,
+      await waitSame(
+        ['public.t', 'public.nt'],
         `target ${name} to hold the new column's and the new table's rows`,
+        { source: [a, 'schema_fa'], target: [b, db] },
       );
 
     // add_tables on a fan-out job: a lock held through every round names its holder; the rerun
@@ -1007,28 +1036,24 @@ INSERT INTO public.nt SELECT g, 'n' || g FROM generate_series(1, 100) g;
 
     // diff compares each target with the primary; --target names one.
     await query(b, 'schema_fc', 'ALTER TABLE public.t ADD COLUMN only_c int');
-    const diffed = await run('schema.diff --json');
+    // One list: --target=b first (it finds nothing), then every target (c differs: the list fails there).
+    const diffed = await run('schema.diff --target=b --json schema.diff --json');
     assert.equal(diffed.code, 1, printed(diffed));
-    const perTarget = diffed.stdout
-      .split('\n')
-      .filter((l) => l.startsWith('{"command"'))
-      .map(
-        (l) =>
-          JSON.parse(l) as { target?: string; data: { differences: { kind: string; object: string }[] } },
-      );
+    const [onlyB, ...perTarget] = outcomes(diffed, 3) as (Outcome & { target?: string })[];
+    assert.deepEqual([onlyB!.ok, onlyB!.data.differences], [true, []], printed(diffed));
     assert.deepEqual(
-      perTarget.map((o) => [o.target, o.data.differences.map((d) => `${d.kind} ${d.object}`)]),
+      perTarget.map((o) => [
+        o.target,
+        o.data.differences.map((d: { kind: string; object: string }) => `${d.kind} ${d.object}`),
+      ]),
       [
         ['b', []],
         ['c', ['column public.t.only_c']],
       ],
       printed(diffed),
     );
-    const onlyB = await run('schema.diff --target=b --json');
-    assert.equal(onlyB.code, 0, printed(onlyB));
     await query(b, 'schema_fc', 'ALTER TABLE public.t DROP COLUMN only_c');
   } finally {
-    await run('bucardo.stop').catch(() => undefined);
     await forgetJob(fan, b);
     for (const [cluster, db] of [
       [a, 'schema_fa'],
