@@ -1,8 +1,9 @@
 // bucardo.syncs: N — a job's tables split over N Bucardo syncs, each applied by its own worker. A job
 // with three syncs: six tables (two tied by a foreign key) recorded each in exactly one sync, the FK
 // pair together; the copy, a write load reaching every table, status per sync and in total, kill -9 of
-// the daemon and bucardo.restart (nothing lost, nothing extra), a clean uninstall. And a cascade
-// A→B→C whose both hops use two syncs.
+// the daemon and bucardo.restart (nothing lost, nothing extra), a clean uninstall. That job is the
+// first hop of a cascade A→B→C whose second hop uses two syncs (one test: a job's life from install to
+// uninstall costs some 10 s of CPU, and a cascade's first hop is a job like any other).
 import assert from 'node:assert/strict';
 import { readdirSync } from 'node:fs';
 import path from 'node:path';
@@ -55,17 +56,17 @@ after(async () => {
   for (const [cluster, name] of [
     [a, 'syncs_a'],
     [b, 'syncs_b'],
-    [a, 'syncs_ca'],
-    [b, 'syncs_cb'],
-    [a, 'syncs_cc'],
+    [a, 'syncs_c'],
   ] as const)
     await dropDatabase(cluster, name).catch(() => undefined);
 });
 
-function outcome(result: ToolResult): { ok: boolean; data?: any; error?: string } {
-  const line = result.stdout.split('\n').find((l) => l.startsWith('{"command"'));
-  assert.ok(line, `no JSON outcome in:\n${result.stdout}\n${result.stderr}`);
-  return JSON.parse(line);
+/** Every JSON outcome a run printed, in order. */
+function outcomes(result: ToolResult): { ok: boolean; data?: any; error?: string }[] {
+  return result.stdout
+    .split('\n')
+    .filter((l) => l.startsWith('{"command"'))
+    .map((l) => JSON.parse(l));
 }
 
 /** Writers on the primary touching every table (parent and child in one transaction). */
@@ -101,8 +102,9 @@ function startLoad(cluster: ClusterInfo, database: string, writers = 3) {
         await new Promise((r) => setTimeout(r, 200));
       }
       // Paced, not as fast as the machine allows: the CPU a test costs must not grow with the CPU it
-      // finds free (CONTRIBUTING.md, the suite's time); a few clients still overlap every step.
-      await new Promise((r) => setTimeout(r, 25));
+      // finds free (CONTRIBUTING.md, the suite's time), and with kick triggers each commit is a sync
+      // run of Bucardo's; a few clients still overlap every step.
+      await new Promise((r) => setTimeout(r, 50));
     }
     await client?.end().catch(() => undefined);
   };
@@ -125,8 +127,10 @@ async function assertSame(
       tableRows(source.cluster, source.dbname, table),
       tableRows(target.cluster, target.dbname, table),
     ]);
-    const lost = primary.filter((row) => !secondary.includes(row));
-    const extra = secondary.filter((row) => !primary.includes(row));
+    // Sets, not Array.includes: over t1's 20,500 rows that was a quadratic compare, seconds of CPU.
+    const [onPrimary, onSecondary] = [new Set(primary), new Set(secondary)];
+    const lost = primary.filter((row) => !onSecondary.has(row));
+    const extra = secondary.filter((row) => !onPrimary.has(row));
     assert.deepEqual({ lost: lost.length, extra: extra.length }, { lost: 0, extra: 0 }, `${table} differs`);
   }
 }
@@ -167,29 +171,47 @@ function bucardoProcesses(pidDir: string): number[] {
     .filter((pid): pid is number => pid !== undefined && isProcessAlive(pid));
 }
 
-test('syncs: 3 — six tables over three syncs (the FK pair together), load, status per sync, kill -9 and restart, uninstall', async (t) => {
-  await freshDatabase(a, 'syncs_a', SCHEMA + DATA);
-  await freshDatabase(b, 'syncs_b', SCHEMA);
+test('syncs: 3 on A→B, 2 on its cascade B→C — six tables over three syncs (the FK pair together); B→C waits for every A→B copy; load, kill -9 and restart of A→B, changes reach B and C; status per sync, uninstall', async (t) => {
+  const A = { cluster: a, dbname: 'syncs_a' };
+  const B = { cluster: b, dbname: 'syncs_b' };
+  const C = { cluster: a, dbname: 'syncs_c' };
+  await freshDatabase(a, A.dbname, SCHEMA + DATA);
+  await freshDatabase(b, B.dbname, SCHEMA);
+  await freshDatabase(a, C.dbname, SCHEMA);
   const job = writeJobConfig({
     name: 'syncs3',
     plugins: ['bucardo', 'cutover'],
-    primary: { cluster: a, dbname: 'syncs_a' },
-    secondary: { cluster: b, dbname: 'syncs_b' },
+    primary: A,
+    secondary: { ...B, cascade: true },
     metadata: a,
     bucardoSettings: { syncs: 3 },
     extra: { cutover: { chunk_rows: 1000, settle_time: 10 } },
   });
-  const tool = (list: string) => runTool(['-c', job.file, '-l', list], { timeoutMs: 150_000 });
+  const bToC = writeJobConfig({
+    name: 'sb_to_c',
+    primary: { ...B, cascade: true },
+    secondary: C,
+    metadata: b,
+    asynchronousKicking: true,
+    bucardoSettings: { syncs: 2 },
+  });
+  const tool = (list: string) =>
+    runTool(['-c1', job.file, '-c2', bToC.file, '-l', list], { timeoutMs: 150_000 });
   let orphans: number[] = [];
   // forgetJob stops the daemon by its pids: a bucardo.stop run first would only add its CPU.
   t.after(async () => {
     for (const pid of orphans) if (isProcessAlive(pid)) process.kill(pid, 'SIGKILL');
+    await forgetJob(bToC, b);
     await forgetJob(job, a);
   });
-  await query(a, 'syncs_a', 'ANALYZE');
+  await query(a, A.dbname, 'ANALYZE');
 
-  const setup = await tool('bucardo.install bucardo.add_triggers');
-  assert.equal(setup.code, 0, setup.stdout + setup.stderr);
+  // Both hops installed with their triggers; B→C refuses to start while A→B's copies are pending.
+  const early = await tool(
+    'c1.bucardo.install c1.bucardo.add_triggers c2.bucardo.install c2.bucardo.add_triggers c2.bucardo.start',
+  );
+  assert.equal(early.code, 1, early.stdout + early.stderr);
+  assert.match(early.stderr, /sb_to_c replicates syncs_b, which syncs3 is still filling/);
   const syncs = await recordedSyncs(a);
   assert.deepEqual([...syncs.keys()], ['syncs3_1', 'syncs3_2', 'syncs3_3'], 'three syncs recorded');
   const all = [...syncs.values()].flat().sort();
@@ -223,42 +245,50 @@ test('syncs: 3 — six tables over three syncs (the FK pair together), load, sta
     'syncs_a',
     'INSERT INTO public.t1 SELECT g, g FROM generate_series(10001, 30000) g; ANALYZE',
   );
-  const again = await tool('bucardo.install bucardo.add_triggers');
+  // The rerun and both hops' starts in one run (a tool run costs its start): starting moves no table.
+  const again = await tool(
+    'c1.bucardo.install c1.bucardo.add_triggers c1.bucardo.start c1.bucardo.wait_for_copy c2.bucardo.start c2.bucardo.wait_for_copy',
+  );
   assert.equal(again.code, 0, again.stdout + again.stderr);
   assert.deepEqual(await recordedSyncs(a), syncs, 'a rerun keeps every table in its sync');
+  assert.deepEqual([...(await recordedSyncs(b)).keys()], ['sb_to_c_1', 'sb_to_c_2'], 'B→C: two syncs');
+  await waitSame(A, B, 'the initial copy');
+  await waitSame(A, C, 'the initial copies to fill C');
 
-  const start = await tool('bucardo.start bucardo.wait_for_copy');
-  assert.equal(start.code, 0, start.stdout + start.stderr);
-  await waitSame({ cluster: a, dbname: 'syncs_a' }, { cluster: b, dbname: 'syncs_b' }, 'the initial copy');
-
-  const load = startLoad(a, 'syncs_a');
+  const load = startLoad(a, A.dbname);
   // Stopped also when the test fails: a load left running keeps the file (and the servers) busy.
   t.after(() => load.stop());
-  await new Promise((r) => setTimeout(r, 2000));
+  // Short pauses: the faults need writes under way before, while and after the daemon is down, not
+  // seconds of them (with kick triggers every second of load is seconds of Bucardo's CPU).
+  await new Promise((r) => setTimeout(r, 1000));
   const mcp = readPidFile(path.join(job.pidDir, 'bucardo.mcp.pid'));
   assert.ok(mcp && isProcessAlive(mcp), 'the daemon runs');
   orphans = bucardoProcesses(job.pidDir);
   process.kill(mcp, 'SIGKILL');
   await waitFor(async () => !isProcessAlive(mcp), 5000, 'the daemon to die');
-  await new Promise((r) => setTimeout(r, 1500));
-  const restart = await tool('bucardo.restart');
+  await new Promise((r) => setTimeout(r, 500));
+  const restart = await tool('c1.bucardo.restart');
   assert.equal(restart.code, 0, restart.stdout + restart.stderr);
-  await new Promise((r) => setTimeout(r, 2000));
+  await new Promise((r) => setTimeout(r, 1000));
   const operations = await load.stop();
   assert.ok(operations > 50, `the load ran (${operations} operations)`);
   // The rows first, by SQL (a status run costs a tool's start): then status has little left to wait for.
-  await waitSame({ cluster: a, dbname: 'syncs_a' }, { cluster: b, dbname: 'syncs_b' }, 'the load to arrive');
+  await waitSame(A, B, 'the load to arrive');
+  await waitSame(A, C, 'changes on A to reach C');
 
+  // The status as JSON (waited on), as text, then the verify: one run once A→B has caught up.
   let status: any;
+  let verified: ToolResult | undefined;
   await waitFor(
     async () => {
-      status = outcome(await tool('bucardo.status --json')).data;
+      verified = await tool('c1.bucardo.status --json c1.bucardo.status c1.cutover.verify --json');
+      status = outcomes(verified)[0]?.data;
       return status?.verdict === 'caught up';
     },
     60_000,
     'bucardo.status to say caught up',
   );
-  await assertSame({ cluster: a, dbname: 'syncs_a' }, { cluster: b, dbname: 'syncs_b' });
+  await assertSame(A, B);
   assert.equal(status.syncs.length, 3);
   for (const sync of status.syncs) {
     assert.equal(sync.exists, true, sync.name);
@@ -269,12 +299,10 @@ test('syncs: 3 — six tables over three syncs (the FK pair together), load, sta
   }
   assert.equal(status.sync.exists, true);
   assert.equal(status.copy.state, 'done');
-  // One run: the status as text, then the verify (the list's only JSON outcome).
-  const verified = await tool('bucardo.status cutover.verify --json');
-  assert.match(verified.stdout, /Syncs\s+: 3, each applied by its own Bucardo worker/);
-  assert.match(verified.stdout, /syncs3_1\s+loaded/);
-  const report = outcome(verified).data;
-  assert.equal(verified.code, 0, `${report?.verdict}\n${verified.stdout}`);
+  assert.match(verified!.stdout, /Syncs\s+: 3, each applied by its own Bucardo worker/);
+  assert.match(verified!.stdout, /syncs3_1\s+loaded/);
+  const report = outcomes(verified!).at(-1)!.data;
+  assert.equal(verified!.code, 0, `${report?.verdict}\n${verified!.stdout}`);
   assert.equal(report.totals.mismatchedRows, 0);
   assert.equal(
     (await query<{ v: string }>(b, 'syncs_b', 'SELECT last_value::text AS v FROM public.ticket'))[0]!.v,
@@ -282,62 +310,12 @@ test('syncs: 3 — six tables over three syncs (the FK pair together), load, sta
     'the sequence replicated with the first sync',
   );
 
-  const removed = await tool('bucardo.uninstall');
+  const removed = await tool('c2.bucardo.uninstall c1.bucardo.uninstall');
   assert.equal(removed.code, 0, removed.stdout + removed.stderr);
-  const left = await query(a, 'syncs_a', "SELECT tgname FROM pg_trigger WHERE tgname LIKE 'bucardo%'");
+  const left = await query(a, A.dbname, "SELECT tgname FROM pg_trigger WHERE tgname LIKE 'bucardo%'");
   assert.deepEqual(left, [], 'no Bucardo trigger left on the primary');
   const metadataLeft = await query(a, 'postgres', "SELECT 1 FROM pg_database WHERE datname = 'bucardo'");
   assert.deepEqual(metadataLeft, [], 'no sync left: the metadata database is gone');
-});
-
-test('a cascade A→B→C with syncs: 2 on both hops: B→C waits for every A→B copy; changes reach C', async (t) => {
-  await freshDatabase(a, 'syncs_ca', SCHEMA + DATA);
-  await freshDatabase(b, 'syncs_cb', SCHEMA);
-  await freshDatabase(a, 'syncs_cc', SCHEMA);
-  const A = { cluster: a, dbname: 'syncs_ca' };
-  const B = { cluster: b, dbname: 'syncs_cb' };
-  const C = { cluster: a, dbname: 'syncs_cc' };
-  const aToB = writeJobConfig({
-    name: 'sa_to_b',
-    primary: A,
-    secondary: { ...B, cascade: true },
-    metadata: a,
-    bucardoSettings: { syncs: 2 },
-  });
-  const bToC = writeJobConfig({
-    name: 'sb_to_c',
-    primary: { ...B, cascade: true },
-    secondary: C,
-    metadata: b,
-    asynchronousKicking: true,
-    bucardoSettings: { syncs: 2 },
-  });
-  const both = ['-c1', aToB.file, '-c2', bToC.file];
-  const tool = (list: string) => runTool([...both, '-l', list], { timeoutMs: 150_000 });
-  t.after(async () => {
-    await forgetJob(bToC, b);
-    await forgetJob(aToB, a);
-  });
-  const early = await tool(
-    'c1.bucardo.install c1.bucardo.add_triggers c2.bucardo.install c2.bucardo.add_triggers c2.bucardo.start',
-  );
-  assert.equal(early.code, 1, early.stdout + early.stderr);
-  assert.match(early.stderr, /sb_to_c replicates syncs_cb, which sa_to_b is still filling/);
-  const run = await tool(
-    'c1.bucardo.start c1.bucardo.wait_for_copy c2.bucardo.start c2.bucardo.wait_for_copy',
-  );
-  assert.equal(run.code, 0, run.stdout + run.stderr);
-  assert.deepEqual([...(await recordedSyncs(b)).keys()], ['sb_to_c_1', 'sb_to_c_2']);
-  await waitSame(A, C, 'the initial copies to fill C');
-  const load = startLoad(a, 'syncs_ca', 2);
-  // Stopped also when the test fails: a load left running keeps the file (and the servers) busy.
-  t.after(() => load.stop());
-  await new Promise((r) => setTimeout(r, 6000));
-  assert.ok((await load.stop()) > 5, 'the load ran');
-  await waitSame(A, B, 'changes on A to reach B');
-  await waitSame(A, C, 'changes on A to reach C');
-  const removed = await tool('c2.bucardo.uninstall c1.bucardo.uninstall');
-  assert.equal(removed.code, 0, removed.stdout + removed.stderr);
 });
 
 test('syncs: 2 with the retry plugin: retry.add_triggers records both syncs, table by table; retry.drop_triggers removes them', async (t) => {
@@ -354,14 +332,16 @@ test('syncs: 2 with the retry plugin: retry.add_triggers records both syncs, tab
   });
   const tool = (list: string) => runTool(['-c', job.file, '-l', list], { timeoutMs: 150_000 });
   t.after(() => forgetJob(job, a));
-  const add = await tool('bucardo.install retry.install retry.add_triggers');
+  // add_triggers twice in one run (a tool run costs its start): the second finds nothing to do.
+  const add = await tool('bucardo.install retry.install retry.add_triggers retry.add_triggers');
   assert.equal(add.code, 0, add.stdout + add.stderr);
+  const [, first, twice] = add.stdout.split(/^== retry\.add_triggers$/m);
+  assert.ok(twice !== undefined, `two retry.add_triggers runs in:\n${add.stdout}`);
+  assert.doesNotMatch(first!, /Nothing to do/);
+  assert.match(twice, /Nothing to do: all 6 tables already carry this job's triggers/);
   const syncs = await recordedSyncs(a);
   assert.deepEqual([...syncs.keys()], ['syncs_retry_1', 'syncs_retry_2']);
   assert.deepEqual([...syncs.values()].flat().sort(), [...TABLES].sort());
-  const twice = await tool('retry.add_triggers');
-  assert.equal(twice.code, 0, twice.stdout + twice.stderr);
-  assert.match(twice.stdout, /Nothing to do: all 6 tables already carry this job's triggers/);
   const drop = await tool('retry.drop_triggers');
   assert.equal(drop.code, 0, drop.stdout + drop.stderr);
   assert.deepEqual(await recordedSyncs(a), new Map(), 'no sync left');
