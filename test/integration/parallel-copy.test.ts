@@ -200,8 +200,12 @@ test('parallel copy under a concurrent write load: the secondary ends identical 
   // forgetJob stops the daemon by its pids: a bucardo.stop run first would only add its CPU.
   t.after(() => forgetJob(job, a));
   const tool = (list: string) => runTool(['-c', job.file, '-l', list]);
-  const installed = await tool('bucardo.install indexes.install bucardo.add_triggers indexes.drop');
+  // The status in the same run: a tool run costs half a second of CPU before its work.
+  const installed = await tool(
+    'bucardo.install indexes.install bucardo.add_triggers indexes.drop bucardo.status --json',
+  );
   assert.equal(installed.code, 0, installed.stdout + installed.stderr);
+  assert.match(installed.stdout, /"copy":\{"state":"pending"/);
   assert.deepEqual(await secondaryIndexes(b, 'pc_b'), [], 'indexes.drop removed the four indexes');
   const sync = await query<{ onetimecopy: number }>(
     a,
@@ -209,8 +213,6 @@ test('parallel copy under a concurrent write load: the secondary ends identical 
     "SELECT onetimecopy FROM bucardo.sync WHERE name = 'pcopy'",
   );
   assert.equal(sync[0]!.onetimecopy, 0, "the sync is created without Bucardo's one-time copy");
-  const pending = await tool('bucardo.status --json');
-  assert.match(pending.stdout, /"copy":\{"state":"pending"/);
 
   const load = writeLoad(a, 'pc_a');
   // Stopped also when the test fails: a load left running keeps the file (and the servers) busy.
@@ -218,7 +220,9 @@ test('parallel copy under a concurrent write load: the secondary ends identical 
   // Changes before the copy, during it, and after it.
   await new Promise((r) => setTimeout(r, 1000));
   const started = await tool('bucardo.start');
-  await new Promise((r) => setTimeout(r, 3000));
+  // A second of changes after the copy is enough to replicate on top of it: each second more only
+  // adds syncs that Bucardo runs back to back.
+  await new Promise((r) => setTimeout(r, 1000));
   const commits = await load.stop();
   assert.equal(started.code, 0, started.stdout + started.stderr);
   assert.match(started.stdout, /copied 5 table\(s\) in \d+ unit\(s\), 3 at a time/);
@@ -303,16 +307,22 @@ test('Ctrl-C mid-copy, then a rerun copies only what was not done; ranges arrive
     "SELECT 1 FROM pg_stat_activity WHERE query LIKE 'COPY %blocked%TO STDOUT'",
   );
   assert.equal(afterCancel.length, 0, 'the server-side COPY was cancelled');
-  const status = await runTool(['-c', job.file, '-l', 'bucardo.status --json']);
-  assert.match(status.stdout, /"copy":\{"state":"pending"/);
 
   await locker.query('COMMIT');
   // A row the target holds in a unit that is not recorded as done (as after a crash between commit
   // and record): the rerun clears the unit before copying it.
   await query(b, 'pc_b', "INSERT INTO public.blocked VALUES (999999, 'stray')");
-  const rerun = await runTool(['-c', job.file, '-l', 'bucardo.copy --json']);
+  // The status of the interrupted copy, then the rerun: one tool run.
+  const rerun = await runTool(['-c', job.file, '-l', 'bucardo.status --json bucardo.copy --json']);
   assert.equal(rerun.code, 0, rerun.stdout + rerun.stderr);
-  const data = JSON.parse(rerun.stdout.trim().split('\n')[0]!).data as {
+  const [status, copy] = rerun.stdout
+    .split('\n')
+    .filter((line) => line.startsWith('{"command"'))
+    .map((line) => JSON.parse(line) as { command: string; data: unknown });
+  assert.equal(status!.command, 'bucardo.status', rerun.stdout);
+  assert.match(JSON.stringify(status!.data), /"copy":\{"state":"pending"/);
+  assert.equal(copy!.command, 'bucardo.copy', rerun.stdout);
+  const data = copy!.data as {
     unitsCopied: string[];
     unitsSkipped: string[];
   };
@@ -405,22 +415,36 @@ test('indexes dropped before a parallel copy are rebuilt table by table while th
   assert.match(recreate.stdout, /All 4 recorded index\(es\) are present and valid on the secondary/);
 });
 
-test("rows arrive byte for byte (escapes, NULLs, multi-megabyte values); a secondary's error ends the copy cleanly", async (t) => {
+// One job for two concerns of the copy (a job's install costs some 4 s of CPU): rows that must arrive
+// byte for byte, and tables that may arrive frozen. A reader holds public.busy on the secondary through
+// both runs (the refused one and the one that finishes).
+test("rows arrive byte for byte (escapes, NULLs, multi-megabyte values); a secondary's error ends the copy cleanly; whole tables of 1 MB or more arrive frozen (COPY FREEZE) where a TRUNCATE can go first; referenced, busy or small ones plainly", async (t) => {
   const schema = `
 CREATE TABLE public.odd (id int PRIMARY KEY, t text, b bytea, j jsonb, "Mixed ""Case""" text);
-CREATE TABLE public.huge (id int PRIMARY KEY, blob text);`;
+CREATE TABLE public.huge (id int PRIMARY KEY, blob text);
+CREATE TABLE public.solo (id int PRIMARY KEY, v text);
+CREATE TABLE public.parent (id int PRIMARY KEY, v text);
+CREATE TABLE public.kid (id int PRIMARY KEY, parent_id int REFERENCES public.parent (id), v text);
+CREATE TABLE public.small (id int PRIMARY KEY, v text);
+CREATE TABLE public.busy (id int PRIMARY KEY, v text);`;
   const data = `
 INSERT INTO public.odd SELECT g, CASE WHEN g % 5 = 0 THEN NULL ELSE E'line\\none\\ttab \\\\ back ' || g || ' ünïcødé ✓' END,
   decode(md5(g::text), 'hex'), jsonb_build_object('g', g, 'q', E'"\\n'), CASE WHEN g % 7 = 0 THEN '' END
   FROM generate_series(1, 30000) g;
 INSERT INTO public.huge SELECT g, repeat(md5(g::text), 100000) FROM generate_series(1, 3) g;
+INSERT INTO public.solo SELECT g, repeat('s', 50) FROM generate_series(1, 20000) g;
+INSERT INTO public.parent SELECT g, repeat('p', 50) FROM generate_series(1, 20000) g;
+INSERT INTO public.kid SELECT g, g, repeat('k', 50) FROM generate_series(1, 20000) g;
+INSERT INTO public.busy SELECT g, repeat('b', 50) FROM generate_series(1, 20000) g;
+INSERT INTO public.small SELECT g, repeat('m', 50) FROM generate_series(1, 1000) g;
 ANALYZE;`;
   await freshDatabase(a, 'pcr_a', schema + data);
   // A check the primary does not have: the secondary refuses row 777 in the middle of the stream.
   await freshDatabase(
     b,
     'pcr_b',
-    schema + 'ALTER TABLE public.odd ADD CONSTRAINT not_777 CHECK (id <> 777);',
+    schema +
+      'ALTER TABLE public.odd ADD CONSTRAINT not_777 CHECK (id <> 777); CREATE EXTENSION pg_visibility;',
   );
   const job = writeJobConfig({
     name: 'pcrelay',
@@ -429,7 +453,15 @@ ANALYZE;`;
     copyData: 'parallel',
     bucardoSettings: { copy_jobs: 2 },
   });
-  t.after(() => forgetJob(job, a));
+  // A reader of public.busy on the secondary for the whole copy: its TRUNCATE would have to wait.
+  const reader = new pg.Client({ host: b.host, port: b.port, user: 'postgres', database: 'pcr_b' });
+  t.after(async () => {
+    await reader.end().catch(() => undefined);
+    await forgetJob(job, a);
+  });
+  await reader.connect();
+  await reader.query('BEGIN');
+  await reader.query('SELECT count(*) FROM public.busy');
   const installed = await runTool(['-c', job.file, '-l', 'bucardo.install bucardo.add_triggers']);
   assert.equal(installed.code, 0, installed.stdout + installed.stderr);
   const refused = await runTool(['-c', job.file, '-l', 'bucardo.copy']);
@@ -446,59 +478,25 @@ ANALYZE;`;
 
   await query(b, 'pcr_b', 'ALTER TABLE public.odd DROP CONSTRAINT not_777');
   const copied = await runTool(['-c', job.file, '-l', 'bucardo.copy --json']);
+  await reader.query('COMMIT');
   assert.equal(copied.code, 0, copied.stdout + copied.stderr);
-  // Over both runs (the first may have finished public.huge before the refusal).
+  // Over both runs (the first may have finished some tables before the refusal).
   const record = JSON.parse(
     readFileSync(path.join(job.dir, 'state', 'parallel-copy.pcrelay.json'), 'utf8'),
   ) as {
     rowsDone: number;
     bytesDone: number;
   };
-  assert.equal(record.rowsDone, 30003, 'rows counted as they streamed');
+  assert.equal(record.rowsDone, 30003 + 4 * 20000 + 1000, 'rows counted as they streamed');
   assert.ok(record.bytesDone > 9_600_000, `bytes counted as they streamed (${record.bytesDone})`);
   for (const table of ['public.odd', 'public.huge'])
     assert.equal(await fingerprint(b, 'pcr_b', table), await fingerprint(a, 'pcr_a', table), table);
-});
 
-test('whole tables of 1 MB or more arrive frozen (COPY FREEZE) where a TRUNCATE can go first; referenced, busy or small ones plainly', async (t) => {
-  const schema = `
-CREATE TABLE public.solo (id int PRIMARY KEY, v text);
-CREATE TABLE public.parent (id int PRIMARY KEY, v text);
-CREATE TABLE public.kid (id int PRIMARY KEY, parent_id int REFERENCES public.parent (id), v text);
-CREATE TABLE public.small (id int PRIMARY KEY, v text);
-CREATE TABLE public.busy (id int PRIMARY KEY, v text);`;
-  const data = `
-INSERT INTO public.solo SELECT g, repeat('s', 50) FROM generate_series(1, 20000) g;
-INSERT INTO public.parent SELECT g, repeat('p', 50) FROM generate_series(1, 20000) g;
-INSERT INTO public.kid SELECT g, g, repeat('k', 50) FROM generate_series(1, 20000) g;
-INSERT INTO public.busy SELECT g, repeat('b', 50) FROM generate_series(1, 20000) g;
-INSERT INTO public.small SELECT g, repeat('m', 50) FROM generate_series(1, 1000) g;
-ANALYZE;`;
-  await freshDatabase(a, 'pcf_a', schema + data);
-  await freshDatabase(b, 'pcf_b', schema + 'CREATE EXTENSION pg_visibility;');
-  const job = writeJobConfig({
-    name: 'pcfreeze',
-    primary: { cluster: a, dbname: 'pcf_a' },
-    secondary: { cluster: b, dbname: 'pcf_b' },
-    copyData: 'parallel',
-  });
-  // A reader of public.busy on the secondary for the whole copy: its TRUNCATE would have to wait.
-  const reader = new pg.Client({ host: b.host, port: b.port, user: 'postgres', database: 'pcf_b' });
-  t.after(async () => {
-    await reader.end().catch(() => undefined);
-    await forgetJob(job, a);
-  });
-  await reader.connect();
-  await reader.query('BEGIN');
-  await reader.query('SELECT count(*) FROM public.busy');
-  const copied = await runTool(['-c', job.file, '-l', 'bucardo.install bucardo.add_triggers bucardo.copy']);
-  await reader.query('COMMIT');
-  assert.equal(copied.code, 0, copied.stdout + copied.stderr);
   const frozen = async (table: string) =>
     (
       await query<{ pages: number; frozen: number }>(
         b,
-        'pcf_b',
+        'pcr_b',
         `SELECT (pg_relation_size($1) / current_setting('block_size')::int)::int AS pages, all_frozen::int AS frozen
            FROM pg_visibility_map_summary($1)`,
         [table],
@@ -513,7 +511,7 @@ ANALYZE;`;
   for (const table of ['public.parent', 'public.busy', 'public.small'])
     assert.equal((await frozen(table)).frozen, 0, `${table} was copied plainly`);
   for (const table of ['public.solo', 'public.parent', 'public.kid', 'public.busy', 'public.small'])
-    assert.equal(await fingerprint(b, 'pcf_b', table), await fingerprint(a, 'pcf_a', table), table);
+    assert.equal(await fingerprint(b, 'pcr_b', table), await fingerprint(a, 'pcr_a', table), table);
 });
 
 test('cascade A→B→C with copy_data parallel and bucardo.syncs 2 on both hops: B→C copies B only after A→B has filled it', async (t) => {
@@ -558,10 +556,11 @@ test('cascade A→B→C with copy_data parallel and bucardo.syncs 2 on both hops
     'nothing copied to C',
   );
 
+  // B→C's status in the same run (its copy is done once c2.bucardo.start returns).
   const started = await runTool([
     ...both,
     '-l',
-    'c1.bucardo.start c1.bucardo.wait_for_copy c2.bucardo.start',
+    'c1.bucardo.start c1.bucardo.wait_for_copy c2.bucardo.start c2.bucardo.status --json',
   ]);
   assert.equal(started.code, 0, started.stdout + started.stderr);
   // Each hop copies its 5 tables, spread over its two syncs (one line per sync).
@@ -581,7 +580,6 @@ test('cascade A→B→C with copy_data parallel and bucardo.syncs 2 on both hops
      DELETE FROM public.big WHERE id BETWEEN 19000 AND 19010;
      UPDATE public.tags SET note = 'cascaded' WHERE name = 'tag1';`,
   );
+  assert.match(started.stdout, /"copy":\{"state":"done"/);
   await becomesIdentical([a, 'pcc_a'], [a, 'pcc_c'], 'C to match A through B');
-  const status = await runTool([...both, '-l', 'c2.bucardo.status --json']);
-  assert.match(status.stdout, /"copy":\{"state":"done"/);
 });
