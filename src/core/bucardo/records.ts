@@ -479,7 +479,14 @@ export async function ensureDbgroup(
         [name, missing.map((m) => m.db), missing.map((m) => m.role)],
       ),
     activity,
-  );
+  ).catch((error: { code?: string; message?: string }) => {
+    // What the CLI said in its words: a member not recorded, a name the schema refuses.
+    if (error.code === '23503' || error.code === '23514')
+      throw new OperatorError(
+        `Bucardo's metadata database ${job.metadataDb} refused the dbgroup ${name} of ${missing.map((m) => m.db).join(', ')} (${error.message}): ${error.code === '23503' ? 'a database of it is not recorded. Run bucardo.install first' : 'dbgroup names must match ^[a-zA-Z]\\w*$; set bucardo.replication_name accordingly'}, then run the command again.`,
+      );
+    throw error;
+  });
   return members
     ? `completed dbgroup ${name} with ${missing.map((m) => m.db).join(', ')}`
     : `created dbgroup ${name} (${wanted.map((w) => `${w.db} as ${w.role}`).join(', ')})`;
