@@ -246,7 +246,7 @@ export async function ensureSync(job: Job, ctx: CommandContext): Promise<string[
       if (risk) steps.push(await confirmOrRefuse(ctx, risk, 'retry.add_triggers'));
     }
     if (rows.some((row) => !row)) {
-      const dbgroup = await ensureDbgroup(job, ctx.activity);
+      const dbgroup = await ensureDbgroup(job, ctx.activity, ctx.db);
       if (dbgroup) steps.push(dbgroup);
     }
     for (const [i, sync] of syncs.entries()) steps.push(...(await ensureOneSync(job, ctx, sync, rows[i])));

@@ -448,48 +448,58 @@ export async function ensureDbgroup(
     { db: job.bucardoDbName.primary, role: 'source' },
     ...targetRecordNames(job).map((db) => ({ db, role: 'target' })),
   ];
-  const metadata = db?.job === job ? db : job;
-  const members = await withMetadata(
-    metadata,
+  // One session for the read and the write: the command's metadata session when given, else its own.
+  return withMetadata(
+    db?.job === job ? db : job,
     async (client) => {
       const { rows } = await client.query<{ db: string | null; role: string | null }>(
         'SELECT m.db, m.role FROM bucardo.dbgroup g LEFT JOIN bucardo.dbmap m ON m.dbgroup = g.name WHERE g.name = $1',
         [name],
       );
-      return rows.length ? rows.filter((r) => r.db !== null) : undefined;
+      const members = rows.length ? rows.filter((r) => r.db !== null) : undefined;
+      const missing = wanted.filter((w) => !members?.some((m) => m.db === w.db && m.role === w.role));
+      const unexpected = (members ?? []).filter(
+        (m) => !wanted.some((w) => w.db === m.db && w.role === m.role),
+      );
+      if (unexpected.length)
+        throw new OperatorError(
+          `The dbgroup ${name} in the metadata database ${job.metadataDb} holds ${unexpected.map((m) => `${m.db} as ${m.role}`).join(', ')}, but ${job.name} needs it to hold exactly ${wanted.map((w) => `${w.db} as ${w.role}`).join(' and ')}: a sync on it would replicate between other databases. Nothing was created. If it is a leftover no sync uses, remove it (bucardo remove dbgroup ${name}) and run the command again.`,
+        );
+      if (missing.length === 0) return undefined;
+      await insertDbgroupMembers(client, job, missing);
+      return members
+        ? `completed dbgroup ${name} with ${missing.map((m) => m.db).join(', ')}`
+        : `created dbgroup ${name} (${wanted.map((w) => `${w.db} as ${w.role}`).join(', ')})`;
     },
     activity,
   );
-  const missing = wanted.filter((w) => !members?.some((m) => m.db === w.db && m.role === w.role));
-  const unexpected = (members ?? []).filter((m) => !wanted.some((w) => w.db === m.db && w.role === m.role));
-  if (unexpected.length)
-    throw new OperatorError(
-      `The dbgroup ${name} in the metadata database ${job.metadataDb} holds ${unexpected.map((m) => `${m.db} as ${m.role}`).join(', ')}, but ${job.name} needs it to hold exactly ${wanted.map((w) => `${w.db} as ${w.role}`).join(' and ')}: a sync on it would replicate between other databases. Nothing was created. If it is a leftover no sync uses, remove it (bucardo remove dbgroup ${name}) and run the command again.`,
-    );
-  if (missing.length === 0) return undefined;
-  // One statement (the shared session runs single statements): the dbmap rows' foreign key is checked
-  // at its end, after the group's row is in.
-  await withMetadata(
-    metadata,
-    (client) =>
-      client.query(
-        `WITH made AS (INSERT INTO bucardo.dbgroup (name) SELECT $1 WHERE NOT EXISTS
-                         (SELECT 1 FROM bucardo.dbgroup WHERE name = $1))
-         INSERT INTO bucardo.dbmap (db, dbgroup, role) SELECT db, $1, role FROM unnest($2::text[], $3::text[]) AS m (db, role)`,
-        [name, missing.map((m) => m.db), missing.map((m) => m.role)],
-      ),
-    activity,
-  ).catch((error: { code?: string; message?: string }) => {
-    // What the CLI said in its words: a member not recorded, a name the schema refuses.
-    if (error.code === '23503' || error.code === '23514')
-      throw new OperatorError(
-        `Bucardo's metadata database ${job.metadataDb} refused the dbgroup ${name} of ${missing.map((m) => m.db).join(', ')} (${error.message}): ${error.code === '23503' ? 'a database of it is not recorded. Run bucardo.install first' : 'dbgroup names must match ^[a-zA-Z]\\w*$; set bucardo.replication_name accordingly'}, then run the command again.`,
-      );
-    throw error;
-  });
-  return members
-    ? `completed dbgroup ${name} with ${missing.map((m) => m.db).join(', ')}`
-    : `created dbgroup ${name} (${wanted.map((w) => `${w.db} as ${w.role}`).join(', ')})`;
+}
+
+/**
+ * The group's row when missing and a dbmap row per member, in one statement (a shared session runs
+ * single statements): the dbmap rows' foreign key is checked at its end, after the group's row is in.
+ */
+async function insertDbgroupMembers(
+  client: Client,
+  job: Job,
+  members: { db: string; role: string }[],
+): Promise<void> {
+  const name = job.dbgroupName;
+  await client
+    .query(
+      `WITH made AS (INSERT INTO bucardo.dbgroup (name) SELECT $1 WHERE NOT EXISTS
+                       (SELECT 1 FROM bucardo.dbgroup WHERE name = $1))
+       INSERT INTO bucardo.dbmap (db, dbgroup, role) SELECT db, $1, role FROM unnest($2::text[], $3::text[]) AS m (db, role)`,
+      [name, members.map((m) => m.db), members.map((m) => m.role)],
+    )
+    .catch((error: { code?: string; message?: string }) => {
+      // What the CLI said in its words: a member not recorded, a name the schema refuses.
+      if (error.code === '23503' || error.code === '23514')
+        throw new OperatorError(
+          `Bucardo's metadata database ${job.metadataDb} refused the dbgroup ${name} of ${members.map((m) => m.db).join(', ')} (${error.message}): ${error.code === '23503' ? 'a database of it is not recorded. Run bucardo.install first' : 'dbgroup names must match ^[a-zA-Z]\\w*$; set bucardo.replication_name accordingly'}, then run the command again.`,
+        );
+      throw error;
+    });
 }
 
 /**
